@@ -1,0 +1,228 @@
+"""The integer network: one specification that the trainer exports, the golden model
+simulates and the gateware implements. Every width is derived here, once.
+
+Per layer (docs/fixed-point.md has the full contract and a worked example):
+
+* ``I[t]   = (W @ x[t]) * 2**frac_bits + bias``                      (exact, derived width)
+* ``v[t]   = leak(u[t-1]) + I[t] - threshold * z[t-1]``               (subtract reset)
+  ``v[t]   = 0 if z[t-1] else leak(u[t-1]) + I[t]``                   (zero reset)
+* ``leak(u) = (beta_num * u + 2**(beta_shift-1)) >> beta_shift``     (round half up)
+* ``u[t]   = Q(v[t])`` (nearest level of ``levels``, ties low, saturating; stored as a
+  code) when states are quantized, else ``clip(v[t], -2**(mem_bits-1), 2**(mem_bits-1)-1)``
+* ``z[t]   = u[t] > threshold``  (with levels: ``code > threshold_code``)
+
+All quantities are integers in *membrane units*; ``u[-1]`` is 0, or the code of the
+level nearest 0 when states are quantized.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._check import check_choice, check_int, check_int_array
+from .quant.state import decision_boundaries, nearest_level
+
+RESET_MODES = ("subtract", "zero")
+MAX_BETA_SHIFT = 24
+MAX_MEM_BITS = 32
+MAX_INPUT_BITS = 16
+# Every intermediate must fit int64 in the golden model (and a derived width in hardware).
+_INT64_LIMIT = 1 << 62
+
+
+def signed_width(lo: int, hi: int) -> int:
+    """Bits of the smallest two's-complement type holding every integer in ``[lo, hi]``."""
+    bits = 1
+    while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
+        bits += 1
+    return bits
+
+
+def unsigned_width(hi: int) -> int:
+    """Bits of the smallest unsigned type holding ``[0, hi]`` (at least 1)."""
+    return max(1, int(hi).bit_length())
+
+
+@dataclass(frozen=True, eq=False)
+class IntLayer:
+    """One dense LIF layer of the deployed network, integers only.
+
+    Parameters
+    ----------
+    weight : (N, M) signed integers. Synaptic weight of input m onto neuron n.
+    threshold : membrane units, > 0.
+    beta_num, beta_shift : leak factor ``beta = beta_num / 2**beta_shift``, in (0, 1].
+    reset : ``"subtract"`` (subtract the threshold) or ``"zero"``.
+    bias : optional (N,) signed integers in membrane units, added every timestep.
+    frac_bits : the current ``W @ x`` is shifted left by this many bits into membrane units.
+    levels : optional strictly increasing signed integer table of ``2**n`` levels
+        (membrane units); the state is then stored as an n-bit code.
+    mem_bits : width of the saturating signed membrane when ``levels`` is None.
+    """
+
+    weight: np.ndarray
+    threshold: int
+    beta_num: int
+    beta_shift: int
+    reset: str = "subtract"
+    bias: np.ndarray | None = None
+    frac_bits: int = 0
+    levels: np.ndarray | None = None
+    mem_bits: int = 24
+
+    def __post_init__(self):
+        w = check_int_array("weight", self.weight, ndim=2)
+        if w.shape[0] < 1 or w.shape[1] < 1:
+            raise ValueError(f"weight must have at least one neuron and one input, "
+                             f"got shape {w.shape}")
+        object.__setattr__(self, "weight", w)
+        check_int("threshold", self.threshold, 1, _INT64_LIMIT)
+        object.__setattr__(self, "threshold", int(self.threshold))
+        check_int("beta_shift", self.beta_shift, 0, MAX_BETA_SHIFT)
+        check_int("beta_num", self.beta_num, 1, 1 << self.beta_shift)
+        check_choice("reset", self.reset, RESET_MODES)
+        check_int("frac_bits", self.frac_bits, 0, 32)
+        check_int("mem_bits", self.mem_bits, 2, MAX_MEM_BITS)
+        if self.bias is not None:
+            b = check_int_array("bias", self.bias, ndim=1)
+            if b.shape != (w.shape[0],):
+                raise ValueError(f"bias must have shape ({w.shape[0]},) to match weight "
+                                 f"{w.shape}, got {b.shape}")
+            object.__setattr__(self, "bias", b)
+        if self.levels is not None:
+            lv = check_int_array("levels", self.levels, ndim=1)
+            n = lv.size
+            if n < 2 or n & (n - 1) or n > 1 << 16:
+                raise ValueError(f"levels must have 2**k entries with k in [1, 16], got {n}")
+            d = np.diff(lv)
+            if np.any(d <= 0):
+                k = int(np.argmax(d <= 0))
+                what = "duplicates" if d[k] == 0 else "is not sorted"
+                raise ValueError(f"levels must be strictly increasing: {what} at indices "
+                                 f"{k}, {k + 1} ({int(lv[k])}, {int(lv[k + 1])})")
+            object.__setattr__(self, "levels", lv)
+        else:
+            if self.threshold >= (1 << (self.mem_bits - 1)) - 1:
+                raise ValueError(f"threshold {self.threshold} does not fit below the largest "
+                                 f"membrane value of mem_bits={self.mem_bits}; raise mem_bits")
+        m = max(abs(self.mem_lo), abs(self.mem_hi))
+        if (1 << self.beta_shift) * m >= _INT64_LIMIT:
+            raise ValueError("beta_num * membrane would overflow 64 bits; reduce beta_shift, "
+                             "mem_bits or the level range")
+
+    # ---- shape -------------------------------------------------------------------------
+    @property
+    def n_out(self) -> int:
+        return self.weight.shape[0]
+
+    @property
+    def n_in(self) -> int:
+        return self.weight.shape[1]
+
+    @property
+    def quantized(self) -> bool:
+        return self.levels is not None
+
+    @property
+    def state_bits(self) -> int | None:
+        """Code width n when states are quantized, else None."""
+        return None if self.levels is None else self.levels.size.bit_length() - 1
+
+    # ---- derived constants ------------------------------------------------------------
+    @property
+    def threshold_code(self) -> int:
+        """Largest code whose level is <= threshold (-1 if none): spike iff code > this."""
+        return int(np.searchsorted(self.levels, self.threshold, side="right")) - 1
+
+    @property
+    def rest_code(self) -> int:
+        """Initial state code: the level nearest 0 (ties low)."""
+        return int(nearest_level(np.zeros(1, np.int64), self.levels)[0][0])
+
+    @property
+    def boundaries(self) -> np.ndarray:
+        """Integer decision boundaries of the state quantizer (code = #boundaries < v)."""
+        return decision_boundaries(self.levels)
+
+    @property
+    def mem_lo(self) -> int:
+        return int(self.levels[0]) if self.quantized else -(1 << (self.mem_bits - 1))
+
+    @property
+    def mem_hi(self) -> int:
+        return int(self.levels[-1]) if self.quantized else (1 << (self.mem_bits - 1)) - 1
+
+    @property
+    def weight_bits(self) -> int:
+        """Signed width of the stored weights."""
+        return signed_width(int(self.weight.min()), int(self.weight.max()))
+
+    def current_bound(self, input_max: int) -> int:
+        """Largest |I[t]| for inputs in [0, input_max] (a worst case over all neurons)."""
+        pos = np.where(self.weight > 0, self.weight, 0).sum(axis=1)
+        neg = np.where(self.weight < 0, -self.weight, 0).sum(axis=1)
+        reach = np.maximum(pos, neg).astype(object) * int(input_max) << self.frac_bits
+        if self.bias is not None:
+            reach = reach + np.abs(self.bias).astype(object)
+        return int(max(reach))
+
+    def current_width(self, input_max: int) -> int:
+        b = self.current_bound(input_max)
+        return signed_width(-b, b)
+
+    def update_bound(self, input_max: int) -> int:
+        """Largest |v[t]| before saturation/quantization: |leak(u)| <= |u| (beta <= 1)."""
+        return max(abs(self.mem_lo), abs(self.mem_hi)) + self.current_bound(input_max) \
+            + self.threshold
+
+    def update_width(self, input_max: int) -> int:
+        b = self.update_bound(input_max)
+        return signed_width(-b, b)
+
+    def leak(self, u: np.ndarray) -> np.ndarray:
+        """``(beta_num * u + 2**(beta_shift-1)) >> beta_shift`` on int64 (round half up)."""
+        if self.beta_shift == 0:
+            return u.copy()
+        return (self.beta_num * u + (1 << (self.beta_shift - 1))) >> self.beta_shift
+
+
+@dataclass(frozen=True, eq=False)
+class IntNetwork:
+    """A chain of :class:`IntLayer`. ``input_bits``: 1 for binary spike inputs, else
+    unsigned multi-bit inputs in ``[0, 2**input_bits - 1]`` (first layer only)."""
+
+    layers: tuple
+    input_bits: int = 1
+
+    def __post_init__(self):
+        layers = tuple(self.layers)
+        if not layers:
+            raise ValueError("layers must contain at least one IntLayer")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, IntLayer):
+                raise TypeError(f"layers[{i}] must be an IntLayer, got {type(layer).__name__}")
+            if i and layer.n_in != layers[i - 1].n_out:
+                raise ValueError(f"layers[{i}] has {layer.n_in} inputs but layers[{i - 1}] has "
+                                 f"{layers[i - 1].n_out} neurons")
+        object.__setattr__(self, "layers", layers)
+        check_int("input_bits", self.input_bits, 1, MAX_INPUT_BITS)
+        for i, layer in enumerate(layers):
+            if layer.update_bound(self.layer_input_max(i)) >= _INT64_LIMIT:
+                raise ValueError(f"layers[{i}]: worst-case membrane update exceeds 2**62")
+
+    @property
+    def input_max(self) -> int:
+        return (1 << self.input_bits) - 1
+
+    def layer_input_max(self, i: int) -> int:
+        return self.input_max if i == 0 else 1
+
+    @property
+    def n_in(self) -> int:
+        return self.layers[0].n_in
+
+    @property
+    def n_out(self) -> int:
+        return self.layers[-1].n_out

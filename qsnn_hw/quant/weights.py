@@ -1,0 +1,170 @@
+"""Weight quantizers: symmetric narrow-range, asymmetric (zero-point), ternary.
+
+Every quantizer returns a :class:`QuantizedTensor` holding both the integers and scale
+(for export) and the fake-quantized floats (for training). Rounding of ``w / scale`` is
+round-half-to-even (``numpy.rint``), as in PyTorch and Brevitas. The backward pass is the
+straight-through estimator (:func:`ste_backward`).
+
+Weight matrices are ``(out_features, in_features)``; "per channel" means one scale per
+output neuron (row).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._check import check_choice, check_finite_array, check_float, check_int
+
+WEIGHT_SCHEMES = ("symmetric", "asymmetric", "ternary")
+MIN_WEIGHT_BITS = 2
+MAX_WEIGHT_BITS = 16
+
+
+@dataclass(frozen=True, eq=False)
+class QuantizedTensor:
+    """Result of quantizing a weight tensor.
+
+    ``q``: integer codes (int64); ``scale`` (float64) and ``zero_point`` (int64) broadcast
+    against ``q`` (shape ``()`` per tensor, ``(rows, 1)`` per channel); real value =
+    ``(q - zero_point) * scale`` = ``fake``. ``mask``: True where the input lay inside
+    the representable range (used by the masked straight-through estimator).
+    """
+
+    q: np.ndarray
+    scale: np.ndarray
+    zero_point: np.ndarray
+    fake: np.ndarray
+    mask: np.ndarray
+    scheme: str
+    bits: int
+
+    @property
+    def signed(self) -> np.ndarray:
+        """The deployed signed integer weights ``q - zero_point`` (int64)."""
+        return self.q - self.zero_point
+
+    @property
+    def sparsity(self) -> float:
+        """Fraction of weights that are exactly zero after quantization."""
+        return float(np.mean(self.signed == 0)) if self.q.size else 0.0
+
+
+def _prepare(w, per_channel: bool) -> tuple[np.ndarray, int | None, bool]:
+    w = check_finite_array("weight", w)
+    if per_channel and w.ndim < 2:
+        raise ValueError(f"per_channel needs a weight with >= 2 dimensions, got shape {w.shape}")
+    axis = tuple(range(1, w.ndim)) if per_channel else None
+    return w, axis, per_channel
+
+
+def _reduce(x: np.ndarray, fn, axis) -> np.ndarray:
+    return fn(x, axis=axis, keepdims=axis is not None) if x.size else np.zeros(())
+
+
+def _check_scale(scale, shape) -> np.ndarray:
+    s = check_finite_array("scale", scale)
+    if np.any(s <= 0):
+        raise ValueError("scale must be > 0 everywhere")
+    try:
+        np.broadcast_shapes(s.shape, shape)
+    except ValueError:
+        raise ValueError(f"scale of shape {s.shape} does not broadcast to weight "
+                         f"shape {shape}") from None
+    return s
+
+
+def quantize_symmetric(w, bits: int, per_channel: bool = False,
+                       scale=None) -> QuantizedTensor:
+    """Signed narrow range ``[-(2**(bits-1)-1), 2**(bits-1)-1]``, zero point 0.
+
+    Default scale: max |w| / (2**(bits-1) - 1) (Brevitas' default), per tensor or per
+    output channel; an all-zero tensor/row gets scale 1.
+    """
+    bits = check_int("bits", bits, MIN_WEIGHT_BITS, MAX_WEIGHT_BITS)
+    w, axis, _ = _prepare(w, per_channel)
+    qmax = (1 << (bits - 1)) - 1
+    if scale is None:
+        amax = _reduce(np.abs(w), np.max, axis)
+        scale = np.where(amax > 0, amax / qmax, 1.0)
+    else:
+        scale = _check_scale(scale, w.shape)
+    x = w / scale
+    q = np.clip(np.rint(x), -qmax, qmax).astype(np.int64)
+    zp = np.zeros_like(scale, dtype=np.int64)
+    mask = np.abs(x) <= qmax
+    return QuantizedTensor(q, scale, zp, q * scale, mask, "symmetric", bits)
+
+
+def quantize_asymmetric(w, bits: int, per_channel: bool = False) -> QuantizedTensor:
+    """Unsigned codes ``[0, 2**bits - 1]`` with a zero point; the range always includes 0
+    so that zero weights stay exactly zero. Deployed weights ``q - zero_point`` are signed
+    and need ``bits + 1`` bits in the worst case."""
+    bits = check_int("bits", bits, MIN_WEIGHT_BITS, MAX_WEIGHT_BITS)
+    w, axis, _ = _prepare(w, per_channel)
+    qmax = (1 << bits) - 1
+    wmin = np.minimum(_reduce(w, np.min, axis), 0.0)
+    wmax = np.maximum(_reduce(w, np.max, axis), 0.0)
+    span = wmax - wmin
+    scale = np.where(span > 0, span / qmax, 1.0)
+    zp = np.clip(np.rint(-wmin / scale), 0, qmax).astype(np.int64)
+    x = w / scale + zp
+    q = np.clip(np.rint(x), 0, qmax).astype(np.int64)
+    mask = (x >= 0) & (x <= qmax)
+    return QuantizedTensor(q, scale, zp, (q - zp) * scale, mask, "asymmetric", bits)
+
+
+def quantize_ternary(w, threshold_ratio: float = 0.7, per_channel: bool = False) -> QuantizedTensor:
+    """Ternary ``{-1, 0, +1}``: ``|w| < threshold_ratio * mean|w|`` becomes 0, the rest keep
+    their sign. Scale = mean |w| of the kept weights (1 if none is kept)."""
+    ratio = check_float("threshold_ratio", threshold_ratio, 0.0, None)
+    w, axis, _ = _prepare(w, per_channel)
+    a = np.abs(w)
+    delta = ratio * _reduce(a, np.mean, axis)
+    keep = a >= delta
+    q = (np.sign(w) * keep).astype(np.int64)
+    kept = _reduce(keep.astype(np.float64), np.sum, axis)
+    total = _reduce(a * keep, np.sum, axis)
+    scale = np.where(kept > 0, total / np.maximum(kept, 1), 1.0)
+    zp = np.zeros_like(scale, dtype=np.int64)
+    return QuantizedTensor(q, scale, zp, q * scale, np.ones_like(keep), "ternary", 2)
+
+
+def ste_backward(grad_output: np.ndarray, qt: QuantizedTensor | None = None,
+                 masked: bool = False) -> np.ndarray:
+    """Straight-through estimator: identity, or zero outside the clip range if ``masked``."""
+    if masked and qt is not None:
+        return grad_output * qt.mask
+    return grad_output
+
+
+@dataclass(frozen=True)
+class WeightQuantizer:
+    """A weight-quantization configuration, applied with ``quantizer(w)``.
+
+    ``scheme``: symmetric | asymmetric | ternary; ``bits``: 2..16 (ignored for ternary);
+    ``per_channel``: one scale per output neuron; ``threshold_ratio``: ternary zeroing rule;
+    ``masked_ste``: zero the gradient of weights outside the representable range.
+    """
+
+    scheme: str = "symmetric"
+    bits: int = 8
+    per_channel: bool = False
+    threshold_ratio: float = 0.7
+    masked_ste: bool = False
+
+    def __post_init__(self):
+        check_choice("scheme", self.scheme, WEIGHT_SCHEMES)
+        check_int("bits", self.bits, MIN_WEIGHT_BITS, MAX_WEIGHT_BITS)
+        check_float("threshold_ratio", self.threshold_ratio, 0.0, None)
+
+    def __call__(self, w) -> QuantizedTensor:
+        if self.scheme == "symmetric":
+            return quantize_symmetric(w, self.bits, self.per_channel)
+        if self.scheme == "asymmetric":
+            return quantize_asymmetric(w, self.bits, self.per_channel)
+        return quantize_ternary(w, self.threshold_ratio, self.per_channel)
+
+    def backward(self, grad_output: np.ndarray, qt: QuantizedTensor) -> np.ndarray:
+        return ste_backward(grad_output, qt, self.masked_ste)
