@@ -1,0 +1,167 @@
+"""The deployed-model artifact: one file holding the integer network and everything
+needed to reproduce and report it.
+
+Format (schema version 1): a ZIP archive with fixed timestamps (same content -> same
+bytes) holding ``header.json`` and one ``.npy`` entry per integer array. The header
+carries the schema version, the integer scalars of every layer, the JSON-able
+``config`` (how it was trained and quantized), ``metadata`` (training history, metrics,
+dataset) and ``layer_info`` (float scales, float level tables, ...) and a SHA-256
+checksum over the header and all array bytes. Files are written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from ._io import atomic_write_bytes
+from .contract import IntLayer, IntNetwork
+
+FORMAT = "qsnn-hw-artifact"
+SCHEMA_VERSION = 1
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+_LAYER_SCALARS = ("threshold", "beta_num", "beta_shift", "reset", "frac_bits", "mem_bits")
+
+
+class ArtifactError(ValueError):
+    """The file is not a valid qsnn-hw artifact (message says why and what to do)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Artifact:
+    """An exported model: the integer ``network`` plus JSON-able ``config``,
+    ``metadata`` and per-layer ``layer_info``."""
+
+    network: IntNetwork
+    config: dict = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)
+    layer_info: list = field(default_factory=list)
+
+    def __post_init__(self):
+        if not isinstance(self.network, IntNetwork):
+            raise TypeError(f"network must be an IntNetwork, got {type(self.network).__name__}")
+        if self.layer_info and len(self.layer_info) != len(self.network.layers):
+            raise ValueError(f"layer_info has {len(self.layer_info)} entries for "
+                             f"{len(self.network.layers)} layers")
+        for name in ("config", "metadata", "layer_info"):
+            try:
+                json.dumps(getattr(self, name), allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"artifact {name} must be JSON-serialisable: {exc}") from None
+
+
+def _arrays(net: IntNetwork) -> dict[str, np.ndarray]:
+    out = {}
+    for i, layer in enumerate(net.layers):
+        out[f"layer{i}.weight"] = layer.weight
+        if layer.bias is not None:
+            out[f"layer{i}.bias"] = layer.bias
+        if layer.levels is not None:
+            out[f"layer{i}.levels"] = layer.levels
+    return {k: np.ascontiguousarray(v, dtype="<i8") for k, v in out.items()}
+
+
+def _checksum(header: dict, arrays: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256(json.dumps(header, sort_keys=True, allow_nan=False).encode())
+    for name in sorted(arrays):
+        h.update(name.encode())
+        h.update(arrays[name].tobytes())
+    return h.hexdigest()
+
+
+def to_bytes(artifact: Artifact) -> bytes:
+    """The artifact file's bytes (deterministic)."""
+    net = artifact.network
+    arrays = _arrays(net)
+    header = {
+        "format": FORMAT,
+        "schema_version": SCHEMA_VERSION,
+        "writer": f"qsnn-hw {__version__}",
+        "network": {
+            "input_bits": net.input_bits,
+            "layers": [{k: getattr(layer, k) for k in _LAYER_SCALARS}
+                       for layer in net.layers],
+        },
+        "arrays": {k: list(v.shape) for k, v in arrays.items()},
+        "config": artifact.config,
+        "metadata": artifact.metadata,
+        "layer_info": artifact.layer_info,
+    }
+    header["checksum"] = _checksum(header, arrays)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        def put(name: str, data: bytes) -> None:
+            info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, data)
+        put("header.json", json.dumps(header, sort_keys=True, indent=1).encode())
+        for name in sorted(arrays):
+            npy = io.BytesIO()
+            np.save(npy, arrays[name], allow_pickle=False)
+            put(f"{name}.npy", npy.getvalue())
+    return buf.getvalue()
+
+
+def save_artifact(path, artifact: Artifact) -> Path:
+    """Write ``artifact`` to ``path`` atomically (temp file + rename)."""
+    return atomic_write_bytes(path, to_bytes(artifact))
+
+
+def load_artifact(path) -> Artifact:
+    """Read and fully validate an artifact; raises :class:`ArtifactError` with the reason."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"artifact {path} does not exist (train one with `qsnn-hw train`)")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            try:
+                header = json.loads(zf.read("header.json"))
+            except KeyError:
+                raise ArtifactError(f"{path}: no header.json; not a qsnn-hw artifact") from None
+            if not isinstance(header, dict) or header.get("format") != FORMAT:
+                raise ArtifactError(f"{path}: not a qsnn-hw artifact (format tag missing)")
+            version = header.get("schema_version")
+            if not isinstance(version, int) or version < 1:
+                raise ArtifactError(f"{path}: invalid schema_version {version!r}")
+            if version > SCHEMA_VERSION:
+                raise ArtifactError(
+                    f"{path} uses artifact schema {version}, written by a newer qsnn-hw "
+                    f"({header.get('writer', '?')}); this qsnn-hw {__version__} reads schema "
+                    f"<= {SCHEMA_VERSION}: upgrade qsnn-hw")
+            arrays = {}
+            for name, shape in header["arrays"].items():
+                a = np.load(io.BytesIO(zf.read(f"{name}.npy")), allow_pickle=False)
+                if a.dtype != np.dtype("<i8") or list(a.shape) != shape:
+                    raise ArtifactError(f"{path}: array {name} has dtype {a.dtype} shape "
+                                        f"{a.shape}, header says int64 {shape}")
+                arrays[name] = a
+    except zipfile.BadZipFile as exc:
+        raise ArtifactError(f"{path} is truncated or not a qsnn-hw artifact ({exc})") from None
+    except (KeyError, TypeError, json.JSONDecodeError, zipfile.LargeZipFile) as exc:
+        raise ArtifactError(f"{path}: malformed artifact ({type(exc).__name__}: {exc})") from None
+    except (OSError, ValueError, EOFError) as exc:
+        if isinstance(exc, ArtifactError):
+            raise
+        raise ArtifactError(f"{path}: unreadable artifact ({exc})") from None
+    stored = header.pop("checksum", None)
+    if stored != _checksum(header, arrays):
+        raise ArtifactError(f"{path}: checksum mismatch: the file is corrupted or was edited")
+    try:
+        layers = []
+        for i, spec in enumerate(header["network"]["layers"]):
+            layers.append(IntLayer(weight=arrays[f"layer{i}.weight"],
+                                   bias=arrays.get(f"layer{i}.bias"),
+                                   levels=arrays.get(f"layer{i}.levels"),
+                                   **{k: spec[k] for k in _LAYER_SCALARS}))
+        net = IntNetwork(tuple(layers), input_bits=header["network"]["input_bits"])
+        return Artifact(net, header["config"], header["metadata"], header["layer_info"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"{path}: invalid network in artifact: {exc}") from None

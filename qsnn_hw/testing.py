@@ -1,0 +1,103 @@
+"""Seeded random integer networks and inputs, built through the real quantizers.
+
+Shared by the golden-model, gateware and simulator regressions so that every stage is
+checked over the same configuration space. Every choice comes from the ``rng`` passed
+in: same seed, same network.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .contract import IntLayer, IntNetwork
+from .quant.levels import custom_levels, levels_to_fixed_point, make_levels
+from .quant.weights import quantize_symmetric
+
+FAMILIES = ("uniform", "exponential", "snntorch", "custom")
+
+
+def _pick(rng: np.random.Generator, value, choices):
+    if value is not None and not (isinstance(value, str) and value == "random"):
+        return value
+    return choices[int(rng.integers(len(choices)))]
+
+
+def random_levels(rng: np.random.Generator, family: str, state_bits: int,
+                  threshold: int) -> tuple[np.ndarray, int]:
+    """An integer level table of ``family`` around ``threshold`` (membrane units).
+
+    Returns ``(levels, threshold)``: the threshold is doubled until the float table maps
+    onto distinct integers."""
+    if family == "custom":
+        n = 1 << state_bits
+        span = max(4 * n, 3 * threshold)
+        vals = np.sort(rng.choice(np.arange(-span, span), size=n, replace=False))
+        return custom_levels(vals).astype(np.int64), threshold
+    kwargs = {}
+    if family == "exponential":
+        kwargs = dict(a=float(rng.uniform(0.5, 6)), b=float(rng.uniform(0.5, 6)))
+    elif family == "snntorch":
+        kwargs = dict(uniform=bool(rng.integers(2)), thr_centered=bool(rng.integers(2)))
+    table = make_levels(family, state_bits, 1.0, upper_limit=float(rng.uniform(0.1, 0.5)),
+                        lower_limit=float(rng.uniform(0.0, 0.5)), **kwargs)
+    while True:
+        try:
+            return levels_to_fixed_point(table, 0, unit=1.0 / threshold), threshold
+        except ValueError:
+            threshold *= 2
+
+
+def random_layer(rng: np.random.Generator, n_in: int, n_out: int, *, input_max: int = 1,
+                 weight_bits=None, state_bits="random", family=None, reset=None,
+                 bias=None, frac_bits=None) -> IntLayer:
+    """One random layer. ``state_bits``: int (quantized), None (unquantized) or "random"."""
+    weight_bits = int(_pick(rng, weight_bits, list(range(2, 17))))
+    if isinstance(state_bits, str):
+        state_bits = _pick(rng, None, [None, 2, 3, 4, 5, 6, 7, 8])
+    family = _pick(rng, family, FAMILIES)
+    reset = _pick(rng, reset, ["subtract", "zero"])
+    frac_bits = int(_pick(rng, frac_bits, [0, 0, 1, 3]))
+    use_bias = bool(rng.integers(2)) if bias is None else bias
+    w = quantize_symmetric(rng.normal(size=(n_out, n_in)), weight_bits).signed
+    # Threshold near a fraction of the typical drive so layers neither die nor saturate.
+    drive = float(np.abs(w).sum(axis=1).mean()) * input_max * (1 << frac_bits)
+    threshold = max(1, int(drive * rng.uniform(0.05, 0.5)))
+    beta_shift = int(rng.integers(0, 13))
+    beta_num = int(rng.integers((1 << beta_shift) // 2 + 1, (1 << beta_shift) + 1))
+    b = rng.integers(-threshold // 2, threshold // 2 + 1, size=n_out) if use_bias else None
+    levels = None
+    mem_bits = 24
+    if state_bits is not None:
+        levels, threshold = random_levels(rng, family, int(state_bits), threshold)
+    else:
+        need = max(threshold + 2, int(drive) + threshold).bit_length() + 2
+        mem_bits = int(rng.integers(min(need, 30), 31))
+    return IntLayer(w, threshold, beta_num, beta_shift, reset, b, frac_bits, levels, mem_bits)
+
+
+def random_network(rng: np.random.Generator, *, sizes=None, input_bits=None, **layer_kwargs
+                   ) -> IntNetwork:
+    """A random chain of layers. ``sizes``: [M, N_1, ..., N_L] (default: 1-3 layers of
+    1-24 neurons); ``input_bits``: 1 (spikes) or more; other keywords go to
+    :func:`random_layer` for every layer (None/"random" = drawn per layer)."""
+    if sizes is None:
+        sizes = [int(rng.integers(1, 25)) for _ in range(int(rng.integers(2, 5)))]
+    input_bits = int(_pick(rng, input_bits, [1, 1, 1, 2, 4, 8]))
+    layers = []
+    for i in range(len(sizes) - 1):
+        layers.append(random_layer(rng, sizes[i], sizes[i + 1],
+                                   input_max=(1 << input_bits) - 1 if i == 0 else 1,
+                                   **layer_kwargs))
+    return IntNetwork(tuple(layers), input_bits)
+
+
+def random_inputs(rng: np.random.Generator, net: IntNetwork, batch: int, steps: int,
+                  density: float | None = None) -> np.ndarray:
+    """(batch, steps, M) int64 inputs: each entry active with probability ``density``
+    (random if None); active entries are 1 for spikes, uniform in 1..max otherwise."""
+    if density is None:
+        density = float(rng.choice([0.0, 1.0, rng.uniform(0.05, 0.6)]))
+    active = rng.random((batch, steps, net.n_in)) < density
+    if net.input_bits == 1:
+        return active.astype(np.int64)
+    return active * rng.integers(1, net.input_max + 1, size=active.shape)
