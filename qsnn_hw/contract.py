@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._check import check_choice, check_int, check_int_array
+from ._check import check_choice, check_float, check_int, check_int_array
 from .quant.state import decision_boundaries, nearest_level
 
 RESET_MODES = ("subtract", "zero")
@@ -30,6 +30,15 @@ MAX_MEM_BITS = 32
 MAX_INPUT_BITS = 16
 # Every intermediate must fit int64 in the golden model (and a derived width in hardware).
 _INT64_LIMIT = 1 << 62
+
+
+def beta_to_fixed(beta: float, beta_shift: int) -> int:
+    """``beta_num`` for a real leak factor: ``round_half_up(beta * 2**beta_shift)``, at least 1.
+
+    ``beta`` must be in (0, 1]; ``beta_shift`` in [0, MAX_BETA_SHIFT]."""
+    beta = check_float("beta", beta, 0.0, 1.0, lo_open=True)
+    beta_shift = check_int("beta_shift", beta_shift, 0, MAX_BETA_SHIFT)
+    return max(1, int(np.floor(beta * (1 << beta_shift) + 0.5)))
 
 
 def signed_width(lo: int, hi: int) -> int:

@@ -54,7 +54,9 @@ def uniform_levels(num_bits: int, threshold: float = 1.0, lower_limit: float = 0
     n = 1 << _check_bits(num_bits)
     lo, hi = _range(threshold, lower_limit, upper_limit)
     k = np.arange(n, dtype=np.float64)
-    return lo + (hi - lo) * k / (n - 1)
+    levels = lo + (hi - lo) * k / (n - 1)
+    levels[-1] = hi  # exact end despite rounding
+    return levels
 
 
 def exponential_levels(num_bits: int, threshold: float = 1.0, a: float = 4.0, b: float = 4.0,
