@@ -1,0 +1,45 @@
+"""argparse value types shared by every subcommand: each error names the allowed range."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def int_range(lo: int | None = None, hi: int | None = None):
+    """An argparse ``type`` accepting integers in ``[lo, hi]``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(
+                f"must be an integer in [{'-inf' if lo is None else lo}, "
+                f"{'inf' if hi is None else hi}], got {value}")
+        return value
+    return parse
+
+
+def float_range(lo: float | None = None, hi: float | None = None, lo_open: bool = False):
+    """An argparse ``type`` accepting finite floats in ``[lo, hi]`` (``(lo, hi]`` if lo_open)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+        bad = value != value or value in (float("inf"), float("-inf"))
+        if lo is not None:
+            bad |= value <= lo if lo_open else value < lo
+        if hi is not None:
+            bad |= value > hi
+        if bad:
+            left = "(" if lo_open else "["
+            raise argparse.ArgumentTypeError(
+                f"must be a number in {left}{'-inf' if lo is None else lo}, "
+                f"{'inf' if hi is None else hi}], got {text}")
+        return value
+    return parse
+
+
+positive_int = int_range(1)
+probability = float_range(0.0, 1.0)
