@@ -173,7 +173,7 @@ def _check_strict(levels: np.ndarray, name: str) -> None:
         k = int(np.argmax(d <= 0))
         what = "duplicates" if d[k] == 0 else "is not sorted"
         raise ValueError(f"{name} must be strictly increasing: {what} at indices {k}, {k + 1} "
-                         f"({levels[k]!r}, {levels[k + 1]!r})")
+                         f"({float(levels[k]):.9g}, {float(levels[k + 1]):.9g})")
 
 
 def make_levels(family: str, num_bits: int, threshold: float = 1.0, **kwargs) -> np.ndarray:
@@ -222,6 +222,7 @@ def levels_to_fixed_point(levels, frac_bits: int, unit: float = 1.0,
         need = (f"{extra} more fractional bit(s) (frac_bits >= {frac_bits + extra})"
                 if extra is not None else f"more than {max_extra_bits} more fractional bits")
         raise ValueError(
-            f"state levels {k} and {k + 1} ({levels[k]!r}, {levels[k + 1]!r}) both map to "
+            f"state levels {k} and {k + 1} ({float(levels[k]):.9g}, {float(levels[k + 1]):.9g}) "
+            f"both map to "
             f"integer {int(q[k + 1])} at frac_bits={frac_bits}; the table needs {need}")
     return q.astype(np.int64)
