@@ -1,0 +1,308 @@
+"""The layer engine: N neurons, M inputs, P lanes, event-driven over the active inputs.
+
+Per timestep the engine runs two phases (docs/hardware.md has the diagram):
+
+* **accumulate**: for every input event m (a spike, or for a direct-input layer every
+  one of the M values, with its value as multiplier) it reads the G = ceil(N/P) weight
+  words ``m*G + g`` and adds them, P lanes at a time, to the current accumulators
+  ``acc[g]``: one word (P synaptic operations) per cycle, back to back across events.
+* **update**: on the end-of-timestep marker, for g = 0..G-1 it reads ``acc[g]``, the
+  state word and the bias word, runs P LIF datapaths, writes the new states, clears
+  ``acc[g]`` and pushes the non-zero spike masks, then an end-of-timestep word, into the
+  output FIFO. The update starts only when the FIFO has room for a whole timestep
+  (G + 1 words), so the update pipeline never stalls.
+
+Cycles per timestep, input always available: ``E*G + G + L + 3`` (E events, L the
+quantizer latency); see :mod:`qsnn_hw.hdl.cycles`.
+
+A new sample needs no memory clearing: ``start`` marks the next timestep *fresh*, and
+the datapaths then use the rest state instead of the stored one. After reset the engine
+spends G cycles zeroing its accumulators (they may hold a partial sum of an interrupted
+timestep).
+"""
+
+from __future__ import annotations
+
+import enum
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .._check import check_choice, check_int
+from ..contract import IntLayer
+from ._util import ceil_div, check_lanes
+from .layouts import direct_value_layout, spike_event_layout, spike_word_layout
+from .level_table import LevelTable
+from .lif import LIFDatapath, bias_width
+from .state_memory import LaneMemory, StateMemory
+from .weight_memory import WeightMemory
+
+INPUT_KINDS = ("spike", "direct", "words")
+
+
+class Phase(enum.IntEnum):
+    CLEAR = 0
+    ACC = 1
+    UPDATE = 2
+    END = 3
+
+
+def default_fifo_depth(groups: int) -> int:
+    """Two whole timesteps of spike words, so a layer can run one timestep ahead."""
+    return 2 * (groups + 1)
+
+
+class LayerEngine(wiring.Component):
+    """Parameters
+    ----------
+    layer : IntLayer.
+    lanes : P, neurons updated / synapses accumulated per cycle.
+    input_kind : "spike" (external spike events), "direct" (external multi-bit values)
+        or "words" (spike words from an upstream engine).
+    input_bits : value width for "direct".
+    upstream_groups, upstream_lanes : geometry of the upstream engine for "words".
+    fifo_depth : output FIFO depth in words (>= G + 1; default 2 * (G + 1)).
+    pipelined : state quantizer implementation (None: automatic).
+
+    Members
+    -------
+    events : In(stream), input events/values/words (:mod:`.layouts`).
+    spikes : Out(stream), spike words of this layer.
+    start : In(1), pulse between samples: the next timestep starts from the rest state.
+    error : Out(1), sticky: an invalid input beat was dropped.
+    """
+
+    def __init__(self, layer: IntLayer, *, lanes: int, input_kind: str = "words",
+                 input_bits: int = 1, upstream_groups: int | None = None,
+                 upstream_lanes: int | None = None, fifo_depth: int | None = None,
+                 pipelined: bool | None = None):
+        if not isinstance(layer, IntLayer):
+            raise TypeError(f"layer must be an IntLayer, got {type(layer).__name__}")
+        self.layer = layer
+        self.lanes = P = check_lanes(lanes)
+        self.input_kind = check_choice("input_kind", input_kind, INPUT_KINDS)
+        self.n_out, self.n_in = layer.n_out, layer.n_in
+        self.groups = G = ceil_div(self.n_out, P)
+        self.input_bits = check_int("input_bits", input_bits, 1, 16)
+        if input_kind != "direct" and input_bits != 1:
+            raise ValueError(f"input_bits must be 1 for input_kind={input_kind!r}")
+        self.input_max = (1 << self.input_bits) - 1
+        if input_kind == "spike":
+            in_layout = spike_event_layout(self.n_in)
+        elif input_kind == "direct":
+            if input_bits < 2:
+                raise ValueError("input_kind='direct' needs input_bits >= 2")
+            in_layout = direct_value_layout(self.input_bits)
+        else:
+            self.upstream_lanes = check_lanes(upstream_lanes)
+            self.upstream_groups = check_int("upstream_groups", upstream_groups, 1)
+            if self.upstream_groups * self.upstream_lanes < self.n_in:
+                raise ValueError(f"upstream geometry {self.upstream_groups} x "
+                                 f"{self.upstream_lanes} does not cover {self.n_in} inputs")
+            in_layout = spike_word_layout(self.upstream_groups, self.upstream_lanes)
+        self.in_layout = in_layout
+        self.fifo_depth = default_fifo_depth(G) if fifo_depth is None else \
+            check_int("fifo_depth", fifo_depth, G + 1)
+        self.acc_width = layer.current_width(self.input_max)
+        self.weights = WeightMemory(layer.weight, P)
+        self.accumulators = LaneMemory(width=self.acc_width, is_signed=True, lanes=P, depth=G)
+        self.states = StateMemory(layer, P)
+        self.biases = None
+        if layer.bias is not None:
+            padded = [int(b) for b in layer.bias] + [0] * (G * P - self.n_out)
+            self.biases = LaneMemory(width=bias_width(layer), is_signed=True, lanes=P, depth=G,
+                                     init=[padded[g * P:(g + 1) * P] for g in range(G)],
+                                     writable=False)
+        self.datapaths = [LIFDatapath(layer, input_max=self.input_max,
+                                      acc_width=self.acc_width, pipelined=pipelined)
+                          for _ in range(P)]
+        self.latency = self.datapaths[0].latency
+        self.out_layout = spike_word_layout(G, P)
+        self.fifo = fifo.SyncFIFO(width=self.out_layout.size, depth=self.fifo_depth)
+        # Simulation probes (not ports): the phase and the end-of-timestep pulse.
+        self.phase = Signal(Phase, init=Phase.CLEAR)
+        self.step_done = Signal()
+        super().__init__({
+            "events": In(stream.Signature(in_layout)),
+            "spikes": Out(stream.Signature(self.out_layout)),
+            "start": In(1),
+            "error": Out(1),
+        })
+
+    # ---- memory accounting -------------------------------------------------------------
+    def memory_bits(self) -> dict:
+        """Bits of every memory of this engine (docs/hardware.md, "memory cost")."""
+        bits = {
+            "weights": self.weights.bits,
+            "accumulators": self.accumulators.bits,
+            "states": self.states.bits,
+            "biases": self.biases.bits if self.biases is not None else 0,
+            "fifo": self.fifo_depth * self.out_layout.size,
+            "level_tables": 0,
+        }
+        if self.layer.quantized:
+            # one combinational level table per lane
+            bits["level_tables"] = self.lanes * LevelTable(self.layer.levels).bits
+        return bits
+
+    def elaborate(self, platform):
+        m = Module()
+        P, G, M = self.lanes, self.groups, self.n_in
+        m.submodules.weights = wm = self.weights
+        m.submodules.accumulators = acc = self.accumulators
+        m.submodules.states = sm = self.states
+        if self.biases is not None:
+            m.submodules.biases = bm = self.biases
+        for p, dp in enumerate(self.datapaths):
+            m.submodules[f"lif{p}"] = dp
+        m.submodules.fifo = ofifo = self.fifo
+        phase = self.phase
+
+        # ---- front end: input beats -> (m, x) items ---------------------------------------
+        ev_valid, ev_eot, ev_last = Signal(), Signal(), Signal()
+        ev_m = Signal(range(M))
+        ev_x = Signal(unsigned(self.input_bits))
+        ev_take = Signal()
+        error_set = Signal()
+        fresh = Signal(init=1)
+        pay = self.events.payload
+        if self.input_kind == "spike":
+            bad = ~pay.eot & (pay.last | (pay.addr >= M))
+            m.d.comb += [
+                ev_valid.eq(self.events.valid & ~bad), ev_eot.eq(pay.eot),
+                ev_last.eq(pay.last), ev_m.eq(pay.addr), ev_x.eq(1),
+                self.events.ready.eq(bad | ev_take),
+                error_set.eq(self.events.valid & bad),
+            ]
+        elif self.input_kind == "direct":
+            idx = Signal(range(M + 1))
+            bad = ~pay.eot & (pay.last | (idx == M))
+            m.d.comb += [
+                ev_valid.eq(self.events.valid & ~bad), ev_eot.eq(pay.eot),
+                ev_last.eq(pay.last), ev_m.eq(idx), ev_x.eq(pay.value),
+                self.events.ready.eq(bad | ev_take),
+                # A short timestep is also an error; its missing values count as 0.
+                error_set.eq((self.events.valid & bad) | (ev_take & ev_eot & (idx != M))),
+            ]
+            with m.If(ev_take):
+                m.d.sync += idx.eq(Mux(ev_eot, 0, idx + 1))
+            with m.If(self.start):
+                m.d.sync += idx.eq(0)
+        else:
+            Pu = self.upstream_lanes
+            cur = Signal(self.events.payload.shape())
+            cur_valid = Signal()
+            mask = cur.mask
+            bit = Signal(range(Pu))
+            for i in reversed(range(Pu)):  # the lowest set bit wins (assigned last)
+                with m.If(mask[i]):
+                    m.d.comb += bit.eq(i)
+            rest = (mask & (mask - 1))[:Pu]
+            final = cur.eot | (rest == 0)
+            empty = cur_valid & ~cur.eot & (mask == 0)
+            m.d.comb += [
+                ev_valid.eq(cur_valid & (cur.eot | (mask != 0))), ev_eot.eq(cur.eot),
+                ev_last.eq(cur.last), ev_m.eq(cur.group * Pu + bit), ev_x.eq(1),
+                self.events.ready.eq(~cur_valid | empty | (ev_take & final)),
+            ]
+            with m.If(self.events.valid & self.events.ready):
+                m.d.sync += [cur.eq(self.events.payload), cur_valid.eq(1)]
+            with m.Elif(ev_take):
+                m.d.sync += cur.mask.eq(rest)
+                with m.If(final):
+                    m.d.sync += cur_valid.eq(0)
+            with m.Elif(empty):
+                m.d.sync += cur_valid.eq(0)
+
+        # ---- accumulate: issue stage -------------------------------------------------------
+        busy = Signal()
+        cur_m = Signal(range(M))
+        cur_x = Signal(unsigned(self.input_bits))
+        g = Signal(range(G))
+        room_ok = ofifo.level <= self.fifo_depth - (G + 1)
+        free = ~busy | (g == G - 1)
+        m.d.comb += ev_take.eq((phase == Phase.ACC) & free & ev_valid & (~ev_eot | room_ok))
+        m.d.comb += wm.addr.eq(cur_m * G + g)
+        with m.If(busy):
+            m.d.sync += g.eq(g + 1)
+            with m.If(g == G - 1):
+                m.d.sync += [busy.eq(0), g.eq(0)]
+        with m.If(ev_take & ~ev_eot):
+            m.d.sync += [busy.eq(1), cur_m.eq(ev_m), cur_x.eq(ev_x), g.eq(0)]
+        # stage 1: weights and accumulators arrive; read-modify-write acc[g]
+        s1_valid, s1_g = Signal(), Signal(range(G))
+        s1_x = Signal(unsigned(self.input_bits))
+        m.d.sync += [s1_valid.eq(busy), s1_g.eq(g), s1_x.eq(cur_x)]
+
+        # ---- update ----------------------------------------------------------------------
+        u_iss, ug, last_flag = Signal(), Signal(range(G)), Signal()
+        with m.If(ev_take & ev_eot):
+            m.d.sync += [phase.eq(Phase.UPDATE), u_iss.eq(1), ug.eq(0), last_flag.eq(ev_last)]
+        with m.If(u_iss):
+            m.d.sync += ug.eq(ug + 1)
+            with m.If(ug == G - 1):
+                m.d.sync += [u_iss.eq(0), ug.eq(0)]
+        u1_valid, u1_g = Signal(), Signal(range(G))
+        m.d.sync += [u1_valid.eq(u_iss), u1_g.eq(ug)]
+        m.d.comb += [sm.r_addr.eq(ug), acc.r_addr.eq(Mux(phase == Phase.UPDATE, ug, g))]
+        if self.biases is not None:
+            m.d.comb += bm.r_addr.eq(ug)
+        for p, dp in enumerate(self.datapaths):
+            m.d.comb += [dp.state.eq(sm.r_data[p]), dp.acc.eq(acc.r_data[p]), dp.fresh.eq(fresh)]
+            if self.biases is not None:
+                m.d.comb += dp.bias.eq(bm.r_data[p])
+        # align the group index with the datapath outputs (quantizer latency)
+        uL_valid, uL_g = u1_valid, u1_g
+        for k in range(self.latency):
+            nv, ng = Signal(name=f"upd_valid_s{k + 2}"), Signal(range(G), name=f"upd_g_s{k + 2}")
+            m.d.sync += [nv.eq(uL_valid), ng.eq(uL_g)]
+            uL_valid, uL_g = nv, ng
+        spikes = Signal(P)
+        m.d.comb += spikes.eq(Cat(dp.spike for dp in self.datapaths))
+        tail = self.n_out - (G - 1) * P
+        lane_mask = Mux(uL_g == G - 1, (1 << tail) - 1, (1 << P) - 1) if tail < P \
+            else Const((1 << P) - 1, P)
+        out_mask = spikes & lane_mask
+        m.d.comb += [
+            sm.w_addr.eq(uL_g), sm.w_en.eq(uL_valid),
+            sm.w_data.eq(Cat(dp.new_state for dp in self.datapaths)),
+        ]
+        word = Signal(self.out_layout)
+        with m.If(phase == Phase.END):
+            m.d.comb += [word.eot.eq(1), word.last.eq(last_flag), ofifo.w_en.eq(1),
+                         self.step_done.eq(1)]
+            m.d.sync += [phase.eq(Phase.ACC), fresh.eq(last_flag)]
+        with m.Elif(uL_valid):
+            m.d.comb += [word.group.eq(uL_g), word.mask.eq(out_mask),
+                         ofifo.w_en.eq(out_mask != 0)]
+            with m.If(uL_g == G - 1):
+                m.d.sync += phase.eq(Phase.END)
+        m.d.comb += ofifo.w_data.eq(word)
+        with m.If(self.start):
+            m.d.sync += fresh.eq(1)
+
+        # ---- accumulator write port: clear after reset / accumulate / clear after use ----
+        cg = Signal(range(G))
+        with m.If(phase == Phase.CLEAR):
+            m.d.comb += [acc.w_addr.eq(cg), acc.w_en.eq(1)]
+            m.d.sync += cg.eq(cg + 1)
+            with m.If(cg == G - 1):
+                m.d.sync += phase.eq(Phase.ACC)
+        with m.Elif(s1_valid):
+            w = wm.data
+            prod = [w[p] if self.input_kind != "direct" else w[p] * s1_x for p in range(P)]
+            m.d.comb += [acc.w_addr.eq(s1_g), acc.w_en.eq(1),
+                         acc.w_data.eq(Cat((acc.r_data[p] + prod[p])[:self.acc_width]
+                                           for p in range(P)))]
+        with m.Elif(u1_valid):
+            m.d.comb += [acc.w_addr.eq(u1_g), acc.w_en.eq(1)]
+
+        # ---- output stream and error -------------------------------------------------------
+        m.d.comb += [
+            self.spikes.valid.eq(ofifo.r_rdy), self.spikes.payload.eq(ofifo.r_data),
+            ofifo.r_en.eq(self.spikes.ready),
+        ]
+        with m.If(error_set):
+            m.d.sync += self.error.eq(1)
+        return m

@@ -1,0 +1,106 @@
+"""The LIF update datapath of one lane (one neuron per cycle), the contract written as
+gateware (docs/fixed-point.md):
+
+* ``u_prev``: the level of the stored code (quantized) or the stored membrane; on a
+  sample's first timestep (``fresh``) the rest state instead, with no previous spike;
+* ``z_prev = u_prev > threshold`` (the spike of the previous timestep is recomputed from
+  the stored state, so it needs no storage; with codes: ``code > threshold_code``);
+* ``leak = (beta_num * u_prev + 2**(beta_shift-1)) >> beta_shift`` (round half up,
+  arithmetic shift);
+* ``I = (acc << frac_bits) + bias``;
+* ``v = leak + I - threshold * z_prev`` (subtract reset) or ``0 if z_prev else leak + I``
+  (zero reset), in ``update_width`` bits (a worst-case bound, so nothing wraps);
+* quantized: ``code = Q(v)``, ``spike = code > threshold_code``; else
+  ``u = clip(v, mem_lo, mem_hi)``, ``spike = u > threshold``.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .._check import check_int
+from ..contract import IntLayer, signed_width
+from ._util import shape_of
+from .level_table import LevelTable
+from .quantizer import StateQuantizer
+
+
+def state_shape(layer: IntLayer):
+    """Shape of one stored state: unsigned code or signed saturating membrane."""
+    if layer.quantized:
+        return shape_of(layer.state_bits, False)
+    return signed(layer.mem_bits)
+
+
+def bias_width(layer: IntLayer) -> int:
+    if layer.bias is None:
+        return 1
+    return signed_width(min(0, int(layer.bias.min())), max(0, int(layer.bias.max())))
+
+
+class LIFDatapath(wiring.Component):
+    """Parameters: ``layer`` (IntLayer), ``input_max`` (largest input value of the layer),
+    ``acc_width`` (signed width of the accumulated ``W @ x``), ``pipelined`` (quantizer).
+
+    Members
+    -------
+    state : In, previous state (code, or membrane).
+    fresh : In(1), first timestep of a sample: use the rest state and no previous spike.
+    acc : In(signed(acc_width)), ``W @ x`` of this timestep (before ``frac_bits``).
+    bias : In(signed(bias_width)), the neuron's bias (membrane units).
+    new_state : Out, the updated state, :attr:`latency` cycles later.
+    spike : Out(1), the new spike, aligned with ``new_state``.
+    """
+
+    def __init__(self, layer: IntLayer, *, input_max: int, acc_width: int,
+                 pipelined: bool | None = None):
+        if not isinstance(layer, IntLayer):
+            raise TypeError(f"layer must be an IntLayer, got {type(layer).__name__}")
+        self.layer = layer
+        self.input_max = check_int("input_max", input_max, 1)
+        self.acc_width = check_int("acc_width", acc_width, 1, 128)
+        self.value_width = layer.update_width(self.input_max)
+        self.quantizer = None
+        if layer.quantized:
+            self.quantizer = StateQuantizer(layer.boundaries, self.value_width, pipelined)
+        self.latency = self.quantizer.latency if self.quantizer else 0
+        sshape = state_shape(layer)
+        super().__init__({
+            "state": In(sshape), "fresh": In(1), "acc": In(signed(self.acc_width)),
+            "bias": In(signed(bias_width(layer))),
+            "new_state": Out(sshape), "spike": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        L = self.layer
+        thr = Const(L.threshold)
+        if L.quantized:
+            m.submodules.levels = table = LevelTable(L.levels)
+            m.d.comb += table.code.eq(self.state)
+            rest = Const(int(L.levels[L.rest_code]))
+            u_prev = Mux(self.fresh, rest, table.level)
+            z_prev = ~self.fresh & (self.state > L.threshold_code)
+        else:
+            u_prev = Mux(self.fresh, 0, self.state)
+            z_prev = ~self.fresh & (self.state > thr)
+        if L.beta_shift:
+            leak = (Const(L.beta_num) * u_prev + (1 << (L.beta_shift - 1))) >> L.beta_shift
+        else:
+            leak = u_prev
+        current = (self.acc << L.frac_bits) + (self.bias if L.bias is not None else 0)
+        v = Signal(signed(self.value_width))
+        if L.reset == "subtract":
+            m.d.comb += v.eq(leak + current - Mux(z_prev, thr, 0))
+        else:
+            m.d.comb += v.eq(Mux(z_prev, 0, leak + current))
+        if L.quantized:
+            m.submodules.quantizer = q = self.quantizer
+            m.d.comb += [q.value.eq(v), self.new_state.eq(q.code),
+                         self.spike.eq(q.code > L.threshold_code)]
+        else:
+            u = Mux(v < L.mem_lo, L.mem_lo, Mux(v > L.mem_hi, L.mem_hi, v))
+            m.d.comb += [self.new_state.eq(u), self.spike.eq(u > thr)]
+        return m

@@ -1,0 +1,76 @@
+"""The hardware state quantizer: membrane value -> code of the nearest level.
+
+Rule (the contract): ties go to the lower level and values beyond the ends saturate;
+equivalently ``code = #{k : boundaries[k] < v}`` with the integer decision boundaries of
+:attr:`IntLayer.boundaries`. The same component serves any table (uniform, exponential,
+snnTorch, custom): the table is only data.
+
+Two implementations of the same function:
+
+* combinational (``latency == 0``): ``2**n - 1`` parallel comparators whose results are
+  summed (a thermometer-code popcount). Default for ``n <= 4``.
+* pipelined binary search (``latency == n``): stage ``k`` compares the value with one
+  boundary chosen by the ``k`` code bits already decided (MSB first), from a table of
+  ``2**k`` boundaries, and registers the value and the partial code. One value per cycle.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+from amaranth.hdl import Array, Const, Module, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .._check import check_int, check_int_array
+
+COMB_MAX_BITS = 4
+
+
+class StateQuantizer(wiring.Component):
+    """Parameters
+    ----------
+    boundaries : the ``2**n - 1`` sorted integer decision boundaries.
+    value_width : width of the signed input value.
+    pipelined : None (automatic: pipelined for n > COMB_MAX_BITS), True or False.
+
+    Members: ``value`` In(signed(value_width)); ``code`` Out(unsigned(n)), valid
+    :attr:`latency` cycles after ``value``.
+    """
+
+    def __init__(self, boundaries, value_width: int, pipelined: bool | None = None):
+        b = check_int_array("boundaries", boundaries, ndim=1)
+        n = b.size + 1
+        if n < 2 or n & (n - 1):
+            raise ValueError(f"boundaries must have 2**n - 1 entries, got {b.size}")
+        if any(int(x) > int(y) for x, y in pairwise(b)):
+            raise ValueError("boundaries must be sorted")
+        self.boundaries = [int(v) for v in b]
+        self.code_bits = n.bit_length() - 1
+        self.value_width = check_int("value_width", value_width, 1, 128)
+        if pipelined is None:
+            pipelined = self.code_bits > COMB_MAX_BITS
+        self.pipelined = bool(pipelined)
+        self.latency = self.code_bits if self.pipelined else 0
+        super().__init__({"value": In(signed(self.value_width)),
+                          "code": Out(unsigned(self.code_bits))})
+
+    def elaborate(self, platform):
+        m = Module()
+        n, v = self.code_bits, self.value
+        if not self.pipelined:
+            m.d.comb += self.code.eq(sum((v > Const(bk)) for bk in self.boundaries))
+            return m
+        val, prefix = v, Const(0, 0)
+        for k in range(n):
+            # Candidate code c = prefix*2**(n-k) + 2**(n-k-1): code >= c iff b[c-1] < v.
+            table = [self.boundaries[(p << (n - k)) + (1 << (n - k - 1)) - 1]
+                     for p in range(1 << k)]
+            bound = Array(Const(t) for t in table)[prefix] if k else Const(table[0])
+            bit = val > bound
+            nval = Signal(signed(self.value_width), name=f"value_s{k + 1}")
+            npre = Signal(unsigned(k + 1), name=f"prefix_s{k + 1}")
+            m.d.sync += [nval.eq(val), npre.eq((prefix << 1) | bit)]
+            val, prefix = nval, npre
+        m.d.comb += self.code.eq(prefix)
+        return m

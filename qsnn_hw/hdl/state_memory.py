@@ -1,0 +1,78 @@
+"""State memory (and the generic lane memory it is built on).
+
+A memory of ``depth`` words of ``P`` lanes with one read and one write port.
+
+Used for the state memory (codes or membranes) and the current accumulators of a layer
+engine. The read port is synchronous and transparent for the write port: a read of the
+address being written in the same cycle returns the new data, so back-to-back
+read-modify-write of one word needs no stall.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, unsigned
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from ._util import check_lanes, pack_lanes, shape_of
+
+
+class LaneMemory(wiring.Component):
+    """Parameters: ``width``/``is_signed`` per lane, ``lanes`` P, ``depth`` words, ``init``
+    per-word lists of lane values (default 0), ``writable`` (False: a ROM).
+
+    Members: ``r_addr`` In, ``r_data`` Out (one cycle after ``r_addr``); when writable,
+    ``w_addr``, ``w_data``, ``w_en`` In.
+    """
+
+    def __init__(self, *, width: int, is_signed: bool, lanes: int, depth: int, init=None,
+                 writable: bool = True):
+        if not isinstance(width, int) or width < 1:
+            raise ValueError(f"width must be a positive integer, got {width!r}")
+        if not isinstance(depth, int) or depth < 1:
+            raise ValueError(f"depth must be a positive integer, got {depth!r}")
+        self.width, self.is_signed = width, bool(is_signed)
+        self.lanes, self.depth = check_lanes(lanes), depth
+        self.writable = writable
+        self.init = [[0] * lanes] * depth if init is None else [list(w) for w in init]
+        if len(self.init) != depth or any(len(w) != lanes for w in self.init):
+            raise ValueError(f"init must be {depth} words of {lanes} lanes")
+        lane = data.ArrayLayout(shape_of(width, is_signed), lanes)
+        members = {"r_addr": In(range(depth)), "r_data": Out(lane)}
+        if writable:
+            members.update(w_addr=In(range(depth)), w_data=In(lane), w_en=In(1))
+        super().__init__(members)
+
+    @property
+    def bits(self) -> int:
+        return self.depth * self.lanes * self.width
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mem = self.memory = mem = memory.Memory(
+            shape=unsigned(self.lanes * self.width), depth=self.depth,
+            init=[pack_lanes(w, self.width) for w in self.init])
+        if self.writable:
+            wr = mem.write_port()
+            m.d.comb += [wr.addr.eq(self.w_addr), wr.data.eq(self.w_data), wr.en.eq(self.w_en)]
+            rd = mem.read_port(transparent_for=(wr,))
+        else:
+            rd = mem.read_port()
+        m.d.comb += [rd.addr.eq(self.r_addr), self.r_data.eq(rd.data)]
+        return m
+
+
+class StateMemory(LaneMemory):
+    """The state memory of ``layer`` (an IntLayer): ``ceil(N/P)`` words of ``P`` lanes,
+    each an unsigned n-bit **code** when states are quantized, else a signed
+    ``mem_bits`` saturating membrane. Initialized to the rest state (``rest_code`` / 0);
+    the layer engine also substitutes the rest state on a sample's first timestep, so a
+    new sample never needs the memory cleared."""
+
+    def __init__(self, layer, lanes: int):
+        groups = -(-layer.n_out // check_lanes(lanes))
+        if layer.quantized:
+            super().__init__(width=layer.state_bits, is_signed=False, lanes=lanes,
+                             depth=groups, init=[[layer.rest_code] * lanes] * groups)
+        else:
+            super().__init__(width=layer.mem_bits, is_signed=True, lanes=lanes, depth=groups)

@@ -1,0 +1,151 @@
+"""The network top: layer engines chained through their output FIFOs (so layer l+1
+works on timestep t-1 while layer l works on t), spike counters and argmax at the end,
+a per-sample start/done handshake and a sticky error flag.
+
+Protocol (docs/hardware.md):
+
+1. Pulse ``start`` while ``busy`` is low: every layer's next timestep starts from the rest
+   state, the counters clear, ``busy`` rises.
+2. Send the sample on ``events`` (:mod:`.layouts`): T timesteps, each closed by an
+   ``eot`` beat; the last one has ``last = 1``. Beats after it wait for the next ``start``.
+3. One beat appears on ``results`` (prediction + counts); when it is accepted ``done``
+   pulses and ``busy`` falls.
+
+Invalid input beats (spike address >= M, ``last`` on a non-``eot`` beat, more or fewer
+than M values in a direct-input timestep) are dropped and set ``error``, which stays set
+until reset; missing direct values count as 0.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+from amaranth.hdl import Array, Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .._check import check_int
+from ..contract import IntNetwork
+from ._util import check_lanes
+from .engine import LayerEngine
+from .layouts import result_layout
+
+MAX_COUNT_BITS = 32
+
+
+def lanes_per_layer(net: IntNetwork, lanes) -> tuple[int, ...]:
+    """``lanes``: one int for every layer, or a sequence with one entry per layer."""
+    if isinstance(lanes, int) and not isinstance(lanes, bool):
+        return (check_lanes(lanes),) * len(net.layers)
+    lanes = tuple(lanes)
+    if len(lanes) != len(net.layers):
+        raise ValueError(f"lanes must be an int or have one entry per layer "
+                         f"({len(net.layers)}), got {len(lanes)}")
+    return tuple(check_lanes(p) for p in lanes)
+
+
+class NetworkTop(wiring.Component):
+    """Parameters
+    ----------
+    net : IntNetwork.
+    lanes : P (int) or one P per layer.
+    count_bits : width of the saturating output spike counters.
+    fifo_depth : per-layer output FIFO depth (None: two timesteps of words).
+    pipelined : state quantizer implementation (None: automatic by code width).
+
+    Members
+    -------
+    events : In(stream), spike events (input_bits == 1) or direct values.
+    results : Out(stream), ``{prediction, counts}`` once per sample.
+    start : In(1); busy, done, error : Out(1).
+    """
+
+    def __init__(self, net: IntNetwork, *, lanes=1, count_bits: int = 16,
+                 fifo_depth: int | None = None, pipelined: bool | None = None):
+        if not isinstance(net, IntNetwork):
+            raise TypeError(f"net must be an IntNetwork, got {type(net).__name__}")
+        self.net = net
+        self.lanes = lanes_per_layer(net, lanes)
+        self.count_bits = check_int("count_bits", count_bits, 1, MAX_COUNT_BITS)
+        self.engines = []
+        for i, layer in enumerate(net.layers):
+            if i == 0:
+                kind = "spike" if net.input_bits == 1 else "direct"
+                kw = dict(input_kind=kind, input_bits=net.input_bits)
+            else:
+                up = self.engines[-1]
+                kw = dict(input_kind="words", upstream_groups=up.groups,
+                          upstream_lanes=up.lanes)
+            self.engines.append(LayerEngine(layer, lanes=self.lanes[i], fifo_depth=fifo_depth,
+                                            pipelined=pipelined, **kw))
+        self.n_out = net.n_out
+        super().__init__({
+            "events": In(stream.Signature(self.engines[0].in_layout)),
+            "results": Out(stream.Signature(result_layout(self.n_out, self.count_bits))),
+            "start": In(1), "busy": Out(1), "done": Out(1), "error": Out(1),
+        })
+
+    def memory_bits(self) -> list[dict]:
+        return [e.memory_bits() for e in self.engines]
+
+    def elaborate(self, platform):
+        m = Module()
+        engines = self.engines
+        for i, e in enumerate(engines):
+            m.submodules[f"layer{i}"] = e
+        for up, down in pairwise(engines):
+            wiring.connect(m, up.spikes, down.events)
+
+        busy, closed = self.busy, Signal()
+        start_ok = self.start & ~busy
+        for e in engines:
+            m.d.comb += e.start.eq(start_ok)
+        first = engines[0].events
+        open_ = busy & ~closed
+        m.d.comb += [
+            first.payload.eq(self.events.payload),
+            first.valid.eq(self.events.valid & open_),
+            self.events.ready.eq(first.ready & open_),
+        ]
+        pay = self.events.payload
+        with m.If(self.events.valid & self.events.ready & pay.eot & pay.last):
+            m.d.sync += closed.eq(1)
+
+        # ---- spike counters (saturating) -------------------------------------------------
+        last = engines[-1]
+        out = last.spikes
+        m.d.comb += out.ready.eq(1)
+        cmax = (1 << self.count_bits) - 1
+        counts = [Signal(self.count_bits, name=f"count{n}") for n in range(self.n_out)]
+        w = out.payload
+        with m.If(out.valid & ~w.eot):
+            for n, c in enumerate(counts):
+                g, p = divmod(n, last.lanes)
+                with m.If((w.group == g) & w.mask[p] & (c != cmax)):
+                    m.d.sync += c.eq(c + 1)
+
+        # ---- argmax: a scan over the counters, ties to the lowest index --------------------
+        scanning, idx = Signal(), Signal(range(self.n_out))
+        best_idx, best_cnt = Signal(range(self.n_out)), Signal(self.count_bits)
+        rvalid = Signal()
+        with m.If(out.valid & w.eot & w.last):
+            m.d.sync += [scanning.eq(1), idx.eq(0)]
+        with m.If(scanning):
+            cnt = Array(counts)[idx]
+            with m.If((idx == 0) | (cnt > best_cnt)):
+                m.d.sync += [best_idx.eq(idx), best_cnt.eq(cnt)]
+            m.d.sync += idx.eq(idx + 1)
+            with m.If(idx == self.n_out - 1):
+                m.d.sync += [scanning.eq(0), rvalid.eq(1)]
+        res = self.results.payload
+        m.d.comb += [self.results.valid.eq(rvalid), res.prediction.eq(best_idx)]
+        for n, c in enumerate(counts):
+            m.d.comb += res.counts[n].eq(c)
+        with m.If(rvalid & self.results.ready):
+            m.d.sync += [rvalid.eq(0), busy.eq(0)]
+            m.d.comb += self.done.eq(1)
+
+        with m.If(start_ok):
+            m.d.sync += [busy.eq(1), closed.eq(0)] + [c.eq(0) for c in counts]
+        m.d.comb += self.error.eq(engines[0].error)
+        return m
