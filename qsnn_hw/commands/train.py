@@ -1,0 +1,217 @@
+"""``qsnn-hw train``: quantization-aware training of a LIF network, exported as an artifact.
+
+Writes into ``--out``: ``model.qsnn`` (the artifact), ``metrics.json``, ``checkpoint.npz``
+(after every epoch; ``--resume`` continues from it) and ``plots/*.png``.
+Per-layer options take one value (all layers) or a comma list with one value per layer
+(hidden layers first, then the output layer), e.g. ``--weight-bits 3,4``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ..train.config import (
+    ENCODINGS,
+    LOSSES,
+    STATE_FAMILIES,
+    STATE_MODES,
+    SURROGATES,
+    WEIGHT_MODES,
+    LayerConfig,
+    TrainConfig,
+)
+
+_D = TrainConfig()
+_L = LayerConfig(1)
+
+
+def _int_in(lo, hi):
+    def parse(text):
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer in [{lo}, {hi}], "
+                                             f"got {text!r}") from None
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"must be an integer in [{lo}, {hi}], got {v}")
+        return v
+    return parse
+
+
+def _float_in(lo, hi, lo_open=False):
+    left = "(" if lo_open else "["
+
+    def parse(text):
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number in {left}{lo:g}, {hi:g}], "
+                                             f"got {text!r}") from None
+        if not (v > lo if lo_open else v >= lo) or not v <= hi:
+            raise argparse.ArgumentTypeError(f"must be a number in {left}{lo:g}, {hi:g}], "
+                                             f"got {text}")
+        return v
+    return parse
+
+
+def _choice(choices):
+    def parse(text):
+        if text not in choices:
+            raise argparse.ArgumentTypeError(f"must be one of {', '.join(choices)}; "
+                                             f"got {text!r}")
+        return text
+    return parse
+
+
+def _per_layer(item):
+    """A comma list of ``item`` values (one value = every layer)."""
+    def parse(text):
+        parts = [p.strip() for p in str(text).split(",")]
+        if any(p == "" for p in parts):
+            raise argparse.ArgumentTypeError(f"empty entry in list {text!r}")
+        return [item(p) for p in parts]
+    return parse
+
+
+def _hidden(text):
+    if text.strip() in ("", "none"):
+        return []
+    return _per_layer(_int_in(1, 1 << 16))(text)
+
+
+# flag -> (LayerConfig field, element parser, help)
+LAYER_FLAGS = {
+    "--beta": ("beta", _float_in(0, 1, lo_open=True), "leak factor in (0, 1]"),
+    "--threshold": ("threshold", _float_in(0, 1e6, lo_open=True), "firing threshold (> 0)"),
+    "--reset": ("reset", _choice(("subtract", "zero")), "reset mechanism: subtract | zero"),
+    "--weight-mode": ("weight_mode", _choice(WEIGHT_MODES),
+                      "weights: none (float, deployed at --float-weight-bits) | ptq | qat"),
+    "--weight-bits": ("weight_bits", _int_in(2, 16), "weight bits, 2..16"),
+    "--weight-scheme": ("weight_scheme", _choice(("symmetric", "asymmetric", "ternary")),
+                        "weight quantizer: symmetric | asymmetric | ternary"),
+    "--state-mode": ("state_mode", _choice(STATE_MODES), "membrane: none | ptq | squat"),
+    "--state-bits": ("state_bits", _int_in(1, 16), "state (membrane) bits, 1..16"),
+    "--state-family": ("state_family", _choice(STATE_FAMILIES),
+                       "level table: uniform | exponential | snntorch"),
+    "--level-a": ("level_a", _float_in(0, 50), "exponential steepness below threshold, 0..50"),
+    "--level-b": ("level_b", _float_in(0, 50), "exponential steepness above threshold, 0..50"),
+    "--lower-limit": ("lower_limit", _float_in(0, 100),
+                      "levels start at -threshold*(1+lower_limit)"),
+    "--upper-limit": ("upper_limit", _float_in(0, 100, lo_open=True),
+                      "levels end at threshold*(1+upper_limit)"),
+}
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train", help="train a (quantized) SNN and export the integer artifact",
+        description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", type=_choice(("digits", "fashion_mnist", "shd")),
+                   default=_D.dataset, help="digits | fashion_mnist | shd")
+    g.add_argument("--data-dir", default=_D.data_dir,
+                   help="directory holding downloaded dataset files")
+    g.add_argument("--data-seed", type=_int_in(0, 2**32 - 1), default=_D.data_seed,
+                   help="seed of the train/validation/test split")
+    g.add_argument("--timesteps", type=_int_in(1, 10000), default=_D.timesteps,
+                   help="timesteps T per sample")
+    g.add_argument("--encoding", type=_choice(ENCODINGS), default=_D.encoding,
+                   help="direct (multi-bit input every timestep) | rate | latency")
+    g.add_argument("--input-bits", type=_int_in(1, 16), default=_D.input_bits,
+                   help="input width for direct encoding, 1..16")
+    g = p.add_argument_group("network (per-layer flags: one value or a comma list)")
+    g.add_argument("--hidden", type=_hidden, default=[lc.size for lc in _D.layers[:-1]],
+                   help="hidden layer sizes, comma list ('none' for no hidden layer)")
+    for flag, (name, item, text) in LAYER_FLAGS.items():
+        g.add_argument(flag, type=_per_layer(item), default=[getattr(_L, name)], help=text)
+    g.add_argument("--bias", action="store_true", help="learn a bias current per neuron")
+    g.add_argument("--learn-beta", action="store_true", help="learn beta per layer")
+    g.add_argument("--surrogate", type=_choice(SURROGATES), default=_D.surrogate,
+                   help="atan | fast_sigmoid | triangular")
+    g.add_argument("--surrogate-param", type=_float_in(0, 1e4), default=_D.surrogate_param,
+                   help="atan alpha / fast-sigmoid slope / triangular width (0 = default: "
+                        "2 / 25 / 1)")
+    g = p.add_argument_group("training")
+    g.add_argument("--loss", type=_choice(LOSSES), default=_D.loss,
+                   help="ce (cross-entropy on spike counts) | mse (on spike counts)")
+    g.add_argument("--correct-rate", type=_float_in(0, 1), default=_D.correct_rate,
+                   help="mse target firing rate of the true class")
+    g.add_argument("--incorrect-rate", type=_float_in(0, 1), default=_D.incorrect_rate,
+                   help="mse target firing rate of the other classes")
+    g.add_argument("--epochs", type=_int_in(1, 100000), default=_D.epochs)
+    g.add_argument("--batch-size", type=_int_in(1, 65536), default=_D.batch_size)
+    g.add_argument("--lr", type=_float_in(0, 10, lo_open=True), default=_D.lr,
+                   help="Adam learning rate (cosine-annealed to --lr-min)")
+    g.add_argument("--lr-min", type=_float_in(0, 10), default=_D.lr_min)
+    g.add_argument("--grad-clip", type=_float_in(0, 1e6), default=_D.grad_clip,
+                   help="global gradient-norm clip (0 = off)")
+    g.add_argument("--patience", type=_int_in(1, 100000), default=_D.patience,
+                   help="early stop after this many epochs without a better val accuracy")
+    g.add_argument("--seed", type=_int_in(0, 2**32 - 1), default=_D.seed)
+    g.add_argument("--init-scale", type=_float_in(0, 100, lo_open=True),
+                   default=_D.init_scale, help="weight init bound multiplier")
+    g.add_argument("--max-train-samples", type=_int_in(0, 1 << 31),
+                   default=_D.max_train_samples, help="train on at most N samples/epoch (0=all)")
+    g = p.add_argument_group("deployment (integer format)")
+    g.add_argument("--beta-shift", type=_int_in(1, 24), default=_D.beta_shift,
+                   help="beta = beta_num / 2**beta_shift")
+    g.add_argument("--frac-bits", type=_int_in(-1, 32), default=_D.frac_bits,
+                   help="membrane fractional bits (-1 = auto)")
+    g.add_argument("--mem-bits", type=_int_in(-1, 32), default=_D.mem_bits,
+                   help="membrane width of unquantized layers (-1 = auto)")
+    g.add_argument("--float-weight-bits", type=_int_in(2, 16), default=_D.float_weight_bits,
+                   help="PTQ width used to deploy layers trained with --weight-mode none")
+    g = p.add_argument_group("output")
+    g.add_argument("--out", default="runs/train", help="output directory")
+    g.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoint.npz (same config)")
+    g.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    g.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=run)
+
+
+def build_config(args, n_classes: int) -> TrainConfig:
+    sizes = list(args.hidden) + [n_classes]
+    n = len(sizes)
+    per_layer = {}
+    for flag, (name, _, _) in LAYER_FLAGS.items():
+        values = getattr(args, flag[2:].replace("-", "_"))
+        if len(values) == 1:
+            values = values * n
+        if len(values) != n:
+            raise ValueError(f"{flag} has {len(values)} values but the network has {n} layers "
+                             f"(sizes {sizes}); give one value or {n}")
+        per_layer[name] = values
+    if args.mem_bits not in (-1,) and args.mem_bits < 2:
+        raise ValueError(f"--mem-bits must be -1 (auto) or in [2, 32], got {args.mem_bits}")
+    if args.lr_min > args.lr:
+        raise ValueError(f"--lr-min ({args.lr_min}) must not exceed --lr ({args.lr})")
+    layers = tuple(LayerConfig(size=s, bias=args.bias, learn_beta=args.learn_beta,
+                               **{k: v[i] for k, v in per_layer.items()})
+                   for i, s in enumerate(sizes))
+    return TrainConfig(
+        layers=layers, dataset=args.dataset, data_dir=args.data_dir, data_seed=args.data_seed,
+        timesteps=args.timesteps, encoding=args.encoding, input_bits=args.input_bits,
+        surrogate=args.surrogate, surrogate_param=args.surrogate_param, loss=args.loss,
+        correct_rate=args.correct_rate, incorrect_rate=args.incorrect_rate,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lr_min=args.lr_min,
+        grad_clip=args.grad_clip, patience=args.patience, seed=args.seed,
+        beta_shift=args.beta_shift, frac_bits=args.frac_bits, mem_bits=args.mem_bits,
+        float_weight_bits=args.float_weight_bits, init_scale=args.init_scale,
+        max_train_samples=args.max_train_samples)
+
+
+def run(args) -> int:
+    import sys
+
+    from ..data import load_dataset
+    from ..train.trainer import Progress, run_training
+
+    data = load_dataset(args.dataset, args.data_dir, args.timesteps, args.data_seed)
+    cfg = build_config(args, data.n_classes)
+    progress = Progress(None if args.quiet else sys.stderr)
+    metrics = run_training(cfg, data, args.out, resume=args.resume, progress=progress,
+                           plots=not args.no_plots)
+    if not args.quiet:
+        print(f"wrote {metrics['artifact']} and {args.out}/metrics.json", file=sys.stderr)
+    return 0

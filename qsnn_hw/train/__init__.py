@@ -1,0 +1,12 @@
+"""NumPy trainer: LIF networks with BPTT, QAT weights and SQUAT states, exported to the
+integer contract (qsnn_hw/contract.py) with eval-mode equivalence to the golden model.
+
+``config`` (what to train), ``model`` (forward + BPTT), ``surrogate``, ``losses``,
+``optim``, ``encoding`` (inputs), ``export`` (to IntNetwork), ``deployed`` (the trainer's
+integer eval path), ``trainer`` (the loop, checkpoints, metrics), ``plots``.
+"""
+
+from .config import LayerConfig, TrainConfig
+from .trainer import fit, run_training
+
+__all__ = ["LayerConfig", "TrainConfig", "fit", "run_training"]

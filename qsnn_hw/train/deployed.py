@@ -1,0 +1,87 @@
+"""The trainer's eval-mode forward pass of the *deployed* model, in integer membrane units.
+
+This is the trainer's own implementation of the integer contract (qsnn_hw/contract.py),
+written independently of :mod:`qsnn_hw.golden` so that a test comparing the two compares
+two implementations. Differences in approach (same results by construction):
+
+* a static (direct) input's current is computed once, not per timestep;
+* the matrix product runs in float64 when every partial sum stays below 2**52 (integers
+  are then exact in float64), else in int64;
+* the spike test compares the membrane *value* with the threshold, not codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..contract import IntLayer, IntNetwork
+from ..quant.state import decision_boundaries
+from .encoding import Encoded
+
+_EXACT_FLOAT = 1 << 52
+
+
+def _current(layer: IntLayer, x: np.ndarray, input_max: int) -> np.ndarray:
+    """``(W @ x) * 2**frac_bits + bias`` on the last axis of ``x``."""
+    w = layer.weight
+    bound = int(np.abs(w).sum(axis=1).max()) * int(input_max)
+    if bound < _EXACT_FLOAT:
+        cur = np.rint(x.astype(np.float64) @ w.T.astype(np.float64)).astype(np.int64)
+    else:
+        cur = x.astype(np.int64) @ w.T
+    cur *= 1 << layer.frac_bits
+    if layer.bias is not None:
+        cur += layer.bias
+    return cur
+
+
+@dataclass(frozen=True, eq=False)
+class DeployedRun:
+    """``spikes[l]``: (B, T, N_l) uint8; ``mem[l]``: (B, T, N_l) int64 (if traced);
+    ``counts``: (B, N_out)."""
+
+    spikes: list
+    mem: list | None
+    counts: np.ndarray
+
+
+def run_deployed(net: IntNetwork, enc: Encoded, trace: bool = False) -> DeployedRun:
+    steps = enc.steps
+    h = enc.ints  # (B, M) static, or (B, T, M) spikes
+    spikes, mems = [], []
+    for i, layer in enumerate(net.layers):
+        static = h.ndim == 2
+        cur = _current(layer, h, net.layer_input_max(i))  # (B, N) or (B, T, N)
+        batch, n = cur.shape[0], layer.n_out
+        if layer.levels is not None:
+            bounds = decision_boundaries(layer.levels)
+            levels = layer.levels
+            u = np.full((batch, n), levels[np.searchsorted(bounds, 0, side="left")], np.int64)
+        else:
+            u = np.zeros((batch, n), np.int64)
+            lo, hi = -(1 << (layer.mem_bits - 1)), (1 << (layer.mem_bits - 1)) - 1
+        z = np.zeros((batch, n), dtype=bool)
+        out = np.zeros((batch, steps, n), dtype=np.uint8)
+        mem = np.zeros((batch, steps, n), dtype=np.int64) if trace else None
+        half = (1 << (layer.beta_shift - 1)) if layer.beta_shift else 0
+        for t in range(steps):
+            v = ((layer.beta_num * u + half) >> layer.beta_shift) + (cur if static else cur[:, t])
+            if layer.reset == "subtract":
+                v = v - layer.threshold * z
+            else:
+                v = np.where(z, 0, v)
+            if layer.levels is not None:
+                u = levels[np.searchsorted(bounds, v, side="left")]
+            else:
+                u = np.clip(v, lo, hi)
+            z = u > layer.threshold
+            out[:, t] = z
+            if trace:
+                mem[:, t] = u
+        spikes.append(out)
+        mems.append(mem)
+        h = out
+    counts = spikes[-1].sum(axis=1, dtype=np.int64)
+    return DeployedRun(spikes, mems if trace else None, counts)

@@ -1,0 +1,129 @@
+"""Dataset loaders: the digits split, Fashion-MNIST IDX files and SHD HDF5 files made by
+the tests, and the errors for missing or broken files."""
+
+import gzip
+
+import numpy as np
+import pytest
+
+from qsnn_hw.data import DatasetMissingError, load_dataset, load_fashion_mnist, read_idx
+from qsnn_hw.data.shd import bin_spikes, load_shd
+
+
+def test_digits_split_sizes_stratified_disjoint_seeded():
+    d = load_dataset("digits", seed=0)
+    assert (len(d.y_train), len(d.y_val), len(d.y_test)) == (1257, 180, 360)
+    assert d.n_in == 64 and d.n_classes == 10 and not d.events
+    assert d.x_train.min() >= 0 and d.x_train.max() <= 1
+    # stratified: each class's share of the test split is within one sample of its share
+    # of the whole set (sklearn's class counts: 178, 182, 177, 183, 181, 182, 181, 179, 174, 180)
+    from sklearn.datasets import load_digits
+    full = np.bincount(load_digits().target)
+    test = np.bincount(d.y_test, minlength=10)
+    assert np.all(np.abs(test - full * 360 / 1797) <= 1)
+    # disjoint and complete: the rows of the three splits are the whole dataset
+    rows = np.concatenate([d.x_train, d.x_val, d.x_test])
+    allx = (load_digits().data / 16.0).astype(np.float32)
+    assert sorted(map(bytes, rows)) == sorted(map(bytes, allx))
+    again = load_dataset("digits", seed=0)
+    np.testing.assert_array_equal(d.x_test, again.x_test)
+    other = load_dataset("digits", seed=1)
+    assert not np.array_equal(d.y_test, other.y_test)
+
+
+def _write_idx(path, arr, gz=False):
+    codes = {np.dtype(np.uint8): 0x08}
+    header = bytes([0, 0, codes[arr.dtype], arr.ndim]) + b"".join(
+        int(n).to_bytes(4, "big") for n in arr.shape)
+    data = header + arr.tobytes()
+    (gzip.open if gz else open)(path, "wb").write(data)
+
+
+def _fashion_dir(tmp_path, gz, n_train=40, n_test=12):
+    rng = np.random.default_rng(0)
+    tr_x = rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8)
+    tr_y = np.arange(n_train, dtype=np.uint8) % 10
+    te_x = rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8)
+    te_y = np.arange(n_test, dtype=np.uint8) % 10
+    sfx = ".gz" if gz else ""
+    _write_idx(tmp_path / f"train-images-idx3-ubyte{sfx}", tr_x, gz)
+    _write_idx(tmp_path / f"train-labels-idx1-ubyte{sfx}", tr_y, gz)
+    _write_idx(tmp_path / f"t10k-images-idx3-ubyte{sfx}", te_x, gz)
+    _write_idx(tmp_path / f"t10k-labels-idx1-ubyte{sfx}", te_y, gz)
+    return tr_x, tr_y, te_x, te_y
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_fashion_mnist_idx_roundtrip(tmp_path, gz):
+    tr_x, tr_y, te_x, te_y = _fashion_dir(tmp_path, gz)
+    d = load_fashion_mnist(tmp_path, seed=0, val_size=10)
+    assert (len(d.y_train), len(d.y_val), len(d.y_test)) == (30, 10, 12)
+    np.testing.assert_allclose(d.x_test, te_x.reshape(12, 784) / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(d.y_test, te_y)
+    assert d.n_in == 784 and np.bincount(d.y_val).tolist() == [1] * 10
+
+
+def test_idx_reader_rejects_truncated_and_bad_magic(tmp_path):
+    _write_idx(tmp_path / "a", np.zeros((3, 2, 2), np.uint8))
+    raw = (tmp_path / "a").read_bytes()
+    (tmp_path / "a").write_bytes(raw[:-1])
+    with pytest.raises(ValueError, match="truncated or corrupted"):
+        read_idx(tmp_path / "a")
+    (tmp_path / "b").write_bytes(b"\x12\x34" + raw[2:])
+    with pytest.raises(ValueError, match="bad magic"):
+        read_idx(tmp_path / "b")
+
+
+def test_missing_files_say_what_to_download(tmp_path):
+    with pytest.raises(DatasetMissingError, match=r"train-images-idx3-ubyte.*fashion-mnist"):
+        load_dataset("fashion_mnist", str(tmp_path))
+    with pytest.raises(DatasetMissingError, match=r"shd_train.h5.*zenkelab"):
+        load_dataset("shd", str(tmp_path))
+    with pytest.raises(DatasetMissingError, match="--data-dir"):
+        load_dataset("shd", "")
+
+
+def test_bin_spikes_hand_worked():
+    # T=4 bins over 1 s: 0.1 -> bin 0, 0.3 -> bin 1, 0.35 -> bin 1 (same bin, one spike),
+    # 0.99 -> bin 3, 1.2 s is past max_time and dropped.
+    r = bin_spikes([np.array([0.1, 0.3, 0.35, 0.99, 1.2])], [np.array([2, 0, 0, 5, 1])],
+                   4, 1.0, n_channels=6)
+    expect = np.zeros((1, 4, 6), np.uint8)
+    expect[0, 0, 2] = expect[0, 1, 0] = expect[0, 3, 5] = 1
+    np.testing.assert_array_equal(r, expect)
+
+
+def _write_shd(path, n, rng):
+    import h5py
+    with h5py.File(path, "w") as f:
+        vf = h5py.vlen_dtype(np.dtype("float32"))
+        vu = h5py.vlen_dtype(np.dtype("uint16"))
+        times = f.create_dataset("spikes/times", (n,), dtype=vf)
+        units = f.create_dataset("spikes/units", (n,), dtype=vu)
+        for i in range(n):
+            k = rng.integers(1, 30)
+            times[i] = np.sort(rng.random(k)).astype(np.float32)
+            units[i] = rng.integers(0, 700, k).astype(np.uint16)
+        f.create_dataset("labels", data=np.arange(n) % 20)
+
+
+def test_shd_hdf5_loader(tmp_path):
+    rng = np.random.default_rng(1)
+    _write_shd(tmp_path / "shd_train.h5", 60, rng)
+    _write_shd(tmp_path / "shd_test.h5", 20, rng)
+    d = load_shd(tmp_path, timesteps=10, seed=0, val_fraction=20)
+    assert d.events and d.x_train.shape[1:] == (10, 700) and d.n_classes == 20
+    assert (len(d.y_train), len(d.y_val), len(d.y_test)) == (40, 20, 20)
+    import h5py
+    with h5py.File(tmp_path / "shd_test.h5") as f:
+        t, u = f["spikes/times"][3], f["spikes/units"][3]
+    expect = np.zeros((10, 700), np.uint8)
+    expect[np.minimum((t * 10).astype(int), 9), u] = 1
+    np.testing.assert_array_equal(d.x_test[3], expect)
+
+
+def test_shd_rejects_non_hdf5(tmp_path):
+    (tmp_path / "shd_train.h5").write_bytes(b"not hdf5")
+    (tmp_path / "shd_test.h5").write_bytes(b"not hdf5")
+    with pytest.raises(ValueError, match="not a readable SHD HDF5 file"):
+        load_shd(tmp_path, 10)

@@ -1,0 +1,150 @@
+"""The trainer's float model: hand-worked LIF steps, BPTT against finite differences,
+surrogates and losses against their closed forms, Adam and the LR schedule."""
+
+import math
+
+import numpy as np
+import pytest
+
+from qsnn_hw.train.config import LayerConfig
+from qsnn_hw.train.losses import ce_count_loss, mse_count_loss
+from qsnn_hw.train.model import SNN
+from qsnn_hw.train.optim import Adam, clip_grad_norm, cosine_lr
+from qsnn_hw.train.surrogate import SpikeFunction
+
+
+def one_neuron(beta, threshold, reset, **kw):
+    net = SNN(1, [LayerConfig(1, beta=beta, threshold=threshold, reset=reset, **kw)],
+              SpikeFunction("atan"), dtype=np.float64)
+    net.params = {"layer0.weight": np.array([[1.0]]), "layer0.beta": np.array(beta)}
+    return net
+
+
+def test_lif_subtract_reset_hand_worked():
+    # I = 0.6 every step, beta 0.5, theta 1:
+    # u0 = 0.6; u1 = 0.3 + 0.6 = 0.9; u2 = 0.45 + 0.6 = 1.05 -> spike;
+    # u3 = 0.525 + 0.6 - 1 = 0.125; u4 = 0.0625 + 0.6 = 0.6625
+    net = one_neuron(0.5, 1.0, "subtract")
+    outs, caches = net.forward(np.array([[0.6]]), 5, keep=True)
+    np.testing.assert_allclose(caches[0].u[1:, 0, 0], [0.6, 0.9, 1.05, 0.125, 0.6625])
+    assert outs[0][:, 0, 0].tolist() == [0, 0, 1, 0, 0]
+
+
+def test_lif_zero_reset_and_strict_threshold():
+    # I = 0.5, beta 1, theta 1: u = 0.5, 1.0 (not > 1: no spike), 1.5 spike, then reset to 0
+    # (the input of that step is dropped too: v = (1 - z) * (...)), then 0.5, 1.0.
+    net = one_neuron(1.0, 1.0, "zero")
+    outs, caches = net.forward(np.array([[0.5]]), 6, keep=True)
+    np.testing.assert_allclose(caches[0].u[1:, 0, 0], [0.5, 1.0, 1.5, 0.0, 0.5, 1.0])
+    assert outs[0][:, 0, 0].tolist() == [0, 0, 1, 0, 0, 0]
+
+
+def test_squat_state_starts_at_level_nearest_zero_and_snaps():
+    lc = LayerConfig(1, beta=1.0, threshold=1.0, state_mode="squat", state_bits=2,
+                     state_family="uniform", lower_limit=0.0, upper_limit=0.2)
+    net = SNN(1, [lc], SpikeFunction("atan"), dtype=np.float64)
+    net.params = {"layer0.weight": np.array([[1.0]]), "layer0.beta": np.array(1.0)}
+    # uniform 2-bit levels on [-1, 1.2]: -1, -4/15, 7/15, 1.2; nearest to 0 is -4/15.
+    lv = [-1.0, -1.0 + 2.2 / 3, -1.0 + 4.4 / 3, 1.2]
+    _, caches = net.forward(np.array([[0.3]]), 3, keep=True)
+    u = caches[0].u[:, 0, 0]
+    assert u[0] == pytest.approx(lv[1])
+    # -4/15 + 0.3 = 0.0333 -> nearest -4/15 (distance 0.3) vs 7/15 (0.433): stays
+    assert u[1] == pytest.approx(lv[1])
+    _, caches = net.forward(np.array([[0.6]]), 2, keep=True)
+    # -4/15 + 0.6 = 0.333 -> 7/15; 7/15 + 0.6 = 1.067 -> 1.2 (spike)
+    np.testing.assert_allclose(caches[0].u[1:, 0, 0], [lv[2], lv[3]])
+
+
+@pytest.mark.parametrize("name,param", [("atan", 2.0), ("fast_sigmoid", 25.0),
+                                        ("triangular", 1.0)])
+def test_surrogate_derivatives_match_their_primitives(name, param):
+    # Each surrogate is the derivative of a known smooth step; check by central differences.
+    prim = {
+        "atan": lambda x: np.arctan(np.pi / 2 * param * x) / np.pi + 0.5,
+        "fast_sigmoid": lambda x: x / (1 + param * np.abs(x)),
+        "triangular": lambda x: np.sign(x) * (np.minimum(np.abs(x), param) / param
+                                              - np.minimum(np.abs(x), param) ** 2
+                                              / (2 * param ** 2)),
+    }[name]
+    x = np.linspace(-2, 2, 41) + 0.013
+    z, g = SpikeFunction(name, param)(x)
+    h = 1e-6
+    np.testing.assert_allclose(g, (prim(x + h) - prim(x - h)) / (2 * h), rtol=1e-5, atol=1e-7)
+    assert z.tolist() == (x > 0).astype(float).tolist()
+    assert SpikeFunction(name, param)(np.zeros(1))[0][0] == 0  # strict
+
+
+def _smooth_net(reset, static, seed, learn_beta=True, bias=True):
+    rng = np.random.default_rng(seed)
+    layers = [LayerConfig(4, beta=0.8, threshold=1.0, reset=reset, bias=bias,
+                          learn_beta=learn_beta),
+              LayerConfig(3, beta=0.7, threshold=0.5, reset=reset, bias=bias,
+                          learn_beta=learn_beta)]
+    net = SNN(5, layers, SpikeFunction("smooth_sigmoid", 3.0), detach_reset=False,
+              dtype=np.float64)
+    net.init_params(rng, init_scale=3.0)
+    steps, batch = 6, 3
+    x = rng.random((batch, 5)) if static else (rng.random((steps, batch, 5)) < 0.5) * 1.0
+    y = rng.integers(0, 3, batch)
+    return net, x, y, steps
+
+
+def _loss(net, x, y, steps):
+    outs, caches = net.forward(x, steps, quant=False, keep=True)
+    loss, dc = ce_count_loss(outs[-1].sum(axis=0), y)
+    return loss, dc, caches
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+@pytest.mark.parametrize("static", [True, False])
+def test_bptt_matches_finite_differences(reset, static):
+    net, x, y, steps = _smooth_net(reset, static, seed=3)
+    loss, dc, caches = _loss(net, x, y, steps)
+    grads = net.backward(caches, np.broadcast_to(dc, (steps,) + dc.shape))
+    assert set(grads) == set(net.params)
+    h = 1e-6
+    for k, p in net.params.items():
+        num = np.zeros(p.shape)
+        for idx in np.ndindex(p.shape):
+            orig = p[idx]
+            p[idx] = orig + h
+            lp = _loss(net, x, y, steps)[0]
+            p[idx] = orig - h
+            lm = _loss(net, x, y, steps)[0]
+            p[idx] = orig
+            num[idx] = (lp - lm) / (2 * h)
+        np.testing.assert_allclose(grads[k], num, rtol=1e-5, atol=1e-8, err_msg=k)
+
+
+def test_mse_count_loss_gradient_and_value():
+    counts = np.array([[3.0, 1.0], [0.0, 4.0]])
+    loss, g = mse_count_loss(counts, np.array([0, 0]), steps=5, correct_rate=0.8,
+                             incorrect_rate=0.2)
+    # targets: true class 4, other 1 -> errors (-1, 0), (-4, 3): mean of squares = 26/4
+    assert loss == pytest.approx(26 / 4)
+    np.testing.assert_allclose(g, 2 * np.array([[-1, 0], [-4, 3]]) / 4)
+
+
+def test_ce_count_loss_matches_closed_form():
+    counts = np.array([[2.0, 0.0, 1.0]])
+    loss, g = ce_count_loss(counts, np.array([2]))
+    z = math.exp(2) + 1 + math.e
+    assert loss == pytest.approx(-math.log(math.e / z))
+    np.testing.assert_allclose(g, [[math.exp(2) / z, 1 / z, math.e / z - 1]])
+
+
+def test_adam_first_step_moves_by_lr_times_sign():
+    # After one step the bias-corrected update is g / (|g| + eps) -> lr * sign(g).
+    p = {"w": np.array([1.0, -2.0, 0.5])}
+    Adam().step(p, {"w": np.array([0.3, -4.0, 0.0])}, lr=0.1)
+    np.testing.assert_allclose(p["w"], [0.9, -1.9, 0.5], atol=1e-6)
+
+
+def test_cosine_lr_and_clipping():
+    assert cosine_lr(0, 10, 1.0, 0.0) == pytest.approx(1.0)
+    assert cosine_lr(5, 10, 1.0, 0.0) == pytest.approx(0.5)
+    assert cosine_lr(10, 10, 1.0, 0.1) == pytest.approx(0.1)
+    g = {"a": np.array([3.0]), "b": np.array([4.0])}
+    assert clip_grad_norm(g, 1.0) == pytest.approx(5.0)
+    np.testing.assert_allclose([g["a"][0], g["b"][0]], [0.6, 0.8])
