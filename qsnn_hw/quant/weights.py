@@ -63,6 +63,12 @@ def _reduce(x: np.ndarray, fn, axis) -> np.ndarray:
     return fn(x, axis=axis, keepdims=axis is not None) if x.size else np.zeros(())
 
 
+def _safe_scale(scale: np.ndarray) -> np.ndarray:
+    """Scale 1 where the data range is zero or so small that the scale underflows (every
+    such weight quantizes to 0 either way)."""
+    return np.where(scale >= np.finfo(np.float64).tiny, scale, 1.0)
+
+
 def _check_scale(scale, shape) -> np.ndarray:
     s = check_finite_array("scale", scale)
     if np.any(s <= 0):
@@ -80,14 +86,14 @@ def quantize_symmetric(w, bits: int, per_channel: bool = False,
     """Signed narrow range ``[-(2**(bits-1)-1), 2**(bits-1)-1]``, zero point 0.
 
     Default scale: max |w| / (2**(bits-1) - 1) (Brevitas' default), per tensor or per
-    output channel; an all-zero tensor/row gets scale 1.
+    output channel; a tensor/row whose scale would be zero or subnormal (all |w| below
+    ~1e-308) gets scale 1, so its weights quantize to 0.
     """
     bits = check_int("bits", bits, MIN_WEIGHT_BITS, MAX_WEIGHT_BITS)
     w, axis, _ = _prepare(w, per_channel)
     qmax = (1 << (bits - 1)) - 1
     if scale is None:
-        amax = _reduce(np.abs(w), np.max, axis)
-        scale = np.where(amax > 0, amax / qmax, 1.0)
+        scale = _safe_scale(_reduce(np.abs(w), np.max, axis) / qmax)
     else:
         scale = _check_scale(scale, w.shape)
     x = w / scale
@@ -106,8 +112,7 @@ def quantize_asymmetric(w, bits: int, per_channel: bool = False) -> QuantizedTen
     qmax = (1 << bits) - 1
     wmin = np.minimum(_reduce(w, np.min, axis), 0.0)
     wmax = np.maximum(_reduce(w, np.max, axis), 0.0)
-    span = wmax - wmin
-    scale = np.where(span > 0, span / qmax, 1.0)
+    scale = _safe_scale((wmax - wmin) / qmax)
     zp = np.clip(np.rint(-wmin / scale), 0, qmax).astype(np.int64)
     x = w / scale + zp
     q = np.clip(np.rint(x), 0, qmax).astype(np.int64)
