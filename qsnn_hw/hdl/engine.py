@@ -32,8 +32,8 @@ from amaranth.lib.wiring import In, Out
 from .._check import check_choice, check_int
 from ..contract import IntLayer
 from ._util import ceil_div, check_lanes
+from .geometry import LayerGeometry, default_fifo_depth
 from .layouts import direct_value_layout, spike_event_layout, spike_word_layout
-from .level_table import LevelTable
 from .lif import LIFDatapath, bias_width
 from .state_memory import LaneMemory, StateMemory
 from .weight_memory import WeightMemory
@@ -46,11 +46,6 @@ class Phase(enum.IntEnum):
     ACC = 1
     UPDATE = 2
     END = 3
-
-
-def default_fifo_depth(groups: int) -> int:
-    """Two whole timesteps of spike words, so a layer can run one timestep ahead."""
-    return 2 * (groups + 1)
 
 
 class LayerEngine(wiring.Component):
@@ -105,6 +100,8 @@ class LayerEngine(wiring.Component):
         self.fifo_depth = default_fifo_depth(G) if fifo_depth is None else \
             check_int("fifo_depth", fifo_depth, G + 1)
         self.acc_width = layer.current_width(self.input_max)
+        self.geometry = LayerGeometry.of(layer, P, input_bits=self.input_bits,
+                                         fifo_depth=self.fifo_depth, pipelined=pipelined)
         self.weights = WeightMemory(layer.weight, P)
         self.accumulators = LaneMemory(width=self.acc_width, is_signed=True, lanes=P, depth=G)
         self.states = StateMemory(layer, P)
@@ -130,21 +127,9 @@ class LayerEngine(wiring.Component):
             "error": Out(1),
         })
 
-    # ---- memory accounting -------------------------------------------------------------
     def memory_bits(self) -> dict:
         """Bits of every memory of this engine (docs/hardware.md, "memory cost")."""
-        bits = {
-            "weights": self.weights.bits,
-            "accumulators": self.accumulators.bits,
-            "states": self.states.bits,
-            "biases": self.biases.bits if self.biases is not None else 0,
-            "fifo": self.fifo_depth * self.out_layout.size,
-            "level_tables": 0,
-        }
-        if self.layer.quantized:
-            # one combinational level table per lane
-            bits["level_tables"] = self.lanes * LevelTable(self.layer.levels).bits
-        return bits
+        return self.geometry.memory_bits()
 
     def elaborate(self, platform):
         m = Module()

@@ -23,8 +23,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .._check import check_int, check_int_array
-
-COMB_MAX_BITS = 4
+from .geometry import quantizer_latency
 
 
 class StateQuantizer(wiring.Component):
@@ -48,10 +47,8 @@ class StateQuantizer(wiring.Component):
         self.boundaries = [int(v) for v in b]
         self.code_bits = n.bit_length() - 1
         self.value_width = check_int("value_width", value_width, 1, 128)
-        if pipelined is None:
-            pipelined = self.code_bits > COMB_MAX_BITS
-        self.pipelined = bool(pipelined)
-        self.latency = self.code_bits if self.pipelined else 0
+        self.latency = quantizer_latency(self.code_bits, pipelined)
+        self.pipelined = self.latency > 0
         super().__init__({"value": In(signed(self.value_width)),
                           "code": Out(unsigned(self.code_bits))})
 

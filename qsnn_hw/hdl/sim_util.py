@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
 from ..contract import IntNetwork
@@ -33,7 +34,11 @@ def run_simulation(dut, testbenches=(), processes=(), *, name: str = "sim",
                    period: float = CLOCK_PERIOD) -> None:
     """Simulate ``dut`` with a clock on the ``sync`` domain until every testbench returns.
     ``processes`` run in the background (monitors)."""
-    sim = Simulator(dut)
+    # An explicit sync domain, so purely combinational components get a clock too.
+    wrapper = Module()
+    wrapper.domains.sync = ClockDomain("sync")
+    wrapper.submodules.dut = dut
+    sim = Simulator(wrapper)
     sim.add_clock(period)
     for tb in testbenches:
         sim.add_testbench(tb)

@@ -88,6 +88,10 @@ class NetworkTop(wiring.Component):
     def memory_bits(self) -> list[dict]:
         return [e.memory_bits() for e in self.engines]
 
+    @property
+    def geometry(self):
+        return [e.geometry for e in self.engines]
+
     def elaborate(self, platform):
         m = Module()
         engines = self.engines

@@ -1,0 +1,92 @@
+"""Every width, depth and memory size of the core, derived once from the contract.
+
+The components take their widths from here (or from :mod:`qsnn_hw.contract`), and the
+manifest, the cycle model and docs/hardware.md report the same numbers, so nothing is
+derived in two places.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..contract import IntLayer, IntNetwork, signed_width
+from ._util import ceil_div, check_lanes, index_width
+
+# Quantizers with codes wider than this use the pipelined binary search (latency n).
+COMB_MAX_BITS = 4
+
+
+def quantizer_latency(code_bits: int, pipelined: bool | None = None) -> int:
+    if pipelined is None:
+        pipelined = code_bits > COMB_MAX_BITS
+    return code_bits if pipelined else 0
+
+
+def default_fifo_depth(groups: int) -> int:
+    """Two whole timesteps of spike words, so a layer can run one timestep ahead."""
+    return 2 * (groups + 1)
+
+
+@dataclass(frozen=True)
+class LayerGeometry:
+    """Sizes of one layer engine. Widths in bits; ``*_bits`` in memory bits."""
+
+    n_out: int
+    n_in: int
+    lanes: int
+    groups: int
+    input_bits: int
+    weight_width: int
+    acc_width: int
+    state_width: int
+    bias_width: int
+    level_width: int
+    latency: int
+    fifo_depth: int
+    word_width: int
+
+    @classmethod
+    def of(cls, layer: IntLayer, lanes: int, *, input_bits: int = 1, fifo_depth=None,
+           pipelined: bool | None = None) -> LayerGeometry:
+        lanes = check_lanes(lanes)
+        groups = ceil_div(layer.n_out, lanes)
+        w = layer.weight
+        input_max = (1 << input_bits) - 1
+        bias_w = 0 if layer.bias is None else signed_width(
+            min(0, int(layer.bias.min())), max(0, int(layer.bias.max())))
+        level_w = 0
+        if layer.quantized:
+            level_w = signed_width(int(layer.levels.min()), int(layer.levels.max()))
+        return cls(
+            n_out=layer.n_out, n_in=layer.n_in, lanes=lanes, groups=groups,
+            input_bits=input_bits,
+            weight_width=signed_width(min(0, int(w.min())), max(0, int(w.max()))),
+            acc_width=layer.current_width(input_max),
+            state_width=layer.state_bits if layer.quantized else layer.mem_bits,
+            bias_width=bias_w, level_width=level_w,
+            latency=quantizer_latency(layer.state_bits, pipelined) if layer.quantized else 0,
+            fifo_depth=default_fifo_depth(groups) if fifo_depth is None else int(fifo_depth),
+            word_width=index_width(groups) + lanes + 2,
+        )
+
+    def memory_bits(self) -> dict[str, int]:
+        """Bits per memory (one level table per lane: the lookups run in parallel)."""
+        P, G = self.lanes, self.groups
+        return {
+            "weights": self.n_in * G * P * self.weight_width,
+            "accumulators": G * P * self.acc_width,
+            "states": G * P * self.state_width,
+            "biases": G * P * self.bias_width,
+            "level_tables": P * (1 << self.state_width) * self.level_width
+            if self.level_width else 0,
+            "fifo": self.fifo_depth * self.word_width,
+        }
+
+
+def network_geometry(net: IntNetwork, lanes, *, fifo_depth=None, pipelined=None
+                     ) -> list[LayerGeometry]:
+    from .top import lanes_per_layer
+    ps = lanes_per_layer(net, lanes)
+    return [LayerGeometry.of(layer, ps[i], input_bits=net.input_bits if i == 0 else 1,
+                             fifo_depth=fifo_depth, pipelined=pipelined)
+            for i, layer in enumerate(net.layers)]

@@ -1,0 +1,101 @@
+"""State quantizer and level table against the golden model's sorted-search quantizer."""
+
+import numpy as np
+import pytest
+
+from qsnn_hw.contract import signed_width
+from qsnn_hw.hdl.level_table import LevelTable
+from qsnn_hw.hdl.quantizer import StateQuantizer
+from qsnn_hw.hdl.sim_util import run_simulation
+from qsnn_hw.quant.state import decision_boundaries, nearest_level
+from qsnn_hw.testing import FAMILIES, random_levels
+
+pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+
+
+def test_validation():
+    with pytest.raises(ValueError, match="2\\*\\*n - 1 entries"):
+        StateQuantizer(np.array([1, 2]), 8)
+    with pytest.raises(ValueError, match="sorted"):
+        StateQuantizer(np.array([3, 2, 5]), 8)
+    with pytest.raises(ValueError, match="value_width must be in"):
+        StateQuantizer(np.array([1]), 0)
+    with pytest.raises(ValueError, match="2\\*\\*n entries"):
+        LevelTable(np.array([1, 2, 3]))
+    assert StateQuantizer(np.arange(15), 8).latency == 0       # 4 bits: comparator tree
+    assert StateQuantizer(np.arange(31), 8).latency == 5       # 5 bits: pipelined search
+    assert StateQuantizer(np.arange(3), 8, pipelined=True).latency == 2
+
+
+def _probe_values(levels, width):
+    """Every boundary and its neighbours, the ends, beyond the ends and the width's extremes."""
+    b = decision_boundaries(levels)
+    vals = set()
+    for x in list(b) + [levels[0], levels[-1]]:
+        vals.update({int(x) - 1, int(x), int(x) + 1})
+    lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    vals.update({lo, hi, lo + 1, hi - 1, 0})
+    return sorted(v for v in vals if lo <= v <= hi)
+
+
+def _run_quantizer(levels, pipelined):
+    width = signed_width(int(levels[0]), int(levels[-1])) + 2
+    dut = StateQuantizer(decision_boundaries(levels), width, pipelined=pipelined)
+    values = _probe_values(levels, width)
+    got = []
+
+    async def tb(ctx):
+        lat = dut.latency
+        for i in range(len(values) + lat):
+            if i < len(values):
+                ctx.set(dut.value, values[i])
+            if lat == 0:
+                got.append(ctx.get(dut.code))   # combinational: settled before the edge
+            await ctx.tick()
+            if lat and i >= lat - 1 and len(got) < len(values):
+                got.append(ctx.get(dut.code))
+
+    run_simulation(dut, [tb], name="quantizer")
+    want, _ = nearest_level(np.array(values, np.int64), levels)
+    return values, got, [int(c) for c in want]
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("bits", [2, 4, 5, 8])
+def test_matches_golden_quantizer(family, bits):
+    rng = np.random.default_rng(bits * 10 + FAMILIES.index(family))
+    levels, _ = random_levels(rng, family, bits, int(rng.integers(4, 200)))
+    for pipelined in (False, True) if bits <= 5 else (None,):
+        values, got, want = _run_quantizer(levels, pipelined)
+        assert got == want, f"family={family} bits={bits} pipelined={pipelined}"
+
+
+@pytest.mark.sim
+def test_ties_go_low_and_saturate():
+    levels = np.array([-6, -2, 2, 4])  # boundaries -4, 0, 3: -4 -> code 0, 0 -> 1, 3 -> 2
+    for pipelined in (False, True):
+        values, got, want = _run_quantizer(levels, pipelined)
+        table = dict(zip(values, got, strict=True))
+        assert table[-4] == 0 and table[-3] == 1
+        assert table[0] == 1 and table[1] == 2
+        assert table[3] == 2 and table[4] == 3
+        assert table[min(values)] == 0 and table[max(values)] == 3
+        assert got == want
+
+
+@pytest.mark.sim
+def test_level_table():
+    rng = np.random.default_rng(2)
+    levels = np.sort(rng.choice(np.arange(-5000, 5000), 32, replace=False))
+    dut = LevelTable(levels)
+    got = []
+
+    async def tb(ctx):
+        for c in range(32):
+            ctx.set(dut.code, c)
+            got.append(ctx.get(dut.level))
+            await ctx.tick()
+
+    run_simulation(dut, [tb], name="level_table")
+    assert got == [int(v) for v in levels]
