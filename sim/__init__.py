@@ -1,0 +1,1 @@
+"""cocotb testbenches and their runners (Icarus Verilog and Verilator)."""
