@@ -1,0 +1,146 @@
+"""Training speed: qsnn-hw's NumPy trainer vs snnTorch, side by side in one run.
+
+The snnTorch tutorial network (784-256-10 dense, Leaky beta 0.95, T=25, batch 128, Adam,
+static input fed every timestep), one training step per batch (forward over T,
+cross-entropy on output spike counts, BPTT, Adam step) for three state formats:
+unquantized, 4-bit exponential states, 8-bit (uniform) states on both layers.
+
+Prints the median ms/batch of each and the ratio snnTorch / qsnn-hw. Random inputs and
+labels (timing only). snnTorch and torch are optional (``pip install -e .[bench]``; on the
+project machines ``pip install torch==2.13.0`` uses a local CPU wheel); without them only
+qsnn-hw is timed and the script says so.
+
+    python bench/train_speed.py [--batches 20] [--warmup 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+from qsnn_hw.train.config import LayerConfig
+from qsnn_hw.train.losses import ce_count_loss
+from qsnn_hw.train.model import SNN
+from qsnn_hw.train.optim import Adam
+from qsnn_hw.train.surrogate import SpikeFunction
+
+N_IN, N_HID, N_OUT, T, BATCH, BETA, LR = 784, 256, 10, 25, 128, 0.95, 5e-4
+
+# name -> (qsnn-hw LayerConfig state fields, snnTorch state_quant kwargs or None)
+MODES = {
+    "unquantized": ({}, None),
+    "4-bit exponential states": (dict(state_mode="squat", state_bits=4,
+                                      state_family="exponential"),
+                                 dict(num_bits=4, uniform=False, threshold=1.0)),
+    "8-bit states": (dict(state_mode="squat", state_bits=8, state_family="snntorch"),
+                     dict(num_bits=8, uniform=True, threshold=1.0)),
+}
+
+
+def _median_ms(step, batches: int, warmup: int) -> float:
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(batches):
+        t0 = time.perf_counter()
+        step()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def time_qsnn(state: dict, x: np.ndarray, y: np.ndarray, batches: int, warmup: int) -> float:
+    layers = [LayerConfig(N_HID, beta=BETA, **state), LayerConfig(N_OUT, beta=BETA, **state)]
+    model = SNN(N_IN, layers, SpikeFunction("atan"), dtype=np.float32)
+    model.init_params(np.random.default_rng(0))
+    opt = Adam()
+
+    def step():
+        outs, caches = model.forward(x, T, quant=True, keep=True)
+        _, dc = ce_count_loss(outs[-1].sum(axis=0), y)
+        grads = model.backward(caches, np.broadcast_to(dc, (T,) + dc.shape))
+        opt.step(model.params, grads, LR)
+
+    return _median_ms(step, batches, warmup)
+
+
+def time_snntorch(sq_kwargs, x: np.ndarray, y: np.ndarray, batches: int, warmup: int):
+    import snntorch as snn
+    import snntorch.functional as SF
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    from snntorch.functional.quant import state_quant
+
+    sq = state_quant(**sq_kwargs) if sq_kwargs else False
+
+    class Net(nn.Module):  # snnTorch tutorial 5
+        def __init__(self):
+            super().__init__()
+            self.fc1 = nn.Linear(N_IN, N_HID)
+            self.lif1 = snn.Leaky(beta=BETA, state_quant=sq)
+            self.fc2 = nn.Linear(N_HID, N_OUT)
+            self.lif2 = snn.Leaky(beta=BETA, state_quant=sq)
+
+        def forward(self, inp):
+            mem1 = self.lif1.init_leaky()
+            mem2 = self.lif2.init_leaky()
+            spk_rec = []
+            for _ in range(T):
+                spk1, mem1 = self.lif1(self.fc1(inp), mem1)
+                spk2, mem2 = self.lif2(self.fc2(spk1), mem2)
+                spk_rec.append(spk2)
+            return torch.stack(spk_rec)
+
+    net = Net()
+    opt = torch.optim.Adam(net.parameters(), lr=LR, betas=(0.9, 0.999))
+    loss_fn = SF.ce_count_loss()
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+    def step():
+        loss = loss_fn(net(xt), yt)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return _median_ms(step, batches, warmup)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batches", type=int, default=20, help="timed batches per mode")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed batches first")
+    ap.add_argument("--no-snntorch", action="store_true", help="time qsnn-hw only")
+    args = ap.parse_args(argv)
+    rng = np.random.default_rng(0)
+    x = rng.random((BATCH, N_IN), dtype=np.float32)
+    y = rng.integers(0, N_OUT, BATCH)
+    have_snntorch = not args.no_snntorch
+    if have_snntorch:
+        try:
+            import snntorch  # noqa: F401
+            import torch
+            print(f"snnTorch {snntorch.__version__}, torch {torch.__version__} "
+                  f"({torch.get_num_threads()} threads)")
+        except ImportError as exc:
+            have_snntorch = False
+            print(f"snnTorch is not installed ({exc}); timing qsnn-hw only. Install it with "
+                  f"`pip install -e .[bench]` (torch: `pip install torch==2.13.0`).")
+    print(f"network {N_IN}-{N_HID}-{N_OUT}, beta {BETA}, T={T}, batch {BATCH}, Adam; "
+          f"median of {args.batches} batches after {args.warmup} warm-up")
+    print(f"{'mode':<26} {'qsnn-hw ms':>11} {'snnTorch ms':>12} {'snnTorch/qsnn-hw':>17}")
+    for name, (state, sq) in MODES.items():
+        ours = time_qsnn(state, x, y, args.batches, args.warmup)
+        if have_snntorch:
+            theirs = time_snntorch(sq, x, y, args.batches, args.warmup)
+            print(f"{name:<26} {ours:11.1f} {theirs:12.1f} {theirs / ours:16.2f}x")
+        else:
+            print(f"{name:<26} {ours:11.1f} {'-':>12} {'-':>17}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
