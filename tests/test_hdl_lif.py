@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """LIF datapath (one lane) against a scalar Python model of the contract equations,
 with a brute-force nearest-level search (not the boundary table) for the quantizer."""
 

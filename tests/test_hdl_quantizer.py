@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """State quantizer and level table against the golden model's sorted-search quantizer."""
 
 import numpy as np

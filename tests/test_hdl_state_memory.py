@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """State / lane memory: initial rest state, write then read, same-cycle transparency."""
 
 import numpy as np

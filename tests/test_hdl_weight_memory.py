@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Weight memory: layout m*G + g, P lanes per word, against direct indexing of W."""
 
 import numpy as np

@@ -1,0 +1,164 @@
+# amaranth: UnusedElaboratable=no
+"""Whole networks in Amaranth's simulator, bit-exact against the golden model: spikes of
+every layer and timestep, final codes/membranes, counts and predictions.
+
+The seeded sweep size comes from QSNN_REGRESSION_CONFIGS (default 48, well under a minute);
+QSNN_REGRESSION_SEED shifts the seeds. A failure prints the seed that replays it:
+``QSNN_REGRESSION_SEED=<seed> QSNN_REGRESSION_CONFIGS=1 pytest tests/test_hdl_top.py``.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+from qsnn_hw.contract import IntLayer, IntNetwork
+from qsnn_hw.golden import simulate
+from qsnn_hw.hdl.sim_util import run_core, sample_beats
+from qsnn_hw.hdl.top import NetworkTop
+from qsnn_hw.testing import FAMILIES, random_inputs, random_network
+
+pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+
+CONFIGS = int(os.environ.get("QSNN_REGRESSION_CONFIGS", "48"))
+SEED0 = int(os.environ.get("QSNN_REGRESSION_SEED", "0"))
+STATE_BITS = [None, 2, 3, 4, 5, 6, 7, 8]
+
+
+def sweep_config(seed: int):
+    """One random configuration; categories cycle with the seed so a short sweep still
+    covers every state width, family, reset mode, input kind and density class."""
+    rng = np.random.default_rng(seed)
+    big = seed % 8 == 7
+    layers = int(rng.integers(1, 4))
+    if big:   # a few hundred neurons/inputs, short and sparse to bound the cycle count
+        sizes = [int(rng.integers(100, 300))] + [int(rng.integers(50, 300))
+                                                 for _ in range(layers - 1)] + [10]
+    else:
+        sizes = [int(rng.integers(1, 40)) for _ in range(layers + 1)]
+    input_bits = [1, 1, 2, 8][seed % 4] if not big else 1
+    net = random_network(rng, sizes=sizes, input_bits=input_bits,
+                         weight_bits=2 + (seed * 5) % 15, state_bits=STATE_BITS[seed % 8],
+                         family=FAMILIES[(seed // 2) % 4], reset=["subtract", "zero"][seed % 2])
+    density = [0.0, 1.0, float(rng.uniform(0.05, 0.5))][seed % 3]
+    if big:
+        density = min(density, 0.1)
+    steps = 2 if big else int(rng.integers(1, 7))
+    x = random_inputs(rng, net, 1 if big else 2, steps, density)
+    lanes = [int(rng.integers(1, 17)) for _ in net.layers]
+    return net, x, lanes, rng
+
+
+def assert_bit_exact(net, x, run, context):
+    gold = simulate(net, x)
+    for li in range(len(net.layers)):
+        np.testing.assert_array_equal(run.spikes[li], gold.spikes[li],
+                                      err_msg=f"{context}: spikes of layer {li}")
+        np.testing.assert_array_equal(run.final_mem[li], gold.final_mem[li],
+                                      err_msg=f"{context}: final membranes of layer {li}")
+        if net.layers[li].quantized:
+            np.testing.assert_array_equal(run.final_codes[li], gold.final_codes[li],
+                                          err_msg=f"{context}: final codes of layer {li}")
+    np.testing.assert_array_equal(run.counts, gold.counts, err_msg=f"{context}: counts")
+    np.testing.assert_array_equal(run.predictions, gold.predictions,
+                                  err_msg=f"{context}: predictions")
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("seed", range(SEED0, SEED0 + CONFIGS))
+def test_random_networks_bit_exact(seed):
+    net, x, lanes, rng = sweep_config(seed)
+    context = (f"replay with QSNN_REGRESSION_SEED={seed} QSNN_REGRESSION_CONFIGS=1 "
+               f"(sizes={[net.n_in] + [la.n_out for la in net.layers]}, lanes={lanes}, "
+               f"input_bits={net.input_bits}, state_bits={[la.state_bits for la in net.layers]})")
+    run = run_core(net, x, lanes=lanes, rng=rng)
+    assert not run.error, context
+    assert_bit_exact(net, x, run, context)
+
+
+def _extreme_network(sign: int, state_bits, reset, input_bits):
+    rng = np.random.default_rng(7)
+    base = random_network(rng, sizes=[9, 6, 4], weight_bits=16, state_bits=state_bits,
+                          reset=reset, input_bits=input_bits, family="exponential")
+    layers = []
+    for la in base.layers:
+        w = np.full(la.weight.shape, sign * int(np.abs(la.weight).max()), np.int64)
+        layers.append(IntLayer(w, la.threshold, la.beta_num, la.beta_shift, la.reset,
+                               la.bias, la.frac_bits, la.levels, la.mem_bits))
+    return IntNetwork(tuple(layers), input_bits)
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("sign", [1, -1])
+@pytest.mark.parametrize("state_bits,reset,input_bits",
+                         [(None, "subtract", 1), (3, "zero", 8), (8, "subtract", 16)])
+def test_extremes_all_weights_at_max_every_input_every_step(sign, state_bits, reset,
+                                                            input_bits):
+    net = _extreme_network(sign, state_bits, reset, input_bits)
+    x = np.full((1, 5, net.n_in), net.input_max, np.int64)
+    run = run_core(net, x, lanes=[4, 3])
+    assert_bit_exact(net, x, run, f"extreme sign={sign} state_bits={state_bits}")
+
+
+@pytest.mark.sim
+def test_counts_saturate_and_argmax_uses_saturated_counts():
+    net = random_network(np.random.default_rng(3), sizes=[5, 4], state_bits=None)
+    layer = net.layers[0]
+    strong = IntLayer(np.abs(layer.weight) + 1, 1, layer.beta_num, layer.beta_shift,
+                      "zero", None, 0, None, 16)
+    net = IntNetwork((strong,))
+    x = np.ones((1, 7, 5), np.int64)
+    run = run_core(net, x, count_bits=2)
+    gold = simulate(net, x)
+    want = np.minimum(gold.counts, 3)
+    np.testing.assert_array_equal(run.counts, want)
+    assert run.predictions[0] == int(np.argmax(want[0]))
+
+
+def _beats(net, x, top_layout, extra):
+    """Valid beats of one sample with ``extra`` invalid beats inserted in timestep 0."""
+    beats = sample_beats(net, x[0], None, top_layout)
+    return [extra + beats]
+
+
+@pytest.mark.sim
+def test_invalid_spike_beats_are_dropped_and_flagged():
+    net = random_network(np.random.default_rng(11), sizes=[5, 6, 3], input_bits=1)
+    x = random_inputs(np.random.default_rng(12), net, 1, 3, 0.5)
+    layout = NetworkTop(net).engines[0].in_layout
+    addr, last = layout["addr"].offset, layout["last"].offset
+    bad = [(5 << addr), (7 << addr), (1 << addr) | (1 << last)]  # addr >= M, last w/o eot
+    run = run_core(net, x, beats=_beats(net, x, layout, bad))
+    assert run.error
+    assert_bit_exact(net, x, run, "invalid spike beats")
+    clean = run_core(net, x)
+    assert not clean.error
+
+
+@pytest.mark.sim
+def test_direct_input_wrong_value_count_is_flagged():
+    net = random_network(np.random.default_rng(13), sizes=[4, 5], input_bits=4)
+    x = random_inputs(np.random.default_rng(14), net, 1, 3, 0.7)
+    layout = NetworkTop(net).engines[0].in_layout
+    eot = 1 << layout["eot"].offset
+    beats = sample_beats(net, x[0], None, layout)
+    # timestep 0: one value too many (dropped); timestep 1: the last value missing (= 0)
+    m = net.n_in
+    t0 = beats[:m] + [9] + [beats[m]]
+    t1 = beats[m + 1:2 * m] + [eot]
+    rest = beats[2 * m + 2:]
+    run = run_core(net, x, beats=[t0 + t1 + rest])
+    assert run.error
+    x_eff = x.copy()
+    x_eff[0, 1, m - 1] = 0
+    assert_bit_exact(net, x_eff, run, "short/long direct timesteps")
+
+
+def test_top_validation():
+    net = random_network(np.random.default_rng(0), sizes=[3, 2, 2])
+    with pytest.raises(ValueError, match="one entry per layer"):
+        NetworkTop(net, lanes=[1, 2, 3])
+    with pytest.raises(ValueError, match="count_bits must be in"):
+        NetworkTop(net, count_bits=0)
+    with pytest.raises(TypeError, match="net must be an IntNetwork"):
+        NetworkTop(net.layers[0])
