@@ -78,7 +78,10 @@ def test_golden_reproduces_trainer_on_digits_test_set(kind, mode, digits, tmp_pa
     dict(layers=(LayerConfig(32, weight_mode="qat", weight_scheme="asymmetric"),
                  LayerConfig(10, weight_mode="qat", weight_scheme="ternary"))),
     dict(input_bits=8, frac_bits=3, beta_shift=6),
-], ids=["rate", "latency", "mixed-zero-bias-learnbeta-snntorch", "asym-ternary", "formats"])
+    dict(loss="mse", surrogate="fast_sigmoid"),
+    dict(surrogate="triangular", encoding="rate", input_bits=1),
+], ids=["rate", "latency", "mixed-zero-bias-learnbeta-snntorch", "asym-ternary", "formats",
+        "mse-fast-sigmoid", "triangular"])
 def test_golden_reproduces_trainer_other_settings(variant, digits, tmp_path):
     base = dict(layers=(LayerConfig(32, weight_mode="qat", weight_bits=4, state_mode="squat",
                                     state_bits=4),
@@ -163,3 +166,31 @@ def test_deployed_path_matches_golden_on_hypothesis_like_sweep():
         for g, m in zip(gold.spikes, mine.spikes, strict=True):
             np.testing.assert_array_equal(g, m)
         assert any(s.any() for s in gold.spikes) or trial  # not vacuous everywhere
+
+
+def test_golden_reproduces_trainer_on_event_data(tmp_path):
+    # Event (spike) datasets such as SHD bypass the encoder: (N, T, M) binary inputs.
+    from qsnn_hw.data import Dataset
+    rng = np.random.default_rng(5)
+    steps, m, classes = 12, 40, 4
+
+    def split(n):
+        y = np.arange(n) % classes
+        # class c drives inputs [10c, 10c+10) harder
+        p = np.full((n, steps, m), 0.05)
+        for i, c in enumerate(y):
+            p[i, :, 10 * c:10 * c + 10] = 0.5
+        return (rng.random((n, steps, m)) < p).astype(np.uint8), y
+
+    (xtr, ytr), (xva, yva), (xte, yte) = split(120), split(40), split(60)
+    data = Dataset("events", xtr, ytr, xva, yva, xte, yte, classes)
+    cfg = TrainConfig(layers=(LayerConfig(16, weight_mode="qat", weight_bits=4,
+                                          state_mode="squat", state_bits=4),
+                              LayerConfig(classes)), timesteps=steps, epochs=10, lr=1e-2)
+    metrics = run_training(cfg, data, tmp_path, plots=False)
+    assert metrics["spike_agreement"] == 1.0
+    art = load_artifact(tmp_path / "model.qsnn")
+    assert art.network.input_bits == 1
+    gold = simulate(art.network, xte.astype(np.int64))
+    assert np.mean(gold.predictions == yte) == pytest.approx(metrics["golden_accuracy"])
+    assert metrics["golden_accuracy"] > 0.5
