@@ -31,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 
 from .._check import check_choice, check_int
 from ..contract import IntLayer
-from ._util import ceil_div, check_lanes
+from ._util import ceil_div, check_lanes, index_width
 from .geometry import LayerGeometry, default_fifo_depth
 from .layouts import direct_value_layout, spike_event_layout, spike_word_layout
 from .lif import LIFDatapath, bias_width
@@ -146,7 +146,7 @@ class LayerEngine(wiring.Component):
 
         # ---- front end: input beats -> (m, x) items ---------------------------------------
         ev_valid, ev_eot, ev_last = Signal(), Signal(), Signal()
-        ev_m = Signal(range(M))
+        ev_m = Signal(index_width(M))
         ev_x = Signal(unsigned(self.input_bits))
         ev_take = Signal()
         error_set = Signal()
@@ -179,7 +179,7 @@ class LayerEngine(wiring.Component):
             cur = Signal(self.events.payload.shape())
             cur_valid = Signal()
             mask = cur.mask
-            bit = Signal(range(Pu))
+            bit = Signal(index_width(Pu))
             for i in reversed(range(Pu)):  # the lowest set bit wins (assigned last)
                 with m.If(mask[i]):
                     m.d.comb += bit.eq(i)
@@ -202,9 +202,9 @@ class LayerEngine(wiring.Component):
 
         # ---- accumulate: issue stage -------------------------------------------------------
         busy = Signal()
-        cur_m = Signal(range(M))
+        cur_m = Signal(index_width(M))
         cur_x = Signal(unsigned(self.input_bits))
-        g = Signal(range(G))
+        g = Signal(index_width(G))
         room_ok = ofifo.level <= self.fifo_depth - (G + 1)
         free = ~busy | (g == G - 1)
         m.d.comb += ev_take.eq((phase == Phase.ACC) & free & ev_valid & (~ev_eot | room_ok))
@@ -216,19 +216,19 @@ class LayerEngine(wiring.Component):
         with m.If(ev_take & ~ev_eot):
             m.d.sync += [busy.eq(1), cur_m.eq(ev_m), cur_x.eq(ev_x), g.eq(0)]
         # stage 1: weights and accumulators arrive; read-modify-write acc[g]
-        s1_valid, s1_g = Signal(), Signal(range(G))
+        s1_valid, s1_g = Signal(), Signal(index_width(G))
         s1_x = Signal(unsigned(self.input_bits))
         m.d.sync += [s1_valid.eq(busy), s1_g.eq(g), s1_x.eq(cur_x)]
 
         # ---- update ----------------------------------------------------------------------
-        u_iss, ug, last_flag = Signal(), Signal(range(G)), Signal()
+        u_iss, ug, last_flag = Signal(), Signal(index_width(G)), Signal()
         with m.If(ev_take & ev_eot):
             m.d.sync += [phase.eq(Phase.UPDATE), u_iss.eq(1), ug.eq(0), last_flag.eq(ev_last)]
         with m.If(u_iss):
             m.d.sync += ug.eq(ug + 1)
             with m.If(ug == G - 1):
                 m.d.sync += [u_iss.eq(0), ug.eq(0)]
-        u1_valid, u1_g = Signal(), Signal(range(G))
+        u1_valid, u1_g = Signal(), Signal(index_width(G))
         m.d.sync += [u1_valid.eq(u_iss), u1_g.eq(ug)]
         m.d.comb += [sm.r_addr.eq(ug), acc.r_addr.eq(Mux(phase == Phase.UPDATE, ug, g))]
         if self.biases is not None:
@@ -240,7 +240,8 @@ class LayerEngine(wiring.Component):
         # align the group index with the datapath outputs (quantizer latency)
         uL_valid, uL_g = u1_valid, u1_g
         for k in range(self.latency):
-            nv, ng = Signal(name=f"upd_valid_s{k + 2}"), Signal(range(G), name=f"upd_g_s{k + 2}")
+            nv = Signal(name=f"upd_valid_s{k + 2}")
+            ng = Signal(index_width(G), name=f"upd_g_s{k + 2}")
             m.d.sync += [nv.eq(uL_valid), ng.eq(uL_g)]
             uL_valid, uL_g = nv, ng
         spikes = Signal(P)
@@ -268,7 +269,7 @@ class LayerEngine(wiring.Component):
             m.d.sync += fresh.eq(1)
 
         # ---- accumulator write port: clear after reset / accumulate / clear after use ----
-        cg = Signal(range(G))
+        cg = Signal(index_width(G))
         with m.If(phase == Phase.CLEAR):
             m.d.comb += [acc.w_addr.eq(cg), acc.w_en.eq(1)]
             m.d.sync += cg.eq(cg + 1)

@@ -14,7 +14,7 @@ from amaranth.hdl import Module, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from ._util import check_lanes, pack_lanes, shape_of
+from ._util import check_lanes, index_width, pack_lanes, shape_of
 
 
 class LaneMemory(wiring.Component):
@@ -38,9 +38,9 @@ class LaneMemory(wiring.Component):
         if len(self.init) != depth or any(len(w) != lanes for w in self.init):
             raise ValueError(f"init must be {depth} words of {lanes} lanes")
         lane = data.ArrayLayout(shape_of(width, is_signed), lanes)
-        members = {"r_addr": In(range(depth)), "r_data": Out(lane)}
+        members = {"r_addr": In(index_width(depth)), "r_data": Out(lane)}
         if writable:
-            members.update(w_addr=In(range(depth)), w_data=In(lane), w_en=In(1))
+            members.update(w_addr=In(index_width(depth)), w_data=In(lane), w_en=In(1))
         super().__init__(members)
 
     @property
@@ -50,7 +50,7 @@ class LaneMemory(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.mem = self.memory = mem = memory.Memory(
-            shape=unsigned(self.lanes * self.width), depth=self.depth,
+            shape=unsigned(self.lanes * self.width), depth=max(2, self.depth),  # no 0-bit address
             init=[pack_lanes(w, self.width) for w in self.init])
         if self.writable:
             wr = mem.write_port()

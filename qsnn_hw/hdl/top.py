@@ -26,7 +26,7 @@ from amaranth.lib.wiring import In, Out
 
 from .._check import check_int
 from ..contract import IntNetwork
-from ._util import check_lanes
+from ._util import check_lanes, index_width
 from .engine import LayerEngine
 from .layouts import result_layout
 
@@ -129,8 +129,8 @@ class NetworkTop(wiring.Component):
                     m.d.sync += c.eq(c + 1)
 
         # ---- argmax: a scan over the counters, ties to the lowest index --------------------
-        scanning, idx = Signal(), Signal(range(self.n_out))
-        best_idx, best_cnt = Signal(range(self.n_out)), Signal(self.count_bits)
+        scanning, idx = Signal(), Signal(index_width(self.n_out))
+        best_idx, best_cnt = Signal(index_width(self.n_out)), Signal(self.count_bits)
         rvalid = Signal()
         with m.If(out.valid & w.eot & w.last):
             m.d.sync += [scanning.eq(1), idx.eq(0)]

@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 
 from .._check import check_int_array
 from ..contract import signed_width
-from ._util import ceil_div, check_lanes, pack_lanes
+from ._util import ceil_div, check_lanes, index_width, pack_lanes
 
 
 class WeightMemory(wiring.Component):
@@ -42,7 +42,7 @@ class WeightMemory(wiring.Component):
         self.width = signed_width(min(0, int(w.min())), max(0, int(w.max())))
         self._weight = w
         super().__init__({
-            "addr": In(range(self.depth)),
+            "addr": In(index_width(self.depth)),
             "data": Out(data.ArrayLayout(signed(self.width), self.lanes)),
         })
 
@@ -63,7 +63,8 @@ class WeightMemory(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.mem = mem = memory.Memory(
-            shape=unsigned(self.lanes * self.width), depth=self.depth, init=self.words())
+            shape=unsigned(self.lanes * self.width), depth=max(2, self.depth),  # no 0-bit address
+            init=self.words())
         rd = mem.read_port()
         m.d.comb += [rd.addr.eq(self.addr), self.data.eq(rd.data)]
         return m

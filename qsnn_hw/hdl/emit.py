@@ -1,0 +1,123 @@
+"""Verilog emission: one IntNetwork -> one Verilog file (memories initialized from the
+weights, biases and level tables) plus a JSON manifest (parameters, ports, stream
+formats, memory bits per component, cycle model). Same network and options -> the same
+bytes: no source locations, no timestamps, sorted JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import amaranth
+from amaranth.back import verilog
+from amaranth.hdl import Shape
+from amaranth.lib import wiring
+
+from .. import __version__
+from .._io import atomic_write_text
+from ..contract import IntNetwork
+from . import cycles
+from .top import NetworkTop
+
+MANIFEST_VERSION = 1
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(f"name must be a Verilog identifier (letters, digits, _; not starting "
+                         f"with a digit; at most 64 characters), got {name!r}")
+    return name
+
+
+def _layout_fields(layout) -> dict:
+    return {name: {"offset": f.offset, "width": f.width} for name, f in layout}
+
+
+def manifest(top: NetworkTop, name: str) -> dict:
+    """The JSON-able description of a generated core (see docs/hardware.md)."""
+    net = top.net
+    layers = []
+    for i, (layer, e) in enumerate(zip(net.layers, top.engines, strict=True)):
+        g = e.geometry
+        layers.append({
+            "index": i, "neurons": layer.n_out, "inputs": layer.n_in, "lanes": g.lanes,
+            "groups": g.groups, "input_kind": e.input_kind, "input_bits": g.input_bits,
+            "reset": layer.reset, "threshold": layer.threshold,
+            "beta_num": layer.beta_num, "beta_shift": layer.beta_shift,
+            "frac_bits": layer.frac_bits, "bias": layer.bias is not None,
+            "state": ({"kind": "code", "bits": layer.state_bits,
+                       "threshold_code": layer.threshold_code, "rest_code": layer.rest_code}
+                      if layer.quantized else {"kind": "membrane", "bits": layer.mem_bits}),
+            "widths": {"weight": g.weight_width, "accumulator": g.acc_width,
+                       "update": layer.update_width(net.layer_input_max(i)),
+                       "bias": g.bias_width, "level": g.level_width},
+            "quantizer": {"latency": g.latency,
+                          "kind": "pipelined-search" if g.latency else "comparators"}
+            if layer.quantized else None,
+            "fifo_depth": g.fifo_depth,
+            "memory_bits": g.memory_bits(),
+            "cycles_per_timestep": {"formula": "E*G + G + L + 3", "G": g.groups, "L": g.latency,
+                                    "C": g.latency + cycles.STEP_OVERHEAD},
+        })
+    ports = []
+    for path, member, _ in top.signature.flatten(top):
+        ports.append({"name": "__".join(str(p) for p in path),
+                      "direction": "input" if member.flow == wiring.In else "output",
+                      "width": Shape.cast(member.shape).width})
+    total = sum(sum(layer["memory_bits"].values()) for layer in layers)
+    return {
+        "format": "qsnn-hw-core-manifest", "version": MANIFEST_VERSION, "name": name,
+        "generator": {"qsnn_hw": __version__, "amaranth": amaranth.__version__},
+        "network": {"inputs": net.n_in, "outputs": net.n_out, "input_bits": net.input_bits,
+                    "layers": len(net.layers)},
+        "count_bits": top.count_bits,
+        "clock_domain": {"clock": "clk", "reset": "rst (synchronous, active high)"},
+        "ports": ports,
+        "streams": {
+            "events": {"fields": _layout_fields(top.engines[0].in_layout),
+                       "kind": top.engines[0].input_kind},
+            "results": {"fields": _layout_fields(top.results.payload.shape())},
+        },
+        "layers": layers,
+        "memory_bits_total": total,
+        "cycle_model": {
+            "per_timestep": "layer l: E_l*G_l + G_l + L_l + 3 (E_l input events; "
+                            "direct input: E_0 = M)",
+            "per_sample": "layers overlap (qsnn_hw.hdl.cycles.network_cycles); + N_out + 2 "
+                          "for argmax and result",
+            "constants": {"STEP_OVERHEAD": cycles.STEP_OVERHEAD,
+                          "WORD_DELAY": cycles.WORD_DELAY, "EOT_DELAY": cycles.EOT_DELAY,
+                          "RESULT_OVERHEAD": cycles.RESULT_OVERHEAD},
+        },
+    }
+
+
+def generate(net: IntNetwork, *, lanes=1, name: str = "qsnn_core", count_bits: int = 16,
+             pipelined: bool | None = None) -> tuple[str, dict]:
+    """Return ``(verilog_text, manifest)`` for ``net``."""
+    if not isinstance(net, IntNetwork):
+        raise TypeError(f"net must be an IntNetwork, got {type(net).__name__}")
+    check_name(name)
+    top = NetworkTop(net, lanes=lanes, count_bits=count_bits, pipelined=pipelined)
+    info = manifest(top, name)
+    text = verilog.convert(top, name=name, emit_src=False)
+    return text, info
+
+
+def write_core(net: IntNetwork, out_dir, *, lanes=1, name: str = "qsnn_core",
+               count_bits: int = 16, pipelined: bool | None = None,
+               extra: dict | None = None) -> tuple[Path, Path]:
+    """Write ``<out_dir>/<name>.v`` and ``<out_dir>/<name>.json`` atomically.
+    ``extra``: more JSON-able manifest entries (e.g. the source artifact)."""
+    text, info = generate(net, lanes=lanes, name=name, count_bits=count_bits,
+                          pipelined=pipelined)
+    if extra:
+        info.update(extra)
+    out = Path(out_dir)
+    v = atomic_write_text(out / f"{name}.v", text)
+    j = atomic_write_text(out / f"{name}.json",
+                          json.dumps(info, indent=2, sort_keys=True) + "\n")
+    return v, j
