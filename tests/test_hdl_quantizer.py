@@ -1,11 +1,10 @@
 # amaranth: UnusedElaboratable=no
-"""State quantizer and level table against the golden model's sorted-search quantizer."""
+"""State quantizer against the golden model's sorted-search quantizer."""
 
 import numpy as np
 import pytest
 
 from qsnn_hw.contract import signed_width
-from qsnn_hw.hdl.level_table import LevelTable
 from qsnn_hw.hdl.quantizer import StateQuantizer
 from qsnn_hw.hdl.sim_util import run_simulation
 from qsnn_hw.quant.state import decision_boundaries, nearest_level
@@ -21,8 +20,6 @@ def test_validation():
         StateQuantizer(np.array([3, 2, 5]), 8)
     with pytest.raises(ValueError, match="value_width must be in"):
         StateQuantizer(np.array([1]), 0)
-    with pytest.raises(ValueError, match="2\\*\\*n entries"):
-        LevelTable(np.array([1, 2, 3]))
     assert StateQuantizer(np.arange(15), 8).latency == 0       # 4 bits: comparator tree
     assert StateQuantizer(np.arange(31), 8).latency == 5       # 5 bits: pipelined search
     assert StateQuantizer(np.arange(3), 8, pipelined=True).latency == 2
@@ -83,20 +80,3 @@ def test_ties_go_low_and_saturate():
         assert table[3] == 2 and table[4] == 3
         assert table[min(values)] == 0 and table[max(values)] == 3
         assert got == want
-
-
-@pytest.mark.sim
-def test_level_table():
-    rng = np.random.default_rng(2)
-    levels = np.sort(rng.choice(np.arange(-5000, 5000), 32, replace=False))
-    dut = LevelTable(levels)
-    got = []
-
-    async def tb(ctx):
-        for c in range(32):
-            ctx.set(dut.code, c)
-            got.append(ctx.get(dut.level))
-            await ctx.tick()
-
-    run_simulation(dut, [tb], name="level_table")
-    assert got == [int(v) for v in levels]
