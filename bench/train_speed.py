@@ -3,7 +3,8 @@
 The snnTorch tutorial network (784-256-10 dense, Leaky beta 0.95, T=25, batch 128, Adam,
 static input fed every timestep), one training step per batch (forward over T,
 cross-entropy on output spike counts, BPTT, Adam step) for three state formats:
-unquantized, 4-bit exponential states, 8-bit (uniform) states on both layers.
+unquantized, 4-bit exponential states, 8-bit (uniform) states on both layers; both sides
+use the same (snnTorch) level tables.
 
 Prints the median ms/batch of each and the ratio snnTorch / qsnn-hw. Random inputs and
 labels (timing only). snnTorch and torch are optional (``pip install -e .[bench]``; on the
@@ -33,7 +34,7 @@ N_IN, N_HID, N_OUT, T, BATCH, BETA, LR = 784, 256, 10, 25, 128, 0.95, 5e-4
 MODES = {
     "unquantized": ({}, None),
     "4-bit exponential states": (dict(state_mode="squat", state_bits=4,
-                                      state_family="exponential"),
+                                      state_family="snntorch_exponential"),
                                  dict(num_bits=4, uniform=False, threshold=1.0)),
     "8-bit states": (dict(state_mode="squat", state_bits=8, state_family="snntorch"),
                      dict(num_bits=8, uniform=True, threshold=1.0)),

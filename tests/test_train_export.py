@@ -153,7 +153,8 @@ def test_deployed_path_matches_golden_on_hypothesis_like_sweep():
         lcs = (LayerConfig(7, reset=reset, state_mode=st, state_bits=3, bias=True,
                            weight_mode="qat", weight_bits=3 + trial % 4),
                LayerConfig(4, reset=reset, state_mode=st, state_bits=4,
-                           state_family=("uniform", "exponential", "snntorch")[trial % 3]))
+                           state_family=("uniform", "exponential", "snntorch",
+                                         "snntorch_exponential")[trial % 4]))
         cfg = TrainConfig(layers=lcs, timesteps=9, beta_shift=1 + trial % 10)
         model = SNN(6, lcs, SpikeFunction("atan"), beta_shift=cfg.beta_shift)
         model.init_params(rng, init_scale=4.0)

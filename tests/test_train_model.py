@@ -148,3 +148,14 @@ def test_cosine_lr_and_clipping():
     g = {"a": np.array([3.0]), "b": np.array([4.0])}
     assert clip_grad_norm(g, 1.0) == pytest.approx(5.0)
     np.testing.assert_allclose([g["a"][0], g["b"][0]], [0.6, 0.8])
+
+
+def test_snntorch_exponential_family_is_snntorchs_table():
+    # snnTorch state_quant(num_bits=2, uniform=False, threshold=1): range [-1, 1.2],
+    # L = floor(4 * 2 / 2.2) = 3 levels below the threshold with multiplier 0.1:
+    # room = (1 + 0.1 + 0.01) / 2; levels -1, -1 + 1/room, that + 0.1/room; above: 1.2.
+    from qsnn_hw.train.model import state_quantizer
+    room = 1.11 / 2
+    lv = state_quantizer(LayerConfig(1, state_mode="squat", state_bits=2,
+                                     state_family="snntorch_exponential")).levels
+    np.testing.assert_allclose(lv, [-1, -1 + 1 / room, -1 + 1.1 / room, 1.2], rtol=1e-6)

@@ -82,7 +82,8 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(digits, tmp_path, monkeyp
         return (float("nan"), g) if calls["n"] > 2 * per_epoch + 1 else (loss, g)
 
     monkeypatch.setattr(trainer, "count_loss", poisoned)
-    with pytest.raises(trainer.TrainingDiverged, match=r"diverged.*loss is nan.*epoch 2"):
+    with pytest.raises(trainer.TrainingDiverged,
+                       match=r"at epoch 3, batch 2: loss is nan.*last good epoch \(2\).*--resume"):
         trainer.run_training(TrainConfig(**SMALL), digits, tmp_path, plots=False)
     with np.load(tmp_path / "checkpoint.npz") as z:
         meta = json.loads(z["meta"].tobytes())
@@ -121,7 +122,7 @@ def test_cli_train_writes_artifact_metrics_and_plots(tmp_path):
     (["--beta", "1.5"], "argument --beta: must be a number in (0, 1], got 1.5"),
     (["--lr", "0"], "argument --lr: must be a number in (0, 10], got 0"),
     (["--state-family", "log"], "argument --state-family: must be one of uniform, "
-                                "exponential, snntorch; got 'log'"),
+                                "exponential, snntorch, snntorch_exponential; got 'log'"),
     (["--weight-bits", "4,4,4"], "--weight-bits has 3 values but the network has 2 layers"),
     (["--timesteps", "x"], "argument --timesteps: must be an integer in [1, 10000], got 'x'"),
     (["--lr", "0.001", "--lr-min", "0.01"], "--lr-min (0.01) must not exceed --lr (0.001)"),

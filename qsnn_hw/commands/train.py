@@ -92,7 +92,8 @@ LAYER_FLAGS = {
     "--state-mode": ("state_mode", _choice(STATE_MODES), "membrane: none | ptq | squat"),
     "--state-bits": ("state_bits", _int_in(1, 16), "state (membrane) bits, 1..16"),
     "--state-family": ("state_family", _choice(STATE_FAMILIES),
-                       "level table: uniform | exponential | snntorch"),
+                       "level table: uniform | exponential | snntorch (snnTorch's uniform "
+                       "state_quant) | snntorch_exponential (its uniform=False table)"),
     "--level-a": ("level_a", _float_in(0, 50), "exponential steepness below threshold, 0..50"),
     "--level-b": ("level_b", _float_in(0, 50), "exponential steepness above threshold, 0..50"),
     "--lower-limit": ("lower_limit", _float_in(0, 100),

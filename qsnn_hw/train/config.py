@@ -16,7 +16,7 @@ from ..quant.weights import MAX_WEIGHT_BITS, MIN_WEIGHT_BITS, WEIGHT_SCHEMES
 
 WEIGHT_MODES = ("none", "ptq", "qat")
 STATE_MODES = ("none", "ptq", "squat")
-STATE_FAMILIES = ("uniform", "exponential", "snntorch")
+STATE_FAMILIES = ("uniform", "exponential", "snntorch", "snntorch_exponential")
 SURROGATES = ("atan", "fast_sigmoid", "triangular")
 ENCODINGS = ("direct", "rate", "latency")
 LOSSES = ("ce", "mse")
@@ -37,7 +37,9 @@ class LayerConfig:
     weight_bits / weight_scheme: the weight quantizer (per-tensor scale).
     state_mode: ``none`` (saturating membrane), ``ptq`` (levels applied only in the
     deployed model) or ``squat`` (membrane quantized in training, STE backward).
-    state_bits / state_family: the level table; level_a, level_b: exponential steepness
+    state_bits / state_family: the level table (``snntorch``: snnTorch's uniform
+    ``state_quant`` table, ``snntorch_exponential``: its ``uniform=False`` table, both
+    threshold-centred with snnTorch's default multiplier); level_a, level_b: exponential steepness
     below/above the threshold; lower_limit, upper_limit: table range
     ``[-thr*(1+lower_limit), thr*(1+upper_limit)]``.
     """
@@ -97,7 +99,7 @@ class TrainConfig:
     float_weight_bits: PTQ width used to deploy layers whose weights are not quantized.
     """
 
-    layers: tuple = (LayerConfig(128), LayerConfig(10))
+    layers: tuple = (LayerConfig(256), LayerConfig(10))
     dataset: str = "digits"
     data_dir: str = ""
     data_seed: int = 0
@@ -109,12 +111,12 @@ class TrainConfig:
     loss: str = "ce"
     correct_rate: float = 0.8
     incorrect_rate: float = 0.2
-    epochs: int = 60
+    epochs: int = 150
     batch_size: int = 64
-    lr: float = 5e-3
+    lr: float = 3e-3
     lr_min: float = 1e-4
     grad_clip: float = 1.0
-    patience: int = 20
+    patience: int = 60
     seed: int = 0
     beta_shift: int = 12
     frac_bits: int = -1

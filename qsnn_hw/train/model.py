@@ -29,9 +29,13 @@ from .surrogate import SpikeFunction
 def state_quantizer(lc: LayerConfig) -> StateQuantizer:
     """The float level table of a layer, in the trainer's membrane units."""
     kwargs = dict(lower_limit=lc.lower_limit, upper_limit=lc.upper_limit)
-    if lc.state_family == "exponential":
+    family = lc.state_family
+    if family == "exponential":
         kwargs.update(a=lc.level_a, b=lc.level_b)
-    return StateQuantizer.from_family(lc.state_family, lc.state_bits, lc.threshold, **kwargs)
+    elif family == "snntorch_exponential":
+        family = "snntorch"
+        kwargs.update(uniform=False)
+    return StateQuantizer.from_family(family, lc.state_bits, lc.threshold, **kwargs)
 
 
 def weight_quantizer(lc: LayerConfig) -> WeightQuantizer:

@@ -254,10 +254,9 @@ def fit(cfg: TrainConfig, data: Dataset, checkpoint=None, resume: bool = False,
         try:
             loss, acc, gnorm = _train_epoch(model, cfg, data, opt, rng, lr, e, progress)
         except TrainingDiverged as exc:
-            diverged = (f"training diverged ({exc}); stopped. The last good checkpoint"
-                        f" (epoch {st.epoch}) is kept"
-                        + (f" at {checkpoint}" if checkpoint else "")
-                        + "; lower --lr or set --grad-clip")
+            diverged = (f"training diverged at {exc}; stopped after the last good epoch "
+                        f"({st.epoch})" + (f", whose checkpoint is kept at {checkpoint}"
+                                           if checkpoint else ""))
             progress.line(diverged)
             if checkpoint and Path(checkpoint).is_file():
                 load_checkpoint(checkpoint, cfg, model, opt, rng)
@@ -334,7 +333,8 @@ def run_training(cfg: TrainConfig, data: Dataset, out_dir, resume: bool = False,
     ckpt = out / "checkpoint.npz"
     res = fit(cfg, data, checkpoint=ckpt, resume=resume, progress=progress)
     if res.diverged:
-        raise TrainingDiverged(res.diverged + " (resume with --resume and a lower --lr)")
+        raise TrainingDiverged(res.diverged + "; no artifact was written. Continue with "
+                               "--resume and a lower --lr (or a smaller --grad-clip)")
     scale, bits = input_format(cfg, data)
     net, infos = deploy(res.model, cfg, scale, bits)
     test = evaluate(res.model, cfg, data, net)
