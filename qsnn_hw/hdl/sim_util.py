@@ -11,6 +11,7 @@ predictions) plus cycle stamps, so tests and ``bench/hw_cycles.py`` compare in b
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from ._util import unpack_lanes
 from .top import NetworkTop
 
 CLOCK_PERIOD = 1e-8
+_vcd_names: dict[str, int] = {}
 
 
 class SimTimeout(RuntimeError):
@@ -47,7 +49,12 @@ def run_simulation(dut, testbenches=(), processes=(), *, name: str = "sim",
     if os.environ.get("GENERATE_VCDS"):
         out = Path(os.environ.get("QSNN_VCD_DIR", "vcd"))
         out.mkdir(parents=True, exist_ok=True)
-        with sim.write_vcd(str(out / f"{name}.vcd")):
+        # pytest sets PYTEST_CURRENT_TEST: one file per test (and parameter set)
+        test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0]
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{test}-{name}" if test else name)
+        k = _vcd_names[stem] = _vcd_names.get(stem, -1) + 1  # several per test: keep all
+        path = out / (f"{stem}.vcd" if k == 0 else f"{stem}-{k}.vcd")
+        with sim.write_vcd(str(path)):
             sim.run()
     else:
         sim.run()
