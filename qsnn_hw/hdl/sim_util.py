@@ -109,11 +109,13 @@ class CoreRun:
 
 def run_core(net: IntNetwork, x, *, lanes=1, count_bits: int = 16, fifo_depth=None,
              pipelined=None, rng: np.random.Generator | None = None, beats=None,
-             name: str = "core", limit: int = 2_000_000) -> CoreRun:
+             gaps: float = 0.0, name: str = "core", limit: int = 2_000_000) -> CoreRun:
     """Run ``x`` (B, T, M) through a :class:`NetworkTop` of ``net`` in Amaranth's simulator.
 
     ``beats``: optional per-sample lists of raw input beats replacing the ones built from
-    ``x`` (error-injection tests); ``rng`` shuffles the event order within timesteps.
+    ``x`` (error-injection tests); ``rng`` shuffles the event order within timesteps and,
+    with ``gaps`` > 0, drops ``valid`` for a random 0-3 cycles before a beat with that
+    probability (a bursty source). ``fifo_depth``: per-layer output FIFO depth.
     """
     x = check_inputs(net, x)
     top = NetworkTop(net, lanes=lanes, count_bits=count_bits, fifo_depth=fifo_depth,
@@ -175,6 +177,11 @@ def run_core(net: IntNetwork, x, *, lanes=1, count_bits: int = 16, fifo_depth=No
             start_cyc[b] = clock[0]
             ctx.set(ev.valid, 1)
             for raw in beats[b]:
+                if gaps and rng.random() < gaps:
+                    ctx.set(ev.valid, 0)
+                    for _ in range(int(rng.integers(1, 4))):
+                        await ctx.tick()
+                    ctx.set(ev.valid, 1)
                 ctx.set(payload, raw)
                 await wait_until(ctx, ev.ready, limit=limit)
             ctx.set(ev.valid, 0)

@@ -50,7 +50,8 @@ class NetworkTop(wiring.Component):
     net : IntNetwork.
     lanes : P (int) or one P per layer.
     count_bits : width of the saturating output spike counters.
-    fifo_depth : per-layer output FIFO depth (None: two timesteps of words).
+    fifo_depth : output FIFO depth in words, one int for every layer or one per layer
+        (None: two timesteps of words, 2 * (G + 1); the minimum is G + 1).
     pipelined : state quantizer implementation (None: automatic by code width).
 
     Members
@@ -67,6 +68,11 @@ class NetworkTop(wiring.Component):
         self.net = net
         self.lanes = lanes_per_layer(net, lanes)
         self.count_bits = check_int("count_bits", count_bits, 1, MAX_COUNT_BITS)
+        depths = fifo_depth if isinstance(fifo_depth, (list, tuple)) else \
+            [fifo_depth] * len(net.layers)
+        if len(depths) != len(net.layers):
+            raise ValueError(f"fifo_depth must be an int or have one entry per layer "
+                             f"({len(net.layers)}), got {len(depths)}")
         self.engines = []
         for i, layer in enumerate(net.layers):
             if i == 0:
@@ -76,7 +82,7 @@ class NetworkTop(wiring.Component):
                 up = self.engines[-1]
                 kw = dict(input_kind="words", upstream_groups=up.groups,
                           upstream_lanes=up.lanes)
-            self.engines.append(LayerEngine(layer, lanes=self.lanes[i], fifo_depth=fifo_depth,
+            self.engines.append(LayerEngine(layer, lanes=self.lanes[i], fifo_depth=depths[i],
                                             pipelined=pipelined, **kw))
         self.n_out = net.n_out
         super().__init__({
