@@ -34,7 +34,7 @@ from ..contract import IntLayer
 from ._util import ceil_div, check_lanes, index_width
 from .geometry import LayerGeometry, default_fifo_depth
 from .layouts import direct_value_layout, spike_event_layout, spike_word_layout
-from .lif import LIFDatapath, bias_width
+from .lif import LIFDatapath
 from .state_memory import LaneMemory, StateMemory
 from .weight_memory import WeightMemory
 
@@ -99,18 +99,18 @@ class LayerEngine(wiring.Component):
         self.in_layout = in_layout
         self.fifo_depth = default_fifo_depth(G) if fifo_depth is None else \
             check_int("fifo_depth", fifo_depth, G + 1)
-        self.acc_width = layer.current_width(self.input_max)
         self.geometry = LayerGeometry.of(layer, P, input_bits=self.input_bits,
                                          fifo_depth=self.fifo_depth, pipelined=pipelined)
+        self.acc_width = self.geometry.acc_width
         self.weights = WeightMemory(layer.weight, P)
         self.accumulators = LaneMemory(width=self.acc_width, is_signed=True, lanes=P, depth=G)
         self.states = StateMemory(layer, P)
         self.biases = None
         if layer.bias is not None:
             padded = [int(b) for b in layer.bias] + [0] * (G * P - self.n_out)
-            self.biases = LaneMemory(width=bias_width(layer), is_signed=True, lanes=P, depth=G,
-                                     init=[padded[g * P:(g + 1) * P] for g in range(G)],
-                                     writable=False)
+            self.biases = LaneMemory(width=self.geometry.bias_width, is_signed=True, lanes=P,
+                                     depth=G, writable=False,
+                                     init=[padded[g * P:(g + 1) * P] for g in range(G)])
         self.datapaths = [LIFDatapath(layer, input_max=self.input_max,
                                       acc_width=self.acc_width, pipelined=pipelined)
                           for _ in range(P)]

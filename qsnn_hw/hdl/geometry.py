@@ -22,6 +22,23 @@ def quantizer_latency(code_bits: int, pipelined: bool | None = None) -> int:
     return code_bits if pipelined else 0
 
 
+def weight_width(weight) -> int:
+    """Signed width of stored weights; 0 is always representable (padding lanes)."""
+    return signed_width(min(0, int(weight.min())), max(0, int(weight.max())))
+
+
+def bias_width(layer: IntLayer) -> int:
+    """Signed width of the stored biases (0: no bias memory)."""
+    if layer.bias is None:
+        return 0
+    return signed_width(min(0, int(layer.bias.min())), max(0, int(layer.bias.max())))
+
+
+def level_width(levels) -> int:
+    """Signed width of a level table's values."""
+    return signed_width(int(min(levels)), int(max(levels)))
+
+
 def default_fifo_depth(groups: int) -> int:
     """Two whole timesteps of spike words, so a layer can run one timestep ahead."""
     return 2 * (groups + 1)
@@ -50,20 +67,15 @@ class LayerGeometry:
            pipelined: bool | None = None) -> LayerGeometry:
         lanes = check_lanes(lanes)
         groups = ceil_div(layer.n_out, lanes)
-        w = layer.weight
         input_max = (1 << input_bits) - 1
-        bias_w = 0 if layer.bias is None else signed_width(
-            min(0, int(layer.bias.min())), max(0, int(layer.bias.max())))
-        level_w = 0
-        if layer.quantized:
-            level_w = signed_width(int(layer.levels.min()), int(layer.levels.max()))
         return cls(
             n_out=layer.n_out, n_in=layer.n_in, lanes=lanes, groups=groups,
             input_bits=input_bits,
-            weight_width=signed_width(min(0, int(w.min())), max(0, int(w.max()))),
+            weight_width=weight_width(layer.weight),
             acc_width=layer.current_width(input_max),
             state_width=layer.state_bits if layer.quantized else layer.mem_bits,
-            bias_width=bias_w, level_width=level_w,
+            bias_width=bias_width(layer),
+            level_width=level_width(layer.levels) if layer.quantized else 0,
             latency=quantizer_latency(layer.state_bits, pipelined) if layer.quantized else 0,
             fifo_depth=default_fifo_depth(groups) if fifo_depth is None else int(fifo_depth),
             word_width=index_width(groups) + lanes + 2,

@@ -7,7 +7,7 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .._check import check_int_array
-from ..contract import signed_width
+from .geometry import level_width
 
 
 class LevelTable(wiring.Component):
@@ -23,7 +23,7 @@ class LevelTable(wiring.Component):
             raise ValueError(f"levels must have 2**n entries (n >= 1), got {n}")
         self.levels = [int(v) for v in lv]
         self.code_bits = n.bit_length() - 1
-        self.width = signed_width(min(self.levels), max(self.levels))
+        self.width = level_width(self.levels)
         super().__init__({"code": In(unsigned(self.code_bits)),
                           "level": Out(signed(self.width))})
 

@@ -21,8 +21,9 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .._check import check_int
-from ..contract import IntLayer, signed_width
+from ..contract import IntLayer
 from ._util import shape_of
+from .geometry import bias_width
 from .level_table import LevelTable
 from .quantizer import StateQuantizer
 
@@ -32,12 +33,6 @@ def state_shape(layer: IntLayer):
     if layer.quantized:
         return shape_of(layer.state_bits, False)
     return signed(layer.mem_bits)
-
-
-def bias_width(layer: IntLayer) -> int:
-    if layer.bias is None:
-        return 1
-    return signed_width(min(0, int(layer.bias.min())), max(0, int(layer.bias.max())))
 
 
 class LIFDatapath(wiring.Component):
@@ -69,7 +64,7 @@ class LIFDatapath(wiring.Component):
         sshape = state_shape(layer)
         super().__init__({
             "state": In(sshape), "fresh": In(1), "acc": In(signed(self.acc_width)),
-            "bias": In(signed(bias_width(layer))),
+            "bias": In(signed(max(1, bias_width(layer)))),
             "new_state": Out(sshape), "spike": Out(1),
         })
 

@@ -14,8 +14,8 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .._check import check_int_array
-from ..contract import signed_width
 from ._util import ceil_div, check_lanes, index_width, pack_lanes
+from .geometry import weight_width
 
 
 class WeightMemory(wiring.Component):
@@ -39,7 +39,7 @@ class WeightMemory(wiring.Component):
         self.groups = ceil_div(self.n_out, self.lanes)
         self.depth = self.n_in * self.groups
         # Signed width of the stored values (0 always representable: padding lanes).
-        self.width = signed_width(min(0, int(w.min())), max(0, int(w.max())))
+        self.width = weight_width(w)
         self._weight = w
         super().__init__({
             "addr": In(index_width(self.depth)),
