@@ -11,7 +11,7 @@ labels (timing only). snnTorch and torch are optional (``pip install -e .[bench]
 project machines ``pip install torch==2.13.0`` uses a local CPU wheel); without them only
 qsnn-hw is timed and the script says so.
 
-    python bench/train_speed.py [--batches 20] [--warmup 3]
+    python bench/train_speed.py [--batches 10] [--warmup 2] [--no-snntorch]
 """
 
 from __future__ import annotations
@@ -41,18 +41,22 @@ MODES = {
 }
 
 
-def _median_ms(step, batches: int, warmup: int) -> float:
+def _median_ms(steps: list, batches: int, warmup: int) -> list:
+    """Median ms per call of each step function, timed interleaved (one batch of each in
+    turn) so that a change in machine load affects both sides alike."""
     for _ in range(warmup):
-        step()
-    times = []
+        for step in steps:
+            step()
+    times = [[] for _ in steps]
     for _ in range(batches):
-        t0 = time.perf_counter()
-        step()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+        for step, tt in zip(steps, times, strict=True):
+            t0 = time.perf_counter()
+            step()
+            tt.append((time.perf_counter() - t0) * 1e3)
+    return [statistics.median(tt) for tt in times]
 
 
-def time_qsnn(state: dict, x: np.ndarray, y: np.ndarray, batches: int, warmup: int) -> float:
+def qsnn_step(state: dict, x: np.ndarray, y: np.ndarray):
     layers = [LayerConfig(N_HID, beta=BETA, **state), LayerConfig(N_OUT, beta=BETA, **state)]
     model = SNN(N_IN, layers, SpikeFunction("atan"), dtype=np.float32)
     model.init_params(np.random.default_rng(0))
@@ -64,10 +68,10 @@ def time_qsnn(state: dict, x: np.ndarray, y: np.ndarray, batches: int, warmup: i
         grads = model.backward(caches, np.broadcast_to(dc, (T,) + dc.shape))
         opt.step(model.params, grads, LR)
 
-    return _median_ms(step, batches, warmup)
+    return step
 
 
-def time_snntorch(sq_kwargs, x: np.ndarray, y: np.ndarray, batches: int, warmup: int):
+def snntorch_step(sq_kwargs, x: np.ndarray, y: np.ndarray):
     import snntorch as snn
     import snntorch.functional as SF
     import torch
@@ -107,13 +111,13 @@ def time_snntorch(sq_kwargs, x: np.ndarray, y: np.ndarray, batches: int, warmup:
         loss.backward()
         opt.step()
 
-    return _median_ms(step, batches, warmup)
+    return step
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--batches", type=int, default=20, help="timed batches per mode")
-    ap.add_argument("--warmup", type=int, default=3, help="untimed batches first")
+    ap.add_argument("--batches", type=int, default=10, help="timed batches per mode")
+    ap.add_argument("--warmup", type=int, default=2, help="untimed batches first")
     ap.add_argument("--no-snntorch", action="store_true", help="time qsnn-hw only")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(0)
@@ -134,12 +138,14 @@ def main(argv=None) -> int:
           f"median of {args.batches} batches after {args.warmup} warm-up")
     print(f"{'mode':<26} {'qsnn-hw ms':>11} {'snnTorch ms':>12} {'snnTorch/qsnn-hw':>17}")
     for name, (state, sq) in MODES.items():
-        ours = time_qsnn(state, x, y, args.batches, args.warmup)
+        steps = [qsnn_step(state, x, y)]
         if have_snntorch:
-            theirs = time_snntorch(sq, x, y, args.batches, args.warmup)
-            print(f"{name:<26} {ours:11.1f} {theirs:12.1f} {theirs / ours:16.2f}x")
+            steps.append(snntorch_step(sq, x, y))
+        ms = _median_ms(steps, args.batches, args.warmup)
+        if have_snntorch:
+            print(f"{name:<26} {ms[0]:11.1f} {ms[1]:12.1f} {ms[1] / ms[0]:16.2f}x", flush=True)
         else:
-            print(f"{name:<26} {ours:11.1f} {'-':>12} {'-':>17}")
+            print(f"{name:<26} {ms[0]:11.1f} {'-':>12} {'-':>17}", flush=True)
     return 0
 
 
