@@ -127,3 +127,27 @@ def test_shd_rejects_non_hdf5(tmp_path):
     (tmp_path / "shd_test.h5").write_bytes(b"not hdf5")
     with pytest.raises(ValueError, match="not a readable SHD HDF5 file"):
         load_shd(tmp_path, 10)
+
+
+def test_cli_trains_on_fashion_mnist_files(tmp_path, capsys):
+    import json
+
+    from qsnn_hw.artifact import load_artifact
+    from qsnn_hw.cli import main
+    from qsnn_hw.golden import simulate
+    _, _, te_x, te_y = _fashion_dir(tmp_path, gz=True, n_train=60, n_test=10)
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "fashion_mnist", "--data-dir", str(tmp_path),
+                 "--out", str(out), "--epochs", "1", "--hidden", "8", "--timesteps", "4",
+                 "--encoding", "latency", "--no-plots", "--quiet"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    art = load_artifact(out / "model.qsnn")
+    assert art.network.n_in == 784 and art.metadata["dataset"]["test"] == 10
+    # latency code by hand: pixel p spikes once at round_half_up((1 - p) * 3) if p > 0
+    p = te_x.reshape(10, 784) / 255.0
+    t = np.floor((1 - p) * 3 + 0.5).astype(int)
+    x = np.zeros((10, 4, 784), np.int64)
+    for i, j in zip(*np.nonzero(p > 0), strict=True):
+        x[i, t[i, j], j] = 1
+    pred = simulate(art.network, x).predictions
+    assert np.mean(pred == te_y) == m["golden_accuracy"]

@@ -55,9 +55,9 @@ def _find(data_dir: Path, stem: str) -> Path:
         f"{data_dir} (or pass --data-dir DIR)")
 
 
-def load_fashion_mnist(data_dir, seed: int = 0, val_size: int = VAL_SIZE) -> Dataset:
-    """60000 train (minus ``val_size`` stratified for validation) / 10000 test, pixels/255
-    flattened to 784 inputs."""
+def load_fashion_mnist(data_dir, seed: int = 0, val_size: int | None = None) -> Dataset:
+    """60000 train (minus ``val_size`` stratified for validation; default 5000, or a sixth
+    of a smaller training file) / 10000 test, pixels/255 flattened to 784 inputs."""
     if not data_dir:
         raise DatasetMissingError("fashion_mnist needs --data-dir DIR holding the IDX files "
                                   f"({', '.join(FILES.values())}, .gz allowed) from {URL}")
@@ -72,6 +72,8 @@ def load_fashion_mnist(data_dir, seed: int = 0, val_size: int = VAL_SIZE) -> Dat
     y = arrays["train_labels"].astype(np.int64)
     x_test = arrays["test_images"].reshape(len(arrays["test_images"]), -1) / np.float32(255)
     y_test = arrays["test_labels"].astype(np.int64)
+    if val_size is None:
+        val_size = min(VAL_SIZE, max(len(np.unique(y)), len(y) // 6))
     x_train, x_val, y_train, y_val = stratified_split(x.astype(np.float32), y, val_size, seed)
     return Dataset("fashion_mnist", x_train, y_train, x_val, y_val,
                    x_test.astype(np.float32), y_test, 10)
