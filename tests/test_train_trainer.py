@@ -128,15 +128,17 @@ def test_cli_train_writes_artifact_metrics_and_plots(tmp_path):
     (["--lr", "0.001", "--lr-min", "0.01"], "--lr-min (0.01) must not exceed --lr (0.001)"),
     (["--dataset", "fashion_mnist", "--data-dir", "/nonexistent"],
      "t10k-images-idx3-ubyte.gz"),
+    (["--resume"], "--resume: no checkpoint at"),
+    (["--out", __file__], "exists and is not a directory"),
 ])
 def test_cli_bad_flags_exit_2_naming_the_flag(flags, message, tmp_path, capsys):
     try:
-        rc = main(["train", "--out", str(tmp_path), "--epochs", "1", *flags])
+        rc = main(["train", "--out", str(tmp_path / "run"), "--epochs", "1", *flags])
     except SystemExit as exc:  # argparse rejects a flag value
         rc = exc.code
     assert rc == 2
     assert message in capsys.readouterr().err
-    assert not (tmp_path / "model.qsnn").exists()
+    assert not (tmp_path / "run" / "model.qsnn").exists()
 
 
 def test_cli_module_entry_point_reports_errors():

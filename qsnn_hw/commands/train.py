@@ -9,6 +9,7 @@ Per-layer options take one value (all layers) or a comma list with one value per
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..train.config import (
     ENCODINGS,
@@ -208,6 +209,12 @@ def run(args) -> int:
     from ..data import load_dataset
     from ..train.trainer import Progress, run_training
 
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a directory")
+    if args.resume and not (out / "checkpoint.npz").is_file():
+        raise ValueError(f"--resume: no checkpoint at {out / 'checkpoint.npz'}; train without "
+                         f"--resume first (or point --out at the interrupted run)")
     data = load_dataset(args.dataset, args.data_dir, args.timesteps, args.data_seed)
     cfg = build_config(args, data.n_classes)
     progress = Progress(None if args.quiet else sys.stderr)
