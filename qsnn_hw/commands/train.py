@@ -152,6 +152,8 @@ def register(subparsers) -> None:
     g.add_argument("--seed", type=_int_in(0, 2**32 - 1), default=_D.seed)
     g.add_argument("--init-scale", type=_float_in(0, 100, lo_open=True),
                    default=_D.init_scale, help="weight init bound multiplier")
+    g.add_argument("--float-epochs", type=_int_in(0, 100000), default=_D.float_epochs,
+                   help="train the first N epochs in float before QAT/SQUAT starts")
     g.add_argument("--max-train-samples", type=_int_in(0, 1 << 31),
                    default=_D.max_train_samples, help="train on at most N samples/epoch (0=all)")
     g = p.add_argument_group("deployment (integer format)")
@@ -186,6 +188,9 @@ def build_config(args, n_classes: int) -> TrainConfig:
         per_layer[name] = values
     if args.mem_bits not in (-1,) and args.mem_bits < 2:
         raise ValueError(f"--mem-bits must be -1 (auto) or in [2, 32], got {args.mem_bits}")
+    if args.float_epochs > args.epochs:
+        raise ValueError(f"--float-epochs ({args.float_epochs}) must not exceed --epochs "
+                         f"({args.epochs})")
     if args.lr_min > args.lr:
         raise ValueError(f"--lr-min ({args.lr_min}) must not exceed --lr ({args.lr})")
     layers = tuple(LayerConfig(size=s, bias=args.bias, learn_beta=args.learn_beta,
@@ -200,7 +205,7 @@ def build_config(args, n_classes: int) -> TrainConfig:
         grad_clip=args.grad_clip, patience=args.patience, seed=args.seed,
         beta_shift=args.beta_shift, frac_bits=args.frac_bits, mem_bits=args.mem_bits,
         float_weight_bits=args.float_weight_bits, init_scale=args.init_scale,
-        max_train_samples=args.max_train_samples)
+        max_train_samples=args.max_train_samples, float_epochs=args.float_epochs)
 
 
 def run(args) -> int:

@@ -97,6 +97,8 @@ class TrainConfig:
     beta_shift: fractional bits of the deployed beta. frac_bits / mem_bits: deployed
     membrane format (-1 = choose automatically, see docs/training.md).
     float_weight_bits: PTQ width used to deploy layers whose weights are not quantized.
+    float_epochs: the first epochs train the float model (no QAT/SQUAT); validation and
+    model selection still use the deployed model.
     """
 
     layers: tuple = (LayerConfig(256), LayerConfig(10))
@@ -124,6 +126,7 @@ class TrainConfig:
     float_weight_bits: int = 16
     init_scale: float = 1.0
     max_train_samples: int = 0  # 0 = all
+    float_epochs: int = 0  # first epochs train without QAT/SQUAT (float warm-up)
 
     def __post_init__(self):
         layers = tuple(self.layers)
@@ -157,6 +160,7 @@ class TrainConfig:
         check_int("float_weight_bits", self.float_weight_bits, MIN_WEIGHT_BITS, MAX_WEIGHT_BITS)
         check_float("init_scale", self.init_scale, 0.0, 100.0, lo_open=True)
         check_int("max_train_samples", self.max_train_samples, 0, 1 << 31)
+        check_int("float_epochs", self.float_epochs, 0, self.epochs)
 
     @property
     def surrogate_value(self) -> float:

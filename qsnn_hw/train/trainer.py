@@ -192,7 +192,7 @@ def _train_epoch(model, cfg, data, opt, rng, lr, epoch, progress):
         y = data.y_train[idx]
         try:
             outs, caches = model.forward(enc.float_input(model.dtype), cfg.timesteps,
-                                         quant=True, keep=True)
+                                         quant=epoch >= cfg.float_epochs, keep=True)
         except ValueError as exc:  # NaN membrane in the state quantizer
             raise TrainingDiverged(f"epoch {epoch + 1}, batch {bi + 1}: {exc}") from None
         counts = outs[-1].sum(axis=0)

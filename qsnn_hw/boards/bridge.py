@@ -1,0 +1,156 @@
+"""The UART bridge: bytes from a host -> the core's input stream; the core's result ->
+bytes back (protocol in :mod:`.protocol`). Platform-independent, so the whole
+host-to-core-to-host path runs in Amaranth's simulator (tests/test_boards_bridge.py);
+the board tops in :mod:`.top` only add pins, a PLL and LEDs.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Signal, Value
+from amaranth.lib import wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from ..contract import IntNetwork
+from ..hdl._util import index_width
+from ..hdl.top import NetworkTop
+from . import protocol as P
+from .uart import UARTRx, UARTTx, check_divisor
+
+
+def _le_bytes(value, n: int) -> list:
+    """``n`` little-endian bytes of ``value`` (zero-extended)."""
+    v = Cat(Value.cast(value), Const(0, 8 * n))
+    return [v[8 * k:8 * k + 8] for k in range(n)]
+
+
+class UartBridge(wiring.Component):
+    """Parameters
+    ----------
+    net : IntNetwork; lanes, count_bits, pipelined : as :class:`NetworkTop`.
+    divisor : UART clocks per bit (``round(f_clk / baud)``, >= 4).
+    rx_fifo_depth : receive FIFO depth in bytes.
+
+    Members
+    -------
+    rx : In(1) (pin, idle high); tx : Out(1) (pin, idle high).
+    prediction : Out, the last prediction (LEDs); has_result : Out(1).
+    busy : Out(1) (core busy); error : Out(1) (core error, receive overflow or framing).
+    """
+
+    def __init__(self, net: IntNetwork, *, divisor: int, lanes=1, count_bits: int = 16,
+                 pipelined: bool | None = None, rx_fifo_depth: int = 64):
+        if not isinstance(net, IntNetwork):
+            raise TypeError(f"net must be an IntNetwork, got {type(net).__name__}")
+        self.net = net
+        self.divisor = check_divisor(divisor)
+        if not isinstance(rx_fifo_depth, int) or rx_fifo_depth < 2:
+            raise ValueError(f"rx_fifo_depth must be an integer >= 2, got {rx_fifo_depth!r}")
+        self.rx_fifo_depth = rx_fifo_depth
+        self.core = NetworkTop(net, lanes=lanes, count_bits=count_bits, pipelined=pipelined)
+        self.framing = P.framing(net, count_bits)
+        if self.framing.beat_bytes > 255:
+            raise ValueError("input beats wider than 255 bytes are not supported")
+        super().__init__({
+            "rx": In(1, init=1), "tx": Out(1, init=1),
+            "prediction": Out(index_width(net.n_out)), "has_result": Out(1),
+            "busy": Out(1), "error": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        fr = self.framing
+        core = self.core
+        m.submodules.core = core
+        m.submodules.urx = urx = UARTRx(self.divisor)
+        m.submodules.utx = utx = UARTTx(self.divisor)
+        m.submodules.rxfifo = fifo = SyncFIFOBuffered(width=8, depth=self.rx_fifo_depth)
+        m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
+
+        overflow, framing_err = Signal(), Signal()
+        m.d.comb += [fifo.w_data.eq(urx.data), fifo.w_en.eq(urx.valid)]
+        with m.If(urx.valid & ~fifo.w_rdy):
+            m.d.sync += overflow.eq(1)
+        with m.If(urx.frame_error):
+            m.d.sync += framing_err.eq(1)
+
+        # ---- cycles from start to result ---------------------------------------------
+        cycles = Signal(8 * P.CYCLE_BYTES)
+        res = core.results
+        with m.If(core.busy & ~res.valid & (cycles != (1 << len(cycles)) - 1)):
+            m.d.sync += cycles.eq(cycles + 1)
+        with m.If(core.start & ~core.busy):
+            m.d.sync += cycles.eq(0)
+
+        # ---- reply bytes ---------------------------------------------------------------
+        status = Signal(8)
+        m.d.comb += status.eq(core.error | (overflow << 1) | (framing_err << 2))
+        pay = res.payload
+        reply = [Const(P.REPLY_SAMPLE, 8), status]
+        reply += _le_bytes(pay.prediction, fr.pred_bytes)
+        for n in range(fr.n_out):
+            reply += _le_bytes(pay.counts[n], fr.count_bytes)
+        reply += _le_bytes(cycles, P.CYCLE_BYTES)
+        assert len(reply) == fr.reply_bytes
+        ident = [P.CMD_IDENT, *P.model_id(self.net).to_bytes(4, "little"), fr.beat_bytes,
+                 *fr.n_out.to_bytes(2, "little"), fr.count_bytes]
+        assert len(ident) == P.Framing.IDENT_BYTES
+        ident = [Const(b, 8) for b in ident]
+
+        idx = Signal(range(max(len(reply), len(ident)) + 1))
+        beat = Signal(8 * fr.beat_bytes)
+        nbyte = Signal(range(fr.beat_bytes + 1))
+        ev = core.events
+        m.d.comb += ev.payload.eq(beat[:fr.beat_bits])
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(fifo.r_rdy & ~core.busy):
+                    m.d.comb += fifo.r_en.eq(1)
+                    with m.If(fifo.r_data == P.CMD_SAMPLE):
+                        m.d.comb += core.start.eq(1)
+                        m.d.sync += nbyte.eq(0)
+                        m.next = "BEAT"
+                    with m.Elif(fifo.r_data == P.CMD_IDENT):
+                        m.d.sync += idx.eq(0)
+                        m.next = "IDENT"
+            with m.State("BEAT"):
+                with m.If(fifo.r_rdy):
+                    m.d.comb += fifo.r_en.eq(1)
+                    # little-endian: shift in from the top, first byte ends at the bottom
+                    m.d.sync += [beat.eq((beat >> 8) | (fifo.r_data << (8 * fr.beat_bytes - 8))),
+                                 nbyte.eq(nbyte + 1)]
+                    with m.If(nbyte == fr.beat_bytes - 1):
+                        m.next = "PUSH"
+            with m.State("PUSH"):
+                m.d.comb += ev.valid.eq(1)
+                with m.If(ev.ready):
+                    m.d.sync += nbyte.eq(0)
+                    with m.If(beat[fr.eot_bit] & beat[fr.last_bit]):
+                        m.next = "WAIT"
+                    with m.Else():
+                        m.next = "BEAT"
+            with m.State("WAIT"):
+                with m.If(res.valid):
+                    m.d.sync += idx.eq(0)
+                    m.next = "REPLY"
+            with m.State("REPLY"):
+                m.d.comb += [utx.data.eq(Array(reply)[idx]), utx.valid.eq(1)]
+                with m.If(utx.ready):
+                    m.d.sync += idx.eq(idx + 1)
+                    with m.If(idx == len(reply) - 1):
+                        m.d.comb += res.ready.eq(1)
+                        m.d.sync += [overflow.eq(0), framing_err.eq(0),
+                                     self.prediction.eq(pay.prediction),
+                                     self.has_result.eq(1)]
+                        m.next = "IDLE"
+            with m.State("IDENT"):
+                m.d.comb += [utx.data.eq(Array(ident)[idx]), utx.valid.eq(1)]
+                with m.If(utx.ready):
+                    m.d.sync += idx.eq(idx + 1)
+                    with m.If(idx == len(ident) - 1):
+                        m.next = "IDLE"
+
+        m.d.comb += [self.busy.eq(core.busy),
+                     self.error.eq(core.error | overflow | framing_err)]
+        return m

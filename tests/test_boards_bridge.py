@@ -1,0 +1,146 @@
+"""The UART bridge end to end in Amaranth's simulator: a host model drives the RX pin at
+the bit rate (a few clocks per bit to stay fast), decodes what comes back on TX with its
+own bit sampler, and checks the replies against the golden model for several samples.
+"""
+
+import numpy as np
+import pytest
+
+from qsnn_hw.boards import protocol as P
+from qsnn_hw.boards.bridge import UartBridge
+from qsnn_hw.boards.uart import UARTRx
+from qsnn_hw.golden import simulate
+from qsnn_hw.hdl.sim_util import run_simulation
+from qsnn_hw.testing import random_inputs, random_network
+
+pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+
+
+async def send_byte(ctx, pin, byte: int, divisor: int):
+    """8N1, LSB first, each bit held ``divisor`` clocks (the host side, written out)."""
+    for level in [0] + [(byte >> i) & 1 for i in range(8)] + [1]:
+        ctx.set(pin, level)
+        await ctx.tick().repeat(divisor)
+
+
+def tx_monitor(pin, divisor: int, out: list):
+    """Background process decoding the TX pin: find the start edge, sample mid-bit."""
+    async def monitor(ctx):
+        async def after(n):
+            for _ in range(n):
+                (_, _, level) = await ctx.tick().sample(pin)
+            return level
+        while True:
+            (_, _, level) = await ctx.tick().sample(pin)
+            if level:
+                continue
+            await after(divisor // 2)
+            byte = 0
+            for i in range(8):
+                byte |= await after(divisor) << i
+            assert await after(divisor) == 1, "stop bit low"
+            out.append(byte)
+    return monitor
+
+
+async def read_bytes(ctx, got: list, n: int, limit: int = 2_000_000):
+    for _ in range(limit):
+        if len(got) >= n:
+            out = got[:n]
+            del got[:n]
+            return bytes(out)
+        await ctx.tick()
+    raise AssertionError(f"only {len(got)} of {n} reply bytes")
+
+
+def hand_encode(net, xs) -> bytes:
+    """The sample as bytes, written from the protocol description (not the encoder)."""
+    addr_bits = max(1, (net.n_in - 1).bit_length())
+    width = addr_bits + 2
+    nbytes = (width + 7) // 8
+    out = [0xA5]
+    for t in range(xs.shape[0]):
+        beats = [int(a) for a in np.flatnonzero(xs[t])]
+        beats.append((1 << addr_bits) | ((t == xs.shape[0] - 1) << (addr_bits + 1)))
+        for b in beats:
+            out += [(b >> (8 * k)) & 0xFF for k in range(nbytes)]
+    return bytes(out)
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("sizes,divisor", [([12, 9, 5], 4), ([300, 6, 3], 5)])
+def test_bridge_samples_match_golden(sizes, divisor):
+    rng = np.random.default_rng(sum(sizes))
+    net = random_network(rng, sizes=sizes, input_bits=1, state_bits=4)
+    x = random_inputs(rng, net, 4, 3, density=0.15)
+    x[1] = 0                                    # an all-silent sample
+    gold = simulate(net, x)
+    bridge = UartBridge(net, divisor=divisor, lanes=2, count_bits=16)
+    fr = bridge.framing
+    got, replies = [], []
+
+    async def host(ctx):
+        ctx.set(bridge.rx, 1)
+        await ctx.tick().repeat(3 * divisor)
+        await send_byte(ctx, bridge.rx, 0x00, divisor)   # idle noise is ignored
+        for b in bytes([P.CMD_IDENT]):
+            await send_byte(ctx, bridge.rx, b, divisor)
+        replies.append(await read_bytes(ctx, got, P.Framing.IDENT_BYTES))
+        for b in range(x.shape[0]):
+            data = hand_encode(net, x[b])
+            assert data == P.encode_sample(net, x[b], fr)
+            for byte in data:
+                await send_byte(ctx, bridge.rx, byte, divisor)
+            replies.append(await read_bytes(ctx, got, fr.reply_bytes))
+            assert ctx.get(bridge.prediction) == gold.predictions[b]
+
+    run_simulation(bridge, [host], [tx_monitor(bridge.tx, divisor, got)], name="bridge")
+    ident = P.decode_ident(replies[0])
+    assert ident == {"model_id": P.model_id(net), "beat_bytes": fr.beat_bytes,
+                     "n_out": net.n_out, "count_bytes": 2}
+    for b, raw in enumerate(replies[1:]):
+        r = P.decode_reply(raw, fr)
+        assert r.status == 0
+        assert r.prediction == gold.predictions[b]
+        assert list(r.counts) == list(gold.counts[b])
+        assert r.cycles > 0
+    assert not got, "unexpected extra bytes"
+
+
+@pytest.mark.sim
+def test_uart_rx_bytes_and_framing_error():
+    """RX decodes what a host sends (including 0x00 and 0xFF); a low stop bit is a
+    framing error, not a byte."""
+    from amaranth.hdl import Module
+    divisor = 6
+    m = Module()
+    m.submodules.rx = rx = UARTRx(divisor)
+    received, errors = [], []
+
+    async def host(ctx):
+        ctx.set(rx.rx, 1)
+        await ctx.tick().repeat(10)
+        for b in (0x00, 0xFF, 0x5A, 0xA5):
+            await send_byte(ctx, rx.rx, b, divisor)
+        for level in [0] * 9 + [0]:                 # stop bit low
+            ctx.set(rx.rx, level)
+            await ctx.tick().repeat(divisor)
+        ctx.set(rx.rx, 1)
+        await ctx.tick().repeat(4 * divisor)
+
+    async def watch(ctx):
+        async for _, _, v, d, fe in ctx.tick().sample(rx.valid, rx.data, rx.frame_error):
+            if v:
+                received.append(d)
+            if fe:
+                errors.append(1)
+
+    run_simulation(m, [host], [watch], name="uart")
+    assert received == [0x00, 0xFF, 0x5A, 0xA5]
+    assert errors == [1]
+
+
+@pytest.mark.parametrize("bad", [0, 3, 2.5, True])
+def test_divisor_validation(bad):
+    with pytest.raises(ValueError, match="divisor"):
+        UARTRx(bad)
