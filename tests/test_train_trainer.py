@@ -146,3 +146,23 @@ def test_cli_module_entry_point_reports_errors():
                        capture_output=True, text=True)
     assert r.returncode == 2
     assert "argument --epochs: must be an integer in [1, 100000], got 0" in r.stderr
+
+
+def test_float_epochs_train_like_ptq(digits, tmp_path):
+    # With every epoch in float warm-up, QAT/SQUAT never switch on: the deployed integers
+    # must equal those of a PTQ run (trained in float, quantized at export).
+    def layers(wm, sm):
+        return tuple(LayerConfig(n, weight_mode=wm, weight_bits=3, state_mode=sm,
+                                 state_bits=3) for n in (24, 10))
+
+    base = dict(timesteps=6, epochs=2, max_train_samples=200)
+    trainer.run_training(TrainConfig(layers=layers("qat", "squat"), float_epochs=2, **base),
+                         digits, tmp_path / "warm", plots=False)
+    trainer.run_training(TrainConfig(layers=layers("ptq", "ptq"), **base), digits,
+                         tmp_path / "ptq", plots=False)
+    a = load_artifact(tmp_path / "warm" / "model.qsnn").network
+    b = load_artifact(tmp_path / "ptq" / "model.qsnn").network
+    for la, lb in zip(a.layers, b.layers, strict=True):
+        np.testing.assert_array_equal(la.weight, lb.weight)
+        np.testing.assert_array_equal(la.levels, lb.levels)
+        assert la.threshold == lb.threshold

@@ -250,6 +250,8 @@ def fit(cfg: TrainConfig, data: Dataset, checkpoint=None, resume: bool = False,
     stopped_early, diverged = False, None
     while st.epoch < cfg.epochs and st.bad_epochs < cfg.patience:
         e = st.epoch
+        if e == cfg.float_epochs and e > 0:
+            st.bad_epochs = 0  # patience restarts when quantization switches on
         lr = cosine_lr(e, cfg.epochs, cfg.lr, cfg.lr_min)
         try:
             loss, acc, gnorm = _train_epoch(model, cfg, data, opt, rng, lr, e, progress)
