@@ -1,0 +1,282 @@
+"""Synthesis of a board top (Yosys + nextpnr + pack) into a temporary directory, renamed
+to the output directory only when the bitstream and the report exist.
+
+The report comes from nextpnr's own JSON report (``--report``: utilization per cell
+type with the device totals, achieved Fmax per clock with its constraint) and Yosys'
+``stat -json`` (flip-flop and LUT counts of the netlist). Toolchains: ``yowasp``
+(WebAssembly builds from PyPI, the default) or ``system`` (tools on PATH).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .._io import atomic_write_text
+from ..contract import IntNetwork
+from ..hdl.geometry import network_geometry
+from .boards import Board, get_board
+from .top import DEFAULT_BAUD, BoardTop
+
+TOOLCHAINS = ("yowasp", "system")
+_TOOLS = {"ice40": ("yosys", "nextpnr-ice40", "icepack"),
+          "ecp5": ("yosys", "nextpnr-ecp5", "ecppack")}
+BITSTREAM = {"ice40": "top.bin", "ecp5": "top.bit"}
+# block RAM aspect ratios (depth, width): iCE40 SB_RAM40_4K, ECP5 DP16KD
+_BRAM_SHAPES = {"ice40": ((256, 16), (512, 8), (1024, 4), (2048, 2)),
+                "ecp5": ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))}
+
+
+class BuildError(RuntimeError):
+    """Synthesis or place-and-route failed (message says where and why)."""
+
+
+class DesignTooLarge(BuildError):
+    """The design does not fit the device (message says by how much and what to change)."""
+
+
+class ToolMissing(BuildError):
+    """A required tool is not installed (message says how to install it)."""
+
+
+def _env_var(tool: str) -> str:
+    return tool.upper().replace("-", "_")
+
+
+def resolve_tools(family: str, toolchain: str) -> dict[str, str]:
+    """Environment entries naming each tool's executable; raises :class:`ToolMissing`."""
+    if toolchain not in TOOLCHAINS:
+        raise ValueError(f"toolchain must be one of {', '.join(TOOLCHAINS)}, got {toolchain!r}")
+    # console scripts of the running interpreter's environment, even if it is not on PATH
+    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = {}
+    for tool in _TOOLS[family]:
+        exe = f"yowasp-{tool}" if toolchain == "yowasp" else tool
+        found = shutil.which(exe, path=search)
+        if found is None:
+            hint = (f"pip install yowasp-{tool if tool == 'yosys' else 'nextpnr-' + family}"
+                    if toolchain == "yowasp" else
+                    f"install {tool} (e.g. apt-get install {tool.split('-')[0]}"
+                    f"{'-' + family if 'nextpnr' in tool else ''}) or use --toolchain yowasp")
+            raise ToolMissing(f"{exe} not found ({toolchain} toolchain): {hint}")
+        env[_env_var(tool)] = found
+    return env
+
+
+def bram_blocks(depth: int, width: int, family: str) -> int:
+    """Block RAMs for one depth x width memory (best single aspect ratio)."""
+    return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in _BRAM_SHAPES[family])
+
+
+def check_weights_fit(net: IntNetwork, lanes, board: Board) -> dict:
+    """Block RAMs the weight memories need against the device's; raises
+    :class:`DesignTooLarge` before any tool runs when they cannot fit."""
+    geoms = network_geometry(net, lanes)
+    need = [bram_blocks(g.n_in * g.groups, g.lanes * g.weight_width, board.family)
+            for g in geoms]
+    bits = sum(g.n_in * g.groups * g.lanes * g.weight_width for g in geoms)
+    have = board.capacity["bram"]
+    block_bits = 4096 if board.family == "ice40" else 18432
+    info = {"weight_bits": bits, "weight_bram_blocks": sum(need), "bram_blocks": have}
+    if sum(need) > have:
+        msg = (f"the weights do not fit {board.name}'s block RAM: they need {sum(need)} "
+               f"blocks (per layer {need}; {bits:,} bits) of {have} "
+               f"({have * block_bits:,} bits), {sum(need) - have} blocks "
+               f"({100 * (sum(need) / have - 1):.0f} %) too many.")
+        if board.family == "ice40" and bits <= board.capacity.get("spram", 0) * 256 * 1024:
+            msg += (f" The UP5K's {board.capacity['spram']} SPRAMs (1 Mbit) could hold them, "
+                    "but the generated core's WeightMemory is an initialized ROM and SPRAM "
+                    "has no initial contents: qsnn_hw/hdl would need a writable weight "
+                    "memory (a write port and a loader filling it at start-up, e.g. over "
+                    "the UART or from the SPI flash) built from SB_SPRAM256KA (16K x 16). "
+                    "Until then: fewer weight bits, fewer inputs/neurons, or an ECP5 board.")
+        else:
+            msg += " Use a bigger device (ulx3s-85f), fewer weight bits or a smaller network."
+        raise DesignTooLarge(msg)
+    return info
+
+
+def _stat_usage(stat: dict, family: str) -> dict:
+    cells = stat.get("design", {}).get("num_cells_by_type", {})
+
+    def count(pred):
+        return sum(n for t, n in cells.items() if pred(t))
+    if family == "ice40":
+        return {"luts": count(lambda t: t == "SB_LUT4"),
+                "ffs": count(lambda t: t.startswith("SB_DFF")),
+                "bram": count(lambda t: t.startswith("SB_RAM40")),
+                "spram": count(lambda t: t == "SB_SPRAM256KA"),
+                "dsp": count(lambda t: t == "SB_MAC16")}
+    return {"luts": count(lambda t: t == "LUT4") + 2 * count(lambda t: t == "CCU2C")
+            + 2 * count(lambda t: t == "TRELLIS_DPR16X4"),
+            "ffs": count(lambda t: t == "TRELLIS_FF"),
+            "bram": count(lambda t: t in ("DP16KD", "PDPW16KD")),
+            "dsp": count(lambda t: t in ("MULT18X18D", "ALU54B"))}
+
+
+def overuse_message(stat: dict, board: Board) -> str | None:
+    """What the synthesized netlist needs beyond the device, or None."""
+    use = _stat_usage(stat, board.family)
+    over = [(k, use[k], board.capacity[k]) for k in use
+            if k in board.capacity and use[k] > board.capacity[k]]
+    if not over:
+        return None
+    parts = [f"{k}: {u:,} of {c:,} ({100 * (u / c - 1):.0f} % over)" for k, u, c in over]
+    return (f"the design does not fit {board.name}: " + "; ".join(parts) +
+            ". Use fewer --lanes (each lane adds a LIF datapath, quantizer and level table), "
+            "fewer state/weight bits, or a bigger device (ulx3s-85f).")
+
+
+# nextpnr utilization keys per family -> report rows
+_ROWS = {
+    "ice40": (("logic_cells", "ICESTORM_LC", "logic cells (LUT4+FF)"),
+              ("bram", "ICESTORM_RAM", "block RAM (EBR 4 kbit)"),
+              ("spram", "ICESTORM_SPRAM", "SPRAM (256 kbit)"),
+              ("dsp", "ICESTORM_DSP", "DSP (SB_MAC16)"),
+              ("pll", "ICESTORM_PLL", "PLL"),
+              ("io", "SB_IO", "I/O")),
+    "ecp5": (("luts", "TRELLIS_COMB", "LUT4"),
+             ("ffs", "TRELLIS_FF", "flip-flops"),
+             ("dist_ram", "TRELLIS_RAMW", "distributed RAM (RAMW)"),
+             ("bram", "DP16KD", "block RAM (EBR 18 kbit)"),
+             ("dsp", "MULT18X18D", "DSP (MULT18X18D)"),
+             ("pll", "EHXPLLL", "PLL"),
+             ("io", "TRELLIS_IO", "I/O")),
+}
+
+
+def parse_reports(nextpnr: dict, stat: dict | None, family: str, requested_mhz: float
+                  ) -> tuple[dict, dict, bool]:
+    """``(resources, fmax, timing_pass)`` from nextpnr's ``--report`` JSON (and Yosys
+    ``stat -json`` for the iCE40's LUT and flip-flop counts)."""
+    util = nextpnr["utilization"]
+    res = {}
+    for key, cell, label in _ROWS[family]:
+        if cell in util:
+            res[key] = {"label": label, "used": util[cell]["used"],
+                        "available": util[cell]["available"]}
+    if family == "ice40" and stat is not None:
+        use = _stat_usage(stat, "ice40")
+        lcs = util["ICESTORM_LC"]["available"]
+        res["luts"] = {"label": "LUT4 (netlist)", "used": use["luts"], "available": lcs}
+        res["ffs"] = {"label": "flip-flops (netlist)", "used": use["ffs"], "available": lcs}
+    fmax = {}
+    for clk, v in nextpnr.get("fmax", {}).items():
+        achieved, constraint = float(v["achieved"]), float(v["constraint"])
+        fmax[clk] = {"achieved_mhz": achieved, "constraint_mhz": constraint,
+                     "pass": achieved >= constraint}
+    ok = bool(fmax) and all(v["pass"] for v in fmax.values())
+    # the core's clock must be among them, constrained at the requested frequency or above
+    ok = ok and any(v["constraint_mhz"] >= requested_mhz * 0.999 for v in fmax.values())
+    return res, fmax, ok
+
+
+def markdown(report: dict) -> str:
+    lines = [f"# Build report: {report['board']} ({report['device']})", "",
+             f"Model: {report['model'].get('sizes')} lanes {report['lanes']}; clock "
+             f"requested {report['clock']['requested_mhz']:g} MHz, actual "
+             f"{report['clock']['actual_mhz']:g} MHz "
+             f"({'PLL' if report['clock']['pll'] else 'board clock'}); UART "
+             f"{report['uart']['baud']} baud (divisor {report['uart']['divisor']}).", "",
+             "| resource | used | available | % |", "|---|---:|---:|---:|"]
+    for r in report["resources"].values():
+        pct = 100 * r["used"] / r["available"] if r["available"] else 0
+        lines.append(f"| {r['label']} | {r['used']:,} | {r['available']:,} | {pct:.1f} |")
+    lines += ["", "| clock | Fmax (MHz) | constraint (MHz) | pass |", "|---|---:|---:|---|"]
+    for clk, v in report["fmax"].items():
+        lines.append(f"| `{clk}` | {v['achieved_mhz']:.1f} | {v['constraint_mhz']:.1f} | "
+                     f"{'yes' if v['pass'] else 'NO'} |")
+    lines += ["", f"Timing: **{'pass' if report['timing_pass'] else 'FAIL'}**. "
+              f"Bitstream: `{report['bitstream']}`. Build time {report['seconds']:.0f} s "
+              f"({report['toolchain']} toolchain).", ""]
+    return "\n".join(lines)
+
+
+def _tail(path: Path, n: int = 15) -> str:
+    with contextlib.suppress(OSError):
+        lines = path.read_text(errors="replace").splitlines()
+        return "\n".join(lines[-n:])
+    return ""
+
+
+def synthesize(net: IntNetwork, board_name: str, out_dir, *, lanes=1, clock_mhz=None,
+               toolchain: str = "yowasp", baud: int = DEFAULT_BAUD, count_bits: int = 16,
+               seed: int = 1, model_info: dict | None = None, log=None) -> dict:
+    """Build a bitstream of ``net`` for ``board_name`` into ``out_dir`` and return the
+    report (also written as ``report.json`` and ``report.md``). ``out_dir`` is replaced
+    only by a complete build; a failed one is left in ``<out_dir>.failed`` for its logs."""
+    board = get_board(board_name)
+    tools = resolve_tools(board.family, toolchain)
+    top = BoardTop(net, board, lanes=lanes, clock_mhz=clock_mhz, baud=baud,
+                   count_bits=count_bits)
+    fit = check_weights_fit(net, top.bridge.core.lanes, board)
+    out = Path(out_dir).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.build-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    platform = board.platform()
+    plan = platform.prepare(
+        top, name="top",
+        nextpnr_opts=f"--report nextpnr-report.json --seed {int(seed)} --timing-allow-fail",
+        script_after_synth="tee -q -o yosys-stat.json stat -json")
+    plan.extract(str(tmp))
+    env = dict(os.environ, **tools, OPENFPGALOADER="true")
+    t0 = time.monotonic()
+    if log:
+        log(f"building {board.name} ({platform.device}) in {tmp} ...")
+    with open(tmp / "build.log", "wb") as f:
+        proc = subprocess.run(["sh", "build_top.sh"], cwd=tmp, env=env, stdout=f,
+                              stderr=subprocess.STDOUT)
+    seconds = time.monotonic() - t0
+    bit = tmp / BITSTREAM[board.family]
+    if proc.returncode != 0 or not bit.is_file() or not (tmp / "nextpnr-report.json").is_file():
+        failed = out.parent / f"{out.name}.failed"
+        if failed.exists():
+            shutil.rmtree(failed)
+        tmp.rename(failed)
+        stat_path = failed / "yosys-stat.json"
+        msg = None
+        if stat_path.is_file():
+            with contextlib.suppress(ValueError):
+                msg = overuse_message(json.loads(stat_path.read_text()), board)
+        detail = _tail(failed / "build.log") or _tail(failed / "top.tim")
+        if msg:
+            raise DesignTooLarge(f"{msg} (logs in {failed})")
+        raise BuildError(f"build failed (exit {proc.returncode}); logs in {failed}:\n{detail}")
+    nextpnr = json.loads((tmp / "nextpnr-report.json").read_text())
+    stat = None
+    with contextlib.suppress(OSError, ValueError):
+        stat = json.loads((tmp / "yosys-stat.json").read_text())
+    resources, fmax, ok = parse_reports(nextpnr, stat, board.family, top.actual_mhz)
+    report = {
+        "format": "qsnn-hw-synth-report", "version": 1,
+        "board": board.name, "device": platform.device, "family": board.family,
+        "lanes": list(top.bridge.core.lanes) if len(set(top.bridge.core.lanes)) > 1
+        else top.bridge.core.lanes[0],
+        "model": dict(model_info or {}, sizes=[net.n_in] + [la.n_out for la in net.layers]),
+        "clock": {"board_mhz": board.board_mhz, "requested_mhz": top.clock_mhz,
+                  "actual_mhz": top.actual_mhz, "pll": top.pll_info()},
+        "uart": {"baud": baud, "divisor": top.divisor, "baud_error": top.baud_error},
+        "count_bits": count_bits,
+        "weights": fit,
+        "resources": resources, "fmax": fmax, "timing_pass": ok,
+        "toolchain": toolchain, "seed": int(seed), "seconds": round(seconds, 1),
+        "bitstream": BITSTREAM[board.family],
+    }
+    atomic_write_text(tmp / "report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(tmp / "report.md", markdown(report))
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    if out.exists():
+        out.rename(old)
+    tmp.rename(out)
+    if old.exists():
+        shutil.rmtree(old)
+    return report

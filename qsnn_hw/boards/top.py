@@ -1,0 +1,88 @@
+"""Board top-levels: the UART bridge (:mod:`.bridge`) on a board's FTDI UART, the core
+clocked from a PLL when the requested clock differs from the board clock, and LEDs for
+status (error, heartbeat) and the last predicted class (binary)."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Elaboratable, Module, Signal
+
+from ..contract import IntNetwork
+from .boards import Board
+from .bridge import UartBridge
+from .pll import ecp5_pll, ecp5_pll_domain, ice40_pll, ice40_pll_domain
+
+DEFAULT_BAUD = 115200
+
+
+class BoardTop(Elaboratable):
+    """Parameters
+    ----------
+    net : IntNetwork; lanes, count_bits : as :class:`~qsnn_hw.hdl.top.NetworkTop`.
+    board : :class:`~.boards.Board`.
+    clock_mhz : requested core clock (MHz); the board clock itself when equal, else a PLL
+        output (:attr:`actual_mhz` is what the PLL achieves).
+    baud : UART bit rate; the divisor is ``round(actual clock / baud)``.
+    """
+
+    def __init__(self, net: IntNetwork, board: Board, *, lanes=1, clock_mhz=None,
+                 baud: int = DEFAULT_BAUD, count_bits: int = 16):
+        self.board = board
+        self.clock_mhz = float(board.default_mhz if clock_mhz is None else clock_mhz)
+        if not self.clock_mhz > 0:
+            raise ValueError(f"clock must be positive, got {clock_mhz!r} MHz")
+        self.pll = None
+        if abs(self.clock_mhz - board.board_mhz) > 1e-9:
+            make = ice40_pll if board.family == "ice40" else ecp5_pll
+            self.pll = make(board.board_mhz, self.clock_mhz)
+        self.actual_mhz = self.pll.f_out if self.pll else board.board_mhz
+        if not isinstance(baud, int) or baud <= 0:
+            raise ValueError(f"baud must be a positive integer, got {baud!r}")
+        self.baud = baud
+        self.divisor = round(self.actual_mhz * 1e6 / baud)
+        if self.divisor < 4:
+            raise ValueError(f"baud {baud} is too fast for a {self.actual_mhz:g} MHz clock "
+                             f"(needs >= 4 clocks per bit)")
+        self.bridge = UartBridge(net, divisor=self.divisor, lanes=lanes,
+                                 count_bits=count_bits)
+
+    @property
+    def baud_error(self) -> float:
+        """Relative error of the real bit rate against ``baud``."""
+        return self.actual_mhz * 1e6 / self.divisor / self.baud - 1
+
+    def pll_info(self) -> dict | None:
+        if self.pll is None:
+            return None
+        return {k: getattr(self.pll, k) for k in self.pll.__dataclass_fields__} | {
+            "f_out_mhz": self.pll.f_out}
+
+    def elaborate(self, platform):
+        m = Module()
+        board = self.board
+        if self.pll is not None:
+            if board.family == "ice40":
+                pad = platform.request(board.clock_name, 0, dir="-")
+                cd = ice40_pll_domain(m, self.pll, pad)
+            else:
+                clk = platform.request(board.clock_name, 0)
+                cd = ecp5_pll_domain(m, self.pll, clk.i)
+            platform.add_clock_constraint(cd.clk, self.actual_mhz * 1e6)
+        m.submodules.bridge = br = self.bridge
+        uart = platform.request("uart", 0)
+        m.d.comb += [br.rx.eq(uart.rx.i), uart.tx.o.eq(br.tx)]
+
+        # heartbeat: toggles every half second, so a running clock blinks at 1 Hz
+        half = max(2, round(self.actual_mhz * 1e6 / 2))
+        beat, heart = Signal(range(half)), Signal()
+        with m.If(beat == half - 1):
+            m.d.sync += [beat.eq(0), heart.eq(~heart)]
+        with m.Else():
+            m.d.sync += beat.eq(beat + 1)
+        err_led, heart_led = board.status_leds
+        m.d.comb += [platform.request("led", err_led).o.eq(br.error),
+                     platform.request("led", heart_led).o.eq(heart ^ br.busy)]
+        for bit, idx in enumerate(board.class_leds):
+            if bit >= len(br.prediction):
+                break
+            m.d.comb += platform.request("led", idx).o.eq(br.prediction[bit] & br.has_result)
+        return m

@@ -1,0 +1,160 @@
+"""``qsnn-hw run``: send test samples to a board built by ``qsnn-hw synth`` over its UART
+(pyserial) and report accuracy, latency per sample and agreement with the golden model.
+
+Samples are the artifact's test set, encoded as the trainer evaluated it (random inputs
+for artifacts without a dataset). The board first answers an identify request; a model
+mismatch (the board runs another bitstream) is an error. Latency is reported twice: the
+core's own cycle count (start to result, measured on the board) converted with the
+clock from the build report, and the host's round trip (dominated by the UART).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..artifact import load_artifact
+from ..cli import UserError
+
+
+class BoardLink:
+    """The host end of the bridge protocol over any object with ``write``/``read``
+    (a ``serial.Serial``, or a fake in tests)."""
+
+    def __init__(self, port, net, count_bits: int = 16):
+        from ..boards import protocol as P
+        self.P = P
+        self.port = port
+        self.net = net
+        self.framing = P.framing(net, count_bits)
+
+    def _read(self, n: int) -> bytes:
+        data = self.port.read(n)
+        if len(data) != n:
+            raise UserError(f"board sent {len(data)} of {n} expected bytes before the timeout "
+                            f"(wrong --port or --baud, board not programmed, or another "
+                            f"model's bitstream?)")
+        return data
+
+    def identify(self) -> dict:
+        P = self.P
+        self.port.write(bytes([P.CMD_IDENT]))
+        ident = P.decode_ident(self._read(P.Framing.IDENT_BYTES))
+        want = P.model_id(self.net)
+        if ident["model_id"] != want:
+            raise UserError(f"the board runs model id {ident['model_id']:08x}, this artifact is "
+                            f"{want:08x}: build and program it with `qsnn-hw synth`")
+        if ident["count_bytes"] != self.framing.count_bytes:
+            raise UserError(f"the board's counters are {8 * ident['count_bytes']}-bit wide "
+                            f"(byte-rounded); pass the --count-bits used for synth")
+        return ident
+
+    def infer(self, xs: np.ndarray):
+        P = self.P
+        self.port.write(P.encode_sample(self.net, xs, self.framing))
+        return P.decode_reply(self._read(self.framing.reply_bytes), self.framing)
+
+
+def run_samples(link: BoardLink, x: np.ndarray, labels, clock_mhz: float) -> dict:
+    from ..golden import simulate
+    gold = simulate(link.net, x)
+    preds, counts, cycles, rtt, status = [], [], [], [], 0
+    for b in range(x.shape[0]):
+        t0 = time.perf_counter()
+        r = link.infer(x[b])
+        rtt.append(time.perf_counter() - t0)
+        preds.append(r.prediction)
+        counts.append(r.counts)
+        cycles.append(r.cycles)
+        status |= r.status
+    preds, counts, cycles = np.array(preds), np.array(counts), np.array(cycles)
+    out = {
+        "samples": int(x.shape[0]),
+        "prediction_agreement": float(np.mean(preds == gold.predictions)),
+        "count_agreement": float(np.mean(np.all(counts == gold.counts, axis=1))),
+        "bit_exact": bool(np.array_equal(counts, gold.counts)
+                          and np.array_equal(preds, gold.predictions)),
+        "cycles_mean": float(cycles.mean()), "cycles_max": int(cycles.max()),
+        "core_us_mean": float(cycles.mean() / clock_mhz), "clock_mhz": clock_mhz,
+        "round_trip_ms_mean": float(1e3 * np.mean(rtt)),
+        "status": status,
+    }
+    if labels is not None:
+        out["board_accuracy"] = float(np.mean(preds == labels))
+        out["golden_accuracy"] = float(np.mean(gold.predictions == labels))
+    return out
+
+
+def format_result(r: dict) -> str:
+    rows = [("samples", r["samples"])]
+    if "board_accuracy" in r:
+        rows += [("board accuracy", f"{r['board_accuracy']:.2%}"),
+                 ("golden accuracy", f"{r['golden_accuracy']:.2%}")]
+    rows += [("prediction agreement with golden", f"{r['prediction_agreement']:.2%}"),
+             ("spike-count agreement with golden", f"{r['count_agreement']:.2%}"),
+             ("bit-exact", "yes" if r["bit_exact"] else "NO"),
+             ("core cycles / sample (mean, max)", f"{r['cycles_mean']:.0f}, {r['cycles_max']}"),
+             ("core latency / sample", f"{r['core_us_mean']:.1f} us at {r['clock_mhz']:g} MHz"),
+             ("host round trip / sample", f"{r['round_trip_ms_mean']:.2f} ms"),
+             ("board status flags", f"{r['status']:#x}" + (" (error!)" if r["status"] else ""))]
+    w = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)
+
+
+def run(args) -> int:
+    from ..boards.boards import get_board
+    from ..boards.samples import test_samples
+    try:
+        board = get_board(args.board)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    model = Path(args.model)
+    if not model.is_file():
+        raise UserError(f"artifact {model} does not exist")
+    art = load_artifact(model)
+    clock = args.clock
+    if clock is None and args.report:
+        clock = json.loads(Path(args.report).read_text())["clock"]["actual_mhz"]
+    clock = clock or board.default_mhz
+    try:
+        import serial
+    except ImportError:
+        raise UserError("qsnn-hw run needs pyserial: pip install pyserial") from None
+    x, labels, what = test_samples(art, args.samples)
+    try:
+        port = serial.Serial(args.port, args.baud, timeout=args.timeout)
+    except serial.SerialException as exc:
+        raise UserError(f"cannot open {args.port}: {exc}") from None
+    with port:
+        port.reset_input_buffer()
+        link = BoardLink(port, art.network, args.count_bits)
+        link.identify()
+        print(f"{board.name} on {args.port}: running {x.shape[0]} samples ({what})")
+        result = run_samples(link, x, labels, clock)
+    print(format_result(result))
+    return 0 if result["bit_exact"] and not result["status"] else 1
+
+
+def register(sub) -> None:
+    from ._args import float_range, int_range
+    p = sub.add_parser("run", help="run test samples on a board over its UART",
+                       description=__doc__)
+    p.add_argument("model", metavar="MODEL", help="artifact file (.qsnn) the board was built from")
+    p.add_argument("--board", required=True,
+                   help="icebreaker | ulx3s-12f | ulx3s-25f | ulx3s-45f | ulx3s-85f")
+    p.add_argument("--port", required=True, help="serial device, e.g. /dev/ttyUSB1")
+    p.add_argument("--baud", type=int_range(1200, 3_000_000), default=115200)
+    p.add_argument("--samples", type=int_range(1, 1_000_000), default=100,
+                   help="number of test samples (default 100)")
+    p.add_argument("--report", default=None,
+                   help="the build's report.json (for the clock; else --clock or the "
+                        "board's default)")
+    p.add_argument("--clock", type=float_range(1, 500), default=None,
+                   help="core clock in MHz, to convert cycles to microseconds")
+    p.add_argument("--count-bits", type=int_range(1, 32), default=16)
+    p.add_argument("--timeout", type=float_range(0, 600, lo_open=True), default=5.0,
+                   help="seconds to wait for a reply")
+    p.set_defaults(func=run)

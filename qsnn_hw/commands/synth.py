@@ -1,0 +1,87 @@
+"""``qsnn-hw synth``: an artifact -> a bitstream for a board, plus a resource and timing
+report (``report.json`` and ``report.md``) read from nextpnr's own JSON report.
+
+The board top wraps the core in a UART bridge (``qsnn-hw run`` talks to it), clocks it
+from a PLL when ``--clock`` differs from the board clock, and shows status and the
+predicted class on the LEDs (docs/boards.md). The build runs in a temporary directory
+that replaces ``--out`` only when it succeeded; a failed build is kept in
+``OUT.failed`` for its logs. Exit status: 0 = built and timing met, 1 = built but
+timing failed, 2 = error (does not fit, missing tool, bad input).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from ..artifact import load_artifact
+from ..cli import UserError
+from .generate import parse_lanes
+
+
+def board_choices():
+    from ..boards.boards import BOARDS
+    return list(BOARDS)
+
+
+def run_synth(model: Path, board: str, out, *, lanes="1", clock=None, toolchain="yowasp",
+              baud=115200, count_bits=16, seed=1, quiet=False) -> dict:
+    from ..boards.boards import get_board
+    from ..boards.build import BuildError, synthesize
+    model = Path(model)
+    try:
+        get_board(board)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if not model.is_file():
+        raise UserError(f"artifact {model} does not exist")
+    art = load_artifact(model)
+    lanes = parse_lanes(str(lanes))
+    if isinstance(lanes, list) and len(lanes) != len(art.network.layers):
+        raise UserError(f"--lanes lists {len(lanes)} values but the model has "
+                        f"{len(art.network.layers)} layers")
+    info = {"file": model.name, "sha256": hashlib.sha256(model.read_bytes()).hexdigest()}
+    try:
+        return synthesize(art.network, board, out, lanes=lanes, clock_mhz=clock,
+                          toolchain=toolchain, baud=baud, count_bits=count_bits, seed=seed,
+                          model_info=info, log=None if quiet else print)
+    except BuildError as exc:
+        raise UserError(str(exc)) from None
+
+
+def run(args) -> int:
+    out = args.out or f"build/{args.board}"
+    report = run_synth(args.model, args.board, out, lanes=args.lanes, clock=args.clock,
+                       toolchain=args.toolchain, baud=args.baud, count_bits=args.count_bits,
+                       seed=args.seed)
+    print((Path(out) / "report.md").read_text())
+    print(f"wrote {out}/{report['bitstream']}, {out}/report.json, {out}/report.md")
+    if not report["timing_pass"]:
+        print("timing FAILED: lower --clock to the Fmax above, or use fewer --lanes")
+        return 1
+    return 0
+
+
+def register(sub) -> None:
+    from ._args import float_range, int_range
+    p = sub.add_parser("synth", help="build a bitstream for a board and report resources/Fmax",
+                       description=__doc__)
+    p.add_argument("model", metavar="MODEL", help="artifact file (.qsnn)")
+    p.add_argument("--board", required=True,
+                   help="icebreaker | ulx3s-12f | ulx3s-25f | ulx3s-45f | ulx3s-85f")
+    p.add_argument("--lanes", default="1",
+                   help="parallel lanes P: one value, or one per layer as P1,P2,... (default 1)")
+    p.add_argument("--clock", type=float_range(1, 500), default=None,
+                   help="core clock in MHz (default: 24 on iCEBreaker, 50 on ULX3S); a PLL "
+                        "makes it unless it equals the board clock (12 / 25 MHz)")
+    p.add_argument("--out", default=None, help="build directory (default: build/BOARD)")
+    p.add_argument("--toolchain", choices=("yowasp", "system"), default="yowasp",
+                   help="yowasp: WebAssembly tools from PyPI (default); system: yosys, "
+                        "nextpnr-*, icepack/ecppack on PATH")
+    p.add_argument("--baud", type=int_range(1200, 3_000_000), default=115200,
+                   help="UART bit rate (default 115200)")
+    p.add_argument("--count-bits", type=int_range(1, 32), default=16,
+                   help="width of the output spike counters (default 16)")
+    p.add_argument("--seed", type=int_range(0, 2**31 - 1), default=1,
+                   help="nextpnr placement seed (default 1)")
+    p.set_defaults(func=run)
