@@ -13,7 +13,7 @@ Per layer, with per-tensor weight scale ``s_w`` and input scale ``s_in`` (1 for 
 ``frac_bits = -1`` (auto) picks the smallest value that keeps the level table strictly
 increasing and resolves the threshold in at least ``AUTO_THRESHOLD_STEPS`` steps.
 ``mem_bits = -1`` (auto) sizes the saturating membrane of unquantized layers to hold
-``+-AUTO_MEM_THRESHOLDS * threshold``.
+``+-AUTO_MEM_THRESHOLDS * threshold`` (at most 32 bits).
 """
 
 from __future__ import annotations
@@ -90,10 +90,10 @@ def deploy_layer(model: SNN, index: int, cfg: TrainConfig, input_scale: float):
         mem_bits = cfg.mem_bits
     else:
         reach = AUTO_MEM_THRESHOLDS * threshold
-        mem_bits = signed_width(-reach, reach)
-        if mem_bits > MAX_MEM_BITS:
-            raise ExportError(f"layer {index}: threshold {threshold} needs a {mem_bits}-bit "
-                              f"membrane (> {MAX_MEM_BITS}); lower --frac-bits or "
+        mem_bits = min(signed_width(-reach, reach), MAX_MEM_BITS)
+        if threshold >= (1 << (mem_bits - 1)) - 1:
+            raise ExportError(f"layer {index}: threshold {threshold} does not fit a "
+                              f"{MAX_MEM_BITS}-bit membrane; lower --frac-bits or "
                               f"--float-weight-bits")
     try:
         il = IntLayer(weight=qt.signed, threshold=threshold, beta_num=beta_num,
