@@ -166,3 +166,14 @@ def test_float_epochs_train_like_ptq(digits, tmp_path):
         np.testing.assert_array_equal(la.weight, lb.weight)
         np.testing.assert_array_equal(la.levels, lb.levels)
         assert la.threshold == lb.threshold
+
+
+def test_resume_from_corrupted_checkpoint_is_a_clear_error(digits, tmp_path):
+    cfg = TrainConfig(**{**SMALL, "epochs": 1})
+    trainer.run_training(cfg, digits, tmp_path, plots=False)
+    ckpt = tmp_path / "checkpoint.npz"
+    raw = ckpt.read_bytes()
+    for bad in (raw[: len(raw) // 2], b"garbage"):
+        ckpt.write_bytes(bad)
+        with pytest.raises(ValueError, match="truncated or corrupted"):
+            trainer.run_training(cfg, digits, tmp_path, resume=True, plots=False)

@@ -13,6 +13,7 @@ import json
 import math
 import sys
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,8 +161,9 @@ def load_checkpoint(path, cfg: TrainConfig, model: SNN, opt: Adam, rng) -> Train
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         meta = json.loads(arrays.pop("meta").tobytes().decode())
-    except (OSError, ValueError, KeyError, EOFError) as exc:
-        raise ValueError(f"--resume: checkpoint {path} is unreadable ({exc})") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"--resume: checkpoint {path} is truncated or corrupted ({exc}); "
+                         f"train again without --resume") from None
     if meta.get("checkpoint_version") != CHECKPOINT_VERSION:
         raise ValueError(f"--resume: checkpoint {path} has version "
                          f"{meta.get('checkpoint_version')!r}, expected {CHECKPOINT_VERSION}")
