@@ -82,8 +82,13 @@ def test_golden_reproduces_trainer_on_digits_test_set(kind, mode, digits, tmp_pa
     dict(input_bits=8, frac_bits=3, beta_shift=6),
     dict(loss="mse", surrogate="fast_sigmoid"),
     dict(surrogate="triangular", encoding="rate", input_bits=1),
+    dict(layers=(LayerConfig(40, weight_mode="qat", weight_bits=6, state_mode="squat",
+                             state_bits=6, state_family="snntorch_exponential"),
+                 LayerConfig(20, weight_mode="ptq", weight_bits=5, state_mode="ptq",
+                             state_bits=3, state_family="uniform"),
+                 LayerConfig(10, state_mode="none"))),
 ], ids=["rate", "latency", "mixed-zero-bias-learnbeta-snntorch", "asym-ternary", "formats",
-        "mse-fast-sigmoid", "triangular"])
+        "mse-fast-sigmoid", "triangular", "three-layers-mixed-modes"])
 def test_golden_reproduces_trainer_other_settings(variant, digits, tmp_path):
     base = dict(layers=(LayerConfig(32, weight_mode="qat", weight_bits=4, state_mode="squat",
                                     state_bits=4),
