@@ -98,12 +98,14 @@ def ecp5_pll(f_in: float, f_out: float) -> ECP5PLL:
             if not 10 <= out <= 400:
                 continue
             for op in range(1, 129):
-                if not 400 <= out * op <= 800:
+                vco = out * op
+                if not 400 <= vco <= 800:
                     continue
                 err = abs(out - f_out)
-                if best is None or err < best[0] - 1e-9:
-                    best = (err, clki, fb, op)
-                break  # any valid op divider gives the same output frequency
+                # closest frequency; ties: VCO nearest the middle of its range (as ecppll)
+                key = (round(err, 9), abs(vco - 600))
+                if best is None or key < best[0]:
+                    best = (key, clki, fb, op)
     if best is None:
         raise ValueError(f"no ECP5 PLL setting for {f_in:g} -> {f_out:g} MHz")
     _, clki, fb, op = best
