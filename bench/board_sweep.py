@@ -1,0 +1,148 @@
+"""Resource and Fmax sweep over the number of lanes P for one model and board (real
+Yosys/nextpnr builds through qsnn_hw.boards.build), plus the plot in docs/boards.md.
+
+    python bench/board_sweep.py --board icebreaker --clock 24 --lanes 1,2,4,8 \
+        --model reference --out bench/results/sweep-icebreaker.json
+    python bench/board_sweep.py --plot bench/results/sweep-*.json --png docs/boards_lanes.png
+
+``--model``: ``reference`` (the seeded 64-32-10 core of rtl/, 4-bit weights, 4-bit
+exponential states), an artifact path, or ``random:M,N1,...,NL`` (seeded random network
+with 4-bit weights and 4-bit exponential states, for capacity builds). Each build prints
+one markdown row as soon as it finishes; the JSON keeps every report. Builds run one at a
+time (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def load_model(spec: str):
+    import numpy as np
+
+    from qsnn_hw.artifact import load_artifact
+    from qsnn_hw.hdl.reference import reference_network
+    from qsnn_hw.testing import random_network
+    if spec == "reference":
+        return reference_network()
+    if spec.startswith("random:"):
+        sizes = [int(v) for v in spec[7:].split(",")]
+        return random_network(np.random.default_rng(0), sizes=sizes, input_bits=1,
+                              weight_bits=4, state_bits=4, family="exponential",
+                              reset="subtract", bias=False, frac_bits=0)
+    return load_artifact(spec).network
+
+
+def hdl_state() -> str:
+    """The commit and whether qsnn_hw/hdl had uncommitted changes when measured."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                              capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "qsnn_hw/hdl"], cwd=ROOT,
+                               capture_output=True, text=True).stdout.strip()
+        return head + ("+dirty-hdl" if dirty else "")
+    except OSError:
+        return "unknown"
+
+
+def row(r: dict) -> str:
+    res = r["resources"]
+    logic = res.get("logic_cells") or res.get("luts")
+    fmax = min(f["achieved_mhz"] for f in r["fmax"].values())
+    dsp = res.get("dsp", {"used": 0})["used"]
+    spram = res.get("spram", {}).get("used", "-")
+    return (f"| {r['board']} | {r['model']['sizes']} | {r['lanes']} | "
+            f"{logic['used']:,} / {logic['available']:,} | {res['ffs']['used']:,} | "
+            f"{res['bram']['used']} / {res['bram']['available']} | {spram} | {dsp} | "
+            f"{fmax:.1f} | {r['clock']['actual_mhz']:g} | "
+            f"{'pass' if r['timing_pass'] else 'FAIL'} | {r['seconds']:.0f} |")
+
+
+HEADER = ("| board | sizes | P | logic (LC or LUT4) | FF | EBR | SPRAM | DSP | Fmax MHz | "
+          "clock MHz | timing | build s |\n"
+          "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
+
+
+def sweep(args) -> None:
+    from qsnn_hw.boards.build import BuildError, synthesize
+    net = load_model(args.model)
+    results = []
+    print(HEADER, flush=True)
+    for p in [int(v) for v in args.lanes.split(",")]:
+        out = Path(args.build_root) / f"{args.board}-P{p}"
+        t0 = time.time()
+        try:
+            rep = synthesize(net, args.board, out, lanes=p, clock_mhz=args.clock,
+                             toolchain=args.toolchain, seed=args.seed,
+                             model_info={"spec": args.model})
+        except BuildError as exc:
+            print(f"| {args.board} | {args.model} | {p} | build failed: "
+                  f"{str(exc).splitlines()[0]} |", flush=True)
+            results.append({"board": args.board, "lanes": p, "error": str(exc),
+                            "seconds": time.time() - t0})
+            continue
+        rep["hdl_state"] = hdl_state()
+        results.append(rep)
+        print(row(rep), flush=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+
+
+def plot(args) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    for path in args.plot:
+        reps = [r for r in json.loads(Path(path).read_text()) if "error" not in r]
+        if not reps:
+            continue
+        reps.sort(key=lambda r: r["lanes"])
+        lanes = [r["lanes"] for r in reps]
+        label = f"{reps[0]['board']} {reps[0]['model']['sizes']}"
+        logic = [(r["resources"].get("logic_cells") or r["resources"]["luts"]) for r in reps]
+        ax1.plot(lanes, [100 * v["used"] / v["available"] for v in logic], "o-",
+                 label=f"{label} logic")
+        ax1.plot(lanes, [100 * r["resources"]["bram"]["used"] /
+                         r["resources"]["bram"]["available"] for r in reps], "s--",
+                 label=f"{label} EBR")
+        ax2.plot(lanes, [min(f["achieved_mhz"] for f in r["fmax"].values()) for r in reps],
+                 "o-", label=label)
+    ax1.set(xscale="log", xlabel="lanes P", ylabel="% of device", title="resources")
+    ax2.set(xscale="log", xlabel="lanes P", ylabel="MHz", title="Fmax (nextpnr)")
+    for ax in (ax1, ax2):
+        ax.set_xticks([1, 2, 4, 8, 16], labels=["1", "2", "4", "8", "16"])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(args.png, dpi=110)
+    print(f"wrote {args.png}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--board", default="icebreaker")
+    ap.add_argument("--model", default="reference")
+    ap.add_argument("--lanes", default="1,2,4,8")
+    ap.add_argument("--clock", type=float, default=None)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--toolchain", default="yowasp")
+    ap.add_argument("--build-root", default="build/sweep")
+    ap.add_argument("--out", default="bench/results/sweep.json")
+    ap.add_argument("--plot", nargs="*", help="sweep JSON files to plot instead of building")
+    ap.add_argument("--png", default="docs/boards_lanes.png")
+    args = ap.parse_args()
+    plot(args) if args.plot else sweep(args)
+
+
+if __name__ == "__main__":
+    main()
