@@ -684,22 +684,22 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   wire \$21 ;
   wire \$22 ;
   wire [9:0] \$23 ;
-  wire [10:0] \$24 ;
+  wire \$24 ;
   wire \$25 ;
-  wire \$26 ;
+  wire [3:0] \$26 ;
   wire [3:0] \$27 ;
-  wire [3:0] \$28 ;
+  wire \$28 ;
   wire \$29 ;
   wire \$3 ;
-  wire \$30 ;
+  wire [8:0] \$30 ;
   wire [8:0] \$31 ;
   wire [8:0] \$32 ;
   wire [8:0] \$33 ;
-  wire [8:0] \$34 ;
-  wire [3:0] \$35 ;
+  wire [3:0] \$34 ;
+  wire \$35 ;
   wire \$36 ;
   wire \$37 ;
-  wire \$38 ;
+  wire [9:0] \$38 ;
   wire \$39 ;
   wire \$4 ;
   wire [3:0] \$40 ;
@@ -711,7 +711,7 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   wire \$46 ;
   reg [2:0] \$47 ;
   reg \$48 ;
-  reg [5:0] \$49 ;
+  reg [8:0] \$49 ;
   wire \$5 ;
   reg \$50 ;
   reg \$51 ;
@@ -727,6 +727,10 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   reg \$60 ;
   reg [2:0] \$61 ;
   reg \$62 ;
+  reg [2:0] \$63 ;
+  reg \$64 ;
+  reg [2:0] \$65 ;
+  reg \$66 ;
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
@@ -734,20 +738,19 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   (* init = 3'h0 *)
   wire [2:0] \$signal$17 ;
   wire \$signal$3 ;
-  (* init = 1'h0 *)
-  wire \$signal$42 ;
   reg \$signal$53  = 1'h0;
-  reg \$signal$70  = 1'h0;
+  reg \$signal$54  = 1'h0;
+  reg \$signal$72  = 1'h0;
   wire [7:0] acc;
   wire [7:0] \acc$26 ;
   wire [7:0] \acc$29 ;
   wire [7:0] \acc$32 ;
   wire [8:0] addr;
+  reg [8:0] base = 9'h000;
   reg busy = 1'h0;
   reg [2:0] cg = 3'h0;
   input clk;
   wire clk;
-  reg [5:0] cur_m = 6'h00;
   reg cur_x = 1'h0;
   wire [15:0] data;
   wire [3:0] \data[0] ;
@@ -800,7 +803,7 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   wire [7:0] \r_data$22[1] ;
   wire [7:0] \r_data$22[2] ;
   wire [7:0] \r_data$22[3] ;
-  wire [8:0] \r_data$63 ;
+  wire [8:0] \r_data$65 ;
   wire [3:0] \r_data[0] ;
   wire [3:0] \r_data[1] ;
   wire [3:0] \r_data[2] ;
@@ -833,35 +836,44 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   wire [3:0] \state$28 ;
   wire [3:0] \state$31 ;
   reg step_done;
+  reg [2:0] u1_g = 3'h0;
+  reg [2:0] upd_g_s2 = 3'h0;
   (* init = 3'h0 *)
-  wire [2:0] u1_g;
+  wire [2:0] upd_g_s3;
+  reg upd_valid_s2 = 1'h0;
+  (* init = 1'h0 *)
+  wire upd_valid_s3;
   reg [2:0] w_addr = 3'h0;
-  reg [2:0] \w_addr$54 ;
+  reg [2:0] \w_addr$55 ;
   wire [15:0] w_data;
   wire [8:0] \w_data$52 ;
-  reg [31:0] \w_data$58 ;
-  wire [7:0] \w_data$58[0] ;
-  wire [7:0] \w_data$58[1] ;
-  wire [7:0] \w_data$58[2] ;
-  wire [7:0] \w_data$58[3] ;
+  reg [31:0] \w_data$59 ;
+  wire [7:0] \w_data$59[0] ;
+  wire [7:0] \w_data$59[1] ;
+  wire [7:0] \w_data$59[2] ;
+  wire [7:0] \w_data$59[3] ;
   wire [3:0] \w_data[0] ;
   wire [3:0] \w_data[1] ;
   wire [3:0] \w_data[2] ;
   wire [3:0] \w_data[3] ;
   reg w_en = 1'h0;
   reg \w_en$50 ;
-  reg \w_en$56 ;
+  reg \w_en$57 ;
   reg [8:0] word;
   wire \word.eot ;
   wire [2:0] \word.group ;
   wire \word.last ;
   wire [3:0] \word.mask ;
-  assign \$33  = $signed(\r_data$22 [23:16]) + $signed(data[11:8]);
-  assign \$34  = $signed(\r_data$22 [31:24]) + $signed(data[15:12]);
-  assign \$35  = g + 1'h1;
-  assign \$36  = g == 3'h7;
-  assign \$37  = ~ events__payload[6];
-  assign \$38  = ev_take & \$37 ;
+  assign \$29  = ! phase;
+  assign \$30  = $signed(\r_data$22 [7:0]) + $signed(data[3:0]);
+  assign \$31  = $signed(\r_data$22 [15:8]) + $signed(data[7:4]);
+  assign \$32  = $signed(\r_data$22 [23:16]) + $signed(data[11:8]);
+  assign \$33  = $signed(\r_data$22 [31:24]) + $signed(data[15:12]);
+  assign \$34  = g + 1'h1;
+  assign \$35  = g == 3'h7;
+  assign \$36  = ~ events__payload[6];
+  assign \$37  = ev_take & \$36 ;
+  assign \$38  = events__payload[5:0] * 4'h8;
   assign \$39  = ev_take & events__payload[6];
   assign \$40  = r_addr + 1'h1;
   assign \$41  = r_addr == 3'h7;
@@ -875,7 +887,7 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   always @(posedge clk)
     busy <= \$48 ;
   always @(posedge clk)
-    cur_m <= \$49 ;
+    base <= \$49 ;
   always @(posedge clk)
     cur_x <= \$50 ;
   always @(posedge clk)
@@ -887,21 +899,29 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   always @(posedge clk)
     phase <= \$54 ;
   always @(posedge clk)
-    \$signal$70  <= \$55 ;
+    \$signal$72  <= \$55 ;
   always @(posedge clk)
     r_addr <= \$56 ;
   always @(posedge clk)
     last_flag <= \$57 ;
   always @(posedge clk)
-    w_en <= \$58 ;
+    \$signal$54  <= \$58 ;
   always @(posedge clk)
-    w_addr <= \$59 ;
+    u1_g <= \$59 ;
   always @(posedge clk)
-    fresh <= \$60 ;
+    upd_valid_s2 <= \$60 ;
   always @(posedge clk)
-    cg <= \$61 ;
+    upd_g_s2 <= \$61 ;
   always @(posedge clk)
-    error <= \$62 ;
+    w_en <= \$62 ;
+  always @(posedge clk)
+    w_addr <= \$63 ;
+  always @(posedge clk)
+    fresh <= \$64 ;
+  always @(posedge clk)
+    cg <= \$65 ;
+  always @(posedge clk)
+    error <= \$66 ;
   assign \$1  = ~ events__payload[6];
   assign \$2  = events__payload[5:0] >= 7'h40;
   assign \$3  = events__payload[7] | \$2 ;
@@ -928,23 +948,19 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   assign \$21  = level <= 4'h9;
   assign \$22  = \$20  | \$21 ;
   assign ev_take = \$19  & \$22 ;
-  assign \$23  = cur_m * 4'h8;
-  assign \$24  = \$23  + g;
-  assign \$25  = phase == 2'h2;
-  assign \r_addr$18  = \$25  ? r_addr : g;
-  assign \$26  = phase == 2'h3;
-  assign \$29  = | \$28 ;
-  assign \$30  = ! phase;
-  assign \$31  = $signed(\r_data$22 [7:0]) + $signed(data[3:0]);
-  assign \$32  = $signed(\r_data$22 [15:8]) + $signed(data[7:4]);
+  assign \$23  = base + g;
+  assign \$24  = phase == 2'h2;
+  assign \r_addr$18  = \$24  ? r_addr : g;
+  assign \$25  = phase == 2'h3;
+  assign \$28  = | \$27 ;
   \qsnn_ref.layer0.accumulators  accumulators (
     .clk(clk),
     .r_data(\r_data$22 ),
     .rd__addr(\r_addr$18 ),
     .rst(rst),
-    .wr__addr(\w_addr$54 ),
-    .wr__data(\w_data$58 ),
-    .wr__en(\w_en$56 )
+    .wr__addr(\w_addr$55 ),
+    .wr__data(\w_data$59 ),
+    .wr__en(\w_en$57 )
   );
   \qsnn_ref.layer0.fifo  fifo (
     .clk(clk),
@@ -958,30 +974,38 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   );
   \qsnn_ref.layer0.lif0  lif0 (
     .acc(\r_data$22 [7:0]),
+    .clk(clk),
     .code(r_data[3:0]),
     .fresh(fresh),
     .new_state(new_state),
+    .rst(rst),
     .spike(spike)
   );
   \qsnn_ref.layer0.lif1  lif1 (
     .acc(\r_data$22 [15:8]),
+    .clk(clk),
     .code(r_data[7:4]),
     .fresh(fresh),
     .new_state(\new_state$45 ),
+    .rst(rst),
     .spike(\spike$36 )
   );
   \qsnn_ref.layer0.lif2  lif2 (
     .acc(\r_data$22 [23:16]),
+    .clk(clk),
     .code(r_data[11:8]),
     .fresh(fresh),
     .new_state(\new_state$46 ),
+    .rst(rst),
     .spike(\spike$37 )
   );
   \qsnn_ref.layer0.lif3  lif3 (
     .acc(\r_data$22 [31:24]),
+    .clk(clk),
     .code(r_data[15:12]),
     .fresh(fresh),
     .new_state(\new_state$47 ),
+    .rst(rst),
     .spike(\spike$38 )
   );
   \qsnn_ref.layer0.states  states (
@@ -999,76 +1023,76 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   \qsnn_ref.layer0.weights  weights (
     .clk(clk),
     .data(data),
-    .rd__addr(\$24 [8:0]),
+    .rd__addr(\$23 [8:0]),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     word = 9'h000;
-    if (\$26 ) begin
+    if (\$25 ) begin
       word[7] = 1'h1;
       word[8] = last_flag;
     end else if (w_en) begin
       word[2:0] = w_addr;
-      word[6:3] = \$27 ;
+      word[6:3] = \$26 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \w_en$50  = 1'h0;
-    if (\$26 ) begin
+    if (\$25 ) begin
       \w_en$50  = 1'h1;
     end else if (w_en) begin
-      \w_en$50  = \$29 ;
+      \w_en$50  = \$28 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     step_done = 1'h0;
-    if (\$26 ) begin
+    if (\$25 ) begin
       step_done = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \w_addr$54  = 3'h0;
-    if (\$30 ) begin
-      \w_addr$54  = cg;
+    \w_addr$55  = 3'h0;
+    if (\$29 ) begin
+      \w_addr$55  = cg;
     end else if (\$signal$53 ) begin
-      \w_addr$54  = s1_g;
-    end else if (w_en) begin
-      \w_addr$54  = w_addr;
+      \w_addr$55  = s1_g;
+    end else if (\$signal$54 ) begin
+      \w_addr$55  = u1_g;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \w_en$56  = 1'h0;
-    if (\$30 ) begin
-      \w_en$56  = 1'h1;
+    \w_en$57  = 1'h0;
+    if (\$29 ) begin
+      \w_en$57  = 1'h1;
     end else if (\$signal$53 ) begin
-      \w_en$56  = 1'h1;
-    end else if (w_en) begin
-      \w_en$56  = 1'h1;
+      \w_en$57  = 1'h1;
+    end else if (\$signal$54 ) begin
+      \w_en$57  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \w_data$58  = 32'd0;
-    if (\$30 ) begin
+    \w_data$59  = 32'd0;
+    if (\$29 ) begin
     end else if (\$signal$53 ) begin
-      \w_data$58  = { \$34 [7:0], \$33 [7:0], \$32 [7:0], \$31 [7:0] };
+      \w_data$59  = { \$33 [7:0], \$32 [7:0], \$31 [7:0], \$30 [7:0] };
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$47  = g;
     if (busy) begin
-      \$47  = \$35 [2:0];
-      if (\$36 ) begin
+      \$47  = \$34 [2:0];
+      if (\$35 ) begin
         \$47  = 3'h0;
       end
     end
-    if (\$38 ) begin
+    if (\$37 ) begin
       \$47  = 3'h0;
     end
     if (rst) begin
@@ -1079,11 +1103,11 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$48  = busy;
     if (busy) begin
-      if (\$36 ) begin
+      if (\$35 ) begin
         \$48  = 1'h0;
       end
     end
-    if (\$38 ) begin
+    if (\$37 ) begin
       \$48  = 1'h1;
     end
     if (rst) begin
@@ -1092,18 +1116,18 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$49  = cur_m;
-    if (\$38 ) begin
-      \$49  = events__payload[5:0];
+    \$49  = base;
+    if (\$37 ) begin
+      \$49  = \$38 [8:0];
     end
     if (rst) begin
-      \$49  = 6'h00;
+      \$49  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$50  = cur_x;
-    if (\$38 ) begin
+    if (\$37 ) begin
       \$50  = 1'h1;
     end
     if (rst) begin
@@ -1155,11 +1179,11 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$55  = \$signal$70 ;
+    \$55  = \$signal$72 ;
     if (\$39 ) begin
       \$55  = 1'h1;
     end
-    if (\$signal$70 ) begin
+    if (\$signal$72 ) begin
       if (\$41 ) begin
         \$55  = 1'h0;
       end
@@ -1174,7 +1198,7 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
     if (\$39 ) begin
       \$56  = 3'h0;
     end
-    if (\$signal$70 ) begin
+    if (\$signal$72 ) begin
       \$56  = \$40 [2:0];
       if (\$41 ) begin
         \$56  = 3'h0;
@@ -1196,7 +1220,7 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$58  = \$signal$70 ;
+    \$58  = \$signal$72 ;
     if (rst) begin
       \$58  = 1'h0;
     end
@@ -1210,42 +1234,70 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$60  = fresh;
-    if (\$42 ) begin
-      \$60  = last_flag;
-    end
-    if (start) begin
-      \$60  = 1'h1;
-    end
+    \$60  = \$signal$54 ;
     if (rst) begin
-      \$60  = 1'h1;
+      \$60  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$61  = cg;
-    if (\$44 ) begin
-      \$61  = \$45 [2:0];
-    end
+    \$61  = u1_g;
     if (rst) begin
       \$61  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$62  = error;
-    if (error_set) begin
-      \$62  = 1'h1;
-    end
+    \$62  = upd_valid_s2;
     if (rst) begin
       \$62  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$63  = upd_g_s2;
+    if (rst) begin
+      \$63  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$64  = fresh;
+    if (\$42 ) begin
+      \$64  = last_flag;
+    end
+    if (start) begin
+      \$64  = 1'h1;
+    end
+    if (rst) begin
+      \$64  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$65  = cg;
+    if (\$44 ) begin
+      \$65  = \$45 [2:0];
+    end
+    if (rst) begin
+      \$65  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$66  = error;
+    if (error_set) begin
+      \$66  = 1'h1;
+    end
+    if (rst) begin
+      \$66  = 1'h0;
     end
   end
   assign \$signal$3  = events__payload[6];
   assign ev_last = events__payload[7];
   assign ev_m = events__payload[5:0];
   assign ev_x = 1'h1;
-  assign addr = \$24 [8:0];
+  assign addr = \$23 [8:0];
   assign \$signal$17  = r_addr;
   assign state = r_data[3:0];
   assign acc = \r_data$22 [7:0];
@@ -1260,12 +1312,12 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   assign \acc$32  = \r_data$22 [31:24];
   assign \fresh$33  = fresh;
   assign spikes = { \spike$38 , \spike$37 , \spike$36 , spike };
-  assign u1_g = w_addr;
-  assign \$signal$42  = w_en;
+  assign upd_g_s3 = w_addr;
+  assign upd_valid_s3 = w_en;
   assign w_data = { \new_state$47 , \new_state$46 , \new_state$45 , new_state };
   assign \w_data$52  = word;
   assign r_rdy = spikes__valid;
-  assign \r_data$63  = spikes__payload;
+  assign \r_data$65  = spikes__payload;
   assign spikes__ready = r_en;
   assign \events__payload.addr  = events__payload[5:0];
   assign \events__payload.eot  = events__payload[6];
@@ -1286,10 +1338,10 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   assign \word.mask  = word[6:3];
   assign \word.eot  = word[7];
   assign \word.last  = word[8];
-  assign \w_data$58[0]  = \w_data$58 [7:0];
-  assign \w_data$58[1]  = \w_data$58 [15:8];
-  assign \w_data$58[2]  = \w_data$58 [23:16];
-  assign \w_data$58[3]  = \w_data$58 [31:24];
+  assign \w_data$59[0]  = \w_data$59 [7:0];
+  assign \w_data$59[1]  = \w_data$59 [15:8];
+  assign \w_data$59[2]  = \w_data$59 [23:16];
+  assign \w_data$59[3]  = \w_data$59 [31:24];
   assign \data[0]  = data[3:0];
   assign \data[1]  = data[7:4];
   assign \data[2]  = data[11:8];
@@ -1298,8 +1350,8 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   assign \spikes__payload.mask  = spikes__payload[6:3];
   assign \spikes__payload.eot  = spikes__payload[7];
   assign \spikes__payload.last  = spikes__payload[8];
+  assign \$26  = { \spike$38 , \spike$37 , \spike$36 , spike };
   assign \$27  = { \spike$38 , \spike$37 , \spike$36 , spike };
-  assign \$28  = { \spike$38 , \spike$37 , \spike$36 , spike };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -1515,59 +1567,107 @@ module \qsnn_ref.layer0.fifo (rst, r_rdy, r_data, r_en, w_port__data, w_en, leve
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif0 (code, spike, new_state, fresh, acc);
+module \qsnn_ref.layer0.lif0 (rst, acc, code, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire [6:0] \$1 ;
-  wire \$10 ;
+  wire [10:0] \$10 ;
   wire [5:0] \$11 ;
   wire [11:0] \$12 ;
+  reg [8:0] \$13 ;
+  reg [9:0] \$14 ;
+  reg \$15 ;
+  reg [8:0] \$16 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
+  wire [8:0] \$3 ;
   wire [9:0] \$4 ;
-  wire [8:0] \$5 ;
-  wire [9:0] \$6 ;
-  wire [10:0] \$7 ;
-  wire \$8 ;
-  wire \$9 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [9:0] \$8 ;
+  wire [9:0] \$9 ;
   input [7:0] acc;
   wire [7:0] acc;
+  input clk;
+  wire clk;
   input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$8 ;
+  wire [3:0] \code$5 ;
+  reg [9:0] current_r = 10'h000;
   input fresh;
   wire fresh;
   wire [6:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
+  reg [8:0] product_r = 9'h000;
+  input rst;
+  wire rst;
   output spike;
   wire spike;
   wire [3:0] state;
+  (* init = 9'h000 *)
   wire [8:0] v;
-  wire [8:0] value;
+  reg [8:0] value = 9'h000;
+  reg z_prev_r = 1'h0;
+  assign spike = new_state > 4'hd;
   assign \$1  = fresh ? 7'h03 : level;
   assign \$2  = $signed(3'h2) * $signed(\$1 );
-  assign \$3  = $signed(\$2 ) + $signed(2'h1);
-  assign \$6  = $signed(\$5 ) + $signed(1'h0);
-  assign \$7  = $signed(\$4 ) + $signed(\$6 );
-  assign \$8  = ~ fresh;
-  assign \$9  = code > 4'hd;
-  assign \$10  = \$8  & \$9 ;
-  assign \$11  = \$10  ? 6'h27 : 6'h00;
-  assign \$12  = $signed(\$7 ) - $signed({ 1'h0, \$11  });
-  assign spike = new_state > 4'hd;
+  assign \$4  = $signed(\$3 ) + $signed(1'h0);
+  assign \$5  = ~ fresh;
+  assign \$6  = code > 4'hd;
+  assign \$7  = \$5  & \$6 ;
+  assign \$8  = $signed(product_r) + $signed(2'h1);
+  assign \$10  = $signed(\$9 ) + $signed(current_r);
+  assign \$11  = z_prev_r ? 6'h27 : 6'h00;
+  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  always @(posedge clk)
+    product_r <= \$13 ;
+  always @(posedge clk)
+    current_r <= \$14 ;
+  always @(posedge clk)
+    z_prev_r <= \$15 ;
+  always @(posedge clk)
+    value <= \$16 ;
   \qsnn_ref.layer0.lif0.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif0.quantizer  quantizer (
     .code(new_state),
-    .value(\$12 [8:0])
+    .value(value)
   );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$13  = \$2 ;
+    if (rst) begin
+      \$13  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$14  = \$4 ;
+    if (rst) begin
+      \$14  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$15  = \$7 ;
+    if (rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$16  = \$12 [8:0];
+    if (rst) begin
+      \$16  = 9'h000;
+    end
+  end
   assign state = code;
-  assign v = \$12 [8:0];
-  assign value = \$12 [8:0];
-  assign \code$8  = new_state;
-  assign \$4  = { \$3 [9], \$3 [9:1] };
-  assign \$5  = { acc[7], acc };
+  assign v = value;
+  assign \code$5  = new_state;
+  assign \$3  = { acc[7], acc };
+  assign \$9  = { \$8 [9], \$8 [9:1] };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -1603,7 +1703,7 @@ module \qsnn_ref.layer0.lif0.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif0.quantizer (code, value);
+module \qsnn_ref.layer0.lif0.quantizer (value, code);
   wire \$1 ;
   wire [5:0] \$10 ;
   wire \$11 ;
@@ -1672,59 +1772,107 @@ module \qsnn_ref.layer0.lif0.quantizer (code, value);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif1 (code, spike, new_state, fresh, acc);
+module \qsnn_ref.layer0.lif1 (rst, acc, code, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [6:0] \$1 ;
-  wire \$10 ;
+  wire [10:0] \$10 ;
   wire [5:0] \$11 ;
   wire [11:0] \$12 ;
+  reg [8:0] \$13 ;
+  reg [9:0] \$14 ;
+  reg \$15 ;
+  reg [8:0] \$16 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
+  wire [8:0] \$3 ;
   wire [9:0] \$4 ;
-  wire [8:0] \$5 ;
-  wire [9:0] \$6 ;
-  wire [10:0] \$7 ;
-  wire \$8 ;
-  wire \$9 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [9:0] \$8 ;
+  wire [9:0] \$9 ;
   input [7:0] acc;
   wire [7:0] acc;
+  input clk;
+  wire clk;
   input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$8 ;
+  wire [3:0] \code$5 ;
+  reg [9:0] current_r = 10'h000;
   input fresh;
   wire fresh;
   wire [6:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
+  reg [8:0] product_r = 9'h000;
+  input rst;
+  wire rst;
   output spike;
   wire spike;
   wire [3:0] state;
+  (* init = 9'h000 *)
   wire [8:0] v;
-  wire [8:0] value;
+  reg [8:0] value = 9'h000;
+  reg z_prev_r = 1'h0;
+  assign spike = new_state > 4'hd;
   assign \$1  = fresh ? 7'h03 : level;
   assign \$2  = $signed(3'h2) * $signed(\$1 );
-  assign \$3  = $signed(\$2 ) + $signed(2'h1);
-  assign \$6  = $signed(\$5 ) + $signed(1'h0);
-  assign \$7  = $signed(\$4 ) + $signed(\$6 );
-  assign \$8  = ~ fresh;
-  assign \$9  = code > 4'hd;
-  assign \$10  = \$8  & \$9 ;
-  assign \$11  = \$10  ? 6'h27 : 6'h00;
-  assign \$12  = $signed(\$7 ) - $signed({ 1'h0, \$11  });
-  assign spike = new_state > 4'hd;
+  assign \$4  = $signed(\$3 ) + $signed(1'h0);
+  assign \$5  = ~ fresh;
+  assign \$6  = code > 4'hd;
+  assign \$7  = \$5  & \$6 ;
+  assign \$8  = $signed(product_r) + $signed(2'h1);
+  assign \$10  = $signed(\$9 ) + $signed(current_r);
+  assign \$11  = z_prev_r ? 6'h27 : 6'h00;
+  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  always @(posedge clk)
+    product_r <= \$13 ;
+  always @(posedge clk)
+    current_r <= \$14 ;
+  always @(posedge clk)
+    z_prev_r <= \$15 ;
+  always @(posedge clk)
+    value <= \$16 ;
   \qsnn_ref.layer0.lif1.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif1.quantizer  quantizer (
     .code(new_state),
-    .value(\$12 [8:0])
+    .value(value)
   );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$13  = \$2 ;
+    if (rst) begin
+      \$13  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$14  = \$4 ;
+    if (rst) begin
+      \$14  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$15  = \$7 ;
+    if (rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$16  = \$12 [8:0];
+    if (rst) begin
+      \$16  = 9'h000;
+    end
+  end
   assign state = code;
-  assign v = \$12 [8:0];
-  assign value = \$12 [8:0];
-  assign \code$8  = new_state;
-  assign \$4  = { \$3 [9], \$3 [9:1] };
-  assign \$5  = { acc[7], acc };
+  assign v = value;
+  assign \code$5  = new_state;
+  assign \$3  = { acc[7], acc };
+  assign \$9  = { \$8 [9], \$8 [9:1] };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -1760,7 +1908,7 @@ module \qsnn_ref.layer0.lif1.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif1.quantizer (code, value);
+module \qsnn_ref.layer0.lif1.quantizer (value, code);
   wire \$1 ;
   wire [5:0] \$10 ;
   wire \$11 ;
@@ -1829,59 +1977,107 @@ module \qsnn_ref.layer0.lif1.quantizer (code, value);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif2 (code, spike, new_state, fresh, acc);
+module \qsnn_ref.layer0.lif2 (rst, acc, code, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire [6:0] \$1 ;
-  wire \$10 ;
+  wire [10:0] \$10 ;
   wire [5:0] \$11 ;
   wire [11:0] \$12 ;
+  reg [8:0] \$13 ;
+  reg [9:0] \$14 ;
+  reg \$15 ;
+  reg [8:0] \$16 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
+  wire [8:0] \$3 ;
   wire [9:0] \$4 ;
-  wire [8:0] \$5 ;
-  wire [9:0] \$6 ;
-  wire [10:0] \$7 ;
-  wire \$8 ;
-  wire \$9 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [9:0] \$8 ;
+  wire [9:0] \$9 ;
   input [7:0] acc;
   wire [7:0] acc;
+  input clk;
+  wire clk;
   input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$8 ;
+  wire [3:0] \code$5 ;
+  reg [9:0] current_r = 10'h000;
   input fresh;
   wire fresh;
   wire [6:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
+  reg [8:0] product_r = 9'h000;
+  input rst;
+  wire rst;
   output spike;
   wire spike;
   wire [3:0] state;
+  (* init = 9'h000 *)
   wire [8:0] v;
-  wire [8:0] value;
+  reg [8:0] value = 9'h000;
+  reg z_prev_r = 1'h0;
+  assign spike = new_state > 4'hd;
   assign \$1  = fresh ? 7'h03 : level;
   assign \$2  = $signed(3'h2) * $signed(\$1 );
-  assign \$3  = $signed(\$2 ) + $signed(2'h1);
-  assign \$6  = $signed(\$5 ) + $signed(1'h0);
-  assign \$7  = $signed(\$4 ) + $signed(\$6 );
-  assign \$8  = ~ fresh;
-  assign \$9  = code > 4'hd;
-  assign \$10  = \$8  & \$9 ;
-  assign \$11  = \$10  ? 6'h27 : 6'h00;
-  assign \$12  = $signed(\$7 ) - $signed({ 1'h0, \$11  });
-  assign spike = new_state > 4'hd;
+  assign \$4  = $signed(\$3 ) + $signed(1'h0);
+  assign \$5  = ~ fresh;
+  assign \$6  = code > 4'hd;
+  assign \$7  = \$5  & \$6 ;
+  assign \$8  = $signed(product_r) + $signed(2'h1);
+  assign \$10  = $signed(\$9 ) + $signed(current_r);
+  assign \$11  = z_prev_r ? 6'h27 : 6'h00;
+  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  always @(posedge clk)
+    product_r <= \$13 ;
+  always @(posedge clk)
+    current_r <= \$14 ;
+  always @(posedge clk)
+    z_prev_r <= \$15 ;
+  always @(posedge clk)
+    value <= \$16 ;
   \qsnn_ref.layer0.lif2.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif2.quantizer  quantizer (
     .code(new_state),
-    .value(\$12 [8:0])
+    .value(value)
   );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$13  = \$2 ;
+    if (rst) begin
+      \$13  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$14  = \$4 ;
+    if (rst) begin
+      \$14  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$15  = \$7 ;
+    if (rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$16  = \$12 [8:0];
+    if (rst) begin
+      \$16  = 9'h000;
+    end
+  end
   assign state = code;
-  assign v = \$12 [8:0];
-  assign value = \$12 [8:0];
-  assign \code$8  = new_state;
-  assign \$4  = { \$3 [9], \$3 [9:1] };
-  assign \$5  = { acc[7], acc };
+  assign v = value;
+  assign \code$5  = new_state;
+  assign \$3  = { acc[7], acc };
+  assign \$9  = { \$8 [9], \$8 [9:1] };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -1917,7 +2113,7 @@ module \qsnn_ref.layer0.lif2.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif2.quantizer (code, value);
+module \qsnn_ref.layer0.lif2.quantizer (value, code);
   wire \$1 ;
   wire [5:0] \$10 ;
   wire \$11 ;
@@ -1986,59 +2182,107 @@ module \qsnn_ref.layer0.lif2.quantizer (code, value);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif3 (code, spike, new_state, fresh, acc);
+module \qsnn_ref.layer0.lif3 (rst, acc, code, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [6:0] \$1 ;
-  wire \$10 ;
+  wire [10:0] \$10 ;
   wire [5:0] \$11 ;
   wire [11:0] \$12 ;
+  reg [8:0] \$13 ;
+  reg [9:0] \$14 ;
+  reg \$15 ;
+  reg [8:0] \$16 ;
   wire [8:0] \$2 ;
-  wire [9:0] \$3 ;
+  wire [8:0] \$3 ;
   wire [9:0] \$4 ;
-  wire [8:0] \$5 ;
-  wire [9:0] \$6 ;
-  wire [10:0] \$7 ;
-  wire \$8 ;
-  wire \$9 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [9:0] \$8 ;
+  wire [9:0] \$9 ;
   input [7:0] acc;
   wire [7:0] acc;
+  input clk;
+  wire clk;
   input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$8 ;
+  wire [3:0] \code$5 ;
+  reg [9:0] current_r = 10'h000;
   input fresh;
   wire fresh;
   wire [6:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
+  reg [8:0] product_r = 9'h000;
+  input rst;
+  wire rst;
   output spike;
   wire spike;
   wire [3:0] state;
+  (* init = 9'h000 *)
   wire [8:0] v;
-  wire [8:0] value;
+  reg [8:0] value = 9'h000;
+  reg z_prev_r = 1'h0;
+  assign spike = new_state > 4'hd;
   assign \$1  = fresh ? 7'h03 : level;
   assign \$2  = $signed(3'h2) * $signed(\$1 );
-  assign \$3  = $signed(\$2 ) + $signed(2'h1);
-  assign \$6  = $signed(\$5 ) + $signed(1'h0);
-  assign \$7  = $signed(\$4 ) + $signed(\$6 );
-  assign \$8  = ~ fresh;
-  assign \$9  = code > 4'hd;
-  assign \$10  = \$8  & \$9 ;
-  assign \$11  = \$10  ? 6'h27 : 6'h00;
-  assign \$12  = $signed(\$7 ) - $signed({ 1'h0, \$11  });
-  assign spike = new_state > 4'hd;
+  assign \$4  = $signed(\$3 ) + $signed(1'h0);
+  assign \$5  = ~ fresh;
+  assign \$6  = code > 4'hd;
+  assign \$7  = \$5  & \$6 ;
+  assign \$8  = $signed(product_r) + $signed(2'h1);
+  assign \$10  = $signed(\$9 ) + $signed(current_r);
+  assign \$11  = z_prev_r ? 6'h27 : 6'h00;
+  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  always @(posedge clk)
+    product_r <= \$13 ;
+  always @(posedge clk)
+    current_r <= \$14 ;
+  always @(posedge clk)
+    z_prev_r <= \$15 ;
+  always @(posedge clk)
+    value <= \$16 ;
   \qsnn_ref.layer0.lif3.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif3.quantizer  quantizer (
     .code(new_state),
-    .value(\$12 [8:0])
+    .value(value)
   );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$13  = \$2 ;
+    if (rst) begin
+      \$13  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$14  = \$4 ;
+    if (rst) begin
+      \$14  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$15  = \$7 ;
+    if (rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$16  = \$12 [8:0];
+    if (rst) begin
+      \$16  = 9'h000;
+    end
+  end
   assign state = code;
-  assign v = \$12 [8:0];
-  assign value = \$12 [8:0];
-  assign \code$8  = new_state;
-  assign \$4  = { \$3 [9], \$3 [9:1] };
-  assign \$5  = { acc[7], acc };
+  assign v = value;
+  assign \code$5  = new_state;
+  assign \$3  = { acc[7], acc };
+  assign \$9  = { \$8 [9], \$8 [9:1] };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -2074,7 +2318,7 @@ module \qsnn_ref.layer0.lif3.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif3.quantizer (code, value);
+module \qsnn_ref.layer0.lif3.quantizer (value, code);
   wire \$1 ;
   wire [5:0] \$10 ;
   wire \$11 ;
@@ -2760,7 +3004,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__ready, spikes__valid, spikes__payload, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire \$1 ;
   wire \$10 ;
   wire [4:0] \$11 ;
@@ -2778,40 +3022,40 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
   wire \$22 ;
   wire \$23 ;
   wire \$24 ;
-  wire [6:0] \$25 ;
-  wire [7:0] \$26 ;
+  wire [7:0] \$25 ;
+  wire \$26 ;
   wire \$27 ;
   wire \$28 ;
-  wire \$29 ;
+  wire [3:0] \$29 ;
   wire [5:0] \$3 ;
   wire [3:0] \$30 ;
-  wire [3:0] \$31 ;
-  wire \$32 ;
+  wire \$31 ;
+  wire [3:0] \$32 ;
   wire [3:0] \$33 ;
-  wire [3:0] \$34 ;
+  wire \$34 ;
   wire \$35 ;
-  wire \$36 ;
+  wire [7:0] \$36 ;
   wire [7:0] \$37 ;
   wire [7:0] \$38 ;
   wire [7:0] \$39 ;
   wire [6:0] \$4 ;
-  wire [7:0] \$40 ;
+  wire \$40 ;
   wire \$41 ;
   wire \$42 ;
   wire \$43 ;
   wire \$44 ;
-  wire \$45 ;
+  wire [4:0] \$45 ;
   wire [4:0] \$46 ;
   wire [4:0] \$47 ;
   wire [4:0] \$48 ;
-  wire [4:0] \$49 ;
+  wire \$49 ;
   wire \$5 ;
   wire \$50 ;
-  wire \$51 ;
-  wire [2:0] \$52 ;
+  wire [2:0] \$51 ;
+  wire \$52 ;
   wire \$53 ;
   wire \$54 ;
-  wire \$55 ;
+  wire [6:0] \$55 ;
   wire \$56 ;
   wire [2:0] \$57 ;
   wire \$58 ;
@@ -2825,7 +3069,7 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
   reg \$65 ;
   reg [1:0] \$66 ;
   reg \$67 ;
-  reg [4:0] \$68 ;
+  reg [6:0] \$68 ;
   reg \$69 ;
   wire \$7 ;
   reg \$70 ;
@@ -2841,20 +3085,24 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
   wire \$8 ;
   reg [1:0] \$80 ;
   reg \$81 ;
+  reg [1:0] \$82 ;
+  reg \$83 ;
+  reg [1:0] \$84 ;
+  reg \$85 ;
   wire \$9 ;
   wire \$signal ;
   (* init = 2'h0 *)
   wire [1:0] \$signal$17 ;
   wire \$signal$4 ;
-  (* init = 1'h0 *)
-  wire \$signal$42 ;
   reg \$signal$53  = 1'h0;
-  reg \$signal$72  = 1'h0;
+  reg \$signal$54  = 1'h0;
+  reg \$signal$74  = 1'h0;
   wire [6:0] acc;
   wire [6:0] \acc$26 ;
   wire [6:0] \acc$29 ;
   wire [6:0] \acc$32 ;
   wire [6:0] addr;
+  reg [6:0] base = 7'h00;
   reg [1:0] \bit ;
   reg busy = 1'h0;
   reg [1:0] cg = 2'h0;
@@ -2865,7 +3113,6 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
   wire [2:0] \cur.group ;
   wire \cur.last ;
   wire [3:0] \cur.mask ;
-  reg [4:0] cur_m = 5'h00;
   reg cur_valid = 1'h0;
   reg cur_x = 1'h0;
   wire [15:0] data;
@@ -2919,7 +3166,7 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
   wire [6:0] \r_data$22[1] ;
   wire [6:0] \r_data$22[2] ;
   wire [6:0] \r_data$22[3] ;
-  wire [7:0] \r_data$63 ;
+  wire [7:0] \r_data$65 ;
   wire [3:0] \r_data[0] ;
   wire [3:0] \r_data[1] ;
   wire [3:0] \r_data[2] ;
@@ -2951,29 +3198,38 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
   wire [3:0] \state$28 ;
   wire [3:0] \state$31 ;
   reg step_done;
+  reg [1:0] u1_g = 2'h0;
+  reg [1:0] upd_g_s2 = 2'h0;
   (* init = 2'h0 *)
-  wire [1:0] u1_g;
+  wire [1:0] upd_g_s3;
+  reg upd_valid_s2 = 1'h0;
+  (* init = 1'h0 *)
+  wire upd_valid_s3;
   reg [1:0] w_addr = 2'h0;
-  reg [1:0] \w_addr$54 ;
+  reg [1:0] \w_addr$55 ;
   wire [15:0] w_data;
   wire [7:0] \w_data$52 ;
-  reg [27:0] \w_data$58 ;
-  wire [6:0] \w_data$58[0] ;
-  wire [6:0] \w_data$58[1] ;
-  wire [6:0] \w_data$58[2] ;
-  wire [6:0] \w_data$58[3] ;
+  reg [27:0] \w_data$59 ;
+  wire [6:0] \w_data$59[0] ;
+  wire [6:0] \w_data$59[1] ;
+  wire [6:0] \w_data$59[2] ;
+  wire [6:0] \w_data$59[3] ;
   wire [3:0] \w_data[0] ;
   wire [3:0] \w_data[1] ;
   wire [3:0] \w_data[2] ;
   wire [3:0] \w_data[3] ;
   reg w_en = 1'h0;
   reg \w_en$50 ;
-  reg \w_en$56 ;
+  reg \w_en$57 ;
   reg [7:0] word;
   wire \word.eot ;
   wire [1:0] \word.group ;
   wire \word.last ;
   wire [3:0] \word.mask ;
+  assign \$14  = cur[7] | \$13 ;
+  assign \$15  = ev_take & \$14 ;
+  assign events__ready = \$10  | \$15 ;
+  assign \$16  = phase == 1'h1;
   assign \$17  = ~ busy;
   assign \$18  = g == 2'h2;
   assign \$19  = \$17  | \$18 ;
@@ -2983,38 +3239,38 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
   assign \$23  = level <= 3'h4;
   assign \$24  = \$22  | \$23 ;
   assign ev_take = \$21  & \$24 ;
-  assign \$25  = cur_m * 2'h3;
-  assign \$26  = \$25  + g;
-  assign \$27  = phase == 2'h2;
-  assign \r_addr$18  = \$27  ? r_addr : g;
-  assign \$28  = phase == 2'h3;
-  assign \$29  = w_addr == 2'h2;
-  assign \$30  = \$29  ? 4'h3 : 4'hf;
-  assign \$31  = { \spike$38 , \spike$37 , \spike$36 , spike } & \$30 ;
-  assign \$32  = w_addr == 2'h2;
-  assign \$33  = \$32  ? 4'h3 : 4'hf;
-  assign \$34  = { \spike$38 , \spike$37 , \spike$36 , spike } & \$33 ;
-  assign \$35  = | \$34 ;
-  assign \$36  = ! phase;
-  assign \$37  = $signed(\r_data$22 [6:0]) + $signed(data[3:0]);
-  assign \$38  = $signed(\r_data$22 [13:7]) + $signed(data[7:4]);
-  assign \$39  = $signed(\r_data$22 [20:14]) + $signed(data[11:8]);
-  assign \$40  = $signed(\r_data$22 [27:21]) + $signed(data[15:12]);
-  assign \$41  = events__valid & events__ready;
-  assign \$42  = ~ cur[7];
-  assign \$43  = cur_valid & \$42 ;
-  assign \$44  = ! cur[6:3];
-  assign \$45  = \$43  & \$44 ;
-  assign \$46  = cur[6:3] - 1'h1;
-  assign \$47  = { 1'h0, cur[6:3] } & \$46 ;
-  assign \$48  = cur[6:3] - 1'h1;
-  assign \$49  = { 1'h0, cur[6:3] } & \$48 ;
-  assign \$50  = ! \$49 [3:0];
-  assign \$51  = cur[7] | \$50 ;
-  assign \$52  = g + 1'h1;
-  assign \$53  = g == 2'h2;
-  assign \$54  = ~ cur[7];
-  assign \$55  = ev_take & \$54 ;
+  assign \$25  = base + g;
+  assign \$26  = phase == 2'h2;
+  assign \r_addr$18  = \$26  ? r_addr : g;
+  assign \$27  = phase == 2'h3;
+  assign \$28  = w_addr == 2'h2;
+  assign \$29  = \$28  ? 4'h3 : 4'hf;
+  assign \$30  = { \spike$38 , \spike$37 , \spike$36 , spike } & \$29 ;
+  assign \$31  = w_addr == 2'h2;
+  assign \$32  = \$31  ? 4'h3 : 4'hf;
+  assign \$33  = { \spike$38 , \spike$37 , \spike$36 , spike } & \$32 ;
+  assign \$34  = | \$33 ;
+  assign \$35  = ! phase;
+  assign \$36  = $signed(\r_data$22 [6:0]) + $signed(data[3:0]);
+  assign \$37  = $signed(\r_data$22 [13:7]) + $signed(data[7:4]);
+  assign \$38  = $signed(\r_data$22 [20:14]) + $signed(data[11:8]);
+  assign \$39  = $signed(\r_data$22 [27:21]) + $signed(data[15:12]);
+  assign \$40  = events__valid & events__ready;
+  assign \$41  = ~ cur[7];
+  assign \$42  = cur_valid & \$41 ;
+  assign \$43  = ! cur[6:3];
+  assign \$44  = \$42  & \$43 ;
+  assign \$45  = cur[6:3] - 1'h1;
+  assign \$46  = { 1'h0, cur[6:3] } & \$45 ;
+  assign \$47  = cur[6:3] - 1'h1;
+  assign \$48  = { 1'h0, cur[6:3] } & \$47 ;
+  assign \$49  = ! \$48 [3:0];
+  assign \$50  = cur[7] | \$49 ;
+  assign \$51  = g + 1'h1;
+  assign \$52  = g == 2'h2;
+  assign \$53  = ~ cur[7];
+  assign \$54  = ev_take & \$53 ;
+  assign \$55  = \$4 [4:0] * 2'h3;
   assign \$56  = ev_take & cur[7];
   assign \$57  = r_addr + 1'h1;
   assign \$58  = r_addr == 2'h2;
@@ -3032,7 +3288,7 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
   always @(posedge clk)
     busy <= \$67 ;
   always @(posedge clk)
-    cur_m <= \$68 ;
+    base <= \$68 ;
   always @(posedge clk)
     cur_x <= \$69 ;
   always @(posedge clk)
@@ -3044,21 +3300,29 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
   always @(posedge clk)
     phase <= \$73 ;
   always @(posedge clk)
-    \$signal$72  <= \$74 ;
+    \$signal$74  <= \$74 ;
   always @(posedge clk)
     r_addr <= \$75 ;
   always @(posedge clk)
     last_flag <= \$76 ;
   always @(posedge clk)
-    w_en <= \$77 ;
+    \$signal$54  <= \$77 ;
   always @(posedge clk)
-    w_addr <= \$78 ;
+    u1_g <= \$78 ;
   always @(posedge clk)
-    fresh <= \$79 ;
+    upd_valid_s2 <= \$79 ;
   always @(posedge clk)
-    cg <= \$80 ;
+    upd_g_s2 <= \$80 ;
   always @(posedge clk)
-    error <= \$81 ;
+    w_en <= \$81 ;
+  always @(posedge clk)
+    w_addr <= \$82 ;
+  always @(posedge clk)
+    fresh <= \$83 ;
+  always @(posedge clk)
+    cg <= \$84 ;
+  always @(posedge clk)
+    error <= \$85 ;
   assign \$1  = | cur[6:3];
   assign \$2  = cur[7] | \$1 ;
   assign \$signal  = cur_valid & \$2 ;
@@ -3073,18 +3337,14 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
   assign \$11  = cur[6:3] - 1'h1;
   assign \$12  = { 1'h0, cur[6:3] } & \$11 ;
   assign \$13  = ! \$12 [3:0];
-  assign \$14  = cur[7] | \$13 ;
-  assign \$15  = ev_take & \$14 ;
-  assign events__ready = \$10  | \$15 ;
-  assign \$16  = phase == 1'h1;
   \qsnn_ref.layer1.accumulators  accumulators (
     .clk(clk),
     .r_data(\r_data$22 ),
     .rd__addr(\r_addr$18 ),
     .rst(rst),
-    .wr__addr(\w_addr$54 ),
-    .wr__data(\w_data$58 ),
-    .wr__en(\w_en$56 )
+    .wr__addr(\w_addr$55 ),
+    .wr__data(\w_data$59 ),
+    .wr__en(\w_en$57 )
   );
   \qsnn_ref.layer1.fifo  fifo (
     .clk(clk),
@@ -3097,30 +3357,38 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
   );
   \qsnn_ref.layer1.lif0  lif0 (
     .acc(\r_data$22 [6:0]),
+    .clk(clk),
     .code(r_data[3:0]),
     .fresh(fresh),
     .new_state(new_state),
+    .rst(rst),
     .spike(spike)
   );
   \qsnn_ref.layer1.lif1  lif1 (
     .acc(\r_data$22 [13:7]),
+    .clk(clk),
     .code(r_data[7:4]),
     .fresh(fresh),
     .new_state(\new_state$45 ),
+    .rst(rst),
     .spike(\spike$36 )
   );
   \qsnn_ref.layer1.lif2  lif2 (
     .acc(\r_data$22 [20:14]),
+    .clk(clk),
     .code(r_data[11:8]),
     .fresh(fresh),
     .new_state(\new_state$46 ),
+    .rst(rst),
     .spike(\spike$37 )
   );
   \qsnn_ref.layer1.lif3  lif3 (
     .acc(\r_data$22 [27:21]),
+    .clk(clk),
     .code(r_data[15:12]),
     .fresh(fresh),
     .new_state(\new_state$47 ),
+    .rst(rst),
     .spike(\spike$38 )
   );
   \qsnn_ref.layer1.states  states (
@@ -3138,11 +3406,11 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
   \qsnn_ref.layer1.weights  weights (
     .clk(clk),
     .data(data),
-    .rd__addr(\$26 [6:0]),
+    .rd__addr(\$25 [6:0]),
     .rst(rst)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \bit  = 2'h0;
     if (cur[6]) begin
       \bit  = 2'h3;
@@ -3158,84 +3426,84 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     word = 8'h00;
-    if (\$28 ) begin
+    if (\$27 ) begin
       word[6] = 1'h1;
       word[7] = last_flag;
     end else if (w_en) begin
       word[1:0] = w_addr;
-      word[5:2] = \$31 ;
+      word[5:2] = \$30 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \w_en$50  = 1'h0;
-    if (\$28 ) begin
+    if (\$27 ) begin
       \w_en$50  = 1'h1;
     end else if (w_en) begin
-      \w_en$50  = \$35 ;
+      \w_en$50  = \$34 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     step_done = 1'h0;
-    if (\$28 ) begin
+    if (\$27 ) begin
       step_done = 1'h1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \w_addr$54  = 2'h0;
-    if (\$36 ) begin
-      \w_addr$54  = cg;
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \w_addr$55  = 2'h0;
+    if (\$35 ) begin
+      \w_addr$55  = cg;
     end else if (\$signal$53 ) begin
-      \w_addr$54  = s1_g;
-    end else if (w_en) begin
-      \w_addr$54  = w_addr;
+      \w_addr$55  = s1_g;
+    end else if (\$signal$54 ) begin
+      \w_addr$55  = u1_g;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \w_en$56  = 1'h0;
-    if (\$36 ) begin
-      \w_en$56  = 1'h1;
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \w_en$57  = 1'h0;
+    if (\$35 ) begin
+      \w_en$57  = 1'h1;
     end else if (\$signal$53 ) begin
-      \w_en$56  = 1'h1;
-    end else if (w_en) begin
-      \w_en$56  = 1'h1;
+      \w_en$57  = 1'h1;
+    end else if (\$signal$54 ) begin
+      \w_en$57  = 1'h1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \w_data$58  = 28'h0000000;
-    if (\$36 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \w_data$59  = 28'h0000000;
+    if (\$35 ) begin
     end else if (\$signal$53 ) begin
-      \w_data$58  = { \$40 [6:0], \$39 [6:0], \$38 [6:0], \$37 [6:0] };
+      \w_data$59  = { \$39 [6:0], \$38 [6:0], \$37 [6:0], \$36 [6:0] };
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$64  = cur;
-    if (\$41 ) begin
+    if (\$40 ) begin
       \$64  = events__payload;
     end else if (ev_take) begin
-      \$64 [6:3] = \$47 [3:0];
+      \$64 [6:3] = \$46 [3:0];
     end
     if (rst) begin
       \$64  = 9'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$65  = cur_valid;
-    if (\$41 ) begin
+    if (\$40 ) begin
       \$65  = 1'h1;
     end else if (ev_take) begin
-      if (\$51 ) begin
+      if (\$50 ) begin
         \$65  = 1'h0;
       end
-    end else if (\$45 ) begin
+    end else if (\$44 ) begin
       \$65  = 1'h0;
     end
     if (rst) begin
@@ -3243,15 +3511,15 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$66  = g;
     if (busy) begin
-      \$66  = \$52 [1:0];
-      if (\$53 ) begin
+      \$66  = \$51 [1:0];
+      if (\$52 ) begin
         \$66  = 2'h0;
       end
     end
-    if (\$55 ) begin
+    if (\$54 ) begin
       \$66  = 2'h0;
     end
     if (rst) begin
@@ -3259,14 +3527,14 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$67  = busy;
     if (busy) begin
-      if (\$53 ) begin
+      if (\$52 ) begin
         \$67  = 1'h0;
       end
     end
-    if (\$55 ) begin
+    if (\$54 ) begin
       \$67  = 1'h1;
     end
     if (rst) begin
@@ -3274,19 +3542,19 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$68  = cur_m;
-    if (\$55 ) begin
-      \$68  = \$4 [4:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$68  = base;
+    if (\$54 ) begin
+      \$68  = \$55 ;
     end
     if (rst) begin
-      \$68  = 5'h00;
+      \$68  = 7'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$69  = cur_x;
-    if (\$55 ) begin
+    if (\$54 ) begin
       \$69  = 1'h1;
     end
     if (rst) begin
@@ -3294,28 +3562,28 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$70  = busy;
     if (rst) begin
       \$70  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$71  = g;
     if (rst) begin
       \$71  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$72  = cur_x;
     if (rst) begin
       \$72  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$73  = phase;
     if (\$56 ) begin
       \$73  = 2'h2;
@@ -3337,12 +3605,12 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$74  = \$signal$72 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$74  = \$signal$74 ;
     if (\$56 ) begin
       \$74  = 1'h1;
     end
-    if (\$signal$72 ) begin
+    if (\$signal$74 ) begin
       if (\$58 ) begin
         \$74  = 1'h0;
       end
@@ -3352,12 +3620,12 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$75  = r_addr;
     if (\$56 ) begin
       \$75  = 2'h0;
     end
-    if (\$signal$72 ) begin
+    if (\$signal$74 ) begin
       \$75  = \$57 [1:0];
       if (\$58 ) begin
         \$75  = 2'h0;
@@ -3368,7 +3636,7 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$76  = last_flag;
     if (\$56 ) begin
       \$76  = cur[8];
@@ -3378,54 +3646,82 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$77  = \$signal$72 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$77  = \$signal$74 ;
     if (rst) begin
       \$77  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$78  = r_addr;
     if (rst) begin
       \$78  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$79  = fresh;
-    if (\$59 ) begin
-      \$79  = last_flag;
-    end
-    if (start) begin
-      \$79  = 1'h1;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$79  = \$signal$54 ;
     if (rst) begin
-      \$79  = 1'h1;
+      \$79  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$80  = cg;
-    if (\$61 ) begin
-      \$80  = \$62 [1:0];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$80  = u1_g;
     if (rst) begin
       \$80  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$81  = error;
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$81  = upd_valid_s2;
     if (rst) begin
       \$81  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$82  = upd_g_s2;
+    if (rst) begin
+      \$82  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$83  = fresh;
+    if (\$59 ) begin
+      \$83  = last_flag;
+    end
+    if (start) begin
+      \$83  = 1'h1;
+    end
+    if (rst) begin
+      \$83  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$84  = cg;
+    if (\$61 ) begin
+      \$84  = \$62 [1:0];
+    end
+    if (rst) begin
+      \$84  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$85  = error;
+    if (rst) begin
+      \$85  = 1'h0;
     end
   end
   assign \$signal$4  = cur[7];
   assign ev_last = cur[8];
   assign ev_m = \$4 [4:0];
   assign ev_x = 1'h1;
-  assign addr = \$26 [6:0];
+  assign addr = \$25 [6:0];
   assign \$signal$17  = r_addr;
   assign state = r_data[3:0];
   assign acc = \r_data$22 [6:0];
@@ -3440,12 +3736,12 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
   assign \acc$32  = \r_data$22 [27:21];
   assign \fresh$33  = fresh;
   assign spikes = { \spike$38 , \spike$37 , \spike$36 , spike };
-  assign u1_g = w_addr;
-  assign \$signal$42  = w_en;
+  assign upd_g_s3 = w_addr;
+  assign upd_valid_s3 = w_en;
   assign w_data = { \new_state$47 , \new_state$46 , \new_state$45 , new_state };
   assign \w_data$52  = word;
   assign r_rdy = spikes__valid;
-  assign \r_data$63  = spikes__payload;
+  assign \r_data$65  = spikes__payload;
   assign r_en = 1'h1;
   assign spikes__ready = 1'h1;
   assign error_set = 1'h0;
@@ -3469,10 +3765,10 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
   assign \word.mask  = word[5:2];
   assign \word.eot  = word[6];
   assign \word.last  = word[7];
-  assign \w_data$58[0]  = \w_data$58 [6:0];
-  assign \w_data$58[1]  = \w_data$58 [13:7];
-  assign \w_data$58[2]  = \w_data$58 [20:14];
-  assign \w_data$58[3]  = \w_data$58 [27:21];
+  assign \w_data$59[0]  = \w_data$59 [6:0];
+  assign \w_data$59[1]  = \w_data$59 [13:7];
+  assign \w_data$59[2]  = \w_data$59 [20:14];
+  assign \w_data$59[3]  = \w_data$59 [27:21];
   assign \data[0]  = data[3:0];
   assign \data[1]  = data[7:4];
   assign \data[2]  = data[11:8];
@@ -3548,7 +3844,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1.fifo (rst, r_rdy, r_data, w_port__data, w_en, level, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -3632,7 +3928,7 @@ module \qsnn_ref.layer1.fifo (rst, r_rdy, r_data, w_port__data, w_en, level, clk
   always @(posedge clk)
     level <= \$17 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
       \$15  = \$2 [2:0];
@@ -3642,7 +3938,7 @@ module \qsnn_ref.layer1.fifo (rst, r_rdy, r_data, w_port__data, w_en, level, clk
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
       \$16  = \$4 [2:0];
@@ -3652,7 +3948,7 @@ module \qsnn_ref.layer1.fifo (rst, r_rdy, r_data, w_port__data, w_en, level, clk
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$17  = level;
     if (\$8 ) begin
       \$17  = \$9 [3:0];
@@ -3677,59 +3973,107 @@ module \qsnn_ref.layer1.fifo (rst, r_rdy, r_data, w_port__data, w_en, level, clk
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif0 (code, spike, new_state, fresh, acc);
+module \qsnn_ref.layer1.lif0 (rst, acc, code, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire [5:0] \$1 ;
-  wire \$10 ;
+  wire [11:0] \$10 ;
   wire [4:0] \$11 ;
   wire [12:0] \$12 ;
+  reg [9:0] \$13 ;
+  reg [8:0] \$14 ;
+  reg \$15 ;
+  reg [7:0] \$16 ;
   wire [9:0] \$2 ;
-  wire [10:0] \$3 ;
-  wire [10:0] \$4 ;
-  wire [7:0] \$5 ;
-  wire [8:0] \$6 ;
-  wire [11:0] \$7 ;
-  wire \$8 ;
-  wire \$9 ;
+  wire [7:0] \$3 ;
+  wire [8:0] \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [10:0] \$8 ;
+  wire [10:0] \$9 ;
   input [6:0] acc;
   wire [6:0] acc;
+  input clk;
+  wire clk;
   input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$8 ;
+  wire [3:0] \code$5 ;
+  reg [8:0] current_r = 9'h000;
   input fresh;
   wire fresh;
   wire [5:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
+  reg [9:0] product_r = 10'h000;
+  input rst;
+  wire rst;
   output spike;
   wire spike;
   wire [3:0] state;
+  (* init = 8'h00 *)
   wire [7:0] v;
-  wire [7:0] value;
+  reg [7:0] value = 8'h00;
+  reg z_prev_r = 1'h0;
+  assign spike = new_state > 4'hd;
   assign \$1  = fresh ? 6'h00 : level;
   assign \$2  = $signed(5'h0d) * $signed(\$1 );
-  assign \$3  = $signed(\$2 ) + $signed(5'h08);
-  assign \$6  = $signed(\$5 ) + $signed(1'h0);
-  assign \$7  = $signed(\$4 ) + $signed(\$6 );
-  assign \$8  = ~ fresh;
-  assign \$9  = code > 4'hd;
-  assign \$10  = \$8  & \$9 ;
-  assign \$11  = \$10  ? 5'h17 : 5'h00;
-  assign \$12  = $signed(\$7 ) - $signed({ 1'h0, \$11  });
-  assign spike = new_state > 4'hd;
+  assign \$4  = $signed(\$3 ) + $signed(1'h0);
+  assign \$5  = ~ fresh;
+  assign \$6  = code > 4'hd;
+  assign \$7  = \$5  & \$6 ;
+  assign \$8  = $signed(product_r) + $signed(5'h08);
+  assign \$10  = $signed(\$9 ) + $signed(current_r);
+  assign \$11  = z_prev_r ? 5'h17 : 5'h00;
+  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  always @(posedge clk)
+    product_r <= \$13 ;
+  always @(posedge clk)
+    current_r <= \$14 ;
+  always @(posedge clk)
+    z_prev_r <= \$15 ;
+  always @(posedge clk)
+    value <= \$16 ;
   \qsnn_ref.layer1.lif0.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer1.lif0.quantizer  quantizer (
     .code(new_state),
-    .value(\$12 [7:0])
+    .value(value)
   );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$13  = \$2 ;
+    if (rst) begin
+      \$13  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$14  = \$4 ;
+    if (rst) begin
+      \$14  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$15  = \$7 ;
+    if (rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$16  = \$12 [7:0];
+    if (rst) begin
+      \$16  = 8'h00;
+    end
+  end
   assign state = code;
-  assign v = \$12 [7:0];
-  assign value = \$12 [7:0];
-  assign \code$8  = new_state;
-  assign \$4  = { \$3 [10], \$3 [10], \$3 [10], \$3 [10], \$3 [10:4] };
-  assign \$5  = { acc[6], acc };
+  assign v = value;
+  assign \code$5  = new_state;
+  assign \$3  = { acc[6], acc };
+  assign \$9  = { \$8 [10], \$8 [10], \$8 [10], \$8 [10], \$8 [10:4] };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -3765,7 +4109,7 @@ module \qsnn_ref.layer1.lif0.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif0.quantizer (code, value);
+module \qsnn_ref.layer1.lif0.quantizer (value, code);
   wire \$1 ;
   wire [5:0] \$10 ;
   wire \$11 ;
@@ -3834,59 +4178,107 @@ module \qsnn_ref.layer1.lif0.quantizer (code, value);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif1 (code, spike, new_state, fresh, acc);
+module \qsnn_ref.layer1.lif1 (rst, acc, code, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [5:0] \$1 ;
-  wire \$10 ;
+  wire [11:0] \$10 ;
   wire [4:0] \$11 ;
   wire [12:0] \$12 ;
+  reg [9:0] \$13 ;
+  reg [8:0] \$14 ;
+  reg \$15 ;
+  reg [7:0] \$16 ;
   wire [9:0] \$2 ;
-  wire [10:0] \$3 ;
-  wire [10:0] \$4 ;
-  wire [7:0] \$5 ;
-  wire [8:0] \$6 ;
-  wire [11:0] \$7 ;
-  wire \$8 ;
-  wire \$9 ;
+  wire [7:0] \$3 ;
+  wire [8:0] \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [10:0] \$8 ;
+  wire [10:0] \$9 ;
   input [6:0] acc;
   wire [6:0] acc;
+  input clk;
+  wire clk;
   input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$8 ;
+  wire [3:0] \code$5 ;
+  reg [8:0] current_r = 9'h000;
   input fresh;
   wire fresh;
   wire [5:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
+  reg [9:0] product_r = 10'h000;
+  input rst;
+  wire rst;
   output spike;
   wire spike;
   wire [3:0] state;
+  (* init = 8'h00 *)
   wire [7:0] v;
-  wire [7:0] value;
+  reg [7:0] value = 8'h00;
+  reg z_prev_r = 1'h0;
+  assign spike = new_state > 4'hd;
   assign \$1  = fresh ? 6'h00 : level;
   assign \$2  = $signed(5'h0d) * $signed(\$1 );
-  assign \$3  = $signed(\$2 ) + $signed(5'h08);
-  assign \$6  = $signed(\$5 ) + $signed(1'h0);
-  assign \$7  = $signed(\$4 ) + $signed(\$6 );
-  assign \$8  = ~ fresh;
-  assign \$9  = code > 4'hd;
-  assign \$10  = \$8  & \$9 ;
-  assign \$11  = \$10  ? 5'h17 : 5'h00;
-  assign \$12  = $signed(\$7 ) - $signed({ 1'h0, \$11  });
-  assign spike = new_state > 4'hd;
+  assign \$4  = $signed(\$3 ) + $signed(1'h0);
+  assign \$5  = ~ fresh;
+  assign \$6  = code > 4'hd;
+  assign \$7  = \$5  & \$6 ;
+  assign \$8  = $signed(product_r) + $signed(5'h08);
+  assign \$10  = $signed(\$9 ) + $signed(current_r);
+  assign \$11  = z_prev_r ? 5'h17 : 5'h00;
+  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  always @(posedge clk)
+    product_r <= \$13 ;
+  always @(posedge clk)
+    current_r <= \$14 ;
+  always @(posedge clk)
+    z_prev_r <= \$15 ;
+  always @(posedge clk)
+    value <= \$16 ;
   \qsnn_ref.layer1.lif1.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer1.lif1.quantizer  quantizer (
     .code(new_state),
-    .value(\$12 [7:0])
+    .value(value)
   );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$13  = \$2 ;
+    if (rst) begin
+      \$13  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$14  = \$4 ;
+    if (rst) begin
+      \$14  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$15  = \$7 ;
+    if (rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$16  = \$12 [7:0];
+    if (rst) begin
+      \$16  = 8'h00;
+    end
+  end
   assign state = code;
-  assign v = \$12 [7:0];
-  assign value = \$12 [7:0];
-  assign \code$8  = new_state;
-  assign \$4  = { \$3 [10], \$3 [10], \$3 [10], \$3 [10], \$3 [10:4] };
-  assign \$5  = { acc[6], acc };
+  assign v = value;
+  assign \code$5  = new_state;
+  assign \$3  = { acc[6], acc };
+  assign \$9  = { \$8 [10], \$8 [10], \$8 [10], \$8 [10], \$8 [10:4] };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -3922,7 +4314,7 @@ module \qsnn_ref.layer1.lif1.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif1.quantizer (code, value);
+module \qsnn_ref.layer1.lif1.quantizer (value, code);
   wire \$1 ;
   wire [5:0] \$10 ;
   wire \$11 ;
@@ -3991,59 +4383,107 @@ module \qsnn_ref.layer1.lif1.quantizer (code, value);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif2 (code, spike, new_state, fresh, acc);
+module \qsnn_ref.layer1.lif2 (rst, acc, code, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire [5:0] \$1 ;
-  wire \$10 ;
+  wire [11:0] \$10 ;
   wire [4:0] \$11 ;
   wire [12:0] \$12 ;
+  reg [9:0] \$13 ;
+  reg [8:0] \$14 ;
+  reg \$15 ;
+  reg [7:0] \$16 ;
   wire [9:0] \$2 ;
-  wire [10:0] \$3 ;
-  wire [10:0] \$4 ;
-  wire [7:0] \$5 ;
-  wire [8:0] \$6 ;
-  wire [11:0] \$7 ;
-  wire \$8 ;
-  wire \$9 ;
+  wire [7:0] \$3 ;
+  wire [8:0] \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [10:0] \$8 ;
+  wire [10:0] \$9 ;
   input [6:0] acc;
   wire [6:0] acc;
+  input clk;
+  wire clk;
   input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$8 ;
+  wire [3:0] \code$5 ;
+  reg [8:0] current_r = 9'h000;
   input fresh;
   wire fresh;
   wire [5:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
+  reg [9:0] product_r = 10'h000;
+  input rst;
+  wire rst;
   output spike;
   wire spike;
   wire [3:0] state;
+  (* init = 8'h00 *)
   wire [7:0] v;
-  wire [7:0] value;
+  reg [7:0] value = 8'h00;
+  reg z_prev_r = 1'h0;
+  assign spike = new_state > 4'hd;
   assign \$1  = fresh ? 6'h00 : level;
   assign \$2  = $signed(5'h0d) * $signed(\$1 );
-  assign \$3  = $signed(\$2 ) + $signed(5'h08);
-  assign \$6  = $signed(\$5 ) + $signed(1'h0);
-  assign \$7  = $signed(\$4 ) + $signed(\$6 );
-  assign \$8  = ~ fresh;
-  assign \$9  = code > 4'hd;
-  assign \$10  = \$8  & \$9 ;
-  assign \$11  = \$10  ? 5'h17 : 5'h00;
-  assign \$12  = $signed(\$7 ) - $signed({ 1'h0, \$11  });
-  assign spike = new_state > 4'hd;
+  assign \$4  = $signed(\$3 ) + $signed(1'h0);
+  assign \$5  = ~ fresh;
+  assign \$6  = code > 4'hd;
+  assign \$7  = \$5  & \$6 ;
+  assign \$8  = $signed(product_r) + $signed(5'h08);
+  assign \$10  = $signed(\$9 ) + $signed(current_r);
+  assign \$11  = z_prev_r ? 5'h17 : 5'h00;
+  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  always @(posedge clk)
+    product_r <= \$13 ;
+  always @(posedge clk)
+    current_r <= \$14 ;
+  always @(posedge clk)
+    z_prev_r <= \$15 ;
+  always @(posedge clk)
+    value <= \$16 ;
   \qsnn_ref.layer1.lif2.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer1.lif2.quantizer  quantizer (
     .code(new_state),
-    .value(\$12 [7:0])
+    .value(value)
   );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$13  = \$2 ;
+    if (rst) begin
+      \$13  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$14  = \$4 ;
+    if (rst) begin
+      \$14  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$15  = \$7 ;
+    if (rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$16  = \$12 [7:0];
+    if (rst) begin
+      \$16  = 8'h00;
+    end
+  end
   assign state = code;
-  assign v = \$12 [7:0];
-  assign value = \$12 [7:0];
-  assign \code$8  = new_state;
-  assign \$4  = { \$3 [10], \$3 [10], \$3 [10], \$3 [10], \$3 [10:4] };
-  assign \$5  = { acc[6], acc };
+  assign v = value;
+  assign \code$5  = new_state;
+  assign \$3  = { acc[6], acc };
+  assign \$9  = { \$8 [10], \$8 [10], \$8 [10], \$8 [10], \$8 [10:4] };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -4079,7 +4519,7 @@ module \qsnn_ref.layer1.lif2.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif2.quantizer (code, value);
+module \qsnn_ref.layer1.lif2.quantizer (value, code);
   wire \$1 ;
   wire [5:0] \$10 ;
   wire \$11 ;
@@ -4148,59 +4588,107 @@ module \qsnn_ref.layer1.lif2.quantizer (code, value);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif3 (code, spike, new_state, fresh, acc);
+module \qsnn_ref.layer1.lif3 (rst, acc, code, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [5:0] \$1 ;
-  wire \$10 ;
+  wire [11:0] \$10 ;
   wire [4:0] \$11 ;
   wire [12:0] \$12 ;
+  reg [9:0] \$13 ;
+  reg [8:0] \$14 ;
+  reg \$15 ;
+  reg [7:0] \$16 ;
   wire [9:0] \$2 ;
-  wire [10:0] \$3 ;
-  wire [10:0] \$4 ;
-  wire [7:0] \$5 ;
-  wire [8:0] \$6 ;
-  wire [11:0] \$7 ;
-  wire \$8 ;
-  wire \$9 ;
+  wire [7:0] \$3 ;
+  wire [8:0] \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [10:0] \$8 ;
+  wire [10:0] \$9 ;
   input [6:0] acc;
   wire [6:0] acc;
+  input clk;
+  wire clk;
   input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$8 ;
+  wire [3:0] \code$5 ;
+  reg [8:0] current_r = 9'h000;
   input fresh;
   wire fresh;
   wire [5:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
+  reg [9:0] product_r = 10'h000;
+  input rst;
+  wire rst;
   output spike;
   wire spike;
   wire [3:0] state;
+  (* init = 8'h00 *)
   wire [7:0] v;
-  wire [7:0] value;
+  reg [7:0] value = 8'h00;
+  reg z_prev_r = 1'h0;
+  assign spike = new_state > 4'hd;
   assign \$1  = fresh ? 6'h00 : level;
   assign \$2  = $signed(5'h0d) * $signed(\$1 );
-  assign \$3  = $signed(\$2 ) + $signed(5'h08);
-  assign \$6  = $signed(\$5 ) + $signed(1'h0);
-  assign \$7  = $signed(\$4 ) + $signed(\$6 );
-  assign \$8  = ~ fresh;
-  assign \$9  = code > 4'hd;
-  assign \$10  = \$8  & \$9 ;
-  assign \$11  = \$10  ? 5'h17 : 5'h00;
-  assign \$12  = $signed(\$7 ) - $signed({ 1'h0, \$11  });
-  assign spike = new_state > 4'hd;
+  assign \$4  = $signed(\$3 ) + $signed(1'h0);
+  assign \$5  = ~ fresh;
+  assign \$6  = code > 4'hd;
+  assign \$7  = \$5  & \$6 ;
+  assign \$8  = $signed(product_r) + $signed(5'h08);
+  assign \$10  = $signed(\$9 ) + $signed(current_r);
+  assign \$11  = z_prev_r ? 5'h17 : 5'h00;
+  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  always @(posedge clk)
+    product_r <= \$13 ;
+  always @(posedge clk)
+    current_r <= \$14 ;
+  always @(posedge clk)
+    z_prev_r <= \$15 ;
+  always @(posedge clk)
+    value <= \$16 ;
   \qsnn_ref.layer1.lif3.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer1.lif3.quantizer  quantizer (
     .code(new_state),
-    .value(\$12 [7:0])
+    .value(value)
   );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$13  = \$2 ;
+    if (rst) begin
+      \$13  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$14  = \$4 ;
+    if (rst) begin
+      \$14  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$15  = \$7 ;
+    if (rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$16  = \$12 [7:0];
+    if (rst) begin
+      \$16  = 8'h00;
+    end
+  end
   assign state = code;
-  assign v = \$12 [7:0];
-  assign value = \$12 [7:0];
-  assign \code$8  = new_state;
-  assign \$4  = { \$3 [10], \$3 [10], \$3 [10], \$3 [10], \$3 [10:4] };
-  assign \$5  = { acc[6], acc };
+  assign v = value;
+  assign \code$5  = new_state;
+  assign \$3  = { acc[6], acc };
+  assign \$9  = { \$8 [10], \$8 [10], \$8 [10], \$8 [10], \$8 [10:4] };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -4236,7 +4724,7 @@ module \qsnn_ref.layer1.lif3.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif3.quantizer (code, value);
+module \qsnn_ref.layer1.lif3.quantizer (value, code);
   wire \$1 ;
   wire [5:0] \$10 ;
   wire \$11 ;

@@ -117,8 +117,9 @@ def test_leak_rounds_half_up_on_negative_membranes():
         for u in (-3, -1, 3, -511, 99):  # all <= threshold: no reset
             ctx.set(dut.state, u)
             ctx.set(dut.acc, 0)
+            for _ in range(dut.latency):
+                await ctx.tick()
             got.append(ctx.get(dut.new_state))
-            await ctx.tick()
 
     run_simulation(dut, [tb], name="lif_leak")
     assert got == [-1, 0, 2, -255, 50]

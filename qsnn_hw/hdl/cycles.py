@@ -5,8 +5,8 @@ One layer, one timestep, input always available::
     cycles = E * G + G + L + 3
 
 E input events (spikes; for a direct-input layer E = M, every value is a dense
-multiply-accumulate), G = ceil(N/P) groups, L the quantizer latency (0, or n for the
-pipelined search). The accumulate phase does P synaptic operations in each of its E*G
+multiply-accumulate), G = ceil(N/P) groups, L the LIF datapath latency (2 register
+stages, plus n for the pipelined quantizer search). The accumulate phase does P synaptic operations in each of its E*G
 cycles; the update phase takes G cycles plus L + 3 (read latency, end-of-timestep word,
 phase switch).
 

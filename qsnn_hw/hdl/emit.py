@@ -54,11 +54,12 @@ def manifest(top: NetworkTop, name: str) -> dict:
             "widths": {"weight": g.weight_width, "accumulator": g.acc_width,
                        "update": layer.update_width(net.layer_input_max(i)),
                        "bias": g.bias_width, "level": g.level_width},
-            "quantizer": {"latency": g.latency,
-                          "kind": "pipelined-search" if g.latency else "comparators"}
+            "quantizer": {"latency": g.quantizer_latency,
+                          "kind": "pipelined-search" if g.quantizer_latency else "comparators"}
             if layer.quantized else None,
             "fifo_depth": g.fifo_depth,
             "memory_bits": g.memory_bits(),
+            "datapath_latency": g.latency,
             "cycles_per_timestep": {"formula": "E*G + G + L + 3", "G": g.groups, "L": g.latency,
                                     "C": g.latency + cycles.STEP_OVERHEAD},
         })

@@ -13,7 +13,7 @@ Per timestep the engine runs two phases (docs/hardware.md has the diagram):
   (G + 1 words), so the update pipeline never stalls.
 
 Cycles per timestep, input always available: ``E*G + G + L + 3`` (E events, L the
-quantizer latency); see :mod:`qsnn_hw.hdl.cycles`.
+LIF datapath latency); see :mod:`qsnn_hw.hdl.cycles`.
 
 A new sample needs no memory clearing: ``start`` marks the next timestep *fresh*, and
 the datapaths then use the rest state instead of the stored one. After reset the engine
@@ -202,19 +202,19 @@ class LayerEngine(wiring.Component):
 
         # ---- accumulate: issue stage -------------------------------------------------------
         busy = Signal()
-        cur_m = Signal(index_width(M))
+        base = Signal(index_width(M * G))  # m * G, the event's first weight word
         cur_x = Signal(unsigned(self.input_bits))
         g = Signal(index_width(G))
         room_ok = ofifo.level <= self.fifo_depth - (G + 1)
         free = ~busy | (g == G - 1)
         m.d.comb += ev_take.eq((phase == Phase.ACC) & free & ev_valid & (~ev_eot | room_ok))
-        m.d.comb += wm.addr.eq(cur_m * G + g)
+        m.d.comb += wm.addr.eq(base + g)
         with m.If(busy):
             m.d.sync += g.eq(g + 1)
             with m.If(g == G - 1):
                 m.d.sync += [busy.eq(0), g.eq(0)]
         with m.If(ev_take & ~ev_eot):
-            m.d.sync += [busy.eq(1), cur_m.eq(ev_m), cur_x.eq(ev_x), g.eq(0)]
+            m.d.sync += [busy.eq(1), base.eq(ev_m * G), cur_x.eq(ev_x), g.eq(0)]
         # stage 1: weights and accumulators arrive; read-modify-write acc[g]
         s1_valid, s1_g = Signal(), Signal(index_width(G))
         s1_x = Signal(unsigned(self.input_bits))

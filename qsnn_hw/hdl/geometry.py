@@ -14,6 +14,8 @@ from ._util import ceil_div, check_lanes, index_width
 
 # Quantizers with codes wider than this use the pipelined binary search (latency n).
 COMB_MAX_BITS = 4
+# Register stages of the LIF datapath before the quantizer (beta product; v).
+DATAPATH_STAGES = 2
 
 
 def quantizer_latency(code_bits: int, pipelined: bool | None = None) -> int:
@@ -58,7 +60,8 @@ class LayerGeometry:
     state_width: int
     bias_width: int
     level_width: int
-    latency: int
+    latency: int             # LIF datapath: DATAPATH_STAGES + quantizer_latency
+    quantizer_latency: int
     fifo_depth: int
     word_width: int
 
@@ -68,6 +71,7 @@ class LayerGeometry:
         lanes = check_lanes(lanes)
         groups = ceil_div(layer.n_out, lanes)
         input_max = (1 << input_bits) - 1
+        qlat = quantizer_latency(layer.state_bits, pipelined) if layer.quantized else 0
         return cls(
             n_out=layer.n_out, n_in=layer.n_in, lanes=lanes, groups=groups,
             input_bits=input_bits,
@@ -76,7 +80,7 @@ class LayerGeometry:
             state_width=layer.state_bits if layer.quantized else layer.mem_bits,
             bias_width=bias_width(layer),
             level_width=level_width(layer.levels) if layer.quantized else 0,
-            latency=quantizer_latency(layer.state_bits, pipelined) if layer.quantized else 0,
+            latency=DATAPATH_STAGES + qlat, quantizer_latency=qlat,
             fifo_depth=default_fifo_depth(groups) if fifo_depth is None else int(fifo_depth),
             word_width=index_width(groups) + lanes + 2,
         )

@@ -23,7 +23,7 @@ from amaranth.lib.wiring import In, Out
 from .._check import check_int
 from ..contract import IntLayer
 from ._util import shape_of
-from .geometry import bias_width
+from .geometry import DATAPATH_STAGES, bias_width
 from .level_table import LevelTable
 from .quantizer import StateQuantizer
 
@@ -45,7 +45,8 @@ class LIFDatapath(wiring.Component):
     fresh : In(1), first timestep of a sample: use the rest state and no previous spike.
     acc : In(signed(acc_width)), ``W @ x`` of this timestep (before ``frac_bits``).
     bias : In(signed(bias_width)), the neuron's bias (membrane units).
-    new_state : Out, the updated state, :attr:`latency` cycles later.
+    new_state : Out, the updated state, :attr:`latency` cycles later (2 register stages,
+        plus the quantizer's).
     spike : Out(1), the new spike, aligned with ``new_state``.
     """
 
@@ -60,7 +61,7 @@ class LIFDatapath(wiring.Component):
         self.quantizer = None
         if layer.quantized:
             self.quantizer = StateQuantizer(layer.boundaries, self.value_width, pipelined)
-        self.latency = self.quantizer.latency if self.quantizer else 0
+        self.latency = DATAPATH_STAGES + (self.quantizer.latency if self.quantizer else 0)
         sshape = state_shape(layer)
         super().__init__({
             "state": In(sshape), "fresh": In(1), "acc": In(signed(self.acc_width)),
@@ -81,16 +82,24 @@ class LIFDatapath(wiring.Component):
         else:
             u_prev = Mux(self.fresh, 0, self.state)
             z_prev = ~self.fresh & (self.state > thr)
-        if L.beta_shift:
-            leak = (Const(L.beta_num) * u_prev + (1 << (L.beta_shift - 1))) >> L.beta_shift
-        else:
-            leak = u_prev
+        # stage 1 (registered): the beta product, the current, the previous spike
+        product = Const(L.beta_num) * u_prev if L.beta_shift else u_prev
         current = (self.acc << L.frac_bits) + (self.bias if L.bias is not None else 0)
+        product_r = Signal(signed(product.shape().width), name="product_r")
+        current_r = Signal(signed(current.shape().width), name="current_r")
+        z_prev_r = Signal(name="z_prev_r")
+        m.d.sync += [product_r.eq(product), current_r.eq(current), z_prev_r.eq(z_prev)]
+        # stage 2 (registered): round, shift, add, reset -> v
+        if L.beta_shift:
+            leak = (product_r + (1 << (L.beta_shift - 1))) >> L.beta_shift
+        else:
+            leak = product_r
         v = Signal(signed(self.value_width))
         if L.reset == "subtract":
-            m.d.comb += v.eq(leak + current - Mux(z_prev, thr, 0))
+            m.d.sync += v.eq(leak + current_r - Mux(z_prev_r, thr, 0))
         else:
-            m.d.comb += v.eq(Mux(z_prev, 0, leak + current))
+            m.d.sync += v.eq(Mux(z_prev_r, 0, leak + current_r))
+        # stage 3: quantize (0 or n more cycles) or saturate
         if L.quantized:
             m.submodules.quantizer = q = self.quantizer
             m.d.comb += [q.value.eq(v), self.new_state.eq(q.code),
