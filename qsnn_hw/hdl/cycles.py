@@ -6,9 +6,9 @@ One layer, one timestep, input always available::
 
 E input events (spikes; for a direct-input layer E = M, every value is a dense
 multiply-accumulate), G = ceil(N/P) groups, L the LIF datapath latency (2 register
-stages, plus n for the pipelined quantizer search). The accumulate phase does P synaptic operations in each of its E*G
-cycles; the update phase takes G cycles plus L + 3 (read latency, end-of-timestep word,
-phase switch).
+stages, plus n for the pipelined quantizer search). The accumulate phase does P synaptic
+operations in each of its E*G cycles; the update phase takes G cycles plus L + 3 (read
+latency, end-of-timestep word, phase switch).
 
 A network overlaps its layers: layer l accumulates timestep t while layer l-1 updates
 t. :func:`network_cycles` evaluates the schedule with that overlap; per sample add

@@ -237,7 +237,7 @@ class LayerEngine(wiring.Component):
             m.d.comb += [dp.state.eq(sm.r_data[p]), dp.acc.eq(acc.r_data[p]), dp.fresh.eq(fresh)]
             if self.biases is not None:
                 m.d.comb += dp.bias.eq(bm.r_data[p])
-        # align the group index with the datapath outputs (quantizer latency)
+        # align the group index with the datapath outputs (datapath latency)
         uL_valid, uL_g = u1_valid, u1_g
         for k in range(self.latency):
             nv = Signal(name=f"upd_valid_s{k + 2}")
