@@ -74,9 +74,14 @@ def write_plots(out_dir, cfg, data, model, net, infos, history) -> list:
     run = run_deployed(net, enc, trace=True)
     fig, axes = plt.subplots(len(net.layers), 1, figsize=(9, 3 * len(net.layers)),
                              squeeze=False)
-    for ax, layer, mem, spk, in zip(axes[:, 0], net.layers, run.mem, run.spikes, strict=True):
-        # the most active neurons are the interesting ones
-        pick = np.argsort(-spk[0].sum(axis=0), kind="stable")[:4]
+    last = len(net.layers) - 1
+    for li, (ax, layer, mem, spk) in enumerate(zip(axes[:, 0], net.layers, run.mem, run.spikes,
+                                                  strict=True)):
+        # the most active neurons (then the closest to firing) are the interesting ones;
+        # in the output layer, the true class and the prediction first
+        order = np.lexsort((-mem[0].max(axis=0), -spk[0].sum(axis=0, dtype=np.int64)))
+        first = [int(data.y_test[0]), int(np.argmax(run.counts[0]))] if li == last else []
+        pick = list(dict.fromkeys(first + order.tolist()))[:4]
         for n in pick:
             trace = mem[0, :, n] / layer.threshold
             ax.plot(trace, label=f"neuron {n}")
