@@ -2,13 +2,14 @@
 surrogates and losses against their closed forms, Adam and the LR schedule."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from qsnn_hw.train.config import LayerConfig
 from qsnn_hw.train.losses import ce_count_loss, mse_count_loss
-from qsnn_hw.train.model import SNN
+from qsnn_hw.train.model import SNN, LIFLayer
 from qsnn_hw.train.optim import Adam, clip_grad_norm, cosine_lr
 from qsnn_hw.train.surrogate import SpikeFunction
 
@@ -159,3 +160,25 @@ def test_snntorch_exponential_family_is_snntorchs_table():
     lv = state_quantizer(LayerConfig(1, state_mode="squat", state_bits=2,
                                      state_family="snntorch_exponential")).levels
     np.testing.assert_allclose(lv, [-1, -1 + 1 / room, -1 + 1.1 / room, 1.2], rtol=1e-6)
+
+
+def test_qat_gradient_is_straight_through():
+    # Under QAT the forward pass uses fake-quantized weights and the backward pass treats the
+    # quantizer as the identity: the gradient equals the float model's gradient evaluated at
+    # the fake-quantized weights.
+    net, x, y, steps = _smooth_net("subtract", static=False, seed=11, learn_beta=False)
+    qnet, _, _, _ = _smooth_net("subtract", static=False, seed=11, learn_beta=False)
+    qnet.layers = [LIFLayer(layer.index, layer.n_in,
+                            replace(layer.cfg, weight_mode="qat", weight_bits=3))
+                   for layer in net.layers]
+    outs, caches = qnet.forward(x, steps, quant=True, keep=True)
+    _, dc = ce_count_loss(outs[-1].sum(axis=0), y)
+    g_qat = qnet.backward(caches, np.broadcast_to(dc, (steps,) + dc.shape))
+    for layer in qnet.layers:
+        k = layer.key("weight")
+        net.params[k] = layer.wq(qnet.params[k]).fake
+    _, dc2, caches2 = _loss(net, x, y, steps)
+    g_float = net.backward(caches2, np.broadcast_to(dc2, (steps,) + dc2.shape))
+    for k in g_qat:
+        np.testing.assert_allclose(g_qat[k], g_float[k], rtol=1e-12, atol=1e-14, err_msg=k)
+    assert not np.allclose(qnet.params["layer0.weight"], net.params["layer0.weight"])
