@@ -91,6 +91,13 @@ def test_bin_spikes_hand_worked():
     expect = np.zeros((1, 4, 6), np.uint8)
     expect[0, 0, 2] = expect[0, 1, 0] = expect[0, 3, 5] = 1
     np.testing.assert_array_equal(r, expect)
+    # several samples, one empty
+    r = bin_spikes([np.array([0.5]), np.array([]), np.array([0.0, 0.26])],
+                   [np.array([1]), np.array([], int), np.array([3, 3])], 4, 1.0, n_channels=6)
+    assert [tuple(map(int, i)) for i in np.argwhere(r)] == [(0, 2, 1), (2, 0, 3), (2, 1, 3)]
+    with pytest.raises(ValueError, match="sample 1: spike unit outside"):
+        bin_spikes([np.array([0.1]), np.array([0.2])], [np.array([0]), np.array([6])], 4,
+                   1.0, n_channels=6)
 
 
 def _write_shd(path, n, rng):

@@ -21,18 +21,27 @@ URL = "https://zenkelab.org/datasets/ (shd_train.h5.gz, shd_test.h5.gz; gunzip t
 
 def bin_spikes(times, units, timesteps: int, max_time: float = MAX_TIME,
                n_channels: int = N_CHANNELS) -> np.ndarray:
-    """(N, T, C) uint8 binary spike raster from per-sample event lists."""
+    """(N, T, C) uint8 binary spike raster from per-sample event lists (vectorised over
+    all events of all samples)."""
+    if len(times) != len(units):
+        raise ValueError(f"{len(times)} spike-time lists but {len(units)} unit lists")
+    n_t = np.array([np.size(t) for t in times], dtype=np.int64)
+    n_u = np.array([np.size(u) for u in units], dtype=np.int64)
+    if np.any(n_t != n_u):
+        i = int(np.argmax(n_t != n_u))
+        raise ValueError(f"sample {i}: {n_t[i]} spike times but {n_u[i]} units")
     out = np.zeros((len(times), timesteps, n_channels), dtype=np.uint8)
-    for i, (t, u) in enumerate(zip(times, units, strict=True)):
-        t = np.asarray(t, dtype=np.float64)
-        u = np.asarray(u, dtype=np.int64)
-        if t.shape != u.shape:
-            raise ValueError(f"sample {i}: {t.size} spike times but {u.size} units")
-        if u.size and (u.min() < 0 or u.max() >= n_channels):
-            raise ValueError(f"sample {i}: spike unit outside [0, {n_channels - 1}]")
-        keep = (t >= 0) & (t < max_time)
-        b = np.minimum((t[keep] / max_time * timesteps).astype(np.int64), timesteps - 1)
-        out[i, b, u[keep]] = 1
+    if not n_t.sum():
+        return out
+    t = np.concatenate([np.asarray(x, dtype=np.float64).ravel() for x in times])
+    u = np.concatenate([np.asarray(x, dtype=np.int64).ravel() for x in units])
+    sample = np.repeat(np.arange(len(times)), n_t)
+    if u.min() < 0 or u.max() >= n_channels:
+        i = int(sample[np.argmax((u < 0) | (u >= n_channels))])
+        raise ValueError(f"sample {i}: spike unit outside [0, {n_channels - 1}]")
+    keep = (t >= 0) & (t < max_time)
+    b = np.minimum((t[keep] / max_time * timesteps).astype(np.int64), timesteps - 1)
+    out[sample[keep], b, u[keep]] = 1
     return out
 
 
