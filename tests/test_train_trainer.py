@@ -114,6 +114,9 @@ def test_cli_train_writes_artifact_metrics_and_plots(tmp_path):
     pred = simulate(art.network, enc.golden_input()).predictions
     assert np.mean(pred == data.y_test) == pytest.approx(m["golden_accuracy"])
     assert art.metadata["test"]["quantized_accuracy"] == m["quantized_accuracy"]
+    # the artifact's config is the full training config
+    cfg = TrainConfig.from_dict(art.config)
+    assert [lc.weight_bits for lc in cfg.layers] == [3, 4] and cfg.timesteps == 8
 
 
 @pytest.mark.parametrize("flags,message", [
