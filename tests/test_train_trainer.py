@@ -132,6 +132,8 @@ def test_cli_train_writes_artifact_metrics_and_plots(tmp_path):
     (["--dataset", "fashion_mnist", "--data-dir", "/nonexistent"],
      "t10k-images-idx3-ubyte.gz"),
     (["--resume"], "--resume: no checkpoint at"),
+    (["--weight-mode", "qat", "--weight-bits", "2", "--state-mode", "squat",
+      "--state-bits", "8", "--frac-bits", "0"], "more fractional bit"),
     (["--out", __file__], "exists and is not a directory"),
 ])
 def test_cli_bad_flags_exit_2_naming_the_flag(flags, message, tmp_path, capsys):

@@ -243,6 +243,7 @@ def fit(cfg: TrainConfig, data: Dataset, checkpoint=None, resume: bool = False,
     model.init_params(rng, cfg.init_scale)
     opt = Adam()
     scale, bits = input_format(cfg, data)
+    deploy(model, cfg, scale, bits)  # fail fast if this config cannot be exported at all
     if resume:
         st = load_checkpoint(checkpoint, cfg, model, opt, rng)
         progress.line(f"resumed from {checkpoint} after epoch {st.epoch}")
