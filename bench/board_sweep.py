@@ -82,7 +82,8 @@ def sweep(args) -> None:
         try:
             rep = synthesize(net, args.board, out, lanes=p, clock_mhz=args.clock,
                              toolchain=args.toolchain, seed=args.seed,
-                             model_info={"spec": args.model})
+                             model_info={"spec": args.model},
+                             pipelined=True if args.pipelined else None)
         except BuildError as exc:
             print(f"| {args.board} | {args.model} | {p} | build failed: "
                   f"{str(exc).splitlines()[0]} |", flush=True)
@@ -135,6 +136,7 @@ def main() -> None:
     ap.add_argument("--lanes", default="1,2,4,8")
     ap.add_argument("--clock", type=float, default=None)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--pipelined", action="store_true", help="pipelined state quantizer")
     ap.add_argument("--toolchain", default="yowasp")
     ap.add_argument("--build-root", default="build/sweep")
     ap.add_argument("--out", default="bench/results/sweep.json")

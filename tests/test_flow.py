@@ -62,7 +62,8 @@ def test_flow_unknown_board(tmp_path, capsys):
 @pytest.mark.slow
 def test_flow_with_synth_icebreaker(tmp_path, capsys):
     out = tmp_path / "flow"
-    code = main(["flow", "--out", str(out), "--sim", "amaranth", "--clock", "16", *TINY])
+    code = main(["flow", "--out", str(out), "--sim", "amaranth", "--clock", "16", *TINY,
+                 "--lanes", "1"])
     s = json.loads((out / "summary.json").read_text())
     assert s["synth"] is not None, s.get("synth_error")
     assert (out / "build-icebreaker" / "top.bin").is_file()

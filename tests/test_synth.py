@@ -92,6 +92,15 @@ def test_overuse_message():
                              get_board("icebreaker")) is None
 
 
+def test_log_overuse_explains_failed_placement():
+    log = ("Info: Device utilisation:\n"
+           "Info: \t         ICESTORM_LC:    5614/   5280   106%\n"
+           "Info: \t        ICESTORM_RAM:       2/     30     6%\n"
+           "ERROR: Failed to expand region (0, 0) |_> (25, 31) of 5613 ICESTORM_LCs\n")
+    assert B.log_overuse(log) == [("ICESTORM_LC", 5614, 5280)]
+    assert B.log_overuse("Info: ICESTORM_LC: 10/ 5280 0%") == []
+
+
 def test_parse_reports_by_hand():
     nextpnr = {"utilization": {"ICESTORM_LC": {"used": 100, "available": 5280},
                                "ICESTORM_RAM": {"used": 3, "available": 30},

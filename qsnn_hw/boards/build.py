@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -121,6 +122,19 @@ def _stat_usage(stat: dict, family: str) -> dict:
             "dsp": count(lambda t: t in ("MULT18X18D", "ALU54B"))}
 
 
+_UTIL_LINE = re.compile(r"Info:\s+([A-Z0-9_]+):\s+(\d+)/\s*(\d+)\s+\d+%")
+
+
+def log_overuse(log_text: str) -> list[tuple[str, int, int]]:
+    """Over-used cell types from nextpnr's "Device utilisation" lines (only used to
+    explain a failed placement, when no JSON report was written)."""
+    over = {}
+    for cell, used, avail in _UTIL_LINE.findall(log_text):
+        if int(used) > int(avail):
+            over[cell] = (cell, int(used), int(avail))
+    return list(over.values())
+
+
 def overuse_message(stat: dict, board: Board) -> str | None:
     """What the synthesized netlist needs beyond the device, or None."""
     use = _stat_usage(stat, board.family)
@@ -208,14 +222,15 @@ def _tail(path: Path, n: int = 15) -> str:
 
 def synthesize(net: IntNetwork, board_name: str, out_dir, *, lanes=1, clock_mhz=None,
                toolchain: str = "yowasp", baud: int = DEFAULT_BAUD, count_bits: int = 16,
-               seed: int = 1, model_info: dict | None = None, log=None) -> dict:
+               seed: int = 1, model_info: dict | None = None, log=None,
+               pipelined: bool | None = None) -> dict:
     """Build a bitstream of ``net`` for ``board_name`` into ``out_dir`` and return the
     report (also written as ``report.json`` and ``report.md``). ``out_dir`` is replaced
     only by a complete build; a failed one is left in ``<out_dir>.failed`` for its logs."""
     board = get_board(board_name)
     tools = resolve_tools(board.family, toolchain)
     top = BoardTop(net, board, lanes=lanes, clock_mhz=clock_mhz, baud=baud,
-                   count_bits=count_bits)
+                   count_bits=count_bits, pipelined=pipelined)
     fit = check_weights_fit(net, top.bridge.core.lanes, board)
     out = Path(out_dir).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -248,6 +263,14 @@ def synthesize(net: IntNetwork, board_name: str, out_dir, *, lanes=1, clock_mhz=
             with contextlib.suppress(ValueError):
                 msg = overuse_message(json.loads(stat_path.read_text()), board)
         detail = _tail(failed / "build.log") or _tail(failed / "top.tim")
+        if msg is None:
+            over = log_overuse(_tail(failed / "top.tim", 400) + _tail(failed / "build.log", 400))
+            if over:
+                msg = (f"the design does not fit {board.name}: " + "; ".join(
+                    f"{c} {u:,} of {a:,} ({100 * (u / a - 1):.0f} % over)" for c, u, a in over)
+                    + ". Use fewer --lanes (each lane adds a LIF datapath, a quantizer with "
+                    "2**state_bits - 1 comparators and a level table), fewer state bits, "
+                    "or a bigger device (ulx3s-85f).")
         if msg:
             raise DesignTooLarge(f"{msg} (logs in {failed})")
         raise BuildError(f"build failed (exit {proc.returncode}); logs in {failed}:\n{detail}")
@@ -266,6 +289,8 @@ def synthesize(net: IntNetwork, board_name: str, out_dir, *, lanes=1, clock_mhz=
                   "actual_mhz": top.actual_mhz, "pll": top.pll_info()},
         "uart": {"baud": baud, "divisor": top.divisor, "baud_error": top.baud_error},
         "count_bits": count_bits,
+        "quantizer": {"pipelined": pipelined,
+                      "latency": [g.latency for g in top.bridge.core.geometry]},
         "weights": fit,
         "resources": resources, "fmax": fmax, "timing_pass": ok,
         "toolchain": toolchain, "seed": int(seed), "seconds": round(seconds, 1),

@@ -22,10 +22,14 @@ class BoardTop(Elaboratable):
     clock_mhz : requested core clock (MHz); the board clock itself when equal, else a PLL
         output (:attr:`actual_mhz` is what the PLL achieves).
     baud : UART bit rate; the divisor is ``round(actual clock / baud)``.
+    pipelined : state quantizer implementation, as NetworkTop (None: automatic, i.e.
+        comparators up to 4 code bits; True: the pipelined search, shorter paths, n more
+        cycles per timestep).
     """
 
     def __init__(self, net: IntNetwork, board: Board, *, lanes=1, clock_mhz=None,
-                 baud: int = DEFAULT_BAUD, count_bits: int = 16):
+                 baud: int = DEFAULT_BAUD, count_bits: int = 16,
+                 pipelined: bool | None = None):
         self.board = board
         self.clock_mhz = float(board.default_mhz if clock_mhz is None else clock_mhz)
         if not self.clock_mhz > 0:
@@ -43,7 +47,7 @@ class BoardTop(Elaboratable):
             raise ValueError(f"baud {baud} is too fast for a {self.actual_mhz:g} MHz clock "
                              f"(needs >= 4 clocks per bit)")
         self.bridge = UartBridge(net, divisor=self.divisor, lanes=lanes,
-                                 count_bits=count_bits)
+                                 count_bits=count_bits, pipelined=pipelined)
 
     @property
     def baud_error(self) -> float:

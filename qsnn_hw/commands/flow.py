@@ -95,10 +95,13 @@ def summary_rows(s: dict) -> list[tuple[str, str]]:
             ("float accuracy (test)", pct(t["float_accuracy"])),
             ("quantized accuracy (trainer's integer path)", pct(t["quantized_accuracy"])),
             ("golden-model accuracy", pct(t["golden_accuracy"])),
-            (f"RTL accuracy ({v['samples']} samples, {v['via']})", pct(v.get("rtl_accuracy"))),
+            (f"RTL accuracy ({v['samples']} test samples, {v['via']})",
+             f"{pct(v.get('rtl_accuracy'))} (golden on the same samples: "
+             f"{pct(v.get('golden_accuracy'))})"),
             ("bit-exact (RTL vs golden)", "yes" if v["mismatches"] == 0 else
              f"NO ({v['mismatches']} mismatches)"),
-            ("cycles per sample (simulated)", f"{v['cycles_per_sample']:.0f}")]
+            ("cycles per sample (simulated, comparator quantizer)",
+             f"{v['cycles_per_sample']:.0f}")]
     if b:
         mhz = b["clock"]["actual_mhz"]
         fmax = min(f["achieved_mhz"] for f in b["fmax"].values())
@@ -191,7 +194,8 @@ def run(args) -> int:
         try:
             summary["synth"] = run_synth(model, args.board, build_dir, lanes=args.lanes,
                                          clock=args.clock, toolchain=args.toolchain,
-                                         quiet=True)
+                                         quiet=True,
+                                         pipelined=True if args.pipelined_quantizer else None)
             summary["build_dir"] = str(build_dir)
         except UserError as exc:
             summary["synth_error"] = str(exc).splitlines()[0]
@@ -231,5 +235,7 @@ def register(sub) -> None:
     p.add_argument("--clock", type=float_range(1, 500), default=None,
                    help="core clock in MHz (default: the board's default)")
     p.add_argument("--toolchain", choices=("yowasp", "system"), default="yowasp")
+    p.add_argument("--pipelined-quantizer", action="store_true",
+                   help="synthesize with the pipelined state quantizer (higher Fmax)")
     p.add_argument("--no-synth", action="store_true", help="stop after verification")
     p.set_defaults(func=run)

@@ -25,7 +25,7 @@ def board_choices():
 
 
 def run_synth(model: Path, board: str, out, *, lanes="1", clock=None, toolchain="yowasp",
-              baud=115200, count_bits=16, seed=1, quiet=False) -> dict:
+              baud=115200, count_bits=16, seed=1, quiet=False, pipelined=None) -> dict:
     from ..boards.boards import get_board
     from ..boards.build import BuildError, synthesize
     model = Path(model)
@@ -44,7 +44,8 @@ def run_synth(model: Path, board: str, out, *, lanes="1", clock=None, toolchain=
     try:
         return synthesize(art.network, board, out, lanes=lanes, clock_mhz=clock,
                           toolchain=toolchain, baud=baud, count_bits=count_bits, seed=seed,
-                          model_info=info, log=None if quiet else print)
+                          model_info=info, log=None if quiet else print,
+                          pipelined=pipelined)
     except BuildError as exc:
         raise UserError(str(exc)) from None
 
@@ -53,7 +54,7 @@ def run(args) -> int:
     out = args.out or f"build/{args.board}"
     report = run_synth(args.model, args.board, out, lanes=args.lanes, clock=args.clock,
                        toolchain=args.toolchain, baud=args.baud, count_bits=args.count_bits,
-                       seed=args.seed)
+                       seed=args.seed, pipelined=True if args.pipelined_quantizer else None)
     print((Path(out) / "report.md").read_text())
     print(f"wrote {out}/{report['bitstream']}, {out}/report.json, {out}/report.md")
     if not report["timing_pass"]:
@@ -84,4 +85,7 @@ def register(sub) -> None:
                    help="width of the output spike counters (default 16)")
     p.add_argument("--seed", type=int_range(0, 2**31 - 1), default=1,
                    help="nextpnr placement seed (default 1)")
+    p.add_argument("--pipelined-quantizer", action="store_true",
+                   help="use the pipelined state quantizer (one comparison per stage: "
+                        "higher Fmax, state_bits more cycles per timestep)")
     p.set_defaults(func=run)
