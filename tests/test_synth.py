@@ -172,3 +172,14 @@ def test_small_build_meets_timing(tmp_path, board, clock):
     assert rep["timing_pass"], rep["fmax"]
     assert any(f["constraint_mhz"] == pytest.approx(rep["clock"]["actual_mhz"], rel=1e-3)
                for f in rep["fmax"].values())
+
+
+def test_default_count_bits_never_saturate():
+    from qsnn_hw.artifact import Artifact
+    from qsnn_hw.commands.synth import default_count_bits
+    net = _small_net()
+    for steps in (1, 15, 16, 31, 32, 100):
+        bits = default_count_bits(Artifact(net, config={"timesteps": steps}))
+        # at most one spike per timestep: the count reaches T, which must fit
+        assert (1 << bits) - 1 >= steps and (1 << (bits - 1)) - 1 < steps
+    assert default_count_bits(Artifact(net)) == 16

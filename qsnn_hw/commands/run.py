@@ -47,9 +47,12 @@ class BoardLink:
         if ident["model_id"] != want:
             raise UserError(f"the board runs model id {ident['model_id']:08x}, this artifact is "
                             f"{want:08x}: build and program it with `qsnn-hw synth`")
-        if ident["count_bytes"] != self.framing.count_bytes:
-            raise UserError(f"the board's counters are {8 * ident['count_bytes']}-bit wide "
-                            f"(byte-rounded); pass the --count-bits used for synth")
+        if ident["n_out"] != self.net.n_out or ident["beat_bytes"] != self.framing.beat_bytes:
+            raise UserError(f"the board's framing {ident} does not match this model")
+        # counters are sent as whole bytes: the board says how many
+        self.framing = P.Framing(self.framing.beat_bits, self.framing.eot_bit,
+                                 self.framing.last_bit, self.framing.n_out,
+                                 8 * ident["count_bytes"])
         return ident
 
     def infer(self, xs: np.ndarray):
@@ -130,7 +133,7 @@ def run(args) -> int:
         raise UserError(f"cannot open {args.port}: {exc}") from None
     with port:
         port.reset_input_buffer()
-        link = BoardLink(port, art.network, args.count_bits)
+        link = BoardLink(port, art.network)
         link.identify()
         print(f"{board.name} on {args.port}: running {x.shape[0]} samples ({what})")
         result = run_samples(link, x, labels, clock)
@@ -154,7 +157,6 @@ def register(sub) -> None:
                         "board's default)")
     p.add_argument("--clock", type=float_range(1, 500), default=None,
                    help="core clock in MHz, to convert cycles to microseconds")
-    p.add_argument("--count-bits", type=int_range(1, 32), default=16)
     p.add_argument("--timeout", type=float_range(0, 600, lo_open=True), default=5.0,
                    help="seconds to wait for a reply")
     p.set_defaults(func=run)

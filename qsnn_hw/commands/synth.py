@@ -24,8 +24,16 @@ def board_choices():
     return list(BOARDS)
 
 
+def default_count_bits(art) -> int:
+    """Counter width that can never saturate: a neuron spikes at most once per timestep,
+    so T timesteps need ``T.bit_length()`` bits (16 when T is unknown). Narrow counters
+    shorten the argmax scan's compare path (an Fmax limiter on the iCE40)."""
+    steps = (art.config or {}).get("timesteps")
+    return max(1, int(steps).bit_length()) if isinstance(steps, int) and steps > 0 else 16
+
+
 def run_synth(model: Path, board: str, out, *, lanes="1", clock=None, toolchain="yowasp",
-              baud=115200, count_bits=16, seed=1, quiet=False, pipelined=None) -> dict:
+              baud=115200, count_bits=None, seed=1, quiet=False, pipelined=None) -> dict:
     from ..boards.boards import get_board
     from ..boards.build import BuildError, synthesize
     model = Path(model)
@@ -40,6 +48,8 @@ def run_synth(model: Path, board: str, out, *, lanes="1", clock=None, toolchain=
     if isinstance(lanes, list) and len(lanes) != len(art.network.layers):
         raise UserError(f"--lanes lists {len(lanes)} values but the model has "
                         f"{len(art.network.layers)} layers")
+    if count_bits is None:
+        count_bits = default_count_bits(art)
     info = {"file": model.name, "sha256": hashlib.sha256(model.read_bytes()).hexdigest()}
     try:
         return synthesize(art.network, board, out, lanes=lanes, clock_mhz=clock,
@@ -81,8 +91,9 @@ def register(sub) -> None:
                         "nextpnr-*, icepack/ecppack on PATH")
     p.add_argument("--baud", type=int_range(1200, 3_000_000), default=115200,
                    help="UART bit rate (default 115200)")
-    p.add_argument("--count-bits", type=int_range(1, 32), default=16,
-                   help="width of the output spike counters (default 16)")
+    p.add_argument("--count-bits", type=int_range(1, 32), default=None,
+                   help="width of the output spike counters (default: enough for the "
+                        "model's timesteps, so they never saturate; 16 if unknown)")
     p.add_argument("--seed", type=int_range(0, 2**31 - 1), default=1,
                    help="nextpnr placement seed (default 1)")
     p.add_argument("--pipelined-quantizer", action="store_true",
