@@ -118,20 +118,20 @@ module qsnn_ref(events__valid, results__ready, start, clk, rst, events__ready, r
   output error;
   wire error;
   wire \error$37 ;
-  input [7:0] events__payload;
-  wire [7:0] events__payload;
-  wire [8:0] \events__payload$12 ;
+  input [5:0] events__payload;
+  wire [5:0] events__payload;
+  wire [20:0] \events__payload$12 ;
   wire \events__payload$12.eot ;
   wire [2:0] \events__payload$12.group ;
   wire \events__payload$12.last ;
-  wire [3:0] \events__payload$12.mask ;
-  wire [7:0] \events__payload$20 ;
-  wire [5:0] \events__payload$20.addr ;
+  wire [15:0] \events__payload$12.mask ;
+  wire [5:0] \events__payload$20 ;
   wire \events__payload$20.eot ;
   wire \events__payload$20.last ;
-  wire [5:0] \events__payload.addr ;
+  wire [3:0] \events__payload$20.value ;
   wire \events__payload.eot ;
   wire \events__payload.last ;
+  wire [3:0] \events__payload.value ;
   output events__ready;
   wire events__ready;
   wire \events__ready$15 ;
@@ -163,16 +163,16 @@ module qsnn_ref(events__valid, results__ready, start, clk, rst, events__ready, r
   wire rst;
   (* init = 1'h0 *)
   wire rvalid;
-  wire [8:0] spikes__payload;
-  wire [7:0] \spikes__payload$39 ;
+  wire [20:0] spikes__payload;
+  wire [12:0] \spikes__payload$39 ;
   wire \spikes__payload$39.eot ;
-  wire [1:0] \spikes__payload$39.group ;
+  wire \spikes__payload$39.group ;
   wire \spikes__payload$39.last ;
-  wire [3:0] \spikes__payload$39.mask ;
+  wire [9:0] \spikes__payload$39.mask ;
   wire \spikes__payload.eot ;
   wire [2:0] \spikes__payload.group ;
   wire \spikes__payload.last ;
-  wire [3:0] \spikes__payload.mask ;
+  wire [15:0] \spikes__payload.mask ;
   wire spikes__ready;
   wire \spikes__ready$24 ;
   wire spikes__valid;
@@ -185,62 +185,62 @@ module qsnn_ref(events__valid, results__ready, start, clk, rst, events__ready, r
   assign events__ready = \events__ready$23  & \$6 ;
   assign \$7  = results__valid & results__ready;
   assign \$8  = events__valid & events__ready;
-  assign \$9  = \$8  & events__payload[6];
-  assign \$10  = \$9  & events__payload[7];
-  assign \$11  = ~ \spikes__payload$39 [6];
+  assign \$9  = \$8  & events__payload[4];
+  assign \$10  = \$9  & events__payload[5];
+  assign \$11  = ~ \spikes__payload$39 [11];
   assign \$12  = \spikes__valid$38  & \$11 ;
-  assign \$13  = ! \spikes__payload$39 [1:0];
-  assign \$14  = \$13  & \spikes__payload$39 [2];
+  assign \$13  = ! \spikes__payload$39 [0];
+  assign \$14  = \$13  & \spikes__payload$39 [1];
   assign \$15  = count0 != 16'hffff;
   assign \$16  = \$14  & \$15 ;
   assign \$17  = count0 + 1'h1;
-  assign \$18  = ! \spikes__payload$39 [1:0];
-  assign \$19  = \$18  & \spikes__payload$39 [3];
+  assign \$18  = ! \spikes__payload$39 [0];
+  assign \$19  = \$18  & \spikes__payload$39 [2];
   assign \$20  = count1 != 16'hffff;
   assign \$21  = \$19  & \$20 ;
   assign \$22  = count1 + 1'h1;
-  assign \$23  = ! \spikes__payload$39 [1:0];
-  assign \$24  = \$23  & \spikes__payload$39 [4];
+  assign \$23  = ! \spikes__payload$39 [0];
+  assign \$24  = \$23  & \spikes__payload$39 [3];
   assign \$25  = count2 != 16'hffff;
   assign \$26  = \$24  & \$25 ;
   assign \$27  = count2 + 1'h1;
-  assign \$28  = ! \spikes__payload$39 [1:0];
-  assign \$29  = \$28  & \spikes__payload$39 [5];
+  assign \$28  = ! \spikes__payload$39 [0];
+  assign \$29  = \$28  & \spikes__payload$39 [4];
   assign \$30  = count3 != 16'hffff;
   assign \$31  = \$29  & \$30 ;
   assign \$32  = count3 + 1'h1;
-  assign \$33  = \spikes__payload$39 [1:0] == 1'h1;
-  assign \$34  = \$33  & \spikes__payload$39 [2];
+  assign \$33  = ! \spikes__payload$39 [0];
+  assign \$34  = \$33  & \spikes__payload$39 [5];
   assign \$35  = count4 != 16'hffff;
   assign \$36  = \$34  & \$35 ;
   assign \$37  = count4 + 1'h1;
-  assign \$38  = \spikes__payload$39 [1:0] == 1'h1;
-  assign \$39  = \$38  & \spikes__payload$39 [3];
+  assign \$38  = ! \spikes__payload$39 [0];
+  assign \$39  = \$38  & \spikes__payload$39 [6];
   assign \$40  = count5 != 16'hffff;
   assign \$41  = \$39  & \$40 ;
   assign \$42  = count5 + 1'h1;
-  assign \$43  = \spikes__payload$39 [1:0] == 1'h1;
-  assign \$44  = \$43  & \spikes__payload$39 [4];
+  assign \$43  = ! \spikes__payload$39 [0];
+  assign \$44  = \$43  & \spikes__payload$39 [7];
   assign \$45  = count6 != 16'hffff;
   assign \$46  = \$44  & \$45 ;
   assign \$47  = count6 + 1'h1;
-  assign \$48  = \spikes__payload$39 [1:0] == 1'h1;
-  assign \$49  = \$48  & \spikes__payload$39 [5];
+  assign \$48  = ! \spikes__payload$39 [0];
+  assign \$49  = \$48  & \spikes__payload$39 [8];
   assign \$50  = count7 != 16'hffff;
   assign \$51  = \$49  & \$50 ;
   assign \$52  = count7 + 1'h1;
-  assign \$53  = \spikes__payload$39 [1:0] == 2'h2;
-  assign \$54  = \$53  & \spikes__payload$39 [2];
+  assign \$53  = ! \spikes__payload$39 [0];
+  assign \$54  = \$53  & \spikes__payload$39 [9];
   assign \$55  = count8 != 16'hffff;
   assign \$56  = \$54  & \$55 ;
   assign \$57  = count8 + 1'h1;
-  assign \$58  = \spikes__payload$39 [1:0] == 2'h2;
-  assign \$59  = \$58  & \spikes__payload$39 [3];
+  assign \$58  = ! \spikes__payload$39 [0];
+  assign \$59  = \$58  & \spikes__payload$39 [10];
   assign \$60  = count9 != 16'hffff;
   assign \$61  = \$59  & \$60 ;
   assign \$62  = count9 + 1'h1;
-  assign \$63  = \spikes__valid$38  & \spikes__payload$39 [6];
-  assign \$64  = \$63  & \spikes__payload$39 [7];
+  assign \$63  = \spikes__valid$38  & \spikes__payload$39 [11];
+  assign \$64  = \$63  & \spikes__payload$39 [12];
   assign \$65  = ! idx;
   assign \$67  = \$66  > best_cnt;
   assign \$68  = \$65  | \$67 ;
@@ -622,9 +622,9 @@ module qsnn_ref(events__valid, results__ready, start, clk, rst, events__ready, r
   assign \spikes__ready$24  = 1'h1;
   assign rvalid = results__valid;
   assign \error$37  = error;
-  assign \events__payload.addr  = events__payload[5:0];
-  assign \events__payload.eot  = events__payload[6];
-  assign \events__payload.last  = events__payload[7];
+  assign \events__payload.value  = events__payload[3:0];
+  assign \events__payload.eot  = events__payload[4];
+  assign \events__payload.last  = events__payload[5];
   assign \results__payload.prediction  = results__payload[3:0];
   assign \results__payload.counts  = results__payload[163:4];
   assign \results__payload.counts[0]  = results__payload[19:4];
@@ -638,20 +638,20 @@ module qsnn_ref(events__valid, results__ready, start, clk, rst, events__ready, r
   assign \results__payload.counts[8]  = results__payload[147:132];
   assign \results__payload.counts[9]  = results__payload[163:148];
   assign \events__payload$12.group  = \events__payload$12 [2:0];
-  assign \events__payload$12.mask  = \events__payload$12 [6:3];
-  assign \events__payload$12.eot  = \events__payload$12 [7];
-  assign \events__payload$12.last  = \events__payload$12 [8];
+  assign \events__payload$12.mask  = \events__payload$12 [18:3];
+  assign \events__payload$12.eot  = \events__payload$12 [19];
+  assign \events__payload$12.last  = \events__payload$12 [20];
   assign \spikes__payload.group  = \events__payload$12 [2:0];
-  assign \spikes__payload.mask  = \events__payload$12 [6:3];
-  assign \spikes__payload.eot  = \events__payload$12 [7];
-  assign \spikes__payload.last  = \events__payload$12 [8];
-  assign \events__payload$20.addr  = events__payload[5:0];
-  assign \events__payload$20.eot  = events__payload[6];
-  assign \events__payload$20.last  = events__payload[7];
-  assign \spikes__payload$39.group  = \spikes__payload$39 [1:0];
-  assign \spikes__payload$39.mask  = \spikes__payload$39 [5:2];
-  assign \spikes__payload$39.eot  = \spikes__payload$39 [6];
-  assign \spikes__payload$39.last  = \spikes__payload$39 [7];
+  assign \spikes__payload.mask  = \events__payload$12 [18:3];
+  assign \spikes__payload.eot  = \events__payload$12 [19];
+  assign \spikes__payload.last  = \events__payload$12 [20];
+  assign \events__payload$20.value  = events__payload[3:0];
+  assign \events__payload$20.eot  = events__payload[4];
+  assign \events__payload$20.last  = events__payload[5];
+  assign \spikes__payload$39.group  = \spikes__payload$39 [0];
+  assign \spikes__payload$39.mask  = \spikes__payload$39 [10:1];
+  assign \spikes__payload$39.eot  = \spikes__payload$39 [11];
+  assign \spikes__payload$39.last  = \spikes__payload$39 [12];
   assign results__payload[163:148] = count9;
   assign results__payload[147:132] = count8;
   assign results__payload[131:116] = count7;
@@ -670,6 +670,8 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$10 ;
+  reg [2:0] \$100 ;
+  reg \$101 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
@@ -683,112 +685,206 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   wire \$20 ;
   wire \$21 ;
   wire \$22 ;
-  wire [9:0] \$23 ;
+  wire \$23 ;
   wire \$24 ;
   wire \$25 ;
-  wire [3:0] \$26 ;
-  wire [3:0] \$27 ;
+  wire \$26 ;
+  wire [9:0] \$27 ;
   wire \$28 ;
   wire \$29 ;
   wire \$3 ;
-  wire [8:0] \$30 ;
-  wire [8:0] \$31 ;
-  wire [8:0] \$32 ;
-  wire [8:0] \$33 ;
-  wire [3:0] \$34 ;
-  wire \$35 ;
-  wire \$36 ;
-  wire \$37 ;
-  wire [9:0] \$38 ;
-  wire \$39 ;
+  wire [15:0] \$30 ;
+  wire [15:0] \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire [7:0] \$34 ;
+  wire [13:0] \$35 ;
+  wire [7:0] \$36 ;
+  wire [13:0] \$37 ;
+  wire [7:0] \$38 ;
+  wire [13:0] \$39 ;
   wire \$4 ;
-  wire [3:0] \$40 ;
-  wire \$41 ;
-  wire \$42 ;
-  wire \$43 ;
-  wire \$44 ;
-  wire [3:0] \$45 ;
-  wire \$46 ;
-  reg [2:0] \$47 ;
-  reg \$48 ;
-  reg [8:0] \$49 ;
+  wire [7:0] \$40 ;
+  wire [13:0] \$41 ;
+  wire [7:0] \$42 ;
+  wire [13:0] \$43 ;
+  wire [7:0] \$44 ;
+  wire [13:0] \$45 ;
+  wire [7:0] \$46 ;
+  wire [13:0] \$47 ;
+  wire [7:0] \$48 ;
+  wire [13:0] \$49 ;
   wire \$5 ;
-  reg \$50 ;
-  reg \$51 ;
-  reg [2:0] \$52 ;
-  reg \$53 ;
-  reg [1:0] \$54 ;
-  reg \$55 ;
-  reg [2:0] \$56 ;
-  reg \$57 ;
-  reg \$58 ;
-  reg [2:0] \$59 ;
+  wire [7:0] \$50 ;
+  wire [13:0] \$51 ;
+  wire [7:0] \$52 ;
+  wire [13:0] \$53 ;
+  wire [7:0] \$54 ;
+  wire [13:0] \$55 ;
+  wire [7:0] \$56 ;
+  wire [13:0] \$57 ;
+  wire [7:0] \$58 ;
+  wire [13:0] \$59 ;
   wire \$6 ;
-  reg \$60 ;
-  reg [2:0] \$61 ;
-  reg \$62 ;
-  reg [2:0] \$63 ;
-  reg \$64 ;
-  reg [2:0] \$65 ;
-  reg \$66 ;
+  wire [7:0] \$60 ;
+  wire [13:0] \$61 ;
+  wire [7:0] \$62 ;
+  wire [13:0] \$63 ;
+  wire [7:0] \$64 ;
+  wire [13:0] \$65 ;
+  wire [7:0] \$66 ;
+  wire [7:0] \$67 ;
+  wire [3:0] \$68 ;
+  wire \$69 ;
   wire \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire [9:0] \$72 ;
+  wire \$73 ;
+  wire [3:0] \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire [3:0] \$79 ;
   wire \$8 ;
+  wire \$80 ;
+  reg [6:0] \$81 ;
+  reg [2:0] \$82 ;
+  reg \$83 ;
+  reg [8:0] \$84 ;
+  reg [3:0] \$85 ;
+  reg \$86 ;
+  reg [2:0] \$87 ;
+  reg [3:0] \$88 ;
+  reg [1:0] \$89 ;
   wire \$9 ;
+  reg \$90 ;
+  reg [2:0] \$91 ;
+  reg \$92 ;
+  reg \$93 ;
+  reg [2:0] \$94 ;
+  reg \$95 ;
+  reg [2:0] \$96 ;
+  reg \$97 ;
+  reg [2:0] \$98 ;
+  reg \$99 ;
   wire \$signal ;
+  reg \$signal$114  = 1'h0;
+  reg \$signal$115  = 1'h0;
+  reg \$signal$134  = 1'h0;
   (* init = 3'h0 *)
-  wire [2:0] \$signal$17 ;
-  wire \$signal$3 ;
-  reg \$signal$53  = 1'h0;
-  reg \$signal$54  = 1'h0;
-  reg \$signal$72  = 1'h0;
-  wire [7:0] acc;
-  wire [7:0] \acc$26 ;
-  wire [7:0] \acc$29 ;
-  wire [7:0] \acc$32 ;
+  wire [2:0] \$signal$18 ;
+  wire \$signal$4 ;
+  wire [12:0] acc;
+  wire [12:0] \acc$27 ;
+  wire [12:0] \acc$30 ;
+  wire [12:0] \acc$33 ;
+  wire [12:0] \acc$36 ;
+  wire [12:0] \acc$39 ;
+  wire [12:0] \acc$42 ;
+  wire [12:0] \acc$45 ;
+  wire [12:0] \acc$48 ;
+  wire [12:0] \acc$51 ;
+  wire [12:0] \acc$54 ;
+  wire [12:0] \acc$57 ;
+  wire [12:0] \acc$60 ;
+  wire [12:0] \acc$63 ;
+  wire [12:0] \acc$66 ;
+  wire [12:0] \acc$69 ;
   wire [8:0] addr;
   reg [8:0] base = 9'h000;
   reg busy = 1'h0;
   reg [2:0] cg = 3'h0;
   input clk;
   wire clk;
-  reg cur_x = 1'h0;
-  wire [15:0] data;
+  reg [3:0] cur_x = 4'h0;
+  wire [63:0] data;
   wire [3:0] \data[0] ;
+  wire [3:0] \data[10] ;
+  wire [3:0] \data[11] ;
+  wire [3:0] \data[12] ;
+  wire [3:0] \data[13] ;
+  wire [3:0] \data[14] ;
+  wire [3:0] \data[15] ;
   wire [3:0] \data[1] ;
   wire [3:0] \data[2] ;
   wire [3:0] \data[3] ;
+  wire [3:0] \data[4] ;
+  wire [3:0] \data[5] ;
+  wire [3:0] \data[6] ;
+  wire [3:0] \data[7] ;
+  wire [3:0] \data[8] ;
+  wire [3:0] \data[9] ;
   output error;
   reg error = 1'h0;
   wire error_set;
   wire ev_last;
   wire [5:0] ev_m;
   wire ev_take;
-  wire ev_x;
-  input [7:0] events__payload;
-  wire [7:0] events__payload;
-  wire [5:0] \events__payload.addr ;
+  wire [3:0] ev_x;
+  input [5:0] events__payload;
+  wire [5:0] events__payload;
   wire \events__payload.eot ;
   wire \events__payload.last ;
+  wire [3:0] \events__payload.value ;
   output events__ready;
   wire events__ready;
   input events__valid;
   wire events__valid;
   reg fresh = 1'h1;
   (* init = 1'h1 *)
-  wire \fresh$24 ;
+  wire \fresh$25 ;
   (* init = 1'h1 *)
-  wire \fresh$27 ;
+  wire \fresh$28 ;
   (* init = 1'h1 *)
-  wire \fresh$30 ;
+  wire \fresh$31 ;
   (* init = 1'h1 *)
-  wire \fresh$33 ;
+  wire \fresh$34 ;
+  (* init = 1'h1 *)
+  wire \fresh$37 ;
+  (* init = 1'h1 *)
+  wire \fresh$40 ;
+  (* init = 1'h1 *)
+  wire \fresh$43 ;
+  (* init = 1'h1 *)
+  wire \fresh$46 ;
+  (* init = 1'h1 *)
+  wire \fresh$49 ;
+  (* init = 1'h1 *)
+  wire \fresh$52 ;
+  (* init = 1'h1 *)
+  wire \fresh$55 ;
+  (* init = 1'h1 *)
+  wire \fresh$58 ;
+  (* init = 1'h1 *)
+  wire \fresh$61 ;
+  (* init = 1'h1 *)
+  wire \fresh$64 ;
+  (* init = 1'h1 *)
+  wire \fresh$67 ;
+  (* init = 1'h1 *)
+  wire \fresh$70 ;
   reg [2:0] g = 3'h0;
+  reg [6:0] idx = 7'h00;
   reg last_flag = 1'h0;
   wire [4:0] level;
   wire [3:0] new_state;
-  wire [3:0] \new_state$45 ;
-  wire [3:0] \new_state$46 ;
-  wire [3:0] \new_state$47 ;
+  wire [3:0] \new_state$100 ;
+  wire [3:0] \new_state$101 ;
+  wire [3:0] \new_state$102 ;
+  wire [3:0] \new_state$103 ;
+  wire [3:0] \new_state$104 ;
+  wire [3:0] \new_state$105 ;
+  wire [3:0] \new_state$106 ;
+  wire [3:0] \new_state$107 ;
+  wire [3:0] \new_state$108 ;
+  wire [3:0] \new_state$94 ;
+  wire [3:0] \new_state$95 ;
+  wire [3:0] \new_state$96 ;
+  wire [3:0] \new_state$97 ;
+  wire [3:0] \new_state$98 ;
+  wire [3:0] \new_state$99 ;
   (* enum_base_type = "Phase" *)
   (* enum_value_00 = "CLEAR" *)
   (* enum_value_01 = "ACC" *)
@@ -796,45 +892,93 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   (* enum_value_11 = "END" *)
   reg [1:0] phase = 2'h0;
   reg [2:0] r_addr = 3'h0;
-  wire [2:0] \r_addr$18 ;
-  wire [15:0] r_data;
-  wire [31:0] \r_data$22 ;
-  wire [7:0] \r_data$22[0] ;
-  wire [7:0] \r_data$22[1] ;
-  wire [7:0] \r_data$22[2] ;
-  wire [7:0] \r_data$22[3] ;
-  wire [8:0] \r_data$65 ;
+  wire [2:0] \r_addr$19 ;
+  wire [63:0] r_data;
+  wire [20:0] \r_data$127 ;
+  wire [207:0] \r_data$23 ;
+  wire [12:0] \r_data$23[0] ;
+  wire [12:0] \r_data$23[10] ;
+  wire [12:0] \r_data$23[11] ;
+  wire [12:0] \r_data$23[12] ;
+  wire [12:0] \r_data$23[13] ;
+  wire [12:0] \r_data$23[14] ;
+  wire [12:0] \r_data$23[15] ;
+  wire [12:0] \r_data$23[1] ;
+  wire [12:0] \r_data$23[2] ;
+  wire [12:0] \r_data$23[3] ;
+  wire [12:0] \r_data$23[4] ;
+  wire [12:0] \r_data$23[5] ;
+  wire [12:0] \r_data$23[6] ;
+  wire [12:0] \r_data$23[7] ;
+  wire [12:0] \r_data$23[8] ;
+  wire [12:0] \r_data$23[9] ;
   wire [3:0] \r_data[0] ;
+  wire [3:0] \r_data[10] ;
+  wire [3:0] \r_data[11] ;
+  wire [3:0] \r_data[12] ;
+  wire [3:0] \r_data[13] ;
+  wire [3:0] \r_data[14] ;
+  wire [3:0] \r_data[15] ;
   wire [3:0] \r_data[1] ;
   wire [3:0] \r_data[2] ;
   wire [3:0] \r_data[3] ;
+  wire [3:0] \r_data[4] ;
+  wire [3:0] \r_data[5] ;
+  wire [3:0] \r_data[6] ;
+  wire [3:0] \r_data[7] ;
+  wire [3:0] \r_data[8] ;
+  wire [3:0] \r_data[9] ;
   input r_en;
   wire r_en;
   wire r_rdy;
   input rst;
   wire rst;
   reg [2:0] s1_g = 3'h0;
-  reg s1_x = 1'h0;
+  reg [3:0] s1_x = 4'h0;
   wire spike;
-  wire \spike$36 ;
-  wire \spike$37 ;
-  wire \spike$38 ;
-  wire [3:0] spikes;
-  output [8:0] spikes__payload;
-  wire [8:0] spikes__payload;
+  wire \spike$73 ;
+  wire \spike$74 ;
+  wire \spike$75 ;
+  wire \spike$76 ;
+  wire \spike$77 ;
+  wire \spike$78 ;
+  wire \spike$79 ;
+  wire \spike$80 ;
+  wire \spike$81 ;
+  wire \spike$82 ;
+  wire \spike$83 ;
+  wire \spike$84 ;
+  wire \spike$85 ;
+  wire \spike$86 ;
+  wire \spike$87 ;
+  wire [15:0] spikes;
+  output [20:0] spikes__payload;
+  wire [20:0] spikes__payload;
   wire \spikes__payload.eot ;
   wire [2:0] \spikes__payload.group ;
   wire \spikes__payload.last ;
-  wire [3:0] \spikes__payload.mask ;
+  wire [15:0] \spikes__payload.mask ;
   wire spikes__ready;
   output spikes__valid;
   wire spikes__valid;
   input start;
   wire start;
   wire [3:0] state;
-  wire [3:0] \state$25 ;
-  wire [3:0] \state$28 ;
-  wire [3:0] \state$31 ;
+  wire [3:0] \state$26 ;
+  wire [3:0] \state$29 ;
+  wire [3:0] \state$32 ;
+  wire [3:0] \state$35 ;
+  wire [3:0] \state$38 ;
+  wire [3:0] \state$41 ;
+  wire [3:0] \state$44 ;
+  wire [3:0] \state$47 ;
+  wire [3:0] \state$50 ;
+  wire [3:0] \state$53 ;
+  wire [3:0] \state$56 ;
+  wire [3:0] \state$59 ;
+  wire [3:0] \state$62 ;
+  wire [3:0] \state$65 ;
+  wire [3:0] \state$68 ;
   reg step_done;
   reg [2:0] u1_g = 3'h0;
   reg [2:0] upd_g_s2 = 3'h0;
@@ -844,123 +988,183 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   (* init = 1'h0 *)
   wire upd_valid_s3;
   reg [2:0] w_addr = 3'h0;
-  reg [2:0] \w_addr$55 ;
-  wire [15:0] w_data;
-  wire [8:0] \w_data$52 ;
-  reg [31:0] \w_data$59 ;
-  wire [7:0] \w_data$59[0] ;
-  wire [7:0] \w_data$59[1] ;
-  wire [7:0] \w_data$59[2] ;
-  wire [7:0] \w_data$59[3] ;
+  reg [2:0] \w_addr$116 ;
+  wire [63:0] w_data;
+  wire [20:0] \w_data$113 ;
+  reg [207:0] \w_data$120 ;
+  wire [12:0] \w_data$120[0] ;
+  wire [12:0] \w_data$120[10] ;
+  wire [12:0] \w_data$120[11] ;
+  wire [12:0] \w_data$120[12] ;
+  wire [12:0] \w_data$120[13] ;
+  wire [12:0] \w_data$120[14] ;
+  wire [12:0] \w_data$120[15] ;
+  wire [12:0] \w_data$120[1] ;
+  wire [12:0] \w_data$120[2] ;
+  wire [12:0] \w_data$120[3] ;
+  wire [12:0] \w_data$120[4] ;
+  wire [12:0] \w_data$120[5] ;
+  wire [12:0] \w_data$120[6] ;
+  wire [12:0] \w_data$120[7] ;
+  wire [12:0] \w_data$120[8] ;
+  wire [12:0] \w_data$120[9] ;
   wire [3:0] \w_data[0] ;
+  wire [3:0] \w_data[10] ;
+  wire [3:0] \w_data[11] ;
+  wire [3:0] \w_data[12] ;
+  wire [3:0] \w_data[13] ;
+  wire [3:0] \w_data[14] ;
+  wire [3:0] \w_data[15] ;
   wire [3:0] \w_data[1] ;
   wire [3:0] \w_data[2] ;
   wire [3:0] \w_data[3] ;
+  wire [3:0] \w_data[4] ;
+  wire [3:0] \w_data[5] ;
+  wire [3:0] \w_data[6] ;
+  wire [3:0] \w_data[7] ;
+  wire [3:0] \w_data[8] ;
+  wire [3:0] \w_data[9] ;
   reg w_en = 1'h0;
-  reg \w_en$50 ;
-  reg \w_en$57 ;
-  reg [8:0] word;
+  reg \w_en$111 ;
+  reg \w_en$118 ;
+  reg [20:0] word;
   wire \word.eot ;
   wire [2:0] \word.group ;
   wire \word.last ;
-  wire [3:0] \word.mask ;
-  assign \$29  = ! phase;
-  assign \$30  = $signed(\r_data$22 [7:0]) + $signed(data[3:0]);
-  assign \$31  = $signed(\r_data$22 [15:8]) + $signed(data[7:4]);
-  assign \$32  = $signed(\r_data$22 [23:16]) + $signed(data[11:8]);
-  assign \$33  = $signed(\r_data$22 [31:24]) + $signed(data[15:12]);
-  assign \$34  = g + 1'h1;
-  assign \$35  = g == 3'h7;
-  assign \$36  = ~ events__payload[6];
-  assign \$37  = ev_take & \$36 ;
-  assign \$38  = events__payload[5:0] * 4'h8;
-  assign \$39  = ev_take & events__payload[6];
-  assign \$40  = r_addr + 1'h1;
-  assign \$41  = r_addr == 3'h7;
-  assign \$42  = phase == 2'h3;
-  assign \$43  = w_addr == 3'h7;
-  assign \$44  = ! phase;
-  assign \$45  = cg + 1'h1;
-  assign \$46  = cg == 3'h7;
-  always @(posedge clk)
-    g <= \$47 ;
-  always @(posedge clk)
-    busy <= \$48 ;
-  always @(posedge clk)
-    base <= \$49 ;
-  always @(posedge clk)
-    cur_x <= \$50 ;
-  always @(posedge clk)
-    \$signal$53  <= \$51 ;
-  always @(posedge clk)
-    s1_g <= \$52 ;
-  always @(posedge clk)
-    s1_x <= \$53 ;
-  always @(posedge clk)
-    phase <= \$54 ;
-  always @(posedge clk)
-    \$signal$72  <= \$55 ;
-  always @(posedge clk)
-    r_addr <= \$56 ;
-  always @(posedge clk)
-    last_flag <= \$57 ;
-  always @(posedge clk)
-    \$signal$54  <= \$58 ;
-  always @(posedge clk)
-    u1_g <= \$59 ;
-  always @(posedge clk)
-    upd_valid_s2 <= \$60 ;
-  always @(posedge clk)
-    upd_g_s2 <= \$61 ;
-  always @(posedge clk)
-    w_en <= \$62 ;
-  always @(posedge clk)
-    w_addr <= \$63 ;
-  always @(posedge clk)
-    fresh <= \$64 ;
-  always @(posedge clk)
-    cg <= \$65 ;
-  always @(posedge clk)
-    error <= \$66 ;
-  assign \$1  = ~ events__payload[6];
-  assign \$2  = events__payload[5:0] >= 7'h40;
-  assign \$3  = events__payload[7] | \$2 ;
+  wire [15:0] \word.mask ;
+  assign \$1  = ~ events__payload[4];
+  assign \$2  = idx == 7'h40;
+  assign \$3  = events__payload[5] | \$2 ;
   assign \$4  = \$1  & \$3 ;
   assign \$5  = ~ \$4 ;
   assign \$signal  = events__valid & \$5 ;
-  assign \$6  = ~ events__payload[6];
-  assign \$7  = events__payload[5:0] >= 7'h40;
-  assign \$8  = events__payload[7] | \$7 ;
+  assign \$6  = ~ events__payload[4];
+  assign \$7  = idx == 7'h40;
+  assign \$8  = events__payload[5] | \$7 ;
   assign \$9  = \$6  & \$8 ;
   assign events__ready = \$9  | ev_take;
-  assign \$10  = ~ events__payload[6];
-  assign \$11  = events__payload[5:0] >= 7'h40;
-  assign \$12  = events__payload[7] | \$11 ;
+  assign \$10  = ~ events__payload[4];
+  assign \$11  = idx == 7'h40;
+  assign \$12  = events__payload[5] | \$11 ;
   assign \$13  = \$10  & \$12 ;
-  assign error_set = events__valid & \$13 ;
-  assign \$14  = phase == 1'h1;
-  assign \$15  = ~ busy;
-  assign \$16  = g == 3'h7;
-  assign \$17  = \$15  | \$16 ;
-  assign \$18  = \$14  & \$17 ;
-  assign \$19  = \$18  & \$signal ;
-  assign \$20  = ~ events__payload[6];
-  assign \$21  = level <= 4'h9;
-  assign \$22  = \$20  | \$21 ;
-  assign ev_take = \$19  & \$22 ;
-  assign \$23  = base + g;
-  assign \$24  = phase == 2'h2;
-  assign \r_addr$18  = \$24  ? r_addr : g;
-  assign \$25  = phase == 2'h3;
-  assign \$28  = | \$27 ;
+  assign \$14  = events__valid & \$13 ;
+  assign \$15  = ev_take & events__payload[4];
+  assign \$16  = idx != 7'h40;
+  assign \$17  = \$15  & \$16 ;
+  assign error_set = \$14  | \$17 ;
+  assign \$18  = phase == 1'h1;
+  assign \$19  = ~ busy;
+  assign \$20  = g == 3'h7;
+  assign \$21  = \$19  | \$20 ;
+  assign \$22  = \$18  & \$21 ;
+  assign \$23  = \$22  & \$signal ;
+  assign \$24  = ~ events__payload[4];
+  assign \$25  = level <= 4'h9;
+  assign \$26  = \$24  | \$25 ;
+  assign ev_take = \$23  & \$26 ;
+  assign \$27  = base + g;
+  assign \$28  = phase == 2'h2;
+  assign \r_addr$19  = \$28  ? r_addr : g;
+  assign \$29  = phase == 2'h3;
+  assign \$32  = | \$31 ;
+  assign \$33  = ! phase;
+  assign \$34  = $signed(data[3:0]) * $signed({ 1'h0, s1_x });
+  assign \$35  = $signed(\r_data$23 [12:0]) + $signed(\$34 );
+  assign \$36  = $signed(data[7:4]) * $signed({ 1'h0, s1_x });
+  assign \$37  = $signed(\r_data$23 [25:13]) + $signed(\$36 );
+  assign \$38  = $signed(data[11:8]) * $signed({ 1'h0, s1_x });
+  assign \$39  = $signed(\r_data$23 [38:26]) + $signed(\$38 );
+  assign \$40  = $signed(data[15:12]) * $signed({ 1'h0, s1_x });
+  assign \$41  = $signed(\r_data$23 [51:39]) + $signed(\$40 );
+  assign \$42  = $signed(data[19:16]) * $signed({ 1'h0, s1_x });
+  assign \$43  = $signed(\r_data$23 [64:52]) + $signed(\$42 );
+  assign \$44  = $signed(data[23:20]) * $signed({ 1'h0, s1_x });
+  assign \$45  = $signed(\r_data$23 [77:65]) + $signed(\$44 );
+  assign \$46  = $signed(data[27:24]) * $signed({ 1'h0, s1_x });
+  assign \$47  = $signed(\r_data$23 [90:78]) + $signed(\$46 );
+  assign \$48  = $signed(data[31:28]) * $signed({ 1'h0, s1_x });
+  assign \$49  = $signed(\r_data$23 [103:91]) + $signed(\$48 );
+  assign \$50  = $signed(data[35:32]) * $signed({ 1'h0, s1_x });
+  assign \$51  = $signed(\r_data$23 [116:104]) + $signed(\$50 );
+  assign \$52  = $signed(data[39:36]) * $signed({ 1'h0, s1_x });
+  assign \$53  = $signed(\r_data$23 [129:117]) + $signed(\$52 );
+  assign \$54  = $signed(data[43:40]) * $signed({ 1'h0, s1_x });
+  assign \$55  = $signed(\r_data$23 [142:130]) + $signed(\$54 );
+  assign \$56  = $signed(data[47:44]) * $signed({ 1'h0, s1_x });
+  assign \$57  = $signed(\r_data$23 [155:143]) + $signed(\$56 );
+  assign \$58  = $signed(data[51:48]) * $signed({ 1'h0, s1_x });
+  assign \$59  = $signed(\r_data$23 [168:156]) + $signed(\$58 );
+  assign \$60  = $signed(data[55:52]) * $signed({ 1'h0, s1_x });
+  assign \$61  = $signed(\r_data$23 [181:169]) + $signed(\$60 );
+  assign \$62  = $signed(data[59:56]) * $signed({ 1'h0, s1_x });
+  assign \$63  = $signed(\r_data$23 [194:182]) + $signed(\$62 );
+  assign \$64  = $signed(data[63:60]) * $signed({ 1'h0, s1_x });
+  assign \$65  = $signed(\r_data$23 [207:195]) + $signed(\$64 );
+  assign \$66  = idx + 1'h1;
+  assign \$67  = events__payload[4] ? 8'h00 : \$66 ;
+  assign \$68  = g + 1'h1;
+  assign \$69  = g == 3'h7;
+  assign \$70  = ~ events__payload[4];
+  assign \$71  = ev_take & \$70 ;
+  assign \$72  = idx[5:0] * 4'h8;
+  assign \$73  = ev_take & events__payload[4];
+  assign \$74  = r_addr + 1'h1;
+  assign \$75  = r_addr == 3'h7;
+  assign \$76  = phase == 2'h3;
+  assign \$77  = w_addr == 3'h7;
+  assign \$78  = ! phase;
+  assign \$79  = cg + 1'h1;
+  assign \$80  = cg == 3'h7;
+  always @(posedge clk)
+    idx <= \$81 ;
+  always @(posedge clk)
+    g <= \$82 ;
+  always @(posedge clk)
+    busy <= \$83 ;
+  always @(posedge clk)
+    base <= \$84 ;
+  always @(posedge clk)
+    cur_x <= \$85 ;
+  always @(posedge clk)
+    \$signal$114  <= \$86 ;
+  always @(posedge clk)
+    s1_g <= \$87 ;
+  always @(posedge clk)
+    s1_x <= \$88 ;
+  always @(posedge clk)
+    phase <= \$89 ;
+  always @(posedge clk)
+    \$signal$134  <= \$90 ;
+  always @(posedge clk)
+    r_addr <= \$91 ;
+  always @(posedge clk)
+    last_flag <= \$92 ;
+  always @(posedge clk)
+    \$signal$115  <= \$93 ;
+  always @(posedge clk)
+    u1_g <= \$94 ;
+  always @(posedge clk)
+    upd_valid_s2 <= \$95 ;
+  always @(posedge clk)
+    upd_g_s2 <= \$96 ;
+  always @(posedge clk)
+    w_en <= \$97 ;
+  always @(posedge clk)
+    w_addr <= \$98 ;
+  always @(posedge clk)
+    fresh <= \$99 ;
+  always @(posedge clk)
+    cg <= \$100 ;
+  always @(posedge clk)
+    error <= \$101 ;
   \qsnn_ref.layer0.accumulators  accumulators (
     .clk(clk),
-    .r_data(\r_data$22 ),
-    .rd__addr(\r_addr$18 ),
+    .r_data(\r_data$23 ),
+    .rd__addr(\r_addr$19 ),
     .rst(rst),
-    .wr__addr(\w_addr$55 ),
-    .wr__data(\w_data$59 ),
-    .wr__en(\w_en$57 )
+    .wr__addr(\w_addr$116 ),
+    .wr__data(\w_data$120 ),
+    .wr__en(\w_en$118 )
   );
   \qsnn_ref.layer0.fifo  fifo (
     .clk(clk),
@@ -969,11 +1173,11 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
     .r_en(r_en),
     .r_rdy(spikes__valid),
     .rst(rst),
-    .w_en(\w_en$50 ),
+    .w_en(\w_en$111 ),
     .w_port__data(word)
   );
   \qsnn_ref.layer0.lif0  lif0 (
-    .acc(\r_data$22 [7:0]),
+    .acc(\r_data$23 [12:0]),
     .clk(clk),
     .code(r_data[3:0]),
     .fresh(fresh),
@@ -982,38 +1186,158 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
     .spike(spike)
   );
   \qsnn_ref.layer0.lif1  lif1 (
-    .acc(\r_data$22 [15:8]),
+    .acc(\r_data$23 [25:13]),
     .clk(clk),
     .code(r_data[7:4]),
     .fresh(fresh),
-    .new_state(\new_state$45 ),
+    .new_state(\new_state$94 ),
     .rst(rst),
-    .spike(\spike$36 )
+    .spike(\spike$73 )
+  );
+  \qsnn_ref.layer0.lif10  lif10 (
+    .acc(\r_data$23 [142:130]),
+    .clk(clk),
+    .code(r_data[43:40]),
+    .fresh(fresh),
+    .new_state(\new_state$103 ),
+    .rst(rst),
+    .spike(\spike$82 )
+  );
+  \qsnn_ref.layer0.lif11  lif11 (
+    .acc(\r_data$23 [155:143]),
+    .clk(clk),
+    .code(r_data[47:44]),
+    .fresh(fresh),
+    .new_state(\new_state$104 ),
+    .rst(rst),
+    .spike(\spike$83 )
+  );
+  \qsnn_ref.layer0.lif12  lif12 (
+    .acc(\r_data$23 [168:156]),
+    .clk(clk),
+    .code(r_data[51:48]),
+    .fresh(fresh),
+    .new_state(\new_state$105 ),
+    .rst(rst),
+    .spike(\spike$84 )
+  );
+  \qsnn_ref.layer0.lif13  lif13 (
+    .acc(\r_data$23 [181:169]),
+    .clk(clk),
+    .code(r_data[55:52]),
+    .fresh(fresh),
+    .new_state(\new_state$106 ),
+    .rst(rst),
+    .spike(\spike$85 )
+  );
+  \qsnn_ref.layer0.lif14  lif14 (
+    .acc(\r_data$23 [194:182]),
+    .clk(clk),
+    .code(r_data[59:56]),
+    .fresh(fresh),
+    .new_state(\new_state$107 ),
+    .rst(rst),
+    .spike(\spike$86 )
+  );
+  \qsnn_ref.layer0.lif15  lif15 (
+    .acc(\r_data$23 [207:195]),
+    .clk(clk),
+    .code(r_data[63:60]),
+    .fresh(fresh),
+    .new_state(\new_state$108 ),
+    .rst(rst),
+    .spike(\spike$87 )
   );
   \qsnn_ref.layer0.lif2  lif2 (
-    .acc(\r_data$22 [23:16]),
+    .acc(\r_data$23 [38:26]),
     .clk(clk),
     .code(r_data[11:8]),
     .fresh(fresh),
-    .new_state(\new_state$46 ),
+    .new_state(\new_state$95 ),
     .rst(rst),
-    .spike(\spike$37 )
+    .spike(\spike$74 )
   );
   \qsnn_ref.layer0.lif3  lif3 (
-    .acc(\r_data$22 [31:24]),
+    .acc(\r_data$23 [51:39]),
     .clk(clk),
     .code(r_data[15:12]),
     .fresh(fresh),
-    .new_state(\new_state$47 ),
+    .new_state(\new_state$96 ),
     .rst(rst),
-    .spike(\spike$38 )
+    .spike(\spike$75 )
+  );
+  \qsnn_ref.layer0.lif4  lif4 (
+    .acc(\r_data$23 [64:52]),
+    .clk(clk),
+    .code(r_data[19:16]),
+    .fresh(fresh),
+    .new_state(\new_state$97 ),
+    .rst(rst),
+    .spike(\spike$76 )
+  );
+  \qsnn_ref.layer0.lif5  lif5 (
+    .acc(\r_data$23 [77:65]),
+    .clk(clk),
+    .code(r_data[23:20]),
+    .fresh(fresh),
+    .new_state(\new_state$98 ),
+    .rst(rst),
+    .spike(\spike$77 )
+  );
+  \qsnn_ref.layer0.lif6  lif6 (
+    .acc(\r_data$23 [90:78]),
+    .clk(clk),
+    .code(r_data[27:24]),
+    .fresh(fresh),
+    .new_state(\new_state$99 ),
+    .rst(rst),
+    .spike(\spike$78 )
+  );
+  \qsnn_ref.layer0.lif7  lif7 (
+    .acc(\r_data$23 [103:91]),
+    .clk(clk),
+    .code(r_data[31:28]),
+    .fresh(fresh),
+    .new_state(\new_state$100 ),
+    .rst(rst),
+    .spike(\spike$79 )
+  );
+  \qsnn_ref.layer0.lif8  lif8 (
+    .acc(\r_data$23 [116:104]),
+    .clk(clk),
+    .code(r_data[35:32]),
+    .fresh(fresh),
+    .new_state(\new_state$101 ),
+    .rst(rst),
+    .spike(\spike$80 )
+  );
+  \qsnn_ref.layer0.lif9  lif9 (
+    .acc(\r_data$23 [129:117]),
+    .clk(clk),
+    .code(r_data[39:36]),
+    .fresh(fresh),
+    .new_state(\new_state$102 ),
+    .rst(rst),
+    .spike(\spike$81 )
   );
   \qsnn_ref.layer0.states  states (
     .clk(clk),
-    .\port$265$0 (new_state),
-    .\port$310$0 (\new_state$45 ),
-    .\port$355$0 (\new_state$46 ),
-    .\port$400$0 (\new_state$47 ),
+    .\port$303$0 (new_state),
+    .\port$348$0 (\new_state$94 ),
+    .\port$393$0 (\new_state$95 ),
+    .\port$438$0 (\new_state$96 ),
+    .\port$483$0 (\new_state$97 ),
+    .\port$528$0 (\new_state$98 ),
+    .\port$573$0 (\new_state$99 ),
+    .\port$618$0 (\new_state$100 ),
+    .\port$663$0 (\new_state$101 ),
+    .\port$708$0 (\new_state$102 ),
+    .\port$753$0 (\new_state$103 ),
+    .\port$798$0 (\new_state$104 ),
+    .\port$843$0 (\new_state$105 ),
+    .\port$888$0 (\new_state$106 ),
+    .\port$933$0 (\new_state$107 ),
+    .\port$978$0 (\new_state$108 ),
     .r_data(r_data),
     .rd__addr(r_addr),
     .rst(rst),
@@ -1023,335 +1347,444 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   \qsnn_ref.layer0.weights  weights (
     .clk(clk),
     .data(data),
-    .rd__addr(\$23 [8:0]),
+    .rd__addr(\$27 [8:0]),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    word = 9'h000;
-    if (\$25 ) begin
-      word[7] = 1'h1;
-      word[8] = last_flag;
+    word = 21'h000000;
+    if (\$29 ) begin
+      word[19] = 1'h1;
+      word[20] = last_flag;
     end else if (w_en) begin
       word[2:0] = w_addr;
-      word[6:3] = \$26 ;
+      word[18:3] = \$30 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \w_en$50  = 1'h0;
-    if (\$25 ) begin
-      \w_en$50  = 1'h1;
+    \w_en$111  = 1'h0;
+    if (\$29 ) begin
+      \w_en$111  = 1'h1;
     end else if (w_en) begin
-      \w_en$50  = \$28 ;
+      \w_en$111  = \$32 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     step_done = 1'h0;
-    if (\$25 ) begin
+    if (\$29 ) begin
       step_done = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \w_addr$55  = 3'h0;
-    if (\$29 ) begin
-      \w_addr$55  = cg;
-    end else if (\$signal$53 ) begin
-      \w_addr$55  = s1_g;
-    end else if (\$signal$54 ) begin
-      \w_addr$55  = u1_g;
+    \w_addr$116  = 3'h0;
+    if (\$33 ) begin
+      \w_addr$116  = cg;
+    end else if (\$signal$114 ) begin
+      \w_addr$116  = s1_g;
+    end else if (\$signal$115 ) begin
+      \w_addr$116  = u1_g;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \w_en$57  = 1'h0;
-    if (\$29 ) begin
-      \w_en$57  = 1'h1;
-    end else if (\$signal$53 ) begin
-      \w_en$57  = 1'h1;
-    end else if (\$signal$54 ) begin
-      \w_en$57  = 1'h1;
+    \w_en$118  = 1'h0;
+    if (\$33 ) begin
+      \w_en$118  = 1'h1;
+    end else if (\$signal$114 ) begin
+      \w_en$118  = 1'h1;
+    end else if (\$signal$115 ) begin
+      \w_en$118  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \w_data$59  = 32'd0;
-    if (\$29 ) begin
-    end else if (\$signal$53 ) begin
-      \w_data$59  = { \$33 [7:0], \$32 [7:0], \$31 [7:0], \$30 [7:0] };
+    \w_data$120  = 208'h0000000000000000000000000000000000000000000000000000;
+    if (\$33 ) begin
+    end else if (\$signal$114 ) begin
+      \w_data$120  = { \$65 [12:0], \$63 [12:0], \$61 [12:0], \$59 [12:0], \$57 [12:0], \$55 [12:0], \$53 [12:0], \$51 [12:0], \$49 [12:0], \$47 [12:0], \$45 [12:0], \$43 [12:0], \$41 [12:0], \$39 [12:0], \$37 [12:0], \$35 [12:0] };
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$47  = g;
-    if (busy) begin
-      \$47  = \$34 [2:0];
-      if (\$35 ) begin
-        \$47  = 3'h0;
-      end
-    end
-    if (\$37 ) begin
-      \$47  = 3'h0;
-    end
-    if (rst) begin
-      \$47  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$48  = busy;
-    if (busy) begin
-      if (\$35 ) begin
-        \$48  = 1'h0;
-      end
-    end
-    if (\$37 ) begin
-      \$48  = 1'h1;
-    end
-    if (rst) begin
-      \$48  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$49  = base;
-    if (\$37 ) begin
-      \$49  = \$38 [8:0];
-    end
-    if (rst) begin
-      \$49  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$50  = cur_x;
-    if (\$37 ) begin
-      \$50  = 1'h1;
-    end
-    if (rst) begin
-      \$50  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$51  = busy;
-    if (rst) begin
-      \$51  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$52  = g;
-    if (rst) begin
-      \$52  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$53  = cur_x;
-    if (rst) begin
-      \$53  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$54  = phase;
-    if (\$39 ) begin
-      \$54  = 2'h2;
-    end
-    if (\$42 ) begin
-      \$54  = 2'h1;
-    end else if (w_en) begin
-      if (\$43 ) begin
-        \$54  = 2'h3;
-      end
-    end
-    if (\$44 ) begin
-      if (\$46 ) begin
-        \$54  = 2'h1;
-      end
-    end
-    if (rst) begin
-      \$54  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$55  = \$signal$72 ;
-    if (\$39 ) begin
-      \$55  = 1'h1;
-    end
-    if (\$signal$72 ) begin
-      if (\$41 ) begin
-        \$55  = 1'h0;
-      end
-    end
-    if (rst) begin
-      \$55  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$56  = r_addr;
-    if (\$39 ) begin
-      \$56  = 3'h0;
-    end
-    if (\$signal$72 ) begin
-      \$56  = \$40 [2:0];
-      if (\$41 ) begin
-        \$56  = 3'h0;
-      end
-    end
-    if (rst) begin
-      \$56  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$57  = last_flag;
-    if (\$39 ) begin
-      \$57  = events__payload[7];
-    end
-    if (rst) begin
-      \$57  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$58  = \$signal$72 ;
-    if (rst) begin
-      \$58  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$59  = r_addr;
-    if (rst) begin
-      \$59  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$60  = \$signal$54 ;
-    if (rst) begin
-      \$60  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$61  = u1_g;
-    if (rst) begin
-      \$61  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$62  = upd_valid_s2;
-    if (rst) begin
-      \$62  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$63  = upd_g_s2;
-    if (rst) begin
-      \$63  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$64  = fresh;
-    if (\$42 ) begin
-      \$64  = last_flag;
+    \$81  = idx;
+    if (ev_take) begin
+      \$81  = \$67 [6:0];
     end
     if (start) begin
-      \$64  = 1'h1;
+      \$81  = 7'h00;
     end
     if (rst) begin
-      \$64  = 1'h1;
+      \$81  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$65  = cg;
-    if (\$44 ) begin
-      \$65  = \$45 [2:0];
+    \$82  = g;
+    if (busy) begin
+      \$82  = \$68 [2:0];
+      if (\$69 ) begin
+        \$82  = 3'h0;
+      end
+    end
+    if (\$71 ) begin
+      \$82  = 3'h0;
     end
     if (rst) begin
-      \$65  = 3'h0;
+      \$82  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$66  = error;
+    \$83  = busy;
+    if (busy) begin
+      if (\$69 ) begin
+        \$83  = 1'h0;
+      end
+    end
+    if (\$71 ) begin
+      \$83  = 1'h1;
+    end
+    if (rst) begin
+      \$83  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$84  = base;
+    if (\$71 ) begin
+      \$84  = \$72 [8:0];
+    end
+    if (rst) begin
+      \$84  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$85  = cur_x;
+    if (\$71 ) begin
+      \$85  = events__payload[3:0];
+    end
+    if (rst) begin
+      \$85  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$86  = busy;
+    if (rst) begin
+      \$86  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$87  = g;
+    if (rst) begin
+      \$87  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$88  = cur_x;
+    if (rst) begin
+      \$88  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$89  = phase;
+    if (\$73 ) begin
+      \$89  = 2'h2;
+    end
+    if (\$76 ) begin
+      \$89  = 2'h1;
+    end else if (w_en) begin
+      if (\$77 ) begin
+        \$89  = 2'h3;
+      end
+    end
+    if (\$78 ) begin
+      if (\$80 ) begin
+        \$89  = 2'h1;
+      end
+    end
+    if (rst) begin
+      \$89  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$90  = \$signal$134 ;
+    if (\$73 ) begin
+      \$90  = 1'h1;
+    end
+    if (\$signal$134 ) begin
+      if (\$75 ) begin
+        \$90  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$90  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$91  = r_addr;
+    if (\$73 ) begin
+      \$91  = 3'h0;
+    end
+    if (\$signal$134 ) begin
+      \$91  = \$74 [2:0];
+      if (\$75 ) begin
+        \$91  = 3'h0;
+      end
+    end
+    if (rst) begin
+      \$91  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$92  = last_flag;
+    if (\$73 ) begin
+      \$92  = events__payload[5];
+    end
+    if (rst) begin
+      \$92  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$93  = \$signal$134 ;
+    if (rst) begin
+      \$93  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$94  = r_addr;
+    if (rst) begin
+      \$94  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$95  = \$signal$115 ;
+    if (rst) begin
+      \$95  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$96  = u1_g;
+    if (rst) begin
+      \$96  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$97  = upd_valid_s2;
+    if (rst) begin
+      \$97  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$98  = upd_g_s2;
+    if (rst) begin
+      \$98  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$99  = fresh;
+    if (\$76 ) begin
+      \$99  = last_flag;
+    end
+    if (start) begin
+      \$99  = 1'h1;
+    end
+    if (rst) begin
+      \$99  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$100  = cg;
+    if (\$78 ) begin
+      \$100  = \$79 [2:0];
+    end
+    if (rst) begin
+      \$100  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$101  = error;
     if (error_set) begin
-      \$66  = 1'h1;
+      \$101  = 1'h1;
     end
     if (rst) begin
-      \$66  = 1'h0;
+      \$101  = 1'h0;
     end
   end
-  assign \$signal$3  = events__payload[6];
-  assign ev_last = events__payload[7];
-  assign ev_m = events__payload[5:0];
-  assign ev_x = 1'h1;
-  assign addr = \$23 [8:0];
-  assign \$signal$17  = r_addr;
+  assign \$signal$4  = events__payload[4];
+  assign ev_last = events__payload[5];
+  assign ev_m = idx[5:0];
+  assign ev_x = events__payload[3:0];
+  assign addr = \$27 [8:0];
+  assign \$signal$18  = r_addr;
   assign state = r_data[3:0];
-  assign acc = \r_data$22 [7:0];
-  assign \fresh$24  = fresh;
-  assign \state$25  = r_data[7:4];
-  assign \acc$26  = \r_data$22 [15:8];
-  assign \fresh$27  = fresh;
-  assign \state$28  = r_data[11:8];
-  assign \acc$29  = \r_data$22 [23:16];
-  assign \fresh$30  = fresh;
-  assign \state$31  = r_data[15:12];
-  assign \acc$32  = \r_data$22 [31:24];
-  assign \fresh$33  = fresh;
-  assign spikes = { \spike$38 , \spike$37 , \spike$36 , spike };
+  assign acc = \r_data$23 [12:0];
+  assign \fresh$25  = fresh;
+  assign \state$26  = r_data[7:4];
+  assign \acc$27  = \r_data$23 [25:13];
+  assign \fresh$28  = fresh;
+  assign \state$29  = r_data[11:8];
+  assign \acc$30  = \r_data$23 [38:26];
+  assign \fresh$31  = fresh;
+  assign \state$32  = r_data[15:12];
+  assign \acc$33  = \r_data$23 [51:39];
+  assign \fresh$34  = fresh;
+  assign \state$35  = r_data[19:16];
+  assign \acc$36  = \r_data$23 [64:52];
+  assign \fresh$37  = fresh;
+  assign \state$38  = r_data[23:20];
+  assign \acc$39  = \r_data$23 [77:65];
+  assign \fresh$40  = fresh;
+  assign \state$41  = r_data[27:24];
+  assign \acc$42  = \r_data$23 [90:78];
+  assign \fresh$43  = fresh;
+  assign \state$44  = r_data[31:28];
+  assign \acc$45  = \r_data$23 [103:91];
+  assign \fresh$46  = fresh;
+  assign \state$47  = r_data[35:32];
+  assign \acc$48  = \r_data$23 [116:104];
+  assign \fresh$49  = fresh;
+  assign \state$50  = r_data[39:36];
+  assign \acc$51  = \r_data$23 [129:117];
+  assign \fresh$52  = fresh;
+  assign \state$53  = r_data[43:40];
+  assign \acc$54  = \r_data$23 [142:130];
+  assign \fresh$55  = fresh;
+  assign \state$56  = r_data[47:44];
+  assign \acc$57  = \r_data$23 [155:143];
+  assign \fresh$58  = fresh;
+  assign \state$59  = r_data[51:48];
+  assign \acc$60  = \r_data$23 [168:156];
+  assign \fresh$61  = fresh;
+  assign \state$62  = r_data[55:52];
+  assign \acc$63  = \r_data$23 [181:169];
+  assign \fresh$64  = fresh;
+  assign \state$65  = r_data[59:56];
+  assign \acc$66  = \r_data$23 [194:182];
+  assign \fresh$67  = fresh;
+  assign \state$68  = r_data[63:60];
+  assign \acc$69  = \r_data$23 [207:195];
+  assign \fresh$70  = fresh;
+  assign spikes = { \spike$87 , \spike$86 , \spike$85 , \spike$84 , \spike$83 , \spike$82 , \spike$81 , \spike$80 , \spike$79 , \spike$78 , \spike$77 , \spike$76 , \spike$75 , \spike$74 , \spike$73 , spike };
   assign upd_g_s3 = w_addr;
   assign upd_valid_s3 = w_en;
-  assign w_data = { \new_state$47 , \new_state$46 , \new_state$45 , new_state };
-  assign \w_data$52  = word;
+  assign w_data = { \new_state$108 , \new_state$107 , \new_state$106 , \new_state$105 , \new_state$104 , \new_state$103 , \new_state$102 , \new_state$101 , \new_state$100 , \new_state$99 , \new_state$98 , \new_state$97 , \new_state$96 , \new_state$95 , \new_state$94 , new_state };
+  assign \w_data$113  = word;
   assign r_rdy = spikes__valid;
-  assign \r_data$65  = spikes__payload;
+  assign \r_data$127  = spikes__payload;
   assign spikes__ready = r_en;
-  assign \events__payload.addr  = events__payload[5:0];
-  assign \events__payload.eot  = events__payload[6];
-  assign \events__payload.last  = events__payload[7];
+  assign \events__payload.value  = events__payload[3:0];
+  assign \events__payload.eot  = events__payload[4];
+  assign \events__payload.last  = events__payload[5];
   assign \r_data[0]  = r_data[3:0];
   assign \r_data[1]  = r_data[7:4];
   assign \r_data[2]  = r_data[11:8];
   assign \r_data[3]  = r_data[15:12];
-  assign \r_data$22[0]  = \r_data$22 [7:0];
-  assign \r_data$22[1]  = \r_data$22 [15:8];
-  assign \r_data$22[2]  = \r_data$22 [23:16];
-  assign \r_data$22[3]  = \r_data$22 [31:24];
+  assign \r_data[4]  = r_data[19:16];
+  assign \r_data[5]  = r_data[23:20];
+  assign \r_data[6]  = r_data[27:24];
+  assign \r_data[7]  = r_data[31:28];
+  assign \r_data[8]  = r_data[35:32];
+  assign \r_data[9]  = r_data[39:36];
+  assign \r_data[10]  = r_data[43:40];
+  assign \r_data[11]  = r_data[47:44];
+  assign \r_data[12]  = r_data[51:48];
+  assign \r_data[13]  = r_data[55:52];
+  assign \r_data[14]  = r_data[59:56];
+  assign \r_data[15]  = r_data[63:60];
+  assign \r_data$23[0]  = \r_data$23 [12:0];
+  assign \r_data$23[1]  = \r_data$23 [25:13];
+  assign \r_data$23[2]  = \r_data$23 [38:26];
+  assign \r_data$23[3]  = \r_data$23 [51:39];
+  assign \r_data$23[4]  = \r_data$23 [64:52];
+  assign \r_data$23[5]  = \r_data$23 [77:65];
+  assign \r_data$23[6]  = \r_data$23 [90:78];
+  assign \r_data$23[7]  = \r_data$23 [103:91];
+  assign \r_data$23[8]  = \r_data$23 [116:104];
+  assign \r_data$23[9]  = \r_data$23 [129:117];
+  assign \r_data$23[10]  = \r_data$23 [142:130];
+  assign \r_data$23[11]  = \r_data$23 [155:143];
+  assign \r_data$23[12]  = \r_data$23 [168:156];
+  assign \r_data$23[13]  = \r_data$23 [181:169];
+  assign \r_data$23[14]  = \r_data$23 [194:182];
+  assign \r_data$23[15]  = \r_data$23 [207:195];
   assign \w_data[0]  = new_state;
-  assign \w_data[1]  = \new_state$45 ;
-  assign \w_data[2]  = \new_state$46 ;
-  assign \w_data[3]  = \new_state$47 ;
+  assign \w_data[1]  = \new_state$94 ;
+  assign \w_data[2]  = \new_state$95 ;
+  assign \w_data[3]  = \new_state$96 ;
+  assign \w_data[4]  = \new_state$97 ;
+  assign \w_data[5]  = \new_state$98 ;
+  assign \w_data[6]  = \new_state$99 ;
+  assign \w_data[7]  = \new_state$100 ;
+  assign \w_data[8]  = \new_state$101 ;
+  assign \w_data[9]  = \new_state$102 ;
+  assign \w_data[10]  = \new_state$103 ;
+  assign \w_data[11]  = \new_state$104 ;
+  assign \w_data[12]  = \new_state$105 ;
+  assign \w_data[13]  = \new_state$106 ;
+  assign \w_data[14]  = \new_state$107 ;
+  assign \w_data[15]  = \new_state$108 ;
   assign \word.group  = word[2:0];
-  assign \word.mask  = word[6:3];
-  assign \word.eot  = word[7];
-  assign \word.last  = word[8];
-  assign \w_data$59[0]  = \w_data$59 [7:0];
-  assign \w_data$59[1]  = \w_data$59 [15:8];
-  assign \w_data$59[2]  = \w_data$59 [23:16];
-  assign \w_data$59[3]  = \w_data$59 [31:24];
+  assign \word.mask  = word[18:3];
+  assign \word.eot  = word[19];
+  assign \word.last  = word[20];
+  assign \w_data$120[0]  = \w_data$120 [12:0];
+  assign \w_data$120[1]  = \w_data$120 [25:13];
+  assign \w_data$120[2]  = \w_data$120 [38:26];
+  assign \w_data$120[3]  = \w_data$120 [51:39];
+  assign \w_data$120[4]  = \w_data$120 [64:52];
+  assign \w_data$120[5]  = \w_data$120 [77:65];
+  assign \w_data$120[6]  = \w_data$120 [90:78];
+  assign \w_data$120[7]  = \w_data$120 [103:91];
+  assign \w_data$120[8]  = \w_data$120 [116:104];
+  assign \w_data$120[9]  = \w_data$120 [129:117];
+  assign \w_data$120[10]  = \w_data$120 [142:130];
+  assign \w_data$120[11]  = \w_data$120 [155:143];
+  assign \w_data$120[12]  = \w_data$120 [168:156];
+  assign \w_data$120[13]  = \w_data$120 [181:169];
+  assign \w_data$120[14]  = \w_data$120 [194:182];
+  assign \w_data$120[15]  = \w_data$120 [207:195];
   assign \data[0]  = data[3:0];
   assign \data[1]  = data[7:4];
   assign \data[2]  = data[11:8];
   assign \data[3]  = data[15:12];
+  assign \data[4]  = data[19:16];
+  assign \data[5]  = data[23:20];
+  assign \data[6]  = data[27:24];
+  assign \data[7]  = data[31:28];
+  assign \data[8]  = data[35:32];
+  assign \data[9]  = data[39:36];
+  assign \data[10]  = data[43:40];
+  assign \data[11]  = data[47:44];
+  assign \data[12]  = data[51:48];
+  assign \data[13]  = data[55:52];
+  assign \data[14]  = data[59:56];
+  assign \data[15]  = data[63:60];
   assign \spikes__payload.group  = spikes__payload[2:0];
-  assign \spikes__payload.mask  = spikes__payload[6:3];
-  assign \spikes__payload.eot  = spikes__payload[7];
-  assign \spikes__payload.last  = spikes__payload[8];
-  assign \$26  = { \spike$38 , \spike$37 , \spike$36 , spike };
-  assign \$27  = { \spike$38 , \spike$37 , \spike$36 , spike };
+  assign \spikes__payload.mask  = spikes__payload[18:3];
+  assign \spikes__payload.eot  = spikes__payload[19];
+  assign \spikes__payload.last  = spikes__payload[20];
+  assign \$30  = { \spike$87 , \spike$86 , \spike$85 , \spike$84 , \spike$83 , \spike$82 , \spike$81 , \spike$80 , \spike$79 , \spike$78 , \spike$77 , \spike$76 , \spike$75 , \spike$74 , \spike$73 , spike };
+  assign \$31  = { \spike$87 , \spike$86 , \spike$85 , \spike$84 , \spike$83 , \spike$82 , \spike$81 , \spike$80 , \spike$79 , \spike$78 , \spike$77 , \spike$76 , \spike$75 , \spike$74 , \spike$73 , spike };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -1359,40 +1792,64 @@ module \qsnn_ref.layer0.accumulators (rst, rd__addr, r_data, wr__addr, wr__en, w
   input clk;
   wire clk;
   wire [2:0] r_addr;
-  output [31:0] r_data;
-  wire [31:0] r_data;
-  wire [7:0] \r_data[0] ;
-  wire [7:0] \r_data[1] ;
-  wire [7:0] \r_data[2] ;
-  wire [7:0] \r_data[3] ;
+  output [207:0] r_data;
+  wire [207:0] r_data;
+  wire [12:0] \r_data[0] ;
+  wire [12:0] \r_data[10] ;
+  wire [12:0] \r_data[11] ;
+  wire [12:0] \r_data[12] ;
+  wire [12:0] \r_data[13] ;
+  wire [12:0] \r_data[14] ;
+  wire [12:0] \r_data[15] ;
+  wire [12:0] \r_data[1] ;
+  wire [12:0] \r_data[2] ;
+  wire [12:0] \r_data[3] ;
+  wire [12:0] \r_data[4] ;
+  wire [12:0] \r_data[5] ;
+  wire [12:0] \r_data[6] ;
+  wire [12:0] \r_data[7] ;
+  wire [12:0] \r_data[8] ;
+  wire [12:0] \r_data[9] ;
   input [2:0] rd__addr;
   wire [2:0] rd__addr;
-  wire [31:0] rd__data;
+  wire [207:0] rd__data;
   input rst;
   wire rst;
   wire [2:0] w_addr;
-  wire [31:0] w_data;
-  wire [7:0] \w_data[0] ;
-  wire [7:0] \w_data[1] ;
-  wire [7:0] \w_data[2] ;
-  wire [7:0] \w_data[3] ;
+  wire [207:0] w_data;
+  wire [12:0] \w_data[0] ;
+  wire [12:0] \w_data[10] ;
+  wire [12:0] \w_data[11] ;
+  wire [12:0] \w_data[12] ;
+  wire [12:0] \w_data[13] ;
+  wire [12:0] \w_data[14] ;
+  wire [12:0] \w_data[15] ;
+  wire [12:0] \w_data[1] ;
+  wire [12:0] \w_data[2] ;
+  wire [12:0] \w_data[3] ;
+  wire [12:0] \w_data[4] ;
+  wire [12:0] \w_data[5] ;
+  wire [12:0] \w_data[6] ;
+  wire [12:0] \w_data[7] ;
+  wire [12:0] \w_data[8] ;
+  wire [12:0] \w_data[9] ;
   wire w_en;
   input [2:0] wr__addr;
   wire [2:0] wr__addr;
-  input [31:0] wr__data;
-  wire [31:0] wr__data;
+  input [207:0] wr__data;
+  wire [207:0] wr__data;
   input wr__en;
   wire wr__en;
-  reg [31:0] mem [7:0];
+  reg [207:0] mem [7:0];
   initial begin
-    mem[0] = 32'd0;
-    mem[1] = 32'd0;
-    mem[2] = 32'd0;
-    mem[3] = 32'd0;
-    mem[4] = 32'd0;
-    mem[5] = 32'd0;
-    mem[6] = 32'd0;
-    mem[7] = 32'd0;
+    mem[0] = 208'h0000000000000000000000000000000000000000000000000000;
+    mem[1] = 208'h0000000000000000000000000000000000000000000000000000;
+    mem[2] = 208'h0000000000000000000000000000000000000000000000000000;
+    mem[3] = 208'h0000000000000000000000000000000000000000000000000000;
+    mem[4] = 208'h0000000000000000000000000000000000000000000000000000;
+    mem[5] = 208'h0000000000000000000000000000000000000000000000000000;
+    mem[6] = 208'h0000000000000000000000000000000000000000000000000000;
+    mem[7] = 208'h0000000000000000000000000000000000000000000000000000;
   end
   always @(posedge clk) begin
     if (wr__en)
@@ -1408,14 +1865,38 @@ module \qsnn_ref.layer0.accumulators (rst, rd__addr, r_data, wr__addr, wr__en, w
   assign w_en = wr__en;
   assign r_addr = rd__addr;
   assign rd__data = r_data;
-  assign \w_data[0]  = wr__data[7:0];
-  assign \w_data[1]  = wr__data[15:8];
-  assign \w_data[2]  = wr__data[23:16];
-  assign \w_data[3]  = wr__data[31:24];
-  assign \r_data[0]  = r_data[7:0];
-  assign \r_data[1]  = r_data[15:8];
-  assign \r_data[2]  = r_data[23:16];
-  assign \r_data[3]  = r_data[31:24];
+  assign \w_data[0]  = wr__data[12:0];
+  assign \w_data[1]  = wr__data[25:13];
+  assign \w_data[2]  = wr__data[38:26];
+  assign \w_data[3]  = wr__data[51:39];
+  assign \w_data[4]  = wr__data[64:52];
+  assign \w_data[5]  = wr__data[77:65];
+  assign \w_data[6]  = wr__data[90:78];
+  assign \w_data[7]  = wr__data[103:91];
+  assign \w_data[8]  = wr__data[116:104];
+  assign \w_data[9]  = wr__data[129:117];
+  assign \w_data[10]  = wr__data[142:130];
+  assign \w_data[11]  = wr__data[155:143];
+  assign \w_data[12]  = wr__data[168:156];
+  assign \w_data[13]  = wr__data[181:169];
+  assign \w_data[14]  = wr__data[194:182];
+  assign \w_data[15]  = wr__data[207:195];
+  assign \r_data[0]  = r_data[12:0];
+  assign \r_data[1]  = r_data[25:13];
+  assign \r_data[2]  = r_data[38:26];
+  assign \r_data[3]  = r_data[51:39];
+  assign \r_data[4]  = r_data[64:52];
+  assign \r_data[5]  = r_data[77:65];
+  assign \r_data[6]  = r_data[90:78];
+  assign \r_data[7]  = r_data[103:91];
+  assign \r_data[8]  = r_data[116:104];
+  assign \r_data[9]  = r_data[129:117];
+  assign \r_data[10]  = r_data[142:130];
+  assign \r_data[11]  = r_data[155:143];
+  assign \r_data[12]  = r_data[168:156];
+  assign \r_data[13]  = r_data[181:169];
+  assign \r_data[14]  = r_data[194:182];
+  assign \r_data[15]  = r_data[207:195];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -1450,48 +1931,48 @@ module \qsnn_ref.layer0.fifo (rst, r_rdy, r_data, r_en, w_port__data, w_en, leve
   reg [4:0] level = 5'h00;
   (* init = 5'h00 *)
   wire [4:0] produce;
-  output [8:0] r_data;
-  wire [8:0] r_data;
+  output [20:0] r_data;
+  wire [20:0] r_data;
   input r_en;
   wire r_en;
   (* init = 5'h00 *)
   wire [4:0] r_level;
   reg [4:0] r_port__addr = 5'h00;
-  wire [8:0] r_port__data;
+  wire [20:0] r_port__data;
   output r_rdy;
   wire r_rdy;
   input rst;
   wire rst;
-  wire [8:0] w_data;
+  wire [20:0] w_data;
   input w_en;
   wire w_en;
   (* init = 5'h00 *)
   wire [4:0] w_level;
   reg [4:0] w_port__addr = 5'h00;
-  input [8:0] w_port__data;
-  wire [8:0] w_port__data;
+  input [20:0] w_port__data;
+  wire [20:0] w_port__data;
   wire w_port__en;
   wire w_rdy;
-  reg [8:0] storage [17:0];
+  reg [20:0] storage [17:0];
   initial begin
-    storage[0] = 9'h000;
-    storage[1] = 9'h000;
-    storage[2] = 9'h000;
-    storage[3] = 9'h000;
-    storage[4] = 9'h000;
-    storage[5] = 9'h000;
-    storage[6] = 9'h000;
-    storage[7] = 9'h000;
-    storage[8] = 9'h000;
-    storage[9] = 9'h000;
-    storage[10] = 9'h000;
-    storage[11] = 9'h000;
-    storage[12] = 9'h000;
-    storage[13] = 9'h000;
-    storage[14] = 9'h000;
-    storage[15] = 9'h000;
-    storage[16] = 9'h000;
-    storage[17] = 9'h000;
+    storage[0] = 21'h000000;
+    storage[1] = 21'h000000;
+    storage[2] = 21'h000000;
+    storage[3] = 21'h000000;
+    storage[4] = 21'h000000;
+    storage[5] = 21'h000000;
+    storage[6] = 21'h000000;
+    storage[7] = 21'h000000;
+    storage[8] = 21'h000000;
+    storage[9] = 21'h000000;
+    storage[10] = 21'h000000;
+    storage[11] = 21'h000000;
+    storage[12] = 21'h000000;
+    storage[13] = 21'h000000;
+    storage[14] = 21'h000000;
+    storage[15] = 21'h000000;
+    storage[16] = 21'h000000;
+    storage[17] = 21'h000000;
   end
   always @(posedge clk) begin
     if (w_port__en)
@@ -1569,55 +2050,55 @@ endmodule
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer0.lif0 (rst, acc, code, spike, new_state, fresh, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
-  wire [6:0] \$1 ;
-  wire [10:0] \$10 ;
-  wire [5:0] \$11 ;
-  wire [11:0] \$12 ;
-  reg [8:0] \$13 ;
-  reg [9:0] \$14 ;
+  wire [9:0] \$1 ;
+  wire [23:0] \$10 ;
+  wire [8:0] \$11 ;
+  wire [24:0] \$12 ;
+  reg [21:0] \$13 ;
+  reg [14:0] \$14 ;
   reg \$15 ;
-  reg [8:0] \$16 ;
-  wire [8:0] \$2 ;
-  wire [8:0] \$3 ;
-  wire [9:0] \$4 ;
+  reg [12:0] \$16 ;
+  wire [21:0] \$2 ;
+  wire [13:0] \$3 ;
+  wire [14:0] \$4 ;
   wire \$5 ;
   wire \$6 ;
   wire \$7 ;
-  wire [9:0] \$8 ;
-  wire [9:0] \$9 ;
-  input [7:0] acc;
-  wire [7:0] acc;
+  wire [22:0] \$8 ;
+  wire [22:0] \$9 ;
+  input [12:0] acc;
+  wire [12:0] acc;
   input clk;
   wire clk;
   input [3:0] code;
   wire [3:0] code;
   wire [3:0] \code$5 ;
-  reg [9:0] current_r = 10'h000;
+  reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
-  wire [6:0] level;
+  wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [8:0] product_r = 9'h000;
+  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
   wire [3:0] state;
-  (* init = 9'h000 *)
-  wire [8:0] v;
-  reg [8:0] value = 9'h000;
+  (* init = 13'h0000 *)
+  wire [12:0] v;
+  reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 7'h03 : level;
-  assign \$2  = $signed(3'h2) * $signed(\$1 );
+  assign \$1  = fresh ? 10'h3d7 : level;
+  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
   assign \$4  = $signed(\$3 ) + $signed(1'h0);
   assign \$5  = ~ fresh;
   assign \$6  = code > 4'hd;
   assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(2'h1);
+  assign \$8  = $signed(product_r) + $signed(13'h0800);
   assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 6'h27 : 6'h00;
+  assign \$11  = z_prev_r ? 9'h169 : 9'h000;
   assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
   always @(posedge clk)
     product_r <= \$13 ;
@@ -1639,14 +2120,14 @@ module \qsnn_ref.layer0.lif0 (rst, acc, code, spike, new_state, fresh, clk);
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$13  = \$2 ;
     if (rst) begin
-      \$13  = 9'h000;
+      \$13  = 22'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$14  = \$4 ;
     if (rst) begin
-      \$14  = 10'h000;
+      \$14  = 15'h0000;
     end
   end
   always @* begin
@@ -1658,44 +2139,44 @@ module \qsnn_ref.layer0.lif0 (rst, acc, code, spike, new_state, fresh, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$16  = \$12 [8:0];
+    \$16  = \$12 [12:0];
     if (rst) begin
-      \$16  = 9'h000;
+      \$16  = 13'h0000;
     end
   end
   assign state = code;
   assign v = value;
   assign \code$5  = new_state;
-  assign \$3  = { acc[7], acc };
-  assign \$9  = { \$8 [9], \$8 [9:1] };
+  assign \$3  = { acc, 1'h0 };
+  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
 endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer0.lif0.levels (level, rd__addr);
   wire [3:0] code;
-  output [6:0] level;
-  wire [6:0] level;
+  output [9:0] level;
+  wire [9:0] level;
   input [3:0] rd__addr;
   wire [3:0] rd__addr;
-  wire [6:0] rd__data;
-  reg [6:0] rom [15:0];
+  wire [9:0] rd__data;
+  reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 7'h4f;
-    rom[1] = 7'h5c;
-    rom[2] = 7'h68;
-    rom[3] = 7'h73;
-    rom[4] = 7'h7b;
-    rom[5] = 7'h03;
-    rom[6] = 7'h0a;
-    rom[7] = 7'h0f;
-    rom[8] = 7'h14;
-    rom[9] = 7'h19;
-    rom[10] = 7'h1c;
-    rom[11] = 7'h20;
-    rom[12] = 7'h23;
-    rom[13] = 7'h25;
-    rom[14] = 7'h28;
-    rom[15] = 7'h32;
+    rom[0] = 10'h297;
+    rom[1] = 10'h34e;
+    rom[2] = 10'h3d7;
+    rom[3] = 10'h03e;
+    rom[4] = 10'h08c;
+    rom[5] = 10'h0c6;
+    rom[6] = 10'h0f2;
+    rom[7] = 10'h113;
+    rom[8] = 10'h12c;
+    rom[9] = 10'h13f;
+    rom[10] = 10'h14d;
+    rom[11] = 10'h157;
+    rom[12] = 10'h15f;
+    rom[13] = 10'h165;
+    rom[14] = 10'h172;
+    rom[15] = 10'h1b2;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -1736,37 +2217,37 @@ module \qsnn_ref.layer0.lif0.quantizer (value, code);
   wire \$9 ;
   output [3:0] code;
   wire [3:0] code;
-  input [8:0] value;
-  wire [8:0] value;
-  assign \$1  = $signed(value) > $signed(7'h55);
+  input [12:0] value;
+  wire [12:0] value;
+  assign \$1  = $signed(value) > $signed(10'h2f2);
   assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(6'h22);
+  assign \$3  = $signed(value) > $signed(8'h92);
   assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(6'h2d);
+  assign \$5  = $signed(value) > $signed(5'h0a);
   assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(5'h17);
+  assign \$7  = $signed(value) > $signed(8'h65);
   assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(1'h1);
+  assign \$9  = $signed(value) > $signed(9'h0a9);
   assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(4'h6);
+  assign \$11  = $signed(value) > $signed(9'h0dc);
   assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(5'h0c);
+  assign \$13  = $signed(value) > $signed(10'h102);
   assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(6'h11);
+  assign \$15  = $signed(value) > $signed(10'h11f);
   assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(6'h16);
+  assign \$17  = $signed(value) > $signed(10'h135);
   assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(6'h1a);
+  assign \$19  = $signed(value) > $signed(10'h146);
   assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(6'h1e);
+  assign \$21  = $signed(value) > $signed(10'h152);
   assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(7'h21);
+  assign \$23  = $signed(value) > $signed(10'h15b);
   assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(7'h24);
+  assign \$25  = $signed(value) > $signed(10'h162);
   assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(7'h26);
+  assign \$27  = $signed(value) > $signed(10'h16b);
   assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(7'h2d);
+  assign \$29  = $signed(value) > $signed(10'h192);
   assign \$30  = \$28  + \$29 ;
   assign code = \$30 [3:0];
 endmodule
@@ -1774,55 +2255,55 @@ endmodule
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer0.lif1 (rst, acc, code, spike, new_state, fresh, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
-  wire [6:0] \$1 ;
-  wire [10:0] \$10 ;
-  wire [5:0] \$11 ;
-  wire [11:0] \$12 ;
-  reg [8:0] \$13 ;
-  reg [9:0] \$14 ;
+  wire [9:0] \$1 ;
+  wire [23:0] \$10 ;
+  wire [8:0] \$11 ;
+  wire [24:0] \$12 ;
+  reg [21:0] \$13 ;
+  reg [14:0] \$14 ;
   reg \$15 ;
-  reg [8:0] \$16 ;
-  wire [8:0] \$2 ;
-  wire [8:0] \$3 ;
-  wire [9:0] \$4 ;
+  reg [12:0] \$16 ;
+  wire [21:0] \$2 ;
+  wire [13:0] \$3 ;
+  wire [14:0] \$4 ;
   wire \$5 ;
   wire \$6 ;
   wire \$7 ;
-  wire [9:0] \$8 ;
-  wire [9:0] \$9 ;
-  input [7:0] acc;
-  wire [7:0] acc;
+  wire [22:0] \$8 ;
+  wire [22:0] \$9 ;
+  input [12:0] acc;
+  wire [12:0] acc;
   input clk;
   wire clk;
   input [3:0] code;
   wire [3:0] code;
   wire [3:0] \code$5 ;
-  reg [9:0] current_r = 10'h000;
+  reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
-  wire [6:0] level;
+  wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [8:0] product_r = 9'h000;
+  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
   wire [3:0] state;
-  (* init = 9'h000 *)
-  wire [8:0] v;
-  reg [8:0] value = 9'h000;
+  (* init = 13'h0000 *)
+  wire [12:0] v;
+  reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 7'h03 : level;
-  assign \$2  = $signed(3'h2) * $signed(\$1 );
+  assign \$1  = fresh ? 10'h3d7 : level;
+  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
   assign \$4  = $signed(\$3 ) + $signed(1'h0);
   assign \$5  = ~ fresh;
   assign \$6  = code > 4'hd;
   assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(2'h1);
+  assign \$8  = $signed(product_r) + $signed(13'h0800);
   assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 6'h27 : 6'h00;
+  assign \$11  = z_prev_r ? 9'h169 : 9'h000;
   assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
   always @(posedge clk)
     product_r <= \$13 ;
@@ -1844,14 +2325,14 @@ module \qsnn_ref.layer0.lif1 (rst, acc, code, spike, new_state, fresh, clk);
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$13  = \$2 ;
     if (rst) begin
-      \$13  = 9'h000;
+      \$13  = 22'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$14  = \$4 ;
     if (rst) begin
-      \$14  = 10'h000;
+      \$14  = 15'h0000;
     end
   end
   always @* begin
@@ -1863,44 +2344,44 @@ module \qsnn_ref.layer0.lif1 (rst, acc, code, spike, new_state, fresh, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$16  = \$12 [8:0];
+    \$16  = \$12 [12:0];
     if (rst) begin
-      \$16  = 9'h000;
+      \$16  = 13'h0000;
     end
   end
   assign state = code;
   assign v = value;
   assign \code$5  = new_state;
-  assign \$3  = { acc[7], acc };
-  assign \$9  = { \$8 [9], \$8 [9:1] };
+  assign \$3  = { acc, 1'h0 };
+  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
 endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer0.lif1.levels (level, rd__addr);
   wire [3:0] code;
-  output [6:0] level;
-  wire [6:0] level;
+  output [9:0] level;
+  wire [9:0] level;
   input [3:0] rd__addr;
   wire [3:0] rd__addr;
-  wire [6:0] rd__data;
-  reg [6:0] rom [15:0];
+  wire [9:0] rd__data;
+  reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 7'h4f;
-    rom[1] = 7'h5c;
-    rom[2] = 7'h68;
-    rom[3] = 7'h73;
-    rom[4] = 7'h7b;
-    rom[5] = 7'h03;
-    rom[6] = 7'h0a;
-    rom[7] = 7'h0f;
-    rom[8] = 7'h14;
-    rom[9] = 7'h19;
-    rom[10] = 7'h1c;
-    rom[11] = 7'h20;
-    rom[12] = 7'h23;
-    rom[13] = 7'h25;
-    rom[14] = 7'h28;
-    rom[15] = 7'h32;
+    rom[0] = 10'h297;
+    rom[1] = 10'h34e;
+    rom[2] = 10'h3d7;
+    rom[3] = 10'h03e;
+    rom[4] = 10'h08c;
+    rom[5] = 10'h0c6;
+    rom[6] = 10'h0f2;
+    rom[7] = 10'h113;
+    rom[8] = 10'h12c;
+    rom[9] = 10'h13f;
+    rom[10] = 10'h14d;
+    rom[11] = 10'h157;
+    rom[12] = 10'h15f;
+    rom[13] = 10'h165;
+    rom[14] = 10'h172;
+    rom[15] = 10'h1b2;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -1941,93 +2422,1323 @@ module \qsnn_ref.layer0.lif1.quantizer (value, code);
   wire \$9 ;
   output [3:0] code;
   wire [3:0] code;
-  input [8:0] value;
-  wire [8:0] value;
-  assign \$1  = $signed(value) > $signed(7'h55);
+  input [12:0] value;
+  wire [12:0] value;
+  assign \$1  = $signed(value) > $signed(10'h2f2);
   assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(6'h22);
+  assign \$3  = $signed(value) > $signed(8'h92);
   assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(6'h2d);
+  assign \$5  = $signed(value) > $signed(5'h0a);
   assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(5'h17);
+  assign \$7  = $signed(value) > $signed(8'h65);
   assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(1'h1);
+  assign \$9  = $signed(value) > $signed(9'h0a9);
   assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(4'h6);
+  assign \$11  = $signed(value) > $signed(9'h0dc);
   assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(5'h0c);
+  assign \$13  = $signed(value) > $signed(10'h102);
   assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(6'h11);
+  assign \$15  = $signed(value) > $signed(10'h11f);
   assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(6'h16);
+  assign \$17  = $signed(value) > $signed(10'h135);
   assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(6'h1a);
+  assign \$19  = $signed(value) > $signed(10'h146);
   assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(6'h1e);
+  assign \$21  = $signed(value) > $signed(10'h152);
   assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(7'h21);
+  assign \$23  = $signed(value) > $signed(10'h15b);
   assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(7'h24);
+  assign \$25  = $signed(value) > $signed(10'h162);
   assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(7'h26);
+  assign \$27  = $signed(value) > $signed(10'h16b);
   assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(7'h2d);
+  assign \$29  = $signed(value) > $signed(10'h192);
+  assign \$30  = \$28  + \$29 ;
+  assign code = \$30 [3:0];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif10 (rst, acc, code, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
+  wire [9:0] \$1 ;
+  wire [23:0] \$10 ;
+  wire [8:0] \$11 ;
+  wire [24:0] \$12 ;
+  reg [21:0] \$13 ;
+  reg [14:0] \$14 ;
+  reg \$15 ;
+  reg [12:0] \$16 ;
+  wire [21:0] \$2 ;
+  wire [13:0] \$3 ;
+  wire [14:0] \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [22:0] \$8 ;
+  wire [22:0] \$9 ;
+  input [12:0] acc;
+  wire [12:0] acc;
+  input clk;
+  wire clk;
+  input [3:0] code;
+  wire [3:0] code;
+  wire [3:0] \code$5 ;
+  reg [14:0] current_r = 15'h0000;
+  input fresh;
+  wire fresh;
+  wire [9:0] level;
+  output [3:0] new_state;
+  wire [3:0] new_state;
+  reg [21:0] product_r = 22'h000000;
+  input rst;
+  wire rst;
+  output spike;
+  wire spike;
+  wire [3:0] state;
+  (* init = 13'h0000 *)
+  wire [12:0] v;
+  reg [12:0] value = 13'h0000;
+  reg z_prev_r = 1'h0;
+  assign spike = new_state > 4'hd;
+  assign \$1  = fresh ? 10'h3d7 : level;
+  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
+  assign \$4  = $signed(\$3 ) + $signed(1'h0);
+  assign \$5  = ~ fresh;
+  assign \$6  = code > 4'hd;
+  assign \$7  = \$5  & \$6 ;
+  assign \$8  = $signed(product_r) + $signed(13'h0800);
+  assign \$10  = $signed(\$9 ) + $signed(current_r);
+  assign \$11  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  always @(posedge clk)
+    product_r <= \$13 ;
+  always @(posedge clk)
+    current_r <= \$14 ;
+  always @(posedge clk)
+    z_prev_r <= \$15 ;
+  always @(posedge clk)
+    value <= \$16 ;
+  \qsnn_ref.layer0.lif10.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer0.lif10.quantizer  quantizer (
+    .code(new_state),
+    .value(value)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$13  = \$2 ;
+    if (rst) begin
+      \$13  = 22'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$14  = \$4 ;
+    if (rst) begin
+      \$14  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$15  = \$7 ;
+    if (rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$16  = \$12 [12:0];
+    if (rst) begin
+      \$16  = 13'h0000;
+    end
+  end
+  assign state = code;
+  assign v = value;
+  assign \code$5  = new_state;
+  assign \$3  = { acc, 1'h0 };
+  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif10.levels (level, rd__addr);
+  wire [3:0] code;
+  output [9:0] level;
+  wire [9:0] level;
+  input [3:0] rd__addr;
+  wire [3:0] rd__addr;
+  wire [9:0] rd__data;
+  reg [9:0] rom [15:0];
+  initial begin
+    rom[0] = 10'h297;
+    rom[1] = 10'h34e;
+    rom[2] = 10'h3d7;
+    rom[3] = 10'h03e;
+    rom[4] = 10'h08c;
+    rom[5] = 10'h0c6;
+    rom[6] = 10'h0f2;
+    rom[7] = 10'h113;
+    rom[8] = 10'h12c;
+    rom[9] = 10'h13f;
+    rom[10] = 10'h14d;
+    rom[11] = 10'h157;
+    rom[12] = 10'h15f;
+    rom[13] = 10'h165;
+    rom[14] = 10'h172;
+    rom[15] = 10'h1b2;
+  end
+  assign level = rom[rd__addr];
+  assign code = rd__addr;
+  assign rd__data = level;
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif10.quantizer (value, code);
+  wire \$1 ;
+  wire [5:0] \$10 ;
+  wire \$11 ;
+  wire [6:0] \$12 ;
+  wire \$13 ;
+  wire [7:0] \$14 ;
+  wire \$15 ;
+  wire [8:0] \$16 ;
+  wire \$17 ;
+  wire [9:0] \$18 ;
+  wire \$19 ;
+  wire [1:0] \$2 ;
+  wire [10:0] \$20 ;
+  wire \$21 ;
+  wire [11:0] \$22 ;
+  wire \$23 ;
+  wire [12:0] \$24 ;
+  wire \$25 ;
+  wire [13:0] \$26 ;
+  wire \$27 ;
+  wire [14:0] \$28 ;
+  wire \$29 ;
+  wire \$3 ;
+  wire [15:0] \$30 ;
+  wire [2:0] \$4 ;
+  wire \$5 ;
+  wire [3:0] \$6 ;
+  wire \$7 ;
+  wire [4:0] \$8 ;
+  wire \$9 ;
+  output [3:0] code;
+  wire [3:0] code;
+  input [12:0] value;
+  wire [12:0] value;
+  assign \$1  = $signed(value) > $signed(10'h2f2);
+  assign \$2  = 1'h0 + \$1 ;
+  assign \$3  = $signed(value) > $signed(8'h92);
+  assign \$4  = \$2  + \$3 ;
+  assign \$5  = $signed(value) > $signed(5'h0a);
+  assign \$6  = \$4  + \$5 ;
+  assign \$7  = $signed(value) > $signed(8'h65);
+  assign \$8  = \$6  + \$7 ;
+  assign \$9  = $signed(value) > $signed(9'h0a9);
+  assign \$10  = \$8  + \$9 ;
+  assign \$11  = $signed(value) > $signed(9'h0dc);
+  assign \$12  = \$10  + \$11 ;
+  assign \$13  = $signed(value) > $signed(10'h102);
+  assign \$14  = \$12  + \$13 ;
+  assign \$15  = $signed(value) > $signed(10'h11f);
+  assign \$16  = \$14  + \$15 ;
+  assign \$17  = $signed(value) > $signed(10'h135);
+  assign \$18  = \$16  + \$17 ;
+  assign \$19  = $signed(value) > $signed(10'h146);
+  assign \$20  = \$18  + \$19 ;
+  assign \$21  = $signed(value) > $signed(10'h152);
+  assign \$22  = \$20  + \$21 ;
+  assign \$23  = $signed(value) > $signed(10'h15b);
+  assign \$24  = \$22  + \$23 ;
+  assign \$25  = $signed(value) > $signed(10'h162);
+  assign \$26  = \$24  + \$25 ;
+  assign \$27  = $signed(value) > $signed(10'h16b);
+  assign \$28  = \$26  + \$27 ;
+  assign \$29  = $signed(value) > $signed(10'h192);
+  assign \$30  = \$28  + \$29 ;
+  assign code = \$30 [3:0];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif11 (rst, acc, code, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
+  wire [9:0] \$1 ;
+  wire [23:0] \$10 ;
+  wire [8:0] \$11 ;
+  wire [24:0] \$12 ;
+  reg [21:0] \$13 ;
+  reg [14:0] \$14 ;
+  reg \$15 ;
+  reg [12:0] \$16 ;
+  wire [21:0] \$2 ;
+  wire [13:0] \$3 ;
+  wire [14:0] \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [22:0] \$8 ;
+  wire [22:0] \$9 ;
+  input [12:0] acc;
+  wire [12:0] acc;
+  input clk;
+  wire clk;
+  input [3:0] code;
+  wire [3:0] code;
+  wire [3:0] \code$5 ;
+  reg [14:0] current_r = 15'h0000;
+  input fresh;
+  wire fresh;
+  wire [9:0] level;
+  output [3:0] new_state;
+  wire [3:0] new_state;
+  reg [21:0] product_r = 22'h000000;
+  input rst;
+  wire rst;
+  output spike;
+  wire spike;
+  wire [3:0] state;
+  (* init = 13'h0000 *)
+  wire [12:0] v;
+  reg [12:0] value = 13'h0000;
+  reg z_prev_r = 1'h0;
+  assign spike = new_state > 4'hd;
+  assign \$1  = fresh ? 10'h3d7 : level;
+  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
+  assign \$4  = $signed(\$3 ) + $signed(1'h0);
+  assign \$5  = ~ fresh;
+  assign \$6  = code > 4'hd;
+  assign \$7  = \$5  & \$6 ;
+  assign \$8  = $signed(product_r) + $signed(13'h0800);
+  assign \$10  = $signed(\$9 ) + $signed(current_r);
+  assign \$11  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  always @(posedge clk)
+    product_r <= \$13 ;
+  always @(posedge clk)
+    current_r <= \$14 ;
+  always @(posedge clk)
+    z_prev_r <= \$15 ;
+  always @(posedge clk)
+    value <= \$16 ;
+  \qsnn_ref.layer0.lif11.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer0.lif11.quantizer  quantizer (
+    .code(new_state),
+    .value(value)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$13  = \$2 ;
+    if (rst) begin
+      \$13  = 22'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$14  = \$4 ;
+    if (rst) begin
+      \$14  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$15  = \$7 ;
+    if (rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$16  = \$12 [12:0];
+    if (rst) begin
+      \$16  = 13'h0000;
+    end
+  end
+  assign state = code;
+  assign v = value;
+  assign \code$5  = new_state;
+  assign \$3  = { acc, 1'h0 };
+  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif11.levels (level, rd__addr);
+  wire [3:0] code;
+  output [9:0] level;
+  wire [9:0] level;
+  input [3:0] rd__addr;
+  wire [3:0] rd__addr;
+  wire [9:0] rd__data;
+  reg [9:0] rom [15:0];
+  initial begin
+    rom[0] = 10'h297;
+    rom[1] = 10'h34e;
+    rom[2] = 10'h3d7;
+    rom[3] = 10'h03e;
+    rom[4] = 10'h08c;
+    rom[5] = 10'h0c6;
+    rom[6] = 10'h0f2;
+    rom[7] = 10'h113;
+    rom[8] = 10'h12c;
+    rom[9] = 10'h13f;
+    rom[10] = 10'h14d;
+    rom[11] = 10'h157;
+    rom[12] = 10'h15f;
+    rom[13] = 10'h165;
+    rom[14] = 10'h172;
+    rom[15] = 10'h1b2;
+  end
+  assign level = rom[rd__addr];
+  assign code = rd__addr;
+  assign rd__data = level;
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif11.quantizer (value, code);
+  wire \$1 ;
+  wire [5:0] \$10 ;
+  wire \$11 ;
+  wire [6:0] \$12 ;
+  wire \$13 ;
+  wire [7:0] \$14 ;
+  wire \$15 ;
+  wire [8:0] \$16 ;
+  wire \$17 ;
+  wire [9:0] \$18 ;
+  wire \$19 ;
+  wire [1:0] \$2 ;
+  wire [10:0] \$20 ;
+  wire \$21 ;
+  wire [11:0] \$22 ;
+  wire \$23 ;
+  wire [12:0] \$24 ;
+  wire \$25 ;
+  wire [13:0] \$26 ;
+  wire \$27 ;
+  wire [14:0] \$28 ;
+  wire \$29 ;
+  wire \$3 ;
+  wire [15:0] \$30 ;
+  wire [2:0] \$4 ;
+  wire \$5 ;
+  wire [3:0] \$6 ;
+  wire \$7 ;
+  wire [4:0] \$8 ;
+  wire \$9 ;
+  output [3:0] code;
+  wire [3:0] code;
+  input [12:0] value;
+  wire [12:0] value;
+  assign \$1  = $signed(value) > $signed(10'h2f2);
+  assign \$2  = 1'h0 + \$1 ;
+  assign \$3  = $signed(value) > $signed(8'h92);
+  assign \$4  = \$2  + \$3 ;
+  assign \$5  = $signed(value) > $signed(5'h0a);
+  assign \$6  = \$4  + \$5 ;
+  assign \$7  = $signed(value) > $signed(8'h65);
+  assign \$8  = \$6  + \$7 ;
+  assign \$9  = $signed(value) > $signed(9'h0a9);
+  assign \$10  = \$8  + \$9 ;
+  assign \$11  = $signed(value) > $signed(9'h0dc);
+  assign \$12  = \$10  + \$11 ;
+  assign \$13  = $signed(value) > $signed(10'h102);
+  assign \$14  = \$12  + \$13 ;
+  assign \$15  = $signed(value) > $signed(10'h11f);
+  assign \$16  = \$14  + \$15 ;
+  assign \$17  = $signed(value) > $signed(10'h135);
+  assign \$18  = \$16  + \$17 ;
+  assign \$19  = $signed(value) > $signed(10'h146);
+  assign \$20  = \$18  + \$19 ;
+  assign \$21  = $signed(value) > $signed(10'h152);
+  assign \$22  = \$20  + \$21 ;
+  assign \$23  = $signed(value) > $signed(10'h15b);
+  assign \$24  = \$22  + \$23 ;
+  assign \$25  = $signed(value) > $signed(10'h162);
+  assign \$26  = \$24  + \$25 ;
+  assign \$27  = $signed(value) > $signed(10'h16b);
+  assign \$28  = \$26  + \$27 ;
+  assign \$29  = $signed(value) > $signed(10'h192);
+  assign \$30  = \$28  + \$29 ;
+  assign code = \$30 [3:0];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif12 (rst, acc, code, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
+  wire [9:0] \$1 ;
+  wire [23:0] \$10 ;
+  wire [8:0] \$11 ;
+  wire [24:0] \$12 ;
+  reg [21:0] \$13 ;
+  reg [14:0] \$14 ;
+  reg \$15 ;
+  reg [12:0] \$16 ;
+  wire [21:0] \$2 ;
+  wire [13:0] \$3 ;
+  wire [14:0] \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [22:0] \$8 ;
+  wire [22:0] \$9 ;
+  input [12:0] acc;
+  wire [12:0] acc;
+  input clk;
+  wire clk;
+  input [3:0] code;
+  wire [3:0] code;
+  wire [3:0] \code$5 ;
+  reg [14:0] current_r = 15'h0000;
+  input fresh;
+  wire fresh;
+  wire [9:0] level;
+  output [3:0] new_state;
+  wire [3:0] new_state;
+  reg [21:0] product_r = 22'h000000;
+  input rst;
+  wire rst;
+  output spike;
+  wire spike;
+  wire [3:0] state;
+  (* init = 13'h0000 *)
+  wire [12:0] v;
+  reg [12:0] value = 13'h0000;
+  reg z_prev_r = 1'h0;
+  assign spike = new_state > 4'hd;
+  assign \$1  = fresh ? 10'h3d7 : level;
+  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
+  assign \$4  = $signed(\$3 ) + $signed(1'h0);
+  assign \$5  = ~ fresh;
+  assign \$6  = code > 4'hd;
+  assign \$7  = \$5  & \$6 ;
+  assign \$8  = $signed(product_r) + $signed(13'h0800);
+  assign \$10  = $signed(\$9 ) + $signed(current_r);
+  assign \$11  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  always @(posedge clk)
+    product_r <= \$13 ;
+  always @(posedge clk)
+    current_r <= \$14 ;
+  always @(posedge clk)
+    z_prev_r <= \$15 ;
+  always @(posedge clk)
+    value <= \$16 ;
+  \qsnn_ref.layer0.lif12.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer0.lif12.quantizer  quantizer (
+    .code(new_state),
+    .value(value)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$13  = \$2 ;
+    if (rst) begin
+      \$13  = 22'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$14  = \$4 ;
+    if (rst) begin
+      \$14  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$15  = \$7 ;
+    if (rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$16  = \$12 [12:0];
+    if (rst) begin
+      \$16  = 13'h0000;
+    end
+  end
+  assign state = code;
+  assign v = value;
+  assign \code$5  = new_state;
+  assign \$3  = { acc, 1'h0 };
+  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif12.levels (level, rd__addr);
+  wire [3:0] code;
+  output [9:0] level;
+  wire [9:0] level;
+  input [3:0] rd__addr;
+  wire [3:0] rd__addr;
+  wire [9:0] rd__data;
+  reg [9:0] rom [15:0];
+  initial begin
+    rom[0] = 10'h297;
+    rom[1] = 10'h34e;
+    rom[2] = 10'h3d7;
+    rom[3] = 10'h03e;
+    rom[4] = 10'h08c;
+    rom[5] = 10'h0c6;
+    rom[6] = 10'h0f2;
+    rom[7] = 10'h113;
+    rom[8] = 10'h12c;
+    rom[9] = 10'h13f;
+    rom[10] = 10'h14d;
+    rom[11] = 10'h157;
+    rom[12] = 10'h15f;
+    rom[13] = 10'h165;
+    rom[14] = 10'h172;
+    rom[15] = 10'h1b2;
+  end
+  assign level = rom[rd__addr];
+  assign code = rd__addr;
+  assign rd__data = level;
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif12.quantizer (value, code);
+  wire \$1 ;
+  wire [5:0] \$10 ;
+  wire \$11 ;
+  wire [6:0] \$12 ;
+  wire \$13 ;
+  wire [7:0] \$14 ;
+  wire \$15 ;
+  wire [8:0] \$16 ;
+  wire \$17 ;
+  wire [9:0] \$18 ;
+  wire \$19 ;
+  wire [1:0] \$2 ;
+  wire [10:0] \$20 ;
+  wire \$21 ;
+  wire [11:0] \$22 ;
+  wire \$23 ;
+  wire [12:0] \$24 ;
+  wire \$25 ;
+  wire [13:0] \$26 ;
+  wire \$27 ;
+  wire [14:0] \$28 ;
+  wire \$29 ;
+  wire \$3 ;
+  wire [15:0] \$30 ;
+  wire [2:0] \$4 ;
+  wire \$5 ;
+  wire [3:0] \$6 ;
+  wire \$7 ;
+  wire [4:0] \$8 ;
+  wire \$9 ;
+  output [3:0] code;
+  wire [3:0] code;
+  input [12:0] value;
+  wire [12:0] value;
+  assign \$1  = $signed(value) > $signed(10'h2f2);
+  assign \$2  = 1'h0 + \$1 ;
+  assign \$3  = $signed(value) > $signed(8'h92);
+  assign \$4  = \$2  + \$3 ;
+  assign \$5  = $signed(value) > $signed(5'h0a);
+  assign \$6  = \$4  + \$5 ;
+  assign \$7  = $signed(value) > $signed(8'h65);
+  assign \$8  = \$6  + \$7 ;
+  assign \$9  = $signed(value) > $signed(9'h0a9);
+  assign \$10  = \$8  + \$9 ;
+  assign \$11  = $signed(value) > $signed(9'h0dc);
+  assign \$12  = \$10  + \$11 ;
+  assign \$13  = $signed(value) > $signed(10'h102);
+  assign \$14  = \$12  + \$13 ;
+  assign \$15  = $signed(value) > $signed(10'h11f);
+  assign \$16  = \$14  + \$15 ;
+  assign \$17  = $signed(value) > $signed(10'h135);
+  assign \$18  = \$16  + \$17 ;
+  assign \$19  = $signed(value) > $signed(10'h146);
+  assign \$20  = \$18  + \$19 ;
+  assign \$21  = $signed(value) > $signed(10'h152);
+  assign \$22  = \$20  + \$21 ;
+  assign \$23  = $signed(value) > $signed(10'h15b);
+  assign \$24  = \$22  + \$23 ;
+  assign \$25  = $signed(value) > $signed(10'h162);
+  assign \$26  = \$24  + \$25 ;
+  assign \$27  = $signed(value) > $signed(10'h16b);
+  assign \$28  = \$26  + \$27 ;
+  assign \$29  = $signed(value) > $signed(10'h192);
+  assign \$30  = \$28  + \$29 ;
+  assign code = \$30 [3:0];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif13 (rst, acc, code, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
+  wire [9:0] \$1 ;
+  wire [23:0] \$10 ;
+  wire [8:0] \$11 ;
+  wire [24:0] \$12 ;
+  reg [21:0] \$13 ;
+  reg [14:0] \$14 ;
+  reg \$15 ;
+  reg [12:0] \$16 ;
+  wire [21:0] \$2 ;
+  wire [13:0] \$3 ;
+  wire [14:0] \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [22:0] \$8 ;
+  wire [22:0] \$9 ;
+  input [12:0] acc;
+  wire [12:0] acc;
+  input clk;
+  wire clk;
+  input [3:0] code;
+  wire [3:0] code;
+  wire [3:0] \code$5 ;
+  reg [14:0] current_r = 15'h0000;
+  input fresh;
+  wire fresh;
+  wire [9:0] level;
+  output [3:0] new_state;
+  wire [3:0] new_state;
+  reg [21:0] product_r = 22'h000000;
+  input rst;
+  wire rst;
+  output spike;
+  wire spike;
+  wire [3:0] state;
+  (* init = 13'h0000 *)
+  wire [12:0] v;
+  reg [12:0] value = 13'h0000;
+  reg z_prev_r = 1'h0;
+  assign spike = new_state > 4'hd;
+  assign \$1  = fresh ? 10'h3d7 : level;
+  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
+  assign \$4  = $signed(\$3 ) + $signed(1'h0);
+  assign \$5  = ~ fresh;
+  assign \$6  = code > 4'hd;
+  assign \$7  = \$5  & \$6 ;
+  assign \$8  = $signed(product_r) + $signed(13'h0800);
+  assign \$10  = $signed(\$9 ) + $signed(current_r);
+  assign \$11  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  always @(posedge clk)
+    product_r <= \$13 ;
+  always @(posedge clk)
+    current_r <= \$14 ;
+  always @(posedge clk)
+    z_prev_r <= \$15 ;
+  always @(posedge clk)
+    value <= \$16 ;
+  \qsnn_ref.layer0.lif13.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer0.lif13.quantizer  quantizer (
+    .code(new_state),
+    .value(value)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$13  = \$2 ;
+    if (rst) begin
+      \$13  = 22'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$14  = \$4 ;
+    if (rst) begin
+      \$14  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$15  = \$7 ;
+    if (rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$16  = \$12 [12:0];
+    if (rst) begin
+      \$16  = 13'h0000;
+    end
+  end
+  assign state = code;
+  assign v = value;
+  assign \code$5  = new_state;
+  assign \$3  = { acc, 1'h0 };
+  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif13.levels (level, rd__addr);
+  wire [3:0] code;
+  output [9:0] level;
+  wire [9:0] level;
+  input [3:0] rd__addr;
+  wire [3:0] rd__addr;
+  wire [9:0] rd__data;
+  reg [9:0] rom [15:0];
+  initial begin
+    rom[0] = 10'h297;
+    rom[1] = 10'h34e;
+    rom[2] = 10'h3d7;
+    rom[3] = 10'h03e;
+    rom[4] = 10'h08c;
+    rom[5] = 10'h0c6;
+    rom[6] = 10'h0f2;
+    rom[7] = 10'h113;
+    rom[8] = 10'h12c;
+    rom[9] = 10'h13f;
+    rom[10] = 10'h14d;
+    rom[11] = 10'h157;
+    rom[12] = 10'h15f;
+    rom[13] = 10'h165;
+    rom[14] = 10'h172;
+    rom[15] = 10'h1b2;
+  end
+  assign level = rom[rd__addr];
+  assign code = rd__addr;
+  assign rd__data = level;
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif13.quantizer (value, code);
+  wire \$1 ;
+  wire [5:0] \$10 ;
+  wire \$11 ;
+  wire [6:0] \$12 ;
+  wire \$13 ;
+  wire [7:0] \$14 ;
+  wire \$15 ;
+  wire [8:0] \$16 ;
+  wire \$17 ;
+  wire [9:0] \$18 ;
+  wire \$19 ;
+  wire [1:0] \$2 ;
+  wire [10:0] \$20 ;
+  wire \$21 ;
+  wire [11:0] \$22 ;
+  wire \$23 ;
+  wire [12:0] \$24 ;
+  wire \$25 ;
+  wire [13:0] \$26 ;
+  wire \$27 ;
+  wire [14:0] \$28 ;
+  wire \$29 ;
+  wire \$3 ;
+  wire [15:0] \$30 ;
+  wire [2:0] \$4 ;
+  wire \$5 ;
+  wire [3:0] \$6 ;
+  wire \$7 ;
+  wire [4:0] \$8 ;
+  wire \$9 ;
+  output [3:0] code;
+  wire [3:0] code;
+  input [12:0] value;
+  wire [12:0] value;
+  assign \$1  = $signed(value) > $signed(10'h2f2);
+  assign \$2  = 1'h0 + \$1 ;
+  assign \$3  = $signed(value) > $signed(8'h92);
+  assign \$4  = \$2  + \$3 ;
+  assign \$5  = $signed(value) > $signed(5'h0a);
+  assign \$6  = \$4  + \$5 ;
+  assign \$7  = $signed(value) > $signed(8'h65);
+  assign \$8  = \$6  + \$7 ;
+  assign \$9  = $signed(value) > $signed(9'h0a9);
+  assign \$10  = \$8  + \$9 ;
+  assign \$11  = $signed(value) > $signed(9'h0dc);
+  assign \$12  = \$10  + \$11 ;
+  assign \$13  = $signed(value) > $signed(10'h102);
+  assign \$14  = \$12  + \$13 ;
+  assign \$15  = $signed(value) > $signed(10'h11f);
+  assign \$16  = \$14  + \$15 ;
+  assign \$17  = $signed(value) > $signed(10'h135);
+  assign \$18  = \$16  + \$17 ;
+  assign \$19  = $signed(value) > $signed(10'h146);
+  assign \$20  = \$18  + \$19 ;
+  assign \$21  = $signed(value) > $signed(10'h152);
+  assign \$22  = \$20  + \$21 ;
+  assign \$23  = $signed(value) > $signed(10'h15b);
+  assign \$24  = \$22  + \$23 ;
+  assign \$25  = $signed(value) > $signed(10'h162);
+  assign \$26  = \$24  + \$25 ;
+  assign \$27  = $signed(value) > $signed(10'h16b);
+  assign \$28  = \$26  + \$27 ;
+  assign \$29  = $signed(value) > $signed(10'h192);
+  assign \$30  = \$28  + \$29 ;
+  assign code = \$30 [3:0];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif14 (rst, acc, code, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
+  wire [9:0] \$1 ;
+  wire [23:0] \$10 ;
+  wire [8:0] \$11 ;
+  wire [24:0] \$12 ;
+  reg [21:0] \$13 ;
+  reg [14:0] \$14 ;
+  reg \$15 ;
+  reg [12:0] \$16 ;
+  wire [21:0] \$2 ;
+  wire [13:0] \$3 ;
+  wire [14:0] \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [22:0] \$8 ;
+  wire [22:0] \$9 ;
+  input [12:0] acc;
+  wire [12:0] acc;
+  input clk;
+  wire clk;
+  input [3:0] code;
+  wire [3:0] code;
+  wire [3:0] \code$5 ;
+  reg [14:0] current_r = 15'h0000;
+  input fresh;
+  wire fresh;
+  wire [9:0] level;
+  output [3:0] new_state;
+  wire [3:0] new_state;
+  reg [21:0] product_r = 22'h000000;
+  input rst;
+  wire rst;
+  output spike;
+  wire spike;
+  wire [3:0] state;
+  (* init = 13'h0000 *)
+  wire [12:0] v;
+  reg [12:0] value = 13'h0000;
+  reg z_prev_r = 1'h0;
+  assign spike = new_state > 4'hd;
+  assign \$1  = fresh ? 10'h3d7 : level;
+  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
+  assign \$4  = $signed(\$3 ) + $signed(1'h0);
+  assign \$5  = ~ fresh;
+  assign \$6  = code > 4'hd;
+  assign \$7  = \$5  & \$6 ;
+  assign \$8  = $signed(product_r) + $signed(13'h0800);
+  assign \$10  = $signed(\$9 ) + $signed(current_r);
+  assign \$11  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  always @(posedge clk)
+    product_r <= \$13 ;
+  always @(posedge clk)
+    current_r <= \$14 ;
+  always @(posedge clk)
+    z_prev_r <= \$15 ;
+  always @(posedge clk)
+    value <= \$16 ;
+  \qsnn_ref.layer0.lif14.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer0.lif14.quantizer  quantizer (
+    .code(new_state),
+    .value(value)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$13  = \$2 ;
+    if (rst) begin
+      \$13  = 22'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$14  = \$4 ;
+    if (rst) begin
+      \$14  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$15  = \$7 ;
+    if (rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$16  = \$12 [12:0];
+    if (rst) begin
+      \$16  = 13'h0000;
+    end
+  end
+  assign state = code;
+  assign v = value;
+  assign \code$5  = new_state;
+  assign \$3  = { acc, 1'h0 };
+  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif14.levels (level, rd__addr);
+  wire [3:0] code;
+  output [9:0] level;
+  wire [9:0] level;
+  input [3:0] rd__addr;
+  wire [3:0] rd__addr;
+  wire [9:0] rd__data;
+  reg [9:0] rom [15:0];
+  initial begin
+    rom[0] = 10'h297;
+    rom[1] = 10'h34e;
+    rom[2] = 10'h3d7;
+    rom[3] = 10'h03e;
+    rom[4] = 10'h08c;
+    rom[5] = 10'h0c6;
+    rom[6] = 10'h0f2;
+    rom[7] = 10'h113;
+    rom[8] = 10'h12c;
+    rom[9] = 10'h13f;
+    rom[10] = 10'h14d;
+    rom[11] = 10'h157;
+    rom[12] = 10'h15f;
+    rom[13] = 10'h165;
+    rom[14] = 10'h172;
+    rom[15] = 10'h1b2;
+  end
+  assign level = rom[rd__addr];
+  assign code = rd__addr;
+  assign rd__data = level;
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif14.quantizer (value, code);
+  wire \$1 ;
+  wire [5:0] \$10 ;
+  wire \$11 ;
+  wire [6:0] \$12 ;
+  wire \$13 ;
+  wire [7:0] \$14 ;
+  wire \$15 ;
+  wire [8:0] \$16 ;
+  wire \$17 ;
+  wire [9:0] \$18 ;
+  wire \$19 ;
+  wire [1:0] \$2 ;
+  wire [10:0] \$20 ;
+  wire \$21 ;
+  wire [11:0] \$22 ;
+  wire \$23 ;
+  wire [12:0] \$24 ;
+  wire \$25 ;
+  wire [13:0] \$26 ;
+  wire \$27 ;
+  wire [14:0] \$28 ;
+  wire \$29 ;
+  wire \$3 ;
+  wire [15:0] \$30 ;
+  wire [2:0] \$4 ;
+  wire \$5 ;
+  wire [3:0] \$6 ;
+  wire \$7 ;
+  wire [4:0] \$8 ;
+  wire \$9 ;
+  output [3:0] code;
+  wire [3:0] code;
+  input [12:0] value;
+  wire [12:0] value;
+  assign \$1  = $signed(value) > $signed(10'h2f2);
+  assign \$2  = 1'h0 + \$1 ;
+  assign \$3  = $signed(value) > $signed(8'h92);
+  assign \$4  = \$2  + \$3 ;
+  assign \$5  = $signed(value) > $signed(5'h0a);
+  assign \$6  = \$4  + \$5 ;
+  assign \$7  = $signed(value) > $signed(8'h65);
+  assign \$8  = \$6  + \$7 ;
+  assign \$9  = $signed(value) > $signed(9'h0a9);
+  assign \$10  = \$8  + \$9 ;
+  assign \$11  = $signed(value) > $signed(9'h0dc);
+  assign \$12  = \$10  + \$11 ;
+  assign \$13  = $signed(value) > $signed(10'h102);
+  assign \$14  = \$12  + \$13 ;
+  assign \$15  = $signed(value) > $signed(10'h11f);
+  assign \$16  = \$14  + \$15 ;
+  assign \$17  = $signed(value) > $signed(10'h135);
+  assign \$18  = \$16  + \$17 ;
+  assign \$19  = $signed(value) > $signed(10'h146);
+  assign \$20  = \$18  + \$19 ;
+  assign \$21  = $signed(value) > $signed(10'h152);
+  assign \$22  = \$20  + \$21 ;
+  assign \$23  = $signed(value) > $signed(10'h15b);
+  assign \$24  = \$22  + \$23 ;
+  assign \$25  = $signed(value) > $signed(10'h162);
+  assign \$26  = \$24  + \$25 ;
+  assign \$27  = $signed(value) > $signed(10'h16b);
+  assign \$28  = \$26  + \$27 ;
+  assign \$29  = $signed(value) > $signed(10'h192);
+  assign \$30  = \$28  + \$29 ;
+  assign code = \$30 [3:0];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif15 (rst, acc, code, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
+  wire [9:0] \$1 ;
+  wire [23:0] \$10 ;
+  wire [8:0] \$11 ;
+  wire [24:0] \$12 ;
+  reg [21:0] \$13 ;
+  reg [14:0] \$14 ;
+  reg \$15 ;
+  reg [12:0] \$16 ;
+  wire [21:0] \$2 ;
+  wire [13:0] \$3 ;
+  wire [14:0] \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [22:0] \$8 ;
+  wire [22:0] \$9 ;
+  input [12:0] acc;
+  wire [12:0] acc;
+  input clk;
+  wire clk;
+  input [3:0] code;
+  wire [3:0] code;
+  wire [3:0] \code$5 ;
+  reg [14:0] current_r = 15'h0000;
+  input fresh;
+  wire fresh;
+  wire [9:0] level;
+  output [3:0] new_state;
+  wire [3:0] new_state;
+  reg [21:0] product_r = 22'h000000;
+  input rst;
+  wire rst;
+  output spike;
+  wire spike;
+  wire [3:0] state;
+  (* init = 13'h0000 *)
+  wire [12:0] v;
+  reg [12:0] value = 13'h0000;
+  reg z_prev_r = 1'h0;
+  assign spike = new_state > 4'hd;
+  assign \$1  = fresh ? 10'h3d7 : level;
+  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
+  assign \$4  = $signed(\$3 ) + $signed(1'h0);
+  assign \$5  = ~ fresh;
+  assign \$6  = code > 4'hd;
+  assign \$7  = \$5  & \$6 ;
+  assign \$8  = $signed(product_r) + $signed(13'h0800);
+  assign \$10  = $signed(\$9 ) + $signed(current_r);
+  assign \$11  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  always @(posedge clk)
+    product_r <= \$13 ;
+  always @(posedge clk)
+    current_r <= \$14 ;
+  always @(posedge clk)
+    z_prev_r <= \$15 ;
+  always @(posedge clk)
+    value <= \$16 ;
+  \qsnn_ref.layer0.lif15.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer0.lif15.quantizer  quantizer (
+    .code(new_state),
+    .value(value)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$13  = \$2 ;
+    if (rst) begin
+      \$13  = 22'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$14  = \$4 ;
+    if (rst) begin
+      \$14  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$15  = \$7 ;
+    if (rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$16  = \$12 [12:0];
+    if (rst) begin
+      \$16  = 13'h0000;
+    end
+  end
+  assign state = code;
+  assign v = value;
+  assign \code$5  = new_state;
+  assign \$3  = { acc, 1'h0 };
+  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif15.levels (level, rd__addr);
+  wire [3:0] code;
+  output [9:0] level;
+  wire [9:0] level;
+  input [3:0] rd__addr;
+  wire [3:0] rd__addr;
+  wire [9:0] rd__data;
+  reg [9:0] rom [15:0];
+  initial begin
+    rom[0] = 10'h297;
+    rom[1] = 10'h34e;
+    rom[2] = 10'h3d7;
+    rom[3] = 10'h03e;
+    rom[4] = 10'h08c;
+    rom[5] = 10'h0c6;
+    rom[6] = 10'h0f2;
+    rom[7] = 10'h113;
+    rom[8] = 10'h12c;
+    rom[9] = 10'h13f;
+    rom[10] = 10'h14d;
+    rom[11] = 10'h157;
+    rom[12] = 10'h15f;
+    rom[13] = 10'h165;
+    rom[14] = 10'h172;
+    rom[15] = 10'h1b2;
+  end
+  assign level = rom[rd__addr];
+  assign code = rd__addr;
+  assign rd__data = level;
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif15.quantizer (value, code);
+  wire \$1 ;
+  wire [5:0] \$10 ;
+  wire \$11 ;
+  wire [6:0] \$12 ;
+  wire \$13 ;
+  wire [7:0] \$14 ;
+  wire \$15 ;
+  wire [8:0] \$16 ;
+  wire \$17 ;
+  wire [9:0] \$18 ;
+  wire \$19 ;
+  wire [1:0] \$2 ;
+  wire [10:0] \$20 ;
+  wire \$21 ;
+  wire [11:0] \$22 ;
+  wire \$23 ;
+  wire [12:0] \$24 ;
+  wire \$25 ;
+  wire [13:0] \$26 ;
+  wire \$27 ;
+  wire [14:0] \$28 ;
+  wire \$29 ;
+  wire \$3 ;
+  wire [15:0] \$30 ;
+  wire [2:0] \$4 ;
+  wire \$5 ;
+  wire [3:0] \$6 ;
+  wire \$7 ;
+  wire [4:0] \$8 ;
+  wire \$9 ;
+  output [3:0] code;
+  wire [3:0] code;
+  input [12:0] value;
+  wire [12:0] value;
+  assign \$1  = $signed(value) > $signed(10'h2f2);
+  assign \$2  = 1'h0 + \$1 ;
+  assign \$3  = $signed(value) > $signed(8'h92);
+  assign \$4  = \$2  + \$3 ;
+  assign \$5  = $signed(value) > $signed(5'h0a);
+  assign \$6  = \$4  + \$5 ;
+  assign \$7  = $signed(value) > $signed(8'h65);
+  assign \$8  = \$6  + \$7 ;
+  assign \$9  = $signed(value) > $signed(9'h0a9);
+  assign \$10  = \$8  + \$9 ;
+  assign \$11  = $signed(value) > $signed(9'h0dc);
+  assign \$12  = \$10  + \$11 ;
+  assign \$13  = $signed(value) > $signed(10'h102);
+  assign \$14  = \$12  + \$13 ;
+  assign \$15  = $signed(value) > $signed(10'h11f);
+  assign \$16  = \$14  + \$15 ;
+  assign \$17  = $signed(value) > $signed(10'h135);
+  assign \$18  = \$16  + \$17 ;
+  assign \$19  = $signed(value) > $signed(10'h146);
+  assign \$20  = \$18  + \$19 ;
+  assign \$21  = $signed(value) > $signed(10'h152);
+  assign \$22  = \$20  + \$21 ;
+  assign \$23  = $signed(value) > $signed(10'h15b);
+  assign \$24  = \$22  + \$23 ;
+  assign \$25  = $signed(value) > $signed(10'h162);
+  assign \$26  = \$24  + \$25 ;
+  assign \$27  = $signed(value) > $signed(10'h16b);
+  assign \$28  = \$26  + \$27 ;
+  assign \$29  = $signed(value) > $signed(10'h192);
   assign \$30  = \$28  + \$29 ;
   assign code = \$30 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer0.lif2 (rst, acc, code, spike, new_state, fresh, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
-  wire [6:0] \$1 ;
-  wire [10:0] \$10 ;
-  wire [5:0] \$11 ;
-  wire [11:0] \$12 ;
-  reg [8:0] \$13 ;
-  reg [9:0] \$14 ;
+  reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
+  wire [9:0] \$1 ;
+  wire [23:0] \$10 ;
+  wire [8:0] \$11 ;
+  wire [24:0] \$12 ;
+  reg [21:0] \$13 ;
+  reg [14:0] \$14 ;
   reg \$15 ;
-  reg [8:0] \$16 ;
-  wire [8:0] \$2 ;
-  wire [8:0] \$3 ;
-  wire [9:0] \$4 ;
+  reg [12:0] \$16 ;
+  wire [21:0] \$2 ;
+  wire [13:0] \$3 ;
+  wire [14:0] \$4 ;
   wire \$5 ;
   wire \$6 ;
   wire \$7 ;
-  wire [9:0] \$8 ;
-  wire [9:0] \$9 ;
-  input [7:0] acc;
-  wire [7:0] acc;
+  wire [22:0] \$8 ;
+  wire [22:0] \$9 ;
+  input [12:0] acc;
+  wire [12:0] acc;
   input clk;
   wire clk;
   input [3:0] code;
   wire [3:0] code;
   wire [3:0] \code$5 ;
-  reg [9:0] current_r = 10'h000;
+  reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
-  wire [6:0] level;
+  wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [8:0] product_r = 9'h000;
+  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
   wire [3:0] state;
-  (* init = 9'h000 *)
-  wire [8:0] v;
-  reg [8:0] value = 9'h000;
+  (* init = 13'h0000 *)
+  wire [12:0] v;
+  reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 7'h03 : level;
-  assign \$2  = $signed(3'h2) * $signed(\$1 );
+  assign \$1  = fresh ? 10'h3d7 : level;
+  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
   assign \$4  = $signed(\$3 ) + $signed(1'h0);
   assign \$5  = ~ fresh;
   assign \$6  = code > 4'hd;
   assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(2'h1);
+  assign \$8  = $signed(product_r) + $signed(13'h0800);
   assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 6'h27 : 6'h00;
+  assign \$11  = z_prev_r ? 9'h169 : 9'h000;
   assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
   always @(posedge clk)
     product_r <= \$13 ;
@@ -2046,66 +3757,66 @@ module \qsnn_ref.layer0.lif2 (rst, acc, code, spike, new_state, fresh, clk);
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$13  = \$2 ;
     if (rst) begin
-      \$13  = 9'h000;
+      \$13  = 22'h000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$14  = \$4 ;
     if (rst) begin
-      \$14  = 10'h000;
+      \$14  = 15'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$15  = \$7 ;
     if (rst) begin
       \$15  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$16  = \$12 [8:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$16  = \$12 [12:0];
     if (rst) begin
-      \$16  = 9'h000;
+      \$16  = 13'h0000;
     end
   end
   assign state = code;
   assign v = value;
   assign \code$5  = new_state;
-  assign \$3  = { acc[7], acc };
-  assign \$9  = { \$8 [9], \$8 [9:1] };
+  assign \$3  = { acc, 1'h0 };
+  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
 endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer0.lif2.levels (level, rd__addr);
   wire [3:0] code;
-  output [6:0] level;
-  wire [6:0] level;
+  output [9:0] level;
+  wire [9:0] level;
   input [3:0] rd__addr;
   wire [3:0] rd__addr;
-  wire [6:0] rd__data;
-  reg [6:0] rom [15:0];
+  wire [9:0] rd__data;
+  reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 7'h4f;
-    rom[1] = 7'h5c;
-    rom[2] = 7'h68;
-    rom[3] = 7'h73;
-    rom[4] = 7'h7b;
-    rom[5] = 7'h03;
-    rom[6] = 7'h0a;
-    rom[7] = 7'h0f;
-    rom[8] = 7'h14;
-    rom[9] = 7'h19;
-    rom[10] = 7'h1c;
-    rom[11] = 7'h20;
-    rom[12] = 7'h23;
-    rom[13] = 7'h25;
-    rom[14] = 7'h28;
-    rom[15] = 7'h32;
+    rom[0] = 10'h297;
+    rom[1] = 10'h34e;
+    rom[2] = 10'h3d7;
+    rom[3] = 10'h03e;
+    rom[4] = 10'h08c;
+    rom[5] = 10'h0c6;
+    rom[6] = 10'h0f2;
+    rom[7] = 10'h113;
+    rom[8] = 10'h12c;
+    rom[9] = 10'h13f;
+    rom[10] = 10'h14d;
+    rom[11] = 10'h157;
+    rom[12] = 10'h15f;
+    rom[13] = 10'h165;
+    rom[14] = 10'h172;
+    rom[15] = 10'h1b2;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -2146,93 +3857,93 @@ module \qsnn_ref.layer0.lif2.quantizer (value, code);
   wire \$9 ;
   output [3:0] code;
   wire [3:0] code;
-  input [8:0] value;
-  wire [8:0] value;
-  assign \$1  = $signed(value) > $signed(7'h55);
+  input [12:0] value;
+  wire [12:0] value;
+  assign \$1  = $signed(value) > $signed(10'h2f2);
   assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(6'h22);
+  assign \$3  = $signed(value) > $signed(8'h92);
   assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(6'h2d);
+  assign \$5  = $signed(value) > $signed(5'h0a);
   assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(5'h17);
+  assign \$7  = $signed(value) > $signed(8'h65);
   assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(1'h1);
+  assign \$9  = $signed(value) > $signed(9'h0a9);
   assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(4'h6);
+  assign \$11  = $signed(value) > $signed(9'h0dc);
   assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(5'h0c);
+  assign \$13  = $signed(value) > $signed(10'h102);
   assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(6'h11);
+  assign \$15  = $signed(value) > $signed(10'h11f);
   assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(6'h16);
+  assign \$17  = $signed(value) > $signed(10'h135);
   assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(6'h1a);
+  assign \$19  = $signed(value) > $signed(10'h146);
   assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(6'h1e);
+  assign \$21  = $signed(value) > $signed(10'h152);
   assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(7'h21);
+  assign \$23  = $signed(value) > $signed(10'h15b);
   assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(7'h24);
+  assign \$25  = $signed(value) > $signed(10'h162);
   assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(7'h26);
+  assign \$27  = $signed(value) > $signed(10'h16b);
   assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(7'h2d);
+  assign \$29  = $signed(value) > $signed(10'h192);
   assign \$30  = \$28  + \$29 ;
   assign code = \$30 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer0.lif3 (rst, acc, code, spike, new_state, fresh, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
-  wire [6:0] \$1 ;
-  wire [10:0] \$10 ;
-  wire [5:0] \$11 ;
-  wire [11:0] \$12 ;
-  reg [8:0] \$13 ;
-  reg [9:0] \$14 ;
+  reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
+  wire [9:0] \$1 ;
+  wire [23:0] \$10 ;
+  wire [8:0] \$11 ;
+  wire [24:0] \$12 ;
+  reg [21:0] \$13 ;
+  reg [14:0] \$14 ;
   reg \$15 ;
-  reg [8:0] \$16 ;
-  wire [8:0] \$2 ;
-  wire [8:0] \$3 ;
-  wire [9:0] \$4 ;
+  reg [12:0] \$16 ;
+  wire [21:0] \$2 ;
+  wire [13:0] \$3 ;
+  wire [14:0] \$4 ;
   wire \$5 ;
   wire \$6 ;
   wire \$7 ;
-  wire [9:0] \$8 ;
-  wire [9:0] \$9 ;
-  input [7:0] acc;
-  wire [7:0] acc;
+  wire [22:0] \$8 ;
+  wire [22:0] \$9 ;
+  input [12:0] acc;
+  wire [12:0] acc;
   input clk;
   wire clk;
   input [3:0] code;
   wire [3:0] code;
   wire [3:0] \code$5 ;
-  reg [9:0] current_r = 10'h000;
+  reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
-  wire [6:0] level;
+  wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [8:0] product_r = 9'h000;
+  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
   wire [3:0] state;
-  (* init = 9'h000 *)
-  wire [8:0] v;
-  reg [8:0] value = 9'h000;
+  (* init = 13'h0000 *)
+  wire [12:0] v;
+  reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 7'h03 : level;
-  assign \$2  = $signed(3'h2) * $signed(\$1 );
+  assign \$1  = fresh ? 10'h3d7 : level;
+  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
   assign \$4  = $signed(\$3 ) + $signed(1'h0);
   assign \$5  = ~ fresh;
   assign \$6  = code > 4'hd;
   assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(2'h1);
+  assign \$8  = $signed(product_r) + $signed(13'h0800);
   assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 6'h27 : 6'h00;
+  assign \$11  = z_prev_r ? 9'h169 : 9'h000;
   assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
   always @(posedge clk)
     product_r <= \$13 ;
@@ -2251,66 +3962,66 @@ module \qsnn_ref.layer0.lif3 (rst, acc, code, spike, new_state, fresh, clk);
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$13  = \$2 ;
     if (rst) begin
-      \$13  = 9'h000;
+      \$13  = 22'h000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$14  = \$4 ;
     if (rst) begin
-      \$14  = 10'h000;
+      \$14  = 15'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$15  = \$7 ;
     if (rst) begin
       \$15  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$16  = \$12 [8:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$16  = \$12 [12:0];
     if (rst) begin
-      \$16  = 9'h000;
+      \$16  = 13'h0000;
     end
   end
   assign state = code;
   assign v = value;
   assign \code$5  = new_state;
-  assign \$3  = { acc[7], acc };
-  assign \$9  = { \$8 [9], \$8 [9:1] };
+  assign \$3  = { acc, 1'h0 };
+  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
 endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer0.lif3.levels (level, rd__addr);
   wire [3:0] code;
-  output [6:0] level;
-  wire [6:0] level;
+  output [9:0] level;
+  wire [9:0] level;
   input [3:0] rd__addr;
   wire [3:0] rd__addr;
-  wire [6:0] rd__data;
-  reg [6:0] rom [15:0];
+  wire [9:0] rd__data;
+  reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 7'h4f;
-    rom[1] = 7'h5c;
-    rom[2] = 7'h68;
-    rom[3] = 7'h73;
-    rom[4] = 7'h7b;
-    rom[5] = 7'h03;
-    rom[6] = 7'h0a;
-    rom[7] = 7'h0f;
-    rom[8] = 7'h14;
-    rom[9] = 7'h19;
-    rom[10] = 7'h1c;
-    rom[11] = 7'h20;
-    rom[12] = 7'h23;
-    rom[13] = 7'h25;
-    rom[14] = 7'h28;
-    rom[15] = 7'h32;
+    rom[0] = 10'h297;
+    rom[1] = 10'h34e;
+    rom[2] = 10'h3d7;
+    rom[3] = 10'h03e;
+    rom[4] = 10'h08c;
+    rom[5] = 10'h0c6;
+    rom[6] = 10'h0f2;
+    rom[7] = 10'h113;
+    rom[8] = 10'h12c;
+    rom[9] = 10'h13f;
+    rom[10] = 10'h14d;
+    rom[11] = 10'h157;
+    rom[12] = 10'h15f;
+    rom[13] = 10'h165;
+    rom[14] = 10'h172;
+    rom[15] = 10'h1b2;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -2351,91 +4062,1370 @@ module \qsnn_ref.layer0.lif3.quantizer (value, code);
   wire \$9 ;
   output [3:0] code;
   wire [3:0] code;
-  input [8:0] value;
-  wire [8:0] value;
-  assign \$1  = $signed(value) > $signed(7'h55);
+  input [12:0] value;
+  wire [12:0] value;
+  assign \$1  = $signed(value) > $signed(10'h2f2);
   assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(6'h22);
+  assign \$3  = $signed(value) > $signed(8'h92);
   assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(6'h2d);
+  assign \$5  = $signed(value) > $signed(5'h0a);
   assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(5'h17);
+  assign \$7  = $signed(value) > $signed(8'h65);
   assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(1'h1);
+  assign \$9  = $signed(value) > $signed(9'h0a9);
   assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(4'h6);
+  assign \$11  = $signed(value) > $signed(9'h0dc);
   assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(5'h0c);
+  assign \$13  = $signed(value) > $signed(10'h102);
   assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(6'h11);
+  assign \$15  = $signed(value) > $signed(10'h11f);
   assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(6'h16);
+  assign \$17  = $signed(value) > $signed(10'h135);
   assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(6'h1a);
+  assign \$19  = $signed(value) > $signed(10'h146);
   assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(6'h1e);
+  assign \$21  = $signed(value) > $signed(10'h152);
   assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(7'h21);
+  assign \$23  = $signed(value) > $signed(10'h15b);
   assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(7'h24);
+  assign \$25  = $signed(value) > $signed(10'h162);
   assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(7'h26);
+  assign \$27  = $signed(value) > $signed(10'h16b);
   assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(7'h2d);
+  assign \$29  = $signed(value) > $signed(10'h192);
   assign \$30  = \$28  + \$29 ;
   assign code = \$30 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.states (rst, r_data, \port$265$0 , \port$310$0 , \port$355$0 , \port$400$0 , rd__addr, wr__en, wr__addr, clk);
+module \qsnn_ref.layer0.lif4 (rst, acc, code, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
+  wire [9:0] \$1 ;
+  wire [23:0] \$10 ;
+  wire [8:0] \$11 ;
+  wire [24:0] \$12 ;
+  reg [21:0] \$13 ;
+  reg [14:0] \$14 ;
+  reg \$15 ;
+  reg [12:0] \$16 ;
+  wire [21:0] \$2 ;
+  wire [13:0] \$3 ;
+  wire [14:0] \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [22:0] \$8 ;
+  wire [22:0] \$9 ;
+  input [12:0] acc;
+  wire [12:0] acc;
   input clk;
   wire clk;
-  input [3:0] \port$265$0 ;
-  wire [3:0] \port$265$0 ;
-  input [3:0] \port$310$0 ;
-  wire [3:0] \port$310$0 ;
-  input [3:0] \port$355$0 ;
-  wire [3:0] \port$355$0 ;
-  input [3:0] \port$400$0 ;
-  wire [3:0] \port$400$0 ;
+  input [3:0] code;
+  wire [3:0] code;
+  wire [3:0] \code$5 ;
+  reg [14:0] current_r = 15'h0000;
+  input fresh;
+  wire fresh;
+  wire [9:0] level;
+  output [3:0] new_state;
+  wire [3:0] new_state;
+  reg [21:0] product_r = 22'h000000;
+  input rst;
+  wire rst;
+  output spike;
+  wire spike;
+  wire [3:0] state;
+  (* init = 13'h0000 *)
+  wire [12:0] v;
+  reg [12:0] value = 13'h0000;
+  reg z_prev_r = 1'h0;
+  assign spike = new_state > 4'hd;
+  assign \$1  = fresh ? 10'h3d7 : level;
+  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
+  assign \$4  = $signed(\$3 ) + $signed(1'h0);
+  assign \$5  = ~ fresh;
+  assign \$6  = code > 4'hd;
+  assign \$7  = \$5  & \$6 ;
+  assign \$8  = $signed(product_r) + $signed(13'h0800);
+  assign \$10  = $signed(\$9 ) + $signed(current_r);
+  assign \$11  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  always @(posedge clk)
+    product_r <= \$13 ;
+  always @(posedge clk)
+    current_r <= \$14 ;
+  always @(posedge clk)
+    z_prev_r <= \$15 ;
+  always @(posedge clk)
+    value <= \$16 ;
+  \qsnn_ref.layer0.lif4.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer0.lif4.quantizer  quantizer (
+    .code(new_state),
+    .value(value)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$13  = \$2 ;
+    if (rst) begin
+      \$13  = 22'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$14  = \$4 ;
+    if (rst) begin
+      \$14  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$15  = \$7 ;
+    if (rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$16  = \$12 [12:0];
+    if (rst) begin
+      \$16  = 13'h0000;
+    end
+  end
+  assign state = code;
+  assign v = value;
+  assign \code$5  = new_state;
+  assign \$3  = { acc, 1'h0 };
+  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif4.levels (level, rd__addr);
+  wire [3:0] code;
+  output [9:0] level;
+  wire [9:0] level;
+  input [3:0] rd__addr;
+  wire [3:0] rd__addr;
+  wire [9:0] rd__data;
+  reg [9:0] rom [15:0];
+  initial begin
+    rom[0] = 10'h297;
+    rom[1] = 10'h34e;
+    rom[2] = 10'h3d7;
+    rom[3] = 10'h03e;
+    rom[4] = 10'h08c;
+    rom[5] = 10'h0c6;
+    rom[6] = 10'h0f2;
+    rom[7] = 10'h113;
+    rom[8] = 10'h12c;
+    rom[9] = 10'h13f;
+    rom[10] = 10'h14d;
+    rom[11] = 10'h157;
+    rom[12] = 10'h15f;
+    rom[13] = 10'h165;
+    rom[14] = 10'h172;
+    rom[15] = 10'h1b2;
+  end
+  assign level = rom[rd__addr];
+  assign code = rd__addr;
+  assign rd__data = level;
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif4.quantizer (value, code);
+  wire \$1 ;
+  wire [5:0] \$10 ;
+  wire \$11 ;
+  wire [6:0] \$12 ;
+  wire \$13 ;
+  wire [7:0] \$14 ;
+  wire \$15 ;
+  wire [8:0] \$16 ;
+  wire \$17 ;
+  wire [9:0] \$18 ;
+  wire \$19 ;
+  wire [1:0] \$2 ;
+  wire [10:0] \$20 ;
+  wire \$21 ;
+  wire [11:0] \$22 ;
+  wire \$23 ;
+  wire [12:0] \$24 ;
+  wire \$25 ;
+  wire [13:0] \$26 ;
+  wire \$27 ;
+  wire [14:0] \$28 ;
+  wire \$29 ;
+  wire \$3 ;
+  wire [15:0] \$30 ;
+  wire [2:0] \$4 ;
+  wire \$5 ;
+  wire [3:0] \$6 ;
+  wire \$7 ;
+  wire [4:0] \$8 ;
+  wire \$9 ;
+  output [3:0] code;
+  wire [3:0] code;
+  input [12:0] value;
+  wire [12:0] value;
+  assign \$1  = $signed(value) > $signed(10'h2f2);
+  assign \$2  = 1'h0 + \$1 ;
+  assign \$3  = $signed(value) > $signed(8'h92);
+  assign \$4  = \$2  + \$3 ;
+  assign \$5  = $signed(value) > $signed(5'h0a);
+  assign \$6  = \$4  + \$5 ;
+  assign \$7  = $signed(value) > $signed(8'h65);
+  assign \$8  = \$6  + \$7 ;
+  assign \$9  = $signed(value) > $signed(9'h0a9);
+  assign \$10  = \$8  + \$9 ;
+  assign \$11  = $signed(value) > $signed(9'h0dc);
+  assign \$12  = \$10  + \$11 ;
+  assign \$13  = $signed(value) > $signed(10'h102);
+  assign \$14  = \$12  + \$13 ;
+  assign \$15  = $signed(value) > $signed(10'h11f);
+  assign \$16  = \$14  + \$15 ;
+  assign \$17  = $signed(value) > $signed(10'h135);
+  assign \$18  = \$16  + \$17 ;
+  assign \$19  = $signed(value) > $signed(10'h146);
+  assign \$20  = \$18  + \$19 ;
+  assign \$21  = $signed(value) > $signed(10'h152);
+  assign \$22  = \$20  + \$21 ;
+  assign \$23  = $signed(value) > $signed(10'h15b);
+  assign \$24  = \$22  + \$23 ;
+  assign \$25  = $signed(value) > $signed(10'h162);
+  assign \$26  = \$24  + \$25 ;
+  assign \$27  = $signed(value) > $signed(10'h16b);
+  assign \$28  = \$26  + \$27 ;
+  assign \$29  = $signed(value) > $signed(10'h192);
+  assign \$30  = \$28  + \$29 ;
+  assign code = \$30 [3:0];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif5 (rst, acc, code, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
+  wire [9:0] \$1 ;
+  wire [23:0] \$10 ;
+  wire [8:0] \$11 ;
+  wire [24:0] \$12 ;
+  reg [21:0] \$13 ;
+  reg [14:0] \$14 ;
+  reg \$15 ;
+  reg [12:0] \$16 ;
+  wire [21:0] \$2 ;
+  wire [13:0] \$3 ;
+  wire [14:0] \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [22:0] \$8 ;
+  wire [22:0] \$9 ;
+  input [12:0] acc;
+  wire [12:0] acc;
+  input clk;
+  wire clk;
+  input [3:0] code;
+  wire [3:0] code;
+  wire [3:0] \code$5 ;
+  reg [14:0] current_r = 15'h0000;
+  input fresh;
+  wire fresh;
+  wire [9:0] level;
+  output [3:0] new_state;
+  wire [3:0] new_state;
+  reg [21:0] product_r = 22'h000000;
+  input rst;
+  wire rst;
+  output spike;
+  wire spike;
+  wire [3:0] state;
+  (* init = 13'h0000 *)
+  wire [12:0] v;
+  reg [12:0] value = 13'h0000;
+  reg z_prev_r = 1'h0;
+  assign spike = new_state > 4'hd;
+  assign \$1  = fresh ? 10'h3d7 : level;
+  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
+  assign \$4  = $signed(\$3 ) + $signed(1'h0);
+  assign \$5  = ~ fresh;
+  assign \$6  = code > 4'hd;
+  assign \$7  = \$5  & \$6 ;
+  assign \$8  = $signed(product_r) + $signed(13'h0800);
+  assign \$10  = $signed(\$9 ) + $signed(current_r);
+  assign \$11  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  always @(posedge clk)
+    product_r <= \$13 ;
+  always @(posedge clk)
+    current_r <= \$14 ;
+  always @(posedge clk)
+    z_prev_r <= \$15 ;
+  always @(posedge clk)
+    value <= \$16 ;
+  \qsnn_ref.layer0.lif5.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer0.lif5.quantizer  quantizer (
+    .code(new_state),
+    .value(value)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$13  = \$2 ;
+    if (rst) begin
+      \$13  = 22'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$14  = \$4 ;
+    if (rst) begin
+      \$14  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$15  = \$7 ;
+    if (rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$16  = \$12 [12:0];
+    if (rst) begin
+      \$16  = 13'h0000;
+    end
+  end
+  assign state = code;
+  assign v = value;
+  assign \code$5  = new_state;
+  assign \$3  = { acc, 1'h0 };
+  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif5.levels (level, rd__addr);
+  wire [3:0] code;
+  output [9:0] level;
+  wire [9:0] level;
+  input [3:0] rd__addr;
+  wire [3:0] rd__addr;
+  wire [9:0] rd__data;
+  reg [9:0] rom [15:0];
+  initial begin
+    rom[0] = 10'h297;
+    rom[1] = 10'h34e;
+    rom[2] = 10'h3d7;
+    rom[3] = 10'h03e;
+    rom[4] = 10'h08c;
+    rom[5] = 10'h0c6;
+    rom[6] = 10'h0f2;
+    rom[7] = 10'h113;
+    rom[8] = 10'h12c;
+    rom[9] = 10'h13f;
+    rom[10] = 10'h14d;
+    rom[11] = 10'h157;
+    rom[12] = 10'h15f;
+    rom[13] = 10'h165;
+    rom[14] = 10'h172;
+    rom[15] = 10'h1b2;
+  end
+  assign level = rom[rd__addr];
+  assign code = rd__addr;
+  assign rd__data = level;
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif5.quantizer (value, code);
+  wire \$1 ;
+  wire [5:0] \$10 ;
+  wire \$11 ;
+  wire [6:0] \$12 ;
+  wire \$13 ;
+  wire [7:0] \$14 ;
+  wire \$15 ;
+  wire [8:0] \$16 ;
+  wire \$17 ;
+  wire [9:0] \$18 ;
+  wire \$19 ;
+  wire [1:0] \$2 ;
+  wire [10:0] \$20 ;
+  wire \$21 ;
+  wire [11:0] \$22 ;
+  wire \$23 ;
+  wire [12:0] \$24 ;
+  wire \$25 ;
+  wire [13:0] \$26 ;
+  wire \$27 ;
+  wire [14:0] \$28 ;
+  wire \$29 ;
+  wire \$3 ;
+  wire [15:0] \$30 ;
+  wire [2:0] \$4 ;
+  wire \$5 ;
+  wire [3:0] \$6 ;
+  wire \$7 ;
+  wire [4:0] \$8 ;
+  wire \$9 ;
+  output [3:0] code;
+  wire [3:0] code;
+  input [12:0] value;
+  wire [12:0] value;
+  assign \$1  = $signed(value) > $signed(10'h2f2);
+  assign \$2  = 1'h0 + \$1 ;
+  assign \$3  = $signed(value) > $signed(8'h92);
+  assign \$4  = \$2  + \$3 ;
+  assign \$5  = $signed(value) > $signed(5'h0a);
+  assign \$6  = \$4  + \$5 ;
+  assign \$7  = $signed(value) > $signed(8'h65);
+  assign \$8  = \$6  + \$7 ;
+  assign \$9  = $signed(value) > $signed(9'h0a9);
+  assign \$10  = \$8  + \$9 ;
+  assign \$11  = $signed(value) > $signed(9'h0dc);
+  assign \$12  = \$10  + \$11 ;
+  assign \$13  = $signed(value) > $signed(10'h102);
+  assign \$14  = \$12  + \$13 ;
+  assign \$15  = $signed(value) > $signed(10'h11f);
+  assign \$16  = \$14  + \$15 ;
+  assign \$17  = $signed(value) > $signed(10'h135);
+  assign \$18  = \$16  + \$17 ;
+  assign \$19  = $signed(value) > $signed(10'h146);
+  assign \$20  = \$18  + \$19 ;
+  assign \$21  = $signed(value) > $signed(10'h152);
+  assign \$22  = \$20  + \$21 ;
+  assign \$23  = $signed(value) > $signed(10'h15b);
+  assign \$24  = \$22  + \$23 ;
+  assign \$25  = $signed(value) > $signed(10'h162);
+  assign \$26  = \$24  + \$25 ;
+  assign \$27  = $signed(value) > $signed(10'h16b);
+  assign \$28  = \$26  + \$27 ;
+  assign \$29  = $signed(value) > $signed(10'h192);
+  assign \$30  = \$28  + \$29 ;
+  assign code = \$30 [3:0];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif6 (rst, acc, code, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
+  wire [9:0] \$1 ;
+  wire [23:0] \$10 ;
+  wire [8:0] \$11 ;
+  wire [24:0] \$12 ;
+  reg [21:0] \$13 ;
+  reg [14:0] \$14 ;
+  reg \$15 ;
+  reg [12:0] \$16 ;
+  wire [21:0] \$2 ;
+  wire [13:0] \$3 ;
+  wire [14:0] \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [22:0] \$8 ;
+  wire [22:0] \$9 ;
+  input [12:0] acc;
+  wire [12:0] acc;
+  input clk;
+  wire clk;
+  input [3:0] code;
+  wire [3:0] code;
+  wire [3:0] \code$5 ;
+  reg [14:0] current_r = 15'h0000;
+  input fresh;
+  wire fresh;
+  wire [9:0] level;
+  output [3:0] new_state;
+  wire [3:0] new_state;
+  reg [21:0] product_r = 22'h000000;
+  input rst;
+  wire rst;
+  output spike;
+  wire spike;
+  wire [3:0] state;
+  (* init = 13'h0000 *)
+  wire [12:0] v;
+  reg [12:0] value = 13'h0000;
+  reg z_prev_r = 1'h0;
+  assign spike = new_state > 4'hd;
+  assign \$1  = fresh ? 10'h3d7 : level;
+  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
+  assign \$4  = $signed(\$3 ) + $signed(1'h0);
+  assign \$5  = ~ fresh;
+  assign \$6  = code > 4'hd;
+  assign \$7  = \$5  & \$6 ;
+  assign \$8  = $signed(product_r) + $signed(13'h0800);
+  assign \$10  = $signed(\$9 ) + $signed(current_r);
+  assign \$11  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  always @(posedge clk)
+    product_r <= \$13 ;
+  always @(posedge clk)
+    current_r <= \$14 ;
+  always @(posedge clk)
+    z_prev_r <= \$15 ;
+  always @(posedge clk)
+    value <= \$16 ;
+  \qsnn_ref.layer0.lif6.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer0.lif6.quantizer  quantizer (
+    .code(new_state),
+    .value(value)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$13  = \$2 ;
+    if (rst) begin
+      \$13  = 22'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$14  = \$4 ;
+    if (rst) begin
+      \$14  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$15  = \$7 ;
+    if (rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$16  = \$12 [12:0];
+    if (rst) begin
+      \$16  = 13'h0000;
+    end
+  end
+  assign state = code;
+  assign v = value;
+  assign \code$5  = new_state;
+  assign \$3  = { acc, 1'h0 };
+  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif6.levels (level, rd__addr);
+  wire [3:0] code;
+  output [9:0] level;
+  wire [9:0] level;
+  input [3:0] rd__addr;
+  wire [3:0] rd__addr;
+  wire [9:0] rd__data;
+  reg [9:0] rom [15:0];
+  initial begin
+    rom[0] = 10'h297;
+    rom[1] = 10'h34e;
+    rom[2] = 10'h3d7;
+    rom[3] = 10'h03e;
+    rom[4] = 10'h08c;
+    rom[5] = 10'h0c6;
+    rom[6] = 10'h0f2;
+    rom[7] = 10'h113;
+    rom[8] = 10'h12c;
+    rom[9] = 10'h13f;
+    rom[10] = 10'h14d;
+    rom[11] = 10'h157;
+    rom[12] = 10'h15f;
+    rom[13] = 10'h165;
+    rom[14] = 10'h172;
+    rom[15] = 10'h1b2;
+  end
+  assign level = rom[rd__addr];
+  assign code = rd__addr;
+  assign rd__data = level;
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif6.quantizer (value, code);
+  wire \$1 ;
+  wire [5:0] \$10 ;
+  wire \$11 ;
+  wire [6:0] \$12 ;
+  wire \$13 ;
+  wire [7:0] \$14 ;
+  wire \$15 ;
+  wire [8:0] \$16 ;
+  wire \$17 ;
+  wire [9:0] \$18 ;
+  wire \$19 ;
+  wire [1:0] \$2 ;
+  wire [10:0] \$20 ;
+  wire \$21 ;
+  wire [11:0] \$22 ;
+  wire \$23 ;
+  wire [12:0] \$24 ;
+  wire \$25 ;
+  wire [13:0] \$26 ;
+  wire \$27 ;
+  wire [14:0] \$28 ;
+  wire \$29 ;
+  wire \$3 ;
+  wire [15:0] \$30 ;
+  wire [2:0] \$4 ;
+  wire \$5 ;
+  wire [3:0] \$6 ;
+  wire \$7 ;
+  wire [4:0] \$8 ;
+  wire \$9 ;
+  output [3:0] code;
+  wire [3:0] code;
+  input [12:0] value;
+  wire [12:0] value;
+  assign \$1  = $signed(value) > $signed(10'h2f2);
+  assign \$2  = 1'h0 + \$1 ;
+  assign \$3  = $signed(value) > $signed(8'h92);
+  assign \$4  = \$2  + \$3 ;
+  assign \$5  = $signed(value) > $signed(5'h0a);
+  assign \$6  = \$4  + \$5 ;
+  assign \$7  = $signed(value) > $signed(8'h65);
+  assign \$8  = \$6  + \$7 ;
+  assign \$9  = $signed(value) > $signed(9'h0a9);
+  assign \$10  = \$8  + \$9 ;
+  assign \$11  = $signed(value) > $signed(9'h0dc);
+  assign \$12  = \$10  + \$11 ;
+  assign \$13  = $signed(value) > $signed(10'h102);
+  assign \$14  = \$12  + \$13 ;
+  assign \$15  = $signed(value) > $signed(10'h11f);
+  assign \$16  = \$14  + \$15 ;
+  assign \$17  = $signed(value) > $signed(10'h135);
+  assign \$18  = \$16  + \$17 ;
+  assign \$19  = $signed(value) > $signed(10'h146);
+  assign \$20  = \$18  + \$19 ;
+  assign \$21  = $signed(value) > $signed(10'h152);
+  assign \$22  = \$20  + \$21 ;
+  assign \$23  = $signed(value) > $signed(10'h15b);
+  assign \$24  = \$22  + \$23 ;
+  assign \$25  = $signed(value) > $signed(10'h162);
+  assign \$26  = \$24  + \$25 ;
+  assign \$27  = $signed(value) > $signed(10'h16b);
+  assign \$28  = \$26  + \$27 ;
+  assign \$29  = $signed(value) > $signed(10'h192);
+  assign \$30  = \$28  + \$29 ;
+  assign code = \$30 [3:0];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif7 (rst, acc, code, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
+  wire [9:0] \$1 ;
+  wire [23:0] \$10 ;
+  wire [8:0] \$11 ;
+  wire [24:0] \$12 ;
+  reg [21:0] \$13 ;
+  reg [14:0] \$14 ;
+  reg \$15 ;
+  reg [12:0] \$16 ;
+  wire [21:0] \$2 ;
+  wire [13:0] \$3 ;
+  wire [14:0] \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [22:0] \$8 ;
+  wire [22:0] \$9 ;
+  input [12:0] acc;
+  wire [12:0] acc;
+  input clk;
+  wire clk;
+  input [3:0] code;
+  wire [3:0] code;
+  wire [3:0] \code$5 ;
+  reg [14:0] current_r = 15'h0000;
+  input fresh;
+  wire fresh;
+  wire [9:0] level;
+  output [3:0] new_state;
+  wire [3:0] new_state;
+  reg [21:0] product_r = 22'h000000;
+  input rst;
+  wire rst;
+  output spike;
+  wire spike;
+  wire [3:0] state;
+  (* init = 13'h0000 *)
+  wire [12:0] v;
+  reg [12:0] value = 13'h0000;
+  reg z_prev_r = 1'h0;
+  assign spike = new_state > 4'hd;
+  assign \$1  = fresh ? 10'h3d7 : level;
+  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
+  assign \$4  = $signed(\$3 ) + $signed(1'h0);
+  assign \$5  = ~ fresh;
+  assign \$6  = code > 4'hd;
+  assign \$7  = \$5  & \$6 ;
+  assign \$8  = $signed(product_r) + $signed(13'h0800);
+  assign \$10  = $signed(\$9 ) + $signed(current_r);
+  assign \$11  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  always @(posedge clk)
+    product_r <= \$13 ;
+  always @(posedge clk)
+    current_r <= \$14 ;
+  always @(posedge clk)
+    z_prev_r <= \$15 ;
+  always @(posedge clk)
+    value <= \$16 ;
+  \qsnn_ref.layer0.lif7.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer0.lif7.quantizer  quantizer (
+    .code(new_state),
+    .value(value)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$13  = \$2 ;
+    if (rst) begin
+      \$13  = 22'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$14  = \$4 ;
+    if (rst) begin
+      \$14  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$15  = \$7 ;
+    if (rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$16  = \$12 [12:0];
+    if (rst) begin
+      \$16  = 13'h0000;
+    end
+  end
+  assign state = code;
+  assign v = value;
+  assign \code$5  = new_state;
+  assign \$3  = { acc, 1'h0 };
+  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif7.levels (level, rd__addr);
+  wire [3:0] code;
+  output [9:0] level;
+  wire [9:0] level;
+  input [3:0] rd__addr;
+  wire [3:0] rd__addr;
+  wire [9:0] rd__data;
+  reg [9:0] rom [15:0];
+  initial begin
+    rom[0] = 10'h297;
+    rom[1] = 10'h34e;
+    rom[2] = 10'h3d7;
+    rom[3] = 10'h03e;
+    rom[4] = 10'h08c;
+    rom[5] = 10'h0c6;
+    rom[6] = 10'h0f2;
+    rom[7] = 10'h113;
+    rom[8] = 10'h12c;
+    rom[9] = 10'h13f;
+    rom[10] = 10'h14d;
+    rom[11] = 10'h157;
+    rom[12] = 10'h15f;
+    rom[13] = 10'h165;
+    rom[14] = 10'h172;
+    rom[15] = 10'h1b2;
+  end
+  assign level = rom[rd__addr];
+  assign code = rd__addr;
+  assign rd__data = level;
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif7.quantizer (value, code);
+  wire \$1 ;
+  wire [5:0] \$10 ;
+  wire \$11 ;
+  wire [6:0] \$12 ;
+  wire \$13 ;
+  wire [7:0] \$14 ;
+  wire \$15 ;
+  wire [8:0] \$16 ;
+  wire \$17 ;
+  wire [9:0] \$18 ;
+  wire \$19 ;
+  wire [1:0] \$2 ;
+  wire [10:0] \$20 ;
+  wire \$21 ;
+  wire [11:0] \$22 ;
+  wire \$23 ;
+  wire [12:0] \$24 ;
+  wire \$25 ;
+  wire [13:0] \$26 ;
+  wire \$27 ;
+  wire [14:0] \$28 ;
+  wire \$29 ;
+  wire \$3 ;
+  wire [15:0] \$30 ;
+  wire [2:0] \$4 ;
+  wire \$5 ;
+  wire [3:0] \$6 ;
+  wire \$7 ;
+  wire [4:0] \$8 ;
+  wire \$9 ;
+  output [3:0] code;
+  wire [3:0] code;
+  input [12:0] value;
+  wire [12:0] value;
+  assign \$1  = $signed(value) > $signed(10'h2f2);
+  assign \$2  = 1'h0 + \$1 ;
+  assign \$3  = $signed(value) > $signed(8'h92);
+  assign \$4  = \$2  + \$3 ;
+  assign \$5  = $signed(value) > $signed(5'h0a);
+  assign \$6  = \$4  + \$5 ;
+  assign \$7  = $signed(value) > $signed(8'h65);
+  assign \$8  = \$6  + \$7 ;
+  assign \$9  = $signed(value) > $signed(9'h0a9);
+  assign \$10  = \$8  + \$9 ;
+  assign \$11  = $signed(value) > $signed(9'h0dc);
+  assign \$12  = \$10  + \$11 ;
+  assign \$13  = $signed(value) > $signed(10'h102);
+  assign \$14  = \$12  + \$13 ;
+  assign \$15  = $signed(value) > $signed(10'h11f);
+  assign \$16  = \$14  + \$15 ;
+  assign \$17  = $signed(value) > $signed(10'h135);
+  assign \$18  = \$16  + \$17 ;
+  assign \$19  = $signed(value) > $signed(10'h146);
+  assign \$20  = \$18  + \$19 ;
+  assign \$21  = $signed(value) > $signed(10'h152);
+  assign \$22  = \$20  + \$21 ;
+  assign \$23  = $signed(value) > $signed(10'h15b);
+  assign \$24  = \$22  + \$23 ;
+  assign \$25  = $signed(value) > $signed(10'h162);
+  assign \$26  = \$24  + \$25 ;
+  assign \$27  = $signed(value) > $signed(10'h16b);
+  assign \$28  = \$26  + \$27 ;
+  assign \$29  = $signed(value) > $signed(10'h192);
+  assign \$30  = \$28  + \$29 ;
+  assign code = \$30 [3:0];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif8 (rst, acc, code, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
+  wire [9:0] \$1 ;
+  wire [23:0] \$10 ;
+  wire [8:0] \$11 ;
+  wire [24:0] \$12 ;
+  reg [21:0] \$13 ;
+  reg [14:0] \$14 ;
+  reg \$15 ;
+  reg [12:0] \$16 ;
+  wire [21:0] \$2 ;
+  wire [13:0] \$3 ;
+  wire [14:0] \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [22:0] \$8 ;
+  wire [22:0] \$9 ;
+  input [12:0] acc;
+  wire [12:0] acc;
+  input clk;
+  wire clk;
+  input [3:0] code;
+  wire [3:0] code;
+  wire [3:0] \code$5 ;
+  reg [14:0] current_r = 15'h0000;
+  input fresh;
+  wire fresh;
+  wire [9:0] level;
+  output [3:0] new_state;
+  wire [3:0] new_state;
+  reg [21:0] product_r = 22'h000000;
+  input rst;
+  wire rst;
+  output spike;
+  wire spike;
+  wire [3:0] state;
+  (* init = 13'h0000 *)
+  wire [12:0] v;
+  reg [12:0] value = 13'h0000;
+  reg z_prev_r = 1'h0;
+  assign spike = new_state > 4'hd;
+  assign \$1  = fresh ? 10'h3d7 : level;
+  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
+  assign \$4  = $signed(\$3 ) + $signed(1'h0);
+  assign \$5  = ~ fresh;
+  assign \$6  = code > 4'hd;
+  assign \$7  = \$5  & \$6 ;
+  assign \$8  = $signed(product_r) + $signed(13'h0800);
+  assign \$10  = $signed(\$9 ) + $signed(current_r);
+  assign \$11  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  always @(posedge clk)
+    product_r <= \$13 ;
+  always @(posedge clk)
+    current_r <= \$14 ;
+  always @(posedge clk)
+    z_prev_r <= \$15 ;
+  always @(posedge clk)
+    value <= \$16 ;
+  \qsnn_ref.layer0.lif8.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer0.lif8.quantizer  quantizer (
+    .code(new_state),
+    .value(value)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$13  = \$2 ;
+    if (rst) begin
+      \$13  = 22'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$14  = \$4 ;
+    if (rst) begin
+      \$14  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$15  = \$7 ;
+    if (rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$16  = \$12 [12:0];
+    if (rst) begin
+      \$16  = 13'h0000;
+    end
+  end
+  assign state = code;
+  assign v = value;
+  assign \code$5  = new_state;
+  assign \$3  = { acc, 1'h0 };
+  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif8.levels (level, rd__addr);
+  wire [3:0] code;
+  output [9:0] level;
+  wire [9:0] level;
+  input [3:0] rd__addr;
+  wire [3:0] rd__addr;
+  wire [9:0] rd__data;
+  reg [9:0] rom [15:0];
+  initial begin
+    rom[0] = 10'h297;
+    rom[1] = 10'h34e;
+    rom[2] = 10'h3d7;
+    rom[3] = 10'h03e;
+    rom[4] = 10'h08c;
+    rom[5] = 10'h0c6;
+    rom[6] = 10'h0f2;
+    rom[7] = 10'h113;
+    rom[8] = 10'h12c;
+    rom[9] = 10'h13f;
+    rom[10] = 10'h14d;
+    rom[11] = 10'h157;
+    rom[12] = 10'h15f;
+    rom[13] = 10'h165;
+    rom[14] = 10'h172;
+    rom[15] = 10'h1b2;
+  end
+  assign level = rom[rd__addr];
+  assign code = rd__addr;
+  assign rd__data = level;
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif8.quantizer (value, code);
+  wire \$1 ;
+  wire [5:0] \$10 ;
+  wire \$11 ;
+  wire [6:0] \$12 ;
+  wire \$13 ;
+  wire [7:0] \$14 ;
+  wire \$15 ;
+  wire [8:0] \$16 ;
+  wire \$17 ;
+  wire [9:0] \$18 ;
+  wire \$19 ;
+  wire [1:0] \$2 ;
+  wire [10:0] \$20 ;
+  wire \$21 ;
+  wire [11:0] \$22 ;
+  wire \$23 ;
+  wire [12:0] \$24 ;
+  wire \$25 ;
+  wire [13:0] \$26 ;
+  wire \$27 ;
+  wire [14:0] \$28 ;
+  wire \$29 ;
+  wire \$3 ;
+  wire [15:0] \$30 ;
+  wire [2:0] \$4 ;
+  wire \$5 ;
+  wire [3:0] \$6 ;
+  wire \$7 ;
+  wire [4:0] \$8 ;
+  wire \$9 ;
+  output [3:0] code;
+  wire [3:0] code;
+  input [12:0] value;
+  wire [12:0] value;
+  assign \$1  = $signed(value) > $signed(10'h2f2);
+  assign \$2  = 1'h0 + \$1 ;
+  assign \$3  = $signed(value) > $signed(8'h92);
+  assign \$4  = \$2  + \$3 ;
+  assign \$5  = $signed(value) > $signed(5'h0a);
+  assign \$6  = \$4  + \$5 ;
+  assign \$7  = $signed(value) > $signed(8'h65);
+  assign \$8  = \$6  + \$7 ;
+  assign \$9  = $signed(value) > $signed(9'h0a9);
+  assign \$10  = \$8  + \$9 ;
+  assign \$11  = $signed(value) > $signed(9'h0dc);
+  assign \$12  = \$10  + \$11 ;
+  assign \$13  = $signed(value) > $signed(10'h102);
+  assign \$14  = \$12  + \$13 ;
+  assign \$15  = $signed(value) > $signed(10'h11f);
+  assign \$16  = \$14  + \$15 ;
+  assign \$17  = $signed(value) > $signed(10'h135);
+  assign \$18  = \$16  + \$17 ;
+  assign \$19  = $signed(value) > $signed(10'h146);
+  assign \$20  = \$18  + \$19 ;
+  assign \$21  = $signed(value) > $signed(10'h152);
+  assign \$22  = \$20  + \$21 ;
+  assign \$23  = $signed(value) > $signed(10'h15b);
+  assign \$24  = \$22  + \$23 ;
+  assign \$25  = $signed(value) > $signed(10'h162);
+  assign \$26  = \$24  + \$25 ;
+  assign \$27  = $signed(value) > $signed(10'h16b);
+  assign \$28  = \$26  + \$27 ;
+  assign \$29  = $signed(value) > $signed(10'h192);
+  assign \$30  = \$28  + \$29 ;
+  assign code = \$30 [3:0];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif9 (rst, acc, code, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
+  wire [9:0] \$1 ;
+  wire [23:0] \$10 ;
+  wire [8:0] \$11 ;
+  wire [24:0] \$12 ;
+  reg [21:0] \$13 ;
+  reg [14:0] \$14 ;
+  reg \$15 ;
+  reg [12:0] \$16 ;
+  wire [21:0] \$2 ;
+  wire [13:0] \$3 ;
+  wire [14:0] \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [22:0] \$8 ;
+  wire [22:0] \$9 ;
+  input [12:0] acc;
+  wire [12:0] acc;
+  input clk;
+  wire clk;
+  input [3:0] code;
+  wire [3:0] code;
+  wire [3:0] \code$5 ;
+  reg [14:0] current_r = 15'h0000;
+  input fresh;
+  wire fresh;
+  wire [9:0] level;
+  output [3:0] new_state;
+  wire [3:0] new_state;
+  reg [21:0] product_r = 22'h000000;
+  input rst;
+  wire rst;
+  output spike;
+  wire spike;
+  wire [3:0] state;
+  (* init = 13'h0000 *)
+  wire [12:0] v;
+  reg [12:0] value = 13'h0000;
+  reg z_prev_r = 1'h0;
+  assign spike = new_state > 4'hd;
+  assign \$1  = fresh ? 10'h3d7 : level;
+  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
+  assign \$4  = $signed(\$3 ) + $signed(1'h0);
+  assign \$5  = ~ fresh;
+  assign \$6  = code > 4'hd;
+  assign \$7  = \$5  & \$6 ;
+  assign \$8  = $signed(product_r) + $signed(13'h0800);
+  assign \$10  = $signed(\$9 ) + $signed(current_r);
+  assign \$11  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  always @(posedge clk)
+    product_r <= \$13 ;
+  always @(posedge clk)
+    current_r <= \$14 ;
+  always @(posedge clk)
+    z_prev_r <= \$15 ;
+  always @(posedge clk)
+    value <= \$16 ;
+  \qsnn_ref.layer0.lif9.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer0.lif9.quantizer  quantizer (
+    .code(new_state),
+    .value(value)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$13  = \$2 ;
+    if (rst) begin
+      \$13  = 22'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$14  = \$4 ;
+    if (rst) begin
+      \$14  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$15  = \$7 ;
+    if (rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$16  = \$12 [12:0];
+    if (rst) begin
+      \$16  = 13'h0000;
+    end
+  end
+  assign state = code;
+  assign v = value;
+  assign \code$5  = new_state;
+  assign \$3  = { acc, 1'h0 };
+  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif9.levels (level, rd__addr);
+  wire [3:0] code;
+  output [9:0] level;
+  wire [9:0] level;
+  input [3:0] rd__addr;
+  wire [3:0] rd__addr;
+  wire [9:0] rd__data;
+  reg [9:0] rom [15:0];
+  initial begin
+    rom[0] = 10'h297;
+    rom[1] = 10'h34e;
+    rom[2] = 10'h3d7;
+    rom[3] = 10'h03e;
+    rom[4] = 10'h08c;
+    rom[5] = 10'h0c6;
+    rom[6] = 10'h0f2;
+    rom[7] = 10'h113;
+    rom[8] = 10'h12c;
+    rom[9] = 10'h13f;
+    rom[10] = 10'h14d;
+    rom[11] = 10'h157;
+    rom[12] = 10'h15f;
+    rom[13] = 10'h165;
+    rom[14] = 10'h172;
+    rom[15] = 10'h1b2;
+  end
+  assign level = rom[rd__addr];
+  assign code = rd__addr;
+  assign rd__data = level;
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.lif9.quantizer (value, code);
+  wire \$1 ;
+  wire [5:0] \$10 ;
+  wire \$11 ;
+  wire [6:0] \$12 ;
+  wire \$13 ;
+  wire [7:0] \$14 ;
+  wire \$15 ;
+  wire [8:0] \$16 ;
+  wire \$17 ;
+  wire [9:0] \$18 ;
+  wire \$19 ;
+  wire [1:0] \$2 ;
+  wire [10:0] \$20 ;
+  wire \$21 ;
+  wire [11:0] \$22 ;
+  wire \$23 ;
+  wire [12:0] \$24 ;
+  wire \$25 ;
+  wire [13:0] \$26 ;
+  wire \$27 ;
+  wire [14:0] \$28 ;
+  wire \$29 ;
+  wire \$3 ;
+  wire [15:0] \$30 ;
+  wire [2:0] \$4 ;
+  wire \$5 ;
+  wire [3:0] \$6 ;
+  wire \$7 ;
+  wire [4:0] \$8 ;
+  wire \$9 ;
+  output [3:0] code;
+  wire [3:0] code;
+  input [12:0] value;
+  wire [12:0] value;
+  assign \$1  = $signed(value) > $signed(10'h2f2);
+  assign \$2  = 1'h0 + \$1 ;
+  assign \$3  = $signed(value) > $signed(8'h92);
+  assign \$4  = \$2  + \$3 ;
+  assign \$5  = $signed(value) > $signed(5'h0a);
+  assign \$6  = \$4  + \$5 ;
+  assign \$7  = $signed(value) > $signed(8'h65);
+  assign \$8  = \$6  + \$7 ;
+  assign \$9  = $signed(value) > $signed(9'h0a9);
+  assign \$10  = \$8  + \$9 ;
+  assign \$11  = $signed(value) > $signed(9'h0dc);
+  assign \$12  = \$10  + \$11 ;
+  assign \$13  = $signed(value) > $signed(10'h102);
+  assign \$14  = \$12  + \$13 ;
+  assign \$15  = $signed(value) > $signed(10'h11f);
+  assign \$16  = \$14  + \$15 ;
+  assign \$17  = $signed(value) > $signed(10'h135);
+  assign \$18  = \$16  + \$17 ;
+  assign \$19  = $signed(value) > $signed(10'h146);
+  assign \$20  = \$18  + \$19 ;
+  assign \$21  = $signed(value) > $signed(10'h152);
+  assign \$22  = \$20  + \$21 ;
+  assign \$23  = $signed(value) > $signed(10'h15b);
+  assign \$24  = \$22  + \$23 ;
+  assign \$25  = $signed(value) > $signed(10'h162);
+  assign \$26  = \$24  + \$25 ;
+  assign \$27  = $signed(value) > $signed(10'h16b);
+  assign \$28  = \$26  + \$27 ;
+  assign \$29  = $signed(value) > $signed(10'h192);
+  assign \$30  = \$28  + \$29 ;
+  assign code = \$30 [3:0];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.states (rst, r_data, \port$303$0 , \port$348$0 , \port$393$0 , \port$438$0 , \port$483$0 , \port$528$0 , \port$573$0 , \port$618$0 , \port$663$0 , \port$708$0 , \port$753$0 , \port$798$0 , \port$843$0 , \port$888$0 , \port$933$0 , \port$978$0 , rd__addr, wr__en, wr__addr
+, clk);
+  input clk;
+  wire clk;
+  input [3:0] \port$303$0 ;
+  wire [3:0] \port$303$0 ;
+  input [3:0] \port$348$0 ;
+  wire [3:0] \port$348$0 ;
+  input [3:0] \port$393$0 ;
+  wire [3:0] \port$393$0 ;
+  input [3:0] \port$438$0 ;
+  wire [3:0] \port$438$0 ;
+  input [3:0] \port$483$0 ;
+  wire [3:0] \port$483$0 ;
+  input [3:0] \port$528$0 ;
+  wire [3:0] \port$528$0 ;
+  input [3:0] \port$573$0 ;
+  wire [3:0] \port$573$0 ;
+  input [3:0] \port$618$0 ;
+  wire [3:0] \port$618$0 ;
+  input [3:0] \port$663$0 ;
+  wire [3:0] \port$663$0 ;
+  input [3:0] \port$708$0 ;
+  wire [3:0] \port$708$0 ;
+  input [3:0] \port$753$0 ;
+  wire [3:0] \port$753$0 ;
+  input [3:0] \port$798$0 ;
+  wire [3:0] \port$798$0 ;
+  input [3:0] \port$843$0 ;
+  wire [3:0] \port$843$0 ;
+  input [3:0] \port$888$0 ;
+  wire [3:0] \port$888$0 ;
+  input [3:0] \port$933$0 ;
+  wire [3:0] \port$933$0 ;
+  input [3:0] \port$978$0 ;
+  wire [3:0] \port$978$0 ;
   wire [2:0] r_addr;
-  output [15:0] r_data;
-  wire [15:0] r_data;
+  output [63:0] r_data;
+  wire [63:0] r_data;
   wire [3:0] \r_data[0] ;
+  wire [3:0] \r_data[10] ;
+  wire [3:0] \r_data[11] ;
+  wire [3:0] \r_data[12] ;
+  wire [3:0] \r_data[13] ;
+  wire [3:0] \r_data[14] ;
+  wire [3:0] \r_data[15] ;
   wire [3:0] \r_data[1] ;
   wire [3:0] \r_data[2] ;
   wire [3:0] \r_data[3] ;
+  wire [3:0] \r_data[4] ;
+  wire [3:0] \r_data[5] ;
+  wire [3:0] \r_data[6] ;
+  wire [3:0] \r_data[7] ;
+  wire [3:0] \r_data[8] ;
+  wire [3:0] \r_data[9] ;
   input [2:0] rd__addr;
   wire [2:0] rd__addr;
-  wire [15:0] rd__data;
+  wire [63:0] rd__data;
   input rst;
   wire rst;
   wire [2:0] w_addr;
-  wire [15:0] w_data;
+  wire [63:0] w_data;
   wire [3:0] \w_data[0] ;
+  wire [3:0] \w_data[10] ;
+  wire [3:0] \w_data[11] ;
+  wire [3:0] \w_data[12] ;
+  wire [3:0] \w_data[13] ;
+  wire [3:0] \w_data[14] ;
+  wire [3:0] \w_data[15] ;
   wire [3:0] \w_data[1] ;
   wire [3:0] \w_data[2] ;
   wire [3:0] \w_data[3] ;
+  wire [3:0] \w_data[4] ;
+  wire [3:0] \w_data[5] ;
+  wire [3:0] \w_data[6] ;
+  wire [3:0] \w_data[7] ;
+  wire [3:0] \w_data[8] ;
+  wire [3:0] \w_data[9] ;
   wire w_en;
   input [2:0] wr__addr;
   wire [2:0] wr__addr;
-  wire [15:0] wr__data;
+  wire [63:0] wr__data;
   input wr__en;
   wire wr__en;
-  reg [15:0] mem [7:0];
+  reg [63:0] mem [7:0];
   initial begin
-    mem[0] = 16'h5555;
-    mem[1] = 16'h5555;
-    mem[2] = 16'h5555;
-    mem[3] = 16'h5555;
-    mem[4] = 16'h5555;
-    mem[5] = 16'h5555;
-    mem[6] = 16'h5555;
-    mem[7] = 16'h5555;
+    mem[0] = 64'h2222222222222222;
+    mem[1] = 64'h2222222222222222;
+    mem[2] = 64'h2222222222222222;
+    mem[3] = 64'h2222222222222222;
+    mem[4] = 64'h2222222222222222;
+    mem[5] = 64'h2222222222222222;
+    mem[6] = 64'h2222222222222222;
+    mem[7] = 64'h2222222222222222;
   end
   always @(posedge clk) begin
     if (wr__en)
-      mem[wr__addr] <= { \port$400$0 , \port$355$0 , \port$310$0 , \port$265$0  };
+      mem[wr__addr] <= { \port$978$0 , \port$933$0 , \port$888$0 , \port$843$0 , \port$798$0 , \port$753$0 , \port$708$0 , \port$663$0 , \port$618$0 , \port$573$0 , \port$528$0 , \port$483$0 , \port$438$0 , \port$393$0 , \port$348$0 , \port$303$0  };
   end
   reg [2:0] _0_;
   always @(posedge clk) begin
@@ -2443,19 +5433,43 @@ module \qsnn_ref.layer0.states (rst, r_data, \port$265$0 , \port$310$0 , \port$3
   end
   assign r_data = mem[_0_];
   assign w_addr = wr__addr;
-  assign wr__data = { \port$400$0 , \port$355$0 , \port$310$0 , \port$265$0  };
-  assign w_data = { \port$400$0 , \port$355$0 , \port$310$0 , \port$265$0  };
+  assign wr__data = { \port$978$0 , \port$933$0 , \port$888$0 , \port$843$0 , \port$798$0 , \port$753$0 , \port$708$0 , \port$663$0 , \port$618$0 , \port$573$0 , \port$528$0 , \port$483$0 , \port$438$0 , \port$393$0 , \port$348$0 , \port$303$0  };
+  assign w_data = { \port$978$0 , \port$933$0 , \port$888$0 , \port$843$0 , \port$798$0 , \port$753$0 , \port$708$0 , \port$663$0 , \port$618$0 , \port$573$0 , \port$528$0 , \port$483$0 , \port$438$0 , \port$393$0 , \port$348$0 , \port$303$0  };
   assign w_en = wr__en;
   assign r_addr = rd__addr;
   assign rd__data = r_data;
-  assign \w_data[0]  = \port$265$0 ;
-  assign \w_data[1]  = \port$310$0 ;
-  assign \w_data[2]  = \port$355$0 ;
-  assign \w_data[3]  = \port$400$0 ;
+  assign \w_data[0]  = \port$303$0 ;
+  assign \w_data[1]  = \port$348$0 ;
+  assign \w_data[2]  = \port$393$0 ;
+  assign \w_data[3]  = \port$438$0 ;
+  assign \w_data[4]  = \port$483$0 ;
+  assign \w_data[5]  = \port$528$0 ;
+  assign \w_data[6]  = \port$573$0 ;
+  assign \w_data[7]  = \port$618$0 ;
+  assign \w_data[8]  = \port$663$0 ;
+  assign \w_data[9]  = \port$708$0 ;
+  assign \w_data[10]  = \port$753$0 ;
+  assign \w_data[11]  = \port$798$0 ;
+  assign \w_data[12]  = \port$843$0 ;
+  assign \w_data[13]  = \port$888$0 ;
+  assign \w_data[14]  = \port$933$0 ;
+  assign \w_data[15]  = \port$978$0 ;
   assign \r_data[0]  = r_data[3:0];
   assign \r_data[1]  = r_data[7:4];
   assign \r_data[2]  = r_data[11:8];
   assign \r_data[3]  = r_data[15:12];
+  assign \r_data[4]  = r_data[19:16];
+  assign \r_data[5]  = r_data[23:20];
+  assign \r_data[6]  = r_data[27:24];
+  assign \r_data[7]  = r_data[31:28];
+  assign \r_data[8]  = r_data[35:32];
+  assign \r_data[9]  = r_data[39:36];
+  assign \r_data[10]  = r_data[43:40];
+  assign \r_data[11]  = r_data[47:44];
+  assign \r_data[12]  = r_data[51:48];
+  assign \r_data[13]  = r_data[55:52];
+  assign \r_data[14]  = r_data[59:56];
+  assign \r_data[15]  = r_data[63:60];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -2463,533 +5477,545 @@ module \qsnn_ref.layer0.weights (rst, rd__addr, data, clk);
   wire [8:0] addr;
   input clk;
   wire clk;
-  output [15:0] data;
-  wire [15:0] data;
+  output [63:0] data;
+  wire [63:0] data;
   wire [3:0] \data[0] ;
+  wire [3:0] \data[10] ;
+  wire [3:0] \data[11] ;
+  wire [3:0] \data[12] ;
+  wire [3:0] \data[13] ;
+  wire [3:0] \data[14] ;
+  wire [3:0] \data[15] ;
   wire [3:0] \data[1] ;
   wire [3:0] \data[2] ;
   wire [3:0] \data[3] ;
+  wire [3:0] \data[4] ;
+  wire [3:0] \data[5] ;
+  wire [3:0] \data[6] ;
+  wire [3:0] \data[7] ;
+  wire [3:0] \data[8] ;
+  wire [3:0] \data[9] ;
   input [8:0] rd__addr;
   wire [8:0] rd__addr;
-  wire [15:0] rd__data;
+  wire [63:0] rd__data;
   input rst;
   wire rst;
-  reg [15:0] mem [511:0];
+  reg [63:0] mem [511:0];
   initial begin
-    mem[0] = 16'he0f2;
-    mem[1] = 16'h0303;
-    mem[2] = 16'hef2c;
-    mem[3] = 16'h2102;
-    mem[4] = 16'h1031;
-    mem[5] = 16'hc102;
-    mem[6] = 16'hde1a;
-    mem[7] = 16'he3b4;
-    mem[8] = 16'h2223;
-    mem[9] = 16'h0012;
-    mem[10] = 16'h11e0;
-    mem[11] = 16'h200e;
-    mem[12] = 16'h210e;
-    mem[13] = 16'h1402;
-    mem[14] = 16'hd0ee;
-    mem[15] = 16'h1121;
-    mem[16] = 16'he1f2;
-    mem[17] = 16'h4010;
-    mem[18] = 16'h1111;
-    mem[19] = 16'h1111;
-    mem[20] = 16'h2df3;
-    mem[21] = 16'hf2fd;
-    mem[22] = 16'h0022;
-    mem[23] = 16'h1efe;
-    mem[24] = 16'hef2e;
-    mem[25] = 16'he2fe;
-    mem[26] = 16'h4f03;
-    mem[27] = 16'h01d0;
-    mem[28] = 16'h211e;
-    mem[29] = 16'hef0d;
-    mem[30] = 16'h1cf1;
-    mem[31] = 16'h14f2;
-    mem[32] = 16'he01d;
-    mem[33] = 16'hc5f0;
-    mem[34] = 16'hf0f0;
-    mem[35] = 16'h11fd;
-    mem[36] = 16'h1eff;
-    mem[37] = 16'h0fdf;
-    mem[38] = 16'h0e1f;
-    mem[39] = 16'he33f;
-    mem[40] = 16'hdb00;
-    mem[41] = 16'h100f;
-    mem[42] = 16'hf020;
-    mem[43] = 16'h331f;
-    mem[44] = 16'h41f0;
-    mem[45] = 16'h1001;
-    mem[46] = 16'he211;
-    mem[47] = 16'h3d1f;
-    mem[48] = 16'hffe2;
-    mem[49] = 16'h31d1;
-    mem[50] = 16'h3f3d;
-    mem[51] = 16'h12f0;
-    mem[52] = 16'h3e1f;
-    mem[53] = 16'h11fd;
-    mem[54] = 16'hfee2;
-    mem[55] = 16'hf01f;
-    mem[56] = 16'h00f1;
-    mem[57] = 16'h0022;
-    mem[58] = 16'hd0f1;
-    mem[59] = 16'h0f0f;
-    mem[60] = 16'hc011;
-    mem[61] = 16'hd1f1;
-    mem[62] = 16'h2212;
-    mem[63] = 16'he12e;
-    mem[64] = 16'hec43;
-    mem[65] = 16'h222f;
-    mem[66] = 16'hff03;
-    mem[67] = 16'h0e02;
-    mem[68] = 16'h2410;
-    mem[69] = 16'hee10;
-    mem[70] = 16'hf02e;
-    mem[71] = 16'hff30;
-    mem[72] = 16'hdf01;
-    mem[73] = 16'h3d12;
-    mem[74] = 16'h30cf;
-    mem[75] = 16'h2c1f;
-    mem[76] = 16'hcf10;
-    mem[77] = 16'hf203;
-    mem[78] = 16'h204f;
-    mem[79] = 16'h1ee0;
-    mem[80] = 16'hf011;
-    mem[81] = 16'h00c0;
-    mem[82] = 16'hec21;
-    mem[83] = 16'hfff0;
-    mem[84] = 16'h210f;
-    mem[85] = 16'h102f;
-    mem[86] = 16'hfd11;
-    mem[87] = 16'hc141;
-    mem[88] = 16'h021f;
-    mem[89] = 16'h0e00;
-    mem[90] = 16'h4f02;
-    mem[91] = 16'h30e1;
-    mem[92] = 16'h21e3;
-    mem[93] = 16'h1fff;
-    mem[94] = 16'h01f0;
-    mem[95] = 16'he011;
-    mem[96] = 16'h112e;
-    mem[97] = 16'he1df;
-    mem[98] = 16'hf222;
-    mem[99] = 16'h2014;
-    mem[100] = 16'h0200;
-    mem[101] = 16'hfd4f;
-    mem[102] = 16'he101;
-    mem[103] = 16'h30e0;
-    mem[104] = 16'he403;
-    mem[105] = 16'hf220;
-    mem[106] = 16'he1f2;
-    mem[107] = 16'hf0d1;
-    mem[108] = 16'h013f;
-    mem[109] = 16'h2eff;
-    mem[110] = 16'h152c;
-    mem[111] = 16'he300;
-    mem[112] = 16'h03f0;
-    mem[113] = 16'hffc0;
-    mem[114] = 16'h0212;
-    mem[115] = 16'h310f;
-    mem[116] = 16'h12f0;
-    mem[117] = 16'h0cff;
-    mem[118] = 16'h2042;
-    mem[119] = 16'he032;
-    mem[120] = 16'h2d02;
-    mem[121] = 16'h10d0;
-    mem[122] = 16'h001a;
-    mem[123] = 16'hd2d3;
-    mem[124] = 16'h1e2e;
-    mem[125] = 16'h12fe;
-    mem[126] = 16'hff10;
-    mem[127] = 16'heef1;
-    mem[128] = 16'he00d;
-    mem[129] = 16'h321f;
-    mem[130] = 16'hf21d;
-    mem[131] = 16'hcd20;
-    mem[132] = 16'h0fff;
-    mem[133] = 16'hf011;
-    mem[134] = 16'h010f;
-    mem[135] = 16'hd00e;
-    mem[136] = 16'h001f;
-    mem[137] = 16'h10df;
-    mem[138] = 16'hf3f1;
-    mem[139] = 16'h1e41;
-    mem[140] = 16'hdd00;
-    mem[141] = 16'h31f5;
-    mem[142] = 16'he01f;
-    mem[143] = 16'h01fe;
-    mem[144] = 16'hf00e;
-    mem[145] = 16'he1b4;
-    mem[146] = 16'h0ffd;
-    mem[147] = 16'hfeee;
-    mem[148] = 16'hfef0;
-    mem[149] = 16'h2e11;
-    mem[150] = 16'h1f1f;
-    mem[151] = 16'hf2bf;
-    mem[152] = 16'hdf0f;
-    mem[153] = 16'hf0e0;
-    mem[154] = 16'hf0e2;
-    mem[155] = 16'hf12f;
-    mem[156] = 16'h2303;
-    mem[157] = 16'h1bf3;
-    mem[158] = 16'h1202;
-    mem[159] = 16'h11f0;
-    mem[160] = 16'h0102;
-    mem[161] = 16'hfe11;
-    mem[162] = 16'he60f;
-    mem[163] = 16'h13f0;
-    mem[164] = 16'h00f0;
-    mem[165] = 16'hd00e;
-    mem[166] = 16'h20ff;
-    mem[167] = 16'hade0;
-    mem[168] = 16'h212d;
-    mem[169] = 16'h0fe0;
-    mem[170] = 16'h0ffd;
-    mem[171] = 16'h20fd;
-    mem[172] = 16'h0ed1;
-    mem[173] = 16'h1ff2;
-    mem[174] = 16'hf0f1;
-    mem[175] = 16'h1eeb;
-    mem[176] = 16'h4dff;
-    mem[177] = 16'h14eb;
-    mem[178] = 16'h0d12;
-    mem[179] = 16'h41ff;
-    mem[180] = 16'h3ffe;
-    mem[181] = 16'h1f31;
-    mem[182] = 16'hd2ef;
-    mem[183] = 16'hff20;
-    mem[184] = 16'hd2f0;
-    mem[185] = 16'hdf06;
-    mem[186] = 16'hd3df;
-    mem[187] = 16'h1f10;
-    mem[188] = 16'h0222;
-    mem[189] = 16'h10e2;
-    mem[190] = 16'h0f2e;
-    mem[191] = 16'h3f01;
-    mem[192] = 16'h2f2f;
-    mem[193] = 16'he000;
-    mem[194] = 16'h103e;
-    mem[195] = 16'hfe1f;
-    mem[196] = 16'heeff;
-    mem[197] = 16'he0e1;
-    mem[198] = 16'h0200;
-    mem[199] = 16'hc121;
-    mem[200] = 16'h2200;
-    mem[201] = 16'h322f;
-    mem[202] = 16'h0d11;
-    mem[203] = 16'h1ff3;
-    mem[204] = 16'heff4;
-    mem[205] = 16'hfc2f;
-    mem[206] = 16'hef12;
-    mem[207] = 16'h0e1f;
-    mem[208] = 16'h2110;
-    mem[209] = 16'h1122;
-    mem[210] = 16'h3e00;
-    mem[211] = 16'hf3f3;
-    mem[212] = 16'h3efd;
-    mem[213] = 16'h400e;
-    mem[214] = 16'h11de;
-    mem[215] = 16'he2ff;
-    mem[216] = 16'hf0f1;
-    mem[217] = 16'h11f3;
-    mem[218] = 16'hf1fe;
-    mem[219] = 16'hf02d;
-    mem[220] = 16'hfef3;
-    mem[221] = 16'he111;
-    mem[222] = 16'hf00c;
-    mem[223] = 16'he2f1;
-    mem[224] = 16'h140f;
-    mem[225] = 16'hd4ff;
-    mem[226] = 16'hedfe;
-    mem[227] = 16'h203c;
-    mem[228] = 16'h311f;
-    mem[229] = 16'he03f;
-    mem[230] = 16'h0001;
-    mem[231] = 16'h00e2;
-    mem[232] = 16'hf211;
-    mem[233] = 16'h222e;
-    mem[234] = 16'heffd;
-    mem[235] = 16'h21ed;
-    mem[236] = 16'h020f;
-    mem[237] = 16'h1c12;
-    mem[238] = 16'h091e;
-    mem[239] = 16'h0d21;
-    mem[240] = 16'h10e0;
-    mem[241] = 16'h1ffe;
-    mem[242] = 16'h2d13;
-    mem[243] = 16'hc0f3;
-    mem[244] = 16'h0ffe;
-    mem[245] = 16'h30ff;
-    mem[246] = 16'h10f0;
-    mem[247] = 16'hc1d0;
-    mem[248] = 16'h20f1;
-    mem[249] = 16'hd1e1;
-    mem[250] = 16'h1002;
-    mem[251] = 16'h222e;
-    mem[252] = 16'h13e1;
-    mem[253] = 16'h0e00;
-    mem[254] = 16'h1e23;
-    mem[255] = 16'hf1d1;
-    mem[256] = 16'h0410;
-    mem[257] = 16'hef10;
-    mem[258] = 16'h0010;
-    mem[259] = 16'h0040;
-    mem[260] = 16'hfe32;
-    mem[261] = 16'h11d1;
-    mem[262] = 16'hf0f1;
-    mem[263] = 16'h5f11;
-    mem[264] = 16'h0343;
-    mem[265] = 16'h1ff1;
-    mem[266] = 16'hed2f;
-    mem[267] = 16'h1103;
-    mem[268] = 16'he40d;
-    mem[269] = 16'h14f0;
-    mem[270] = 16'h10c1;
-    mem[271] = 16'hffff;
-    mem[272] = 16'h221f;
-    mem[273] = 16'he2d0;
-    mem[274] = 16'hf311;
-    mem[275] = 16'he111;
-    mem[276] = 16'h20f0;
-    mem[277] = 16'hcdf1;
-    mem[278] = 16'h21eb;
-    mem[279] = 16'h2f3e;
-    mem[280] = 16'h1002;
-    mem[281] = 16'h101f;
-    mem[282] = 16'h0e20;
-    mem[283] = 16'hefe2;
-    mem[284] = 16'h14ef;
-    mem[285] = 16'hfce0;
-    mem[286] = 16'h1df0;
-    mem[287] = 16'hdfee;
-    mem[288] = 16'hf1ef;
-    mem[289] = 16'hff20;
-    mem[290] = 16'h1f01;
-    mem[291] = 16'hff20;
-    mem[292] = 16'hfe10;
-    mem[293] = 16'hf1fd;
-    mem[294] = 16'h1011;
-    mem[295] = 16'h0f01;
-    mem[296] = 16'h301e;
-    mem[297] = 16'h1fef;
-    mem[298] = 16'hf4e1;
-    mem[299] = 16'h1114;
-    mem[300] = 16'hf200;
-    mem[301] = 16'hfc0c;
-    mem[302] = 16'hc2c0;
-    mem[303] = 16'h4101;
-    mem[304] = 16'h1db2;
-    mem[305] = 16'h20f1;
-    mem[306] = 16'h2030;
-    mem[307] = 16'h00ff;
-    mem[308] = 16'h420e;
-    mem[309] = 16'he212;
-    mem[310] = 16'hfe00;
-    mem[311] = 16'h1fed;
-    mem[312] = 16'h020f;
-    mem[313] = 16'h40f1;
-    mem[314] = 16'hff30;
-    mem[315] = 16'hff0e;
-    mem[316] = 16'h1edc;
-    mem[317] = 16'h00b3;
-    mem[318] = 16'h002e;
-    mem[319] = 16'he202;
-    mem[320] = 16'h01ff;
-    mem[321] = 16'hd201;
-    mem[322] = 16'h2fd1;
-    mem[323] = 16'h2040;
-    mem[324] = 16'h2ed0;
-    mem[325] = 16'h4f21;
-    mem[326] = 16'h0322;
-    mem[327] = 16'hde01;
-    mem[328] = 16'h1dfd;
-    mem[329] = 16'hd0f1;
-    mem[330] = 16'hd200;
-    mem[331] = 16'he535;
-    mem[332] = 16'hf0f1;
-    mem[333] = 16'h0df2;
-    mem[334] = 16'hf00e;
-    mem[335] = 16'h1300;
-    mem[336] = 16'h2f4c;
-    mem[337] = 16'h00df;
-    mem[338] = 16'h1f4d;
-    mem[339] = 16'hc033;
-    mem[340] = 16'hef4e;
-    mem[341] = 16'h2f0f;
-    mem[342] = 16'h012f;
-    mem[343] = 16'hf1ff;
-    mem[344] = 16'he0b1;
-    mem[345] = 16'h360d;
-    mem[346] = 16'hfc21;
-    mem[347] = 16'h1fe0;
-    mem[348] = 16'h3200;
-    mem[349] = 16'h0f1b;
-    mem[350] = 16'h5f0e;
-    mem[351] = 16'hf030;
-    mem[352] = 16'he10e;
-    mem[353] = 16'h11f2;
-    mem[354] = 16'hce23;
-    mem[355] = 16'he1ed;
-    mem[356] = 16'hef11;
-    mem[357] = 16'h014f;
-    mem[358] = 16'hfd11;
-    mem[359] = 16'hdf0e;
-    mem[360] = 16'hd301;
-    mem[361] = 16'hef02;
-    mem[362] = 16'h1fcf;
-    mem[363] = 16'h03d0;
-    mem[364] = 16'hd04f;
-    mem[365] = 16'h0342;
-    mem[366] = 16'hff01;
-    mem[367] = 16'h2ef3;
-    mem[368] = 16'h1013;
-    mem[369] = 16'h2e1f;
-    mem[370] = 16'hf0f1;
-    mem[371] = 16'h2011;
-    mem[372] = 16'h103e;
-    mem[373] = 16'h2eff;
-    mem[374] = 16'h210f;
-    mem[375] = 16'hd20d;
-    mem[376] = 16'h1cd0;
-    mem[377] = 16'h0e22;
-    mem[378] = 16'h2dff;
-    mem[379] = 16'he0e1;
-    mem[380] = 16'h030f;
-    mem[381] = 16'hf22f;
-    mem[382] = 16'hd44f;
-    mem[383] = 16'h0010;
-    mem[384] = 16'hf1fe;
-    mem[385] = 16'h2d10;
-    mem[386] = 16'he001;
-    mem[387] = 16'hffe0;
-    mem[388] = 16'he2d1;
-    mem[389] = 16'h0211;
-    mem[390] = 16'hee10;
-    mem[391] = 16'h0eee;
-    mem[392] = 16'he0d1;
-    mem[393] = 16'he0b0;
-    mem[394] = 16'h0f0f;
-    mem[395] = 16'hde2e;
-    mem[396] = 16'he200;
-    mem[397] = 16'hdf0f;
-    mem[398] = 16'hee25;
-    mem[399] = 16'h21e1;
-    mem[400] = 16'h2d01;
-    mem[401] = 16'h20e0;
-    mem[402] = 16'h1e24;
-    mem[403] = 16'h00df;
-    mem[404] = 16'h1012;
-    mem[405] = 16'h1fef;
-    mem[406] = 16'h0f0c;
-    mem[407] = 16'hfe1c;
-    mem[408] = 16'h3c00;
-    mem[409] = 16'h310e;
-    mem[410] = 16'hdff1;
-    mem[411] = 16'he211;
-    mem[412] = 16'h011e;
-    mem[413] = 16'he1ff;
-    mem[414] = 16'hedef;
-    mem[415] = 16'hd10e;
-    mem[416] = 16'h3e00;
-    mem[417] = 16'hee20;
-    mem[418] = 16'hf400;
-    mem[419] = 16'hc1e3;
-    mem[420] = 16'h0cf4;
-    mem[421] = 16'h1c10;
-    mem[422] = 16'hf0f1;
-    mem[423] = 16'h003f;
-    mem[424] = 16'h0102;
-    mem[425] = 16'h0fe0;
-    mem[426] = 16'h1fe1;
-    mem[427] = 16'hf002;
-    mem[428] = 16'hf0e0;
-    mem[429] = 16'h1101;
-    mem[430] = 16'he110;
-    mem[431] = 16'hf432;
-    mem[432] = 16'h0f02;
-    mem[433] = 16'h1ff0;
-    mem[434] = 16'he0d0;
-    mem[435] = 16'h2d40;
-    mem[436] = 16'h3e1f;
-    mem[437] = 16'h0d53;
-    mem[438] = 16'h00ff;
-    mem[439] = 16'hdbf1;
-    mem[440] = 16'h0101;
-    mem[441] = 16'h033f;
-    mem[442] = 16'hf213;
-    mem[443] = 16'hdf10;
-    mem[444] = 16'hd022;
-    mem[445] = 16'h0ff3;
-    mem[446] = 16'h3f20;
-    mem[447] = 16'hf1f1;
-    mem[448] = 16'h0f1e;
-    mem[449] = 16'he0b1;
-    mem[450] = 16'h202f;
-    mem[451] = 16'h0e02;
-    mem[452] = 16'h200f;
-    mem[453] = 16'hf00f;
-    mem[454] = 16'h0ccf;
-    mem[455] = 16'h0f0e;
-    mem[456] = 16'he000;
-    mem[457] = 16'h21ff;
-    mem[458] = 16'h510f;
-    mem[459] = 16'hfb02;
-    mem[460] = 16'h5f0f;
-    mem[461] = 16'hff00;
-    mem[462] = 16'hf14e;
-    mem[463] = 16'h1003;
-    mem[464] = 16'hf1d1;
-    mem[465] = 16'he2ff;
-    mem[466] = 16'hf131;
-    mem[467] = 16'hcf01;
-    mem[468] = 16'hf01f;
-    mem[469] = 16'hff21;
-    mem[470] = 16'h0f0f;
-    mem[471] = 16'h201f;
-    mem[472] = 16'h21e0;
-    mem[473] = 16'h00f0;
-    mem[474] = 16'h1ef0;
-    mem[475] = 16'h21fc;
-    mem[476] = 16'h10db;
-    mem[477] = 16'h1f0f;
-    mem[478] = 16'h0042;
-    mem[479] = 16'h2000;
-    mem[480] = 16'h0e1f;
-    mem[481] = 16'h10ff;
-    mem[482] = 16'hf11f;
-    mem[483] = 16'h1edd;
-    mem[484] = 16'heef1;
-    mem[485] = 16'h121c;
-    mem[486] = 16'h2f42;
-    mem[487] = 16'h1011;
-    mem[488] = 16'hf4ef;
-    mem[489] = 16'h1f1e;
-    mem[490] = 16'h3fcd;
-    mem[491] = 16'h0ee1;
-    mem[492] = 16'hf100;
-    mem[493] = 16'h0cf3;
-    mem[494] = 16'h3e3f;
-    mem[495] = 16'hf010;
-    mem[496] = 16'h0cff;
-    mem[497] = 16'h1f2f;
-    mem[498] = 16'hff10;
-    mem[499] = 16'he332;
-    mem[500] = 16'h41df;
-    mem[501] = 16'h231e;
-    mem[502] = 16'hef00;
-    mem[503] = 16'h0fdf;
-    mem[504] = 16'h300f;
-    mem[505] = 16'hd06f;
-    mem[506] = 16'h003f;
-    mem[507] = 16'hc121;
-    mem[508] = 16'h101e;
-    mem[509] = 16'h22f0;
-    mem[510] = 16'h1f10;
-    mem[511] = 16'hfee0;
+    mem[0] = 64'h1ff10f11f1010ff0;
+    mem[1] = 64'h0f1ff00ffff1f000;
+    mem[2] = 64'hf10f00110100f11f;
+    mem[3] = 64'hff1ff1f00ff010f0;
+    mem[4] = 64'h1ff0110f1010ffff;
+    mem[5] = 64'hfff0ff110f110f10;
+    mem[6] = 64'hff0010f102f11ff1;
+    mem[7] = 64'hf00111fff0f1010f;
+    mem[8] = 64'hf1fcf11f01fdff02;
+    mem[9] = 64'h0013d02002fffe30;
+    mem[10] = 64'hd2f23c4212531202;
+    mem[11] = 64'h0f21022001e11131;
+    mem[12] = 64'h0f000fcede00f1f2;
+    mem[13] = 64'he3e0ff3d3fd05f20;
+    mem[14] = 64'h2d1e4012f0df20f2;
+    mem[15] = 64'h1f0eefe0110c3f15;
+    mem[16] = 64'h11ee22000f1031f1;
+    mem[17] = 64'hef10022f2111300a;
+    mem[18] = 64'h0e20fc20221101f0;
+    mem[19] = 64'hee3110020f030120;
+    mem[20] = 64'h3ff12002f0100021;
+    mem[21] = 64'h101fe00120e0202f;
+    mem[22] = 64'h2eff31f200e12ff2;
+    mem[23] = 64'hfb11ff0f3ff031f4;
+    mem[24] = 64'h0011f11121e1002f;
+    mem[25] = 64'h100ff01221130f1c;
+    mem[26] = 64'h0f021103ef301311;
+    mem[27] = 64'h0011122400f1f102;
+    mem[28] = 64'h11021fe21ff10f12;
+    mem[29] = 64'h23ff1f1ef1000102;
+    mem[30] = 64'h1f1f02f2e2012111;
+    mem[31] = 64'h2b0010f212000221;
+    mem[32] = 64'hf2f1021f1110e102;
+    mem[33] = 64'h0012f2101200ef12;
+    mem[34] = 64'h11022e220010f1f1;
+    mem[35] = 64'h000013320200ef12;
+    mem[36] = 64'h200022f20ff102e3;
+    mem[37] = 64'hf200f12d0002f001;
+    mem[38] = 64'hf0f01e21de0fff2e;
+    mem[39] = 64'h013f00ef01011e20;
+    mem[40] = 64'h20030313ffff42d3;
+    mem[41] = 64'h0132031ef2e11120;
+    mem[42] = 64'h2c100b0003031103;
+    mem[43] = 64'h4111f33111010021;
+    mem[44] = 64'h30f20dffff0f1011;
+    mem[45] = 64'hf120e302111f21fe;
+    mem[46] = 64'hee212e211ff2f0ef;
+    mem[47] = 64'he00fef0e2e1f1fe3;
+    mem[48] = 64'h11f3240101df42f4;
+    mem[49] = 64'h1030d32f2f11ff1c;
+    mem[50] = 64'h0d1f0d332400fdd4;
+    mem[51] = 64'h5021e12421120f2f;
+    mem[52] = 64'h4dd3deddde1e0112;
+    mem[53] = 64'hc121d2cf12e030dd;
+    mem[54] = 64'h0df21021f2f2ffe1;
+    mem[55] = 64'h0a220ede1efd4dc4;
+    mem[56] = 64'h0010ff0e0110ff21;
+    mem[57] = 64'hfef012cc11f1ce00;
+    mem[58] = 64'he2fef11f0f000e2f;
+    mem[59] = 64'h100f1f1102200200;
+    mem[60] = 64'h011fdf21011f0fef;
+    mem[61] = 64'he1121dee1f220e0f;
+    mem[62] = 64'he02e11f10f3eefc1;
+    mem[63] = 64'h031e10110f22e1ff;
+    mem[64] = 64'h21201cf2011f2224;
+    mem[65] = 64'h330c21f312d3120f;
+    mem[66] = 64'h4d31d2de400fdc4f;
+    mem[67] = 64'hd3ee3dedde12ffef;
+    mem[68] = 64'h23ede33322c3edcf;
+    mem[69] = 64'h0c3230c4ef32d1f2;
+    mem[70] = 64'hdf12f1e00e2ef31e;
+    mem[71] = 64'h2f4c014eee044dd0;
+    mem[72] = 64'h01e2f10ef000ef23;
+    mem[73] = 64'hf1f11f2f04ef221f;
+    mem[74] = 64'h0f110d31fd31130d;
+    mem[75] = 64'hdf4f1232f2e21e31;
+    mem[76] = 64'h010e11e13ef0e11f;
+    mem[77] = 64'h220ff13b10e0ef4f;
+    mem[78] = 64'h21fd1f02cd211210;
+    mem[79] = 64'h11011f1ee1f1ef10;
+    mem[80] = 64'h01e0100ef11f1213;
+    mem[81] = 64'hfffef22112020f1d;
+    mem[82] = 64'h00020e210130e301;
+    mem[83] = 64'hf20f0223f103fe31;
+    mem[84] = 64'h200011f1fff21203;
+    mem[85] = 64'h03f00e1012f2f222;
+    mem[86] = 64'hfe1f11f1fef00030;
+    mem[87] = 64'h3c2e00f210f10221;
+    mem[88] = 64'hf00f10ff10fef010;
+    mem[89] = 64'hf11fe12200f01f10;
+    mem[90] = 64'h1211113f1110e210;
+    mem[91] = 64'h02f10012f1001010;
+    mem[92] = 64'h0001f100f2101111;
+    mem[93] = 64'hf1021000f0e020f2;
+    mem[94] = 64'h1f100fe0f101011f;
+    mem[95] = 64'h1f01010111f12010;
+    mem[96] = 64'h110e24f021101011;
+    mem[97] = 64'h21111f1ff01ff2f0;
+    mem[98] = 64'hfd030c21e03120cd;
+    mem[99] = 64'hfe1101142021ff13;
+    mem[100] = 64'h000300def02e1221;
+    mem[101] = 64'h321ff02f14ff1103;
+    mem[102] = 64'h21eef0111e011ff1;
+    mem[103] = 64'hfff212ff31fe2002;
+    mem[104] = 64'h2f1f1002fffe101f;
+    mem[105] = 64'h13413f01102203fd;
+    mem[106] = 64'h2f013cf1e022f2ed;
+    mem[107] = 64'h10012132ff22ee00;
+    mem[108] = 64'hffcf2f02201120f1;
+    mem[109] = 64'h221d12221210f211;
+    mem[110] = 64'hef00ff511e0de02c;
+    mem[111] = 64'hfb2f1201f0d02001;
+    mem[112] = 64'h11141121f1e02202;
+    mem[113] = 64'hf22fffe0010ff00f;
+    mem[114] = 64'h10021011e0f0f1ee;
+    mem[115] = 64'h40330121fef2ff00;
+    mem[116] = 64'h11f11111ffe010e1;
+    mem[117] = 64'he10113fff1f0f1f0;
+    mem[118] = 64'he011ed22fffebf1d;
+    mem[119] = 64'h0f1e110ffce14ee2;
+    mem[120] = 64'hf010f20d1101ef00;
+    mem[121] = 64'h1f00f0dfe10fc01f;
+    mem[122] = 64'h00011111e0ff2eff;
+    mem[123] = 64'h2f000010fff2f021;
+    mem[124] = 64'hff001f0211f1f112;
+    mem[125] = 64'h10d22e0d121f11e2;
+    mem[126] = 64'hf01ff022d11dfec0;
+    mem[127] = 64'h121e00e10f222200;
+    mem[128] = 64'h3f310cf3013d3124;
+    mem[129] = 64'h535c40c01fe3e10d;
+    mem[130] = 64'h3000e3ff330fde41;
+    mem[131] = 64'he3e12fcdd002eeed;
+    mem[132] = 64'h02c0111431d4ede2;
+    mem[133] = 64'h1d1024d4f311d1d2;
+    mem[134] = 64'hde31e0f2fe4fc00f;
+    mem[135] = 64'h4f3df020fd141ff1;
+    mem[136] = 64'h2012f001f0412001;
+    mem[137] = 64'hd3e34f0f222122fc;
+    mem[138] = 64'h20ef2ffe301011f1;
+    mem[139] = 64'hffef2ffe1001020f;
+    mem[140] = 64'h10eff1f01111020d;
+    mem[141] = 64'h2020f11f2d20c11f;
+    mem[142] = 64'he01f10021e2fe010;
+    mem[143] = 64'h10f10012ce02eeff;
+    mem[144] = 64'h01e30002ee11fe21;
+    mem[145] = 64'h10df113231042f0f;
+    mem[146] = 64'h013ee01d311ffd02;
+    mem[147] = 64'h12de10eff11e00ff;
+    mem[148] = 64'h30ffe22133302f0e;
+    mem[149] = 64'h1e100d1f0f21f20f;
+    mem[150] = 64'h02122ed010fe022f;
+    mem[151] = 64'h0e2ff110f101e01f;
+    mem[152] = 64'h20200103ff23111f;
+    mem[153] = 64'hf0f01f0e1ef31201;
+    mem[154] = 64'h0f1ef4ee32ff0001;
+    mem[155] = 64'hf1ee0dcf213ff2ce;
+    mem[156] = 64'h0000f32f3310ef1f;
+    mem[157] = 64'h0e3100e4012021f0;
+    mem[158] = 64'hf210e2ef21232f02;
+    mem[159] = 64'h02ff0110000022ef;
+    mem[160] = 64'h2e20e20210e2fffd;
+    mem[161] = 64'h03240ff0d12014df;
+    mem[162] = 64'h00e121e2efe131ed;
+    mem[163] = 64'hc00202003ffee0e2;
+    mem[164] = 64'hf0f02f203e0fe02e;
+    mem[165] = 64'h141e120313301110;
+    mem[166] = 64'h1310b33201210001;
+    mem[167] = 64'h01e20220e2d1112e;
+    mem[168] = 64'h2ee10ffe2430ff20;
+    mem[169] = 64'h020e5cf02032f3cd;
+    mem[170] = 64'h3114f0e0ee1101cb;
+    mem[171] = 64'h13e311f3fc2e0001;
+    mem[172] = 64'hf0ff14e333fe2111;
+    mem[173] = 64'h30122e21f22fd403;
+    mem[174] = 64'he1edc021dc31ff3e;
+    mem[175] = 64'h3e2e2212dfb2f2f0;
+    mem[176] = 64'h0f24021d0212dd20;
+    mem[177] = 64'h332f2ddfff10d21f;
+    mem[178] = 64'h100411dffde0000b;
+    mem[179] = 64'h20022f10fc1fffd2;
+    mem[180] = 64'he002f3f3121121f0;
+    mem[181] = 64'h20e22f11f10f0113;
+    mem[182] = 64'h22eeee200d4ff0fd;
+    mem[183] = 64'h322e13210e031e0f;
+    mem[184] = 64'heff1effcf112ef30;
+    mem[185] = 64'h0ffc22ef1ef1ed11;
+    mem[186] = 64'he4ff02221fff212d;
+    mem[187] = 64'h001020fee3110301;
+    mem[188] = 64'hff11001222e0eed0;
+    mem[189] = 64'h0fe31cefff02101e;
+    mem[190] = 64'hf20ffff11f2fd200;
+    mem[191] = 64'h34000e0ee011e0fd;
+    mem[192] = 64'hf00f0ff00f001ff0;
+    mem[193] = 64'h00f0010111ff011f;
+    mem[194] = 64'h1f01110f11110f00;
+    mem[195] = 64'h0f2f110fff211010;
+    mem[196] = 64'h00ff110ff01ff010;
+    mem[197] = 64'h01f010ff0f0001ff;
+    mem[198] = 64'hf0ff0ff0f100ff1f;
+    mem[199] = 64'h10ff0111fff0f101;
+    mem[200] = 64'h2003ff12ef301f20;
+    mem[201] = 64'hde0131f14f310e10;
+    mem[202] = 64'hf4ffd20f402f0003;
+    mem[203] = 64'hfec03bcdf31e12fe;
+    mem[204] = 64'h1f2ef23e130e10f0;
+    mem[205] = 64'h0d1e02f22d02f001;
+    mem[206] = 64'hf1313e000e1fd10f;
+    mem[207] = 64'he12ef201dd23f0e4;
+    mem[208] = 64'h11241101e1223033;
+    mem[209] = 64'hfffe231f3e031f01;
+    mem[210] = 64'hf21fc20e43fd0f23;
+    mem[211] = 64'h20ee2ccf023e020e;
+    mem[212] = 64'h0e10f12114100e20;
+    mem[213] = 64'h203f0edff10222cf;
+    mem[214] = 64'h0012300e21221001;
+    mem[215] = 64'h2210f1000f3220c0;
+    mem[216] = 64'h1f030e0301ff3213;
+    mem[217] = 64'h0442fff010f212f0;
+    mem[218] = 64'h4f0ff2df32dfe021;
+    mem[219] = 64'h13e00de00f00d1ee;
+    mem[220] = 64'h11fe010111e1bf12;
+    mem[221] = 64'hf21221c3204100e2;
+    mem[222] = 64'hf132f20212100201;
+    mem[223] = 64'h3141103e20102fc1;
+    mem[224] = 64'h2ef1001212e122e3;
+    mem[225] = 64'h0312ef1ee1e0120e;
+    mem[226] = 64'h23100212220f2030;
+    mem[227] = 64'h121201103311f22e;
+    mem[228] = 64'hf2f201111fe0ff11;
+    mem[229] = 64'he30111f0120f1eec;
+    mem[230] = 64'h0e0302f100111ee1;
+    mem[231] = 64'h3f12102f122001ff;
+    mem[232] = 64'h100002000232fe31;
+    mem[233] = 64'hf1ff33212f330f0f;
+    mem[234] = 64'h112fd1f110011e00;
+    mem[235] = 64'h0200f0e230410110;
+    mem[236] = 64'h1f01f20102fe0020;
+    mem[237] = 64'h2f01eef1030ef00e;
+    mem[238] = 64'h03d0fe1efc3f1f0f;
+    mem[239] = 64'h300e3012ffffe20f;
+    mem[240] = 64'he21114fd1342df50;
+    mem[241] = 64'hffdf33ee0131ad00;
+    mem[242] = 64'hc4f2a210001c2b1c;
+    mem[243] = 64'hfdee2ef01130f104;
+    mem[244] = 64'hdf52b5f1212b2fff;
+    mem[245] = 64'h3f223ce0c4012351;
+    mem[246] = 64'h33dc0d1dfd5bd0cd;
+    mem[247] = 64'h441c20231f25e13c;
+    mem[248] = 64'h0302fe02ef13dd2d;
+    mem[249] = 64'hfeee1fef0ef02f03;
+    mem[250] = 64'he2ffe31d0fe11e31;
+    mem[251] = 64'h0dfe3eefe20e13ee;
+    mem[252] = 64'hf11ee2210121edcf;
+    mem[253] = 64'h0d013010ef321e1f;
+    mem[254] = 64'hf0121f012f2ee1f0;
+    mem[255] = 64'h14e2d02eed22eef0;
+    mem[256] = 64'h001111f1010010ff;
+    mem[257] = 64'h1f100111f110f10f;
+    mem[258] = 64'hf11110100100ff10;
+    mem[259] = 64'h00100ff1011ff1ff;
+    mem[260] = 64'h1f0111101001f110;
+    mem[261] = 64'hf0f1ff0f0f0f11f0;
+    mem[262] = 64'h1101ff01011ff110;
+    mem[263] = 64'h1ff0011f0f0f1ff0;
+    mem[264] = 64'hd55f00f00031003f;
+    mem[265] = 64'h2cfd03f00d0eed33;
+    mem[266] = 64'he101e21f0ff03d22;
+    mem[267] = 64'h0e1d0efef23f11e3;
+    mem[268] = 64'h1032c00ef33f22e1;
+    mem[269] = 64'h1d101011d0002e01;
+    mem[270] = 64'h32f1320d111f1f11;
+    mem[271] = 64'hb200f0f12233ef12;
+    mem[272] = 64'h102fff0100001120;
+    mem[273] = 64'h0f0e23e22e11f010;
+    mem[274] = 64'hf1f0f100120d0e11;
+    mem[275] = 64'h2f000fff120113f2;
+    mem[276] = 64'h0023d12f1321ef00;
+    mem[277] = 64'h1f201fe2030031e1;
+    mem[278] = 64'h122200fd12212002;
+    mem[279] = 64'hf21f0200112100e2;
+    mem[280] = 64'h20131ef100de0322;
+    mem[281] = 64'h312ef0f1f2c10111;
+    mem[282] = 64'h301101f1010ff132;
+    mem[283] = 64'h1321e0130ff2011f;
+    mem[284] = 64'h021121120fe3dff2;
+    mem[285] = 64'he1f01ff0f1100002;
+    mem[286] = 64'hf011e3f011211221;
+    mem[287] = 64'h20211f0d220f21f0;
+    mem[288] = 64'hf121f1f11ff21200;
+    mem[289] = 64'h2022f1e0d0ce223f;
+    mem[290] = 64'hf1ff331f10e1402e;
+    mem[291] = 64'h0122d1200110f100;
+    mem[292] = 64'he3411f210d03ff10;
+    mem[293] = 64'hc100330021213ffe;
+    mem[294] = 64'hf121f1301120fee1;
+    mem[295] = 64'h02f10f3c3f3e1d1f;
+    mem[296] = 64'h113e020220310001;
+    mem[297] = 64'h310331ff0d20d031;
+    mem[298] = 64'hf2001132311f1e02;
+    mem[299] = 64'h1f03112f13321302;
+    mem[300] = 64'hf143f10ee2000f02;
+    mem[301] = 64'he10110d0f3f231e1;
+    mem[302] = 64'h02f10e102e21e0ee;
+    mem[303] = 64'h121c00100e2ef100;
+    mem[304] = 64'he130031e22200f32;
+    mem[305] = 64'h0ee0130f2d42ac33;
+    mem[306] = 64'hd2f2f015032c2012;
+    mem[307] = 64'h0e030113232201f3;
+    mem[308] = 64'h0f43d3dfc10d0100;
+    mem[309] = 64'h02f31fdf14d020e1;
+    mem[310] = 64'h10f01d0d0c3aeffd;
+    mem[311] = 64'h322c02e43f311111;
+    mem[312] = 64'h0f1ff1000ff00110;
+    mem[313] = 64'h1fff10ff001ff000;
+    mem[314] = 64'h0f1f0f01ff10f1ff;
+    mem[315] = 64'h0f01101f0111f00f;
+    mem[316] = 64'hf11f1ff0f00f1110;
+    mem[317] = 64'h001ff00f0f011110;
+    mem[318] = 64'hf101100ff0ffff01;
+    mem[319] = 64'hf0ff001010f011ff;
+    mem[320] = 64'h0f01e11f10301000;
+    mem[321] = 64'hd0ee00fee11e2fe3;
+    mem[322] = 64'h00f1d01030fe2ff0;
+    mem[323] = 64'h0ee100ef023fe200;
+    mem[324] = 64'he01201f1f0000d10;
+    mem[325] = 64'h01200effeff1f0ee;
+    mem[326] = 64'h12fe01121f1e01d0;
+    mem[327] = 64'h02f1202f0f01100e;
+    mem[328] = 64'h01011fee2034fe2d;
+    mem[329] = 64'h1ffc3fd0f1fd0126;
+    mem[330] = 64'h05d2f3202cff401d;
+    mem[331] = 64'hd0002010f231f1c1;
+    mem[332] = 64'hc252142211101ede;
+    mem[333] = 64'hff242c20f0021e2f;
+    mem[334] = 64'h03fd010f1d4ed0ef;
+    mem[335] = 64'hf511102ff026df1d;
+    mem[336] = 64'he32d10e0ff11d02e;
+    mem[337] = 64'h3cea00e211fe1124;
+    mem[338] = 64'h2e21f10df1020f31;
+    mem[339] = 64'hff1dfeffd0f22dd1;
+    mem[340] = 64'h222ff121332113ef;
+    mem[341] = 64'h2c113e01cfff1021;
+    mem[342] = 64'h111f03ef2dde1030;
+    mem[343] = 64'hc42120f2f032ed1f;
+    mem[344] = 64'hf32ee10fee04113d;
+    mem[345] = 64'h3dfb012fffbb3032;
+    mem[346] = 64'he03ef21d20e24c4e;
+    mem[347] = 64'hef1cf10ffd32f033;
+    mem[348] = 64'h1f32f13f4f4201fc;
+    mem[349] = 64'h0df11d1fc21e3130;
+    mem[350] = 64'h03ed03fe2f2030d3;
+    mem[351] = 64'he3e31c393210fc0e;
+    mem[352] = 64'h12421f020e0200ff;
+    mem[353] = 64'h2f11e1de0fdd0234;
+    mem[354] = 64'h0300120012d1203e;
+    mem[355] = 64'h2e10e11d001ff201;
+    mem[356] = 64'he2430221100fee0f;
+    mem[357] = 64'hf01231f100003f0f;
+    mem[358] = 64'he11f1e10313fd0ff;
+    mem[359] = 64'hf32e1e2c1e323ef0;
+    mem[360] = 64'h233d0f0110102011;
+    mem[361] = 64'h230203e21f20df33;
+    mem[362] = 64'h12f2222210020012;
+    mem[363] = 64'he2231f11f3f1e01f;
+    mem[364] = 64'h02121011021202e2;
+    mem[365] = 64'h001224e11fe10fe1;
+    mem[366] = 64'h0f212c121f1ccf0b;
+    mem[367] = 64'hf21ee2f20e010ef2;
+    mem[368] = 64'h0f2ef0ff211df20e;
+    mem[369] = 64'h300211120230df22;
+    mem[370] = 64'hf1103032c00ff211;
+    mem[371] = 64'hf022022301e21121;
+    mem[372] = 64'h21f13210d00011c5;
+    mem[373] = 64'h12d0121c11d2efe4;
+    mem[374] = 64'hfe120d231d0fef3e;
+    mem[375] = 64'h001ff2d4d020d12f;
+    mem[376] = 64'hc21f1f0df1c1010d;
+    mem[377] = 64'h1cdcf2111f0d0e25;
+    mem[378] = 64'he0112010c00202f1;
+    mem[379] = 64'h201d0f0ee1e02e01;
+    mem[380] = 64'h0040102f011030d2;
+    mem[381] = 64'hffe10e11ebff2d23;
+    mem[382] = 64'hff110fef1dcf2f21;
+    mem[383] = 64'h41e012d2b301d33d;
+    mem[384] = 64'he20002100020e02e;
+    mem[385] = 64'hee01e101f21d1f13;
+    mem[386] = 64'hf2010011000f210f;
+    mem[387] = 64'hff0ff10f0ff10100;
+    mem[388] = 64'h0f1221100ef0ff10;
+    mem[389] = 64'hf201ff2f0ef0f00f;
+    mem[390] = 64'h11fd1000fe0010f1;
+    mem[391] = 64'h00f1211f0f01f111;
+    mem[392] = 64'hf10410f120221002;
+    mem[393] = 64'hd0c12f3e00f340f4;
+    mem[394] = 64'hf5eff4012d1020fe;
+    mem[395] = 64'h012110ed131ef110;
+    mem[396] = 64'he02113312e0f1dee;
+    mem[397] = 64'hff20ff2f1e000f3c;
+    mem[398] = 64'h0300f0e30e31e1fe;
+    mem[399] = 64'h25f10e1fc005c2ff;
+    mem[400] = 64'hd21d0f00f1ff1221;
+    mem[401] = 64'h210f011300201121;
+    mem[402] = 64'h21310f20ff100023;
+    mem[403] = 64'h211e0001fff12fff;
+    mem[404] = 64'h21d02e31112132f3;
+    mem[405] = 64'h2fff1f310e01e242;
+    mem[406] = 64'h2e0203c100ef2f31;
+    mem[407] = 64'h1f11000212f1d02e;
+    mem[408] = 64'hd12111ff1fe2f11e;
+    mem[409] = 64'h1fff0220ff1e2f31;
+    mem[410] = 64'hff21011100322000;
+    mem[411] = 64'h100d03212ff02024;
+    mem[412] = 64'h1d201e0eff201310;
+    mem[413] = 64'h10e0ff3e112e1e10;
+    mem[414] = 64'h12e011ee21124f24;
+    mem[415] = 64'heef110011310f030;
+    mem[416] = 64'h02000010fe221010;
+    mem[417] = 64'hdf12201f2e0020e2;
+    mem[418] = 64'h12f031212f1310df;
+    mem[419] = 64'hfe1f101fff0e0202;
+    mem[420] = 64'h1f200f10221e230e;
+    mem[421] = 64'h002fe13f1e11001e;
+    mem[422] = 64'he21f20313102210f;
+    mem[423] = 64'h02e2ef0f01120e24;
+    mem[424] = 64'hf10cf1100f1f0ffd;
+    mem[425] = 64'h00130f2122200200;
+    mem[426] = 64'h1c300012ff22e2f1;
+    mem[427] = 64'he22100010fef1e2f;
+    mem[428] = 64'h2fcd3e0f221204f0;
+    mem[429] = 64'h0f2002320b0e0120;
+    mem[430] = 64'h0f32102202c0102f;
+    mem[431] = 64'he0f00111d01e0f32;
+    mem[432] = 64'he10c0fff10df0f1d;
+    mem[433] = 64'h2200df02d22f1210;
+    mem[434] = 64'h1f002211d21112f3;
+    mem[435] = 64'he212023001df1111;
+    mem[436] = 64'h01cb4e2000220321;
+    mem[437] = 64'h02e021301d0fd123;
+    mem[438] = 64'h0013e012f1f12f13;
+    mem[439] = 64'hfb011112d3efb21b;
+    mem[440] = 64'h2c110011f1e232de;
+    mem[441] = 64'hd241de2fdd1212ee;
+    mem[442] = 64'h2ff01fe013f12d0f;
+    mem[443] = 64'h10ee02ff3e00d20f;
+    mem[444] = 64'he00dffe1100e2f4f;
+    mem[445] = 64'he12fd2f33e1d0fec;
+    mem[446] = 64'h03e1f4f014355fd4;
+    mem[447] = 64'hffe3002f31ecf00e;
+    mem[448] = 64'he1f0f2f0f0e1e00f;
+    mem[449] = 64'hf001f10000201e22;
+    mem[450] = 64'hff011f21f0f211fd;
+    mem[451] = 64'hff1e0f210102f00f;
+    mem[452] = 64'h0f0f111011212202;
+    mem[453] = 64'hf1ef0e102f01100f;
+    mem[454] = 64'h01ee0f01ffe01111;
+    mem[455] = 64'hff0000fe111f0211;
+    mem[456] = 64'he21dfffeffef1f03;
+    mem[457] = 64'h0ef0e232f3efff3f;
+    mem[458] = 64'hf1200b1e21330012;
+    mem[459] = 64'hee20010fe0e10f2f;
+    mem[460] = 64'h3f1f2fe10ef21102;
+    mem[461] = 64'hff0ff10f0ff1f120;
+    mem[462] = 64'h00ff4ff00cf03200;
+    mem[463] = 64'h00fe10fe10111110;
+    mem[464] = 64'h11fe2300010f1011;
+    mem[465] = 64'hee12e2302111101b;
+    mem[466] = 64'heff12c3211320201;
+    mem[467] = 64'hf030112420e0f232;
+    mem[468] = 64'h1fe11edfdfff0103;
+    mem[469] = 64'h11fddf1f31df103f;
+    mem[470] = 64'h3e113022e2003012;
+    mem[471] = 64'hfc11f0e0311e2024;
+    mem[472] = 64'h11fe1f11100e0210;
+    mem[473] = 64'h00fff0211201220e;
+    mem[474] = 64'h201020112f21f121;
+    mem[475] = 64'hd10f0212f101003f;
+    mem[476] = 64'h10f010100f010210;
+    mem[477] = 64'h0210011010020020;
+    mem[478] = 64'he01000f1f0e00f31;
+    mem[479] = 64'h0d2211020f2f1ff1;
+    mem[480] = 64'h1100f00100012000;
+    mem[481] = 64'h0100ff22102012f3;
+    mem[482] = 64'h1000210f00100200;
+    mem[483] = 64'h12011000020ef0f0;
+    mem[484] = 64'h01ee112120f201f0;
+    mem[485] = 64'h1ff021011d30e010;
+    mem[486] = 64'h022021021201ff31;
+    mem[487] = 64'hf3220012ff2111ff;
+    mem[488] = 64'h0f0d0f0101f110fd;
+    mem[489] = 64'h02111113f00f0122;
+    mem[490] = 64'hf02f3100f2011103;
+    mem[491] = 64'he1f0e00010fe02f1;
+    mem[492] = 64'h010d102f21201010;
+    mem[493] = 64'h0111f1201f0000f0;
+    mem[494] = 64'hf0231e2022e03020;
+    mem[495] = 64'h0ff001f1d10ed10e;
+    mem[496] = 64'hd2fee1fffff00e2d;
+    mem[497] = 64'hf0f1de11e01f1f01;
+    mem[498] = 64'h00102000ff13ff02;
+    mem[499] = 64'he2fff22011f12022;
+    mem[500] = 64'h0e1c1e0f2011313f;
+    mem[501] = 64'h00fef1332c00e010;
+    mem[502] = 64'h11f21ff002d22111;
+    mem[503] = 64'h0eff001f010ec01b;
+    mem[504] = 64'hf0010f00ffc310ff;
+    mem[505] = 64'hd020df3ee1ef22ee;
+    mem[506] = 64'hee210ff011201e31;
+    mem[507] = 64'hfffee3ff2ff1ef03;
+    mem[508] = 64'h001ff0ff21103030;
+    mem[509] = 64'h1f2ee1141c1ff10d;
+    mem[510] = 64'hf2e0e3ee11022fd3;
+    mem[511] = 64'h1ff32e1e24def02c;
   end
-  reg [15:0] _0_;
+  reg [63:0] _0_;
   always @(posedge clk) begin
     _0_ <= mem[rd__addr];
   end
@@ -3000,15 +6026,27 @@ module \qsnn_ref.layer0.weights (rst, rd__addr, data, clk);
   assign \data[1]  = data[7:4];
   assign \data[2]  = data[11:8];
   assign \data[3]  = data[15:12];
+  assign \data[4]  = data[19:16];
+  assign \data[5]  = data[23:20];
+  assign \data[6]  = data[27:24];
+  assign \data[7]  = data[31:28];
+  assign \data[8]  = data[35:32];
+  assign \data[9]  = data[39:36];
+  assign \data[10]  = data[43:40];
+  assign \data[11]  = data[47:44];
+  assign \data[12]  = data[51:48];
+  assign \data[13]  = data[55:52];
+  assign \data[14]  = data[59:56];
+  assign \data[15]  = data[63:60];
 endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__ready, spikes__valid, spikes__payload, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire \$1 ;
   wire \$10 ;
-  wire [4:0] \$11 ;
-  wire [4:0] \$12 ;
+  wire [16:0] \$11 ;
+  wire [16:0] \$12 ;
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
@@ -3025,113 +6063,127 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
   wire [7:0] \$25 ;
   wire \$26 ;
   wire \$27 ;
-  wire \$28 ;
-  wire [3:0] \$29 ;
-  wire [5:0] \$3 ;
-  wire [3:0] \$30 ;
+  wire [9:0] \$28 ;
+  wire [9:0] \$29 ;
+  wire [7:0] \$3 ;
+  wire \$30 ;
   wire \$31 ;
-  wire [3:0] \$32 ;
-  wire [3:0] \$33 ;
-  wire \$34 ;
-  wire \$35 ;
-  wire [7:0] \$36 ;
-  wire [7:0] \$37 ;
-  wire [7:0] \$38 ;
-  wire [7:0] \$39 ;
-  wire [6:0] \$4 ;
-  wire \$40 ;
-  wire \$41 ;
+  wire [14:0] \$32 ;
+  wire [14:0] \$33 ;
+  wire [14:0] \$34 ;
+  wire [14:0] \$35 ;
+  wire [14:0] \$36 ;
+  wire [14:0] \$37 ;
+  wire [14:0] \$38 ;
+  wire [14:0] \$39 ;
+  wire [8:0] \$4 ;
+  wire [14:0] \$40 ;
+  wire [14:0] \$41 ;
   wire \$42 ;
   wire \$43 ;
   wire \$44 ;
-  wire [4:0] \$45 ;
-  wire [4:0] \$46 ;
-  wire [4:0] \$47 ;
-  wire [4:0] \$48 ;
-  wire \$49 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire [16:0] \$47 ;
+  wire [16:0] \$48 ;
+  wire [16:0] \$49 ;
   wire \$5 ;
-  wire \$50 ;
-  wire [2:0] \$51 ;
+  wire [16:0] \$50 ;
+  wire \$51 ;
   wire \$52 ;
-  wire \$53 ;
+  wire [1:0] \$53 ;
   wire \$54 ;
-  wire [6:0] \$55 ;
+  wire \$55 ;
   wire \$56 ;
-  wire [2:0] \$57 ;
+  wire [7:0] \$57 ;
   wire \$58 ;
-  wire \$59 ;
+  wire [1:0] \$59 ;
   wire \$6 ;
   wire \$60 ;
   wire \$61 ;
-  wire [2:0] \$62 ;
+  wire \$62 ;
   wire \$63 ;
-  reg [8:0] \$64 ;
-  reg \$65 ;
-  reg [1:0] \$66 ;
+  wire [1:0] \$64 ;
+  wire \$65 ;
+  reg [20:0] \$66 ;
   reg \$67 ;
-  reg [6:0] \$68 ;
+  reg \$68 ;
   reg \$69 ;
   wire \$7 ;
-  reg \$70 ;
-  reg [1:0] \$71 ;
+  reg [6:0] \$70 ;
+  reg \$71 ;
   reg \$72 ;
-  reg [1:0] \$73 ;
+  reg \$73 ;
   reg \$74 ;
   reg [1:0] \$75 ;
   reg \$76 ;
   reg \$77 ;
-  reg [1:0] \$78 ;
+  reg \$78 ;
   reg \$79 ;
   wire \$8 ;
-  reg [1:0] \$80 ;
+  reg \$80 ;
   reg \$81 ;
-  reg [1:0] \$82 ;
+  reg \$82 ;
   reg \$83 ;
-  reg [1:0] \$84 ;
+  reg \$84 ;
   reg \$85 ;
+  reg \$86 ;
+  reg \$87 ;
   wire \$9 ;
   wire \$signal ;
-  (* init = 2'h0 *)
-  wire [1:0] \$signal$17 ;
+  reg \$signal$104  = 1'h0;
+  (* init = 1'h0 *)
+  wire \$signal$17 ;
   wire \$signal$4 ;
-  reg \$signal$53  = 1'h0;
-  reg \$signal$54  = 1'h0;
-  reg \$signal$74  = 1'h0;
-  wire [6:0] acc;
-  wire [6:0] \acc$26 ;
-  wire [6:0] \acc$29 ;
-  wire [6:0] \acc$32 ;
+  reg \$signal$83  = 1'h0;
+  reg \$signal$84  = 1'h0;
+  wire [13:0] acc;
+  wire [13:0] \acc$26 ;
+  wire [13:0] \acc$29 ;
+  wire [13:0] \acc$32 ;
+  wire [13:0] \acc$35 ;
+  wire [13:0] \acc$38 ;
+  wire [13:0] \acc$41 ;
+  wire [13:0] \acc$44 ;
+  wire [13:0] \acc$47 ;
+  wire [13:0] \acc$50 ;
   wire [6:0] addr;
   reg [6:0] base = 7'h00;
-  reg [1:0] \bit ;
+  reg [3:0] \bit ;
   reg busy = 1'h0;
-  reg [1:0] cg = 2'h0;
+  reg cg = 1'h0;
   input clk;
   wire clk;
-  reg [8:0] cur = 9'h000;
+  reg [20:0] cur = 21'h000000;
   wire \cur.eot ;
   wire [2:0] \cur.group ;
   wire \cur.last ;
-  wire [3:0] \cur.mask ;
+  wire [15:0] \cur.mask ;
   reg cur_valid = 1'h0;
   reg cur_x = 1'h0;
-  wire [15:0] data;
+  wire [39:0] data;
   wire [3:0] \data[0] ;
   wire [3:0] \data[1] ;
   wire [3:0] \data[2] ;
   wire [3:0] \data[3] ;
+  wire [3:0] \data[4] ;
+  wire [3:0] \data[5] ;
+  wire [3:0] \data[6] ;
+  wire [3:0] \data[7] ;
+  wire [3:0] \data[8] ;
+  wire [3:0] \data[9] ;
   reg error = 1'h0;
   wire error_set;
   wire ev_last;
-  wire [4:0] ev_m;
+  wire [6:0] ev_m;
   wire ev_take;
   wire ev_x;
-  input [8:0] events__payload;
-  wire [8:0] events__payload;
+  input [20:0] events__payload;
+  wire [20:0] events__payload;
   wire \events__payload.eot ;
   wire [2:0] \events__payload.group ;
   wire \events__payload.last ;
-  wire [3:0] \events__payload.mask ;
+  wire [15:0] \events__payload.mask ;
   output events__ready;
   wire events__ready;
   input events__valid;
@@ -3145,49 +6197,85 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
   wire \fresh$30 ;
   (* init = 1'h1 *)
   wire \fresh$33 ;
-  reg [1:0] g = 2'h0;
+  (* init = 1'h1 *)
+  wire \fresh$36 ;
+  (* init = 1'h1 *)
+  wire \fresh$39 ;
+  (* init = 1'h1 *)
+  wire \fresh$42 ;
+  (* init = 1'h1 *)
+  wire \fresh$45 ;
+  (* init = 1'h1 *)
+  wire \fresh$48 ;
+  (* init = 1'h1 *)
+  wire \fresh$51 ;
+  reg g = 1'h0;
   reg last_flag = 1'h0;
-  wire [3:0] level;
+  wire [2:0] level;
   wire [3:0] new_state;
-  wire [3:0] \new_state$45 ;
-  wire [3:0] \new_state$46 ;
-  wire [3:0] \new_state$47 ;
+  wire [3:0] \new_state$69 ;
+  wire [3:0] \new_state$70 ;
+  wire [3:0] \new_state$71 ;
+  wire [3:0] \new_state$72 ;
+  wire [3:0] \new_state$73 ;
+  wire [3:0] \new_state$74 ;
+  wire [3:0] \new_state$75 ;
+  wire [3:0] \new_state$76 ;
+  wire [3:0] \new_state$77 ;
   (* enum_base_type = "Phase" *)
   (* enum_value_00 = "CLEAR" *)
   (* enum_value_01 = "ACC" *)
   (* enum_value_10 = "UPDATE" *)
   (* enum_value_11 = "END" *)
   reg [1:0] phase = 2'h0;
-  reg [1:0] r_addr = 2'h0;
-  wire [1:0] \r_addr$18 ;
-  wire [15:0] r_data;
-  wire [27:0] \r_data$22 ;
-  wire [6:0] \r_data$22[0] ;
-  wire [6:0] \r_data$22[1] ;
-  wire [6:0] \r_data$22[2] ;
-  wire [6:0] \r_data$22[3] ;
-  wire [7:0] \r_data$65 ;
+  reg r_addr = 1'h0;
+  wire \r_addr$18 ;
+  wire [39:0] r_data;
+  wire [139:0] \r_data$22 ;
+  wire [13:0] \r_data$22[0] ;
+  wire [13:0] \r_data$22[1] ;
+  wire [13:0] \r_data$22[2] ;
+  wire [13:0] \r_data$22[3] ;
+  wire [13:0] \r_data$22[4] ;
+  wire [13:0] \r_data$22[5] ;
+  wire [13:0] \r_data$22[6] ;
+  wire [13:0] \r_data$22[7] ;
+  wire [13:0] \r_data$22[8] ;
+  wire [13:0] \r_data$22[9] ;
+  wire [12:0] \r_data$95 ;
   wire [3:0] \r_data[0] ;
   wire [3:0] \r_data[1] ;
   wire [3:0] \r_data[2] ;
   wire [3:0] \r_data[3] ;
+  wire [3:0] \r_data[4] ;
+  wire [3:0] \r_data[5] ;
+  wire [3:0] \r_data[6] ;
+  wire [3:0] \r_data[7] ;
+  wire [3:0] \r_data[8] ;
+  wire [3:0] \r_data[9] ;
   wire r_en;
   wire r_rdy;
   input rst;
   wire rst;
-  reg [1:0] s1_g = 2'h0;
+  reg s1_g = 1'h0;
   reg s1_x = 1'h0;
   wire spike;
-  wire \spike$36 ;
-  wire \spike$37 ;
-  wire \spike$38 ;
-  wire [3:0] spikes;
-  output [7:0] spikes__payload;
-  wire [7:0] spikes__payload;
+  wire \spike$54 ;
+  wire \spike$55 ;
+  wire \spike$56 ;
+  wire \spike$57 ;
+  wire \spike$58 ;
+  wire \spike$59 ;
+  wire \spike$60 ;
+  wire \spike$61 ;
+  wire \spike$62 ;
+  wire [9:0] spikes;
+  output [12:0] spikes__payload;
+  wire [12:0] spikes__payload;
   wire \spikes__payload.eot ;
-  wire [1:0] \spikes__payload.group ;
+  wire \spikes__payload.group ;
   wire \spikes__payload.last ;
-  wire [3:0] \spikes__payload.mask ;
+  wire [9:0] \spikes__payload.mask ;
   wire spikes__ready;
   output spikes__valid;
   wire spikes__valid;
@@ -3197,154 +6285,172 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
   wire [3:0] \state$25 ;
   wire [3:0] \state$28 ;
   wire [3:0] \state$31 ;
+  wire [3:0] \state$34 ;
+  wire [3:0] \state$37 ;
+  wire [3:0] \state$40 ;
+  wire [3:0] \state$43 ;
+  wire [3:0] \state$46 ;
+  wire [3:0] \state$49 ;
   reg step_done;
-  reg [1:0] u1_g = 2'h0;
-  reg [1:0] upd_g_s2 = 2'h0;
-  (* init = 2'h0 *)
-  wire [1:0] upd_g_s3;
+  reg u1_g = 1'h0;
+  reg upd_g_s2 = 1'h0;
+  (* init = 1'h0 *)
+  wire upd_g_s3;
   reg upd_valid_s2 = 1'h0;
   (* init = 1'h0 *)
   wire upd_valid_s3;
-  reg [1:0] w_addr = 2'h0;
-  reg [1:0] \w_addr$55 ;
-  wire [15:0] w_data;
-  wire [7:0] \w_data$52 ;
-  reg [27:0] \w_data$59 ;
-  wire [6:0] \w_data$59[0] ;
-  wire [6:0] \w_data$59[1] ;
-  wire [6:0] \w_data$59[2] ;
-  wire [6:0] \w_data$59[3] ;
+  reg w_addr = 1'h0;
+  reg \w_addr$85 ;
+  wire [39:0] w_data;
+  wire [12:0] \w_data$82 ;
+  reg [139:0] \w_data$89 ;
+  wire [13:0] \w_data$89[0] ;
+  wire [13:0] \w_data$89[1] ;
+  wire [13:0] \w_data$89[2] ;
+  wire [13:0] \w_data$89[3] ;
+  wire [13:0] \w_data$89[4] ;
+  wire [13:0] \w_data$89[5] ;
+  wire [13:0] \w_data$89[6] ;
+  wire [13:0] \w_data$89[7] ;
+  wire [13:0] \w_data$89[8] ;
+  wire [13:0] \w_data$89[9] ;
   wire [3:0] \w_data[0] ;
   wire [3:0] \w_data[1] ;
   wire [3:0] \w_data[2] ;
   wire [3:0] \w_data[3] ;
+  wire [3:0] \w_data[4] ;
+  wire [3:0] \w_data[5] ;
+  wire [3:0] \w_data[6] ;
+  wire [3:0] \w_data[7] ;
+  wire [3:0] \w_data[8] ;
+  wire [3:0] \w_data[9] ;
   reg w_en = 1'h0;
-  reg \w_en$50 ;
-  reg \w_en$57 ;
-  reg [7:0] word;
+  reg \w_en$80 ;
+  reg \w_en$87 ;
+  reg [12:0] word;
   wire \word.eot ;
-  wire [1:0] \word.group ;
+  wire \word.group ;
   wire \word.last ;
-  wire [3:0] \word.mask ;
-  assign \$14  = cur[7] | \$13 ;
+  wire [9:0] \word.mask ;
+  assign \$12  = { 1'h0, cur[18:3] } & \$11 ;
+  assign \$13  = ! \$12 [15:0];
+  assign \$14  = cur[19] | \$13 ;
   assign \$15  = ev_take & \$14 ;
   assign events__ready = \$10  | \$15 ;
   assign \$16  = phase == 1'h1;
   assign \$17  = ~ busy;
-  assign \$18  = g == 2'h2;
+  assign \$18  = ! g;
   assign \$19  = \$17  | \$18 ;
   assign \$20  = \$16  & \$19 ;
   assign \$21  = \$20  & \$signal ;
-  assign \$22  = ~ cur[7];
-  assign \$23  = level <= 3'h4;
+  assign \$22  = ~ cur[19];
+  assign \$23  = level <= 2'h2;
   assign \$24  = \$22  | \$23 ;
   assign ev_take = \$21  & \$24 ;
   assign \$25  = base + g;
   assign \$26  = phase == 2'h2;
   assign \r_addr$18  = \$26  ? r_addr : g;
   assign \$27  = phase == 2'h3;
-  assign \$28  = w_addr == 2'h2;
-  assign \$29  = \$28  ? 4'h3 : 4'hf;
-  assign \$30  = { \spike$38 , \spike$37 , \spike$36 , spike } & \$29 ;
-  assign \$31  = w_addr == 2'h2;
-  assign \$32  = \$31  ? 4'h3 : 4'hf;
-  assign \$33  = { \spike$38 , \spike$37 , \spike$36 , spike } & \$32 ;
-  assign \$34  = | \$33 ;
-  assign \$35  = ! phase;
-  assign \$36  = $signed(\r_data$22 [6:0]) + $signed(data[3:0]);
-  assign \$37  = $signed(\r_data$22 [13:7]) + $signed(data[7:4]);
-  assign \$38  = $signed(\r_data$22 [20:14]) + $signed(data[11:8]);
-  assign \$39  = $signed(\r_data$22 [27:21]) + $signed(data[15:12]);
-  assign \$40  = events__valid & events__ready;
-  assign \$41  = ~ cur[7];
-  assign \$42  = cur_valid & \$41 ;
-  assign \$43  = ! cur[6:3];
-  assign \$44  = \$42  & \$43 ;
-  assign \$45  = cur[6:3] - 1'h1;
-  assign \$46  = { 1'h0, cur[6:3] } & \$45 ;
-  assign \$47  = cur[6:3] - 1'h1;
-  assign \$48  = { 1'h0, cur[6:3] } & \$47 ;
-  assign \$49  = ! \$48 [3:0];
-  assign \$50  = cur[7] | \$49 ;
-  assign \$51  = g + 1'h1;
-  assign \$52  = g == 2'h2;
-  assign \$53  = ~ cur[7];
-  assign \$54  = ev_take & \$53 ;
-  assign \$55  = \$4 [4:0] * 2'h3;
-  assign \$56  = ev_take & cur[7];
-  assign \$57  = r_addr + 1'h1;
-  assign \$58  = r_addr == 2'h2;
-  assign \$59  = phase == 2'h3;
-  assign \$60  = w_addr == 2'h2;
-  assign \$61  = ! phase;
-  assign \$62  = cg + 1'h1;
-  assign \$63  = cg == 2'h2;
+  assign \$30  = | \$29 ;
+  assign \$31  = ! phase;
+  assign \$32  = $signed(\r_data$22 [13:0]) + $signed(data[3:0]);
+  assign \$33  = $signed(\r_data$22 [27:14]) + $signed(data[7:4]);
+  assign \$34  = $signed(\r_data$22 [41:28]) + $signed(data[11:8]);
+  assign \$35  = $signed(\r_data$22 [55:42]) + $signed(data[15:12]);
+  assign \$36  = $signed(\r_data$22 [69:56]) + $signed(data[19:16]);
+  assign \$37  = $signed(\r_data$22 [83:70]) + $signed(data[23:20]);
+  assign \$38  = $signed(\r_data$22 [97:84]) + $signed(data[27:24]);
+  assign \$39  = $signed(\r_data$22 [111:98]) + $signed(data[31:28]);
+  assign \$40  = $signed(\r_data$22 [125:112]) + $signed(data[35:32]);
+  assign \$41  = $signed(\r_data$22 [139:126]) + $signed(data[39:36]);
+  assign \$42  = events__valid & events__ready;
+  assign \$43  = ~ cur[19];
+  assign \$44  = cur_valid & \$43 ;
+  assign \$45  = ! cur[18:3];
+  assign \$46  = \$44  & \$45 ;
+  assign \$47  = cur[18:3] - 1'h1;
+  assign \$48  = { 1'h0, cur[18:3] } & \$47 ;
+  assign \$49  = cur[18:3] - 1'h1;
+  assign \$50  = { 1'h0, cur[18:3] } & \$49 ;
+  assign \$51  = ! \$50 [15:0];
+  assign \$52  = cur[19] | \$51 ;
+  assign \$53  = g + 1'h1;
+  assign \$54  = ! g;
+  assign \$55  = ~ cur[19];
+  assign \$56  = ev_take & \$55 ;
+  assign \$57  = \$4 [6:0] * 1'h1;
+  assign \$58  = ev_take & cur[19];
+  assign \$59  = r_addr + 1'h1;
+  assign \$60  = ! r_addr;
+  assign \$61  = phase == 2'h3;
+  assign \$62  = ! w_addr;
+  assign \$63  = ! phase;
+  assign \$64  = cg + 1'h1;
+  assign \$65  = ! cg;
   always @(posedge clk)
-    cur <= \$64 ;
+    cur <= \$66 ;
   always @(posedge clk)
-    cur_valid <= \$65 ;
+    cur_valid <= \$67 ;
   always @(posedge clk)
-    g <= \$66 ;
+    g <= \$68 ;
   always @(posedge clk)
-    busy <= \$67 ;
+    busy <= \$69 ;
   always @(posedge clk)
-    base <= \$68 ;
+    base <= \$70 ;
   always @(posedge clk)
-    cur_x <= \$69 ;
+    cur_x <= \$71 ;
   always @(posedge clk)
-    \$signal$53  <= \$70 ;
+    \$signal$83  <= \$72 ;
   always @(posedge clk)
-    s1_g <= \$71 ;
+    s1_g <= \$73 ;
   always @(posedge clk)
-    s1_x <= \$72 ;
+    s1_x <= \$74 ;
   always @(posedge clk)
-    phase <= \$73 ;
+    phase <= \$75 ;
   always @(posedge clk)
-    \$signal$74  <= \$74 ;
+    \$signal$104  <= \$76 ;
   always @(posedge clk)
-    r_addr <= \$75 ;
+    r_addr <= \$77 ;
   always @(posedge clk)
-    last_flag <= \$76 ;
+    last_flag <= \$78 ;
   always @(posedge clk)
-    \$signal$54  <= \$77 ;
+    \$signal$84  <= \$79 ;
   always @(posedge clk)
-    u1_g <= \$78 ;
+    u1_g <= \$80 ;
   always @(posedge clk)
-    upd_valid_s2 <= \$79 ;
+    upd_valid_s2 <= \$81 ;
   always @(posedge clk)
-    upd_g_s2 <= \$80 ;
+    upd_g_s2 <= \$82 ;
   always @(posedge clk)
-    w_en <= \$81 ;
+    w_en <= \$83 ;
   always @(posedge clk)
-    w_addr <= \$82 ;
+    w_addr <= \$84 ;
   always @(posedge clk)
-    fresh <= \$83 ;
+    fresh <= \$85 ;
   always @(posedge clk)
-    cg <= \$84 ;
+    cg <= \$86 ;
   always @(posedge clk)
-    error <= \$85 ;
-  assign \$1  = | cur[6:3];
-  assign \$2  = cur[7] | \$1 ;
+    error <= \$87 ;
+  assign \$1  = | cur[18:3];
+  assign \$2  = cur[19] | \$1 ;
   assign \$signal  = cur_valid & \$2 ;
-  assign \$3  = cur[2:0] * 3'h4;
+  assign \$3  = cur[2:0] * 5'h10;
   assign \$4  = \$3  + \bit ;
   assign \$5  = ~ cur_valid;
-  assign \$6  = ~ cur[7];
+  assign \$6  = ~ cur[19];
   assign \$7  = cur_valid & \$6 ;
-  assign \$8  = ! cur[6:3];
+  assign \$8  = ! cur[18:3];
   assign \$9  = \$7  & \$8 ;
   assign \$10  = \$5  | \$9 ;
-  assign \$11  = cur[6:3] - 1'h1;
-  assign \$12  = { 1'h0, cur[6:3] } & \$11 ;
-  assign \$13  = ! \$12 [3:0];
+  assign \$11  = cur[18:3] - 1'h1;
   \qsnn_ref.layer1.accumulators  accumulators (
     .clk(clk),
     .r_data(\r_data$22 ),
     .rd__addr(\r_addr$18 ),
     .rst(rst),
-    .wr__addr(\w_addr$55 ),
-    .wr__data(\w_data$59 ),
-    .wr__en(\w_en$57 )
+    .wr__addr(\w_addr$85 ),
+    .wr__data(\w_data$89 ),
+    .wr__en(\w_en$87 )
   );
   \qsnn_ref.layer1.fifo  fifo (
     .clk(clk),
@@ -3352,11 +6458,11 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
     .r_data(spikes__payload),
     .r_rdy(spikes__valid),
     .rst(rst),
-    .w_en(\w_en$50 ),
+    .w_en(\w_en$80 ),
     .w_port__data(word)
   );
   \qsnn_ref.layer1.lif0  lif0 (
-    .acc(\r_data$22 [6:0]),
+    .acc(\r_data$22 [13:0]),
     .clk(clk),
     .code(r_data[3:0]),
     .fresh(fresh),
@@ -3365,38 +6471,98 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
     .spike(spike)
   );
   \qsnn_ref.layer1.lif1  lif1 (
-    .acc(\r_data$22 [13:7]),
+    .acc(\r_data$22 [27:14]),
     .clk(clk),
     .code(r_data[7:4]),
     .fresh(fresh),
-    .new_state(\new_state$45 ),
+    .new_state(\new_state$69 ),
     .rst(rst),
-    .spike(\spike$36 )
+    .spike(\spike$54 )
   );
   \qsnn_ref.layer1.lif2  lif2 (
-    .acc(\r_data$22 [20:14]),
+    .acc(\r_data$22 [41:28]),
     .clk(clk),
     .code(r_data[11:8]),
     .fresh(fresh),
-    .new_state(\new_state$46 ),
+    .new_state(\new_state$70 ),
     .rst(rst),
-    .spike(\spike$37 )
+    .spike(\spike$55 )
   );
   \qsnn_ref.layer1.lif3  lif3 (
-    .acc(\r_data$22 [27:21]),
+    .acc(\r_data$22 [55:42]),
     .clk(clk),
     .code(r_data[15:12]),
     .fresh(fresh),
-    .new_state(\new_state$47 ),
+    .new_state(\new_state$71 ),
     .rst(rst),
-    .spike(\spike$38 )
+    .spike(\spike$56 )
+  );
+  \qsnn_ref.layer1.lif4  lif4 (
+    .acc(\r_data$22 [69:56]),
+    .clk(clk),
+    .code(r_data[19:16]),
+    .fresh(fresh),
+    .new_state(\new_state$72 ),
+    .rst(rst),
+    .spike(\spike$57 )
+  );
+  \qsnn_ref.layer1.lif5  lif5 (
+    .acc(\r_data$22 [83:70]),
+    .clk(clk),
+    .code(r_data[23:20]),
+    .fresh(fresh),
+    .new_state(\new_state$73 ),
+    .rst(rst),
+    .spike(\spike$58 )
+  );
+  \qsnn_ref.layer1.lif6  lif6 (
+    .acc(\r_data$22 [97:84]),
+    .clk(clk),
+    .code(r_data[27:24]),
+    .fresh(fresh),
+    .new_state(\new_state$74 ),
+    .rst(rst),
+    .spike(\spike$59 )
+  );
+  \qsnn_ref.layer1.lif7  lif7 (
+    .acc(\r_data$22 [111:98]),
+    .clk(clk),
+    .code(r_data[31:28]),
+    .fresh(fresh),
+    .new_state(\new_state$75 ),
+    .rst(rst),
+    .spike(\spike$60 )
+  );
+  \qsnn_ref.layer1.lif8  lif8 (
+    .acc(\r_data$22 [125:112]),
+    .clk(clk),
+    .code(r_data[35:32]),
+    .fresh(fresh),
+    .new_state(\new_state$76 ),
+    .rst(rst),
+    .spike(\spike$61 )
+  );
+  \qsnn_ref.layer1.lif9  lif9 (
+    .acc(\r_data$22 [139:126]),
+    .clk(clk),
+    .code(r_data[39:36]),
+    .fresh(fresh),
+    .new_state(\new_state$77 ),
+    .rst(rst),
+    .spike(\spike$62 )
   );
   \qsnn_ref.layer1.states  states (
     .clk(clk),
-    .\port$600$0 (new_state),
-    .\port$645$0 (\new_state$45 ),
-    .\port$690$0 (\new_state$46 ),
-    .\port$735$0 (\new_state$47 ),
+    .\port$1204$0 (new_state),
+    .\port$1249$0 (\new_state$69 ),
+    .\port$1294$0 (\new_state$70 ),
+    .\port$1339$0 (\new_state$71 ),
+    .\port$1384$0 (\new_state$72 ),
+    .\port$1429$0 (\new_state$73 ),
+    .\port$1474$0 (\new_state$74 ),
+    .\port$1519$0 (\new_state$75 ),
+    .\port$1564$0 (\new_state$76 ),
+    .\port$1609$0 (\new_state$77 ),
     .r_data(r_data),
     .rd__addr(r_addr),
     .rst(rst),
@@ -3410,151 +6576,167 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
     .rst(rst)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \bit  = 2'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \bit  = 4'h0;
+    if (cur[18]) begin
+      \bit  = 4'hf;
+    end
+    if (cur[17]) begin
+      \bit  = 4'he;
+    end
+    if (cur[16]) begin
+      \bit  = 4'hd;
+    end
+    if (cur[15]) begin
+      \bit  = 4'hc;
+    end
+    if (cur[14]) begin
+      \bit  = 4'hb;
+    end
+    if (cur[13]) begin
+      \bit  = 4'ha;
+    end
+    if (cur[12]) begin
+      \bit  = 4'h9;
+    end
+    if (cur[11]) begin
+      \bit  = 4'h8;
+    end
+    if (cur[10]) begin
+      \bit  = 4'h7;
+    end
+    if (cur[9]) begin
+      \bit  = 4'h6;
+    end
+    if (cur[8]) begin
+      \bit  = 4'h5;
+    end
+    if (cur[7]) begin
+      \bit  = 4'h4;
+    end
     if (cur[6]) begin
-      \bit  = 2'h3;
+      \bit  = 4'h3;
     end
     if (cur[5]) begin
-      \bit  = 2'h2;
+      \bit  = 4'h2;
     end
     if (cur[4]) begin
-      \bit  = 2'h1;
+      \bit  = 4'h1;
     end
     if (cur[3]) begin
-      \bit  = 2'h0;
+      \bit  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    word = 8'h00;
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    word = 13'h0000;
     if (\$27 ) begin
-      word[6] = 1'h1;
-      word[7] = last_flag;
+      word[11] = 1'h1;
+      word[12] = last_flag;
     end else if (w_en) begin
-      word[1:0] = w_addr;
-      word[5:2] = \$30 ;
+      word[0] = w_addr;
+      word[10:1] = \$28 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \w_en$50  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \w_en$80  = 1'h0;
     if (\$27 ) begin
-      \w_en$50  = 1'h1;
+      \w_en$80  = 1'h1;
     end else if (w_en) begin
-      \w_en$50  = \$34 ;
+      \w_en$80  = \$30 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     step_done = 1'h0;
     if (\$27 ) begin
       step_done = 1'h1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \w_addr$55  = 2'h0;
-    if (\$35 ) begin
-      \w_addr$55  = cg;
-    end else if (\$signal$53 ) begin
-      \w_addr$55  = s1_g;
-    end else if (\$signal$54 ) begin
-      \w_addr$55  = u1_g;
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \w_addr$85  = 1'h0;
+    if (\$31 ) begin
+      \w_addr$85  = cg;
+    end else if (\$signal$83 ) begin
+      \w_addr$85  = s1_g;
+    end else if (\$signal$84 ) begin
+      \w_addr$85  = u1_g;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \w_en$57  = 1'h0;
-    if (\$35 ) begin
-      \w_en$57  = 1'h1;
-    end else if (\$signal$53 ) begin
-      \w_en$57  = 1'h1;
-    end else if (\$signal$54 ) begin
-      \w_en$57  = 1'h1;
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \w_en$87  = 1'h0;
+    if (\$31 ) begin
+      \w_en$87  = 1'h1;
+    end else if (\$signal$83 ) begin
+      \w_en$87  = 1'h1;
+    end else if (\$signal$84 ) begin
+      \w_en$87  = 1'h1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \w_data$59  = 28'h0000000;
-    if (\$35 ) begin
-    end else if (\$signal$53 ) begin
-      \w_data$59  = { \$39 [6:0], \$38 [6:0], \$37 [6:0], \$36 [6:0] };
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \w_data$89  = 140'h00000000000000000000000000000000000;
+    if (\$31 ) begin
+    end else if (\$signal$83 ) begin
+      \w_data$89  = { \$41 [13:0], \$40 [13:0], \$39 [13:0], \$38 [13:0], \$37 [13:0], \$36 [13:0], \$35 [13:0], \$34 [13:0], \$33 [13:0], \$32 [13:0] };
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$64  = cur;
-    if (\$40 ) begin
-      \$64  = events__payload;
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$66  = cur;
+    if (\$42 ) begin
+      \$66  = events__payload;
     end else if (ev_take) begin
-      \$64 [6:3] = \$46 [3:0];
+      \$66 [18:3] = \$48 [15:0];
     end
     if (rst) begin
-      \$64  = 9'h000;
+      \$66  = 21'h000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$65  = cur_valid;
-    if (\$40 ) begin
-      \$65  = 1'h1;
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$67  = cur_valid;
+    if (\$42 ) begin
+      \$67  = 1'h1;
     end else if (ev_take) begin
-      if (\$50 ) begin
-        \$65  = 1'h0;
-      end
-    end else if (\$44 ) begin
-      \$65  = 1'h0;
-    end
-    if (rst) begin
-      \$65  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$66  = g;
-    if (busy) begin
-      \$66  = \$51 [1:0];
-      if (\$52 ) begin
-        \$66  = 2'h0;
-      end
-    end
-    if (\$54 ) begin
-      \$66  = 2'h0;
-    end
-    if (rst) begin
-      \$66  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$67  = busy;
-    if (busy) begin
       if (\$52 ) begin
         \$67  = 1'h0;
       end
-    end
-    if (\$54 ) begin
-      \$67  = 1'h1;
+    end else if (\$46 ) begin
+      \$67  = 1'h0;
     end
     if (rst) begin
       \$67  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$68  = base;
-    if (\$54 ) begin
-      \$68  = \$55 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$68  = g;
+    if (busy) begin
+      \$68  = \$53 [0];
+      if (\$54 ) begin
+        \$68  = 1'h0;
+      end
+    end
+    if (\$56 ) begin
+      \$68  = 1'h0;
     end
     if (rst) begin
-      \$68  = 7'h00;
+      \$68  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$69  = cur_x;
-    if (\$54 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$69  = busy;
+    if (busy) begin
+      if (\$54 ) begin
+        \$69  = 1'h0;
+      end
+    end
+    if (\$56 ) begin
       \$69  = 1'h1;
     end
     if (rst) begin
@@ -3562,73 +6744,62 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$70  = busy;
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$70  = base;
+    if (\$56 ) begin
+      \$70  = \$57 [6:0];
+    end
     if (rst) begin
-      \$70  = 1'h0;
+      \$70  = 7'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$71  = g;
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$71  = cur_x;
+    if (\$56 ) begin
+      \$71  = 1'h1;
+    end
     if (rst) begin
-      \$71  = 2'h0;
+      \$71  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$72  = cur_x;
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$72  = busy;
     if (rst) begin
       \$72  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$73  = phase;
-    if (\$56 ) begin
-      \$73  = 2'h2;
-    end
-    if (\$59 ) begin
-      \$73  = 2'h1;
-    end else if (w_en) begin
-      if (\$60 ) begin
-        \$73  = 2'h3;
-      end
-    end
-    if (\$61 ) begin
-      if (\$63 ) begin
-        \$73  = 2'h1;
-      end
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$73  = g;
     if (rst) begin
-      \$73  = 2'h0;
+      \$73  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$74  = \$signal$74 ;
-    if (\$56 ) begin
-      \$74  = 1'h1;
-    end
-    if (\$signal$74 ) begin
-      if (\$58 ) begin
-        \$74  = 1'h0;
-      end
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$74  = cur_x;
     if (rst) begin
       \$74  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$75  = r_addr;
-    if (\$56 ) begin
-      \$75  = 2'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$75  = phase;
+    if (\$58 ) begin
+      \$75  = 2'h2;
     end
-    if (\$signal$74 ) begin
-      \$75  = \$57 [1:0];
-      if (\$58 ) begin
-        \$75  = 2'h0;
+    if (\$61 ) begin
+      \$75  = 2'h1;
+    end else if (w_en) begin
+      if (\$62 ) begin
+        \$75  = 2'h3;
+      end
+    end
+    if (\$63 ) begin
+      if (\$65 ) begin
+        \$75  = 2'h1;
       end
     end
     if (rst) begin
@@ -3636,193 +6807,285 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$76  = last_flag;
-    if (\$56 ) begin
-      \$76  = cur[8];
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$76  = \$signal$104 ;
+    if (\$58 ) begin
+      \$76  = 1'h1;
+    end
+    if (\$signal$104 ) begin
+      if (\$60 ) begin
+        \$76  = 1'h0;
+      end
     end
     if (rst) begin
       \$76  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$77  = \$signal$74 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$77  = r_addr;
+    if (\$58 ) begin
+      \$77  = 1'h0;
+    end
+    if (\$signal$104 ) begin
+      \$77  = \$59 [0];
+      if (\$60 ) begin
+        \$77  = 1'h0;
+      end
+    end
     if (rst) begin
       \$77  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$78  = r_addr;
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$78  = last_flag;
+    if (\$58 ) begin
+      \$78  = cur[20];
+    end
     if (rst) begin
-      \$78  = 2'h0;
+      \$78  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$79  = \$signal$54 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$79  = \$signal$104 ;
     if (rst) begin
       \$79  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$80  = u1_g;
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$80  = r_addr;
     if (rst) begin
-      \$80  = 2'h0;
+      \$80  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$81  = upd_valid_s2;
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$81  = \$signal$84 ;
     if (rst) begin
       \$81  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$82  = upd_g_s2;
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$82  = u1_g;
     if (rst) begin
-      \$82  = 2'h0;
+      \$82  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$83  = fresh;
-    if (\$59 ) begin
-      \$83  = last_flag;
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$83  = upd_valid_s2;
+    if (rst) begin
+      \$83  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$84  = upd_g_s2;
+    if (rst) begin
+      \$84  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$85  = fresh;
+    if (\$61 ) begin
+      \$85  = last_flag;
     end
     if (start) begin
-      \$83  = 1'h1;
+      \$85  = 1'h1;
     end
     if (rst) begin
-      \$83  = 1'h1;
+      \$85  = 1'h1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$84  = cg;
-    if (\$61 ) begin
-      \$84  = \$62 [1:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$86  = cg;
+    if (\$63 ) begin
+      \$86  = \$64 [0];
     end
     if (rst) begin
-      \$84  = 2'h0;
+      \$86  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$85  = error;
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$87  = error;
     if (rst) begin
-      \$85  = 1'h0;
+      \$87  = 1'h0;
     end
   end
-  assign \$signal$4  = cur[7];
-  assign ev_last = cur[8];
-  assign ev_m = \$4 [4:0];
+  assign \$signal$4  = cur[19];
+  assign ev_last = cur[20];
+  assign ev_m = \$4 [6:0];
   assign ev_x = 1'h1;
   assign addr = \$25 [6:0];
   assign \$signal$17  = r_addr;
   assign state = r_data[3:0];
-  assign acc = \r_data$22 [6:0];
+  assign acc = \r_data$22 [13:0];
   assign \fresh$24  = fresh;
   assign \state$25  = r_data[7:4];
-  assign \acc$26  = \r_data$22 [13:7];
+  assign \acc$26  = \r_data$22 [27:14];
   assign \fresh$27  = fresh;
   assign \state$28  = r_data[11:8];
-  assign \acc$29  = \r_data$22 [20:14];
+  assign \acc$29  = \r_data$22 [41:28];
   assign \fresh$30  = fresh;
   assign \state$31  = r_data[15:12];
-  assign \acc$32  = \r_data$22 [27:21];
+  assign \acc$32  = \r_data$22 [55:42];
   assign \fresh$33  = fresh;
-  assign spikes = { \spike$38 , \spike$37 , \spike$36 , spike };
+  assign \state$34  = r_data[19:16];
+  assign \acc$35  = \r_data$22 [69:56];
+  assign \fresh$36  = fresh;
+  assign \state$37  = r_data[23:20];
+  assign \acc$38  = \r_data$22 [83:70];
+  assign \fresh$39  = fresh;
+  assign \state$40  = r_data[27:24];
+  assign \acc$41  = \r_data$22 [97:84];
+  assign \fresh$42  = fresh;
+  assign \state$43  = r_data[31:28];
+  assign \acc$44  = \r_data$22 [111:98];
+  assign \fresh$45  = fresh;
+  assign \state$46  = r_data[35:32];
+  assign \acc$47  = \r_data$22 [125:112];
+  assign \fresh$48  = fresh;
+  assign \state$49  = r_data[39:36];
+  assign \acc$50  = \r_data$22 [139:126];
+  assign \fresh$51  = fresh;
+  assign spikes = { \spike$62 , \spike$61 , \spike$60 , \spike$59 , \spike$58 , \spike$57 , \spike$56 , \spike$55 , \spike$54 , spike };
   assign upd_g_s3 = w_addr;
   assign upd_valid_s3 = w_en;
-  assign w_data = { \new_state$47 , \new_state$46 , \new_state$45 , new_state };
-  assign \w_data$52  = word;
+  assign w_data = { \new_state$77 , \new_state$76 , \new_state$75 , \new_state$74 , \new_state$73 , \new_state$72 , \new_state$71 , \new_state$70 , \new_state$69 , new_state };
+  assign \w_data$82  = word;
   assign r_rdy = spikes__valid;
-  assign \r_data$65  = spikes__payload;
+  assign \r_data$95  = spikes__payload;
   assign r_en = 1'h1;
   assign spikes__ready = 1'h1;
   assign error_set = 1'h0;
   assign \cur.group  = cur[2:0];
-  assign \cur.mask  = cur[6:3];
-  assign \cur.eot  = cur[7];
-  assign \cur.last  = cur[8];
+  assign \cur.mask  = cur[18:3];
+  assign \cur.eot  = cur[19];
+  assign \cur.last  = cur[20];
   assign \r_data[0]  = r_data[3:0];
   assign \r_data[1]  = r_data[7:4];
   assign \r_data[2]  = r_data[11:8];
   assign \r_data[3]  = r_data[15:12];
-  assign \r_data$22[0]  = \r_data$22 [6:0];
-  assign \r_data$22[1]  = \r_data$22 [13:7];
-  assign \r_data$22[2]  = \r_data$22 [20:14];
-  assign \r_data$22[3]  = \r_data$22 [27:21];
+  assign \r_data[4]  = r_data[19:16];
+  assign \r_data[5]  = r_data[23:20];
+  assign \r_data[6]  = r_data[27:24];
+  assign \r_data[7]  = r_data[31:28];
+  assign \r_data[8]  = r_data[35:32];
+  assign \r_data[9]  = r_data[39:36];
+  assign \r_data$22[0]  = \r_data$22 [13:0];
+  assign \r_data$22[1]  = \r_data$22 [27:14];
+  assign \r_data$22[2]  = \r_data$22 [41:28];
+  assign \r_data$22[3]  = \r_data$22 [55:42];
+  assign \r_data$22[4]  = \r_data$22 [69:56];
+  assign \r_data$22[5]  = \r_data$22 [83:70];
+  assign \r_data$22[6]  = \r_data$22 [97:84];
+  assign \r_data$22[7]  = \r_data$22 [111:98];
+  assign \r_data$22[8]  = \r_data$22 [125:112];
+  assign \r_data$22[9]  = \r_data$22 [139:126];
   assign \w_data[0]  = new_state;
-  assign \w_data[1]  = \new_state$45 ;
-  assign \w_data[2]  = \new_state$46 ;
-  assign \w_data[3]  = \new_state$47 ;
-  assign \word.group  = word[1:0];
-  assign \word.mask  = word[5:2];
-  assign \word.eot  = word[6];
-  assign \word.last  = word[7];
-  assign \w_data$59[0]  = \w_data$59 [6:0];
-  assign \w_data$59[1]  = \w_data$59 [13:7];
-  assign \w_data$59[2]  = \w_data$59 [20:14];
-  assign \w_data$59[3]  = \w_data$59 [27:21];
+  assign \w_data[1]  = \new_state$69 ;
+  assign \w_data[2]  = \new_state$70 ;
+  assign \w_data[3]  = \new_state$71 ;
+  assign \w_data[4]  = \new_state$72 ;
+  assign \w_data[5]  = \new_state$73 ;
+  assign \w_data[6]  = \new_state$74 ;
+  assign \w_data[7]  = \new_state$75 ;
+  assign \w_data[8]  = \new_state$76 ;
+  assign \w_data[9]  = \new_state$77 ;
+  assign \word.group  = word[0];
+  assign \word.mask  = word[10:1];
+  assign \word.eot  = word[11];
+  assign \word.last  = word[12];
+  assign \w_data$89[0]  = \w_data$89 [13:0];
+  assign \w_data$89[1]  = \w_data$89 [27:14];
+  assign \w_data$89[2]  = \w_data$89 [41:28];
+  assign \w_data$89[3]  = \w_data$89 [55:42];
+  assign \w_data$89[4]  = \w_data$89 [69:56];
+  assign \w_data$89[5]  = \w_data$89 [83:70];
+  assign \w_data$89[6]  = \w_data$89 [97:84];
+  assign \w_data$89[7]  = \w_data$89 [111:98];
+  assign \w_data$89[8]  = \w_data$89 [125:112];
+  assign \w_data$89[9]  = \w_data$89 [139:126];
   assign \data[0]  = data[3:0];
   assign \data[1]  = data[7:4];
   assign \data[2]  = data[11:8];
   assign \data[3]  = data[15:12];
-  assign \spikes__payload.group  = spikes__payload[1:0];
-  assign \spikes__payload.mask  = spikes__payload[5:2];
-  assign \spikes__payload.eot  = spikes__payload[6];
-  assign \spikes__payload.last  = spikes__payload[7];
+  assign \data[4]  = data[19:16];
+  assign \data[5]  = data[23:20];
+  assign \data[6]  = data[27:24];
+  assign \data[7]  = data[31:28];
+  assign \data[8]  = data[35:32];
+  assign \data[9]  = data[39:36];
+  assign \spikes__payload.group  = spikes__payload[0];
+  assign \spikes__payload.mask  = spikes__payload[10:1];
+  assign \spikes__payload.eot  = spikes__payload[11];
+  assign \spikes__payload.last  = spikes__payload[12];
   assign \events__payload.group  = events__payload[2:0];
-  assign \events__payload.mask  = events__payload[6:3];
-  assign \events__payload.eot  = events__payload[7];
-  assign \events__payload.last  = events__payload[8];
+  assign \events__payload.mask  = events__payload[18:3];
+  assign \events__payload.eot  = events__payload[19];
+  assign \events__payload.last  = events__payload[20];
+  assign \$28  = { \spike$62 , \spike$61 , \spike$60 , \spike$59 , \spike$58 , \spike$57 , \spike$56 , \spike$55 , \spike$54 , spike };
+  assign \$29  = { \spike$62 , \spike$61 , \spike$60 , \spike$59 , \spike$58 , \spike$57 , \spike$56 , \spike$55 , \spike$54 , spike };
 endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1.accumulators (rst, rd__addr, r_data, wr__addr, wr__en, wr__data, clk);
   input clk;
   wire clk;
-  wire [1:0] r_addr;
-  output [27:0] r_data;
-  wire [27:0] r_data;
-  wire [6:0] \r_data[0] ;
-  wire [6:0] \r_data[1] ;
-  wire [6:0] \r_data[2] ;
-  wire [6:0] \r_data[3] ;
-  input [1:0] rd__addr;
-  wire [1:0] rd__addr;
-  wire [27:0] rd__data;
+  wire r_addr;
+  output [139:0] r_data;
+  wire [139:0] r_data;
+  wire [13:0] \r_data[0] ;
+  wire [13:0] \r_data[1] ;
+  wire [13:0] \r_data[2] ;
+  wire [13:0] \r_data[3] ;
+  wire [13:0] \r_data[4] ;
+  wire [13:0] \r_data[5] ;
+  wire [13:0] \r_data[6] ;
+  wire [13:0] \r_data[7] ;
+  wire [13:0] \r_data[8] ;
+  wire [13:0] \r_data[9] ;
+  input rd__addr;
+  wire rd__addr;
+  wire [139:0] rd__data;
   input rst;
   wire rst;
-  wire [1:0] w_addr;
-  wire [27:0] w_data;
-  wire [6:0] \w_data[0] ;
-  wire [6:0] \w_data[1] ;
-  wire [6:0] \w_data[2] ;
-  wire [6:0] \w_data[3] ;
+  wire w_addr;
+  wire [139:0] w_data;
+  wire [13:0] \w_data[0] ;
+  wire [13:0] \w_data[1] ;
+  wire [13:0] \w_data[2] ;
+  wire [13:0] \w_data[3] ;
+  wire [13:0] \w_data[4] ;
+  wire [13:0] \w_data[5] ;
+  wire [13:0] \w_data[6] ;
+  wire [13:0] \w_data[7] ;
+  wire [13:0] \w_data[8] ;
+  wire [13:0] \w_data[9] ;
   wire w_en;
-  input [1:0] wr__addr;
-  wire [1:0] wr__addr;
-  input [27:0] wr__data;
-  wire [27:0] wr__data;
+  input wr__addr;
+  wire wr__addr;
+  input [139:0] wr__data;
+  wire [139:0] wr__data;
   input wr__en;
   wire wr__en;
-  reg [27:0] mem [2:0];
+  reg [139:0] mem [1:0];
   initial begin
-    mem[0] = 28'h0000000;
-    mem[1] = 28'h0000000;
-    mem[2] = 28'h0000000;
+    mem[0] = 140'h00000000000000000000000000000000000;
+    mem[1] = 140'h00000000000000000000000000000000000;
   end
   always @(posedge clk) begin
     if (wr__en)
       mem[wr__addr] <= wr__data;
   end
-  reg [1:0] _0_;
+  reg [0:0] _0_;
   always @(posedge clk) begin
     _0_ <= rd__addr;
   end
@@ -3832,82 +7095,90 @@ module \qsnn_ref.layer1.accumulators (rst, rd__addr, r_data, wr__addr, wr__en, w
   assign w_en = wr__en;
   assign r_addr = rd__addr;
   assign rd__data = r_data;
-  assign \w_data[0]  = wr__data[6:0];
-  assign \w_data[1]  = wr__data[13:7];
-  assign \w_data[2]  = wr__data[20:14];
-  assign \w_data[3]  = wr__data[27:21];
-  assign \r_data[0]  = r_data[6:0];
-  assign \r_data[1]  = r_data[13:7];
-  assign \r_data[2]  = r_data[20:14];
-  assign \r_data[3]  = r_data[27:21];
+  assign \w_data[0]  = wr__data[13:0];
+  assign \w_data[1]  = wr__data[27:14];
+  assign \w_data[2]  = wr__data[41:28];
+  assign \w_data[3]  = wr__data[55:42];
+  assign \w_data[4]  = wr__data[69:56];
+  assign \w_data[5]  = wr__data[83:70];
+  assign \w_data[6]  = wr__data[97:84];
+  assign \w_data[7]  = wr__data[111:98];
+  assign \w_data[8]  = wr__data[125:112];
+  assign \w_data[9]  = wr__data[139:126];
+  assign \r_data[0]  = r_data[13:0];
+  assign \r_data[1]  = r_data[27:14];
+  assign \r_data[2]  = r_data[41:28];
+  assign \r_data[3]  = r_data[55:42];
+  assign \r_data[4]  = r_data[69:56];
+  assign \r_data[5]  = r_data[83:70];
+  assign \r_data[6]  = r_data[97:84];
+  assign \r_data[7]  = r_data[111:98];
+  assign \r_data[8]  = r_data[125:112];
+  assign \r_data[9]  = r_data[139:126];
 endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1.fifo (rst, r_rdy, r_data, w_port__data, w_en, level, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
-  wire [4:0] \$14 ;
-  reg [2:0] \$15 ;
-  reg [2:0] \$16 ;
-  reg [3:0] \$17 ;
-  wire [3:0] \$2 ;
+  wire [3:0] \$14 ;
+  reg [1:0] \$15 ;
+  reg [1:0] \$16 ;
+  reg [2:0] \$17 ;
+  wire [2:0] \$2 ;
   wire \$3 ;
-  wire [3:0] \$4 ;
+  wire [2:0] \$4 ;
   wire \$5 ;
   wire \$6 ;
   wire \$7 ;
   wire \$8 ;
-  wire [4:0] \$9 ;
+  wire [3:0] \$9 ;
   input clk;
   wire clk;
-  (* init = 3'h0 *)
-  wire [2:0] consume;
-  output [3:0] level;
-  reg [3:0] level = 4'h0;
-  (* init = 3'h0 *)
-  wire [2:0] produce;
-  output [7:0] r_data;
-  wire [7:0] r_data;
+  (* init = 2'h0 *)
+  wire [1:0] consume;
+  output [2:0] level;
+  reg [2:0] level = 3'h0;
+  (* init = 2'h0 *)
+  wire [1:0] produce;
+  output [12:0] r_data;
+  wire [12:0] r_data;
   wire r_en;
-  (* init = 4'h0 *)
-  wire [3:0] r_level;
-  reg [2:0] r_port__addr = 3'h0;
-  wire [7:0] r_port__data;
+  (* init = 3'h0 *)
+  wire [2:0] r_level;
+  reg [1:0] r_port__addr = 2'h0;
+  wire [12:0] r_port__data;
   output r_rdy;
   wire r_rdy;
   input rst;
   wire rst;
-  wire [7:0] w_data;
+  wire [12:0] w_data;
   input w_en;
   wire w_en;
-  (* init = 4'h0 *)
-  wire [3:0] w_level;
-  reg [2:0] w_port__addr = 3'h0;
-  input [7:0] w_port__data;
-  wire [7:0] w_port__data;
+  (* init = 3'h0 *)
+  wire [2:0] w_level;
+  reg [1:0] w_port__addr = 2'h0;
+  input [12:0] w_port__data;
+  wire [12:0] w_port__data;
   wire w_port__en;
   wire w_rdy;
-  reg [7:0] storage [7:0];
+  reg [12:0] storage [3:0];
   initial begin
-    storage[0] = 8'h00;
-    storage[1] = 8'h00;
-    storage[2] = 8'h00;
-    storage[3] = 8'h00;
-    storage[4] = 8'h00;
-    storage[5] = 8'h00;
-    storage[6] = 8'h00;
-    storage[7] = 8'h00;
+    storage[0] = 13'h0000;
+    storage[1] = 13'h0000;
+    storage[2] = 13'h0000;
+    storage[3] = 13'h0000;
   end
   always @(posedge clk) begin
     if (w_port__en)
       storage[w_port__addr] <= w_port__data;
   end
   assign r_data = storage[r_port__addr];
-  assign w_rdy = level != 4'h8;
+  assign w_rdy = level != 3'h4;
   assign r_rdy = | level;
   assign w_port__en = w_en & w_rdy;
   assign \$1  = w_rdy & w_en;
@@ -3928,36 +7199,36 @@ module \qsnn_ref.layer1.fifo (rst, r_rdy, r_data, w_port__data, w_en, level, clk
   always @(posedge clk)
     level <= \$17 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
-      \$15  = \$2 [2:0];
+      \$15  = \$2 [1:0];
     end
     if (rst) begin
-      \$15  = 3'h0;
+      \$15  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
-      \$16  = \$4 [2:0];
+      \$16  = \$4 [1:0];
     end
     if (rst) begin
-      \$16  = 3'h0;
+      \$16  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$17  = level;
     if (\$8 ) begin
-      \$17  = \$9 [3:0];
+      \$17  = \$9 [2:0];
     end
     if (\$13 ) begin
-      \$17  = \$14 [3:0];
+      \$17  = \$14 [2:0];
     end
     if (rst) begin
-      \$17  = 4'h0;
+      \$17  = 3'h0;
     end
   end
   assign w_level = level;
@@ -3974,56 +7245,56 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1.lif0 (rst, acc, code, spike, new_state, fresh, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
-  wire [5:0] \$1 ;
-  wire [11:0] \$10 ;
-  wire [4:0] \$11 ;
-  wire [12:0] \$12 ;
-  reg [9:0] \$13 ;
-  reg [8:0] \$14 ;
+  reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
+  wire [9:0] \$1 ;
+  wire [23:0] \$10 ;
+  wire [8:0] \$11 ;
+  wire [24:0] \$12 ;
+  reg [21:0] \$13 ;
+  reg [21:0] \$14 ;
   reg \$15 ;
-  reg [7:0] \$16 ;
-  wire [9:0] \$2 ;
-  wire [7:0] \$3 ;
-  wire [8:0] \$4 ;
+  reg [13:0] \$16 ;
+  wire [21:0] \$2 ;
+  wire [20:0] \$3 ;
+  wire [21:0] \$4 ;
   wire \$5 ;
   wire \$6 ;
   wire \$7 ;
-  wire [10:0] \$8 ;
-  wire [10:0] \$9 ;
-  input [6:0] acc;
-  wire [6:0] acc;
+  wire [22:0] \$8 ;
+  wire [22:0] \$9 ;
+  input [13:0] acc;
+  wire [13:0] acc;
   input clk;
   wire clk;
   input [3:0] code;
   wire [3:0] code;
   wire [3:0] \code$5 ;
-  reg [8:0] current_r = 9'h000;
+  reg [21:0] current_r = 22'h000000;
   input fresh;
   wire fresh;
-  wire [5:0] level;
+  wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [9:0] product_r = 10'h000;
+  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
   wire [3:0] state;
-  (* init = 8'h00 *)
-  wire [7:0] v;
-  reg [7:0] value = 8'h00;
+  (* init = 14'h0000 *)
+  wire [13:0] v;
+  reg [13:0] value = 14'h0000;
   reg z_prev_r = 1'h0;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 6'h00 : level;
-  assign \$2  = $signed(5'h0d) * $signed(\$1 );
+  assign \$1  = fresh ? 10'h3d6 : level;
+  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
   assign \$4  = $signed(\$3 ) + $signed(1'h0);
   assign \$5  = ~ fresh;
   assign \$6  = code > 4'hd;
   assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(5'h08);
+  assign \$8  = $signed(product_r) + $signed(13'h0800);
   assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 5'h17 : 5'h00;
+  assign \$11  = z_prev_r ? 9'h172 : 9'h000;
   assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
   always @(posedge clk)
     product_r <= \$13 ;
@@ -4042,66 +7313,66 @@ module \qsnn_ref.layer1.lif0 (rst, acc, code, spike, new_state, fresh, clk);
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$13  = \$2 ;
     if (rst) begin
-      \$13  = 10'h000;
+      \$13  = 22'h000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$14  = \$4 ;
     if (rst) begin
-      \$14  = 9'h000;
+      \$14  = 22'h000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$15  = \$7 ;
     if (rst) begin
       \$15  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$16  = \$12 [7:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$16  = \$12 [13:0];
     if (rst) begin
-      \$16  = 8'h00;
+      \$16  = 14'h0000;
     end
   end
   assign state = code;
   assign v = value;
   assign \code$5  = new_state;
-  assign \$3  = { acc[6], acc };
-  assign \$9  = { \$8 [10], \$8 [10], \$8 [10], \$8 [10], \$8 [10:4] };
+  assign \$3  = { acc[13], acc[13], acc, 5'h00 };
+  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
 endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1.lif0.levels (level, rd__addr);
   wire [3:0] code;
-  output [5:0] level;
-  wire [5:0] level;
+  output [9:0] level;
+  wire [9:0] level;
   input [3:0] rd__addr;
   wire [3:0] rd__addr;
-  wire [5:0] rd__data;
-  reg [5:0] rom [15:0];
+  wire [9:0] rd__data;
+  reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 6'h26;
-    rom[1] = 6'h31;
-    rom[2] = 6'h39;
-    rom[3] = 6'h00;
-    rom[4] = 6'h05;
-    rom[5] = 6'h0a;
-    rom[6] = 6'h0d;
-    rom[7] = 6'h0f;
-    rom[8] = 6'h11;
-    rom[9] = 6'h13;
-    rom[10] = 6'h14;
-    rom[11] = 6'h15;
-    rom[12] = 6'h16;
-    rom[13] = 6'h17;
-    rom[14] = 6'h18;
-    rom[15] = 6'h1b;
+    rom[0] = 10'h28e;
+    rom[1] = 10'h349;
+    rom[2] = 10'h3d6;
+    rom[3] = 10'h040;
+    rom[4] = 10'h08f;
+    rom[5] = 10'h0cb;
+    rom[6] = 10'h0f8;
+    rom[7] = 10'h11a;
+    rom[8] = 10'h133;
+    rom[9] = 10'h146;
+    rom[10] = 10'h155;
+    rom[11] = 10'h15f;
+    rom[12] = 10'h168;
+    rom[13] = 10'h16e;
+    rom[14] = 10'h17b;
+    rom[15] = 10'h1bc;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -4142,93 +7413,93 @@ module \qsnn_ref.layer1.lif0.quantizer (value, code);
   wire \$9 ;
   output [3:0] code;
   wire [3:0] code;
-  input [7:0] value;
-  wire [7:0] value;
-  assign \$1  = $signed(value) > $signed(6'h2b);
+  input [13:0] value;
+  wire [13:0] value;
+  assign \$1  = $signed(value) > $signed(10'h2eb);
   assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(5'h15);
+  assign \$3  = $signed(value) > $signed(8'h8f);
   assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(3'h4);
+  assign \$5  = $signed(value) > $signed(5'h0b);
   assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(3'h2);
+  assign \$7  = $signed(value) > $signed(8'h67);
   assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(4'h7);
+  assign \$9  = $signed(value) > $signed(9'h0ad);
   assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(5'h0b);
+  assign \$11  = $signed(value) > $signed(9'h0e1);
   assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(5'h0e);
+  assign \$13  = $signed(value) > $signed(10'h109);
   assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(6'h10);
+  assign \$15  = $signed(value) > $signed(10'h126);
   assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(6'h12);
+  assign \$17  = $signed(value) > $signed(10'h13c);
   assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(6'h13);
+  assign \$19  = $signed(value) > $signed(10'h14d);
   assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(6'h14);
+  assign \$21  = $signed(value) > $signed(10'h15a);
   assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(6'h15);
+  assign \$23  = $signed(value) > $signed(10'h163);
   assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(6'h16);
+  assign \$25  = $signed(value) > $signed(10'h16b);
   assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(6'h17);
+  assign \$27  = $signed(value) > $signed(10'h174);
   assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(6'h19);
+  assign \$29  = $signed(value) > $signed(10'h19b);
   assign \$30  = \$28  + \$29 ;
   assign code = \$30 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1.lif1 (rst, acc, code, spike, new_state, fresh, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
-  wire [5:0] \$1 ;
-  wire [11:0] \$10 ;
-  wire [4:0] \$11 ;
-  wire [12:0] \$12 ;
-  reg [9:0] \$13 ;
-  reg [8:0] \$14 ;
+  reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
+  wire [9:0] \$1 ;
+  wire [23:0] \$10 ;
+  wire [8:0] \$11 ;
+  wire [24:0] \$12 ;
+  reg [21:0] \$13 ;
+  reg [21:0] \$14 ;
   reg \$15 ;
-  reg [7:0] \$16 ;
-  wire [9:0] \$2 ;
-  wire [7:0] \$3 ;
-  wire [8:0] \$4 ;
+  reg [13:0] \$16 ;
+  wire [21:0] \$2 ;
+  wire [20:0] \$3 ;
+  wire [21:0] \$4 ;
   wire \$5 ;
   wire \$6 ;
   wire \$7 ;
-  wire [10:0] \$8 ;
-  wire [10:0] \$9 ;
-  input [6:0] acc;
-  wire [6:0] acc;
+  wire [22:0] \$8 ;
+  wire [22:0] \$9 ;
+  input [13:0] acc;
+  wire [13:0] acc;
   input clk;
   wire clk;
   input [3:0] code;
   wire [3:0] code;
   wire [3:0] \code$5 ;
-  reg [8:0] current_r = 9'h000;
+  reg [21:0] current_r = 22'h000000;
   input fresh;
   wire fresh;
-  wire [5:0] level;
+  wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [9:0] product_r = 10'h000;
+  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
   wire [3:0] state;
-  (* init = 8'h00 *)
-  wire [7:0] v;
-  reg [7:0] value = 8'h00;
+  (* init = 14'h0000 *)
+  wire [13:0] v;
+  reg [13:0] value = 14'h0000;
   reg z_prev_r = 1'h0;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 6'h00 : level;
-  assign \$2  = $signed(5'h0d) * $signed(\$1 );
+  assign \$1  = fresh ? 10'h3d6 : level;
+  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
   assign \$4  = $signed(\$3 ) + $signed(1'h0);
   assign \$5  = ~ fresh;
   assign \$6  = code > 4'hd;
   assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(5'h08);
+  assign \$8  = $signed(product_r) + $signed(13'h0800);
   assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 5'h17 : 5'h00;
+  assign \$11  = z_prev_r ? 9'h172 : 9'h000;
   assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
   always @(posedge clk)
     product_r <= \$13 ;
@@ -4247,66 +7518,66 @@ module \qsnn_ref.layer1.lif1 (rst, acc, code, spike, new_state, fresh, clk);
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$13  = \$2 ;
     if (rst) begin
-      \$13  = 10'h000;
+      \$13  = 22'h000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$14  = \$4 ;
     if (rst) begin
-      \$14  = 9'h000;
+      \$14  = 22'h000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$15  = \$7 ;
     if (rst) begin
       \$15  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$16  = \$12 [7:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$16  = \$12 [13:0];
     if (rst) begin
-      \$16  = 8'h00;
+      \$16  = 14'h0000;
     end
   end
   assign state = code;
   assign v = value;
   assign \code$5  = new_state;
-  assign \$3  = { acc[6], acc };
-  assign \$9  = { \$8 [10], \$8 [10], \$8 [10], \$8 [10], \$8 [10:4] };
+  assign \$3  = { acc[13], acc[13], acc, 5'h00 };
+  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
 endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1.lif1.levels (level, rd__addr);
   wire [3:0] code;
-  output [5:0] level;
-  wire [5:0] level;
+  output [9:0] level;
+  wire [9:0] level;
   input [3:0] rd__addr;
   wire [3:0] rd__addr;
-  wire [5:0] rd__data;
-  reg [5:0] rom [15:0];
+  wire [9:0] rd__data;
+  reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 6'h26;
-    rom[1] = 6'h31;
-    rom[2] = 6'h39;
-    rom[3] = 6'h00;
-    rom[4] = 6'h05;
-    rom[5] = 6'h0a;
-    rom[6] = 6'h0d;
-    rom[7] = 6'h0f;
-    rom[8] = 6'h11;
-    rom[9] = 6'h13;
-    rom[10] = 6'h14;
-    rom[11] = 6'h15;
-    rom[12] = 6'h16;
-    rom[13] = 6'h17;
-    rom[14] = 6'h18;
-    rom[15] = 6'h1b;
+    rom[0] = 10'h28e;
+    rom[1] = 10'h349;
+    rom[2] = 10'h3d6;
+    rom[3] = 10'h040;
+    rom[4] = 10'h08f;
+    rom[5] = 10'h0cb;
+    rom[6] = 10'h0f8;
+    rom[7] = 10'h11a;
+    rom[8] = 10'h133;
+    rom[9] = 10'h146;
+    rom[10] = 10'h155;
+    rom[11] = 10'h15f;
+    rom[12] = 10'h168;
+    rom[13] = 10'h16e;
+    rom[14] = 10'h17b;
+    rom[15] = 10'h1bc;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -4347,93 +7618,93 @@ module \qsnn_ref.layer1.lif1.quantizer (value, code);
   wire \$9 ;
   output [3:0] code;
   wire [3:0] code;
-  input [7:0] value;
-  wire [7:0] value;
-  assign \$1  = $signed(value) > $signed(6'h2b);
+  input [13:0] value;
+  wire [13:0] value;
+  assign \$1  = $signed(value) > $signed(10'h2eb);
   assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(5'h15);
+  assign \$3  = $signed(value) > $signed(8'h8f);
   assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(3'h4);
+  assign \$5  = $signed(value) > $signed(5'h0b);
   assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(3'h2);
+  assign \$7  = $signed(value) > $signed(8'h67);
   assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(4'h7);
+  assign \$9  = $signed(value) > $signed(9'h0ad);
   assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(5'h0b);
+  assign \$11  = $signed(value) > $signed(9'h0e1);
   assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(5'h0e);
+  assign \$13  = $signed(value) > $signed(10'h109);
   assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(6'h10);
+  assign \$15  = $signed(value) > $signed(10'h126);
   assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(6'h12);
+  assign \$17  = $signed(value) > $signed(10'h13c);
   assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(6'h13);
+  assign \$19  = $signed(value) > $signed(10'h14d);
   assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(6'h14);
+  assign \$21  = $signed(value) > $signed(10'h15a);
   assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(6'h15);
+  assign \$23  = $signed(value) > $signed(10'h163);
   assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(6'h16);
+  assign \$25  = $signed(value) > $signed(10'h16b);
   assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(6'h17);
+  assign \$27  = $signed(value) > $signed(10'h174);
   assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(6'h19);
+  assign \$29  = $signed(value) > $signed(10'h19b);
   assign \$30  = \$28  + \$29 ;
   assign code = \$30 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1.lif2 (rst, acc, code, spike, new_state, fresh, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
-  wire [5:0] \$1 ;
-  wire [11:0] \$10 ;
-  wire [4:0] \$11 ;
-  wire [12:0] \$12 ;
-  reg [9:0] \$13 ;
-  reg [8:0] \$14 ;
+  reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
+  wire [9:0] \$1 ;
+  wire [23:0] \$10 ;
+  wire [8:0] \$11 ;
+  wire [24:0] \$12 ;
+  reg [21:0] \$13 ;
+  reg [21:0] \$14 ;
   reg \$15 ;
-  reg [7:0] \$16 ;
-  wire [9:0] \$2 ;
-  wire [7:0] \$3 ;
-  wire [8:0] \$4 ;
+  reg [13:0] \$16 ;
+  wire [21:0] \$2 ;
+  wire [20:0] \$3 ;
+  wire [21:0] \$4 ;
   wire \$5 ;
   wire \$6 ;
   wire \$7 ;
-  wire [10:0] \$8 ;
-  wire [10:0] \$9 ;
-  input [6:0] acc;
-  wire [6:0] acc;
+  wire [22:0] \$8 ;
+  wire [22:0] \$9 ;
+  input [13:0] acc;
+  wire [13:0] acc;
   input clk;
   wire clk;
   input [3:0] code;
   wire [3:0] code;
   wire [3:0] \code$5 ;
-  reg [8:0] current_r = 9'h000;
+  reg [21:0] current_r = 22'h000000;
   input fresh;
   wire fresh;
-  wire [5:0] level;
+  wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [9:0] product_r = 10'h000;
+  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
   wire [3:0] state;
-  (* init = 8'h00 *)
-  wire [7:0] v;
-  reg [7:0] value = 8'h00;
+  (* init = 14'h0000 *)
+  wire [13:0] v;
+  reg [13:0] value = 14'h0000;
   reg z_prev_r = 1'h0;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 6'h00 : level;
-  assign \$2  = $signed(5'h0d) * $signed(\$1 );
+  assign \$1  = fresh ? 10'h3d6 : level;
+  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
   assign \$4  = $signed(\$3 ) + $signed(1'h0);
   assign \$5  = ~ fresh;
   assign \$6  = code > 4'hd;
   assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(5'h08);
+  assign \$8  = $signed(product_r) + $signed(13'h0800);
   assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 5'h17 : 5'h00;
+  assign \$11  = z_prev_r ? 9'h172 : 9'h000;
   assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
   always @(posedge clk)
     product_r <= \$13 ;
@@ -4452,66 +7723,66 @@ module \qsnn_ref.layer1.lif2 (rst, acc, code, spike, new_state, fresh, clk);
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$13  = \$2 ;
     if (rst) begin
-      \$13  = 10'h000;
+      \$13  = 22'h000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$14  = \$4 ;
     if (rst) begin
-      \$14  = 9'h000;
+      \$14  = 22'h000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$15  = \$7 ;
     if (rst) begin
       \$15  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$16  = \$12 [7:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    \$16  = \$12 [13:0];
     if (rst) begin
-      \$16  = 8'h00;
+      \$16  = 14'h0000;
     end
   end
   assign state = code;
   assign v = value;
   assign \code$5  = new_state;
-  assign \$3  = { acc[6], acc };
-  assign \$9  = { \$8 [10], \$8 [10], \$8 [10], \$8 [10], \$8 [10:4] };
+  assign \$3  = { acc[13], acc[13], acc, 5'h00 };
+  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
 endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1.lif2.levels (level, rd__addr);
   wire [3:0] code;
-  output [5:0] level;
-  wire [5:0] level;
+  output [9:0] level;
+  wire [9:0] level;
   input [3:0] rd__addr;
   wire [3:0] rd__addr;
-  wire [5:0] rd__data;
-  reg [5:0] rom [15:0];
+  wire [9:0] rd__data;
+  reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 6'h26;
-    rom[1] = 6'h31;
-    rom[2] = 6'h39;
-    rom[3] = 6'h00;
-    rom[4] = 6'h05;
-    rom[5] = 6'h0a;
-    rom[6] = 6'h0d;
-    rom[7] = 6'h0f;
-    rom[8] = 6'h11;
-    rom[9] = 6'h13;
-    rom[10] = 6'h14;
-    rom[11] = 6'h15;
-    rom[12] = 6'h16;
-    rom[13] = 6'h17;
-    rom[14] = 6'h18;
-    rom[15] = 6'h1b;
+    rom[0] = 10'h28e;
+    rom[1] = 10'h349;
+    rom[2] = 10'h3d6;
+    rom[3] = 10'h040;
+    rom[4] = 10'h08f;
+    rom[5] = 10'h0cb;
+    rom[6] = 10'h0f8;
+    rom[7] = 10'h11a;
+    rom[8] = 10'h133;
+    rom[9] = 10'h146;
+    rom[10] = 10'h155;
+    rom[11] = 10'h15f;
+    rom[12] = 10'h168;
+    rom[13] = 10'h16e;
+    rom[14] = 10'h17b;
+    rom[15] = 10'h1bc;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -4552,93 +7823,93 @@ module \qsnn_ref.layer1.lif2.quantizer (value, code);
   wire \$9 ;
   output [3:0] code;
   wire [3:0] code;
-  input [7:0] value;
-  wire [7:0] value;
-  assign \$1  = $signed(value) > $signed(6'h2b);
+  input [13:0] value;
+  wire [13:0] value;
+  assign \$1  = $signed(value) > $signed(10'h2eb);
   assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(5'h15);
+  assign \$3  = $signed(value) > $signed(8'h8f);
   assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(3'h4);
+  assign \$5  = $signed(value) > $signed(5'h0b);
   assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(3'h2);
+  assign \$7  = $signed(value) > $signed(8'h67);
   assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(4'h7);
+  assign \$9  = $signed(value) > $signed(9'h0ad);
   assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(5'h0b);
+  assign \$11  = $signed(value) > $signed(9'h0e1);
   assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(5'h0e);
+  assign \$13  = $signed(value) > $signed(10'h109);
   assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(6'h10);
+  assign \$15  = $signed(value) > $signed(10'h126);
   assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(6'h12);
+  assign \$17  = $signed(value) > $signed(10'h13c);
   assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(6'h13);
+  assign \$19  = $signed(value) > $signed(10'h14d);
   assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(6'h14);
+  assign \$21  = $signed(value) > $signed(10'h15a);
   assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(6'h15);
+  assign \$23  = $signed(value) > $signed(10'h163);
   assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(6'h16);
+  assign \$25  = $signed(value) > $signed(10'h16b);
   assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(6'h17);
+  assign \$27  = $signed(value) > $signed(10'h174);
   assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(6'h19);
+  assign \$29  = $signed(value) > $signed(10'h19b);
   assign \$30  = \$28  + \$29 ;
   assign code = \$30 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1.lif3 (rst, acc, code, spike, new_state, fresh, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
-  wire [5:0] \$1 ;
-  wire [11:0] \$10 ;
-  wire [4:0] \$11 ;
-  wire [12:0] \$12 ;
-  reg [9:0] \$13 ;
-  reg [8:0] \$14 ;
+  reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
+  wire [9:0] \$1 ;
+  wire [23:0] \$10 ;
+  wire [8:0] \$11 ;
+  wire [24:0] \$12 ;
+  reg [21:0] \$13 ;
+  reg [21:0] \$14 ;
   reg \$15 ;
-  reg [7:0] \$16 ;
-  wire [9:0] \$2 ;
-  wire [7:0] \$3 ;
-  wire [8:0] \$4 ;
+  reg [13:0] \$16 ;
+  wire [21:0] \$2 ;
+  wire [20:0] \$3 ;
+  wire [21:0] \$4 ;
   wire \$5 ;
   wire \$6 ;
   wire \$7 ;
-  wire [10:0] \$8 ;
-  wire [10:0] \$9 ;
-  input [6:0] acc;
-  wire [6:0] acc;
+  wire [22:0] \$8 ;
+  wire [22:0] \$9 ;
+  input [13:0] acc;
+  wire [13:0] acc;
   input clk;
   wire clk;
   input [3:0] code;
   wire [3:0] code;
   wire [3:0] \code$5 ;
-  reg [8:0] current_r = 9'h000;
+  reg [21:0] current_r = 22'h000000;
   input fresh;
   wire fresh;
-  wire [5:0] level;
+  wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [9:0] product_r = 10'h000;
+  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
   wire [3:0] state;
-  (* init = 8'h00 *)
-  wire [7:0] v;
-  reg [7:0] value = 8'h00;
+  (* init = 14'h0000 *)
+  wire [13:0] v;
+  reg [13:0] value = 14'h0000;
   reg z_prev_r = 1'h0;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 6'h00 : level;
-  assign \$2  = $signed(5'h0d) * $signed(\$1 );
+  assign \$1  = fresh ? 10'h3d6 : level;
+  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
   assign \$4  = $signed(\$3 ) + $signed(1'h0);
   assign \$5  = ~ fresh;
   assign \$6  = code > 4'hd;
   assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(5'h08);
+  assign \$8  = $signed(product_r) + $signed(13'h0800);
   assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 5'h17 : 5'h00;
+  assign \$11  = z_prev_r ? 9'h172 : 9'h000;
   assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
   always @(posedge clk)
     product_r <= \$13 ;
@@ -4657,66 +7928,66 @@ module \qsnn_ref.layer1.lif3 (rst, acc, code, spike, new_state, fresh, clk);
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$13  = \$2 ;
     if (rst) begin
-      \$13  = 10'h000;
+      \$13  = 22'h000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$14  = \$4 ;
     if (rst) begin
-      \$14  = 9'h000;
+      \$14  = 22'h000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$15  = \$7 ;
     if (rst) begin
       \$15  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$16  = \$12 [7:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    \$16  = \$12 [13:0];
     if (rst) begin
-      \$16  = 8'h00;
+      \$16  = 14'h0000;
     end
   end
   assign state = code;
   assign v = value;
   assign \code$5  = new_state;
-  assign \$3  = { acc[6], acc };
-  assign \$9  = { \$8 [10], \$8 [10], \$8 [10], \$8 [10], \$8 [10:4] };
+  assign \$3  = { acc[13], acc[13], acc, 5'h00 };
+  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
 endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1.lif3.levels (level, rd__addr);
   wire [3:0] code;
-  output [5:0] level;
-  wire [5:0] level;
+  output [9:0] level;
+  wire [9:0] level;
   input [3:0] rd__addr;
   wire [3:0] rd__addr;
-  wire [5:0] rd__data;
-  reg [5:0] rom [15:0];
+  wire [9:0] rd__data;
+  reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 6'h26;
-    rom[1] = 6'h31;
-    rom[2] = 6'h39;
-    rom[3] = 6'h00;
-    rom[4] = 6'h05;
-    rom[5] = 6'h0a;
-    rom[6] = 6'h0d;
-    rom[7] = 6'h0f;
-    rom[8] = 6'h11;
-    rom[9] = 6'h13;
-    rom[10] = 6'h14;
-    rom[11] = 6'h15;
-    rom[12] = 6'h16;
-    rom[13] = 6'h17;
-    rom[14] = 6'h18;
-    rom[15] = 6'h1b;
+    rom[0] = 10'h28e;
+    rom[1] = 10'h349;
+    rom[2] = 10'h3d6;
+    rom[3] = 10'h040;
+    rom[4] = 10'h08f;
+    rom[5] = 10'h0cb;
+    rom[6] = 10'h0f8;
+    rom[7] = 10'h11a;
+    rom[8] = 10'h133;
+    rom[9] = 10'h146;
+    rom[10] = 10'h155;
+    rom[11] = 10'h15f;
+    rom[12] = 10'h168;
+    rom[13] = 10'h16e;
+    rom[14] = 10'h17b;
+    rom[15] = 10'h1bc;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -4757,106 +8028,1371 @@ module \qsnn_ref.layer1.lif3.quantizer (value, code);
   wire \$9 ;
   output [3:0] code;
   wire [3:0] code;
-  input [7:0] value;
-  wire [7:0] value;
-  assign \$1  = $signed(value) > $signed(6'h2b);
+  input [13:0] value;
+  wire [13:0] value;
+  assign \$1  = $signed(value) > $signed(10'h2eb);
   assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(5'h15);
+  assign \$3  = $signed(value) > $signed(8'h8f);
   assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(3'h4);
+  assign \$5  = $signed(value) > $signed(5'h0b);
   assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(3'h2);
+  assign \$7  = $signed(value) > $signed(8'h67);
   assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(4'h7);
+  assign \$9  = $signed(value) > $signed(9'h0ad);
   assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(5'h0b);
+  assign \$11  = $signed(value) > $signed(9'h0e1);
   assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(5'h0e);
+  assign \$13  = $signed(value) > $signed(10'h109);
   assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(6'h10);
+  assign \$15  = $signed(value) > $signed(10'h126);
   assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(6'h12);
+  assign \$17  = $signed(value) > $signed(10'h13c);
   assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(6'h13);
+  assign \$19  = $signed(value) > $signed(10'h14d);
   assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(6'h14);
+  assign \$21  = $signed(value) > $signed(10'h15a);
   assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(6'h15);
+  assign \$23  = $signed(value) > $signed(10'h163);
   assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(6'h16);
+  assign \$25  = $signed(value) > $signed(10'h16b);
   assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(6'h17);
+  assign \$27  = $signed(value) > $signed(10'h174);
   assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(6'h19);
+  assign \$29  = $signed(value) > $signed(10'h19b);
   assign \$30  = \$28  + \$29 ;
   assign code = \$30 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.states (rst, r_data, \port$600$0 , \port$645$0 , \port$690$0 , \port$735$0 , rd__addr, wr__en, wr__addr, clk);
+module \qsnn_ref.layer1.lif4 (rst, acc, code, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
+  wire [9:0] \$1 ;
+  wire [23:0] \$10 ;
+  wire [8:0] \$11 ;
+  wire [24:0] \$12 ;
+  reg [21:0] \$13 ;
+  reg [21:0] \$14 ;
+  reg \$15 ;
+  reg [13:0] \$16 ;
+  wire [21:0] \$2 ;
+  wire [20:0] \$3 ;
+  wire [21:0] \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [22:0] \$8 ;
+  wire [22:0] \$9 ;
+  input [13:0] acc;
+  wire [13:0] acc;
   input clk;
   wire clk;
-  input [3:0] \port$600$0 ;
-  wire [3:0] \port$600$0 ;
-  input [3:0] \port$645$0 ;
-  wire [3:0] \port$645$0 ;
-  input [3:0] \port$690$0 ;
-  wire [3:0] \port$690$0 ;
-  input [3:0] \port$735$0 ;
-  wire [3:0] \port$735$0 ;
-  wire [1:0] r_addr;
-  output [15:0] r_data;
-  wire [15:0] r_data;
+  input [3:0] code;
+  wire [3:0] code;
+  wire [3:0] \code$5 ;
+  reg [21:0] current_r = 22'h000000;
+  input fresh;
+  wire fresh;
+  wire [9:0] level;
+  output [3:0] new_state;
+  wire [3:0] new_state;
+  reg [21:0] product_r = 22'h000000;
+  input rst;
+  wire rst;
+  output spike;
+  wire spike;
+  wire [3:0] state;
+  (* init = 14'h0000 *)
+  wire [13:0] v;
+  reg [13:0] value = 14'h0000;
+  reg z_prev_r = 1'h0;
+  assign spike = new_state > 4'hd;
+  assign \$1  = fresh ? 10'h3d6 : level;
+  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
+  assign \$4  = $signed(\$3 ) + $signed(1'h0);
+  assign \$5  = ~ fresh;
+  assign \$6  = code > 4'hd;
+  assign \$7  = \$5  & \$6 ;
+  assign \$8  = $signed(product_r) + $signed(13'h0800);
+  assign \$10  = $signed(\$9 ) + $signed(current_r);
+  assign \$11  = z_prev_r ? 9'h172 : 9'h000;
+  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  always @(posedge clk)
+    product_r <= \$13 ;
+  always @(posedge clk)
+    current_r <= \$14 ;
+  always @(posedge clk)
+    z_prev_r <= \$15 ;
+  always @(posedge clk)
+    value <= \$16 ;
+  \qsnn_ref.layer1.lif4.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer1.lif4.quantizer  quantizer (
+    .code(new_state),
+    .value(value)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$13  = \$2 ;
+    if (rst) begin
+      \$13  = 22'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$14  = \$4 ;
+    if (rst) begin
+      \$14  = 22'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$15  = \$7 ;
+    if (rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$16  = \$12 [13:0];
+    if (rst) begin
+      \$16  = 14'h0000;
+    end
+  end
+  assign state = code;
+  assign v = value;
+  assign \code$5  = new_state;
+  assign \$3  = { acc[13], acc[13], acc, 5'h00 };
+  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer1.lif4.levels (level, rd__addr);
+  wire [3:0] code;
+  output [9:0] level;
+  wire [9:0] level;
+  input [3:0] rd__addr;
+  wire [3:0] rd__addr;
+  wire [9:0] rd__data;
+  reg [9:0] rom [15:0];
+  initial begin
+    rom[0] = 10'h28e;
+    rom[1] = 10'h349;
+    rom[2] = 10'h3d6;
+    rom[3] = 10'h040;
+    rom[4] = 10'h08f;
+    rom[5] = 10'h0cb;
+    rom[6] = 10'h0f8;
+    rom[7] = 10'h11a;
+    rom[8] = 10'h133;
+    rom[9] = 10'h146;
+    rom[10] = 10'h155;
+    rom[11] = 10'h15f;
+    rom[12] = 10'h168;
+    rom[13] = 10'h16e;
+    rom[14] = 10'h17b;
+    rom[15] = 10'h1bc;
+  end
+  assign level = rom[rd__addr];
+  assign code = rd__addr;
+  assign rd__data = level;
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer1.lif4.quantizer (value, code);
+  wire \$1 ;
+  wire [5:0] \$10 ;
+  wire \$11 ;
+  wire [6:0] \$12 ;
+  wire \$13 ;
+  wire [7:0] \$14 ;
+  wire \$15 ;
+  wire [8:0] \$16 ;
+  wire \$17 ;
+  wire [9:0] \$18 ;
+  wire \$19 ;
+  wire [1:0] \$2 ;
+  wire [10:0] \$20 ;
+  wire \$21 ;
+  wire [11:0] \$22 ;
+  wire \$23 ;
+  wire [12:0] \$24 ;
+  wire \$25 ;
+  wire [13:0] \$26 ;
+  wire \$27 ;
+  wire [14:0] \$28 ;
+  wire \$29 ;
+  wire \$3 ;
+  wire [15:0] \$30 ;
+  wire [2:0] \$4 ;
+  wire \$5 ;
+  wire [3:0] \$6 ;
+  wire \$7 ;
+  wire [4:0] \$8 ;
+  wire \$9 ;
+  output [3:0] code;
+  wire [3:0] code;
+  input [13:0] value;
+  wire [13:0] value;
+  assign \$1  = $signed(value) > $signed(10'h2eb);
+  assign \$2  = 1'h0 + \$1 ;
+  assign \$3  = $signed(value) > $signed(8'h8f);
+  assign \$4  = \$2  + \$3 ;
+  assign \$5  = $signed(value) > $signed(5'h0b);
+  assign \$6  = \$4  + \$5 ;
+  assign \$7  = $signed(value) > $signed(8'h67);
+  assign \$8  = \$6  + \$7 ;
+  assign \$9  = $signed(value) > $signed(9'h0ad);
+  assign \$10  = \$8  + \$9 ;
+  assign \$11  = $signed(value) > $signed(9'h0e1);
+  assign \$12  = \$10  + \$11 ;
+  assign \$13  = $signed(value) > $signed(10'h109);
+  assign \$14  = \$12  + \$13 ;
+  assign \$15  = $signed(value) > $signed(10'h126);
+  assign \$16  = \$14  + \$15 ;
+  assign \$17  = $signed(value) > $signed(10'h13c);
+  assign \$18  = \$16  + \$17 ;
+  assign \$19  = $signed(value) > $signed(10'h14d);
+  assign \$20  = \$18  + \$19 ;
+  assign \$21  = $signed(value) > $signed(10'h15a);
+  assign \$22  = \$20  + \$21 ;
+  assign \$23  = $signed(value) > $signed(10'h163);
+  assign \$24  = \$22  + \$23 ;
+  assign \$25  = $signed(value) > $signed(10'h16b);
+  assign \$26  = \$24  + \$25 ;
+  assign \$27  = $signed(value) > $signed(10'h174);
+  assign \$28  = \$26  + \$27 ;
+  assign \$29  = $signed(value) > $signed(10'h19b);
+  assign \$30  = \$28  + \$29 ;
+  assign code = \$30 [3:0];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer1.lif5 (rst, acc, code, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
+  wire [9:0] \$1 ;
+  wire [23:0] \$10 ;
+  wire [8:0] \$11 ;
+  wire [24:0] \$12 ;
+  reg [21:0] \$13 ;
+  reg [21:0] \$14 ;
+  reg \$15 ;
+  reg [13:0] \$16 ;
+  wire [21:0] \$2 ;
+  wire [20:0] \$3 ;
+  wire [21:0] \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [22:0] \$8 ;
+  wire [22:0] \$9 ;
+  input [13:0] acc;
+  wire [13:0] acc;
+  input clk;
+  wire clk;
+  input [3:0] code;
+  wire [3:0] code;
+  wire [3:0] \code$5 ;
+  reg [21:0] current_r = 22'h000000;
+  input fresh;
+  wire fresh;
+  wire [9:0] level;
+  output [3:0] new_state;
+  wire [3:0] new_state;
+  reg [21:0] product_r = 22'h000000;
+  input rst;
+  wire rst;
+  output spike;
+  wire spike;
+  wire [3:0] state;
+  (* init = 14'h0000 *)
+  wire [13:0] v;
+  reg [13:0] value = 14'h0000;
+  reg z_prev_r = 1'h0;
+  assign spike = new_state > 4'hd;
+  assign \$1  = fresh ? 10'h3d6 : level;
+  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
+  assign \$4  = $signed(\$3 ) + $signed(1'h0);
+  assign \$5  = ~ fresh;
+  assign \$6  = code > 4'hd;
+  assign \$7  = \$5  & \$6 ;
+  assign \$8  = $signed(product_r) + $signed(13'h0800);
+  assign \$10  = $signed(\$9 ) + $signed(current_r);
+  assign \$11  = z_prev_r ? 9'h172 : 9'h000;
+  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  always @(posedge clk)
+    product_r <= \$13 ;
+  always @(posedge clk)
+    current_r <= \$14 ;
+  always @(posedge clk)
+    z_prev_r <= \$15 ;
+  always @(posedge clk)
+    value <= \$16 ;
+  \qsnn_ref.layer1.lif5.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer1.lif5.quantizer  quantizer (
+    .code(new_state),
+    .value(value)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$13  = \$2 ;
+    if (rst) begin
+      \$13  = 22'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$14  = \$4 ;
+    if (rst) begin
+      \$14  = 22'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$15  = \$7 ;
+    if (rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$16  = \$12 [13:0];
+    if (rst) begin
+      \$16  = 14'h0000;
+    end
+  end
+  assign state = code;
+  assign v = value;
+  assign \code$5  = new_state;
+  assign \$3  = { acc[13], acc[13], acc, 5'h00 };
+  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer1.lif5.levels (level, rd__addr);
+  wire [3:0] code;
+  output [9:0] level;
+  wire [9:0] level;
+  input [3:0] rd__addr;
+  wire [3:0] rd__addr;
+  wire [9:0] rd__data;
+  reg [9:0] rom [15:0];
+  initial begin
+    rom[0] = 10'h28e;
+    rom[1] = 10'h349;
+    rom[2] = 10'h3d6;
+    rom[3] = 10'h040;
+    rom[4] = 10'h08f;
+    rom[5] = 10'h0cb;
+    rom[6] = 10'h0f8;
+    rom[7] = 10'h11a;
+    rom[8] = 10'h133;
+    rom[9] = 10'h146;
+    rom[10] = 10'h155;
+    rom[11] = 10'h15f;
+    rom[12] = 10'h168;
+    rom[13] = 10'h16e;
+    rom[14] = 10'h17b;
+    rom[15] = 10'h1bc;
+  end
+  assign level = rom[rd__addr];
+  assign code = rd__addr;
+  assign rd__data = level;
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer1.lif5.quantizer (value, code);
+  wire \$1 ;
+  wire [5:0] \$10 ;
+  wire \$11 ;
+  wire [6:0] \$12 ;
+  wire \$13 ;
+  wire [7:0] \$14 ;
+  wire \$15 ;
+  wire [8:0] \$16 ;
+  wire \$17 ;
+  wire [9:0] \$18 ;
+  wire \$19 ;
+  wire [1:0] \$2 ;
+  wire [10:0] \$20 ;
+  wire \$21 ;
+  wire [11:0] \$22 ;
+  wire \$23 ;
+  wire [12:0] \$24 ;
+  wire \$25 ;
+  wire [13:0] \$26 ;
+  wire \$27 ;
+  wire [14:0] \$28 ;
+  wire \$29 ;
+  wire \$3 ;
+  wire [15:0] \$30 ;
+  wire [2:0] \$4 ;
+  wire \$5 ;
+  wire [3:0] \$6 ;
+  wire \$7 ;
+  wire [4:0] \$8 ;
+  wire \$9 ;
+  output [3:0] code;
+  wire [3:0] code;
+  input [13:0] value;
+  wire [13:0] value;
+  assign \$1  = $signed(value) > $signed(10'h2eb);
+  assign \$2  = 1'h0 + \$1 ;
+  assign \$3  = $signed(value) > $signed(8'h8f);
+  assign \$4  = \$2  + \$3 ;
+  assign \$5  = $signed(value) > $signed(5'h0b);
+  assign \$6  = \$4  + \$5 ;
+  assign \$7  = $signed(value) > $signed(8'h67);
+  assign \$8  = \$6  + \$7 ;
+  assign \$9  = $signed(value) > $signed(9'h0ad);
+  assign \$10  = \$8  + \$9 ;
+  assign \$11  = $signed(value) > $signed(9'h0e1);
+  assign \$12  = \$10  + \$11 ;
+  assign \$13  = $signed(value) > $signed(10'h109);
+  assign \$14  = \$12  + \$13 ;
+  assign \$15  = $signed(value) > $signed(10'h126);
+  assign \$16  = \$14  + \$15 ;
+  assign \$17  = $signed(value) > $signed(10'h13c);
+  assign \$18  = \$16  + \$17 ;
+  assign \$19  = $signed(value) > $signed(10'h14d);
+  assign \$20  = \$18  + \$19 ;
+  assign \$21  = $signed(value) > $signed(10'h15a);
+  assign \$22  = \$20  + \$21 ;
+  assign \$23  = $signed(value) > $signed(10'h163);
+  assign \$24  = \$22  + \$23 ;
+  assign \$25  = $signed(value) > $signed(10'h16b);
+  assign \$26  = \$24  + \$25 ;
+  assign \$27  = $signed(value) > $signed(10'h174);
+  assign \$28  = \$26  + \$27 ;
+  assign \$29  = $signed(value) > $signed(10'h19b);
+  assign \$30  = \$28  + \$29 ;
+  assign code = \$30 [3:0];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer1.lif6 (rst, acc, code, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
+  wire [9:0] \$1 ;
+  wire [23:0] \$10 ;
+  wire [8:0] \$11 ;
+  wire [24:0] \$12 ;
+  reg [21:0] \$13 ;
+  reg [21:0] \$14 ;
+  reg \$15 ;
+  reg [13:0] \$16 ;
+  wire [21:0] \$2 ;
+  wire [20:0] \$3 ;
+  wire [21:0] \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [22:0] \$8 ;
+  wire [22:0] \$9 ;
+  input [13:0] acc;
+  wire [13:0] acc;
+  input clk;
+  wire clk;
+  input [3:0] code;
+  wire [3:0] code;
+  wire [3:0] \code$5 ;
+  reg [21:0] current_r = 22'h000000;
+  input fresh;
+  wire fresh;
+  wire [9:0] level;
+  output [3:0] new_state;
+  wire [3:0] new_state;
+  reg [21:0] product_r = 22'h000000;
+  input rst;
+  wire rst;
+  output spike;
+  wire spike;
+  wire [3:0] state;
+  (* init = 14'h0000 *)
+  wire [13:0] v;
+  reg [13:0] value = 14'h0000;
+  reg z_prev_r = 1'h0;
+  assign spike = new_state > 4'hd;
+  assign \$1  = fresh ? 10'h3d6 : level;
+  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
+  assign \$4  = $signed(\$3 ) + $signed(1'h0);
+  assign \$5  = ~ fresh;
+  assign \$6  = code > 4'hd;
+  assign \$7  = \$5  & \$6 ;
+  assign \$8  = $signed(product_r) + $signed(13'h0800);
+  assign \$10  = $signed(\$9 ) + $signed(current_r);
+  assign \$11  = z_prev_r ? 9'h172 : 9'h000;
+  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  always @(posedge clk)
+    product_r <= \$13 ;
+  always @(posedge clk)
+    current_r <= \$14 ;
+  always @(posedge clk)
+    z_prev_r <= \$15 ;
+  always @(posedge clk)
+    value <= \$16 ;
+  \qsnn_ref.layer1.lif6.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer1.lif6.quantizer  quantizer (
+    .code(new_state),
+    .value(value)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    \$13  = \$2 ;
+    if (rst) begin
+      \$13  = 22'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    \$14  = \$4 ;
+    if (rst) begin
+      \$14  = 22'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    \$15  = \$7 ;
+    if (rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    \$16  = \$12 [13:0];
+    if (rst) begin
+      \$16  = 14'h0000;
+    end
+  end
+  assign state = code;
+  assign v = value;
+  assign \code$5  = new_state;
+  assign \$3  = { acc[13], acc[13], acc, 5'h00 };
+  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer1.lif6.levels (level, rd__addr);
+  wire [3:0] code;
+  output [9:0] level;
+  wire [9:0] level;
+  input [3:0] rd__addr;
+  wire [3:0] rd__addr;
+  wire [9:0] rd__data;
+  reg [9:0] rom [15:0];
+  initial begin
+    rom[0] = 10'h28e;
+    rom[1] = 10'h349;
+    rom[2] = 10'h3d6;
+    rom[3] = 10'h040;
+    rom[4] = 10'h08f;
+    rom[5] = 10'h0cb;
+    rom[6] = 10'h0f8;
+    rom[7] = 10'h11a;
+    rom[8] = 10'h133;
+    rom[9] = 10'h146;
+    rom[10] = 10'h155;
+    rom[11] = 10'h15f;
+    rom[12] = 10'h168;
+    rom[13] = 10'h16e;
+    rom[14] = 10'h17b;
+    rom[15] = 10'h1bc;
+  end
+  assign level = rom[rd__addr];
+  assign code = rd__addr;
+  assign rd__data = level;
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer1.lif6.quantizer (value, code);
+  wire \$1 ;
+  wire [5:0] \$10 ;
+  wire \$11 ;
+  wire [6:0] \$12 ;
+  wire \$13 ;
+  wire [7:0] \$14 ;
+  wire \$15 ;
+  wire [8:0] \$16 ;
+  wire \$17 ;
+  wire [9:0] \$18 ;
+  wire \$19 ;
+  wire [1:0] \$2 ;
+  wire [10:0] \$20 ;
+  wire \$21 ;
+  wire [11:0] \$22 ;
+  wire \$23 ;
+  wire [12:0] \$24 ;
+  wire \$25 ;
+  wire [13:0] \$26 ;
+  wire \$27 ;
+  wire [14:0] \$28 ;
+  wire \$29 ;
+  wire \$3 ;
+  wire [15:0] \$30 ;
+  wire [2:0] \$4 ;
+  wire \$5 ;
+  wire [3:0] \$6 ;
+  wire \$7 ;
+  wire [4:0] \$8 ;
+  wire \$9 ;
+  output [3:0] code;
+  wire [3:0] code;
+  input [13:0] value;
+  wire [13:0] value;
+  assign \$1  = $signed(value) > $signed(10'h2eb);
+  assign \$2  = 1'h0 + \$1 ;
+  assign \$3  = $signed(value) > $signed(8'h8f);
+  assign \$4  = \$2  + \$3 ;
+  assign \$5  = $signed(value) > $signed(5'h0b);
+  assign \$6  = \$4  + \$5 ;
+  assign \$7  = $signed(value) > $signed(8'h67);
+  assign \$8  = \$6  + \$7 ;
+  assign \$9  = $signed(value) > $signed(9'h0ad);
+  assign \$10  = \$8  + \$9 ;
+  assign \$11  = $signed(value) > $signed(9'h0e1);
+  assign \$12  = \$10  + \$11 ;
+  assign \$13  = $signed(value) > $signed(10'h109);
+  assign \$14  = \$12  + \$13 ;
+  assign \$15  = $signed(value) > $signed(10'h126);
+  assign \$16  = \$14  + \$15 ;
+  assign \$17  = $signed(value) > $signed(10'h13c);
+  assign \$18  = \$16  + \$17 ;
+  assign \$19  = $signed(value) > $signed(10'h14d);
+  assign \$20  = \$18  + \$19 ;
+  assign \$21  = $signed(value) > $signed(10'h15a);
+  assign \$22  = \$20  + \$21 ;
+  assign \$23  = $signed(value) > $signed(10'h163);
+  assign \$24  = \$22  + \$23 ;
+  assign \$25  = $signed(value) > $signed(10'h16b);
+  assign \$26  = \$24  + \$25 ;
+  assign \$27  = $signed(value) > $signed(10'h174);
+  assign \$28  = \$26  + \$27 ;
+  assign \$29  = $signed(value) > $signed(10'h19b);
+  assign \$30  = \$28  + \$29 ;
+  assign code = \$30 [3:0];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer1.lif7 (rst, acc, code, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
+  wire [9:0] \$1 ;
+  wire [23:0] \$10 ;
+  wire [8:0] \$11 ;
+  wire [24:0] \$12 ;
+  reg [21:0] \$13 ;
+  reg [21:0] \$14 ;
+  reg \$15 ;
+  reg [13:0] \$16 ;
+  wire [21:0] \$2 ;
+  wire [20:0] \$3 ;
+  wire [21:0] \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [22:0] \$8 ;
+  wire [22:0] \$9 ;
+  input [13:0] acc;
+  wire [13:0] acc;
+  input clk;
+  wire clk;
+  input [3:0] code;
+  wire [3:0] code;
+  wire [3:0] \code$5 ;
+  reg [21:0] current_r = 22'h000000;
+  input fresh;
+  wire fresh;
+  wire [9:0] level;
+  output [3:0] new_state;
+  wire [3:0] new_state;
+  reg [21:0] product_r = 22'h000000;
+  input rst;
+  wire rst;
+  output spike;
+  wire spike;
+  wire [3:0] state;
+  (* init = 14'h0000 *)
+  wire [13:0] v;
+  reg [13:0] value = 14'h0000;
+  reg z_prev_r = 1'h0;
+  assign spike = new_state > 4'hd;
+  assign \$1  = fresh ? 10'h3d6 : level;
+  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
+  assign \$4  = $signed(\$3 ) + $signed(1'h0);
+  assign \$5  = ~ fresh;
+  assign \$6  = code > 4'hd;
+  assign \$7  = \$5  & \$6 ;
+  assign \$8  = $signed(product_r) + $signed(13'h0800);
+  assign \$10  = $signed(\$9 ) + $signed(current_r);
+  assign \$11  = z_prev_r ? 9'h172 : 9'h000;
+  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  always @(posedge clk)
+    product_r <= \$13 ;
+  always @(posedge clk)
+    current_r <= \$14 ;
+  always @(posedge clk)
+    z_prev_r <= \$15 ;
+  always @(posedge clk)
+    value <= \$16 ;
+  \qsnn_ref.layer1.lif7.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer1.lif7.quantizer  quantizer (
+    .code(new_state),
+    .value(value)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    \$13  = \$2 ;
+    if (rst) begin
+      \$13  = 22'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    \$14  = \$4 ;
+    if (rst) begin
+      \$14  = 22'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    \$15  = \$7 ;
+    if (rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    \$16  = \$12 [13:0];
+    if (rst) begin
+      \$16  = 14'h0000;
+    end
+  end
+  assign state = code;
+  assign v = value;
+  assign \code$5  = new_state;
+  assign \$3  = { acc[13], acc[13], acc, 5'h00 };
+  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer1.lif7.levels (level, rd__addr);
+  wire [3:0] code;
+  output [9:0] level;
+  wire [9:0] level;
+  input [3:0] rd__addr;
+  wire [3:0] rd__addr;
+  wire [9:0] rd__data;
+  reg [9:0] rom [15:0];
+  initial begin
+    rom[0] = 10'h28e;
+    rom[1] = 10'h349;
+    rom[2] = 10'h3d6;
+    rom[3] = 10'h040;
+    rom[4] = 10'h08f;
+    rom[5] = 10'h0cb;
+    rom[6] = 10'h0f8;
+    rom[7] = 10'h11a;
+    rom[8] = 10'h133;
+    rom[9] = 10'h146;
+    rom[10] = 10'h155;
+    rom[11] = 10'h15f;
+    rom[12] = 10'h168;
+    rom[13] = 10'h16e;
+    rom[14] = 10'h17b;
+    rom[15] = 10'h1bc;
+  end
+  assign level = rom[rd__addr];
+  assign code = rd__addr;
+  assign rd__data = level;
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer1.lif7.quantizer (value, code);
+  wire \$1 ;
+  wire [5:0] \$10 ;
+  wire \$11 ;
+  wire [6:0] \$12 ;
+  wire \$13 ;
+  wire [7:0] \$14 ;
+  wire \$15 ;
+  wire [8:0] \$16 ;
+  wire \$17 ;
+  wire [9:0] \$18 ;
+  wire \$19 ;
+  wire [1:0] \$2 ;
+  wire [10:0] \$20 ;
+  wire \$21 ;
+  wire [11:0] \$22 ;
+  wire \$23 ;
+  wire [12:0] \$24 ;
+  wire \$25 ;
+  wire [13:0] \$26 ;
+  wire \$27 ;
+  wire [14:0] \$28 ;
+  wire \$29 ;
+  wire \$3 ;
+  wire [15:0] \$30 ;
+  wire [2:0] \$4 ;
+  wire \$5 ;
+  wire [3:0] \$6 ;
+  wire \$7 ;
+  wire [4:0] \$8 ;
+  wire \$9 ;
+  output [3:0] code;
+  wire [3:0] code;
+  input [13:0] value;
+  wire [13:0] value;
+  assign \$1  = $signed(value) > $signed(10'h2eb);
+  assign \$2  = 1'h0 + \$1 ;
+  assign \$3  = $signed(value) > $signed(8'h8f);
+  assign \$4  = \$2  + \$3 ;
+  assign \$5  = $signed(value) > $signed(5'h0b);
+  assign \$6  = \$4  + \$5 ;
+  assign \$7  = $signed(value) > $signed(8'h67);
+  assign \$8  = \$6  + \$7 ;
+  assign \$9  = $signed(value) > $signed(9'h0ad);
+  assign \$10  = \$8  + \$9 ;
+  assign \$11  = $signed(value) > $signed(9'h0e1);
+  assign \$12  = \$10  + \$11 ;
+  assign \$13  = $signed(value) > $signed(10'h109);
+  assign \$14  = \$12  + \$13 ;
+  assign \$15  = $signed(value) > $signed(10'h126);
+  assign \$16  = \$14  + \$15 ;
+  assign \$17  = $signed(value) > $signed(10'h13c);
+  assign \$18  = \$16  + \$17 ;
+  assign \$19  = $signed(value) > $signed(10'h14d);
+  assign \$20  = \$18  + \$19 ;
+  assign \$21  = $signed(value) > $signed(10'h15a);
+  assign \$22  = \$20  + \$21 ;
+  assign \$23  = $signed(value) > $signed(10'h163);
+  assign \$24  = \$22  + \$23 ;
+  assign \$25  = $signed(value) > $signed(10'h16b);
+  assign \$26  = \$24  + \$25 ;
+  assign \$27  = $signed(value) > $signed(10'h174);
+  assign \$28  = \$26  + \$27 ;
+  assign \$29  = $signed(value) > $signed(10'h19b);
+  assign \$30  = \$28  + \$29 ;
+  assign code = \$30 [3:0];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer1.lif8 (rst, acc, code, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
+  wire [9:0] \$1 ;
+  wire [23:0] \$10 ;
+  wire [8:0] \$11 ;
+  wire [24:0] \$12 ;
+  reg [21:0] \$13 ;
+  reg [21:0] \$14 ;
+  reg \$15 ;
+  reg [13:0] \$16 ;
+  wire [21:0] \$2 ;
+  wire [20:0] \$3 ;
+  wire [21:0] \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [22:0] \$8 ;
+  wire [22:0] \$9 ;
+  input [13:0] acc;
+  wire [13:0] acc;
+  input clk;
+  wire clk;
+  input [3:0] code;
+  wire [3:0] code;
+  wire [3:0] \code$5 ;
+  reg [21:0] current_r = 22'h000000;
+  input fresh;
+  wire fresh;
+  wire [9:0] level;
+  output [3:0] new_state;
+  wire [3:0] new_state;
+  reg [21:0] product_r = 22'h000000;
+  input rst;
+  wire rst;
+  output spike;
+  wire spike;
+  wire [3:0] state;
+  (* init = 14'h0000 *)
+  wire [13:0] v;
+  reg [13:0] value = 14'h0000;
+  reg z_prev_r = 1'h0;
+  assign spike = new_state > 4'hd;
+  assign \$1  = fresh ? 10'h3d6 : level;
+  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
+  assign \$4  = $signed(\$3 ) + $signed(1'h0);
+  assign \$5  = ~ fresh;
+  assign \$6  = code > 4'hd;
+  assign \$7  = \$5  & \$6 ;
+  assign \$8  = $signed(product_r) + $signed(13'h0800);
+  assign \$10  = $signed(\$9 ) + $signed(current_r);
+  assign \$11  = z_prev_r ? 9'h172 : 9'h000;
+  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  always @(posedge clk)
+    product_r <= \$13 ;
+  always @(posedge clk)
+    current_r <= \$14 ;
+  always @(posedge clk)
+    z_prev_r <= \$15 ;
+  always @(posedge clk)
+    value <= \$16 ;
+  \qsnn_ref.layer1.lif8.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer1.lif8.quantizer  quantizer (
+    .code(new_state),
+    .value(value)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$13  = \$2 ;
+    if (rst) begin
+      \$13  = 22'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$14  = \$4 ;
+    if (rst) begin
+      \$14  = 22'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$15  = \$7 ;
+    if (rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$16  = \$12 [13:0];
+    if (rst) begin
+      \$16  = 14'h0000;
+    end
+  end
+  assign state = code;
+  assign v = value;
+  assign \code$5  = new_state;
+  assign \$3  = { acc[13], acc[13], acc, 5'h00 };
+  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer1.lif8.levels (level, rd__addr);
+  wire [3:0] code;
+  output [9:0] level;
+  wire [9:0] level;
+  input [3:0] rd__addr;
+  wire [3:0] rd__addr;
+  wire [9:0] rd__data;
+  reg [9:0] rom [15:0];
+  initial begin
+    rom[0] = 10'h28e;
+    rom[1] = 10'h349;
+    rom[2] = 10'h3d6;
+    rom[3] = 10'h040;
+    rom[4] = 10'h08f;
+    rom[5] = 10'h0cb;
+    rom[6] = 10'h0f8;
+    rom[7] = 10'h11a;
+    rom[8] = 10'h133;
+    rom[9] = 10'h146;
+    rom[10] = 10'h155;
+    rom[11] = 10'h15f;
+    rom[12] = 10'h168;
+    rom[13] = 10'h16e;
+    rom[14] = 10'h17b;
+    rom[15] = 10'h1bc;
+  end
+  assign level = rom[rd__addr];
+  assign code = rd__addr;
+  assign rd__data = level;
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer1.lif8.quantizer (value, code);
+  wire \$1 ;
+  wire [5:0] \$10 ;
+  wire \$11 ;
+  wire [6:0] \$12 ;
+  wire \$13 ;
+  wire [7:0] \$14 ;
+  wire \$15 ;
+  wire [8:0] \$16 ;
+  wire \$17 ;
+  wire [9:0] \$18 ;
+  wire \$19 ;
+  wire [1:0] \$2 ;
+  wire [10:0] \$20 ;
+  wire \$21 ;
+  wire [11:0] \$22 ;
+  wire \$23 ;
+  wire [12:0] \$24 ;
+  wire \$25 ;
+  wire [13:0] \$26 ;
+  wire \$27 ;
+  wire [14:0] \$28 ;
+  wire \$29 ;
+  wire \$3 ;
+  wire [15:0] \$30 ;
+  wire [2:0] \$4 ;
+  wire \$5 ;
+  wire [3:0] \$6 ;
+  wire \$7 ;
+  wire [4:0] \$8 ;
+  wire \$9 ;
+  output [3:0] code;
+  wire [3:0] code;
+  input [13:0] value;
+  wire [13:0] value;
+  assign \$1  = $signed(value) > $signed(10'h2eb);
+  assign \$2  = 1'h0 + \$1 ;
+  assign \$3  = $signed(value) > $signed(8'h8f);
+  assign \$4  = \$2  + \$3 ;
+  assign \$5  = $signed(value) > $signed(5'h0b);
+  assign \$6  = \$4  + \$5 ;
+  assign \$7  = $signed(value) > $signed(8'h67);
+  assign \$8  = \$6  + \$7 ;
+  assign \$9  = $signed(value) > $signed(9'h0ad);
+  assign \$10  = \$8  + \$9 ;
+  assign \$11  = $signed(value) > $signed(9'h0e1);
+  assign \$12  = \$10  + \$11 ;
+  assign \$13  = $signed(value) > $signed(10'h109);
+  assign \$14  = \$12  + \$13 ;
+  assign \$15  = $signed(value) > $signed(10'h126);
+  assign \$16  = \$14  + \$15 ;
+  assign \$17  = $signed(value) > $signed(10'h13c);
+  assign \$18  = \$16  + \$17 ;
+  assign \$19  = $signed(value) > $signed(10'h14d);
+  assign \$20  = \$18  + \$19 ;
+  assign \$21  = $signed(value) > $signed(10'h15a);
+  assign \$22  = \$20  + \$21 ;
+  assign \$23  = $signed(value) > $signed(10'h163);
+  assign \$24  = \$22  + \$23 ;
+  assign \$25  = $signed(value) > $signed(10'h16b);
+  assign \$26  = \$24  + \$25 ;
+  assign \$27  = $signed(value) > $signed(10'h174);
+  assign \$28  = \$26  + \$27 ;
+  assign \$29  = $signed(value) > $signed(10'h19b);
+  assign \$30  = \$28  + \$29 ;
+  assign code = \$30 [3:0];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer1.lif9 (rst, acc, code, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
+  wire [9:0] \$1 ;
+  wire [23:0] \$10 ;
+  wire [8:0] \$11 ;
+  wire [24:0] \$12 ;
+  reg [21:0] \$13 ;
+  reg [21:0] \$14 ;
+  reg \$15 ;
+  reg [13:0] \$16 ;
+  wire [21:0] \$2 ;
+  wire [20:0] \$3 ;
+  wire [21:0] \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [22:0] \$8 ;
+  wire [22:0] \$9 ;
+  input [13:0] acc;
+  wire [13:0] acc;
+  input clk;
+  wire clk;
+  input [3:0] code;
+  wire [3:0] code;
+  wire [3:0] \code$5 ;
+  reg [21:0] current_r = 22'h000000;
+  input fresh;
+  wire fresh;
+  wire [9:0] level;
+  output [3:0] new_state;
+  wire [3:0] new_state;
+  reg [21:0] product_r = 22'h000000;
+  input rst;
+  wire rst;
+  output spike;
+  wire spike;
+  wire [3:0] state;
+  (* init = 14'h0000 *)
+  wire [13:0] v;
+  reg [13:0] value = 14'h0000;
+  reg z_prev_r = 1'h0;
+  assign spike = new_state > 4'hd;
+  assign \$1  = fresh ? 10'h3d6 : level;
+  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
+  assign \$4  = $signed(\$3 ) + $signed(1'h0);
+  assign \$5  = ~ fresh;
+  assign \$6  = code > 4'hd;
+  assign \$7  = \$5  & \$6 ;
+  assign \$8  = $signed(product_r) + $signed(13'h0800);
+  assign \$10  = $signed(\$9 ) + $signed(current_r);
+  assign \$11  = z_prev_r ? 9'h172 : 9'h000;
+  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  always @(posedge clk)
+    product_r <= \$13 ;
+  always @(posedge clk)
+    current_r <= \$14 ;
+  always @(posedge clk)
+    z_prev_r <= \$15 ;
+  always @(posedge clk)
+    value <= \$16 ;
+  \qsnn_ref.layer1.lif9.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer1.lif9.quantizer  quantizer (
+    .code(new_state),
+    .value(value)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    \$13  = \$2 ;
+    if (rst) begin
+      \$13  = 22'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    \$14  = \$4 ;
+    if (rst) begin
+      \$14  = 22'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    \$15  = \$7 ;
+    if (rst) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    \$16  = \$12 [13:0];
+    if (rst) begin
+      \$16  = 14'h0000;
+    end
+  end
+  assign state = code;
+  assign v = value;
+  assign \code$5  = new_state;
+  assign \$3  = { acc[13], acc[13], acc, 5'h00 };
+  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer1.lif9.levels (level, rd__addr);
+  wire [3:0] code;
+  output [9:0] level;
+  wire [9:0] level;
+  input [3:0] rd__addr;
+  wire [3:0] rd__addr;
+  wire [9:0] rd__data;
+  reg [9:0] rom [15:0];
+  initial begin
+    rom[0] = 10'h28e;
+    rom[1] = 10'h349;
+    rom[2] = 10'h3d6;
+    rom[3] = 10'h040;
+    rom[4] = 10'h08f;
+    rom[5] = 10'h0cb;
+    rom[6] = 10'h0f8;
+    rom[7] = 10'h11a;
+    rom[8] = 10'h133;
+    rom[9] = 10'h146;
+    rom[10] = 10'h155;
+    rom[11] = 10'h15f;
+    rom[12] = 10'h168;
+    rom[13] = 10'h16e;
+    rom[14] = 10'h17b;
+    rom[15] = 10'h1bc;
+  end
+  assign level = rom[rd__addr];
+  assign code = rd__addr;
+  assign rd__data = level;
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer1.lif9.quantizer (value, code);
+  wire \$1 ;
+  wire [5:0] \$10 ;
+  wire \$11 ;
+  wire [6:0] \$12 ;
+  wire \$13 ;
+  wire [7:0] \$14 ;
+  wire \$15 ;
+  wire [8:0] \$16 ;
+  wire \$17 ;
+  wire [9:0] \$18 ;
+  wire \$19 ;
+  wire [1:0] \$2 ;
+  wire [10:0] \$20 ;
+  wire \$21 ;
+  wire [11:0] \$22 ;
+  wire \$23 ;
+  wire [12:0] \$24 ;
+  wire \$25 ;
+  wire [13:0] \$26 ;
+  wire \$27 ;
+  wire [14:0] \$28 ;
+  wire \$29 ;
+  wire \$3 ;
+  wire [15:0] \$30 ;
+  wire [2:0] \$4 ;
+  wire \$5 ;
+  wire [3:0] \$6 ;
+  wire \$7 ;
+  wire [4:0] \$8 ;
+  wire \$9 ;
+  output [3:0] code;
+  wire [3:0] code;
+  input [13:0] value;
+  wire [13:0] value;
+  assign \$1  = $signed(value) > $signed(10'h2eb);
+  assign \$2  = 1'h0 + \$1 ;
+  assign \$3  = $signed(value) > $signed(8'h8f);
+  assign \$4  = \$2  + \$3 ;
+  assign \$5  = $signed(value) > $signed(5'h0b);
+  assign \$6  = \$4  + \$5 ;
+  assign \$7  = $signed(value) > $signed(8'h67);
+  assign \$8  = \$6  + \$7 ;
+  assign \$9  = $signed(value) > $signed(9'h0ad);
+  assign \$10  = \$8  + \$9 ;
+  assign \$11  = $signed(value) > $signed(9'h0e1);
+  assign \$12  = \$10  + \$11 ;
+  assign \$13  = $signed(value) > $signed(10'h109);
+  assign \$14  = \$12  + \$13 ;
+  assign \$15  = $signed(value) > $signed(10'h126);
+  assign \$16  = \$14  + \$15 ;
+  assign \$17  = $signed(value) > $signed(10'h13c);
+  assign \$18  = \$16  + \$17 ;
+  assign \$19  = $signed(value) > $signed(10'h14d);
+  assign \$20  = \$18  + \$19 ;
+  assign \$21  = $signed(value) > $signed(10'h15a);
+  assign \$22  = \$20  + \$21 ;
+  assign \$23  = $signed(value) > $signed(10'h163);
+  assign \$24  = \$22  + \$23 ;
+  assign \$25  = $signed(value) > $signed(10'h16b);
+  assign \$26  = \$24  + \$25 ;
+  assign \$27  = $signed(value) > $signed(10'h174);
+  assign \$28  = \$26  + \$27 ;
+  assign \$29  = $signed(value) > $signed(10'h19b);
+  assign \$30  = \$28  + \$29 ;
+  assign code = \$30 [3:0];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer1.states (rst, r_data, \port$1204$0 , \port$1249$0 , \port$1294$0 , \port$1339$0 , \port$1384$0 , \port$1429$0 , \port$1474$0 , \port$1519$0 , \port$1564$0 , \port$1609$0 , rd__addr, wr__en, wr__addr, clk);
+  input clk;
+  wire clk;
+  input [3:0] \port$1204$0 ;
+  wire [3:0] \port$1204$0 ;
+  input [3:0] \port$1249$0 ;
+  wire [3:0] \port$1249$0 ;
+  input [3:0] \port$1294$0 ;
+  wire [3:0] \port$1294$0 ;
+  input [3:0] \port$1339$0 ;
+  wire [3:0] \port$1339$0 ;
+  input [3:0] \port$1384$0 ;
+  wire [3:0] \port$1384$0 ;
+  input [3:0] \port$1429$0 ;
+  wire [3:0] \port$1429$0 ;
+  input [3:0] \port$1474$0 ;
+  wire [3:0] \port$1474$0 ;
+  input [3:0] \port$1519$0 ;
+  wire [3:0] \port$1519$0 ;
+  input [3:0] \port$1564$0 ;
+  wire [3:0] \port$1564$0 ;
+  input [3:0] \port$1609$0 ;
+  wire [3:0] \port$1609$0 ;
+  wire r_addr;
+  output [39:0] r_data;
+  wire [39:0] r_data;
   wire [3:0] \r_data[0] ;
   wire [3:0] \r_data[1] ;
   wire [3:0] \r_data[2] ;
   wire [3:0] \r_data[3] ;
-  input [1:0] rd__addr;
-  wire [1:0] rd__addr;
-  wire [15:0] rd__data;
+  wire [3:0] \r_data[4] ;
+  wire [3:0] \r_data[5] ;
+  wire [3:0] \r_data[6] ;
+  wire [3:0] \r_data[7] ;
+  wire [3:0] \r_data[8] ;
+  wire [3:0] \r_data[9] ;
+  input rd__addr;
+  wire rd__addr;
+  wire [39:0] rd__data;
   input rst;
   wire rst;
-  wire [1:0] w_addr;
-  wire [15:0] w_data;
+  wire w_addr;
+  wire [39:0] w_data;
   wire [3:0] \w_data[0] ;
   wire [3:0] \w_data[1] ;
   wire [3:0] \w_data[2] ;
   wire [3:0] \w_data[3] ;
+  wire [3:0] \w_data[4] ;
+  wire [3:0] \w_data[5] ;
+  wire [3:0] \w_data[6] ;
+  wire [3:0] \w_data[7] ;
+  wire [3:0] \w_data[8] ;
+  wire [3:0] \w_data[9] ;
   wire w_en;
-  input [1:0] wr__addr;
-  wire [1:0] wr__addr;
-  wire [15:0] wr__data;
+  input wr__addr;
+  wire wr__addr;
+  wire [39:0] wr__data;
   input wr__en;
   wire wr__en;
-  reg [15:0] mem [2:0];
+  reg [39:0] mem [1:0];
   initial begin
-    mem[0] = 16'h3333;
-    mem[1] = 16'h3333;
-    mem[2] = 16'h3333;
+    mem[0] = 40'h2222222222;
+    mem[1] = 40'h0000000000;
   end
   always @(posedge clk) begin
     if (wr__en)
-      mem[wr__addr] <= { \port$735$0 , \port$690$0 , \port$645$0 , \port$600$0  };
+      mem[wr__addr] <= { \port$1609$0 , \port$1564$0 , \port$1519$0 , \port$1474$0 , \port$1429$0 , \port$1384$0 , \port$1339$0 , \port$1294$0 , \port$1249$0 , \port$1204$0  };
   end
-  reg [1:0] _0_;
+  reg [0:0] _0_;
   always @(posedge clk) begin
     _0_ <= rd__addr;
   end
   assign r_data = mem[_0_];
   assign w_addr = wr__addr;
-  assign wr__data = { \port$735$0 , \port$690$0 , \port$645$0 , \port$600$0  };
-  assign w_data = { \port$735$0 , \port$690$0 , \port$645$0 , \port$600$0  };
+  assign wr__data = { \port$1609$0 , \port$1564$0 , \port$1519$0 , \port$1474$0 , \port$1429$0 , \port$1384$0 , \port$1339$0 , \port$1294$0 , \port$1249$0 , \port$1204$0  };
+  assign w_data = { \port$1609$0 , \port$1564$0 , \port$1519$0 , \port$1474$0 , \port$1429$0 , \port$1384$0 , \port$1339$0 , \port$1294$0 , \port$1249$0 , \port$1204$0  };
   assign w_en = wr__en;
   assign r_addr = rd__addr;
   assign rd__data = r_data;
-  assign \w_data[0]  = \port$600$0 ;
-  assign \w_data[1]  = \port$645$0 ;
-  assign \w_data[2]  = \port$690$0 ;
-  assign \w_data[3]  = \port$735$0 ;
+  assign \w_data[0]  = \port$1204$0 ;
+  assign \w_data[1]  = \port$1249$0 ;
+  assign \w_data[2]  = \port$1294$0 ;
+  assign \w_data[3]  = \port$1339$0 ;
+  assign \w_data[4]  = \port$1384$0 ;
+  assign \w_data[5]  = \port$1429$0 ;
+  assign \w_data[6]  = \port$1474$0 ;
+  assign \w_data[7]  = \port$1519$0 ;
+  assign \w_data[8]  = \port$1564$0 ;
+  assign \w_data[9]  = \port$1609$0 ;
   assign \r_data[0]  = r_data[3:0];
   assign \r_data[1]  = r_data[7:4];
   assign \r_data[2]  = r_data[11:8];
   assign \r_data[3]  = r_data[15:12];
+  assign \r_data[4]  = r_data[19:16];
+  assign \r_data[5]  = r_data[23:20];
+  assign \r_data[6]  = r_data[27:24];
+  assign \r_data[7]  = r_data[31:28];
+  assign \r_data[8]  = r_data[35:32];
+  assign \r_data[9]  = r_data[39:36];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -4864,117 +9400,155 @@ module \qsnn_ref.layer1.weights (rst, rd__addr, data, clk);
   wire [6:0] addr;
   input clk;
   wire clk;
-  output [15:0] data;
-  wire [15:0] data;
+  output [39:0] data;
+  wire [39:0] data;
   wire [3:0] \data[0] ;
   wire [3:0] \data[1] ;
   wire [3:0] \data[2] ;
   wire [3:0] \data[3] ;
+  wire [3:0] \data[4] ;
+  wire [3:0] \data[5] ;
+  wire [3:0] \data[6] ;
+  wire [3:0] \data[7] ;
+  wire [3:0] \data[8] ;
+  wire [3:0] \data[9] ;
   input [6:0] rd__addr;
   wire [6:0] rd__addr;
-  wire [15:0] rd__data;
+  wire [39:0] rd__data;
   input rst;
   wire rst;
-  reg [15:0] mem [95:0];
+  reg [39:0] mem [127:0];
   initial begin
-    mem[0] = 16'hcfff;
-    mem[1] = 16'hf440;
-    mem[2] = 16'h00df;
-    mem[3] = 16'h10e1;
-    mem[4] = 16'h1d1f;
-    mem[5] = 16'h00c1;
-    mem[6] = 16'h1040;
-    mem[7] = 16'hf1dc;
-    mem[8] = 16'h0000;
-    mem[9] = 16'h04e3;
-    mem[10] = 16'h0b1d;
-    mem[11] = 16'h0000;
-    mem[12] = 16'h100f;
-    mem[13] = 16'hdf0e;
-    mem[14] = 16'h0024;
-    mem[15] = 16'h2417;
-    mem[16] = 16'h0300;
-    mem[17] = 16'h0011;
-    mem[18] = 16'h2ff1;
-    mem[19] = 16'h3c10;
-    mem[20] = 16'h00e1;
-    mem[21] = 16'h1f4d;
-    mem[22] = 16'hf301;
-    mem[23] = 16'h001e;
-    mem[24] = 16'he51f;
-    mem[25] = 16'hf2f1;
-    mem[26] = 16'h0002;
-    mem[27] = 16'hcbbd;
-    mem[28] = 16'hd1e2;
-    mem[29] = 16'h00e2;
-    mem[30] = 16'hbe2f;
-    mem[31] = 16'hd33f;
-    mem[32] = 16'h001f;
-    mem[33] = 16'h2fce;
-    mem[34] = 16'he032;
-    mem[35] = 16'h001f;
-    mem[36] = 16'hf1c4;
-    mem[37] = 16'he10f;
-    mem[38] = 16'h0003;
-    mem[39] = 16'h2103;
-    mem[40] = 16'h1d0f;
-    mem[41] = 16'h00e0;
-    mem[42] = 16'h0d31;
-    mem[43] = 16'h0e0d;
-    mem[44] = 16'h00fb;
-    mem[45] = 16'he11f;
-    mem[46] = 16'hc104;
-    mem[47] = 16'h0043;
-    mem[48] = 16'hfc01;
-    mem[49] = 16'h3cb1;
-    mem[50] = 16'h00ff;
-    mem[51] = 16'h1c00;
-    mem[52] = 16'he1f3;
-    mem[53] = 16'h00e1;
-    mem[54] = 16'hf106;
-    mem[55] = 16'h133f;
-    mem[56] = 16'h00f2;
-    mem[57] = 16'h0401;
-    mem[58] = 16'hce11;
-    mem[59] = 16'h0001;
-    mem[60] = 16'h32b1;
-    mem[61] = 16'hce3e;
-    mem[62] = 16'h004f;
-    mem[63] = 16'hde3e;
-    mem[64] = 16'h21fe;
-    mem[65] = 16'h00de;
-    mem[66] = 16'h0eae;
-    mem[67] = 16'h12b1;
-    mem[68] = 16'h00f3;
-    mem[69] = 16'h10fd;
-    mem[70] = 16'h0d1f;
-    mem[71] = 16'h003d;
-    mem[72] = 16'h0b30;
-    mem[73] = 16'h3f32;
-    mem[74] = 16'h0012;
-    mem[75] = 16'h1f23;
-    mem[76] = 16'h211e;
-    mem[77] = 16'h00f1;
-    mem[78] = 16'haeec;
-    mem[79] = 16'he0ab;
-    mem[80] = 16'h00c0;
-    mem[81] = 16'h104d;
-    mem[82] = 16'hd1f1;
-    mem[83] = 16'h00ee;
-    mem[84] = 16'h013e;
-    mem[85] = 16'h2121;
-    mem[86] = 16'h0033;
-    mem[87] = 16'h1ce4;
-    mem[88] = 16'hc1de;
-    mem[89] = 16'h0041;
-    mem[90] = 16'h4103;
-    mem[91] = 16'h2ff4;
-    mem[92] = 16'h00ff;
-    mem[93] = 16'h0e01;
-    mem[94] = 16'h03e2;
-    mem[95] = 16'h0021;
+    mem[0] = 40'h201f3ffbee;
+    mem[1] = 40'h111102e1f1;
+    mem[2] = 40'h01111f101e;
+    mem[3] = 40'h010f2f0e1f;
+    mem[4] = 40'hf000f3e120;
+    mem[5] = 40'h00ef03fe12;
+    mem[6] = 40'h2021000d01;
+    mem[7] = 40'h1010f11000;
+    mem[8] = 40'h01f1100d2e;
+    mem[9] = 40'h0f0f201000;
+    mem[10] = 40'hfd2c0ff110;
+    mem[11] = 40'hf0111fff01;
+    mem[12] = 40'h3f00e1feeb;
+    mem[13] = 40'hd022e20d10;
+    mem[14] = 40'hc01111f1f1;
+    mem[15] = 40'h110e100e10;
+    mem[16] = 40'hdde1f4e2bf;
+    mem[17] = 40'hcf2211f0ff;
+    mem[18] = 40'h020fef112e;
+    mem[19] = 40'h11ef1ff22d;
+    mem[20] = 40'h30e01eeb01;
+    mem[21] = 40'h1dff0e0e22;
+    mem[22] = 40'h000e0f02ee;
+    mem[23] = 40'h10e120fff2;
+    mem[24] = 40'h01e20e11e1;
+    mem[25] = 40'h1fef2cf3ff;
+    mem[26] = 40'hef2121eff0;
+    mem[27] = 40'h10fdf1ef23;
+    mem[28] = 40'heddefd3f3b;
+    mem[29] = 40'h010f0b2f1b;
+    mem[30] = 40'h21ecfc1e1c;
+    mem[31] = 40'he122e00000;
+    mem[32] = 40'hefc33d0c00;
+    mem[33] = 40'hc10112dd1d;
+    mem[34] = 40'h1fcd0920cf;
+    mem[35] = 40'hef1fe3011e;
+    mem[36] = 40'he1f00e1310;
+    mem[37] = 40'h0f0f1e02e2;
+    mem[38] = 40'h001220fb1f;
+    mem[39] = 40'h0fef22dc0f;
+    mem[40] = 40'h0d2e0a210d;
+    mem[41] = 40'hff102112e1;
+    mem[42] = 40'h00d2e3fe0f;
+    mem[43] = 40'hf0f1fd310e;
+    mem[44] = 40'h001eef10f2;
+    mem[45] = 40'h11021ed200;
+    mem[46] = 40'h1ffff40eef;
+    mem[47] = 40'h12f10d0000;
+    mem[48] = 40'hff2fe10201;
+    mem[49] = 40'hf01d3002de;
+    mem[50] = 40'h1e00130e1f;
+    mem[51] = 40'hfe02fefff1;
+    mem[52] = 40'hf1201f01f0;
+    mem[53] = 40'h001f02df11;
+    mem[54] = 40'h0f01221ef0;
+    mem[55] = 40'h1e1000002e;
+    mem[56] = 40'h102e0c11f1;
+    mem[57] = 40'he02ffc32ee;
+    mem[58] = 40'h0f2dfd23fd;
+    mem[59] = 40'h11ff1100f2;
+    mem[60] = 40'h201eff3d1d;
+    mem[61] = 40'hd0100f22fe;
+    mem[62] = 40'h22f10d000e;
+    mem[63] = 40'h3d23fefffd;
+    mem[64] = 40'h10201c20e0;
+    mem[65] = 40'h1e0d0ff12e;
+    mem[66] = 40'hf0f10e12f2;
+    mem[67] = 40'h0d00ee13f2;
+    mem[68] = 40'hf2f20f110e;
+    mem[69] = 40'hef0201f212;
+    mem[70] = 40'h00d201ee03;
+    mem[71] = 40'h02d0d1e110;
+    mem[72] = 40'h220ff010f1;
+    mem[73] = 40'hf1c202001e;
+    mem[74] = 40'h200fe3dde1;
+    mem[75] = 40'h11e0fd22fd;
+    mem[76] = 40'hfe3e121d01;
+    mem[77] = 40'hdc2004e0ee;
+    mem[78] = 40'hf100001f0e;
+    mem[79] = 40'h00012cf1f1;
+    mem[80] = 40'h1121de0fe3;
+    mem[81] = 40'h01ffefe4e1;
+    mem[82] = 40'h110000f112;
+    mem[83] = 40'hee21121d1e;
+    mem[84] = 40'h0100111ff1;
+    mem[85] = 40'h11d0d0f02f;
+    mem[86] = 40'h1f3ef0fd1f;
+    mem[87] = 40'h0fee1d201e;
+    mem[88] = 40'hf1f1f1ad20;
+    mem[89] = 40'h0fe0fd14e1;
+    mem[90] = 40'he1d00e2e1d;
+    mem[91] = 40'h0212e20f00;
+    mem[92] = 40'h1110f2eff0;
+    mem[93] = 40'h01ff11ff11;
+    mem[94] = 40'h2f1d0f200c;
+    mem[95] = 40'h00ffefe103;
+    mem[96] = 40'h0e1ffdc02c;
+    mem[97] = 40'h11e10d10e2;
+    mem[98] = 40'h00e02ff0ff;
+    mem[99] = 40'hfe10fcc211;
+    mem[100] = 40'h3eeefc012f;
+    mem[101] = 40'h101de3ed1f;
+    mem[102] = 40'h0ddffbfc4e;
+    mem[103] = 40'he0f2110020;
+    mem[104] = 40'h11ee0e21ff;
+    mem[105] = 40'hf01ecf203e;
+    mem[106] = 40'he110dfe13e;
+    mem[107] = 40'hded121def1;
+    mem[108] = 40'h10e21e1e1d;
+    mem[109] = 40'h01d1101f10;
+    mem[110] = 40'h0000e2e111;
+    mem[111] = 40'hee20ef00e1;
+    mem[112] = 40'hfeef2b2dd2;
+    mem[113] = 40'h1e00df04d0;
+    mem[114] = 40'h3d111efe00;
+    mem[115] = 40'h102f2e3c0d;
+    mem[116] = 40'h11e0d30ff1;
+    mem[117] = 40'hd002230f0f;
+    mem[118] = 40'h0011eff210;
+    mem[119] = 40'hef3e200f2e;
+    mem[120] = 40'h2ed10c1d12;
+    mem[121] = 40'h010ff2f02d;
+    mem[122] = 40'h10f0ff1e02;
+    mem[123] = 40'h1110e0e100;
+    mem[124] = 40'he0f0f0f33f;
+    mem[125] = 40'h2210100ee1;
+    mem[126] = 40'hdceef6cddc;
+    mem[127] = 40'h3f11f2fdec;
   end
-  reg [15:0] _0_;
+  reg [39:0] _0_;
   always @(posedge clk) begin
     _0_ <= mem[rd__addr];
   end
@@ -4985,4 +9559,10 @@ module \qsnn_ref.layer1.weights (rst, rd__addr, data, clk);
   assign \data[1]  = data[7:4];
   assign \data[2]  = data[11:8];
   assign \data[3]  = data[15:12];
+  assign \data[4]  = data[19:16];
+  assign \data[5]  = data[23:20];
+  assign \data[6]  = data[27:24];
+  assign \data[7]  = data[31:28];
+  assign \data[8]  = data[35:32];
+  assign \data[9]  = data[39:36];
 endmodule
