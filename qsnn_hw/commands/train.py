@@ -223,8 +223,14 @@ def run(args) -> int:
     data = load_dataset(args.dataset, args.data_dir, args.timesteps, args.data_seed)
     cfg = build_config(args, data.n_classes)
     progress = Progress(None if args.quiet else sys.stderr)
-    metrics = run_training(cfg, data, args.out, resume=args.resume, progress=progress,
-                           plots=not args.no_plots)
+    try:
+        metrics = run_training(cfg, data, args.out, resume=args.resume, progress=progress,
+                               plots=not args.no_plots)
+    except KeyboardInterrupt:
+        if (out / "checkpoint.npz").is_file():
+            print(f"\ninterrupted: {out / 'checkpoint.npz'} holds the last completed epoch; "
+                  f"continue with the same flags plus --resume", file=sys.stderr)
+        raise
     if not args.quiet:
         print(f"wrote {metrics['artifact']} and {args.out}/metrics.json", file=sys.stderr)
     return 0
