@@ -26,19 +26,23 @@ sys.path.insert(0, str(ROOT))
 
 
 def load_model(spec: str):
+    """``(network, counter bits)``: an artifact's counters are sized as ``qsnn-hw synth``
+    sizes them (its timesteps), the others get 16 bits."""
     import numpy as np
 
     from qsnn_hw.artifact import load_artifact
+    from qsnn_hw.commands.synth import default_count_bits
     from qsnn_hw.hdl.reference import reference_network
     from qsnn_hw.testing import random_network
     if spec == "reference":
-        return reference_network()
+        return reference_network(), 16
     if spec.startswith("random:"):
         sizes = [int(v) for v in spec[7:].split(",")]
         return random_network(np.random.default_rng(0), sizes=sizes, input_bits=1,
                               weight_bits=4, state_bits=4, family="exponential",
-                              reset="subtract", bias=False, frac_bits=0)
-    return load_artifact(spec).network
+                              reset="subtract", bias=False, frac_bits=0), 16
+    art = load_artifact(spec)
+    return art.network, default_count_bits(art)
 
 
 def hdl_state() -> str:
@@ -73,7 +77,7 @@ HEADER = ("| board | sizes | P | logic (LC or LUT4) | FF | EBR | SPRAM | DSP | F
 
 def sweep(args) -> None:
     from qsnn_hw.boards.build import BuildError, synthesize
-    net = load_model(args.model)
+    net, count_bits = load_model(args.model)
     results = []
     print(HEADER, flush=True)
     for p in [int(v) for v in args.lanes.split(",")]:
@@ -82,7 +86,7 @@ def sweep(args) -> None:
         try:
             rep = synthesize(net, args.board, out, lanes=p, clock_mhz=args.clock,
                              toolchain=args.toolchain, seed=args.seed,
-                             model_info={"spec": args.model},
+                             model_info={"spec": args.model}, count_bits=count_bits,
                              pipelined=True if args.pipelined else None)
         except BuildError as exc:
             print(f"| {args.board} | {args.model} | {p} | build failed: "
