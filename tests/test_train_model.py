@@ -182,3 +182,56 @@ def test_qat_gradient_is_straight_through():
     for k in g_qat:
         np.testing.assert_allclose(g_qat[k], g_float[k], rtol=1e-12, atol=1e-14, err_msg=k)
     assert not np.allclose(qnet.params["layer0.weight"], net.params["layer0.weight"])
+
+
+def _reference_forward(params, x, y, steps, reset, k, frozen=None):
+    """Independent slow forward (time-major spikes x, smooth sigmoid spikes). ``frozen``:
+    per-layer reset spikes to use instead of the live ones (detached reset). Returns the
+    CE loss on output counts and the live spikes used as resets."""
+    h, resets = x, []
+    for li, theta in enumerate((1.0, 0.5)):
+        w = params[f"layer{li}.weight"]
+        b = params[f"layer{li}.bias"]
+        beta = float(params[f"layer{li}.beta"])
+        u = np.zeros((h.shape[1], w.shape[0]))
+        z = np.zeros_like(u)
+        zs = []
+        for t in range(steps):
+            zr = z if frozen is None else frozen[li][t]
+            cur = h[t] @ w.T + b
+            if reset == "subtract":
+                u = beta * u + cur - theta * zr
+            else:
+                u = (1 - zr) * (beta * u + cur)
+            z = 1 / (1 + np.exp(-k * (u - theta)))
+            zs.append(z)
+        resets.append([np.zeros_like(zs[0])] + zs[:-1])
+        h = np.array(zs)
+    counts = h.sum(axis=0)
+    return ce_count_loss(counts, y)[0], resets
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_bptt_with_detached_reset_matches_finite_differences(reset):
+    # The default training path (reset term detached, as snnTorch): the gradient is that of
+    # the network in which the reset spikes are constants equal to their current values.
+    net, x, y, steps = _smooth_net(reset, static=False, seed=4)
+    net.detach_reset = True
+    outs, caches = net.forward(x, steps, quant=False, keep=True)
+    loss, dc = ce_count_loss(outs[-1].sum(axis=0), y)
+    grads = net.backward(caches, np.broadcast_to(dc, (steps,) + dc.shape))
+    base, frozen = _reference_forward(net.params, x, y, steps, reset, 3.0)
+    assert base == pytest.approx(loss, rel=1e-12)
+    h = 1e-6
+    for name in ("layer0.weight", "layer1.weight", "layer0.bias", "layer1.beta"):
+        p = net.params[name]
+        num = np.zeros(p.shape)
+        for idx in np.ndindex(p.shape):
+            orig = p[idx]
+            p[idx] = orig + h
+            lp = _reference_forward(net.params, x, y, steps, reset, 3.0, frozen)[0]
+            p[idx] = orig - h
+            lm = _reference_forward(net.params, x, y, steps, reset, 3.0, frozen)[0]
+            p[idx] = orig
+            num[idx] = (lp - lm) / (2 * h)
+        np.testing.assert_allclose(grads[name], num, rtol=1e-5, atol=1e-8, err_msg=name)
