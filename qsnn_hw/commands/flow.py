@@ -141,6 +141,10 @@ def run(args) -> int:
         get_board(args.board)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    if args.lanes is None:
+        # every lane costs a LIF datapath, a quantizer and level tables: the UP5K holds
+        # about two (one per layer), the ECP5 boards many more
+        args.lanes = "1" if args.board == "icebreaker" else "4"
     lanes = parse_lanes(args.lanes)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -231,7 +235,9 @@ def register(sub) -> None:
                    help="test samples to verify in simulation (default 40)")
     p.add_argument("--sim", default="auto", choices=("auto", "verilator", "icarus", "amaranth"),
                    help="simulator for verify (auto: Verilator, else Icarus, else Amaranth)")
-    p.add_argument("--lanes", default="4", help="parallel lanes P (default 4)")
+    p.add_argument("--lanes", default=None,
+                   help="parallel lanes P, or P1,P2 per layer (default: 1 on the iCEBreaker, "
+                        "4 on the ULX3S)")
     p.add_argument("--clock", type=float_range(1, 500), default=None,
                    help="core clock in MHz (default: the board's default)")
     p.add_argument("--toolchain", choices=("yowasp", "system"), default="yowasp")
