@@ -183,3 +183,27 @@ def test_default_count_bits_never_saturate():
         # at most one spike per timestep: the count reaches T, which must fit
         assert (1 << bits) - 1 >= steps and (1 << (bits - 1)) - 1 < steps
     assert default_count_bits(Artifact(net)) == 16
+
+
+@pytest.mark.parametrize("board,clock,pll", [
+    ("icebreaker", 12, None), ("icebreaker", 30, "SB_PLL40_PAD"),
+    ("ulx3s-12f", 25, None), ("ulx3s-45f", 60, "EHXPLLL")])
+def test_board_top_elaborates(board, clock, pll):
+    """The board top prepares for every platform (no tools run): UART pins constrained,
+    a PLL only when the clock differs from the board clock, the divisor from the clock."""
+    from qsnn_hw.boards.top import BoardTop
+    b = get_board(board)
+    top = BoardTop(_small_net(), b, clock_mhz=clock, baud=115200)
+    assert top.divisor == round(top.actual_mhz * 1e6 / 115200)
+    files = dict(b.platform().prepare(top, name="top").files)
+    rtlil = files["top.il"]
+    rtlil = rtlil.decode() if isinstance(rtlil, bytes) else rtlil
+    constraints = files.get("top.pcf") or files.get("top.lpf")
+    constraints = constraints.decode() if isinstance(constraints, bytes) else constraints
+    uart_pins = ("6", "9") if b.family == "ice40" else ("M1", "L4")
+    for pin in uart_pins:
+        assert pin in constraints
+    if pll:
+        assert pll in rtlil
+    else:
+        assert "SB_PLL40" not in rtlil and "EHXPLLL" not in rtlil
