@@ -3,16 +3,76 @@
 Facts this relies on (shared/BRIEF.md): cocotb 1.9.2 drives both Icarus 11 and Debian's
 Verilator 5.006; Amaranth's Verilog carries no `timescale`, so one is given here; Verilator
 needs -Wno-fatal for Amaranth output.
+
+:func:`run_bundle` runs a simulation bundle (``sim/bundle.py``) through the generic
+testbench ``sim/tb_core.py`` and returns its report; on a mismatch it reruns the first
+failing core, cut after the failing sample, with a waveform (VCD under Icarus, FST under
+Verilator) kept in the build directory.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import time
 from pathlib import Path
 
 SIMULATORS = ("icarus", "verilator")
 _BINARIES = {"icarus": "iverilog", "verilator": "verilator"}
 SIM_DIR = Path(__file__).resolve().parent
+
+# Verilator: C++ compile settings that trade run-time speed for build time (a build costs
+# more than most of our simulations). QSNN_VERILATOR_OPT overrides the -O level.
+_VERILATOR_JOBS = str(max(1, min(os.cpu_count() or 1, 4)))
+
+
+def verilator_make_args(opt: str | None = None) -> list[str]:
+    """make arguments for Verilator's C++ build: ``opt`` for the design code (default
+    ``$QSNN_VERILATOR_OPT`` or -O1), -O0 for the run-once parts."""
+    opt = opt or os.environ.get("QSNN_VERILATOR_OPT", "-O1")
+    return [f"-j{_VERILATOR_JOBS}", f"OPT_FAST={opt}", "OPT_SLOW=-O0", "OPT_GLOBAL=-O1"]
+
+
+# Verilator's runtime library and cocotb's main are the same C++ in every build, and
+# compiling them costs more than a small design: compiled once, kept here, reused
+# (make -o marks them up to date). The key covers every input that changes them.
+_CACHED_OBJS = ("verilated", "verilated_dpi", "verilated_vpi", "verilated_threads",
+                "verilated_timing", "verilated_fst_c", "verilated_vcd_c", "verilator")
+
+
+def _verilator_cache(make_args: list, trace: bool) -> Path:
+    import hashlib
+    import subprocess
+
+    import cocotb
+    ver = subprocess.run(["verilator", "--version"], capture_output=True, text=True).stdout
+    cxx = subprocess.run(["g++", "--version"], capture_output=True, text=True).stdout
+    key = hashlib.sha256("\0".join([ver, cxx, cocotb.__version__, cocotb.__file__,
+                                      " ".join(make_args), str(trace)]).encode()).hexdigest()
+    root = Path(os.environ.get("QSNN_VERILATOR_CACHE",
+                               Path.home() / ".cache" / "qsnn-hw" / "verilator"))
+    return root / key[:16]
+
+
+def _restore_objs(cache: Path, build_dir: Path) -> list[str]:
+    args = []
+    for name in _CACHED_OBJS:
+        src = cache / f"{name}.o"
+        if src.exists():
+            shutil.copy2(src, build_dir / src.name)
+            args += ["-o", src.name]
+    return args
+
+
+def _save_objs(cache: Path, build_dir: Path) -> None:
+    cache.mkdir(parents=True, exist_ok=True)
+    for name in _CACHED_OBJS:
+        obj = build_dir / f"{name}.o"
+        if obj.exists() and not (cache / obj.name).exists():
+            tmp = cache / f".{obj.name}.{os.getpid()}"
+            shutil.copy2(obj, tmp)
+            os.replace(tmp, cache / obj.name)     # atomic: parallel builds never see half
 
 
 def simulator_available(sim: str) -> bool:
@@ -20,10 +80,14 @@ def simulator_available(sim: str) -> bool:
 
 
 def run_cocotb(sim: str, verilog: list, toplevel: str, test_module: str, build_dir,
-               env: dict | None = None, waves: bool = False) -> Path:
+               env: dict | None = None, waves: bool = False, *,
+               compile_args: list | None = None, make_args: list | None = None,
+               plus_args: list | None = None) -> Path:
     """Compile ``verilog`` with ``sim`` and run the cocotb module ``test_module`` (a module
     in ``sim/``) against ``toplevel``. cocotb-test raises ``SystemExit`` on a failing or
-    crashed cocotb test; returns the path of the results XML (JUnit format)."""
+    crashed cocotb test; returns the path of the results XML (JUnit format).
+    ``compile_args`` are added to the simulator's compile command, ``make_args`` to
+    Verilator's C++ make, ``plus_args`` to the simulation command line."""
     from cocotb_test.simulator import run
 
     if sim not in SIMULATORS:
@@ -33,8 +97,81 @@ def run_cocotb(sim: str, verilog: list, toplevel: str, test_module: str, build_d
                                 f"`sudo apt-get install {_BINARIES[sim]}`")
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
-    compile_args = ["-Wno-fatal"] if sim == "verilator" else []
+    args = ["-Wno-fatal"] if sim == "verilator" else []
+    args += list(compile_args or [])
+    kwargs = {}
+    if sim == "verilator" and make_args:
+        kwargs["make_args"] = list(make_args)
     return Path(run(simulator=sim, verilog_sources=[str(v) for v in verilog], toplevel=toplevel,
         module=test_module, python_search=[str(SIM_DIR)], sim_build=str(build_dir),
-        work_dir=str(build_dir), timescale="1ns/1ps", compile_args=compile_args,
-        extra_env={k: str(v) for k, v in (env or {}).items()}, waves=waves))
+        work_dir=str(build_dir), timescale="1ns/1ps", compile_args=args,
+        plus_args=list(plus_args or []),
+        extra_env={k: str(v) for k, v in (env or {}).items()}, waves=waves, **kwargs))
+
+
+def run_bundle(sim: str, bundle_json, build_dir, *, waves_on_failure: bool = True,
+               waves: bool = False, opt: str | None = None) -> dict:
+    """Simulate every core of a bundle and compare with its golden expectations.
+
+    Returns the testbench report (``sim/tb_core.py``) plus ``total_s`` (build and run
+    wall time) and, after a mismatch, ``waveform`` (path of the rerun's waveform).
+    ``opt``: Verilator's C++ optimisation level for the design (-O0 builds fastest;
+    -O1 or -O2 for long runs)."""
+    bundle_json = Path(bundle_json).resolve()
+    info = json.loads(bundle_json.read_text())
+    build_dir = Path(build_dir).resolve()
+    if build_dir.exists():
+        shutil.rmtree(build_dir)   # a stale report or binary must never pass for this run
+    build_dir.mkdir(parents=True)
+    sources = [bundle_json.parent / v for v in info["verilog"]]
+    env = {"QSNN_BUNDLE": bundle_json}
+    compile_args, make_args, plus_args = [], None, []
+    if sim == "verilator":
+        # --timing: the harness makes its own clock; the waivers are Amaranth's style
+        compile_args = ["--timing", "-Wno-WIDTH", "-Wno-CASEINCOMPLETE", "-Wno-UNOPTFLAT",
+                        "-Wno-STMTDLY", "-Wno-MULTIDRIVEN", "-Wno-UNSIGNED", "-Wno-CMPCONST",
+                        "-Wno-LATCH", "-Wno-BLKANDNBLK", "-Wno-lint", "-Wno-style"]
+        make_args = verilator_make_args(opt)
+        if waves:
+            plus_args = ["--trace", "--trace-file", "waves.fst"]
+        cache = _verilator_cache(make_args, waves)
+        make_args = make_args + _restore_objs(cache, build_dir)
+    else:
+        # Verilog-2005 semantics: Icarus' SystemVerilog mode (cocotb-test's -g2012) gives
+        # declaration initializers no time-0 event, so Yosys' trigger for `always @*`
+        # blocks never fires and a block whose inputs never change stays X forever
+        # (seen in the pipelined state quantizer). The last -g flag wins.
+        compile_args = ["-g2005"]
+        if waves:
+            plus_args = ["+qsnn_vcd"]
+    t0 = time.perf_counter()
+    crashed = None
+    try:
+        run_cocotb(sim, sources, info["top"], "tb_core", build_dir, env=env,
+                   waves=waves and sim == "verilator", compile_args=compile_args,
+                   make_args=make_args, plus_args=plus_args)
+    except SystemExit as exc:      # cocotb-test: a failing or crashed test
+        crashed = str(exc)
+    if sim == "verilator":
+        _save_objs(cache, build_dir)
+    total = time.perf_counter() - t0
+    rpath = build_dir / "report.json"
+    if not rpath.exists():
+        raise RuntimeError(f"{sim} run of {bundle_json} produced no report "
+                           f"({crashed or 'no error'}); see {build_dir}")
+    report = json.loads(rpath.read_text())
+    report.update(sim=sim, total_s=total, build_dir=str(build_dir))
+    if waves:
+        wf = build_dir / ("waves.fst" if sim == "verilator" else "waves.vcd")
+        report["waveform"] = str(wf) if wf.exists() else None
+    if not report["ok"] and waves_on_failure and not waves:
+        bad = next(c for c in report["cores"] if not c["ok"])
+        first = bad.get("first") or {}
+        upto = min(bad["samples"], (first.get("sample") or 0) + 1)
+        from .bundle import subset_bundle
+        sub = subset_bundle(bundle_json, bad["core"], upto, build_dir / "rerun_bundle")
+        rerun = run_bundle(sim, sub, build_dir / "waves", waves_on_failure=False, waves=True,
+                           opt="-O0")
+        bad["waveform"] = rerun.get("waveform")
+        report["waveform"] = rerun.get("waveform")
+    return report

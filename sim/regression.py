@@ -1,0 +1,55 @@
+"""Seeded random core configurations for the RTL regression (``tests/test_sim_core.py``).
+
+The space is the generator sweep's (``tests/test_hdl_top.py``): weight bits 2..16, state
+bits 2..8 and unquantized, every level family, both resets, lanes 1..16 per layer (N not
+a multiple of P included), spike and direct input (2..8 bits), input densities 0, 1 and
+in between; categories cycle with the seed so any 16 consecutive seeds cover every state
+width, family, reset and input kind. On top: several samples back to back (the per-sample
+reset), long samples (T up to 64) and, every sixteenth seed, wide layers (60-120 neurons).
+Same seed, same configuration (network, inputs, lanes and back-pressure).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qsnn_hw.testing import FAMILIES, random_inputs, random_network
+
+from .bundle import CoreCase
+
+STATE_BITS = [None, 2, 3, 4, 5, 6, 7, 8]
+INPUT_BITS = [1, 1, 2, 8, 1, 4]
+
+
+def regression_case(seed: int) -> CoreCase:
+    rng = np.random.default_rng([seed, 20261122])
+    kind = seed % 8
+    wide = seed % 16 == 7
+    layers = int(rng.integers(1, 4))
+    if wide:      # wide and sparse, short (emission time grows with the weight count)
+        sizes = [int(rng.integers(60, 120))] + [int(rng.integers(30, 100))
+                                                for _ in range(layers - 1)] + [10]
+        input_bits = 1
+    else:
+        sizes = [int(rng.integers(1, 25)) for _ in range(layers + 1)]
+        input_bits = INPUT_BITS[seed % len(INPUT_BITS)]
+    net = random_network(rng, sizes=sizes, input_bits=input_bits,
+                         weight_bits=2 + (seed * 7) % 15, state_bits=STATE_BITS[seed % 8],
+                         family=FAMILIES[(seed // 2) % 4], reset=["subtract", "zero"][seed % 2])
+    density = [0.0, 1.0, float(rng.uniform(0.05, 0.6))][seed % 3]
+    if wide:
+        density = min(density, 0.05)
+        samples, steps = 2, 3
+    elif kind in (3, 5):   # long samples
+        samples, steps = 3, int(rng.integers(32, 65))
+    else:
+        samples, steps = int(rng.integers(2, 5)), int(rng.integers(1, 12))
+    x = random_inputs(rng, net, samples, steps, density)
+    lanes = [int(rng.integers(1, 17)) for _ in net.layers]
+    describe = (f"sizes={[net.n_in] + [la.n_out for la in net.layers]} lanes={lanes} "
+                f"input_bits={input_bits} state_bits={STATE_BITS[seed % 8]} "
+                f"family={FAMILIES[(seed // 2) % 4]} reset={net.layers[0].reset} "
+                f"density={density:.2f} samples={samples} T={steps}")
+    return CoreCase(f"r{seed}", net, x, lanes=lanes, seed=seed,
+                    valid_gap=float(rng.choice([0.0, 0.2, 0.6])),
+                    ready_prob=float(rng.choice([1.0, 0.5, 0.15])), describe=describe)

@@ -1,0 +1,59 @@
+"""The generic cocotb testbench for generated cores (see ``sim/bundle.py``).
+
+The bundle's harness top drives every core from preloaded stimulus with randomized
+back-pressure and writes traces; this test only waits for the harness to finish (one
+trigger, no Python per cycle), then compares every core's trace with the golden
+expectations in bulk (``sim/trace_check.py``) and writes ``report.json`` into the working
+directory. Environment: ``QSNN_BUNDLE`` (path of bundle.json), ``QSNN_EXT_CLOCK=1`` when
+the harness was built without its own clock (cocotb then drives ``clk``).
+
+Portable across cocotb 1.9 and 2.x: only ``cocotb.test``, ``RisingEdge``, ``Timer``,
+``Clock`` and ``int(handle.value)`` are used.
+"""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import cocotb
+import trace_check
+from cocotb.triggers import RisingEdge
+
+
+def _clock(dut):
+    from cocotb.clock import Clock
+    try:
+        clk = Clock(dut.clk, 10, unit="ns")        # cocotb >= 2.0
+    except TypeError:
+        clk = Clock(dut.clk, 10, units="ns")       # cocotb 1.x
+    cocotb.start_soon(clk.start())
+
+
+@cocotb.test()
+async def bundle_matches_golden(dut):
+    bundle = Path(os.environ["QSNN_BUNDLE"])
+    info = json.loads(bundle.read_text())
+    if os.environ.get("QSNN_EXT_CLOCK") == "1":
+        _clock(dut)
+    t0 = time.perf_counter()
+    await RisingEdge(dut.all_done)      # low from time 0: the harness never starts done
+    wall = time.perf_counter() - t0
+    cycles = int(dut.cycle.value)
+    timeout = bool(int(dut.timeout.value))
+    reports = []
+    for core in info["cores"]:
+        rep = trace_check.check_core(bundle.parent, core)
+        if timeout:
+            rep["problems"].append(f"timeout at cycle {cycles}: a core made no progress for "
+                                   f"{info['watchdog']} cycles, or the cycle limit "
+                                   f"({info['cycle_limit']}) was reached")
+            rep["ok"] = False
+        reports.append(rep)
+    summary = {"cycles": cycles, "sim_wall_s": wall,
+               "cycles_per_s": cycles / wall if wall > 0 else None,
+               "timeout": timeout, "cores": reports,
+               "ok": all(r["ok"] for r in reports)}
+    Path("report.json").write_text(json.dumps(summary, indent=1) + "\n")
+    failed = [trace_check.format_report(r) for r in reports if not r["ok"]]
+    assert not failed, "\n".join(failed)

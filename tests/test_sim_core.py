@@ -1,0 +1,180 @@
+"""The generated core under Icarus and Verilator (cocotb), bit-exact against the golden
+model: a seeded random-configuration regression, the trained digits model on its whole
+test split, and a deliberately broken core that must be caught at the right place.
+
+Every expected value comes from ``qsnn_hw.golden.simulate``. Sizes:
+``QSNN_REGRESSION_CONFIGS`` (default 50) random configurations per simulator, all in one
+build per simulator (``sim/bundle.py`` puts K cores into one harness);
+``QSNN_REGRESSION_SEED`` (default 0) shifts the seeds. A failure names the configuration
+seed; replay one with ``QSNN_REGRESSION_SEED=<seed> QSNN_REGRESSION_CONFIGS=1``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+
+from qsnn_hw.golden import simulate
+from qsnn_hw.testing import random_inputs, random_network
+from sim.bundle import CoreCase, write_bundle
+from sim.regression import regression_case
+from sim.runner import SIMULATORS, run_bundle, simulator_available
+from sim.trace_check import format_report
+
+pytestmark = [pytest.mark.sim,
+              pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")]
+
+CONFIGS = int(os.environ.get("QSNN_REGRESSION_CONFIGS", "50"))
+SEED0 = int(os.environ.get("QSNN_REGRESSION_SEED", "0"))
+ROOT = Path(__file__).resolve().parents[1]
+DIGITS = ROOT / "rtl" / "digits.qsnn"
+DIGITS_LANES = [64, 10]
+
+
+def _need(sim):
+    if not simulator_available(sim):
+        pytest.skip(f"{sim} is not installed")
+
+
+def _failures(report) -> str:
+    return "\n".join(format_report(c) for c in report["cores"] if not c["ok"]) + \
+        (f"\nwaveform: {report.get('waveform')}" if report.get("waveform") else "")
+
+
+@pytest.fixture(scope="module")
+def regression_bundle(tmp_path_factory):
+    """One bundle (generated once, simulated by both simulators)."""
+    cases = [regression_case(SEED0 + i) for i in range(CONFIGS)]
+    return write_bundle(cases, tmp_path_factory.mktemp("regression") / "bundle"), cases
+
+
+@pytest.mark.parametrize("sim", SIMULATORS)
+def test_random_configurations_bit_exact(sim, regression_bundle, tmp_path, record_property):
+    _need(sim)
+    bundle, cases = regression_bundle
+    report = run_bundle(sim, bundle, tmp_path / f"build_{sim}", opt="-O0")
+    record_property("cycles_per_s", report["cycles_per_s"])
+    assert len(report["cores"]) == len(cases) == CONFIGS
+    assert report["ok"], _failures(report)
+    for core, case in zip(report["cores"], cases, strict=True):
+        # the check compared real activity: the samples, all of them
+        assert core["samples"] == case.x.shape[0] and core["mismatches"] == 0
+    print(f"{sim}: {CONFIGS} configurations, {report['cycles']} cycles, "
+          f"{report['cycles_per_s']:.0f} cycles/s, {report['total_s']:.1f} s with build")
+
+
+def test_regression_covers_the_space():
+    """The configuration space promised in sim/regression.py, over the default sweep."""
+    cases = [regression_case(s) for s in range(50)]
+    layers = [la for c in cases for la in c.net.layers]
+    assert {la.state_bits for la in layers} >= {None, 2, 3, 4, 5, 6, 7, 8}
+    assert {la.reset for la in layers} == {"subtract", "zero"}
+    assert {c.net.input_bits for c in cases} >= {1, 2, 4, 8}
+    wbits = {int(np.abs(la.weight).max()).bit_length() + 1 for la in layers}
+    assert min(wbits) <= 3 and max(wbits) >= 15
+    lanes = [(p, la.n_out) for c in cases for p, la in zip(c.lanes, c.net.layers, strict=True)]
+    assert {p for p, _ in lanes} >= {1, 16} and any(n % p for p, n in lanes)
+    assert max(c.x.shape[1] for c in cases) >= 60
+    assert min(c.x.shape[0] for c in cases) >= 2
+    dens = [c.x.astype(bool).mean() for c in cases]
+    assert min(dens) == 0.0 and max(dens) == 1.0 and any(0.05 < d < 0.95 for d in dens)
+    assert {c.valid_gap for c in cases} >= {0.0, 0.6} and {c.ready_prob for c in cases} >= {
+        1.0, 0.15}
+
+
+# ---- a core that is wrong must fail, at the right place --------------------------------
+
+def _off_by_one_leak(target):
+    """Fault injection without touching qsnn_hw/hdl: the LIF datapaths of ``target`` (an
+    IntLayer) shift the leak product by beta_shift + 1 instead of beta_shift."""
+    from qsnn_hw.hdl import engine
+    from qsnn_hw.hdl.lif import LIFDatapath
+
+    class OffByOneLeak(LIFDatapath):
+        def __init__(self, layer, **kw):
+            if layer is target:
+                layer = dataclasses.replace(layer, beta_shift=layer.beta_shift + 1)
+            super().__init__(layer, **kw)
+
+    return contextlib.contextmanager(lambda: (yield from _patched(engine, OffByOneLeak)))
+
+
+def _patched(engine, cls):
+    with mock.patch.object(engine, "LIFDatapath", cls):
+        yield
+
+
+def test_broken_leak_shift_is_caught_at_the_right_place(tmp_path):
+    _need("icarus")
+    rng = np.random.default_rng(1234)
+    net = random_network(rng, sizes=[12, 9, 7], input_bits=1, state_bits=None,
+                         reset="subtract", bias=False, frac_bits=0)
+    # beta = 3/4, so the faulty leak (3/8) differs as soon as a membrane is non-zero
+    layers = [dataclasses.replace(la, beta_num=3, beta_shift=2) for la in net.layers]
+    net = dataclasses.replace(net, layers=tuple(layers))
+    x = random_inputs(rng, net, 3, 10, 0.4)
+    target = net.layers[1]
+    # what the broken core computes: the same network with layer 1's beta halved
+    faulty = dataclasses.replace(net, layers=(net.layers[0], dataclasses.replace(
+        target, beta_shift=target.beta_shift + 1)))
+    good, bad = simulate(net, x, trace=True), simulate(faulty, x, trace=True)
+    assert np.array_equal(good.mem[0], bad.mem[0])
+    diff = np.argwhere(good.mem[1] != bad.mem[1])
+    assert diff.size, "the fault must be observable on these inputs"
+    b, t, n = (int(v) for v in diff[0])
+
+    case = CoreCase("broken", net, x, lanes=[2, 3], seed=99, layer_patch=_off_by_one_leak(target),
+                    describe="leak shift off by one in layer 1")
+    bundle = write_bundle([case], tmp_path / "bundle")
+    report = run_bundle("icarus", bundle, tmp_path / "build")
+    assert not report["ok"]
+    core = report["cores"][0]
+    first = core["first"]
+    assert (first["sample"], first["timestep"], first["layer"], first["neuron"]) == (b, t, 1, n)
+    assert first["what"] == "membrane"
+    assert (first["expected"], first["actual"]) == (int(good.mem[1][b, t, n]),
+                                                    int(bad.mem[1][b, t, n]))
+    text = format_report(core)
+    assert "seed 99" in text and f"sample {b}, timestep {t}, layer 1, neuron {n}" in text
+    assert core["mismatch_counts"]["layer0_state"] == 0
+    wave = Path(report["waveform"])
+    assert wave.suffix == ".vcd" and wave.stat().st_size > 0
+    assert str(wave).startswith(str(tmp_path / "build"))
+
+
+# ---- the trained digits model, whole test split -------------------------------------------
+
+@pytest.fixture(scope="module")
+def digits_bundle(tmp_path_factory):
+    if not DIGITS.exists():
+        pytest.skip(f"{DIGITS.relative_to(ROOT)} is not checked in yet")
+    from qsnn_hw.artifact import load_artifact
+    from qsnn_hw.commands.verify import test_inputs
+
+    art = load_artifact(DIGITS)
+    x, _ = test_inputs(art, None)
+    gold = simulate(art.network, x)
+    case = CoreCase("digits", art.network, x, lanes=DIGITS_LANES, seed=5,
+                    describe=f"{DIGITS.name}, test split")
+    return write_bundle([case], tmp_path_factory.mktemp("digits") / "bundle"), gold, x
+
+
+@pytest.mark.parametrize("sim", SIMULATORS)
+def test_digits_model_whole_test_set_bit_exact(sim, digits_bundle, tmp_path):
+    _need(sim)
+    bundle, gold, x = digits_bundle
+    assert x.shape[0] == 360
+    report = run_bundle(sim, bundle, tmp_path / f"build_{sim}", opt="-O1")
+    core = report["cores"][0]
+    assert report["ok"], _failures(report)
+    assert core["samples"] == 360 and core["timesteps"] == x.shape[1]
+    assert np.array_equal(np.array(core["predictions"]), gold.predictions)
+    assert core["mismatch_counts"]["counts"] == 0
+    print(f"{sim}: digits, 360 samples, {report['cycles']} cycles, "
+          f"{report['cycles_per_s']:.0f} cycles/s")
