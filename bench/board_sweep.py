@@ -80,14 +80,17 @@ def sweep(args) -> None:
     net, count_bits = load_model(args.model)
     results = []
     print(HEADER, flush=True)
-    for p in [int(v) for v in args.lanes.split(",")]:
-        out = Path(args.build_root) / f"{args.board}-P{p}"
+    for p in args.lanes.split(";"):
+        p = [int(v) for v in p.split(",")] if "," in p else int(p)
+        tag = "-".join(map(str, p)) if isinstance(p, list) else p
+        out = Path(args.build_root) / f"{args.board}-P{tag}"
         t0 = time.time()
         try:
             rep = synthesize(net, args.board, out, lanes=p, clock_mhz=args.clock,
                              toolchain=args.toolchain, seed=args.seed,
                              model_info={"spec": args.model}, count_bits=count_bits,
-                             pipelined=True if args.pipelined else None)
+                             pipelined=True if args.pipelined else None,
+                             fifo_depth="min" if args.min_fifo else None)
         except BuildError as exc:
             print(f"| {args.board} | {args.model} | {p} | build failed: "
                   f"{str(exc).splitlines()[0]} |", flush=True)
@@ -110,8 +113,9 @@ def plot(args) -> None:
         reps = [r for r in json.loads(Path(path).read_text()) if "error" not in r]
         if not reps:
             continue
-        reps.sort(key=lambda r: r["lanes"])
-        lanes = [r["lanes"] for r in reps]
+        # x axis: the first (largest) layer's lanes
+        reps.sort(key=lambda r: r["lanes"] if isinstance(r["lanes"], int) else r["lanes"][0])
+        lanes = [r["lanes"] if isinstance(r["lanes"], int) else r["lanes"][0] for r in reps]
         label = f"{reps[0]['board']} {reps[0]['model']['sizes']}"
         logic = [(r["resources"].get("logic_cells") or r["resources"]["luts"]) for r in reps]
         ax1.plot(lanes, [100 * v["used"] / v["available"] for v in logic], "o-",
@@ -137,10 +141,12 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--board", default="icebreaker")
     ap.add_argument("--model", default="reference")
-    ap.add_argument("--lanes", default="1,2,4,8")
+    ap.add_argument("--lanes", default="1;2;4;8",
+                    help="lane settings separated by ';', each P or P1,P2,... per layer")
     ap.add_argument("--clock", type=float, default=None)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--pipelined", action="store_true", help="pipelined state quantizer")
+    ap.add_argument("--min-fifo", action="store_true", help="minimal inter-layer FIFOs")
     ap.add_argument("--toolchain", default="yowasp")
     ap.add_argument("--build-root", default="build/sweep")
     ap.add_argument("--out", default="bench/results/sweep.json")

@@ -13,7 +13,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..contract import IntNetwork
 from ..hdl._util import index_width
-from ..hdl.top import NetworkTop
+from ..hdl.top import NetworkTop, lanes_per_layer
 from . import protocol as P
 from .uart import UARTRx, UARTTx, check_divisor
 
@@ -30,6 +30,8 @@ class UartBridge(wiring.Component):
     net : IntNetwork; lanes, count_bits, pipelined : as :class:`NetworkTop`.
     divisor : UART clocks per bit (``round(f_clk / baud)``, >= 4).
     rx_fifo_depth : receive FIFO depth in bytes.
+    fifo_depth : the core's per-layer output FIFO depths (NetworkTop), or ``"min"`` for
+        G + 1 words each (less layer overlap, far fewer flip-flops on small devices).
 
     Members
     -------
@@ -39,7 +41,8 @@ class UartBridge(wiring.Component):
     """
 
     def __init__(self, net: IntNetwork, *, divisor: int, lanes=1, count_bits: int = 16,
-                 pipelined: bool | None = None, rx_fifo_depth: int = 64):
+                 pipelined: bool | None = None, rx_fifo_depth: int = 64,
+                 fifo_depth=None):
         if not isinstance(net, IntNetwork):
             raise TypeError(f"net must be an IntNetwork, got {type(net).__name__}")
         self.net = net
@@ -47,7 +50,13 @@ class UartBridge(wiring.Component):
         if not isinstance(rx_fifo_depth, int) or rx_fifo_depth < 2:
             raise ValueError(f"rx_fifo_depth must be an integer >= 2, got {rx_fifo_depth!r}")
         self.rx_fifo_depth = rx_fifo_depth
-        self.core = NetworkTop(net, lanes=lanes, count_bits=count_bits, pipelined=pipelined)
+        if fifo_depth == "min":
+            # one timestep of spike words (G + 1): the smallest legal FIFO per layer
+            fifo_depth = [-(-layer.n_out // p) + 1
+                          for layer, p in zip(net.layers, lanes_per_layer(net, lanes),
+                                              strict=True)]
+        self.core = NetworkTop(net, lanes=lanes, count_bits=count_bits, pipelined=pipelined,
+                               fifo_depth=fifo_depth)
         self.framing = P.framing(net, count_bits)
         if self.framing.beat_bytes > 255:
             raise ValueError("input beats wider than 255 bytes are not supported")

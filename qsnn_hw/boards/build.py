@@ -223,14 +223,14 @@ def _tail(path: Path, n: int = 15) -> str:
 def synthesize(net: IntNetwork, board_name: str, out_dir, *, lanes=1, clock_mhz=None,
                toolchain: str = "yowasp", baud: int = DEFAULT_BAUD, count_bits: int = 16,
                seed: int = 1, model_info: dict | None = None, log=None,
-               pipelined: bool | None = None) -> dict:
+               pipelined: bool | None = None, fifo_depth=None) -> dict:
     """Build a bitstream of ``net`` for ``board_name`` into ``out_dir`` and return the
     report (also written as ``report.json`` and ``report.md``). ``out_dir`` is replaced
     only by a complete build; a failed one is left in ``<out_dir>.failed`` for its logs."""
     board = get_board(board_name)
     tools = resolve_tools(board.family, toolchain)
     top = BoardTop(net, board, lanes=lanes, clock_mhz=clock_mhz, baud=baud,
-                   count_bits=count_bits, pipelined=pipelined)
+                   count_bits=count_bits, pipelined=pipelined, fifo_depth=fifo_depth)
     fit = check_weights_fit(net, top.bridge.core.lanes, board)
     out = Path(out_dir).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -291,6 +291,7 @@ def synthesize(net: IntNetwork, board_name: str, out_dir, *, lanes=1, clock_mhz=
         "count_bits": count_bits,
         "quantizer": {"pipelined": pipelined,
                       "latency": [g.latency for g in top.bridge.core.geometry]},
+        "fifo_depth": [g.fifo_depth for g in top.bridge.core.geometry],
         "weights": fit,
         "resources": resources, "fmax": fmax, "timing_pass": ok,
         "toolchain": toolchain, "seed": int(seed), "seconds": round(seconds, 1),

@@ -29,7 +29,7 @@ class BoardTop(Elaboratable):
 
     def __init__(self, net: IntNetwork, board: Board, *, lanes=1, clock_mhz=None,
                  baud: int = DEFAULT_BAUD, count_bits: int = 16,
-                 pipelined: bool | None = None):
+                 pipelined: bool | None = None, fifo_depth=None):
         self.board = board
         self.clock_mhz = float(board.default_mhz if clock_mhz is None else clock_mhz)
         if not self.clock_mhz > 0:
@@ -47,7 +47,8 @@ class BoardTop(Elaboratable):
             raise ValueError(f"baud {baud} is too fast for a {self.actual_mhz:g} MHz clock "
                              f"(needs >= 4 clocks per bit)")
         self.bridge = UartBridge(net, divisor=self.divisor, lanes=lanes,
-                                 count_bits=count_bits, pipelined=pipelined)
+                                 count_bits=count_bits, pipelined=pipelined,
+                                 fifo_depth=fifo_depth)
 
     @property
     def baud_error(self) -> float:

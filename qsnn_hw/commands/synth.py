@@ -33,7 +33,8 @@ def default_count_bits(art) -> int:
 
 
 def run_synth(model: Path, board: str, out, *, lanes="1", clock=None, toolchain="yowasp",
-              baud=115200, count_bits=None, seed=1, quiet=False, pipelined=None) -> dict:
+              baud=115200, count_bits=None, seed=1, quiet=False, pipelined=None,
+              fifo_depth=None) -> dict:
     from ..boards.boards import get_board
     from ..boards.build import BuildError, synthesize
     model = Path(model)
@@ -55,7 +56,7 @@ def run_synth(model: Path, board: str, out, *, lanes="1", clock=None, toolchain=
         return synthesize(art.network, board, out, lanes=lanes, clock_mhz=clock,
                           toolchain=toolchain, baud=baud, count_bits=count_bits, seed=seed,
                           model_info=info, log=None if quiet else print,
-                          pipelined=pipelined)
+                          pipelined=pipelined, fifo_depth=fifo_depth)
     except BuildError as exc:
         raise UserError(str(exc)) from None
 
@@ -64,7 +65,8 @@ def run(args) -> int:
     out = args.out or f"build/{args.board}"
     report = run_synth(args.model, args.board, out, lanes=args.lanes, clock=args.clock,
                        toolchain=args.toolchain, baud=args.baud, count_bits=args.count_bits,
-                       seed=args.seed, pipelined=True if args.pipelined_quantizer else None)
+                       seed=args.seed, pipelined=True if args.pipelined_quantizer else None,
+                       fifo_depth="min" if args.min_fifo else None)
     print((Path(out) / "report.md").read_text())
     print(f"wrote {out}/{report['bitstream']}, {out}/report.json, {out}/report.md")
     if not report["timing_pass"]:
@@ -99,4 +101,7 @@ def register(sub) -> None:
     p.add_argument("--pipelined-quantizer", action="store_true",
                    help="use the pipelined state quantizer (one comparison per stage: "
                         "higher Fmax, state_bits more cycles per timestep)")
+    p.add_argument("--min-fifo", action="store_true",
+                   help="smallest inter-layer FIFOs (one timestep of words): far fewer "
+                        "flip-flops, less overlap between layers")
     p.set_defaults(func=run)
