@@ -145,6 +145,7 @@ def run(args) -> int:
         # every lane costs a LIF datapath, a quantizer and level tables: the UP5K holds
         # about two (one per layer), the ECP5 boards many more
         args.lanes = "1" if args.board == "icebreaker" else "4"
+    small = args.board == "icebreaker"   # minimal FIFOs + pipelined quantizer fit the UP5K
     lanes = parse_lanes(args.lanes)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -199,7 +200,9 @@ def run(args) -> int:
             summary["synth"] = run_synth(model, args.board, build_dir, lanes=args.lanes,
                                          clock=args.clock, toolchain=args.toolchain,
                                          quiet=True,
-                                         pipelined=True if args.pipelined_quantizer else None)
+                                         pipelined=True if (args.pipelined_quantizer or small)
+                                         else None,
+                                         fifo_depth="min" if (args.min_fifo or small) else None)
             summary["build_dir"] = str(build_dir)
         except UserError as exc:
             summary["synth_error"] = str(exc).splitlines()[0]
@@ -242,6 +245,9 @@ def register(sub) -> None:
                    help="core clock in MHz (default: the board's default)")
     p.add_argument("--toolchain", choices=("yowasp", "system"), default="yowasp")
     p.add_argument("--pipelined-quantizer", action="store_true",
-                   help="synthesize with the pipelined state quantizer (higher Fmax)")
+                   help="synthesize with the pipelined state quantizer (higher Fmax; always "
+                        "on for the iCEBreaker)")
+    p.add_argument("--min-fifo", action="store_true",
+                   help="smallest inter-layer FIFOs (always on for the iCEBreaker)")
     p.add_argument("--no-synth", action="store_true", help="stop after verification")
     p.set_defaults(func=run)
