@@ -143,6 +143,12 @@ def test_failed_build_leaves_no_output_dir(monkeypatch, tmp_path):
     with pytest.raises(B.BuildError, match="build failed"):
         B.synthesize(net, "icebreaker", out, toolchain="system", clock_mhz=12)
     assert not out.exists()
+    # an earlier good build is left untouched by a failed one
+    out.mkdir()
+    (out / "report.json").write_text("{}")
+    with pytest.raises(B.BuildError, match="build failed"):
+        B.synthesize(net, "icebreaker", out, toolchain="system", clock_mhz=12)
+    assert (out / "report.json").read_text() == "{}"
     assert (tmp_path / "out.failed" / "build.log").is_file()
     assert not list(tmp_path.glob(".out.build-*"))
 

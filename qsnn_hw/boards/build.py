@@ -251,9 +251,13 @@ def synthesize(net: IntNetwork, board_name: str, out_dir, *, lanes=1, clock_mhz=
     t0 = time.monotonic()
     if log:
         log(f"building {board.name} ({platform.device}) in {tmp} ...")
-    with open(tmp / "build.log", "wb") as f:
-        proc = subprocess.run(["sh", "build_top.sh"], cwd=tmp, env=env, stdout=f,
-                              stderr=subprocess.STDOUT)
+    try:
+        with open(tmp / "build.log", "wb") as f:
+            proc = subprocess.run(["sh", "build_top.sh"], cwd=tmp, env=env, stdout=f,
+                                  stderr=subprocess.STDOUT)
+    except BaseException:   # Ctrl-C: no half-built directory left behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     seconds = time.monotonic() - t0
     bit = tmp / BITSTREAM[board.family]
     if proc.returncode != 0 or not bit.is_file() or not (tmp / "nextpnr-report.json").is_file():
