@@ -18,6 +18,12 @@ from . import protocol as P
 from .uart import UARTRx, UARTTx, check_divisor
 
 
+def min_fifo_depths(net: IntNetwork, lanes) -> list[int]:
+    """One timestep of spike words (G + 1) per layer: the smallest legal output FIFOs."""
+    return [-(-layer.n_out // p) + 1
+            for layer, p in zip(net.layers, lanes_per_layer(net, lanes), strict=True)]
+
+
 def _le_bytes(value, n: int) -> list:
     """``n`` little-endian bytes of ``value`` (zero-extended)."""
     v = Cat(Value.cast(value), Const(0, 8 * n))
@@ -51,10 +57,7 @@ class UartBridge(wiring.Component):
             raise ValueError(f"rx_fifo_depth must be an integer >= 2, got {rx_fifo_depth!r}")
         self.rx_fifo_depth = rx_fifo_depth
         if fifo_depth == "min":
-            # one timestep of spike words (G + 1): the smallest legal FIFO per layer
-            fifo_depth = [-(-layer.n_out // p) + 1
-                          for layer, p in zip(net.layers, lanes_per_layer(net, lanes),
-                                              strict=True)]
+            fifo_depth = min_fifo_depths(net, lanes)
         self.core = NetworkTop(net, lanes=lanes, count_bits=count_bits, pipelined=pipelined,
                                fifo_depth=fifo_depth)
         self.framing = P.framing(net, count_bits)

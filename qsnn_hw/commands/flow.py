@@ -84,6 +84,27 @@ def _verify_amaranth(model: Path, samples: int, lanes, have_verify: bool) -> dic
             "cycles_per_sample": float(run.sample_cycles.mean()), "wall_s": wall}
 
 
+def check_board_config(model: Path, lanes, pipelined, min_fifo: bool, samples: int) -> dict:
+    """Run the configuration that is synthesized (pipelined quantizer / minimal FIFOs) in
+    Amaranth's simulator on a few test samples against the golden model."""
+    from ..artifact import load_artifact
+    from ..boards.bridge import min_fifo_depths
+    from ..boards.samples import test_samples
+    from ..golden import simulate
+    from ..hdl.sim_util import run_core
+    art = load_artifact(model)
+    x, _, _ = test_samples(art, samples)
+    gold = simulate(art.network, x)
+    run = run_core(art.network, x, lanes=lanes, pipelined=pipelined,
+                   fifo_depth=min_fifo_depths(art.network, lanes) if min_fifo else None)
+    mism = sum(int(np.sum(a != b)) for a, b in zip(gold.spikes, run.spikes, strict=True))
+    mism += int(np.sum(gold.counts != run.counts)) + int(run.error)
+    what = ", ".join(w for w, on in (("pipelined quantizer", pipelined),
+                                     ("minimal FIFOs", min_fifo)) if on)
+    return {"what": what, "samples": int(x.shape[0]), "mismatches": mism,
+            "cycles_per_sample": float(run.sample_cycles.mean())}
+
+
 def summary_rows(s: dict) -> list[tuple[str, str]]:
     t, v, b = s["train"], s["verify"], s.get("synth")
 
@@ -102,11 +123,18 @@ def summary_rows(s: dict) -> list[tuple[str, str]]:
              f"NO ({v['mismatches']} mismatches)"),
             ("cycles per sample (simulated, comparator quantizer)",
              f"{v['cycles_per_sample']:.0f}")]
+    c = s.get("config_check")
+    if c:
+        rows.append((f"synthesized configuration ({c['what']}; {c['samples']} samples, "
+                     f"Amaranth) bit-exact", "yes" if c["mismatches"] == 0 else
+                     f"NO ({c['mismatches']} mismatches)"))
+        rows.append(("cycles per sample (synthesized configuration)",
+                     f"{c['cycles_per_sample']:.0f}"))
     if b:
         mhz = b["clock"]["actual_mhz"]
+        cyc = c["cycles_per_sample"] if c else v["cycles_per_sample"]
         fmax = min(f["achieved_mhz"] for f in b["fmax"].values())
-        rows.append(("microseconds per sample", f"{v['cycles_per_sample'] / mhz:.1f} at "
-                                                f"{mhz:g} MHz"))
+        rows.append(("microseconds per sample", f"{cyc / mhz:.1f} at {mhz:g} MHz"))
         for r in b["resources"].values():
             if r["label"] in ("PLL", "I/O"):
                 continue
@@ -187,11 +215,22 @@ def run(args) -> int:
     atomic_write_text(out / "verify.json", json.dumps(ver, indent=1, default=str) + "\n")
     times["verify"] = time.perf_counter() - t0
 
+    # ---- the synthesized configuration, if it differs from the verified one -------------
+    pipelined = True if (args.pipelined_quantizer or small) else None
+    min_fifo = bool(args.min_fifo or small)
+    config_check = None
+    if not args.no_synth and (pipelined or min_fifo) and args.config_samples:
+        t0 = time.perf_counter()
+        config_check = check_board_config(model, lanes, pipelined, min_fifo,
+                                          args.config_samples)
+        times["verify"] += time.perf_counter() - t0
+
     # ---- synth ------------------------------------------------------------------------
     summary = {"dataset": args.dataset, "sizes": [net.n_in] + [la.n_out for la in net.layers],
                "timesteps": args.timesteps, "weight_bits": args.weight_bits,
                "state_bits": args.state_bits, "lanes": lanes, "board": args.board,
-               "train": metrics, "verify": ver, "synth": None, "times": times}
+               "train": metrics, "verify": ver, "synth": None, "times": times,
+               "config_check": config_check}
     if not args.no_synth:
         t0 = time.perf_counter()
         build_dir = out / f"build-{args.board}"
@@ -200,9 +239,8 @@ def run(args) -> int:
             summary["synth"] = run_synth(model, args.board, build_dir, lanes=args.lanes,
                                          clock=args.clock, toolchain=args.toolchain,
                                          quiet=True,
-                                         pipelined=True if (args.pipelined_quantizer or small)
-                                         else None,
-                                         fifo_depth="min" if (args.min_fifo or small) else None)
+                                         pipelined=pipelined,
+                                         fifo_depth="min" if min_fifo else None)
             summary["build_dir"] = str(build_dir)
         except UserError as exc:
             summary["synth_error"] = str(exc).splitlines()[0]
@@ -214,7 +252,8 @@ def run(args) -> int:
     w = max(len(k) for k, _ in rows)
     print()
     print("\n".join(f"{k:<{w}}  {v}" for k, v in rows))
-    ok = ver["mismatches"] == 0 and (args.no_synth or (summary["synth"] or {}).get("timing_pass"))
+    ok = ver["mismatches"] == 0 and (config_check is None or config_check["mismatches"] == 0) \
+        and (args.no_synth or (summary["synth"] or {}).get("timing_pass"))
     return 0 if ok else 1
 
 
@@ -249,5 +288,8 @@ def register(sub) -> None:
                         "on for the iCEBreaker)")
     p.add_argument("--min-fifo", action="store_true",
                    help="smallest inter-layer FIFOs (always on for the iCEBreaker)")
+    p.add_argument("--config-samples", type=int_range(0, 1000), default=2,
+                   help="test samples to run in the synthesized configuration when it differs "
+                        "from the verified one (Amaranth simulator; default 2, 0 = skip)")
     p.add_argument("--no-synth", action="store_true", help="stop after verification")
     p.set_defaults(func=run)
