@@ -45,7 +45,7 @@ def test_fallback_verification_is_bit_exact(tmp_path):
     rng = np.random.default_rng(3)
     net = random_network(rng, sizes=[10, 6, 3], input_bits=1, state_bits=4)
     path = save_artifact(tmp_path / "m.qsnn", Artifact(net))
-    rep = _verify_amaranth(Path(path), 4, 2, have_verify=False)
+    rep = _verify_amaranth(Path(path), 4, 2, "qsnn-hw verify not available")
     assert rep["mismatches"] == 0 and rep["samples"] == 4
     assert "not available" in rep["via"]
     # its inputs are the seeded random ones; the golden model agrees with itself there
@@ -71,3 +71,18 @@ def test_flow_with_synth_icebreaker(tmp_path, capsys):
     assert s["config_check"]["mismatches"] == 0 and s["config_check"]["samples"] == 2
     assert code == (0 if s["synth"]["timing_pass"] else 1)
     assert "Fmax" in capsys.readouterr().out
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("code,stdout", [(2, ""), (1, "Traceback (most recent call last)")])
+def test_verify_step_falls_back_when_verify_fails(tmp_path, monkeypatch, code, stdout):
+    import subprocess
+
+    from qsnn_hw.commands import flow
+    net = random_network(np.random.default_rng(4), sizes=[8, 5, 3], input_bits=1,
+                         state_bits=4)
+    path = save_artifact(tmp_path / "m.qsnn", Artifact(net))
+    monkeypatch.setattr(flow, "_cli", lambda argv: subprocess.CompletedProcess(
+        argv, code, stdout=stdout, stderr="boom"))
+    rep = flow.verify_step(Path(path), "verilator", 2, 1)
+    assert "verify --sim verilator failed" in rep["via"] and rep["mismatches"] == 0
