@@ -180,6 +180,7 @@ def _harness(entries: list[dict], out: Path, limit: int) -> str:
     a('      $dumpfile("waves.vcd");')
     a(f"      $dumpvars(0, {TOP});")
     a("    end")
+
     a("  end")
     finished, stuck = [], []
     for k, e in enumerate(entries):

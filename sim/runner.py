@@ -155,7 +155,7 @@ def run_bundle(sim: str, bundle_json, build_dir, *, waves_on_failure: bool = Tru
                         "-Wno-LATCH", "-Wno-BLKANDNBLK", "-Wno-lint", "-Wno-style"]
         make_args = verilator_make_args(opt)
         if waves:
-            plus_args = ["--trace", "--trace-file", "waves.fst"]
+            plus_args = ["--trace", "--trace-file", "waves.fst"]   # cocotb's main dumps
         cache = _verilator_cache(make_args, waves)
         make_args = make_args + _restore_objs(cache, build_dir)
     else:
@@ -192,8 +192,17 @@ def run_bundle(sim: str, bundle_json, build_dir, *, waves_on_failure: bool = Tru
         upto = min(bad["samples"], (first.get("sample") or 0) + 1)
         from .bundle import subset_bundle
         sub = subset_bundle(bundle_json, bad["core"], upto, build_dir / "rerun_bundle")
-        rerun = run_bundle(sim, sub, build_dir / "waves", waves_on_failure=False, waves=True,
-                           opt="-O0")
-        bad["waveform"] = rerun.get("waveform")
-        report["waveform"] = rerun.get("waveform")
+        # Built beside, not inside, this build: Verilator's make would otherwise pick up
+        # ../verilator.o (compiled without tracing) through its search path.
+        side = build_dir.with_name(build_dir.name + "-waves")
+        rerun = run_bundle(sim, sub, side, waves_on_failure=False, waves=True, opt="-O0")
+        wave = None
+        if rerun.get("waveform"):
+            src = Path(rerun["waveform"])
+            wave = build_dir / f"failure{src.suffix}"
+            shutil.move(str(src), wave)
+            wave = str(wave)
+        shutil.rmtree(side, ignore_errors=True)
+        bad["waveform"] = wave
+        report["waveform"] = wave
     return report
