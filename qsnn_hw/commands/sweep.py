@@ -126,7 +126,10 @@ def run(args) -> int:
     base = build_base(args, data.n_classes)
     seeds = list(range(args.seed_offset, args.seed_offset + args.seeds))
     for c in cells:  # validate every cell before any training starts
-        c.config(base, seeds[0])
+        try:
+            c.config(base, seeds[0])
+        except ValueError as exc:
+            raise ValueError(f"--grid {args.grid}: {exc}") from None
     progress = SweepProgress(None if args.quiet else sys.stderr)
     if not args.quiet:
         where = f"Dask scheduler {args.scheduler}" if args.scheduler else \

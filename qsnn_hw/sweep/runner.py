@@ -60,23 +60,25 @@ def _dataset(name: str, data_dir: str, timesteps: int, data_seed: int):
 
 def train_task(task: Task) -> dict:
     """Train one (cell, seed) with one BLAS thread; returns the metrics to cache. Runs in a
-    pool worker, a Dask worker or in-process."""
+    pool worker, a Dask worker or in-process (where it also limits this process's BLAS to
+    one thread)."""
     init_worker()
     from threadpoolctl import threadpool_limits
 
     from ..train.trainer import run_training
     cfg = TrainConfig.from_dict(task.config)
-    with threadpool_limits(limits=1):
-        data = _dataset(cfg.dataset, cfg.data_dir, cfg.timesteps, cfg.data_seed)
-        if task.run_dir is None:
-            with tempfile.TemporaryDirectory(prefix="qsnn-sweep-") as tmp:
-                metrics = run_training(cfg, data, tmp, plots=False)
-        else:
-            shutil.rmtree(task.run_dir, ignore_errors=True)  # no stale checkpoint
-            metrics = run_training(cfg, data, task.run_dir, plots=False)
+    # Not a context manager: threads of one Dask worker would restore each other's limits.
+    threadpool_limits(limits=1)
+    data = _dataset(cfg.dataset, cfg.data_dir, cfg.timesteps, cfg.data_seed)
+    if task.run_dir is None:
+        with tempfile.TemporaryDirectory(prefix="qsnn-sweep-") as tmp:
+            metrics = run_training(cfg, data, tmp, plots=False)
+    else:
+        shutil.rmtree(task.run_dir, ignore_errors=True)  # no stale checkpoint
+        metrics = run_training(cfg, data, task.run_dir, plots=False)
     return {"cell": task.cell, "seed": task.seed, "key": task.key,
             "metrics": {k: metrics[k] for k in METRIC_KEYS},
-            "worker": f"{os.uname().nodename}:{os.getpid()}"}
+            "worker": f"{os.uname().nodename}:{os.getpid()}", "blas_threads": blas_threads()}
 
 
 def blas_threads() -> list[int]:
