@@ -135,9 +135,10 @@ def test_process_pool_and_dask_give_identical_results(tmp_path):
     docs = list(pool.results.values())
     assert all(n == 1 for d in docs for n in d["blas_threads"])
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
-        dask = run_sweep(CELLS, BASE, [0, 1], tmp_path / "dask", scheduler=client)
+                                  dashboard_address=None) as cluster:
+        # the address, as `--scheduler ADDRESS` passes it
+        dask = run_sweep(CELLS, BASE, [0, 1], tmp_path / "dask",
+                         scheduler=cluster.scheduler_address)
     assert len(dask.trained) == 4 and not dask.failed
     assert _metrics(pool) == _metrics(dask)
     # the cache files agree too (same keys, same metrics)

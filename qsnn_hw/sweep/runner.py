@@ -109,13 +109,20 @@ class SweepProgress:
     def __init__(self, stream=None, total: int = 0, width: int = 30):
         self.stream, self.total, self.width = stream, total, width
         self.done = self.cached = 0
+        self.cells_total, self.per_cell, self.cell_runs = 0, 1, {}
         self.t0 = time.perf_counter()
 
-    def step(self, label: str, cached: bool = False):
+    def start(self, n_cells: int, n_seeds: int):
+        self.total, self.cells_total, self.per_cell = n_cells * n_seeds, n_cells, n_seeds
+
+    def step(self, label: str, cached: bool = False, cell: str | None = None):
         self.done += 1
         self.cached += cached
+        if cell is not None:
+            self.cell_runs[cell] = self.cell_runs.get(cell, 0) + 1
         if self.stream is None:
             return
+        cells = sum(n >= self.per_cell for n in self.cell_runs.values())
         fill = int(self.width * self.done / max(self.total, 1))
         elapsed = time.perf_counter() - self.t0
         trained = self.done - self.cached
@@ -123,7 +130,8 @@ class SweepProgress:
         if trained and self.done < self.total:
             eta = f" eta {_fmt_s(elapsed / trained * (self.total - self.done))}"
         self.stream.write(f"sweep [{'=' * fill}{' ' * (self.width - fill)}] "
-                          f"{self.done}/{self.total} runs ({self.cached} cached) "
+                          f"{cells}/{self.cells_total} cells, {self.done}/{self.total} runs "
+                          f"({self.cached} cached) "
                           f"{_fmt_s(elapsed)}{eta}  {label}\n")
         self.stream.flush()
 
@@ -184,7 +192,7 @@ def run_sweep(cells: list[Cell], base: TrainConfig, seeds, out, *, workers: int 
     tasks = plan(cells, base, seeds, out, keep_runs)
     run = SweepRun([c.name for c in cells], seeds)
     progress = progress or SweepProgress(None)
-    progress.total = len(tasks)
+    progress.start(len(cells), len(seeds))
     todo = []
     for t in tasks:
         doc = read_cache(cache_dir / f"{t.key}.json", t.key)
@@ -193,12 +201,12 @@ def run_sweep(cells: list[Cell], base: TrainConfig, seeds, out, *, workers: int 
         else:
             run.results[(t.cell, t.seed)] = doc
             run.reused.append(t.key)
-            progress.step(f"{t.cell} seed {t.seed} (cached)", cached=True)
+            progress.step(f"{t.cell} seed {t.seed} (cached)", cached=True, cell=t.cell)
 
     def finish(t: Task, doc: dict | None, err: BaseException | None):
         if err is not None:
             run.failed[(t.cell, t.seed)] = f"{type(err).__name__}: {err}"
-            progress.step(f"{t.cell} seed {t.seed} FAILED: {err}")
+            progress.step(f"{t.cell} seed {t.seed} FAILED: {err}", cell=t.cell)
             return
         doc = {**doc, "config": t.config, "qsnn_hw": __version__}
         atomic_write_text(cache_dir / f"{t.key}.json", json.dumps(doc, indent=1) + "\n")
@@ -206,7 +214,7 @@ def run_sweep(cells: list[Cell], base: TrainConfig, seeds, out, *, workers: int 
         run.trained.append(t.key)
         m = doc["metrics"]
         progress.step(f"{t.cell} seed {t.seed}: golden {m['golden_accuracy']:.2%} "
-                      f"({m['wall_time_s']:.0f} s)")
+                      f"({m['wall_time_s']:.0f} s)", cell=t.cell)
         if on_result is not None:
             on_result(doc)
 
