@@ -148,7 +148,7 @@ def bar_charts(rows: list[dict], out: Path, metric: str = "golden") -> list[Path
         if not series:
             continue
         bits = sorted({b for _, pts in series for b in pts}, reverse=True)
-        fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+        fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=100)
         width = 0.8 / len(series)
         for i, (label, pts) in enumerate(series):
             xs = [j + (i - (len(series) - 1) / 2) * width for j in range(len(bits))]
@@ -163,7 +163,8 @@ def bar_charts(rows: list[dict], out: Path, metric: str = "golden") -> list[Path
         ax.set_ylabel(f"{metric} test accuracy (%)")
         ax.set_ylim(0, 100)
         ax.set_title(f"Quantizing {TARGET_LABEL[target]}")
-        ax.legend(loc="lower left", fontsize=8)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3, fontsize=8,
+                  frameon=False)
         fig.tight_layout()
         buf = io.BytesIO()
         fig.savefig(buf, format="png")
