@@ -9,7 +9,7 @@ build per simulator (``sim/bundle.py`` puts K cores into one harness);
 ``QSNN_REGRESSION_SEED`` (default 0) shifts the seeds. A failure names the configuration
 seed; replay one with ``QSNN_REGRESSION_SEED=<seed> QSNN_REGRESSION_CONFIGS=1``.
 Digits: all 360 test samples under Verilator (``QSNN_DIGITS_SAMPLES_VERILATOR``), the
-first 12 under Icarus (``QSNN_DIGITS_SAMPLES_ICARUS=360`` for all: about 25 minutes).
+first 48 under Icarus (``QSNN_DIGITS_SAMPLES_ICARUS=360`` for all: 8-16 minutes).
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ SEED0 = int(os.environ.get("QSNN_REGRESSION_SEED", "0"))
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "rtl" / "digits.qsnn"
 DIGITS_LANES = [64, 10]
-# Icarus runs the 64-256-10 digits core at ~4 s per sample (4-state, one always block per
-# register): the whole split (~25 min) is opt-in, CI checks the first samples on Icarus.
+# Icarus runs the digits core at ~1.5 s per sample (4-state, one always block per
+# register): the whole split (~8-16 min) is opt-in, CI checks the first 48 on Icarus.
 DIGITS_SAMPLES = {"verilator": int(os.environ.get("QSNN_DIGITS_SAMPLES_VERILATOR", "360")),
-                  "icarus": int(os.environ.get("QSNN_DIGITS_SAMPLES_ICARUS", "12"))}
+                  "icarus": int(os.environ.get("QSNN_DIGITS_SAMPLES_ICARUS", "48"))}
 
 
 def _need(sim):
