@@ -238,7 +238,7 @@ def test_cli_sweep_results_match_the_train_command_and_statistics(tmp_path):
     assert main(args) == 0
     # The same run through `qsnn-hw train`: same metrics as the sweep's seed 1.
     tr = tmp_path / "train"
-    assert main(["train", "--out", str(tr), "--epochs", "2", "--patience", "2", "--hidden",
+    assert main(["train", "--out", str(tr), "--epochs", "2", "--hidden",
                  "12", "--max-train-samples", "200", "--seed", "1", "--weight-mode", "qat",
                  "--weight-bits", "4", "--state-mode", "squat", "--state-bits", "4",
                  "--no-plots", "--quiet"]) == 0

@@ -87,13 +87,12 @@ def register(subparsers) -> None:
 
 
 def build_base(args, n_classes: int):
-    """The base TrainConfig: trainer defaults, the dataset, and the CLI overrides (CLI
-    overrides win over a grid file's 'base', which is merged into each cell)."""
+    """The base TrainConfig: the trainer's defaults with the dataset and its number of
+    classes. (The CLI overrides go into every cell, over a grid file's 'base'.)"""
     from ..train.config import TrainConfig
     d = TrainConfig()
-    cfg = replace(d, dataset=args.dataset, data_dir=args.data_dir,
-                  layers=d.layers[:-1] + (replace(d.layers[-1], size=n_classes),))
-    return cfg
+    return replace(d, dataset=args.dataset, data_dir=args.data_dir,
+                   layers=d.layers[:-1] + (replace(d.layers[-1], size=n_classes),))
 
 
 def cli_overrides(args) -> dict:
@@ -118,9 +117,6 @@ def run(args) -> int:
         raise ValueError(f"--out {out} exists and is not a directory")
     cells = resolve_grid(args.grid)
     over = cli_overrides(args)
-    if args.patience is None and args.epochs is not None:
-        # short runs: do not let the default patience outlast them
-        over.setdefault("patience", args.epochs)
     cells = [Cell(c.name, c.layer, {**c.train, **over}, c.tags) for c in cells]
     data = load_dataset(args.dataset, args.data_dir, args.timesteps or 16, 0)
     base = build_base(args, data.n_classes)
