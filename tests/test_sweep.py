@@ -290,3 +290,22 @@ def test_paper_tables_and_figures(tmp_path):
     assert f"| 2 | {51 + idx['ptq-weights-2']:.2f} ± 1.00 |" in md
     rows = summarize(cells, results, seeds)
     assert math.isclose(rows[0]["golden_mean"], 51.0)
+
+
+def test_a_failed_run_is_reported_not_cached_and_retried(tmp_path, monkeypatch):
+    import qsnn_hw.train.trainer as trainer
+    real = trainer.run_training
+
+    def diverge_on_states(cfg, *args, **kwargs):
+        if cfg.layers[0].state_mode == "squat":
+            raise trainer.TrainingDiverged("epoch 1 batch 3 (a test)")
+        return real(cfg, *args, **kwargs)
+    monkeypatch.setattr(trainer, "run_training", diverge_on_states)
+    out = tmp_path / "s"
+    res = run_sweep(CELLS, BASE, [0], out, workers=1)
+    assert set(res.failed) == {("s3", 0)} and "epoch 1 batch 3" in res.failed[("s3", 0)]
+    assert len(_cache_files(out)) == 1
+    monkeypatch.setattr(trainer, "run_training", real)
+    count = _Count(monkeypatch)
+    res = run_sweep(CELLS, BASE, [0], out, workers=1)
+    assert count.seen == [("none", "squat", 0)] and not res.failed
