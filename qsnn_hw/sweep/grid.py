@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -171,23 +172,17 @@ def load_grid_file(path) -> list[Cell]:
     """Cells from a ``.json`` or ``.toml`` grid file; errors name the file and the key."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"--grid: grid file {path} does not exist")
-    text = path.read_bytes()
+        raise FileNotFoundError(f"--grid: grid file {path} does not exist"
+                                + (" (it is a directory)" if path.is_dir() else ""))
     suffix = path.suffix.lower()
+    if suffix not in (".json", ".toml"):
+        raise ValueError(f"--grid: grid file {path} must end in .json or .toml")
+    kind = suffix[1:].upper()
     try:
-        if suffix == ".json":
-            doc = json.loads(text)
-        elif suffix == ".toml":
-            import tomllib
-            doc = tomllib.loads(text.decode("utf-8"))
-        else:
-            raise ValueError(f"--grid: grid file {path} must end in .json or .toml")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"--grid: grid file {path} is not valid JSON: {exc}") from None
-    except Exception as exc:
-        if type(exc).__name__ == "TOMLDecodeError":
-            raise ValueError(f"--grid: grid file {path} is not valid TOML: {exc}") from None
-        raise
+        text = path.read_bytes().decode("utf-8")
+        doc = json.loads(text) if kind == "JSON" else tomllib.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:  # JSON/TOML decode errors are ValueErrors
+        raise ValueError(f"--grid: grid file {path} is not valid {kind}: {exc}") from None
     return parse_grid(doc, str(path))
 
 
