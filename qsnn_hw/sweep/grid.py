@@ -172,8 +172,8 @@ def load_grid_file(path) -> list[Cell]:
     """Cells from a ``.json`` or ``.toml`` grid file; errors name the file and the key."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"--grid: grid file {path} does not exist"
-                                + (" (it is a directory)" if path.is_dir() else ""))
+        raise FileNotFoundError(f"--grid: grid file {path} "
+                                + ("is a directory" if path.is_dir() else "does not exist"))
     suffix = path.suffix.lower()
     if suffix not in (".json", ".toml"):
         raise ValueError(f"--grid: grid file {path} must end in .json or .toml")
