@@ -8,8 +8,9 @@ Every expected value comes from ``qsnn_hw.golden.simulate``. Sizes:
 build per simulator (``sim/bundle.py`` puts K cores into one harness);
 ``QSNN_REGRESSION_SEED`` (default 0) shifts the seeds. A failure names the configuration
 seed; replay one with ``QSNN_REGRESSION_SEED=<seed> QSNN_REGRESSION_CONFIGS=1``.
-Digits: all 360 test samples under Verilator (``QSNN_DIGITS_SAMPLES_VERILATOR``), the
-first 48 under Icarus (``QSNN_DIGITS_SAMPLES_ICARUS=360`` for all: 8-16 minutes).
+Digits: all 360 test samples under both simulators (``QSNN_DIGITS_SAMPLES_VERILATOR``,
+``QSNN_DIGITS_SAMPLES_ICARUS``); Icarus splits them over ``QSNN_ICARUS_JOBS`` (default 2)
+simulations running side by side.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 from pathlib import Path
 from unittest import mock
 
@@ -38,10 +41,11 @@ SEED0 = int(os.environ.get("QSNN_REGRESSION_SEED", "0"))
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "rtl" / "digits.qsnn"
 DIGITS_LANES = [64, 10]
-# Icarus runs the digits core at ~1.5 s per sample (4-state, one always block per
-# register): the whole split (~8-16 min) is opt-in, CI checks the first 48 on Icarus.
+# Icarus runs the digits core at ~1-1.5 s per sample (4-state, one always block per
+# register), so its share of the split runs as QSNN_ICARUS_JOBS simulations side by side.
 DIGITS_SAMPLES = {"verilator": int(os.environ.get("QSNN_DIGITS_SAMPLES_VERILATOR", "360")),
-                  "icarus": int(os.environ.get("QSNN_DIGITS_SAMPLES_ICARUS", "48"))}
+                  "icarus": int(os.environ.get("QSNN_DIGITS_SAMPLES_ICARUS", "360"))}
+DIGITS_JOBS = {"verilator": 1, "icarus": int(os.environ.get("QSNN_ICARUS_JOBS", "2"))}
 
 
 def _need(sim):
@@ -171,9 +175,12 @@ def digits_bundle(tmp_path_factory):
     out = tmp_path_factory.mktemp("digits")
     bundles = {}
     for sim, n in DIGITS_SAMPLES.items():
-        case = CoreCase("digits", art.network, x[:n], lanes=DIGITS_LANES, seed=5,
-                        describe=f"{DIGITS.name}, first {n} test samples")
-        bundles[sim] = write_bundle([case], out / f"bundle_{sim}")
+        edges = np.linspace(0, n, DIGITS_JOBS[sim] + 1).astype(int)
+        bundles[sim] = []
+        for j, (lo, hi) in enumerate(pairwise(edges)):
+            case = CoreCase("digits", art.network, x[lo:hi], lanes=DIGITS_LANES, seed=5 + j,
+                            describe=f"{DIGITS.name}, test samples {lo}..{hi - 1}")
+            bundles[sim].append((lo, hi, write_bundle([case], out / f"bundle_{sim}_{j}")))
     return bundles, gold, x
 
 
@@ -182,11 +189,21 @@ def test_digits_model_test_split_bit_exact(sim, digits_bundle, tmp_path):
     _need(sim)
     bundles, gold, x = digits_bundle
     n = DIGITS_SAMPLES[sim]
-    report = run_bundle(sim, bundles[sim], tmp_path / f"build_{sim}", opt="-O1")
-    core = report["cores"][0]
-    assert report["ok"], _failures(report)
-    assert core["samples"] == n and core["timesteps"] == x.shape[1]
-    assert np.array_equal(np.array(core["predictions"]), gold.predictions[:n])
-    assert core["mismatch_counts"]["counts"] == 0
-    print(f"{sim}: digits, {n} samples, {report['cycles']} cycles, "
-          f"{report['cycles_per_s']:.0f} cycles/s")
+
+    def run(job):
+        j, (lo, hi, bundle) = job
+        return lo, hi, run_bundle(sim, bundle, tmp_path / f"build_{sim}_{j}", opt="-O1")
+
+    # Each simulation is its own process; the threads only wait for them.
+    with ThreadPoolExecutor(max_workers=len(bundles[sim])) as pool:
+        results = list(pool.map(run, enumerate(bundles[sim])))
+    predictions = np.full(n, -1)
+    for lo, hi, report in results:
+        core = report["cores"][0]
+        assert report["ok"], _failures(report)
+        assert core["samples"] == hi - lo and core["timesteps"] == x.shape[1]
+        assert core["mismatch_counts"]["counts"] == 0
+        predictions[lo:hi] = core["predictions"]
+        print(f"{sim}: digits samples {lo}..{hi - 1}, {report['cycles']} cycles, "
+              f"{report['cycles_per_s']:.0f} cycles/s")
+    assert np.array_equal(predictions, gold.predictions[:n])
