@@ -38,7 +38,7 @@ def sweep_config(seed: int):
         sizes = [int(rng.integers(1, 40)) for _ in range(layers + 1)]
     input_bits = [1, 1, 2, 8][seed % 4] if not big else 1
     net = random_network(rng, sizes=sizes, input_bits=input_bits,
-                         weight_bits=2 + (seed * 5) % 15, state_bits=STATE_BITS[seed % 8],
+                         weight_bits=2 + (seed * 7) % 15, state_bits=STATE_BITS[seed % 8],
                          family=FAMILIES[(seed // 2) % 4], reset=["subtract", "zero"][seed % 2])
     density = [0.0, 1.0, float(rng.uniform(0.05, 0.5))][seed % 3]
     if big:
