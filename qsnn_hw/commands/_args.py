@@ -7,36 +7,38 @@ import argparse
 
 def int_range(lo: int | None = None, hi: int | None = None):
     """An argparse ``type`` accepting integers in ``[lo, hi]``."""
+    allowed = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"must be an integer in {allowed}, "
+                                             f"got {text!r}") from None
         if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise argparse.ArgumentTypeError(
-                f"must be an integer in [{'-inf' if lo is None else lo}, "
-                f"{'inf' if hi is None else hi}], got {value}")
+            raise argparse.ArgumentTypeError(f"must be an integer in {allowed}, got {value}")
         return value
     return parse
 
 
 def float_range(lo: float | None = None, hi: float | None = None, lo_open: bool = False):
     """An argparse ``type`` accepting finite floats in ``[lo, hi]`` (``(lo, hi]`` if lo_open)."""
+    allowed = (f"{'(' if lo_open else '['}{'-inf' if lo is None else lo}, "
+               f"{'inf' if hi is None else hi}]")
+
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"must be a number in {allowed}, "
+                                             f"got {text!r}") from None
         bad = value != value or value in (float("inf"), float("-inf"))
         if lo is not None:
             bad |= value <= lo if lo_open else value < lo
         if hi is not None:
             bad |= value > hi
         if bad:
-            left = "(" if lo_open else "["
-            raise argparse.ArgumentTypeError(
-                f"must be a number in {left}{'-inf' if lo is None else lo}, "
-                f"{'inf' if hi is None else hi}], got {text}")
+            raise argparse.ArgumentTypeError(f"must be a number in {allowed}, got {text}")
         return value
     return parse
 

@@ -21,38 +21,15 @@ from ..train.config import (
     LayerConfig,
     TrainConfig,
 )
+from ._args import float_range, int_range
 
 _D = TrainConfig()
 _L = LayerConfig(1)
 
 
-def _int_in(lo, hi):
-    def parse(text):
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer in [{lo}, {hi}], "
-                                             f"got {text!r}") from None
-        if not lo <= v <= hi:
-            raise argparse.ArgumentTypeError(f"must be an integer in [{lo}, {hi}], got {v}")
-        return v
-    return parse
-
-
-def _float_in(lo, hi, lo_open=False):
-    left = "(" if lo_open else "["
-
-    def parse(text):
-        try:
-            v = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a number in {left}{lo:g}, {hi:g}], "
-                                             f"got {text!r}") from None
-        if not (v > lo if lo_open else v >= lo) or not v <= hi:
-            raise argparse.ArgumentTypeError(f"must be a number in {left}{lo:g}, {hi:g}], "
-                                             f"got {text}")
-        return v
-    return parse
+# The shared range types of every subcommand (messages name the allowed range).
+_int_in = int_range
+_float_in = float_range
 
 
 def _choice(choices):
