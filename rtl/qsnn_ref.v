@@ -666,18 +666,82 @@ module qsnn_ref(events__valid, results__ready, start, clk, rst, events__ready, r
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__valid, spikes__payload, r_en, error, events__payload);
+module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__payload, r_en, error, spikes__valid, events__payload);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$10 ;
-  reg [2:0] \$100 ;
-  reg \$101 ;
+  reg [3:0] \$100 ;
+  reg [63:0] \$101 ;
+  reg [12:0] \$102 ;
+  reg [12:0] \$103 ;
+  reg [12:0] \$104 ;
+  reg [12:0] \$105 ;
+  reg [12:0] \$106 ;
+  reg [12:0] \$107 ;
+  reg [12:0] \$108 ;
+  reg [12:0] \$109 ;
   wire \$11 ;
+  reg [12:0] \$110 ;
+  reg [12:0] \$111 ;
+  reg [12:0] \$112 ;
+  reg [12:0] \$113 ;
+  reg [12:0] \$114 ;
+  reg [12:0] \$115 ;
+  reg [12:0] \$116 ;
+  reg [12:0] \$117 ;
+  reg [12:0] \$118 ;
+  reg [12:0] \$119 ;
   wire \$12 ;
+  reg [12:0] \$120 ;
+  reg [12:0] \$121 ;
+  reg [12:0] \$122 ;
+  reg [12:0] \$123 ;
+  reg [12:0] \$124 ;
+  reg [12:0] \$125 ;
+  reg [12:0] \$126 ;
+  reg [12:0] \$127 ;
+  reg [12:0] \$128 ;
+  reg [12:0] \$129 ;
   wire \$13 ;
+  reg [12:0] \$130 ;
+  reg [12:0] \$131 ;
+  reg [12:0] \$132 ;
+  reg [12:0] \$133 ;
+  reg [12:0] \$134 ;
+  reg [12:0] \$135 ;
+  reg [12:0] \$136 ;
+  reg [12:0] \$137 ;
+  reg [12:0] \$138 ;
+  reg [12:0] \$139 ;
   wire \$14 ;
+  reg [12:0] \$140 ;
+  reg [12:0] \$141 ;
+  reg [12:0] \$142 ;
+  reg [12:0] \$143 ;
+  reg [12:0] \$144 ;
+  reg [12:0] \$145 ;
+  reg [12:0] \$146 ;
+  reg [12:0] \$147 ;
+  reg [12:0] \$148 ;
+  reg [12:0] \$149 ;
   wire \$15 ;
+  reg [1:0] \$150 ;
+  reg \$151 ;
+  reg \$152 ;
+  reg \$153 ;
+  reg [2:0] \$154 ;
+  reg \$155 ;
+  reg [2:0] \$156 ;
+  reg \$157 ;
+  reg [2:0] \$158 ;
+  reg \$159 ;
   wire \$16 ;
+  reg [2:0] \$160 ;
+  reg \$161 ;
+  reg [2:0] \$162 ;
+  reg \$163 ;
+  reg [2:0] \$164 ;
+  reg \$165 ;
   wire \$17 ;
   wire \$18 ;
   wire \$19 ;
@@ -689,20 +753,20 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   wire \$24 ;
   wire \$25 ;
   wire \$26 ;
-  wire [9:0] \$27 ;
-  wire \$28 ;
-  wire \$29 ;
+  wire \$27 ;
+  wire [15:0] \$28 ;
+  wire [15:0] \$29 ;
   wire \$3 ;
-  wire [15:0] \$30 ;
-  wire [15:0] \$31 ;
-  wire \$32 ;
-  wire \$33 ;
-  wire [7:0] \$34 ;
-  wire [13:0] \$35 ;
-  wire [7:0] \$36 ;
-  wire [13:0] \$37 ;
-  wire [7:0] \$38 ;
-  wire [13:0] \$39 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire [7:0] \$32 ;
+  wire [7:0] \$33 ;
+  wire [3:0] \$34 ;
+  wire [9:0] \$35 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire \$38 ;
+  wire [9:0] \$39 ;
   wire \$4 ;
   wire [7:0] \$40 ;
   wire [13:0] \$41 ;
@@ -733,67 +797,92 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   wire [7:0] \$64 ;
   wire [13:0] \$65 ;
   wire [7:0] \$66 ;
-  wire [7:0] \$67 ;
-  wire [3:0] \$68 ;
-  wire \$69 ;
+  wire [13:0] \$67 ;
+  wire [7:0] \$68 ;
+  wire [13:0] \$69 ;
   wire \$7 ;
-  wire \$70 ;
-  wire \$71 ;
-  wire [9:0] \$72 ;
+  wire [7:0] \$70 ;
+  wire [13:0] \$71 ;
+  wire \$72 ;
   wire \$73 ;
-  wire [3:0] \$74 ;
+  wire \$74 ;
   wire \$75 ;
   wire \$76 ;
-  wire \$77 ;
+  wire [3:0] \$77 ;
   wire \$78 ;
-  wire [3:0] \$79 ;
+  wire \$79 ;
   wire \$8 ;
   wire \$80 ;
-  reg [6:0] \$81 ;
-  reg [2:0] \$82 ;
-  reg \$83 ;
-  reg [8:0] \$84 ;
-  reg [3:0] \$85 ;
-  reg \$86 ;
-  reg [2:0] \$87 ;
+  wire \$81 ;
+  wire [3:0] \$82 ;
+  wire \$83 ;
+  reg [6:0] \$84 ;
+  reg [2:0] \$85 ;
+  reg [8:0] \$86 ;
+  reg \$87 ;
   reg [3:0] \$88 ;
-  reg [1:0] \$89 ;
+  reg \$89 ;
   wire \$9 ;
-  reg \$90 ;
-  reg [2:0] \$91 ;
-  reg \$92 ;
+  reg [2:0] \$90 ;
+  reg \$91 ;
+  reg [2:0] \$92 ;
   reg \$93 ;
   reg [2:0] \$94 ;
   reg \$95 ;
   reg [2:0] \$96 ;
   reg \$97 ;
   reg [2:0] \$98 ;
-  reg \$99 ;
+  reg [3:0] \$99 ;
   wire \$signal ;
-  reg \$signal$114  = 1'h0;
-  reg \$signal$115  = 1'h0;
-  reg \$signal$134  = 1'h0;
+  reg \$signal$117  = 1'h0;
+  reg [3:0] \$signal$157  = 4'h0;
   (* init = 3'h0 *)
   wire [2:0] \$signal$18 ;
+  reg \$signal$20  = 1'h0;
   wire \$signal$4 ;
   wire [12:0] acc;
-  wire [12:0] \acc$27 ;
-  wire [12:0] \acc$30 ;
-  wire [12:0] \acc$33 ;
-  wire [12:0] \acc$36 ;
-  wire [12:0] \acc$39 ;
-  wire [12:0] \acc$42 ;
-  wire [12:0] \acc$45 ;
-  wire [12:0] \acc$48 ;
-  wire [12:0] \acc$51 ;
-  wire [12:0] \acc$54 ;
-  wire [12:0] \acc$57 ;
-  wire [12:0] \acc$60 ;
-  wire [12:0] \acc$63 ;
-  wire [12:0] \acc$66 ;
-  wire [12:0] \acc$69 ;
-  wire [8:0] addr;
-  reg [8:0] base = 9'h000;
+  wire [12:0] \acc$29 ;
+  wire [12:0] \acc$32 ;
+  wire [12:0] \acc$35 ;
+  wire [12:0] \acc$38 ;
+  wire [12:0] \acc$41 ;
+  wire [12:0] \acc$44 ;
+  wire [12:0] \acc$47 ;
+  wire [12:0] \acc$50 ;
+  wire [12:0] \acc$53 ;
+  wire [12:0] \acc$56 ;
+  wire [12:0] \acc$59 ;
+  wire [12:0] \acc$62 ;
+  wire [12:0] \acc$65 ;
+  wire [12:0] \acc$68 ;
+  wire [12:0] \acc$71 ;
+  reg [12:0] acc0_r = 13'h0000;
+  reg [12:0] acc10_r = 13'h0000;
+  reg [12:0] acc11_r = 13'h0000;
+  reg [12:0] acc12_r = 13'h0000;
+  reg [12:0] acc13_r = 13'h0000;
+  reg [12:0] acc14_r = 13'h0000;
+  reg [12:0] acc15_r = 13'h0000;
+  reg [12:0] acc1_r = 13'h0000;
+  reg [12:0] acc2_r = 13'h0000;
+  reg [12:0] acc3_r = 13'h0000;
+  reg [12:0] acc4_r = 13'h0000;
+  reg [12:0] acc5_r = 13'h0000;
+  reg [12:0] acc6_r = 13'h0000;
+  reg [12:0] acc7_r = 13'h0000;
+  reg [12:0] acc8_r = 13'h0000;
+  reg [12:0] acc9_r = 13'h0000;
+  reg [2:0] acc_s1_g = 3'h0;
+  reg acc_s1_valid = 1'h0;
+  reg [2:0] acc_s2_g = 3'h0;
+  reg acc_s2_valid = 1'h0;
+  reg [2:0] acc_s3_g = 3'h0;
+  reg acc_s3_valid = 1'h0;
+  reg [2:0] acc_s4_g = 3'h0;
+  reg acc_s4_valid = 1'h0;
+  reg [2:0] acc_s5_g = 3'h0;
+  reg acc_s5_valid = 1'h0;
+  reg [8:0] addr = 9'h000;
   reg busy = 1'h0;
   reg [2:0] cg = 3'h0;
   input clk;
@@ -834,37 +923,37 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   wire events__valid;
   reg fresh = 1'h1;
   (* init = 1'h1 *)
-  wire \fresh$25 ;
+  wire \fresh$27 ;
   (* init = 1'h1 *)
-  wire \fresh$28 ;
+  wire \fresh$30 ;
   (* init = 1'h1 *)
-  wire \fresh$31 ;
+  wire \fresh$33 ;
   (* init = 1'h1 *)
-  wire \fresh$34 ;
+  wire \fresh$36 ;
   (* init = 1'h1 *)
-  wire \fresh$37 ;
+  wire \fresh$39 ;
   (* init = 1'h1 *)
-  wire \fresh$40 ;
+  wire \fresh$42 ;
   (* init = 1'h1 *)
-  wire \fresh$43 ;
+  wire \fresh$45 ;
   (* init = 1'h1 *)
-  wire \fresh$46 ;
+  wire \fresh$48 ;
   (* init = 1'h1 *)
-  wire \fresh$49 ;
+  wire \fresh$51 ;
   (* init = 1'h1 *)
-  wire \fresh$52 ;
+  wire \fresh$54 ;
   (* init = 1'h1 *)
-  wire \fresh$55 ;
+  wire \fresh$57 ;
   (* init = 1'h1 *)
-  wire \fresh$58 ;
+  wire \fresh$60 ;
   (* init = 1'h1 *)
-  wire \fresh$61 ;
+  wire \fresh$63 ;
   (* init = 1'h1 *)
-  wire \fresh$64 ;
+  wire \fresh$66 ;
   (* init = 1'h1 *)
-  wire \fresh$67 ;
+  wire \fresh$69 ;
   (* init = 1'h1 *)
-  wire \fresh$70 ;
+  wire \fresh$72 ;
   reg [2:0] g = 3'h0;
   reg [6:0] idx = 7'h00;
   reg last_flag = 1'h0;
@@ -879,8 +968,8 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   wire [3:0] \new_state$106 ;
   wire [3:0] \new_state$107 ;
   wire [3:0] \new_state$108 ;
-  wire [3:0] \new_state$94 ;
-  wire [3:0] \new_state$95 ;
+  wire [3:0] \new_state$109 ;
+  wire [3:0] \new_state$110 ;
   wire [3:0] \new_state$96 ;
   wire [3:0] \new_state$97 ;
   wire [3:0] \new_state$98 ;
@@ -891,27 +980,43 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   (* enum_value_10 = "UPDATE" *)
   (* enum_value_11 = "END" *)
   reg [1:0] phase = 2'h0;
+  reg [12:0] product0_r = 13'h0000;
+  reg [12:0] product10_r = 13'h0000;
+  reg [12:0] product11_r = 13'h0000;
+  reg [12:0] product12_r = 13'h0000;
+  reg [12:0] product13_r = 13'h0000;
+  reg [12:0] product14_r = 13'h0000;
+  reg [12:0] product15_r = 13'h0000;
+  reg [12:0] product1_r = 13'h0000;
+  reg [12:0] product2_r = 13'h0000;
+  reg [12:0] product3_r = 13'h0000;
+  reg [12:0] product4_r = 13'h0000;
+  reg [12:0] product5_r = 13'h0000;
+  reg [12:0] product6_r = 13'h0000;
+  reg [12:0] product7_r = 13'h0000;
+  reg [12:0] product8_r = 13'h0000;
+  reg [12:0] product9_r = 13'h0000;
   reg [2:0] r_addr = 3'h0;
   wire [2:0] \r_addr$19 ;
   wire [63:0] r_data;
-  wire [20:0] \r_data$127 ;
-  wire [207:0] \r_data$23 ;
-  wire [12:0] \r_data$23[0] ;
-  wire [12:0] \r_data$23[10] ;
-  wire [12:0] \r_data$23[11] ;
-  wire [12:0] \r_data$23[12] ;
-  wire [12:0] \r_data$23[13] ;
-  wire [12:0] \r_data$23[14] ;
-  wire [12:0] \r_data$23[15] ;
-  wire [12:0] \r_data$23[1] ;
-  wire [12:0] \r_data$23[2] ;
-  wire [12:0] \r_data$23[3] ;
-  wire [12:0] \r_data$23[4] ;
-  wire [12:0] \r_data$23[5] ;
-  wire [12:0] \r_data$23[6] ;
-  wire [12:0] \r_data$23[7] ;
-  wire [12:0] \r_data$23[8] ;
-  wire [12:0] \r_data$23[9] ;
+  wire [20:0] \r_data$143 ;
+  wire [207:0] \r_data$25 ;
+  wire [12:0] \r_data$25[0] ;
+  wire [12:0] \r_data$25[10] ;
+  wire [12:0] \r_data$25[11] ;
+  wire [12:0] \r_data$25[12] ;
+  wire [12:0] \r_data$25[13] ;
+  wire [12:0] \r_data$25[14] ;
+  wire [12:0] \r_data$25[15] ;
+  wire [12:0] \r_data$25[1] ;
+  wire [12:0] \r_data$25[2] ;
+  wire [12:0] \r_data$25[3] ;
+  wire [12:0] \r_data$25[4] ;
+  wire [12:0] \r_data$25[5] ;
+  wire [12:0] \r_data$25[6] ;
+  wire [12:0] \r_data$25[7] ;
+  wire [12:0] \r_data$25[8] ;
+  wire [12:0] \r_data$25[9] ;
   wire [3:0] \r_data[0] ;
   wire [3:0] \r_data[10] ;
   wire [3:0] \r_data[11] ;
@@ -933,11 +1038,8 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   wire r_rdy;
   input rst;
   wire rst;
-  reg [2:0] s1_g = 3'h0;
-  reg [3:0] s1_x = 4'h0;
+  reg [3:0] s2_x = 4'h0;
   wire spike;
-  wire \spike$73 ;
-  wire \spike$74 ;
   wire \spike$75 ;
   wire \spike$76 ;
   wire \spike$77 ;
@@ -951,6 +1053,8 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   wire \spike$85 ;
   wire \spike$86 ;
   wire \spike$87 ;
+  wire \spike$88 ;
+  wire \spike$89 ;
   wire [15:0] spikes;
   output [20:0] spikes__payload;
   wire [20:0] spikes__payload;
@@ -964,50 +1068,69 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   input start;
   wire start;
   wire [3:0] state;
-  wire [3:0] \state$26 ;
-  wire [3:0] \state$29 ;
-  wire [3:0] \state$32 ;
-  wire [3:0] \state$35 ;
-  wire [3:0] \state$38 ;
-  wire [3:0] \state$41 ;
-  wire [3:0] \state$44 ;
-  wire [3:0] \state$47 ;
-  wire [3:0] \state$50 ;
-  wire [3:0] \state$53 ;
-  wire [3:0] \state$56 ;
-  wire [3:0] \state$59 ;
-  wire [3:0] \state$62 ;
-  wire [3:0] \state$65 ;
-  wire [3:0] \state$68 ;
+  wire [3:0] \state$28 ;
+  wire [3:0] \state$31 ;
+  wire [3:0] \state$34 ;
+  wire [3:0] \state$37 ;
+  wire [3:0] \state$40 ;
+  wire [3:0] \state$43 ;
+  wire [3:0] \state$46 ;
+  wire [3:0] \state$49 ;
+  wire [3:0] \state$52 ;
+  wire [3:0] \state$55 ;
+  wire [3:0] \state$58 ;
+  wire [3:0] \state$61 ;
+  wire [3:0] \state$64 ;
+  wire [3:0] \state$67 ;
+  wire [3:0] \state$70 ;
   reg step_done;
+  reg [12:0] sum0_r = 13'h0000;
+  reg [12:0] sum10_r = 13'h0000;
+  reg [12:0] sum11_r = 13'h0000;
+  reg [12:0] sum12_r = 13'h0000;
+  reg [12:0] sum13_r = 13'h0000;
+  reg [12:0] sum14_r = 13'h0000;
+  reg [12:0] sum15_r = 13'h0000;
+  reg [12:0] sum1_r = 13'h0000;
+  reg [12:0] sum2_r = 13'h0000;
+  reg [12:0] sum3_r = 13'h0000;
+  reg [12:0] sum4_r = 13'h0000;
+  reg [12:0] sum5_r = 13'h0000;
+  reg [12:0] sum6_r = 13'h0000;
+  reg [12:0] sum7_r = 13'h0000;
+  reg [12:0] sum8_r = 13'h0000;
+  reg [12:0] sum9_r = 13'h0000;
   reg [2:0] u1_g = 3'h0;
   reg [2:0] upd_g_s2 = 3'h0;
+  reg [2:0] upd_g_s3 = 3'h0;
   (* init = 3'h0 *)
-  wire [2:0] upd_g_s3;
+  wire [2:0] upd_g_s4;
+  reg upd_pending = 1'h0;
   reg upd_valid_s2 = 1'h0;
+  reg upd_valid_s3 = 1'h0;
   (* init = 1'h0 *)
-  wire upd_valid_s3;
+  wire upd_valid_s4;
   reg [2:0] w_addr = 3'h0;
-  reg [2:0] \w_addr$116 ;
+  reg [2:0] \w_addr$118 ;
   wire [63:0] w_data;
-  wire [20:0] \w_data$113 ;
-  reg [207:0] \w_data$120 ;
-  wire [12:0] \w_data$120[0] ;
-  wire [12:0] \w_data$120[10] ;
-  wire [12:0] \w_data$120[11] ;
-  wire [12:0] \w_data$120[12] ;
-  wire [12:0] \w_data$120[13] ;
-  wire [12:0] \w_data$120[14] ;
-  wire [12:0] \w_data$120[15] ;
-  wire [12:0] \w_data$120[1] ;
-  wire [12:0] \w_data$120[2] ;
-  wire [12:0] \w_data$120[3] ;
-  wire [12:0] \w_data$120[4] ;
-  wire [12:0] \w_data$120[5] ;
-  wire [12:0] \w_data$120[6] ;
-  wire [12:0] \w_data$120[7] ;
-  wire [12:0] \w_data$120[8] ;
-  wire [12:0] \w_data$120[9] ;
+  wire [20:0] \w_data$115 ;
+  reg [207:0] \w_data$122 ;
+  wire [12:0] \w_data$122[0] ;
+  wire [12:0] \w_data$122[10] ;
+  wire [12:0] \w_data$122[11] ;
+  wire [12:0] \w_data$122[12] ;
+  wire [12:0] \w_data$122[13] ;
+  wire [12:0] \w_data$122[14] ;
+  wire [12:0] \w_data$122[15] ;
+  wire [12:0] \w_data$122[1] ;
+  wire [12:0] \w_data$122[2] ;
+  wire [12:0] \w_data$122[3] ;
+  wire [12:0] \w_data$122[4] ;
+  wire [12:0] \w_data$122[5] ;
+  wire [12:0] \w_data$122[6] ;
+  wire [12:0] \w_data$122[7] ;
+  wire [12:0] \w_data$122[8] ;
+  wire [12:0] \w_data$122[9] ;
   wire [3:0] \w_data[0] ;
   wire [3:0] \w_data[10] ;
   wire [3:0] \w_data[11] ;
@@ -1025,8 +1148,27 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   wire [3:0] \w_data[8] ;
   wire [3:0] \w_data[9] ;
   reg w_en = 1'h0;
-  reg \w_en$111 ;
-  reg \w_en$118 ;
+  reg \w_en$113 ;
+  reg \w_en$120 ;
+  (* init = 9'h000 *)
+  wire [8:0] waddr;
+  reg [63:0] weight_r = 64'h0000000000000000;
+  wire [3:0] \weight_r[0] ;
+  wire [3:0] \weight_r[10] ;
+  wire [3:0] \weight_r[11] ;
+  wire [3:0] \weight_r[12] ;
+  wire [3:0] \weight_r[13] ;
+  wire [3:0] \weight_r[14] ;
+  wire [3:0] \weight_r[15] ;
+  wire [3:0] \weight_r[1] ;
+  wire [3:0] \weight_r[2] ;
+  wire [3:0] \weight_r[3] ;
+  wire [3:0] \weight_r[4] ;
+  wire [3:0] \weight_r[5] ;
+  wire [3:0] \weight_r[6] ;
+  wire [3:0] \weight_r[7] ;
+  wire [3:0] \weight_r[8] ;
+  wire [3:0] \weight_r[9] ;
   reg [20:0] word;
   wire \word.eot ;
   wire [2:0] \word.group ;
@@ -1062,282 +1204,407 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   assign \$25  = level <= 4'h9;
   assign \$26  = \$24  | \$25 ;
   assign ev_take = \$23  & \$26 ;
-  assign \$27  = base + g;
-  assign \$28  = phase == 2'h2;
-  assign \r_addr$19  = \$28  ? r_addr : g;
-  assign \$29  = phase == 2'h3;
-  assign \$32  = | \$31 ;
-  assign \$33  = ! phase;
-  assign \$34  = $signed(data[3:0]) * $signed({ 1'h0, s1_x });
-  assign \$35  = $signed(\r_data$23 [12:0]) + $signed(\$34 );
-  assign \$36  = $signed(data[7:4]) * $signed({ 1'h0, s1_x });
-  assign \$37  = $signed(\r_data$23 [25:13]) + $signed(\$36 );
-  assign \$38  = $signed(data[11:8]) * $signed({ 1'h0, s1_x });
-  assign \$39  = $signed(\r_data$23 [38:26]) + $signed(\$38 );
-  assign \$40  = $signed(data[15:12]) * $signed({ 1'h0, s1_x });
-  assign \$41  = $signed(\r_data$23 [51:39]) + $signed(\$40 );
-  assign \$42  = $signed(data[19:16]) * $signed({ 1'h0, s1_x });
-  assign \$43  = $signed(\r_data$23 [64:52]) + $signed(\$42 );
-  assign \$44  = $signed(data[23:20]) * $signed({ 1'h0, s1_x });
-  assign \$45  = $signed(\r_data$23 [77:65]) + $signed(\$44 );
-  assign \$46  = $signed(data[27:24]) * $signed({ 1'h0, s1_x });
-  assign \$47  = $signed(\r_data$23 [90:78]) + $signed(\$46 );
-  assign \$48  = $signed(data[31:28]) * $signed({ 1'h0, s1_x });
-  assign \$49  = $signed(\r_data$23 [103:91]) + $signed(\$48 );
-  assign \$50  = $signed(data[35:32]) * $signed({ 1'h0, s1_x });
-  assign \$51  = $signed(\r_data$23 [116:104]) + $signed(\$50 );
-  assign \$52  = $signed(data[39:36]) * $signed({ 1'h0, s1_x });
-  assign \$53  = $signed(\r_data$23 [129:117]) + $signed(\$52 );
-  assign \$54  = $signed(data[43:40]) * $signed({ 1'h0, s1_x });
-  assign \$55  = $signed(\r_data$23 [142:130]) + $signed(\$54 );
-  assign \$56  = $signed(data[47:44]) * $signed({ 1'h0, s1_x });
-  assign \$57  = $signed(\r_data$23 [155:143]) + $signed(\$56 );
-  assign \$58  = $signed(data[51:48]) * $signed({ 1'h0, s1_x });
-  assign \$59  = $signed(\r_data$23 [168:156]) + $signed(\$58 );
-  assign \$60  = $signed(data[55:52]) * $signed({ 1'h0, s1_x });
-  assign \$61  = $signed(\r_data$23 [181:169]) + $signed(\$60 );
-  assign \$62  = $signed(data[59:56]) * $signed({ 1'h0, s1_x });
-  assign \$63  = $signed(\r_data$23 [194:182]) + $signed(\$62 );
-  assign \$64  = $signed(data[63:60]) * $signed({ 1'h0, s1_x });
-  assign \$65  = $signed(\r_data$23 [207:195]) + $signed(\$64 );
-  assign \$66  = idx + 1'h1;
-  assign \$67  = events__payload[4] ? 8'h00 : \$66 ;
-  assign \$68  = g + 1'h1;
-  assign \$69  = g == 3'h7;
-  assign \$70  = ~ events__payload[4];
-  assign \$71  = ev_take & \$70 ;
-  assign \$72  = idx[5:0] * 4'h8;
-  assign \$73  = ev_take & events__payload[4];
-  assign \$74  = r_addr + 1'h1;
-  assign \$75  = r_addr == 3'h7;
-  assign \$76  = phase == 2'h3;
-  assign \$77  = w_addr == 3'h7;
-  assign \$78  = ! phase;
-  assign \$79  = cg + 1'h1;
-  assign \$80  = cg == 3'h7;
+  assign \r_addr$19  = \$signal$20  ? r_addr : acc_s1_g;
+  assign \$27  = phase == 2'h3;
+  assign \$30  = | \$29 ;
+  assign \$31  = ! phase;
+  assign \$32  = idx + 1'h1;
+  assign \$33  = events__payload[4] ? 8'h00 : \$32 ;
+  assign \$34  = g + 1'h1;
+  assign \$35  = addr + 1'h1;
+  assign \$36  = g == 3'h7;
+  assign \$37  = ~ events__payload[4];
+  assign \$38  = ev_take & \$37 ;
+  assign \$39  = idx[5:0] * 4'h8;
+  assign \$40  = $signed(weight_r[3:0]) * $signed({ 1'h0, s2_x });
+  assign \$41  = $signed(acc0_r) + $signed(product0_r);
+  assign \$42  = $signed(weight_r[7:4]) * $signed({ 1'h0, s2_x });
+  assign \$43  = $signed(acc1_r) + $signed(product1_r);
+  assign \$44  = $signed(weight_r[11:8]) * $signed({ 1'h0, s2_x });
+  assign \$45  = $signed(acc2_r) + $signed(product2_r);
+  assign \$46  = $signed(weight_r[15:12]) * $signed({ 1'h0, s2_x });
+  assign \$47  = $signed(acc3_r) + $signed(product3_r);
+  assign \$48  = $signed(weight_r[19:16]) * $signed({ 1'h0, s2_x });
+  assign \$49  = $signed(acc4_r) + $signed(product4_r);
+  assign \$50  = $signed(weight_r[23:20]) * $signed({ 1'h0, s2_x });
+  assign \$51  = $signed(acc5_r) + $signed(product5_r);
+  assign \$52  = $signed(weight_r[27:24]) * $signed({ 1'h0, s2_x });
+  assign \$53  = $signed(acc6_r) + $signed(product6_r);
+  assign \$54  = $signed(weight_r[31:28]) * $signed({ 1'h0, s2_x });
+  assign \$55  = $signed(acc7_r) + $signed(product7_r);
+  assign \$56  = $signed(weight_r[35:32]) * $signed({ 1'h0, s2_x });
+  assign \$57  = $signed(acc8_r) + $signed(product8_r);
+  assign \$58  = $signed(weight_r[39:36]) * $signed({ 1'h0, s2_x });
+  assign \$59  = $signed(acc9_r) + $signed(product9_r);
+  assign \$60  = $signed(weight_r[43:40]) * $signed({ 1'h0, s2_x });
+  assign \$61  = $signed(acc10_r) + $signed(product10_r);
+  assign \$62  = $signed(weight_r[47:44]) * $signed({ 1'h0, s2_x });
+  assign \$63  = $signed(acc11_r) + $signed(product11_r);
+  assign \$64  = $signed(weight_r[51:48]) * $signed({ 1'h0, s2_x });
+  assign \$65  = $signed(acc12_r) + $signed(product12_r);
+  assign \$66  = $signed(weight_r[55:52]) * $signed({ 1'h0, s2_x });
+  assign \$67  = $signed(acc13_r) + $signed(product13_r);
+  assign \$68  = $signed(weight_r[59:56]) * $signed({ 1'h0, s2_x });
+  assign \$69  = $signed(acc14_r) + $signed(product14_r);
+  assign \$70  = $signed(weight_r[63:60]) * $signed({ 1'h0, s2_x });
+  assign \$71  = $signed(acc15_r) + $signed(product15_r);
+  assign \$72  = ev_take & events__payload[4];
+  assign \$73  = acc_s1_valid | acc_s2_valid;
+  assign \$74  = \$73  | acc_s3_valid;
+  assign \$75  = ~ \$74 ;
+  assign \$76  = upd_pending & \$75 ;
+  assign \$77  = r_addr + 1'h1;
+  assign \$78  = r_addr == 3'h7;
+  assign \$79  = phase == 2'h3;
+  assign \$80  = w_addr == 3'h7;
+  assign \$81  = ! phase;
+  assign \$82  = cg + 1'h1;
+  assign \$83  = cg == 3'h7;
   always @(posedge clk)
-    idx <= \$81 ;
+    idx <= \$84 ;
   always @(posedge clk)
-    g <= \$82 ;
+    g <= \$85 ;
   always @(posedge clk)
-    busy <= \$83 ;
+    addr <= \$86 ;
   always @(posedge clk)
-    base <= \$84 ;
+    busy <= \$87 ;
   always @(posedge clk)
-    cur_x <= \$85 ;
+    cur_x <= \$88 ;
   always @(posedge clk)
-    \$signal$114  <= \$86 ;
+    acc_s1_valid <= \$89 ;
   always @(posedge clk)
-    s1_g <= \$87 ;
+    acc_s1_g <= \$90 ;
   always @(posedge clk)
-    s1_x <= \$88 ;
+    acc_s2_valid <= \$91 ;
   always @(posedge clk)
-    phase <= \$89 ;
+    acc_s2_g <= \$92 ;
   always @(posedge clk)
-    \$signal$134  <= \$90 ;
+    acc_s3_valid <= \$93 ;
   always @(posedge clk)
-    r_addr <= \$91 ;
+    acc_s3_g <= \$94 ;
   always @(posedge clk)
-    last_flag <= \$92 ;
+    acc_s4_valid <= \$95 ;
   always @(posedge clk)
-    \$signal$115  <= \$93 ;
+    acc_s4_g <= \$96 ;
   always @(posedge clk)
-    u1_g <= \$94 ;
+    acc_s5_valid <= \$97 ;
   always @(posedge clk)
-    upd_valid_s2 <= \$95 ;
+    acc_s5_g <= \$98 ;
   always @(posedge clk)
-    upd_g_s2 <= \$96 ;
+    \$signal$157  <= \$99 ;
   always @(posedge clk)
-    w_en <= \$97 ;
+    s2_x <= \$100 ;
   always @(posedge clk)
-    w_addr <= \$98 ;
+    weight_r <= \$101 ;
   always @(posedge clk)
-    fresh <= \$99 ;
+    product0_r <= \$102 ;
   always @(posedge clk)
-    cg <= \$100 ;
+    acc0_r <= \$103 ;
   always @(posedge clk)
-    error <= \$101 ;
+    sum0_r <= \$104 ;
+  always @(posedge clk)
+    product1_r <= \$105 ;
+  always @(posedge clk)
+    acc1_r <= \$106 ;
+  always @(posedge clk)
+    sum1_r <= \$107 ;
+  always @(posedge clk)
+    product2_r <= \$108 ;
+  always @(posedge clk)
+    acc2_r <= \$109 ;
+  always @(posedge clk)
+    sum2_r <= \$110 ;
+  always @(posedge clk)
+    product3_r <= \$111 ;
+  always @(posedge clk)
+    acc3_r <= \$112 ;
+  always @(posedge clk)
+    sum3_r <= \$113 ;
+  always @(posedge clk)
+    product4_r <= \$114 ;
+  always @(posedge clk)
+    acc4_r <= \$115 ;
+  always @(posedge clk)
+    sum4_r <= \$116 ;
+  always @(posedge clk)
+    product5_r <= \$117 ;
+  always @(posedge clk)
+    acc5_r <= \$118 ;
+  always @(posedge clk)
+    sum5_r <= \$119 ;
+  always @(posedge clk)
+    product6_r <= \$120 ;
+  always @(posedge clk)
+    acc6_r <= \$121 ;
+  always @(posedge clk)
+    sum6_r <= \$122 ;
+  always @(posedge clk)
+    product7_r <= \$123 ;
+  always @(posedge clk)
+    acc7_r <= \$124 ;
+  always @(posedge clk)
+    sum7_r <= \$125 ;
+  always @(posedge clk)
+    product8_r <= \$126 ;
+  always @(posedge clk)
+    acc8_r <= \$127 ;
+  always @(posedge clk)
+    sum8_r <= \$128 ;
+  always @(posedge clk)
+    product9_r <= \$129 ;
+  always @(posedge clk)
+    acc9_r <= \$130 ;
+  always @(posedge clk)
+    sum9_r <= \$131 ;
+  always @(posedge clk)
+    product10_r <= \$132 ;
+  always @(posedge clk)
+    acc10_r <= \$133 ;
+  always @(posedge clk)
+    sum10_r <= \$134 ;
+  always @(posedge clk)
+    product11_r <= \$135 ;
+  always @(posedge clk)
+    acc11_r <= \$136 ;
+  always @(posedge clk)
+    sum11_r <= \$137 ;
+  always @(posedge clk)
+    product12_r <= \$138 ;
+  always @(posedge clk)
+    acc12_r <= \$139 ;
+  always @(posedge clk)
+    sum12_r <= \$140 ;
+  always @(posedge clk)
+    product13_r <= \$141 ;
+  always @(posedge clk)
+    acc13_r <= \$142 ;
+  always @(posedge clk)
+    sum13_r <= \$143 ;
+  always @(posedge clk)
+    product14_r <= \$144 ;
+  always @(posedge clk)
+    acc14_r <= \$145 ;
+  always @(posedge clk)
+    sum14_r <= \$146 ;
+  always @(posedge clk)
+    product15_r <= \$147 ;
+  always @(posedge clk)
+    acc15_r <= \$148 ;
+  always @(posedge clk)
+    sum15_r <= \$149 ;
+  always @(posedge clk)
+    phase <= \$150 ;
+  always @(posedge clk)
+    upd_pending <= \$151 ;
+  always @(posedge clk)
+    last_flag <= \$152 ;
+  always @(posedge clk)
+    \$signal$20  <= \$153 ;
+  always @(posedge clk)
+    r_addr <= \$154 ;
+  always @(posedge clk)
+    \$signal$117  <= \$155 ;
+  always @(posedge clk)
+    u1_g <= \$156 ;
+  always @(posedge clk)
+    upd_valid_s2 <= \$157 ;
+  always @(posedge clk)
+    upd_g_s2 <= \$158 ;
+  always @(posedge clk)
+    upd_valid_s3 <= \$159 ;
+  always @(posedge clk)
+    upd_g_s3 <= \$160 ;
+  always @(posedge clk)
+    w_en <= \$161 ;
+  always @(posedge clk)
+    w_addr <= \$162 ;
+  always @(posedge clk)
+    fresh <= \$163 ;
+  always @(posedge clk)
+    cg <= \$164 ;
+  always @(posedge clk)
+    error <= \$165 ;
   \qsnn_ref.layer0.accumulators  accumulators (
     .clk(clk),
-    .r_data(\r_data$23 ),
+    .r_data(\r_data$25 ),
     .rd__addr(\r_addr$19 ),
     .rst(rst),
-    .wr__addr(\w_addr$116 ),
-    .wr__data(\w_data$120 ),
-    .wr__en(\w_en$118 )
+    .wr__addr(\w_addr$118 ),
+    .wr__data(\w_data$122 ),
+    .wr__en(\w_en$120 )
   );
   \qsnn_ref.layer0.fifo  fifo (
     .clk(clk),
-    .level(level),
     .r_data(spikes__payload),
     .r_en(r_en),
     .r_rdy(spikes__valid),
     .rst(rst),
-    .w_en(\w_en$111 ),
+    .w_en(\w_en$113 ),
+    .w_level(level),
     .w_port__data(word)
   );
   \qsnn_ref.layer0.lif0  lif0 (
-    .acc(\r_data$23 [12:0]),
+    .acc(\r_data$25 [12:0]),
     .clk(clk),
-    .code(r_data[3:0]),
     .fresh(fresh),
     .new_state(new_state),
     .rst(rst),
-    .spike(spike)
+    .spike(spike),
+    .state(r_data[3:0])
   );
   \qsnn_ref.layer0.lif1  lif1 (
-    .acc(\r_data$23 [25:13]),
+    .acc(\r_data$25 [25:13]),
     .clk(clk),
-    .code(r_data[7:4]),
-    .fresh(fresh),
-    .new_state(\new_state$94 ),
-    .rst(rst),
-    .spike(\spike$73 )
-  );
-  \qsnn_ref.layer0.lif10  lif10 (
-    .acc(\r_data$23 [142:130]),
-    .clk(clk),
-    .code(r_data[43:40]),
-    .fresh(fresh),
-    .new_state(\new_state$103 ),
-    .rst(rst),
-    .spike(\spike$82 )
-  );
-  \qsnn_ref.layer0.lif11  lif11 (
-    .acc(\r_data$23 [155:143]),
-    .clk(clk),
-    .code(r_data[47:44]),
-    .fresh(fresh),
-    .new_state(\new_state$104 ),
-    .rst(rst),
-    .spike(\spike$83 )
-  );
-  \qsnn_ref.layer0.lif12  lif12 (
-    .acc(\r_data$23 [168:156]),
-    .clk(clk),
-    .code(r_data[51:48]),
-    .fresh(fresh),
-    .new_state(\new_state$105 ),
-    .rst(rst),
-    .spike(\spike$84 )
-  );
-  \qsnn_ref.layer0.lif13  lif13 (
-    .acc(\r_data$23 [181:169]),
-    .clk(clk),
-    .code(r_data[55:52]),
-    .fresh(fresh),
-    .new_state(\new_state$106 ),
-    .rst(rst),
-    .spike(\spike$85 )
-  );
-  \qsnn_ref.layer0.lif14  lif14 (
-    .acc(\r_data$23 [194:182]),
-    .clk(clk),
-    .code(r_data[59:56]),
-    .fresh(fresh),
-    .new_state(\new_state$107 ),
-    .rst(rst),
-    .spike(\spike$86 )
-  );
-  \qsnn_ref.layer0.lif15  lif15 (
-    .acc(\r_data$23 [207:195]),
-    .clk(clk),
-    .code(r_data[63:60]),
-    .fresh(fresh),
-    .new_state(\new_state$108 ),
-    .rst(rst),
-    .spike(\spike$87 )
-  );
-  \qsnn_ref.layer0.lif2  lif2 (
-    .acc(\r_data$23 [38:26]),
-    .clk(clk),
-    .code(r_data[11:8]),
-    .fresh(fresh),
-    .new_state(\new_state$95 ),
-    .rst(rst),
-    .spike(\spike$74 )
-  );
-  \qsnn_ref.layer0.lif3  lif3 (
-    .acc(\r_data$23 [51:39]),
-    .clk(clk),
-    .code(r_data[15:12]),
     .fresh(fresh),
     .new_state(\new_state$96 ),
     .rst(rst),
-    .spike(\spike$75 )
+    .spike(\spike$75 ),
+    .state(r_data[7:4])
   );
-  \qsnn_ref.layer0.lif4  lif4 (
-    .acc(\r_data$23 [64:52]),
+  \qsnn_ref.layer0.lif10  lif10 (
+    .acc(\r_data$25 [142:130]),
     .clk(clk),
-    .code(r_data[19:16]),
+    .fresh(fresh),
+    .new_state(\new_state$105 ),
+    .rst(rst),
+    .spike(\spike$84 ),
+    .state(r_data[43:40])
+  );
+  \qsnn_ref.layer0.lif11  lif11 (
+    .acc(\r_data$25 [155:143]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$106 ),
+    .rst(rst),
+    .spike(\spike$85 ),
+    .state(r_data[47:44])
+  );
+  \qsnn_ref.layer0.lif12  lif12 (
+    .acc(\r_data$25 [168:156]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$107 ),
+    .rst(rst),
+    .spike(\spike$86 ),
+    .state(r_data[51:48])
+  );
+  \qsnn_ref.layer0.lif13  lif13 (
+    .acc(\r_data$25 [181:169]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$108 ),
+    .rst(rst),
+    .spike(\spike$87 ),
+    .state(r_data[55:52])
+  );
+  \qsnn_ref.layer0.lif14  lif14 (
+    .acc(\r_data$25 [194:182]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$109 ),
+    .rst(rst),
+    .spike(\spike$88 ),
+    .state(r_data[59:56])
+  );
+  \qsnn_ref.layer0.lif15  lif15 (
+    .acc(\r_data$25 [207:195]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$110 ),
+    .rst(rst),
+    .spike(\spike$89 ),
+    .state(r_data[63:60])
+  );
+  \qsnn_ref.layer0.lif2  lif2 (
+    .acc(\r_data$25 [38:26]),
+    .clk(clk),
     .fresh(fresh),
     .new_state(\new_state$97 ),
     .rst(rst),
-    .spike(\spike$76 )
+    .spike(\spike$76 ),
+    .state(r_data[11:8])
   );
-  \qsnn_ref.layer0.lif5  lif5 (
-    .acc(\r_data$23 [77:65]),
+  \qsnn_ref.layer0.lif3  lif3 (
+    .acc(\r_data$25 [51:39]),
     .clk(clk),
-    .code(r_data[23:20]),
     .fresh(fresh),
     .new_state(\new_state$98 ),
     .rst(rst),
-    .spike(\spike$77 )
+    .spike(\spike$77 ),
+    .state(r_data[15:12])
   );
-  \qsnn_ref.layer0.lif6  lif6 (
-    .acc(\r_data$23 [90:78]),
+  \qsnn_ref.layer0.lif4  lif4 (
+    .acc(\r_data$25 [64:52]),
     .clk(clk),
-    .code(r_data[27:24]),
     .fresh(fresh),
     .new_state(\new_state$99 ),
     .rst(rst),
-    .spike(\spike$78 )
+    .spike(\spike$78 ),
+    .state(r_data[19:16])
   );
-  \qsnn_ref.layer0.lif7  lif7 (
-    .acc(\r_data$23 [103:91]),
+  \qsnn_ref.layer0.lif5  lif5 (
+    .acc(\r_data$25 [77:65]),
     .clk(clk),
-    .code(r_data[31:28]),
     .fresh(fresh),
     .new_state(\new_state$100 ),
     .rst(rst),
-    .spike(\spike$79 )
+    .spike(\spike$79 ),
+    .state(r_data[23:20])
   );
-  \qsnn_ref.layer0.lif8  lif8 (
-    .acc(\r_data$23 [116:104]),
+  \qsnn_ref.layer0.lif6  lif6 (
+    .acc(\r_data$25 [90:78]),
     .clk(clk),
-    .code(r_data[35:32]),
     .fresh(fresh),
     .new_state(\new_state$101 ),
     .rst(rst),
-    .spike(\spike$80 )
+    .spike(\spike$80 ),
+    .state(r_data[27:24])
   );
-  \qsnn_ref.layer0.lif9  lif9 (
-    .acc(\r_data$23 [129:117]),
+  \qsnn_ref.layer0.lif7  lif7 (
+    .acc(\r_data$25 [103:91]),
     .clk(clk),
-    .code(r_data[39:36]),
     .fresh(fresh),
     .new_state(\new_state$102 ),
     .rst(rst),
-    .spike(\spike$81 )
+    .spike(\spike$81 ),
+    .state(r_data[31:28])
+  );
+  \qsnn_ref.layer0.lif8  lif8 (
+    .acc(\r_data$25 [116:104]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$103 ),
+    .rst(rst),
+    .spike(\spike$82 ),
+    .state(r_data[35:32])
+  );
+  \qsnn_ref.layer0.lif9  lif9 (
+    .acc(\r_data$25 [129:117]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$104 ),
+    .rst(rst),
+    .spike(\spike$83 ),
+    .state(r_data[39:36])
   );
   \qsnn_ref.layer0.states  states (
     .clk(clk),
-    .\port$303$0 (new_state),
-    .\port$348$0 (\new_state$94 ),
-    .\port$393$0 (\new_state$95 ),
-    .\port$438$0 (\new_state$96 ),
-    .\port$483$0 (\new_state$97 ),
-    .\port$528$0 (\new_state$98 ),
-    .\port$573$0 (\new_state$99 ),
-    .\port$618$0 (\new_state$100 ),
-    .\port$663$0 (\new_state$101 ),
-    .\port$708$0 (\new_state$102 ),
-    .\port$753$0 (\new_state$103 ),
-    .\port$798$0 (\new_state$104 ),
-    .\port$843$0 (\new_state$105 ),
-    .\port$888$0 (\new_state$106 ),
-    .\port$933$0 (\new_state$107 ),
-    .\port$978$0 (\new_state$108 ),
+    .\port$305$0 (new_state),
+    .\port$347$0 (\new_state$96 ),
+    .\port$389$0 (\new_state$97 ),
+    .\port$431$0 (\new_state$98 ),
+    .\port$473$0 (\new_state$99 ),
+    .\port$515$0 (\new_state$100 ),
+    .\port$557$0 (\new_state$101 ),
+    .\port$599$0 (\new_state$102 ),
+    .\port$641$0 (\new_state$103 ),
+    .\port$683$0 (\new_state$104 ),
+    .\port$725$0 (\new_state$105 ),
+    .\port$767$0 (\new_state$106 ),
+    .\port$809$0 (\new_state$107 ),
+    .\port$851$0 (\new_state$108 ),
+    .\port$893$0 (\new_state$109 ),
+    .\port$935$0 (\new_state$110 ),
     .r_data(r_data),
     .rd__addr(r_addr),
     .rst(rst),
@@ -1347,350 +1614,786 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   \qsnn_ref.layer0.weights  weights (
     .clk(clk),
     .data(data),
-    .rd__addr(\$27 [8:0]),
+    .rd__addr(addr),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     word = 21'h000000;
-    if (\$29 ) begin
+    if (\$27 ) begin
       word[19] = 1'h1;
       word[20] = last_flag;
     end else if (w_en) begin
       word[2:0] = w_addr;
-      word[18:3] = \$30 ;
+      word[18:3] = \$28 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \w_en$111  = 1'h0;
-    if (\$29 ) begin
-      \w_en$111  = 1'h1;
+    \w_en$113  = 1'h0;
+    if (\$27 ) begin
+      \w_en$113  = 1'h1;
     end else if (w_en) begin
-      \w_en$111  = \$32 ;
+      \w_en$113  = \$30 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     step_done = 1'h0;
-    if (\$29 ) begin
+    if (\$27 ) begin
       step_done = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \w_addr$116  = 3'h0;
-    if (\$33 ) begin
-      \w_addr$116  = cg;
-    end else if (\$signal$114 ) begin
-      \w_addr$116  = s1_g;
-    end else if (\$signal$115 ) begin
-      \w_addr$116  = u1_g;
+    \w_addr$118  = 3'h0;
+    if (\$31 ) begin
+      \w_addr$118  = cg;
+    end else if (acc_s4_valid) begin
+      \w_addr$118  = acc_s4_g;
+    end else if (\$signal$117 ) begin
+      \w_addr$118  = u1_g;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \w_en$118  = 1'h0;
-    if (\$33 ) begin
-      \w_en$118  = 1'h1;
-    end else if (\$signal$114 ) begin
-      \w_en$118  = 1'h1;
-    end else if (\$signal$115 ) begin
-      \w_en$118  = 1'h1;
+    \w_en$120  = 1'h0;
+    if (\$31 ) begin
+      \w_en$120  = 1'h1;
+    end else if (acc_s4_valid) begin
+      \w_en$120  = 1'h1;
+    end else if (\$signal$117 ) begin
+      \w_en$120  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \w_data$120  = 208'h0000000000000000000000000000000000000000000000000000;
-    if (\$33 ) begin
-    end else if (\$signal$114 ) begin
-      \w_data$120  = { \$65 [12:0], \$63 [12:0], \$61 [12:0], \$59 [12:0], \$57 [12:0], \$55 [12:0], \$53 [12:0], \$51 [12:0], \$49 [12:0], \$47 [12:0], \$45 [12:0], \$43 [12:0], \$41 [12:0], \$39 [12:0], \$37 [12:0], \$35 [12:0] };
+    \w_data$122  = 208'h0000000000000000000000000000000000000000000000000000;
+    if (\$31 ) begin
+    end else if (acc_s4_valid) begin
+      \w_data$122  = { sum15_r, sum14_r, sum13_r, sum12_r, sum11_r, sum10_r, sum9_r, sum8_r, sum7_r, sum6_r, sum5_r, sum4_r, sum3_r, sum2_r, sum1_r, sum0_r };
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$81  = idx;
+    \$84  = idx;
     if (ev_take) begin
-      \$81  = \$67 [6:0];
+      \$84  = \$33 [6:0];
     end
     if (start) begin
-      \$81  = 7'h00;
+      \$84  = 7'h00;
     end
     if (rst) begin
-      \$81  = 7'h00;
+      \$84  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$82  = g;
+    \$85  = g;
     if (busy) begin
-      \$82  = \$68 [2:0];
-      if (\$69 ) begin
-        \$82  = 3'h0;
+      \$85  = \$34 [2:0];
+      if (\$36 ) begin
+        \$85  = 3'h0;
       end
     end
-    if (\$71 ) begin
-      \$82  = 3'h0;
+    if (\$38 ) begin
+      \$85  = 3'h0;
     end
     if (rst) begin
-      \$82  = 3'h0;
+      \$85  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$83  = busy;
+    \$86  = addr;
     if (busy) begin
-      if (\$69 ) begin
-        \$83  = 1'h0;
+      \$86  = \$35 [8:0];
+    end
+    if (\$38 ) begin
+      \$86  = \$39 [8:0];
+    end
+    if (rst) begin
+      \$86  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$87  = busy;
+    if (busy) begin
+      if (\$36 ) begin
+        \$87  = 1'h0;
       end
     end
-    if (\$71 ) begin
-      \$83  = 1'h1;
+    if (\$38 ) begin
+      \$87  = 1'h1;
     end
     if (rst) begin
-      \$83  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$84  = base;
-    if (\$71 ) begin
-      \$84  = \$72 [8:0];
-    end
-    if (rst) begin
-      \$84  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$85  = cur_x;
-    if (\$71 ) begin
-      \$85  = events__payload[3:0];
-    end
-    if (rst) begin
-      \$85  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$86  = busy;
-    if (rst) begin
-      \$86  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$87  = g;
-    if (rst) begin
-      \$87  = 3'h0;
+      \$87  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$88  = cur_x;
+    if (\$38 ) begin
+      \$88  = events__payload[3:0];
+    end
     if (rst) begin
       \$88  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$89  = phase;
-    if (\$73 ) begin
-      \$89  = 2'h2;
-    end
-    if (\$76 ) begin
-      \$89  = 2'h1;
-    end else if (w_en) begin
-      if (\$77 ) begin
-        \$89  = 2'h3;
-      end
-    end
-    if (\$78 ) begin
-      if (\$80 ) begin
-        \$89  = 2'h1;
-      end
-    end
+    \$89  = busy;
     if (rst) begin
-      \$89  = 2'h0;
+      \$89  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$90  = \$signal$134 ;
-    if (\$73 ) begin
-      \$90  = 1'h1;
-    end
-    if (\$signal$134 ) begin
-      if (\$75 ) begin
-        \$90  = 1'h0;
-      end
-    end
+    \$90  = g;
     if (rst) begin
-      \$90  = 1'h0;
+      \$90  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$91  = r_addr;
-    if (\$73 ) begin
-      \$91  = 3'h0;
-    end
-    if (\$signal$134 ) begin
-      \$91  = \$74 [2:0];
-      if (\$75 ) begin
-        \$91  = 3'h0;
-      end
-    end
+    \$91  = acc_s1_valid;
     if (rst) begin
-      \$91  = 3'h0;
+      \$91  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$92  = last_flag;
-    if (\$73 ) begin
-      \$92  = events__payload[5];
-    end
+    \$92  = acc_s1_g;
     if (rst) begin
-      \$92  = 1'h0;
+      \$92  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$93  = \$signal$134 ;
+    \$93  = acc_s2_valid;
     if (rst) begin
       \$93  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$94  = r_addr;
+    \$94  = acc_s2_g;
     if (rst) begin
       \$94  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$95  = \$signal$115 ;
+    \$95  = acc_s3_valid;
     if (rst) begin
       \$95  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$96  = u1_g;
+    \$96  = acc_s3_g;
     if (rst) begin
       \$96  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$97  = upd_valid_s2;
+    \$97  = acc_s4_valid;
     if (rst) begin
       \$97  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$98  = upd_g_s2;
+    \$98  = acc_s4_g;
     if (rst) begin
       \$98  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$99  = fresh;
+    \$99  = cur_x;
+    if (rst) begin
+      \$99  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$100  = \$signal$157 ;
+    if (rst) begin
+      \$100  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$101  = data;
+    if (rst) begin
+      \$101  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$102  = { \$40 [7], \$40 [7], \$40 [7], \$40 [7], \$40 [7], \$40  };
+    if (rst) begin
+      \$102  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$103  = \r_data$25 [12:0];
+    if (rst) begin
+      \$103  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$104  = \$41 [12:0];
+    if (rst) begin
+      \$104  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$105  = { \$42 [7], \$42 [7], \$42 [7], \$42 [7], \$42 [7], \$42  };
+    if (rst) begin
+      \$105  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$106  = \r_data$25 [25:13];
+    if (rst) begin
+      \$106  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$107  = \$43 [12:0];
+    if (rst) begin
+      \$107  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$108  = { \$44 [7], \$44 [7], \$44 [7], \$44 [7], \$44 [7], \$44  };
+    if (rst) begin
+      \$108  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$109  = \r_data$25 [38:26];
+    if (rst) begin
+      \$109  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$110  = \$45 [12:0];
+    if (rst) begin
+      \$110  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$111  = { \$46 [7], \$46 [7], \$46 [7], \$46 [7], \$46 [7], \$46  };
+    if (rst) begin
+      \$111  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$112  = \r_data$25 [51:39];
+    if (rst) begin
+      \$112  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$113  = \$47 [12:0];
+    if (rst) begin
+      \$113  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$114  = { \$48 [7], \$48 [7], \$48 [7], \$48 [7], \$48 [7], \$48  };
+    if (rst) begin
+      \$114  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$115  = \r_data$25 [64:52];
+    if (rst) begin
+      \$115  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$116  = \$49 [12:0];
+    if (rst) begin
+      \$116  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$117  = { \$50 [7], \$50 [7], \$50 [7], \$50 [7], \$50 [7], \$50  };
+    if (rst) begin
+      \$117  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$118  = \r_data$25 [77:65];
+    if (rst) begin
+      \$118  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$119  = \$51 [12:0];
+    if (rst) begin
+      \$119  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$120  = { \$52 [7], \$52 [7], \$52 [7], \$52 [7], \$52 [7], \$52  };
+    if (rst) begin
+      \$120  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$121  = \r_data$25 [90:78];
+    if (rst) begin
+      \$121  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$122  = \$53 [12:0];
+    if (rst) begin
+      \$122  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$123  = { \$54 [7], \$54 [7], \$54 [7], \$54 [7], \$54 [7], \$54  };
+    if (rst) begin
+      \$123  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$124  = \r_data$25 [103:91];
+    if (rst) begin
+      \$124  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$125  = \$55 [12:0];
+    if (rst) begin
+      \$125  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$126  = { \$56 [7], \$56 [7], \$56 [7], \$56 [7], \$56 [7], \$56  };
+    if (rst) begin
+      \$126  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$127  = \r_data$25 [116:104];
+    if (rst) begin
+      \$127  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$128  = \$57 [12:0];
+    if (rst) begin
+      \$128  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$129  = { \$58 [7], \$58 [7], \$58 [7], \$58 [7], \$58 [7], \$58  };
+    if (rst) begin
+      \$129  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$130  = \r_data$25 [129:117];
+    if (rst) begin
+      \$130  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$131  = \$59 [12:0];
+    if (rst) begin
+      \$131  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$132  = { \$60 [7], \$60 [7], \$60 [7], \$60 [7], \$60 [7], \$60  };
+    if (rst) begin
+      \$132  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$133  = \r_data$25 [142:130];
+    if (rst) begin
+      \$133  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$134  = \$61 [12:0];
+    if (rst) begin
+      \$134  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$135  = { \$62 [7], \$62 [7], \$62 [7], \$62 [7], \$62 [7], \$62  };
+    if (rst) begin
+      \$135  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$136  = \r_data$25 [155:143];
+    if (rst) begin
+      \$136  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$137  = \$63 [12:0];
+    if (rst) begin
+      \$137  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$138  = { \$64 [7], \$64 [7], \$64 [7], \$64 [7], \$64 [7], \$64  };
+    if (rst) begin
+      \$138  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$139  = \r_data$25 [168:156];
+    if (rst) begin
+      \$139  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$140  = \$65 [12:0];
+    if (rst) begin
+      \$140  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$141  = { \$66 [7], \$66 [7], \$66 [7], \$66 [7], \$66 [7], \$66  };
+    if (rst) begin
+      \$141  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$142  = \r_data$25 [181:169];
+    if (rst) begin
+      \$142  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$143  = \$67 [12:0];
+    if (rst) begin
+      \$143  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$144  = { \$68 [7], \$68 [7], \$68 [7], \$68 [7], \$68 [7], \$68  };
+    if (rst) begin
+      \$144  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$145  = \r_data$25 [194:182];
+    if (rst) begin
+      \$145  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$146  = \$69 [12:0];
+    if (rst) begin
+      \$146  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$147  = { \$70 [7], \$70 [7], \$70 [7], \$70 [7], \$70 [7], \$70  };
+    if (rst) begin
+      \$147  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$148  = \r_data$25 [207:195];
+    if (rst) begin
+      \$148  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$149  = \$71 [12:0];
+    if (rst) begin
+      \$149  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$150  = phase;
+    if (\$72 ) begin
+      \$150  = 2'h2;
+    end
+    if (\$79 ) begin
+      \$150  = 2'h1;
+    end else if (w_en) begin
+      if (\$80 ) begin
+        \$150  = 2'h3;
+      end
+    end
+    if (\$81 ) begin
+      if (\$83 ) begin
+        \$150  = 2'h1;
+      end
+    end
+    if (rst) begin
+      \$150  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$151  = upd_pending;
+    if (\$72 ) begin
+      \$151  = 1'h1;
+    end
     if (\$76 ) begin
-      \$99  = last_flag;
+      \$151  = 1'h0;
+    end
+    if (rst) begin
+      \$151  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$152  = last_flag;
+    if (\$72 ) begin
+      \$152  = events__payload[5];
+    end
+    if (rst) begin
+      \$152  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$153  = \$signal$20 ;
+    if (\$76 ) begin
+      \$153  = 1'h1;
+    end
+    if (\$signal$20 ) begin
+      if (\$78 ) begin
+        \$153  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$153  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$154  = r_addr;
+    if (\$76 ) begin
+      \$154  = 3'h0;
+    end
+    if (\$signal$20 ) begin
+      \$154  = \$77 [2:0];
+      if (\$78 ) begin
+        \$154  = 3'h0;
+      end
+    end
+    if (rst) begin
+      \$154  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$155  = \$signal$20 ;
+    if (rst) begin
+      \$155  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$156  = r_addr;
+    if (rst) begin
+      \$156  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$157  = \$signal$117 ;
+    if (rst) begin
+      \$157  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$158  = u1_g;
+    if (rst) begin
+      \$158  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$159  = upd_valid_s2;
+    if (rst) begin
+      \$159  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$160  = upd_g_s2;
+    if (rst) begin
+      \$160  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$161  = upd_valid_s3;
+    if (rst) begin
+      \$161  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$162  = upd_g_s3;
+    if (rst) begin
+      \$162  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$163  = fresh;
+    if (\$79 ) begin
+      \$163  = last_flag;
     end
     if (start) begin
-      \$99  = 1'h1;
+      \$163  = 1'h1;
     end
     if (rst) begin
-      \$99  = 1'h1;
+      \$163  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$100  = cg;
-    if (\$78 ) begin
-      \$100  = \$79 [2:0];
+    \$164  = cg;
+    if (\$81 ) begin
+      \$164  = \$82 [2:0];
     end
     if (rst) begin
-      \$100  = 3'h0;
+      \$164  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$101  = error;
+    \$165  = error;
     if (error_set) begin
-      \$101  = 1'h1;
+      \$165  = 1'h1;
     end
     if (rst) begin
-      \$101  = 1'h0;
+      \$165  = 1'h0;
     end
   end
   assign \$signal$4  = events__payload[4];
   assign ev_last = events__payload[5];
   assign ev_m = idx[5:0];
   assign ev_x = events__payload[3:0];
-  assign addr = \$27 [8:0];
+  assign waddr = addr;
   assign \$signal$18  = r_addr;
   assign state = r_data[3:0];
-  assign acc = \r_data$23 [12:0];
-  assign \fresh$25  = fresh;
-  assign \state$26  = r_data[7:4];
-  assign \acc$27  = \r_data$23 [25:13];
-  assign \fresh$28  = fresh;
-  assign \state$29  = r_data[11:8];
-  assign \acc$30  = \r_data$23 [38:26];
-  assign \fresh$31  = fresh;
-  assign \state$32  = r_data[15:12];
-  assign \acc$33  = \r_data$23 [51:39];
-  assign \fresh$34  = fresh;
-  assign \state$35  = r_data[19:16];
-  assign \acc$36  = \r_data$23 [64:52];
-  assign \fresh$37  = fresh;
-  assign \state$38  = r_data[23:20];
-  assign \acc$39  = \r_data$23 [77:65];
-  assign \fresh$40  = fresh;
-  assign \state$41  = r_data[27:24];
-  assign \acc$42  = \r_data$23 [90:78];
-  assign \fresh$43  = fresh;
-  assign \state$44  = r_data[31:28];
-  assign \acc$45  = \r_data$23 [103:91];
-  assign \fresh$46  = fresh;
-  assign \state$47  = r_data[35:32];
-  assign \acc$48  = \r_data$23 [116:104];
-  assign \fresh$49  = fresh;
-  assign \state$50  = r_data[39:36];
-  assign \acc$51  = \r_data$23 [129:117];
-  assign \fresh$52  = fresh;
-  assign \state$53  = r_data[43:40];
-  assign \acc$54  = \r_data$23 [142:130];
-  assign \fresh$55  = fresh;
-  assign \state$56  = r_data[47:44];
-  assign \acc$57  = \r_data$23 [155:143];
-  assign \fresh$58  = fresh;
-  assign \state$59  = r_data[51:48];
-  assign \acc$60  = \r_data$23 [168:156];
-  assign \fresh$61  = fresh;
-  assign \state$62  = r_data[55:52];
-  assign \acc$63  = \r_data$23 [181:169];
-  assign \fresh$64  = fresh;
-  assign \state$65  = r_data[59:56];
-  assign \acc$66  = \r_data$23 [194:182];
-  assign \fresh$67  = fresh;
-  assign \state$68  = r_data[63:60];
-  assign \acc$69  = \r_data$23 [207:195];
-  assign \fresh$70  = fresh;
-  assign spikes = { \spike$87 , \spike$86 , \spike$85 , \spike$84 , \spike$83 , \spike$82 , \spike$81 , \spike$80 , \spike$79 , \spike$78 , \spike$77 , \spike$76 , \spike$75 , \spike$74 , \spike$73 , spike };
-  assign upd_g_s3 = w_addr;
-  assign upd_valid_s3 = w_en;
-  assign w_data = { \new_state$108 , \new_state$107 , \new_state$106 , \new_state$105 , \new_state$104 , \new_state$103 , \new_state$102 , \new_state$101 , \new_state$100 , \new_state$99 , \new_state$98 , \new_state$97 , \new_state$96 , \new_state$95 , \new_state$94 , new_state };
-  assign \w_data$113  = word;
+  assign acc = \r_data$25 [12:0];
+  assign \fresh$27  = fresh;
+  assign \state$28  = r_data[7:4];
+  assign \acc$29  = \r_data$25 [25:13];
+  assign \fresh$30  = fresh;
+  assign \state$31  = r_data[11:8];
+  assign \acc$32  = \r_data$25 [38:26];
+  assign \fresh$33  = fresh;
+  assign \state$34  = r_data[15:12];
+  assign \acc$35  = \r_data$25 [51:39];
+  assign \fresh$36  = fresh;
+  assign \state$37  = r_data[19:16];
+  assign \acc$38  = \r_data$25 [64:52];
+  assign \fresh$39  = fresh;
+  assign \state$40  = r_data[23:20];
+  assign \acc$41  = \r_data$25 [77:65];
+  assign \fresh$42  = fresh;
+  assign \state$43  = r_data[27:24];
+  assign \acc$44  = \r_data$25 [90:78];
+  assign \fresh$45  = fresh;
+  assign \state$46  = r_data[31:28];
+  assign \acc$47  = \r_data$25 [103:91];
+  assign \fresh$48  = fresh;
+  assign \state$49  = r_data[35:32];
+  assign \acc$50  = \r_data$25 [116:104];
+  assign \fresh$51  = fresh;
+  assign \state$52  = r_data[39:36];
+  assign \acc$53  = \r_data$25 [129:117];
+  assign \fresh$54  = fresh;
+  assign \state$55  = r_data[43:40];
+  assign \acc$56  = \r_data$25 [142:130];
+  assign \fresh$57  = fresh;
+  assign \state$58  = r_data[47:44];
+  assign \acc$59  = \r_data$25 [155:143];
+  assign \fresh$60  = fresh;
+  assign \state$61  = r_data[51:48];
+  assign \acc$62  = \r_data$25 [168:156];
+  assign \fresh$63  = fresh;
+  assign \state$64  = r_data[55:52];
+  assign \acc$65  = \r_data$25 [181:169];
+  assign \fresh$66  = fresh;
+  assign \state$67  = r_data[59:56];
+  assign \acc$68  = \r_data$25 [194:182];
+  assign \fresh$69  = fresh;
+  assign \state$70  = r_data[63:60];
+  assign \acc$71  = \r_data$25 [207:195];
+  assign \fresh$72  = fresh;
+  assign spikes = { \spike$89 , \spike$88 , \spike$87 , \spike$86 , \spike$85 , \spike$84 , \spike$83 , \spike$82 , \spike$81 , \spike$80 , \spike$79 , \spike$78 , \spike$77 , \spike$76 , \spike$75 , spike };
+  assign upd_g_s4 = w_addr;
+  assign upd_valid_s4 = w_en;
+  assign w_data = { \new_state$110 , \new_state$109 , \new_state$108 , \new_state$107 , \new_state$106 , \new_state$105 , \new_state$104 , \new_state$103 , \new_state$102 , \new_state$101 , \new_state$100 , \new_state$99 , \new_state$98 , \new_state$97 , \new_state$96 , new_state };
+  assign \w_data$115  = word;
   assign r_rdy = spikes__valid;
-  assign \r_data$127  = spikes__payload;
+  assign \r_data$143  = spikes__payload;
   assign spikes__ready = r_en;
   assign \events__payload.value  = events__payload[3:0];
   assign \events__payload.eot  = events__payload[4];
@@ -1711,58 +2414,78 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   assign \r_data[13]  = r_data[55:52];
   assign \r_data[14]  = r_data[59:56];
   assign \r_data[15]  = r_data[63:60];
-  assign \r_data$23[0]  = \r_data$23 [12:0];
-  assign \r_data$23[1]  = \r_data$23 [25:13];
-  assign \r_data$23[2]  = \r_data$23 [38:26];
-  assign \r_data$23[3]  = \r_data$23 [51:39];
-  assign \r_data$23[4]  = \r_data$23 [64:52];
-  assign \r_data$23[5]  = \r_data$23 [77:65];
-  assign \r_data$23[6]  = \r_data$23 [90:78];
-  assign \r_data$23[7]  = \r_data$23 [103:91];
-  assign \r_data$23[8]  = \r_data$23 [116:104];
-  assign \r_data$23[9]  = \r_data$23 [129:117];
-  assign \r_data$23[10]  = \r_data$23 [142:130];
-  assign \r_data$23[11]  = \r_data$23 [155:143];
-  assign \r_data$23[12]  = \r_data$23 [168:156];
-  assign \r_data$23[13]  = \r_data$23 [181:169];
-  assign \r_data$23[14]  = \r_data$23 [194:182];
-  assign \r_data$23[15]  = \r_data$23 [207:195];
+  assign \r_data$25[0]  = \r_data$25 [12:0];
+  assign \r_data$25[1]  = \r_data$25 [25:13];
+  assign \r_data$25[2]  = \r_data$25 [38:26];
+  assign \r_data$25[3]  = \r_data$25 [51:39];
+  assign \r_data$25[4]  = \r_data$25 [64:52];
+  assign \r_data$25[5]  = \r_data$25 [77:65];
+  assign \r_data$25[6]  = \r_data$25 [90:78];
+  assign \r_data$25[7]  = \r_data$25 [103:91];
+  assign \r_data$25[8]  = \r_data$25 [116:104];
+  assign \r_data$25[9]  = \r_data$25 [129:117];
+  assign \r_data$25[10]  = \r_data$25 [142:130];
+  assign \r_data$25[11]  = \r_data$25 [155:143];
+  assign \r_data$25[12]  = \r_data$25 [168:156];
+  assign \r_data$25[13]  = \r_data$25 [181:169];
+  assign \r_data$25[14]  = \r_data$25 [194:182];
+  assign \r_data$25[15]  = \r_data$25 [207:195];
   assign \w_data[0]  = new_state;
-  assign \w_data[1]  = \new_state$94 ;
-  assign \w_data[2]  = \new_state$95 ;
-  assign \w_data[3]  = \new_state$96 ;
-  assign \w_data[4]  = \new_state$97 ;
-  assign \w_data[5]  = \new_state$98 ;
-  assign \w_data[6]  = \new_state$99 ;
-  assign \w_data[7]  = \new_state$100 ;
-  assign \w_data[8]  = \new_state$101 ;
-  assign \w_data[9]  = \new_state$102 ;
-  assign \w_data[10]  = \new_state$103 ;
-  assign \w_data[11]  = \new_state$104 ;
-  assign \w_data[12]  = \new_state$105 ;
-  assign \w_data[13]  = \new_state$106 ;
-  assign \w_data[14]  = \new_state$107 ;
-  assign \w_data[15]  = \new_state$108 ;
+  assign \w_data[1]  = \new_state$96 ;
+  assign \w_data[2]  = \new_state$97 ;
+  assign \w_data[3]  = \new_state$98 ;
+  assign \w_data[4]  = \new_state$99 ;
+  assign \w_data[5]  = \new_state$100 ;
+  assign \w_data[6]  = \new_state$101 ;
+  assign \w_data[7]  = \new_state$102 ;
+  assign \w_data[8]  = \new_state$103 ;
+  assign \w_data[9]  = \new_state$104 ;
+  assign \w_data[10]  = \new_state$105 ;
+  assign \w_data[11]  = \new_state$106 ;
+  assign \w_data[12]  = \new_state$107 ;
+  assign \w_data[13]  = \new_state$108 ;
+  assign \w_data[14]  = \new_state$109 ;
+  assign \w_data[15]  = \new_state$110 ;
   assign \word.group  = word[2:0];
   assign \word.mask  = word[18:3];
   assign \word.eot  = word[19];
   assign \word.last  = word[20];
-  assign \w_data$120[0]  = \w_data$120 [12:0];
-  assign \w_data$120[1]  = \w_data$120 [25:13];
-  assign \w_data$120[2]  = \w_data$120 [38:26];
-  assign \w_data$120[3]  = \w_data$120 [51:39];
-  assign \w_data$120[4]  = \w_data$120 [64:52];
-  assign \w_data$120[5]  = \w_data$120 [77:65];
-  assign \w_data$120[6]  = \w_data$120 [90:78];
-  assign \w_data$120[7]  = \w_data$120 [103:91];
-  assign \w_data$120[8]  = \w_data$120 [116:104];
-  assign \w_data$120[9]  = \w_data$120 [129:117];
-  assign \w_data$120[10]  = \w_data$120 [142:130];
-  assign \w_data$120[11]  = \w_data$120 [155:143];
-  assign \w_data$120[12]  = \w_data$120 [168:156];
-  assign \w_data$120[13]  = \w_data$120 [181:169];
-  assign \w_data$120[14]  = \w_data$120 [194:182];
-  assign \w_data$120[15]  = \w_data$120 [207:195];
+  assign \w_data$122[0]  = \w_data$122 [12:0];
+  assign \w_data$122[1]  = \w_data$122 [25:13];
+  assign \w_data$122[2]  = \w_data$122 [38:26];
+  assign \w_data$122[3]  = \w_data$122 [51:39];
+  assign \w_data$122[4]  = \w_data$122 [64:52];
+  assign \w_data$122[5]  = \w_data$122 [77:65];
+  assign \w_data$122[6]  = \w_data$122 [90:78];
+  assign \w_data$122[7]  = \w_data$122 [103:91];
+  assign \w_data$122[8]  = \w_data$122 [116:104];
+  assign \w_data$122[9]  = \w_data$122 [129:117];
+  assign \w_data$122[10]  = \w_data$122 [142:130];
+  assign \w_data$122[11]  = \w_data$122 [155:143];
+  assign \w_data$122[12]  = \w_data$122 [168:156];
+  assign \w_data$122[13]  = \w_data$122 [181:169];
+  assign \w_data$122[14]  = \w_data$122 [194:182];
+  assign \w_data$122[15]  = \w_data$122 [207:195];
+  assign \spikes__payload.group  = spikes__payload[2:0];
+  assign \spikes__payload.mask  = spikes__payload[18:3];
+  assign \spikes__payload.eot  = spikes__payload[19];
+  assign \spikes__payload.last  = spikes__payload[20];
+  assign \weight_r[0]  = weight_r[3:0];
+  assign \weight_r[1]  = weight_r[7:4];
+  assign \weight_r[2]  = weight_r[11:8];
+  assign \weight_r[3]  = weight_r[15:12];
+  assign \weight_r[4]  = weight_r[19:16];
+  assign \weight_r[5]  = weight_r[23:20];
+  assign \weight_r[6]  = weight_r[27:24];
+  assign \weight_r[7]  = weight_r[31:28];
+  assign \weight_r[8]  = weight_r[35:32];
+  assign \weight_r[9]  = weight_r[39:36];
+  assign \weight_r[10]  = weight_r[43:40];
+  assign \weight_r[11]  = weight_r[47:44];
+  assign \weight_r[12]  = weight_r[51:48];
+  assign \weight_r[13]  = weight_r[55:52];
+  assign \weight_r[14]  = weight_r[59:56];
+  assign \weight_r[15]  = weight_r[63:60];
   assign \data[0]  = data[3:0];
   assign \data[1]  = data[7:4];
   assign \data[2]  = data[11:8];
@@ -1779,12 +2502,8 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   assign \data[13]  = data[55:52];
   assign \data[14]  = data[59:56];
   assign \data[15]  = data[63:60];
-  assign \spikes__payload.group  = spikes__payload[2:0];
-  assign \spikes__payload.mask  = spikes__payload[18:3];
-  assign \spikes__payload.eot  = spikes__payload[19];
-  assign \spikes__payload.last  = spikes__payload[20];
-  assign \$30  = { \spike$87 , \spike$86 , \spike$85 , \spike$84 , \spike$83 , \spike$82 , \spike$81 , \spike$80 , \spike$79 , \spike$78 , \spike$77 , \spike$76 , \spike$75 , \spike$74 , \spike$73 , spike };
-  assign \$31  = { \spike$87 , \spike$86 , \spike$85 , \spike$84 , \spike$83 , \spike$82 , \spike$81 , \spike$80 , \spike$79 , \spike$78 , \spike$77 , \spike$76 , \spike$75 , \spike$74 , \spike$73 , spike };
+  assign \$28  = { \spike$89 , \spike$88 , \spike$87 , \spike$86 , \spike$85 , \spike$84 , \spike$83 , \spike$82 , \spike$81 , \spike$80 , \spike$79 , \spike$78 , \spike$77 , \spike$76 , \spike$75 , spike };
+  assign \$29  = { \spike$89 , \spike$88 , \spike$87 , \spike$86 , \spike$85 , \spike$84 , \spike$83 , \spike$82 , \spike$81 , \spike$80 , \spike$79 , \spike$78 , \spike$77 , \spike$76 , \spike$75 , spike };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -1855,11 +2574,11 @@ module \qsnn_ref.layer0.accumulators (rst, rd__addr, r_data, wr__addr, wr__en, w
     if (wr__en)
       mem[wr__addr] <= wr__data;
   end
-  reg [2:0] _0_;
+  reg [207:0] _0_;
   always @(posedge clk) begin
-    _0_ <= rd__addr;
+    _0_ <= mem[rd__addr];
   end
-  assign r_data = mem[_0_];
+  assign r_data = _0_;
   assign w_addr = wr__addr;
   assign w_data = wr__data;
   assign w_en = wr__en;
@@ -1900,60 +2619,74 @@ module \qsnn_ref.layer0.accumulators (rst, rd__addr, r_data, wr__addr, wr__en, w
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.fifo (rst, r_rdy, r_data, r_en, w_port__data, w_en, level, clk);
+module \qsnn_ref.layer0.fifo (rst, w_level, r_data, r_en, w_port__data, w_en, r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
-  wire \$12 ;
+  wire [5:0] \$12 ;
   wire [5:0] \$13 ;
   wire \$14 ;
   wire \$15 ;
   wire \$16 ;
   wire \$17 ;
-  wire [5:0] \$18 ;
-  reg [4:0] \$19 ;
+  wire \$18 ;
+  wire \$19 ;
   wire \$2 ;
-  reg [4:0] \$20 ;
-  reg [4:0] \$21 ;
+  wire [5:0] \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire [5:0] \$27 ;
+  wire \$28 ;
+  wire \$29 ;
   wire [5:0] \$3 ;
-  wire [5:0] \$4 ;
+  wire \$30 ;
+  reg [4:0] \$31 ;
+  reg [4:0] \$32 ;
+  reg [4:0] \$33 ;
+  reg \$34 ;
+  wire \$4 ;
   wire \$5 ;
-  wire \$6 ;
+  wire [5:0] \$6 ;
   wire [5:0] \$7 ;
-  wire [5:0] \$8 ;
+  wire \$8 ;
   wire \$9 ;
   input clk;
   wire clk;
   (* init = 5'h00 *)
   wire [4:0] consume;
-  output [4:0] level;
-  reg [4:0] level = 5'h00;
+  reg [4:0] inner_level = 5'h00;
+  wire inner_r_rdy;
+  wire [4:0] level;
   (* init = 5'h00 *)
   wire [4:0] produce;
   output [20:0] r_data;
   wire [20:0] r_data;
   input r_en;
   wire r_en;
-  (* init = 5'h00 *)
   wire [4:0] r_level;
   reg [4:0] r_port__addr = 5'h00;
   wire [20:0] r_port__data;
+  wire r_port__en;
   output r_rdy;
-  wire r_rdy;
+  reg r_rdy = 1'h0;
   input rst;
   wire rst;
   wire [20:0] w_data;
   input w_en;
   wire w_en;
-  (* init = 5'h00 *)
+  output [4:0] w_level;
   wire [4:0] w_level;
   reg [4:0] w_port__addr = 5'h00;
   input [20:0] w_port__data;
   wire [20:0] w_port__data;
   wire w_port__en;
   wire w_rdy;
-  reg [20:0] storage [17:0];
+  reg [20:0] storage [16:0];
   initial begin
     storage[0] = 21'h000000;
     storage[1] = 21'h000000;
@@ -1972,183 +2705,210 @@ module \qsnn_ref.layer0.fifo (rst, r_rdy, r_data, r_en, w_port__data, w_en, leve
     storage[14] = 21'h000000;
     storage[15] = 21'h000000;
     storage[16] = 21'h000000;
-    storage[17] = 21'h000000;
   end
   always @(posedge clk) begin
     if (w_port__en)
       storage[w_port__addr] <= w_port__data;
   end
-  assign r_data = storage[r_port__addr];
-  assign w_rdy = level != 5'h12;
-  assign r_rdy = | level;
-  assign w_port__en = w_en & w_rdy;
-  assign \$1  = w_rdy & w_en;
-  assign \$2  = w_port__addr == 5'h11;
-  assign \$3  = w_port__addr + 1'h1;
-  assign \$4  = \$2  ? 6'h00 : \$3 ;
-  assign \$5  = r_rdy & r_en;
-  assign \$6  = r_port__addr == 5'h11;
-  assign \$7  = r_port__addr + 1'h1;
-  assign \$8  = \$6  ? 6'h00 : \$7 ;
-  assign \$9  = w_rdy & w_en;
-  assign \$10  = r_rdy & r_en;
-  assign \$11  = ~ \$10 ;
-  assign \$12  = \$9  & \$11 ;
-  assign \$13  = level + 1'h1;
-  assign \$14  = r_rdy & r_en;
-  assign \$15  = w_rdy & w_en;
-  assign \$16  = ~ \$15 ;
-  assign \$17  = \$14  & \$16 ;
-  assign \$18  = level - 1'h1;
+  reg [20:0] _0_;
+  always @(posedge clk) begin
+    if (r_port__en) begin
+      _0_ <= storage[r_port__addr];
+    end
+  end
+  assign r_data = _0_;
+  assign w_rdy = inner_level != 5'h11;
+  assign inner_r_rdy = | inner_level;
+  assign w_port__en = w_rdy & w_en;
+  assign \$1  = ~ r_rdy;
+  assign \$2  = \$1  | r_en;
+  assign r_port__en = inner_r_rdy & \$2 ;
+  assign \$3  = inner_level + r_rdy;
+  assign \$4  = w_rdy & w_en;
+  assign \$5  = w_port__addr == 5'h10;
+  assign \$6  = w_port__addr + 1'h1;
+  assign \$7  = \$5  ? 6'h00 : \$6 ;
+  assign \$8  = ~ r_rdy;
+  assign \$9  = \$8  | r_en;
+  assign \$10  = inner_r_rdy & \$9 ;
+  assign \$11  = r_port__addr == 5'h10;
+  assign \$12  = r_port__addr + 1'h1;
+  assign \$13  = \$11  ? 6'h00 : \$12 ;
+  assign \$14  = w_rdy & w_en;
+  assign \$15  = ~ r_rdy;
+  assign \$16  = \$15  | r_en;
+  assign \$17  = inner_r_rdy & \$16 ;
+  assign \$18  = ~ \$17 ;
+  assign \$19  = \$14  & \$18 ;
+  assign \$20  = inner_level + 1'h1;
+  assign \$21  = ~ r_rdy;
+  assign \$22  = \$21  | r_en;
+  assign \$23  = inner_r_rdy & \$22 ;
+  assign \$24  = w_rdy & w_en;
+  assign \$25  = ~ \$24 ;
+  assign \$26  = \$23  & \$25 ;
+  assign \$27  = inner_level - 1'h1;
+  assign \$28  = ~ r_rdy;
+  assign \$29  = \$28  | r_en;
+  assign \$30  = inner_r_rdy & \$29 ;
   always @(posedge clk)
-    w_port__addr <= \$19 ;
+    w_port__addr <= \$31 ;
   always @(posedge clk)
-    r_port__addr <= \$20 ;
+    r_port__addr <= \$32 ;
   always @(posedge clk)
-    level <= \$21 ;
+    inner_level <= \$33 ;
+  always @(posedge clk)
+    r_rdy <= \$34 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$19  = w_port__addr;
-    if (\$1 ) begin
-      \$19  = \$4 [4:0];
+    \$31  = w_port__addr;
+    if (\$4 ) begin
+      \$31  = \$7 [4:0];
     end
     if (rst) begin
-      \$19  = 5'h00;
+      \$31  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$20  = r_port__addr;
-    if (\$5 ) begin
-      \$20  = \$8 [4:0];
+    \$32  = r_port__addr;
+    if (\$10 ) begin
+      \$32  = \$13 [4:0];
     end
     if (rst) begin
-      \$20  = 5'h00;
+      \$32  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$21  = level;
-    if (\$12 ) begin
-      \$21  = \$13 [4:0];
+    \$33  = inner_level;
+    if (\$19 ) begin
+      \$33  = \$20 [4:0];
     end
-    if (\$17 ) begin
-      \$21  = \$18 [4:0];
+    if (\$26 ) begin
+      \$33  = \$27 [4:0];
     end
     if (rst) begin
-      \$21  = 5'h00;
+      \$33  = 5'h00;
     end
   end
-  assign w_level = level;
-  assign r_level = level;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$34  = r_rdy;
+    if (\$30 ) begin
+      \$34  = 1'h1;
+    end else if (r_en) begin
+      \$34  = 1'h0;
+    end
+    if (rst) begin
+      \$34  = 1'h0;
+    end
+  end
+  assign level = \$3 [4:0];
+  assign r_level = \$3 [4:0];
   assign produce = w_port__addr;
   assign w_data = w_port__data;
   assign consume = r_port__addr;
   assign r_port__data = r_data;
+  assign w_level = \$3 [4:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif0 (rst, acc, code, spike, new_state, fresh, clk);
+module \qsnn_ref.layer0.lif0 (rst, acc, state, spike, new_state, fresh, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
-  wire [9:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire [8:0] \$11 ;
-  wire [24:0] \$12 ;
-  reg [21:0] \$13 ;
-  reg [14:0] \$14 ;
-  reg \$15 ;
-  reg [12:0] \$16 ;
-  wire [21:0] \$2 ;
-  wire [13:0] \$3 ;
-  wire [14:0] \$4 ;
+  wire [13:0] \$1 ;
+  reg [14:0] \$10 ;
+  reg \$11 ;
+  reg [12:0] \$12 ;
+  wire [14:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
   wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire [22:0] \$8 ;
-  wire [22:0] \$9 ;
+  wire [15:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [9:0] \$9 ;
   input [12:0] acc;
   wire [12:0] acc;
   input clk;
   wire clk;
-  input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$5 ;
+  wire [3:0] \code$6 ;
   reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
+  reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
+  input [3:0] state;
   wire [3:0] state;
   (* init = 13'h0000 *)
   wire [12:0] v;
   reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 10'h3d7 : level;
-  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
-  assign \$4  = $signed(\$3 ) + $signed(1'h0);
-  assign \$5  = ~ fresh;
-  assign \$6  = code > 4'hd;
-  assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(13'h0800);
-  assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 9'h169 : 9'h000;
-  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
   always @(posedge clk)
-    product_r <= \$13 ;
+    leak_r <= \$9 ;
   always @(posedge clk)
-    current_r <= \$14 ;
+    current_r <= \$10 ;
   always @(posedge clk)
-    z_prev_r <= \$15 ;
+    z_prev_r <= \$11 ;
   always @(posedge clk)
-    value <= \$16 ;
+    value <= \$12 ;
   \qsnn_ref.layer0.lif0.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif0.quantizer  quantizer (
+    .clk(clk),
     .code(new_state),
+    .rst(rst),
     .value(value)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$13  = \$2 ;
+    \$9  = level;
     if (rst) begin
-      \$13  = 22'h000000;
+      \$9  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$14  = \$4 ;
+    \$10  = \$2 ;
     if (rst) begin
-      \$14  = 15'h0000;
+      \$10  = 15'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$15  = \$7 ;
+    \$11  = \$5 ;
     if (rst) begin
-      \$15  = 1'h0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$16  = \$12 [12:0];
+    \$12  = \$8 [12:0];
     if (rst) begin
-      \$16  = 13'h0000;
+      \$12  = 13'h0000;
     end
   end
-  assign state = code;
   assign v = value;
-  assign \code$5  = new_state;
-  assign \$3  = { acc, 1'h0 };
-  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+  assign \code$6  = new_state;
+  assign \$1  = { acc, 1'h0 };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -2161,22 +2921,22 @@ module \qsnn_ref.layer0.lif0.levels (level, rd__addr);
   wire [9:0] rd__data;
   reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 10'h297;
-    rom[1] = 10'h34e;
-    rom[2] = 10'h3d7;
-    rom[3] = 10'h03e;
-    rom[4] = 10'h08c;
-    rom[5] = 10'h0c6;
-    rom[6] = 10'h0f2;
-    rom[7] = 10'h113;
-    rom[8] = 10'h12c;
-    rom[9] = 10'h13f;
-    rom[10] = 10'h14d;
-    rom[11] = 10'h157;
-    rom[12] = 10'h15f;
-    rom[13] = 10'h165;
-    rom[14] = 10'h172;
-    rom[15] = 10'h1b2;
+    rom[0] = 10'h2bb;
+    rom[1] = 10'h360;
+    rom[2] = 10'h3db;
+    rom[3] = 10'h038;
+    rom[4] = 10'h07e;
+    rom[5] = 10'h0b2;
+    rom[6] = 10'h0da;
+    rom[7] = 10'h0f7;
+    rom[8] = 10'h10e;
+    rom[9] = 10'h11f;
+    rom[10] = 10'h12c;
+    rom[11] = 10'h135;
+    rom[12] = 10'h13c;
+    rom[13] = 10'h141;
+    rom[14] = 10'h14d;
+    rom[15] = 10'h187;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -2184,176 +2944,186 @@ module \qsnn_ref.layer0.lif0.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif0.quantizer (value, code);
+module \qsnn_ref.layer0.lif0.quantizer (rst, code, value, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire \$1 ;
-  wire [5:0] \$10 ;
+  wire \$10 ;
   wire \$11 ;
-  wire [6:0] \$12 ;
+  wire \$12 ;
   wire \$13 ;
-  wire [7:0] \$14 ;
+  wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire \$17 ;
-  wire [9:0] \$18 ;
-  wire \$19 ;
-  wire [1:0] \$2 ;
-  wire [10:0] \$20 ;
-  wire \$21 ;
-  wire [11:0] \$22 ;
-  wire \$23 ;
-  wire [12:0] \$24 ;
-  wire \$25 ;
-  wire [13:0] \$26 ;
-  wire \$27 ;
-  wire [14:0] \$28 ;
-  wire \$29 ;
+  wire [1:0] \$16 ;
+  wire [2:0] \$17 ;
+  wire [3:0] \$18 ;
+  wire [4:0] \$19 ;
+  wire \$2 ;
+  wire [5:0] \$20 ;
+  wire [6:0] \$21 ;
+  wire [7:0] \$22 ;
+  wire [8:0] \$23 ;
+  wire [9:0] \$24 ;
+  wire [10:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [12:0] \$27 ;
+  wire [13:0] \$28 ;
+  wire [14:0] \$29 ;
   wire \$3 ;
   wire [15:0] \$30 ;
-  wire [2:0] \$4 ;
+  reg [14:0] \$31 ;
+  wire \$4 ;
   wire \$5 ;
-  wire [3:0] \$6 ;
+  wire \$6 ;
   wire \$7 ;
-  wire [4:0] \$8 ;
+  wire \$8 ;
   wire \$9 ;
+  input clk;
+  wire clk;
   output [3:0] code;
   wire [3:0] code;
+  input rst;
+  wire rst;
+  reg [14:0] thermometer = 15'h0000;
   input [12:0] value;
   wire [12:0] value;
   assign \$1  = $signed(value) > $signed(10'h2f2);
-  assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(8'h92);
-  assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(5'h0a);
-  assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(8'h65);
-  assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(9'h0a9);
-  assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(9'h0dc);
-  assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(10'h102);
-  assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(10'h11f);
-  assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(10'h135);
-  assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(10'h146);
-  assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(10'h152);
-  assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(10'h15b);
-  assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(10'h162);
-  assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(10'h16b);
-  assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(10'h192);
-  assign \$30  = \$28  + \$29 ;
+  assign \$2  = $signed(value) > $signed(8'h92);
+  assign \$3  = $signed(value) > $signed(5'h0a);
+  assign \$4  = $signed(value) > $signed(8'h65);
+  assign \$5  = $signed(value) > $signed(9'h0a9);
+  assign \$6  = $signed(value) > $signed(9'h0dc);
+  assign \$7  = $signed(value) > $signed(10'h102);
+  assign \$8  = $signed(value) > $signed(10'h11f);
+  assign \$9  = $signed(value) > $signed(10'h135);
+  assign \$10  = $signed(value) > $signed(10'h146);
+  assign \$11  = $signed(value) > $signed(10'h152);
+  assign \$12  = $signed(value) > $signed(10'h15b);
+  assign \$13  = $signed(value) > $signed(10'h162);
+  assign \$14  = $signed(value) > $signed(10'h16b);
+  assign \$15  = $signed(value) > $signed(10'h192);
+  assign \$16  = 1'h0 + thermometer[0];
+  assign \$17  = \$16  + thermometer[1];
+  assign \$18  = \$17  + thermometer[2];
+  assign \$19  = \$18  + thermometer[3];
+  assign \$20  = \$19  + thermometer[4];
+  assign \$21  = \$20  + thermometer[5];
+  assign \$22  = \$21  + thermometer[6];
+  assign \$23  = \$22  + thermometer[7];
+  assign \$24  = \$23  + thermometer[8];
+  assign \$25  = \$24  + thermometer[9];
+  assign \$26  = \$25  + thermometer[10];
+  assign \$27  = \$26  + thermometer[11];
+  assign \$28  = \$27  + thermometer[12];
+  assign \$29  = \$28  + thermometer[13];
+  assign \$30  = \$29  + thermometer[14];
+  always @(posedge clk)
+    thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
   assign code = \$30 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif1 (rst, acc, code, spike, new_state, fresh, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
-  wire [9:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire [8:0] \$11 ;
-  wire [24:0] \$12 ;
-  reg [21:0] \$13 ;
-  reg [14:0] \$14 ;
-  reg \$15 ;
-  reg [12:0] \$16 ;
-  wire [21:0] \$2 ;
-  wire [13:0] \$3 ;
-  wire [14:0] \$4 ;
+module \qsnn_ref.layer0.lif1 (rst, acc, state, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
+  wire [13:0] \$1 ;
+  reg [14:0] \$10 ;
+  reg \$11 ;
+  reg [12:0] \$12 ;
+  wire [14:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
   wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire [22:0] \$8 ;
-  wire [22:0] \$9 ;
+  wire [15:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [9:0] \$9 ;
   input [12:0] acc;
   wire [12:0] acc;
   input clk;
   wire clk;
-  input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$5 ;
+  wire [3:0] \code$6 ;
   reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
+  reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
+  input [3:0] state;
   wire [3:0] state;
   (* init = 13'h0000 *)
   wire [12:0] v;
   reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 10'h3d7 : level;
-  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
-  assign \$4  = $signed(\$3 ) + $signed(1'h0);
-  assign \$5  = ~ fresh;
-  assign \$6  = code > 4'hd;
-  assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(13'h0800);
-  assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 9'h169 : 9'h000;
-  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
   always @(posedge clk)
-    product_r <= \$13 ;
+    leak_r <= \$9 ;
   always @(posedge clk)
-    current_r <= \$14 ;
+    current_r <= \$10 ;
   always @(posedge clk)
-    z_prev_r <= \$15 ;
+    z_prev_r <= \$11 ;
   always @(posedge clk)
-    value <= \$16 ;
+    value <= \$12 ;
   \qsnn_ref.layer0.lif1.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif1.quantizer  quantizer (
+    .clk(clk),
     .code(new_state),
+    .rst(rst),
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$13  = \$2 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$9  = level;
     if (rst) begin
-      \$13  = 22'h000000;
+      \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$14  = \$4 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$10  = \$2 ;
     if (rst) begin
-      \$14  = 15'h0000;
+      \$10  = 15'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$15  = \$7 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$11  = \$5 ;
     if (rst) begin
-      \$15  = 1'h0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$16  = \$12 [12:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$12  = \$8 [12:0];
     if (rst) begin
-      \$16  = 13'h0000;
+      \$12  = 13'h0000;
     end
   end
-  assign state = code;
   assign v = value;
-  assign \code$5  = new_state;
-  assign \$3  = { acc, 1'h0 };
-  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+  assign \code$6  = new_state;
+  assign \$1  = { acc, 1'h0 };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -2366,22 +3136,22 @@ module \qsnn_ref.layer0.lif1.levels (level, rd__addr);
   wire [9:0] rd__data;
   reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 10'h297;
-    rom[1] = 10'h34e;
-    rom[2] = 10'h3d7;
-    rom[3] = 10'h03e;
-    rom[4] = 10'h08c;
-    rom[5] = 10'h0c6;
-    rom[6] = 10'h0f2;
-    rom[7] = 10'h113;
-    rom[8] = 10'h12c;
-    rom[9] = 10'h13f;
-    rom[10] = 10'h14d;
-    rom[11] = 10'h157;
-    rom[12] = 10'h15f;
-    rom[13] = 10'h165;
-    rom[14] = 10'h172;
-    rom[15] = 10'h1b2;
+    rom[0] = 10'h2bb;
+    rom[1] = 10'h360;
+    rom[2] = 10'h3db;
+    rom[3] = 10'h038;
+    rom[4] = 10'h07e;
+    rom[5] = 10'h0b2;
+    rom[6] = 10'h0da;
+    rom[7] = 10'h0f7;
+    rom[8] = 10'h10e;
+    rom[9] = 10'h11f;
+    rom[10] = 10'h12c;
+    rom[11] = 10'h135;
+    rom[12] = 10'h13c;
+    rom[13] = 10'h141;
+    rom[14] = 10'h14d;
+    rom[15] = 10'h187;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -2389,176 +3159,186 @@ module \qsnn_ref.layer0.lif1.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif1.quantizer (value, code);
+module \qsnn_ref.layer0.lif1.quantizer (rst, code, value, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire \$1 ;
-  wire [5:0] \$10 ;
+  wire \$10 ;
   wire \$11 ;
-  wire [6:0] \$12 ;
+  wire \$12 ;
   wire \$13 ;
-  wire [7:0] \$14 ;
+  wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire \$17 ;
-  wire [9:0] \$18 ;
-  wire \$19 ;
-  wire [1:0] \$2 ;
-  wire [10:0] \$20 ;
-  wire \$21 ;
-  wire [11:0] \$22 ;
-  wire \$23 ;
-  wire [12:0] \$24 ;
-  wire \$25 ;
-  wire [13:0] \$26 ;
-  wire \$27 ;
-  wire [14:0] \$28 ;
-  wire \$29 ;
+  wire [1:0] \$16 ;
+  wire [2:0] \$17 ;
+  wire [3:0] \$18 ;
+  wire [4:0] \$19 ;
+  wire \$2 ;
+  wire [5:0] \$20 ;
+  wire [6:0] \$21 ;
+  wire [7:0] \$22 ;
+  wire [8:0] \$23 ;
+  wire [9:0] \$24 ;
+  wire [10:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [12:0] \$27 ;
+  wire [13:0] \$28 ;
+  wire [14:0] \$29 ;
   wire \$3 ;
   wire [15:0] \$30 ;
-  wire [2:0] \$4 ;
+  reg [14:0] \$31 ;
+  wire \$4 ;
   wire \$5 ;
-  wire [3:0] \$6 ;
+  wire \$6 ;
   wire \$7 ;
-  wire [4:0] \$8 ;
+  wire \$8 ;
   wire \$9 ;
+  input clk;
+  wire clk;
   output [3:0] code;
   wire [3:0] code;
+  input rst;
+  wire rst;
+  reg [14:0] thermometer = 15'h0000;
   input [12:0] value;
   wire [12:0] value;
   assign \$1  = $signed(value) > $signed(10'h2f2);
-  assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(8'h92);
-  assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(5'h0a);
-  assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(8'h65);
-  assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(9'h0a9);
-  assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(9'h0dc);
-  assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(10'h102);
-  assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(10'h11f);
-  assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(10'h135);
-  assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(10'h146);
-  assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(10'h152);
-  assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(10'h15b);
-  assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(10'h162);
-  assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(10'h16b);
-  assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(10'h192);
-  assign \$30  = \$28  + \$29 ;
+  assign \$2  = $signed(value) > $signed(8'h92);
+  assign \$3  = $signed(value) > $signed(5'h0a);
+  assign \$4  = $signed(value) > $signed(8'h65);
+  assign \$5  = $signed(value) > $signed(9'h0a9);
+  assign \$6  = $signed(value) > $signed(9'h0dc);
+  assign \$7  = $signed(value) > $signed(10'h102);
+  assign \$8  = $signed(value) > $signed(10'h11f);
+  assign \$9  = $signed(value) > $signed(10'h135);
+  assign \$10  = $signed(value) > $signed(10'h146);
+  assign \$11  = $signed(value) > $signed(10'h152);
+  assign \$12  = $signed(value) > $signed(10'h15b);
+  assign \$13  = $signed(value) > $signed(10'h162);
+  assign \$14  = $signed(value) > $signed(10'h16b);
+  assign \$15  = $signed(value) > $signed(10'h192);
+  assign \$16  = 1'h0 + thermometer[0];
+  assign \$17  = \$16  + thermometer[1];
+  assign \$18  = \$17  + thermometer[2];
+  assign \$19  = \$18  + thermometer[3];
+  assign \$20  = \$19  + thermometer[4];
+  assign \$21  = \$20  + thermometer[5];
+  assign \$22  = \$21  + thermometer[6];
+  assign \$23  = \$22  + thermometer[7];
+  assign \$24  = \$23  + thermometer[8];
+  assign \$25  = \$24  + thermometer[9];
+  assign \$26  = \$25  + thermometer[10];
+  assign \$27  = \$26  + thermometer[11];
+  assign \$28  = \$27  + thermometer[12];
+  assign \$29  = \$28  + thermometer[13];
+  assign \$30  = \$29  + thermometer[14];
+  always @(posedge clk)
+    thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
   assign code = \$30 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif10 (rst, acc, code, spike, new_state, fresh, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
-  wire [9:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire [8:0] \$11 ;
-  wire [24:0] \$12 ;
-  reg [21:0] \$13 ;
-  reg [14:0] \$14 ;
-  reg \$15 ;
-  reg [12:0] \$16 ;
-  wire [21:0] \$2 ;
-  wire [13:0] \$3 ;
-  wire [14:0] \$4 ;
+module \qsnn_ref.layer0.lif10 (rst, acc, state, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
+  wire [13:0] \$1 ;
+  reg [14:0] \$10 ;
+  reg \$11 ;
+  reg [12:0] \$12 ;
+  wire [14:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
   wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire [22:0] \$8 ;
-  wire [22:0] \$9 ;
+  wire [15:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [9:0] \$9 ;
   input [12:0] acc;
   wire [12:0] acc;
   input clk;
   wire clk;
-  input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$5 ;
+  wire [3:0] \code$6 ;
   reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
+  reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
+  input [3:0] state;
   wire [3:0] state;
   (* init = 13'h0000 *)
   wire [12:0] v;
   reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 10'h3d7 : level;
-  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
-  assign \$4  = $signed(\$3 ) + $signed(1'h0);
-  assign \$5  = ~ fresh;
-  assign \$6  = code > 4'hd;
-  assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(13'h0800);
-  assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 9'h169 : 9'h000;
-  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
   always @(posedge clk)
-    product_r <= \$13 ;
+    leak_r <= \$9 ;
   always @(posedge clk)
-    current_r <= \$14 ;
+    current_r <= \$10 ;
   always @(posedge clk)
-    z_prev_r <= \$15 ;
+    z_prev_r <= \$11 ;
   always @(posedge clk)
-    value <= \$16 ;
+    value <= \$12 ;
   \qsnn_ref.layer0.lif10.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif10.quantizer  quantizer (
+    .clk(clk),
     .code(new_state),
+    .rst(rst),
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$13  = \$2 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$9  = level;
     if (rst) begin
-      \$13  = 22'h000000;
+      \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$14  = \$4 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$10  = \$2 ;
     if (rst) begin
-      \$14  = 15'h0000;
+      \$10  = 15'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$15  = \$7 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$11  = \$5 ;
     if (rst) begin
-      \$15  = 1'h0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$16  = \$12 [12:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$12  = \$8 [12:0];
     if (rst) begin
-      \$16  = 13'h0000;
+      \$12  = 13'h0000;
     end
   end
-  assign state = code;
   assign v = value;
-  assign \code$5  = new_state;
-  assign \$3  = { acc, 1'h0 };
-  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+  assign \code$6  = new_state;
+  assign \$1  = { acc, 1'h0 };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -2571,22 +3351,22 @@ module \qsnn_ref.layer0.lif10.levels (level, rd__addr);
   wire [9:0] rd__data;
   reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 10'h297;
-    rom[1] = 10'h34e;
-    rom[2] = 10'h3d7;
-    rom[3] = 10'h03e;
-    rom[4] = 10'h08c;
-    rom[5] = 10'h0c6;
-    rom[6] = 10'h0f2;
-    rom[7] = 10'h113;
-    rom[8] = 10'h12c;
-    rom[9] = 10'h13f;
-    rom[10] = 10'h14d;
-    rom[11] = 10'h157;
-    rom[12] = 10'h15f;
-    rom[13] = 10'h165;
-    rom[14] = 10'h172;
-    rom[15] = 10'h1b2;
+    rom[0] = 10'h2bb;
+    rom[1] = 10'h360;
+    rom[2] = 10'h3db;
+    rom[3] = 10'h038;
+    rom[4] = 10'h07e;
+    rom[5] = 10'h0b2;
+    rom[6] = 10'h0da;
+    rom[7] = 10'h0f7;
+    rom[8] = 10'h10e;
+    rom[9] = 10'h11f;
+    rom[10] = 10'h12c;
+    rom[11] = 10'h135;
+    rom[12] = 10'h13c;
+    rom[13] = 10'h141;
+    rom[14] = 10'h14d;
+    rom[15] = 10'h187;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -2594,176 +3374,186 @@ module \qsnn_ref.layer0.lif10.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif10.quantizer (value, code);
+module \qsnn_ref.layer0.lif10.quantizer (rst, code, value, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire \$1 ;
-  wire [5:0] \$10 ;
+  wire \$10 ;
   wire \$11 ;
-  wire [6:0] \$12 ;
+  wire \$12 ;
   wire \$13 ;
-  wire [7:0] \$14 ;
+  wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire \$17 ;
-  wire [9:0] \$18 ;
-  wire \$19 ;
-  wire [1:0] \$2 ;
-  wire [10:0] \$20 ;
-  wire \$21 ;
-  wire [11:0] \$22 ;
-  wire \$23 ;
-  wire [12:0] \$24 ;
-  wire \$25 ;
-  wire [13:0] \$26 ;
-  wire \$27 ;
-  wire [14:0] \$28 ;
-  wire \$29 ;
+  wire [1:0] \$16 ;
+  wire [2:0] \$17 ;
+  wire [3:0] \$18 ;
+  wire [4:0] \$19 ;
+  wire \$2 ;
+  wire [5:0] \$20 ;
+  wire [6:0] \$21 ;
+  wire [7:0] \$22 ;
+  wire [8:0] \$23 ;
+  wire [9:0] \$24 ;
+  wire [10:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [12:0] \$27 ;
+  wire [13:0] \$28 ;
+  wire [14:0] \$29 ;
   wire \$3 ;
   wire [15:0] \$30 ;
-  wire [2:0] \$4 ;
+  reg [14:0] \$31 ;
+  wire \$4 ;
   wire \$5 ;
-  wire [3:0] \$6 ;
+  wire \$6 ;
   wire \$7 ;
-  wire [4:0] \$8 ;
+  wire \$8 ;
   wire \$9 ;
+  input clk;
+  wire clk;
   output [3:0] code;
   wire [3:0] code;
+  input rst;
+  wire rst;
+  reg [14:0] thermometer = 15'h0000;
   input [12:0] value;
   wire [12:0] value;
   assign \$1  = $signed(value) > $signed(10'h2f2);
-  assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(8'h92);
-  assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(5'h0a);
-  assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(8'h65);
-  assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(9'h0a9);
-  assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(9'h0dc);
-  assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(10'h102);
-  assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(10'h11f);
-  assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(10'h135);
-  assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(10'h146);
-  assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(10'h152);
-  assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(10'h15b);
-  assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(10'h162);
-  assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(10'h16b);
-  assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(10'h192);
-  assign \$30  = \$28  + \$29 ;
+  assign \$2  = $signed(value) > $signed(8'h92);
+  assign \$3  = $signed(value) > $signed(5'h0a);
+  assign \$4  = $signed(value) > $signed(8'h65);
+  assign \$5  = $signed(value) > $signed(9'h0a9);
+  assign \$6  = $signed(value) > $signed(9'h0dc);
+  assign \$7  = $signed(value) > $signed(10'h102);
+  assign \$8  = $signed(value) > $signed(10'h11f);
+  assign \$9  = $signed(value) > $signed(10'h135);
+  assign \$10  = $signed(value) > $signed(10'h146);
+  assign \$11  = $signed(value) > $signed(10'h152);
+  assign \$12  = $signed(value) > $signed(10'h15b);
+  assign \$13  = $signed(value) > $signed(10'h162);
+  assign \$14  = $signed(value) > $signed(10'h16b);
+  assign \$15  = $signed(value) > $signed(10'h192);
+  assign \$16  = 1'h0 + thermometer[0];
+  assign \$17  = \$16  + thermometer[1];
+  assign \$18  = \$17  + thermometer[2];
+  assign \$19  = \$18  + thermometer[3];
+  assign \$20  = \$19  + thermometer[4];
+  assign \$21  = \$20  + thermometer[5];
+  assign \$22  = \$21  + thermometer[6];
+  assign \$23  = \$22  + thermometer[7];
+  assign \$24  = \$23  + thermometer[8];
+  assign \$25  = \$24  + thermometer[9];
+  assign \$26  = \$25  + thermometer[10];
+  assign \$27  = \$26  + thermometer[11];
+  assign \$28  = \$27  + thermometer[12];
+  assign \$29  = \$28  + thermometer[13];
+  assign \$30  = \$29  + thermometer[14];
+  always @(posedge clk)
+    thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
   assign code = \$30 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif11 (rst, acc, code, spike, new_state, fresh, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
-  wire [9:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire [8:0] \$11 ;
-  wire [24:0] \$12 ;
-  reg [21:0] \$13 ;
-  reg [14:0] \$14 ;
-  reg \$15 ;
-  reg [12:0] \$16 ;
-  wire [21:0] \$2 ;
-  wire [13:0] \$3 ;
-  wire [14:0] \$4 ;
+module \qsnn_ref.layer0.lif11 (rst, acc, state, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
+  wire [13:0] \$1 ;
+  reg [14:0] \$10 ;
+  reg \$11 ;
+  reg [12:0] \$12 ;
+  wire [14:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
   wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire [22:0] \$8 ;
-  wire [22:0] \$9 ;
+  wire [15:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [9:0] \$9 ;
   input [12:0] acc;
   wire [12:0] acc;
   input clk;
   wire clk;
-  input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$5 ;
+  wire [3:0] \code$6 ;
   reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
+  reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
+  input [3:0] state;
   wire [3:0] state;
   (* init = 13'h0000 *)
   wire [12:0] v;
   reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 10'h3d7 : level;
-  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
-  assign \$4  = $signed(\$3 ) + $signed(1'h0);
-  assign \$5  = ~ fresh;
-  assign \$6  = code > 4'hd;
-  assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(13'h0800);
-  assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 9'h169 : 9'h000;
-  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
   always @(posedge clk)
-    product_r <= \$13 ;
+    leak_r <= \$9 ;
   always @(posedge clk)
-    current_r <= \$14 ;
+    current_r <= \$10 ;
   always @(posedge clk)
-    z_prev_r <= \$15 ;
+    z_prev_r <= \$11 ;
   always @(posedge clk)
-    value <= \$16 ;
+    value <= \$12 ;
   \qsnn_ref.layer0.lif11.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif11.quantizer  quantizer (
+    .clk(clk),
     .code(new_state),
+    .rst(rst),
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$13  = \$2 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$9  = level;
     if (rst) begin
-      \$13  = 22'h000000;
+      \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$14  = \$4 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$10  = \$2 ;
     if (rst) begin
-      \$14  = 15'h0000;
+      \$10  = 15'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$15  = \$7 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$11  = \$5 ;
     if (rst) begin
-      \$15  = 1'h0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$16  = \$12 [12:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$12  = \$8 [12:0];
     if (rst) begin
-      \$16  = 13'h0000;
+      \$12  = 13'h0000;
     end
   end
-  assign state = code;
   assign v = value;
-  assign \code$5  = new_state;
-  assign \$3  = { acc, 1'h0 };
-  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+  assign \code$6  = new_state;
+  assign \$1  = { acc, 1'h0 };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -2776,22 +3566,22 @@ module \qsnn_ref.layer0.lif11.levels (level, rd__addr);
   wire [9:0] rd__data;
   reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 10'h297;
-    rom[1] = 10'h34e;
-    rom[2] = 10'h3d7;
-    rom[3] = 10'h03e;
-    rom[4] = 10'h08c;
-    rom[5] = 10'h0c6;
-    rom[6] = 10'h0f2;
-    rom[7] = 10'h113;
-    rom[8] = 10'h12c;
-    rom[9] = 10'h13f;
-    rom[10] = 10'h14d;
-    rom[11] = 10'h157;
-    rom[12] = 10'h15f;
-    rom[13] = 10'h165;
-    rom[14] = 10'h172;
-    rom[15] = 10'h1b2;
+    rom[0] = 10'h2bb;
+    rom[1] = 10'h360;
+    rom[2] = 10'h3db;
+    rom[3] = 10'h038;
+    rom[4] = 10'h07e;
+    rom[5] = 10'h0b2;
+    rom[6] = 10'h0da;
+    rom[7] = 10'h0f7;
+    rom[8] = 10'h10e;
+    rom[9] = 10'h11f;
+    rom[10] = 10'h12c;
+    rom[11] = 10'h135;
+    rom[12] = 10'h13c;
+    rom[13] = 10'h141;
+    rom[14] = 10'h14d;
+    rom[15] = 10'h187;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -2799,176 +3589,186 @@ module \qsnn_ref.layer0.lif11.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif11.quantizer (value, code);
+module \qsnn_ref.layer0.lif11.quantizer (rst, code, value, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire \$1 ;
-  wire [5:0] \$10 ;
+  wire \$10 ;
   wire \$11 ;
-  wire [6:0] \$12 ;
+  wire \$12 ;
   wire \$13 ;
-  wire [7:0] \$14 ;
+  wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire \$17 ;
-  wire [9:0] \$18 ;
-  wire \$19 ;
-  wire [1:0] \$2 ;
-  wire [10:0] \$20 ;
-  wire \$21 ;
-  wire [11:0] \$22 ;
-  wire \$23 ;
-  wire [12:0] \$24 ;
-  wire \$25 ;
-  wire [13:0] \$26 ;
-  wire \$27 ;
-  wire [14:0] \$28 ;
-  wire \$29 ;
+  wire [1:0] \$16 ;
+  wire [2:0] \$17 ;
+  wire [3:0] \$18 ;
+  wire [4:0] \$19 ;
+  wire \$2 ;
+  wire [5:0] \$20 ;
+  wire [6:0] \$21 ;
+  wire [7:0] \$22 ;
+  wire [8:0] \$23 ;
+  wire [9:0] \$24 ;
+  wire [10:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [12:0] \$27 ;
+  wire [13:0] \$28 ;
+  wire [14:0] \$29 ;
   wire \$3 ;
   wire [15:0] \$30 ;
-  wire [2:0] \$4 ;
+  reg [14:0] \$31 ;
+  wire \$4 ;
   wire \$5 ;
-  wire [3:0] \$6 ;
+  wire \$6 ;
   wire \$7 ;
-  wire [4:0] \$8 ;
+  wire \$8 ;
   wire \$9 ;
+  input clk;
+  wire clk;
   output [3:0] code;
   wire [3:0] code;
+  input rst;
+  wire rst;
+  reg [14:0] thermometer = 15'h0000;
   input [12:0] value;
   wire [12:0] value;
   assign \$1  = $signed(value) > $signed(10'h2f2);
-  assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(8'h92);
-  assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(5'h0a);
-  assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(8'h65);
-  assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(9'h0a9);
-  assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(9'h0dc);
-  assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(10'h102);
-  assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(10'h11f);
-  assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(10'h135);
-  assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(10'h146);
-  assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(10'h152);
-  assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(10'h15b);
-  assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(10'h162);
-  assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(10'h16b);
-  assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(10'h192);
-  assign \$30  = \$28  + \$29 ;
+  assign \$2  = $signed(value) > $signed(8'h92);
+  assign \$3  = $signed(value) > $signed(5'h0a);
+  assign \$4  = $signed(value) > $signed(8'h65);
+  assign \$5  = $signed(value) > $signed(9'h0a9);
+  assign \$6  = $signed(value) > $signed(9'h0dc);
+  assign \$7  = $signed(value) > $signed(10'h102);
+  assign \$8  = $signed(value) > $signed(10'h11f);
+  assign \$9  = $signed(value) > $signed(10'h135);
+  assign \$10  = $signed(value) > $signed(10'h146);
+  assign \$11  = $signed(value) > $signed(10'h152);
+  assign \$12  = $signed(value) > $signed(10'h15b);
+  assign \$13  = $signed(value) > $signed(10'h162);
+  assign \$14  = $signed(value) > $signed(10'h16b);
+  assign \$15  = $signed(value) > $signed(10'h192);
+  assign \$16  = 1'h0 + thermometer[0];
+  assign \$17  = \$16  + thermometer[1];
+  assign \$18  = \$17  + thermometer[2];
+  assign \$19  = \$18  + thermometer[3];
+  assign \$20  = \$19  + thermometer[4];
+  assign \$21  = \$20  + thermometer[5];
+  assign \$22  = \$21  + thermometer[6];
+  assign \$23  = \$22  + thermometer[7];
+  assign \$24  = \$23  + thermometer[8];
+  assign \$25  = \$24  + thermometer[9];
+  assign \$26  = \$25  + thermometer[10];
+  assign \$27  = \$26  + thermometer[11];
+  assign \$28  = \$27  + thermometer[12];
+  assign \$29  = \$28  + thermometer[13];
+  assign \$30  = \$29  + thermometer[14];
+  always @(posedge clk)
+    thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
   assign code = \$30 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif12 (rst, acc, code, spike, new_state, fresh, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
-  wire [9:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire [8:0] \$11 ;
-  wire [24:0] \$12 ;
-  reg [21:0] \$13 ;
-  reg [14:0] \$14 ;
-  reg \$15 ;
-  reg [12:0] \$16 ;
-  wire [21:0] \$2 ;
-  wire [13:0] \$3 ;
-  wire [14:0] \$4 ;
+module \qsnn_ref.layer0.lif12 (rst, acc, state, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
+  wire [13:0] \$1 ;
+  reg [14:0] \$10 ;
+  reg \$11 ;
+  reg [12:0] \$12 ;
+  wire [14:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
   wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire [22:0] \$8 ;
-  wire [22:0] \$9 ;
+  wire [15:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [9:0] \$9 ;
   input [12:0] acc;
   wire [12:0] acc;
   input clk;
   wire clk;
-  input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$5 ;
+  wire [3:0] \code$6 ;
   reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
+  reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
+  input [3:0] state;
   wire [3:0] state;
   (* init = 13'h0000 *)
   wire [12:0] v;
   reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 10'h3d7 : level;
-  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
-  assign \$4  = $signed(\$3 ) + $signed(1'h0);
-  assign \$5  = ~ fresh;
-  assign \$6  = code > 4'hd;
-  assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(13'h0800);
-  assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 9'h169 : 9'h000;
-  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
   always @(posedge clk)
-    product_r <= \$13 ;
+    leak_r <= \$9 ;
   always @(posedge clk)
-    current_r <= \$14 ;
+    current_r <= \$10 ;
   always @(posedge clk)
-    z_prev_r <= \$15 ;
+    z_prev_r <= \$11 ;
   always @(posedge clk)
-    value <= \$16 ;
+    value <= \$12 ;
   \qsnn_ref.layer0.lif12.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif12.quantizer  quantizer (
+    .clk(clk),
     .code(new_state),
+    .rst(rst),
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$13  = \$2 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$9  = level;
     if (rst) begin
-      \$13  = 22'h000000;
+      \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$14  = \$4 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$10  = \$2 ;
     if (rst) begin
-      \$14  = 15'h0000;
+      \$10  = 15'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$15  = \$7 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$11  = \$5 ;
     if (rst) begin
-      \$15  = 1'h0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$16  = \$12 [12:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$12  = \$8 [12:0];
     if (rst) begin
-      \$16  = 13'h0000;
+      \$12  = 13'h0000;
     end
   end
-  assign state = code;
   assign v = value;
-  assign \code$5  = new_state;
-  assign \$3  = { acc, 1'h0 };
-  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+  assign \code$6  = new_state;
+  assign \$1  = { acc, 1'h0 };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -2981,22 +3781,22 @@ module \qsnn_ref.layer0.lif12.levels (level, rd__addr);
   wire [9:0] rd__data;
   reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 10'h297;
-    rom[1] = 10'h34e;
-    rom[2] = 10'h3d7;
-    rom[3] = 10'h03e;
-    rom[4] = 10'h08c;
-    rom[5] = 10'h0c6;
-    rom[6] = 10'h0f2;
-    rom[7] = 10'h113;
-    rom[8] = 10'h12c;
-    rom[9] = 10'h13f;
-    rom[10] = 10'h14d;
-    rom[11] = 10'h157;
-    rom[12] = 10'h15f;
-    rom[13] = 10'h165;
-    rom[14] = 10'h172;
-    rom[15] = 10'h1b2;
+    rom[0] = 10'h2bb;
+    rom[1] = 10'h360;
+    rom[2] = 10'h3db;
+    rom[3] = 10'h038;
+    rom[4] = 10'h07e;
+    rom[5] = 10'h0b2;
+    rom[6] = 10'h0da;
+    rom[7] = 10'h0f7;
+    rom[8] = 10'h10e;
+    rom[9] = 10'h11f;
+    rom[10] = 10'h12c;
+    rom[11] = 10'h135;
+    rom[12] = 10'h13c;
+    rom[13] = 10'h141;
+    rom[14] = 10'h14d;
+    rom[15] = 10'h187;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -3004,176 +3804,186 @@ module \qsnn_ref.layer0.lif12.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif12.quantizer (value, code);
+module \qsnn_ref.layer0.lif12.quantizer (rst, code, value, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire \$1 ;
-  wire [5:0] \$10 ;
+  wire \$10 ;
   wire \$11 ;
-  wire [6:0] \$12 ;
+  wire \$12 ;
   wire \$13 ;
-  wire [7:0] \$14 ;
+  wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire \$17 ;
-  wire [9:0] \$18 ;
-  wire \$19 ;
-  wire [1:0] \$2 ;
-  wire [10:0] \$20 ;
-  wire \$21 ;
-  wire [11:0] \$22 ;
-  wire \$23 ;
-  wire [12:0] \$24 ;
-  wire \$25 ;
-  wire [13:0] \$26 ;
-  wire \$27 ;
-  wire [14:0] \$28 ;
-  wire \$29 ;
+  wire [1:0] \$16 ;
+  wire [2:0] \$17 ;
+  wire [3:0] \$18 ;
+  wire [4:0] \$19 ;
+  wire \$2 ;
+  wire [5:0] \$20 ;
+  wire [6:0] \$21 ;
+  wire [7:0] \$22 ;
+  wire [8:0] \$23 ;
+  wire [9:0] \$24 ;
+  wire [10:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [12:0] \$27 ;
+  wire [13:0] \$28 ;
+  wire [14:0] \$29 ;
   wire \$3 ;
   wire [15:0] \$30 ;
-  wire [2:0] \$4 ;
+  reg [14:0] \$31 ;
+  wire \$4 ;
   wire \$5 ;
-  wire [3:0] \$6 ;
+  wire \$6 ;
   wire \$7 ;
-  wire [4:0] \$8 ;
+  wire \$8 ;
   wire \$9 ;
+  input clk;
+  wire clk;
   output [3:0] code;
   wire [3:0] code;
+  input rst;
+  wire rst;
+  reg [14:0] thermometer = 15'h0000;
   input [12:0] value;
   wire [12:0] value;
   assign \$1  = $signed(value) > $signed(10'h2f2);
-  assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(8'h92);
-  assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(5'h0a);
-  assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(8'h65);
-  assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(9'h0a9);
-  assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(9'h0dc);
-  assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(10'h102);
-  assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(10'h11f);
-  assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(10'h135);
-  assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(10'h146);
-  assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(10'h152);
-  assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(10'h15b);
-  assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(10'h162);
-  assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(10'h16b);
-  assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(10'h192);
-  assign \$30  = \$28  + \$29 ;
+  assign \$2  = $signed(value) > $signed(8'h92);
+  assign \$3  = $signed(value) > $signed(5'h0a);
+  assign \$4  = $signed(value) > $signed(8'h65);
+  assign \$5  = $signed(value) > $signed(9'h0a9);
+  assign \$6  = $signed(value) > $signed(9'h0dc);
+  assign \$7  = $signed(value) > $signed(10'h102);
+  assign \$8  = $signed(value) > $signed(10'h11f);
+  assign \$9  = $signed(value) > $signed(10'h135);
+  assign \$10  = $signed(value) > $signed(10'h146);
+  assign \$11  = $signed(value) > $signed(10'h152);
+  assign \$12  = $signed(value) > $signed(10'h15b);
+  assign \$13  = $signed(value) > $signed(10'h162);
+  assign \$14  = $signed(value) > $signed(10'h16b);
+  assign \$15  = $signed(value) > $signed(10'h192);
+  assign \$16  = 1'h0 + thermometer[0];
+  assign \$17  = \$16  + thermometer[1];
+  assign \$18  = \$17  + thermometer[2];
+  assign \$19  = \$18  + thermometer[3];
+  assign \$20  = \$19  + thermometer[4];
+  assign \$21  = \$20  + thermometer[5];
+  assign \$22  = \$21  + thermometer[6];
+  assign \$23  = \$22  + thermometer[7];
+  assign \$24  = \$23  + thermometer[8];
+  assign \$25  = \$24  + thermometer[9];
+  assign \$26  = \$25  + thermometer[10];
+  assign \$27  = \$26  + thermometer[11];
+  assign \$28  = \$27  + thermometer[12];
+  assign \$29  = \$28  + thermometer[13];
+  assign \$30  = \$29  + thermometer[14];
+  always @(posedge clk)
+    thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
   assign code = \$30 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif13 (rst, acc, code, spike, new_state, fresh, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
-  wire [9:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire [8:0] \$11 ;
-  wire [24:0] \$12 ;
-  reg [21:0] \$13 ;
-  reg [14:0] \$14 ;
-  reg \$15 ;
-  reg [12:0] \$16 ;
-  wire [21:0] \$2 ;
-  wire [13:0] \$3 ;
-  wire [14:0] \$4 ;
+module \qsnn_ref.layer0.lif13 (rst, acc, state, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
+  wire [13:0] \$1 ;
+  reg [14:0] \$10 ;
+  reg \$11 ;
+  reg [12:0] \$12 ;
+  wire [14:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
   wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire [22:0] \$8 ;
-  wire [22:0] \$9 ;
+  wire [15:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [9:0] \$9 ;
   input [12:0] acc;
   wire [12:0] acc;
   input clk;
   wire clk;
-  input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$5 ;
+  wire [3:0] \code$6 ;
   reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
+  reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
+  input [3:0] state;
   wire [3:0] state;
   (* init = 13'h0000 *)
   wire [12:0] v;
   reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 10'h3d7 : level;
-  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
-  assign \$4  = $signed(\$3 ) + $signed(1'h0);
-  assign \$5  = ~ fresh;
-  assign \$6  = code > 4'hd;
-  assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(13'h0800);
-  assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 9'h169 : 9'h000;
-  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
   always @(posedge clk)
-    product_r <= \$13 ;
+    leak_r <= \$9 ;
   always @(posedge clk)
-    current_r <= \$14 ;
+    current_r <= \$10 ;
   always @(posedge clk)
-    z_prev_r <= \$15 ;
+    z_prev_r <= \$11 ;
   always @(posedge clk)
-    value <= \$16 ;
+    value <= \$12 ;
   \qsnn_ref.layer0.lif13.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif13.quantizer  quantizer (
+    .clk(clk),
     .code(new_state),
+    .rst(rst),
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$13  = \$2 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$9  = level;
     if (rst) begin
-      \$13  = 22'h000000;
+      \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$14  = \$4 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$10  = \$2 ;
     if (rst) begin
-      \$14  = 15'h0000;
+      \$10  = 15'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$15  = \$7 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$11  = \$5 ;
     if (rst) begin
-      \$15  = 1'h0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$16  = \$12 [12:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$12  = \$8 [12:0];
     if (rst) begin
-      \$16  = 13'h0000;
+      \$12  = 13'h0000;
     end
   end
-  assign state = code;
   assign v = value;
-  assign \code$5  = new_state;
-  assign \$3  = { acc, 1'h0 };
-  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+  assign \code$6  = new_state;
+  assign \$1  = { acc, 1'h0 };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -3186,22 +3996,22 @@ module \qsnn_ref.layer0.lif13.levels (level, rd__addr);
   wire [9:0] rd__data;
   reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 10'h297;
-    rom[1] = 10'h34e;
-    rom[2] = 10'h3d7;
-    rom[3] = 10'h03e;
-    rom[4] = 10'h08c;
-    rom[5] = 10'h0c6;
-    rom[6] = 10'h0f2;
-    rom[7] = 10'h113;
-    rom[8] = 10'h12c;
-    rom[9] = 10'h13f;
-    rom[10] = 10'h14d;
-    rom[11] = 10'h157;
-    rom[12] = 10'h15f;
-    rom[13] = 10'h165;
-    rom[14] = 10'h172;
-    rom[15] = 10'h1b2;
+    rom[0] = 10'h2bb;
+    rom[1] = 10'h360;
+    rom[2] = 10'h3db;
+    rom[3] = 10'h038;
+    rom[4] = 10'h07e;
+    rom[5] = 10'h0b2;
+    rom[6] = 10'h0da;
+    rom[7] = 10'h0f7;
+    rom[8] = 10'h10e;
+    rom[9] = 10'h11f;
+    rom[10] = 10'h12c;
+    rom[11] = 10'h135;
+    rom[12] = 10'h13c;
+    rom[13] = 10'h141;
+    rom[14] = 10'h14d;
+    rom[15] = 10'h187;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -3209,176 +4019,186 @@ module \qsnn_ref.layer0.lif13.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif13.quantizer (value, code);
+module \qsnn_ref.layer0.lif13.quantizer (rst, code, value, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire \$1 ;
-  wire [5:0] \$10 ;
+  wire \$10 ;
   wire \$11 ;
-  wire [6:0] \$12 ;
+  wire \$12 ;
   wire \$13 ;
-  wire [7:0] \$14 ;
+  wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire \$17 ;
-  wire [9:0] \$18 ;
-  wire \$19 ;
-  wire [1:0] \$2 ;
-  wire [10:0] \$20 ;
-  wire \$21 ;
-  wire [11:0] \$22 ;
-  wire \$23 ;
-  wire [12:0] \$24 ;
-  wire \$25 ;
-  wire [13:0] \$26 ;
-  wire \$27 ;
-  wire [14:0] \$28 ;
-  wire \$29 ;
+  wire [1:0] \$16 ;
+  wire [2:0] \$17 ;
+  wire [3:0] \$18 ;
+  wire [4:0] \$19 ;
+  wire \$2 ;
+  wire [5:0] \$20 ;
+  wire [6:0] \$21 ;
+  wire [7:0] \$22 ;
+  wire [8:0] \$23 ;
+  wire [9:0] \$24 ;
+  wire [10:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [12:0] \$27 ;
+  wire [13:0] \$28 ;
+  wire [14:0] \$29 ;
   wire \$3 ;
   wire [15:0] \$30 ;
-  wire [2:0] \$4 ;
+  reg [14:0] \$31 ;
+  wire \$4 ;
   wire \$5 ;
-  wire [3:0] \$6 ;
+  wire \$6 ;
   wire \$7 ;
-  wire [4:0] \$8 ;
+  wire \$8 ;
   wire \$9 ;
+  input clk;
+  wire clk;
   output [3:0] code;
   wire [3:0] code;
+  input rst;
+  wire rst;
+  reg [14:0] thermometer = 15'h0000;
   input [12:0] value;
   wire [12:0] value;
   assign \$1  = $signed(value) > $signed(10'h2f2);
-  assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(8'h92);
-  assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(5'h0a);
-  assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(8'h65);
-  assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(9'h0a9);
-  assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(9'h0dc);
-  assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(10'h102);
-  assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(10'h11f);
-  assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(10'h135);
-  assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(10'h146);
-  assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(10'h152);
-  assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(10'h15b);
-  assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(10'h162);
-  assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(10'h16b);
-  assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(10'h192);
-  assign \$30  = \$28  + \$29 ;
+  assign \$2  = $signed(value) > $signed(8'h92);
+  assign \$3  = $signed(value) > $signed(5'h0a);
+  assign \$4  = $signed(value) > $signed(8'h65);
+  assign \$5  = $signed(value) > $signed(9'h0a9);
+  assign \$6  = $signed(value) > $signed(9'h0dc);
+  assign \$7  = $signed(value) > $signed(10'h102);
+  assign \$8  = $signed(value) > $signed(10'h11f);
+  assign \$9  = $signed(value) > $signed(10'h135);
+  assign \$10  = $signed(value) > $signed(10'h146);
+  assign \$11  = $signed(value) > $signed(10'h152);
+  assign \$12  = $signed(value) > $signed(10'h15b);
+  assign \$13  = $signed(value) > $signed(10'h162);
+  assign \$14  = $signed(value) > $signed(10'h16b);
+  assign \$15  = $signed(value) > $signed(10'h192);
+  assign \$16  = 1'h0 + thermometer[0];
+  assign \$17  = \$16  + thermometer[1];
+  assign \$18  = \$17  + thermometer[2];
+  assign \$19  = \$18  + thermometer[3];
+  assign \$20  = \$19  + thermometer[4];
+  assign \$21  = \$20  + thermometer[5];
+  assign \$22  = \$21  + thermometer[6];
+  assign \$23  = \$22  + thermometer[7];
+  assign \$24  = \$23  + thermometer[8];
+  assign \$25  = \$24  + thermometer[9];
+  assign \$26  = \$25  + thermometer[10];
+  assign \$27  = \$26  + thermometer[11];
+  assign \$28  = \$27  + thermometer[12];
+  assign \$29  = \$28  + thermometer[13];
+  assign \$30  = \$29  + thermometer[14];
+  always @(posedge clk)
+    thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
   assign code = \$30 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif14 (rst, acc, code, spike, new_state, fresh, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
-  wire [9:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire [8:0] \$11 ;
-  wire [24:0] \$12 ;
-  reg [21:0] \$13 ;
-  reg [14:0] \$14 ;
-  reg \$15 ;
-  reg [12:0] \$16 ;
-  wire [21:0] \$2 ;
-  wire [13:0] \$3 ;
-  wire [14:0] \$4 ;
+module \qsnn_ref.layer0.lif14 (rst, acc, state, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
+  wire [13:0] \$1 ;
+  reg [14:0] \$10 ;
+  reg \$11 ;
+  reg [12:0] \$12 ;
+  wire [14:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
   wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire [22:0] \$8 ;
-  wire [22:0] \$9 ;
+  wire [15:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [9:0] \$9 ;
   input [12:0] acc;
   wire [12:0] acc;
   input clk;
   wire clk;
-  input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$5 ;
+  wire [3:0] \code$6 ;
   reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
+  reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
+  input [3:0] state;
   wire [3:0] state;
   (* init = 13'h0000 *)
   wire [12:0] v;
   reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 10'h3d7 : level;
-  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
-  assign \$4  = $signed(\$3 ) + $signed(1'h0);
-  assign \$5  = ~ fresh;
-  assign \$6  = code > 4'hd;
-  assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(13'h0800);
-  assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 9'h169 : 9'h000;
-  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
   always @(posedge clk)
-    product_r <= \$13 ;
+    leak_r <= \$9 ;
   always @(posedge clk)
-    current_r <= \$14 ;
+    current_r <= \$10 ;
   always @(posedge clk)
-    z_prev_r <= \$15 ;
+    z_prev_r <= \$11 ;
   always @(posedge clk)
-    value <= \$16 ;
+    value <= \$12 ;
   \qsnn_ref.layer0.lif14.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif14.quantizer  quantizer (
+    .clk(clk),
     .code(new_state),
+    .rst(rst),
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$13  = \$2 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$9  = level;
     if (rst) begin
-      \$13  = 22'h000000;
+      \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$14  = \$4 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$10  = \$2 ;
     if (rst) begin
-      \$14  = 15'h0000;
+      \$10  = 15'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$15  = \$7 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$11  = \$5 ;
     if (rst) begin
-      \$15  = 1'h0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$16  = \$12 [12:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$12  = \$8 [12:0];
     if (rst) begin
-      \$16  = 13'h0000;
+      \$12  = 13'h0000;
     end
   end
-  assign state = code;
   assign v = value;
-  assign \code$5  = new_state;
-  assign \$3  = { acc, 1'h0 };
-  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+  assign \code$6  = new_state;
+  assign \$1  = { acc, 1'h0 };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -3391,22 +4211,22 @@ module \qsnn_ref.layer0.lif14.levels (level, rd__addr);
   wire [9:0] rd__data;
   reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 10'h297;
-    rom[1] = 10'h34e;
-    rom[2] = 10'h3d7;
-    rom[3] = 10'h03e;
-    rom[4] = 10'h08c;
-    rom[5] = 10'h0c6;
-    rom[6] = 10'h0f2;
-    rom[7] = 10'h113;
-    rom[8] = 10'h12c;
-    rom[9] = 10'h13f;
-    rom[10] = 10'h14d;
-    rom[11] = 10'h157;
-    rom[12] = 10'h15f;
-    rom[13] = 10'h165;
-    rom[14] = 10'h172;
-    rom[15] = 10'h1b2;
+    rom[0] = 10'h2bb;
+    rom[1] = 10'h360;
+    rom[2] = 10'h3db;
+    rom[3] = 10'h038;
+    rom[4] = 10'h07e;
+    rom[5] = 10'h0b2;
+    rom[6] = 10'h0da;
+    rom[7] = 10'h0f7;
+    rom[8] = 10'h10e;
+    rom[9] = 10'h11f;
+    rom[10] = 10'h12c;
+    rom[11] = 10'h135;
+    rom[12] = 10'h13c;
+    rom[13] = 10'h141;
+    rom[14] = 10'h14d;
+    rom[15] = 10'h187;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -3414,176 +4234,186 @@ module \qsnn_ref.layer0.lif14.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif14.quantizer (value, code);
+module \qsnn_ref.layer0.lif14.quantizer (rst, code, value, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire \$1 ;
-  wire [5:0] \$10 ;
+  wire \$10 ;
   wire \$11 ;
-  wire [6:0] \$12 ;
+  wire \$12 ;
   wire \$13 ;
-  wire [7:0] \$14 ;
+  wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire \$17 ;
-  wire [9:0] \$18 ;
-  wire \$19 ;
-  wire [1:0] \$2 ;
-  wire [10:0] \$20 ;
-  wire \$21 ;
-  wire [11:0] \$22 ;
-  wire \$23 ;
-  wire [12:0] \$24 ;
-  wire \$25 ;
-  wire [13:0] \$26 ;
-  wire \$27 ;
-  wire [14:0] \$28 ;
-  wire \$29 ;
+  wire [1:0] \$16 ;
+  wire [2:0] \$17 ;
+  wire [3:0] \$18 ;
+  wire [4:0] \$19 ;
+  wire \$2 ;
+  wire [5:0] \$20 ;
+  wire [6:0] \$21 ;
+  wire [7:0] \$22 ;
+  wire [8:0] \$23 ;
+  wire [9:0] \$24 ;
+  wire [10:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [12:0] \$27 ;
+  wire [13:0] \$28 ;
+  wire [14:0] \$29 ;
   wire \$3 ;
   wire [15:0] \$30 ;
-  wire [2:0] \$4 ;
+  reg [14:0] \$31 ;
+  wire \$4 ;
   wire \$5 ;
-  wire [3:0] \$6 ;
+  wire \$6 ;
   wire \$7 ;
-  wire [4:0] \$8 ;
+  wire \$8 ;
   wire \$9 ;
+  input clk;
+  wire clk;
   output [3:0] code;
   wire [3:0] code;
+  input rst;
+  wire rst;
+  reg [14:0] thermometer = 15'h0000;
   input [12:0] value;
   wire [12:0] value;
   assign \$1  = $signed(value) > $signed(10'h2f2);
-  assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(8'h92);
-  assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(5'h0a);
-  assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(8'h65);
-  assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(9'h0a9);
-  assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(9'h0dc);
-  assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(10'h102);
-  assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(10'h11f);
-  assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(10'h135);
-  assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(10'h146);
-  assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(10'h152);
-  assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(10'h15b);
-  assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(10'h162);
-  assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(10'h16b);
-  assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(10'h192);
-  assign \$30  = \$28  + \$29 ;
+  assign \$2  = $signed(value) > $signed(8'h92);
+  assign \$3  = $signed(value) > $signed(5'h0a);
+  assign \$4  = $signed(value) > $signed(8'h65);
+  assign \$5  = $signed(value) > $signed(9'h0a9);
+  assign \$6  = $signed(value) > $signed(9'h0dc);
+  assign \$7  = $signed(value) > $signed(10'h102);
+  assign \$8  = $signed(value) > $signed(10'h11f);
+  assign \$9  = $signed(value) > $signed(10'h135);
+  assign \$10  = $signed(value) > $signed(10'h146);
+  assign \$11  = $signed(value) > $signed(10'h152);
+  assign \$12  = $signed(value) > $signed(10'h15b);
+  assign \$13  = $signed(value) > $signed(10'h162);
+  assign \$14  = $signed(value) > $signed(10'h16b);
+  assign \$15  = $signed(value) > $signed(10'h192);
+  assign \$16  = 1'h0 + thermometer[0];
+  assign \$17  = \$16  + thermometer[1];
+  assign \$18  = \$17  + thermometer[2];
+  assign \$19  = \$18  + thermometer[3];
+  assign \$20  = \$19  + thermometer[4];
+  assign \$21  = \$20  + thermometer[5];
+  assign \$22  = \$21  + thermometer[6];
+  assign \$23  = \$22  + thermometer[7];
+  assign \$24  = \$23  + thermometer[8];
+  assign \$25  = \$24  + thermometer[9];
+  assign \$26  = \$25  + thermometer[10];
+  assign \$27  = \$26  + thermometer[11];
+  assign \$28  = \$27  + thermometer[12];
+  assign \$29  = \$28  + thermometer[13];
+  assign \$30  = \$29  + thermometer[14];
+  always @(posedge clk)
+    thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
   assign code = \$30 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif15 (rst, acc, code, spike, new_state, fresh, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
-  wire [9:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire [8:0] \$11 ;
-  wire [24:0] \$12 ;
-  reg [21:0] \$13 ;
-  reg [14:0] \$14 ;
-  reg \$15 ;
-  reg [12:0] \$16 ;
-  wire [21:0] \$2 ;
-  wire [13:0] \$3 ;
-  wire [14:0] \$4 ;
+module \qsnn_ref.layer0.lif15 (rst, acc, state, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
+  wire [13:0] \$1 ;
+  reg [14:0] \$10 ;
+  reg \$11 ;
+  reg [12:0] \$12 ;
+  wire [14:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
   wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire [22:0] \$8 ;
-  wire [22:0] \$9 ;
+  wire [15:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [9:0] \$9 ;
   input [12:0] acc;
   wire [12:0] acc;
   input clk;
   wire clk;
-  input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$5 ;
+  wire [3:0] \code$6 ;
   reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
+  reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
+  input [3:0] state;
   wire [3:0] state;
   (* init = 13'h0000 *)
   wire [12:0] v;
   reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 10'h3d7 : level;
-  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
-  assign \$4  = $signed(\$3 ) + $signed(1'h0);
-  assign \$5  = ~ fresh;
-  assign \$6  = code > 4'hd;
-  assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(13'h0800);
-  assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 9'h169 : 9'h000;
-  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
   always @(posedge clk)
-    product_r <= \$13 ;
+    leak_r <= \$9 ;
   always @(posedge clk)
-    current_r <= \$14 ;
+    current_r <= \$10 ;
   always @(posedge clk)
-    z_prev_r <= \$15 ;
+    z_prev_r <= \$11 ;
   always @(posedge clk)
-    value <= \$16 ;
+    value <= \$12 ;
   \qsnn_ref.layer0.lif15.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif15.quantizer  quantizer (
+    .clk(clk),
     .code(new_state),
+    .rst(rst),
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$13  = \$2 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$9  = level;
     if (rst) begin
-      \$13  = 22'h000000;
+      \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$14  = \$4 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$10  = \$2 ;
     if (rst) begin
-      \$14  = 15'h0000;
+      \$10  = 15'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$15  = \$7 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$11  = \$5 ;
     if (rst) begin
-      \$15  = 1'h0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$16  = \$12 [12:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$12  = \$8 [12:0];
     if (rst) begin
-      \$16  = 13'h0000;
+      \$12  = 13'h0000;
     end
   end
-  assign state = code;
   assign v = value;
-  assign \code$5  = new_state;
-  assign \$3  = { acc, 1'h0 };
-  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+  assign \code$6  = new_state;
+  assign \$1  = { acc, 1'h0 };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -3596,22 +4426,22 @@ module \qsnn_ref.layer0.lif15.levels (level, rd__addr);
   wire [9:0] rd__data;
   reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 10'h297;
-    rom[1] = 10'h34e;
-    rom[2] = 10'h3d7;
-    rom[3] = 10'h03e;
-    rom[4] = 10'h08c;
-    rom[5] = 10'h0c6;
-    rom[6] = 10'h0f2;
-    rom[7] = 10'h113;
-    rom[8] = 10'h12c;
-    rom[9] = 10'h13f;
-    rom[10] = 10'h14d;
-    rom[11] = 10'h157;
-    rom[12] = 10'h15f;
-    rom[13] = 10'h165;
-    rom[14] = 10'h172;
-    rom[15] = 10'h1b2;
+    rom[0] = 10'h2bb;
+    rom[1] = 10'h360;
+    rom[2] = 10'h3db;
+    rom[3] = 10'h038;
+    rom[4] = 10'h07e;
+    rom[5] = 10'h0b2;
+    rom[6] = 10'h0da;
+    rom[7] = 10'h0f7;
+    rom[8] = 10'h10e;
+    rom[9] = 10'h11f;
+    rom[10] = 10'h12c;
+    rom[11] = 10'h135;
+    rom[12] = 10'h13c;
+    rom[13] = 10'h141;
+    rom[14] = 10'h14d;
+    rom[15] = 10'h187;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -3619,176 +4449,186 @@ module \qsnn_ref.layer0.lif15.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif15.quantizer (value, code);
+module \qsnn_ref.layer0.lif15.quantizer (rst, code, value, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire \$1 ;
-  wire [5:0] \$10 ;
+  wire \$10 ;
   wire \$11 ;
-  wire [6:0] \$12 ;
+  wire \$12 ;
   wire \$13 ;
-  wire [7:0] \$14 ;
+  wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire \$17 ;
-  wire [9:0] \$18 ;
-  wire \$19 ;
-  wire [1:0] \$2 ;
-  wire [10:0] \$20 ;
-  wire \$21 ;
-  wire [11:0] \$22 ;
-  wire \$23 ;
-  wire [12:0] \$24 ;
-  wire \$25 ;
-  wire [13:0] \$26 ;
-  wire \$27 ;
-  wire [14:0] \$28 ;
-  wire \$29 ;
+  wire [1:0] \$16 ;
+  wire [2:0] \$17 ;
+  wire [3:0] \$18 ;
+  wire [4:0] \$19 ;
+  wire \$2 ;
+  wire [5:0] \$20 ;
+  wire [6:0] \$21 ;
+  wire [7:0] \$22 ;
+  wire [8:0] \$23 ;
+  wire [9:0] \$24 ;
+  wire [10:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [12:0] \$27 ;
+  wire [13:0] \$28 ;
+  wire [14:0] \$29 ;
   wire \$3 ;
   wire [15:0] \$30 ;
-  wire [2:0] \$4 ;
+  reg [14:0] \$31 ;
+  wire \$4 ;
   wire \$5 ;
-  wire [3:0] \$6 ;
+  wire \$6 ;
   wire \$7 ;
-  wire [4:0] \$8 ;
+  wire \$8 ;
   wire \$9 ;
+  input clk;
+  wire clk;
   output [3:0] code;
   wire [3:0] code;
+  input rst;
+  wire rst;
+  reg [14:0] thermometer = 15'h0000;
   input [12:0] value;
   wire [12:0] value;
   assign \$1  = $signed(value) > $signed(10'h2f2);
-  assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(8'h92);
-  assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(5'h0a);
-  assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(8'h65);
-  assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(9'h0a9);
-  assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(9'h0dc);
-  assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(10'h102);
-  assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(10'h11f);
-  assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(10'h135);
-  assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(10'h146);
-  assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(10'h152);
-  assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(10'h15b);
-  assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(10'h162);
-  assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(10'h16b);
-  assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(10'h192);
-  assign \$30  = \$28  + \$29 ;
+  assign \$2  = $signed(value) > $signed(8'h92);
+  assign \$3  = $signed(value) > $signed(5'h0a);
+  assign \$4  = $signed(value) > $signed(8'h65);
+  assign \$5  = $signed(value) > $signed(9'h0a9);
+  assign \$6  = $signed(value) > $signed(9'h0dc);
+  assign \$7  = $signed(value) > $signed(10'h102);
+  assign \$8  = $signed(value) > $signed(10'h11f);
+  assign \$9  = $signed(value) > $signed(10'h135);
+  assign \$10  = $signed(value) > $signed(10'h146);
+  assign \$11  = $signed(value) > $signed(10'h152);
+  assign \$12  = $signed(value) > $signed(10'h15b);
+  assign \$13  = $signed(value) > $signed(10'h162);
+  assign \$14  = $signed(value) > $signed(10'h16b);
+  assign \$15  = $signed(value) > $signed(10'h192);
+  assign \$16  = 1'h0 + thermometer[0];
+  assign \$17  = \$16  + thermometer[1];
+  assign \$18  = \$17  + thermometer[2];
+  assign \$19  = \$18  + thermometer[3];
+  assign \$20  = \$19  + thermometer[4];
+  assign \$21  = \$20  + thermometer[5];
+  assign \$22  = \$21  + thermometer[6];
+  assign \$23  = \$22  + thermometer[7];
+  assign \$24  = \$23  + thermometer[8];
+  assign \$25  = \$24  + thermometer[9];
+  assign \$26  = \$25  + thermometer[10];
+  assign \$27  = \$26  + thermometer[11];
+  assign \$28  = \$27  + thermometer[12];
+  assign \$29  = \$28  + thermometer[13];
+  assign \$30  = \$29  + thermometer[14];
+  always @(posedge clk)
+    thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
   assign code = \$30 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif2 (rst, acc, code, spike, new_state, fresh, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
-  wire [9:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire [8:0] \$11 ;
-  wire [24:0] \$12 ;
-  reg [21:0] \$13 ;
-  reg [14:0] \$14 ;
-  reg \$15 ;
-  reg [12:0] \$16 ;
-  wire [21:0] \$2 ;
-  wire [13:0] \$3 ;
-  wire [14:0] \$4 ;
+module \qsnn_ref.layer0.lif2 (rst, acc, state, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
+  wire [13:0] \$1 ;
+  reg [14:0] \$10 ;
+  reg \$11 ;
+  reg [12:0] \$12 ;
+  wire [14:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
   wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire [22:0] \$8 ;
-  wire [22:0] \$9 ;
+  wire [15:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [9:0] \$9 ;
   input [12:0] acc;
   wire [12:0] acc;
   input clk;
   wire clk;
-  input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$5 ;
+  wire [3:0] \code$6 ;
   reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
+  reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
+  input [3:0] state;
   wire [3:0] state;
   (* init = 13'h0000 *)
   wire [12:0] v;
   reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 10'h3d7 : level;
-  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
-  assign \$4  = $signed(\$3 ) + $signed(1'h0);
-  assign \$5  = ~ fresh;
-  assign \$6  = code > 4'hd;
-  assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(13'h0800);
-  assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 9'h169 : 9'h000;
-  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
   always @(posedge clk)
-    product_r <= \$13 ;
+    leak_r <= \$9 ;
   always @(posedge clk)
-    current_r <= \$14 ;
+    current_r <= \$10 ;
   always @(posedge clk)
-    z_prev_r <= \$15 ;
+    z_prev_r <= \$11 ;
   always @(posedge clk)
-    value <= \$16 ;
+    value <= \$12 ;
   \qsnn_ref.layer0.lif2.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif2.quantizer  quantizer (
+    .clk(clk),
     .code(new_state),
+    .rst(rst),
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$13  = \$2 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$9  = level;
     if (rst) begin
-      \$13  = 22'h000000;
+      \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$14  = \$4 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$10  = \$2 ;
     if (rst) begin
-      \$14  = 15'h0000;
+      \$10  = 15'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$15  = \$7 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$11  = \$5 ;
     if (rst) begin
-      \$15  = 1'h0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$16  = \$12 [12:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$12  = \$8 [12:0];
     if (rst) begin
-      \$16  = 13'h0000;
+      \$12  = 13'h0000;
     end
   end
-  assign state = code;
   assign v = value;
-  assign \code$5  = new_state;
-  assign \$3  = { acc, 1'h0 };
-  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+  assign \code$6  = new_state;
+  assign \$1  = { acc, 1'h0 };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -3801,22 +4641,22 @@ module \qsnn_ref.layer0.lif2.levels (level, rd__addr);
   wire [9:0] rd__data;
   reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 10'h297;
-    rom[1] = 10'h34e;
-    rom[2] = 10'h3d7;
-    rom[3] = 10'h03e;
-    rom[4] = 10'h08c;
-    rom[5] = 10'h0c6;
-    rom[6] = 10'h0f2;
-    rom[7] = 10'h113;
-    rom[8] = 10'h12c;
-    rom[9] = 10'h13f;
-    rom[10] = 10'h14d;
-    rom[11] = 10'h157;
-    rom[12] = 10'h15f;
-    rom[13] = 10'h165;
-    rom[14] = 10'h172;
-    rom[15] = 10'h1b2;
+    rom[0] = 10'h2bb;
+    rom[1] = 10'h360;
+    rom[2] = 10'h3db;
+    rom[3] = 10'h038;
+    rom[4] = 10'h07e;
+    rom[5] = 10'h0b2;
+    rom[6] = 10'h0da;
+    rom[7] = 10'h0f7;
+    rom[8] = 10'h10e;
+    rom[9] = 10'h11f;
+    rom[10] = 10'h12c;
+    rom[11] = 10'h135;
+    rom[12] = 10'h13c;
+    rom[13] = 10'h141;
+    rom[14] = 10'h14d;
+    rom[15] = 10'h187;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -3824,176 +4664,186 @@ module \qsnn_ref.layer0.lif2.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif2.quantizer (value, code);
+module \qsnn_ref.layer0.lif2.quantizer (rst, code, value, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire \$1 ;
-  wire [5:0] \$10 ;
+  wire \$10 ;
   wire \$11 ;
-  wire [6:0] \$12 ;
+  wire \$12 ;
   wire \$13 ;
-  wire [7:0] \$14 ;
+  wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire \$17 ;
-  wire [9:0] \$18 ;
-  wire \$19 ;
-  wire [1:0] \$2 ;
-  wire [10:0] \$20 ;
-  wire \$21 ;
-  wire [11:0] \$22 ;
-  wire \$23 ;
-  wire [12:0] \$24 ;
-  wire \$25 ;
-  wire [13:0] \$26 ;
-  wire \$27 ;
-  wire [14:0] \$28 ;
-  wire \$29 ;
+  wire [1:0] \$16 ;
+  wire [2:0] \$17 ;
+  wire [3:0] \$18 ;
+  wire [4:0] \$19 ;
+  wire \$2 ;
+  wire [5:0] \$20 ;
+  wire [6:0] \$21 ;
+  wire [7:0] \$22 ;
+  wire [8:0] \$23 ;
+  wire [9:0] \$24 ;
+  wire [10:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [12:0] \$27 ;
+  wire [13:0] \$28 ;
+  wire [14:0] \$29 ;
   wire \$3 ;
   wire [15:0] \$30 ;
-  wire [2:0] \$4 ;
+  reg [14:0] \$31 ;
+  wire \$4 ;
   wire \$5 ;
-  wire [3:0] \$6 ;
+  wire \$6 ;
   wire \$7 ;
-  wire [4:0] \$8 ;
+  wire \$8 ;
   wire \$9 ;
+  input clk;
+  wire clk;
   output [3:0] code;
   wire [3:0] code;
+  input rst;
+  wire rst;
+  reg [14:0] thermometer = 15'h0000;
   input [12:0] value;
   wire [12:0] value;
   assign \$1  = $signed(value) > $signed(10'h2f2);
-  assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(8'h92);
-  assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(5'h0a);
-  assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(8'h65);
-  assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(9'h0a9);
-  assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(9'h0dc);
-  assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(10'h102);
-  assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(10'h11f);
-  assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(10'h135);
-  assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(10'h146);
-  assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(10'h152);
-  assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(10'h15b);
-  assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(10'h162);
-  assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(10'h16b);
-  assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(10'h192);
-  assign \$30  = \$28  + \$29 ;
+  assign \$2  = $signed(value) > $signed(8'h92);
+  assign \$3  = $signed(value) > $signed(5'h0a);
+  assign \$4  = $signed(value) > $signed(8'h65);
+  assign \$5  = $signed(value) > $signed(9'h0a9);
+  assign \$6  = $signed(value) > $signed(9'h0dc);
+  assign \$7  = $signed(value) > $signed(10'h102);
+  assign \$8  = $signed(value) > $signed(10'h11f);
+  assign \$9  = $signed(value) > $signed(10'h135);
+  assign \$10  = $signed(value) > $signed(10'h146);
+  assign \$11  = $signed(value) > $signed(10'h152);
+  assign \$12  = $signed(value) > $signed(10'h15b);
+  assign \$13  = $signed(value) > $signed(10'h162);
+  assign \$14  = $signed(value) > $signed(10'h16b);
+  assign \$15  = $signed(value) > $signed(10'h192);
+  assign \$16  = 1'h0 + thermometer[0];
+  assign \$17  = \$16  + thermometer[1];
+  assign \$18  = \$17  + thermometer[2];
+  assign \$19  = \$18  + thermometer[3];
+  assign \$20  = \$19  + thermometer[4];
+  assign \$21  = \$20  + thermometer[5];
+  assign \$22  = \$21  + thermometer[6];
+  assign \$23  = \$22  + thermometer[7];
+  assign \$24  = \$23  + thermometer[8];
+  assign \$25  = \$24  + thermometer[9];
+  assign \$26  = \$25  + thermometer[10];
+  assign \$27  = \$26  + thermometer[11];
+  assign \$28  = \$27  + thermometer[12];
+  assign \$29  = \$28  + thermometer[13];
+  assign \$30  = \$29  + thermometer[14];
+  always @(posedge clk)
+    thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
   assign code = \$30 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif3 (rst, acc, code, spike, new_state, fresh, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
-  wire [9:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire [8:0] \$11 ;
-  wire [24:0] \$12 ;
-  reg [21:0] \$13 ;
-  reg [14:0] \$14 ;
-  reg \$15 ;
-  reg [12:0] \$16 ;
-  wire [21:0] \$2 ;
-  wire [13:0] \$3 ;
-  wire [14:0] \$4 ;
+module \qsnn_ref.layer0.lif3 (rst, acc, state, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
+  wire [13:0] \$1 ;
+  reg [14:0] \$10 ;
+  reg \$11 ;
+  reg [12:0] \$12 ;
+  wire [14:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
   wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire [22:0] \$8 ;
-  wire [22:0] \$9 ;
+  wire [15:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [9:0] \$9 ;
   input [12:0] acc;
   wire [12:0] acc;
   input clk;
   wire clk;
-  input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$5 ;
+  wire [3:0] \code$6 ;
   reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
+  reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
+  input [3:0] state;
   wire [3:0] state;
   (* init = 13'h0000 *)
   wire [12:0] v;
   reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 10'h3d7 : level;
-  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
-  assign \$4  = $signed(\$3 ) + $signed(1'h0);
-  assign \$5  = ~ fresh;
-  assign \$6  = code > 4'hd;
-  assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(13'h0800);
-  assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 9'h169 : 9'h000;
-  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
   always @(posedge clk)
-    product_r <= \$13 ;
+    leak_r <= \$9 ;
   always @(posedge clk)
-    current_r <= \$14 ;
+    current_r <= \$10 ;
   always @(posedge clk)
-    z_prev_r <= \$15 ;
+    z_prev_r <= \$11 ;
   always @(posedge clk)
-    value <= \$16 ;
+    value <= \$12 ;
   \qsnn_ref.layer0.lif3.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif3.quantizer  quantizer (
+    .clk(clk),
     .code(new_state),
+    .rst(rst),
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$13  = \$2 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$9  = level;
     if (rst) begin
-      \$13  = 22'h000000;
+      \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$14  = \$4 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$10  = \$2 ;
     if (rst) begin
-      \$14  = 15'h0000;
+      \$10  = 15'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$15  = \$7 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$11  = \$5 ;
     if (rst) begin
-      \$15  = 1'h0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$16  = \$12 [12:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$12  = \$8 [12:0];
     if (rst) begin
-      \$16  = 13'h0000;
+      \$12  = 13'h0000;
     end
   end
-  assign state = code;
   assign v = value;
-  assign \code$5  = new_state;
-  assign \$3  = { acc, 1'h0 };
-  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+  assign \code$6  = new_state;
+  assign \$1  = { acc, 1'h0 };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -4006,22 +4856,22 @@ module \qsnn_ref.layer0.lif3.levels (level, rd__addr);
   wire [9:0] rd__data;
   reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 10'h297;
-    rom[1] = 10'h34e;
-    rom[2] = 10'h3d7;
-    rom[3] = 10'h03e;
-    rom[4] = 10'h08c;
-    rom[5] = 10'h0c6;
-    rom[6] = 10'h0f2;
-    rom[7] = 10'h113;
-    rom[8] = 10'h12c;
-    rom[9] = 10'h13f;
-    rom[10] = 10'h14d;
-    rom[11] = 10'h157;
-    rom[12] = 10'h15f;
-    rom[13] = 10'h165;
-    rom[14] = 10'h172;
-    rom[15] = 10'h1b2;
+    rom[0] = 10'h2bb;
+    rom[1] = 10'h360;
+    rom[2] = 10'h3db;
+    rom[3] = 10'h038;
+    rom[4] = 10'h07e;
+    rom[5] = 10'h0b2;
+    rom[6] = 10'h0da;
+    rom[7] = 10'h0f7;
+    rom[8] = 10'h10e;
+    rom[9] = 10'h11f;
+    rom[10] = 10'h12c;
+    rom[11] = 10'h135;
+    rom[12] = 10'h13c;
+    rom[13] = 10'h141;
+    rom[14] = 10'h14d;
+    rom[15] = 10'h187;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -4029,176 +4879,186 @@ module \qsnn_ref.layer0.lif3.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif3.quantizer (value, code);
+module \qsnn_ref.layer0.lif3.quantizer (rst, code, value, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
   wire \$1 ;
-  wire [5:0] \$10 ;
+  wire \$10 ;
   wire \$11 ;
-  wire [6:0] \$12 ;
+  wire \$12 ;
   wire \$13 ;
-  wire [7:0] \$14 ;
+  wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire \$17 ;
-  wire [9:0] \$18 ;
-  wire \$19 ;
-  wire [1:0] \$2 ;
-  wire [10:0] \$20 ;
-  wire \$21 ;
-  wire [11:0] \$22 ;
-  wire \$23 ;
-  wire [12:0] \$24 ;
-  wire \$25 ;
-  wire [13:0] \$26 ;
-  wire \$27 ;
-  wire [14:0] \$28 ;
-  wire \$29 ;
+  wire [1:0] \$16 ;
+  wire [2:0] \$17 ;
+  wire [3:0] \$18 ;
+  wire [4:0] \$19 ;
+  wire \$2 ;
+  wire [5:0] \$20 ;
+  wire [6:0] \$21 ;
+  wire [7:0] \$22 ;
+  wire [8:0] \$23 ;
+  wire [9:0] \$24 ;
+  wire [10:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [12:0] \$27 ;
+  wire [13:0] \$28 ;
+  wire [14:0] \$29 ;
   wire \$3 ;
   wire [15:0] \$30 ;
-  wire [2:0] \$4 ;
+  reg [14:0] \$31 ;
+  wire \$4 ;
   wire \$5 ;
-  wire [3:0] \$6 ;
+  wire \$6 ;
   wire \$7 ;
-  wire [4:0] \$8 ;
+  wire \$8 ;
   wire \$9 ;
+  input clk;
+  wire clk;
   output [3:0] code;
   wire [3:0] code;
+  input rst;
+  wire rst;
+  reg [14:0] thermometer = 15'h0000;
   input [12:0] value;
   wire [12:0] value;
   assign \$1  = $signed(value) > $signed(10'h2f2);
-  assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(8'h92);
-  assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(5'h0a);
-  assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(8'h65);
-  assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(9'h0a9);
-  assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(9'h0dc);
-  assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(10'h102);
-  assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(10'h11f);
-  assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(10'h135);
-  assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(10'h146);
-  assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(10'h152);
-  assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(10'h15b);
-  assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(10'h162);
-  assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(10'h16b);
-  assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(10'h192);
-  assign \$30  = \$28  + \$29 ;
+  assign \$2  = $signed(value) > $signed(8'h92);
+  assign \$3  = $signed(value) > $signed(5'h0a);
+  assign \$4  = $signed(value) > $signed(8'h65);
+  assign \$5  = $signed(value) > $signed(9'h0a9);
+  assign \$6  = $signed(value) > $signed(9'h0dc);
+  assign \$7  = $signed(value) > $signed(10'h102);
+  assign \$8  = $signed(value) > $signed(10'h11f);
+  assign \$9  = $signed(value) > $signed(10'h135);
+  assign \$10  = $signed(value) > $signed(10'h146);
+  assign \$11  = $signed(value) > $signed(10'h152);
+  assign \$12  = $signed(value) > $signed(10'h15b);
+  assign \$13  = $signed(value) > $signed(10'h162);
+  assign \$14  = $signed(value) > $signed(10'h16b);
+  assign \$15  = $signed(value) > $signed(10'h192);
+  assign \$16  = 1'h0 + thermometer[0];
+  assign \$17  = \$16  + thermometer[1];
+  assign \$18  = \$17  + thermometer[2];
+  assign \$19  = \$18  + thermometer[3];
+  assign \$20  = \$19  + thermometer[4];
+  assign \$21  = \$20  + thermometer[5];
+  assign \$22  = \$21  + thermometer[6];
+  assign \$23  = \$22  + thermometer[7];
+  assign \$24  = \$23  + thermometer[8];
+  assign \$25  = \$24  + thermometer[9];
+  assign \$26  = \$25  + thermometer[10];
+  assign \$27  = \$26  + thermometer[11];
+  assign \$28  = \$27  + thermometer[12];
+  assign \$29  = \$28  + thermometer[13];
+  assign \$30  = \$29  + thermometer[14];
+  always @(posedge clk)
+    thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
   assign code = \$30 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif4 (rst, acc, code, spike, new_state, fresh, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
-  wire [9:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire [8:0] \$11 ;
-  wire [24:0] \$12 ;
-  reg [21:0] \$13 ;
-  reg [14:0] \$14 ;
-  reg \$15 ;
-  reg [12:0] \$16 ;
-  wire [21:0] \$2 ;
-  wire [13:0] \$3 ;
-  wire [14:0] \$4 ;
+module \qsnn_ref.layer0.lif4 (rst, acc, state, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
+  wire [13:0] \$1 ;
+  reg [14:0] \$10 ;
+  reg \$11 ;
+  reg [12:0] \$12 ;
+  wire [14:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
   wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire [22:0] \$8 ;
-  wire [22:0] \$9 ;
+  wire [15:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [9:0] \$9 ;
   input [12:0] acc;
   wire [12:0] acc;
   input clk;
   wire clk;
-  input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$5 ;
+  wire [3:0] \code$6 ;
   reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
+  reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
+  input [3:0] state;
   wire [3:0] state;
   (* init = 13'h0000 *)
   wire [12:0] v;
   reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 10'h3d7 : level;
-  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
-  assign \$4  = $signed(\$3 ) + $signed(1'h0);
-  assign \$5  = ~ fresh;
-  assign \$6  = code > 4'hd;
-  assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(13'h0800);
-  assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 9'h169 : 9'h000;
-  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
   always @(posedge clk)
-    product_r <= \$13 ;
+    leak_r <= \$9 ;
   always @(posedge clk)
-    current_r <= \$14 ;
+    current_r <= \$10 ;
   always @(posedge clk)
-    z_prev_r <= \$15 ;
+    z_prev_r <= \$11 ;
   always @(posedge clk)
-    value <= \$16 ;
+    value <= \$12 ;
   \qsnn_ref.layer0.lif4.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif4.quantizer  quantizer (
+    .clk(clk),
     .code(new_state),
+    .rst(rst),
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$13  = \$2 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    \$9  = level;
     if (rst) begin
-      \$13  = 22'h000000;
+      \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$14  = \$4 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    \$10  = \$2 ;
     if (rst) begin
-      \$14  = 15'h0000;
+      \$10  = 15'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$15  = \$7 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    \$11  = \$5 ;
     if (rst) begin
-      \$15  = 1'h0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$16  = \$12 [12:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    \$12  = \$8 [12:0];
     if (rst) begin
-      \$16  = 13'h0000;
+      \$12  = 13'h0000;
     end
   end
-  assign state = code;
   assign v = value;
-  assign \code$5  = new_state;
-  assign \$3  = { acc, 1'h0 };
-  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+  assign \code$6  = new_state;
+  assign \$1  = { acc, 1'h0 };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -4211,22 +5071,22 @@ module \qsnn_ref.layer0.lif4.levels (level, rd__addr);
   wire [9:0] rd__data;
   reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 10'h297;
-    rom[1] = 10'h34e;
-    rom[2] = 10'h3d7;
-    rom[3] = 10'h03e;
-    rom[4] = 10'h08c;
-    rom[5] = 10'h0c6;
-    rom[6] = 10'h0f2;
-    rom[7] = 10'h113;
-    rom[8] = 10'h12c;
-    rom[9] = 10'h13f;
-    rom[10] = 10'h14d;
-    rom[11] = 10'h157;
-    rom[12] = 10'h15f;
-    rom[13] = 10'h165;
-    rom[14] = 10'h172;
-    rom[15] = 10'h1b2;
+    rom[0] = 10'h2bb;
+    rom[1] = 10'h360;
+    rom[2] = 10'h3db;
+    rom[3] = 10'h038;
+    rom[4] = 10'h07e;
+    rom[5] = 10'h0b2;
+    rom[6] = 10'h0da;
+    rom[7] = 10'h0f7;
+    rom[8] = 10'h10e;
+    rom[9] = 10'h11f;
+    rom[10] = 10'h12c;
+    rom[11] = 10'h135;
+    rom[12] = 10'h13c;
+    rom[13] = 10'h141;
+    rom[14] = 10'h14d;
+    rom[15] = 10'h187;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -4234,176 +5094,186 @@ module \qsnn_ref.layer0.lif4.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif4.quantizer (value, code);
+module \qsnn_ref.layer0.lif4.quantizer (rst, code, value, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire \$1 ;
-  wire [5:0] \$10 ;
+  wire \$10 ;
   wire \$11 ;
-  wire [6:0] \$12 ;
+  wire \$12 ;
   wire \$13 ;
-  wire [7:0] \$14 ;
+  wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire \$17 ;
-  wire [9:0] \$18 ;
-  wire \$19 ;
-  wire [1:0] \$2 ;
-  wire [10:0] \$20 ;
-  wire \$21 ;
-  wire [11:0] \$22 ;
-  wire \$23 ;
-  wire [12:0] \$24 ;
-  wire \$25 ;
-  wire [13:0] \$26 ;
-  wire \$27 ;
-  wire [14:0] \$28 ;
-  wire \$29 ;
+  wire [1:0] \$16 ;
+  wire [2:0] \$17 ;
+  wire [3:0] \$18 ;
+  wire [4:0] \$19 ;
+  wire \$2 ;
+  wire [5:0] \$20 ;
+  wire [6:0] \$21 ;
+  wire [7:0] \$22 ;
+  wire [8:0] \$23 ;
+  wire [9:0] \$24 ;
+  wire [10:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [12:0] \$27 ;
+  wire [13:0] \$28 ;
+  wire [14:0] \$29 ;
   wire \$3 ;
   wire [15:0] \$30 ;
-  wire [2:0] \$4 ;
+  reg [14:0] \$31 ;
+  wire \$4 ;
   wire \$5 ;
-  wire [3:0] \$6 ;
+  wire \$6 ;
   wire \$7 ;
-  wire [4:0] \$8 ;
+  wire \$8 ;
   wire \$9 ;
+  input clk;
+  wire clk;
   output [3:0] code;
   wire [3:0] code;
+  input rst;
+  wire rst;
+  reg [14:0] thermometer = 15'h0000;
   input [12:0] value;
   wire [12:0] value;
   assign \$1  = $signed(value) > $signed(10'h2f2);
-  assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(8'h92);
-  assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(5'h0a);
-  assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(8'h65);
-  assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(9'h0a9);
-  assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(9'h0dc);
-  assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(10'h102);
-  assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(10'h11f);
-  assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(10'h135);
-  assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(10'h146);
-  assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(10'h152);
-  assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(10'h15b);
-  assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(10'h162);
-  assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(10'h16b);
-  assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(10'h192);
-  assign \$30  = \$28  + \$29 ;
+  assign \$2  = $signed(value) > $signed(8'h92);
+  assign \$3  = $signed(value) > $signed(5'h0a);
+  assign \$4  = $signed(value) > $signed(8'h65);
+  assign \$5  = $signed(value) > $signed(9'h0a9);
+  assign \$6  = $signed(value) > $signed(9'h0dc);
+  assign \$7  = $signed(value) > $signed(10'h102);
+  assign \$8  = $signed(value) > $signed(10'h11f);
+  assign \$9  = $signed(value) > $signed(10'h135);
+  assign \$10  = $signed(value) > $signed(10'h146);
+  assign \$11  = $signed(value) > $signed(10'h152);
+  assign \$12  = $signed(value) > $signed(10'h15b);
+  assign \$13  = $signed(value) > $signed(10'h162);
+  assign \$14  = $signed(value) > $signed(10'h16b);
+  assign \$15  = $signed(value) > $signed(10'h192);
+  assign \$16  = 1'h0 + thermometer[0];
+  assign \$17  = \$16  + thermometer[1];
+  assign \$18  = \$17  + thermometer[2];
+  assign \$19  = \$18  + thermometer[3];
+  assign \$20  = \$19  + thermometer[4];
+  assign \$21  = \$20  + thermometer[5];
+  assign \$22  = \$21  + thermometer[6];
+  assign \$23  = \$22  + thermometer[7];
+  assign \$24  = \$23  + thermometer[8];
+  assign \$25  = \$24  + thermometer[9];
+  assign \$26  = \$25  + thermometer[10];
+  assign \$27  = \$26  + thermometer[11];
+  assign \$28  = \$27  + thermometer[12];
+  assign \$29  = \$28  + thermometer[13];
+  assign \$30  = \$29  + thermometer[14];
+  always @(posedge clk)
+    thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
   assign code = \$30 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif5 (rst, acc, code, spike, new_state, fresh, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
-  wire [9:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire [8:0] \$11 ;
-  wire [24:0] \$12 ;
-  reg [21:0] \$13 ;
-  reg [14:0] \$14 ;
-  reg \$15 ;
-  reg [12:0] \$16 ;
-  wire [21:0] \$2 ;
-  wire [13:0] \$3 ;
-  wire [14:0] \$4 ;
+module \qsnn_ref.layer0.lif5 (rst, acc, state, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
+  wire [13:0] \$1 ;
+  reg [14:0] \$10 ;
+  reg \$11 ;
+  reg [12:0] \$12 ;
+  wire [14:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
   wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire [22:0] \$8 ;
-  wire [22:0] \$9 ;
+  wire [15:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [9:0] \$9 ;
   input [12:0] acc;
   wire [12:0] acc;
   input clk;
   wire clk;
-  input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$5 ;
+  wire [3:0] \code$6 ;
   reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
+  reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
+  input [3:0] state;
   wire [3:0] state;
   (* init = 13'h0000 *)
   wire [12:0] v;
   reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 10'h3d7 : level;
-  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
-  assign \$4  = $signed(\$3 ) + $signed(1'h0);
-  assign \$5  = ~ fresh;
-  assign \$6  = code > 4'hd;
-  assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(13'h0800);
-  assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 9'h169 : 9'h000;
-  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
   always @(posedge clk)
-    product_r <= \$13 ;
+    leak_r <= \$9 ;
   always @(posedge clk)
-    current_r <= \$14 ;
+    current_r <= \$10 ;
   always @(posedge clk)
-    z_prev_r <= \$15 ;
+    z_prev_r <= \$11 ;
   always @(posedge clk)
-    value <= \$16 ;
+    value <= \$12 ;
   \qsnn_ref.layer0.lif5.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif5.quantizer  quantizer (
+    .clk(clk),
     .code(new_state),
+    .rst(rst),
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$13  = \$2 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$9  = level;
     if (rst) begin
-      \$13  = 22'h000000;
+      \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$14  = \$4 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$10  = \$2 ;
     if (rst) begin
-      \$14  = 15'h0000;
+      \$10  = 15'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$15  = \$7 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$11  = \$5 ;
     if (rst) begin
-      \$15  = 1'h0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$16  = \$12 [12:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$12  = \$8 [12:0];
     if (rst) begin
-      \$16  = 13'h0000;
+      \$12  = 13'h0000;
     end
   end
-  assign state = code;
   assign v = value;
-  assign \code$5  = new_state;
-  assign \$3  = { acc, 1'h0 };
-  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+  assign \code$6  = new_state;
+  assign \$1  = { acc, 1'h0 };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -4416,22 +5286,22 @@ module \qsnn_ref.layer0.lif5.levels (level, rd__addr);
   wire [9:0] rd__data;
   reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 10'h297;
-    rom[1] = 10'h34e;
-    rom[2] = 10'h3d7;
-    rom[3] = 10'h03e;
-    rom[4] = 10'h08c;
-    rom[5] = 10'h0c6;
-    rom[6] = 10'h0f2;
-    rom[7] = 10'h113;
-    rom[8] = 10'h12c;
-    rom[9] = 10'h13f;
-    rom[10] = 10'h14d;
-    rom[11] = 10'h157;
-    rom[12] = 10'h15f;
-    rom[13] = 10'h165;
-    rom[14] = 10'h172;
-    rom[15] = 10'h1b2;
+    rom[0] = 10'h2bb;
+    rom[1] = 10'h360;
+    rom[2] = 10'h3db;
+    rom[3] = 10'h038;
+    rom[4] = 10'h07e;
+    rom[5] = 10'h0b2;
+    rom[6] = 10'h0da;
+    rom[7] = 10'h0f7;
+    rom[8] = 10'h10e;
+    rom[9] = 10'h11f;
+    rom[10] = 10'h12c;
+    rom[11] = 10'h135;
+    rom[12] = 10'h13c;
+    rom[13] = 10'h141;
+    rom[14] = 10'h14d;
+    rom[15] = 10'h187;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -4439,176 +5309,186 @@ module \qsnn_ref.layer0.lif5.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif5.quantizer (value, code);
+module \qsnn_ref.layer0.lif5.quantizer (rst, code, value, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   wire \$1 ;
-  wire [5:0] \$10 ;
+  wire \$10 ;
   wire \$11 ;
-  wire [6:0] \$12 ;
+  wire \$12 ;
   wire \$13 ;
-  wire [7:0] \$14 ;
+  wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire \$17 ;
-  wire [9:0] \$18 ;
-  wire \$19 ;
-  wire [1:0] \$2 ;
-  wire [10:0] \$20 ;
-  wire \$21 ;
-  wire [11:0] \$22 ;
-  wire \$23 ;
-  wire [12:0] \$24 ;
-  wire \$25 ;
-  wire [13:0] \$26 ;
-  wire \$27 ;
-  wire [14:0] \$28 ;
-  wire \$29 ;
+  wire [1:0] \$16 ;
+  wire [2:0] \$17 ;
+  wire [3:0] \$18 ;
+  wire [4:0] \$19 ;
+  wire \$2 ;
+  wire [5:0] \$20 ;
+  wire [6:0] \$21 ;
+  wire [7:0] \$22 ;
+  wire [8:0] \$23 ;
+  wire [9:0] \$24 ;
+  wire [10:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [12:0] \$27 ;
+  wire [13:0] \$28 ;
+  wire [14:0] \$29 ;
   wire \$3 ;
   wire [15:0] \$30 ;
-  wire [2:0] \$4 ;
+  reg [14:0] \$31 ;
+  wire \$4 ;
   wire \$5 ;
-  wire [3:0] \$6 ;
+  wire \$6 ;
   wire \$7 ;
-  wire [4:0] \$8 ;
+  wire \$8 ;
   wire \$9 ;
+  input clk;
+  wire clk;
   output [3:0] code;
   wire [3:0] code;
+  input rst;
+  wire rst;
+  reg [14:0] thermometer = 15'h0000;
   input [12:0] value;
   wire [12:0] value;
   assign \$1  = $signed(value) > $signed(10'h2f2);
-  assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(8'h92);
-  assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(5'h0a);
-  assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(8'h65);
-  assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(9'h0a9);
-  assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(9'h0dc);
-  assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(10'h102);
-  assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(10'h11f);
-  assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(10'h135);
-  assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(10'h146);
-  assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(10'h152);
-  assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(10'h15b);
-  assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(10'h162);
-  assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(10'h16b);
-  assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(10'h192);
-  assign \$30  = \$28  + \$29 ;
+  assign \$2  = $signed(value) > $signed(8'h92);
+  assign \$3  = $signed(value) > $signed(5'h0a);
+  assign \$4  = $signed(value) > $signed(8'h65);
+  assign \$5  = $signed(value) > $signed(9'h0a9);
+  assign \$6  = $signed(value) > $signed(9'h0dc);
+  assign \$7  = $signed(value) > $signed(10'h102);
+  assign \$8  = $signed(value) > $signed(10'h11f);
+  assign \$9  = $signed(value) > $signed(10'h135);
+  assign \$10  = $signed(value) > $signed(10'h146);
+  assign \$11  = $signed(value) > $signed(10'h152);
+  assign \$12  = $signed(value) > $signed(10'h15b);
+  assign \$13  = $signed(value) > $signed(10'h162);
+  assign \$14  = $signed(value) > $signed(10'h16b);
+  assign \$15  = $signed(value) > $signed(10'h192);
+  assign \$16  = 1'h0 + thermometer[0];
+  assign \$17  = \$16  + thermometer[1];
+  assign \$18  = \$17  + thermometer[2];
+  assign \$19  = \$18  + thermometer[3];
+  assign \$20  = \$19  + thermometer[4];
+  assign \$21  = \$20  + thermometer[5];
+  assign \$22  = \$21  + thermometer[6];
+  assign \$23  = \$22  + thermometer[7];
+  assign \$24  = \$23  + thermometer[8];
+  assign \$25  = \$24  + thermometer[9];
+  assign \$26  = \$25  + thermometer[10];
+  assign \$27  = \$26  + thermometer[11];
+  assign \$28  = \$27  + thermometer[12];
+  assign \$29  = \$28  + thermometer[13];
+  assign \$30  = \$29  + thermometer[14];
+  always @(posedge clk)
+    thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
   assign code = \$30 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif6 (rst, acc, code, spike, new_state, fresh, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
-  wire [9:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire [8:0] \$11 ;
-  wire [24:0] \$12 ;
-  reg [21:0] \$13 ;
-  reg [14:0] \$14 ;
-  reg \$15 ;
-  reg [12:0] \$16 ;
-  wire [21:0] \$2 ;
-  wire [13:0] \$3 ;
-  wire [14:0] \$4 ;
+module \qsnn_ref.layer0.lif6 (rst, acc, state, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
+  wire [13:0] \$1 ;
+  reg [14:0] \$10 ;
+  reg \$11 ;
+  reg [12:0] \$12 ;
+  wire [14:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
   wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire [22:0] \$8 ;
-  wire [22:0] \$9 ;
+  wire [15:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [9:0] \$9 ;
   input [12:0] acc;
   wire [12:0] acc;
   input clk;
   wire clk;
-  input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$5 ;
+  wire [3:0] \code$6 ;
   reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
+  reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
+  input [3:0] state;
   wire [3:0] state;
   (* init = 13'h0000 *)
   wire [12:0] v;
   reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 10'h3d7 : level;
-  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
-  assign \$4  = $signed(\$3 ) + $signed(1'h0);
-  assign \$5  = ~ fresh;
-  assign \$6  = code > 4'hd;
-  assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(13'h0800);
-  assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 9'h169 : 9'h000;
-  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
   always @(posedge clk)
-    product_r <= \$13 ;
+    leak_r <= \$9 ;
   always @(posedge clk)
-    current_r <= \$14 ;
+    current_r <= \$10 ;
   always @(posedge clk)
-    z_prev_r <= \$15 ;
+    z_prev_r <= \$11 ;
   always @(posedge clk)
-    value <= \$16 ;
+    value <= \$12 ;
   \qsnn_ref.layer0.lif6.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif6.quantizer  quantizer (
+    .clk(clk),
     .code(new_state),
+    .rst(rst),
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$13  = \$2 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    \$9  = level;
     if (rst) begin
-      \$13  = 22'h000000;
+      \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$14  = \$4 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    \$10  = \$2 ;
     if (rst) begin
-      \$14  = 15'h0000;
+      \$10  = 15'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$15  = \$7 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    \$11  = \$5 ;
     if (rst) begin
-      \$15  = 1'h0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$16  = \$12 [12:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    \$12  = \$8 [12:0];
     if (rst) begin
-      \$16  = 13'h0000;
+      \$12  = 13'h0000;
     end
   end
-  assign state = code;
   assign v = value;
-  assign \code$5  = new_state;
-  assign \$3  = { acc, 1'h0 };
-  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+  assign \code$6  = new_state;
+  assign \$1  = { acc, 1'h0 };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -4621,22 +5501,22 @@ module \qsnn_ref.layer0.lif6.levels (level, rd__addr);
   wire [9:0] rd__data;
   reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 10'h297;
-    rom[1] = 10'h34e;
-    rom[2] = 10'h3d7;
-    rom[3] = 10'h03e;
-    rom[4] = 10'h08c;
-    rom[5] = 10'h0c6;
-    rom[6] = 10'h0f2;
-    rom[7] = 10'h113;
-    rom[8] = 10'h12c;
-    rom[9] = 10'h13f;
-    rom[10] = 10'h14d;
-    rom[11] = 10'h157;
-    rom[12] = 10'h15f;
-    rom[13] = 10'h165;
-    rom[14] = 10'h172;
-    rom[15] = 10'h1b2;
+    rom[0] = 10'h2bb;
+    rom[1] = 10'h360;
+    rom[2] = 10'h3db;
+    rom[3] = 10'h038;
+    rom[4] = 10'h07e;
+    rom[5] = 10'h0b2;
+    rom[6] = 10'h0da;
+    rom[7] = 10'h0f7;
+    rom[8] = 10'h10e;
+    rom[9] = 10'h11f;
+    rom[10] = 10'h12c;
+    rom[11] = 10'h135;
+    rom[12] = 10'h13c;
+    rom[13] = 10'h141;
+    rom[14] = 10'h14d;
+    rom[15] = 10'h187;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -4644,176 +5524,186 @@ module \qsnn_ref.layer0.lif6.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif6.quantizer (value, code);
+module \qsnn_ref.layer0.lif6.quantizer (rst, code, value, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   wire \$1 ;
-  wire [5:0] \$10 ;
+  wire \$10 ;
   wire \$11 ;
-  wire [6:0] \$12 ;
+  wire \$12 ;
   wire \$13 ;
-  wire [7:0] \$14 ;
+  wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire \$17 ;
-  wire [9:0] \$18 ;
-  wire \$19 ;
-  wire [1:0] \$2 ;
-  wire [10:0] \$20 ;
-  wire \$21 ;
-  wire [11:0] \$22 ;
-  wire \$23 ;
-  wire [12:0] \$24 ;
-  wire \$25 ;
-  wire [13:0] \$26 ;
-  wire \$27 ;
-  wire [14:0] \$28 ;
-  wire \$29 ;
+  wire [1:0] \$16 ;
+  wire [2:0] \$17 ;
+  wire [3:0] \$18 ;
+  wire [4:0] \$19 ;
+  wire \$2 ;
+  wire [5:0] \$20 ;
+  wire [6:0] \$21 ;
+  wire [7:0] \$22 ;
+  wire [8:0] \$23 ;
+  wire [9:0] \$24 ;
+  wire [10:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [12:0] \$27 ;
+  wire [13:0] \$28 ;
+  wire [14:0] \$29 ;
   wire \$3 ;
   wire [15:0] \$30 ;
-  wire [2:0] \$4 ;
+  reg [14:0] \$31 ;
+  wire \$4 ;
   wire \$5 ;
-  wire [3:0] \$6 ;
+  wire \$6 ;
   wire \$7 ;
-  wire [4:0] \$8 ;
+  wire \$8 ;
   wire \$9 ;
+  input clk;
+  wire clk;
   output [3:0] code;
   wire [3:0] code;
+  input rst;
+  wire rst;
+  reg [14:0] thermometer = 15'h0000;
   input [12:0] value;
   wire [12:0] value;
   assign \$1  = $signed(value) > $signed(10'h2f2);
-  assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(8'h92);
-  assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(5'h0a);
-  assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(8'h65);
-  assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(9'h0a9);
-  assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(9'h0dc);
-  assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(10'h102);
-  assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(10'h11f);
-  assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(10'h135);
-  assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(10'h146);
-  assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(10'h152);
-  assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(10'h15b);
-  assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(10'h162);
-  assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(10'h16b);
-  assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(10'h192);
-  assign \$30  = \$28  + \$29 ;
+  assign \$2  = $signed(value) > $signed(8'h92);
+  assign \$3  = $signed(value) > $signed(5'h0a);
+  assign \$4  = $signed(value) > $signed(8'h65);
+  assign \$5  = $signed(value) > $signed(9'h0a9);
+  assign \$6  = $signed(value) > $signed(9'h0dc);
+  assign \$7  = $signed(value) > $signed(10'h102);
+  assign \$8  = $signed(value) > $signed(10'h11f);
+  assign \$9  = $signed(value) > $signed(10'h135);
+  assign \$10  = $signed(value) > $signed(10'h146);
+  assign \$11  = $signed(value) > $signed(10'h152);
+  assign \$12  = $signed(value) > $signed(10'h15b);
+  assign \$13  = $signed(value) > $signed(10'h162);
+  assign \$14  = $signed(value) > $signed(10'h16b);
+  assign \$15  = $signed(value) > $signed(10'h192);
+  assign \$16  = 1'h0 + thermometer[0];
+  assign \$17  = \$16  + thermometer[1];
+  assign \$18  = \$17  + thermometer[2];
+  assign \$19  = \$18  + thermometer[3];
+  assign \$20  = \$19  + thermometer[4];
+  assign \$21  = \$20  + thermometer[5];
+  assign \$22  = \$21  + thermometer[6];
+  assign \$23  = \$22  + thermometer[7];
+  assign \$24  = \$23  + thermometer[8];
+  assign \$25  = \$24  + thermometer[9];
+  assign \$26  = \$25  + thermometer[10];
+  assign \$27  = \$26  + thermometer[11];
+  assign \$28  = \$27  + thermometer[12];
+  assign \$29  = \$28  + thermometer[13];
+  assign \$30  = \$29  + thermometer[14];
+  always @(posedge clk)
+    thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
   assign code = \$30 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif7 (rst, acc, code, spike, new_state, fresh, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
-  wire [9:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire [8:0] \$11 ;
-  wire [24:0] \$12 ;
-  reg [21:0] \$13 ;
-  reg [14:0] \$14 ;
-  reg \$15 ;
-  reg [12:0] \$16 ;
-  wire [21:0] \$2 ;
-  wire [13:0] \$3 ;
-  wire [14:0] \$4 ;
+module \qsnn_ref.layer0.lif7 (rst, acc, state, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
+  wire [13:0] \$1 ;
+  reg [14:0] \$10 ;
+  reg \$11 ;
+  reg [12:0] \$12 ;
+  wire [14:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
   wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire [22:0] \$8 ;
-  wire [22:0] \$9 ;
+  wire [15:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [9:0] \$9 ;
   input [12:0] acc;
   wire [12:0] acc;
   input clk;
   wire clk;
-  input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$5 ;
+  wire [3:0] \code$6 ;
   reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
+  reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
+  input [3:0] state;
   wire [3:0] state;
   (* init = 13'h0000 *)
   wire [12:0] v;
   reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 10'h3d7 : level;
-  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
-  assign \$4  = $signed(\$3 ) + $signed(1'h0);
-  assign \$5  = ~ fresh;
-  assign \$6  = code > 4'hd;
-  assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(13'h0800);
-  assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 9'h169 : 9'h000;
-  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
   always @(posedge clk)
-    product_r <= \$13 ;
+    leak_r <= \$9 ;
   always @(posedge clk)
-    current_r <= \$14 ;
+    current_r <= \$10 ;
   always @(posedge clk)
-    z_prev_r <= \$15 ;
+    z_prev_r <= \$11 ;
   always @(posedge clk)
-    value <= \$16 ;
+    value <= \$12 ;
   \qsnn_ref.layer0.lif7.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif7.quantizer  quantizer (
+    .clk(clk),
     .code(new_state),
+    .rst(rst),
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$13  = \$2 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$9  = level;
     if (rst) begin
-      \$13  = 22'h000000;
+      \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$14  = \$4 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$10  = \$2 ;
     if (rst) begin
-      \$14  = 15'h0000;
+      \$10  = 15'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$15  = \$7 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$11  = \$5 ;
     if (rst) begin
-      \$15  = 1'h0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$16  = \$12 [12:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$12  = \$8 [12:0];
     if (rst) begin
-      \$16  = 13'h0000;
+      \$12  = 13'h0000;
     end
   end
-  assign state = code;
   assign v = value;
-  assign \code$5  = new_state;
-  assign \$3  = { acc, 1'h0 };
-  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+  assign \code$6  = new_state;
+  assign \$1  = { acc, 1'h0 };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -4826,22 +5716,22 @@ module \qsnn_ref.layer0.lif7.levels (level, rd__addr);
   wire [9:0] rd__data;
   reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 10'h297;
-    rom[1] = 10'h34e;
-    rom[2] = 10'h3d7;
-    rom[3] = 10'h03e;
-    rom[4] = 10'h08c;
-    rom[5] = 10'h0c6;
-    rom[6] = 10'h0f2;
-    rom[7] = 10'h113;
-    rom[8] = 10'h12c;
-    rom[9] = 10'h13f;
-    rom[10] = 10'h14d;
-    rom[11] = 10'h157;
-    rom[12] = 10'h15f;
-    rom[13] = 10'h165;
-    rom[14] = 10'h172;
-    rom[15] = 10'h1b2;
+    rom[0] = 10'h2bb;
+    rom[1] = 10'h360;
+    rom[2] = 10'h3db;
+    rom[3] = 10'h038;
+    rom[4] = 10'h07e;
+    rom[5] = 10'h0b2;
+    rom[6] = 10'h0da;
+    rom[7] = 10'h0f7;
+    rom[8] = 10'h10e;
+    rom[9] = 10'h11f;
+    rom[10] = 10'h12c;
+    rom[11] = 10'h135;
+    rom[12] = 10'h13c;
+    rom[13] = 10'h141;
+    rom[14] = 10'h14d;
+    rom[15] = 10'h187;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -4849,176 +5739,186 @@ module \qsnn_ref.layer0.lif7.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif7.quantizer (value, code);
+module \qsnn_ref.layer0.lif7.quantizer (rst, code, value, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
   wire \$1 ;
-  wire [5:0] \$10 ;
+  wire \$10 ;
   wire \$11 ;
-  wire [6:0] \$12 ;
+  wire \$12 ;
   wire \$13 ;
-  wire [7:0] \$14 ;
+  wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire \$17 ;
-  wire [9:0] \$18 ;
-  wire \$19 ;
-  wire [1:0] \$2 ;
-  wire [10:0] \$20 ;
-  wire \$21 ;
-  wire [11:0] \$22 ;
-  wire \$23 ;
-  wire [12:0] \$24 ;
-  wire \$25 ;
-  wire [13:0] \$26 ;
-  wire \$27 ;
-  wire [14:0] \$28 ;
-  wire \$29 ;
+  wire [1:0] \$16 ;
+  wire [2:0] \$17 ;
+  wire [3:0] \$18 ;
+  wire [4:0] \$19 ;
+  wire \$2 ;
+  wire [5:0] \$20 ;
+  wire [6:0] \$21 ;
+  wire [7:0] \$22 ;
+  wire [8:0] \$23 ;
+  wire [9:0] \$24 ;
+  wire [10:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [12:0] \$27 ;
+  wire [13:0] \$28 ;
+  wire [14:0] \$29 ;
   wire \$3 ;
   wire [15:0] \$30 ;
-  wire [2:0] \$4 ;
+  reg [14:0] \$31 ;
+  wire \$4 ;
   wire \$5 ;
-  wire [3:0] \$6 ;
+  wire \$6 ;
   wire \$7 ;
-  wire [4:0] \$8 ;
+  wire \$8 ;
   wire \$9 ;
+  input clk;
+  wire clk;
   output [3:0] code;
   wire [3:0] code;
+  input rst;
+  wire rst;
+  reg [14:0] thermometer = 15'h0000;
   input [12:0] value;
   wire [12:0] value;
   assign \$1  = $signed(value) > $signed(10'h2f2);
-  assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(8'h92);
-  assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(5'h0a);
-  assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(8'h65);
-  assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(9'h0a9);
-  assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(9'h0dc);
-  assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(10'h102);
-  assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(10'h11f);
-  assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(10'h135);
-  assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(10'h146);
-  assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(10'h152);
-  assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(10'h15b);
-  assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(10'h162);
-  assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(10'h16b);
-  assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(10'h192);
-  assign \$30  = \$28  + \$29 ;
+  assign \$2  = $signed(value) > $signed(8'h92);
+  assign \$3  = $signed(value) > $signed(5'h0a);
+  assign \$4  = $signed(value) > $signed(8'h65);
+  assign \$5  = $signed(value) > $signed(9'h0a9);
+  assign \$6  = $signed(value) > $signed(9'h0dc);
+  assign \$7  = $signed(value) > $signed(10'h102);
+  assign \$8  = $signed(value) > $signed(10'h11f);
+  assign \$9  = $signed(value) > $signed(10'h135);
+  assign \$10  = $signed(value) > $signed(10'h146);
+  assign \$11  = $signed(value) > $signed(10'h152);
+  assign \$12  = $signed(value) > $signed(10'h15b);
+  assign \$13  = $signed(value) > $signed(10'h162);
+  assign \$14  = $signed(value) > $signed(10'h16b);
+  assign \$15  = $signed(value) > $signed(10'h192);
+  assign \$16  = 1'h0 + thermometer[0];
+  assign \$17  = \$16  + thermometer[1];
+  assign \$18  = \$17  + thermometer[2];
+  assign \$19  = \$18  + thermometer[3];
+  assign \$20  = \$19  + thermometer[4];
+  assign \$21  = \$20  + thermometer[5];
+  assign \$22  = \$21  + thermometer[6];
+  assign \$23  = \$22  + thermometer[7];
+  assign \$24  = \$23  + thermometer[8];
+  assign \$25  = \$24  + thermometer[9];
+  assign \$26  = \$25  + thermometer[10];
+  assign \$27  = \$26  + thermometer[11];
+  assign \$28  = \$27  + thermometer[12];
+  assign \$29  = \$28  + thermometer[13];
+  assign \$30  = \$29  + thermometer[14];
+  always @(posedge clk)
+    thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
   assign code = \$30 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif8 (rst, acc, code, spike, new_state, fresh, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
-  wire [9:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire [8:0] \$11 ;
-  wire [24:0] \$12 ;
-  reg [21:0] \$13 ;
-  reg [14:0] \$14 ;
-  reg \$15 ;
-  reg [12:0] \$16 ;
-  wire [21:0] \$2 ;
-  wire [13:0] \$3 ;
-  wire [14:0] \$4 ;
+module \qsnn_ref.layer0.lif8 (rst, acc, state, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
+  wire [13:0] \$1 ;
+  reg [14:0] \$10 ;
+  reg \$11 ;
+  reg [12:0] \$12 ;
+  wire [14:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
   wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire [22:0] \$8 ;
-  wire [22:0] \$9 ;
+  wire [15:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [9:0] \$9 ;
   input [12:0] acc;
   wire [12:0] acc;
   input clk;
   wire clk;
-  input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$5 ;
+  wire [3:0] \code$6 ;
   reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
+  reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
+  input [3:0] state;
   wire [3:0] state;
   (* init = 13'h0000 *)
   wire [12:0] v;
   reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 10'h3d7 : level;
-  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
-  assign \$4  = $signed(\$3 ) + $signed(1'h0);
-  assign \$5  = ~ fresh;
-  assign \$6  = code > 4'hd;
-  assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(13'h0800);
-  assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 9'h169 : 9'h000;
-  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
   always @(posedge clk)
-    product_r <= \$13 ;
+    leak_r <= \$9 ;
   always @(posedge clk)
-    current_r <= \$14 ;
+    current_r <= \$10 ;
   always @(posedge clk)
-    z_prev_r <= \$15 ;
+    z_prev_r <= \$11 ;
   always @(posedge clk)
-    value <= \$16 ;
+    value <= \$12 ;
   \qsnn_ref.layer0.lif8.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif8.quantizer  quantizer (
+    .clk(clk),
     .code(new_state),
+    .rst(rst),
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$13  = \$2 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    \$9  = level;
     if (rst) begin
-      \$13  = 22'h000000;
+      \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$14  = \$4 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    \$10  = \$2 ;
     if (rst) begin
-      \$14  = 15'h0000;
+      \$10  = 15'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$15  = \$7 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    \$11  = \$5 ;
     if (rst) begin
-      \$15  = 1'h0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$16  = \$12 [12:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    \$12  = \$8 [12:0];
     if (rst) begin
-      \$16  = 13'h0000;
+      \$12  = 13'h0000;
     end
   end
-  assign state = code;
   assign v = value;
-  assign \code$5  = new_state;
-  assign \$3  = { acc, 1'h0 };
-  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+  assign \code$6  = new_state;
+  assign \$1  = { acc, 1'h0 };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -5031,22 +5931,22 @@ module \qsnn_ref.layer0.lif8.levels (level, rd__addr);
   wire [9:0] rd__data;
   reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 10'h297;
-    rom[1] = 10'h34e;
-    rom[2] = 10'h3d7;
-    rom[3] = 10'h03e;
-    rom[4] = 10'h08c;
-    rom[5] = 10'h0c6;
-    rom[6] = 10'h0f2;
-    rom[7] = 10'h113;
-    rom[8] = 10'h12c;
-    rom[9] = 10'h13f;
-    rom[10] = 10'h14d;
-    rom[11] = 10'h157;
-    rom[12] = 10'h15f;
-    rom[13] = 10'h165;
-    rom[14] = 10'h172;
-    rom[15] = 10'h1b2;
+    rom[0] = 10'h2bb;
+    rom[1] = 10'h360;
+    rom[2] = 10'h3db;
+    rom[3] = 10'h038;
+    rom[4] = 10'h07e;
+    rom[5] = 10'h0b2;
+    rom[6] = 10'h0da;
+    rom[7] = 10'h0f7;
+    rom[8] = 10'h10e;
+    rom[9] = 10'h11f;
+    rom[10] = 10'h12c;
+    rom[11] = 10'h135;
+    rom[12] = 10'h13c;
+    rom[13] = 10'h141;
+    rom[14] = 10'h14d;
+    rom[15] = 10'h187;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -5054,176 +5954,186 @@ module \qsnn_ref.layer0.lif8.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif8.quantizer (value, code);
+module \qsnn_ref.layer0.lif8.quantizer (rst, code, value, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   wire \$1 ;
-  wire [5:0] \$10 ;
+  wire \$10 ;
   wire \$11 ;
-  wire [6:0] \$12 ;
+  wire \$12 ;
   wire \$13 ;
-  wire [7:0] \$14 ;
+  wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire \$17 ;
-  wire [9:0] \$18 ;
-  wire \$19 ;
-  wire [1:0] \$2 ;
-  wire [10:0] \$20 ;
-  wire \$21 ;
-  wire [11:0] \$22 ;
-  wire \$23 ;
-  wire [12:0] \$24 ;
-  wire \$25 ;
-  wire [13:0] \$26 ;
-  wire \$27 ;
-  wire [14:0] \$28 ;
-  wire \$29 ;
+  wire [1:0] \$16 ;
+  wire [2:0] \$17 ;
+  wire [3:0] \$18 ;
+  wire [4:0] \$19 ;
+  wire \$2 ;
+  wire [5:0] \$20 ;
+  wire [6:0] \$21 ;
+  wire [7:0] \$22 ;
+  wire [8:0] \$23 ;
+  wire [9:0] \$24 ;
+  wire [10:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [12:0] \$27 ;
+  wire [13:0] \$28 ;
+  wire [14:0] \$29 ;
   wire \$3 ;
   wire [15:0] \$30 ;
-  wire [2:0] \$4 ;
+  reg [14:0] \$31 ;
+  wire \$4 ;
   wire \$5 ;
-  wire [3:0] \$6 ;
+  wire \$6 ;
   wire \$7 ;
-  wire [4:0] \$8 ;
+  wire \$8 ;
   wire \$9 ;
+  input clk;
+  wire clk;
   output [3:0] code;
   wire [3:0] code;
+  input rst;
+  wire rst;
+  reg [14:0] thermometer = 15'h0000;
   input [12:0] value;
   wire [12:0] value;
   assign \$1  = $signed(value) > $signed(10'h2f2);
-  assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(8'h92);
-  assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(5'h0a);
-  assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(8'h65);
-  assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(9'h0a9);
-  assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(9'h0dc);
-  assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(10'h102);
-  assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(10'h11f);
-  assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(10'h135);
-  assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(10'h146);
-  assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(10'h152);
-  assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(10'h15b);
-  assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(10'h162);
-  assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(10'h16b);
-  assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(10'h192);
-  assign \$30  = \$28  + \$29 ;
+  assign \$2  = $signed(value) > $signed(8'h92);
+  assign \$3  = $signed(value) > $signed(5'h0a);
+  assign \$4  = $signed(value) > $signed(8'h65);
+  assign \$5  = $signed(value) > $signed(9'h0a9);
+  assign \$6  = $signed(value) > $signed(9'h0dc);
+  assign \$7  = $signed(value) > $signed(10'h102);
+  assign \$8  = $signed(value) > $signed(10'h11f);
+  assign \$9  = $signed(value) > $signed(10'h135);
+  assign \$10  = $signed(value) > $signed(10'h146);
+  assign \$11  = $signed(value) > $signed(10'h152);
+  assign \$12  = $signed(value) > $signed(10'h15b);
+  assign \$13  = $signed(value) > $signed(10'h162);
+  assign \$14  = $signed(value) > $signed(10'h16b);
+  assign \$15  = $signed(value) > $signed(10'h192);
+  assign \$16  = 1'h0 + thermometer[0];
+  assign \$17  = \$16  + thermometer[1];
+  assign \$18  = \$17  + thermometer[2];
+  assign \$19  = \$18  + thermometer[3];
+  assign \$20  = \$19  + thermometer[4];
+  assign \$21  = \$20  + thermometer[5];
+  assign \$22  = \$21  + thermometer[6];
+  assign \$23  = \$22  + thermometer[7];
+  assign \$24  = \$23  + thermometer[8];
+  assign \$25  = \$24  + thermometer[9];
+  assign \$26  = \$25  + thermometer[10];
+  assign \$27  = \$26  + thermometer[11];
+  assign \$28  = \$27  + thermometer[12];
+  assign \$29  = \$28  + thermometer[13];
+  assign \$30  = \$29  + thermometer[14];
+  always @(posedge clk)
+    thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
   assign code = \$30 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif9 (rst, acc, code, spike, new_state, fresh, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
-  wire [9:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire [8:0] \$11 ;
-  wire [24:0] \$12 ;
-  reg [21:0] \$13 ;
-  reg [14:0] \$14 ;
-  reg \$15 ;
-  reg [12:0] \$16 ;
-  wire [21:0] \$2 ;
-  wire [13:0] \$3 ;
-  wire [14:0] \$4 ;
+module \qsnn_ref.layer0.lif9 (rst, acc, state, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
+  wire [13:0] \$1 ;
+  reg [14:0] \$10 ;
+  reg \$11 ;
+  reg [12:0] \$12 ;
+  wire [14:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
   wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire [22:0] \$8 ;
-  wire [22:0] \$9 ;
+  wire [15:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [9:0] \$9 ;
   input [12:0] acc;
   wire [12:0] acc;
   input clk;
   wire clk;
-  input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$5 ;
+  wire [3:0] \code$6 ;
   reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
+  reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
+  input [3:0] state;
   wire [3:0] state;
   (* init = 13'h0000 *)
   wire [12:0] v;
   reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 10'h3d7 : level;
-  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
-  assign \$4  = $signed(\$3 ) + $signed(1'h0);
-  assign \$5  = ~ fresh;
-  assign \$6  = code > 4'hd;
-  assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(13'h0800);
-  assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 9'h169 : 9'h000;
-  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
   always @(posedge clk)
-    product_r <= \$13 ;
+    leak_r <= \$9 ;
   always @(posedge clk)
-    current_r <= \$14 ;
+    current_r <= \$10 ;
   always @(posedge clk)
-    z_prev_r <= \$15 ;
+    z_prev_r <= \$11 ;
   always @(posedge clk)
-    value <= \$16 ;
+    value <= \$12 ;
   \qsnn_ref.layer0.lif9.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif9.quantizer  quantizer (
+    .clk(clk),
     .code(new_state),
+    .rst(rst),
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$13  = \$2 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$9  = level;
     if (rst) begin
-      \$13  = 22'h000000;
+      \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$14  = \$4 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$10  = \$2 ;
     if (rst) begin
-      \$14  = 15'h0000;
+      \$10  = 15'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$15  = \$7 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$11  = \$5 ;
     if (rst) begin
-      \$15  = 1'h0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$16  = \$12 [12:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$12  = \$8 [12:0];
     if (rst) begin
-      \$16  = 13'h0000;
+      \$12  = 13'h0000;
     end
   end
-  assign state = code;
   assign v = value;
-  assign \code$5  = new_state;
-  assign \$3  = { acc, 1'h0 };
-  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+  assign \code$6  = new_state;
+  assign \$1  = { acc, 1'h0 };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -5236,22 +6146,22 @@ module \qsnn_ref.layer0.lif9.levels (level, rd__addr);
   wire [9:0] rd__data;
   reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 10'h297;
-    rom[1] = 10'h34e;
-    rom[2] = 10'h3d7;
-    rom[3] = 10'h03e;
-    rom[4] = 10'h08c;
-    rom[5] = 10'h0c6;
-    rom[6] = 10'h0f2;
-    rom[7] = 10'h113;
-    rom[8] = 10'h12c;
-    rom[9] = 10'h13f;
-    rom[10] = 10'h14d;
-    rom[11] = 10'h157;
-    rom[12] = 10'h15f;
-    rom[13] = 10'h165;
-    rom[14] = 10'h172;
-    rom[15] = 10'h1b2;
+    rom[0] = 10'h2bb;
+    rom[1] = 10'h360;
+    rom[2] = 10'h3db;
+    rom[3] = 10'h038;
+    rom[4] = 10'h07e;
+    rom[5] = 10'h0b2;
+    rom[6] = 10'h0da;
+    rom[7] = 10'h0f7;
+    rom[8] = 10'h10e;
+    rom[9] = 10'h11f;
+    rom[10] = 10'h12c;
+    rom[11] = 10'h135;
+    rom[12] = 10'h13c;
+    rom[13] = 10'h141;
+    rom[14] = 10'h14d;
+    rom[15] = 10'h187;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -5259,111 +6169,127 @@ module \qsnn_ref.layer0.lif9.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif9.quantizer (value, code);
+module \qsnn_ref.layer0.lif9.quantizer (rst, code, value, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   wire \$1 ;
-  wire [5:0] \$10 ;
+  wire \$10 ;
   wire \$11 ;
-  wire [6:0] \$12 ;
+  wire \$12 ;
   wire \$13 ;
-  wire [7:0] \$14 ;
+  wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire \$17 ;
-  wire [9:0] \$18 ;
-  wire \$19 ;
-  wire [1:0] \$2 ;
-  wire [10:0] \$20 ;
-  wire \$21 ;
-  wire [11:0] \$22 ;
-  wire \$23 ;
-  wire [12:0] \$24 ;
-  wire \$25 ;
-  wire [13:0] \$26 ;
-  wire \$27 ;
-  wire [14:0] \$28 ;
-  wire \$29 ;
+  wire [1:0] \$16 ;
+  wire [2:0] \$17 ;
+  wire [3:0] \$18 ;
+  wire [4:0] \$19 ;
+  wire \$2 ;
+  wire [5:0] \$20 ;
+  wire [6:0] \$21 ;
+  wire [7:0] \$22 ;
+  wire [8:0] \$23 ;
+  wire [9:0] \$24 ;
+  wire [10:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [12:0] \$27 ;
+  wire [13:0] \$28 ;
+  wire [14:0] \$29 ;
   wire \$3 ;
   wire [15:0] \$30 ;
-  wire [2:0] \$4 ;
+  reg [14:0] \$31 ;
+  wire \$4 ;
   wire \$5 ;
-  wire [3:0] \$6 ;
+  wire \$6 ;
   wire \$7 ;
-  wire [4:0] \$8 ;
+  wire \$8 ;
   wire \$9 ;
+  input clk;
+  wire clk;
   output [3:0] code;
   wire [3:0] code;
+  input rst;
+  wire rst;
+  reg [14:0] thermometer = 15'h0000;
   input [12:0] value;
   wire [12:0] value;
   assign \$1  = $signed(value) > $signed(10'h2f2);
-  assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(8'h92);
-  assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(5'h0a);
-  assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(8'h65);
-  assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(9'h0a9);
-  assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(9'h0dc);
-  assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(10'h102);
-  assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(10'h11f);
-  assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(10'h135);
-  assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(10'h146);
-  assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(10'h152);
-  assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(10'h15b);
-  assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(10'h162);
-  assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(10'h16b);
-  assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(10'h192);
-  assign \$30  = \$28  + \$29 ;
+  assign \$2  = $signed(value) > $signed(8'h92);
+  assign \$3  = $signed(value) > $signed(5'h0a);
+  assign \$4  = $signed(value) > $signed(8'h65);
+  assign \$5  = $signed(value) > $signed(9'h0a9);
+  assign \$6  = $signed(value) > $signed(9'h0dc);
+  assign \$7  = $signed(value) > $signed(10'h102);
+  assign \$8  = $signed(value) > $signed(10'h11f);
+  assign \$9  = $signed(value) > $signed(10'h135);
+  assign \$10  = $signed(value) > $signed(10'h146);
+  assign \$11  = $signed(value) > $signed(10'h152);
+  assign \$12  = $signed(value) > $signed(10'h15b);
+  assign \$13  = $signed(value) > $signed(10'h162);
+  assign \$14  = $signed(value) > $signed(10'h16b);
+  assign \$15  = $signed(value) > $signed(10'h192);
+  assign \$16  = 1'h0 + thermometer[0];
+  assign \$17  = \$16  + thermometer[1];
+  assign \$18  = \$17  + thermometer[2];
+  assign \$19  = \$18  + thermometer[3];
+  assign \$20  = \$19  + thermometer[4];
+  assign \$21  = \$20  + thermometer[5];
+  assign \$22  = \$21  + thermometer[6];
+  assign \$23  = \$22  + thermometer[7];
+  assign \$24  = \$23  + thermometer[8];
+  assign \$25  = \$24  + thermometer[9];
+  assign \$26  = \$25  + thermometer[10];
+  assign \$27  = \$26  + thermometer[11];
+  assign \$28  = \$27  + thermometer[12];
+  assign \$29  = \$28  + thermometer[13];
+  assign \$30  = \$29  + thermometer[14];
+  always @(posedge clk)
+    thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
   assign code = \$30 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.states (rst, r_data, \port$303$0 , \port$348$0 , \port$393$0 , \port$438$0 , \port$483$0 , \port$528$0 , \port$573$0 , \port$618$0 , \port$663$0 , \port$708$0 , \port$753$0 , \port$798$0 , \port$843$0 , \port$888$0 , \port$933$0 , \port$978$0 , rd__addr, wr__en, wr__addr
+module \qsnn_ref.layer0.states (rst, r_data, \port$305$0 , \port$347$0 , \port$389$0 , \port$431$0 , \port$473$0 , \port$515$0 , \port$557$0 , \port$599$0 , \port$641$0 , \port$683$0 , \port$725$0 , \port$767$0 , \port$809$0 , \port$851$0 , \port$893$0 , \port$935$0 , rd__addr, wr__en, wr__addr
 , clk);
   input clk;
   wire clk;
-  input [3:0] \port$303$0 ;
-  wire [3:0] \port$303$0 ;
-  input [3:0] \port$348$0 ;
-  wire [3:0] \port$348$0 ;
-  input [3:0] \port$393$0 ;
-  wire [3:0] \port$393$0 ;
-  input [3:0] \port$438$0 ;
-  wire [3:0] \port$438$0 ;
-  input [3:0] \port$483$0 ;
-  wire [3:0] \port$483$0 ;
-  input [3:0] \port$528$0 ;
-  wire [3:0] \port$528$0 ;
-  input [3:0] \port$573$0 ;
-  wire [3:0] \port$573$0 ;
-  input [3:0] \port$618$0 ;
-  wire [3:0] \port$618$0 ;
-  input [3:0] \port$663$0 ;
-  wire [3:0] \port$663$0 ;
-  input [3:0] \port$708$0 ;
-  wire [3:0] \port$708$0 ;
-  input [3:0] \port$753$0 ;
-  wire [3:0] \port$753$0 ;
-  input [3:0] \port$798$0 ;
-  wire [3:0] \port$798$0 ;
-  input [3:0] \port$843$0 ;
-  wire [3:0] \port$843$0 ;
-  input [3:0] \port$888$0 ;
-  wire [3:0] \port$888$0 ;
-  input [3:0] \port$933$0 ;
-  wire [3:0] \port$933$0 ;
-  input [3:0] \port$978$0 ;
-  wire [3:0] \port$978$0 ;
+  input [3:0] \port$305$0 ;
+  wire [3:0] \port$305$0 ;
+  input [3:0] \port$347$0 ;
+  wire [3:0] \port$347$0 ;
+  input [3:0] \port$389$0 ;
+  wire [3:0] \port$389$0 ;
+  input [3:0] \port$431$0 ;
+  wire [3:0] \port$431$0 ;
+  input [3:0] \port$473$0 ;
+  wire [3:0] \port$473$0 ;
+  input [3:0] \port$515$0 ;
+  wire [3:0] \port$515$0 ;
+  input [3:0] \port$557$0 ;
+  wire [3:0] \port$557$0 ;
+  input [3:0] \port$599$0 ;
+  wire [3:0] \port$599$0 ;
+  input [3:0] \port$641$0 ;
+  wire [3:0] \port$641$0 ;
+  input [3:0] \port$683$0 ;
+  wire [3:0] \port$683$0 ;
+  input [3:0] \port$725$0 ;
+  wire [3:0] \port$725$0 ;
+  input [3:0] \port$767$0 ;
+  wire [3:0] \port$767$0 ;
+  input [3:0] \port$809$0 ;
+  wire [3:0] \port$809$0 ;
+  input [3:0] \port$851$0 ;
+  wire [3:0] \port$851$0 ;
+  input [3:0] \port$893$0 ;
+  wire [3:0] \port$893$0 ;
+  input [3:0] \port$935$0 ;
+  wire [3:0] \port$935$0 ;
   wire [2:0] r_addr;
   output [63:0] r_data;
   wire [63:0] r_data;
@@ -5425,7 +6351,7 @@ module \qsnn_ref.layer0.states (rst, r_data, \port$303$0 , \port$348$0 , \port$3
   end
   always @(posedge clk) begin
     if (wr__en)
-      mem[wr__addr] <= { \port$978$0 , \port$933$0 , \port$888$0 , \port$843$0 , \port$798$0 , \port$753$0 , \port$708$0 , \port$663$0 , \port$618$0 , \port$573$0 , \port$528$0 , \port$483$0 , \port$438$0 , \port$393$0 , \port$348$0 , \port$303$0  };
+      mem[wr__addr] <= { \port$935$0 , \port$893$0 , \port$851$0 , \port$809$0 , \port$767$0 , \port$725$0 , \port$683$0 , \port$641$0 , \port$599$0 , \port$557$0 , \port$515$0 , \port$473$0 , \port$431$0 , \port$389$0 , \port$347$0 , \port$305$0  };
   end
   reg [2:0] _0_;
   always @(posedge clk) begin
@@ -5433,27 +6359,27 @@ module \qsnn_ref.layer0.states (rst, r_data, \port$303$0 , \port$348$0 , \port$3
   end
   assign r_data = mem[_0_];
   assign w_addr = wr__addr;
-  assign wr__data = { \port$978$0 , \port$933$0 , \port$888$0 , \port$843$0 , \port$798$0 , \port$753$0 , \port$708$0 , \port$663$0 , \port$618$0 , \port$573$0 , \port$528$0 , \port$483$0 , \port$438$0 , \port$393$0 , \port$348$0 , \port$303$0  };
-  assign w_data = { \port$978$0 , \port$933$0 , \port$888$0 , \port$843$0 , \port$798$0 , \port$753$0 , \port$708$0 , \port$663$0 , \port$618$0 , \port$573$0 , \port$528$0 , \port$483$0 , \port$438$0 , \port$393$0 , \port$348$0 , \port$303$0  };
+  assign wr__data = { \port$935$0 , \port$893$0 , \port$851$0 , \port$809$0 , \port$767$0 , \port$725$0 , \port$683$0 , \port$641$0 , \port$599$0 , \port$557$0 , \port$515$0 , \port$473$0 , \port$431$0 , \port$389$0 , \port$347$0 , \port$305$0  };
+  assign w_data = { \port$935$0 , \port$893$0 , \port$851$0 , \port$809$0 , \port$767$0 , \port$725$0 , \port$683$0 , \port$641$0 , \port$599$0 , \port$557$0 , \port$515$0 , \port$473$0 , \port$431$0 , \port$389$0 , \port$347$0 , \port$305$0  };
   assign w_en = wr__en;
   assign r_addr = rd__addr;
   assign rd__data = r_data;
-  assign \w_data[0]  = \port$303$0 ;
-  assign \w_data[1]  = \port$348$0 ;
-  assign \w_data[2]  = \port$393$0 ;
-  assign \w_data[3]  = \port$438$0 ;
-  assign \w_data[4]  = \port$483$0 ;
-  assign \w_data[5]  = \port$528$0 ;
-  assign \w_data[6]  = \port$573$0 ;
-  assign \w_data[7]  = \port$618$0 ;
-  assign \w_data[8]  = \port$663$0 ;
-  assign \w_data[9]  = \port$708$0 ;
-  assign \w_data[10]  = \port$753$0 ;
-  assign \w_data[11]  = \port$798$0 ;
-  assign \w_data[12]  = \port$843$0 ;
-  assign \w_data[13]  = \port$888$0 ;
-  assign \w_data[14]  = \port$933$0 ;
-  assign \w_data[15]  = \port$978$0 ;
+  assign \w_data[0]  = \port$305$0 ;
+  assign \w_data[1]  = \port$347$0 ;
+  assign \w_data[2]  = \port$389$0 ;
+  assign \w_data[3]  = \port$431$0 ;
+  assign \w_data[4]  = \port$473$0 ;
+  assign \w_data[5]  = \port$515$0 ;
+  assign \w_data[6]  = \port$557$0 ;
+  assign \w_data[7]  = \port$599$0 ;
+  assign \w_data[8]  = \port$641$0 ;
+  assign \w_data[9]  = \port$683$0 ;
+  assign \w_data[10]  = \port$725$0 ;
+  assign \w_data[11]  = \port$767$0 ;
+  assign \w_data[12]  = \port$809$0 ;
+  assign \w_data[13]  = \port$851$0 ;
+  assign \w_data[14]  = \port$893$0 ;
+  assign \w_data[15]  = \port$935$0 ;
   assign \r_data[0]  = r_data[3:0];
   assign \r_data[1]  = r_data[7:4];
   assign \r_data[2]  = r_data[11:8];
@@ -5473,7 +6399,7 @@ module \qsnn_ref.layer0.states (rst, r_data, \port$303$0 , \port$348$0 , \port$3
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.weights (rst, rd__addr, data, clk);
+module \qsnn_ref.layer0.weights (rst, data, rd__addr, clk);
   wire [8:0] addr;
   input clk;
   wire clk;
@@ -6041,104 +6967,205 @@ module \qsnn_ref.layer0.weights (rst, rd__addr, data, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__ready, spikes__valid, spikes__payload, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
-  wire \$1 ;
+module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__payload, events__valid, spikes__valid, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
+  wire [7:0] \$1 ;
   wire \$10 ;
-  wire [16:0] \$11 ;
-  wire [16:0] \$12 ;
-  wire \$13 ;
-  wire \$14 ;
+  reg [20:0] \$100 ;
+  reg \$101 ;
+  reg \$102 ;
+  reg [6:0] \$103 ;
+  reg \$104 ;
+  reg \$105 ;
+  reg \$106 ;
+  reg \$107 ;
+  reg \$108 ;
+  reg \$109 ;
+  wire \$11 ;
+  reg \$110 ;
+  reg \$111 ;
+  reg \$112 ;
+  reg \$113 ;
+  reg \$114 ;
+  reg \$115 ;
+  reg \$116 ;
+  reg \$117 ;
+  reg [39:0] \$118 ;
+  reg \$119 ;
+  wire \$12 ;
+  reg \$120 ;
+  reg \$121 ;
+  reg [13:0] \$122 ;
+  reg [13:0] \$123 ;
+  reg [13:0] \$124 ;
+  reg [13:0] \$125 ;
+  reg [13:0] \$126 ;
+  reg [13:0] \$127 ;
+  reg [13:0] \$128 ;
+  reg [13:0] \$129 ;
+  wire [9:0] \$13 ;
+  reg [13:0] \$130 ;
+  reg [13:0] \$131 ;
+  reg [13:0] \$132 ;
+  reg [13:0] \$133 ;
+  reg [13:0] \$134 ;
+  reg [13:0] \$135 ;
+  reg [13:0] \$136 ;
+  reg [13:0] \$137 ;
+  reg [13:0] \$138 ;
+  reg [13:0] \$139 ;
+  wire [9:0] \$14 ;
+  reg [13:0] \$140 ;
+  reg [13:0] \$141 ;
+  reg [13:0] \$142 ;
+  reg [13:0] \$143 ;
+  reg [13:0] \$144 ;
+  reg [13:0] \$145 ;
+  reg [13:0] \$146 ;
+  reg [13:0] \$147 ;
+  reg [13:0] \$148 ;
+  reg [13:0] \$149 ;
   wire \$15 ;
+  reg [13:0] \$150 ;
+  reg [13:0] \$151 ;
+  reg [13:0] \$152 ;
+  reg [13:0] \$153 ;
+  reg [13:0] \$154 ;
+  reg [13:0] \$155 ;
+  reg [13:0] \$156 ;
+  reg [13:0] \$157 ;
+  reg [13:0] \$158 ;
+  reg [13:0] \$159 ;
   wire \$16 ;
+  reg [13:0] \$160 ;
+  reg [13:0] \$161 ;
+  reg [13:0] \$162 ;
+  reg [13:0] \$163 ;
+  reg [13:0] \$164 ;
+  reg [13:0] \$165 ;
+  reg [13:0] \$166 ;
+  reg [13:0] \$167 ;
+  reg [13:0] \$168 ;
+  reg [13:0] \$169 ;
   wire \$17 ;
+  reg [13:0] \$170 ;
+  reg [13:0] \$171 ;
+  reg [1:0] \$172 ;
+  reg \$173 ;
+  reg \$174 ;
+  reg \$175 ;
+  reg \$176 ;
+  reg \$177 ;
+  reg \$178 ;
+  reg \$179 ;
   wire \$18 ;
+  reg \$180 ;
+  reg \$181 ;
+  reg \$182 ;
+  reg \$183 ;
+  reg \$184 ;
+  reg \$185 ;
+  reg \$186 ;
+  reg \$187 ;
   wire \$19 ;
-  wire \$2 ;
+  wire [8:0] \$2 ;
   wire \$20 ;
   wire \$21 ;
   wire \$22 ;
-  wire \$23 ;
-  wire \$24 ;
-  wire [7:0] \$25 ;
+  wire [16:0] \$23 ;
+  wire [16:0] \$24 ;
+  wire \$25 ;
   wire \$26 ;
   wire \$27 ;
-  wire [9:0] \$28 ;
-  wire [9:0] \$29 ;
-  wire [7:0] \$3 ;
-  wire \$30 ;
-  wire \$31 ;
-  wire [14:0] \$32 ;
-  wire [14:0] \$33 ;
-  wire [14:0] \$34 ;
-  wire [14:0] \$35 ;
-  wire [14:0] \$36 ;
-  wire [14:0] \$37 ;
-  wire [14:0] \$38 ;
-  wire [14:0] \$39 ;
-  wire [8:0] \$4 ;
-  wire [14:0] \$40 ;
-  wire [14:0] \$41 ;
+  wire \$28 ;
+  wire [16:0] \$29 ;
+  wire \$3 ;
+  wire [16:0] \$30 ;
+  wire [1:0] \$31 ;
+  wire [7:0] \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire [7:0] \$36 ;
+  wire \$37 ;
+  wire \$38 ;
+  wire \$39 ;
+  wire \$4 ;
+  wire \$40 ;
+  wire \$41 ;
   wire \$42 ;
   wire \$43 ;
   wire \$44 ;
   wire \$45 ;
-  wire \$46 ;
-  wire [16:0] \$47 ;
-  wire [16:0] \$48 ;
-  wire [16:0] \$49 ;
+  wire [13:0] \$46 ;
+  wire [13:0] \$47 ;
+  wire [13:0] \$48 ;
+  wire [14:0] \$49 ;
   wire \$5 ;
-  wire [16:0] \$50 ;
-  wire \$51 ;
-  wire \$52 ;
-  wire [1:0] \$53 ;
-  wire \$54 ;
-  wire \$55 ;
-  wire \$56 ;
-  wire [7:0] \$57 ;
-  wire \$58 ;
-  wire [1:0] \$59 ;
+  wire [13:0] \$50 ;
+  wire [13:0] \$51 ;
+  wire [13:0] \$52 ;
+  wire [14:0] \$53 ;
+  wire [13:0] \$54 ;
+  wire [13:0] \$55 ;
+  wire [13:0] \$56 ;
+  wire [14:0] \$57 ;
+  wire [13:0] \$58 ;
+  wire [13:0] \$59 ;
   wire \$6 ;
-  wire \$60 ;
-  wire \$61 ;
-  wire \$62 ;
-  wire \$63 ;
-  wire [1:0] \$64 ;
-  wire \$65 ;
-  reg [20:0] \$66 ;
-  reg \$67 ;
-  reg \$68 ;
-  reg \$69 ;
+  wire [13:0] \$60 ;
+  wire [14:0] \$61 ;
+  wire [13:0] \$62 ;
+  wire [13:0] \$63 ;
+  wire [13:0] \$64 ;
+  wire [14:0] \$65 ;
+  wire [13:0] \$66 ;
+  wire [13:0] \$67 ;
+  wire [13:0] \$68 ;
+  wire [14:0] \$69 ;
   wire \$7 ;
-  reg [6:0] \$70 ;
-  reg \$71 ;
-  reg \$72 ;
-  reg \$73 ;
-  reg \$74 ;
-  reg [1:0] \$75 ;
-  reg \$76 ;
-  reg \$77 ;
-  reg \$78 ;
-  reg \$79 ;
+  wire [13:0] \$70 ;
+  wire [13:0] \$71 ;
+  wire [13:0] \$72 ;
+  wire [14:0] \$73 ;
+  wire [13:0] \$74 ;
+  wire [13:0] \$75 ;
+  wire [13:0] \$76 ;
+  wire [14:0] \$77 ;
+  wire [13:0] \$78 ;
+  wire [13:0] \$79 ;
   wire \$8 ;
-  reg \$80 ;
-  reg \$81 ;
-  reg \$82 ;
-  reg \$83 ;
-  reg \$84 ;
-  reg \$85 ;
-  reg \$86 ;
-  reg \$87 ;
+  wire [13:0] \$80 ;
+  wire [14:0] \$81 ;
+  wire [13:0] \$82 ;
+  wire [13:0] \$83 ;
+  wire [13:0] \$84 ;
+  wire [14:0] \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire \$88 ;
+  wire \$89 ;
   wire \$9 ;
-  wire \$signal ;
-  reg \$signal$104  = 1'h0;
+  wire \$90 ;
+  wire [1:0] \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  wire [1:0] \$96 ;
+  wire \$97 ;
+  reg [20:0] \$98 ;
+  reg \$99 ;
+  reg \$signal  = 1'h0;
+  reg \$signal$123  = 1'h0;
   (* init = 1'h0 *)
-  wire \$signal$17 ;
+  wire \$signal$18 ;
+  reg \$signal$20  = 1'h0;
+  (* init = 1'h0 *)
+  wire \$signal$3 ;
   wire \$signal$4 ;
-  reg \$signal$83  = 1'h0;
-  reg \$signal$84  = 1'h0;
+  reg \$signal$87  = 1'h0;
   wire [13:0] acc;
-  wire [13:0] \acc$26 ;
   wire [13:0] \acc$29 ;
   wire [13:0] \acc$32 ;
   wire [13:0] \acc$35 ;
@@ -6147,8 +7174,31 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
   wire [13:0] \acc$44 ;
   wire [13:0] \acc$47 ;
   wire [13:0] \acc$50 ;
-  wire [6:0] addr;
-  reg [6:0] base = 7'h00;
+  wire [13:0] \acc$53 ;
+  reg [13:0] acc0_r = 14'h0000;
+  reg [13:0] acc1_r = 14'h0000;
+  reg [13:0] acc2_r = 14'h0000;
+  reg [13:0] acc3_r = 14'h0000;
+  reg [13:0] acc4_r = 14'h0000;
+  reg [13:0] acc5_r = 14'h0000;
+  reg [13:0] acc6_r = 14'h0000;
+  reg [13:0] acc7_r = 14'h0000;
+  reg [13:0] acc8_r = 14'h0000;
+  reg [13:0] acc9_r = 14'h0000;
+  reg acc_fwd1 = 1'h0;
+  reg acc_fwd2 = 1'h0;
+  reg acc_fwd3 = 1'h0;
+  reg acc_s1_g = 1'h0;
+  reg acc_s1_valid = 1'h0;
+  reg acc_s2_g = 1'h0;
+  reg acc_s2_valid = 1'h0;
+  reg acc_s3_g = 1'h0;
+  reg acc_s3_valid = 1'h0;
+  reg acc_s4_g = 1'h0;
+  reg acc_s4_valid = 1'h0;
+  reg acc_s5_g = 1'h0;
+  reg acc_s5_valid = 1'h0;
+  reg [6:0] addr = 7'h00;
   reg [3:0] \bit ;
   reg busy = 1'h0;
   reg cg = 1'h0;
@@ -6159,7 +7209,6 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
   wire [2:0] \cur.group ;
   wire \cur.last ;
   wire [15:0] \cur.mask ;
-  reg cur_valid = 1'h0;
   reg cur_x = 1'h0;
   wire [39:0] data;
   wire [3:0] \data[0] ;
@@ -6190,8 +7239,6 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
   wire events__valid;
   reg fresh = 1'h1;
   (* init = 1'h1 *)
-  wire \fresh$24 ;
-  (* init = 1'h1 *)
   wire \fresh$27 ;
   (* init = 1'h1 *)
   wire \fresh$30 ;
@@ -6209,40 +7256,58 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
   wire \fresh$48 ;
   (* init = 1'h1 *)
   wire \fresh$51 ;
+  (* init = 1'h1 *)
+  wire \fresh$54 ;
   reg g = 1'h0;
   reg last_flag = 1'h0;
   wire [2:0] level;
   wire [3:0] new_state;
-  wire [3:0] \new_state$69 ;
-  wire [3:0] \new_state$70 ;
-  wire [3:0] \new_state$71 ;
   wire [3:0] \new_state$72 ;
   wire [3:0] \new_state$73 ;
   wire [3:0] \new_state$74 ;
   wire [3:0] \new_state$75 ;
   wire [3:0] \new_state$76 ;
   wire [3:0] \new_state$77 ;
+  wire [3:0] \new_state$78 ;
+  wire [3:0] \new_state$79 ;
+  wire [3:0] \new_state$80 ;
+  reg [20:0] nxt = 21'h000000;
+  wire \nxt.eot ;
+  wire [2:0] \nxt.group ;
+  wire \nxt.last ;
+  wire [15:0] \nxt.mask ;
+  reg nxt_valid = 1'h0;
   (* enum_base_type = "Phase" *)
   (* enum_value_00 = "CLEAR" *)
   (* enum_value_01 = "ACC" *)
   (* enum_value_10 = "UPDATE" *)
   (* enum_value_11 = "END" *)
   reg [1:0] phase = 2'h0;
+  reg [13:0] product0_r = 14'h0000;
+  reg [13:0] product1_r = 14'h0000;
+  reg [13:0] product2_r = 14'h0000;
+  reg [13:0] product3_r = 14'h0000;
+  reg [13:0] product4_r = 14'h0000;
+  reg [13:0] product5_r = 14'h0000;
+  reg [13:0] product6_r = 14'h0000;
+  reg [13:0] product7_r = 14'h0000;
+  reg [13:0] product8_r = 14'h0000;
+  reg [13:0] product9_r = 14'h0000;
   reg r_addr = 1'h0;
-  wire \r_addr$18 ;
+  wire \r_addr$19 ;
   wire [39:0] r_data;
-  wire [139:0] \r_data$22 ;
-  wire [13:0] \r_data$22[0] ;
-  wire [13:0] \r_data$22[1] ;
-  wire [13:0] \r_data$22[2] ;
-  wire [13:0] \r_data$22[3] ;
-  wire [13:0] \r_data$22[4] ;
-  wire [13:0] \r_data$22[5] ;
-  wire [13:0] \r_data$22[6] ;
-  wire [13:0] \r_data$22[7] ;
-  wire [13:0] \r_data$22[8] ;
-  wire [13:0] \r_data$22[9] ;
-  wire [12:0] \r_data$95 ;
+  wire [12:0] \r_data$107 ;
+  wire [139:0] \r_data$25 ;
+  wire [13:0] \r_data$25[0] ;
+  wire [13:0] \r_data$25[1] ;
+  wire [13:0] \r_data$25[2] ;
+  wire [13:0] \r_data$25[3] ;
+  wire [13:0] \r_data$25[4] ;
+  wire [13:0] \r_data$25[5] ;
+  wire [13:0] \r_data$25[6] ;
+  wire [13:0] \r_data$25[7] ;
+  wire [13:0] \r_data$25[8] ;
+  wire [13:0] \r_data$25[9] ;
   wire [3:0] \r_data[0] ;
   wire [3:0] \r_data[1] ;
   wire [3:0] \r_data[2] ;
@@ -6257,18 +7322,17 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
   wire r_rdy;
   input rst;
   wire rst;
-  reg s1_g = 1'h0;
-  reg s1_x = 1'h0;
+  reg s2_x = 1'h0;
   wire spike;
-  wire \spike$54 ;
-  wire \spike$55 ;
-  wire \spike$56 ;
   wire \spike$57 ;
   wire \spike$58 ;
   wire \spike$59 ;
   wire \spike$60 ;
   wire \spike$61 ;
   wire \spike$62 ;
+  wire \spike$63 ;
+  wire \spike$64 ;
+  wire \spike$65 ;
   wire [9:0] spikes;
   output [12:0] spikes__payload;
   wire [12:0] spikes__payload;
@@ -6282,7 +7346,6 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
   input start;
   wire start;
   wire [3:0] state;
-  wire [3:0] \state$25 ;
   wire [3:0] \state$28 ;
   wire [3:0] \state$31 ;
   wire [3:0] \state$34 ;
@@ -6291,29 +7354,63 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
   wire [3:0] \state$43 ;
   wire [3:0] \state$46 ;
   wire [3:0] \state$49 ;
+  wire [3:0] \state$52 ;
   reg step_done;
+  reg [13:0] sum0_h2 = 14'h0000;
+  reg [13:0] sum0_h3 = 14'h0000;
+  reg [13:0] sum0_r = 14'h0000;
+  reg [13:0] sum1_h2 = 14'h0000;
+  reg [13:0] sum1_h3 = 14'h0000;
+  reg [13:0] sum1_r = 14'h0000;
+  reg [13:0] sum2_h2 = 14'h0000;
+  reg [13:0] sum2_h3 = 14'h0000;
+  reg [13:0] sum2_r = 14'h0000;
+  reg [13:0] sum3_h2 = 14'h0000;
+  reg [13:0] sum3_h3 = 14'h0000;
+  reg [13:0] sum3_r = 14'h0000;
+  reg [13:0] sum4_h2 = 14'h0000;
+  reg [13:0] sum4_h3 = 14'h0000;
+  reg [13:0] sum4_r = 14'h0000;
+  reg [13:0] sum5_h2 = 14'h0000;
+  reg [13:0] sum5_h3 = 14'h0000;
+  reg [13:0] sum5_r = 14'h0000;
+  reg [13:0] sum6_h2 = 14'h0000;
+  reg [13:0] sum6_h3 = 14'h0000;
+  reg [13:0] sum6_r = 14'h0000;
+  reg [13:0] sum7_h2 = 14'h0000;
+  reg [13:0] sum7_h3 = 14'h0000;
+  reg [13:0] sum7_r = 14'h0000;
+  reg [13:0] sum8_h2 = 14'h0000;
+  reg [13:0] sum8_h3 = 14'h0000;
+  reg [13:0] sum8_r = 14'h0000;
+  reg [13:0] sum9_h2 = 14'h0000;
+  reg [13:0] sum9_h3 = 14'h0000;
+  reg [13:0] sum9_r = 14'h0000;
   reg u1_g = 1'h0;
   reg upd_g_s2 = 1'h0;
+  reg upd_g_s3 = 1'h0;
   (* init = 1'h0 *)
-  wire upd_g_s3;
+  wire upd_g_s4;
+  reg upd_pending = 1'h0;
   reg upd_valid_s2 = 1'h0;
+  reg upd_valid_s3 = 1'h0;
   (* init = 1'h0 *)
-  wire upd_valid_s3;
+  wire upd_valid_s4;
   reg w_addr = 1'h0;
-  reg \w_addr$85 ;
+  reg \w_addr$88 ;
   wire [39:0] w_data;
-  wire [12:0] \w_data$82 ;
-  reg [139:0] \w_data$89 ;
-  wire [13:0] \w_data$89[0] ;
-  wire [13:0] \w_data$89[1] ;
-  wire [13:0] \w_data$89[2] ;
-  wire [13:0] \w_data$89[3] ;
-  wire [13:0] \w_data$89[4] ;
-  wire [13:0] \w_data$89[5] ;
-  wire [13:0] \w_data$89[6] ;
-  wire [13:0] \w_data$89[7] ;
-  wire [13:0] \w_data$89[8] ;
-  wire [13:0] \w_data$89[9] ;
+  wire [12:0] \w_data$85 ;
+  reg [139:0] \w_data$92 ;
+  wire [13:0] \w_data$92[0] ;
+  wire [13:0] \w_data$92[1] ;
+  wire [13:0] \w_data$92[2] ;
+  wire [13:0] \w_data$92[3] ;
+  wire [13:0] \w_data$92[4] ;
+  wire [13:0] \w_data$92[5] ;
+  wire [13:0] \w_data$92[6] ;
+  wire [13:0] \w_data$92[7] ;
+  wire [13:0] \w_data$92[8] ;
+  wire [13:0] \w_data$92[9] ;
   wire [3:0] \w_data[0] ;
   wire [3:0] \w_data[1] ;
   wire [3:0] \w_data[2] ;
@@ -6325,244 +7422,424 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
   wire [3:0] \w_data[8] ;
   wire [3:0] \w_data[9] ;
   reg w_en = 1'h0;
-  reg \w_en$80 ;
-  reg \w_en$87 ;
+  reg \w_en$83 ;
+  reg \w_en$90 ;
+  (* init = 7'h00 *)
+  wire [6:0] waddr;
+  reg [39:0] weight_r = 40'h0000000000;
+  wire [3:0] \weight_r[0] ;
+  wire [3:0] \weight_r[1] ;
+  wire [3:0] \weight_r[2] ;
+  wire [3:0] \weight_r[3] ;
+  wire [3:0] \weight_r[4] ;
+  wire [3:0] \weight_r[5] ;
+  wire [3:0] \weight_r[6] ;
+  wire [3:0] \weight_r[7] ;
+  wire [3:0] \weight_r[8] ;
+  wire [3:0] \weight_r[9] ;
   reg [12:0] word;
   wire \word.eot ;
   wire \word.group ;
   wire \word.last ;
   wire [9:0] \word.mask ;
-  assign \$12  = { 1'h0, cur[18:3] } & \$11 ;
-  assign \$13  = ! \$12 [15:0];
-  assign \$14  = cur[19] | \$13 ;
-  assign \$15  = ev_take & \$14 ;
-  assign events__ready = \$10  | \$15 ;
-  assign \$16  = phase == 1'h1;
-  assign \$17  = ~ busy;
-  assign \$18  = ! g;
-  assign \$19  = \$17  | \$18 ;
-  assign \$20  = \$16  & \$19 ;
-  assign \$21  = \$20  & \$signal ;
-  assign \$22  = ~ cur[19];
-  assign \$23  = level <= 2'h2;
-  assign \$24  = \$22  | \$23 ;
-  assign ev_take = \$21  & \$24 ;
-  assign \$25  = base + g;
-  assign \$26  = phase == 2'h2;
-  assign \r_addr$18  = \$26  ? r_addr : g;
-  assign \$27  = phase == 2'h3;
-  assign \$30  = | \$29 ;
-  assign \$31  = ! phase;
-  assign \$32  = $signed(\r_data$22 [13:0]) + $signed(data[3:0]);
-  assign \$33  = $signed(\r_data$22 [27:14]) + $signed(data[7:4]);
-  assign \$34  = $signed(\r_data$22 [41:28]) + $signed(data[11:8]);
-  assign \$35  = $signed(\r_data$22 [55:42]) + $signed(data[15:12]);
-  assign \$36  = $signed(\r_data$22 [69:56]) + $signed(data[19:16]);
-  assign \$37  = $signed(\r_data$22 [83:70]) + $signed(data[23:20]);
-  assign \$38  = $signed(\r_data$22 [97:84]) + $signed(data[27:24]);
-  assign \$39  = $signed(\r_data$22 [111:98]) + $signed(data[31:28]);
-  assign \$40  = $signed(\r_data$22 [125:112]) + $signed(data[35:32]);
-  assign \$41  = $signed(\r_data$22 [139:126]) + $signed(data[39:36]);
-  assign \$42  = events__valid & events__ready;
-  assign \$43  = ~ cur[19];
-  assign \$44  = cur_valid & \$43 ;
-  assign \$45  = ! cur[18:3];
-  assign \$46  = \$44  & \$45 ;
-  assign \$47  = cur[18:3] - 1'h1;
-  assign \$48  = { 1'h0, cur[18:3] } & \$47 ;
-  assign \$49  = cur[18:3] - 1'h1;
-  assign \$50  = { 1'h0, cur[18:3] } & \$49 ;
-  assign \$51  = ! \$50 [15:0];
-  assign \$52  = cur[19] | \$51 ;
-  assign \$53  = g + 1'h1;
-  assign \$54  = ! g;
-  assign \$55  = ~ cur[19];
-  assign \$56  = ev_take & \$55 ;
-  assign \$57  = \$4 [6:0] * 1'h1;
-  assign \$58  = ev_take & cur[19];
-  assign \$59  = r_addr + 1'h1;
-  assign \$60  = ! r_addr;
-  assign \$61  = phase == 2'h3;
-  assign \$62  = ! w_addr;
-  assign \$63  = ! phase;
-  assign \$64  = cg + 1'h1;
-  assign \$65  = ! cg;
+  assign \$1  = cur[2:0] * 5'h10;
+  assign \$2  = \$1  + \bit ;
+  assign events__ready = ~ nxt_valid;
+  assign \$3  = phase == 1'h1;
+  assign \$4  = ~ busy;
+  assign \$5  = ! g;
+  assign \$6  = \$4  | \$5 ;
+  assign \$7  = \$3  & \$6 ;
+  assign \$8  = \$7  & \$signal ;
+  assign \$9  = ~ cur[19];
+  assign \$10  = level <= 2'h2;
+  assign \$11  = \$9  | \$10 ;
+  assign ev_take = \$8  & \$11 ;
+  assign \r_addr$19  = \$signal$20  ? r_addr : acc_s1_g;
+  assign \$12  = phase == 2'h3;
+  assign \$15  = | \$14 ;
+  assign \$16  = ! phase;
+  assign \$17  = ~ nxt_valid;
+  assign \$18  = events__valid & \$17 ;
+  assign \$19  = | events__payload[18:3];
+  assign \$20  = events__payload[19] | \$19 ;
+  assign \$21  = \$18  & \$20 ;
+  assign \$22  = ~ \$signal ;
+  assign \$23  = cur[18:3] - 1'h1;
+  assign \$24  = { 1'h0, cur[18:3] } & \$23 ;
+  assign \$25  = ! \$24 [15:0];
+  assign \$26  = cur[19] | \$25 ;
+  assign \$27  = ev_take & \$26 ;
+  assign \$28  = \$22  | \$27 ;
+  assign \$29  = cur[18:3] - 1'h1;
+  assign \$30  = { 1'h0, cur[18:3] } & \$29 ;
+  assign \$31  = g + 1'h1;
+  assign \$32  = addr + 1'h1;
+  assign \$33  = ! g;
+  assign \$34  = ~ cur[19];
+  assign \$35  = ev_take & \$34 ;
+  assign \$36  = \$2 [6:0] * 1'h1;
+  assign \$37  = acc_s3_g == acc_s2_g;
+  assign \$38  = acc_s3_valid & \$37 ;
+  assign \$39  = \$38  & acc_s2_valid;
+  assign \$40  = acc_s4_g == acc_s2_g;
+  assign \$41  = acc_s4_valid & \$40 ;
+  assign \$42  = \$41  & acc_s2_valid;
+  assign \$43  = acc_s5_g == acc_s2_g;
+  assign \$44  = acc_s5_valid & \$43 ;
+  assign \$45  = \$44  & acc_s2_valid;
+  assign \$46  = acc_fwd3 ? sum0_h3 : acc0_r;
+  assign \$47  = acc_fwd2 ? sum0_h2 : \$46 ;
+  assign \$48  = acc_fwd1 ? sum0_r : \$47 ;
+  assign \$49  = $signed(\$48 ) + $signed(product0_r);
+  assign \$50  = acc_fwd3 ? sum1_h3 : acc1_r;
+  assign \$51  = acc_fwd2 ? sum1_h2 : \$50 ;
+  assign \$52  = acc_fwd1 ? sum1_r : \$51 ;
+  assign \$53  = $signed(\$52 ) + $signed(product1_r);
+  assign \$54  = acc_fwd3 ? sum2_h3 : acc2_r;
+  assign \$55  = acc_fwd2 ? sum2_h2 : \$54 ;
+  assign \$56  = acc_fwd1 ? sum2_r : \$55 ;
+  assign \$57  = $signed(\$56 ) + $signed(product2_r);
+  assign \$58  = acc_fwd3 ? sum3_h3 : acc3_r;
+  assign \$59  = acc_fwd2 ? sum3_h2 : \$58 ;
+  assign \$60  = acc_fwd1 ? sum3_r : \$59 ;
+  assign \$61  = $signed(\$60 ) + $signed(product3_r);
+  assign \$62  = acc_fwd3 ? sum4_h3 : acc4_r;
+  assign \$63  = acc_fwd2 ? sum4_h2 : \$62 ;
+  assign \$64  = acc_fwd1 ? sum4_r : \$63 ;
+  assign \$65  = $signed(\$64 ) + $signed(product4_r);
+  assign \$66  = acc_fwd3 ? sum5_h3 : acc5_r;
+  assign \$67  = acc_fwd2 ? sum5_h2 : \$66 ;
+  assign \$68  = acc_fwd1 ? sum5_r : \$67 ;
+  assign \$69  = $signed(\$68 ) + $signed(product5_r);
+  assign \$70  = acc_fwd3 ? sum6_h3 : acc6_r;
+  assign \$71  = acc_fwd2 ? sum6_h2 : \$70 ;
+  assign \$72  = acc_fwd1 ? sum6_r : \$71 ;
+  assign \$73  = $signed(\$72 ) + $signed(product6_r);
+  assign \$74  = acc_fwd3 ? sum7_h3 : acc7_r;
+  assign \$75  = acc_fwd2 ? sum7_h2 : \$74 ;
+  assign \$76  = acc_fwd1 ? sum7_r : \$75 ;
+  assign \$77  = $signed(\$76 ) + $signed(product7_r);
+  assign \$78  = acc_fwd3 ? sum8_h3 : acc8_r;
+  assign \$79  = acc_fwd2 ? sum8_h2 : \$78 ;
+  assign \$80  = acc_fwd1 ? sum8_r : \$79 ;
+  assign \$81  = $signed(\$80 ) + $signed(product8_r);
+  assign \$82  = acc_fwd3 ? sum9_h3 : acc9_r;
+  assign \$83  = acc_fwd2 ? sum9_h2 : \$82 ;
+  assign \$84  = acc_fwd1 ? sum9_r : \$83 ;
+  assign \$85  = $signed(\$84 ) + $signed(product9_r);
+  assign \$86  = ev_take & cur[19];
+  assign \$87  = acc_s1_valid | acc_s2_valid;
+  assign \$88  = \$87  | acc_s3_valid;
+  assign \$89  = ~ \$88 ;
+  assign \$90  = upd_pending & \$89 ;
+  assign \$91  = r_addr + 1'h1;
+  assign \$92  = ! r_addr;
+  assign \$93  = phase == 2'h3;
+  assign \$94  = ! w_addr;
+  assign \$95  = ! phase;
+  assign \$96  = cg + 1'h1;
+  assign \$97  = ! cg;
   always @(posedge clk)
-    cur <= \$66 ;
+    nxt <= \$98 ;
   always @(posedge clk)
-    cur_valid <= \$67 ;
+    nxt_valid <= \$99 ;
   always @(posedge clk)
-    g <= \$68 ;
+    cur <= \$100 ;
   always @(posedge clk)
-    busy <= \$69 ;
+    \$signal  <= \$101 ;
   always @(posedge clk)
-    base <= \$70 ;
+    g <= \$102 ;
   always @(posedge clk)
-    cur_x <= \$71 ;
+    addr <= \$103 ;
   always @(posedge clk)
-    \$signal$83  <= \$72 ;
+    busy <= \$104 ;
   always @(posedge clk)
-    s1_g <= \$73 ;
+    cur_x <= \$105 ;
   always @(posedge clk)
-    s1_x <= \$74 ;
+    acc_s1_valid <= \$106 ;
   always @(posedge clk)
-    phase <= \$75 ;
+    acc_s1_g <= \$107 ;
   always @(posedge clk)
-    \$signal$104  <= \$76 ;
+    acc_s2_valid <= \$108 ;
   always @(posedge clk)
-    r_addr <= \$77 ;
+    acc_s2_g <= \$109 ;
   always @(posedge clk)
-    last_flag <= \$78 ;
+    acc_s3_valid <= \$110 ;
   always @(posedge clk)
-    \$signal$84  <= \$79 ;
+    acc_s3_g <= \$111 ;
   always @(posedge clk)
-    u1_g <= \$80 ;
+    acc_s4_valid <= \$112 ;
   always @(posedge clk)
-    upd_valid_s2 <= \$81 ;
+    acc_s4_g <= \$113 ;
   always @(posedge clk)
-    upd_g_s2 <= \$82 ;
+    acc_s5_valid <= \$114 ;
   always @(posedge clk)
-    w_en <= \$83 ;
+    acc_s5_g <= \$115 ;
   always @(posedge clk)
-    w_addr <= \$84 ;
+    \$signal$123  <= \$116 ;
   always @(posedge clk)
-    fresh <= \$85 ;
+    s2_x <= \$117 ;
   always @(posedge clk)
-    cg <= \$86 ;
+    weight_r <= \$118 ;
   always @(posedge clk)
-    error <= \$87 ;
-  assign \$1  = | cur[18:3];
-  assign \$2  = cur[19] | \$1 ;
-  assign \$signal  = cur_valid & \$2 ;
-  assign \$3  = cur[2:0] * 5'h10;
-  assign \$4  = \$3  + \bit ;
-  assign \$5  = ~ cur_valid;
-  assign \$6  = ~ cur[19];
-  assign \$7  = cur_valid & \$6 ;
-  assign \$8  = ! cur[18:3];
-  assign \$9  = \$7  & \$8 ;
-  assign \$10  = \$5  | \$9 ;
-  assign \$11  = cur[18:3] - 1'h1;
+    acc_fwd1 <= \$119 ;
+  always @(posedge clk)
+    acc_fwd2 <= \$120 ;
+  always @(posedge clk)
+    acc_fwd3 <= \$121 ;
+  always @(posedge clk)
+    sum0_h2 <= \$122 ;
+  always @(posedge clk)
+    sum1_h2 <= \$123 ;
+  always @(posedge clk)
+    sum2_h2 <= \$124 ;
+  always @(posedge clk)
+    sum3_h2 <= \$125 ;
+  always @(posedge clk)
+    sum4_h2 <= \$126 ;
+  always @(posedge clk)
+    sum5_h2 <= \$127 ;
+  always @(posedge clk)
+    sum6_h2 <= \$128 ;
+  always @(posedge clk)
+    sum7_h2 <= \$129 ;
+  always @(posedge clk)
+    sum8_h2 <= \$130 ;
+  always @(posedge clk)
+    sum9_h2 <= \$131 ;
+  always @(posedge clk)
+    sum0_h3 <= \$132 ;
+  always @(posedge clk)
+    sum1_h3 <= \$133 ;
+  always @(posedge clk)
+    sum2_h3 <= \$134 ;
+  always @(posedge clk)
+    sum3_h3 <= \$135 ;
+  always @(posedge clk)
+    sum4_h3 <= \$136 ;
+  always @(posedge clk)
+    sum5_h3 <= \$137 ;
+  always @(posedge clk)
+    sum6_h3 <= \$138 ;
+  always @(posedge clk)
+    sum7_h3 <= \$139 ;
+  always @(posedge clk)
+    sum8_h3 <= \$140 ;
+  always @(posedge clk)
+    sum9_h3 <= \$141 ;
+  always @(posedge clk)
+    product0_r <= \$142 ;
+  always @(posedge clk)
+    acc0_r <= \$143 ;
+  always @(posedge clk)
+    sum0_r <= \$144 ;
+  always @(posedge clk)
+    product1_r <= \$145 ;
+  always @(posedge clk)
+    acc1_r <= \$146 ;
+  always @(posedge clk)
+    sum1_r <= \$147 ;
+  always @(posedge clk)
+    product2_r <= \$148 ;
+  always @(posedge clk)
+    acc2_r <= \$149 ;
+  always @(posedge clk)
+    sum2_r <= \$150 ;
+  always @(posedge clk)
+    product3_r <= \$151 ;
+  always @(posedge clk)
+    acc3_r <= \$152 ;
+  always @(posedge clk)
+    sum3_r <= \$153 ;
+  always @(posedge clk)
+    product4_r <= \$154 ;
+  always @(posedge clk)
+    acc4_r <= \$155 ;
+  always @(posedge clk)
+    sum4_r <= \$156 ;
+  always @(posedge clk)
+    product5_r <= \$157 ;
+  always @(posedge clk)
+    acc5_r <= \$158 ;
+  always @(posedge clk)
+    sum5_r <= \$159 ;
+  always @(posedge clk)
+    product6_r <= \$160 ;
+  always @(posedge clk)
+    acc6_r <= \$161 ;
+  always @(posedge clk)
+    sum6_r <= \$162 ;
+  always @(posedge clk)
+    product7_r <= \$163 ;
+  always @(posedge clk)
+    acc7_r <= \$164 ;
+  always @(posedge clk)
+    sum7_r <= \$165 ;
+  always @(posedge clk)
+    product8_r <= \$166 ;
+  always @(posedge clk)
+    acc8_r <= \$167 ;
+  always @(posedge clk)
+    sum8_r <= \$168 ;
+  always @(posedge clk)
+    product9_r <= \$169 ;
+  always @(posedge clk)
+    acc9_r <= \$170 ;
+  always @(posedge clk)
+    sum9_r <= \$171 ;
+  always @(posedge clk)
+    phase <= \$172 ;
+  always @(posedge clk)
+    upd_pending <= \$173 ;
+  always @(posedge clk)
+    last_flag <= \$174 ;
+  always @(posedge clk)
+    \$signal$20  <= \$175 ;
+  always @(posedge clk)
+    r_addr <= \$176 ;
+  always @(posedge clk)
+    \$signal$87  <= \$177 ;
+  always @(posedge clk)
+    u1_g <= \$178 ;
+  always @(posedge clk)
+    upd_valid_s2 <= \$179 ;
+  always @(posedge clk)
+    upd_g_s2 <= \$180 ;
+  always @(posedge clk)
+    upd_valid_s3 <= \$181 ;
+  always @(posedge clk)
+    upd_g_s3 <= \$182 ;
+  always @(posedge clk)
+    w_en <= \$183 ;
+  always @(posedge clk)
+    w_addr <= \$184 ;
+  always @(posedge clk)
+    fresh <= \$185 ;
+  always @(posedge clk)
+    cg <= \$186 ;
+  always @(posedge clk)
+    error <= \$187 ;
   \qsnn_ref.layer1.accumulators  accumulators (
     .clk(clk),
-    .r_data(\r_data$22 ),
-    .rd__addr(\r_addr$18 ),
+    .r_data(\r_data$25 ),
+    .rd__addr(\r_addr$19 ),
     .rst(rst),
-    .wr__addr(\w_addr$85 ),
-    .wr__data(\w_data$89 ),
-    .wr__en(\w_en$87 )
+    .wr__addr(\w_addr$88 ),
+    .wr__data(\w_data$92 ),
+    .wr__en(\w_en$90 )
   );
   \qsnn_ref.layer1.fifo  fifo (
     .clk(clk),
-    .level(level),
     .r_data(spikes__payload),
     .r_rdy(spikes__valid),
     .rst(rst),
-    .w_en(\w_en$80 ),
+    .w_en(\w_en$83 ),
+    .w_level(level),
     .w_port__data(word)
   );
   \qsnn_ref.layer1.lif0  lif0 (
-    .acc(\r_data$22 [13:0]),
+    .acc(\r_data$25 [13:0]),
     .clk(clk),
-    .code(r_data[3:0]),
     .fresh(fresh),
     .new_state(new_state),
     .rst(rst),
-    .spike(spike)
+    .spike(spike),
+    .state(r_data[3:0])
   );
   \qsnn_ref.layer1.lif1  lif1 (
-    .acc(\r_data$22 [27:14]),
+    .acc(\r_data$25 [27:14]),
     .clk(clk),
-    .code(r_data[7:4]),
-    .fresh(fresh),
-    .new_state(\new_state$69 ),
-    .rst(rst),
-    .spike(\spike$54 )
-  );
-  \qsnn_ref.layer1.lif2  lif2 (
-    .acc(\r_data$22 [41:28]),
-    .clk(clk),
-    .code(r_data[11:8]),
-    .fresh(fresh),
-    .new_state(\new_state$70 ),
-    .rst(rst),
-    .spike(\spike$55 )
-  );
-  \qsnn_ref.layer1.lif3  lif3 (
-    .acc(\r_data$22 [55:42]),
-    .clk(clk),
-    .code(r_data[15:12]),
-    .fresh(fresh),
-    .new_state(\new_state$71 ),
-    .rst(rst),
-    .spike(\spike$56 )
-  );
-  \qsnn_ref.layer1.lif4  lif4 (
-    .acc(\r_data$22 [69:56]),
-    .clk(clk),
-    .code(r_data[19:16]),
     .fresh(fresh),
     .new_state(\new_state$72 ),
     .rst(rst),
-    .spike(\spike$57 )
+    .spike(\spike$57 ),
+    .state(r_data[7:4])
   );
-  \qsnn_ref.layer1.lif5  lif5 (
-    .acc(\r_data$22 [83:70]),
+  \qsnn_ref.layer1.lif2  lif2 (
+    .acc(\r_data$25 [41:28]),
     .clk(clk),
-    .code(r_data[23:20]),
     .fresh(fresh),
     .new_state(\new_state$73 ),
     .rst(rst),
-    .spike(\spike$58 )
+    .spike(\spike$58 ),
+    .state(r_data[11:8])
   );
-  \qsnn_ref.layer1.lif6  lif6 (
-    .acc(\r_data$22 [97:84]),
+  \qsnn_ref.layer1.lif3  lif3 (
+    .acc(\r_data$25 [55:42]),
     .clk(clk),
-    .code(r_data[27:24]),
     .fresh(fresh),
     .new_state(\new_state$74 ),
     .rst(rst),
-    .spike(\spike$59 )
+    .spike(\spike$59 ),
+    .state(r_data[15:12])
   );
-  \qsnn_ref.layer1.lif7  lif7 (
-    .acc(\r_data$22 [111:98]),
+  \qsnn_ref.layer1.lif4  lif4 (
+    .acc(\r_data$25 [69:56]),
     .clk(clk),
-    .code(r_data[31:28]),
     .fresh(fresh),
     .new_state(\new_state$75 ),
     .rst(rst),
-    .spike(\spike$60 )
+    .spike(\spike$60 ),
+    .state(r_data[19:16])
   );
-  \qsnn_ref.layer1.lif8  lif8 (
-    .acc(\r_data$22 [125:112]),
+  \qsnn_ref.layer1.lif5  lif5 (
+    .acc(\r_data$25 [83:70]),
     .clk(clk),
-    .code(r_data[35:32]),
     .fresh(fresh),
     .new_state(\new_state$76 ),
     .rst(rst),
-    .spike(\spike$61 )
+    .spike(\spike$61 ),
+    .state(r_data[23:20])
   );
-  \qsnn_ref.layer1.lif9  lif9 (
-    .acc(\r_data$22 [139:126]),
+  \qsnn_ref.layer1.lif6  lif6 (
+    .acc(\r_data$25 [97:84]),
     .clk(clk),
-    .code(r_data[39:36]),
     .fresh(fresh),
     .new_state(\new_state$77 ),
     .rst(rst),
-    .spike(\spike$62 )
+    .spike(\spike$62 ),
+    .state(r_data[27:24])
+  );
+  \qsnn_ref.layer1.lif7  lif7 (
+    .acc(\r_data$25 [111:98]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$78 ),
+    .rst(rst),
+    .spike(\spike$63 ),
+    .state(r_data[31:28])
+  );
+  \qsnn_ref.layer1.lif8  lif8 (
+    .acc(\r_data$25 [125:112]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$79 ),
+    .rst(rst),
+    .spike(\spike$64 ),
+    .state(r_data[35:32])
+  );
+  \qsnn_ref.layer1.lif9  lif9 (
+    .acc(\r_data$25 [139:126]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$80 ),
+    .rst(rst),
+    .spike(\spike$65 ),
+    .state(r_data[39:36])
   );
   \qsnn_ref.layer1.states  states (
     .clk(clk),
-    .\port$1204$0 (new_state),
-    .\port$1249$0 (\new_state$69 ),
-    .\port$1294$0 (\new_state$70 ),
-    .\port$1339$0 (\new_state$71 ),
-    .\port$1384$0 (\new_state$72 ),
-    .\port$1429$0 (\new_state$73 ),
-    .\port$1474$0 (\new_state$74 ),
-    .\port$1519$0 (\new_state$75 ),
-    .\port$1564$0 (\new_state$76 ),
-    .\port$1609$0 (\new_state$77 ),
+    .\port$1208$0 (new_state),
+    .\port$1250$0 (\new_state$72 ),
+    .\port$1292$0 (\new_state$73 ),
+    .\port$1334$0 (\new_state$74 ),
+    .\port$1376$0 (\new_state$75 ),
+    .\port$1418$0 (\new_state$76 ),
+    .\port$1460$0 (\new_state$77 ),
+    .\port$1502$0 (\new_state$78 ),
+    .\port$1544$0 (\new_state$79 ),
+    .\port$1586$0 (\new_state$80 ),
     .r_data(r_data),
     .rd__addr(r_addr),
     .rst(rst),
@@ -6572,11 +7849,11 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
   \qsnn_ref.layer1.weights  weights (
     .clk(clk),
     .data(data),
-    .rd__addr(\$25 [6:0]),
+    .rd__addr(addr),
     .rst(rst)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \bit  = 4'h0;
     if (cur[18]) begin
       \bit  = 4'hf;
@@ -6628,340 +7905,831 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     word = 13'h0000;
-    if (\$27 ) begin
+    if (\$12 ) begin
       word[11] = 1'h1;
       word[12] = last_flag;
     end else if (w_en) begin
       word[0] = w_addr;
-      word[10:1] = \$28 ;
+      word[10:1] = \$13 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \w_en$80  = 1'h0;
-    if (\$27 ) begin
-      \w_en$80  = 1'h1;
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \w_en$83  = 1'h0;
+    if (\$12 ) begin
+      \w_en$83  = 1'h1;
     end else if (w_en) begin
-      \w_en$80  = \$30 ;
+      \w_en$83  = \$15 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     step_done = 1'h0;
-    if (\$27 ) begin
+    if (\$12 ) begin
       step_done = 1'h1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \w_addr$85  = 1'h0;
-    if (\$31 ) begin
-      \w_addr$85  = cg;
-    end else if (\$signal$83 ) begin
-      \w_addr$85  = s1_g;
-    end else if (\$signal$84 ) begin
-      \w_addr$85  = u1_g;
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \w_addr$88  = 1'h0;
+    if (\$16 ) begin
+      \w_addr$88  = cg;
+    end else if (acc_s4_valid) begin
+      \w_addr$88  = acc_s4_g;
+    end else if (\$signal$87 ) begin
+      \w_addr$88  = u1_g;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \w_en$87  = 1'h0;
-    if (\$31 ) begin
-      \w_en$87  = 1'h1;
-    end else if (\$signal$83 ) begin
-      \w_en$87  = 1'h1;
-    end else if (\$signal$84 ) begin
-      \w_en$87  = 1'h1;
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \w_en$90  = 1'h0;
+    if (\$16 ) begin
+      \w_en$90  = 1'h1;
+    end else if (acc_s4_valid) begin
+      \w_en$90  = 1'h1;
+    end else if (\$signal$87 ) begin
+      \w_en$90  = 1'h1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \w_data$89  = 140'h00000000000000000000000000000000000;
-    if (\$31 ) begin
-    end else if (\$signal$83 ) begin
-      \w_data$89  = { \$41 [13:0], \$40 [13:0], \$39 [13:0], \$38 [13:0], \$37 [13:0], \$36 [13:0], \$35 [13:0], \$34 [13:0], \$33 [13:0], \$32 [13:0] };
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \w_data$92  = 140'h00000000000000000000000000000000000;
+    if (\$16 ) begin
+    end else if (acc_s4_valid) begin
+      \w_data$92  = { sum9_r, sum8_r, sum7_r, sum6_r, sum5_r, sum4_r, sum3_r, sum2_r, sum1_r, sum0_r };
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$66  = cur;
-    if (\$42 ) begin
-      \$66  = events__payload;
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$98  = nxt;
+    if (\$21 ) begin
+      \$98  = events__payload;
+    end
+    if (rst) begin
+      \$98  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$99  = nxt_valid;
+    if (\$21 ) begin
+      \$99  = 1'h1;
+    end
+    if (\$28 ) begin
+      if (nxt_valid) begin
+        \$99  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$99  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$100  = cur;
+    if (\$28 ) begin
+      \$100  = nxt;
     end else if (ev_take) begin
-      \$66 [18:3] = \$48 [15:0];
+      \$100 [18:3] = \$30 [15:0];
     end
     if (rst) begin
-      \$66  = 21'h000000;
+      \$100  = 21'h000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$67  = cur_valid;
-    if (\$42 ) begin
-      \$67  = 1'h1;
-    end else if (ev_take) begin
-      if (\$52 ) begin
-        \$67  = 1'h0;
-      end
-    end else if (\$46 ) begin
-      \$67  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$101  = \$signal ;
+    if (\$28 ) begin
+      \$101  = nxt_valid;
     end
     if (rst) begin
-      \$67  = 1'h0;
+      \$101  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$68  = g;
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$102  = g;
     if (busy) begin
-      \$68  = \$53 [0];
-      if (\$54 ) begin
-        \$68  = 1'h0;
+      \$102  = \$31 [0];
+      if (\$33 ) begin
+        \$102  = 1'h0;
       end
     end
-    if (\$56 ) begin
-      \$68  = 1'h0;
+    if (\$35 ) begin
+      \$102  = 1'h0;
     end
     if (rst) begin
-      \$68  = 1'h0;
+      \$102  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$69  = busy;
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$103  = addr;
     if (busy) begin
-      if (\$54 ) begin
-        \$69  = 1'h0;
+      \$103  = \$32 [6:0];
+    end
+    if (\$35 ) begin
+      \$103  = \$36 [6:0];
+    end
+    if (rst) begin
+      \$103  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$104  = busy;
+    if (busy) begin
+      if (\$33 ) begin
+        \$104  = 1'h0;
       end
     end
-    if (\$56 ) begin
-      \$69  = 1'h1;
+    if (\$35 ) begin
+      \$104  = 1'h1;
     end
     if (rst) begin
-      \$69  = 1'h0;
+      \$104  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$70  = base;
-    if (\$56 ) begin
-      \$70  = \$57 [6:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$105  = cur_x;
+    if (\$35 ) begin
+      \$105  = 1'h1;
     end
     if (rst) begin
-      \$70  = 7'h00;
+      \$105  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$71  = cur_x;
-    if (\$56 ) begin
-      \$71  = 1'h1;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$106  = busy;
     if (rst) begin
-      \$71  = 1'h0;
+      \$106  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$72  = busy;
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$107  = g;
     if (rst) begin
-      \$72  = 1'h0;
+      \$107  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$73  = g;
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$108  = acc_s1_valid;
     if (rst) begin
-      \$73  = 1'h0;
+      \$108  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$74  = cur_x;
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$109  = acc_s1_g;
     if (rst) begin
-      \$74  = 1'h0;
+      \$109  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$75  = phase;
-    if (\$58 ) begin
-      \$75  = 2'h2;
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$110  = acc_s2_valid;
+    if (rst) begin
+      \$110  = 1'h0;
     end
-    if (\$61 ) begin
-      \$75  = 2'h1;
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$111  = acc_s2_g;
+    if (rst) begin
+      \$111  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$112  = acc_s3_valid;
+    if (rst) begin
+      \$112  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$113  = acc_s3_g;
+    if (rst) begin
+      \$113  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$114  = acc_s4_valid;
+    if (rst) begin
+      \$114  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$115  = acc_s4_g;
+    if (rst) begin
+      \$115  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$116  = cur_x;
+    if (rst) begin
+      \$116  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$117  = \$signal$123 ;
+    if (rst) begin
+      \$117  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$118  = data;
+    if (rst) begin
+      \$118  = 40'h0000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$119  = \$39 ;
+    if (rst) begin
+      \$119  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$120  = \$42 ;
+    if (rst) begin
+      \$120  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$121  = \$45 ;
+    if (rst) begin
+      \$121  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$122  = sum0_r;
+    if (rst) begin
+      \$122  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$123  = sum1_r;
+    if (rst) begin
+      \$123  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$124  = sum2_r;
+    if (rst) begin
+      \$124  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$125  = sum3_r;
+    if (rst) begin
+      \$125  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$126  = sum4_r;
+    if (rst) begin
+      \$126  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$127  = sum5_r;
+    if (rst) begin
+      \$127  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$128  = sum6_r;
+    if (rst) begin
+      \$128  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$129  = sum7_r;
+    if (rst) begin
+      \$129  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$130  = sum8_r;
+    if (rst) begin
+      \$130  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$131  = sum9_r;
+    if (rst) begin
+      \$131  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$132  = sum0_h2;
+    if (rst) begin
+      \$132  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$133  = sum1_h2;
+    if (rst) begin
+      \$133  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$134  = sum2_h2;
+    if (rst) begin
+      \$134  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$135  = sum3_h2;
+    if (rst) begin
+      \$135  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$136  = sum4_h2;
+    if (rst) begin
+      \$136  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$137  = sum5_h2;
+    if (rst) begin
+      \$137  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$138  = sum6_h2;
+    if (rst) begin
+      \$138  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$139  = sum7_h2;
+    if (rst) begin
+      \$139  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$140  = sum8_h2;
+    if (rst) begin
+      \$140  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$141  = sum9_h2;
+    if (rst) begin
+      \$141  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$142  = { weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3:0] };
+    if (rst) begin
+      \$142  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$143  = \r_data$25 [13:0];
+    if (rst) begin
+      \$143  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$144  = \$49 [13:0];
+    if (rst) begin
+      \$144  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$145  = { weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7:4] };
+    if (rst) begin
+      \$145  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$146  = \r_data$25 [27:14];
+    if (rst) begin
+      \$146  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$147  = \$53 [13:0];
+    if (rst) begin
+      \$147  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$148  = { weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11:8] };
+    if (rst) begin
+      \$148  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$149  = \r_data$25 [41:28];
+    if (rst) begin
+      \$149  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$150  = \$57 [13:0];
+    if (rst) begin
+      \$150  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$151  = { weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15:12] };
+    if (rst) begin
+      \$151  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$152  = \r_data$25 [55:42];
+    if (rst) begin
+      \$152  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$153  = \$61 [13:0];
+    if (rst) begin
+      \$153  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$154  = { weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19:16] };
+    if (rst) begin
+      \$154  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$155  = \r_data$25 [69:56];
+    if (rst) begin
+      \$155  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$156  = \$65 [13:0];
+    if (rst) begin
+      \$156  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$157  = { weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23:20] };
+    if (rst) begin
+      \$157  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$158  = \r_data$25 [83:70];
+    if (rst) begin
+      \$158  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$159  = \$69 [13:0];
+    if (rst) begin
+      \$159  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$160  = { weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27:24] };
+    if (rst) begin
+      \$160  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$161  = \r_data$25 [97:84];
+    if (rst) begin
+      \$161  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$162  = \$73 [13:0];
+    if (rst) begin
+      \$162  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$163  = { weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31:28] };
+    if (rst) begin
+      \$163  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$164  = \r_data$25 [111:98];
+    if (rst) begin
+      \$164  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$165  = \$77 [13:0];
+    if (rst) begin
+      \$165  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$166  = { weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35:32] };
+    if (rst) begin
+      \$166  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$167  = \r_data$25 [125:112];
+    if (rst) begin
+      \$167  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$168  = \$81 [13:0];
+    if (rst) begin
+      \$168  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$169  = { weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39:36] };
+    if (rst) begin
+      \$169  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$170  = \r_data$25 [139:126];
+    if (rst) begin
+      \$170  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$171  = \$85 [13:0];
+    if (rst) begin
+      \$171  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$172  = phase;
+    if (\$86 ) begin
+      \$172  = 2'h2;
+    end
+    if (\$93 ) begin
+      \$172  = 2'h1;
     end else if (w_en) begin
-      if (\$62 ) begin
-        \$75  = 2'h3;
+      if (\$94 ) begin
+        \$172  = 2'h3;
       end
     end
-    if (\$63 ) begin
-      if (\$65 ) begin
-        \$75  = 2'h1;
-      end
-    end
-    if (rst) begin
-      \$75  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$76  = \$signal$104 ;
-    if (\$58 ) begin
-      \$76  = 1'h1;
-    end
-    if (\$signal$104 ) begin
-      if (\$60 ) begin
-        \$76  = 1'h0;
+    if (\$95 ) begin
+      if (\$97 ) begin
+        \$172  = 2'h1;
       end
     end
     if (rst) begin
-      \$76  = 1'h0;
+      \$172  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$77  = r_addr;
-    if (\$58 ) begin
-      \$77  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$173  = upd_pending;
+    if (\$86 ) begin
+      \$173  = 1'h1;
     end
-    if (\$signal$104 ) begin
-      \$77  = \$59 [0];
-      if (\$60 ) begin
-        \$77  = 1'h0;
+    if (\$90 ) begin
+      \$173  = 1'h0;
+    end
+    if (rst) begin
+      \$173  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$174  = last_flag;
+    if (\$86 ) begin
+      \$174  = cur[20];
+    end
+    if (rst) begin
+      \$174  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$175  = \$signal$20 ;
+    if (\$90 ) begin
+      \$175  = 1'h1;
+    end
+    if (\$signal$20 ) begin
+      if (\$92 ) begin
+        \$175  = 1'h0;
       end
     end
     if (rst) begin
-      \$77  = 1'h0;
+      \$175  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$78  = last_flag;
-    if (\$58 ) begin
-      \$78  = cur[20];
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$176  = r_addr;
+    if (\$90 ) begin
+      \$176  = 1'h0;
+    end
+    if (\$signal$20 ) begin
+      \$176  = \$91 [0];
+      if (\$92 ) begin
+        \$176  = 1'h0;
+      end
     end
     if (rst) begin
-      \$78  = 1'h0;
+      \$176  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$79  = \$signal$104 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$177  = \$signal$20 ;
     if (rst) begin
-      \$79  = 1'h0;
+      \$177  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$80  = r_addr;
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$178  = r_addr;
     if (rst) begin
-      \$80  = 1'h0;
+      \$178  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$81  = \$signal$84 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$179  = \$signal$87 ;
     if (rst) begin
-      \$81  = 1'h0;
+      \$179  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$82  = u1_g;
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$180  = u1_g;
     if (rst) begin
-      \$82  = 1'h0;
+      \$180  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$83  = upd_valid_s2;
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$181  = upd_valid_s2;
     if (rst) begin
-      \$83  = 1'h0;
+      \$181  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$84  = upd_g_s2;
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$182  = upd_g_s2;
     if (rst) begin
-      \$84  = 1'h0;
+      \$182  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$85  = fresh;
-    if (\$61 ) begin
-      \$85  = last_flag;
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$183  = upd_valid_s3;
+    if (rst) begin
+      \$183  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$184  = upd_g_s3;
+    if (rst) begin
+      \$184  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$185  = fresh;
+    if (\$93 ) begin
+      \$185  = last_flag;
     end
     if (start) begin
-      \$85  = 1'h1;
+      \$185  = 1'h1;
     end
     if (rst) begin
-      \$85  = 1'h1;
+      \$185  = 1'h1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$86  = cg;
-    if (\$63 ) begin
-      \$86  = \$64 [0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$186  = cg;
+    if (\$95 ) begin
+      \$186  = \$96 [0];
     end
     if (rst) begin
-      \$86  = 1'h0;
+      \$186  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$87  = error;
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$187  = error;
     if (rst) begin
-      \$87  = 1'h0;
+      \$187  = 1'h0;
     end
   end
+  assign \$signal$3  = \$signal ;
   assign \$signal$4  = cur[19];
   assign ev_last = cur[20];
-  assign ev_m = \$4 [6:0];
+  assign ev_m = \$2 [6:0];
   assign ev_x = 1'h1;
-  assign addr = \$25 [6:0];
-  assign \$signal$17  = r_addr;
+  assign waddr = addr;
+  assign \$signal$18  = r_addr;
   assign state = r_data[3:0];
-  assign acc = \r_data$22 [13:0];
-  assign \fresh$24  = fresh;
-  assign \state$25  = r_data[7:4];
-  assign \acc$26  = \r_data$22 [27:14];
+  assign acc = \r_data$25 [13:0];
   assign \fresh$27  = fresh;
-  assign \state$28  = r_data[11:8];
-  assign \acc$29  = \r_data$22 [41:28];
+  assign \state$28  = r_data[7:4];
+  assign \acc$29  = \r_data$25 [27:14];
   assign \fresh$30  = fresh;
-  assign \state$31  = r_data[15:12];
-  assign \acc$32  = \r_data$22 [55:42];
+  assign \state$31  = r_data[11:8];
+  assign \acc$32  = \r_data$25 [41:28];
   assign \fresh$33  = fresh;
-  assign \state$34  = r_data[19:16];
-  assign \acc$35  = \r_data$22 [69:56];
+  assign \state$34  = r_data[15:12];
+  assign \acc$35  = \r_data$25 [55:42];
   assign \fresh$36  = fresh;
-  assign \state$37  = r_data[23:20];
-  assign \acc$38  = \r_data$22 [83:70];
+  assign \state$37  = r_data[19:16];
+  assign \acc$38  = \r_data$25 [69:56];
   assign \fresh$39  = fresh;
-  assign \state$40  = r_data[27:24];
-  assign \acc$41  = \r_data$22 [97:84];
+  assign \state$40  = r_data[23:20];
+  assign \acc$41  = \r_data$25 [83:70];
   assign \fresh$42  = fresh;
-  assign \state$43  = r_data[31:28];
-  assign \acc$44  = \r_data$22 [111:98];
+  assign \state$43  = r_data[27:24];
+  assign \acc$44  = \r_data$25 [97:84];
   assign \fresh$45  = fresh;
-  assign \state$46  = r_data[35:32];
-  assign \acc$47  = \r_data$22 [125:112];
+  assign \state$46  = r_data[31:28];
+  assign \acc$47  = \r_data$25 [111:98];
   assign \fresh$48  = fresh;
-  assign \state$49  = r_data[39:36];
-  assign \acc$50  = \r_data$22 [139:126];
+  assign \state$49  = r_data[35:32];
+  assign \acc$50  = \r_data$25 [125:112];
   assign \fresh$51  = fresh;
-  assign spikes = { \spike$62 , \spike$61 , \spike$60 , \spike$59 , \spike$58 , \spike$57 , \spike$56 , \spike$55 , \spike$54 , spike };
-  assign upd_g_s3 = w_addr;
-  assign upd_valid_s3 = w_en;
-  assign w_data = { \new_state$77 , \new_state$76 , \new_state$75 , \new_state$74 , \new_state$73 , \new_state$72 , \new_state$71 , \new_state$70 , \new_state$69 , new_state };
-  assign \w_data$82  = word;
+  assign \state$52  = r_data[39:36];
+  assign \acc$53  = \r_data$25 [139:126];
+  assign \fresh$54  = fresh;
+  assign spikes = { \spike$65 , \spike$64 , \spike$63 , \spike$62 , \spike$61 , \spike$60 , \spike$59 , \spike$58 , \spike$57 , spike };
+  assign upd_g_s4 = w_addr;
+  assign upd_valid_s4 = w_en;
+  assign w_data = { \new_state$80 , \new_state$79 , \new_state$78 , \new_state$77 , \new_state$76 , \new_state$75 , \new_state$74 , \new_state$73 , \new_state$72 , new_state };
+  assign \w_data$85  = word;
   assign r_rdy = spikes__valid;
-  assign \r_data$95  = spikes__payload;
+  assign \r_data$107  = spikes__payload;
   assign r_en = 1'h1;
   assign spikes__ready = 1'h1;
   assign error_set = 1'h0;
@@ -6979,40 +8747,62 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
   assign \r_data[7]  = r_data[31:28];
   assign \r_data[8]  = r_data[35:32];
   assign \r_data[9]  = r_data[39:36];
-  assign \r_data$22[0]  = \r_data$22 [13:0];
-  assign \r_data$22[1]  = \r_data$22 [27:14];
-  assign \r_data$22[2]  = \r_data$22 [41:28];
-  assign \r_data$22[3]  = \r_data$22 [55:42];
-  assign \r_data$22[4]  = \r_data$22 [69:56];
-  assign \r_data$22[5]  = \r_data$22 [83:70];
-  assign \r_data$22[6]  = \r_data$22 [97:84];
-  assign \r_data$22[7]  = \r_data$22 [111:98];
-  assign \r_data$22[8]  = \r_data$22 [125:112];
-  assign \r_data$22[9]  = \r_data$22 [139:126];
+  assign \r_data$25[0]  = \r_data$25 [13:0];
+  assign \r_data$25[1]  = \r_data$25 [27:14];
+  assign \r_data$25[2]  = \r_data$25 [41:28];
+  assign \r_data$25[3]  = \r_data$25 [55:42];
+  assign \r_data$25[4]  = \r_data$25 [69:56];
+  assign \r_data$25[5]  = \r_data$25 [83:70];
+  assign \r_data$25[6]  = \r_data$25 [97:84];
+  assign \r_data$25[7]  = \r_data$25 [111:98];
+  assign \r_data$25[8]  = \r_data$25 [125:112];
+  assign \r_data$25[9]  = \r_data$25 [139:126];
   assign \w_data[0]  = new_state;
-  assign \w_data[1]  = \new_state$69 ;
-  assign \w_data[2]  = \new_state$70 ;
-  assign \w_data[3]  = \new_state$71 ;
-  assign \w_data[4]  = \new_state$72 ;
-  assign \w_data[5]  = \new_state$73 ;
-  assign \w_data[6]  = \new_state$74 ;
-  assign \w_data[7]  = \new_state$75 ;
-  assign \w_data[8]  = \new_state$76 ;
-  assign \w_data[9]  = \new_state$77 ;
+  assign \w_data[1]  = \new_state$72 ;
+  assign \w_data[2]  = \new_state$73 ;
+  assign \w_data[3]  = \new_state$74 ;
+  assign \w_data[4]  = \new_state$75 ;
+  assign \w_data[5]  = \new_state$76 ;
+  assign \w_data[6]  = \new_state$77 ;
+  assign \w_data[7]  = \new_state$78 ;
+  assign \w_data[8]  = \new_state$79 ;
+  assign \w_data[9]  = \new_state$80 ;
   assign \word.group  = word[0];
   assign \word.mask  = word[10:1];
   assign \word.eot  = word[11];
   assign \word.last  = word[12];
-  assign \w_data$89[0]  = \w_data$89 [13:0];
-  assign \w_data$89[1]  = \w_data$89 [27:14];
-  assign \w_data$89[2]  = \w_data$89 [41:28];
-  assign \w_data$89[3]  = \w_data$89 [55:42];
-  assign \w_data$89[4]  = \w_data$89 [69:56];
-  assign \w_data$89[5]  = \w_data$89 [83:70];
-  assign \w_data$89[6]  = \w_data$89 [97:84];
-  assign \w_data$89[7]  = \w_data$89 [111:98];
-  assign \w_data$89[8]  = \w_data$89 [125:112];
-  assign \w_data$89[9]  = \w_data$89 [139:126];
+  assign \w_data$92[0]  = \w_data$92 [13:0];
+  assign \w_data$92[1]  = \w_data$92 [27:14];
+  assign \w_data$92[2]  = \w_data$92 [41:28];
+  assign \w_data$92[3]  = \w_data$92 [55:42];
+  assign \w_data$92[4]  = \w_data$92 [69:56];
+  assign \w_data$92[5]  = \w_data$92 [83:70];
+  assign \w_data$92[6]  = \w_data$92 [97:84];
+  assign \w_data$92[7]  = \w_data$92 [111:98];
+  assign \w_data$92[8]  = \w_data$92 [125:112];
+  assign \w_data$92[9]  = \w_data$92 [139:126];
+  assign \spikes__payload.group  = spikes__payload[0];
+  assign \spikes__payload.mask  = spikes__payload[10:1];
+  assign \spikes__payload.eot  = spikes__payload[11];
+  assign \spikes__payload.last  = spikes__payload[12];
+  assign \events__payload.group  = events__payload[2:0];
+  assign \events__payload.mask  = events__payload[18:3];
+  assign \events__payload.eot  = events__payload[19];
+  assign \events__payload.last  = events__payload[20];
+  assign \nxt.group  = nxt[2:0];
+  assign \nxt.mask  = nxt[18:3];
+  assign \nxt.eot  = nxt[19];
+  assign \nxt.last  = nxt[20];
+  assign \weight_r[0]  = weight_r[3:0];
+  assign \weight_r[1]  = weight_r[7:4];
+  assign \weight_r[2]  = weight_r[11:8];
+  assign \weight_r[3]  = weight_r[15:12];
+  assign \weight_r[4]  = weight_r[19:16];
+  assign \weight_r[5]  = weight_r[23:20];
+  assign \weight_r[6]  = weight_r[27:24];
+  assign \weight_r[7]  = weight_r[31:28];
+  assign \weight_r[8]  = weight_r[35:32];
+  assign \weight_r[9]  = weight_r[39:36];
   assign \data[0]  = data[3:0];
   assign \data[1]  = data[7:4];
   assign \data[2]  = data[11:8];
@@ -7023,16 +8813,8 @@ module \qsnn_ref.layer1 (rst, start, events__valid, events__payload, events__rea
   assign \data[7]  = data[31:28];
   assign \data[8]  = data[35:32];
   assign \data[9]  = data[39:36];
-  assign \spikes__payload.group  = spikes__payload[0];
-  assign \spikes__payload.mask  = spikes__payload[10:1];
-  assign \spikes__payload.eot  = spikes__payload[11];
-  assign \spikes__payload.last  = spikes__payload[12];
-  assign \events__payload.group  = events__payload[2:0];
-  assign \events__payload.mask  = events__payload[18:3];
-  assign \events__payload.eot  = events__payload[19];
-  assign \events__payload.last  = events__payload[20];
-  assign \$28  = { \spike$62 , \spike$61 , \spike$60 , \spike$59 , \spike$58 , \spike$57 , \spike$56 , \spike$55 , \spike$54 , spike };
-  assign \$29  = { \spike$62 , \spike$61 , \spike$60 , \spike$59 , \spike$58 , \spike$57 , \spike$56 , \spike$55 , \spike$54 , spike };
+  assign \$13  = { \spike$65 , \spike$64 , \spike$63 , \spike$62 , \spike$61 , \spike$60 , \spike$59 , \spike$58 , \spike$57 , spike };
+  assign \$14  = { \spike$65 , \spike$64 , \spike$63 , \spike$62 , \spike$61 , \spike$60 , \spike$59 , \spike$58 , \spike$57 , spike };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -7085,11 +8867,11 @@ module \qsnn_ref.layer1.accumulators (rst, rd__addr, r_data, wr__addr, wr__en, w
     if (wr__en)
       mem[wr__addr] <= wr__data;
   end
-  reg [0:0] _0_;
+  reg [139:0] _0_;
   always @(posedge clk) begin
-    _0_ <= rd__addr;
+    _0_ <= mem[rd__addr];
   end
-  assign r_data = mem[_0_];
+  assign r_data = _0_;
   assign w_addr = wr__addr;
   assign w_data = wr__data;
   assign w_en = wr__en;
@@ -7118,233 +8900,280 @@ module \qsnn_ref.layer1.accumulators (rst, rd__addr, r_data, wr__addr, wr__en, w
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.fifo (rst, r_rdy, r_data, w_port__data, w_en, level, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
+module \qsnn_ref.layer1.fifo (rst, w_level, r_data, w_port__data, w_en, r_rdy, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
   wire \$1 ;
   wire \$10 ;
-  wire \$11 ;
-  wire \$12 ;
+  wire [2:0] \$11 ;
+  wire [2:0] \$12 ;
   wire \$13 ;
-  wire [3:0] \$14 ;
-  reg [1:0] \$15 ;
-  reg [1:0] \$16 ;
-  reg [2:0] \$17 ;
-  wire [2:0] \$2 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
+  wire [2:0] \$19 ;
+  wire \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire [2:0] \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
   wire \$3 ;
-  wire [2:0] \$4 ;
-  wire \$5 ;
-  wire \$6 ;
+  reg [1:0] \$30 ;
+  reg [1:0] \$31 ;
+  reg [1:0] \$32 ;
+  reg \$33 ;
+  wire \$4 ;
+  wire [2:0] \$5 ;
+  wire [2:0] \$6 ;
   wire \$7 ;
   wire \$8 ;
-  wire [3:0] \$9 ;
+  wire \$9 ;
   input clk;
   wire clk;
   (* init = 2'h0 *)
   wire [1:0] consume;
-  output [2:0] level;
-  reg [2:0] level = 3'h0;
+  reg [1:0] inner_level = 2'h0;
+  wire inner_r_rdy;
+  wire [2:0] level;
   (* init = 2'h0 *)
   wire [1:0] produce;
   output [12:0] r_data;
   wire [12:0] r_data;
   wire r_en;
-  (* init = 3'h0 *)
   wire [2:0] r_level;
   reg [1:0] r_port__addr = 2'h0;
   wire [12:0] r_port__data;
+  wire r_port__en;
   output r_rdy;
-  wire r_rdy;
+  reg r_rdy = 1'h0;
   input rst;
   wire rst;
   wire [12:0] w_data;
   input w_en;
   wire w_en;
-  (* init = 3'h0 *)
+  output [2:0] w_level;
   wire [2:0] w_level;
   reg [1:0] w_port__addr = 2'h0;
   input [12:0] w_port__data;
   wire [12:0] w_port__data;
   wire w_port__en;
   wire w_rdy;
-  reg [12:0] storage [3:0];
+  reg [12:0] storage [2:0];
   initial begin
     storage[0] = 13'h0000;
     storage[1] = 13'h0000;
     storage[2] = 13'h0000;
-    storage[3] = 13'h0000;
   end
   always @(posedge clk) begin
     if (w_port__en)
       storage[w_port__addr] <= w_port__data;
   end
-  assign r_data = storage[r_port__addr];
-  assign w_rdy = level != 3'h4;
-  assign r_rdy = | level;
-  assign w_port__en = w_en & w_rdy;
-  assign \$1  = w_rdy & w_en;
-  assign \$2  = w_port__addr + 1'h1;
-  assign \$4  = r_port__addr + 1'h1;
-  assign \$5  = w_rdy & w_en;
-  assign \$7  = ~ \$6 ;
-  assign \$8  = \$5  & \$7 ;
-  assign \$9  = level + 1'h1;
-  assign \$11  = w_rdy & w_en;
-  assign \$12  = ~ \$11 ;
-  assign \$13  = \$10  & \$12 ;
-  assign \$14  = level - 1'h1;
-  always @(posedge clk)
-    w_port__addr <= \$15 ;
-  always @(posedge clk)
-    r_port__addr <= \$16 ;
-  always @(posedge clk)
-    level <= \$17 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$15  = w_port__addr;
-    if (\$1 ) begin
-      \$15  = \$2 [1:0];
-    end
-    if (rst) begin
-      \$15  = 2'h0;
+  reg [12:0] _0_;
+  always @(posedge clk) begin
+    if (r_port__en) begin
+      _0_ <= storage[r_port__addr];
     end
   end
+  assign r_data = _0_;
+  assign w_rdy = inner_level != 2'h3;
+  assign inner_r_rdy = | inner_level;
+  assign w_port__en = w_rdy & w_en;
+  assign \$1  = ~ r_rdy;
+  assign w_level = inner_level + r_rdy;
+  assign \$3  = w_rdy & w_en;
+  assign \$4  = w_port__addr == 2'h2;
+  assign \$5  = w_port__addr + 1'h1;
+  assign \$6  = \$4  ? 3'h0 : \$5 ;
+  assign \$7  = ~ r_rdy;
+  assign \$10  = r_port__addr == 2'h2;
+  assign \$11  = r_port__addr + 1'h1;
+  assign \$12  = \$10  ? 3'h0 : \$11 ;
+  assign \$13  = w_rdy & w_en;
+  assign \$14  = ~ r_rdy;
+  assign \$17  = ~ \$16 ;
+  assign \$18  = \$13  & \$17 ;
+  assign \$19  = inner_level + 1'h1;
+  assign \$20  = ~ r_rdy;
+  assign \$23  = w_rdy & w_en;
+  assign \$24  = ~ \$23 ;
+  assign \$25  = \$22  & \$24 ;
+  assign \$26  = inner_level - 1'h1;
+  assign \$27  = ~ r_rdy;
+  always @(posedge clk)
+    w_port__addr <= \$30 ;
+  always @(posedge clk)
+    r_port__addr <= \$31 ;
+  always @(posedge clk)
+    inner_level <= \$32 ;
+  always @(posedge clk)
+    r_rdy <= \$33 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$16  = r_port__addr;
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$30  = w_port__addr;
     if (\$3 ) begin
-      \$16  = \$4 [1:0];
+      \$30  = \$6 [1:0];
     end
     if (rst) begin
-      \$16  = 2'h0;
+      \$30  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$17  = level;
-    if (\$8 ) begin
-      \$17  = \$9 [2:0];
-    end
-    if (\$13 ) begin
-      \$17  = \$14 [2:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$31  = r_port__addr;
+    if (\$9 ) begin
+      \$31  = \$12 [1:0];
     end
     if (rst) begin
-      \$17  = 3'h0;
+      \$31  = 2'h0;
     end
   end
-  assign w_level = level;
-  assign r_level = level;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$32  = inner_level;
+    if (\$18 ) begin
+      \$32  = \$19 [1:0];
+    end
+    if (\$25 ) begin
+      \$32  = \$26 [1:0];
+    end
+    if (rst) begin
+      \$32  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    (* full_case = 32'd1 *)
+    if (\$29 ) begin
+      \$33  = 1'h1;
+    end else if (1'h1) begin
+      \$33  = 1'h0;
+    end
+    if (rst) begin
+      \$33  = 1'h0;
+    end
+  end
+  assign level = w_level;
+  assign r_level = w_level;
   assign produce = w_port__addr;
   assign w_data = w_port__data;
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign r_en = 1'h1;
-  assign \$3  = r_rdy;
-  assign \$6  = r_rdy;
-  assign \$10  = r_rdy;
+  assign \$2  = 1'h1;
+  assign r_port__en = inner_r_rdy;
+  assign \$8  = 1'h1;
+  assign \$9  = inner_r_rdy;
+  assign \$15  = 1'h1;
+  assign \$16  = inner_r_rdy;
+  assign \$21  = 1'h1;
+  assign \$22  = inner_r_rdy;
+  assign \$28  = 1'h1;
+  assign \$29  = inner_r_rdy;
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif0 (rst, acc, code, spike, new_state, fresh, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
-  wire [9:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire [8:0] \$11 ;
-  wire [24:0] \$12 ;
-  reg [21:0] \$13 ;
-  reg [21:0] \$14 ;
-  reg \$15 ;
-  reg [13:0] \$16 ;
+module \qsnn_ref.layer1.lif0 (rst, acc, state, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
+  wire [20:0] \$1 ;
+  reg [21:0] \$10 ;
+  reg \$11 ;
+  reg [13:0] \$12 ;
   wire [21:0] \$2 ;
-  wire [20:0] \$3 ;
-  wire [21:0] \$4 ;
+  wire \$3 ;
+  wire \$4 ;
   wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire [22:0] \$8 ;
-  wire [22:0] \$9 ;
+  wire [22:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [23:0] \$8 ;
+  reg [9:0] \$9 ;
   input [13:0] acc;
   wire [13:0] acc;
   input clk;
   wire clk;
-  input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$5 ;
+  wire [3:0] \code$6 ;
   reg [21:0] current_r = 22'h000000;
   input fresh;
   wire fresh;
+  reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
+  input [3:0] state;
   wire [3:0] state;
   (* init = 14'h0000 *)
   wire [13:0] v;
   reg [13:0] value = 14'h0000;
   reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 10'h3d6 : level;
-  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
-  assign \$4  = $signed(\$3 ) + $signed(1'h0);
-  assign \$5  = ~ fresh;
-  assign \$6  = code > 4'hd;
-  assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(13'h0800);
-  assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 9'h172 : 9'h000;
-  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h172 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
   always @(posedge clk)
-    product_r <= \$13 ;
+    leak_r <= \$9 ;
   always @(posedge clk)
-    current_r <= \$14 ;
+    current_r <= \$10 ;
   always @(posedge clk)
-    z_prev_r <= \$15 ;
+    z_prev_r <= \$11 ;
   always @(posedge clk)
-    value <= \$16 ;
+    value <= \$12 ;
   \qsnn_ref.layer1.lif0.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer1.lif0.quantizer  quantizer (
+    .clk(clk),
     .code(new_state),
+    .rst(rst),
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$13  = \$2 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$9  = level;
     if (rst) begin
-      \$13  = 22'h000000;
+      \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$14  = \$4 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$10  = \$2 ;
     if (rst) begin
-      \$14  = 22'h000000;
+      \$10  = 22'h000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$15  = \$7 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$11  = \$5 ;
     if (rst) begin
-      \$15  = 1'h0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$16  = \$12 [13:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$12  = \$8 [13:0];
     if (rst) begin
-      \$16  = 14'h0000;
+      \$12  = 14'h0000;
     end
   end
-  assign state = code;
   assign v = value;
-  assign \code$5  = new_state;
-  assign \$3  = { acc[13], acc[13], acc, 5'h00 };
-  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+  assign \code$6  = new_state;
+  assign \$1  = { acc[13], acc[13], acc, 5'h00 };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -7357,22 +9186,22 @@ module \qsnn_ref.layer1.lif0.levels (level, rd__addr);
   wire [9:0] rd__data;
   reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 10'h28e;
-    rom[1] = 10'h349;
-    rom[2] = 10'h3d6;
-    rom[3] = 10'h040;
-    rom[4] = 10'h08f;
-    rom[5] = 10'h0cb;
-    rom[6] = 10'h0f8;
-    rom[7] = 10'h11a;
-    rom[8] = 10'h133;
-    rom[9] = 10'h146;
-    rom[10] = 10'h155;
-    rom[11] = 10'h15f;
-    rom[12] = 10'h168;
-    rom[13] = 10'h16e;
-    rom[14] = 10'h17b;
-    rom[15] = 10'h1bc;
+    rom[0] = 10'h2b3;
+    rom[1] = 10'h35b;
+    rom[2] = 10'h3da;
+    rom[3] = 10'h03a;
+    rom[4] = 10'h081;
+    rom[5] = 10'h0b7;
+    rom[6] = 10'h0df;
+    rom[7] = 10'h0fe;
+    rom[8] = 10'h114;
+    rom[9] = 10'h125;
+    rom[10] = 10'h133;
+    rom[11] = 10'h13c;
+    rom[12] = 10'h144;
+    rom[13] = 10'h149;
+    rom[14] = 10'h155;
+    rom[15] = 10'h190;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -7380,176 +9209,186 @@ module \qsnn_ref.layer1.lif0.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif0.quantizer (value, code);
+module \qsnn_ref.layer1.lif0.quantizer (rst, code, value, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
   wire \$1 ;
-  wire [5:0] \$10 ;
+  wire \$10 ;
   wire \$11 ;
-  wire [6:0] \$12 ;
+  wire \$12 ;
   wire \$13 ;
-  wire [7:0] \$14 ;
+  wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire \$17 ;
-  wire [9:0] \$18 ;
-  wire \$19 ;
-  wire [1:0] \$2 ;
-  wire [10:0] \$20 ;
-  wire \$21 ;
-  wire [11:0] \$22 ;
-  wire \$23 ;
-  wire [12:0] \$24 ;
-  wire \$25 ;
-  wire [13:0] \$26 ;
-  wire \$27 ;
-  wire [14:0] \$28 ;
-  wire \$29 ;
+  wire [1:0] \$16 ;
+  wire [2:0] \$17 ;
+  wire [3:0] \$18 ;
+  wire [4:0] \$19 ;
+  wire \$2 ;
+  wire [5:0] \$20 ;
+  wire [6:0] \$21 ;
+  wire [7:0] \$22 ;
+  wire [8:0] \$23 ;
+  wire [9:0] \$24 ;
+  wire [10:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [12:0] \$27 ;
+  wire [13:0] \$28 ;
+  wire [14:0] \$29 ;
   wire \$3 ;
   wire [15:0] \$30 ;
-  wire [2:0] \$4 ;
+  reg [14:0] \$31 ;
+  wire \$4 ;
   wire \$5 ;
-  wire [3:0] \$6 ;
+  wire \$6 ;
   wire \$7 ;
-  wire [4:0] \$8 ;
+  wire \$8 ;
   wire \$9 ;
+  input clk;
+  wire clk;
   output [3:0] code;
   wire [3:0] code;
+  input rst;
+  wire rst;
+  reg [14:0] thermometer = 15'h0000;
   input [13:0] value;
   wire [13:0] value;
   assign \$1  = $signed(value) > $signed(10'h2eb);
-  assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(8'h8f);
-  assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(5'h0b);
-  assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(8'h67);
-  assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(9'h0ad);
-  assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(9'h0e1);
-  assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(10'h109);
-  assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(10'h126);
-  assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(10'h13c);
-  assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(10'h14d);
-  assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(10'h15a);
-  assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(10'h163);
-  assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(10'h16b);
-  assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(10'h174);
-  assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(10'h19b);
-  assign \$30  = \$28  + \$29 ;
+  assign \$2  = $signed(value) > $signed(8'h8f);
+  assign \$3  = $signed(value) > $signed(5'h0b);
+  assign \$4  = $signed(value) > $signed(8'h67);
+  assign \$5  = $signed(value) > $signed(9'h0ad);
+  assign \$6  = $signed(value) > $signed(9'h0e1);
+  assign \$7  = $signed(value) > $signed(10'h109);
+  assign \$8  = $signed(value) > $signed(10'h126);
+  assign \$9  = $signed(value) > $signed(10'h13c);
+  assign \$10  = $signed(value) > $signed(10'h14d);
+  assign \$11  = $signed(value) > $signed(10'h15a);
+  assign \$12  = $signed(value) > $signed(10'h163);
+  assign \$13  = $signed(value) > $signed(10'h16b);
+  assign \$14  = $signed(value) > $signed(10'h174);
+  assign \$15  = $signed(value) > $signed(10'h19b);
+  assign \$16  = 1'h0 + thermometer[0];
+  assign \$17  = \$16  + thermometer[1];
+  assign \$18  = \$17  + thermometer[2];
+  assign \$19  = \$18  + thermometer[3];
+  assign \$20  = \$19  + thermometer[4];
+  assign \$21  = \$20  + thermometer[5];
+  assign \$22  = \$21  + thermometer[6];
+  assign \$23  = \$22  + thermometer[7];
+  assign \$24  = \$23  + thermometer[8];
+  assign \$25  = \$24  + thermometer[9];
+  assign \$26  = \$25  + thermometer[10];
+  assign \$27  = \$26  + thermometer[11];
+  assign \$28  = \$27  + thermometer[12];
+  assign \$29  = \$28  + thermometer[13];
+  assign \$30  = \$29  + thermometer[14];
+  always @(posedge clk)
+    thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
   assign code = \$30 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif1 (rst, acc, code, spike, new_state, fresh, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
-  wire [9:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire [8:0] \$11 ;
-  wire [24:0] \$12 ;
-  reg [21:0] \$13 ;
-  reg [21:0] \$14 ;
-  reg \$15 ;
-  reg [13:0] \$16 ;
+module \qsnn_ref.layer1.lif1 (rst, acc, state, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
+  wire [20:0] \$1 ;
+  reg [21:0] \$10 ;
+  reg \$11 ;
+  reg [13:0] \$12 ;
   wire [21:0] \$2 ;
-  wire [20:0] \$3 ;
-  wire [21:0] \$4 ;
+  wire \$3 ;
+  wire \$4 ;
   wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire [22:0] \$8 ;
-  wire [22:0] \$9 ;
+  wire [22:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [23:0] \$8 ;
+  reg [9:0] \$9 ;
   input [13:0] acc;
   wire [13:0] acc;
   input clk;
   wire clk;
-  input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$5 ;
+  wire [3:0] \code$6 ;
   reg [21:0] current_r = 22'h000000;
   input fresh;
   wire fresh;
+  reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
+  input [3:0] state;
   wire [3:0] state;
   (* init = 14'h0000 *)
   wire [13:0] v;
   reg [13:0] value = 14'h0000;
   reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 10'h3d6 : level;
-  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
-  assign \$4  = $signed(\$3 ) + $signed(1'h0);
-  assign \$5  = ~ fresh;
-  assign \$6  = code > 4'hd;
-  assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(13'h0800);
-  assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 9'h172 : 9'h000;
-  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h172 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
   always @(posedge clk)
-    product_r <= \$13 ;
+    leak_r <= \$9 ;
   always @(posedge clk)
-    current_r <= \$14 ;
+    current_r <= \$10 ;
   always @(posedge clk)
-    z_prev_r <= \$15 ;
+    z_prev_r <= \$11 ;
   always @(posedge clk)
-    value <= \$16 ;
+    value <= \$12 ;
   \qsnn_ref.layer1.lif1.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer1.lif1.quantizer  quantizer (
+    .clk(clk),
     .code(new_state),
+    .rst(rst),
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$13  = \$2 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$9  = level;
     if (rst) begin
-      \$13  = 22'h000000;
+      \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$14  = \$4 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$10  = \$2 ;
     if (rst) begin
-      \$14  = 22'h000000;
+      \$10  = 22'h000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$15  = \$7 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$11  = \$5 ;
     if (rst) begin
-      \$15  = 1'h0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$16  = \$12 [13:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$12  = \$8 [13:0];
     if (rst) begin
-      \$16  = 14'h0000;
+      \$12  = 14'h0000;
     end
   end
-  assign state = code;
   assign v = value;
-  assign \code$5  = new_state;
-  assign \$3  = { acc[13], acc[13], acc, 5'h00 };
-  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+  assign \code$6  = new_state;
+  assign \$1  = { acc[13], acc[13], acc, 5'h00 };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -7562,22 +9401,22 @@ module \qsnn_ref.layer1.lif1.levels (level, rd__addr);
   wire [9:0] rd__data;
   reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 10'h28e;
-    rom[1] = 10'h349;
-    rom[2] = 10'h3d6;
-    rom[3] = 10'h040;
-    rom[4] = 10'h08f;
-    rom[5] = 10'h0cb;
-    rom[6] = 10'h0f8;
-    rom[7] = 10'h11a;
-    rom[8] = 10'h133;
-    rom[9] = 10'h146;
-    rom[10] = 10'h155;
-    rom[11] = 10'h15f;
-    rom[12] = 10'h168;
-    rom[13] = 10'h16e;
-    rom[14] = 10'h17b;
-    rom[15] = 10'h1bc;
+    rom[0] = 10'h2b3;
+    rom[1] = 10'h35b;
+    rom[2] = 10'h3da;
+    rom[3] = 10'h03a;
+    rom[4] = 10'h081;
+    rom[5] = 10'h0b7;
+    rom[6] = 10'h0df;
+    rom[7] = 10'h0fe;
+    rom[8] = 10'h114;
+    rom[9] = 10'h125;
+    rom[10] = 10'h133;
+    rom[11] = 10'h13c;
+    rom[12] = 10'h144;
+    rom[13] = 10'h149;
+    rom[14] = 10'h155;
+    rom[15] = 10'h190;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -7585,176 +9424,186 @@ module \qsnn_ref.layer1.lif1.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif1.quantizer (value, code);
+module \qsnn_ref.layer1.lif1.quantizer (rst, code, value, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
   wire \$1 ;
-  wire [5:0] \$10 ;
+  wire \$10 ;
   wire \$11 ;
-  wire [6:0] \$12 ;
+  wire \$12 ;
   wire \$13 ;
-  wire [7:0] \$14 ;
+  wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire \$17 ;
-  wire [9:0] \$18 ;
-  wire \$19 ;
-  wire [1:0] \$2 ;
-  wire [10:0] \$20 ;
-  wire \$21 ;
-  wire [11:0] \$22 ;
-  wire \$23 ;
-  wire [12:0] \$24 ;
-  wire \$25 ;
-  wire [13:0] \$26 ;
-  wire \$27 ;
-  wire [14:0] \$28 ;
-  wire \$29 ;
+  wire [1:0] \$16 ;
+  wire [2:0] \$17 ;
+  wire [3:0] \$18 ;
+  wire [4:0] \$19 ;
+  wire \$2 ;
+  wire [5:0] \$20 ;
+  wire [6:0] \$21 ;
+  wire [7:0] \$22 ;
+  wire [8:0] \$23 ;
+  wire [9:0] \$24 ;
+  wire [10:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [12:0] \$27 ;
+  wire [13:0] \$28 ;
+  wire [14:0] \$29 ;
   wire \$3 ;
   wire [15:0] \$30 ;
-  wire [2:0] \$4 ;
+  reg [14:0] \$31 ;
+  wire \$4 ;
   wire \$5 ;
-  wire [3:0] \$6 ;
+  wire \$6 ;
   wire \$7 ;
-  wire [4:0] \$8 ;
+  wire \$8 ;
   wire \$9 ;
+  input clk;
+  wire clk;
   output [3:0] code;
   wire [3:0] code;
+  input rst;
+  wire rst;
+  reg [14:0] thermometer = 15'h0000;
   input [13:0] value;
   wire [13:0] value;
   assign \$1  = $signed(value) > $signed(10'h2eb);
-  assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(8'h8f);
-  assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(5'h0b);
-  assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(8'h67);
-  assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(9'h0ad);
-  assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(9'h0e1);
-  assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(10'h109);
-  assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(10'h126);
-  assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(10'h13c);
-  assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(10'h14d);
-  assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(10'h15a);
-  assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(10'h163);
-  assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(10'h16b);
-  assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(10'h174);
-  assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(10'h19b);
-  assign \$30  = \$28  + \$29 ;
+  assign \$2  = $signed(value) > $signed(8'h8f);
+  assign \$3  = $signed(value) > $signed(5'h0b);
+  assign \$4  = $signed(value) > $signed(8'h67);
+  assign \$5  = $signed(value) > $signed(9'h0ad);
+  assign \$6  = $signed(value) > $signed(9'h0e1);
+  assign \$7  = $signed(value) > $signed(10'h109);
+  assign \$8  = $signed(value) > $signed(10'h126);
+  assign \$9  = $signed(value) > $signed(10'h13c);
+  assign \$10  = $signed(value) > $signed(10'h14d);
+  assign \$11  = $signed(value) > $signed(10'h15a);
+  assign \$12  = $signed(value) > $signed(10'h163);
+  assign \$13  = $signed(value) > $signed(10'h16b);
+  assign \$14  = $signed(value) > $signed(10'h174);
+  assign \$15  = $signed(value) > $signed(10'h19b);
+  assign \$16  = 1'h0 + thermometer[0];
+  assign \$17  = \$16  + thermometer[1];
+  assign \$18  = \$17  + thermometer[2];
+  assign \$19  = \$18  + thermometer[3];
+  assign \$20  = \$19  + thermometer[4];
+  assign \$21  = \$20  + thermometer[5];
+  assign \$22  = \$21  + thermometer[6];
+  assign \$23  = \$22  + thermometer[7];
+  assign \$24  = \$23  + thermometer[8];
+  assign \$25  = \$24  + thermometer[9];
+  assign \$26  = \$25  + thermometer[10];
+  assign \$27  = \$26  + thermometer[11];
+  assign \$28  = \$27  + thermometer[12];
+  assign \$29  = \$28  + thermometer[13];
+  assign \$30  = \$29  + thermometer[14];
+  always @(posedge clk)
+    thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
   assign code = \$30 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif2 (rst, acc, code, spike, new_state, fresh, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
-  wire [9:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire [8:0] \$11 ;
-  wire [24:0] \$12 ;
-  reg [21:0] \$13 ;
-  reg [21:0] \$14 ;
-  reg \$15 ;
-  reg [13:0] \$16 ;
+module \qsnn_ref.layer1.lif2 (rst, acc, state, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
+  wire [20:0] \$1 ;
+  reg [21:0] \$10 ;
+  reg \$11 ;
+  reg [13:0] \$12 ;
   wire [21:0] \$2 ;
-  wire [20:0] \$3 ;
-  wire [21:0] \$4 ;
+  wire \$3 ;
+  wire \$4 ;
   wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire [22:0] \$8 ;
-  wire [22:0] \$9 ;
+  wire [22:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [23:0] \$8 ;
+  reg [9:0] \$9 ;
   input [13:0] acc;
   wire [13:0] acc;
   input clk;
   wire clk;
-  input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$5 ;
+  wire [3:0] \code$6 ;
   reg [21:0] current_r = 22'h000000;
   input fresh;
   wire fresh;
+  reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
+  input [3:0] state;
   wire [3:0] state;
   (* init = 14'h0000 *)
   wire [13:0] v;
   reg [13:0] value = 14'h0000;
   reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 10'h3d6 : level;
-  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
-  assign \$4  = $signed(\$3 ) + $signed(1'h0);
-  assign \$5  = ~ fresh;
-  assign \$6  = code > 4'hd;
-  assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(13'h0800);
-  assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 9'h172 : 9'h000;
-  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h172 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
   always @(posedge clk)
-    product_r <= \$13 ;
+    leak_r <= \$9 ;
   always @(posedge clk)
-    current_r <= \$14 ;
+    current_r <= \$10 ;
   always @(posedge clk)
-    z_prev_r <= \$15 ;
+    z_prev_r <= \$11 ;
   always @(posedge clk)
-    value <= \$16 ;
+    value <= \$12 ;
   \qsnn_ref.layer1.lif2.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer1.lif2.quantizer  quantizer (
+    .clk(clk),
     .code(new_state),
+    .rst(rst),
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$13  = \$2 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$9  = level;
     if (rst) begin
-      \$13  = 22'h000000;
+      \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$14  = \$4 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$10  = \$2 ;
     if (rst) begin
-      \$14  = 22'h000000;
+      \$10  = 22'h000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$15  = \$7 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$11  = \$5 ;
     if (rst) begin
-      \$15  = 1'h0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$16  = \$12 [13:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$12  = \$8 [13:0];
     if (rst) begin
-      \$16  = 14'h0000;
+      \$12  = 14'h0000;
     end
   end
-  assign state = code;
   assign v = value;
-  assign \code$5  = new_state;
-  assign \$3  = { acc[13], acc[13], acc, 5'h00 };
-  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+  assign \code$6  = new_state;
+  assign \$1  = { acc[13], acc[13], acc, 5'h00 };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -7767,22 +9616,22 @@ module \qsnn_ref.layer1.lif2.levels (level, rd__addr);
   wire [9:0] rd__data;
   reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 10'h28e;
-    rom[1] = 10'h349;
-    rom[2] = 10'h3d6;
-    rom[3] = 10'h040;
-    rom[4] = 10'h08f;
-    rom[5] = 10'h0cb;
-    rom[6] = 10'h0f8;
-    rom[7] = 10'h11a;
-    rom[8] = 10'h133;
-    rom[9] = 10'h146;
-    rom[10] = 10'h155;
-    rom[11] = 10'h15f;
-    rom[12] = 10'h168;
-    rom[13] = 10'h16e;
-    rom[14] = 10'h17b;
-    rom[15] = 10'h1bc;
+    rom[0] = 10'h2b3;
+    rom[1] = 10'h35b;
+    rom[2] = 10'h3da;
+    rom[3] = 10'h03a;
+    rom[4] = 10'h081;
+    rom[5] = 10'h0b7;
+    rom[6] = 10'h0df;
+    rom[7] = 10'h0fe;
+    rom[8] = 10'h114;
+    rom[9] = 10'h125;
+    rom[10] = 10'h133;
+    rom[11] = 10'h13c;
+    rom[12] = 10'h144;
+    rom[13] = 10'h149;
+    rom[14] = 10'h155;
+    rom[15] = 10'h190;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -7790,176 +9639,186 @@ module \qsnn_ref.layer1.lif2.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif2.quantizer (value, code);
+module \qsnn_ref.layer1.lif2.quantizer (rst, code, value, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
   wire \$1 ;
-  wire [5:0] \$10 ;
+  wire \$10 ;
   wire \$11 ;
-  wire [6:0] \$12 ;
+  wire \$12 ;
   wire \$13 ;
-  wire [7:0] \$14 ;
+  wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire \$17 ;
-  wire [9:0] \$18 ;
-  wire \$19 ;
-  wire [1:0] \$2 ;
-  wire [10:0] \$20 ;
-  wire \$21 ;
-  wire [11:0] \$22 ;
-  wire \$23 ;
-  wire [12:0] \$24 ;
-  wire \$25 ;
-  wire [13:0] \$26 ;
-  wire \$27 ;
-  wire [14:0] \$28 ;
-  wire \$29 ;
+  wire [1:0] \$16 ;
+  wire [2:0] \$17 ;
+  wire [3:0] \$18 ;
+  wire [4:0] \$19 ;
+  wire \$2 ;
+  wire [5:0] \$20 ;
+  wire [6:0] \$21 ;
+  wire [7:0] \$22 ;
+  wire [8:0] \$23 ;
+  wire [9:0] \$24 ;
+  wire [10:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [12:0] \$27 ;
+  wire [13:0] \$28 ;
+  wire [14:0] \$29 ;
   wire \$3 ;
   wire [15:0] \$30 ;
-  wire [2:0] \$4 ;
+  reg [14:0] \$31 ;
+  wire \$4 ;
   wire \$5 ;
-  wire [3:0] \$6 ;
+  wire \$6 ;
   wire \$7 ;
-  wire [4:0] \$8 ;
+  wire \$8 ;
   wire \$9 ;
+  input clk;
+  wire clk;
   output [3:0] code;
   wire [3:0] code;
+  input rst;
+  wire rst;
+  reg [14:0] thermometer = 15'h0000;
   input [13:0] value;
   wire [13:0] value;
   assign \$1  = $signed(value) > $signed(10'h2eb);
-  assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(8'h8f);
-  assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(5'h0b);
-  assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(8'h67);
-  assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(9'h0ad);
-  assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(9'h0e1);
-  assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(10'h109);
-  assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(10'h126);
-  assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(10'h13c);
-  assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(10'h14d);
-  assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(10'h15a);
-  assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(10'h163);
-  assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(10'h16b);
-  assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(10'h174);
-  assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(10'h19b);
-  assign \$30  = \$28  + \$29 ;
+  assign \$2  = $signed(value) > $signed(8'h8f);
+  assign \$3  = $signed(value) > $signed(5'h0b);
+  assign \$4  = $signed(value) > $signed(8'h67);
+  assign \$5  = $signed(value) > $signed(9'h0ad);
+  assign \$6  = $signed(value) > $signed(9'h0e1);
+  assign \$7  = $signed(value) > $signed(10'h109);
+  assign \$8  = $signed(value) > $signed(10'h126);
+  assign \$9  = $signed(value) > $signed(10'h13c);
+  assign \$10  = $signed(value) > $signed(10'h14d);
+  assign \$11  = $signed(value) > $signed(10'h15a);
+  assign \$12  = $signed(value) > $signed(10'h163);
+  assign \$13  = $signed(value) > $signed(10'h16b);
+  assign \$14  = $signed(value) > $signed(10'h174);
+  assign \$15  = $signed(value) > $signed(10'h19b);
+  assign \$16  = 1'h0 + thermometer[0];
+  assign \$17  = \$16  + thermometer[1];
+  assign \$18  = \$17  + thermometer[2];
+  assign \$19  = \$18  + thermometer[3];
+  assign \$20  = \$19  + thermometer[4];
+  assign \$21  = \$20  + thermometer[5];
+  assign \$22  = \$21  + thermometer[6];
+  assign \$23  = \$22  + thermometer[7];
+  assign \$24  = \$23  + thermometer[8];
+  assign \$25  = \$24  + thermometer[9];
+  assign \$26  = \$25  + thermometer[10];
+  assign \$27  = \$26  + thermometer[11];
+  assign \$28  = \$27  + thermometer[12];
+  assign \$29  = \$28  + thermometer[13];
+  assign \$30  = \$29  + thermometer[14];
+  always @(posedge clk)
+    thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
   assign code = \$30 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif3 (rst, acc, code, spike, new_state, fresh, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
-  wire [9:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire [8:0] \$11 ;
-  wire [24:0] \$12 ;
-  reg [21:0] \$13 ;
-  reg [21:0] \$14 ;
-  reg \$15 ;
-  reg [13:0] \$16 ;
+module \qsnn_ref.layer1.lif3 (rst, acc, state, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
+  wire [20:0] \$1 ;
+  reg [21:0] \$10 ;
+  reg \$11 ;
+  reg [13:0] \$12 ;
   wire [21:0] \$2 ;
-  wire [20:0] \$3 ;
-  wire [21:0] \$4 ;
+  wire \$3 ;
+  wire \$4 ;
   wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire [22:0] \$8 ;
-  wire [22:0] \$9 ;
+  wire [22:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [23:0] \$8 ;
+  reg [9:0] \$9 ;
   input [13:0] acc;
   wire [13:0] acc;
   input clk;
   wire clk;
-  input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$5 ;
+  wire [3:0] \code$6 ;
   reg [21:0] current_r = 22'h000000;
   input fresh;
   wire fresh;
+  reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
+  input [3:0] state;
   wire [3:0] state;
   (* init = 14'h0000 *)
   wire [13:0] v;
   reg [13:0] value = 14'h0000;
   reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 10'h3d6 : level;
-  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
-  assign \$4  = $signed(\$3 ) + $signed(1'h0);
-  assign \$5  = ~ fresh;
-  assign \$6  = code > 4'hd;
-  assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(13'h0800);
-  assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 9'h172 : 9'h000;
-  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h172 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
   always @(posedge clk)
-    product_r <= \$13 ;
+    leak_r <= \$9 ;
   always @(posedge clk)
-    current_r <= \$14 ;
+    current_r <= \$10 ;
   always @(posedge clk)
-    z_prev_r <= \$15 ;
+    z_prev_r <= \$11 ;
   always @(posedge clk)
-    value <= \$16 ;
+    value <= \$12 ;
   \qsnn_ref.layer1.lif3.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer1.lif3.quantizer  quantizer (
+    .clk(clk),
     .code(new_state),
+    .rst(rst),
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$13  = \$2 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    \$9  = level;
     if (rst) begin
-      \$13  = 22'h000000;
+      \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$14  = \$4 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    \$10  = \$2 ;
     if (rst) begin
-      \$14  = 22'h000000;
+      \$10  = 22'h000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$15  = \$7 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    \$11  = \$5 ;
     if (rst) begin
-      \$15  = 1'h0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$16  = \$12 [13:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    \$12  = \$8 [13:0];
     if (rst) begin
-      \$16  = 14'h0000;
+      \$12  = 14'h0000;
     end
   end
-  assign state = code;
   assign v = value;
-  assign \code$5  = new_state;
-  assign \$3  = { acc[13], acc[13], acc, 5'h00 };
-  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+  assign \code$6  = new_state;
+  assign \$1  = { acc[13], acc[13], acc, 5'h00 };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -7972,22 +9831,22 @@ module \qsnn_ref.layer1.lif3.levels (level, rd__addr);
   wire [9:0] rd__data;
   reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 10'h28e;
-    rom[1] = 10'h349;
-    rom[2] = 10'h3d6;
-    rom[3] = 10'h040;
-    rom[4] = 10'h08f;
-    rom[5] = 10'h0cb;
-    rom[6] = 10'h0f8;
-    rom[7] = 10'h11a;
-    rom[8] = 10'h133;
-    rom[9] = 10'h146;
-    rom[10] = 10'h155;
-    rom[11] = 10'h15f;
-    rom[12] = 10'h168;
-    rom[13] = 10'h16e;
-    rom[14] = 10'h17b;
-    rom[15] = 10'h1bc;
+    rom[0] = 10'h2b3;
+    rom[1] = 10'h35b;
+    rom[2] = 10'h3da;
+    rom[3] = 10'h03a;
+    rom[4] = 10'h081;
+    rom[5] = 10'h0b7;
+    rom[6] = 10'h0df;
+    rom[7] = 10'h0fe;
+    rom[8] = 10'h114;
+    rom[9] = 10'h125;
+    rom[10] = 10'h133;
+    rom[11] = 10'h13c;
+    rom[12] = 10'h144;
+    rom[13] = 10'h149;
+    rom[14] = 10'h155;
+    rom[15] = 10'h190;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -7995,176 +9854,186 @@ module \qsnn_ref.layer1.lif3.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif3.quantizer (value, code);
+module \qsnn_ref.layer1.lif3.quantizer (rst, code, value, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$45  = 0;
   wire \$1 ;
-  wire [5:0] \$10 ;
+  wire \$10 ;
   wire \$11 ;
-  wire [6:0] \$12 ;
+  wire \$12 ;
   wire \$13 ;
-  wire [7:0] \$14 ;
+  wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire \$17 ;
-  wire [9:0] \$18 ;
-  wire \$19 ;
-  wire [1:0] \$2 ;
-  wire [10:0] \$20 ;
-  wire \$21 ;
-  wire [11:0] \$22 ;
-  wire \$23 ;
-  wire [12:0] \$24 ;
-  wire \$25 ;
-  wire [13:0] \$26 ;
-  wire \$27 ;
-  wire [14:0] \$28 ;
-  wire \$29 ;
+  wire [1:0] \$16 ;
+  wire [2:0] \$17 ;
+  wire [3:0] \$18 ;
+  wire [4:0] \$19 ;
+  wire \$2 ;
+  wire [5:0] \$20 ;
+  wire [6:0] \$21 ;
+  wire [7:0] \$22 ;
+  wire [8:0] \$23 ;
+  wire [9:0] \$24 ;
+  wire [10:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [12:0] \$27 ;
+  wire [13:0] \$28 ;
+  wire [14:0] \$29 ;
   wire \$3 ;
   wire [15:0] \$30 ;
-  wire [2:0] \$4 ;
+  reg [14:0] \$31 ;
+  wire \$4 ;
   wire \$5 ;
-  wire [3:0] \$6 ;
+  wire \$6 ;
   wire \$7 ;
-  wire [4:0] \$8 ;
+  wire \$8 ;
   wire \$9 ;
+  input clk;
+  wire clk;
   output [3:0] code;
   wire [3:0] code;
+  input rst;
+  wire rst;
+  reg [14:0] thermometer = 15'h0000;
   input [13:0] value;
   wire [13:0] value;
   assign \$1  = $signed(value) > $signed(10'h2eb);
-  assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(8'h8f);
-  assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(5'h0b);
-  assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(8'h67);
-  assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(9'h0ad);
-  assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(9'h0e1);
-  assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(10'h109);
-  assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(10'h126);
-  assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(10'h13c);
-  assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(10'h14d);
-  assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(10'h15a);
-  assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(10'h163);
-  assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(10'h16b);
-  assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(10'h174);
-  assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(10'h19b);
-  assign \$30  = \$28  + \$29 ;
+  assign \$2  = $signed(value) > $signed(8'h8f);
+  assign \$3  = $signed(value) > $signed(5'h0b);
+  assign \$4  = $signed(value) > $signed(8'h67);
+  assign \$5  = $signed(value) > $signed(9'h0ad);
+  assign \$6  = $signed(value) > $signed(9'h0e1);
+  assign \$7  = $signed(value) > $signed(10'h109);
+  assign \$8  = $signed(value) > $signed(10'h126);
+  assign \$9  = $signed(value) > $signed(10'h13c);
+  assign \$10  = $signed(value) > $signed(10'h14d);
+  assign \$11  = $signed(value) > $signed(10'h15a);
+  assign \$12  = $signed(value) > $signed(10'h163);
+  assign \$13  = $signed(value) > $signed(10'h16b);
+  assign \$14  = $signed(value) > $signed(10'h174);
+  assign \$15  = $signed(value) > $signed(10'h19b);
+  assign \$16  = 1'h0 + thermometer[0];
+  assign \$17  = \$16  + thermometer[1];
+  assign \$18  = \$17  + thermometer[2];
+  assign \$19  = \$18  + thermometer[3];
+  assign \$20  = \$19  + thermometer[4];
+  assign \$21  = \$20  + thermometer[5];
+  assign \$22  = \$21  + thermometer[6];
+  assign \$23  = \$22  + thermometer[7];
+  assign \$24  = \$23  + thermometer[8];
+  assign \$25  = \$24  + thermometer[9];
+  assign \$26  = \$25  + thermometer[10];
+  assign \$27  = \$26  + thermometer[11];
+  assign \$28  = \$27  + thermometer[12];
+  assign \$29  = \$28  + thermometer[13];
+  assign \$30  = \$29  + thermometer[14];
+  always @(posedge clk)
+    thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
   assign code = \$30 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif4 (rst, acc, code, spike, new_state, fresh, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
-  wire [9:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire [8:0] \$11 ;
-  wire [24:0] \$12 ;
-  reg [21:0] \$13 ;
-  reg [21:0] \$14 ;
-  reg \$15 ;
-  reg [13:0] \$16 ;
+module \qsnn_ref.layer1.lif4 (rst, acc, state, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
+  wire [20:0] \$1 ;
+  reg [21:0] \$10 ;
+  reg \$11 ;
+  reg [13:0] \$12 ;
   wire [21:0] \$2 ;
-  wire [20:0] \$3 ;
-  wire [21:0] \$4 ;
+  wire \$3 ;
+  wire \$4 ;
   wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire [22:0] \$8 ;
-  wire [22:0] \$9 ;
+  wire [22:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [23:0] \$8 ;
+  reg [9:0] \$9 ;
   input [13:0] acc;
   wire [13:0] acc;
   input clk;
   wire clk;
-  input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$5 ;
+  wire [3:0] \code$6 ;
   reg [21:0] current_r = 22'h000000;
   input fresh;
   wire fresh;
+  reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
+  input [3:0] state;
   wire [3:0] state;
   (* init = 14'h0000 *)
   wire [13:0] v;
   reg [13:0] value = 14'h0000;
   reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 10'h3d6 : level;
-  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
-  assign \$4  = $signed(\$3 ) + $signed(1'h0);
-  assign \$5  = ~ fresh;
-  assign \$6  = code > 4'hd;
-  assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(13'h0800);
-  assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 9'h172 : 9'h000;
-  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h172 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
   always @(posedge clk)
-    product_r <= \$13 ;
+    leak_r <= \$9 ;
   always @(posedge clk)
-    current_r <= \$14 ;
+    current_r <= \$10 ;
   always @(posedge clk)
-    z_prev_r <= \$15 ;
+    z_prev_r <= \$11 ;
   always @(posedge clk)
-    value <= \$16 ;
+    value <= \$12 ;
   \qsnn_ref.layer1.lif4.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer1.lif4.quantizer  quantizer (
+    .clk(clk),
     .code(new_state),
+    .rst(rst),
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$13  = \$2 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$9  = level;
     if (rst) begin
-      \$13  = 22'h000000;
+      \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$14  = \$4 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$10  = \$2 ;
     if (rst) begin
-      \$14  = 22'h000000;
+      \$10  = 22'h000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$15  = \$7 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$11  = \$5 ;
     if (rst) begin
-      \$15  = 1'h0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$16  = \$12 [13:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$12  = \$8 [13:0];
     if (rst) begin
-      \$16  = 14'h0000;
+      \$12  = 14'h0000;
     end
   end
-  assign state = code;
   assign v = value;
-  assign \code$5  = new_state;
-  assign \$3  = { acc[13], acc[13], acc, 5'h00 };
-  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+  assign \code$6  = new_state;
+  assign \$1  = { acc[13], acc[13], acc, 5'h00 };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -8177,22 +10046,22 @@ module \qsnn_ref.layer1.lif4.levels (level, rd__addr);
   wire [9:0] rd__data;
   reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 10'h28e;
-    rom[1] = 10'h349;
-    rom[2] = 10'h3d6;
-    rom[3] = 10'h040;
-    rom[4] = 10'h08f;
-    rom[5] = 10'h0cb;
-    rom[6] = 10'h0f8;
-    rom[7] = 10'h11a;
-    rom[8] = 10'h133;
-    rom[9] = 10'h146;
-    rom[10] = 10'h155;
-    rom[11] = 10'h15f;
-    rom[12] = 10'h168;
-    rom[13] = 10'h16e;
-    rom[14] = 10'h17b;
-    rom[15] = 10'h1bc;
+    rom[0] = 10'h2b3;
+    rom[1] = 10'h35b;
+    rom[2] = 10'h3da;
+    rom[3] = 10'h03a;
+    rom[4] = 10'h081;
+    rom[5] = 10'h0b7;
+    rom[6] = 10'h0df;
+    rom[7] = 10'h0fe;
+    rom[8] = 10'h114;
+    rom[9] = 10'h125;
+    rom[10] = 10'h133;
+    rom[11] = 10'h13c;
+    rom[12] = 10'h144;
+    rom[13] = 10'h149;
+    rom[14] = 10'h155;
+    rom[15] = 10'h190;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -8200,176 +10069,186 @@ module \qsnn_ref.layer1.lif4.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif4.quantizer (value, code);
+module \qsnn_ref.layer1.lif4.quantizer (rst, code, value, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
   wire \$1 ;
-  wire [5:0] \$10 ;
+  wire \$10 ;
   wire \$11 ;
-  wire [6:0] \$12 ;
+  wire \$12 ;
   wire \$13 ;
-  wire [7:0] \$14 ;
+  wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire \$17 ;
-  wire [9:0] \$18 ;
-  wire \$19 ;
-  wire [1:0] \$2 ;
-  wire [10:0] \$20 ;
-  wire \$21 ;
-  wire [11:0] \$22 ;
-  wire \$23 ;
-  wire [12:0] \$24 ;
-  wire \$25 ;
-  wire [13:0] \$26 ;
-  wire \$27 ;
-  wire [14:0] \$28 ;
-  wire \$29 ;
+  wire [1:0] \$16 ;
+  wire [2:0] \$17 ;
+  wire [3:0] \$18 ;
+  wire [4:0] \$19 ;
+  wire \$2 ;
+  wire [5:0] \$20 ;
+  wire [6:0] \$21 ;
+  wire [7:0] \$22 ;
+  wire [8:0] \$23 ;
+  wire [9:0] \$24 ;
+  wire [10:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [12:0] \$27 ;
+  wire [13:0] \$28 ;
+  wire [14:0] \$29 ;
   wire \$3 ;
   wire [15:0] \$30 ;
-  wire [2:0] \$4 ;
+  reg [14:0] \$31 ;
+  wire \$4 ;
   wire \$5 ;
-  wire [3:0] \$6 ;
+  wire \$6 ;
   wire \$7 ;
-  wire [4:0] \$8 ;
+  wire \$8 ;
   wire \$9 ;
+  input clk;
+  wire clk;
   output [3:0] code;
   wire [3:0] code;
+  input rst;
+  wire rst;
+  reg [14:0] thermometer = 15'h0000;
   input [13:0] value;
   wire [13:0] value;
   assign \$1  = $signed(value) > $signed(10'h2eb);
-  assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(8'h8f);
-  assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(5'h0b);
-  assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(8'h67);
-  assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(9'h0ad);
-  assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(9'h0e1);
-  assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(10'h109);
-  assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(10'h126);
-  assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(10'h13c);
-  assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(10'h14d);
-  assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(10'h15a);
-  assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(10'h163);
-  assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(10'h16b);
-  assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(10'h174);
-  assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(10'h19b);
-  assign \$30  = \$28  + \$29 ;
+  assign \$2  = $signed(value) > $signed(8'h8f);
+  assign \$3  = $signed(value) > $signed(5'h0b);
+  assign \$4  = $signed(value) > $signed(8'h67);
+  assign \$5  = $signed(value) > $signed(9'h0ad);
+  assign \$6  = $signed(value) > $signed(9'h0e1);
+  assign \$7  = $signed(value) > $signed(10'h109);
+  assign \$8  = $signed(value) > $signed(10'h126);
+  assign \$9  = $signed(value) > $signed(10'h13c);
+  assign \$10  = $signed(value) > $signed(10'h14d);
+  assign \$11  = $signed(value) > $signed(10'h15a);
+  assign \$12  = $signed(value) > $signed(10'h163);
+  assign \$13  = $signed(value) > $signed(10'h16b);
+  assign \$14  = $signed(value) > $signed(10'h174);
+  assign \$15  = $signed(value) > $signed(10'h19b);
+  assign \$16  = 1'h0 + thermometer[0];
+  assign \$17  = \$16  + thermometer[1];
+  assign \$18  = \$17  + thermometer[2];
+  assign \$19  = \$18  + thermometer[3];
+  assign \$20  = \$19  + thermometer[4];
+  assign \$21  = \$20  + thermometer[5];
+  assign \$22  = \$21  + thermometer[6];
+  assign \$23  = \$22  + thermometer[7];
+  assign \$24  = \$23  + thermometer[8];
+  assign \$25  = \$24  + thermometer[9];
+  assign \$26  = \$25  + thermometer[10];
+  assign \$27  = \$26  + thermometer[11];
+  assign \$28  = \$27  + thermometer[12];
+  assign \$29  = \$28  + thermometer[13];
+  assign \$30  = \$29  + thermometer[14];
+  always @(posedge clk)
+    thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
   assign code = \$30 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif5 (rst, acc, code, spike, new_state, fresh, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
-  wire [9:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire [8:0] \$11 ;
-  wire [24:0] \$12 ;
-  reg [21:0] \$13 ;
-  reg [21:0] \$14 ;
-  reg \$15 ;
-  reg [13:0] \$16 ;
+module \qsnn_ref.layer1.lif5 (rst, acc, state, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$48  = 0;
+  wire [20:0] \$1 ;
+  reg [21:0] \$10 ;
+  reg \$11 ;
+  reg [13:0] \$12 ;
   wire [21:0] \$2 ;
-  wire [20:0] \$3 ;
-  wire [21:0] \$4 ;
+  wire \$3 ;
+  wire \$4 ;
   wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire [22:0] \$8 ;
-  wire [22:0] \$9 ;
+  wire [22:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [23:0] \$8 ;
+  reg [9:0] \$9 ;
   input [13:0] acc;
   wire [13:0] acc;
   input clk;
   wire clk;
-  input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$5 ;
+  wire [3:0] \code$6 ;
   reg [21:0] current_r = 22'h000000;
   input fresh;
   wire fresh;
+  reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
+  input [3:0] state;
   wire [3:0] state;
   (* init = 14'h0000 *)
   wire [13:0] v;
   reg [13:0] value = 14'h0000;
   reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 10'h3d6 : level;
-  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
-  assign \$4  = $signed(\$3 ) + $signed(1'h0);
-  assign \$5  = ~ fresh;
-  assign \$6  = code > 4'hd;
-  assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(13'h0800);
-  assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 9'h172 : 9'h000;
-  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h172 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
   always @(posedge clk)
-    product_r <= \$13 ;
+    leak_r <= \$9 ;
   always @(posedge clk)
-    current_r <= \$14 ;
+    current_r <= \$10 ;
   always @(posedge clk)
-    z_prev_r <= \$15 ;
+    z_prev_r <= \$11 ;
   always @(posedge clk)
-    value <= \$16 ;
+    value <= \$12 ;
   \qsnn_ref.layer1.lif5.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer1.lif5.quantizer  quantizer (
+    .clk(clk),
     .code(new_state),
+    .rst(rst),
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$13  = \$2 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    \$9  = level;
     if (rst) begin
-      \$13  = 22'h000000;
+      \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$14  = \$4 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    \$10  = \$2 ;
     if (rst) begin
-      \$14  = 22'h000000;
+      \$10  = 22'h000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$15  = \$7 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    \$11  = \$5 ;
     if (rst) begin
-      \$15  = 1'h0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$16  = \$12 [13:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    \$12  = \$8 [13:0];
     if (rst) begin
-      \$16  = 14'h0000;
+      \$12  = 14'h0000;
     end
   end
-  assign state = code;
   assign v = value;
-  assign \code$5  = new_state;
-  assign \$3  = { acc[13], acc[13], acc, 5'h00 };
-  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+  assign \code$6  = new_state;
+  assign \$1  = { acc[13], acc[13], acc, 5'h00 };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -8382,22 +10261,22 @@ module \qsnn_ref.layer1.lif5.levels (level, rd__addr);
   wire [9:0] rd__data;
   reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 10'h28e;
-    rom[1] = 10'h349;
-    rom[2] = 10'h3d6;
-    rom[3] = 10'h040;
-    rom[4] = 10'h08f;
-    rom[5] = 10'h0cb;
-    rom[6] = 10'h0f8;
-    rom[7] = 10'h11a;
-    rom[8] = 10'h133;
-    rom[9] = 10'h146;
-    rom[10] = 10'h155;
-    rom[11] = 10'h15f;
-    rom[12] = 10'h168;
-    rom[13] = 10'h16e;
-    rom[14] = 10'h17b;
-    rom[15] = 10'h1bc;
+    rom[0] = 10'h2b3;
+    rom[1] = 10'h35b;
+    rom[2] = 10'h3da;
+    rom[3] = 10'h03a;
+    rom[4] = 10'h081;
+    rom[5] = 10'h0b7;
+    rom[6] = 10'h0df;
+    rom[7] = 10'h0fe;
+    rom[8] = 10'h114;
+    rom[9] = 10'h125;
+    rom[10] = 10'h133;
+    rom[11] = 10'h13c;
+    rom[12] = 10'h144;
+    rom[13] = 10'h149;
+    rom[14] = 10'h155;
+    rom[15] = 10'h190;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -8405,176 +10284,186 @@ module \qsnn_ref.layer1.lif5.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif5.quantizer (value, code);
+module \qsnn_ref.layer1.lif5.quantizer (rst, code, value, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$49  = 0;
   wire \$1 ;
-  wire [5:0] \$10 ;
+  wire \$10 ;
   wire \$11 ;
-  wire [6:0] \$12 ;
+  wire \$12 ;
   wire \$13 ;
-  wire [7:0] \$14 ;
+  wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire \$17 ;
-  wire [9:0] \$18 ;
-  wire \$19 ;
-  wire [1:0] \$2 ;
-  wire [10:0] \$20 ;
-  wire \$21 ;
-  wire [11:0] \$22 ;
-  wire \$23 ;
-  wire [12:0] \$24 ;
-  wire \$25 ;
-  wire [13:0] \$26 ;
-  wire \$27 ;
-  wire [14:0] \$28 ;
-  wire \$29 ;
+  wire [1:0] \$16 ;
+  wire [2:0] \$17 ;
+  wire [3:0] \$18 ;
+  wire [4:0] \$19 ;
+  wire \$2 ;
+  wire [5:0] \$20 ;
+  wire [6:0] \$21 ;
+  wire [7:0] \$22 ;
+  wire [8:0] \$23 ;
+  wire [9:0] \$24 ;
+  wire [10:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [12:0] \$27 ;
+  wire [13:0] \$28 ;
+  wire [14:0] \$29 ;
   wire \$3 ;
   wire [15:0] \$30 ;
-  wire [2:0] \$4 ;
+  reg [14:0] \$31 ;
+  wire \$4 ;
   wire \$5 ;
-  wire [3:0] \$6 ;
+  wire \$6 ;
   wire \$7 ;
-  wire [4:0] \$8 ;
+  wire \$8 ;
   wire \$9 ;
+  input clk;
+  wire clk;
   output [3:0] code;
   wire [3:0] code;
+  input rst;
+  wire rst;
+  reg [14:0] thermometer = 15'h0000;
   input [13:0] value;
   wire [13:0] value;
   assign \$1  = $signed(value) > $signed(10'h2eb);
-  assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(8'h8f);
-  assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(5'h0b);
-  assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(8'h67);
-  assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(9'h0ad);
-  assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(9'h0e1);
-  assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(10'h109);
-  assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(10'h126);
-  assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(10'h13c);
-  assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(10'h14d);
-  assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(10'h15a);
-  assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(10'h163);
-  assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(10'h16b);
-  assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(10'h174);
-  assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(10'h19b);
-  assign \$30  = \$28  + \$29 ;
+  assign \$2  = $signed(value) > $signed(8'h8f);
+  assign \$3  = $signed(value) > $signed(5'h0b);
+  assign \$4  = $signed(value) > $signed(8'h67);
+  assign \$5  = $signed(value) > $signed(9'h0ad);
+  assign \$6  = $signed(value) > $signed(9'h0e1);
+  assign \$7  = $signed(value) > $signed(10'h109);
+  assign \$8  = $signed(value) > $signed(10'h126);
+  assign \$9  = $signed(value) > $signed(10'h13c);
+  assign \$10  = $signed(value) > $signed(10'h14d);
+  assign \$11  = $signed(value) > $signed(10'h15a);
+  assign \$12  = $signed(value) > $signed(10'h163);
+  assign \$13  = $signed(value) > $signed(10'h16b);
+  assign \$14  = $signed(value) > $signed(10'h174);
+  assign \$15  = $signed(value) > $signed(10'h19b);
+  assign \$16  = 1'h0 + thermometer[0];
+  assign \$17  = \$16  + thermometer[1];
+  assign \$18  = \$17  + thermometer[2];
+  assign \$19  = \$18  + thermometer[3];
+  assign \$20  = \$19  + thermometer[4];
+  assign \$21  = \$20  + thermometer[5];
+  assign \$22  = \$21  + thermometer[6];
+  assign \$23  = \$22  + thermometer[7];
+  assign \$24  = \$23  + thermometer[8];
+  assign \$25  = \$24  + thermometer[9];
+  assign \$26  = \$25  + thermometer[10];
+  assign \$27  = \$26  + thermometer[11];
+  assign \$28  = \$27  + thermometer[12];
+  assign \$29  = \$28  + thermometer[13];
+  assign \$30  = \$29  + thermometer[14];
+  always @(posedge clk)
+    thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
   assign code = \$30 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif6 (rst, acc, code, spike, new_state, fresh, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
-  wire [9:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire [8:0] \$11 ;
-  wire [24:0] \$12 ;
-  reg [21:0] \$13 ;
-  reg [21:0] \$14 ;
-  reg \$15 ;
-  reg [13:0] \$16 ;
+module \qsnn_ref.layer1.lif6 (rst, acc, state, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$50  = 0;
+  wire [20:0] \$1 ;
+  reg [21:0] \$10 ;
+  reg \$11 ;
+  reg [13:0] \$12 ;
   wire [21:0] \$2 ;
-  wire [20:0] \$3 ;
-  wire [21:0] \$4 ;
+  wire \$3 ;
+  wire \$4 ;
   wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire [22:0] \$8 ;
-  wire [22:0] \$9 ;
+  wire [22:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [23:0] \$8 ;
+  reg [9:0] \$9 ;
   input [13:0] acc;
   wire [13:0] acc;
   input clk;
   wire clk;
-  input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$5 ;
+  wire [3:0] \code$6 ;
   reg [21:0] current_r = 22'h000000;
   input fresh;
   wire fresh;
+  reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
+  input [3:0] state;
   wire [3:0] state;
   (* init = 14'h0000 *)
   wire [13:0] v;
   reg [13:0] value = 14'h0000;
   reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 10'h3d6 : level;
-  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
-  assign \$4  = $signed(\$3 ) + $signed(1'h0);
-  assign \$5  = ~ fresh;
-  assign \$6  = code > 4'hd;
-  assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(13'h0800);
-  assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 9'h172 : 9'h000;
-  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h172 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
   always @(posedge clk)
-    product_r <= \$13 ;
+    leak_r <= \$9 ;
   always @(posedge clk)
-    current_r <= \$14 ;
+    current_r <= \$10 ;
   always @(posedge clk)
-    z_prev_r <= \$15 ;
+    z_prev_r <= \$11 ;
   always @(posedge clk)
-    value <= \$16 ;
+    value <= \$12 ;
   \qsnn_ref.layer1.lif6.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer1.lif6.quantizer  quantizer (
+    .clk(clk),
     .code(new_state),
+    .rst(rst),
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$13  = \$2 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
+    \$9  = level;
     if (rst) begin
-      \$13  = 22'h000000;
+      \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$14  = \$4 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
+    \$10  = \$2 ;
     if (rst) begin
-      \$14  = 22'h000000;
+      \$10  = 22'h000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$15  = \$7 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
+    \$11  = \$5 ;
     if (rst) begin
-      \$15  = 1'h0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$16  = \$12 [13:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
+    \$12  = \$8 [13:0];
     if (rst) begin
-      \$16  = 14'h0000;
+      \$12  = 14'h0000;
     end
   end
-  assign state = code;
   assign v = value;
-  assign \code$5  = new_state;
-  assign \$3  = { acc[13], acc[13], acc, 5'h00 };
-  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+  assign \code$6  = new_state;
+  assign \$1  = { acc[13], acc[13], acc, 5'h00 };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -8587,22 +10476,22 @@ module \qsnn_ref.layer1.lif6.levels (level, rd__addr);
   wire [9:0] rd__data;
   reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 10'h28e;
-    rom[1] = 10'h349;
-    rom[2] = 10'h3d6;
-    rom[3] = 10'h040;
-    rom[4] = 10'h08f;
-    rom[5] = 10'h0cb;
-    rom[6] = 10'h0f8;
-    rom[7] = 10'h11a;
-    rom[8] = 10'h133;
-    rom[9] = 10'h146;
-    rom[10] = 10'h155;
-    rom[11] = 10'h15f;
-    rom[12] = 10'h168;
-    rom[13] = 10'h16e;
-    rom[14] = 10'h17b;
-    rom[15] = 10'h1bc;
+    rom[0] = 10'h2b3;
+    rom[1] = 10'h35b;
+    rom[2] = 10'h3da;
+    rom[3] = 10'h03a;
+    rom[4] = 10'h081;
+    rom[5] = 10'h0b7;
+    rom[6] = 10'h0df;
+    rom[7] = 10'h0fe;
+    rom[8] = 10'h114;
+    rom[9] = 10'h125;
+    rom[10] = 10'h133;
+    rom[11] = 10'h13c;
+    rom[12] = 10'h144;
+    rom[13] = 10'h149;
+    rom[14] = 10'h155;
+    rom[15] = 10'h190;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -8610,176 +10499,186 @@ module \qsnn_ref.layer1.lif6.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif6.quantizer (value, code);
+module \qsnn_ref.layer1.lif6.quantizer (rst, code, value, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$51  = 0;
   wire \$1 ;
-  wire [5:0] \$10 ;
+  wire \$10 ;
   wire \$11 ;
-  wire [6:0] \$12 ;
+  wire \$12 ;
   wire \$13 ;
-  wire [7:0] \$14 ;
+  wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire \$17 ;
-  wire [9:0] \$18 ;
-  wire \$19 ;
-  wire [1:0] \$2 ;
-  wire [10:0] \$20 ;
-  wire \$21 ;
-  wire [11:0] \$22 ;
-  wire \$23 ;
-  wire [12:0] \$24 ;
-  wire \$25 ;
-  wire [13:0] \$26 ;
-  wire \$27 ;
-  wire [14:0] \$28 ;
-  wire \$29 ;
+  wire [1:0] \$16 ;
+  wire [2:0] \$17 ;
+  wire [3:0] \$18 ;
+  wire [4:0] \$19 ;
+  wire \$2 ;
+  wire [5:0] \$20 ;
+  wire [6:0] \$21 ;
+  wire [7:0] \$22 ;
+  wire [8:0] \$23 ;
+  wire [9:0] \$24 ;
+  wire [10:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [12:0] \$27 ;
+  wire [13:0] \$28 ;
+  wire [14:0] \$29 ;
   wire \$3 ;
   wire [15:0] \$30 ;
-  wire [2:0] \$4 ;
+  reg [14:0] \$31 ;
+  wire \$4 ;
   wire \$5 ;
-  wire [3:0] \$6 ;
+  wire \$6 ;
   wire \$7 ;
-  wire [4:0] \$8 ;
+  wire \$8 ;
   wire \$9 ;
+  input clk;
+  wire clk;
   output [3:0] code;
   wire [3:0] code;
+  input rst;
+  wire rst;
+  reg [14:0] thermometer = 15'h0000;
   input [13:0] value;
   wire [13:0] value;
   assign \$1  = $signed(value) > $signed(10'h2eb);
-  assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(8'h8f);
-  assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(5'h0b);
-  assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(8'h67);
-  assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(9'h0ad);
-  assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(9'h0e1);
-  assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(10'h109);
-  assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(10'h126);
-  assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(10'h13c);
-  assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(10'h14d);
-  assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(10'h15a);
-  assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(10'h163);
-  assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(10'h16b);
-  assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(10'h174);
-  assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(10'h19b);
-  assign \$30  = \$28  + \$29 ;
+  assign \$2  = $signed(value) > $signed(8'h8f);
+  assign \$3  = $signed(value) > $signed(5'h0b);
+  assign \$4  = $signed(value) > $signed(8'h67);
+  assign \$5  = $signed(value) > $signed(9'h0ad);
+  assign \$6  = $signed(value) > $signed(9'h0e1);
+  assign \$7  = $signed(value) > $signed(10'h109);
+  assign \$8  = $signed(value) > $signed(10'h126);
+  assign \$9  = $signed(value) > $signed(10'h13c);
+  assign \$10  = $signed(value) > $signed(10'h14d);
+  assign \$11  = $signed(value) > $signed(10'h15a);
+  assign \$12  = $signed(value) > $signed(10'h163);
+  assign \$13  = $signed(value) > $signed(10'h16b);
+  assign \$14  = $signed(value) > $signed(10'h174);
+  assign \$15  = $signed(value) > $signed(10'h19b);
+  assign \$16  = 1'h0 + thermometer[0];
+  assign \$17  = \$16  + thermometer[1];
+  assign \$18  = \$17  + thermometer[2];
+  assign \$19  = \$18  + thermometer[3];
+  assign \$20  = \$19  + thermometer[4];
+  assign \$21  = \$20  + thermometer[5];
+  assign \$22  = \$21  + thermometer[6];
+  assign \$23  = \$22  + thermometer[7];
+  assign \$24  = \$23  + thermometer[8];
+  assign \$25  = \$24  + thermometer[9];
+  assign \$26  = \$25  + thermometer[10];
+  assign \$27  = \$26  + thermometer[11];
+  assign \$28  = \$27  + thermometer[12];
+  assign \$29  = \$28  + thermometer[13];
+  assign \$30  = \$29  + thermometer[14];
+  always @(posedge clk)
+    thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
   assign code = \$30 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif7 (rst, acc, code, spike, new_state, fresh, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
-  wire [9:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire [8:0] \$11 ;
-  wire [24:0] \$12 ;
-  reg [21:0] \$13 ;
-  reg [21:0] \$14 ;
-  reg \$15 ;
-  reg [13:0] \$16 ;
+module \qsnn_ref.layer1.lif7 (rst, acc, state, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$52  = 0;
+  wire [20:0] \$1 ;
+  reg [21:0] \$10 ;
+  reg \$11 ;
+  reg [13:0] \$12 ;
   wire [21:0] \$2 ;
-  wire [20:0] \$3 ;
-  wire [21:0] \$4 ;
+  wire \$3 ;
+  wire \$4 ;
   wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire [22:0] \$8 ;
-  wire [22:0] \$9 ;
+  wire [22:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [23:0] \$8 ;
+  reg [9:0] \$9 ;
   input [13:0] acc;
   wire [13:0] acc;
   input clk;
   wire clk;
-  input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$5 ;
+  wire [3:0] \code$6 ;
   reg [21:0] current_r = 22'h000000;
   input fresh;
   wire fresh;
+  reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
+  input [3:0] state;
   wire [3:0] state;
   (* init = 14'h0000 *)
   wire [13:0] v;
   reg [13:0] value = 14'h0000;
   reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 10'h3d6 : level;
-  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
-  assign \$4  = $signed(\$3 ) + $signed(1'h0);
-  assign \$5  = ~ fresh;
-  assign \$6  = code > 4'hd;
-  assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(13'h0800);
-  assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 9'h172 : 9'h000;
-  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h172 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
   always @(posedge clk)
-    product_r <= \$13 ;
+    leak_r <= \$9 ;
   always @(posedge clk)
-    current_r <= \$14 ;
+    current_r <= \$10 ;
   always @(posedge clk)
-    z_prev_r <= \$15 ;
+    z_prev_r <= \$11 ;
   always @(posedge clk)
-    value <= \$16 ;
+    value <= \$12 ;
   \qsnn_ref.layer1.lif7.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer1.lif7.quantizer  quantizer (
+    .clk(clk),
     .code(new_state),
+    .rst(rst),
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$13  = \$2 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    \$9  = level;
     if (rst) begin
-      \$13  = 22'h000000;
+      \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$14  = \$4 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    \$10  = \$2 ;
     if (rst) begin
-      \$14  = 22'h000000;
+      \$10  = 22'h000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$15  = \$7 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    \$11  = \$5 ;
     if (rst) begin
-      \$15  = 1'h0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$16  = \$12 [13:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    \$12  = \$8 [13:0];
     if (rst) begin
-      \$16  = 14'h0000;
+      \$12  = 14'h0000;
     end
   end
-  assign state = code;
   assign v = value;
-  assign \code$5  = new_state;
-  assign \$3  = { acc[13], acc[13], acc, 5'h00 };
-  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+  assign \code$6  = new_state;
+  assign \$1  = { acc[13], acc[13], acc, 5'h00 };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -8792,22 +10691,22 @@ module \qsnn_ref.layer1.lif7.levels (level, rd__addr);
   wire [9:0] rd__data;
   reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 10'h28e;
-    rom[1] = 10'h349;
-    rom[2] = 10'h3d6;
-    rom[3] = 10'h040;
-    rom[4] = 10'h08f;
-    rom[5] = 10'h0cb;
-    rom[6] = 10'h0f8;
-    rom[7] = 10'h11a;
-    rom[8] = 10'h133;
-    rom[9] = 10'h146;
-    rom[10] = 10'h155;
-    rom[11] = 10'h15f;
-    rom[12] = 10'h168;
-    rom[13] = 10'h16e;
-    rom[14] = 10'h17b;
-    rom[15] = 10'h1bc;
+    rom[0] = 10'h2b3;
+    rom[1] = 10'h35b;
+    rom[2] = 10'h3da;
+    rom[3] = 10'h03a;
+    rom[4] = 10'h081;
+    rom[5] = 10'h0b7;
+    rom[6] = 10'h0df;
+    rom[7] = 10'h0fe;
+    rom[8] = 10'h114;
+    rom[9] = 10'h125;
+    rom[10] = 10'h133;
+    rom[11] = 10'h13c;
+    rom[12] = 10'h144;
+    rom[13] = 10'h149;
+    rom[14] = 10'h155;
+    rom[15] = 10'h190;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -8815,176 +10714,186 @@ module \qsnn_ref.layer1.lif7.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif7.quantizer (value, code);
+module \qsnn_ref.layer1.lif7.quantizer (rst, code, value, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$53  = 0;
   wire \$1 ;
-  wire [5:0] \$10 ;
+  wire \$10 ;
   wire \$11 ;
-  wire [6:0] \$12 ;
+  wire \$12 ;
   wire \$13 ;
-  wire [7:0] \$14 ;
+  wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire \$17 ;
-  wire [9:0] \$18 ;
-  wire \$19 ;
-  wire [1:0] \$2 ;
-  wire [10:0] \$20 ;
-  wire \$21 ;
-  wire [11:0] \$22 ;
-  wire \$23 ;
-  wire [12:0] \$24 ;
-  wire \$25 ;
-  wire [13:0] \$26 ;
-  wire \$27 ;
-  wire [14:0] \$28 ;
-  wire \$29 ;
+  wire [1:0] \$16 ;
+  wire [2:0] \$17 ;
+  wire [3:0] \$18 ;
+  wire [4:0] \$19 ;
+  wire \$2 ;
+  wire [5:0] \$20 ;
+  wire [6:0] \$21 ;
+  wire [7:0] \$22 ;
+  wire [8:0] \$23 ;
+  wire [9:0] \$24 ;
+  wire [10:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [12:0] \$27 ;
+  wire [13:0] \$28 ;
+  wire [14:0] \$29 ;
   wire \$3 ;
   wire [15:0] \$30 ;
-  wire [2:0] \$4 ;
+  reg [14:0] \$31 ;
+  wire \$4 ;
   wire \$5 ;
-  wire [3:0] \$6 ;
+  wire \$6 ;
   wire \$7 ;
-  wire [4:0] \$8 ;
+  wire \$8 ;
   wire \$9 ;
+  input clk;
+  wire clk;
   output [3:0] code;
   wire [3:0] code;
+  input rst;
+  wire rst;
+  reg [14:0] thermometer = 15'h0000;
   input [13:0] value;
   wire [13:0] value;
   assign \$1  = $signed(value) > $signed(10'h2eb);
-  assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(8'h8f);
-  assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(5'h0b);
-  assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(8'h67);
-  assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(9'h0ad);
-  assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(9'h0e1);
-  assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(10'h109);
-  assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(10'h126);
-  assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(10'h13c);
-  assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(10'h14d);
-  assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(10'h15a);
-  assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(10'h163);
-  assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(10'h16b);
-  assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(10'h174);
-  assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(10'h19b);
-  assign \$30  = \$28  + \$29 ;
+  assign \$2  = $signed(value) > $signed(8'h8f);
+  assign \$3  = $signed(value) > $signed(5'h0b);
+  assign \$4  = $signed(value) > $signed(8'h67);
+  assign \$5  = $signed(value) > $signed(9'h0ad);
+  assign \$6  = $signed(value) > $signed(9'h0e1);
+  assign \$7  = $signed(value) > $signed(10'h109);
+  assign \$8  = $signed(value) > $signed(10'h126);
+  assign \$9  = $signed(value) > $signed(10'h13c);
+  assign \$10  = $signed(value) > $signed(10'h14d);
+  assign \$11  = $signed(value) > $signed(10'h15a);
+  assign \$12  = $signed(value) > $signed(10'h163);
+  assign \$13  = $signed(value) > $signed(10'h16b);
+  assign \$14  = $signed(value) > $signed(10'h174);
+  assign \$15  = $signed(value) > $signed(10'h19b);
+  assign \$16  = 1'h0 + thermometer[0];
+  assign \$17  = \$16  + thermometer[1];
+  assign \$18  = \$17  + thermometer[2];
+  assign \$19  = \$18  + thermometer[3];
+  assign \$20  = \$19  + thermometer[4];
+  assign \$21  = \$20  + thermometer[5];
+  assign \$22  = \$21  + thermometer[6];
+  assign \$23  = \$22  + thermometer[7];
+  assign \$24  = \$23  + thermometer[8];
+  assign \$25  = \$24  + thermometer[9];
+  assign \$26  = \$25  + thermometer[10];
+  assign \$27  = \$26  + thermometer[11];
+  assign \$28  = \$27  + thermometer[12];
+  assign \$29  = \$28  + thermometer[13];
+  assign \$30  = \$29  + thermometer[14];
+  always @(posedge clk)
+    thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
   assign code = \$30 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif8 (rst, acc, code, spike, new_state, fresh, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
-  wire [9:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire [8:0] \$11 ;
-  wire [24:0] \$12 ;
-  reg [21:0] \$13 ;
-  reg [21:0] \$14 ;
-  reg \$15 ;
-  reg [13:0] \$16 ;
+module \qsnn_ref.layer1.lif8 (rst, acc, state, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$54  = 0;
+  wire [20:0] \$1 ;
+  reg [21:0] \$10 ;
+  reg \$11 ;
+  reg [13:0] \$12 ;
   wire [21:0] \$2 ;
-  wire [20:0] \$3 ;
-  wire [21:0] \$4 ;
+  wire \$3 ;
+  wire \$4 ;
   wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire [22:0] \$8 ;
-  wire [22:0] \$9 ;
+  wire [22:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [23:0] \$8 ;
+  reg [9:0] \$9 ;
   input [13:0] acc;
   wire [13:0] acc;
   input clk;
   wire clk;
-  input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$5 ;
+  wire [3:0] \code$6 ;
   reg [21:0] current_r = 22'h000000;
   input fresh;
   wire fresh;
+  reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
+  input [3:0] state;
   wire [3:0] state;
   (* init = 14'h0000 *)
   wire [13:0] v;
   reg [13:0] value = 14'h0000;
   reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 10'h3d6 : level;
-  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
-  assign \$4  = $signed(\$3 ) + $signed(1'h0);
-  assign \$5  = ~ fresh;
-  assign \$6  = code > 4'hd;
-  assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(13'h0800);
-  assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 9'h172 : 9'h000;
-  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h172 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
   always @(posedge clk)
-    product_r <= \$13 ;
+    leak_r <= \$9 ;
   always @(posedge clk)
-    current_r <= \$14 ;
+    current_r <= \$10 ;
   always @(posedge clk)
-    z_prev_r <= \$15 ;
+    z_prev_r <= \$11 ;
   always @(posedge clk)
-    value <= \$16 ;
+    value <= \$12 ;
   \qsnn_ref.layer1.lif8.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer1.lif8.quantizer  quantizer (
+    .clk(clk),
     .code(new_state),
+    .rst(rst),
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$13  = \$2 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
+    \$9  = level;
     if (rst) begin
-      \$13  = 22'h000000;
+      \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$14  = \$4 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
+    \$10  = \$2 ;
     if (rst) begin
-      \$14  = 22'h000000;
+      \$10  = 22'h000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$15  = \$7 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
+    \$11  = \$5 ;
     if (rst) begin
-      \$15  = 1'h0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$16  = \$12 [13:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
+    \$12  = \$8 [13:0];
     if (rst) begin
-      \$16  = 14'h0000;
+      \$12  = 14'h0000;
     end
   end
-  assign state = code;
   assign v = value;
-  assign \code$5  = new_state;
-  assign \$3  = { acc[13], acc[13], acc, 5'h00 };
-  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+  assign \code$6  = new_state;
+  assign \$1  = { acc[13], acc[13], acc, 5'h00 };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -8997,22 +10906,22 @@ module \qsnn_ref.layer1.lif8.levels (level, rd__addr);
   wire [9:0] rd__data;
   reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 10'h28e;
-    rom[1] = 10'h349;
-    rom[2] = 10'h3d6;
-    rom[3] = 10'h040;
-    rom[4] = 10'h08f;
-    rom[5] = 10'h0cb;
-    rom[6] = 10'h0f8;
-    rom[7] = 10'h11a;
-    rom[8] = 10'h133;
-    rom[9] = 10'h146;
-    rom[10] = 10'h155;
-    rom[11] = 10'h15f;
-    rom[12] = 10'h168;
-    rom[13] = 10'h16e;
-    rom[14] = 10'h17b;
-    rom[15] = 10'h1bc;
+    rom[0] = 10'h2b3;
+    rom[1] = 10'h35b;
+    rom[2] = 10'h3da;
+    rom[3] = 10'h03a;
+    rom[4] = 10'h081;
+    rom[5] = 10'h0b7;
+    rom[6] = 10'h0df;
+    rom[7] = 10'h0fe;
+    rom[8] = 10'h114;
+    rom[9] = 10'h125;
+    rom[10] = 10'h133;
+    rom[11] = 10'h13c;
+    rom[12] = 10'h144;
+    rom[13] = 10'h149;
+    rom[14] = 10'h155;
+    rom[15] = 10'h190;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -9020,176 +10929,186 @@ module \qsnn_ref.layer1.lif8.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif8.quantizer (value, code);
+module \qsnn_ref.layer1.lif8.quantizer (rst, code, value, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$55  = 0;
   wire \$1 ;
-  wire [5:0] \$10 ;
+  wire \$10 ;
   wire \$11 ;
-  wire [6:0] \$12 ;
+  wire \$12 ;
   wire \$13 ;
-  wire [7:0] \$14 ;
+  wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire \$17 ;
-  wire [9:0] \$18 ;
-  wire \$19 ;
-  wire [1:0] \$2 ;
-  wire [10:0] \$20 ;
-  wire \$21 ;
-  wire [11:0] \$22 ;
-  wire \$23 ;
-  wire [12:0] \$24 ;
-  wire \$25 ;
-  wire [13:0] \$26 ;
-  wire \$27 ;
-  wire [14:0] \$28 ;
-  wire \$29 ;
+  wire [1:0] \$16 ;
+  wire [2:0] \$17 ;
+  wire [3:0] \$18 ;
+  wire [4:0] \$19 ;
+  wire \$2 ;
+  wire [5:0] \$20 ;
+  wire [6:0] \$21 ;
+  wire [7:0] \$22 ;
+  wire [8:0] \$23 ;
+  wire [9:0] \$24 ;
+  wire [10:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [12:0] \$27 ;
+  wire [13:0] \$28 ;
+  wire [14:0] \$29 ;
   wire \$3 ;
   wire [15:0] \$30 ;
-  wire [2:0] \$4 ;
+  reg [14:0] \$31 ;
+  wire \$4 ;
   wire \$5 ;
-  wire [3:0] \$6 ;
+  wire \$6 ;
   wire \$7 ;
-  wire [4:0] \$8 ;
+  wire \$8 ;
   wire \$9 ;
+  input clk;
+  wire clk;
   output [3:0] code;
   wire [3:0] code;
+  input rst;
+  wire rst;
+  reg [14:0] thermometer = 15'h0000;
   input [13:0] value;
   wire [13:0] value;
   assign \$1  = $signed(value) > $signed(10'h2eb);
-  assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(8'h8f);
-  assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(5'h0b);
-  assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(8'h67);
-  assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(9'h0ad);
-  assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(9'h0e1);
-  assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(10'h109);
-  assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(10'h126);
-  assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(10'h13c);
-  assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(10'h14d);
-  assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(10'h15a);
-  assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(10'h163);
-  assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(10'h16b);
-  assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(10'h174);
-  assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(10'h19b);
-  assign \$30  = \$28  + \$29 ;
+  assign \$2  = $signed(value) > $signed(8'h8f);
+  assign \$3  = $signed(value) > $signed(5'h0b);
+  assign \$4  = $signed(value) > $signed(8'h67);
+  assign \$5  = $signed(value) > $signed(9'h0ad);
+  assign \$6  = $signed(value) > $signed(9'h0e1);
+  assign \$7  = $signed(value) > $signed(10'h109);
+  assign \$8  = $signed(value) > $signed(10'h126);
+  assign \$9  = $signed(value) > $signed(10'h13c);
+  assign \$10  = $signed(value) > $signed(10'h14d);
+  assign \$11  = $signed(value) > $signed(10'h15a);
+  assign \$12  = $signed(value) > $signed(10'h163);
+  assign \$13  = $signed(value) > $signed(10'h16b);
+  assign \$14  = $signed(value) > $signed(10'h174);
+  assign \$15  = $signed(value) > $signed(10'h19b);
+  assign \$16  = 1'h0 + thermometer[0];
+  assign \$17  = \$16  + thermometer[1];
+  assign \$18  = \$17  + thermometer[2];
+  assign \$19  = \$18  + thermometer[3];
+  assign \$20  = \$19  + thermometer[4];
+  assign \$21  = \$20  + thermometer[5];
+  assign \$22  = \$21  + thermometer[6];
+  assign \$23  = \$22  + thermometer[7];
+  assign \$24  = \$23  + thermometer[8];
+  assign \$25  = \$24  + thermometer[9];
+  assign \$26  = \$25  + thermometer[10];
+  assign \$27  = \$26  + thermometer[11];
+  assign \$28  = \$27  + thermometer[12];
+  assign \$29  = \$28  + thermometer[13];
+  assign \$30  = \$29  + thermometer[14];
+  always @(posedge clk)
+    thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
   assign code = \$30 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif9 (rst, acc, code, spike, new_state, fresh, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
-  wire [9:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire [8:0] \$11 ;
-  wire [24:0] \$12 ;
-  reg [21:0] \$13 ;
-  reg [21:0] \$14 ;
-  reg \$15 ;
-  reg [13:0] \$16 ;
+module \qsnn_ref.layer1.lif9 (rst, acc, state, spike, new_state, fresh, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$56  = 0;
+  wire [20:0] \$1 ;
+  reg [21:0] \$10 ;
+  reg \$11 ;
+  reg [13:0] \$12 ;
   wire [21:0] \$2 ;
-  wire [20:0] \$3 ;
-  wire [21:0] \$4 ;
+  wire \$3 ;
+  wire \$4 ;
   wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire [22:0] \$8 ;
-  wire [22:0] \$9 ;
+  wire [22:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [23:0] \$8 ;
+  reg [9:0] \$9 ;
   input [13:0] acc;
   wire [13:0] acc;
   input clk;
   wire clk;
-  input [3:0] code;
   wire [3:0] code;
-  wire [3:0] \code$5 ;
+  wire [3:0] \code$6 ;
   reg [21:0] current_r = 22'h000000;
   input fresh;
   wire fresh;
+  reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
   wire [3:0] new_state;
-  reg [21:0] product_r = 22'h000000;
   input rst;
   wire rst;
   output spike;
   wire spike;
+  input [3:0] state;
   wire [3:0] state;
   (* init = 14'h0000 *)
   wire [13:0] v;
   reg [13:0] value = 14'h0000;
   reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
   assign spike = new_state > 4'hd;
-  assign \$1  = fresh ? 10'h3d6 : level;
-  assign \$2  = $signed(13'h0e66) * $signed(\$1 );
-  assign \$4  = $signed(\$3 ) + $signed(1'h0);
-  assign \$5  = ~ fresh;
-  assign \$6  = code > 4'hd;
-  assign \$7  = \$5  & \$6 ;
-  assign \$8  = $signed(product_r) + $signed(13'h0800);
-  assign \$10  = $signed(\$9 ) + $signed(current_r);
-  assign \$11  = z_prev_r ? 9'h172 : 9'h000;
-  assign \$12  = $signed(\$10 ) - $signed({ 1'h0, \$11  });
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h172 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
   always @(posedge clk)
-    product_r <= \$13 ;
+    leak_r <= \$9 ;
   always @(posedge clk)
-    current_r <= \$14 ;
+    current_r <= \$10 ;
   always @(posedge clk)
-    z_prev_r <= \$15 ;
+    z_prev_r <= \$11 ;
   always @(posedge clk)
-    value <= \$16 ;
+    value <= \$12 ;
   \qsnn_ref.layer1.lif9.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer1.lif9.quantizer  quantizer (
+    .clk(clk),
     .code(new_state),
+    .rst(rst),
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$13  = \$2 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    \$9  = level;
     if (rst) begin
-      \$13  = 22'h000000;
+      \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$14  = \$4 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    \$10  = \$2 ;
     if (rst) begin
-      \$14  = 22'h000000;
+      \$10  = 22'h000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$15  = \$7 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    \$11  = \$5 ;
     if (rst) begin
-      \$15  = 1'h0;
+      \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$16  = \$12 [13:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    \$12  = \$8 [13:0];
     if (rst) begin
-      \$16  = 14'h0000;
+      \$12  = 14'h0000;
     end
   end
-  assign state = code;
   assign v = value;
-  assign \code$5  = new_state;
-  assign \$3  = { acc[13], acc[13], acc, 5'h00 };
-  assign \$9  = { \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22], \$8 [22:12] };
+  assign \code$6  = new_state;
+  assign \$1  = { acc[13], acc[13], acc, 5'h00 };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -9202,22 +11121,22 @@ module \qsnn_ref.layer1.lif9.levels (level, rd__addr);
   wire [9:0] rd__data;
   reg [9:0] rom [15:0];
   initial begin
-    rom[0] = 10'h28e;
-    rom[1] = 10'h349;
-    rom[2] = 10'h3d6;
-    rom[3] = 10'h040;
-    rom[4] = 10'h08f;
-    rom[5] = 10'h0cb;
-    rom[6] = 10'h0f8;
-    rom[7] = 10'h11a;
-    rom[8] = 10'h133;
-    rom[9] = 10'h146;
-    rom[10] = 10'h155;
-    rom[11] = 10'h15f;
-    rom[12] = 10'h168;
-    rom[13] = 10'h16e;
-    rom[14] = 10'h17b;
-    rom[15] = 10'h1bc;
+    rom[0] = 10'h2b3;
+    rom[1] = 10'h35b;
+    rom[2] = 10'h3da;
+    rom[3] = 10'h03a;
+    rom[4] = 10'h081;
+    rom[5] = 10'h0b7;
+    rom[6] = 10'h0df;
+    rom[7] = 10'h0fe;
+    rom[8] = 10'h114;
+    rom[9] = 10'h125;
+    rom[10] = 10'h133;
+    rom[11] = 10'h13c;
+    rom[12] = 10'h144;
+    rom[13] = 10'h149;
+    rom[14] = 10'h155;
+    rom[15] = 10'h190;
   end
   assign level = rom[rd__addr];
   assign code = rd__addr;
@@ -9225,98 +11144,114 @@ module \qsnn_ref.layer1.lif9.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif9.quantizer (value, code);
+module \qsnn_ref.layer1.lif9.quantizer (rst, code, value, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$57  = 0;
   wire \$1 ;
-  wire [5:0] \$10 ;
+  wire \$10 ;
   wire \$11 ;
-  wire [6:0] \$12 ;
+  wire \$12 ;
   wire \$13 ;
-  wire [7:0] \$14 ;
+  wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire \$17 ;
-  wire [9:0] \$18 ;
-  wire \$19 ;
-  wire [1:0] \$2 ;
-  wire [10:0] \$20 ;
-  wire \$21 ;
-  wire [11:0] \$22 ;
-  wire \$23 ;
-  wire [12:0] \$24 ;
-  wire \$25 ;
-  wire [13:0] \$26 ;
-  wire \$27 ;
-  wire [14:0] \$28 ;
-  wire \$29 ;
+  wire [1:0] \$16 ;
+  wire [2:0] \$17 ;
+  wire [3:0] \$18 ;
+  wire [4:0] \$19 ;
+  wire \$2 ;
+  wire [5:0] \$20 ;
+  wire [6:0] \$21 ;
+  wire [7:0] \$22 ;
+  wire [8:0] \$23 ;
+  wire [9:0] \$24 ;
+  wire [10:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [12:0] \$27 ;
+  wire [13:0] \$28 ;
+  wire [14:0] \$29 ;
   wire \$3 ;
   wire [15:0] \$30 ;
-  wire [2:0] \$4 ;
+  reg [14:0] \$31 ;
+  wire \$4 ;
   wire \$5 ;
-  wire [3:0] \$6 ;
+  wire \$6 ;
   wire \$7 ;
-  wire [4:0] \$8 ;
+  wire \$8 ;
   wire \$9 ;
+  input clk;
+  wire clk;
   output [3:0] code;
   wire [3:0] code;
+  input rst;
+  wire rst;
+  reg [14:0] thermometer = 15'h0000;
   input [13:0] value;
   wire [13:0] value;
   assign \$1  = $signed(value) > $signed(10'h2eb);
-  assign \$2  = 1'h0 + \$1 ;
-  assign \$3  = $signed(value) > $signed(8'h8f);
-  assign \$4  = \$2  + \$3 ;
-  assign \$5  = $signed(value) > $signed(5'h0b);
-  assign \$6  = \$4  + \$5 ;
-  assign \$7  = $signed(value) > $signed(8'h67);
-  assign \$8  = \$6  + \$7 ;
-  assign \$9  = $signed(value) > $signed(9'h0ad);
-  assign \$10  = \$8  + \$9 ;
-  assign \$11  = $signed(value) > $signed(9'h0e1);
-  assign \$12  = \$10  + \$11 ;
-  assign \$13  = $signed(value) > $signed(10'h109);
-  assign \$14  = \$12  + \$13 ;
-  assign \$15  = $signed(value) > $signed(10'h126);
-  assign \$16  = \$14  + \$15 ;
-  assign \$17  = $signed(value) > $signed(10'h13c);
-  assign \$18  = \$16  + \$17 ;
-  assign \$19  = $signed(value) > $signed(10'h14d);
-  assign \$20  = \$18  + \$19 ;
-  assign \$21  = $signed(value) > $signed(10'h15a);
-  assign \$22  = \$20  + \$21 ;
-  assign \$23  = $signed(value) > $signed(10'h163);
-  assign \$24  = \$22  + \$23 ;
-  assign \$25  = $signed(value) > $signed(10'h16b);
-  assign \$26  = \$24  + \$25 ;
-  assign \$27  = $signed(value) > $signed(10'h174);
-  assign \$28  = \$26  + \$27 ;
-  assign \$29  = $signed(value) > $signed(10'h19b);
-  assign \$30  = \$28  + \$29 ;
+  assign \$2  = $signed(value) > $signed(8'h8f);
+  assign \$3  = $signed(value) > $signed(5'h0b);
+  assign \$4  = $signed(value) > $signed(8'h67);
+  assign \$5  = $signed(value) > $signed(9'h0ad);
+  assign \$6  = $signed(value) > $signed(9'h0e1);
+  assign \$7  = $signed(value) > $signed(10'h109);
+  assign \$8  = $signed(value) > $signed(10'h126);
+  assign \$9  = $signed(value) > $signed(10'h13c);
+  assign \$10  = $signed(value) > $signed(10'h14d);
+  assign \$11  = $signed(value) > $signed(10'h15a);
+  assign \$12  = $signed(value) > $signed(10'h163);
+  assign \$13  = $signed(value) > $signed(10'h16b);
+  assign \$14  = $signed(value) > $signed(10'h174);
+  assign \$15  = $signed(value) > $signed(10'h19b);
+  assign \$16  = 1'h0 + thermometer[0];
+  assign \$17  = \$16  + thermometer[1];
+  assign \$18  = \$17  + thermometer[2];
+  assign \$19  = \$18  + thermometer[3];
+  assign \$20  = \$19  + thermometer[4];
+  assign \$21  = \$20  + thermometer[5];
+  assign \$22  = \$21  + thermometer[6];
+  assign \$23  = \$22  + thermometer[7];
+  assign \$24  = \$23  + thermometer[8];
+  assign \$25  = \$24  + thermometer[9];
+  assign \$26  = \$25  + thermometer[10];
+  assign \$27  = \$26  + thermometer[11];
+  assign \$28  = \$27  + thermometer[12];
+  assign \$29  = \$28  + thermometer[13];
+  assign \$30  = \$29  + thermometer[14];
+  always @(posedge clk)
+    thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
   assign code = \$30 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.states (rst, r_data, \port$1204$0 , \port$1249$0 , \port$1294$0 , \port$1339$0 , \port$1384$0 , \port$1429$0 , \port$1474$0 , \port$1519$0 , \port$1564$0 , \port$1609$0 , rd__addr, wr__en, wr__addr, clk);
+module \qsnn_ref.layer1.states (rst, r_data, \port$1208$0 , \port$1250$0 , \port$1292$0 , \port$1334$0 , \port$1376$0 , \port$1418$0 , \port$1460$0 , \port$1502$0 , \port$1544$0 , \port$1586$0 , rd__addr, wr__en, wr__addr, clk);
   input clk;
   wire clk;
-  input [3:0] \port$1204$0 ;
-  wire [3:0] \port$1204$0 ;
-  input [3:0] \port$1249$0 ;
-  wire [3:0] \port$1249$0 ;
-  input [3:0] \port$1294$0 ;
-  wire [3:0] \port$1294$0 ;
-  input [3:0] \port$1339$0 ;
-  wire [3:0] \port$1339$0 ;
-  input [3:0] \port$1384$0 ;
-  wire [3:0] \port$1384$0 ;
-  input [3:0] \port$1429$0 ;
-  wire [3:0] \port$1429$0 ;
-  input [3:0] \port$1474$0 ;
-  wire [3:0] \port$1474$0 ;
-  input [3:0] \port$1519$0 ;
-  wire [3:0] \port$1519$0 ;
-  input [3:0] \port$1564$0 ;
-  wire [3:0] \port$1564$0 ;
-  input [3:0] \port$1609$0 ;
-  wire [3:0] \port$1609$0 ;
+  input [3:0] \port$1208$0 ;
+  wire [3:0] \port$1208$0 ;
+  input [3:0] \port$1250$0 ;
+  wire [3:0] \port$1250$0 ;
+  input [3:0] \port$1292$0 ;
+  wire [3:0] \port$1292$0 ;
+  input [3:0] \port$1334$0 ;
+  wire [3:0] \port$1334$0 ;
+  input [3:0] \port$1376$0 ;
+  wire [3:0] \port$1376$0 ;
+  input [3:0] \port$1418$0 ;
+  wire [3:0] \port$1418$0 ;
+  input [3:0] \port$1460$0 ;
+  wire [3:0] \port$1460$0 ;
+  input [3:0] \port$1502$0 ;
+  wire [3:0] \port$1502$0 ;
+  input [3:0] \port$1544$0 ;
+  wire [3:0] \port$1544$0 ;
+  input [3:0] \port$1586$0 ;
+  wire [3:0] \port$1586$0 ;
   wire r_addr;
   output [39:0] r_data;
   wire [39:0] r_data;
@@ -9360,7 +11295,7 @@ module \qsnn_ref.layer1.states (rst, r_data, \port$1204$0 , \port$1249$0 , \port
   end
   always @(posedge clk) begin
     if (wr__en)
-      mem[wr__addr] <= { \port$1609$0 , \port$1564$0 , \port$1519$0 , \port$1474$0 , \port$1429$0 , \port$1384$0 , \port$1339$0 , \port$1294$0 , \port$1249$0 , \port$1204$0  };
+      mem[wr__addr] <= { \port$1586$0 , \port$1544$0 , \port$1502$0 , \port$1460$0 , \port$1418$0 , \port$1376$0 , \port$1334$0 , \port$1292$0 , \port$1250$0 , \port$1208$0  };
   end
   reg [0:0] _0_;
   always @(posedge clk) begin
@@ -9368,21 +11303,21 @@ module \qsnn_ref.layer1.states (rst, r_data, \port$1204$0 , \port$1249$0 , \port
   end
   assign r_data = mem[_0_];
   assign w_addr = wr__addr;
-  assign wr__data = { \port$1609$0 , \port$1564$0 , \port$1519$0 , \port$1474$0 , \port$1429$0 , \port$1384$0 , \port$1339$0 , \port$1294$0 , \port$1249$0 , \port$1204$0  };
-  assign w_data = { \port$1609$0 , \port$1564$0 , \port$1519$0 , \port$1474$0 , \port$1429$0 , \port$1384$0 , \port$1339$0 , \port$1294$0 , \port$1249$0 , \port$1204$0  };
+  assign wr__data = { \port$1586$0 , \port$1544$0 , \port$1502$0 , \port$1460$0 , \port$1418$0 , \port$1376$0 , \port$1334$0 , \port$1292$0 , \port$1250$0 , \port$1208$0  };
+  assign w_data = { \port$1586$0 , \port$1544$0 , \port$1502$0 , \port$1460$0 , \port$1418$0 , \port$1376$0 , \port$1334$0 , \port$1292$0 , \port$1250$0 , \port$1208$0  };
   assign w_en = wr__en;
   assign r_addr = rd__addr;
   assign rd__data = r_data;
-  assign \w_data[0]  = \port$1204$0 ;
-  assign \w_data[1]  = \port$1249$0 ;
-  assign \w_data[2]  = \port$1294$0 ;
-  assign \w_data[3]  = \port$1339$0 ;
-  assign \w_data[4]  = \port$1384$0 ;
-  assign \w_data[5]  = \port$1429$0 ;
-  assign \w_data[6]  = \port$1474$0 ;
-  assign \w_data[7]  = \port$1519$0 ;
-  assign \w_data[8]  = \port$1564$0 ;
-  assign \w_data[9]  = \port$1609$0 ;
+  assign \w_data[0]  = \port$1208$0 ;
+  assign \w_data[1]  = \port$1250$0 ;
+  assign \w_data[2]  = \port$1292$0 ;
+  assign \w_data[3]  = \port$1334$0 ;
+  assign \w_data[4]  = \port$1376$0 ;
+  assign \w_data[5]  = \port$1418$0 ;
+  assign \w_data[6]  = \port$1460$0 ;
+  assign \w_data[7]  = \port$1502$0 ;
+  assign \w_data[8]  = \port$1544$0 ;
+  assign \w_data[9]  = \port$1586$0 ;
   assign \r_data[0]  = r_data[3:0];
   assign \r_data[1]  = r_data[7:4];
   assign \r_data[2]  = r_data[11:8];
@@ -9396,7 +11331,7 @@ module \qsnn_ref.layer1.states (rst, r_data, \port$1204$0 , \port$1249$0 , \port
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.weights (rst, rd__addr, data, clk);
+module \qsnn_ref.layer1.weights (rst, data, rd__addr, clk);
   wire [6:0] addr;
   input clk;
   wire clk;

@@ -20,7 +20,7 @@ def test_validation():
         StateQuantizer(np.array([3, 2, 5]), 8)
     with pytest.raises(ValueError, match="value_width must be in"):
         StateQuantizer(np.array([1]), 0)
-    assert StateQuantizer(np.arange(15), 8).latency == 0       # 4 bits: comparator tree
+    assert StateQuantizer(np.arange(15), 8).latency == 1       # 4 bits: comparators
     assert StateQuantizer(np.arange(31), 8).latency == 5       # 5 bits: pipelined search
     assert StateQuantizer(np.arange(3), 8, pipelined=True).latency == 2
 

@@ -14,6 +14,7 @@ import pytest
 
 from qsnn_hw.contract import IntLayer, IntNetwork
 from qsnn_hw.golden import simulate
+from qsnn_hw.hdl.geometry import min_fifo_depth
 from qsnn_hw.hdl.sim_util import run_core, sample_beats
 from qsnn_hw.hdl.top import NetworkTop
 from qsnn_hw.testing import FAMILIES, random_inputs, random_network
@@ -167,10 +168,40 @@ def test_top_validation():
 @pytest.mark.sim
 @pytest.mark.parametrize("seed", range(8))
 def test_minimal_fifos_and_bursty_input(seed):
-    """Smallest output FIFOs (G + 1 words: every layer waits for the next to drain) and an
-    input source that pauses at random: still bit-exact."""
+    """Smallest output FIFOs (one timestep of words: every layer waits for the next to
+    drain) and an input source that pauses at random: still bit-exact."""
     net, x, lanes, rng = sweep_config(500 + seed)
-    depths = [-(-la.n_out // p) + 1 for la, p in zip(net.layers, lanes, strict=True)]
+    depths = [min_fifo_depth(-(-la.n_out // p)) for la, p in zip(net.layers, lanes, strict=True)]
     run = run_core(net, x, lanes=lanes, fifo_depth=depths, rng=rng, gaps=0.3)
     assert not run.error
     assert_bit_exact(net, x, run, f"seed={500 + seed} minimal FIFOs {depths}")
+
+
+@pytest.mark.sim
+def test_minimal_fifos_one_group_per_layer():
+    """G = 1 in every layer (P >= N): back-to-back update words into the smallest
+    block-RAM FIFO (a depth of 2 would drop the end-of-timestep word and hang)."""
+    rng = np.random.default_rng(77)
+    net = random_network(rng, sizes=[12, 5, 3], input_bits=1)
+    x = (rng.random((3, 6, 12)) < 0.5).astype(np.int64)
+    depths = [min_fifo_depth(1)] * 2
+    run = run_core(net, x, lanes=[5, 3], fifo_depth=depths, rng=rng, gaps=0.0)
+    assert not run.error
+    assert_bit_exact(net, x, run, f"G = 1, FIFOs {depths}")
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("groups", [1, 2, 3, 4])
+@pytest.mark.parametrize("gaps", [0.0, 0.5])
+def test_accumulator_forwarding(groups, gaps):
+    """With G <= 3 an event reads an accumulator word G to 3 cycles after an earlier
+    event's sum for it was issued (dense input, back to back or with random gaps): every
+    distance the accumulate pipeline forwards; G = 4 needs no forwarding. (Dropping the
+    distance-3 forwarding fails G = 1, 2, 3 here.)"""
+    rng = np.random.default_rng(900 + groups)
+    n = 3 * groups
+    net = random_network(rng, sizes=[10, n, 2], input_bits=1)
+    x = (rng.random((2, 5, 10)) < 0.9).astype(np.int64)
+    run = run_core(net, x, lanes=[3, 1], rng=rng, gaps=gaps)
+    assert not run.error
+    assert_bit_exact(net, x, run, f"G = {groups}, gaps {gaps}")

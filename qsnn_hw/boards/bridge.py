@@ -13,14 +13,16 @@ from amaranth.lib.wiring import In, Out
 
 from ..contract import IntNetwork
 from ..hdl._util import index_width
+from ..hdl.geometry import min_fifo_depth
 from ..hdl.top import NetworkTop, lanes_per_layer
 from . import protocol as P
 from .uart import UARTRx, UARTTx, check_divisor
 
 
 def min_fifo_depths(net: IntNetwork, lanes) -> list[int]:
-    """One timestep of spike words (G + 1) per layer: the smallest legal output FIFOs."""
-    return [-(-layer.n_out // p) + 1
+    """One timestep of spike words per layer: the smallest legal output FIFOs
+    (:func:`qsnn_hw.hdl.geometry.min_fifo_depth`)."""
+    return [min_fifo_depth(-(-layer.n_out // p))
             for layer, p in zip(net.layers, lanes_per_layer(net, lanes), strict=True)]
 
 

@@ -2,13 +2,14 @@
 
 One layer, one timestep, input always available::
 
-    cycles = E * G + G + L + 3
+    cycles = E*G + G + L + 4 + 2*[E > 0]
 
 E input events (spikes; for a direct-input layer E = M, every value is a dense
 multiply-accumulate), G = ceil(N/P) groups, L the LIF datapath latency (2 register
 stages, plus n for the pipelined quantizer search). The accumulate phase does P synaptic
-operations in each of its E*G cycles; the update phase takes G cycles plus L + 3 (read
-latency, end-of-timestep word, phase switch).
+operations in each of its E*G cycles; the update phase takes G cycles plus L + 4
+(update start, read latency, end-of-timestep word, phase switch), plus 2 after a
+timestep with events (the accumulate pipeline's last sums).
 
 A network overlaps its layers: layer l accumulates timestep t while layer l-1 updates
 t. :func:`network_cycles` evaluates the schedule with that overlap; per sample add
@@ -22,7 +23,9 @@ import numpy as np
 from .geometry import LayerGeometry
 
 # Measured on the gateware (tests/test_hdl_cycles.py checks the model against it):
-STEP_OVERHEAD = 3          # cycles per timestep beyond E*G + G + L
+STEP_OVERHEAD = 4          # cycles per timestep beyond E*G + G + L
+ACC_DRAIN = 3              # the accumulate pipeline's last sums, when there were events
+FORMULA = f"E*G + G + L + {STEP_OVERHEAD} + {ACC_DRAIN}*[E > 0]"
 WORD_DELAY = 3             # upstream update issue -> first word usable downstream
 EOT_DELAY = 2              # upstream end-of-timestep word -> downstream eot accepted
 RESULT_OVERHEAD = 2        # last eot -> argmax scan start, and the result handshake
@@ -30,7 +33,9 @@ RESULT_OVERHEAD = 2        # last eot -> argmax scan start, and the result hands
 
 def step_cycles(events, geom: LayerGeometry):
     """Cycles of one layer timestep with ``events`` input events (array-friendly)."""
-    return np.asarray(events) * geom.groups + geom.groups + geom.latency + STEP_OVERHEAD
+    events = np.asarray(events)
+    return (events * geom.groups + geom.groups + geom.latency + STEP_OVERHEAD
+            + ACC_DRAIN * (events > 0))
 
 
 def network_cycles(events: list, geoms: list[LayerGeometry], *, after_reset: bool = True
@@ -51,7 +56,7 @@ def network_cycles(events: list, geoms: list[LayerGeometry], *, after_reset: boo
             # after reset each engine first zeroes its G accumulator words
             last = geom.groups if (b == 0 and after_reset) else 0
             for t in range(steps):
-                tail = geom.groups + geom.latency + STEP_OVERHEAD
+                tail = geom.groups + geom.latency + STEP_OVERHEAD + ACC_DRAIN * (ev[t] > 0)
                 if prev_end is None:
                     acc_end = last + ev[t] * geom.groups
                 else:

@@ -55,13 +55,15 @@ def manifest(top: NetworkTop, name: str) -> dict:
                        "update": layer.update_width(net.layer_input_max(i)),
                        "bias": g.bias_width, "level": g.level_width},
             "quantizer": {"latency": g.quantizer_latency,
-                          "kind": "pipelined-search" if g.quantizer_latency else "comparators"}
+                          "kind": g.quantizer_kind}
             if layer.quantized else None,
             "fifo_depth": g.fifo_depth,
             "memory_bits": g.memory_bits(),
             "datapath_latency": g.latency,
-            "cycles_per_timestep": {"formula": "E*G + G + L + 3", "G": g.groups, "L": g.latency,
-                                    "C": g.latency + cycles.STEP_OVERHEAD},
+            "cycles_per_timestep": {"formula": cycles.FORMULA, "G": g.groups, "L": g.latency,
+                                    "C": g.latency + cycles.STEP_OVERHEAD,
+                                    "C_with_events": g.latency + cycles.STEP_OVERHEAD
+                                    + cycles.ACC_DRAIN},
         })
     ports = []
     for path, member, _ in top.signature.flatten(top):
@@ -85,11 +87,11 @@ def manifest(top: NetworkTop, name: str) -> dict:
         "layers": layers,
         "memory_bits_total": total,
         "cycle_model": {
-            "per_timestep": "layer l: E_l*G_l + G_l + L_l + 3 (E_l input events; "
+            "per_timestep": f"layer l: {cycles.FORMULA} (E input events; "
                             "direct input: E_0 = M)",
             "per_sample": "layers overlap (qsnn_hw.hdl.cycles.network_cycles); + N_out + 2 "
                           "for argmax and result",
-            "constants": {"STEP_OVERHEAD": cycles.STEP_OVERHEAD,
+            "constants": {"STEP_OVERHEAD": cycles.STEP_OVERHEAD, "ACC_DRAIN": cycles.ACC_DRAIN,
                           "WORD_DELAY": cycles.WORD_DELAY, "EOT_DELAY": cycles.EOT_DELAY,
                           "RESULT_OVERHEAD": cycles.RESULT_OVERHEAD},
         },

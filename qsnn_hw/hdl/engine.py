@@ -9,11 +9,11 @@ Per timestep the engine runs two phases (docs/hardware.md has the diagram):
 * **update**: on the end-of-timestep marker, for g = 0..G-1 it reads ``acc[g]``, the
   state word and the bias word, runs P LIF datapaths, writes the new states, clears
   ``acc[g]`` and pushes the non-zero spike masks, then an end-of-timestep word, into the
-  output FIFO. The update starts only when the FIFO has room for a whole timestep
-  (G + 1 words), so the update pipeline never stalls.
+  output FIFO (``SyncFIFOBuffered``: block RAM). The update starts only when the FIFO
+  has room for a whole timestep (G + 1 words), so the update pipeline never stalls.
 
-Cycles per timestep, input always available: ``E*G + G + L + 3`` (E events, L the
-LIF datapath latency); see :mod:`qsnn_hw.hdl.cycles`.
+Cycles per timestep, input always available: ``E*G + G + L + 4 + 2*[E > 0]`` (E events,
+L the LIF datapath latency); see :mod:`qsnn_hw.hdl.cycles`.
 
 A new sample needs no memory clearing: ``start`` marks the next timestep *fresh*, and
 the datapaths then use the rest state instead of the stored one. After reset the engine
@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import enum
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .._check import check_choice, check_int
 from ..contract import IntLayer
 from ._util import ceil_div, check_lanes, index_width
-from .geometry import LayerGeometry, default_fifo_depth
+from .geometry import LayerGeometry, default_fifo_depth, min_fifo_depth
 from .layouts import direct_value_layout, spike_event_layout, spike_word_layout
 from .lif import LIFDatapath
 from .state_memory import LaneMemory, StateMemory
@@ -57,7 +57,7 @@ class LayerEngine(wiring.Component):
         or "words" (spike words from an upstream engine).
     input_bits : value width for "direct".
     upstream_groups, upstream_lanes : geometry of the upstream engine for "words".
-    fifo_depth : output FIFO depth in words (>= G + 1; default 2 * (G + 1)).
+    fifo_depth : output FIFO depth in words (>= max(G + 1, 3); default 2 * (G + 1)).
     pipelined : state quantizer implementation (None: automatic).
 
     Members
@@ -98,12 +98,13 @@ class LayerEngine(wiring.Component):
             in_layout = spike_word_layout(self.upstream_groups, self.upstream_lanes)
         self.in_layout = in_layout
         self.fifo_depth = default_fifo_depth(G) if fifo_depth is None else \
-            check_int("fifo_depth", fifo_depth, G + 1)
+            check_int("fifo_depth", fifo_depth, min_fifo_depth(G))
         self.geometry = LayerGeometry.of(layer, P, input_bits=self.input_bits,
                                          fifo_depth=self.fifo_depth, pipelined=pipelined)
         self.acc_width = self.geometry.acc_width
         self.weights = WeightMemory(layer.weight, P)
-        self.accumulators = LaneMemory(width=self.acc_width, is_signed=True, lanes=P, depth=G)
+        self.accumulators = LaneMemory(width=self.acc_width, is_signed=True, lanes=P, depth=G,
+                                       transparent=False)
         self.states = StateMemory(layer, P)
         self.biases = None
         if layer.bias is not None:
@@ -116,7 +117,7 @@ class LayerEngine(wiring.Component):
                           for _ in range(P)]
         self.latency = self.datapaths[0].latency
         self.out_layout = spike_word_layout(G, P)
-        self.fifo = fifo.SyncFIFO(width=self.out_layout.size, depth=self.fifo_depth)
+        self.fifo = fifo.SyncFIFOBuffered(width=self.out_layout.size, depth=self.fifo_depth)
         # Simulation probes (not ports): the phase and the end-of-timestep pulse.
         self.phase = Signal(Phase, init=Phase.CLEAR)
         self.step_done = Signal()
@@ -151,6 +152,7 @@ class LayerEngine(wiring.Component):
         ev_take = Signal()
         error_set = Signal()
         fresh = Signal(init=1)
+        upd_pending = Signal()  # end of timestep taken, waiting for the accumulate pipeline
         pay = self.events.payload
         if self.input_kind == "spike":
             bad = ~pay.eot & (pay.last | (pay.addr >= M))
@@ -175,9 +177,13 @@ class LayerEngine(wiring.Component):
             with m.If(self.start):
                 m.d.sync += idx.eq(0)
         else:
+            # Two word registers: ``nxt`` takes words from the upstream FIFO (its ready is a
+            # register, so no combinational path runs from this engine's control logic
+            # back into the upstream FIFO), ``cur`` is split into one event per set bit.
             Pu = self.upstream_lanes
             cur = Signal(self.events.payload.shape())
-            cur_valid = Signal()
+            nxt = Signal(self.events.payload.shape())
+            cur_valid, nxt_valid = Signal(), Signal()
             mask = cur.mask
             bit = Signal(index_width(Pu))
             for i in reversed(range(Pu)):  # the lowest set bit wins (assigned last)
@@ -185,52 +191,93 @@ class LayerEngine(wiring.Component):
                     m.d.comb += bit.eq(i)
             rest = (mask & (mask - 1))[:Pu]
             final = cur.eot | (rest == 0)
-            empty = cur_valid & ~cur.eot & (mask == 0)
             m.d.comb += [
-                ev_valid.eq(cur_valid & (cur.eot | (mask != 0))), ev_eot.eq(cur.eot),
+                ev_valid.eq(cur_valid), ev_eot.eq(cur.eot),
                 ev_last.eq(cur.last), ev_m.eq(cur.group * Pu + bit), ev_x.eq(1),
-                self.events.ready.eq(~cur_valid | empty | (ev_take & final)),
+                self.events.ready.eq(~nxt_valid),
             ]
-            with m.If(self.events.valid & self.events.ready):
-                m.d.sync += [cur.eq(self.events.payload), cur_valid.eq(1)]
+            incoming = self.events.payload
+            # empty words (no spike, not an end of timestep) are accepted and dropped
+            with m.If(self.events.valid & ~nxt_valid & (incoming.eot | (incoming.mask != 0))):
+                m.d.sync += [nxt.eq(incoming), nxt_valid.eq(1)]
+            cur_free = ~cur_valid | (ev_take & final)
+            with m.If(cur_free):
+                m.d.sync += [cur.eq(nxt), cur_valid.eq(nxt_valid)]
+                with m.If(nxt_valid):
+                    m.d.sync += nxt_valid.eq(0)
             with m.Elif(ev_take):
                 m.d.sync += cur.mask.eq(rest)
-                with m.If(final):
-                    m.d.sync += cur_valid.eq(0)
-            with m.Elif(empty):
-                m.d.sync += cur_valid.eq(0)
 
-        # ---- accumulate: issue stage -------------------------------------------------------
+        # ---- accumulate: one weight word per cycle, a register after every memory read --
+        # issue: weight address register | s1: weight word out of its memory; accumulator
+        # read address | s2: weight register, product; accumulator word out of its memory
+        # | s3: product and accumulator registers, forwarding, sum | s4: write the sum
+        # register. The accumulator port is not transparent: a sum written at s4 is seen
+        # by reads one cycle later, so an event reading the same word 1 to 3 cycles after
+        # an earlier one takes the in-flight sum from s4/h5/h6 instead (only possible
+        # when G <= 3: consecutive reads of one word are at least G cycles apart).
         busy = Signal()
-        base = Signal(index_width(M * G))  # m * G, the event's first weight word
+        waddr = Signal(index_width(M * G))  # m * G + g, straight from a register
         cur_x = Signal(unsigned(self.input_bits))
         g = Signal(index_width(G))
         room_ok = ofifo.level <= self.fifo_depth - (G + 1)
         free = ~busy | (g == G - 1)
         m.d.comb += ev_take.eq((phase == Phase.ACC) & free & ev_valid & (~ev_eot | room_ok))
-        m.d.comb += wm.addr.eq(base + g)
+        m.d.comb += wm.addr.eq(waddr)
         with m.If(busy):
-            m.d.sync += g.eq(g + 1)
+            m.d.sync += [g.eq(g + 1), waddr.eq(waddr + 1)]
             with m.If(g == G - 1):
                 m.d.sync += [busy.eq(0), g.eq(0)]
         with m.If(ev_take & ~ev_eot):
-            m.d.sync += [busy.eq(1), base.eq(ev_m * G), cur_x.eq(ev_x), g.eq(0)]
-        # stage 1: weights and accumulators arrive; read-modify-write acc[g]
-        s1_valid, s1_g = Signal(), Signal(index_width(G))
-        s1_x = Signal(unsigned(self.input_bits))
-        m.d.sync += [s1_valid.eq(busy), s1_g.eq(g), s1_x.eq(cur_x)]
+            m.d.sync += [busy.eq(1), waddr.eq(ev_m * G), cur_x.eq(ev_x), g.eq(0)]
+        gw, xs = index_width(G), unsigned(self.input_bits)
+        # valid and group index of every stage: issue, s1 .. s5
+        sv = [busy] + [Signal(name=f"acc_s{k}_valid") for k in range(1, 6)]
+        sg = [g] + [Signal(gw, name=f"acc_s{k}_g") for k in range(1, 6)]
+        s1_x, s2_x = Signal(xs), Signal(xs)
+        for k in range(1, 6):
+            m.d.sync += [sv[k].eq(sv[k - 1]), sg[k].eq(sg[k - 1])]
+        m.d.sync += [s1_x.eq(cur_x), s2_x.eq(s1_x)]
+        w_r = Signal.like(wm.data, name="weight_r")
+        m.d.sync += w_r.eq(wm.data)
+        # forwarding selects, decided at s2 for use at s3: distance d = 1, 2, 3 cycles
+        fwd_dists = [d for d in (1, 2, 3) if d >= G]
+        sel = {d: Signal(name=f"acc_fwd{d}") for d in fwd_dists}
+        for d in fwd_dists:
+            m.d.sync += sel[d].eq(sv[2 + d] & (sg[2 + d] == sg[2]) & sv[2])
+        prod_r = [Signal(signed(self.acc_width), name=f"product{p}_r") for p in range(P)]
+        acc_r = [Signal(signed(self.acc_width), name=f"acc{p}_r") for p in range(P)]
+        sum_r = [Signal(signed(self.acc_width), name=f"sum{p}_r") for p in range(P)]
+        hist = {1: sum_r}  # hist[d]: the sum written d - 1 cycles ago
+        for d in range(2, max(fwd_dists, default=0) + 1):
+            hist[d] = [Signal(signed(self.acc_width), name=f"sum{p}_h{d}") for p in range(P)]
+            m.d.sync += [hist[d][p].eq(hist[d - 1][p]) for p in range(P)]
+        for p in range(P):
+            prod = w_r[p] * s2_x if self.input_kind == "direct" else w_r[p]
+            m.d.sync += [prod_r[p].eq(prod), acc_r[p].eq(acc.r_data[p])]
+            old = acc_r[p]
+            for d in sorted(fwd_dists, reverse=True):  # the youngest match wins (last Mux)
+                old = Mux(sel[d], hist[d][p], old)
+            m.d.sync += sum_r[p].eq((old + prod_r[p])[:self.acc_width])
+        s4_valid, s4_g = sv[4], sg[4]
+        # the update may read the accumulators once the last sum is written (s4 empty
+        # from the next cycle on)
+        acc_draining = sv[1] | sv[2] | sv[3]
 
         # ---- update ----------------------------------------------------------------------
+        # starts once the accumulate pipeline has written its last sum
         u_iss, ug, last_flag = Signal(), Signal(index_width(G)), Signal()
         with m.If(ev_take & ev_eot):
-            m.d.sync += [phase.eq(Phase.UPDATE), u_iss.eq(1), ug.eq(0), last_flag.eq(ev_last)]
+            m.d.sync += [phase.eq(Phase.UPDATE), upd_pending.eq(1), last_flag.eq(ev_last)]
+        with m.If(upd_pending & ~acc_draining):
+            m.d.sync += [upd_pending.eq(0), u_iss.eq(1), ug.eq(0)]
         with m.If(u_iss):
             m.d.sync += ug.eq(ug + 1)
             with m.If(ug == G - 1):
                 m.d.sync += [u_iss.eq(0), ug.eq(0)]
         u1_valid, u1_g = Signal(), Signal(index_width(G))
         m.d.sync += [u1_valid.eq(u_iss), u1_g.eq(ug)]
-        m.d.comb += [sm.r_addr.eq(ug), acc.r_addr.eq(Mux(phase == Phase.UPDATE, ug, g))]
+        m.d.comb += [sm.r_addr.eq(ug), acc.r_addr.eq(Mux(u_iss, ug, sg[1]))]
         if self.biases is not None:
             m.d.comb += bm.r_addr.eq(ug)
         for p, dp in enumerate(self.datapaths):
@@ -275,12 +322,8 @@ class LayerEngine(wiring.Component):
             m.d.sync += cg.eq(cg + 1)
             with m.If(cg == G - 1):
                 m.d.sync += phase.eq(Phase.ACC)
-        with m.Elif(s1_valid):
-            w = wm.data
-            prod = [w[p] if self.input_kind != "direct" else w[p] * s1_x for p in range(P)]
-            m.d.comb += [acc.w_addr.eq(s1_g), acc.w_en.eq(1),
-                         acc.w_data.eq(Cat((acc.r_data[p] + prod[p])[:self.acc_width]
-                                           for p in range(P)))]
+        with m.Elif(s4_valid):
+            m.d.comb += [acc.w_addr.eq(s4_g), acc.w_en.eq(1), acc.w_data.eq(Cat(sum_r))]
         with m.Elif(u1_valid):
             m.d.comb += [acc.w_addr.eq(u1_g), acc.w_en.eq(1)]
 

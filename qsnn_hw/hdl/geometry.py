@@ -12,16 +12,21 @@ from dataclasses import dataclass
 from ..contract import IntLayer, IntNetwork, signed_width
 from ._util import ceil_div, check_lanes, index_width
 
-# Quantizers with codes wider than this use the pipelined binary search (latency n).
+# Quantizers with codes wider than this use the pipelined binary search (latency n);
+# narrower ones 2**n - 1 parallel comparators (latency 1).
 COMB_MAX_BITS = 4
 # Register stages of the LIF datapath before the quantizer (beta product; v).
 DATAPATH_STAGES = 2
 
 
+def quantizer_pipelined(code_bits: int, pipelined: bool | None = None) -> bool:
+    """The quantizer kind: pipelined search (True) or parallel comparators (False)."""
+    return code_bits > COMB_MAX_BITS if pipelined is None else bool(pipelined)
+
+
 def quantizer_latency(code_bits: int, pipelined: bool | None = None) -> int:
-    if pipelined is None:
-        pipelined = code_bits > COMB_MAX_BITS
-    return code_bits if pipelined else 0
+    """Pipelined search: one stage per code bit; comparators: one (registered results)."""
+    return code_bits if quantizer_pipelined(code_bits, pipelined) else 1
 
 
 def weight_width(weight) -> int:
@@ -39,6 +44,26 @@ def bias_width(layer: IntLayer) -> int:
 def level_width(levels) -> int:
     """Signed width of a level table's values."""
     return signed_width(int(min(levels)), int(max(levels)))
+
+
+def leaked_levels(layer: IntLayer) -> list[int]:
+    """``leak(level)`` of every code: ``(beta_num * level + 2**(beta_shift-1)) >> beta_shift``
+    (docs/fixed-point.md; round half up, arithmetic shift). A quantized layer's previous
+    state is one of ``2**n`` levels, so the LIF datapath looks its leaked value up in this
+    table instead of multiplying (no multiplier, and one table read per update)."""
+    s, b = layer.beta_shift, layer.beta_num
+    half = (1 << (s - 1)) if s else 0
+    return [(b * int(v) + half) >> s for v in layer.levels]
+
+
+def min_fifo_depth(groups: int) -> int:
+    """The smallest output FIFO: one whole timestep of words (G masks + end of timestep).
+
+    The FIFO is ``amaranth.lib.fifo.SyncFIFOBuffered`` (a block-RAM-friendly memory plus an
+    output register). A word written into an empty FIFO spends one cycle in the memory
+    before it moves to the output register, so with G = 1 a depth of 2 would refuse the
+    second of two back-to-back writes: the minimum is 3 there."""
+    return max(groups + 1, 3)
 
 
 def default_fifo_depth(groups: int) -> int:
@@ -59,9 +84,10 @@ class LayerGeometry:
     acc_width: int
     state_width: int
     bias_width: int
-    level_width: int
+    level_width: int         # the leaked-level table (see leaked_levels)
     latency: int             # LIF datapath: DATAPATH_STAGES + quantizer_latency
     quantizer_latency: int
+    quantizer_kind: str      # "comparators", "pipelined-search" or "" (unquantized)
     fifo_depth: int
     word_width: int
 
@@ -72,6 +98,8 @@ class LayerGeometry:
         groups = ceil_div(layer.n_out, lanes)
         input_max = (1 << input_bits) - 1
         qlat = quantizer_latency(layer.state_bits, pipelined) if layer.quantized else 0
+        qkind = ("" if not layer.quantized else "pipelined-search"
+                 if quantizer_pipelined(layer.state_bits, pipelined) else "comparators")
         return cls(
             n_out=layer.n_out, n_in=layer.n_in, lanes=lanes, groups=groups,
             input_bits=input_bits,
@@ -79,8 +107,8 @@ class LayerGeometry:
             acc_width=layer.current_width(input_max),
             state_width=layer.state_bits if layer.quantized else layer.mem_bits,
             bias_width=bias_width(layer),
-            level_width=level_width(layer.levels) if layer.quantized else 0,
-            latency=DATAPATH_STAGES + qlat, quantizer_latency=qlat,
+            level_width=level_width(leaked_levels(layer)) if layer.quantized else 0,
+            latency=DATAPATH_STAGES + qlat, quantizer_latency=qlat, quantizer_kind=qkind,
             fifo_depth=default_fifo_depth(groups) if fifo_depth is None else int(fifo_depth),
             word_width=index_width(groups) + lanes + 2,
         )

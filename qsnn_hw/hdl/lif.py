@@ -3,6 +3,8 @@ gateware (docs/fixed-point.md):
 
 * ``u_prev``: the level of the stored code (quantized) or the stored membrane; on a
   sample's first timestep (``fresh``) the rest state instead, with no previous spike;
+  a quantized layer looks ``leak(u_prev)`` up directly in a table of leaked levels
+  (:func:`.geometry.leaked_levels`), so it needs no multiplier;
 * ``z_prev = u_prev > threshold`` (the spike of the previous timestep is recomputed from
   the stored state, so it needs no storage; with codes: ``code > threshold_code``);
 * ``leak = (beta_num * u_prev + 2**(beta_shift-1)) >> beta_shift`` (round half up,
@@ -23,7 +25,7 @@ from amaranth.lib.wiring import In, Out
 from .._check import check_int
 from ..contract import IntLayer
 from ._util import shape_of
-from .geometry import DATAPATH_STAGES, bias_width
+from .geometry import DATAPATH_STAGES, bias_width, leaked_levels
 from .level_table import LevelTable
 from .quantizer import StateQuantizer
 
@@ -73,27 +75,28 @@ class LIFDatapath(wiring.Component):
         m = Module()
         L = self.layer
         thr = Const(L.threshold)
+        # stage 1 (registered): leak(u_prev) or the beta product, the current, the
+        # previous spike
         if L.quantized:
-            m.submodules.levels = table = LevelTable(L.levels)
-            m.d.comb += table.code.eq(self.state)
-            rest = Const(int(L.levels[L.rest_code]))
-            u_prev = Mux(self.fresh, rest, table.level)
+            # The previous state is a level, so its leak is a table entry (no multiplier).
+            m.submodules.levels = table = LevelTable(leaked_levels(L))
+            m.d.comb += table.code.eq(Mux(self.fresh, L.rest_code, self.state))
+            pre = table.level
             z_prev = ~self.fresh & (self.state > L.threshold_code)
         else:
             u_prev = Mux(self.fresh, 0, self.state)
             z_prev = ~self.fresh & (self.state > thr)
-        # stage 1 (registered): the beta product, the current, the previous spike
-        product = Const(L.beta_num) * u_prev if L.beta_shift else u_prev
+            pre = Const(L.beta_num) * u_prev if L.beta_shift else u_prev
         current = (self.acc << L.frac_bits) + (self.bias if L.bias is not None else 0)
-        product_r = Signal(signed(product.shape().width), name="product_r")
+        pre_r = Signal(signed(pre.shape().width), name="leak_r" if L.quantized else "product_r")
         current_r = Signal(signed(current.shape().width), name="current_r")
         z_prev_r = Signal(name="z_prev_r")
-        m.d.sync += [product_r.eq(product), current_r.eq(current), z_prev_r.eq(z_prev)]
-        # stage 2 (registered): round, shift, add, reset -> v
-        if L.beta_shift:
-            leak = (product_r + (1 << (L.beta_shift - 1))) >> L.beta_shift
+        m.d.sync += [pre_r.eq(pre), current_r.eq(current), z_prev_r.eq(z_prev)]
+        # stage 2 (registered): (round, shift,) add, reset -> v
+        if L.quantized or not L.beta_shift:
+            leak = pre_r
         else:
-            leak = product_r
+            leak = (pre_r + (1 << (L.beta_shift - 1))) >> L.beta_shift
         v = Signal(signed(self.value_width))
         if L.reset == "subtract":
             m.d.sync += v.eq(leak + current_r - Mux(z_prev_r, thr, 0))

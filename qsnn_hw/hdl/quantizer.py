@@ -7,8 +7,8 @@ snnTorch, custom): the table is only data.
 
 Two implementations of the same function:
 
-* combinational (``latency == 0``): ``2**n - 1`` parallel comparators whose results are
-  summed (a thermometer-code popcount). Default for ``n <= 4``.
+* parallel comparators (``latency == 1``): ``2**n - 1`` comparators whose results are
+  registered (a thermometer code), then summed (its popcount). Default for ``n <= 4``.
 * pipelined binary search (``latency == n``): stage ``k`` compares the value with one
   boundary chosen by the ``k`` code bits already decided (MSB first), from a table of
   ``2**k`` boundaries, and registers the value and the partial code. One value per cycle.
@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from itertools import pairwise
 
-from amaranth.hdl import Array, Const, Module, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .._check import check_int, check_int_array
-from .geometry import quantizer_latency
+from .geometry import quantizer_latency, quantizer_pipelined
 
 
 class StateQuantizer(wiring.Component):
@@ -47,8 +47,8 @@ class StateQuantizer(wiring.Component):
         self.boundaries = [int(v) for v in b]
         self.code_bits = n.bit_length() - 1
         self.value_width = check_int("value_width", value_width, 1, 128)
+        self.pipelined = quantizer_pipelined(self.code_bits, pipelined)
         self.latency = quantizer_latency(self.code_bits, pipelined)
-        self.pipelined = self.latency > 0
         super().__init__({"value": In(signed(self.value_width)),
                           "code": Out(unsigned(self.code_bits))})
 
@@ -56,7 +56,9 @@ class StateQuantizer(wiring.Component):
         m = Module()
         n, v = self.code_bits, self.value
         if not self.pipelined:
-            m.d.comb += self.code.eq(sum((v > Const(bk)) for bk in self.boundaries))
+            therm = Signal(len(self.boundaries), name="thermometer")
+            m.d.sync += therm.eq(Cat(v > Const(bk) for bk in self.boundaries))
+            m.d.comb += self.code.eq(sum(therm[k] for k in range(len(therm))))
             return m
         val, prefix = v, Const(0, 0)
         for k in range(n):

@@ -3,9 +3,10 @@
 A memory of ``depth`` words of ``P`` lanes with one read and one write port.
 
 Used for the state memory (codes or membranes) and the current accumulators of a layer
-engine. The read port is synchronous and transparent for the write port: a read of the
-address being written in the same cycle returns the new data, so back-to-back
-read-modify-write of one word needs no stall.
+engine. The read port is synchronous; by default it is transparent for the write port
+(a read of the address being written in the same cycle returns the new data). The
+accumulators use a non-transparent port (``transparent=False``: no bypass multiplexer
+after the block RAM's output) and forward in-flight sums themselves.
 """
 
 from __future__ import annotations
@@ -19,14 +20,15 @@ from ._util import check_lanes, index_width, pack_lanes, shape_of
 
 class LaneMemory(wiring.Component):
     """Parameters: ``width``/``is_signed`` per lane, ``lanes`` P, ``depth`` words, ``init``
-    per-word lists of lane values (default 0), ``writable`` (False: a ROM).
+    per-word lists of lane values (default 0), ``writable`` (False: a ROM),
+    ``transparent`` (read-during-write of one address returns the new data).
 
     Members: ``r_addr`` In, ``r_data`` Out (one cycle after ``r_addr``); when writable,
     ``w_addr``, ``w_data``, ``w_en`` In.
     """
 
     def __init__(self, *, width: int, is_signed: bool, lanes: int, depth: int, init=None,
-                 writable: bool = True):
+                 writable: bool = True, transparent: bool = True):
         if not isinstance(width, int) or width < 1:
             raise ValueError(f"width must be a positive integer, got {width!r}")
         if not isinstance(depth, int) or depth < 1:
@@ -34,6 +36,7 @@ class LaneMemory(wiring.Component):
         self.width, self.is_signed = width, bool(is_signed)
         self.lanes, self.depth = check_lanes(lanes), depth
         self.writable = writable
+        self.transparent = bool(transparent)
         self.init = [[0] * lanes] * depth if init is None else [list(w) for w in init]
         if len(self.init) != depth or any(len(w) != lanes for w in self.init):
             raise ValueError(f"init must be {depth} words of {lanes} lanes")
@@ -55,7 +58,7 @@ class LaneMemory(wiring.Component):
         if self.writable:
             wr = mem.write_port()
             m.d.comb += [wr.addr.eq(self.w_addr), wr.data.eq(self.w_data), wr.en.eq(self.w_en)]
-            rd = mem.read_port(transparent_for=(wr,))
+            rd = mem.read_port(transparent_for=(wr,) if self.transparent else ())
         else:
             rd = mem.read_port()
         m.d.comb += [rd.addr.eq(self.r_addr), self.r_data.eq(rd.data)]
