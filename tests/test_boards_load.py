@@ -4,6 +4,7 @@ against the golden model; a sample before loading is answered with the "weights 
 loaded" status bit and computed with the empty (all-zero in simulation) weight RAM."""
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -159,3 +160,45 @@ def test_run_host_code_loads_weights_into_simulated_bridge():
     assert link.identify()["weights_loaded"]
     res = run_samples(link, x, simulate(net, x).predictions, clock_mhz=100.0)
     assert res["bit_exact"] and res["status"] == 0 and res["board_accuracy"] == 1.0
+
+
+@pytest.mark.sim
+def test_run_command_loads_weights_from_the_build_report(tmp_path, monkeypatch, capsys):
+    """``qsnn-hw run`` on a (simulated) RAM-weight board: without --report it refuses
+    (it cannot know the packing); with the build's report.json it loads, then runs."""
+    import json
+
+    import serial
+
+    from qsnn_hw.artifact import Artifact, save_artifact
+    from qsnn_hw.cli import main
+    rng = np.random.default_rng(13)
+    net = random_network(rng, sizes=[8, 5, 3], input_bits=1, weight_bits=4, state_bits=4)
+    model = save_artifact(tmp_path / "m.qsnn", Artifact(net))
+    storage = ["spram", "spram"]
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"lanes": [2, 3], "clock": {"actual_mhz": 12.0},
+                                  "weights": {"storage": storage}}))
+
+    class Port(SimulatedPort):
+        def __init__(self, *args, **kwargs):
+            super().__init__(UartBridge(net, divisor=4, lanes=(2, 3), count_bits=16,
+                                        weight_storage=storage), 4)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def reset_input_buffer(self):
+            pass
+    monkeypatch.setattr(serial, "Serial", Port)
+    args = ["run", str(model), "--board", "icebreaker", "--port", "sim", "--samples", "2"]
+    assert main(args) == 2
+    assert "weights are in RAM and must be loaded: give --report" in capsys.readouterr().err
+    assert main(args + ["--report", str(report)]) == 0
+    out = capsys.readouterr().out
+    # 8 inputs x ceil(5/2) words + 5 inputs x ceil(3/3) words
+    assert "loaded 29 weight words" in out
+    assert re.search(r"bit-exact\s+yes", out) and re.search(r"status flags\s+0x0\n", out)
