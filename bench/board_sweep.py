@@ -7,7 +7,8 @@ Yosys/nextpnr builds through qsnn_hw.boards.build), plus the plot in docs/boards
 
 ``--model``: ``reference`` (the seeded 64-32-10 core of rtl/, 4-bit weights, 4-bit
 exponential states), an artifact path, or ``random:M,N1,...,NL`` (seeded random network
-with 4-bit weights and 4-bit exponential states, for capacity builds). Each build prints
+with 4-bit weights and 4-bit exponential states, for capacity builds; ``--weights auto``
+puts layers that do not fit the block RAM into the iCE40 UltraPlus' SPRAM). Each build prints
 one markdown row as soon as it finishes; the JSON keeps every report. Builds run one at a
 time (the machine is shared).
 """
@@ -90,7 +91,8 @@ def sweep(args) -> None:
                              toolchain=args.toolchain, seed=args.seed,
                              model_info={"spec": args.model}, count_bits=count_bits,
                              pipelined=True if args.pipelined else None,
-                             fifo_depth="min" if args.min_fifo else None)
+                             fifo_depth="min" if args.min_fifo else None,
+                             weights=args.weights)
         except BuildError as exc:
             print(f"| {args.board} | {args.model} | {p} | build failed: "
                   f"{str(exc).splitlines()[0]} |", flush=True)
@@ -147,6 +149,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--pipelined", action="store_true", help="pipelined state quantizer")
     ap.add_argument("--min-fifo", action="store_true", help="minimal inter-layer FIFOs")
+    ap.add_argument("--weights", choices=("auto", "bram", "spram"), default="auto",
+                    help="weight storage (qsnn-hw synth --weights)")
     ap.add_argument("--toolchain", default="yowasp")
     ap.add_argument("--build-root", default="build/sweep")
     ap.add_argument("--out", default="bench/results/sweep.json")

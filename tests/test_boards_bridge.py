@@ -97,7 +97,8 @@ def test_bridge_samples_match_golden(sizes, divisor):
     run_simulation(bridge, [host], [tx_monitor(bridge.tx, divisor, got)], name="bridge")
     ident = P.decode_ident(replies[0])
     assert ident == {"model_id": P.model_id(net), "beat_bytes": fr.beat_bytes,
-                     "n_out": net.n_out, "count_bytes": 2}
+                     "n_out": net.n_out, "count_bytes": 2, "ram_weights": False,
+                     "weights_loaded": True, "word_bytes": 0, "load_words": 0}
     for b, raw in enumerate(replies[1:]):
         r = P.decode_reply(raw, fr)
         assert r.status == 0

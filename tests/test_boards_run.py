@@ -28,7 +28,8 @@ class FakeBoard:
     def write(self, data: bytes):
         if data[0] == P.CMD_IDENT:
             self.out += bytes([P.CMD_IDENT]) + self.model_id.to_bytes(4, "little") + \
-                bytes([self.nbytes]) + self.net.n_out.to_bytes(2, "little") + bytes([2])
+                bytes([self.nbytes]) + self.net.n_out.to_bytes(2, "little") + bytes([2]) + \
+                bytes([P.WEIGHTS_LOADED, 0, 0, 0, 0])   # ROM weights
             return
         assert data[0] == P.CMD_SAMPLE
         x = np.zeros((1, self.steps, self.net.n_in), np.int64)

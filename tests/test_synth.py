@@ -76,7 +76,7 @@ def test_mnist_shape_does_not_fit_up5k_bram_and_says_why():
         B.check_weights_fit(net, (1, 1), get_board("icebreaker"))
     msg = str(e.value)
     # 784*128 4-bit weights = 401,408 bits (+ 128*10*4 = 5,120 for layer 2)
-    assert "406,528 bits" in msg and "SPRAM" in msg and "WeightMemory" in msg
+    assert "406,528 bits" in msg and "SPRAM" in msg and "--weights auto" in msg
     # the same weights fit the 85F's block RAM
     info = B.check_weights_fit(net, (1, 1), get_board("ulx3s-85f"))
     # DP16KD as 4096 x 4: ceil(784*128 / 4096) = 25 for layer 1, 1 for 128*10 words

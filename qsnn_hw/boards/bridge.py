@@ -6,7 +6,7 @@ the board tops in :mod:`.top` only add pins, a PLL and LEDs.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Signal, Value
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -40,17 +40,22 @@ class UartBridge(wiring.Component):
     rx_fifo_depth : receive FIFO depth in bytes.
     fifo_depth : the core's per-layer output FIFO depths (NetworkTop), or ``"min"`` for
         G + 1 words each (less layer overlap, far fewer flip-flops on small devices).
+    weight_storage : per-layer weight storage of the core ("rom", "ram", "spram"; one or
+        one per layer). RAM weights are loaded over the UART (``CMD_WRITE`` /
+        ``CMD_LOADED``, :mod:`.protocol`); until then replies carry status bit 3.
 
     Members
     -------
     rx : In(1) (pin, idle high); tx : Out(1) (pin, idle high).
     prediction : Out, the last prediction (LEDs); has_result : Out(1).
     busy : Out(1) (core busy); error : Out(1) (core error, receive overflow or framing).
+    weights_loaded : Out(1), 1 for ROM weights; for RAM weights after a successful
+        ``CMD_LOADED``.
     """
 
     def __init__(self, net: IntNetwork, *, divisor: int, lanes=1, count_bits: int = 16,
                  pipelined: bool | None = None, rx_fifo_depth: int = 64,
-                 fifo_depth=None):
+                 fifo_depth=None, weight_storage="rom"):
         if not isinstance(net, IntNetwork):
             raise TypeError(f"net must be an IntNetwork, got {type(net).__name__}")
         self.net = net
@@ -61,14 +66,15 @@ class UartBridge(wiring.Component):
         if fifo_depth == "min":
             fifo_depth = min_fifo_depths(net, lanes)
         self.core = NetworkTop(net, lanes=lanes, count_bits=count_bits, pipelined=pipelined,
-                               fifo_depth=fifo_depth)
+                               fifo_depth=fifo_depth, weight_storage=weight_storage)
+        self.load = P.load_layout(net, self.core.lanes, self.core.weight_storage)
         self.framing = P.framing(net, count_bits)
         if self.framing.beat_bytes > 255:
             raise ValueError("input beats wider than 255 bytes are not supported")
         super().__init__({
             "rx": In(1, init=1), "tx": Out(1, init=1),
             "prediction": Out(index_width(net.n_out)), "has_result": Out(1),
-            "busy": Out(1), "error": Out(1),
+            "busy": Out(1), "error": Out(1), "weights_loaded": Out(1),
         })
 
     def elaborate(self, platform):
@@ -98,7 +104,12 @@ class UartBridge(wiring.Component):
 
         # ---- reply bytes ---------------------------------------------------------------
         status = Signal(8)
-        m.d.comb += status.eq(core.error | (overflow << 1) | (framing_err << 2))
+        ld = self.load
+        loaded = Signal(init=0 if ld.layers else 1)   # RAM weights: set by CMD_LOADED
+        rejected = Signal()                            # a weight write was dropped
+        m.d.comb += [status.eq(core.error | (overflow << 1) | (framing_err << 2) |
+                               (~loaded << 3) | (rejected << 4)),
+                     self.weights_loaded.eq(loaded)]
         pay = res.payload
         reply = [Const(P.REPLY_SAMPLE, 8), status]
         reply += _le_bytes(pay.prediction, fr.pred_bytes)
@@ -108,10 +119,15 @@ class UartBridge(wiring.Component):
         assert len(reply) == fr.reply_bytes
         ident = [P.CMD_IDENT, *P.model_id(self.net).to_bytes(4, "little"), fr.beat_bytes,
                  *fr.n_out.to_bytes(2, "little"), fr.count_bytes]
-        assert len(ident) == P.Framing.IDENT_BYTES
         ident = [Const(b, 8) for b in ident]
+        ident += [Cat(Const(1 if ld.layers else 0, 1), loaded, Const(0, 6)),
+                  Const(ld.word_bytes, 8),
+                  *(Const(b, 8) for b in ld.total_words.to_bytes(P.ADDR_BYTES, "little"))]
+        assert len(ident) == P.Framing.IDENT_BYTES
 
         idx = Signal(range(max(len(reply), len(ident)) + 1))
+        ack = Signal(8)                                          # CMD_WRITE / CMD_LOADED
+        written = Signal(8 * P.ADDR_BYTES + 1)                   # words since CMD_LOADED
         beat = Signal(8 * fr.beat_bytes)
         nbyte = Signal(range(fr.beat_bytes + 1))
         ev = core.events
@@ -128,6 +144,14 @@ class UartBridge(wiring.Component):
                     with m.Elif(fifo.r_data == P.CMD_IDENT):
                         m.d.sync += idx.eq(0)
                         m.next = "IDENT"
+                    if ld.layers:
+                        with m.Elif(fifo.r_data == P.CMD_WRITE):
+                            m.d.sync += [loaded.eq(0), ack.eq(P.CMD_WRITE)]
+                            m.next = "W_HEADER"
+                        with m.Elif(fifo.r_data == P.CMD_LOADED):
+                            m.d.sync += [loaded.eq(written == ld.total_words), written.eq(0),
+                                         ack.eq(P.CMD_LOADED), idx.eq(0)]
+                            m.next = "ACK"
             with m.State("BEAT"):
                 with m.If(fifo.r_rdy):
                     m.d.comb += fifo.r_en.eq(1)
@@ -154,7 +178,7 @@ class UartBridge(wiring.Component):
                     m.d.sync += idx.eq(idx + 1)
                     with m.If(idx == len(reply) - 1):
                         m.d.comb += res.ready.eq(1)
-                        m.d.sync += [overflow.eq(0), framing_err.eq(0),
+                        m.d.sync += [overflow.eq(0), framing_err.eq(0), rejected.eq(0),
                                      self.prediction.eq(pay.prediction),
                                      self.has_result.eq(1)]
                         m.next = "IDLE"
@@ -165,6 +189,71 @@ class UartBridge(wiring.Component):
                     with m.If(idx == len(ident) - 1):
                         m.next = "IDLE"
 
+            # ---- RAM weights: CMD_WRITE header, words, acknowledgement ----
+            if ld.layers:
+                self._load_states(m, fifo, utx, status, ack, written, idx, overflow,
+                                  framing_err, rejected)
+
         m.d.comb += [self.busy.eq(core.busy),
                      self.error.eq(core.error | overflow | framing_err)]
         return m
+
+    def _load_states(self, m, fifo, utx, status, ack, written, idx, overflow,
+                     framing_err, rejected):
+        """FSM states of the weight loader (inside the bridge FSM): ``W_HEADER`` (layer,
+        addr, count), ``W_WORD`` (one word's bytes), ``W_PUT`` (write it, or drop and
+        flag it), ``ACK`` (reply ``ack``, status)."""
+        ld, core = self.load, self.core
+        hbytes = 1 + 2 * P.ADDR_BYTES
+        header = Signal(8 * hbytes)
+        layer, addr = Signal(8), Signal(8 * P.ADDR_BYTES)
+        count = Signal(8 * P.ADDR_BYTES)
+        word = Signal(8 * ld.word_bytes)
+        wl = core.weight_load
+        lbyte = Signal(range(max(hbytes, ld.word_bytes) + 1))
+        ok = Signal()
+        m.d.comb += ok.eq(Cat(*[(layer == i) & (addr < d)
+                                for i, d in zip(ld.layers, ld.depths, strict=True)]).any())
+        with m.State("W_HEADER"):
+            with m.If(fifo.r_rdy):
+                m.d.comb += fifo.r_en.eq(1)
+                m.d.sync += [header.eq((header >> 8) | (fifo.r_data << (8 * hbytes - 8))),
+                             lbyte.eq(lbyte + 1)]
+                with m.If(lbyte == hbytes - 1):
+                    m.next = "W_START"
+        with m.State("W_START"):
+            a = 8 * P.ADDR_BYTES
+            m.d.sync += [layer.eq(header[:8]), addr.eq(header[8:8 + a]),
+                         count.eq(header[8 + a:]), lbyte.eq(0), idx.eq(0)]
+            with m.If(header[8 + a:] == 0):
+                m.next = "ACK"
+            with m.Else():
+                m.next = "W_WORD"
+        with m.State("W_WORD"):
+            with m.If(fifo.r_rdy):
+                m.d.comb += fifo.r_en.eq(1)
+                m.d.sync += [word.eq((word >> 8) | (fifo.r_data << (8 * ld.word_bytes - 8))),
+                             lbyte.eq(lbyte + 1)]
+                with m.If(lbyte == ld.word_bytes - 1):
+                    m.next = "W_PUT"
+        with m.State("W_PUT"):
+            m.d.comb += [wl.layer.eq(layer), wl.addr.eq(addr), wl.data.eq(word),
+                         wl.en.eq(ok)]
+            with m.If(ok):
+                with m.If(written != (1 << len(written)) - 1):
+                    m.d.sync += written.eq(written + 1)
+            with m.Else():
+                m.d.sync += rejected.eq(1)
+            m.d.sync += [addr.eq(addr + 1), count.eq(count - 1), lbyte.eq(0)]
+            with m.If(count == 1):
+                m.d.sync += idx.eq(0)
+                m.next = "ACK"
+            with m.Else():
+                m.next = "W_WORD"
+        with m.State("ACK"):
+            m.d.comb += [utx.data.eq(Mux(idx == 0, ack, status)), utx.valid.eq(1)]
+            with m.If(utx.ready):
+                m.d.sync += idx.eq(idx + 1)
+                with m.If(idx == 1):
+                    m.d.sync += [overflow.eq(0), framing_err.eq(0), rejected.eq(0)]
+                    m.next = "IDLE"

@@ -23,6 +23,8 @@ from pathlib import Path
 from .._io import atomic_write_text
 from ..contract import IntNetwork
 from ..hdl.geometry import network_geometry
+from ..hdl.top import lanes_per_layer
+from ..hdl.weight_memory import SPRAM_BITS, SPRAM_WIDTH, spram_blocks
 from .boards import Board, get_board
 from .top import DEFAULT_BAUD, BoardTop
 
@@ -76,32 +78,99 @@ def bram_blocks(depth: int, width: int, family: str) -> int:
     return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in _BRAM_SHAPES[family])
 
 
-def check_weights_fit(net: IntNetwork, lanes, board: Board) -> dict:
-    """Block RAMs the weight memories need against the device's; raises
-    :class:`DesignTooLarge` before any tool runs when they cannot fit."""
-    geoms = network_geometry(net, lanes)
-    need = [bram_blocks(g.n_in * g.groups, g.lanes * g.weight_width, board.family)
-            for g in geoms]
-    bits = sum(g.n_in * g.groups * g.lanes * g.weight_width for g in geoms)
-    have = board.capacity["bram"]
+WEIGHT_MODES = ("auto", "bram", "spram")
+
+
+def _weight_memories(net: IntNetwork, lanes) -> list[dict]:
+    """Per layer: depth, word width and bits of the weight memory (the core's geometry)."""
+    return [{"depth": g.n_in * g.groups, "width": g.lanes * g.weight_width,
+             "weight_width": g.weight_width, "lanes": g.lanes,
+             "bits": g.n_in * g.groups * g.lanes * g.weight_width}
+            for g in network_geometry(net, lanes)]
+
+
+def plan_weights(net: IntNetwork, lanes, board: Board, mode: str = "auto") -> dict:
+    """Where each layer's weights go, checked against the device before any tool runs.
+
+    ``mode``: ``"bram"`` every layer an initialized ROM in block RAM; ``"spram"`` every
+    layer a RAM in SPRAM (iCE40 UltraPlus), loaded over the UART after configuration;
+    ``"auto"`` ROMs while they fit the block RAM, else the layers with the largest
+    block-RAM need go to SPRAM (largest first) until the rest fits. Returns the report's
+    ``weights`` entry (``storage`` per layer: "rom" or "spram"); raises
+    :class:`DesignTooLarge` saying by how much when even that cannot fit."""
+    if mode not in WEIGHT_MODES:
+        raise ValueError(f"weights must be one of {', '.join(WEIGHT_MODES)}, got {mode!r}")
+    mems = _weight_memories(net, lanes)
+    ebr = [bram_blocks(w["depth"], w["width"], board.family) for w in mems]
+    have_ebr, have_spram = board.capacity["bram"], board.capacity.get("spram", 0)
+    bits = sum(w["bits"] for w in mems)
     block_bits = 4096 if board.family == "ice40" else 18432
-    info = {"weight_bits": bits, "weight_bram_blocks": sum(need), "bram_blocks": have}
-    if sum(need) > have:
-        msg = (f"the weights do not fit {board.name}'s block RAM: they need {sum(need)} "
-               f"blocks (per layer {need}; {bits:,} bits) of {have} "
-               f"({have * block_bits:,} bits), {sum(need) - have} blocks "
-               f"({100 * (sum(need) / have - 1):.0f} %) too many.")
-        if board.family == "ice40" and bits <= board.capacity.get("spram", 0) * 256 * 1024:
-            msg += (f" The UP5K's {board.capacity['spram']} SPRAMs (1 Mbit) could hold them, "
-                    "but the generated core's WeightMemory is an initialized ROM and SPRAM "
-                    "has no initial contents: qsnn_hw/hdl would need a writable weight "
-                    "memory (a write port and a loader filling it at start-up, e.g. over "
-                    "the UART or from the SPI flash) built from SB_SPRAM256KA (16K x 16). "
-                    "Until then: fewer weight bits, fewer inputs/neurons, or an ECP5 board.")
+    if mode == "spram" and not have_spram:
+        raise DesignTooLarge(f"--weights spram: {board.name} has no SPRAM (only the iCE40 "
+                             f"UltraPlus boards: icebreaker); use --weights bram or auto")
+    storage = ["spram" if mode == "spram" else "rom"] * len(mems)
+    if mode == "auto" and sum(ebr) > have_ebr and have_spram:
+        for i in sorted(range(len(mems)), key=lambda i: -ebr[i]):
+            if sum(e for e, s in zip(ebr, storage, strict=True) if s == "rom") <= have_ebr:
+                break
+            storage[i] = "spram"
+    rom_ebr = sum(e for e, s in zip(ebr, storage, strict=True) if s == "rom")
+    spram = [spram_blocks(w["depth"], w["width"]) if s == "spram" else 0
+             for w, s in zip(mems, storage, strict=True)]
+    info = {"mode": mode, "storage": storage, "weight_bits": bits,
+            "weight_bram_blocks": rom_ebr, "bram_blocks": have_ebr,
+            "spram_layers": [i for i, s in enumerate(storage) if s == "spram"],
+            "weight_spram_blocks": sum(spram), "spram_blocks": have_spram,
+            "layers": [dict(w, storage=s, bram_blocks=e if s == "rom" else 0,
+                            spram_blocks=n)
+                       for w, s, e, n in zip(mems, storage, ebr, spram, strict=True)]}
+    if rom_ebr > have_ebr:
+        rom_bits = sum(w["bits"] for w, s in zip(mems, storage, strict=True) if s == "rom")
+        msg = (f"the weights do not fit {board.name}'s block RAM: they need {rom_ebr} "
+               f"blocks (per layer {ebr}; {rom_bits:,} bits) of {have_ebr} "
+               f"({have_ebr * block_bits:,} bits), {rom_ebr - have_ebr} blocks "
+               f"({100 * (rom_ebr / have_ebr - 1):.0f} %) too many.")
+        if have_spram:
+            msg += (" The device's SPRAM can hold the largest layers' weights (loaded over "
+                    "the UART after configuration): use --weights auto or spram.")
         else:
             msg += " Use a bigger device (ulx3s-85f), fewer weight bits or a smaller network."
         raise DesignTooLarge(msg)
+    if sum(spram) > have_spram:
+        raise DesignTooLarge(_spram_message(board, mems, storage, spram, have_spram))
     return info
+
+
+def _spram_message(board, mems, storage, spram, have) -> str:
+    cap_bits = have * SPRAM_BITS
+    need = sum(spram)
+    layers = [i for i, s in enumerate(storage) if s == "spram"]
+    bits = sum(mems[i]["bits"] for i in layers)
+    msg = (f"the weights do not fit {board.name}'s memories: the layers in SPRAM "
+           f"({', '.join(map(str, layers))}) need {need} SB_SPRAM256KA (per layer "
+           f"{[spram[i] for i in layers]}; 16K words x 16 bits each, one word per address) "
+           f"of {have}, {need - have} too many.")
+    if bits > cap_bits:
+        return msg + (f" Even packed without waste their {bits:,} bits exceed the "
+                      f"{cap_bits:,} bits of SPRAM by {100 * (bits / cap_bits - 1):.0f} %: "
+                      "use fewer weight bits, a smaller network or an ECP5 board.")
+    best = []
+    for i in layers:
+        wb = mems[i]["weight_width"]
+        p = max(1, SPRAM_WIDTH // wb)
+        if p != mems[i]["lanes"]:
+            depth = -(-mems[i]["depth"] * mems[i]["lanes"] // p)   # about: n_in * N / p
+            best.append(f"layer {i}: --lanes {p} packs {p} x {wb}-bit weights into a "
+                        f"16-bit word (~{spram_blocks(depth, p * wb)} SPRAMs)")
+    return msg + (" " + "; ".join(best) + "." if best else
+                  " Use fewer weight bits or a smaller network.")
+
+
+def check_weights_fit(net: IntNetwork, lanes, board: Board) -> dict:
+    """Block RAMs the weight memories need as initialized ROMs against the device's;
+    raises :class:`DesignTooLarge` before any tool runs when they cannot fit
+    (``plan_weights`` with ``mode="bram"``)."""
+    return plan_weights(net, lanes, board, "bram")
 
 
 def _stat_usage(stat: dict, family: str) -> dict:
@@ -203,6 +272,15 @@ def markdown(report: dict) -> str:
     for r in report["resources"].values():
         pct = 100 * r["used"] / r["available"] if r["available"] else 0
         lines.append(f"| {r['label']} | {r['used']:,} | {r['available']:,} | {pct:.1f} |")
+    w = report.get("weights", {})
+    if w.get("spram_layers"):
+        lines += ["", f"Weights: layers {', '.join(map(str, w['spram_layers']))} in SPRAM "
+                  f"({w['weight_spram_blocks']} of {w['spram_blocks']} SB_SPRAM256KA; a RAM "
+                  f"loaded over the UART after configuration, `qsnn-hw run` does it), the "
+                  f"others block-RAM ROMs ({w['weight_bram_blocks']} EBR for weights)."]
+    elif w:
+        lines += ["", f"Weights: block-RAM ROMs in the bitstream "
+                  f"({w['weight_bram_blocks']} of {w['bram_blocks']} EBR for weights)."]
     lines += ["", "| clock | Fmax (MHz) | constraint (MHz) | pass |", "|---|---:|---:|---|"]
     for clk, v in report["fmax"].items():
         lines.append(f"| `{clk}` | {v['achieved_mhz']:.1f} | {v['constraint_mhz']:.1f} | "
@@ -224,15 +302,17 @@ def synthesize(net: IntNetwork, board_name: str, out_dir, *, lanes=1, clock_mhz=
                toolchain: str = "yowasp", baud: int = DEFAULT_BAUD, count_bits: int = 16,
                seed: int = 1, model_info: dict | None = None, log=None,
                pipelined: bool | None = None, fifo_depth=None,
-               synth_opts: str | None = None) -> dict:
+               synth_opts: str | None = None, weights: str = "auto") -> dict:
     """Build a bitstream of ``net`` for ``board_name`` into ``out_dir`` and return the
     report (also written as ``report.json`` and ``report.md``). ``out_dir`` is replaced
-    only by a complete build; a failed one is left in ``<out_dir>.failed`` for its logs."""
+    only by a complete build; a failed one is left in ``<out_dir>.failed`` for its logs.
+    ``weights``: "auto", "bram" or "spram" (:func:`plan_weights`)."""
     board = get_board(board_name)
     tools = resolve_tools(board.family, toolchain)
+    fit = plan_weights(net, lanes_per_layer(net, lanes), board, weights)
     top = BoardTop(net, board, lanes=lanes, clock_mhz=clock_mhz, baud=baud,
-                   count_bits=count_bits, pipelined=pipelined, fifo_depth=fifo_depth)
-    fit = check_weights_fit(net, top.bridge.core.lanes, board)
+                   count_bits=count_bits, pipelined=pipelined, fifo_depth=fifo_depth,
+                   weight_storage=fit["storage"])
     if synth_opts is None and board.family == "ice40":
         synth_opts = "-dsp"   # multiplies into SB_MAC16: fewer LCs, shorter paths (measured)
     out = Path(out_dir).resolve()

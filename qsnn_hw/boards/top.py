@@ -25,11 +25,13 @@ class BoardTop(Elaboratable):
     pipelined : state quantizer implementation, as NetworkTop (None: automatic, i.e.
         comparators up to 4 code bits; True: the pipelined search, shorter paths, n more
         cycles per timestep).
+    weight_storage : per-layer weight storage, as :class:`~.bridge.UartBridge` ("spram":
+        SB_SPRAM256KA on the iCE40 UltraPlus, loaded over the UART).
     """
 
     def __init__(self, net: IntNetwork, board: Board, *, lanes=1, clock_mhz=None,
                  baud: int = DEFAULT_BAUD, count_bits: int = 16,
-                 pipelined: bool | None = None, fifo_depth=None):
+                 pipelined: bool | None = None, fifo_depth=None, weight_storage="rom"):
         self.board = board
         self.clock_mhz = float(board.default_mhz if clock_mhz is None else clock_mhz)
         if not self.clock_mhz > 0:
@@ -48,7 +50,7 @@ class BoardTop(Elaboratable):
                              f"(needs >= 4 clocks per bit)")
         self.bridge = UartBridge(net, divisor=self.divisor, lanes=lanes,
                                  count_bits=count_bits, pipelined=pipelined,
-                                 fifo_depth=fifo_depth)
+                                 fifo_depth=fifo_depth, weight_storage=weight_storage)
 
     @property
     def baud_error(self) -> float:

@@ -3,7 +3,11 @@
 
 Samples are the artifact's test set, encoded as the trainer evaluated it (random inputs
 for artifacts without a dataset). The board first answers an identify request; a model
-mismatch (the board runs another bitstream) is an error. Latency is reported twice: the
+mismatch (the board runs another bitstream) is an error. A board built with RAM weights
+(``qsnn-hw synth --weights auto|spram``: the identity says so) gets its weights over the
+UART first, packed with the lanes and per-layer storage of the build's ``report.json``
+(``--report``); it keeps them until reset, so a loaded board is not reloaded unless
+``--reload-weights``. Latency is reported twice: the
 core's own cycle count (start to result, measured on the board) converted with the
 clock from the build report, and the host's round trip (dominated by the UART).
 """
@@ -30,6 +34,7 @@ class BoardLink:
         self.port = port
         self.net = net
         self.framing = P.framing(net, count_bits)
+        self.ident = None
 
     def _read(self, n: int) -> bytes:
         data = self.port.read(n)
@@ -53,7 +58,45 @@ class BoardLink:
         self.framing = P.Framing(self.framing.beat_bits, self.framing.eot_bit,
                                  self.framing.last_bit, self.framing.n_out,
                                  8 * ident["count_bytes"])
+        self.ident = ident
         return ident
+
+    def load_weights(self, lanes, storage, burst: int = 1024) -> dict:
+        """Write the RAM layers' weights (``CMD_WRITE`` bursts of ``burst`` words, each
+        acknowledged) and commit them (``CMD_LOADED``). ``lanes`` and ``storage`` (per
+        layer "rom"/"spram"/"ram") must be the build's; call :meth:`identify` first."""
+        P = self.P
+        if self.ident is None:
+            self.identify()
+        layout = P.load_layout(self.net, lanes, storage)
+        if (layout.total_words, layout.word_bytes) != (self.ident["load_words"],
+                                                       self.ident["word_bytes"]):
+            raise UserError(
+                f"the board expects {self.ident['load_words']:,} weight words of "
+                f"{self.ident['word_bytes']} bytes, lanes {lanes} and storage {storage} give "
+                f"{layout.total_words:,} of {layout.word_bytes}: use the report.json of "
+                f"the build that is on the board")
+        t0, sent = time.perf_counter(), 0
+        for layer in layout.layers:
+            words = P.weight_words(self.net, lanes, layer)
+            for a in range(0, len(words), burst):
+                data = P.encode_weight_write(layer, a, words[a:a + burst], layout.word_bytes)
+                self.port.write(data)
+                sent += len(data)
+                status = P.decode_ack(self._read(2), P.CMD_WRITE)
+                if status & ~P.STATUS_NOT_LOADED:
+                    raise UserError(f"weight write to layer {layer} at {a} failed: board "
+                                    f"status {status:#x} (1: core error, 2: receive "
+                                    f"overflow, 4: framing, 16: write rejected)")
+        self.port.write(bytes([P.CMD_LOADED]))
+        sent += 1
+        status = P.decode_ack(self._read(2), P.CMD_LOADED)
+        if status & P.STATUS_NOT_LOADED:
+            raise UserError(f"the board did not accept the weights as complete (status "
+                            f"{status:#x}): it counted a different number of words")
+        self.ident = dict(self.ident, weights_loaded=True)
+        return {"words": layout.total_words, "bytes": sent,
+                "seconds": time.perf_counter() - t0}
 
     def infer(self, xs: np.ndarray):
         P = self.P
@@ -119,8 +162,9 @@ def run(args) -> int:
         raise UserError(f"artifact {model} does not exist")
     art = load_artifact(model)
     clock = args.clock
-    if clock is None and args.report:
-        clock = json.loads(Path(args.report).read_text())["clock"]["actual_mhz"]
+    report = json.loads(Path(args.report).read_text()) if args.report else None
+    if clock is None and report:
+        clock = report["clock"]["actual_mhz"]
     clock = clock or board.default_mhz
     try:
         import serial
@@ -134,7 +178,17 @@ def run(args) -> int:
     with port:
         port.reset_input_buffer()
         link = BoardLink(port, art.network)
-        link.identify()
+        ident = link.identify()
+        if ident["ram_weights"] and (args.reload_weights or not ident["weights_loaded"]):
+            if report is None or "storage" not in report.get("weights", {}):
+                raise UserError("the board's weights are in RAM and must be loaded: give "
+                                "--report BUILD/report.json (the lanes and which layers are "
+                                "in RAM)")
+            lanes = report["lanes"]
+            lanes = tuple(lanes) if isinstance(lanes, list) else lanes
+            r = link.load_weights(lanes, report["weights"]["storage"])
+            print(f"loaded {r['words']:,} weight words ({r['bytes']:,} bytes) in "
+                  f"{r['seconds']:.1f} s")
         print(f"{board.name} on {args.port}: running {x.shape[0]} samples ({what})")
         result = run_samples(link, x, labels, clock)
     print(format_result(result))
@@ -153,10 +207,13 @@ def register(sub) -> None:
     p.add_argument("--samples", type=int_range(1, 1_000_000), default=100,
                    help="number of test samples (default 100)")
     p.add_argument("--report", default=None,
-                   help="the build's report.json (for the clock; else --clock or the "
-                        "board's default)")
+                   help="the build's report.json (for the clock, and the lanes and weight "
+                        "storage of a RAM-weight build; else --clock or the board's default)")
     p.add_argument("--clock", type=float_range(1, 500), default=None,
                    help="core clock in MHz, to convert cycles to microseconds")
     p.add_argument("--timeout", type=float_range(0, 600, lo_open=True), default=5.0,
                    help="seconds to wait for a reply")
+    p.add_argument("--reload-weights", action="store_true",
+                   help="RAM-weight builds: load the weights even if the board says they "
+                        "are loaded")
     p.set_defaults(func=run)

@@ -7,6 +7,11 @@ predicted class on the LEDs (docs/boards.md). The build runs in a temporary dire
 that replaces ``--out`` only when it succeeded; a failed build is kept in
 ``OUT.failed`` for its logs. Exit status: 0 = built and timing met, 1 = built but
 timing failed, 2 = error (does not fit, missing tool, bad input).
+
+Weights (``--weights``): ``bram`` puts every layer's weights in the bitstream as block-RAM
+ROMs; ``spram`` puts them in the iCE40 UltraPlus' SPRAM (SB_SPRAM256KA), a RAM that
+``qsnn-hw run`` loads over the UART after configuration; ``auto`` (default) uses ROMs
+while they fit the block RAM and moves the largest layers to SPRAM when they do not.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ def default_count_bits(art) -> int:
 
 def run_synth(model: Path, board: str, out, *, lanes="1", clock=None, toolchain="yowasp",
               baud=115200, count_bits=None, seed=1, quiet=False, pipelined=None,
-              fifo_depth=None) -> dict:
+              fifo_depth=None, weights="auto") -> dict:
     from ..boards.boards import get_board
     from ..boards.build import BuildError, synthesize
     model = Path(model)
@@ -56,7 +61,7 @@ def run_synth(model: Path, board: str, out, *, lanes="1", clock=None, toolchain=
         return synthesize(art.network, board, out, lanes=lanes, clock_mhz=clock,
                           toolchain=toolchain, baud=baud, count_bits=count_bits, seed=seed,
                           model_info=info, log=None if quiet else print,
-                          pipelined=pipelined, fifo_depth=fifo_depth)
+                          pipelined=pipelined, fifo_depth=fifo_depth, weights=weights)
     except BuildError as exc:
         raise UserError(str(exc)) from None
 
@@ -66,9 +71,13 @@ def run(args) -> int:
     report = run_synth(args.model, args.board, out, lanes=args.lanes, clock=args.clock,
                        toolchain=args.toolchain, baud=args.baud, count_bits=args.count_bits,
                        seed=args.seed, pipelined=True if args.pipelined_quantizer else None,
-                       fifo_depth="min" if args.min_fifo else None)
+                       fifo_depth="min" if args.min_fifo else None, weights=args.weights)
     print((Path(out) / "report.md").read_text())
     print(f"wrote {out}/{report['bitstream']}, {out}/report.json, {out}/report.md")
+    if report["weights"].get("spram_layers"):
+        print("the weights of layers " + ", ".join(map(str, report["weights"]["spram_layers"]))
+              + " are in SPRAM: `qsnn-hw run ... --report " + f"{out}/report.json` loads "
+              "them over the UART before the first sample")
     if not report["timing_pass"]:
         print("timing FAILED: lower --clock to the Fmax above, or use fewer --lanes")
         return 1
@@ -104,4 +113,8 @@ def register(sub) -> None:
     p.add_argument("--min-fifo", action="store_true",
                    help="smallest inter-layer FIFOs (one timestep of words): far fewer "
                         "flip-flops, less overlap between layers")
+    p.add_argument("--weights", choices=("auto", "bram", "spram"), default="auto",
+                   help="weight storage: auto (default: block-RAM ROMs while they fit, else "
+                        "the largest layers in SPRAM), bram (ROMs in the bitstream), spram "
+                        "(iCE40 UltraPlus SPRAM, loaded over the UART by qsnn-hw run)")
     p.set_defaults(func=run)

@@ -59,6 +59,7 @@ class LayerEngine(wiring.Component):
     upstream_groups, upstream_lanes : geometry of the upstream engine for "words".
     fifo_depth : output FIFO depth in words (>= max(G + 1, 3); default 2 * (G + 1)).
     pipelined : state quantizer implementation (None: automatic).
+    weight_storage : "rom" (default), "ram" or "spram" (:class:`WeightMemory`).
 
     Members
     -------
@@ -66,12 +67,14 @@ class LayerEngine(wiring.Component):
     spikes : Out(stream), spike words of this layer.
     start : In(1), pulse between samples: the next timestep starts from the rest state.
     error : Out(1), sticky: an invalid input beat was dropped.
+    weight_write : In, only for RAM weights: the weight memory's write port (addr,
+        data, en); write only while the engine is idle.
     """
 
     def __init__(self, layer: IntLayer, *, lanes: int, input_kind: str = "words",
                  input_bits: int = 1, upstream_groups: int | None = None,
                  upstream_lanes: int | None = None, fifo_depth: int | None = None,
-                 pipelined: bool | None = None):
+                 pipelined: bool | None = None, weight_storage: str = "rom"):
         if not isinstance(layer, IntLayer):
             raise TypeError(f"layer must be an IntLayer, got {type(layer).__name__}")
         self.layer = layer
@@ -102,7 +105,7 @@ class LayerEngine(wiring.Component):
         self.geometry = LayerGeometry.of(layer, P, input_bits=self.input_bits,
                                          fifo_depth=self.fifo_depth, pipelined=pipelined)
         self.acc_width = self.geometry.acc_width
-        self.weights = WeightMemory(layer.weight, P)
+        self.weights = WeightMemory(layer.weight, P, storage=weight_storage)
         self.accumulators = LaneMemory(width=self.acc_width, is_signed=True, lanes=P, depth=G,
                                        transparent=False)
         self.states = StateMemory(layer, P)
@@ -126,6 +129,9 @@ class LayerEngine(wiring.Component):
             "spikes": Out(stream.Signature(self.out_layout)),
             "start": In(1),
             "error": Out(1),
+            # ---- RAM weights: the loader's write port (weight_memory.py) ----
+            **({"weight_write": In(self.weights.write.signature.flip())}
+               if self.weights.writable else {}),
         })
 
     def memory_bits(self) -> dict:
@@ -136,6 +142,8 @@ class LayerEngine(wiring.Component):
         m = Module()
         P, G, M = self.lanes, self.groups, self.n_in
         m.submodules.weights = wm = self.weights
+        if wm.writable:  # RAM weights: the loader writes while the engine is idle
+            wiring.connect(m, wiring.flipped(self.weight_write), wm.write)
         m.submodules.accumulators = acc = self.accumulators
         m.submodules.states = sm = self.states
         if self.biases is not None:

@@ -53,16 +53,21 @@ class NetworkTop(wiring.Component):
     fifo_depth : output FIFO depth in words, one int for every layer or one per layer
         (None: two timesteps of words, 2 * (G + 1); the minimum is G + 1).
     pipelined : state quantizer implementation (None: automatic by code width).
+    weight_storage : "rom" (default), "ram" or "spram", one for every layer or one per
+        layer (:class:`~.weight_memory.WeightMemory`).
 
     Members
     -------
     events : In(stream), spike events (input_bits == 1) or direct values.
     results : Out(stream), ``{prediction, counts}`` once per sample.
     start : In(1); busy, done, error : Out(1).
+    weight_load : In, only when a layer has RAM weights: ``layer``, ``addr``, ``data``
+        (packed word, low bits), ``en``. Ignored while ``busy`` and for ROM layers.
     """
 
     def __init__(self, net: IntNetwork, *, lanes=1, count_bits: int = 16,
-                 fifo_depth: int | None = None, pipelined: bool | None = None):
+                 fifo_depth: int | None = None, pipelined: bool | None = None,
+                 weight_storage="rom"):
         if not isinstance(net, IntNetwork):
             raise TypeError(f"net must be an IntNetwork, got {type(net).__name__}")
         self.net = net
@@ -73,6 +78,8 @@ class NetworkTop(wiring.Component):
         if len(depths) != len(net.layers):
             raise ValueError(f"fifo_depth must be an int or have one entry per layer "
                              f"({len(net.layers)}), got {len(depths)}")
+        # ---- RAM weights: storage per layer and the loader's port ----
+        self.weight_storage = _per_layer("weight_storage", weight_storage, len(net.layers))
         self.engines = []
         for i, layer in enumerate(net.layers):
             if i == 0:
@@ -83,13 +90,30 @@ class NetworkTop(wiring.Component):
                 kw = dict(input_kind="words", upstream_groups=up.groups,
                           upstream_lanes=up.lanes)
             self.engines.append(LayerEngine(layer, lanes=self.lanes[i], fifo_depth=depths[i],
-                                            pipelined=pipelined, **kw))
+                                            pipelined=pipelined,
+                                            weight_storage=self.weight_storage[i], **kw))
         self.n_out = net.n_out
         super().__init__({
             "events": In(stream.Signature(self.engines[0].in_layout)),
             "results": Out(stream.Signature(result_layout(self.n_out, self.count_bits))),
             "start": In(1), "busy": Out(1), "done": Out(1), "error": Out(1),
+            **({"weight_load": In(self.weight_load_signature())} if self.loadable else {}),
         })
+
+    # ---- RAM weights ----------------------------------------------------------------------
+    @property
+    def loadable(self) -> list[int]:
+        """Indices of the layers whose weights are written by a loader."""
+        return [i for i, e in enumerate(self.engines) if e.weights.writable]
+
+    def weight_load_signature(self) -> wiring.Signature:
+        """``layer``, ``addr``, ``data``, ``en`` as seen by the loader (widths: the widest
+        RAM layer's)."""
+        wms = [self.engines[i].weights for i in self.loadable]
+        return wiring.Signature({
+            "layer": Out(index_width(len(self.engines))),
+            "addr": Out(max(len(w.write.addr) for w in wms)),
+            "data": Out(max(w.word_width for w in wms)), "en": Out(1)})
 
     def memory_bits(self) -> list[dict]:
         return [e.memory_bits() for e in self.engines]
@@ -158,4 +182,19 @@ class NetworkTop(wiring.Component):
         with m.If(start_ok):
             m.d.sync += [busy.eq(1), closed.eq(0)] + [c.eq(0) for c in counts]
         m.d.comb += self.error.eq(engines[0].error)
+
+        # ---- RAM weights: the loader writes one layer's memory while idle ----
+        for i in self.loadable:
+            ww, ld = engines[i].weight_write, self.weight_load
+            m.d.comb += [ww.addr.eq(ld.addr), ww.data.eq(ld.data),
+                         ww.en.eq(ld.en & (ld.layer == i) & ~busy)]
         return m
+
+
+def _per_layer(name: str, value, n: int) -> list:
+    """One value for every layer, or a list/tuple with one entry per layer."""
+    values = list(value) if isinstance(value, (list, tuple)) else [value] * n
+    if len(values) != n:
+        raise ValueError(f"{name} must be one value or have one entry per layer ({n}), "
+                         f"got {len(values)}")
+    return values
