@@ -2,7 +2,7 @@
 
 For one-layer cores of several N, M, P and input spike densities, runs the core in
 Amaranth's simulator (T timesteps, input always available) and prints, per row: the
-measured steady-state cycles per timestep, the model ``E*G + G + L + 4 + 2*[E > 0]``, their
+measured steady-state cycles per timestep, the model ``E*G + G + L + 4 + 3*[E > 0]``, their
 relative error, synaptic operations per cycle over the whole timestep and over the
 accumulate phase alone (measured as the extra cycles the events add), and both as a
 ratio to P. A last block runs multi-layer networks and compares whole-sample cycles

@@ -670,22 +670,22 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$10 ;
-  reg [3:0] \$100 ;
-  reg [63:0] \$101 ;
-  reg [12:0] \$102 ;
-  reg [12:0] \$103 ;
-  reg [12:0] \$104 ;
-  reg [12:0] \$105 ;
-  reg [12:0] \$106 ;
-  reg [12:0] \$107 ;
-  reg [12:0] \$108 ;
-  reg [12:0] \$109 ;
+  reg \$100 ;
+  reg [3:0] \$101 ;
+  reg \$102 ;
+  reg [2:0] \$103 ;
+  reg \$104 ;
+  reg [2:0] \$105 ;
+  reg \$106 ;
+  reg [2:0] \$107 ;
+  reg \$108 ;
+  reg [2:0] \$109 ;
   wire \$11 ;
-  reg [12:0] \$110 ;
-  reg [12:0] \$111 ;
-  reg [12:0] \$112 ;
-  reg [12:0] \$113 ;
-  reg [12:0] \$114 ;
+  reg \$110 ;
+  reg [2:0] \$111 ;
+  reg [3:0] \$112 ;
+  reg [3:0] \$113 ;
+  reg [63:0] \$114 ;
   reg [12:0] \$115 ;
   reg [12:0] \$116 ;
   reg [12:0] \$117 ;
@@ -725,55 +725,70 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   reg [12:0] \$148 ;
   reg [12:0] \$149 ;
   wire \$15 ;
-  reg [1:0] \$150 ;
-  reg \$151 ;
-  reg \$152 ;
-  reg \$153 ;
-  reg [2:0] \$154 ;
-  reg \$155 ;
-  reg [2:0] \$156 ;
-  reg \$157 ;
-  reg [2:0] \$158 ;
-  reg \$159 ;
+  reg [12:0] \$150 ;
+  reg [12:0] \$151 ;
+  reg [12:0] \$152 ;
+  reg [12:0] \$153 ;
+  reg [12:0] \$154 ;
+  reg [12:0] \$155 ;
+  reg [12:0] \$156 ;
+  reg [12:0] \$157 ;
+  reg [12:0] \$158 ;
+  reg [12:0] \$159 ;
   wire \$16 ;
-  reg [2:0] \$160 ;
-  reg \$161 ;
-  reg [2:0] \$162 ;
-  reg \$163 ;
-  reg [2:0] \$164 ;
+  reg [12:0] \$160 ;
+  reg [12:0] \$161 ;
+  reg [12:0] \$162 ;
+  reg [1:0] \$163 ;
+  reg \$164 ;
   reg \$165 ;
+  reg \$166 ;
+  reg [2:0] \$167 ;
+  reg \$168 ;
+  reg [2:0] \$169 ;
   wire \$17 ;
+  reg \$170 ;
+  reg [2:0] \$171 ;
+  reg \$172 ;
+  reg [2:0] \$173 ;
+  reg \$174 ;
+  reg [2:0] \$175 ;
+  reg \$176 ;
+  reg [2:0] \$177 ;
+  reg \$178 ;
+  reg [2:0] \$179 ;
   wire \$18 ;
+  reg \$180 ;
   wire \$19 ;
   wire \$2 ;
   wire \$20 ;
   wire \$21 ;
   wire \$22 ;
-  wire \$23 ;
-  wire \$24 ;
+  wire [15:0] \$23 ;
+  wire [15:0] \$24 ;
   wire \$25 ;
   wire \$26 ;
   wire \$27 ;
-  wire [15:0] \$28 ;
-  wire [15:0] \$29 ;
+  wire \$28 ;
+  wire \$29 ;
   wire \$3 ;
   wire \$30 ;
   wire \$31 ;
-  wire [7:0] \$32 ;
+  wire \$32 ;
   wire [7:0] \$33 ;
-  wire [3:0] \$34 ;
-  wire [9:0] \$35 ;
+  wire [7:0] \$34 ;
+  wire \$35 ;
   wire \$36 ;
   wire \$37 ;
-  wire \$38 ;
-  wire [9:0] \$39 ;
+  wire [5:0] \$38 ;
+  wire \$39 ;
   wire \$4 ;
-  wire [7:0] \$40 ;
-  wire [13:0] \$41 ;
-  wire [7:0] \$42 ;
-  wire [13:0] \$43 ;
-  wire [7:0] \$44 ;
-  wire [13:0] \$45 ;
+  wire [3:0] \$40 ;
+  wire [9:0] \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire [9:0] \$45 ;
   wire [7:0] \$46 ;
   wire [13:0] \$47 ;
   wire [7:0] \$48 ;
@@ -803,45 +818,45 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   wire \$7 ;
   wire [7:0] \$70 ;
   wire [13:0] \$71 ;
-  wire \$72 ;
-  wire \$73 ;
-  wire \$74 ;
-  wire \$75 ;
-  wire \$76 ;
-  wire [3:0] \$77 ;
+  wire [7:0] \$72 ;
+  wire [13:0] \$73 ;
+  wire [7:0] \$74 ;
+  wire [13:0] \$75 ;
+  wire [7:0] \$76 ;
+  wire [13:0] \$77 ;
   wire \$78 ;
   wire \$79 ;
   wire \$8 ;
   wire \$80 ;
   wire \$81 ;
-  wire [3:0] \$82 ;
-  wire \$83 ;
-  reg [6:0] \$84 ;
-  reg [2:0] \$85 ;
-  reg [8:0] \$86 ;
-  reg \$87 ;
-  reg [3:0] \$88 ;
-  reg \$89 ;
+  wire \$82 ;
+  wire [3:0] \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire [3:0] \$88 ;
+  wire \$89 ;
   wire \$9 ;
-  reg [2:0] \$90 ;
+  reg [5:0] \$90 ;
   reg \$91 ;
-  reg [2:0] \$92 ;
-  reg \$93 ;
-  reg [2:0] \$94 ;
+  reg \$92 ;
+  reg [5:0] \$93 ;
+  reg [6:0] \$94 ;
   reg \$95 ;
-  reg [2:0] \$96 ;
-  reg \$97 ;
-  reg [2:0] \$98 ;
-  reg [3:0] \$99 ;
+  reg \$96 ;
+  reg [2:0] \$97 ;
+  reg [8:0] \$98 ;
+  reg \$99 ;
   wire \$signal ;
-  reg \$signal$117  = 1'h0;
-  reg [3:0] \$signal$157  = 4'h0;
+  reg \$signal$120  = 1'h0;
+  reg [3:0] \$signal$165  = 4'h0;
   (* init = 3'h0 *)
-  wire [2:0] \$signal$18 ;
-  reg \$signal$20  = 1'h0;
-  wire \$signal$4 ;
+  wire [2:0] \$signal$21 ;
+  reg \$signal$23  = 1'h0;
+  reg \$signal$3  = 1'h0;
+  wire \$signal$6 ;
   wire [12:0] acc;
-  wire [12:0] \acc$29 ;
   wire [12:0] \acc$32 ;
   wire [12:0] \acc$35 ;
   wire [12:0] \acc$38 ;
@@ -856,6 +871,7 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   wire [12:0] \acc$65 ;
   wire [12:0] \acc$68 ;
   wire [12:0] \acc$71 ;
+  wire [12:0] \acc$74 ;
   reg [12:0] acc0_r = 13'h0000;
   reg [12:0] acc10_r = 13'h0000;
   reg [12:0] acc11_r = 13'h0000;
@@ -887,6 +903,11 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   reg [2:0] cg = 3'h0;
   input clk;
   wire clk;
+  reg [5:0] cur = 6'h00;
+  wire \cur.eot ;
+  wire \cur.last ;
+  wire [3:0] \cur.value ;
+  wire cur_done;
   reg [3:0] cur_x = 4'h0;
   wire [63:0] data;
   wire [3:0] \data[0] ;
@@ -923,8 +944,6 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   wire events__valid;
   reg fresh = 1'h1;
   (* init = 1'h1 *)
-  wire \fresh$27 ;
-  (* init = 1'h1 *)
   wire \fresh$30 ;
   (* init = 1'h1 *)
   wire \fresh$33 ;
@@ -954,8 +973,12 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   wire \fresh$69 ;
   (* init = 1'h1 *)
   wire \fresh$72 ;
+  (* init = 1'h1 *)
+  wire \fresh$75 ;
   reg [2:0] g = 3'h0;
+  reg g_last = 1'h0;
   reg [6:0] idx = 7'h00;
+  reg idx_full = 1'h0;
   reg last_flag = 1'h0;
   wire [4:0] level;
   wire [3:0] new_state;
@@ -970,10 +993,15 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   wire [3:0] \new_state$108 ;
   wire [3:0] \new_state$109 ;
   wire [3:0] \new_state$110 ;
-  wire [3:0] \new_state$96 ;
-  wire [3:0] \new_state$97 ;
-  wire [3:0] \new_state$98 ;
+  wire [3:0] \new_state$111 ;
+  wire [3:0] \new_state$112 ;
+  wire [3:0] \new_state$113 ;
   wire [3:0] \new_state$99 ;
+  reg [5:0] nxt = 6'h00;
+  wire \nxt.eot ;
+  wire \nxt.last ;
+  wire [3:0] \nxt.value ;
+  reg nxt_valid = 1'h0;
   (* enum_base_type = "Phase" *)
   (* enum_value_00 = "CLEAR" *)
   (* enum_value_01 = "ACC" *)
@@ -997,26 +1025,26 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   reg [12:0] product8_r = 13'h0000;
   reg [12:0] product9_r = 13'h0000;
   reg [2:0] r_addr = 3'h0;
-  wire [2:0] \r_addr$19 ;
+  wire [2:0] \r_addr$22 ;
   wire [63:0] r_data;
-  wire [20:0] \r_data$143 ;
-  wire [207:0] \r_data$25 ;
-  wire [12:0] \r_data$25[0] ;
-  wire [12:0] \r_data$25[10] ;
-  wire [12:0] \r_data$25[11] ;
-  wire [12:0] \r_data$25[12] ;
-  wire [12:0] \r_data$25[13] ;
-  wire [12:0] \r_data$25[14] ;
-  wire [12:0] \r_data$25[15] ;
-  wire [12:0] \r_data$25[1] ;
-  wire [12:0] \r_data$25[2] ;
-  wire [12:0] \r_data$25[3] ;
-  wire [12:0] \r_data$25[4] ;
-  wire [12:0] \r_data$25[5] ;
-  wire [12:0] \r_data$25[6] ;
-  wire [12:0] \r_data$25[7] ;
-  wire [12:0] \r_data$25[8] ;
-  wire [12:0] \r_data$25[9] ;
+  wire [20:0] \r_data$146 ;
+  wire [207:0] \r_data$28 ;
+  wire [12:0] \r_data$28[0] ;
+  wire [12:0] \r_data$28[10] ;
+  wire [12:0] \r_data$28[11] ;
+  wire [12:0] \r_data$28[12] ;
+  wire [12:0] \r_data$28[13] ;
+  wire [12:0] \r_data$28[14] ;
+  wire [12:0] \r_data$28[15] ;
+  wire [12:0] \r_data$28[1] ;
+  wire [12:0] \r_data$28[2] ;
+  wire [12:0] \r_data$28[3] ;
+  wire [12:0] \r_data$28[4] ;
+  wire [12:0] \r_data$28[5] ;
+  wire [12:0] \r_data$28[6] ;
+  wire [12:0] \r_data$28[7] ;
+  wire [12:0] \r_data$28[8] ;
+  wire [12:0] \r_data$28[9] ;
   wire [3:0] \r_data[0] ;
   wire [3:0] \r_data[10] ;
   wire [3:0] \r_data[11] ;
@@ -1036,13 +1064,11 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   input r_en;
   wire r_en;
   wire r_rdy;
+  reg room_ok = 1'h0;
   input rst;
   wire rst;
   reg [3:0] s2_x = 4'h0;
   wire spike;
-  wire \spike$75 ;
-  wire \spike$76 ;
-  wire \spike$77 ;
   wire \spike$78 ;
   wire \spike$79 ;
   wire \spike$80 ;
@@ -1055,6 +1081,9 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   wire \spike$87 ;
   wire \spike$88 ;
   wire \spike$89 ;
+  wire \spike$90 ;
+  wire \spike$91 ;
+  wire \spike$92 ;
   wire [15:0] spikes;
   output [20:0] spikes__payload;
   wire [20:0] spikes__payload;
@@ -1068,7 +1097,6 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   input start;
   wire start;
   wire [3:0] state;
-  wire [3:0] \state$28 ;
   wire [3:0] \state$31 ;
   wire [3:0] \state$34 ;
   wire [3:0] \state$37 ;
@@ -1083,6 +1111,7 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   wire [3:0] \state$64 ;
   wire [3:0] \state$67 ;
   wire [3:0] \state$70 ;
+  wire [3:0] \state$73 ;
   reg step_done;
   reg [12:0] sum0_r = 13'h0000;
   reg [12:0] sum10_r = 13'h0000;
@@ -1103,34 +1132,36 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   reg [2:0] u1_g = 3'h0;
   reg [2:0] upd_g_s2 = 3'h0;
   reg [2:0] upd_g_s3 = 3'h0;
+  reg [2:0] upd_g_s4 = 3'h0;
   (* init = 3'h0 *)
-  wire [2:0] upd_g_s4;
+  wire [2:0] upd_g_s5;
   reg upd_pending = 1'h0;
   reg upd_valid_s2 = 1'h0;
   reg upd_valid_s3 = 1'h0;
+  reg upd_valid_s4 = 1'h0;
   (* init = 1'h0 *)
-  wire upd_valid_s4;
+  wire upd_valid_s5;
   reg [2:0] w_addr = 3'h0;
-  reg [2:0] \w_addr$118 ;
+  reg [2:0] \w_addr$121 ;
   wire [63:0] w_data;
-  wire [20:0] \w_data$115 ;
-  reg [207:0] \w_data$122 ;
-  wire [12:0] \w_data$122[0] ;
-  wire [12:0] \w_data$122[10] ;
-  wire [12:0] \w_data$122[11] ;
-  wire [12:0] \w_data$122[12] ;
-  wire [12:0] \w_data$122[13] ;
-  wire [12:0] \w_data$122[14] ;
-  wire [12:0] \w_data$122[15] ;
-  wire [12:0] \w_data$122[1] ;
-  wire [12:0] \w_data$122[2] ;
-  wire [12:0] \w_data$122[3] ;
-  wire [12:0] \w_data$122[4] ;
-  wire [12:0] \w_data$122[5] ;
-  wire [12:0] \w_data$122[6] ;
-  wire [12:0] \w_data$122[7] ;
-  wire [12:0] \w_data$122[8] ;
-  wire [12:0] \w_data$122[9] ;
+  wire [20:0] \w_data$118 ;
+  reg [207:0] \w_data$125 ;
+  wire [12:0] \w_data$125[0] ;
+  wire [12:0] \w_data$125[10] ;
+  wire [12:0] \w_data$125[11] ;
+  wire [12:0] \w_data$125[12] ;
+  wire [12:0] \w_data$125[13] ;
+  wire [12:0] \w_data$125[14] ;
+  wire [12:0] \w_data$125[15] ;
+  wire [12:0] \w_data$125[1] ;
+  wire [12:0] \w_data$125[2] ;
+  wire [12:0] \w_data$125[3] ;
+  wire [12:0] \w_data$125[4] ;
+  wire [12:0] \w_data$125[5] ;
+  wire [12:0] \w_data$125[6] ;
+  wire [12:0] \w_data$125[7] ;
+  wire [12:0] \w_data$125[8] ;
+  wire [12:0] \w_data$125[9] ;
   wire [3:0] \w_data[0] ;
   wire [3:0] \w_data[10] ;
   wire [3:0] \w_data[11] ;
@@ -1148,8 +1179,8 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   wire [3:0] \w_data[8] ;
   wire [3:0] \w_data[9] ;
   reg w_en = 1'h0;
-  reg \w_en$113 ;
-  reg \w_en$120 ;
+  reg \w_en$116 ;
+  reg \w_en$123 ;
   (* init = 9'h000 *)
   wire [8:0] waddr;
   reg [63:0] weight_r = 64'h0000000000000000;
@@ -1174,264 +1205,289 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   wire [2:0] \word.group ;
   wire \word.last ;
   wire [15:0] \word.mask ;
-  assign \$1  = ~ events__payload[4];
-  assign \$2  = idx == 7'h40;
-  assign \$3  = events__payload[5] | \$2 ;
-  assign \$4  = \$1  & \$3 ;
-  assign \$5  = ~ \$4 ;
-  assign \$signal  = events__valid & \$5 ;
-  assign \$6  = ~ events__payload[4];
-  assign \$7  = idx == 7'h40;
-  assign \$8  = events__payload[5] | \$7 ;
-  assign \$9  = \$6  & \$8 ;
-  assign events__ready = \$9  | ev_take;
-  assign \$10  = ~ events__payload[4];
-  assign \$11  = idx == 7'h40;
-  assign \$12  = events__payload[5] | \$11 ;
-  assign \$13  = \$10  & \$12 ;
-  assign \$14  = events__valid & \$13 ;
-  assign \$15  = ev_take & events__payload[4];
-  assign \$16  = idx != 7'h40;
-  assign \$17  = \$15  & \$16 ;
-  assign error_set = \$14  | \$17 ;
-  assign \$18  = phase == 1'h1;
-  assign \$19  = ~ busy;
-  assign \$20  = g == 3'h7;
-  assign \$21  = \$19  | \$20 ;
-  assign \$22  = \$18  & \$21 ;
-  assign \$23  = \$22  & \$signal ;
-  assign \$24  = ~ events__payload[4];
-  assign \$25  = level <= 4'h9;
-  assign \$26  = \$24  | \$25 ;
-  assign ev_take = \$23  & \$26 ;
-  assign \r_addr$19  = \$signal$20  ? r_addr : acc_s1_g;
-  assign \$27  = phase == 2'h3;
-  assign \$30  = | \$29 ;
-  assign \$31  = ! phase;
-  assign \$32  = idx + 1'h1;
-  assign \$33  = events__payload[4] ? 8'h00 : \$32 ;
-  assign \$34  = g + 1'h1;
-  assign \$35  = addr + 1'h1;
-  assign \$36  = g == 3'h7;
-  assign \$37  = ~ events__payload[4];
-  assign \$38  = ev_take & \$37 ;
-  assign \$39  = idx[5:0] * 4'h8;
-  assign \$40  = $signed(weight_r[3:0]) * $signed({ 1'h0, s2_x });
-  assign \$41  = $signed(acc0_r) + $signed(product0_r);
-  assign \$42  = $signed(weight_r[7:4]) * $signed({ 1'h0, s2_x });
-  assign \$43  = $signed(acc1_r) + $signed(product1_r);
-  assign \$44  = $signed(weight_r[11:8]) * $signed({ 1'h0, s2_x });
-  assign \$45  = $signed(acc2_r) + $signed(product2_r);
-  assign \$46  = $signed(weight_r[15:12]) * $signed({ 1'h0, s2_x });
-  assign \$47  = $signed(acc3_r) + $signed(product3_r);
-  assign \$48  = $signed(weight_r[19:16]) * $signed({ 1'h0, s2_x });
-  assign \$49  = $signed(acc4_r) + $signed(product4_r);
-  assign \$50  = $signed(weight_r[23:20]) * $signed({ 1'h0, s2_x });
-  assign \$51  = $signed(acc5_r) + $signed(product5_r);
-  assign \$52  = $signed(weight_r[27:24]) * $signed({ 1'h0, s2_x });
-  assign \$53  = $signed(acc6_r) + $signed(product6_r);
-  assign \$54  = $signed(weight_r[31:28]) * $signed({ 1'h0, s2_x });
-  assign \$55  = $signed(acc7_r) + $signed(product7_r);
-  assign \$56  = $signed(weight_r[35:32]) * $signed({ 1'h0, s2_x });
-  assign \$57  = $signed(acc8_r) + $signed(product8_r);
-  assign \$58  = $signed(weight_r[39:36]) * $signed({ 1'h0, s2_x });
-  assign \$59  = $signed(acc9_r) + $signed(product9_r);
-  assign \$60  = $signed(weight_r[43:40]) * $signed({ 1'h0, s2_x });
-  assign \$61  = $signed(acc10_r) + $signed(product10_r);
-  assign \$62  = $signed(weight_r[47:44]) * $signed({ 1'h0, s2_x });
-  assign \$63  = $signed(acc11_r) + $signed(product11_r);
-  assign \$64  = $signed(weight_r[51:48]) * $signed({ 1'h0, s2_x });
-  assign \$65  = $signed(acc12_r) + $signed(product12_r);
-  assign \$66  = $signed(weight_r[55:52]) * $signed({ 1'h0, s2_x });
-  assign \$67  = $signed(acc13_r) + $signed(product13_r);
-  assign \$68  = $signed(weight_r[59:56]) * $signed({ 1'h0, s2_x });
-  assign \$69  = $signed(acc14_r) + $signed(product14_r);
-  assign \$70  = $signed(weight_r[63:60]) * $signed({ 1'h0, s2_x });
-  assign \$71  = $signed(acc15_r) + $signed(product15_r);
-  assign \$72  = ev_take & events__payload[4];
-  assign \$73  = acc_s1_valid | acc_s2_valid;
-  assign \$74  = \$73  | acc_s3_valid;
-  assign \$75  = ~ \$74 ;
-  assign \$76  = upd_pending & \$75 ;
-  assign \$77  = r_addr + 1'h1;
-  assign \$78  = r_addr == 3'h7;
-  assign \$79  = phase == 2'h3;
-  assign \$80  = w_addr == 3'h7;
-  assign \$81  = ! phase;
-  assign \$82  = cg + 1'h1;
-  assign \$83  = cg == 3'h7;
+  assign events__ready = ~ nxt_valid;
+  assign \$1  = ~ cur[4];
+  assign \$2  = cur[5] | idx_full;
+  assign \$3  = \$1  & \$2 ;
+  assign \$4  = ~ \$3 ;
+  assign \$signal  = \$signal$3  & \$4 ;
+  assign \$5  = ~ cur[4];
+  assign \$6  = cur[5] | idx_full;
+  assign \$7  = \$5  & \$6 ;
+  assign cur_done = \$7  | ev_take;
+  assign \$8  = ~ cur[4];
+  assign \$9  = cur[5] | idx_full;
+  assign \$10  = \$8  & \$9 ;
+  assign \$11  = \$signal$3  & \$10 ;
+  assign \$12  = ev_take & cur[4];
+  assign \$13  = ~ idx_full;
+  assign \$14  = \$12  & \$13 ;
+  assign error_set = \$11  | \$14 ;
+  assign \$15  = phase == 1'h1;
+  assign \$16  = ~ busy;
+  assign \$17  = \$16  | g_last;
+  assign \$18  = \$15  & \$17 ;
+  assign \$19  = \$18  & \$signal ;
+  assign \$20  = ~ cur[4];
+  assign \$21  = \$20  | room_ok;
+  assign ev_take = \$19  & \$21 ;
+  assign \r_addr$22  = \$signal$23  ? r_addr : acc_s1_g;
+  assign \$22  = phase == 2'h3;
+  assign \$25  = | \$24 ;
+  assign \$26  = ! phase;
+  assign \$27  = ~ \$signal$3 ;
+  assign \$28  = \$27  | cur_done;
+  assign \$29  = ~ nxt_valid;
+  assign \$30  = events__valid & \$29 ;
+  assign \$31  = ~ nxt_valid;
+  assign \$32  = events__valid & \$31 ;
+  assign \$33  = idx + 1'h1;
+  assign \$34  = cur[4] ? 8'h00 : \$33 ;
+  assign \$35  = ~ cur[4];
+  assign \$36  = idx == 6'h3f;
+  assign \$37  = \$35  & \$36 ;
+  assign \$38  = level + \w_en$116 ;
+  assign \$39  = \$38  <= 4'h9;
+  assign \$40  = g + 1'h1;
+  assign \$41  = addr + 1'h1;
+  assign \$42  = g == 3'h6;
+  assign \$43  = ~ cur[4];
+  assign \$44  = ev_take & \$43 ;
+  assign \$45  = idx[5:0] * 4'h8;
+  assign \$46  = $signed(weight_r[3:0]) * $signed({ 1'h0, s2_x });
+  assign \$47  = $signed(acc0_r) + $signed(product0_r);
+  assign \$48  = $signed(weight_r[7:4]) * $signed({ 1'h0, s2_x });
+  assign \$49  = $signed(acc1_r) + $signed(product1_r);
+  assign \$50  = $signed(weight_r[11:8]) * $signed({ 1'h0, s2_x });
+  assign \$51  = $signed(acc2_r) + $signed(product2_r);
+  assign \$52  = $signed(weight_r[15:12]) * $signed({ 1'h0, s2_x });
+  assign \$53  = $signed(acc3_r) + $signed(product3_r);
+  assign \$54  = $signed(weight_r[19:16]) * $signed({ 1'h0, s2_x });
+  assign \$55  = $signed(acc4_r) + $signed(product4_r);
+  assign \$56  = $signed(weight_r[23:20]) * $signed({ 1'h0, s2_x });
+  assign \$57  = $signed(acc5_r) + $signed(product5_r);
+  assign \$58  = $signed(weight_r[27:24]) * $signed({ 1'h0, s2_x });
+  assign \$59  = $signed(acc6_r) + $signed(product6_r);
+  assign \$60  = $signed(weight_r[31:28]) * $signed({ 1'h0, s2_x });
+  assign \$61  = $signed(acc7_r) + $signed(product7_r);
+  assign \$62  = $signed(weight_r[35:32]) * $signed({ 1'h0, s2_x });
+  assign \$63  = $signed(acc8_r) + $signed(product8_r);
+  assign \$64  = $signed(weight_r[39:36]) * $signed({ 1'h0, s2_x });
+  assign \$65  = $signed(acc9_r) + $signed(product9_r);
+  assign \$66  = $signed(weight_r[43:40]) * $signed({ 1'h0, s2_x });
+  assign \$67  = $signed(acc10_r) + $signed(product10_r);
+  assign \$68  = $signed(weight_r[47:44]) * $signed({ 1'h0, s2_x });
+  assign \$69  = $signed(acc11_r) + $signed(product11_r);
+  assign \$70  = $signed(weight_r[51:48]) * $signed({ 1'h0, s2_x });
+  assign \$71  = $signed(acc12_r) + $signed(product12_r);
+  assign \$72  = $signed(weight_r[55:52]) * $signed({ 1'h0, s2_x });
+  assign \$73  = $signed(acc13_r) + $signed(product13_r);
+  assign \$74  = $signed(weight_r[59:56]) * $signed({ 1'h0, s2_x });
+  assign \$75  = $signed(acc14_r) + $signed(product14_r);
+  assign \$76  = $signed(weight_r[63:60]) * $signed({ 1'h0, s2_x });
+  assign \$77  = $signed(acc15_r) + $signed(product15_r);
+  assign \$78  = ev_take & cur[4];
+  assign \$79  = acc_s1_valid | acc_s2_valid;
+  assign \$80  = \$79  | acc_s3_valid;
+  assign \$81  = ~ \$80 ;
+  assign \$82  = upd_pending & \$81 ;
+  assign \$83  = r_addr + 1'h1;
+  assign \$84  = r_addr == 3'h7;
+  assign \$85  = phase == 2'h3;
+  assign \$86  = w_addr == 3'h7;
+  assign \$87  = ! phase;
+  assign \$88  = cg + 1'h1;
+  assign \$89  = cg == 3'h7;
   always @(posedge clk)
-    idx <= \$84 ;
+    cur <= \$90 ;
   always @(posedge clk)
-    g <= \$85 ;
+    \$signal$3  <= \$91 ;
   always @(posedge clk)
-    addr <= \$86 ;
+    nxt_valid <= \$92 ;
   always @(posedge clk)
-    busy <= \$87 ;
+    nxt <= \$93 ;
   always @(posedge clk)
-    cur_x <= \$88 ;
+    idx <= \$94 ;
   always @(posedge clk)
-    acc_s1_valid <= \$89 ;
+    idx_full <= \$95 ;
   always @(posedge clk)
-    acc_s1_g <= \$90 ;
+    room_ok <= \$96 ;
   always @(posedge clk)
-    acc_s2_valid <= \$91 ;
+    g <= \$97 ;
   always @(posedge clk)
-    acc_s2_g <= \$92 ;
+    addr <= \$98 ;
   always @(posedge clk)
-    acc_s3_valid <= \$93 ;
+    g_last <= \$99 ;
   always @(posedge clk)
-    acc_s3_g <= \$94 ;
+    busy <= \$100 ;
   always @(posedge clk)
-    acc_s4_valid <= \$95 ;
+    cur_x <= \$101 ;
   always @(posedge clk)
-    acc_s4_g <= \$96 ;
+    acc_s1_valid <= \$102 ;
   always @(posedge clk)
-    acc_s5_valid <= \$97 ;
+    acc_s1_g <= \$103 ;
   always @(posedge clk)
-    acc_s5_g <= \$98 ;
+    acc_s2_valid <= \$104 ;
   always @(posedge clk)
-    \$signal$157  <= \$99 ;
+    acc_s2_g <= \$105 ;
   always @(posedge clk)
-    s2_x <= \$100 ;
+    acc_s3_valid <= \$106 ;
   always @(posedge clk)
-    weight_r <= \$101 ;
+    acc_s3_g <= \$107 ;
   always @(posedge clk)
-    product0_r <= \$102 ;
+    acc_s4_valid <= \$108 ;
   always @(posedge clk)
-    acc0_r <= \$103 ;
+    acc_s4_g <= \$109 ;
   always @(posedge clk)
-    sum0_r <= \$104 ;
+    acc_s5_valid <= \$110 ;
   always @(posedge clk)
-    product1_r <= \$105 ;
+    acc_s5_g <= \$111 ;
   always @(posedge clk)
-    acc1_r <= \$106 ;
+    \$signal$165  <= \$112 ;
   always @(posedge clk)
-    sum1_r <= \$107 ;
+    s2_x <= \$113 ;
   always @(posedge clk)
-    product2_r <= \$108 ;
+    weight_r <= \$114 ;
   always @(posedge clk)
-    acc2_r <= \$109 ;
+    product0_r <= \$115 ;
   always @(posedge clk)
-    sum2_r <= \$110 ;
+    acc0_r <= \$116 ;
   always @(posedge clk)
-    product3_r <= \$111 ;
+    sum0_r <= \$117 ;
   always @(posedge clk)
-    acc3_r <= \$112 ;
+    product1_r <= \$118 ;
   always @(posedge clk)
-    sum3_r <= \$113 ;
+    acc1_r <= \$119 ;
   always @(posedge clk)
-    product4_r <= \$114 ;
+    sum1_r <= \$120 ;
   always @(posedge clk)
-    acc4_r <= \$115 ;
+    product2_r <= \$121 ;
   always @(posedge clk)
-    sum4_r <= \$116 ;
+    acc2_r <= \$122 ;
   always @(posedge clk)
-    product5_r <= \$117 ;
+    sum2_r <= \$123 ;
   always @(posedge clk)
-    acc5_r <= \$118 ;
+    product3_r <= \$124 ;
   always @(posedge clk)
-    sum5_r <= \$119 ;
+    acc3_r <= \$125 ;
   always @(posedge clk)
-    product6_r <= \$120 ;
+    sum3_r <= \$126 ;
   always @(posedge clk)
-    acc6_r <= \$121 ;
+    product4_r <= \$127 ;
   always @(posedge clk)
-    sum6_r <= \$122 ;
+    acc4_r <= \$128 ;
   always @(posedge clk)
-    product7_r <= \$123 ;
+    sum4_r <= \$129 ;
   always @(posedge clk)
-    acc7_r <= \$124 ;
+    product5_r <= \$130 ;
   always @(posedge clk)
-    sum7_r <= \$125 ;
+    acc5_r <= \$131 ;
   always @(posedge clk)
-    product8_r <= \$126 ;
+    sum5_r <= \$132 ;
   always @(posedge clk)
-    acc8_r <= \$127 ;
+    product6_r <= \$133 ;
   always @(posedge clk)
-    sum8_r <= \$128 ;
+    acc6_r <= \$134 ;
   always @(posedge clk)
-    product9_r <= \$129 ;
+    sum6_r <= \$135 ;
   always @(posedge clk)
-    acc9_r <= \$130 ;
+    product7_r <= \$136 ;
   always @(posedge clk)
-    sum9_r <= \$131 ;
+    acc7_r <= \$137 ;
   always @(posedge clk)
-    product10_r <= \$132 ;
+    sum7_r <= \$138 ;
   always @(posedge clk)
-    acc10_r <= \$133 ;
+    product8_r <= \$139 ;
   always @(posedge clk)
-    sum10_r <= \$134 ;
+    acc8_r <= \$140 ;
   always @(posedge clk)
-    product11_r <= \$135 ;
+    sum8_r <= \$141 ;
   always @(posedge clk)
-    acc11_r <= \$136 ;
+    product9_r <= \$142 ;
   always @(posedge clk)
-    sum11_r <= \$137 ;
+    acc9_r <= \$143 ;
   always @(posedge clk)
-    product12_r <= \$138 ;
+    sum9_r <= \$144 ;
   always @(posedge clk)
-    acc12_r <= \$139 ;
+    product10_r <= \$145 ;
   always @(posedge clk)
-    sum12_r <= \$140 ;
+    acc10_r <= \$146 ;
   always @(posedge clk)
-    product13_r <= \$141 ;
+    sum10_r <= \$147 ;
   always @(posedge clk)
-    acc13_r <= \$142 ;
+    product11_r <= \$148 ;
   always @(posedge clk)
-    sum13_r <= \$143 ;
+    acc11_r <= \$149 ;
   always @(posedge clk)
-    product14_r <= \$144 ;
+    sum11_r <= \$150 ;
   always @(posedge clk)
-    acc14_r <= \$145 ;
+    product12_r <= \$151 ;
   always @(posedge clk)
-    sum14_r <= \$146 ;
+    acc12_r <= \$152 ;
   always @(posedge clk)
-    product15_r <= \$147 ;
+    sum12_r <= \$153 ;
   always @(posedge clk)
-    acc15_r <= \$148 ;
+    product13_r <= \$154 ;
   always @(posedge clk)
-    sum15_r <= \$149 ;
+    acc13_r <= \$155 ;
   always @(posedge clk)
-    phase <= \$150 ;
+    sum13_r <= \$156 ;
   always @(posedge clk)
-    upd_pending <= \$151 ;
+    product14_r <= \$157 ;
   always @(posedge clk)
-    last_flag <= \$152 ;
+    acc14_r <= \$158 ;
   always @(posedge clk)
-    \$signal$20  <= \$153 ;
+    sum14_r <= \$159 ;
   always @(posedge clk)
-    r_addr <= \$154 ;
+    product15_r <= \$160 ;
   always @(posedge clk)
-    \$signal$117  <= \$155 ;
+    acc15_r <= \$161 ;
   always @(posedge clk)
-    u1_g <= \$156 ;
+    sum15_r <= \$162 ;
   always @(posedge clk)
-    upd_valid_s2 <= \$157 ;
+    phase <= \$163 ;
   always @(posedge clk)
-    upd_g_s2 <= \$158 ;
+    upd_pending <= \$164 ;
   always @(posedge clk)
-    upd_valid_s3 <= \$159 ;
+    last_flag <= \$165 ;
   always @(posedge clk)
-    upd_g_s3 <= \$160 ;
+    \$signal$23  <= \$166 ;
   always @(posedge clk)
-    w_en <= \$161 ;
+    r_addr <= \$167 ;
   always @(posedge clk)
-    w_addr <= \$162 ;
+    \$signal$120  <= \$168 ;
   always @(posedge clk)
-    fresh <= \$163 ;
+    u1_g <= \$169 ;
   always @(posedge clk)
-    cg <= \$164 ;
+    upd_valid_s2 <= \$170 ;
   always @(posedge clk)
-    error <= \$165 ;
+    upd_g_s2 <= \$171 ;
+  always @(posedge clk)
+    upd_valid_s3 <= \$172 ;
+  always @(posedge clk)
+    upd_g_s3 <= \$173 ;
+  always @(posedge clk)
+    upd_valid_s4 <= \$174 ;
+  always @(posedge clk)
+    upd_g_s4 <= \$175 ;
+  always @(posedge clk)
+    w_en <= \$176 ;
+  always @(posedge clk)
+    w_addr <= \$177 ;
+  always @(posedge clk)
+    fresh <= \$178 ;
+  always @(posedge clk)
+    cg <= \$179 ;
+  always @(posedge clk)
+    error <= \$180 ;
   \qsnn_ref.layer0.accumulators  accumulators (
     .clk(clk),
-    .r_data(\r_data$25 ),
-    .rd__addr(\r_addr$19 ),
+    .r_data(\r_data$28 ),
+    .rd__addr(\r_addr$22 ),
     .rst(rst),
-    .wr__addr(\w_addr$118 ),
-    .wr__data(\w_data$122 ),
-    .wr__en(\w_en$120 )
+    .wr__addr(\w_addr$121 ),
+    .wr__data(\w_data$125 ),
+    .wr__en(\w_en$123 )
   );
   \qsnn_ref.layer0.fifo  fifo (
     .clk(clk),
@@ -1439,12 +1495,12 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
     .r_en(r_en),
     .r_rdy(spikes__valid),
     .rst(rst),
-    .w_en(\w_en$113 ),
+    .w_en(\w_en$116 ),
     .w_level(level),
     .w_port__data(word)
   );
   \qsnn_ref.layer0.lif0  lif0 (
-    .acc(\r_data$25 [12:0]),
+    .acc(\r_data$28 [12:0]),
     .clk(clk),
     .fresh(fresh),
     .new_state(new_state),
@@ -1453,158 +1509,158 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
     .state(r_data[3:0])
   );
   \qsnn_ref.layer0.lif1  lif1 (
-    .acc(\r_data$25 [25:13]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$96 ),
-    .rst(rst),
-    .spike(\spike$75 ),
-    .state(r_data[7:4])
-  );
-  \qsnn_ref.layer0.lif10  lif10 (
-    .acc(\r_data$25 [142:130]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$105 ),
-    .rst(rst),
-    .spike(\spike$84 ),
-    .state(r_data[43:40])
-  );
-  \qsnn_ref.layer0.lif11  lif11 (
-    .acc(\r_data$25 [155:143]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$106 ),
-    .rst(rst),
-    .spike(\spike$85 ),
-    .state(r_data[47:44])
-  );
-  \qsnn_ref.layer0.lif12  lif12 (
-    .acc(\r_data$25 [168:156]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$107 ),
-    .rst(rst),
-    .spike(\spike$86 ),
-    .state(r_data[51:48])
-  );
-  \qsnn_ref.layer0.lif13  lif13 (
-    .acc(\r_data$25 [181:169]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$108 ),
-    .rst(rst),
-    .spike(\spike$87 ),
-    .state(r_data[55:52])
-  );
-  \qsnn_ref.layer0.lif14  lif14 (
-    .acc(\r_data$25 [194:182]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$109 ),
-    .rst(rst),
-    .spike(\spike$88 ),
-    .state(r_data[59:56])
-  );
-  \qsnn_ref.layer0.lif15  lif15 (
-    .acc(\r_data$25 [207:195]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$110 ),
-    .rst(rst),
-    .spike(\spike$89 ),
-    .state(r_data[63:60])
-  );
-  \qsnn_ref.layer0.lif2  lif2 (
-    .acc(\r_data$25 [38:26]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$97 ),
-    .rst(rst),
-    .spike(\spike$76 ),
-    .state(r_data[11:8])
-  );
-  \qsnn_ref.layer0.lif3  lif3 (
-    .acc(\r_data$25 [51:39]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$98 ),
-    .rst(rst),
-    .spike(\spike$77 ),
-    .state(r_data[15:12])
-  );
-  \qsnn_ref.layer0.lif4  lif4 (
-    .acc(\r_data$25 [64:52]),
+    .acc(\r_data$28 [25:13]),
     .clk(clk),
     .fresh(fresh),
     .new_state(\new_state$99 ),
     .rst(rst),
     .spike(\spike$78 ),
-    .state(r_data[19:16])
+    .state(r_data[7:4])
   );
-  \qsnn_ref.layer0.lif5  lif5 (
-    .acc(\r_data$25 [77:65]),
+  \qsnn_ref.layer0.lif10  lif10 (
+    .acc(\r_data$28 [142:130]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$108 ),
+    .rst(rst),
+    .spike(\spike$87 ),
+    .state(r_data[43:40])
+  );
+  \qsnn_ref.layer0.lif11  lif11 (
+    .acc(\r_data$28 [155:143]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$109 ),
+    .rst(rst),
+    .spike(\spike$88 ),
+    .state(r_data[47:44])
+  );
+  \qsnn_ref.layer0.lif12  lif12 (
+    .acc(\r_data$28 [168:156]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$110 ),
+    .rst(rst),
+    .spike(\spike$89 ),
+    .state(r_data[51:48])
+  );
+  \qsnn_ref.layer0.lif13  lif13 (
+    .acc(\r_data$28 [181:169]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$111 ),
+    .rst(rst),
+    .spike(\spike$90 ),
+    .state(r_data[55:52])
+  );
+  \qsnn_ref.layer0.lif14  lif14 (
+    .acc(\r_data$28 [194:182]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$112 ),
+    .rst(rst),
+    .spike(\spike$91 ),
+    .state(r_data[59:56])
+  );
+  \qsnn_ref.layer0.lif15  lif15 (
+    .acc(\r_data$28 [207:195]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$113 ),
+    .rst(rst),
+    .spike(\spike$92 ),
+    .state(r_data[63:60])
+  );
+  \qsnn_ref.layer0.lif2  lif2 (
+    .acc(\r_data$28 [38:26]),
     .clk(clk),
     .fresh(fresh),
     .new_state(\new_state$100 ),
     .rst(rst),
     .spike(\spike$79 ),
-    .state(r_data[23:20])
+    .state(r_data[11:8])
   );
-  \qsnn_ref.layer0.lif6  lif6 (
-    .acc(\r_data$25 [90:78]),
+  \qsnn_ref.layer0.lif3  lif3 (
+    .acc(\r_data$28 [51:39]),
     .clk(clk),
     .fresh(fresh),
     .new_state(\new_state$101 ),
     .rst(rst),
     .spike(\spike$80 ),
-    .state(r_data[27:24])
+    .state(r_data[15:12])
   );
-  \qsnn_ref.layer0.lif7  lif7 (
-    .acc(\r_data$25 [103:91]),
+  \qsnn_ref.layer0.lif4  lif4 (
+    .acc(\r_data$28 [64:52]),
     .clk(clk),
     .fresh(fresh),
     .new_state(\new_state$102 ),
     .rst(rst),
     .spike(\spike$81 ),
-    .state(r_data[31:28])
+    .state(r_data[19:16])
   );
-  \qsnn_ref.layer0.lif8  lif8 (
-    .acc(\r_data$25 [116:104]),
+  \qsnn_ref.layer0.lif5  lif5 (
+    .acc(\r_data$28 [77:65]),
     .clk(clk),
     .fresh(fresh),
     .new_state(\new_state$103 ),
     .rst(rst),
     .spike(\spike$82 ),
-    .state(r_data[35:32])
+    .state(r_data[23:20])
   );
-  \qsnn_ref.layer0.lif9  lif9 (
-    .acc(\r_data$25 [129:117]),
+  \qsnn_ref.layer0.lif6  lif6 (
+    .acc(\r_data$28 [90:78]),
     .clk(clk),
     .fresh(fresh),
     .new_state(\new_state$104 ),
     .rst(rst),
     .spike(\spike$83 ),
+    .state(r_data[27:24])
+  );
+  \qsnn_ref.layer0.lif7  lif7 (
+    .acc(\r_data$28 [103:91]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$105 ),
+    .rst(rst),
+    .spike(\spike$84 ),
+    .state(r_data[31:28])
+  );
+  \qsnn_ref.layer0.lif8  lif8 (
+    .acc(\r_data$28 [116:104]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$106 ),
+    .rst(rst),
+    .spike(\spike$85 ),
+    .state(r_data[35:32])
+  );
+  \qsnn_ref.layer0.lif9  lif9 (
+    .acc(\r_data$28 [129:117]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$107 ),
+    .rst(rst),
+    .spike(\spike$86 ),
     .state(r_data[39:36])
   );
   \qsnn_ref.layer0.states  states (
     .clk(clk),
-    .\port$305$0 (new_state),
-    .\port$347$0 (\new_state$96 ),
-    .\port$389$0 (\new_state$97 ),
-    .\port$431$0 (\new_state$98 ),
-    .\port$473$0 (\new_state$99 ),
-    .\port$515$0 (\new_state$100 ),
-    .\port$557$0 (\new_state$101 ),
-    .\port$599$0 (\new_state$102 ),
-    .\port$641$0 (\new_state$103 ),
-    .\port$683$0 (\new_state$104 ),
-    .\port$725$0 (\new_state$105 ),
-    .\port$767$0 (\new_state$106 ),
-    .\port$809$0 (\new_state$107 ),
-    .\port$851$0 (\new_state$108 ),
-    .\port$893$0 (\new_state$109 ),
-    .\port$935$0 (\new_state$110 ),
+    .\port$1871$0 (new_state),
+    .\port$1889$0 (\new_state$99 ),
+    .\port$1907$0 (\new_state$100 ),
+    .\port$1925$0 (\new_state$101 ),
+    .\port$1943$0 (\new_state$102 ),
+    .\port$1961$0 (\new_state$103 ),
+    .\port$1979$0 (\new_state$104 ),
+    .\port$1997$0 (\new_state$105 ),
+    .\port$2015$0 (\new_state$106 ),
+    .\port$2033$0 (\new_state$107 ),
+    .\port$2051$0 (\new_state$108 ),
+    .\port$2069$0 (\new_state$109 ),
+    .\port$2087$0 (\new_state$110 ),
+    .\port$2105$0 (\new_state$111 ),
+    .\port$2123$0 (\new_state$112 ),
+    .\port$2141$0 (\new_state$113 ),
     .r_data(r_data),
     .rd__addr(r_addr),
     .rst(rst),
@@ -1620,784 +1676,886 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     word = 21'h000000;
-    if (\$27 ) begin
+    if (\$22 ) begin
       word[19] = 1'h1;
       word[20] = last_flag;
     end else if (w_en) begin
       word[2:0] = w_addr;
-      word[18:3] = \$28 ;
+      word[18:3] = \$23 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \w_en$113  = 1'h0;
-    if (\$27 ) begin
-      \w_en$113  = 1'h1;
+    \w_en$116  = 1'h0;
+    if (\$22 ) begin
+      \w_en$116  = 1'h1;
     end else if (w_en) begin
-      \w_en$113  = \$30 ;
+      \w_en$116  = \$25 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     step_done = 1'h0;
-    if (\$27 ) begin
+    if (\$22 ) begin
       step_done = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \w_addr$118  = 3'h0;
-    if (\$31 ) begin
-      \w_addr$118  = cg;
+    \w_addr$121  = 3'h0;
+    if (\$26 ) begin
+      \w_addr$121  = cg;
     end else if (acc_s4_valid) begin
-      \w_addr$118  = acc_s4_g;
-    end else if (\$signal$117 ) begin
-      \w_addr$118  = u1_g;
+      \w_addr$121  = acc_s4_g;
+    end else if (\$signal$120 ) begin
+      \w_addr$121  = u1_g;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \w_en$120  = 1'h0;
-    if (\$31 ) begin
-      \w_en$120  = 1'h1;
+    \w_en$123  = 1'h0;
+    if (\$26 ) begin
+      \w_en$123  = 1'h1;
     end else if (acc_s4_valid) begin
-      \w_en$120  = 1'h1;
-    end else if (\$signal$117 ) begin
-      \w_en$120  = 1'h1;
+      \w_en$123  = 1'h1;
+    end else if (\$signal$120 ) begin
+      \w_en$123  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \w_data$122  = 208'h0000000000000000000000000000000000000000000000000000;
-    if (\$31 ) begin
+    \w_data$125  = 208'h0000000000000000000000000000000000000000000000000000;
+    if (\$26 ) begin
     end else if (acc_s4_valid) begin
-      \w_data$122  = { sum15_r, sum14_r, sum13_r, sum12_r, sum11_r, sum10_r, sum9_r, sum8_r, sum7_r, sum6_r, sum5_r, sum4_r, sum3_r, sum2_r, sum1_r, sum0_r };
+      \w_data$125  = { sum15_r, sum14_r, sum13_r, sum12_r, sum11_r, sum10_r, sum9_r, sum8_r, sum7_r, sum6_r, sum5_r, sum4_r, sum3_r, sum2_r, sum1_r, sum0_r };
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$84  = idx;
-    if (ev_take) begin
-      \$84  = \$33 [6:0];
-    end
-    if (start) begin
-      \$84  = 7'h00;
-    end
-    if (rst) begin
-      \$84  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$85  = g;
-    if (busy) begin
-      \$85  = \$34 [2:0];
-      if (\$36 ) begin
-        \$85  = 3'h0;
+    \$90  = cur;
+    if (\$28 ) begin
+      (* full_case = 32'd1 *)
+      if (nxt_valid) begin
+        \$90  = nxt;
+      end else begin
+        \$90  = events__payload;
       end
     end
-    if (\$38 ) begin
-      \$85  = 3'h0;
-    end
     if (rst) begin
-      \$85  = 3'h0;
+      \$90  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$86  = addr;
-    if (busy) begin
-      \$86  = \$35 [8:0];
-    end
-    if (\$38 ) begin
-      \$86  = \$39 [8:0];
-    end
-    if (rst) begin
-      \$86  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$87  = busy;
-    if (busy) begin
-      if (\$36 ) begin
-        \$87  = 1'h0;
+    \$91  = \$signal$3 ;
+    if (\$28 ) begin
+      (* full_case = 32'd1 *)
+      if (nxt_valid) begin
+        \$91  = 1'h1;
+      end else begin
+        \$91  = \$32 ;
       end
     end
-    if (\$38 ) begin
-      \$87  = 1'h1;
-    end
-    if (rst) begin
-      \$87  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$88  = cur_x;
-    if (\$38 ) begin
-      \$88  = events__payload[3:0];
-    end
-    if (rst) begin
-      \$88  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$89  = busy;
-    if (rst) begin
-      \$89  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$90  = g;
-    if (rst) begin
-      \$90  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$91  = acc_s1_valid;
     if (rst) begin
       \$91  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$92  = acc_s1_g;
+    \$92  = nxt_valid;
+    if (\$28 ) begin
+      if (nxt_valid) begin
+        \$92  = 1'h0;
+      end
+    end else if (\$30 ) begin
+      \$92  = 1'h1;
+    end
     if (rst) begin
-      \$92  = 3'h0;
+      \$92  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$93  = acc_s2_valid;
+    \$93  = nxt;
+    if (\$28 ) begin
+    end else if (\$30 ) begin
+      \$93  = events__payload;
+    end
     if (rst) begin
-      \$93  = 1'h0;
+      \$93  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$94  = acc_s2_g;
+    \$94  = idx;
+    if (ev_take) begin
+      \$94  = \$34 [6:0];
+    end
+    if (start) begin
+      \$94  = 7'h00;
+    end
     if (rst) begin
-      \$94  = 3'h0;
+      \$94  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$95  = acc_s3_valid;
+    \$95  = idx_full;
+    if (ev_take) begin
+      \$95  = \$37 ;
+    end
+    if (start) begin
+      \$95  = 1'h0;
+    end
     if (rst) begin
       \$95  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$96  = acc_s3_g;
+    \$96  = \$39 ;
     if (rst) begin
-      \$96  = 3'h0;
+      \$96  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$97  = acc_s4_valid;
+    \$97  = g;
+    if (busy) begin
+      \$97  = \$40 [2:0];
+      if (g_last) begin
+        \$97  = 3'h0;
+      end
+    end
+    if (\$44 ) begin
+      \$97  = 3'h0;
+    end
     if (rst) begin
-      \$97  = 1'h0;
+      \$97  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$98  = acc_s4_g;
+    \$98  = addr;
+    if (busy) begin
+      \$98  = \$41 [8:0];
+    end
+    if (\$44 ) begin
+      \$98  = \$45 [8:0];
+    end
     if (rst) begin
-      \$98  = 3'h0;
+      \$98  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$99  = cur_x;
+    \$99  = g_last;
+    if (busy) begin
+      \$99  = \$42 ;
+    end
+    if (\$44 ) begin
+      \$99  = 1'h0;
+    end
     if (rst) begin
-      \$99  = 4'h0;
+      \$99  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$100  = \$signal$157 ;
+    \$100  = busy;
+    if (busy) begin
+      if (g_last) begin
+        \$100  = 1'h0;
+      end
+    end
+    if (\$44 ) begin
+      \$100  = 1'h1;
+    end
     if (rst) begin
-      \$100  = 4'h0;
+      \$100  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$101  = data;
+    \$101  = cur_x;
+    if (\$44 ) begin
+      \$101  = cur[3:0];
+    end
     if (rst) begin
-      \$101  = 64'h0000000000000000;
+      \$101  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$102  = { \$40 [7], \$40 [7], \$40 [7], \$40 [7], \$40 [7], \$40  };
+    \$102  = busy;
     if (rst) begin
-      \$102  = 13'h0000;
+      \$102  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$103  = \r_data$25 [12:0];
+    \$103  = g;
     if (rst) begin
-      \$103  = 13'h0000;
+      \$103  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$104  = \$41 [12:0];
+    \$104  = acc_s1_valid;
     if (rst) begin
-      \$104  = 13'h0000;
+      \$104  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$105  = { \$42 [7], \$42 [7], \$42 [7], \$42 [7], \$42 [7], \$42  };
+    \$105  = acc_s1_g;
     if (rst) begin
-      \$105  = 13'h0000;
+      \$105  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$106  = \r_data$25 [25:13];
+    \$106  = acc_s2_valid;
     if (rst) begin
-      \$106  = 13'h0000;
+      \$106  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$107  = \$43 [12:0];
+    \$107  = acc_s2_g;
     if (rst) begin
-      \$107  = 13'h0000;
+      \$107  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$108  = { \$44 [7], \$44 [7], \$44 [7], \$44 [7], \$44 [7], \$44  };
+    \$108  = acc_s3_valid;
     if (rst) begin
-      \$108  = 13'h0000;
+      \$108  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$109  = \r_data$25 [38:26];
+    \$109  = acc_s3_g;
     if (rst) begin
-      \$109  = 13'h0000;
+      \$109  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$110  = \$45 [12:0];
+    \$110  = acc_s4_valid;
     if (rst) begin
-      \$110  = 13'h0000;
+      \$110  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$111  = { \$46 [7], \$46 [7], \$46 [7], \$46 [7], \$46 [7], \$46  };
+    \$111  = acc_s4_g;
     if (rst) begin
-      \$111  = 13'h0000;
+      \$111  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$112  = \r_data$25 [51:39];
+    \$112  = cur_x;
     if (rst) begin
-      \$112  = 13'h0000;
+      \$112  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$113  = \$47 [12:0];
+    \$113  = \$signal$165 ;
     if (rst) begin
-      \$113  = 13'h0000;
+      \$113  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$114  = { \$48 [7], \$48 [7], \$48 [7], \$48 [7], \$48 [7], \$48  };
+    \$114  = data;
     if (rst) begin
-      \$114  = 13'h0000;
+      \$114  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$115  = \r_data$25 [64:52];
+    \$115  = { \$46 [7], \$46 [7], \$46 [7], \$46 [7], \$46 [7], \$46  };
     if (rst) begin
       \$115  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$116  = \$49 [12:0];
+    \$116  = \r_data$28 [12:0];
     if (rst) begin
       \$116  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$117  = { \$50 [7], \$50 [7], \$50 [7], \$50 [7], \$50 [7], \$50  };
+    \$117  = \$47 [12:0];
     if (rst) begin
       \$117  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$118  = \r_data$25 [77:65];
+    \$118  = { \$48 [7], \$48 [7], \$48 [7], \$48 [7], \$48 [7], \$48  };
     if (rst) begin
       \$118  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$119  = \$51 [12:0];
+    \$119  = \r_data$28 [25:13];
     if (rst) begin
       \$119  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$120  = { \$52 [7], \$52 [7], \$52 [7], \$52 [7], \$52 [7], \$52  };
+    \$120  = \$49 [12:0];
     if (rst) begin
       \$120  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$121  = \r_data$25 [90:78];
+    \$121  = { \$50 [7], \$50 [7], \$50 [7], \$50 [7], \$50 [7], \$50  };
     if (rst) begin
       \$121  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$122  = \$53 [12:0];
+    \$122  = \r_data$28 [38:26];
     if (rst) begin
       \$122  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$123  = { \$54 [7], \$54 [7], \$54 [7], \$54 [7], \$54 [7], \$54  };
+    \$123  = \$51 [12:0];
     if (rst) begin
       \$123  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$124  = \r_data$25 [103:91];
+    \$124  = { \$52 [7], \$52 [7], \$52 [7], \$52 [7], \$52 [7], \$52  };
     if (rst) begin
       \$124  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$125  = \$55 [12:0];
+    \$125  = \r_data$28 [51:39];
     if (rst) begin
       \$125  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$126  = { \$56 [7], \$56 [7], \$56 [7], \$56 [7], \$56 [7], \$56  };
+    \$126  = \$53 [12:0];
     if (rst) begin
       \$126  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$127  = \r_data$25 [116:104];
+    \$127  = { \$54 [7], \$54 [7], \$54 [7], \$54 [7], \$54 [7], \$54  };
     if (rst) begin
       \$127  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$128  = \$57 [12:0];
+    \$128  = \r_data$28 [64:52];
     if (rst) begin
       \$128  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$129  = { \$58 [7], \$58 [7], \$58 [7], \$58 [7], \$58 [7], \$58  };
+    \$129  = \$55 [12:0];
     if (rst) begin
       \$129  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$130  = \r_data$25 [129:117];
+    \$130  = { \$56 [7], \$56 [7], \$56 [7], \$56 [7], \$56 [7], \$56  };
     if (rst) begin
       \$130  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$131  = \$59 [12:0];
+    \$131  = \r_data$28 [77:65];
     if (rst) begin
       \$131  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$132  = { \$60 [7], \$60 [7], \$60 [7], \$60 [7], \$60 [7], \$60  };
+    \$132  = \$57 [12:0];
     if (rst) begin
       \$132  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$133  = \r_data$25 [142:130];
+    \$133  = { \$58 [7], \$58 [7], \$58 [7], \$58 [7], \$58 [7], \$58  };
     if (rst) begin
       \$133  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$134  = \$61 [12:0];
+    \$134  = \r_data$28 [90:78];
     if (rst) begin
       \$134  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$135  = { \$62 [7], \$62 [7], \$62 [7], \$62 [7], \$62 [7], \$62  };
+    \$135  = \$59 [12:0];
     if (rst) begin
       \$135  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$136  = \r_data$25 [155:143];
+    \$136  = { \$60 [7], \$60 [7], \$60 [7], \$60 [7], \$60 [7], \$60  };
     if (rst) begin
       \$136  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$137  = \$63 [12:0];
+    \$137  = \r_data$28 [103:91];
     if (rst) begin
       \$137  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$138  = { \$64 [7], \$64 [7], \$64 [7], \$64 [7], \$64 [7], \$64  };
+    \$138  = \$61 [12:0];
     if (rst) begin
       \$138  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$139  = \r_data$25 [168:156];
+    \$139  = { \$62 [7], \$62 [7], \$62 [7], \$62 [7], \$62 [7], \$62  };
     if (rst) begin
       \$139  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$140  = \$65 [12:0];
+    \$140  = \r_data$28 [116:104];
     if (rst) begin
       \$140  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$141  = { \$66 [7], \$66 [7], \$66 [7], \$66 [7], \$66 [7], \$66  };
+    \$141  = \$63 [12:0];
     if (rst) begin
       \$141  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$142  = \r_data$25 [181:169];
+    \$142  = { \$64 [7], \$64 [7], \$64 [7], \$64 [7], \$64 [7], \$64  };
     if (rst) begin
       \$142  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$143  = \$67 [12:0];
+    \$143  = \r_data$28 [129:117];
     if (rst) begin
       \$143  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$144  = { \$68 [7], \$68 [7], \$68 [7], \$68 [7], \$68 [7], \$68  };
+    \$144  = \$65 [12:0];
     if (rst) begin
       \$144  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$145  = \r_data$25 [194:182];
+    \$145  = { \$66 [7], \$66 [7], \$66 [7], \$66 [7], \$66 [7], \$66  };
     if (rst) begin
       \$145  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$146  = \$69 [12:0];
+    \$146  = \r_data$28 [142:130];
     if (rst) begin
       \$146  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$147  = { \$70 [7], \$70 [7], \$70 [7], \$70 [7], \$70 [7], \$70  };
+    \$147  = \$67 [12:0];
     if (rst) begin
       \$147  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$148  = \r_data$25 [207:195];
+    \$148  = { \$68 [7], \$68 [7], \$68 [7], \$68 [7], \$68 [7], \$68  };
     if (rst) begin
       \$148  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$149  = \$71 [12:0];
+    \$149  = \r_data$28 [155:143];
     if (rst) begin
       \$149  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$150  = phase;
-    if (\$72 ) begin
-      \$150  = 2'h2;
+    \$150  = \$69 [12:0];
+    if (rst) begin
+      \$150  = 13'h0000;
     end
-    if (\$79 ) begin
-      \$150  = 2'h1;
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$151  = { \$70 [7], \$70 [7], \$70 [7], \$70 [7], \$70 [7], \$70  };
+    if (rst) begin
+      \$151  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$152  = \r_data$28 [168:156];
+    if (rst) begin
+      \$152  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$153  = \$71 [12:0];
+    if (rst) begin
+      \$153  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$154  = { \$72 [7], \$72 [7], \$72 [7], \$72 [7], \$72 [7], \$72  };
+    if (rst) begin
+      \$154  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$155  = \r_data$28 [181:169];
+    if (rst) begin
+      \$155  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$156  = \$73 [12:0];
+    if (rst) begin
+      \$156  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$157  = { \$74 [7], \$74 [7], \$74 [7], \$74 [7], \$74 [7], \$74  };
+    if (rst) begin
+      \$157  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$158  = \r_data$28 [194:182];
+    if (rst) begin
+      \$158  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$159  = \$75 [12:0];
+    if (rst) begin
+      \$159  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$160  = { \$76 [7], \$76 [7], \$76 [7], \$76 [7], \$76 [7], \$76  };
+    if (rst) begin
+      \$160  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$161  = \r_data$28 [207:195];
+    if (rst) begin
+      \$161  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$162  = \$77 [12:0];
+    if (rst) begin
+      \$162  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$163  = phase;
+    if (\$78 ) begin
+      \$163  = 2'h2;
+    end
+    if (\$85 ) begin
+      \$163  = 2'h1;
     end else if (w_en) begin
-      if (\$80 ) begin
-        \$150  = 2'h3;
+      if (\$86 ) begin
+        \$163  = 2'h3;
       end
     end
-    if (\$81 ) begin
-      if (\$83 ) begin
-        \$150  = 2'h1;
-      end
-    end
-    if (rst) begin
-      \$150  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$151  = upd_pending;
-    if (\$72 ) begin
-      \$151  = 1'h1;
-    end
-    if (\$76 ) begin
-      \$151  = 1'h0;
-    end
-    if (rst) begin
-      \$151  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$152  = last_flag;
-    if (\$72 ) begin
-      \$152  = events__payload[5];
-    end
-    if (rst) begin
-      \$152  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$153  = \$signal$20 ;
-    if (\$76 ) begin
-      \$153  = 1'h1;
-    end
-    if (\$signal$20 ) begin
-      if (\$78 ) begin
-        \$153  = 1'h0;
+    if (\$87 ) begin
+      if (\$89 ) begin
+        \$163  = 2'h1;
       end
     end
     if (rst) begin
-      \$153  = 1'h0;
+      \$163  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$154  = r_addr;
-    if (\$76 ) begin
-      \$154  = 3'h0;
+    \$164  = upd_pending;
+    if (\$78 ) begin
+      \$164  = 1'h1;
     end
-    if (\$signal$20 ) begin
-      \$154  = \$77 [2:0];
-      if (\$78 ) begin
-        \$154  = 3'h0;
-      end
+    if (\$82 ) begin
+      \$164  = 1'h0;
     end
     if (rst) begin
-      \$154  = 3'h0;
+      \$164  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$155  = \$signal$20 ;
-    if (rst) begin
-      \$155  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$156  = r_addr;
-    if (rst) begin
-      \$156  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$157  = \$signal$117 ;
-    if (rst) begin
-      \$157  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$158  = u1_g;
-    if (rst) begin
-      \$158  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$159  = upd_valid_s2;
-    if (rst) begin
-      \$159  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$160  = upd_g_s2;
-    if (rst) begin
-      \$160  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$161  = upd_valid_s3;
-    if (rst) begin
-      \$161  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$162  = upd_g_s3;
-    if (rst) begin
-      \$162  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$163  = fresh;
-    if (\$79 ) begin
-      \$163  = last_flag;
-    end
-    if (start) begin
-      \$163  = 1'h1;
-    end
-    if (rst) begin
-      \$163  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$164  = cg;
-    if (\$81 ) begin
-      \$164  = \$82 [2:0];
-    end
-    if (rst) begin
-      \$164  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$165  = error;
-    if (error_set) begin
-      \$165  = 1'h1;
+    \$165  = last_flag;
+    if (\$78 ) begin
+      \$165  = cur[5];
     end
     if (rst) begin
       \$165  = 1'h0;
     end
   end
-  assign \$signal$4  = events__payload[4];
-  assign ev_last = events__payload[5];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$166  = \$signal$23 ;
+    if (\$82 ) begin
+      \$166  = 1'h1;
+    end
+    if (\$signal$23 ) begin
+      if (\$84 ) begin
+        \$166  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$166  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$167  = r_addr;
+    if (\$82 ) begin
+      \$167  = 3'h0;
+    end
+    if (\$signal$23 ) begin
+      \$167  = \$83 [2:0];
+      if (\$84 ) begin
+        \$167  = 3'h0;
+      end
+    end
+    if (rst) begin
+      \$167  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$168  = \$signal$23 ;
+    if (rst) begin
+      \$168  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$169  = r_addr;
+    if (rst) begin
+      \$169  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$170  = \$signal$120 ;
+    if (rst) begin
+      \$170  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$171  = u1_g;
+    if (rst) begin
+      \$171  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$172  = upd_valid_s2;
+    if (rst) begin
+      \$172  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$173  = upd_g_s2;
+    if (rst) begin
+      \$173  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$174  = upd_valid_s3;
+    if (rst) begin
+      \$174  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$175  = upd_g_s3;
+    if (rst) begin
+      \$175  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$176  = upd_valid_s4;
+    if (rst) begin
+      \$176  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$177  = upd_g_s4;
+    if (rst) begin
+      \$177  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$178  = fresh;
+    if (\$85 ) begin
+      \$178  = last_flag;
+    end
+    if (start) begin
+      \$178  = 1'h1;
+    end
+    if (rst) begin
+      \$178  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$179  = cg;
+    if (\$87 ) begin
+      \$179  = \$88 [2:0];
+    end
+    if (rst) begin
+      \$179  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$180  = error;
+    if (error_set) begin
+      \$180  = 1'h1;
+    end
+    if (rst) begin
+      \$180  = 1'h0;
+    end
+  end
+  assign \$signal$6  = cur[4];
+  assign ev_last = cur[5];
   assign ev_m = idx[5:0];
-  assign ev_x = events__payload[3:0];
+  assign ev_x = cur[3:0];
   assign waddr = addr;
-  assign \$signal$18  = r_addr;
+  assign \$signal$21  = r_addr;
   assign state = r_data[3:0];
-  assign acc = \r_data$25 [12:0];
-  assign \fresh$27  = fresh;
-  assign \state$28  = r_data[7:4];
-  assign \acc$29  = \r_data$25 [25:13];
+  assign acc = \r_data$28 [12:0];
   assign \fresh$30  = fresh;
-  assign \state$31  = r_data[11:8];
-  assign \acc$32  = \r_data$25 [38:26];
+  assign \state$31  = r_data[7:4];
+  assign \acc$32  = \r_data$28 [25:13];
   assign \fresh$33  = fresh;
-  assign \state$34  = r_data[15:12];
-  assign \acc$35  = \r_data$25 [51:39];
+  assign \state$34  = r_data[11:8];
+  assign \acc$35  = \r_data$28 [38:26];
   assign \fresh$36  = fresh;
-  assign \state$37  = r_data[19:16];
-  assign \acc$38  = \r_data$25 [64:52];
+  assign \state$37  = r_data[15:12];
+  assign \acc$38  = \r_data$28 [51:39];
   assign \fresh$39  = fresh;
-  assign \state$40  = r_data[23:20];
-  assign \acc$41  = \r_data$25 [77:65];
+  assign \state$40  = r_data[19:16];
+  assign \acc$41  = \r_data$28 [64:52];
   assign \fresh$42  = fresh;
-  assign \state$43  = r_data[27:24];
-  assign \acc$44  = \r_data$25 [90:78];
+  assign \state$43  = r_data[23:20];
+  assign \acc$44  = \r_data$28 [77:65];
   assign \fresh$45  = fresh;
-  assign \state$46  = r_data[31:28];
-  assign \acc$47  = \r_data$25 [103:91];
+  assign \state$46  = r_data[27:24];
+  assign \acc$47  = \r_data$28 [90:78];
   assign \fresh$48  = fresh;
-  assign \state$49  = r_data[35:32];
-  assign \acc$50  = \r_data$25 [116:104];
+  assign \state$49  = r_data[31:28];
+  assign \acc$50  = \r_data$28 [103:91];
   assign \fresh$51  = fresh;
-  assign \state$52  = r_data[39:36];
-  assign \acc$53  = \r_data$25 [129:117];
+  assign \state$52  = r_data[35:32];
+  assign \acc$53  = \r_data$28 [116:104];
   assign \fresh$54  = fresh;
-  assign \state$55  = r_data[43:40];
-  assign \acc$56  = \r_data$25 [142:130];
+  assign \state$55  = r_data[39:36];
+  assign \acc$56  = \r_data$28 [129:117];
   assign \fresh$57  = fresh;
-  assign \state$58  = r_data[47:44];
-  assign \acc$59  = \r_data$25 [155:143];
+  assign \state$58  = r_data[43:40];
+  assign \acc$59  = \r_data$28 [142:130];
   assign \fresh$60  = fresh;
-  assign \state$61  = r_data[51:48];
-  assign \acc$62  = \r_data$25 [168:156];
+  assign \state$61  = r_data[47:44];
+  assign \acc$62  = \r_data$28 [155:143];
   assign \fresh$63  = fresh;
-  assign \state$64  = r_data[55:52];
-  assign \acc$65  = \r_data$25 [181:169];
+  assign \state$64  = r_data[51:48];
+  assign \acc$65  = \r_data$28 [168:156];
   assign \fresh$66  = fresh;
-  assign \state$67  = r_data[59:56];
-  assign \acc$68  = \r_data$25 [194:182];
+  assign \state$67  = r_data[55:52];
+  assign \acc$68  = \r_data$28 [181:169];
   assign \fresh$69  = fresh;
-  assign \state$70  = r_data[63:60];
-  assign \acc$71  = \r_data$25 [207:195];
+  assign \state$70  = r_data[59:56];
+  assign \acc$71  = \r_data$28 [194:182];
   assign \fresh$72  = fresh;
-  assign spikes = { \spike$89 , \spike$88 , \spike$87 , \spike$86 , \spike$85 , \spike$84 , \spike$83 , \spike$82 , \spike$81 , \spike$80 , \spike$79 , \spike$78 , \spike$77 , \spike$76 , \spike$75 , spike };
-  assign upd_g_s4 = w_addr;
-  assign upd_valid_s4 = w_en;
-  assign w_data = { \new_state$110 , \new_state$109 , \new_state$108 , \new_state$107 , \new_state$106 , \new_state$105 , \new_state$104 , \new_state$103 , \new_state$102 , \new_state$101 , \new_state$100 , \new_state$99 , \new_state$98 , \new_state$97 , \new_state$96 , new_state };
-  assign \w_data$115  = word;
+  assign \state$73  = r_data[63:60];
+  assign \acc$74  = \r_data$28 [207:195];
+  assign \fresh$75  = fresh;
+  assign spikes = { \spike$92 , \spike$91 , \spike$90 , \spike$89 , \spike$88 , \spike$87 , \spike$86 , \spike$85 , \spike$84 , \spike$83 , \spike$82 , \spike$81 , \spike$80 , \spike$79 , \spike$78 , spike };
+  assign upd_g_s5 = w_addr;
+  assign upd_valid_s5 = w_en;
+  assign w_data = { \new_state$113 , \new_state$112 , \new_state$111 , \new_state$110 , \new_state$109 , \new_state$108 , \new_state$107 , \new_state$106 , \new_state$105 , \new_state$104 , \new_state$103 , \new_state$102 , \new_state$101 , \new_state$100 , \new_state$99 , new_state };
+  assign \w_data$118  = word;
   assign r_rdy = spikes__valid;
-  assign \r_data$143  = spikes__payload;
+  assign \r_data$146  = spikes__payload;
   assign spikes__ready = r_en;
-  assign \events__payload.value  = events__payload[3:0];
-  assign \events__payload.eot  = events__payload[4];
-  assign \events__payload.last  = events__payload[5];
+  assign \cur.value  = cur[3:0];
+  assign \cur.eot  = cur[4];
+  assign \cur.last  = cur[5];
   assign \r_data[0]  = r_data[3:0];
   assign \r_data[1]  = r_data[7:4];
   assign \r_data[2]  = r_data[11:8];
@@ -2414,62 +2572,68 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   assign \r_data[13]  = r_data[55:52];
   assign \r_data[14]  = r_data[59:56];
   assign \r_data[15]  = r_data[63:60];
-  assign \r_data$25[0]  = \r_data$25 [12:0];
-  assign \r_data$25[1]  = \r_data$25 [25:13];
-  assign \r_data$25[2]  = \r_data$25 [38:26];
-  assign \r_data$25[3]  = \r_data$25 [51:39];
-  assign \r_data$25[4]  = \r_data$25 [64:52];
-  assign \r_data$25[5]  = \r_data$25 [77:65];
-  assign \r_data$25[6]  = \r_data$25 [90:78];
-  assign \r_data$25[7]  = \r_data$25 [103:91];
-  assign \r_data$25[8]  = \r_data$25 [116:104];
-  assign \r_data$25[9]  = \r_data$25 [129:117];
-  assign \r_data$25[10]  = \r_data$25 [142:130];
-  assign \r_data$25[11]  = \r_data$25 [155:143];
-  assign \r_data$25[12]  = \r_data$25 [168:156];
-  assign \r_data$25[13]  = \r_data$25 [181:169];
-  assign \r_data$25[14]  = \r_data$25 [194:182];
-  assign \r_data$25[15]  = \r_data$25 [207:195];
+  assign \r_data$28[0]  = \r_data$28 [12:0];
+  assign \r_data$28[1]  = \r_data$28 [25:13];
+  assign \r_data$28[2]  = \r_data$28 [38:26];
+  assign \r_data$28[3]  = \r_data$28 [51:39];
+  assign \r_data$28[4]  = \r_data$28 [64:52];
+  assign \r_data$28[5]  = \r_data$28 [77:65];
+  assign \r_data$28[6]  = \r_data$28 [90:78];
+  assign \r_data$28[7]  = \r_data$28 [103:91];
+  assign \r_data$28[8]  = \r_data$28 [116:104];
+  assign \r_data$28[9]  = \r_data$28 [129:117];
+  assign \r_data$28[10]  = \r_data$28 [142:130];
+  assign \r_data$28[11]  = \r_data$28 [155:143];
+  assign \r_data$28[12]  = \r_data$28 [168:156];
+  assign \r_data$28[13]  = \r_data$28 [181:169];
+  assign \r_data$28[14]  = \r_data$28 [194:182];
+  assign \r_data$28[15]  = \r_data$28 [207:195];
   assign \w_data[0]  = new_state;
-  assign \w_data[1]  = \new_state$96 ;
-  assign \w_data[2]  = \new_state$97 ;
-  assign \w_data[3]  = \new_state$98 ;
-  assign \w_data[4]  = \new_state$99 ;
-  assign \w_data[5]  = \new_state$100 ;
-  assign \w_data[6]  = \new_state$101 ;
-  assign \w_data[7]  = \new_state$102 ;
-  assign \w_data[8]  = \new_state$103 ;
-  assign \w_data[9]  = \new_state$104 ;
-  assign \w_data[10]  = \new_state$105 ;
-  assign \w_data[11]  = \new_state$106 ;
-  assign \w_data[12]  = \new_state$107 ;
-  assign \w_data[13]  = \new_state$108 ;
-  assign \w_data[14]  = \new_state$109 ;
-  assign \w_data[15]  = \new_state$110 ;
+  assign \w_data[1]  = \new_state$99 ;
+  assign \w_data[2]  = \new_state$100 ;
+  assign \w_data[3]  = \new_state$101 ;
+  assign \w_data[4]  = \new_state$102 ;
+  assign \w_data[5]  = \new_state$103 ;
+  assign \w_data[6]  = \new_state$104 ;
+  assign \w_data[7]  = \new_state$105 ;
+  assign \w_data[8]  = \new_state$106 ;
+  assign \w_data[9]  = \new_state$107 ;
+  assign \w_data[10]  = \new_state$108 ;
+  assign \w_data[11]  = \new_state$109 ;
+  assign \w_data[12]  = \new_state$110 ;
+  assign \w_data[13]  = \new_state$111 ;
+  assign \w_data[14]  = \new_state$112 ;
+  assign \w_data[15]  = \new_state$113 ;
   assign \word.group  = word[2:0];
   assign \word.mask  = word[18:3];
   assign \word.eot  = word[19];
   assign \word.last  = word[20];
-  assign \w_data$122[0]  = \w_data$122 [12:0];
-  assign \w_data$122[1]  = \w_data$122 [25:13];
-  assign \w_data$122[2]  = \w_data$122 [38:26];
-  assign \w_data$122[3]  = \w_data$122 [51:39];
-  assign \w_data$122[4]  = \w_data$122 [64:52];
-  assign \w_data$122[5]  = \w_data$122 [77:65];
-  assign \w_data$122[6]  = \w_data$122 [90:78];
-  assign \w_data$122[7]  = \w_data$122 [103:91];
-  assign \w_data$122[8]  = \w_data$122 [116:104];
-  assign \w_data$122[9]  = \w_data$122 [129:117];
-  assign \w_data$122[10]  = \w_data$122 [142:130];
-  assign \w_data$122[11]  = \w_data$122 [155:143];
-  assign \w_data$122[12]  = \w_data$122 [168:156];
-  assign \w_data$122[13]  = \w_data$122 [181:169];
-  assign \w_data$122[14]  = \w_data$122 [194:182];
-  assign \w_data$122[15]  = \w_data$122 [207:195];
+  assign \w_data$125[0]  = \w_data$125 [12:0];
+  assign \w_data$125[1]  = \w_data$125 [25:13];
+  assign \w_data$125[2]  = \w_data$125 [38:26];
+  assign \w_data$125[3]  = \w_data$125 [51:39];
+  assign \w_data$125[4]  = \w_data$125 [64:52];
+  assign \w_data$125[5]  = \w_data$125 [77:65];
+  assign \w_data$125[6]  = \w_data$125 [90:78];
+  assign \w_data$125[7]  = \w_data$125 [103:91];
+  assign \w_data$125[8]  = \w_data$125 [116:104];
+  assign \w_data$125[9]  = \w_data$125 [129:117];
+  assign \w_data$125[10]  = \w_data$125 [142:130];
+  assign \w_data$125[11]  = \w_data$125 [155:143];
+  assign \w_data$125[12]  = \w_data$125 [168:156];
+  assign \w_data$125[13]  = \w_data$125 [181:169];
+  assign \w_data$125[14]  = \w_data$125 [194:182];
+  assign \w_data$125[15]  = \w_data$125 [207:195];
   assign \spikes__payload.group  = spikes__payload[2:0];
   assign \spikes__payload.mask  = spikes__payload[18:3];
   assign \spikes__payload.eot  = spikes__payload[19];
   assign \spikes__payload.last  = spikes__payload[20];
+  assign \nxt.value  = nxt[3:0];
+  assign \nxt.eot  = nxt[4];
+  assign \nxt.last  = nxt[5];
+  assign \events__payload.value  = events__payload[3:0];
+  assign \events__payload.eot  = events__payload[4];
+  assign \events__payload.last  = events__payload[5];
   assign \weight_r[0]  = weight_r[3:0];
   assign \weight_r[1]  = weight_r[7:4];
   assign \weight_r[2]  = weight_r[11:8];
@@ -2502,8 +2666,8 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   assign \data[13]  = data[55:52];
   assign \data[14]  = data[59:56];
   assign \data[15]  = data[63:60];
-  assign \$28  = { \spike$89 , \spike$88 , \spike$87 , \spike$86 , \spike$85 , \spike$84 , \spike$83 , \spike$82 , \spike$81 , \spike$80 , \spike$79 , \spike$78 , \spike$77 , \spike$76 , \spike$75 , spike };
-  assign \$29  = { \spike$89 , \spike$88 , \spike$87 , \spike$86 , \spike$85 , \spike$84 , \spike$83 , \spike$82 , \spike$81 , \spike$80 , \spike$79 , \spike$78 , \spike$77 , \spike$76 , \spike$75 , spike };
+  assign \$23  = { \spike$92 , \spike$91 , \spike$90 , \spike$89 , \spike$88 , \spike$87 , \spike$86 , \spike$85 , \spike$84 , \spike$83 , \spike$82 , \spike$81 , \spike$80 , \spike$79 , \spike$78 , spike };
+  assign \$24  = { \spike$92 , \spike$91 , \spike$90 , \spike$89 , \spike$88 , \spike$87 , \spike$86 , \spike$85 , \spike$84 , \spike$83 , \spike$82 , \spike$81 , \spike$80 , \spike$79 , \spike$78 , spike };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -2814,12 +2978,14 @@ module \qsnn_ref.layer0.fifo (rst, w_level, r_data, r_en, w_port__data, w_en, r_
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif0 (rst, acc, state, spike, new_state, fresh, clk);
+module \qsnn_ref.layer0.lif0 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire [13:0] \$1 ;
   reg [14:0] \$10 ;
   reg \$11 ;
   reg [12:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
   wire [14:0] \$2 ;
   wire \$3 ;
   wire \$4 ;
@@ -2828,23 +2994,28 @@ module \qsnn_ref.layer0.lif0 (rst, acc, state, spike, new_state, fresh, clk);
   wire [8:0] \$7 ;
   wire [16:0] \$8 ;
   reg [9:0] \$9 ;
+  wire above;
   input [12:0] acc;
   wire [12:0] acc;
   input clk;
   wire clk;
   wire [3:0] code;
-  wire [3:0] \code$6 ;
+  wire [3:0] \code$16 ;
   reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
   reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
-  wire [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
   input rst;
   wire rst;
   output spike;
-  wire spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
   input [3:0] state;
   wire [3:0] state;
   (* init = 13'h0000 *)
@@ -2852,7 +3023,6 @@ module \qsnn_ref.layer0.lif0 (rst, acc, state, spike, new_state, fresh, clk);
   reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
   assign code = fresh ? 4'h2 : state;
-  assign spike = new_state > 4'hd;
   assign \$2  = $signed(\$1 ) + $signed(1'h0);
   assign \$3  = ~ fresh;
   assign \$4  = state > 4'hd;
@@ -2868,13 +3038,18 @@ module \qsnn_ref.layer0.lif0 (rst, acc, state, spike, new_state, fresh, clk);
     z_prev_r <= \$11 ;
   always @(posedge clk)
     value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
   \qsnn_ref.layer0.lif0.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif0.quantizer  quantizer (
+    .above(above),
     .clk(clk),
-    .code(new_state),
+    .code(\code$16 ),
     .rst(rst),
     .value(value)
   );
@@ -2906,8 +3081,23 @@ module \qsnn_ref.layer0.lif0 (rst, acc, state, spike, new_state, fresh, clk);
       \$12  = 13'h0000;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$13  = \code$16 ;
+    if (rst) begin
+      \$13  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$14  = above;
+    if (rst) begin
+      \$14  = 1'h0;
+    end
+  end
   assign v = value;
-  assign \code$6  = new_state;
+  assign new_state_r = new_state;
+  assign spike_r = spike;
   assign \$1  = { acc, 1'h0 };
 endmodule
 
@@ -2944,7 +3134,7 @@ module \qsnn_ref.layer0.lif0.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif0.quantizer (rst, code, value, clk);
+module \qsnn_ref.layer0.lif0.quantizer (rst, code, value, above, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -2977,6 +3167,8 @@ module \qsnn_ref.layer0.lif0.quantizer (rst, code, value, clk);
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
+  output above;
+  wire above;
   input clk;
   wire clk;
   output [3:0] code;
@@ -3026,15 +3218,18 @@ module \qsnn_ref.layer0.lif0.quantizer (rst, code, value, clk);
     end
   end
   assign code = \$30 [3:0];
+  assign above = thermometer[13];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif1 (rst, acc, state, spike, new_state, fresh, clk);
+module \qsnn_ref.layer0.lif1 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire [13:0] \$1 ;
   reg [14:0] \$10 ;
   reg \$11 ;
   reg [12:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
   wire [14:0] \$2 ;
   wire \$3 ;
   wire \$4 ;
@@ -3043,23 +3238,28 @@ module \qsnn_ref.layer0.lif1 (rst, acc, state, spike, new_state, fresh, clk);
   wire [8:0] \$7 ;
   wire [16:0] \$8 ;
   reg [9:0] \$9 ;
+  wire above;
   input [12:0] acc;
   wire [12:0] acc;
   input clk;
   wire clk;
   wire [3:0] code;
-  wire [3:0] \code$6 ;
+  wire [3:0] \code$16 ;
   reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
   reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
-  wire [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
   input rst;
   wire rst;
   output spike;
-  wire spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
   input [3:0] state;
   wire [3:0] state;
   (* init = 13'h0000 *)
@@ -3067,7 +3267,6 @@ module \qsnn_ref.layer0.lif1 (rst, acc, state, spike, new_state, fresh, clk);
   reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
   assign code = fresh ? 4'h2 : state;
-  assign spike = new_state > 4'hd;
   assign \$2  = $signed(\$1 ) + $signed(1'h0);
   assign \$3  = ~ fresh;
   assign \$4  = state > 4'hd;
@@ -3083,13 +3282,18 @@ module \qsnn_ref.layer0.lif1 (rst, acc, state, spike, new_state, fresh, clk);
     z_prev_r <= \$11 ;
   always @(posedge clk)
     value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
   \qsnn_ref.layer0.lif1.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif1.quantizer  quantizer (
+    .above(above),
     .clk(clk),
-    .code(new_state),
+    .code(\code$16 ),
     .rst(rst),
     .value(value)
   );
@@ -3121,8 +3325,23 @@ module \qsnn_ref.layer0.lif1 (rst, acc, state, spike, new_state, fresh, clk);
       \$12  = 13'h0000;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$13  = \code$16 ;
+    if (rst) begin
+      \$13  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$14  = above;
+    if (rst) begin
+      \$14  = 1'h0;
+    end
+  end
   assign v = value;
-  assign \code$6  = new_state;
+  assign new_state_r = new_state;
+  assign spike_r = spike;
   assign \$1  = { acc, 1'h0 };
 endmodule
 
@@ -3159,7 +3378,7 @@ module \qsnn_ref.layer0.lif1.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif1.quantizer (rst, code, value, clk);
+module \qsnn_ref.layer0.lif1.quantizer (rst, code, value, above, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -3192,6 +3411,8 @@ module \qsnn_ref.layer0.lif1.quantizer (rst, code, value, clk);
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
+  output above;
+  wire above;
   input clk;
   wire clk;
   output [3:0] code;
@@ -3241,15 +3462,18 @@ module \qsnn_ref.layer0.lif1.quantizer (rst, code, value, clk);
     end
   end
   assign code = \$30 [3:0];
+  assign above = thermometer[13];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif10 (rst, acc, state, spike, new_state, fresh, clk);
+module \qsnn_ref.layer0.lif10 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire [13:0] \$1 ;
   reg [14:0] \$10 ;
   reg \$11 ;
   reg [12:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
   wire [14:0] \$2 ;
   wire \$3 ;
   wire \$4 ;
@@ -3258,23 +3482,28 @@ module \qsnn_ref.layer0.lif10 (rst, acc, state, spike, new_state, fresh, clk);
   wire [8:0] \$7 ;
   wire [16:0] \$8 ;
   reg [9:0] \$9 ;
+  wire above;
   input [12:0] acc;
   wire [12:0] acc;
   input clk;
   wire clk;
   wire [3:0] code;
-  wire [3:0] \code$6 ;
+  wire [3:0] \code$16 ;
   reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
   reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
-  wire [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
   input rst;
   wire rst;
   output spike;
-  wire spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
   input [3:0] state;
   wire [3:0] state;
   (* init = 13'h0000 *)
@@ -3282,7 +3511,6 @@ module \qsnn_ref.layer0.lif10 (rst, acc, state, spike, new_state, fresh, clk);
   reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
   assign code = fresh ? 4'h2 : state;
-  assign spike = new_state > 4'hd;
   assign \$2  = $signed(\$1 ) + $signed(1'h0);
   assign \$3  = ~ fresh;
   assign \$4  = state > 4'hd;
@@ -3298,13 +3526,18 @@ module \qsnn_ref.layer0.lif10 (rst, acc, state, spike, new_state, fresh, clk);
     z_prev_r <= \$11 ;
   always @(posedge clk)
     value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
   \qsnn_ref.layer0.lif10.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif10.quantizer  quantizer (
+    .above(above),
     .clk(clk),
-    .code(new_state),
+    .code(\code$16 ),
     .rst(rst),
     .value(value)
   );
@@ -3336,8 +3569,23 @@ module \qsnn_ref.layer0.lif10 (rst, acc, state, spike, new_state, fresh, clk);
       \$12  = 13'h0000;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$13  = \code$16 ;
+    if (rst) begin
+      \$13  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$14  = above;
+    if (rst) begin
+      \$14  = 1'h0;
+    end
+  end
   assign v = value;
-  assign \code$6  = new_state;
+  assign new_state_r = new_state;
+  assign spike_r = spike;
   assign \$1  = { acc, 1'h0 };
 endmodule
 
@@ -3374,7 +3622,7 @@ module \qsnn_ref.layer0.lif10.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif10.quantizer (rst, code, value, clk);
+module \qsnn_ref.layer0.lif10.quantizer (rst, code, value, above, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -3407,6 +3655,8 @@ module \qsnn_ref.layer0.lif10.quantizer (rst, code, value, clk);
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
+  output above;
+  wire above;
   input clk;
   wire clk;
   output [3:0] code;
@@ -3456,15 +3706,18 @@ module \qsnn_ref.layer0.lif10.quantizer (rst, code, value, clk);
     end
   end
   assign code = \$30 [3:0];
+  assign above = thermometer[13];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif11 (rst, acc, state, spike, new_state, fresh, clk);
+module \qsnn_ref.layer0.lif11 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire [13:0] \$1 ;
   reg [14:0] \$10 ;
   reg \$11 ;
   reg [12:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
   wire [14:0] \$2 ;
   wire \$3 ;
   wire \$4 ;
@@ -3473,23 +3726,28 @@ module \qsnn_ref.layer0.lif11 (rst, acc, state, spike, new_state, fresh, clk);
   wire [8:0] \$7 ;
   wire [16:0] \$8 ;
   reg [9:0] \$9 ;
+  wire above;
   input [12:0] acc;
   wire [12:0] acc;
   input clk;
   wire clk;
   wire [3:0] code;
-  wire [3:0] \code$6 ;
+  wire [3:0] \code$16 ;
   reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
   reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
-  wire [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
   input rst;
   wire rst;
   output spike;
-  wire spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
   input [3:0] state;
   wire [3:0] state;
   (* init = 13'h0000 *)
@@ -3497,7 +3755,6 @@ module \qsnn_ref.layer0.lif11 (rst, acc, state, spike, new_state, fresh, clk);
   reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
   assign code = fresh ? 4'h2 : state;
-  assign spike = new_state > 4'hd;
   assign \$2  = $signed(\$1 ) + $signed(1'h0);
   assign \$3  = ~ fresh;
   assign \$4  = state > 4'hd;
@@ -3513,13 +3770,18 @@ module \qsnn_ref.layer0.lif11 (rst, acc, state, spike, new_state, fresh, clk);
     z_prev_r <= \$11 ;
   always @(posedge clk)
     value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
   \qsnn_ref.layer0.lif11.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif11.quantizer  quantizer (
+    .above(above),
     .clk(clk),
-    .code(new_state),
+    .code(\code$16 ),
     .rst(rst),
     .value(value)
   );
@@ -3551,8 +3813,23 @@ module \qsnn_ref.layer0.lif11 (rst, acc, state, spike, new_state, fresh, clk);
       \$12  = 13'h0000;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$13  = \code$16 ;
+    if (rst) begin
+      \$13  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$14  = above;
+    if (rst) begin
+      \$14  = 1'h0;
+    end
+  end
   assign v = value;
-  assign \code$6  = new_state;
+  assign new_state_r = new_state;
+  assign spike_r = spike;
   assign \$1  = { acc, 1'h0 };
 endmodule
 
@@ -3589,7 +3866,7 @@ module \qsnn_ref.layer0.lif11.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif11.quantizer (rst, code, value, clk);
+module \qsnn_ref.layer0.lif11.quantizer (rst, code, value, above, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -3622,6 +3899,8 @@ module \qsnn_ref.layer0.lif11.quantizer (rst, code, value, clk);
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
+  output above;
+  wire above;
   input clk;
   wire clk;
   output [3:0] code;
@@ -3671,15 +3950,18 @@ module \qsnn_ref.layer0.lif11.quantizer (rst, code, value, clk);
     end
   end
   assign code = \$30 [3:0];
+  assign above = thermometer[13];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif12 (rst, acc, state, spike, new_state, fresh, clk);
+module \qsnn_ref.layer0.lif12 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire [13:0] \$1 ;
   reg [14:0] \$10 ;
   reg \$11 ;
   reg [12:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
   wire [14:0] \$2 ;
   wire \$3 ;
   wire \$4 ;
@@ -3688,23 +3970,28 @@ module \qsnn_ref.layer0.lif12 (rst, acc, state, spike, new_state, fresh, clk);
   wire [8:0] \$7 ;
   wire [16:0] \$8 ;
   reg [9:0] \$9 ;
+  wire above;
   input [12:0] acc;
   wire [12:0] acc;
   input clk;
   wire clk;
   wire [3:0] code;
-  wire [3:0] \code$6 ;
+  wire [3:0] \code$16 ;
   reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
   reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
-  wire [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
   input rst;
   wire rst;
   output spike;
-  wire spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
   input [3:0] state;
   wire [3:0] state;
   (* init = 13'h0000 *)
@@ -3712,7 +3999,6 @@ module \qsnn_ref.layer0.lif12 (rst, acc, state, spike, new_state, fresh, clk);
   reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
   assign code = fresh ? 4'h2 : state;
-  assign spike = new_state > 4'hd;
   assign \$2  = $signed(\$1 ) + $signed(1'h0);
   assign \$3  = ~ fresh;
   assign \$4  = state > 4'hd;
@@ -3728,13 +4014,18 @@ module \qsnn_ref.layer0.lif12 (rst, acc, state, spike, new_state, fresh, clk);
     z_prev_r <= \$11 ;
   always @(posedge clk)
     value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
   \qsnn_ref.layer0.lif12.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif12.quantizer  quantizer (
+    .above(above),
     .clk(clk),
-    .code(new_state),
+    .code(\code$16 ),
     .rst(rst),
     .value(value)
   );
@@ -3766,8 +4057,23 @@ module \qsnn_ref.layer0.lif12 (rst, acc, state, spike, new_state, fresh, clk);
       \$12  = 13'h0000;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$13  = \code$16 ;
+    if (rst) begin
+      \$13  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$14  = above;
+    if (rst) begin
+      \$14  = 1'h0;
+    end
+  end
   assign v = value;
-  assign \code$6  = new_state;
+  assign new_state_r = new_state;
+  assign spike_r = spike;
   assign \$1  = { acc, 1'h0 };
 endmodule
 
@@ -3804,7 +4110,7 @@ module \qsnn_ref.layer0.lif12.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif12.quantizer (rst, code, value, clk);
+module \qsnn_ref.layer0.lif12.quantizer (rst, code, value, above, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -3837,6 +4143,8 @@ module \qsnn_ref.layer0.lif12.quantizer (rst, code, value, clk);
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
+  output above;
+  wire above;
   input clk;
   wire clk;
   output [3:0] code;
@@ -3886,15 +4194,18 @@ module \qsnn_ref.layer0.lif12.quantizer (rst, code, value, clk);
     end
   end
   assign code = \$30 [3:0];
+  assign above = thermometer[13];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif13 (rst, acc, state, spike, new_state, fresh, clk);
+module \qsnn_ref.layer0.lif13 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [13:0] \$1 ;
   reg [14:0] \$10 ;
   reg \$11 ;
   reg [12:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
   wire [14:0] \$2 ;
   wire \$3 ;
   wire \$4 ;
@@ -3903,23 +4214,28 @@ module \qsnn_ref.layer0.lif13 (rst, acc, state, spike, new_state, fresh, clk);
   wire [8:0] \$7 ;
   wire [16:0] \$8 ;
   reg [9:0] \$9 ;
+  wire above;
   input [12:0] acc;
   wire [12:0] acc;
   input clk;
   wire clk;
   wire [3:0] code;
-  wire [3:0] \code$6 ;
+  wire [3:0] \code$16 ;
   reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
   reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
-  wire [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
   input rst;
   wire rst;
   output spike;
-  wire spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
   input [3:0] state;
   wire [3:0] state;
   (* init = 13'h0000 *)
@@ -3927,7 +4243,6 @@ module \qsnn_ref.layer0.lif13 (rst, acc, state, spike, new_state, fresh, clk);
   reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
   assign code = fresh ? 4'h2 : state;
-  assign spike = new_state > 4'hd;
   assign \$2  = $signed(\$1 ) + $signed(1'h0);
   assign \$3  = ~ fresh;
   assign \$4  = state > 4'hd;
@@ -3943,13 +4258,18 @@ module \qsnn_ref.layer0.lif13 (rst, acc, state, spike, new_state, fresh, clk);
     z_prev_r <= \$11 ;
   always @(posedge clk)
     value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
   \qsnn_ref.layer0.lif13.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif13.quantizer  quantizer (
+    .above(above),
     .clk(clk),
-    .code(new_state),
+    .code(\code$16 ),
     .rst(rst),
     .value(value)
   );
@@ -3981,8 +4301,23 @@ module \qsnn_ref.layer0.lif13 (rst, acc, state, spike, new_state, fresh, clk);
       \$12  = 13'h0000;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$13  = \code$16 ;
+    if (rst) begin
+      \$13  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$14  = above;
+    if (rst) begin
+      \$14  = 1'h0;
+    end
+  end
   assign v = value;
-  assign \code$6  = new_state;
+  assign new_state_r = new_state;
+  assign spike_r = spike;
   assign \$1  = { acc, 1'h0 };
 endmodule
 
@@ -4019,7 +4354,7 @@ module \qsnn_ref.layer0.lif13.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif13.quantizer (rst, code, value, clk);
+module \qsnn_ref.layer0.lif13.quantizer (rst, code, value, above, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -4052,6 +4387,8 @@ module \qsnn_ref.layer0.lif13.quantizer (rst, code, value, clk);
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
+  output above;
+  wire above;
   input clk;
   wire clk;
   output [3:0] code;
@@ -4101,15 +4438,18 @@ module \qsnn_ref.layer0.lif13.quantizer (rst, code, value, clk);
     end
   end
   assign code = \$30 [3:0];
+  assign above = thermometer[13];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif14 (rst, acc, state, spike, new_state, fresh, clk);
+module \qsnn_ref.layer0.lif14 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire [13:0] \$1 ;
   reg [14:0] \$10 ;
   reg \$11 ;
   reg [12:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
   wire [14:0] \$2 ;
   wire \$3 ;
   wire \$4 ;
@@ -4118,23 +4458,28 @@ module \qsnn_ref.layer0.lif14 (rst, acc, state, spike, new_state, fresh, clk);
   wire [8:0] \$7 ;
   wire [16:0] \$8 ;
   reg [9:0] \$9 ;
+  wire above;
   input [12:0] acc;
   wire [12:0] acc;
   input clk;
   wire clk;
   wire [3:0] code;
-  wire [3:0] \code$6 ;
+  wire [3:0] \code$16 ;
   reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
   reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
-  wire [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
   input rst;
   wire rst;
   output spike;
-  wire spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
   input [3:0] state;
   wire [3:0] state;
   (* init = 13'h0000 *)
@@ -4142,7 +4487,6 @@ module \qsnn_ref.layer0.lif14 (rst, acc, state, spike, new_state, fresh, clk);
   reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
   assign code = fresh ? 4'h2 : state;
-  assign spike = new_state > 4'hd;
   assign \$2  = $signed(\$1 ) + $signed(1'h0);
   assign \$3  = ~ fresh;
   assign \$4  = state > 4'hd;
@@ -4158,13 +4502,18 @@ module \qsnn_ref.layer0.lif14 (rst, acc, state, spike, new_state, fresh, clk);
     z_prev_r <= \$11 ;
   always @(posedge clk)
     value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
   \qsnn_ref.layer0.lif14.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif14.quantizer  quantizer (
+    .above(above),
     .clk(clk),
-    .code(new_state),
+    .code(\code$16 ),
     .rst(rst),
     .value(value)
   );
@@ -4196,8 +4545,23 @@ module \qsnn_ref.layer0.lif14 (rst, acc, state, spike, new_state, fresh, clk);
       \$12  = 13'h0000;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$13  = \code$16 ;
+    if (rst) begin
+      \$13  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$14  = above;
+    if (rst) begin
+      \$14  = 1'h0;
+    end
+  end
   assign v = value;
-  assign \code$6  = new_state;
+  assign new_state_r = new_state;
+  assign spike_r = spike;
   assign \$1  = { acc, 1'h0 };
 endmodule
 
@@ -4234,7 +4598,7 @@ module \qsnn_ref.layer0.lif14.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif14.quantizer (rst, code, value, clk);
+module \qsnn_ref.layer0.lif14.quantizer (rst, code, value, above, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -4267,6 +4631,8 @@ module \qsnn_ref.layer0.lif14.quantizer (rst, code, value, clk);
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
+  output above;
+  wire above;
   input clk;
   wire clk;
   output [3:0] code;
@@ -4316,15 +4682,18 @@ module \qsnn_ref.layer0.lif14.quantizer (rst, code, value, clk);
     end
   end
   assign code = \$30 [3:0];
+  assign above = thermometer[13];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif15 (rst, acc, state, spike, new_state, fresh, clk);
+module \qsnn_ref.layer0.lif15 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [13:0] \$1 ;
   reg [14:0] \$10 ;
   reg \$11 ;
   reg [12:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
   wire [14:0] \$2 ;
   wire \$3 ;
   wire \$4 ;
@@ -4333,23 +4702,28 @@ module \qsnn_ref.layer0.lif15 (rst, acc, state, spike, new_state, fresh, clk);
   wire [8:0] \$7 ;
   wire [16:0] \$8 ;
   reg [9:0] \$9 ;
+  wire above;
   input [12:0] acc;
   wire [12:0] acc;
   input clk;
   wire clk;
   wire [3:0] code;
-  wire [3:0] \code$6 ;
+  wire [3:0] \code$16 ;
   reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
   reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
-  wire [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
   input rst;
   wire rst;
   output spike;
-  wire spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
   input [3:0] state;
   wire [3:0] state;
   (* init = 13'h0000 *)
@@ -4357,7 +4731,6 @@ module \qsnn_ref.layer0.lif15 (rst, acc, state, spike, new_state, fresh, clk);
   reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
   assign code = fresh ? 4'h2 : state;
-  assign spike = new_state > 4'hd;
   assign \$2  = $signed(\$1 ) + $signed(1'h0);
   assign \$3  = ~ fresh;
   assign \$4  = state > 4'hd;
@@ -4373,13 +4746,18 @@ module \qsnn_ref.layer0.lif15 (rst, acc, state, spike, new_state, fresh, clk);
     z_prev_r <= \$11 ;
   always @(posedge clk)
     value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
   \qsnn_ref.layer0.lif15.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif15.quantizer  quantizer (
+    .above(above),
     .clk(clk),
-    .code(new_state),
+    .code(\code$16 ),
     .rst(rst),
     .value(value)
   );
@@ -4411,8 +4789,23 @@ module \qsnn_ref.layer0.lif15 (rst, acc, state, spike, new_state, fresh, clk);
       \$12  = 13'h0000;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$13  = \code$16 ;
+    if (rst) begin
+      \$13  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$14  = above;
+    if (rst) begin
+      \$14  = 1'h0;
+    end
+  end
   assign v = value;
-  assign \code$6  = new_state;
+  assign new_state_r = new_state;
+  assign spike_r = spike;
   assign \$1  = { acc, 1'h0 };
 endmodule
 
@@ -4449,7 +4842,7 @@ module \qsnn_ref.layer0.lif15.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif15.quantizer (rst, code, value, clk);
+module \qsnn_ref.layer0.lif15.quantizer (rst, code, value, above, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -4482,6 +4875,8 @@ module \qsnn_ref.layer0.lif15.quantizer (rst, code, value, clk);
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
+  output above;
+  wire above;
   input clk;
   wire clk;
   output [3:0] code;
@@ -4531,15 +4926,18 @@ module \qsnn_ref.layer0.lif15.quantizer (rst, code, value, clk);
     end
   end
   assign code = \$30 [3:0];
+  assign above = thermometer[13];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif2 (rst, acc, state, spike, new_state, fresh, clk);
+module \qsnn_ref.layer0.lif2 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire [13:0] \$1 ;
   reg [14:0] \$10 ;
   reg \$11 ;
   reg [12:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
   wire [14:0] \$2 ;
   wire \$3 ;
   wire \$4 ;
@@ -4548,23 +4946,28 @@ module \qsnn_ref.layer0.lif2 (rst, acc, state, spike, new_state, fresh, clk);
   wire [8:0] \$7 ;
   wire [16:0] \$8 ;
   reg [9:0] \$9 ;
+  wire above;
   input [12:0] acc;
   wire [12:0] acc;
   input clk;
   wire clk;
   wire [3:0] code;
-  wire [3:0] \code$6 ;
+  wire [3:0] \code$16 ;
   reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
   reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
-  wire [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
   input rst;
   wire rst;
   output spike;
-  wire spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
   input [3:0] state;
   wire [3:0] state;
   (* init = 13'h0000 *)
@@ -4572,7 +4975,6 @@ module \qsnn_ref.layer0.lif2 (rst, acc, state, spike, new_state, fresh, clk);
   reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
   assign code = fresh ? 4'h2 : state;
-  assign spike = new_state > 4'hd;
   assign \$2  = $signed(\$1 ) + $signed(1'h0);
   assign \$3  = ~ fresh;
   assign \$4  = state > 4'hd;
@@ -4588,13 +4990,18 @@ module \qsnn_ref.layer0.lif2 (rst, acc, state, spike, new_state, fresh, clk);
     z_prev_r <= \$11 ;
   always @(posedge clk)
     value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
   \qsnn_ref.layer0.lif2.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif2.quantizer  quantizer (
+    .above(above),
     .clk(clk),
-    .code(new_state),
+    .code(\code$16 ),
     .rst(rst),
     .value(value)
   );
@@ -4626,8 +5033,23 @@ module \qsnn_ref.layer0.lif2 (rst, acc, state, spike, new_state, fresh, clk);
       \$12  = 13'h0000;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$13  = \code$16 ;
+    if (rst) begin
+      \$13  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$14  = above;
+    if (rst) begin
+      \$14  = 1'h0;
+    end
+  end
   assign v = value;
-  assign \code$6  = new_state;
+  assign new_state_r = new_state;
+  assign spike_r = spike;
   assign \$1  = { acc, 1'h0 };
 endmodule
 
@@ -4664,7 +5086,7 @@ module \qsnn_ref.layer0.lif2.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif2.quantizer (rst, code, value, clk);
+module \qsnn_ref.layer0.lif2.quantizer (rst, code, value, above, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -4697,6 +5119,8 @@ module \qsnn_ref.layer0.lif2.quantizer (rst, code, value, clk);
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
+  output above;
+  wire above;
   input clk;
   wire clk;
   output [3:0] code;
@@ -4746,15 +5170,18 @@ module \qsnn_ref.layer0.lif2.quantizer (rst, code, value, clk);
     end
   end
   assign code = \$30 [3:0];
+  assign above = thermometer[13];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif3 (rst, acc, state, spike, new_state, fresh, clk);
+module \qsnn_ref.layer0.lif3 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
   wire [13:0] \$1 ;
   reg [14:0] \$10 ;
   reg \$11 ;
   reg [12:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
   wire [14:0] \$2 ;
   wire \$3 ;
   wire \$4 ;
@@ -4763,23 +5190,28 @@ module \qsnn_ref.layer0.lif3 (rst, acc, state, spike, new_state, fresh, clk);
   wire [8:0] \$7 ;
   wire [16:0] \$8 ;
   reg [9:0] \$9 ;
+  wire above;
   input [12:0] acc;
   wire [12:0] acc;
   input clk;
   wire clk;
   wire [3:0] code;
-  wire [3:0] \code$6 ;
+  wire [3:0] \code$16 ;
   reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
   reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
-  wire [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
   input rst;
   wire rst;
   output spike;
-  wire spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
   input [3:0] state;
   wire [3:0] state;
   (* init = 13'h0000 *)
@@ -4787,7 +5219,6 @@ module \qsnn_ref.layer0.lif3 (rst, acc, state, spike, new_state, fresh, clk);
   reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
   assign code = fresh ? 4'h2 : state;
-  assign spike = new_state > 4'hd;
   assign \$2  = $signed(\$1 ) + $signed(1'h0);
   assign \$3  = ~ fresh;
   assign \$4  = state > 4'hd;
@@ -4803,13 +5234,18 @@ module \qsnn_ref.layer0.lif3 (rst, acc, state, spike, new_state, fresh, clk);
     z_prev_r <= \$11 ;
   always @(posedge clk)
     value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
   \qsnn_ref.layer0.lif3.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif3.quantizer  quantizer (
+    .above(above),
     .clk(clk),
-    .code(new_state),
+    .code(\code$16 ),
     .rst(rst),
     .value(value)
   );
@@ -4841,8 +5277,23 @@ module \qsnn_ref.layer0.lif3 (rst, acc, state, spike, new_state, fresh, clk);
       \$12  = 13'h0000;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$13  = \code$16 ;
+    if (rst) begin
+      \$13  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$14  = above;
+    if (rst) begin
+      \$14  = 1'h0;
+    end
+  end
   assign v = value;
-  assign \code$6  = new_state;
+  assign new_state_r = new_state;
+  assign spike_r = spike;
   assign \$1  = { acc, 1'h0 };
 endmodule
 
@@ -4879,7 +5330,7 @@ module \qsnn_ref.layer0.lif3.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif3.quantizer (rst, code, value, clk);
+module \qsnn_ref.layer0.lif3.quantizer (rst, code, value, above, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -4912,6 +5363,8 @@ module \qsnn_ref.layer0.lif3.quantizer (rst, code, value, clk);
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
+  output above;
+  wire above;
   input clk;
   wire clk;
   output [3:0] code;
@@ -4961,15 +5414,18 @@ module \qsnn_ref.layer0.lif3.quantizer (rst, code, value, clk);
     end
   end
   assign code = \$30 [3:0];
+  assign above = thermometer[13];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif4 (rst, acc, state, spike, new_state, fresh, clk);
+module \qsnn_ref.layer0.lif4 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
   wire [13:0] \$1 ;
   reg [14:0] \$10 ;
   reg \$11 ;
   reg [12:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
   wire [14:0] \$2 ;
   wire \$3 ;
   wire \$4 ;
@@ -4978,23 +5434,28 @@ module \qsnn_ref.layer0.lif4 (rst, acc, state, spike, new_state, fresh, clk);
   wire [8:0] \$7 ;
   wire [16:0] \$8 ;
   reg [9:0] \$9 ;
+  wire above;
   input [12:0] acc;
   wire [12:0] acc;
   input clk;
   wire clk;
   wire [3:0] code;
-  wire [3:0] \code$6 ;
+  wire [3:0] \code$16 ;
   reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
   reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
-  wire [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
   input rst;
   wire rst;
   output spike;
-  wire spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
   input [3:0] state;
   wire [3:0] state;
   (* init = 13'h0000 *)
@@ -5002,7 +5463,6 @@ module \qsnn_ref.layer0.lif4 (rst, acc, state, spike, new_state, fresh, clk);
   reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
   assign code = fresh ? 4'h2 : state;
-  assign spike = new_state > 4'hd;
   assign \$2  = $signed(\$1 ) + $signed(1'h0);
   assign \$3  = ~ fresh;
   assign \$4  = state > 4'hd;
@@ -5018,13 +5478,18 @@ module \qsnn_ref.layer0.lif4 (rst, acc, state, spike, new_state, fresh, clk);
     z_prev_r <= \$11 ;
   always @(posedge clk)
     value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
   \qsnn_ref.layer0.lif4.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif4.quantizer  quantizer (
+    .above(above),
     .clk(clk),
-    .code(new_state),
+    .code(\code$16 ),
     .rst(rst),
     .value(value)
   );
@@ -5056,8 +5521,23 @@ module \qsnn_ref.layer0.lif4 (rst, acc, state, spike, new_state, fresh, clk);
       \$12  = 13'h0000;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    \$13  = \code$16 ;
+    if (rst) begin
+      \$13  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    \$14  = above;
+    if (rst) begin
+      \$14  = 1'h0;
+    end
+  end
   assign v = value;
-  assign \code$6  = new_state;
+  assign new_state_r = new_state;
+  assign spike_r = spike;
   assign \$1  = { acc, 1'h0 };
 endmodule
 
@@ -5094,7 +5574,7 @@ module \qsnn_ref.layer0.lif4.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif4.quantizer (rst, code, value, clk);
+module \qsnn_ref.layer0.lif4.quantizer (rst, code, value, above, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -5127,6 +5607,8 @@ module \qsnn_ref.layer0.lif4.quantizer (rst, code, value, clk);
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
+  output above;
+  wire above;
   input clk;
   wire clk;
   output [3:0] code;
@@ -5176,15 +5658,18 @@ module \qsnn_ref.layer0.lif4.quantizer (rst, code, value, clk);
     end
   end
   assign code = \$30 [3:0];
+  assign above = thermometer[13];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif5 (rst, acc, state, spike, new_state, fresh, clk);
+module \qsnn_ref.layer0.lif5 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
   wire [13:0] \$1 ;
   reg [14:0] \$10 ;
   reg \$11 ;
   reg [12:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
   wire [14:0] \$2 ;
   wire \$3 ;
   wire \$4 ;
@@ -5193,23 +5678,28 @@ module \qsnn_ref.layer0.lif5 (rst, acc, state, spike, new_state, fresh, clk);
   wire [8:0] \$7 ;
   wire [16:0] \$8 ;
   reg [9:0] \$9 ;
+  wire above;
   input [12:0] acc;
   wire [12:0] acc;
   input clk;
   wire clk;
   wire [3:0] code;
-  wire [3:0] \code$6 ;
+  wire [3:0] \code$16 ;
   reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
   reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
-  wire [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
   input rst;
   wire rst;
   output spike;
-  wire spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
   input [3:0] state;
   wire [3:0] state;
   (* init = 13'h0000 *)
@@ -5217,7 +5707,6 @@ module \qsnn_ref.layer0.lif5 (rst, acc, state, spike, new_state, fresh, clk);
   reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
   assign code = fresh ? 4'h2 : state;
-  assign spike = new_state > 4'hd;
   assign \$2  = $signed(\$1 ) + $signed(1'h0);
   assign \$3  = ~ fresh;
   assign \$4  = state > 4'hd;
@@ -5233,13 +5722,18 @@ module \qsnn_ref.layer0.lif5 (rst, acc, state, spike, new_state, fresh, clk);
     z_prev_r <= \$11 ;
   always @(posedge clk)
     value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
   \qsnn_ref.layer0.lif5.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif5.quantizer  quantizer (
+    .above(above),
     .clk(clk),
-    .code(new_state),
+    .code(\code$16 ),
     .rst(rst),
     .value(value)
   );
@@ -5271,8 +5765,23 @@ module \qsnn_ref.layer0.lif5 (rst, acc, state, spike, new_state, fresh, clk);
       \$12  = 13'h0000;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$13  = \code$16 ;
+    if (rst) begin
+      \$13  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$14  = above;
+    if (rst) begin
+      \$14  = 1'h0;
+    end
+  end
   assign v = value;
-  assign \code$6  = new_state;
+  assign new_state_r = new_state;
+  assign spike_r = spike;
   assign \$1  = { acc, 1'h0 };
 endmodule
 
@@ -5309,7 +5818,7 @@ module \qsnn_ref.layer0.lif5.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif5.quantizer (rst, code, value, clk);
+module \qsnn_ref.layer0.lif5.quantizer (rst, code, value, above, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -5342,6 +5851,8 @@ module \qsnn_ref.layer0.lif5.quantizer (rst, code, value, clk);
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
+  output above;
+  wire above;
   input clk;
   wire clk;
   output [3:0] code;
@@ -5391,15 +5902,18 @@ module \qsnn_ref.layer0.lif5.quantizer (rst, code, value, clk);
     end
   end
   assign code = \$30 [3:0];
+  assign above = thermometer[13];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif6 (rst, acc, state, spike, new_state, fresh, clk);
+module \qsnn_ref.layer0.lif6 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
   wire [13:0] \$1 ;
   reg [14:0] \$10 ;
   reg \$11 ;
   reg [12:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
   wire [14:0] \$2 ;
   wire \$3 ;
   wire \$4 ;
@@ -5408,23 +5922,28 @@ module \qsnn_ref.layer0.lif6 (rst, acc, state, spike, new_state, fresh, clk);
   wire [8:0] \$7 ;
   wire [16:0] \$8 ;
   reg [9:0] \$9 ;
+  wire above;
   input [12:0] acc;
   wire [12:0] acc;
   input clk;
   wire clk;
   wire [3:0] code;
-  wire [3:0] \code$6 ;
+  wire [3:0] \code$16 ;
   reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
   reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
-  wire [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
   input rst;
   wire rst;
   output spike;
-  wire spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
   input [3:0] state;
   wire [3:0] state;
   (* init = 13'h0000 *)
@@ -5432,7 +5951,6 @@ module \qsnn_ref.layer0.lif6 (rst, acc, state, spike, new_state, fresh, clk);
   reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
   assign code = fresh ? 4'h2 : state;
-  assign spike = new_state > 4'hd;
   assign \$2  = $signed(\$1 ) + $signed(1'h0);
   assign \$3  = ~ fresh;
   assign \$4  = state > 4'hd;
@@ -5448,13 +5966,18 @@ module \qsnn_ref.layer0.lif6 (rst, acc, state, spike, new_state, fresh, clk);
     z_prev_r <= \$11 ;
   always @(posedge clk)
     value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
   \qsnn_ref.layer0.lif6.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif6.quantizer  quantizer (
+    .above(above),
     .clk(clk),
-    .code(new_state),
+    .code(\code$16 ),
     .rst(rst),
     .value(value)
   );
@@ -5486,8 +6009,23 @@ module \qsnn_ref.layer0.lif6 (rst, acc, state, spike, new_state, fresh, clk);
       \$12  = 13'h0000;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    \$13  = \code$16 ;
+    if (rst) begin
+      \$13  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    \$14  = above;
+    if (rst) begin
+      \$14  = 1'h0;
+    end
+  end
   assign v = value;
-  assign \code$6  = new_state;
+  assign new_state_r = new_state;
+  assign spike_r = spike;
   assign \$1  = { acc, 1'h0 };
 endmodule
 
@@ -5524,7 +6062,7 @@ module \qsnn_ref.layer0.lif6.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif6.quantizer (rst, code, value, clk);
+module \qsnn_ref.layer0.lif6.quantizer (rst, code, value, above, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -5557,6 +6095,8 @@ module \qsnn_ref.layer0.lif6.quantizer (rst, code, value, clk);
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
+  output above;
+  wire above;
   input clk;
   wire clk;
   output [3:0] code;
@@ -5606,15 +6146,18 @@ module \qsnn_ref.layer0.lif6.quantizer (rst, code, value, clk);
     end
   end
   assign code = \$30 [3:0];
+  assign above = thermometer[13];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif7 (rst, acc, state, spike, new_state, fresh, clk);
+module \qsnn_ref.layer0.lif7 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
   wire [13:0] \$1 ;
   reg [14:0] \$10 ;
   reg \$11 ;
   reg [12:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
   wire [14:0] \$2 ;
   wire \$3 ;
   wire \$4 ;
@@ -5623,23 +6166,28 @@ module \qsnn_ref.layer0.lif7 (rst, acc, state, spike, new_state, fresh, clk);
   wire [8:0] \$7 ;
   wire [16:0] \$8 ;
   reg [9:0] \$9 ;
+  wire above;
   input [12:0] acc;
   wire [12:0] acc;
   input clk;
   wire clk;
   wire [3:0] code;
-  wire [3:0] \code$6 ;
+  wire [3:0] \code$16 ;
   reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
   reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
-  wire [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
   input rst;
   wire rst;
   output spike;
-  wire spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
   input [3:0] state;
   wire [3:0] state;
   (* init = 13'h0000 *)
@@ -5647,7 +6195,6 @@ module \qsnn_ref.layer0.lif7 (rst, acc, state, spike, new_state, fresh, clk);
   reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
   assign code = fresh ? 4'h2 : state;
-  assign spike = new_state > 4'hd;
   assign \$2  = $signed(\$1 ) + $signed(1'h0);
   assign \$3  = ~ fresh;
   assign \$4  = state > 4'hd;
@@ -5663,13 +6210,18 @@ module \qsnn_ref.layer0.lif7 (rst, acc, state, spike, new_state, fresh, clk);
     z_prev_r <= \$11 ;
   always @(posedge clk)
     value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
   \qsnn_ref.layer0.lif7.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif7.quantizer  quantizer (
+    .above(above),
     .clk(clk),
-    .code(new_state),
+    .code(\code$16 ),
     .rst(rst),
     .value(value)
   );
@@ -5701,8 +6253,23 @@ module \qsnn_ref.layer0.lif7 (rst, acc, state, spike, new_state, fresh, clk);
       \$12  = 13'h0000;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$13  = \code$16 ;
+    if (rst) begin
+      \$13  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$14  = above;
+    if (rst) begin
+      \$14  = 1'h0;
+    end
+  end
   assign v = value;
-  assign \code$6  = new_state;
+  assign new_state_r = new_state;
+  assign spike_r = spike;
   assign \$1  = { acc, 1'h0 };
 endmodule
 
@@ -5739,7 +6306,7 @@ module \qsnn_ref.layer0.lif7.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif7.quantizer (rst, code, value, clk);
+module \qsnn_ref.layer0.lif7.quantizer (rst, code, value, above, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -5772,6 +6339,8 @@ module \qsnn_ref.layer0.lif7.quantizer (rst, code, value, clk);
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
+  output above;
+  wire above;
   input clk;
   wire clk;
   output [3:0] code;
@@ -5821,15 +6390,18 @@ module \qsnn_ref.layer0.lif7.quantizer (rst, code, value, clk);
     end
   end
   assign code = \$30 [3:0];
+  assign above = thermometer[13];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif8 (rst, acc, state, spike, new_state, fresh, clk);
+module \qsnn_ref.layer0.lif8 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
   wire [13:0] \$1 ;
   reg [14:0] \$10 ;
   reg \$11 ;
   reg [12:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
   wire [14:0] \$2 ;
   wire \$3 ;
   wire \$4 ;
@@ -5838,23 +6410,28 @@ module \qsnn_ref.layer0.lif8 (rst, acc, state, spike, new_state, fresh, clk);
   wire [8:0] \$7 ;
   wire [16:0] \$8 ;
   reg [9:0] \$9 ;
+  wire above;
   input [12:0] acc;
   wire [12:0] acc;
   input clk;
   wire clk;
   wire [3:0] code;
-  wire [3:0] \code$6 ;
+  wire [3:0] \code$16 ;
   reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
   reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
-  wire [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
   input rst;
   wire rst;
   output spike;
-  wire spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
   input [3:0] state;
   wire [3:0] state;
   (* init = 13'h0000 *)
@@ -5862,7 +6439,6 @@ module \qsnn_ref.layer0.lif8 (rst, acc, state, spike, new_state, fresh, clk);
   reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
   assign code = fresh ? 4'h2 : state;
-  assign spike = new_state > 4'hd;
   assign \$2  = $signed(\$1 ) + $signed(1'h0);
   assign \$3  = ~ fresh;
   assign \$4  = state > 4'hd;
@@ -5878,13 +6454,18 @@ module \qsnn_ref.layer0.lif8 (rst, acc, state, spike, new_state, fresh, clk);
     z_prev_r <= \$11 ;
   always @(posedge clk)
     value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
   \qsnn_ref.layer0.lif8.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif8.quantizer  quantizer (
+    .above(above),
     .clk(clk),
-    .code(new_state),
+    .code(\code$16 ),
     .rst(rst),
     .value(value)
   );
@@ -5916,8 +6497,23 @@ module \qsnn_ref.layer0.lif8 (rst, acc, state, spike, new_state, fresh, clk);
       \$12  = 13'h0000;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    \$13  = \code$16 ;
+    if (rst) begin
+      \$13  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    \$14  = above;
+    if (rst) begin
+      \$14  = 1'h0;
+    end
+  end
   assign v = value;
-  assign \code$6  = new_state;
+  assign new_state_r = new_state;
+  assign spike_r = spike;
   assign \$1  = { acc, 1'h0 };
 endmodule
 
@@ -5954,7 +6550,7 @@ module \qsnn_ref.layer0.lif8.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif8.quantizer (rst, code, value, clk);
+module \qsnn_ref.layer0.lif8.quantizer (rst, code, value, above, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -5987,6 +6583,8 @@ module \qsnn_ref.layer0.lif8.quantizer (rst, code, value, clk);
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
+  output above;
+  wire above;
   input clk;
   wire clk;
   output [3:0] code;
@@ -6036,15 +6634,18 @@ module \qsnn_ref.layer0.lif8.quantizer (rst, code, value, clk);
     end
   end
   assign code = \$30 [3:0];
+  assign above = thermometer[13];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif9 (rst, acc, state, spike, new_state, fresh, clk);
+module \qsnn_ref.layer0.lif9 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   wire [13:0] \$1 ;
   reg [14:0] \$10 ;
   reg \$11 ;
   reg [12:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
   wire [14:0] \$2 ;
   wire \$3 ;
   wire \$4 ;
@@ -6053,23 +6654,28 @@ module \qsnn_ref.layer0.lif9 (rst, acc, state, spike, new_state, fresh, clk);
   wire [8:0] \$7 ;
   wire [16:0] \$8 ;
   reg [9:0] \$9 ;
+  wire above;
   input [12:0] acc;
   wire [12:0] acc;
   input clk;
   wire clk;
   wire [3:0] code;
-  wire [3:0] \code$6 ;
+  wire [3:0] \code$16 ;
   reg [14:0] current_r = 15'h0000;
   input fresh;
   wire fresh;
   reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
-  wire [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
   input rst;
   wire rst;
   output spike;
-  wire spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
   input [3:0] state;
   wire [3:0] state;
   (* init = 13'h0000 *)
@@ -6077,7 +6683,6 @@ module \qsnn_ref.layer0.lif9 (rst, acc, state, spike, new_state, fresh, clk);
   reg [12:0] value = 13'h0000;
   reg z_prev_r = 1'h0;
   assign code = fresh ? 4'h2 : state;
-  assign spike = new_state > 4'hd;
   assign \$2  = $signed(\$1 ) + $signed(1'h0);
   assign \$3  = ~ fresh;
   assign \$4  = state > 4'hd;
@@ -6093,13 +6698,18 @@ module \qsnn_ref.layer0.lif9 (rst, acc, state, spike, new_state, fresh, clk);
     z_prev_r <= \$11 ;
   always @(posedge clk)
     value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
   \qsnn_ref.layer0.lif9.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer0.lif9.quantizer  quantizer (
+    .above(above),
     .clk(clk),
-    .code(new_state),
+    .code(\code$16 ),
     .rst(rst),
     .value(value)
   );
@@ -6131,8 +6741,23 @@ module \qsnn_ref.layer0.lif9 (rst, acc, state, spike, new_state, fresh, clk);
       \$12  = 13'h0000;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$13  = \code$16 ;
+    if (rst) begin
+      \$13  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$14  = above;
+    if (rst) begin
+      \$14  = 1'h0;
+    end
+  end
   assign v = value;
-  assign \code$6  = new_state;
+  assign new_state_r = new_state;
+  assign spike_r = spike;
   assign \$1  = { acc, 1'h0 };
 endmodule
 
@@ -6169,7 +6794,7 @@ module \qsnn_ref.layer0.lif9.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif9.quantizer (rst, code, value, clk);
+module \qsnn_ref.layer0.lif9.quantizer (rst, code, value, above, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -6202,6 +6827,8 @@ module \qsnn_ref.layer0.lif9.quantizer (rst, code, value, clk);
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
+  output above;
+  wire above;
   input clk;
   wire clk;
   output [3:0] code;
@@ -6251,45 +6878,46 @@ module \qsnn_ref.layer0.lif9.quantizer (rst, code, value, clk);
     end
   end
   assign code = \$30 [3:0];
+  assign above = thermometer[13];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.states (rst, r_data, \port$305$0 , \port$347$0 , \port$389$0 , \port$431$0 , \port$473$0 , \port$515$0 , \port$557$0 , \port$599$0 , \port$641$0 , \port$683$0 , \port$725$0 , \port$767$0 , \port$809$0 , \port$851$0 , \port$893$0 , \port$935$0 , rd__addr, wr__en, wr__addr
+module \qsnn_ref.layer0.states (rst, r_data, rd__addr, wr__en, wr__addr, \port$1871$0 , \port$1889$0 , \port$1907$0 , \port$1925$0 , \port$1943$0 , \port$1961$0 , \port$1979$0 , \port$1997$0 , \port$2015$0 , \port$2033$0 , \port$2051$0 , \port$2069$0 , \port$2087$0 , \port$2105$0 , \port$2123$0 , \port$2141$0 
 , clk);
   input clk;
   wire clk;
-  input [3:0] \port$305$0 ;
-  wire [3:0] \port$305$0 ;
-  input [3:0] \port$347$0 ;
-  wire [3:0] \port$347$0 ;
-  input [3:0] \port$389$0 ;
-  wire [3:0] \port$389$0 ;
-  input [3:0] \port$431$0 ;
-  wire [3:0] \port$431$0 ;
-  input [3:0] \port$473$0 ;
-  wire [3:0] \port$473$0 ;
-  input [3:0] \port$515$0 ;
-  wire [3:0] \port$515$0 ;
-  input [3:0] \port$557$0 ;
-  wire [3:0] \port$557$0 ;
-  input [3:0] \port$599$0 ;
-  wire [3:0] \port$599$0 ;
-  input [3:0] \port$641$0 ;
-  wire [3:0] \port$641$0 ;
-  input [3:0] \port$683$0 ;
-  wire [3:0] \port$683$0 ;
-  input [3:0] \port$725$0 ;
-  wire [3:0] \port$725$0 ;
-  input [3:0] \port$767$0 ;
-  wire [3:0] \port$767$0 ;
-  input [3:0] \port$809$0 ;
-  wire [3:0] \port$809$0 ;
-  input [3:0] \port$851$0 ;
-  wire [3:0] \port$851$0 ;
-  input [3:0] \port$893$0 ;
-  wire [3:0] \port$893$0 ;
-  input [3:0] \port$935$0 ;
-  wire [3:0] \port$935$0 ;
+  input [3:0] \port$1871$0 ;
+  wire [3:0] \port$1871$0 ;
+  input [3:0] \port$1889$0 ;
+  wire [3:0] \port$1889$0 ;
+  input [3:0] \port$1907$0 ;
+  wire [3:0] \port$1907$0 ;
+  input [3:0] \port$1925$0 ;
+  wire [3:0] \port$1925$0 ;
+  input [3:0] \port$1943$0 ;
+  wire [3:0] \port$1943$0 ;
+  input [3:0] \port$1961$0 ;
+  wire [3:0] \port$1961$0 ;
+  input [3:0] \port$1979$0 ;
+  wire [3:0] \port$1979$0 ;
+  input [3:0] \port$1997$0 ;
+  wire [3:0] \port$1997$0 ;
+  input [3:0] \port$2015$0 ;
+  wire [3:0] \port$2015$0 ;
+  input [3:0] \port$2033$0 ;
+  wire [3:0] \port$2033$0 ;
+  input [3:0] \port$2051$0 ;
+  wire [3:0] \port$2051$0 ;
+  input [3:0] \port$2069$0 ;
+  wire [3:0] \port$2069$0 ;
+  input [3:0] \port$2087$0 ;
+  wire [3:0] \port$2087$0 ;
+  input [3:0] \port$2105$0 ;
+  wire [3:0] \port$2105$0 ;
+  input [3:0] \port$2123$0 ;
+  wire [3:0] \port$2123$0 ;
+  input [3:0] \port$2141$0 ;
+  wire [3:0] \port$2141$0 ;
   wire [2:0] r_addr;
   output [63:0] r_data;
   wire [63:0] r_data;
@@ -6351,7 +6979,7 @@ module \qsnn_ref.layer0.states (rst, r_data, \port$305$0 , \port$347$0 , \port$3
   end
   always @(posedge clk) begin
     if (wr__en)
-      mem[wr__addr] <= { \port$935$0 , \port$893$0 , \port$851$0 , \port$809$0 , \port$767$0 , \port$725$0 , \port$683$0 , \port$641$0 , \port$599$0 , \port$557$0 , \port$515$0 , \port$473$0 , \port$431$0 , \port$389$0 , \port$347$0 , \port$305$0  };
+      mem[wr__addr] <= { \port$2141$0 , \port$2123$0 , \port$2105$0 , \port$2087$0 , \port$2069$0 , \port$2051$0 , \port$2033$0 , \port$2015$0 , \port$1997$0 , \port$1979$0 , \port$1961$0 , \port$1943$0 , \port$1925$0 , \port$1907$0 , \port$1889$0 , \port$1871$0  };
   end
   reg [2:0] _0_;
   always @(posedge clk) begin
@@ -6359,27 +6987,27 @@ module \qsnn_ref.layer0.states (rst, r_data, \port$305$0 , \port$347$0 , \port$3
   end
   assign r_data = mem[_0_];
   assign w_addr = wr__addr;
-  assign wr__data = { \port$935$0 , \port$893$0 , \port$851$0 , \port$809$0 , \port$767$0 , \port$725$0 , \port$683$0 , \port$641$0 , \port$599$0 , \port$557$0 , \port$515$0 , \port$473$0 , \port$431$0 , \port$389$0 , \port$347$0 , \port$305$0  };
-  assign w_data = { \port$935$0 , \port$893$0 , \port$851$0 , \port$809$0 , \port$767$0 , \port$725$0 , \port$683$0 , \port$641$0 , \port$599$0 , \port$557$0 , \port$515$0 , \port$473$0 , \port$431$0 , \port$389$0 , \port$347$0 , \port$305$0  };
+  assign wr__data = { \port$2141$0 , \port$2123$0 , \port$2105$0 , \port$2087$0 , \port$2069$0 , \port$2051$0 , \port$2033$0 , \port$2015$0 , \port$1997$0 , \port$1979$0 , \port$1961$0 , \port$1943$0 , \port$1925$0 , \port$1907$0 , \port$1889$0 , \port$1871$0  };
+  assign w_data = { \port$2141$0 , \port$2123$0 , \port$2105$0 , \port$2087$0 , \port$2069$0 , \port$2051$0 , \port$2033$0 , \port$2015$0 , \port$1997$0 , \port$1979$0 , \port$1961$0 , \port$1943$0 , \port$1925$0 , \port$1907$0 , \port$1889$0 , \port$1871$0  };
   assign w_en = wr__en;
   assign r_addr = rd__addr;
   assign rd__data = r_data;
-  assign \w_data[0]  = \port$305$0 ;
-  assign \w_data[1]  = \port$347$0 ;
-  assign \w_data[2]  = \port$389$0 ;
-  assign \w_data[3]  = \port$431$0 ;
-  assign \w_data[4]  = \port$473$0 ;
-  assign \w_data[5]  = \port$515$0 ;
-  assign \w_data[6]  = \port$557$0 ;
-  assign \w_data[7]  = \port$599$0 ;
-  assign \w_data[8]  = \port$641$0 ;
-  assign \w_data[9]  = \port$683$0 ;
-  assign \w_data[10]  = \port$725$0 ;
-  assign \w_data[11]  = \port$767$0 ;
-  assign \w_data[12]  = \port$809$0 ;
-  assign \w_data[13]  = \port$851$0 ;
-  assign \w_data[14]  = \port$893$0 ;
-  assign \w_data[15]  = \port$935$0 ;
+  assign \w_data[0]  = \port$1871$0 ;
+  assign \w_data[1]  = \port$1889$0 ;
+  assign \w_data[2]  = \port$1907$0 ;
+  assign \w_data[3]  = \port$1925$0 ;
+  assign \w_data[4]  = \port$1943$0 ;
+  assign \w_data[5]  = \port$1961$0 ;
+  assign \w_data[6]  = \port$1979$0 ;
+  assign \w_data[7]  = \port$1997$0 ;
+  assign \w_data[8]  = \port$2015$0 ;
+  assign \w_data[9]  = \port$2033$0 ;
+  assign \w_data[10]  = \port$2051$0 ;
+  assign \w_data[11]  = \port$2069$0 ;
+  assign \w_data[12]  = \port$2087$0 ;
+  assign \w_data[13]  = \port$2105$0 ;
+  assign \w_data[14]  = \port$2123$0 ;
+  assign \w_data[15]  = \port$2141$0 ;
   assign \r_data[0]  = r_data[3:0];
   assign \r_data[1]  = r_data[7:4];
   assign \r_data[2]  = r_data[11:8];
@@ -6971,50 +7599,50 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
   wire [7:0] \$1 ;
   wire \$10 ;
-  reg [20:0] \$100 ;
-  reg \$101 ;
-  reg \$102 ;
-  reg [6:0] \$103 ;
-  reg \$104 ;
-  reg \$105 ;
-  reg \$106 ;
-  reg \$107 ;
-  reg \$108 ;
+  wire \$100 ;
+  wire [1:0] \$101 ;
+  wire \$102 ;
+  wire \$103 ;
+  wire \$104 ;
+  wire \$105 ;
+  wire [1:0] \$106 ;
+  wire \$107 ;
+  reg [20:0] \$108 ;
   reg \$109 ;
   wire \$11 ;
   reg \$110 ;
-  reg \$111 ;
+  reg [20:0] \$111 ;
   reg \$112 ;
   reg \$113 ;
-  reg \$114 ;
+  reg [6:0] \$114 ;
   reg \$115 ;
   reg \$116 ;
   reg \$117 ;
-  reg [39:0] \$118 ;
+  reg \$118 ;
   reg \$119 ;
   wire \$12 ;
   reg \$120 ;
   reg \$121 ;
-  reg [13:0] \$122 ;
-  reg [13:0] \$123 ;
-  reg [13:0] \$124 ;
-  reg [13:0] \$125 ;
-  reg [13:0] \$126 ;
-  reg [13:0] \$127 ;
-  reg [13:0] \$128 ;
-  reg [13:0] \$129 ;
-  wire [9:0] \$13 ;
-  reg [13:0] \$130 ;
-  reg [13:0] \$131 ;
-  reg [13:0] \$132 ;
-  reg [13:0] \$133 ;
+  reg \$122 ;
+  reg \$123 ;
+  reg \$124 ;
+  reg \$125 ;
+  reg \$126 ;
+  reg \$127 ;
+  reg \$128 ;
+  reg \$129 ;
+  wire \$13 ;
+  reg [39:0] \$130 ;
+  reg \$131 ;
+  reg \$132 ;
+  reg \$133 ;
   reg [13:0] \$134 ;
   reg [13:0] \$135 ;
   reg [13:0] \$136 ;
   reg [13:0] \$137 ;
   reg [13:0] \$138 ;
   reg [13:0] \$139 ;
-  wire [9:0] \$14 ;
+  wire \$14 ;
   reg [13:0] \$140 ;
   reg [13:0] \$141 ;
   reg [13:0] \$142 ;
@@ -7025,7 +7653,7 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   reg [13:0] \$147 ;
   reg [13:0] \$148 ;
   reg [13:0] \$149 ;
-  wire \$15 ;
+  wire [9:0] \$15 ;
   reg [13:0] \$150 ;
   reg [13:0] \$151 ;
   reg [13:0] \$152 ;
@@ -7036,7 +7664,7 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   reg [13:0] \$157 ;
   reg [13:0] \$158 ;
   reg [13:0] \$159 ;
-  wire \$16 ;
+  wire [9:0] \$16 ;
   reg [13:0] \$160 ;
   reg [13:0] \$161 ;
   reg [13:0] \$162 ;
@@ -7050,131 +7678,145 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   wire \$17 ;
   reg [13:0] \$170 ;
   reg [13:0] \$171 ;
-  reg [1:0] \$172 ;
-  reg \$173 ;
-  reg \$174 ;
-  reg \$175 ;
-  reg \$176 ;
-  reg \$177 ;
-  reg \$178 ;
-  reg \$179 ;
+  reg [13:0] \$172 ;
+  reg [13:0] \$173 ;
+  reg [13:0] \$174 ;
+  reg [13:0] \$175 ;
+  reg [13:0] \$176 ;
+  reg [13:0] \$177 ;
+  reg [13:0] \$178 ;
+  reg [13:0] \$179 ;
   wire \$18 ;
-  reg \$180 ;
-  reg \$181 ;
-  reg \$182 ;
-  reg \$183 ;
-  reg \$184 ;
+  reg [13:0] \$180 ;
+  reg [13:0] \$181 ;
+  reg [13:0] \$182 ;
+  reg [13:0] \$183 ;
+  reg [1:0] \$184 ;
   reg \$185 ;
   reg \$186 ;
   reg \$187 ;
+  reg \$188 ;
+  reg \$189 ;
   wire \$19 ;
+  reg \$190 ;
+  reg \$191 ;
+  reg \$192 ;
+  reg \$193 ;
+  reg \$194 ;
+  reg \$195 ;
+  reg \$196 ;
+  reg \$197 ;
+  reg \$198 ;
+  reg \$199 ;
   wire [8:0] \$2 ;
   wire \$20 ;
+  reg \$200 ;
+  reg \$201 ;
   wire \$21 ;
   wire \$22 ;
-  wire [16:0] \$23 ;
-  wire [16:0] \$24 ;
+  wire \$23 ;
+  wire \$24 ;
   wire \$25 ;
   wire \$26 ;
   wire \$27 ;
   wire \$28 ;
-  wire [16:0] \$29 ;
-  wire \$3 ;
-  wire [16:0] \$30 ;
-  wire [1:0] \$31 ;
-  wire [7:0] \$32 ;
+  wire \$29 ;
+  wire [16:0] \$3 ;
+  wire \$30 ;
+  wire [16:0] \$31 ;
+  wire [16:0] \$32 ;
   wire \$33 ;
   wire \$34 ;
   wire \$35 ;
-  wire [7:0] \$36 ;
-  wire \$37 ;
-  wire \$38 ;
-  wire \$39 ;
-  wire \$4 ;
+  wire \$36 ;
+  wire [16:0] \$37 ;
+  wire [16:0] \$38 ;
+  wire [3:0] \$39 ;
+  wire [16:0] \$4 ;
   wire \$40 ;
-  wire \$41 ;
-  wire \$42 ;
+  wire [1:0] \$41 ;
+  wire [7:0] \$42 ;
   wire \$43 ;
   wire \$44 ;
   wire \$45 ;
-  wire [13:0] \$46 ;
-  wire [13:0] \$47 ;
-  wire [13:0] \$48 ;
-  wire [14:0] \$49 ;
+  wire [7:0] \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
   wire \$5 ;
-  wire [13:0] \$50 ;
-  wire [13:0] \$51 ;
-  wire [13:0] \$52 ;
-  wire [14:0] \$53 ;
-  wire [13:0] \$54 ;
-  wire [13:0] \$55 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
   wire [13:0] \$56 ;
-  wire [14:0] \$57 ;
+  wire [13:0] \$57 ;
   wire [13:0] \$58 ;
-  wire [13:0] \$59 ;
+  wire [14:0] \$59 ;
   wire \$6 ;
   wire [13:0] \$60 ;
-  wire [14:0] \$61 ;
+  wire [13:0] \$61 ;
   wire [13:0] \$62 ;
-  wire [13:0] \$63 ;
+  wire [14:0] \$63 ;
   wire [13:0] \$64 ;
-  wire [14:0] \$65 ;
+  wire [13:0] \$65 ;
   wire [13:0] \$66 ;
-  wire [13:0] \$67 ;
+  wire [14:0] \$67 ;
   wire [13:0] \$68 ;
-  wire [14:0] \$69 ;
+  wire [13:0] \$69 ;
   wire \$7 ;
   wire [13:0] \$70 ;
-  wire [13:0] \$71 ;
+  wire [14:0] \$71 ;
   wire [13:0] \$72 ;
-  wire [14:0] \$73 ;
+  wire [13:0] \$73 ;
   wire [13:0] \$74 ;
-  wire [13:0] \$75 ;
+  wire [14:0] \$75 ;
   wire [13:0] \$76 ;
-  wire [14:0] \$77 ;
+  wire [13:0] \$77 ;
   wire [13:0] \$78 ;
-  wire [13:0] \$79 ;
+  wire [14:0] \$79 ;
   wire \$8 ;
   wire [13:0] \$80 ;
-  wire [14:0] \$81 ;
+  wire [13:0] \$81 ;
   wire [13:0] \$82 ;
-  wire [13:0] \$83 ;
+  wire [14:0] \$83 ;
   wire [13:0] \$84 ;
-  wire [14:0] \$85 ;
-  wire \$86 ;
-  wire \$87 ;
-  wire \$88 ;
-  wire \$89 ;
+  wire [13:0] \$85 ;
+  wire [13:0] \$86 ;
+  wire [14:0] \$87 ;
+  wire [13:0] \$88 ;
+  wire [13:0] \$89 ;
   wire \$9 ;
-  wire \$90 ;
-  wire [1:0] \$91 ;
-  wire \$92 ;
-  wire \$93 ;
-  wire \$94 ;
-  wire \$95 ;
-  wire [1:0] \$96 ;
+  wire [13:0] \$90 ;
+  wire [14:0] \$91 ;
+  wire [13:0] \$92 ;
+  wire [13:0] \$93 ;
+  wire [13:0] \$94 ;
+  wire [14:0] \$95 ;
+  wire \$96 ;
   wire \$97 ;
-  reg [20:0] \$98 ;
-  reg \$99 ;
+  wire \$98 ;
+  wire \$99 ;
   reg \$signal  = 1'h0;
-  reg \$signal$123  = 1'h0;
+  reg \$signal$126  = 1'h0;
   (* init = 1'h0 *)
-  wire \$signal$18 ;
-  reg \$signal$20  = 1'h0;
+  wire \$signal$19 ;
+  reg \$signal$21  = 1'h0;
   (* init = 1'h0 *)
-  wire \$signal$3 ;
-  wire \$signal$4 ;
-  reg \$signal$87  = 1'h0;
+  wire \$signal$5 ;
+  wire \$signal$6 ;
+  reg \$signal$88  = 1'h0;
   wire [13:0] acc;
-  wire [13:0] \acc$29 ;
-  wire [13:0] \acc$32 ;
-  wire [13:0] \acc$35 ;
-  wire [13:0] \acc$38 ;
-  wire [13:0] \acc$41 ;
-  wire [13:0] \acc$44 ;
-  wire [13:0] \acc$47 ;
-  wire [13:0] \acc$50 ;
-  wire [13:0] \acc$53 ;
+  wire [13:0] \acc$30 ;
+  wire [13:0] \acc$33 ;
+  wire [13:0] \acc$36 ;
+  wire [13:0] \acc$39 ;
+  wire [13:0] \acc$42 ;
+  wire [13:0] \acc$45 ;
+  wire [13:0] \acc$48 ;
+  wire [13:0] \acc$51 ;
+  wire [13:0] \acc$54 ;
   reg [13:0] acc0_r = 14'h0000;
   reg [13:0] acc1_r = 14'h0000;
   reg [13:0] acc2_r = 14'h0000;
@@ -7209,6 +7851,7 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   wire [2:0] \cur.group ;
   wire \cur.last ;
   wire [15:0] \cur.mask ;
+  wire cur_done;
   reg cur_x = 1'h0;
   wire [39:0] data;
   wire [3:0] \data[0] ;
@@ -7239,30 +7882,30 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   wire events__valid;
   reg fresh = 1'h1;
   (* init = 1'h1 *)
-  wire \fresh$27 ;
+  wire \fresh$28 ;
   (* init = 1'h1 *)
-  wire \fresh$30 ;
+  wire \fresh$31 ;
   (* init = 1'h1 *)
-  wire \fresh$33 ;
+  wire \fresh$34 ;
   (* init = 1'h1 *)
-  wire \fresh$36 ;
+  wire \fresh$37 ;
   (* init = 1'h1 *)
-  wire \fresh$39 ;
+  wire \fresh$40 ;
   (* init = 1'h1 *)
-  wire \fresh$42 ;
+  wire \fresh$43 ;
   (* init = 1'h1 *)
-  wire \fresh$45 ;
+  wire \fresh$46 ;
   (* init = 1'h1 *)
-  wire \fresh$48 ;
+  wire \fresh$49 ;
   (* init = 1'h1 *)
-  wire \fresh$51 ;
+  wire \fresh$52 ;
   (* init = 1'h1 *)
-  wire \fresh$54 ;
+  wire \fresh$55 ;
   reg g = 1'h0;
+  reg g_last = 1'h0;
   reg last_flag = 1'h0;
   wire [2:0] level;
   wire [3:0] new_state;
-  wire [3:0] \new_state$72 ;
   wire [3:0] \new_state$73 ;
   wire [3:0] \new_state$74 ;
   wire [3:0] \new_state$75 ;
@@ -7271,6 +7914,7 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   wire [3:0] \new_state$78 ;
   wire [3:0] \new_state$79 ;
   wire [3:0] \new_state$80 ;
+  wire [3:0] \new_state$81 ;
   reg [20:0] nxt = 21'h000000;
   wire \nxt.eot ;
   wire [2:0] \nxt.group ;
@@ -7294,20 +7938,20 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   reg [13:0] product8_r = 14'h0000;
   reg [13:0] product9_r = 14'h0000;
   reg r_addr = 1'h0;
-  wire \r_addr$19 ;
+  wire \r_addr$20 ;
   wire [39:0] r_data;
-  wire [12:0] \r_data$107 ;
-  wire [139:0] \r_data$25 ;
-  wire [13:0] \r_data$25[0] ;
-  wire [13:0] \r_data$25[1] ;
-  wire [13:0] \r_data$25[2] ;
-  wire [13:0] \r_data$25[3] ;
-  wire [13:0] \r_data$25[4] ;
-  wire [13:0] \r_data$25[5] ;
-  wire [13:0] \r_data$25[6] ;
-  wire [13:0] \r_data$25[7] ;
-  wire [13:0] \r_data$25[8] ;
-  wire [13:0] \r_data$25[9] ;
+  wire [12:0] \r_data$108 ;
+  wire [139:0] \r_data$26 ;
+  wire [13:0] \r_data$26[0] ;
+  wire [13:0] \r_data$26[1] ;
+  wire [13:0] \r_data$26[2] ;
+  wire [13:0] \r_data$26[3] ;
+  wire [13:0] \r_data$26[4] ;
+  wire [13:0] \r_data$26[5] ;
+  wire [13:0] \r_data$26[6] ;
+  wire [13:0] \r_data$26[7] ;
+  wire [13:0] \r_data$26[8] ;
+  wire [13:0] \r_data$26[9] ;
   wire [3:0] \r_data[0] ;
   wire [3:0] \r_data[1] ;
   wire [3:0] \r_data[2] ;
@@ -7320,11 +7964,11 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   wire [3:0] \r_data[9] ;
   wire r_en;
   wire r_rdy;
+  reg room_ok = 1'h0;
   input rst;
   wire rst;
   reg s2_x = 1'h0;
   wire spike;
-  wire \spike$57 ;
   wire \spike$58 ;
   wire \spike$59 ;
   wire \spike$60 ;
@@ -7333,6 +7977,7 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   wire \spike$63 ;
   wire \spike$64 ;
   wire \spike$65 ;
+  wire \spike$66 ;
   wire [9:0] spikes;
   output [12:0] spikes__payload;
   wire [12:0] spikes__payload;
@@ -7346,15 +7991,15 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   input start;
   wire start;
   wire [3:0] state;
-  wire [3:0] \state$28 ;
-  wire [3:0] \state$31 ;
-  wire [3:0] \state$34 ;
-  wire [3:0] \state$37 ;
-  wire [3:0] \state$40 ;
-  wire [3:0] \state$43 ;
-  wire [3:0] \state$46 ;
-  wire [3:0] \state$49 ;
-  wire [3:0] \state$52 ;
+  wire [3:0] \state$29 ;
+  wire [3:0] \state$32 ;
+  wire [3:0] \state$35 ;
+  wire [3:0] \state$38 ;
+  wire [3:0] \state$41 ;
+  wire [3:0] \state$44 ;
+  wire [3:0] \state$47 ;
+  wire [3:0] \state$50 ;
+  wire [3:0] \state$53 ;
   reg step_done;
   reg [13:0] sum0_h2 = 14'h0000;
   reg [13:0] sum0_h3 = 14'h0000;
@@ -7389,28 +8034,30 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   reg u1_g = 1'h0;
   reg upd_g_s2 = 1'h0;
   reg upd_g_s3 = 1'h0;
+  reg upd_g_s4 = 1'h0;
   (* init = 1'h0 *)
-  wire upd_g_s4;
+  wire upd_g_s5;
   reg upd_pending = 1'h0;
   reg upd_valid_s2 = 1'h0;
   reg upd_valid_s3 = 1'h0;
+  reg upd_valid_s4 = 1'h0;
   (* init = 1'h0 *)
-  wire upd_valid_s4;
+  wire upd_valid_s5;
   reg w_addr = 1'h0;
-  reg \w_addr$88 ;
+  reg \w_addr$89 ;
   wire [39:0] w_data;
-  wire [12:0] \w_data$85 ;
-  reg [139:0] \w_data$92 ;
-  wire [13:0] \w_data$92[0] ;
-  wire [13:0] \w_data$92[1] ;
-  wire [13:0] \w_data$92[2] ;
-  wire [13:0] \w_data$92[3] ;
-  wire [13:0] \w_data$92[4] ;
-  wire [13:0] \w_data$92[5] ;
-  wire [13:0] \w_data$92[6] ;
-  wire [13:0] \w_data$92[7] ;
-  wire [13:0] \w_data$92[8] ;
-  wire [13:0] \w_data$92[9] ;
+  wire [12:0] \w_data$86 ;
+  reg [139:0] \w_data$93 ;
+  wire [13:0] \w_data$93[0] ;
+  wire [13:0] \w_data$93[1] ;
+  wire [13:0] \w_data$93[2] ;
+  wire [13:0] \w_data$93[3] ;
+  wire [13:0] \w_data$93[4] ;
+  wire [13:0] \w_data$93[5] ;
+  wire [13:0] \w_data$93[6] ;
+  wire [13:0] \w_data$93[7] ;
+  wire [13:0] \w_data$93[8] ;
+  wire [13:0] \w_data$93[9] ;
   wire [3:0] \w_data[0] ;
   wire [3:0] \w_data[1] ;
   wire [3:0] \w_data[2] ;
@@ -7422,8 +8069,8 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   wire [3:0] \w_data[8] ;
   wire [3:0] \w_data[9] ;
   reg w_en = 1'h0;
-  reg \w_en$83 ;
-  reg \w_en$90 ;
+  reg \w_en$84 ;
+  reg \w_en$91 ;
   (* init = 7'h00 *)
   wire [6:0] waddr;
   reg [39:0] weight_r = 40'h0000000000;
@@ -7442,304 +8089,322 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   wire \word.group ;
   wire \word.last ;
   wire [9:0] \word.mask ;
+  assign events__ready = ~ nxt_valid;
   assign \$1  = cur[2:0] * 5'h10;
   assign \$2  = \$1  + \bit ;
-  assign events__ready = ~ nxt_valid;
-  assign \$3  = phase == 1'h1;
-  assign \$4  = ~ busy;
-  assign \$5  = ! g;
-  assign \$6  = \$4  | \$5 ;
-  assign \$7  = \$3  & \$6 ;
-  assign \$8  = \$7  & \$signal ;
-  assign \$9  = ~ cur[19];
-  assign \$10  = level <= 2'h2;
-  assign \$11  = \$9  | \$10 ;
-  assign ev_take = \$8  & \$11 ;
-  assign \r_addr$19  = \$signal$20  ? r_addr : acc_s1_g;
-  assign \$12  = phase == 2'h3;
-  assign \$15  = | \$14 ;
-  assign \$16  = ! phase;
-  assign \$17  = ~ nxt_valid;
-  assign \$18  = events__valid & \$17 ;
-  assign \$19  = | events__payload[18:3];
-  assign \$20  = events__payload[19] | \$19 ;
-  assign \$21  = \$18  & \$20 ;
-  assign \$22  = ~ \$signal ;
-  assign \$23  = cur[18:3] - 1'h1;
-  assign \$24  = { 1'h0, cur[18:3] } & \$23 ;
-  assign \$25  = ! \$24 [15:0];
-  assign \$26  = cur[19] | \$25 ;
-  assign \$27  = ev_take & \$26 ;
-  assign \$28  = \$22  | \$27 ;
-  assign \$29  = cur[18:3] - 1'h1;
-  assign \$30  = { 1'h0, cur[18:3] } & \$29 ;
-  assign \$31  = g + 1'h1;
-  assign \$32  = addr + 1'h1;
-  assign \$33  = ! g;
-  assign \$34  = ~ cur[19];
-  assign \$35  = ev_take & \$34 ;
-  assign \$36  = \$2 [6:0] * 1'h1;
-  assign \$37  = acc_s3_g == acc_s2_g;
-  assign \$38  = acc_s3_valid & \$37 ;
-  assign \$39  = \$38  & acc_s2_valid;
-  assign \$40  = acc_s4_g == acc_s2_g;
-  assign \$41  = acc_s4_valid & \$40 ;
-  assign \$42  = \$41  & acc_s2_valid;
-  assign \$43  = acc_s5_g == acc_s2_g;
-  assign \$44  = acc_s5_valid & \$43 ;
-  assign \$45  = \$44  & acc_s2_valid;
-  assign \$46  = acc_fwd3 ? sum0_h3 : acc0_r;
-  assign \$47  = acc_fwd2 ? sum0_h2 : \$46 ;
-  assign \$48  = acc_fwd1 ? sum0_r : \$47 ;
-  assign \$49  = $signed(\$48 ) + $signed(product0_r);
-  assign \$50  = acc_fwd3 ? sum1_h3 : acc1_r;
-  assign \$51  = acc_fwd2 ? sum1_h2 : \$50 ;
-  assign \$52  = acc_fwd1 ? sum1_r : \$51 ;
-  assign \$53  = $signed(\$52 ) + $signed(product1_r);
-  assign \$54  = acc_fwd3 ? sum2_h3 : acc2_r;
-  assign \$55  = acc_fwd2 ? sum2_h2 : \$54 ;
-  assign \$56  = acc_fwd1 ? sum2_r : \$55 ;
-  assign \$57  = $signed(\$56 ) + $signed(product2_r);
-  assign \$58  = acc_fwd3 ? sum3_h3 : acc3_r;
-  assign \$59  = acc_fwd2 ? sum3_h2 : \$58 ;
-  assign \$60  = acc_fwd1 ? sum3_r : \$59 ;
-  assign \$61  = $signed(\$60 ) + $signed(product3_r);
-  assign \$62  = acc_fwd3 ? sum4_h3 : acc4_r;
-  assign \$63  = acc_fwd2 ? sum4_h2 : \$62 ;
-  assign \$64  = acc_fwd1 ? sum4_r : \$63 ;
-  assign \$65  = $signed(\$64 ) + $signed(product4_r);
-  assign \$66  = acc_fwd3 ? sum5_h3 : acc5_r;
-  assign \$67  = acc_fwd2 ? sum5_h2 : \$66 ;
-  assign \$68  = acc_fwd1 ? sum5_r : \$67 ;
-  assign \$69  = $signed(\$68 ) + $signed(product5_r);
-  assign \$70  = acc_fwd3 ? sum6_h3 : acc6_r;
-  assign \$71  = acc_fwd2 ? sum6_h2 : \$70 ;
-  assign \$72  = acc_fwd1 ? sum6_r : \$71 ;
-  assign \$73  = $signed(\$72 ) + $signed(product6_r);
-  assign \$74  = acc_fwd3 ? sum7_h3 : acc7_r;
-  assign \$75  = acc_fwd2 ? sum7_h2 : \$74 ;
-  assign \$76  = acc_fwd1 ? sum7_r : \$75 ;
-  assign \$77  = $signed(\$76 ) + $signed(product7_r);
-  assign \$78  = acc_fwd3 ? sum8_h3 : acc8_r;
-  assign \$79  = acc_fwd2 ? sum8_h2 : \$78 ;
-  assign \$80  = acc_fwd1 ? sum8_r : \$79 ;
-  assign \$81  = $signed(\$80 ) + $signed(product8_r);
-  assign \$82  = acc_fwd3 ? sum9_h3 : acc9_r;
-  assign \$83  = acc_fwd2 ? sum9_h2 : \$82 ;
-  assign \$84  = acc_fwd1 ? sum9_r : \$83 ;
-  assign \$85  = $signed(\$84 ) + $signed(product9_r);
-  assign \$86  = ev_take & cur[19];
-  assign \$87  = acc_s1_valid | acc_s2_valid;
-  assign \$88  = \$87  | acc_s3_valid;
-  assign \$89  = ~ \$88 ;
-  assign \$90  = upd_pending & \$89 ;
-  assign \$91  = r_addr + 1'h1;
-  assign \$92  = ! r_addr;
-  assign \$93  = phase == 2'h3;
-  assign \$94  = ! w_addr;
-  assign \$95  = ! phase;
-  assign \$96  = cg + 1'h1;
-  assign \$97  = ! cg;
+  assign \$3  = cur[18:3] - 1'h1;
+  assign \$4  = { 1'h0, cur[18:3] } & \$3 ;
+  assign \$5  = ! \$4 [15:0];
+  assign \$6  = cur[19] | \$5 ;
+  assign cur_done = ev_take & \$6 ;
+  assign \$7  = phase == 1'h1;
+  assign \$8  = ~ busy;
+  assign \$9  = \$8  | g_last;
+  assign \$10  = \$7  & \$9 ;
+  assign \$11  = \$10  & \$signal ;
+  assign \$12  = ~ cur[19];
+  assign \$13  = \$12  | room_ok;
+  assign ev_take = \$11  & \$13 ;
+  assign \r_addr$20  = \$signal$21  ? r_addr : acc_s1_g;
+  assign \$14  = phase == 2'h3;
+  assign \$17  = | \$16 ;
+  assign \$18  = ! phase;
+  assign \$19  = ~ \$signal ;
+  assign \$20  = \$19  | cur_done;
+  assign \$21  = ~ nxt_valid;
+  assign \$22  = events__valid & \$21 ;
+  assign \$23  = | events__payload[18:3];
+  assign \$24  = events__payload[19] | \$23 ;
+  assign \$25  = \$22  & \$24 ;
+  assign \$26  = ~ nxt_valid;
+  assign \$27  = events__valid & \$26 ;
+  assign \$28  = | events__payload[18:3];
+  assign \$29  = events__payload[19] | \$28 ;
+  assign \$30  = \$27  & \$29 ;
+  assign \$31  = cur[18:3] - 1'h1;
+  assign \$32  = { 1'h0, cur[18:3] } & \$31 ;
+  assign \$33  = ! \$32 [15:0];
+  assign \$34  = cur[19] | \$33 ;
+  assign \$35  = ~ \$34 ;
+  assign \$36  = ev_take & \$35 ;
+  assign \$37  = cur[18:3] - 1'h1;
+  assign \$38  = { 1'h0, cur[18:3] } & \$37 ;
+  assign \$39  = level + \w_en$84 ;
+  assign \$40  = \$39  <= 2'h2;
+  assign \$41  = g + 1'h1;
+  assign \$42  = addr + 1'h1;
+  assign \$44  = ~ cur[19];
+  assign \$45  = ev_take & \$44 ;
+  assign \$46  = \$2 [6:0] * 1'h1;
+  assign \$47  = acc_s3_g == acc_s2_g;
+  assign \$48  = acc_s3_valid & \$47 ;
+  assign \$49  = \$48  & acc_s2_valid;
+  assign \$50  = acc_s4_g == acc_s2_g;
+  assign \$51  = acc_s4_valid & \$50 ;
+  assign \$52  = \$51  & acc_s2_valid;
+  assign \$53  = acc_s5_g == acc_s2_g;
+  assign \$54  = acc_s5_valid & \$53 ;
+  assign \$55  = \$54  & acc_s2_valid;
+  assign \$56  = acc_fwd3 ? sum0_h3 : acc0_r;
+  assign \$57  = acc_fwd2 ? sum0_h2 : \$56 ;
+  assign \$58  = acc_fwd1 ? sum0_r : \$57 ;
+  assign \$59  = $signed(\$58 ) + $signed(product0_r);
+  assign \$60  = acc_fwd3 ? sum1_h3 : acc1_r;
+  assign \$61  = acc_fwd2 ? sum1_h2 : \$60 ;
+  assign \$62  = acc_fwd1 ? sum1_r : \$61 ;
+  assign \$63  = $signed(\$62 ) + $signed(product1_r);
+  assign \$64  = acc_fwd3 ? sum2_h3 : acc2_r;
+  assign \$65  = acc_fwd2 ? sum2_h2 : \$64 ;
+  assign \$66  = acc_fwd1 ? sum2_r : \$65 ;
+  assign \$67  = $signed(\$66 ) + $signed(product2_r);
+  assign \$68  = acc_fwd3 ? sum3_h3 : acc3_r;
+  assign \$69  = acc_fwd2 ? sum3_h2 : \$68 ;
+  assign \$70  = acc_fwd1 ? sum3_r : \$69 ;
+  assign \$71  = $signed(\$70 ) + $signed(product3_r);
+  assign \$72  = acc_fwd3 ? sum4_h3 : acc4_r;
+  assign \$73  = acc_fwd2 ? sum4_h2 : \$72 ;
+  assign \$74  = acc_fwd1 ? sum4_r : \$73 ;
+  assign \$75  = $signed(\$74 ) + $signed(product4_r);
+  assign \$76  = acc_fwd3 ? sum5_h3 : acc5_r;
+  assign \$77  = acc_fwd2 ? sum5_h2 : \$76 ;
+  assign \$78  = acc_fwd1 ? sum5_r : \$77 ;
+  assign \$79  = $signed(\$78 ) + $signed(product5_r);
+  assign \$80  = acc_fwd3 ? sum6_h3 : acc6_r;
+  assign \$81  = acc_fwd2 ? sum6_h2 : \$80 ;
+  assign \$82  = acc_fwd1 ? sum6_r : \$81 ;
+  assign \$83  = $signed(\$82 ) + $signed(product6_r);
+  assign \$84  = acc_fwd3 ? sum7_h3 : acc7_r;
+  assign \$85  = acc_fwd2 ? sum7_h2 : \$84 ;
+  assign \$86  = acc_fwd1 ? sum7_r : \$85 ;
+  assign \$87  = $signed(\$86 ) + $signed(product7_r);
+  assign \$88  = acc_fwd3 ? sum8_h3 : acc8_r;
+  assign \$89  = acc_fwd2 ? sum8_h2 : \$88 ;
+  assign \$90  = acc_fwd1 ? sum8_r : \$89 ;
+  assign \$91  = $signed(\$90 ) + $signed(product8_r);
+  assign \$92  = acc_fwd3 ? sum9_h3 : acc9_r;
+  assign \$93  = acc_fwd2 ? sum9_h2 : \$92 ;
+  assign \$94  = acc_fwd1 ? sum9_r : \$93 ;
+  assign \$95  = $signed(\$94 ) + $signed(product9_r);
+  assign \$96  = ev_take & cur[19];
+  assign \$97  = acc_s1_valid | acc_s2_valid;
+  assign \$98  = \$97  | acc_s3_valid;
+  assign \$99  = ~ \$98 ;
+  assign \$100  = upd_pending & \$99 ;
+  assign \$101  = r_addr + 1'h1;
+  assign \$102  = ! r_addr;
+  assign \$103  = phase == 2'h3;
+  assign \$104  = ! w_addr;
+  assign \$105  = ! phase;
+  assign \$106  = cg + 1'h1;
+  assign \$107  = ! cg;
   always @(posedge clk)
-    nxt <= \$98 ;
+    cur <= \$108 ;
   always @(posedge clk)
-    nxt_valid <= \$99 ;
+    \$signal  <= \$109 ;
   always @(posedge clk)
-    cur <= \$100 ;
+    nxt_valid <= \$110 ;
   always @(posedge clk)
-    \$signal  <= \$101 ;
+    nxt <= \$111 ;
   always @(posedge clk)
-    g <= \$102 ;
+    room_ok <= \$112 ;
   always @(posedge clk)
-    addr <= \$103 ;
+    g <= \$113 ;
   always @(posedge clk)
-    busy <= \$104 ;
+    addr <= \$114 ;
   always @(posedge clk)
-    cur_x <= \$105 ;
+    g_last <= \$115 ;
   always @(posedge clk)
-    acc_s1_valid <= \$106 ;
+    busy <= \$116 ;
   always @(posedge clk)
-    acc_s1_g <= \$107 ;
+    cur_x <= \$117 ;
   always @(posedge clk)
-    acc_s2_valid <= \$108 ;
+    acc_s1_valid <= \$118 ;
   always @(posedge clk)
-    acc_s2_g <= \$109 ;
+    acc_s1_g <= \$119 ;
   always @(posedge clk)
-    acc_s3_valid <= \$110 ;
+    acc_s2_valid <= \$120 ;
   always @(posedge clk)
-    acc_s3_g <= \$111 ;
+    acc_s2_g <= \$121 ;
   always @(posedge clk)
-    acc_s4_valid <= \$112 ;
+    acc_s3_valid <= \$122 ;
   always @(posedge clk)
-    acc_s4_g <= \$113 ;
+    acc_s3_g <= \$123 ;
   always @(posedge clk)
-    acc_s5_valid <= \$114 ;
+    acc_s4_valid <= \$124 ;
   always @(posedge clk)
-    acc_s5_g <= \$115 ;
+    acc_s4_g <= \$125 ;
   always @(posedge clk)
-    \$signal$123  <= \$116 ;
+    acc_s5_valid <= \$126 ;
   always @(posedge clk)
-    s2_x <= \$117 ;
+    acc_s5_g <= \$127 ;
   always @(posedge clk)
-    weight_r <= \$118 ;
+    \$signal$126  <= \$128 ;
   always @(posedge clk)
-    acc_fwd1 <= \$119 ;
+    s2_x <= \$129 ;
   always @(posedge clk)
-    acc_fwd2 <= \$120 ;
+    weight_r <= \$130 ;
   always @(posedge clk)
-    acc_fwd3 <= \$121 ;
+    acc_fwd1 <= \$131 ;
   always @(posedge clk)
-    sum0_h2 <= \$122 ;
+    acc_fwd2 <= \$132 ;
   always @(posedge clk)
-    sum1_h2 <= \$123 ;
+    acc_fwd3 <= \$133 ;
   always @(posedge clk)
-    sum2_h2 <= \$124 ;
+    sum0_h2 <= \$134 ;
   always @(posedge clk)
-    sum3_h2 <= \$125 ;
+    sum1_h2 <= \$135 ;
   always @(posedge clk)
-    sum4_h2 <= \$126 ;
+    sum2_h2 <= \$136 ;
   always @(posedge clk)
-    sum5_h2 <= \$127 ;
+    sum3_h2 <= \$137 ;
   always @(posedge clk)
-    sum6_h2 <= \$128 ;
+    sum4_h2 <= \$138 ;
   always @(posedge clk)
-    sum7_h2 <= \$129 ;
+    sum5_h2 <= \$139 ;
   always @(posedge clk)
-    sum8_h2 <= \$130 ;
+    sum6_h2 <= \$140 ;
   always @(posedge clk)
-    sum9_h2 <= \$131 ;
+    sum7_h2 <= \$141 ;
   always @(posedge clk)
-    sum0_h3 <= \$132 ;
+    sum8_h2 <= \$142 ;
   always @(posedge clk)
-    sum1_h3 <= \$133 ;
+    sum9_h2 <= \$143 ;
   always @(posedge clk)
-    sum2_h3 <= \$134 ;
+    sum0_h3 <= \$144 ;
   always @(posedge clk)
-    sum3_h3 <= \$135 ;
+    sum1_h3 <= \$145 ;
   always @(posedge clk)
-    sum4_h3 <= \$136 ;
+    sum2_h3 <= \$146 ;
   always @(posedge clk)
-    sum5_h3 <= \$137 ;
+    sum3_h3 <= \$147 ;
   always @(posedge clk)
-    sum6_h3 <= \$138 ;
+    sum4_h3 <= \$148 ;
   always @(posedge clk)
-    sum7_h3 <= \$139 ;
+    sum5_h3 <= \$149 ;
   always @(posedge clk)
-    sum8_h3 <= \$140 ;
+    sum6_h3 <= \$150 ;
   always @(posedge clk)
-    sum9_h3 <= \$141 ;
+    sum7_h3 <= \$151 ;
   always @(posedge clk)
-    product0_r <= \$142 ;
+    sum8_h3 <= \$152 ;
   always @(posedge clk)
-    acc0_r <= \$143 ;
+    sum9_h3 <= \$153 ;
   always @(posedge clk)
-    sum0_r <= \$144 ;
+    product0_r <= \$154 ;
   always @(posedge clk)
-    product1_r <= \$145 ;
+    acc0_r <= \$155 ;
   always @(posedge clk)
-    acc1_r <= \$146 ;
+    sum0_r <= \$156 ;
   always @(posedge clk)
-    sum1_r <= \$147 ;
+    product1_r <= \$157 ;
   always @(posedge clk)
-    product2_r <= \$148 ;
+    acc1_r <= \$158 ;
   always @(posedge clk)
-    acc2_r <= \$149 ;
+    sum1_r <= \$159 ;
   always @(posedge clk)
-    sum2_r <= \$150 ;
+    product2_r <= \$160 ;
   always @(posedge clk)
-    product3_r <= \$151 ;
+    acc2_r <= \$161 ;
   always @(posedge clk)
-    acc3_r <= \$152 ;
+    sum2_r <= \$162 ;
   always @(posedge clk)
-    sum3_r <= \$153 ;
+    product3_r <= \$163 ;
   always @(posedge clk)
-    product4_r <= \$154 ;
+    acc3_r <= \$164 ;
   always @(posedge clk)
-    acc4_r <= \$155 ;
+    sum3_r <= \$165 ;
   always @(posedge clk)
-    sum4_r <= \$156 ;
+    product4_r <= \$166 ;
   always @(posedge clk)
-    product5_r <= \$157 ;
+    acc4_r <= \$167 ;
   always @(posedge clk)
-    acc5_r <= \$158 ;
+    sum4_r <= \$168 ;
   always @(posedge clk)
-    sum5_r <= \$159 ;
+    product5_r <= \$169 ;
   always @(posedge clk)
-    product6_r <= \$160 ;
+    acc5_r <= \$170 ;
   always @(posedge clk)
-    acc6_r <= \$161 ;
+    sum5_r <= \$171 ;
   always @(posedge clk)
-    sum6_r <= \$162 ;
+    product6_r <= \$172 ;
   always @(posedge clk)
-    product7_r <= \$163 ;
+    acc6_r <= \$173 ;
   always @(posedge clk)
-    acc7_r <= \$164 ;
+    sum6_r <= \$174 ;
   always @(posedge clk)
-    sum7_r <= \$165 ;
+    product7_r <= \$175 ;
   always @(posedge clk)
-    product8_r <= \$166 ;
+    acc7_r <= \$176 ;
   always @(posedge clk)
-    acc8_r <= \$167 ;
+    sum7_r <= \$177 ;
   always @(posedge clk)
-    sum8_r <= \$168 ;
+    product8_r <= \$178 ;
   always @(posedge clk)
-    product9_r <= \$169 ;
+    acc8_r <= \$179 ;
   always @(posedge clk)
-    acc9_r <= \$170 ;
+    sum8_r <= \$180 ;
   always @(posedge clk)
-    sum9_r <= \$171 ;
+    product9_r <= \$181 ;
   always @(posedge clk)
-    phase <= \$172 ;
+    acc9_r <= \$182 ;
   always @(posedge clk)
-    upd_pending <= \$173 ;
+    sum9_r <= \$183 ;
   always @(posedge clk)
-    last_flag <= \$174 ;
+    phase <= \$184 ;
   always @(posedge clk)
-    \$signal$20  <= \$175 ;
+    upd_pending <= \$185 ;
   always @(posedge clk)
-    r_addr <= \$176 ;
+    last_flag <= \$186 ;
   always @(posedge clk)
-    \$signal$87  <= \$177 ;
+    \$signal$21  <= \$187 ;
   always @(posedge clk)
-    u1_g <= \$178 ;
+    r_addr <= \$188 ;
   always @(posedge clk)
-    upd_valid_s2 <= \$179 ;
+    \$signal$88  <= \$189 ;
   always @(posedge clk)
-    upd_g_s2 <= \$180 ;
+    u1_g <= \$190 ;
   always @(posedge clk)
-    upd_valid_s3 <= \$181 ;
+    upd_valid_s2 <= \$191 ;
   always @(posedge clk)
-    upd_g_s3 <= \$182 ;
+    upd_g_s2 <= \$192 ;
   always @(posedge clk)
-    w_en <= \$183 ;
+    upd_valid_s3 <= \$193 ;
   always @(posedge clk)
-    w_addr <= \$184 ;
+    upd_g_s3 <= \$194 ;
   always @(posedge clk)
-    fresh <= \$185 ;
+    upd_valid_s4 <= \$195 ;
   always @(posedge clk)
-    cg <= \$186 ;
+    upd_g_s4 <= \$196 ;
   always @(posedge clk)
-    error <= \$187 ;
+    w_en <= \$197 ;
+  always @(posedge clk)
+    w_addr <= \$198 ;
+  always @(posedge clk)
+    fresh <= \$199 ;
+  always @(posedge clk)
+    cg <= \$200 ;
+  always @(posedge clk)
+    error <= \$201 ;
   \qsnn_ref.layer1.accumulators  accumulators (
     .clk(clk),
-    .r_data(\r_data$25 ),
-    .rd__addr(\r_addr$19 ),
+    .r_data(\r_data$26 ),
+    .rd__addr(\r_addr$20 ),
     .rst(rst),
-    .wr__addr(\w_addr$88 ),
-    .wr__data(\w_data$92 ),
-    .wr__en(\w_en$90 )
+    .wr__addr(\w_addr$89 ),
+    .wr__data(\w_data$93 ),
+    .wr__en(\w_en$91 )
   );
   \qsnn_ref.layer1.fifo  fifo (
     .clk(clk),
     .r_data(spikes__payload),
     .r_rdy(spikes__valid),
     .rst(rst),
-    .w_en(\w_en$83 ),
+    .w_en(\w_en$84 ),
     .w_level(level),
     .w_port__data(word)
   );
   \qsnn_ref.layer1.lif0  lif0 (
-    .acc(\r_data$25 [13:0]),
+    .acc(\r_data$26 [13:0]),
     .clk(clk),
     .fresh(fresh),
     .new_state(new_state),
@@ -7748,98 +8413,98 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
     .state(r_data[3:0])
   );
   \qsnn_ref.layer1.lif1  lif1 (
-    .acc(\r_data$25 [27:14]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$72 ),
-    .rst(rst),
-    .spike(\spike$57 ),
-    .state(r_data[7:4])
-  );
-  \qsnn_ref.layer1.lif2  lif2 (
-    .acc(\r_data$25 [41:28]),
+    .acc(\r_data$26 [27:14]),
     .clk(clk),
     .fresh(fresh),
     .new_state(\new_state$73 ),
     .rst(rst),
     .spike(\spike$58 ),
-    .state(r_data[11:8])
+    .state(r_data[7:4])
   );
-  \qsnn_ref.layer1.lif3  lif3 (
-    .acc(\r_data$25 [55:42]),
+  \qsnn_ref.layer1.lif2  lif2 (
+    .acc(\r_data$26 [41:28]),
     .clk(clk),
     .fresh(fresh),
     .new_state(\new_state$74 ),
     .rst(rst),
     .spike(\spike$59 ),
-    .state(r_data[15:12])
+    .state(r_data[11:8])
   );
-  \qsnn_ref.layer1.lif4  lif4 (
-    .acc(\r_data$25 [69:56]),
+  \qsnn_ref.layer1.lif3  lif3 (
+    .acc(\r_data$26 [55:42]),
     .clk(clk),
     .fresh(fresh),
     .new_state(\new_state$75 ),
     .rst(rst),
     .spike(\spike$60 ),
-    .state(r_data[19:16])
+    .state(r_data[15:12])
   );
-  \qsnn_ref.layer1.lif5  lif5 (
-    .acc(\r_data$25 [83:70]),
+  \qsnn_ref.layer1.lif4  lif4 (
+    .acc(\r_data$26 [69:56]),
     .clk(clk),
     .fresh(fresh),
     .new_state(\new_state$76 ),
     .rst(rst),
     .spike(\spike$61 ),
-    .state(r_data[23:20])
+    .state(r_data[19:16])
   );
-  \qsnn_ref.layer1.lif6  lif6 (
-    .acc(\r_data$25 [97:84]),
+  \qsnn_ref.layer1.lif5  lif5 (
+    .acc(\r_data$26 [83:70]),
     .clk(clk),
     .fresh(fresh),
     .new_state(\new_state$77 ),
     .rst(rst),
     .spike(\spike$62 ),
-    .state(r_data[27:24])
+    .state(r_data[23:20])
   );
-  \qsnn_ref.layer1.lif7  lif7 (
-    .acc(\r_data$25 [111:98]),
+  \qsnn_ref.layer1.lif6  lif6 (
+    .acc(\r_data$26 [97:84]),
     .clk(clk),
     .fresh(fresh),
     .new_state(\new_state$78 ),
     .rst(rst),
     .spike(\spike$63 ),
-    .state(r_data[31:28])
+    .state(r_data[27:24])
   );
-  \qsnn_ref.layer1.lif8  lif8 (
-    .acc(\r_data$25 [125:112]),
+  \qsnn_ref.layer1.lif7  lif7 (
+    .acc(\r_data$26 [111:98]),
     .clk(clk),
     .fresh(fresh),
     .new_state(\new_state$79 ),
     .rst(rst),
     .spike(\spike$64 ),
-    .state(r_data[35:32])
+    .state(r_data[31:28])
   );
-  \qsnn_ref.layer1.lif9  lif9 (
-    .acc(\r_data$25 [139:126]),
+  \qsnn_ref.layer1.lif8  lif8 (
+    .acc(\r_data$26 [125:112]),
     .clk(clk),
     .fresh(fresh),
     .new_state(\new_state$80 ),
     .rst(rst),
     .spike(\spike$65 ),
+    .state(r_data[35:32])
+  );
+  \qsnn_ref.layer1.lif9  lif9 (
+    .acc(\r_data$26 [139:126]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$81 ),
+    .rst(rst),
+    .spike(\spike$66 ),
     .state(r_data[39:36])
   );
   \qsnn_ref.layer1.states  states (
     .clk(clk),
-    .\port$1208$0 (new_state),
-    .\port$1250$0 (\new_state$72 ),
-    .\port$1292$0 (\new_state$73 ),
-    .\port$1334$0 (\new_state$74 ),
-    .\port$1376$0 (\new_state$75 ),
-    .\port$1418$0 (\new_state$76 ),
-    .\port$1460$0 (\new_state$77 ),
-    .\port$1502$0 (\new_state$78 ),
-    .\port$1544$0 (\new_state$79 ),
-    .\port$1586$0 (\new_state$80 ),
+    .\port$2366$0 (new_state),
+    .\port$2384$0 (\new_state$73 ),
+    .\port$2402$0 (\new_state$74 ),
+    .\port$2420$0 (\new_state$75 ),
+    .\port$2438$0 (\new_state$76 ),
+    .\port$2456$0 (\new_state$77 ),
+    .\port$2474$0 (\new_state$78 ),
+    .\port$2492$0 (\new_state$79 ),
+    .\port$2510$0 (\new_state$80 ),
+    .\port$2528$0 (\new_state$81 ),
     .r_data(r_data),
     .rd__addr(r_addr),
     .rst(rst),
@@ -7907,773 +8572,694 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     word = 13'h0000;
-    if (\$12 ) begin
+    if (\$14 ) begin
       word[11] = 1'h1;
       word[12] = last_flag;
     end else if (w_en) begin
       word[0] = w_addr;
-      word[10:1] = \$13 ;
+      word[10:1] = \$15 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \w_en$83  = 1'h0;
-    if (\$12 ) begin
-      \w_en$83  = 1'h1;
+    \w_en$84  = 1'h0;
+    if (\$14 ) begin
+      \w_en$84  = 1'h1;
     end else if (w_en) begin
-      \w_en$83  = \$15 ;
+      \w_en$84  = \$17 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     step_done = 1'h0;
-    if (\$12 ) begin
+    if (\$14 ) begin
       step_done = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \w_addr$88  = 1'h0;
-    if (\$16 ) begin
-      \w_addr$88  = cg;
+    \w_addr$89  = 1'h0;
+    if (\$18 ) begin
+      \w_addr$89  = cg;
     end else if (acc_s4_valid) begin
-      \w_addr$88  = acc_s4_g;
-    end else if (\$signal$87 ) begin
-      \w_addr$88  = u1_g;
+      \w_addr$89  = acc_s4_g;
+    end else if (\$signal$88 ) begin
+      \w_addr$89  = u1_g;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \w_en$90  = 1'h0;
-    if (\$16 ) begin
-      \w_en$90  = 1'h1;
+    \w_en$91  = 1'h0;
+    if (\$18 ) begin
+      \w_en$91  = 1'h1;
     end else if (acc_s4_valid) begin
-      \w_en$90  = 1'h1;
-    end else if (\$signal$87 ) begin
-      \w_en$90  = 1'h1;
+      \w_en$91  = 1'h1;
+    end else if (\$signal$88 ) begin
+      \w_en$91  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \w_data$92  = 140'h00000000000000000000000000000000000;
-    if (\$16 ) begin
+    \w_data$93  = 140'h00000000000000000000000000000000000;
+    if (\$18 ) begin
     end else if (acc_s4_valid) begin
-      \w_data$92  = { sum9_r, sum8_r, sum7_r, sum6_r, sum5_r, sum4_r, sum3_r, sum2_r, sum1_r, sum0_r };
+      \w_data$93  = { sum9_r, sum8_r, sum7_r, sum6_r, sum5_r, sum4_r, sum3_r, sum2_r, sum1_r, sum0_r };
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$98  = nxt;
-    if (\$21 ) begin
-      \$98  = events__payload;
-    end
-    if (rst) begin
-      \$98  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$99  = nxt_valid;
-    if (\$21 ) begin
-      \$99  = 1'h1;
-    end
-    if (\$28 ) begin
+    \$108  = cur;
+    if (\$20 ) begin
+      (* full_case = 32'd1 *)
       if (nxt_valid) begin
-        \$99  = 1'h0;
+        \$108  = nxt;
+      end else begin
+        \$108  = events__payload;
       end
     end
+    if (\$36 ) begin
+      \$108 [18:3] = \$38 [15:0];
+    end
     if (rst) begin
-      \$99  = 1'h0;
+      \$108  = 21'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$100  = cur;
-    if (\$28 ) begin
-      \$100  = nxt;
-    end else if (ev_take) begin
-      \$100 [18:3] = \$30 [15:0];
-    end
-    if (rst) begin
-      \$100  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$101  = \$signal ;
-    if (\$28 ) begin
-      \$101  = nxt_valid;
-    end
-    if (rst) begin
-      \$101  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$102  = g;
-    if (busy) begin
-      \$102  = \$31 [0];
-      if (\$33 ) begin
-        \$102  = 1'h0;
+    \$109  = \$signal ;
+    if (\$20 ) begin
+      (* full_case = 32'd1 *)
+      if (nxt_valid) begin
+        \$109  = 1'h1;
+      end else begin
+        \$109  = \$30 ;
       end
     end
-    if (\$35 ) begin
-      \$102  = 1'h0;
-    end
-    if (rst) begin
-      \$102  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$103  = addr;
-    if (busy) begin
-      \$103  = \$32 [6:0];
-    end
-    if (\$35 ) begin
-      \$103  = \$36 [6:0];
-    end
-    if (rst) begin
-      \$103  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$104  = busy;
-    if (busy) begin
-      if (\$33 ) begin
-        \$104  = 1'h0;
-      end
-    end
-    if (\$35 ) begin
-      \$104  = 1'h1;
-    end
-    if (rst) begin
-      \$104  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$105  = cur_x;
-    if (\$35 ) begin
-      \$105  = 1'h1;
-    end
-    if (rst) begin
-      \$105  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$106  = busy;
-    if (rst) begin
-      \$106  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$107  = g;
-    if (rst) begin
-      \$107  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$108  = acc_s1_valid;
-    if (rst) begin
-      \$108  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$109  = acc_s1_g;
     if (rst) begin
       \$109  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$110  = acc_s2_valid;
+    \$110  = nxt_valid;
+    if (\$20 ) begin
+      if (nxt_valid) begin
+        \$110  = 1'h0;
+      end
+    end else if (\$25 ) begin
+      \$110  = 1'h1;
+    end
     if (rst) begin
       \$110  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$111  = acc_s2_g;
+    \$111  = nxt;
+    if (\$20 ) begin
+    end else if (\$25 ) begin
+      \$111  = events__payload;
+    end
     if (rst) begin
-      \$111  = 1'h0;
+      \$111  = 21'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$112  = acc_s3_valid;
+    \$112  = \$40 ;
     if (rst) begin
       \$112  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$113  = acc_s3_g;
+    \$113  = g;
+    if (busy) begin
+      \$113  = \$41 [0];
+      if (g_last) begin
+        \$113  = 1'h0;
+      end
+    end
+    if (\$45 ) begin
+      \$113  = 1'h0;
+    end
     if (rst) begin
       \$113  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$114  = acc_s4_valid;
+    \$114  = addr;
+    if (busy) begin
+      \$114  = \$42 [6:0];
+    end
+    if (\$45 ) begin
+      \$114  = \$46 [6:0];
+    end
     if (rst) begin
-      \$114  = 1'h0;
+      \$114  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$115  = acc_s4_g;
+    \$115  = g_last;
+    if (busy) begin
+      \$115  = \$43 ;
+    end
+    if (\$45 ) begin
+      \$115  = 1'h1;
+    end
     if (rst) begin
       \$115  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$116  = cur_x;
+    \$116  = busy;
+    if (busy) begin
+      if (g_last) begin
+        \$116  = 1'h0;
+      end
+    end
+    if (\$45 ) begin
+      \$116  = 1'h1;
+    end
     if (rst) begin
       \$116  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$117  = \$signal$123 ;
+    \$117  = cur_x;
+    if (\$45 ) begin
+      \$117  = 1'h1;
+    end
     if (rst) begin
       \$117  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$118  = data;
+    \$118  = busy;
     if (rst) begin
-      \$118  = 40'h0000000000;
+      \$118  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$119  = \$39 ;
+    \$119  = g;
     if (rst) begin
       \$119  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$120  = \$42 ;
+    \$120  = acc_s1_valid;
     if (rst) begin
       \$120  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$121  = \$45 ;
+    \$121  = acc_s1_g;
     if (rst) begin
       \$121  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$122  = sum0_r;
+    \$122  = acc_s2_valid;
     if (rst) begin
-      \$122  = 14'h0000;
+      \$122  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$123  = sum1_r;
+    \$123  = acc_s2_g;
     if (rst) begin
-      \$123  = 14'h0000;
+      \$123  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$124  = sum2_r;
+    \$124  = acc_s3_valid;
     if (rst) begin
-      \$124  = 14'h0000;
+      \$124  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$125  = sum3_r;
+    \$125  = acc_s3_g;
     if (rst) begin
-      \$125  = 14'h0000;
+      \$125  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$126  = sum4_r;
+    \$126  = acc_s4_valid;
     if (rst) begin
-      \$126  = 14'h0000;
+      \$126  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$127  = sum5_r;
+    \$127  = acc_s4_g;
     if (rst) begin
-      \$127  = 14'h0000;
+      \$127  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$128  = sum6_r;
+    \$128  = cur_x;
     if (rst) begin
-      \$128  = 14'h0000;
+      \$128  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$129  = sum7_r;
+    \$129  = \$signal$126 ;
     if (rst) begin
-      \$129  = 14'h0000;
+      \$129  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$130  = sum8_r;
+    \$130  = data;
     if (rst) begin
-      \$130  = 14'h0000;
+      \$130  = 40'h0000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$131  = sum9_r;
+    \$131  = \$49 ;
     if (rst) begin
-      \$131  = 14'h0000;
+      \$131  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$132  = sum0_h2;
+    \$132  = \$52 ;
     if (rst) begin
-      \$132  = 14'h0000;
+      \$132  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$133  = sum1_h2;
+    \$133  = \$55 ;
     if (rst) begin
-      \$133  = 14'h0000;
+      \$133  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$134  = sum2_h2;
+    \$134  = sum0_r;
     if (rst) begin
       \$134  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$135  = sum3_h2;
+    \$135  = sum1_r;
     if (rst) begin
       \$135  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$136  = sum4_h2;
+    \$136  = sum2_r;
     if (rst) begin
       \$136  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$137  = sum5_h2;
+    \$137  = sum3_r;
     if (rst) begin
       \$137  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$138  = sum6_h2;
+    \$138  = sum4_r;
     if (rst) begin
       \$138  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$139  = sum7_h2;
+    \$139  = sum5_r;
     if (rst) begin
       \$139  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$140  = sum8_h2;
+    \$140  = sum6_r;
     if (rst) begin
       \$140  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$141  = sum9_h2;
+    \$141  = sum7_r;
     if (rst) begin
       \$141  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$142  = { weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3:0] };
+    \$142  = sum8_r;
     if (rst) begin
       \$142  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$143  = \r_data$25 [13:0];
+    \$143  = sum9_r;
     if (rst) begin
       \$143  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$144  = \$49 [13:0];
+    \$144  = sum0_h2;
     if (rst) begin
       \$144  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$145  = { weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7:4] };
+    \$145  = sum1_h2;
     if (rst) begin
       \$145  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$146  = \r_data$25 [27:14];
+    \$146  = sum2_h2;
     if (rst) begin
       \$146  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$147  = \$53 [13:0];
+    \$147  = sum3_h2;
     if (rst) begin
       \$147  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$148  = { weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11:8] };
+    \$148  = sum4_h2;
     if (rst) begin
       \$148  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$149  = \r_data$25 [41:28];
+    \$149  = sum5_h2;
     if (rst) begin
       \$149  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$150  = \$57 [13:0];
+    \$150  = sum6_h2;
     if (rst) begin
       \$150  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$151  = { weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15:12] };
+    \$151  = sum7_h2;
     if (rst) begin
       \$151  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$152  = \r_data$25 [55:42];
+    \$152  = sum8_h2;
     if (rst) begin
       \$152  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$153  = \$61 [13:0];
+    \$153  = sum9_h2;
     if (rst) begin
       \$153  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$154  = { weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19:16] };
+    \$154  = { weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3:0] };
     if (rst) begin
       \$154  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$155  = \r_data$25 [69:56];
+    \$155  = \r_data$26 [13:0];
     if (rst) begin
       \$155  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$156  = \$65 [13:0];
+    \$156  = \$59 [13:0];
     if (rst) begin
       \$156  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$157  = { weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23:20] };
+    \$157  = { weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7:4] };
     if (rst) begin
       \$157  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$158  = \r_data$25 [83:70];
+    \$158  = \r_data$26 [27:14];
     if (rst) begin
       \$158  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$159  = \$69 [13:0];
+    \$159  = \$63 [13:0];
     if (rst) begin
       \$159  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$160  = { weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27:24] };
+    \$160  = { weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11:8] };
     if (rst) begin
       \$160  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$161  = \r_data$25 [97:84];
+    \$161  = \r_data$26 [41:28];
     if (rst) begin
       \$161  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$162  = \$73 [13:0];
+    \$162  = \$67 [13:0];
     if (rst) begin
       \$162  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$163  = { weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31:28] };
+    \$163  = { weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15:12] };
     if (rst) begin
       \$163  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$164  = \r_data$25 [111:98];
+    \$164  = \r_data$26 [55:42];
     if (rst) begin
       \$164  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$165  = \$77 [13:0];
+    \$165  = \$71 [13:0];
     if (rst) begin
       \$165  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$166  = { weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35:32] };
+    \$166  = { weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19:16] };
     if (rst) begin
       \$166  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$167  = \r_data$25 [125:112];
+    \$167  = \r_data$26 [69:56];
     if (rst) begin
       \$167  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$168  = \$81 [13:0];
+    \$168  = \$75 [13:0];
     if (rst) begin
       \$168  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$169  = { weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39:36] };
+    \$169  = { weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23:20] };
     if (rst) begin
       \$169  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$170  = \r_data$25 [139:126];
+    \$170  = \r_data$26 [83:70];
     if (rst) begin
       \$170  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$171  = \$85 [13:0];
+    \$171  = \$79 [13:0];
     if (rst) begin
       \$171  = 14'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$172  = phase;
-    if (\$86 ) begin
-      \$172  = 2'h2;
+    \$172  = { weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27:24] };
+    if (rst) begin
+      \$172  = 14'h0000;
     end
-    if (\$93 ) begin
-      \$172  = 2'h1;
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$173  = \r_data$26 [97:84];
+    if (rst) begin
+      \$173  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$174  = \$83 [13:0];
+    if (rst) begin
+      \$174  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$175  = { weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31:28] };
+    if (rst) begin
+      \$175  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$176  = \r_data$26 [111:98];
+    if (rst) begin
+      \$176  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$177  = \$87 [13:0];
+    if (rst) begin
+      \$177  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$178  = { weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35:32] };
+    if (rst) begin
+      \$178  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$179  = \r_data$26 [125:112];
+    if (rst) begin
+      \$179  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$180  = \$91 [13:0];
+    if (rst) begin
+      \$180  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$181  = { weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39:36] };
+    if (rst) begin
+      \$181  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$182  = \r_data$26 [139:126];
+    if (rst) begin
+      \$182  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$183  = \$95 [13:0];
+    if (rst) begin
+      \$183  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$184  = phase;
+    if (\$96 ) begin
+      \$184  = 2'h2;
+    end
+    if (\$103 ) begin
+      \$184  = 2'h1;
     end else if (w_en) begin
-      if (\$94 ) begin
-        \$172  = 2'h3;
+      if (\$104 ) begin
+        \$184  = 2'h3;
       end
     end
-    if (\$95 ) begin
-      if (\$97 ) begin
-        \$172  = 2'h1;
-      end
-    end
-    if (rst) begin
-      \$172  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$173  = upd_pending;
-    if (\$86 ) begin
-      \$173  = 1'h1;
-    end
-    if (\$90 ) begin
-      \$173  = 1'h0;
-    end
-    if (rst) begin
-      \$173  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$174  = last_flag;
-    if (\$86 ) begin
-      \$174  = cur[20];
-    end
-    if (rst) begin
-      \$174  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$175  = \$signal$20 ;
-    if (\$90 ) begin
-      \$175  = 1'h1;
-    end
-    if (\$signal$20 ) begin
-      if (\$92 ) begin
-        \$175  = 1'h0;
+    if (\$105 ) begin
+      if (\$107 ) begin
+        \$184  = 2'h1;
       end
     end
     if (rst) begin
-      \$175  = 1'h0;
+      \$184  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$176  = r_addr;
-    if (\$90 ) begin
-      \$176  = 1'h0;
-    end
-    if (\$signal$20 ) begin
-      \$176  = \$91 [0];
-      if (\$92 ) begin
-        \$176  = 1'h0;
-      end
-    end
-    if (rst) begin
-      \$176  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$177  = \$signal$20 ;
-    if (rst) begin
-      \$177  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$178  = r_addr;
-    if (rst) begin
-      \$178  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$179  = \$signal$87 ;
-    if (rst) begin
-      \$179  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$180  = u1_g;
-    if (rst) begin
-      \$180  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$181  = upd_valid_s2;
-    if (rst) begin
-      \$181  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$182  = upd_g_s2;
-    if (rst) begin
-      \$182  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$183  = upd_valid_s3;
-    if (rst) begin
-      \$183  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$184  = upd_g_s3;
-    if (rst) begin
-      \$184  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$185  = fresh;
-    if (\$93 ) begin
-      \$185  = last_flag;
-    end
-    if (start) begin
+    \$185  = upd_pending;
+    if (\$96 ) begin
       \$185  = 1'h1;
     end
+    if (\$100 ) begin
+      \$185  = 1'h0;
+    end
     if (rst) begin
-      \$185  = 1'h1;
+      \$185  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$186  = cg;
-    if (\$95 ) begin
-      \$186  = \$96 [0];
+    \$186  = last_flag;
+    if (\$96 ) begin
+      \$186  = cur[20];
     end
     if (rst) begin
       \$186  = 1'h0;
@@ -8681,55 +9267,179 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$187  = error;
+    \$187  = \$signal$21 ;
+    if (\$100 ) begin
+      \$187  = 1'h1;
+    end
+    if (\$signal$21 ) begin
+      if (\$102 ) begin
+        \$187  = 1'h0;
+      end
+    end
     if (rst) begin
       \$187  = 1'h0;
     end
   end
-  assign \$signal$3  = \$signal ;
-  assign \$signal$4  = cur[19];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$188  = r_addr;
+    if (\$100 ) begin
+      \$188  = 1'h0;
+    end
+    if (\$signal$21 ) begin
+      \$188  = \$101 [0];
+      if (\$102 ) begin
+        \$188  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$188  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$189  = \$signal$21 ;
+    if (rst) begin
+      \$189  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$190  = r_addr;
+    if (rst) begin
+      \$190  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$191  = \$signal$88 ;
+    if (rst) begin
+      \$191  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$192  = u1_g;
+    if (rst) begin
+      \$192  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$193  = upd_valid_s2;
+    if (rst) begin
+      \$193  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$194  = upd_g_s2;
+    if (rst) begin
+      \$194  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$195  = upd_valid_s3;
+    if (rst) begin
+      \$195  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$196  = upd_g_s3;
+    if (rst) begin
+      \$196  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$197  = upd_valid_s4;
+    if (rst) begin
+      \$197  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$198  = upd_g_s4;
+    if (rst) begin
+      \$198  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$199  = fresh;
+    if (\$103 ) begin
+      \$199  = last_flag;
+    end
+    if (start) begin
+      \$199  = 1'h1;
+    end
+    if (rst) begin
+      \$199  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$200  = cg;
+    if (\$105 ) begin
+      \$200  = \$106 [0];
+    end
+    if (rst) begin
+      \$200  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$201  = error;
+    if (rst) begin
+      \$201  = 1'h0;
+    end
+  end
+  assign \$signal$5  = \$signal ;
+  assign \$signal$6  = cur[19];
   assign ev_last = cur[20];
   assign ev_m = \$2 [6:0];
   assign ev_x = 1'h1;
   assign waddr = addr;
-  assign \$signal$18  = r_addr;
+  assign \$signal$19  = r_addr;
   assign state = r_data[3:0];
-  assign acc = \r_data$25 [13:0];
-  assign \fresh$27  = fresh;
-  assign \state$28  = r_data[7:4];
-  assign \acc$29  = \r_data$25 [27:14];
-  assign \fresh$30  = fresh;
-  assign \state$31  = r_data[11:8];
-  assign \acc$32  = \r_data$25 [41:28];
-  assign \fresh$33  = fresh;
-  assign \state$34  = r_data[15:12];
-  assign \acc$35  = \r_data$25 [55:42];
-  assign \fresh$36  = fresh;
-  assign \state$37  = r_data[19:16];
-  assign \acc$38  = \r_data$25 [69:56];
-  assign \fresh$39  = fresh;
-  assign \state$40  = r_data[23:20];
-  assign \acc$41  = \r_data$25 [83:70];
-  assign \fresh$42  = fresh;
-  assign \state$43  = r_data[27:24];
-  assign \acc$44  = \r_data$25 [97:84];
-  assign \fresh$45  = fresh;
-  assign \state$46  = r_data[31:28];
-  assign \acc$47  = \r_data$25 [111:98];
-  assign \fresh$48  = fresh;
-  assign \state$49  = r_data[35:32];
-  assign \acc$50  = \r_data$25 [125:112];
-  assign \fresh$51  = fresh;
-  assign \state$52  = r_data[39:36];
-  assign \acc$53  = \r_data$25 [139:126];
-  assign \fresh$54  = fresh;
-  assign spikes = { \spike$65 , \spike$64 , \spike$63 , \spike$62 , \spike$61 , \spike$60 , \spike$59 , \spike$58 , \spike$57 , spike };
-  assign upd_g_s4 = w_addr;
-  assign upd_valid_s4 = w_en;
-  assign w_data = { \new_state$80 , \new_state$79 , \new_state$78 , \new_state$77 , \new_state$76 , \new_state$75 , \new_state$74 , \new_state$73 , \new_state$72 , new_state };
-  assign \w_data$85  = word;
+  assign acc = \r_data$26 [13:0];
+  assign \fresh$28  = fresh;
+  assign \state$29  = r_data[7:4];
+  assign \acc$30  = \r_data$26 [27:14];
+  assign \fresh$31  = fresh;
+  assign \state$32  = r_data[11:8];
+  assign \acc$33  = \r_data$26 [41:28];
+  assign \fresh$34  = fresh;
+  assign \state$35  = r_data[15:12];
+  assign \acc$36  = \r_data$26 [55:42];
+  assign \fresh$37  = fresh;
+  assign \state$38  = r_data[19:16];
+  assign \acc$39  = \r_data$26 [69:56];
+  assign \fresh$40  = fresh;
+  assign \state$41  = r_data[23:20];
+  assign \acc$42  = \r_data$26 [83:70];
+  assign \fresh$43  = fresh;
+  assign \state$44  = r_data[27:24];
+  assign \acc$45  = \r_data$26 [97:84];
+  assign \fresh$46  = fresh;
+  assign \state$47  = r_data[31:28];
+  assign \acc$48  = \r_data$26 [111:98];
+  assign \fresh$49  = fresh;
+  assign \state$50  = r_data[35:32];
+  assign \acc$51  = \r_data$26 [125:112];
+  assign \fresh$52  = fresh;
+  assign \state$53  = r_data[39:36];
+  assign \acc$54  = \r_data$26 [139:126];
+  assign \fresh$55  = fresh;
+  assign spikes = { \spike$66 , \spike$65 , \spike$64 , \spike$63 , \spike$62 , \spike$61 , \spike$60 , \spike$59 , \spike$58 , spike };
+  assign upd_g_s5 = w_addr;
+  assign upd_valid_s5 = w_en;
+  assign w_data = { \new_state$81 , \new_state$80 , \new_state$79 , \new_state$78 , \new_state$77 , \new_state$76 , \new_state$75 , \new_state$74 , \new_state$73 , new_state };
+  assign \w_data$86  = word;
   assign r_rdy = spikes__valid;
-  assign \r_data$107  = spikes__payload;
+  assign \r_data$108  = spikes__payload;
   assign r_en = 1'h1;
   assign spikes__ready = 1'h1;
   assign error_set = 1'h0;
@@ -8747,40 +9457,40 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   assign \r_data[7]  = r_data[31:28];
   assign \r_data[8]  = r_data[35:32];
   assign \r_data[9]  = r_data[39:36];
-  assign \r_data$25[0]  = \r_data$25 [13:0];
-  assign \r_data$25[1]  = \r_data$25 [27:14];
-  assign \r_data$25[2]  = \r_data$25 [41:28];
-  assign \r_data$25[3]  = \r_data$25 [55:42];
-  assign \r_data$25[4]  = \r_data$25 [69:56];
-  assign \r_data$25[5]  = \r_data$25 [83:70];
-  assign \r_data$25[6]  = \r_data$25 [97:84];
-  assign \r_data$25[7]  = \r_data$25 [111:98];
-  assign \r_data$25[8]  = \r_data$25 [125:112];
-  assign \r_data$25[9]  = \r_data$25 [139:126];
+  assign \r_data$26[0]  = \r_data$26 [13:0];
+  assign \r_data$26[1]  = \r_data$26 [27:14];
+  assign \r_data$26[2]  = \r_data$26 [41:28];
+  assign \r_data$26[3]  = \r_data$26 [55:42];
+  assign \r_data$26[4]  = \r_data$26 [69:56];
+  assign \r_data$26[5]  = \r_data$26 [83:70];
+  assign \r_data$26[6]  = \r_data$26 [97:84];
+  assign \r_data$26[7]  = \r_data$26 [111:98];
+  assign \r_data$26[8]  = \r_data$26 [125:112];
+  assign \r_data$26[9]  = \r_data$26 [139:126];
   assign \w_data[0]  = new_state;
-  assign \w_data[1]  = \new_state$72 ;
-  assign \w_data[2]  = \new_state$73 ;
-  assign \w_data[3]  = \new_state$74 ;
-  assign \w_data[4]  = \new_state$75 ;
-  assign \w_data[5]  = \new_state$76 ;
-  assign \w_data[6]  = \new_state$77 ;
-  assign \w_data[7]  = \new_state$78 ;
-  assign \w_data[8]  = \new_state$79 ;
-  assign \w_data[9]  = \new_state$80 ;
+  assign \w_data[1]  = \new_state$73 ;
+  assign \w_data[2]  = \new_state$74 ;
+  assign \w_data[3]  = \new_state$75 ;
+  assign \w_data[4]  = \new_state$76 ;
+  assign \w_data[5]  = \new_state$77 ;
+  assign \w_data[6]  = \new_state$78 ;
+  assign \w_data[7]  = \new_state$79 ;
+  assign \w_data[8]  = \new_state$80 ;
+  assign \w_data[9]  = \new_state$81 ;
   assign \word.group  = word[0];
   assign \word.mask  = word[10:1];
   assign \word.eot  = word[11];
   assign \word.last  = word[12];
-  assign \w_data$92[0]  = \w_data$92 [13:0];
-  assign \w_data$92[1]  = \w_data$92 [27:14];
-  assign \w_data$92[2]  = \w_data$92 [41:28];
-  assign \w_data$92[3]  = \w_data$92 [55:42];
-  assign \w_data$92[4]  = \w_data$92 [69:56];
-  assign \w_data$92[5]  = \w_data$92 [83:70];
-  assign \w_data$92[6]  = \w_data$92 [97:84];
-  assign \w_data$92[7]  = \w_data$92 [111:98];
-  assign \w_data$92[8]  = \w_data$92 [125:112];
-  assign \w_data$92[9]  = \w_data$92 [139:126];
+  assign \w_data$93[0]  = \w_data$93 [13:0];
+  assign \w_data$93[1]  = \w_data$93 [27:14];
+  assign \w_data$93[2]  = \w_data$93 [41:28];
+  assign \w_data$93[3]  = \w_data$93 [55:42];
+  assign \w_data$93[4]  = \w_data$93 [69:56];
+  assign \w_data$93[5]  = \w_data$93 [83:70];
+  assign \w_data$93[6]  = \w_data$93 [97:84];
+  assign \w_data$93[7]  = \w_data$93 [111:98];
+  assign \w_data$93[8]  = \w_data$93 [125:112];
+  assign \w_data$93[9]  = \w_data$93 [139:126];
   assign \spikes__payload.group  = spikes__payload[0];
   assign \spikes__payload.mask  = spikes__payload[10:1];
   assign \spikes__payload.eot  = spikes__payload[11];
@@ -8813,8 +9523,9 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   assign \data[7]  = data[31:28];
   assign \data[8]  = data[35:32];
   assign \data[9]  = data[39:36];
-  assign \$13  = { \spike$65 , \spike$64 , \spike$63 , \spike$62 , \spike$61 , \spike$60 , \spike$59 , \spike$58 , \spike$57 , spike };
-  assign \$14  = { \spike$65 , \spike$64 , \spike$63 , \spike$62 , \spike$61 , \spike$60 , \spike$59 , \spike$58 , \spike$57 , spike };
+  assign \$15  = { \spike$66 , \spike$65 , \spike$64 , \spike$63 , \spike$62 , \spike$61 , \spike$60 , \spike$59 , \spike$58 , spike };
+  assign \$16  = { \spike$66 , \spike$65 , \spike$64 , \spike$63 , \spike$62 , \spike$61 , \spike$60 , \spike$59 , \spike$58 , spike };
+  assign \$43  = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -9079,12 +9790,14 @@ module \qsnn_ref.layer1.fifo (rst, w_level, r_data, w_port__data, w_en, r_rdy, c
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif0 (rst, acc, state, spike, new_state, fresh, clk);
+module \qsnn_ref.layer1.lif0 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
   wire [20:0] \$1 ;
   reg [21:0] \$10 ;
   reg \$11 ;
   reg [13:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
   wire [21:0] \$2 ;
   wire \$3 ;
   wire \$4 ;
@@ -9093,23 +9806,28 @@ module \qsnn_ref.layer1.lif0 (rst, acc, state, spike, new_state, fresh, clk);
   wire [8:0] \$7 ;
   wire [23:0] \$8 ;
   reg [9:0] \$9 ;
+  wire above;
   input [13:0] acc;
   wire [13:0] acc;
   input clk;
   wire clk;
   wire [3:0] code;
-  wire [3:0] \code$6 ;
+  wire [3:0] \code$16 ;
   reg [21:0] current_r = 22'h000000;
   input fresh;
   wire fresh;
   reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
-  wire [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
   input rst;
   wire rst;
   output spike;
-  wire spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
   input [3:0] state;
   wire [3:0] state;
   (* init = 14'h0000 *)
@@ -9117,7 +9835,6 @@ module \qsnn_ref.layer1.lif0 (rst, acc, state, spike, new_state, fresh, clk);
   reg [13:0] value = 14'h0000;
   reg z_prev_r = 1'h0;
   assign code = fresh ? 4'h2 : state;
-  assign spike = new_state > 4'hd;
   assign \$2  = $signed(\$1 ) + $signed(1'h0);
   assign \$3  = ~ fresh;
   assign \$4  = state > 4'hd;
@@ -9133,13 +9850,18 @@ module \qsnn_ref.layer1.lif0 (rst, acc, state, spike, new_state, fresh, clk);
     z_prev_r <= \$11 ;
   always @(posedge clk)
     value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
   \qsnn_ref.layer1.lif0.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer1.lif0.quantizer  quantizer (
+    .above(above),
     .clk(clk),
-    .code(new_state),
+    .code(\code$16 ),
     .rst(rst),
     .value(value)
   );
@@ -9171,8 +9893,23 @@ module \qsnn_ref.layer1.lif0 (rst, acc, state, spike, new_state, fresh, clk);
       \$12  = 14'h0000;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$13  = \code$16 ;
+    if (rst) begin
+      \$13  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$14  = above;
+    if (rst) begin
+      \$14  = 1'h0;
+    end
+  end
   assign v = value;
-  assign \code$6  = new_state;
+  assign new_state_r = new_state;
+  assign spike_r = spike;
   assign \$1  = { acc[13], acc[13], acc, 5'h00 };
 endmodule
 
@@ -9209,7 +9946,7 @@ module \qsnn_ref.layer1.lif0.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif0.quantizer (rst, code, value, clk);
+module \qsnn_ref.layer1.lif0.quantizer (rst, code, value, above, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -9242,6 +9979,8 @@ module \qsnn_ref.layer1.lif0.quantizer (rst, code, value, clk);
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
+  output above;
+  wire above;
   input clk;
   wire clk;
   output [3:0] code;
@@ -9291,15 +10030,18 @@ module \qsnn_ref.layer1.lif0.quantizer (rst, code, value, clk);
     end
   end
   assign code = \$30 [3:0];
+  assign above = thermometer[13];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif1 (rst, acc, state, spike, new_state, fresh, clk);
+module \qsnn_ref.layer1.lif1 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
   wire [20:0] \$1 ;
   reg [21:0] \$10 ;
   reg \$11 ;
   reg [13:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
   wire [21:0] \$2 ;
   wire \$3 ;
   wire \$4 ;
@@ -9308,23 +10050,28 @@ module \qsnn_ref.layer1.lif1 (rst, acc, state, spike, new_state, fresh, clk);
   wire [8:0] \$7 ;
   wire [23:0] \$8 ;
   reg [9:0] \$9 ;
+  wire above;
   input [13:0] acc;
   wire [13:0] acc;
   input clk;
   wire clk;
   wire [3:0] code;
-  wire [3:0] \code$6 ;
+  wire [3:0] \code$16 ;
   reg [21:0] current_r = 22'h000000;
   input fresh;
   wire fresh;
   reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
-  wire [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
   input rst;
   wire rst;
   output spike;
-  wire spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
   input [3:0] state;
   wire [3:0] state;
   (* init = 14'h0000 *)
@@ -9332,7 +10079,6 @@ module \qsnn_ref.layer1.lif1 (rst, acc, state, spike, new_state, fresh, clk);
   reg [13:0] value = 14'h0000;
   reg z_prev_r = 1'h0;
   assign code = fresh ? 4'h2 : state;
-  assign spike = new_state > 4'hd;
   assign \$2  = $signed(\$1 ) + $signed(1'h0);
   assign \$3  = ~ fresh;
   assign \$4  = state > 4'hd;
@@ -9348,13 +10094,18 @@ module \qsnn_ref.layer1.lif1 (rst, acc, state, spike, new_state, fresh, clk);
     z_prev_r <= \$11 ;
   always @(posedge clk)
     value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
   \qsnn_ref.layer1.lif1.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer1.lif1.quantizer  quantizer (
+    .above(above),
     .clk(clk),
-    .code(new_state),
+    .code(\code$16 ),
     .rst(rst),
     .value(value)
   );
@@ -9386,8 +10137,23 @@ module \qsnn_ref.layer1.lif1 (rst, acc, state, spike, new_state, fresh, clk);
       \$12  = 14'h0000;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$13  = \code$16 ;
+    if (rst) begin
+      \$13  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$14  = above;
+    if (rst) begin
+      \$14  = 1'h0;
+    end
+  end
   assign v = value;
-  assign \code$6  = new_state;
+  assign new_state_r = new_state;
+  assign spike_r = spike;
   assign \$1  = { acc[13], acc[13], acc, 5'h00 };
 endmodule
 
@@ -9424,7 +10190,7 @@ module \qsnn_ref.layer1.lif1.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif1.quantizer (rst, code, value, clk);
+module \qsnn_ref.layer1.lif1.quantizer (rst, code, value, above, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -9457,6 +10223,8 @@ module \qsnn_ref.layer1.lif1.quantizer (rst, code, value, clk);
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
+  output above;
+  wire above;
   input clk;
   wire clk;
   output [3:0] code;
@@ -9506,15 +10274,18 @@ module \qsnn_ref.layer1.lif1.quantizer (rst, code, value, clk);
     end
   end
   assign code = \$30 [3:0];
+  assign above = thermometer[13];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif2 (rst, acc, state, spike, new_state, fresh, clk);
+module \qsnn_ref.layer1.lif2 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
   wire [20:0] \$1 ;
   reg [21:0] \$10 ;
   reg \$11 ;
   reg [13:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
   wire [21:0] \$2 ;
   wire \$3 ;
   wire \$4 ;
@@ -9523,23 +10294,28 @@ module \qsnn_ref.layer1.lif2 (rst, acc, state, spike, new_state, fresh, clk);
   wire [8:0] \$7 ;
   wire [23:0] \$8 ;
   reg [9:0] \$9 ;
+  wire above;
   input [13:0] acc;
   wire [13:0] acc;
   input clk;
   wire clk;
   wire [3:0] code;
-  wire [3:0] \code$6 ;
+  wire [3:0] \code$16 ;
   reg [21:0] current_r = 22'h000000;
   input fresh;
   wire fresh;
   reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
-  wire [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
   input rst;
   wire rst;
   output spike;
-  wire spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
   input [3:0] state;
   wire [3:0] state;
   (* init = 14'h0000 *)
@@ -9547,7 +10323,6 @@ module \qsnn_ref.layer1.lif2 (rst, acc, state, spike, new_state, fresh, clk);
   reg [13:0] value = 14'h0000;
   reg z_prev_r = 1'h0;
   assign code = fresh ? 4'h2 : state;
-  assign spike = new_state > 4'hd;
   assign \$2  = $signed(\$1 ) + $signed(1'h0);
   assign \$3  = ~ fresh;
   assign \$4  = state > 4'hd;
@@ -9563,13 +10338,18 @@ module \qsnn_ref.layer1.lif2 (rst, acc, state, spike, new_state, fresh, clk);
     z_prev_r <= \$11 ;
   always @(posedge clk)
     value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
   \qsnn_ref.layer1.lif2.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer1.lif2.quantizer  quantizer (
+    .above(above),
     .clk(clk),
-    .code(new_state),
+    .code(\code$16 ),
     .rst(rst),
     .value(value)
   );
@@ -9601,8 +10381,23 @@ module \qsnn_ref.layer1.lif2 (rst, acc, state, spike, new_state, fresh, clk);
       \$12  = 14'h0000;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$13  = \code$16 ;
+    if (rst) begin
+      \$13  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$14  = above;
+    if (rst) begin
+      \$14  = 1'h0;
+    end
+  end
   assign v = value;
-  assign \code$6  = new_state;
+  assign new_state_r = new_state;
+  assign spike_r = spike;
   assign \$1  = { acc[13], acc[13], acc, 5'h00 };
 endmodule
 
@@ -9639,7 +10434,7 @@ module \qsnn_ref.layer1.lif2.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif2.quantizer (rst, code, value, clk);
+module \qsnn_ref.layer1.lif2.quantizer (rst, code, value, above, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -9672,6 +10467,8 @@ module \qsnn_ref.layer1.lif2.quantizer (rst, code, value, clk);
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
+  output above;
+  wire above;
   input clk;
   wire clk;
   output [3:0] code;
@@ -9721,15 +10518,18 @@ module \qsnn_ref.layer1.lif2.quantizer (rst, code, value, clk);
     end
   end
   assign code = \$30 [3:0];
+  assign above = thermometer[13];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif3 (rst, acc, state, spike, new_state, fresh, clk);
+module \qsnn_ref.layer1.lif3 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
   wire [20:0] \$1 ;
   reg [21:0] \$10 ;
   reg \$11 ;
   reg [13:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
   wire [21:0] \$2 ;
   wire \$3 ;
   wire \$4 ;
@@ -9738,23 +10538,28 @@ module \qsnn_ref.layer1.lif3 (rst, acc, state, spike, new_state, fresh, clk);
   wire [8:0] \$7 ;
   wire [23:0] \$8 ;
   reg [9:0] \$9 ;
+  wire above;
   input [13:0] acc;
   wire [13:0] acc;
   input clk;
   wire clk;
   wire [3:0] code;
-  wire [3:0] \code$6 ;
+  wire [3:0] \code$16 ;
   reg [21:0] current_r = 22'h000000;
   input fresh;
   wire fresh;
   reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
-  wire [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
   input rst;
   wire rst;
   output spike;
-  wire spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
   input [3:0] state;
   wire [3:0] state;
   (* init = 14'h0000 *)
@@ -9762,7 +10567,6 @@ module \qsnn_ref.layer1.lif3 (rst, acc, state, spike, new_state, fresh, clk);
   reg [13:0] value = 14'h0000;
   reg z_prev_r = 1'h0;
   assign code = fresh ? 4'h2 : state;
-  assign spike = new_state > 4'hd;
   assign \$2  = $signed(\$1 ) + $signed(1'h0);
   assign \$3  = ~ fresh;
   assign \$4  = state > 4'hd;
@@ -9778,13 +10582,18 @@ module \qsnn_ref.layer1.lif3 (rst, acc, state, spike, new_state, fresh, clk);
     z_prev_r <= \$11 ;
   always @(posedge clk)
     value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
   \qsnn_ref.layer1.lif3.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer1.lif3.quantizer  quantizer (
+    .above(above),
     .clk(clk),
-    .code(new_state),
+    .code(\code$16 ),
     .rst(rst),
     .value(value)
   );
@@ -9816,8 +10625,23 @@ module \qsnn_ref.layer1.lif3 (rst, acc, state, spike, new_state, fresh, clk);
       \$12  = 14'h0000;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    \$13  = \code$16 ;
+    if (rst) begin
+      \$13  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    \$14  = above;
+    if (rst) begin
+      \$14  = 1'h0;
+    end
+  end
   assign v = value;
-  assign \code$6  = new_state;
+  assign new_state_r = new_state;
+  assign spike_r = spike;
   assign \$1  = { acc[13], acc[13], acc, 5'h00 };
 endmodule
 
@@ -9854,7 +10678,7 @@ module \qsnn_ref.layer1.lif3.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif3.quantizer (rst, code, value, clk);
+module \qsnn_ref.layer1.lif3.quantizer (rst, code, value, above, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$45  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -9887,6 +10711,8 @@ module \qsnn_ref.layer1.lif3.quantizer (rst, code, value, clk);
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
+  output above;
+  wire above;
   input clk;
   wire clk;
   output [3:0] code;
@@ -9936,15 +10762,18 @@ module \qsnn_ref.layer1.lif3.quantizer (rst, code, value, clk);
     end
   end
   assign code = \$30 [3:0];
+  assign above = thermometer[13];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif4 (rst, acc, state, spike, new_state, fresh, clk);
+module \qsnn_ref.layer1.lif4 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
   wire [20:0] \$1 ;
   reg [21:0] \$10 ;
   reg \$11 ;
   reg [13:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
   wire [21:0] \$2 ;
   wire \$3 ;
   wire \$4 ;
@@ -9953,23 +10782,28 @@ module \qsnn_ref.layer1.lif4 (rst, acc, state, spike, new_state, fresh, clk);
   wire [8:0] \$7 ;
   wire [23:0] \$8 ;
   reg [9:0] \$9 ;
+  wire above;
   input [13:0] acc;
   wire [13:0] acc;
   input clk;
   wire clk;
   wire [3:0] code;
-  wire [3:0] \code$6 ;
+  wire [3:0] \code$16 ;
   reg [21:0] current_r = 22'h000000;
   input fresh;
   wire fresh;
   reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
-  wire [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
   input rst;
   wire rst;
   output spike;
-  wire spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
   input [3:0] state;
   wire [3:0] state;
   (* init = 14'h0000 *)
@@ -9977,7 +10811,6 @@ module \qsnn_ref.layer1.lif4 (rst, acc, state, spike, new_state, fresh, clk);
   reg [13:0] value = 14'h0000;
   reg z_prev_r = 1'h0;
   assign code = fresh ? 4'h2 : state;
-  assign spike = new_state > 4'hd;
   assign \$2  = $signed(\$1 ) + $signed(1'h0);
   assign \$3  = ~ fresh;
   assign \$4  = state > 4'hd;
@@ -9993,13 +10826,18 @@ module \qsnn_ref.layer1.lif4 (rst, acc, state, spike, new_state, fresh, clk);
     z_prev_r <= \$11 ;
   always @(posedge clk)
     value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
   \qsnn_ref.layer1.lif4.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer1.lif4.quantizer  quantizer (
+    .above(above),
     .clk(clk),
-    .code(new_state),
+    .code(\code$16 ),
     .rst(rst),
     .value(value)
   );
@@ -10031,8 +10869,23 @@ module \qsnn_ref.layer1.lif4 (rst, acc, state, spike, new_state, fresh, clk);
       \$12  = 14'h0000;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$13  = \code$16 ;
+    if (rst) begin
+      \$13  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$14  = above;
+    if (rst) begin
+      \$14  = 1'h0;
+    end
+  end
   assign v = value;
-  assign \code$6  = new_state;
+  assign new_state_r = new_state;
+  assign spike_r = spike;
   assign \$1  = { acc[13], acc[13], acc, 5'h00 };
 endmodule
 
@@ -10069,7 +10922,7 @@ module \qsnn_ref.layer1.lif4.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif4.quantizer (rst, code, value, clk);
+module \qsnn_ref.layer1.lif4.quantizer (rst, code, value, above, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -10102,6 +10955,8 @@ module \qsnn_ref.layer1.lif4.quantizer (rst, code, value, clk);
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
+  output above;
+  wire above;
   input clk;
   wire clk;
   output [3:0] code;
@@ -10151,15 +11006,18 @@ module \qsnn_ref.layer1.lif4.quantizer (rst, code, value, clk);
     end
   end
   assign code = \$30 [3:0];
+  assign above = thermometer[13];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif5 (rst, acc, state, spike, new_state, fresh, clk);
+module \qsnn_ref.layer1.lif5 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$48  = 0;
   wire [20:0] \$1 ;
   reg [21:0] \$10 ;
   reg \$11 ;
   reg [13:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
   wire [21:0] \$2 ;
   wire \$3 ;
   wire \$4 ;
@@ -10168,23 +11026,28 @@ module \qsnn_ref.layer1.lif5 (rst, acc, state, spike, new_state, fresh, clk);
   wire [8:0] \$7 ;
   wire [23:0] \$8 ;
   reg [9:0] \$9 ;
+  wire above;
   input [13:0] acc;
   wire [13:0] acc;
   input clk;
   wire clk;
   wire [3:0] code;
-  wire [3:0] \code$6 ;
+  wire [3:0] \code$16 ;
   reg [21:0] current_r = 22'h000000;
   input fresh;
   wire fresh;
   reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
-  wire [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
   input rst;
   wire rst;
   output spike;
-  wire spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
   input [3:0] state;
   wire [3:0] state;
   (* init = 14'h0000 *)
@@ -10192,7 +11055,6 @@ module \qsnn_ref.layer1.lif5 (rst, acc, state, spike, new_state, fresh, clk);
   reg [13:0] value = 14'h0000;
   reg z_prev_r = 1'h0;
   assign code = fresh ? 4'h2 : state;
-  assign spike = new_state > 4'hd;
   assign \$2  = $signed(\$1 ) + $signed(1'h0);
   assign \$3  = ~ fresh;
   assign \$4  = state > 4'hd;
@@ -10208,13 +11070,18 @@ module \qsnn_ref.layer1.lif5 (rst, acc, state, spike, new_state, fresh, clk);
     z_prev_r <= \$11 ;
   always @(posedge clk)
     value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
   \qsnn_ref.layer1.lif5.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer1.lif5.quantizer  quantizer (
+    .above(above),
     .clk(clk),
-    .code(new_state),
+    .code(\code$16 ),
     .rst(rst),
     .value(value)
   );
@@ -10246,8 +11113,23 @@ module \qsnn_ref.layer1.lif5 (rst, acc, state, spike, new_state, fresh, clk);
       \$12  = 14'h0000;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    \$13  = \code$16 ;
+    if (rst) begin
+      \$13  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    \$14  = above;
+    if (rst) begin
+      \$14  = 1'h0;
+    end
+  end
   assign v = value;
-  assign \code$6  = new_state;
+  assign new_state_r = new_state;
+  assign spike_r = spike;
   assign \$1  = { acc[13], acc[13], acc, 5'h00 };
 endmodule
 
@@ -10284,7 +11166,7 @@ module \qsnn_ref.layer1.lif5.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif5.quantizer (rst, code, value, clk);
+module \qsnn_ref.layer1.lif5.quantizer (rst, code, value, above, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$49  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -10317,6 +11199,8 @@ module \qsnn_ref.layer1.lif5.quantizer (rst, code, value, clk);
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
+  output above;
+  wire above;
   input clk;
   wire clk;
   output [3:0] code;
@@ -10366,15 +11250,18 @@ module \qsnn_ref.layer1.lif5.quantizer (rst, code, value, clk);
     end
   end
   assign code = \$30 [3:0];
+  assign above = thermometer[13];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif6 (rst, acc, state, spike, new_state, fresh, clk);
+module \qsnn_ref.layer1.lif6 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$50  = 0;
   wire [20:0] \$1 ;
   reg [21:0] \$10 ;
   reg \$11 ;
   reg [13:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
   wire [21:0] \$2 ;
   wire \$3 ;
   wire \$4 ;
@@ -10383,23 +11270,28 @@ module \qsnn_ref.layer1.lif6 (rst, acc, state, spike, new_state, fresh, clk);
   wire [8:0] \$7 ;
   wire [23:0] \$8 ;
   reg [9:0] \$9 ;
+  wire above;
   input [13:0] acc;
   wire [13:0] acc;
   input clk;
   wire clk;
   wire [3:0] code;
-  wire [3:0] \code$6 ;
+  wire [3:0] \code$16 ;
   reg [21:0] current_r = 22'h000000;
   input fresh;
   wire fresh;
   reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
-  wire [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
   input rst;
   wire rst;
   output spike;
-  wire spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
   input [3:0] state;
   wire [3:0] state;
   (* init = 14'h0000 *)
@@ -10407,7 +11299,6 @@ module \qsnn_ref.layer1.lif6 (rst, acc, state, spike, new_state, fresh, clk);
   reg [13:0] value = 14'h0000;
   reg z_prev_r = 1'h0;
   assign code = fresh ? 4'h2 : state;
-  assign spike = new_state > 4'hd;
   assign \$2  = $signed(\$1 ) + $signed(1'h0);
   assign \$3  = ~ fresh;
   assign \$4  = state > 4'hd;
@@ -10423,13 +11314,18 @@ module \qsnn_ref.layer1.lif6 (rst, acc, state, spike, new_state, fresh, clk);
     z_prev_r <= \$11 ;
   always @(posedge clk)
     value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
   \qsnn_ref.layer1.lif6.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer1.lif6.quantizer  quantizer (
+    .above(above),
     .clk(clk),
-    .code(new_state),
+    .code(\code$16 ),
     .rst(rst),
     .value(value)
   );
@@ -10461,8 +11357,23 @@ module \qsnn_ref.layer1.lif6 (rst, acc, state, spike, new_state, fresh, clk);
       \$12  = 14'h0000;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
+    \$13  = \code$16 ;
+    if (rst) begin
+      \$13  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
+    \$14  = above;
+    if (rst) begin
+      \$14  = 1'h0;
+    end
+  end
   assign v = value;
-  assign \code$6  = new_state;
+  assign new_state_r = new_state;
+  assign spike_r = spike;
   assign \$1  = { acc[13], acc[13], acc, 5'h00 };
 endmodule
 
@@ -10499,7 +11410,7 @@ module \qsnn_ref.layer1.lif6.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif6.quantizer (rst, code, value, clk);
+module \qsnn_ref.layer1.lif6.quantizer (rst, code, value, above, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$51  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -10532,6 +11443,8 @@ module \qsnn_ref.layer1.lif6.quantizer (rst, code, value, clk);
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
+  output above;
+  wire above;
   input clk;
   wire clk;
   output [3:0] code;
@@ -10581,15 +11494,18 @@ module \qsnn_ref.layer1.lif6.quantizer (rst, code, value, clk);
     end
   end
   assign code = \$30 [3:0];
+  assign above = thermometer[13];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif7 (rst, acc, state, spike, new_state, fresh, clk);
+module \qsnn_ref.layer1.lif7 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$52  = 0;
   wire [20:0] \$1 ;
   reg [21:0] \$10 ;
   reg \$11 ;
   reg [13:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
   wire [21:0] \$2 ;
   wire \$3 ;
   wire \$4 ;
@@ -10598,23 +11514,28 @@ module \qsnn_ref.layer1.lif7 (rst, acc, state, spike, new_state, fresh, clk);
   wire [8:0] \$7 ;
   wire [23:0] \$8 ;
   reg [9:0] \$9 ;
+  wire above;
   input [13:0] acc;
   wire [13:0] acc;
   input clk;
   wire clk;
   wire [3:0] code;
-  wire [3:0] \code$6 ;
+  wire [3:0] \code$16 ;
   reg [21:0] current_r = 22'h000000;
   input fresh;
   wire fresh;
   reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
-  wire [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
   input rst;
   wire rst;
   output spike;
-  wire spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
   input [3:0] state;
   wire [3:0] state;
   (* init = 14'h0000 *)
@@ -10622,7 +11543,6 @@ module \qsnn_ref.layer1.lif7 (rst, acc, state, spike, new_state, fresh, clk);
   reg [13:0] value = 14'h0000;
   reg z_prev_r = 1'h0;
   assign code = fresh ? 4'h2 : state;
-  assign spike = new_state > 4'hd;
   assign \$2  = $signed(\$1 ) + $signed(1'h0);
   assign \$3  = ~ fresh;
   assign \$4  = state > 4'hd;
@@ -10638,13 +11558,18 @@ module \qsnn_ref.layer1.lif7 (rst, acc, state, spike, new_state, fresh, clk);
     z_prev_r <= \$11 ;
   always @(posedge clk)
     value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
   \qsnn_ref.layer1.lif7.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer1.lif7.quantizer  quantizer (
+    .above(above),
     .clk(clk),
-    .code(new_state),
+    .code(\code$16 ),
     .rst(rst),
     .value(value)
   );
@@ -10676,8 +11601,23 @@ module \qsnn_ref.layer1.lif7 (rst, acc, state, spike, new_state, fresh, clk);
       \$12  = 14'h0000;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    \$13  = \code$16 ;
+    if (rst) begin
+      \$13  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    \$14  = above;
+    if (rst) begin
+      \$14  = 1'h0;
+    end
+  end
   assign v = value;
-  assign \code$6  = new_state;
+  assign new_state_r = new_state;
+  assign spike_r = spike;
   assign \$1  = { acc[13], acc[13], acc, 5'h00 };
 endmodule
 
@@ -10714,7 +11654,7 @@ module \qsnn_ref.layer1.lif7.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif7.quantizer (rst, code, value, clk);
+module \qsnn_ref.layer1.lif7.quantizer (rst, code, value, above, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$53  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -10747,6 +11687,8 @@ module \qsnn_ref.layer1.lif7.quantizer (rst, code, value, clk);
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
+  output above;
+  wire above;
   input clk;
   wire clk;
   output [3:0] code;
@@ -10796,15 +11738,18 @@ module \qsnn_ref.layer1.lif7.quantizer (rst, code, value, clk);
     end
   end
   assign code = \$30 [3:0];
+  assign above = thermometer[13];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif8 (rst, acc, state, spike, new_state, fresh, clk);
+module \qsnn_ref.layer1.lif8 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$54  = 0;
   wire [20:0] \$1 ;
   reg [21:0] \$10 ;
   reg \$11 ;
   reg [13:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
   wire [21:0] \$2 ;
   wire \$3 ;
   wire \$4 ;
@@ -10813,23 +11758,28 @@ module \qsnn_ref.layer1.lif8 (rst, acc, state, spike, new_state, fresh, clk);
   wire [8:0] \$7 ;
   wire [23:0] \$8 ;
   reg [9:0] \$9 ;
+  wire above;
   input [13:0] acc;
   wire [13:0] acc;
   input clk;
   wire clk;
   wire [3:0] code;
-  wire [3:0] \code$6 ;
+  wire [3:0] \code$16 ;
   reg [21:0] current_r = 22'h000000;
   input fresh;
   wire fresh;
   reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
-  wire [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
   input rst;
   wire rst;
   output spike;
-  wire spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
   input [3:0] state;
   wire [3:0] state;
   (* init = 14'h0000 *)
@@ -10837,7 +11787,6 @@ module \qsnn_ref.layer1.lif8 (rst, acc, state, spike, new_state, fresh, clk);
   reg [13:0] value = 14'h0000;
   reg z_prev_r = 1'h0;
   assign code = fresh ? 4'h2 : state;
-  assign spike = new_state > 4'hd;
   assign \$2  = $signed(\$1 ) + $signed(1'h0);
   assign \$3  = ~ fresh;
   assign \$4  = state > 4'hd;
@@ -10853,13 +11802,18 @@ module \qsnn_ref.layer1.lif8 (rst, acc, state, spike, new_state, fresh, clk);
     z_prev_r <= \$11 ;
   always @(posedge clk)
     value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
   \qsnn_ref.layer1.lif8.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer1.lif8.quantizer  quantizer (
+    .above(above),
     .clk(clk),
-    .code(new_state),
+    .code(\code$16 ),
     .rst(rst),
     .value(value)
   );
@@ -10891,8 +11845,23 @@ module \qsnn_ref.layer1.lif8 (rst, acc, state, spike, new_state, fresh, clk);
       \$12  = 14'h0000;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
+    \$13  = \code$16 ;
+    if (rst) begin
+      \$13  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
+    \$14  = above;
+    if (rst) begin
+      \$14  = 1'h0;
+    end
+  end
   assign v = value;
-  assign \code$6  = new_state;
+  assign new_state_r = new_state;
+  assign spike_r = spike;
   assign \$1  = { acc[13], acc[13], acc, 5'h00 };
 endmodule
 
@@ -10929,7 +11898,7 @@ module \qsnn_ref.layer1.lif8.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif8.quantizer (rst, code, value, clk);
+module \qsnn_ref.layer1.lif8.quantizer (rst, code, value, above, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$55  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -10962,6 +11931,8 @@ module \qsnn_ref.layer1.lif8.quantizer (rst, code, value, clk);
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
+  output above;
+  wire above;
   input clk;
   wire clk;
   output [3:0] code;
@@ -11011,15 +11982,18 @@ module \qsnn_ref.layer1.lif8.quantizer (rst, code, value, clk);
     end
   end
   assign code = \$30 [3:0];
+  assign above = thermometer[13];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif9 (rst, acc, state, spike, new_state, fresh, clk);
+module \qsnn_ref.layer1.lif9 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$56  = 0;
   wire [20:0] \$1 ;
   reg [21:0] \$10 ;
   reg \$11 ;
   reg [13:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
   wire [21:0] \$2 ;
   wire \$3 ;
   wire \$4 ;
@@ -11028,23 +12002,28 @@ module \qsnn_ref.layer1.lif9 (rst, acc, state, spike, new_state, fresh, clk);
   wire [8:0] \$7 ;
   wire [23:0] \$8 ;
   reg [9:0] \$9 ;
+  wire above;
   input [13:0] acc;
   wire [13:0] acc;
   input clk;
   wire clk;
   wire [3:0] code;
-  wire [3:0] \code$6 ;
+  wire [3:0] \code$16 ;
   reg [21:0] current_r = 22'h000000;
   input fresh;
   wire fresh;
   reg [9:0] leak_r = 10'h000;
   wire [9:0] level;
   output [3:0] new_state;
-  wire [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
   input rst;
   wire rst;
   output spike;
-  wire spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
   input [3:0] state;
   wire [3:0] state;
   (* init = 14'h0000 *)
@@ -11052,7 +12031,6 @@ module \qsnn_ref.layer1.lif9 (rst, acc, state, spike, new_state, fresh, clk);
   reg [13:0] value = 14'h0000;
   reg z_prev_r = 1'h0;
   assign code = fresh ? 4'h2 : state;
-  assign spike = new_state > 4'hd;
   assign \$2  = $signed(\$1 ) + $signed(1'h0);
   assign \$3  = ~ fresh;
   assign \$4  = state > 4'hd;
@@ -11068,13 +12046,18 @@ module \qsnn_ref.layer1.lif9 (rst, acc, state, spike, new_state, fresh, clk);
     z_prev_r <= \$11 ;
   always @(posedge clk)
     value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
   \qsnn_ref.layer1.lif9.levels  levels (
     .level(level),
     .rd__addr(code)
   );
   \qsnn_ref.layer1.lif9.quantizer  quantizer (
+    .above(above),
     .clk(clk),
-    .code(new_state),
+    .code(\code$16 ),
     .rst(rst),
     .value(value)
   );
@@ -11106,8 +12089,23 @@ module \qsnn_ref.layer1.lif9 (rst, acc, state, spike, new_state, fresh, clk);
       \$12  = 14'h0000;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    \$13  = \code$16 ;
+    if (rst) begin
+      \$13  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    \$14  = above;
+    if (rst) begin
+      \$14  = 1'h0;
+    end
+  end
   assign v = value;
-  assign \code$6  = new_state;
+  assign new_state_r = new_state;
+  assign spike_r = spike;
   assign \$1  = { acc[13], acc[13], acc, 5'h00 };
 endmodule
 
@@ -11144,7 +12142,7 @@ module \qsnn_ref.layer1.lif9.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif9.quantizer (rst, code, value, clk);
+module \qsnn_ref.layer1.lif9.quantizer (rst, code, value, above, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$57  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -11177,6 +12175,8 @@ module \qsnn_ref.layer1.lif9.quantizer (rst, code, value, clk);
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
+  output above;
+  wire above;
   input clk;
   wire clk;
   output [3:0] code;
@@ -11226,32 +12226,33 @@ module \qsnn_ref.layer1.lif9.quantizer (rst, code, value, clk);
     end
   end
   assign code = \$30 [3:0];
+  assign above = thermometer[13];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.states (rst, r_data, \port$1208$0 , \port$1250$0 , \port$1292$0 , \port$1334$0 , \port$1376$0 , \port$1418$0 , \port$1460$0 , \port$1502$0 , \port$1544$0 , \port$1586$0 , rd__addr, wr__en, wr__addr, clk);
+module \qsnn_ref.layer1.states (rst, r_data, rd__addr, wr__en, wr__addr, \port$2366$0 , \port$2384$0 , \port$2402$0 , \port$2420$0 , \port$2438$0 , \port$2456$0 , \port$2474$0 , \port$2492$0 , \port$2510$0 , \port$2528$0 , clk);
   input clk;
   wire clk;
-  input [3:0] \port$1208$0 ;
-  wire [3:0] \port$1208$0 ;
-  input [3:0] \port$1250$0 ;
-  wire [3:0] \port$1250$0 ;
-  input [3:0] \port$1292$0 ;
-  wire [3:0] \port$1292$0 ;
-  input [3:0] \port$1334$0 ;
-  wire [3:0] \port$1334$0 ;
-  input [3:0] \port$1376$0 ;
-  wire [3:0] \port$1376$0 ;
-  input [3:0] \port$1418$0 ;
-  wire [3:0] \port$1418$0 ;
-  input [3:0] \port$1460$0 ;
-  wire [3:0] \port$1460$0 ;
-  input [3:0] \port$1502$0 ;
-  wire [3:0] \port$1502$0 ;
-  input [3:0] \port$1544$0 ;
-  wire [3:0] \port$1544$0 ;
-  input [3:0] \port$1586$0 ;
-  wire [3:0] \port$1586$0 ;
+  input [3:0] \port$2366$0 ;
+  wire [3:0] \port$2366$0 ;
+  input [3:0] \port$2384$0 ;
+  wire [3:0] \port$2384$0 ;
+  input [3:0] \port$2402$0 ;
+  wire [3:0] \port$2402$0 ;
+  input [3:0] \port$2420$0 ;
+  wire [3:0] \port$2420$0 ;
+  input [3:0] \port$2438$0 ;
+  wire [3:0] \port$2438$0 ;
+  input [3:0] \port$2456$0 ;
+  wire [3:0] \port$2456$0 ;
+  input [3:0] \port$2474$0 ;
+  wire [3:0] \port$2474$0 ;
+  input [3:0] \port$2492$0 ;
+  wire [3:0] \port$2492$0 ;
+  input [3:0] \port$2510$0 ;
+  wire [3:0] \port$2510$0 ;
+  input [3:0] \port$2528$0 ;
+  wire [3:0] \port$2528$0 ;
   wire r_addr;
   output [39:0] r_data;
   wire [39:0] r_data;
@@ -11295,7 +12296,7 @@ module \qsnn_ref.layer1.states (rst, r_data, \port$1208$0 , \port$1250$0 , \port
   end
   always @(posedge clk) begin
     if (wr__en)
-      mem[wr__addr] <= { \port$1586$0 , \port$1544$0 , \port$1502$0 , \port$1460$0 , \port$1418$0 , \port$1376$0 , \port$1334$0 , \port$1292$0 , \port$1250$0 , \port$1208$0  };
+      mem[wr__addr] <= { \port$2528$0 , \port$2510$0 , \port$2492$0 , \port$2474$0 , \port$2456$0 , \port$2438$0 , \port$2420$0 , \port$2402$0 , \port$2384$0 , \port$2366$0  };
   end
   reg [0:0] _0_;
   always @(posedge clk) begin
@@ -11303,21 +12304,21 @@ module \qsnn_ref.layer1.states (rst, r_data, \port$1208$0 , \port$1250$0 , \port
   end
   assign r_data = mem[_0_];
   assign w_addr = wr__addr;
-  assign wr__data = { \port$1586$0 , \port$1544$0 , \port$1502$0 , \port$1460$0 , \port$1418$0 , \port$1376$0 , \port$1334$0 , \port$1292$0 , \port$1250$0 , \port$1208$0  };
-  assign w_data = { \port$1586$0 , \port$1544$0 , \port$1502$0 , \port$1460$0 , \port$1418$0 , \port$1376$0 , \port$1334$0 , \port$1292$0 , \port$1250$0 , \port$1208$0  };
+  assign wr__data = { \port$2528$0 , \port$2510$0 , \port$2492$0 , \port$2474$0 , \port$2456$0 , \port$2438$0 , \port$2420$0 , \port$2402$0 , \port$2384$0 , \port$2366$0  };
+  assign w_data = { \port$2528$0 , \port$2510$0 , \port$2492$0 , \port$2474$0 , \port$2456$0 , \port$2438$0 , \port$2420$0 , \port$2402$0 , \port$2384$0 , \port$2366$0  };
   assign w_en = wr__en;
   assign r_addr = rd__addr;
   assign rd__data = r_data;
-  assign \w_data[0]  = \port$1208$0 ;
-  assign \w_data[1]  = \port$1250$0 ;
-  assign \w_data[2]  = \port$1292$0 ;
-  assign \w_data[3]  = \port$1334$0 ;
-  assign \w_data[4]  = \port$1376$0 ;
-  assign \w_data[5]  = \port$1418$0 ;
-  assign \w_data[6]  = \port$1460$0 ;
-  assign \w_data[7]  = \port$1502$0 ;
-  assign \w_data[8]  = \port$1544$0 ;
-  assign \w_data[9]  = \port$1586$0 ;
+  assign \w_data[0]  = \port$2366$0 ;
+  assign \w_data[1]  = \port$2384$0 ;
+  assign \w_data[2]  = \port$2402$0 ;
+  assign \w_data[3]  = \port$2420$0 ;
+  assign \w_data[4]  = \port$2438$0 ;
+  assign \w_data[5]  = \port$2456$0 ;
+  assign \w_data[6]  = \port$2474$0 ;
+  assign \w_data[7]  = \port$2492$0 ;
+  assign \w_data[8]  = \port$2510$0 ;
+  assign \w_data[9]  = \port$2528$0 ;
   assign \r_data[0]  = r_data[3:0];
   assign \r_data[1]  = r_data[7:4];
   assign \r_data[2]  = r_data[11:8];

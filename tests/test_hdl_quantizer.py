@@ -80,3 +80,31 @@ def test_ties_go_low_and_saturate():
         assert table[3] == 2 and table[4] == 3
         assert table[min(values)] == 0 and table[max(values)] == 3
         assert got == want
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("pipelined", [False, True])
+def test_above_threshold_matches_code_compare(pipelined):
+    """``above`` (from the thermometer code, or the search's code) == ``code > t`` for
+    every threshold code t, including -1 (always above) and the top one (never)."""
+    rng = np.random.default_rng(31)
+    levels, _ = random_levels(rng, "exponential", 3, 60)
+    width = signed_width(int(levels[0]), int(levels[-1])) + 2
+    values = _probe_values(levels, width)
+    want_codes = [int(c) for c in nearest_level(np.array(values, np.int64), levels)[0]]
+    for t in range(-1, len(levels)):
+        dut = StateQuantizer(decision_boundaries(levels), width, pipelined=pipelined,
+                             threshold_code=t)
+        got = []
+
+        async def tb(ctx, dut=dut, got=got):
+            lat = dut.latency
+            for i in range(len(values) + lat):
+                if i < len(values):
+                    ctx.set(dut.value, values[i])
+                await ctx.tick()
+                if i >= lat - 1 and len(got) < len(values):
+                    got.append(ctx.get(dut.above))
+
+        run_simulation(dut, [tb], name="quantizer_above")
+        assert got == [int(c > t) for c in want_codes], f"t={t} pipelined={pipelined}"

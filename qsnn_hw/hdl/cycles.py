@@ -2,14 +2,14 @@
 
 One layer, one timestep, input always available::
 
-    cycles = E*G + G + L + 4 + 2*[E > 0]
+    cycles = E*G + G + L + 4 + 3*[E > 0]
 
 E input events (spikes; for a direct-input layer E = M, every value is a dense
-multiply-accumulate), G = ceil(N/P) groups, L the LIF datapath latency (2 register
-stages, plus n for the pipelined quantizer search). The accumulate phase does P synaptic
-operations in each of its E*G cycles; the update phase takes G cycles plus L + 4
-(update start, read latency, end-of-timestep word, phase switch), plus 2 after a
-timestep with events (the accumulate pipeline's last sums).
+multiply-accumulate), G = ceil(N/P) groups, L the LIF datapath latency (3 register
+stages, plus 1 for the comparator quantizer or n for the pipelined search). The
+accumulate phase does P synaptic operations in each of its E*G cycles; the update phase
+takes G cycles plus L + 4 (update start, read latency, end-of-timestep word, phase
+switch), plus 3 after a timestep with events (the accumulate pipeline's last sums).
 
 A network overlaps its layers: layer l accumulates timestep t while layer l-1 updates
 t. :func:`network_cycles` evaluates the schedule with that overlap; per sample add

@@ -12,7 +12,7 @@ Per timestep the engine runs two phases (docs/hardware.md has the diagram):
   output FIFO (``SyncFIFOBuffered``: block RAM). The update starts only when the FIFO
   has room for a whole timestep (G + 1 words), so the update pipeline never stalls.
 
-Cycles per timestep, input always available: ``E*G + G + L + 4 + 2*[E > 0]`` (E events,
+Cycles per timestep, input always available: ``E*G + G + L + 4 + 3*[E > 0]`` (E events,
 L the LIF datapath latency); see :mod:`qsnn_hw.hdl.cycles`.
 
 A new sample needs no memory clearing: ``start`` marks the next timestep *fresh*, and
@@ -161,37 +161,55 @@ class LayerEngine(wiring.Component):
         error_set = Signal()
         fresh = Signal(init=1)
         upd_pending = Signal()  # end of timestep taken, waiting for the accumulate pipeline
-        pay = self.events.payload
+        # A skid buffer for every input kind: ``cur`` is the beat being used, ``nxt`` holds
+        # a beat that arrived while ``cur`` was busy. The stream's ready is a register
+        # (``nxt`` empty), so no combinational path runs from this engine's control logic
+        # back to the source, and a beat per cycle still gets through.
+        cur = Signal(self.events.payload.shape())
+        nxt = Signal(self.events.payload.shape())
+        cur_valid, nxt_valid = Signal(), Signal()
+        cur_done = Signal()
+        incoming = self.events.payload
+        arrive = self.events.valid & ~nxt_valid
+        if self.input_kind == "words":
+            # empty words (no spike, not an end of timestep) are accepted and dropped
+            arrive = arrive & (incoming.eot | (incoming.mask != 0))
+        m.d.comb += self.events.ready.eq(~nxt_valid)
+        with m.If(~cur_valid | cur_done):
+            with m.If(nxt_valid):
+                m.d.sync += [cur.eq(nxt), cur_valid.eq(1), nxt_valid.eq(0)]
+            with m.Else():
+                m.d.sync += [cur.eq(incoming), cur_valid.eq(arrive)]
+        with m.Elif(arrive):
+            m.d.sync += [nxt.eq(incoming), nxt_valid.eq(1)]
+
         if self.input_kind == "spike":
-            bad = ~pay.eot & (pay.last | (pay.addr >= M))
+            bad = ~cur.eot & (cur.last | (cur.addr >= M))
             m.d.comb += [
-                ev_valid.eq(self.events.valid & ~bad), ev_eot.eq(pay.eot),
-                ev_last.eq(pay.last), ev_m.eq(pay.addr), ev_x.eq(1),
-                self.events.ready.eq(bad | ev_take),
-                error_set.eq(self.events.valid & bad),
+                ev_valid.eq(cur_valid & ~bad), ev_eot.eq(cur.eot),
+                ev_last.eq(cur.last), ev_m.eq(cur.addr), ev_x.eq(1),
+                cur_done.eq(bad | ev_take),
+                error_set.eq(cur_valid & bad),
             ]
         elif self.input_kind == "direct":
             idx = Signal(range(M + 1))
-            bad = ~pay.eot & (pay.last | (idx == M))
+            idx_full = Signal()  # idx == M, as a register (off the take path)
+            bad = ~cur.eot & (cur.last | idx_full)
             m.d.comb += [
-                ev_valid.eq(self.events.valid & ~bad), ev_eot.eq(pay.eot),
-                ev_last.eq(pay.last), ev_m.eq(idx), ev_x.eq(pay.value),
-                self.events.ready.eq(bad | ev_take),
+                ev_valid.eq(cur_valid & ~bad), ev_eot.eq(cur.eot),
+                ev_last.eq(cur.last), ev_m.eq(idx), ev_x.eq(cur.value),
+                cur_done.eq(bad | ev_take),
                 # A short timestep is also an error; its missing values count as 0.
-                error_set.eq((self.events.valid & bad) | (ev_take & ev_eot & (idx != M))),
+                error_set.eq((cur_valid & bad) | (ev_take & ev_eot & ~idx_full)),
             ]
             with m.If(ev_take):
-                m.d.sync += idx.eq(Mux(ev_eot, 0, idx + 1))
+                m.d.sync += [idx.eq(Mux(ev_eot, 0, idx + 1)),
+                             idx_full.eq(~ev_eot & (idx == M - 1))]
             with m.If(self.start):
-                m.d.sync += idx.eq(0)
+                m.d.sync += [idx.eq(0), idx_full.eq(0)]
         else:
-            # Two word registers: ``nxt`` takes words from the upstream FIFO (its ready is a
-            # register, so no combinational path runs from this engine's control logic
-            # back into the upstream FIFO), ``cur`` is split into one event per set bit.
+            # ``cur`` is split into one event per set bit, lowest first.
             Pu = self.upstream_lanes
-            cur = Signal(self.events.payload.shape())
-            nxt = Signal(self.events.payload.shape())
-            cur_valid, nxt_valid = Signal(), Signal()
             mask = cur.mask
             bit = Signal(index_width(Pu))
             for i in reversed(range(Pu)):  # the lowest set bit wins (assigned last)
@@ -202,18 +220,9 @@ class LayerEngine(wiring.Component):
             m.d.comb += [
                 ev_valid.eq(cur_valid), ev_eot.eq(cur.eot),
                 ev_last.eq(cur.last), ev_m.eq(cur.group * Pu + bit), ev_x.eq(1),
-                self.events.ready.eq(~nxt_valid),
+                cur_done.eq(ev_take & final),
             ]
-            incoming = self.events.payload
-            # empty words (no spike, not an end of timestep) are accepted and dropped
-            with m.If(self.events.valid & ~nxt_valid & (incoming.eot | (incoming.mask != 0))):
-                m.d.sync += [nxt.eq(incoming), nxt_valid.eq(1)]
-            cur_free = ~cur_valid | (ev_take & final)
-            with m.If(cur_free):
-                m.d.sync += [cur.eq(nxt), cur_valid.eq(nxt_valid)]
-                with m.If(nxt_valid):
-                    m.d.sync += nxt_valid.eq(0)
-            with m.Elif(ev_take):
+            with m.If(ev_take & ~final):
                 m.d.sync += cur.mask.eq(rest)
 
         # ---- accumulate: one weight word per cycle, a register after every memory read --
@@ -228,16 +237,22 @@ class LayerEngine(wiring.Component):
         waddr = Signal(index_width(M * G))  # m * G + g, straight from a register
         cur_x = Signal(unsigned(self.input_bits))
         g = Signal(index_width(G))
-        room_ok = ofifo.level <= self.fifo_depth - (G + 1)
-        free = ~busy | (g == G - 1)
+        # room for a whole timestep of words, as a register (off the take path): computed
+        # from this cycle's level plus this cycle's write, an upper bound of the next
+        # cycle's level (reads only lower it)
+        room_ok = Signal()
+        m.d.sync += room_ok.eq(ofifo.level + ofifo.w_en <= self.fifo_depth - (G + 1))
+        g_last = Signal()  # g == G - 1, as a register (off the take path)
+        free = ~busy | g_last
         m.d.comb += ev_take.eq((phase == Phase.ACC) & free & ev_valid & (~ev_eot | room_ok))
         m.d.comb += wm.addr.eq(waddr)
         with m.If(busy):
-            m.d.sync += [g.eq(g + 1), waddr.eq(waddr + 1)]
-            with m.If(g == G - 1):
+            m.d.sync += [g.eq(g + 1), waddr.eq(waddr + 1), g_last.eq(g == G - 2)]
+            with m.If(g_last):
                 m.d.sync += [busy.eq(0), g.eq(0)]
         with m.If(ev_take & ~ev_eot):
-            m.d.sync += [busy.eq(1), waddr.eq(ev_m * G), cur_x.eq(ev_x), g.eq(0)]
+            m.d.sync += [busy.eq(1), waddr.eq(ev_m * G), cur_x.eq(ev_x), g.eq(0),
+                         g_last.eq(G == 1)]
         gw, xs = index_width(G), unsigned(self.input_bits)
         # valid and group index of every stage: issue, s1 .. s5
         sv = [busy] + [Signal(name=f"acc_s{k}_valid") for k in range(1, 6)]

@@ -15,8 +15,9 @@ from ._util import ceil_div, check_lanes, index_width
 # Quantizers with codes wider than this use the pipelined binary search (latency n);
 # narrower ones 2**n - 1 parallel comparators (latency 1).
 COMB_MAX_BITS = 4
-# Register stages of the LIF datapath before the quantizer (beta product; v).
-DATAPATH_STAGES = 2
+# Register stages of the LIF datapath besides the quantizer's (leak or beta product; v;
+# the output register).
+DATAPATH_STAGES = 3
 
 
 def quantizer_pipelined(code_bits: int, pipelined: bool | None = None) -> bool:

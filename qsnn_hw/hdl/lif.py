@@ -47,7 +47,7 @@ class LIFDatapath(wiring.Component):
     fresh : In(1), first timestep of a sample: use the rest state and no previous spike.
     acc : In(signed(acc_width)), ``W @ x`` of this timestep (before ``frac_bits``).
     bias : In(signed(bias_width)), the neuron's bias (membrane units).
-    new_state : Out, the updated state, :attr:`latency` cycles later (2 register stages,
+    new_state : Out, the updated state, :attr:`latency` cycles later (3 register stages,
         plus the quantizer's).
     spike : Out(1), the new spike, aligned with ``new_state``.
     """
@@ -62,7 +62,8 @@ class LIFDatapath(wiring.Component):
         self.value_width = layer.update_width(self.input_max)
         self.quantizer = None
         if layer.quantized:
-            self.quantizer = StateQuantizer(layer.boundaries, self.value_width, pipelined)
+            self.quantizer = StateQuantizer(layer.boundaries, self.value_width, pipelined,
+                                            threshold_code=layer.threshold_code)
         self.latency = DATAPATH_STAGES + (self.quantizer.latency if self.quantizer else 0)
         sshape = state_shape(layer)
         super().__init__({
@@ -102,12 +103,16 @@ class LIFDatapath(wiring.Component):
             m.d.sync += v.eq(leak + current_r - Mux(z_prev_r, thr, 0))
         else:
             m.d.sync += v.eq(Mux(z_prev_r, 0, leak + current_r))
-        # stage 3: quantize (0 or n more cycles) or saturate
+        # stage 3: quantize (1 or n cycles) or saturate; then an output register, so the
+        # state write and the spike word start from flip-flops
+        new_state = Signal.like(self.new_state, name="new_state_r")
+        spike = Signal(name="spike_r")
         if L.quantized:
             m.submodules.quantizer = q = self.quantizer
-            m.d.comb += [q.value.eq(v), self.new_state.eq(q.code),
-                         self.spike.eq(q.code > L.threshold_code)]
+            m.d.comb += q.value.eq(v)
+            m.d.sync += [new_state.eq(q.code), spike.eq(q.above)]
         else:
             u = Mux(v < L.mem_lo, L.mem_lo, Mux(v > L.mem_hi, L.mem_hi, v))
-            m.d.comb += [self.new_state.eq(u), self.spike.eq(u > thr)]
+            m.d.sync += [new_state.eq(u), spike.eq(u > thr)]
+        m.d.comb += [self.new_state.eq(new_state), self.spike.eq(spike)]
         return m

@@ -33,11 +33,16 @@ class StateQuantizer(wiring.Component):
     value_width : width of the signed input value.
     pipelined : None (automatic: pipelined for n > COMB_MAX_BITS), True or False.
 
+    threshold_code : optional, -1 .. 2**n - 1; adds ``above`` = ``code > threshold_code``.
+
     Members: ``value`` In(signed(value_width)); ``code`` Out(unsigned(n)), valid
-    :attr:`latency` cycles after ``value``.
+    :attr:`latency` cycles after ``value``; ``above`` Out(1) with ``threshold_code``
+    (the comparators give it straight from the thermometer code: ``code > t`` iff
+    ``boundaries[t] < value``, no sum and compare).
     """
 
-    def __init__(self, boundaries, value_width: int, pipelined: bool | None = None):
+    def __init__(self, boundaries, value_width: int, pipelined: bool | None = None,
+                 threshold_code: int | None = None):
         b = check_int_array("boundaries", boundaries, ndim=1)
         n = b.size + 1
         if n < 2 or n & (n - 1):
@@ -49,8 +54,12 @@ class StateQuantizer(wiring.Component):
         self.value_width = check_int("value_width", value_width, 1, 128)
         self.pipelined = quantizer_pipelined(self.code_bits, pipelined)
         self.latency = quantizer_latency(self.code_bits, pipelined)
-        super().__init__({"value": In(signed(self.value_width)),
-                          "code": Out(unsigned(self.code_bits))})
+        self.threshold_code = None if threshold_code is None else \
+            check_int("threshold_code", threshold_code, -1, (1 << self.code_bits) - 1)
+        members = {"value": In(signed(self.value_width)), "code": Out(unsigned(self.code_bits))}
+        if self.threshold_code is not None:
+            members["above"] = Out(1)
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -59,6 +68,9 @@ class StateQuantizer(wiring.Component):
             therm = Signal(len(self.boundaries), name="thermometer")
             m.d.sync += therm.eq(Cat(v > Const(bk) for bk in self.boundaries))
             m.d.comb += self.code.eq(sum(therm[k] for k in range(len(therm))))
+            t = self.threshold_code
+            if t is not None:  # the boundaries are sorted, so the thermometer is monotone
+                m.d.comb += self.above.eq(1 if t < 0 else therm[t] if t < len(therm) else 0)
             return m
         val, prefix = v, Const(0, 0)
         for k in range(n):
@@ -72,4 +84,7 @@ class StateQuantizer(wiring.Component):
             m.d.sync += [nval.eq(val), npre.eq((prefix << 1) | bit)]
             val, prefix = nval, npre
         m.d.comb += self.code.eq(prefix)
+        if self.threshold_code is not None:
+            t = self.threshold_code
+            m.d.comb += self.above.eq(1 if t < 0 else prefix > t)
         return m
