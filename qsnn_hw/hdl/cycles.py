@@ -13,7 +13,7 @@ switch), plus 3 after a timestep with events (the accumulate pipeline's last sum
 
 A network overlaps its layers: layer l accumulates timestep t while layer l-1 updates
 t. :func:`network_cycles` evaluates the schedule with that overlap; per sample add
-``N_out + 2`` for the argmax scan and the result handshake.
+``N_out + 3`` for the argmax scan (two stages) and the result handshake.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ ACC_DRAIN = 3              # the accumulate pipeline's last sums, when there wer
 FORMULA = f"E*G + G + L + {STEP_OVERHEAD} + {ACC_DRAIN}*[E > 0]"
 WORD_DELAY = 3             # upstream update issue -> first word usable downstream
 EOT_DELAY = 2              # upstream end-of-timestep word -> downstream eot accepted
-RESULT_OVERHEAD = 2        # last eot -> argmax scan start, and the result handshake
+RESULT_OVERHEAD = 3        # last eot -> argmax scan start, its compare stage, the result
 
 
 def step_cycles(events, geom: LayerGeometry):

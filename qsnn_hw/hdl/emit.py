@@ -89,7 +89,7 @@ def manifest(top: NetworkTop, name: str) -> dict:
         "cycle_model": {
             "per_timestep": f"layer l: {cycles.FORMULA} (E input events; "
                             "direct input: E_0 = M)",
-            "per_sample": "layers overlap (qsnn_hw.hdl.cycles.network_cycles); + N_out + 2 "
+            "per_sample": "layers overlap (qsnn_hw.hdl.cycles.network_cycles); + N_out + 3 "
                           "for argmax and result",
             "constants": {"STEP_OVERHEAD": cycles.STEP_OVERHEAD, "ACC_DRAIN": cycles.ACC_DRAIN,
                           "WORD_DELAY": cycles.WORD_DELAY, "EOT_DELAY": cycles.EOT_DELAY,

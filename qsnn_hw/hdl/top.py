@@ -159,18 +159,24 @@ class NetworkTop(wiring.Component):
                     m.d.sync += c.eq(c + 1)
 
         # ---- argmax: a scan over the counters, ties to the lowest index --------------------
+        # two stages: read counts[idx] into a register | compare with the best so far
         scanning, idx = Signal(), Signal(index_width(self.n_out))
+        cmp_valid, cmp_idx = Signal(), Signal(index_width(self.n_out))
+        cmp_cnt = Signal(self.count_bits)
         best_idx, best_cnt = Signal(index_width(self.n_out)), Signal(self.count_bits)
         rvalid = Signal()
         with m.If(out.valid & w.eot & w.last):
             m.d.sync += [scanning.eq(1), idx.eq(0)]
+        m.d.sync += [cmp_valid.eq(scanning), cmp_idx.eq(idx), cmp_cnt.eq(Array(counts)[idx])]
         with m.If(scanning):
-            cnt = Array(counts)[idx]
-            with m.If((idx == 0) | (cnt > best_cnt)):
-                m.d.sync += [best_idx.eq(idx), best_cnt.eq(cnt)]
             m.d.sync += idx.eq(idx + 1)
             with m.If(idx == self.n_out - 1):
-                m.d.sync += [scanning.eq(0), rvalid.eq(1)]
+                m.d.sync += scanning.eq(0)
+        with m.If(cmp_valid):
+            with m.If((cmp_idx == 0) | (cmp_cnt > best_cnt)):
+                m.d.sync += [best_idx.eq(cmp_idx), best_cnt.eq(cmp_cnt)]
+            with m.If(cmp_idx == self.n_out - 1):
+                m.d.sync += rvalid.eq(1)
         res = self.results.payload
         m.d.comb += [self.results.valid.eq(rvalid), res.prediction.eq(best_idx)]
         for n, c in enumerate(counts):
