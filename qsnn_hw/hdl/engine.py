@@ -171,9 +171,6 @@ class LayerEngine(wiring.Component):
         cur_done = Signal()
         incoming = self.events.payload
         arrive = self.events.valid & ~nxt_valid
-        if self.input_kind == "words":
-            # empty words (no spike, not an end of timestep) are accepted and dropped
-            arrive = arrive & (incoming.eot | (incoming.mask != 0))
         m.d.comb += self.events.ready.eq(~nxt_valid)
         with m.If(~cur_valid | cur_done):
             with m.If(nxt_valid):
@@ -217,10 +214,13 @@ class LayerEngine(wiring.Component):
                     m.d.comb += bit.eq(i)
             rest = (mask & (mask - 1))[:Pu]
             final = cur.eot | (rest == 0)
+            # an empty word (no spike, not an end of timestep) is dropped (upstream engines
+            # never send one; the check stays off the FIFO-output -> enable path)
+            empty = ~cur.eot & (mask == 0)
             m.d.comb += [
-                ev_valid.eq(cur_valid), ev_eot.eq(cur.eot),
+                ev_valid.eq(cur_valid & ~empty), ev_eot.eq(cur.eot),
                 ev_last.eq(cur.last), ev_m.eq(cur.group * Pu + bit), ev_x.eq(1),
-                cur_done.eq(ev_take & final),
+                cur_done.eq((ev_take & final) | (cur_valid & empty)),
             ]
             with m.If(ev_take & ~final):
                 m.d.sync += cur.mask.eq(rest)
