@@ -126,6 +126,7 @@ class UartBridge(wiring.Component):
         assert len(ident) == P.Framing.IDENT_BYTES
 
         idx = Signal(range(max(len(reply), len(ident)) + 1))
+        reply_last = Signal()  # idx == len(reply) - 1, as a register (timing)
         ack = Signal(8)                                          # CMD_WRITE / CMD_LOADED
         written = Signal(8 * P.ADDR_BYTES + 1)                   # words since CMD_LOADED
         beat = Signal(8 * fr.beat_bytes)
@@ -138,9 +139,8 @@ class UartBridge(wiring.Component):
                 with m.If(fifo.r_rdy & ~core.busy):
                     m.d.comb += fifo.r_en.eq(1)
                     with m.If(fifo.r_data == P.CMD_SAMPLE):
-                        m.d.comb += core.start.eq(1)
                         m.d.sync += nbyte.eq(0)
-                        m.next = "BEAT"
+                        m.next = "START"
                     with m.Elif(fifo.r_data == P.CMD_IDENT):
                         m.d.sync += idx.eq(0)
                         m.next = "IDENT"
@@ -152,6 +152,10 @@ class UartBridge(wiring.Component):
                             m.d.sync += [loaded.eq(written == ld.total_words), written.eq(0),
                                          ack.eq(P.CMD_LOADED), idx.eq(0)]
                             m.next = "ACK"
+            with m.State("START"):
+                # start from the state register, not from the received byte (timing)
+                m.d.comb += core.start.eq(1)
+                m.next = "BEAT"
             with m.State("BEAT"):
                 with m.If(fifo.r_rdy):
                     m.d.comb += fifo.r_en.eq(1)
@@ -170,13 +174,13 @@ class UartBridge(wiring.Component):
                         m.next = "BEAT"
             with m.State("WAIT"):
                 with m.If(res.valid):
-                    m.d.sync += idx.eq(0)
+                    m.d.sync += [idx.eq(0), reply_last.eq(len(reply) == 1)]
                     m.next = "REPLY"
             with m.State("REPLY"):
                 m.d.comb += [utx.data.eq(Array(reply)[idx]), utx.valid.eq(1)]
                 with m.If(utx.ready):
-                    m.d.sync += idx.eq(idx + 1)
-                    with m.If(idx == len(reply) - 1):
+                    m.d.sync += [idx.eq(idx + 1), reply_last.eq(idx == len(reply) - 2)]
+                    with m.If(reply_last):
                         m.d.comb += res.ready.eq(1)
                         m.d.sync += [overflow.eq(0), framing_err.eq(0), rejected.eq(0),
                                      self.prediction.eq(pay.prediction),

@@ -170,10 +170,9 @@ def run(args) -> int:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if args.lanes is None:
-        # every lane costs a LIF datapath, a quantizer and level tables: the UP5K holds
-        # about two (one per layer), the ECP5 boards many more
-        args.lanes = "1" if args.board == "icebreaker" else "4"
-    small = args.board == "icebreaker"   # minimal FIFOs + pipelined quantizer fit the UP5K
+        # every lane costs a LIF datapath, a quantizer and a leaked-level table: the UP5K
+        # holds a few (docs/boards.md), the ECP5 boards many more
+        args.lanes = "2" if args.board == "icebreaker" else "4"
     lanes = parse_lanes(args.lanes)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -216,8 +215,8 @@ def run(args) -> int:
     times["verify"] = time.perf_counter() - t0
 
     # ---- the synthesized configuration, if it differs from the verified one -------------
-    pipelined = True if (args.pipelined_quantizer or small) else None
-    min_fifo = bool(args.min_fifo or small)
+    pipelined = True if args.pipelined_quantizer else None
+    min_fifo = bool(args.min_fifo)
     config_check = None
     if not args.no_synth and (pipelined or min_fifo) and args.config_samples:
         t0 = time.perf_counter()
@@ -278,16 +277,16 @@ def register(sub) -> None:
     p.add_argument("--sim", default="auto", choices=("auto", "verilator", "icarus", "amaranth"),
                    help="simulator for verify (auto: Verilator, else Icarus, else Amaranth)")
     p.add_argument("--lanes", default=None,
-                   help="parallel lanes P, or P1,P2 per layer (default: 1 on the iCEBreaker, "
+                   help="parallel lanes P, or P1,P2 per layer (default: 2 on the iCEBreaker, "
                         "4 on the ULX3S)")
     p.add_argument("--clock", type=float_range(1, 500), default=None,
                    help="core clock in MHz (default: the board's default)")
     p.add_argument("--toolchain", choices=("yowasp", "system"), default="yowasp")
     p.add_argument("--pipelined-quantizer", action="store_true",
-                   help="synthesize with the pipelined state quantizer (higher Fmax; always "
-                        "on for the iCEBreaker)")
+                   help="synthesize with the pipelined state quantizer (fewer logic cells "
+                        "for wide codes, n more cycles per timestep)")
     p.add_argument("--min-fifo", action="store_true",
-                   help="smallest inter-layer FIFOs (always on for the iCEBreaker)")
+                   help="smallest inter-layer FIFOs (one timestep of words per layer)")
     p.add_argument("--config-samples", type=int_range(0, 1000), default=2,
                    help="test samples to run in the synthesized configuration when it differs "
                         "from the verified one (Amaranth simulator; default 2, 0 = skip)")
