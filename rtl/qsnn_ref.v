@@ -65,13 +65,13 @@ module qsnn_ref(events__valid, results__ready, start, clk, rst, events__ready, r
   wire [16:0] \$62 ;
   wire \$63 ;
   wire \$64 ;
-  wire \$65 ;
-  reg [15:0] \$66 ;
+  reg [15:0] \$65 ;
+  wire [4:0] \$66 ;
   wire \$67 ;
   wire \$68 ;
-  reg [15:0] \$69 ;
+  wire \$69 ;
   wire \$7 ;
-  wire [4:0] \$70 ;
+  wire \$70 ;
   wire \$71 ;
   wire \$72 ;
   wire \$73 ;
@@ -90,19 +90,25 @@ module qsnn_ref(events__valid, results__ready, start, clk, rst, events__ready, r
   reg [15:0] \$85 ;
   reg \$86 ;
   reg [3:0] \$87 ;
-  reg [3:0] \$88 ;
-  reg [15:0] \$89 ;
+  reg \$88 ;
+  reg [3:0] \$89 ;
   wire \$9 ;
-  reg \$90 ;
-  reg \$91 ;
+  reg [15:0] \$90 ;
+  reg [3:0] \$91 ;
+  reg [15:0] \$92 ;
+  reg \$93 ;
+  reg \$94 ;
   reg [3:0] \$signal  = 4'h0;
   reg \$signal$40  = 1'h0;
+  reg \$signal$42  = 1'h0;
   reg [15:0] best_cnt = 16'h0000;
   output busy;
   reg busy = 1'h0;
   input clk;
   wire clk;
   reg closed = 1'h0;
+  reg [15:0] cmp_cnt = 16'h0000;
+  reg [3:0] cmp_idx = 4'h0;
   reg [15:0] count0 = 16'h0000;
   reg [15:0] count1 = 16'h0000;
   reg [15:0] count2 = 16'h0000;
@@ -181,6 +187,9 @@ module qsnn_ref(events__valid, results__ready, start, clk, rst, events__ready, r
   wire start;
   wire \start$18 ;
   wire \start$19 ;
+  assign \$4  = busy & \$3 ;
+  assign \events__valid$21  = events__valid & \$4 ;
+  assign \$5  = ~ closed;
   assign \$6  = busy & \$5 ;
   assign events__ready = \events__ready$23  & \$6 ;
   assign \$7  = results__valid & results__ready;
@@ -241,11 +250,12 @@ module qsnn_ref(events__valid, results__ready, start, clk, rst, events__ready, r
   assign \$62  = count9 + 1'h1;
   assign \$63  = \spikes__valid$38  & \spikes__payload$39 [11];
   assign \$64  = \$63  & \spikes__payload$39 [12];
-  assign \$65  = ! idx;
-  assign \$67  = \$66  > best_cnt;
-  assign \$68  = \$65  | \$67 ;
-  assign \$70  = idx + 1'h1;
-  assign \$71  = idx == 4'h9;
+  assign \$66  = idx + 1'h1;
+  assign \$67  = idx == 4'h9;
+  assign \$68  = ! cmp_idx;
+  assign \$69  = cmp_cnt > best_cnt;
+  assign \$70  = \$68  | \$69 ;
+  assign \$71  = cmp_idx == 4'h9;
   assign \$72  = results__valid & results__ready;
   assign \$73  = ~ busy;
   assign \$74  = start & \$73 ;
@@ -276,21 +286,24 @@ module qsnn_ref(events__valid, results__ready, start, clk, rst, events__ready, r
   always @(posedge clk)
     idx <= \$87 ;
   always @(posedge clk)
-    \$signal  <= \$88 ;
+    \$signal$42  <= \$88 ;
   always @(posedge clk)
-    best_cnt <= \$89 ;
+    cmp_idx <= \$89 ;
   always @(posedge clk)
-    results__valid <= \$90 ;
+    cmp_cnt <= \$90 ;
   always @(posedge clk)
-    busy <= \$91 ;
+    \$signal  <= \$91 ;
+  always @(posedge clk)
+    best_cnt <= \$92 ;
+  always @(posedge clk)
+    results__valid <= \$93 ;
+  always @(posedge clk)
+    busy <= \$94 ;
   assign \$1  = ~ busy;
   assign \start$18  = start & \$1 ;
   assign \$2  = ~ busy;
   assign \start$19  = start & \$2 ;
   assign \$3  = ~ closed;
-  assign \$4  = busy & \$3 ;
-  assign \events__valid$21  = events__valid & \$4 ;
-  assign \$5  = ~ closed;
   \qsnn_ref.layer0  layer0 (
     .clk(clk),
     .error(error),
@@ -315,54 +328,28 @@ module qsnn_ref(events__valid, results__ready, start, clk, rst, events__ready, r
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$66  = 16'h0000;
+    \$65  = 16'h0000;
     casez (idx)
       4'h0:
-          \$66  = count0;
+          \$65  = count0;
       4'h1:
-          \$66  = count1;
+          \$65  = count1;
       4'h2:
-          \$66  = count2;
+          \$65  = count2;
       4'h3:
-          \$66  = count3;
+          \$65  = count3;
       4'h4:
-          \$66  = count4;
+          \$65  = count4;
       4'h5:
-          \$66  = count5;
+          \$65  = count5;
       4'h6:
-          \$66  = count6;
+          \$65  = count6;
       4'h7:
-          \$66  = count7;
+          \$65  = count7;
       4'h8:
-          \$66  = count8;
+          \$65  = count8;
       4'h9:
-          \$66  = count9;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$69  = 16'h0000;
-    casez (idx)
-      4'h0:
-          \$69  = count0;
-      4'h1:
-          \$69  = count1;
-      4'h2:
-          \$69  = count2;
-      4'h3:
-          \$69  = count3;
-      4'h4:
-          \$69  = count4;
-      4'h5:
-          \$69  = count5;
-      4'h6:
-          \$69  = count6;
-      4'h7:
-          \$69  = count7;
-      4'h8:
-          \$69  = count8;
-      4'h9:
-          \$69  = count9;
+          \$65  = count9;
     endcase
   end
   always @* begin
@@ -542,7 +529,7 @@ module qsnn_ref(events__valid, results__ready, start, clk, rst, events__ready, r
       \$86  = 1'h1;
     end
     if (\$signal$40 ) begin
-      if (\$71 ) begin
+      if (\$67 ) begin
         \$86  = 1'h0;
       end
     end
@@ -557,7 +544,7 @@ module qsnn_ref(events__valid, results__ready, start, clk, rst, events__ready, r
       \$87  = 4'h0;
     end
     if (\$signal$40 ) begin
-      \$87  = \$70 [3:0];
+      \$87  = \$66 [3:0];
     end
     if (rst) begin
       \$87  = 4'h0;
@@ -565,54 +552,75 @@ module qsnn_ref(events__valid, results__ready, start, clk, rst, events__ready, r
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$88  = \$signal ;
-    if (\$signal$40 ) begin
-      if (\$68 ) begin
-        \$88  = idx;
-      end
-    end
+    \$88  = \$signal$40 ;
     if (rst) begin
-      \$88  = 4'h0;
+      \$88  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$89  = best_cnt;
-    if (\$signal$40 ) begin
-      if (\$68 ) begin
-        \$89  = \$69 ;
-      end
-    end
+    \$89  = idx;
     if (rst) begin
-      \$89  = 16'h0000;
+      \$89  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$90  = results__valid;
-    if (\$signal$40 ) begin
+    \$90  = \$65 ;
+    if (rst) begin
+      \$90  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$91  = \$signal ;
+    if (\$signal$42 ) begin
+      if (\$70 ) begin
+        \$91  = cmp_idx;
+      end
+    end
+    if (rst) begin
+      \$91  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$92  = best_cnt;
+    if (\$signal$42 ) begin
+      if (\$70 ) begin
+        \$92  = cmp_cnt;
+      end
+    end
+    if (rst) begin
+      \$92  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$93  = results__valid;
+    if (\$signal$42 ) begin
       if (\$71 ) begin
-        \$90  = 1'h1;
+        \$93  = 1'h1;
       end
     end
     if (\$72 ) begin
-      \$90  = 1'h0;
+      \$93  = 1'h0;
     end
     if (rst) begin
-      \$90  = 1'h0;
+      \$93  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$91  = busy;
+    \$94  = busy;
     if (\$72 ) begin
-      \$91  = 1'h0;
+      \$94  = 1'h0;
     end
     if (\$74 ) begin
-      \$91  = 1'h1;
+      \$94  = 1'h1;
     end
     if (rst) begin
-      \$91  = 1'h0;
+      \$94  = 1'h0;
     end
   end
   assign spikes__payload = \events__payload$12 ;
@@ -685,80 +693,31 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   reg [2:0] \$111 ;
   reg [3:0] \$112 ;
   reg [3:0] \$113 ;
-  reg [63:0] \$114 ;
-  reg [12:0] \$115 ;
-  reg [12:0] \$116 ;
-  reg [12:0] \$117 ;
-  reg [12:0] \$118 ;
-  reg [12:0] \$119 ;
+  reg [1:0] \$114 ;
+  reg \$115 ;
+  reg \$116 ;
+  reg \$117 ;
+  reg [2:0] \$118 ;
+  reg \$119 ;
   wire \$12 ;
-  reg [12:0] \$120 ;
-  reg [12:0] \$121 ;
-  reg [12:0] \$122 ;
-  reg [12:0] \$123 ;
-  reg [12:0] \$124 ;
-  reg [12:0] \$125 ;
-  reg [12:0] \$126 ;
-  reg [12:0] \$127 ;
-  reg [12:0] \$128 ;
-  reg [12:0] \$129 ;
+  reg [2:0] \$120 ;
+  reg \$121 ;
+  reg [2:0] \$122 ;
+  reg \$123 ;
+  reg [2:0] \$124 ;
+  reg \$125 ;
+  reg [2:0] \$126 ;
+  reg \$127 ;
+  reg [2:0] \$128 ;
+  reg \$129 ;
   wire \$13 ;
-  reg [12:0] \$130 ;
-  reg [12:0] \$131 ;
-  reg [12:0] \$132 ;
-  reg [12:0] \$133 ;
-  reg [12:0] \$134 ;
-  reg [12:0] \$135 ;
-  reg [12:0] \$136 ;
-  reg [12:0] \$137 ;
-  reg [12:0] \$138 ;
-  reg [12:0] \$139 ;
+  reg [2:0] \$130 ;
+  reg \$131 ;
   wire \$14 ;
-  reg [12:0] \$140 ;
-  reg [12:0] \$141 ;
-  reg [12:0] \$142 ;
-  reg [12:0] \$143 ;
-  reg [12:0] \$144 ;
-  reg [12:0] \$145 ;
-  reg [12:0] \$146 ;
-  reg [12:0] \$147 ;
-  reg [12:0] \$148 ;
-  reg [12:0] \$149 ;
   wire \$15 ;
-  reg [12:0] \$150 ;
-  reg [12:0] \$151 ;
-  reg [12:0] \$152 ;
-  reg [12:0] \$153 ;
-  reg [12:0] \$154 ;
-  reg [12:0] \$155 ;
-  reg [12:0] \$156 ;
-  reg [12:0] \$157 ;
-  reg [12:0] \$158 ;
-  reg [12:0] \$159 ;
   wire \$16 ;
-  reg [12:0] \$160 ;
-  reg [12:0] \$161 ;
-  reg [12:0] \$162 ;
-  reg [1:0] \$163 ;
-  reg \$164 ;
-  reg \$165 ;
-  reg \$166 ;
-  reg [2:0] \$167 ;
-  reg \$168 ;
-  reg [2:0] \$169 ;
   wire \$17 ;
-  reg \$170 ;
-  reg [2:0] \$171 ;
-  reg \$172 ;
-  reg [2:0] \$173 ;
-  reg \$174 ;
-  reg [2:0] \$175 ;
-  reg \$176 ;
-  reg [2:0] \$177 ;
-  reg \$178 ;
-  reg [2:0] \$179 ;
   wire \$18 ;
-  reg \$180 ;
   wire \$19 ;
   wire \$2 ;
   wire \$20 ;
@@ -1347,139 +1306,139 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   always @(posedge clk)
     s2_x <= \$113 ;
   always @(posedge clk)
-    weight_r <= \$114 ;
+    weight_r <= data;
   always @(posedge clk)
-    product0_r <= \$115 ;
+    product0_r <= { \$46 [7], \$46 [7], \$46 [7], \$46 [7], \$46 [7], \$46  };
   always @(posedge clk)
-    acc0_r <= \$116 ;
+    acc0_r <= \r_data$28 [12:0];
   always @(posedge clk)
-    sum0_r <= \$117 ;
+    sum0_r <= \$47 [12:0];
   always @(posedge clk)
-    product1_r <= \$118 ;
+    product1_r <= { \$48 [7], \$48 [7], \$48 [7], \$48 [7], \$48 [7], \$48  };
   always @(posedge clk)
-    acc1_r <= \$119 ;
+    acc1_r <= \r_data$28 [25:13];
   always @(posedge clk)
-    sum1_r <= \$120 ;
+    sum1_r <= \$49 [12:0];
   always @(posedge clk)
-    product2_r <= \$121 ;
+    product2_r <= { \$50 [7], \$50 [7], \$50 [7], \$50 [7], \$50 [7], \$50  };
   always @(posedge clk)
-    acc2_r <= \$122 ;
+    acc2_r <= \r_data$28 [38:26];
   always @(posedge clk)
-    sum2_r <= \$123 ;
+    sum2_r <= \$51 [12:0];
   always @(posedge clk)
-    product3_r <= \$124 ;
+    product3_r <= { \$52 [7], \$52 [7], \$52 [7], \$52 [7], \$52 [7], \$52  };
   always @(posedge clk)
-    acc3_r <= \$125 ;
+    acc3_r <= \r_data$28 [51:39];
   always @(posedge clk)
-    sum3_r <= \$126 ;
+    sum3_r <= \$53 [12:0];
   always @(posedge clk)
-    product4_r <= \$127 ;
+    product4_r <= { \$54 [7], \$54 [7], \$54 [7], \$54 [7], \$54 [7], \$54  };
   always @(posedge clk)
-    acc4_r <= \$128 ;
+    acc4_r <= \r_data$28 [64:52];
   always @(posedge clk)
-    sum4_r <= \$129 ;
+    sum4_r <= \$55 [12:0];
   always @(posedge clk)
-    product5_r <= \$130 ;
+    product5_r <= { \$56 [7], \$56 [7], \$56 [7], \$56 [7], \$56 [7], \$56  };
   always @(posedge clk)
-    acc5_r <= \$131 ;
+    acc5_r <= \r_data$28 [77:65];
   always @(posedge clk)
-    sum5_r <= \$132 ;
+    sum5_r <= \$57 [12:0];
   always @(posedge clk)
-    product6_r <= \$133 ;
+    product6_r <= { \$58 [7], \$58 [7], \$58 [7], \$58 [7], \$58 [7], \$58  };
   always @(posedge clk)
-    acc6_r <= \$134 ;
+    acc6_r <= \r_data$28 [90:78];
   always @(posedge clk)
-    sum6_r <= \$135 ;
+    sum6_r <= \$59 [12:0];
   always @(posedge clk)
-    product7_r <= \$136 ;
+    product7_r <= { \$60 [7], \$60 [7], \$60 [7], \$60 [7], \$60 [7], \$60  };
   always @(posedge clk)
-    acc7_r <= \$137 ;
+    acc7_r <= \r_data$28 [103:91];
   always @(posedge clk)
-    sum7_r <= \$138 ;
+    sum7_r <= \$61 [12:0];
   always @(posedge clk)
-    product8_r <= \$139 ;
+    product8_r <= { \$62 [7], \$62 [7], \$62 [7], \$62 [7], \$62 [7], \$62  };
   always @(posedge clk)
-    acc8_r <= \$140 ;
+    acc8_r <= \r_data$28 [116:104];
   always @(posedge clk)
-    sum8_r <= \$141 ;
+    sum8_r <= \$63 [12:0];
   always @(posedge clk)
-    product9_r <= \$142 ;
+    product9_r <= { \$64 [7], \$64 [7], \$64 [7], \$64 [7], \$64 [7], \$64  };
   always @(posedge clk)
-    acc9_r <= \$143 ;
+    acc9_r <= \r_data$28 [129:117];
   always @(posedge clk)
-    sum9_r <= \$144 ;
+    sum9_r <= \$65 [12:0];
   always @(posedge clk)
-    product10_r <= \$145 ;
+    product10_r <= { \$66 [7], \$66 [7], \$66 [7], \$66 [7], \$66 [7], \$66  };
   always @(posedge clk)
-    acc10_r <= \$146 ;
+    acc10_r <= \r_data$28 [142:130];
   always @(posedge clk)
-    sum10_r <= \$147 ;
+    sum10_r <= \$67 [12:0];
   always @(posedge clk)
-    product11_r <= \$148 ;
+    product11_r <= { \$68 [7], \$68 [7], \$68 [7], \$68 [7], \$68 [7], \$68  };
   always @(posedge clk)
-    acc11_r <= \$149 ;
+    acc11_r <= \r_data$28 [155:143];
   always @(posedge clk)
-    sum11_r <= \$150 ;
+    sum11_r <= \$69 [12:0];
   always @(posedge clk)
-    product12_r <= \$151 ;
+    product12_r <= { \$70 [7], \$70 [7], \$70 [7], \$70 [7], \$70 [7], \$70  };
   always @(posedge clk)
-    acc12_r <= \$152 ;
+    acc12_r <= \r_data$28 [168:156];
   always @(posedge clk)
-    sum12_r <= \$153 ;
+    sum12_r <= \$71 [12:0];
   always @(posedge clk)
-    product13_r <= \$154 ;
+    product13_r <= { \$72 [7], \$72 [7], \$72 [7], \$72 [7], \$72 [7], \$72  };
   always @(posedge clk)
-    acc13_r <= \$155 ;
+    acc13_r <= \r_data$28 [181:169];
   always @(posedge clk)
-    sum13_r <= \$156 ;
+    sum13_r <= \$73 [12:0];
   always @(posedge clk)
-    product14_r <= \$157 ;
+    product14_r <= { \$74 [7], \$74 [7], \$74 [7], \$74 [7], \$74 [7], \$74  };
   always @(posedge clk)
-    acc14_r <= \$158 ;
+    acc14_r <= \r_data$28 [194:182];
   always @(posedge clk)
-    sum14_r <= \$159 ;
+    sum14_r <= \$75 [12:0];
   always @(posedge clk)
-    product15_r <= \$160 ;
+    product15_r <= { \$76 [7], \$76 [7], \$76 [7], \$76 [7], \$76 [7], \$76  };
   always @(posedge clk)
-    acc15_r <= \$161 ;
+    acc15_r <= \r_data$28 [207:195];
   always @(posedge clk)
-    sum15_r <= \$162 ;
+    sum15_r <= \$77 [12:0];
   always @(posedge clk)
-    phase <= \$163 ;
+    phase <= \$114 ;
   always @(posedge clk)
-    upd_pending <= \$164 ;
+    upd_pending <= \$115 ;
   always @(posedge clk)
-    last_flag <= \$165 ;
+    last_flag <= \$116 ;
   always @(posedge clk)
-    \$signal$23  <= \$166 ;
+    \$signal$23  <= \$117 ;
   always @(posedge clk)
-    r_addr <= \$167 ;
+    r_addr <= \$118 ;
   always @(posedge clk)
-    \$signal$120  <= \$168 ;
+    \$signal$120  <= \$119 ;
   always @(posedge clk)
-    u1_g <= \$169 ;
+    u1_g <= \$120 ;
   always @(posedge clk)
-    upd_valid_s2 <= \$170 ;
+    upd_valid_s2 <= \$121 ;
   always @(posedge clk)
-    upd_g_s2 <= \$171 ;
+    upd_g_s2 <= \$122 ;
   always @(posedge clk)
-    upd_valid_s3 <= \$172 ;
+    upd_valid_s3 <= \$123 ;
   always @(posedge clk)
-    upd_g_s3 <= \$173 ;
+    upd_g_s3 <= \$124 ;
   always @(posedge clk)
-    upd_valid_s4 <= \$174 ;
+    upd_valid_s4 <= \$125 ;
   always @(posedge clk)
-    upd_g_s4 <= \$175 ;
+    upd_g_s4 <= \$126 ;
   always @(posedge clk)
-    w_en <= \$176 ;
+    w_en <= \$127 ;
   always @(posedge clk)
-    w_addr <= \$177 ;
+    w_addr <= \$128 ;
   always @(posedge clk)
-    fresh <= \$178 ;
+    fresh <= \$129 ;
   always @(posedge clk)
-    cg <= \$179 ;
+    cg <= \$130 ;
   always @(posedge clk)
-    error <= \$180 ;
+    error <= \$131 ;
   \qsnn_ref.layer0.accumulators  accumulators (
     .clk(clk),
     .r_data(\r_data$28 ),
@@ -1645,22 +1604,22 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   );
   \qsnn_ref.layer0.states  states (
     .clk(clk),
-    .\port$1871$0 (new_state),
-    .\port$1889$0 (\new_state$99 ),
-    .\port$1907$0 (\new_state$100 ),
-    .\port$1925$0 (\new_state$101 ),
-    .\port$1943$0 (\new_state$102 ),
-    .\port$1961$0 (\new_state$103 ),
-    .\port$1979$0 (\new_state$104 ),
-    .\port$1997$0 (\new_state$105 ),
-    .\port$2015$0 (\new_state$106 ),
-    .\port$2033$0 (\new_state$107 ),
-    .\port$2051$0 (\new_state$108 ),
-    .\port$2069$0 (\new_state$109 ),
-    .\port$2087$0 (\new_state$110 ),
-    .\port$2105$0 (\new_state$111 ),
-    .\port$2123$0 (\new_state$112 ),
-    .\port$2141$0 (\new_state$113 ),
+    .\port$1836$0 (new_state),
+    .\port$1854$0 (\new_state$99 ),
+    .\port$1872$0 (\new_state$100 ),
+    .\port$1890$0 (\new_state$101 ),
+    .\port$1908$0 (\new_state$102 ),
+    .\port$1926$0 (\new_state$103 ),
+    .\port$1944$0 (\new_state$104 ),
+    .\port$1962$0 (\new_state$105 ),
+    .\port$1980$0 (\new_state$106 ),
+    .\port$1998$0 (\new_state$107 ),
+    .\port$2016$0 (\new_state$108 ),
+    .\port$2034$0 (\new_state$109 ),
+    .\port$2052$0 (\new_state$110 ),
+    .\port$2070$0 (\new_state$111 ),
+    .\port$2088$0 (\new_state$112 ),
+    .\port$2106$0 (\new_state$113 ),
     .r_data(r_data),
     .rd__addr(r_addr),
     .rst(rst),
@@ -1971,524 +1930,181 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$114  = data;
-    if (rst) begin
-      \$114  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$115  = { \$46 [7], \$46 [7], \$46 [7], \$46 [7], \$46 [7], \$46  };
-    if (rst) begin
-      \$115  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$116  = \r_data$28 [12:0];
-    if (rst) begin
-      \$116  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$117  = \$47 [12:0];
-    if (rst) begin
-      \$117  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$118  = { \$48 [7], \$48 [7], \$48 [7], \$48 [7], \$48 [7], \$48  };
-    if (rst) begin
-      \$118  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$119  = \r_data$28 [25:13];
-    if (rst) begin
-      \$119  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$120  = \$49 [12:0];
-    if (rst) begin
-      \$120  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$121  = { \$50 [7], \$50 [7], \$50 [7], \$50 [7], \$50 [7], \$50  };
-    if (rst) begin
-      \$121  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$122  = \r_data$28 [38:26];
-    if (rst) begin
-      \$122  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$123  = \$51 [12:0];
-    if (rst) begin
-      \$123  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$124  = { \$52 [7], \$52 [7], \$52 [7], \$52 [7], \$52 [7], \$52  };
-    if (rst) begin
-      \$124  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$125  = \r_data$28 [51:39];
-    if (rst) begin
-      \$125  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$126  = \$53 [12:0];
-    if (rst) begin
-      \$126  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$127  = { \$54 [7], \$54 [7], \$54 [7], \$54 [7], \$54 [7], \$54  };
-    if (rst) begin
-      \$127  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$128  = \r_data$28 [64:52];
-    if (rst) begin
-      \$128  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$129  = \$55 [12:0];
-    if (rst) begin
-      \$129  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$130  = { \$56 [7], \$56 [7], \$56 [7], \$56 [7], \$56 [7], \$56  };
-    if (rst) begin
-      \$130  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$131  = \r_data$28 [77:65];
-    if (rst) begin
-      \$131  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$132  = \$57 [12:0];
-    if (rst) begin
-      \$132  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$133  = { \$58 [7], \$58 [7], \$58 [7], \$58 [7], \$58 [7], \$58  };
-    if (rst) begin
-      \$133  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$134  = \r_data$28 [90:78];
-    if (rst) begin
-      \$134  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$135  = \$59 [12:0];
-    if (rst) begin
-      \$135  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$136  = { \$60 [7], \$60 [7], \$60 [7], \$60 [7], \$60 [7], \$60  };
-    if (rst) begin
-      \$136  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$137  = \r_data$28 [103:91];
-    if (rst) begin
-      \$137  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$138  = \$61 [12:0];
-    if (rst) begin
-      \$138  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$139  = { \$62 [7], \$62 [7], \$62 [7], \$62 [7], \$62 [7], \$62  };
-    if (rst) begin
-      \$139  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$140  = \r_data$28 [116:104];
-    if (rst) begin
-      \$140  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$141  = \$63 [12:0];
-    if (rst) begin
-      \$141  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$142  = { \$64 [7], \$64 [7], \$64 [7], \$64 [7], \$64 [7], \$64  };
-    if (rst) begin
-      \$142  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$143  = \r_data$28 [129:117];
-    if (rst) begin
-      \$143  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$144  = \$65 [12:0];
-    if (rst) begin
-      \$144  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$145  = { \$66 [7], \$66 [7], \$66 [7], \$66 [7], \$66 [7], \$66  };
-    if (rst) begin
-      \$145  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$146  = \r_data$28 [142:130];
-    if (rst) begin
-      \$146  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$147  = \$67 [12:0];
-    if (rst) begin
-      \$147  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$148  = { \$68 [7], \$68 [7], \$68 [7], \$68 [7], \$68 [7], \$68  };
-    if (rst) begin
-      \$148  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$149  = \r_data$28 [155:143];
-    if (rst) begin
-      \$149  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$150  = \$69 [12:0];
-    if (rst) begin
-      \$150  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$151  = { \$70 [7], \$70 [7], \$70 [7], \$70 [7], \$70 [7], \$70  };
-    if (rst) begin
-      \$151  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$152  = \r_data$28 [168:156];
-    if (rst) begin
-      \$152  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$153  = \$71 [12:0];
-    if (rst) begin
-      \$153  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$154  = { \$72 [7], \$72 [7], \$72 [7], \$72 [7], \$72 [7], \$72  };
-    if (rst) begin
-      \$154  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$155  = \r_data$28 [181:169];
-    if (rst) begin
-      \$155  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$156  = \$73 [12:0];
-    if (rst) begin
-      \$156  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$157  = { \$74 [7], \$74 [7], \$74 [7], \$74 [7], \$74 [7], \$74  };
-    if (rst) begin
-      \$157  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$158  = \r_data$28 [194:182];
-    if (rst) begin
-      \$158  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$159  = \$75 [12:0];
-    if (rst) begin
-      \$159  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$160  = { \$76 [7], \$76 [7], \$76 [7], \$76 [7], \$76 [7], \$76  };
-    if (rst) begin
-      \$160  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$161  = \r_data$28 [207:195];
-    if (rst) begin
-      \$161  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$162  = \$77 [12:0];
-    if (rst) begin
-      \$162  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$163  = phase;
+    \$114  = phase;
     if (\$78 ) begin
-      \$163  = 2'h2;
+      \$114  = 2'h2;
     end
     if (\$85 ) begin
-      \$163  = 2'h1;
+      \$114  = 2'h1;
     end else if (w_en) begin
       if (\$86 ) begin
-        \$163  = 2'h3;
+        \$114  = 2'h3;
       end
     end
     if (\$87 ) begin
       if (\$89 ) begin
-        \$163  = 2'h1;
+        \$114  = 2'h1;
       end
     end
     if (rst) begin
-      \$163  = 2'h0;
+      \$114  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$164  = upd_pending;
+    \$115  = upd_pending;
     if (\$78 ) begin
-      \$164  = 1'h1;
+      \$115  = 1'h1;
     end
     if (\$82 ) begin
-      \$164  = 1'h0;
+      \$115  = 1'h0;
     end
     if (rst) begin
-      \$164  = 1'h0;
+      \$115  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$165  = last_flag;
+    \$116  = last_flag;
     if (\$78 ) begin
-      \$165  = cur[5];
+      \$116  = cur[5];
     end
     if (rst) begin
-      \$165  = 1'h0;
+      \$116  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$166  = \$signal$23 ;
+    \$117  = \$signal$23 ;
     if (\$82 ) begin
-      \$166  = 1'h1;
+      \$117  = 1'h1;
     end
     if (\$signal$23 ) begin
       if (\$84 ) begin
-        \$166  = 1'h0;
+        \$117  = 1'h0;
       end
     end
     if (rst) begin
-      \$166  = 1'h0;
+      \$117  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$167  = r_addr;
+    \$118  = r_addr;
     if (\$82 ) begin
-      \$167  = 3'h0;
+      \$118  = 3'h0;
     end
     if (\$signal$23 ) begin
-      \$167  = \$83 [2:0];
+      \$118  = \$83 [2:0];
       if (\$84 ) begin
-        \$167  = 3'h0;
+        \$118  = 3'h0;
       end
     end
     if (rst) begin
-      \$167  = 3'h0;
+      \$118  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$168  = \$signal$23 ;
+    \$119  = \$signal$23 ;
     if (rst) begin
-      \$168  = 1'h0;
+      \$119  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$169  = r_addr;
+    \$120  = r_addr;
     if (rst) begin
-      \$169  = 3'h0;
+      \$120  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$170  = \$signal$120 ;
+    \$121  = \$signal$120 ;
     if (rst) begin
-      \$170  = 1'h0;
+      \$121  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$171  = u1_g;
+    \$122  = u1_g;
     if (rst) begin
-      \$171  = 3'h0;
+      \$122  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$172  = upd_valid_s2;
+    \$123  = upd_valid_s2;
     if (rst) begin
-      \$172  = 1'h0;
+      \$123  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$173  = upd_g_s2;
+    \$124  = upd_g_s2;
     if (rst) begin
-      \$173  = 3'h0;
+      \$124  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$174  = upd_valid_s3;
+    \$125  = upd_valid_s3;
     if (rst) begin
-      \$174  = 1'h0;
+      \$125  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$175  = upd_g_s3;
+    \$126  = upd_g_s3;
     if (rst) begin
-      \$175  = 3'h0;
+      \$126  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$176  = upd_valid_s4;
+    \$127  = upd_valid_s4;
     if (rst) begin
-      \$176  = 1'h0;
+      \$127  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$177  = upd_g_s4;
+    \$128  = upd_g_s4;
     if (rst) begin
-      \$177  = 3'h0;
+      \$128  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$178  = fresh;
+    \$129  = fresh;
     if (\$85 ) begin
-      \$178  = last_flag;
+      \$129  = last_flag;
     end
     if (start) begin
-      \$178  = 1'h1;
+      \$129  = 1'h1;
     end
     if (rst) begin
-      \$178  = 1'h1;
+      \$129  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$179  = cg;
+    \$130  = cg;
     if (\$87 ) begin
-      \$179  = \$88 [2:0];
+      \$130  = \$88 [2:0];
     end
     if (rst) begin
-      \$179  = 3'h0;
+      \$130  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$180  = error;
+    \$131  = error;
     if (error_set) begin
-      \$180  = 1'h1;
+      \$131  = 1'h1;
     end
     if (rst) begin
-      \$180  = 1'h0;
+      \$131  = 1'h0;
     end
   end
   assign \$signal$6  = cur[4];
@@ -6882,42 +6498,42 @@ module \qsnn_ref.layer0.lif9.quantizer (rst, code, value, above, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.states (rst, r_data, rd__addr, wr__en, wr__addr, \port$1871$0 , \port$1889$0 , \port$1907$0 , \port$1925$0 , \port$1943$0 , \port$1961$0 , \port$1979$0 , \port$1997$0 , \port$2015$0 , \port$2033$0 , \port$2051$0 , \port$2069$0 , \port$2087$0 , \port$2105$0 , \port$2123$0 , \port$2141$0 
+module \qsnn_ref.layer0.states (rst, r_data, rd__addr, wr__en, wr__addr, \port$1836$0 , \port$1854$0 , \port$1872$0 , \port$1890$0 , \port$1908$0 , \port$1926$0 , \port$1944$0 , \port$1962$0 , \port$1980$0 , \port$1998$0 , \port$2016$0 , \port$2034$0 , \port$2052$0 , \port$2070$0 , \port$2088$0 , \port$2106$0 
 , clk);
   input clk;
   wire clk;
-  input [3:0] \port$1871$0 ;
-  wire [3:0] \port$1871$0 ;
-  input [3:0] \port$1889$0 ;
-  wire [3:0] \port$1889$0 ;
-  input [3:0] \port$1907$0 ;
-  wire [3:0] \port$1907$0 ;
-  input [3:0] \port$1925$0 ;
-  wire [3:0] \port$1925$0 ;
-  input [3:0] \port$1943$0 ;
-  wire [3:0] \port$1943$0 ;
-  input [3:0] \port$1961$0 ;
-  wire [3:0] \port$1961$0 ;
-  input [3:0] \port$1979$0 ;
-  wire [3:0] \port$1979$0 ;
-  input [3:0] \port$1997$0 ;
-  wire [3:0] \port$1997$0 ;
-  input [3:0] \port$2015$0 ;
-  wire [3:0] \port$2015$0 ;
-  input [3:0] \port$2033$0 ;
-  wire [3:0] \port$2033$0 ;
-  input [3:0] \port$2051$0 ;
-  wire [3:0] \port$2051$0 ;
-  input [3:0] \port$2069$0 ;
-  wire [3:0] \port$2069$0 ;
-  input [3:0] \port$2087$0 ;
-  wire [3:0] \port$2087$0 ;
-  input [3:0] \port$2105$0 ;
-  wire [3:0] \port$2105$0 ;
-  input [3:0] \port$2123$0 ;
-  wire [3:0] \port$2123$0 ;
-  input [3:0] \port$2141$0 ;
-  wire [3:0] \port$2141$0 ;
+  input [3:0] \port$1836$0 ;
+  wire [3:0] \port$1836$0 ;
+  input [3:0] \port$1854$0 ;
+  wire [3:0] \port$1854$0 ;
+  input [3:0] \port$1872$0 ;
+  wire [3:0] \port$1872$0 ;
+  input [3:0] \port$1890$0 ;
+  wire [3:0] \port$1890$0 ;
+  input [3:0] \port$1908$0 ;
+  wire [3:0] \port$1908$0 ;
+  input [3:0] \port$1926$0 ;
+  wire [3:0] \port$1926$0 ;
+  input [3:0] \port$1944$0 ;
+  wire [3:0] \port$1944$0 ;
+  input [3:0] \port$1962$0 ;
+  wire [3:0] \port$1962$0 ;
+  input [3:0] \port$1980$0 ;
+  wire [3:0] \port$1980$0 ;
+  input [3:0] \port$1998$0 ;
+  wire [3:0] \port$1998$0 ;
+  input [3:0] \port$2016$0 ;
+  wire [3:0] \port$2016$0 ;
+  input [3:0] \port$2034$0 ;
+  wire [3:0] \port$2034$0 ;
+  input [3:0] \port$2052$0 ;
+  wire [3:0] \port$2052$0 ;
+  input [3:0] \port$2070$0 ;
+  wire [3:0] \port$2070$0 ;
+  input [3:0] \port$2088$0 ;
+  wire [3:0] \port$2088$0 ;
+  input [3:0] \port$2106$0 ;
+  wire [3:0] \port$2106$0 ;
   wire [2:0] r_addr;
   output [63:0] r_data;
   wire [63:0] r_data;
@@ -6979,7 +6595,7 @@ module \qsnn_ref.layer0.states (rst, r_data, rd__addr, wr__en, wr__addr, \port$1
   end
   always @(posedge clk) begin
     if (wr__en)
-      mem[wr__addr] <= { \port$2141$0 , \port$2123$0 , \port$2105$0 , \port$2087$0 , \port$2069$0 , \port$2051$0 , \port$2033$0 , \port$2015$0 , \port$1997$0 , \port$1979$0 , \port$1961$0 , \port$1943$0 , \port$1925$0 , \port$1907$0 , \port$1889$0 , \port$1871$0  };
+      mem[wr__addr] <= { \port$2106$0 , \port$2088$0 , \port$2070$0 , \port$2052$0 , \port$2034$0 , \port$2016$0 , \port$1998$0 , \port$1980$0 , \port$1962$0 , \port$1944$0 , \port$1926$0 , \port$1908$0 , \port$1890$0 , \port$1872$0 , \port$1854$0 , \port$1836$0  };
   end
   reg [2:0] _0_;
   always @(posedge clk) begin
@@ -6987,27 +6603,27 @@ module \qsnn_ref.layer0.states (rst, r_data, rd__addr, wr__en, wr__addr, \port$1
   end
   assign r_data = mem[_0_];
   assign w_addr = wr__addr;
-  assign wr__data = { \port$2141$0 , \port$2123$0 , \port$2105$0 , \port$2087$0 , \port$2069$0 , \port$2051$0 , \port$2033$0 , \port$2015$0 , \port$1997$0 , \port$1979$0 , \port$1961$0 , \port$1943$0 , \port$1925$0 , \port$1907$0 , \port$1889$0 , \port$1871$0  };
-  assign w_data = { \port$2141$0 , \port$2123$0 , \port$2105$0 , \port$2087$0 , \port$2069$0 , \port$2051$0 , \port$2033$0 , \port$2015$0 , \port$1997$0 , \port$1979$0 , \port$1961$0 , \port$1943$0 , \port$1925$0 , \port$1907$0 , \port$1889$0 , \port$1871$0  };
+  assign wr__data = { \port$2106$0 , \port$2088$0 , \port$2070$0 , \port$2052$0 , \port$2034$0 , \port$2016$0 , \port$1998$0 , \port$1980$0 , \port$1962$0 , \port$1944$0 , \port$1926$0 , \port$1908$0 , \port$1890$0 , \port$1872$0 , \port$1854$0 , \port$1836$0  };
+  assign w_data = { \port$2106$0 , \port$2088$0 , \port$2070$0 , \port$2052$0 , \port$2034$0 , \port$2016$0 , \port$1998$0 , \port$1980$0 , \port$1962$0 , \port$1944$0 , \port$1926$0 , \port$1908$0 , \port$1890$0 , \port$1872$0 , \port$1854$0 , \port$1836$0  };
   assign w_en = wr__en;
   assign r_addr = rd__addr;
   assign rd__data = r_data;
-  assign \w_data[0]  = \port$1871$0 ;
-  assign \w_data[1]  = \port$1889$0 ;
-  assign \w_data[2]  = \port$1907$0 ;
-  assign \w_data[3]  = \port$1925$0 ;
-  assign \w_data[4]  = \port$1943$0 ;
-  assign \w_data[5]  = \port$1961$0 ;
-  assign \w_data[6]  = \port$1979$0 ;
-  assign \w_data[7]  = \port$1997$0 ;
-  assign \w_data[8]  = \port$2015$0 ;
-  assign \w_data[9]  = \port$2033$0 ;
-  assign \w_data[10]  = \port$2051$0 ;
-  assign \w_data[11]  = \port$2069$0 ;
-  assign \w_data[12]  = \port$2087$0 ;
-  assign \w_data[13]  = \port$2105$0 ;
-  assign \w_data[14]  = \port$2123$0 ;
-  assign \w_data[15]  = \port$2141$0 ;
+  assign \w_data[0]  = \port$1836$0 ;
+  assign \w_data[1]  = \port$1854$0 ;
+  assign \w_data[2]  = \port$1872$0 ;
+  assign \w_data[3]  = \port$1890$0 ;
+  assign \w_data[4]  = \port$1908$0 ;
+  assign \w_data[5]  = \port$1926$0 ;
+  assign \w_data[6]  = \port$1944$0 ;
+  assign \w_data[7]  = \port$1962$0 ;
+  assign \w_data[8]  = \port$1980$0 ;
+  assign \w_data[9]  = \port$1998$0 ;
+  assign \w_data[10]  = \port$2016$0 ;
+  assign \w_data[11]  = \port$2034$0 ;
+  assign \w_data[12]  = \port$2052$0 ;
+  assign \w_data[13]  = \port$2070$0 ;
+  assign \w_data[14]  = \port$2088$0 ;
+  assign \w_data[15]  = \port$2106$0 ;
   assign \r_data[0]  = r_data[3:0];
   assign \r_data[1]  = r_data[7:4];
   assign \r_data[2]  = r_data[11:8];
@@ -7597,27 +7213,27 @@ endmodule
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__payload, events__valid, spikes__valid, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
-  wire [7:0] \$1 ;
+  wire \$1 ;
   wire \$10 ;
   wire \$100 ;
-  wire [1:0] \$101 ;
+  wire \$101 ;
   wire \$102 ;
   wire \$103 ;
-  wire \$104 ;
+  wire [1:0] \$104 ;
   wire \$105 ;
-  wire [1:0] \$106 ;
+  wire \$106 ;
   wire \$107 ;
-  reg [20:0] \$108 ;
-  reg \$109 ;
+  wire \$108 ;
+  wire [1:0] \$109 ;
   wire \$11 ;
-  reg \$110 ;
+  wire \$110 ;
   reg [20:0] \$111 ;
   reg \$112 ;
   reg \$113 ;
-  reg [6:0] \$114 ;
+  reg [20:0] \$114 ;
   reg \$115 ;
   reg \$116 ;
-  reg \$117 ;
+  reg [6:0] \$117 ;
   reg \$118 ;
   reg \$119 ;
   wire \$12 ;
@@ -7632,179 +7248,130 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   reg \$128 ;
   reg \$129 ;
   wire \$13 ;
-  reg [39:0] \$130 ;
+  reg \$130 ;
   reg \$131 ;
   reg \$132 ;
   reg \$133 ;
-  reg [13:0] \$134 ;
-  reg [13:0] \$135 ;
-  reg [13:0] \$136 ;
-  reg [13:0] \$137 ;
-  reg [13:0] \$138 ;
-  reg [13:0] \$139 ;
+  reg \$134 ;
+  reg \$135 ;
+  reg [1:0] \$136 ;
+  reg \$137 ;
+  reg \$138 ;
+  reg \$139 ;
   wire \$14 ;
-  reg [13:0] \$140 ;
-  reg [13:0] \$141 ;
-  reg [13:0] \$142 ;
-  reg [13:0] \$143 ;
-  reg [13:0] \$144 ;
-  reg [13:0] \$145 ;
-  reg [13:0] \$146 ;
-  reg [13:0] \$147 ;
-  reg [13:0] \$148 ;
-  reg [13:0] \$149 ;
-  wire [9:0] \$15 ;
-  reg [13:0] \$150 ;
-  reg [13:0] \$151 ;
-  reg [13:0] \$152 ;
-  reg [13:0] \$153 ;
-  reg [13:0] \$154 ;
-  reg [13:0] \$155 ;
-  reg [13:0] \$156 ;
-  reg [13:0] \$157 ;
-  reg [13:0] \$158 ;
-  reg [13:0] \$159 ;
-  wire [9:0] \$16 ;
-  reg [13:0] \$160 ;
-  reg [13:0] \$161 ;
-  reg [13:0] \$162 ;
-  reg [13:0] \$163 ;
-  reg [13:0] \$164 ;
-  reg [13:0] \$165 ;
-  reg [13:0] \$166 ;
-  reg [13:0] \$167 ;
-  reg [13:0] \$168 ;
-  reg [13:0] \$169 ;
+  reg \$140 ;
+  reg \$141 ;
+  reg \$142 ;
+  reg \$143 ;
+  reg \$144 ;
+  reg \$145 ;
+  reg \$146 ;
+  reg \$147 ;
+  reg \$148 ;
+  reg \$149 ;
+  wire \$15 ;
+  reg \$150 ;
+  reg \$151 ;
+  reg \$152 ;
+  reg \$153 ;
+  wire \$16 ;
   wire \$17 ;
-  reg [13:0] \$170 ;
-  reg [13:0] \$171 ;
-  reg [13:0] \$172 ;
-  reg [13:0] \$173 ;
-  reg [13:0] \$174 ;
-  reg [13:0] \$175 ;
-  reg [13:0] \$176 ;
-  reg [13:0] \$177 ;
-  reg [13:0] \$178 ;
-  reg [13:0] \$179 ;
   wire \$18 ;
-  reg [13:0] \$180 ;
-  reg [13:0] \$181 ;
-  reg [13:0] \$182 ;
-  reg [13:0] \$183 ;
-  reg [1:0] \$184 ;
-  reg \$185 ;
-  reg \$186 ;
-  reg \$187 ;
-  reg \$188 ;
-  reg \$189 ;
   wire \$19 ;
-  reg \$190 ;
-  reg \$191 ;
-  reg \$192 ;
-  reg \$193 ;
-  reg \$194 ;
-  reg \$195 ;
-  reg \$196 ;
-  reg \$197 ;
-  reg \$198 ;
-  reg \$199 ;
-  wire [8:0] \$2 ;
+  wire \$2 ;
   wire \$20 ;
-  reg \$200 ;
-  reg \$201 ;
   wire \$21 ;
   wire \$22 ;
   wire \$23 ;
-  wire \$24 ;
-  wire \$25 ;
+  wire [9:0] \$24 ;
+  wire [9:0] \$25 ;
   wire \$26 ;
   wire \$27 ;
   wire \$28 ;
   wire \$29 ;
-  wire [16:0] \$3 ;
+  wire \$3 ;
   wire \$30 ;
-  wire [16:0] \$31 ;
-  wire [16:0] \$32 ;
+  wire \$31 ;
+  wire \$32 ;
   wire \$33 ;
-  wire \$34 ;
-  wire \$35 ;
+  wire [16:0] \$34 ;
+  wire [16:0] \$35 ;
   wire \$36 ;
-  wire [16:0] \$37 ;
-  wire [16:0] \$38 ;
-  wire [3:0] \$39 ;
-  wire [16:0] \$4 ;
-  wire \$40 ;
-  wire [1:0] \$41 ;
-  wire [7:0] \$42 ;
+  wire \$37 ;
+  wire \$38 ;
+  wire \$39 ;
+  wire \$4 ;
+  wire [16:0] \$40 ;
+  wire [16:0] \$41 ;
+  wire [3:0] \$42 ;
   wire \$43 ;
-  wire \$44 ;
-  wire \$45 ;
-  wire [7:0] \$46 ;
+  wire [1:0] \$44 ;
+  wire [7:0] \$45 ;
+  wire \$46 ;
   wire \$47 ;
   wire \$48 ;
-  wire \$49 ;
-  wire \$5 ;
+  wire [7:0] \$49 ;
+  wire [7:0] \$5 ;
   wire \$50 ;
   wire \$51 ;
   wire \$52 ;
   wire \$53 ;
   wire \$54 ;
   wire \$55 ;
-  wire [13:0] \$56 ;
-  wire [13:0] \$57 ;
-  wire [13:0] \$58 ;
-  wire [14:0] \$59 ;
-  wire \$6 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire [13:0] \$59 ;
+  wire [8:0] \$6 ;
   wire [13:0] \$60 ;
   wire [13:0] \$61 ;
-  wire [13:0] \$62 ;
-  wire [14:0] \$63 ;
+  wire [14:0] \$62 ;
+  wire [13:0] \$63 ;
   wire [13:0] \$64 ;
   wire [13:0] \$65 ;
-  wire [13:0] \$66 ;
-  wire [14:0] \$67 ;
+  wire [14:0] \$66 ;
+  wire [13:0] \$67 ;
   wire [13:0] \$68 ;
   wire [13:0] \$69 ;
-  wire \$7 ;
-  wire [13:0] \$70 ;
-  wire [14:0] \$71 ;
+  wire [16:0] \$7 ;
+  wire [14:0] \$70 ;
+  wire [13:0] \$71 ;
   wire [13:0] \$72 ;
   wire [13:0] \$73 ;
-  wire [13:0] \$74 ;
-  wire [14:0] \$75 ;
+  wire [14:0] \$74 ;
+  wire [13:0] \$75 ;
   wire [13:0] \$76 ;
   wire [13:0] \$77 ;
-  wire [13:0] \$78 ;
-  wire [14:0] \$79 ;
-  wire \$8 ;
+  wire [14:0] \$78 ;
+  wire [13:0] \$79 ;
+  wire [16:0] \$8 ;
   wire [13:0] \$80 ;
   wire [13:0] \$81 ;
-  wire [13:0] \$82 ;
-  wire [14:0] \$83 ;
+  wire [14:0] \$82 ;
+  wire [13:0] \$83 ;
   wire [13:0] \$84 ;
   wire [13:0] \$85 ;
-  wire [13:0] \$86 ;
-  wire [14:0] \$87 ;
+  wire [14:0] \$86 ;
+  wire [13:0] \$87 ;
   wire [13:0] \$88 ;
   wire [13:0] \$89 ;
   wire \$9 ;
-  wire [13:0] \$90 ;
-  wire [14:0] \$91 ;
+  wire [14:0] \$90 ;
+  wire [13:0] \$91 ;
   wire [13:0] \$92 ;
   wire [13:0] \$93 ;
-  wire [13:0] \$94 ;
-  wire [14:0] \$95 ;
-  wire \$96 ;
-  wire \$97 ;
-  wire \$98 ;
+  wire [14:0] \$94 ;
+  wire [13:0] \$95 ;
+  wire [13:0] \$96 ;
+  wire [13:0] \$97 ;
+  wire [14:0] \$98 ;
   wire \$99 ;
-  reg \$signal  = 1'h0;
+  wire \$signal ;
   reg \$signal$126  = 1'h0;
   (* init = 1'h0 *)
   wire \$signal$19 ;
   reg \$signal$21  = 1'h0;
-  (* init = 1'h0 *)
-  wire \$signal$5 ;
+  reg \$signal$5  = 1'h0;
   wire \$signal$6 ;
   reg \$signal$88  = 1'h0;
   wire [13:0] acc;
@@ -8090,301 +7657,305 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   wire \word.last ;
   wire [9:0] \word.mask ;
   assign events__ready = ~ nxt_valid;
-  assign \$1  = cur[2:0] * 5'h10;
-  assign \$2  = \$1  + \bit ;
-  assign \$3  = cur[18:3] - 1'h1;
-  assign \$4  = { 1'h0, cur[18:3] } & \$3 ;
-  assign \$5  = ! \$4 [15:0];
-  assign \$6  = cur[19] | \$5 ;
-  assign cur_done = ev_take & \$6 ;
-  assign \$7  = phase == 1'h1;
-  assign \$8  = ~ busy;
-  assign \$9  = \$8  | g_last;
-  assign \$10  = \$7  & \$9 ;
-  assign \$11  = \$10  & \$signal ;
+  assign \$1  = ~ cur[19];
+  assign \$2  = ! cur[18:3];
+  assign \$3  = \$1  & \$2 ;
+  assign \$4  = ~ \$3 ;
+  assign \$signal  = \$signal$5  & \$4 ;
+  assign \$5  = cur[2:0] * 5'h10;
+  assign \$6  = \$5  + \bit ;
+  assign \$7  = cur[18:3] - 1'h1;
+  assign \$8  = { 1'h0, cur[18:3] } & \$7 ;
+  assign \$9  = ! \$8 [15:0];
+  assign \$10  = cur[19] | \$9 ;
+  assign \$11  = ev_take & \$10 ;
   assign \$12  = ~ cur[19];
-  assign \$13  = \$12  | room_ok;
-  assign ev_take = \$11  & \$13 ;
+  assign \$13  = ! cur[18:3];
+  assign \$14  = \$12  & \$13 ;
+  assign \$15  = \$signal$5  & \$14 ;
+  assign cur_done = \$11  | \$15 ;
+  assign \$16  = phase == 1'h1;
+  assign \$17  = ~ busy;
+  assign \$18  = \$17  | g_last;
+  assign \$19  = \$16  & \$18 ;
+  assign \$20  = \$19  & \$signal ;
+  assign \$21  = ~ cur[19];
+  assign \$22  = \$21  | room_ok;
+  assign ev_take = \$20  & \$22 ;
   assign \r_addr$20  = \$signal$21  ? r_addr : acc_s1_g;
-  assign \$14  = phase == 2'h3;
-  assign \$17  = | \$16 ;
-  assign \$18  = ! phase;
-  assign \$19  = ~ \$signal ;
-  assign \$20  = \$19  | cur_done;
-  assign \$21  = ~ nxt_valid;
-  assign \$22  = events__valid & \$21 ;
-  assign \$23  = | events__payload[18:3];
-  assign \$24  = events__payload[19] | \$23 ;
-  assign \$25  = \$22  & \$24 ;
-  assign \$26  = ~ nxt_valid;
-  assign \$27  = events__valid & \$26 ;
-  assign \$28  = | events__payload[18:3];
-  assign \$29  = events__payload[19] | \$28 ;
-  assign \$30  = \$27  & \$29 ;
-  assign \$31  = cur[18:3] - 1'h1;
-  assign \$32  = { 1'h0, cur[18:3] } & \$31 ;
-  assign \$33  = ! \$32 [15:0];
-  assign \$34  = cur[19] | \$33 ;
-  assign \$35  = ~ \$34 ;
-  assign \$36  = ev_take & \$35 ;
-  assign \$37  = cur[18:3] - 1'h1;
-  assign \$38  = { 1'h0, cur[18:3] } & \$37 ;
-  assign \$39  = level + \w_en$84 ;
-  assign \$40  = \$39  <= 2'h2;
-  assign \$41  = g + 1'h1;
-  assign \$42  = addr + 1'h1;
-  assign \$44  = ~ cur[19];
-  assign \$45  = ev_take & \$44 ;
-  assign \$46  = \$2 [6:0] * 1'h1;
-  assign \$47  = acc_s3_g == acc_s2_g;
-  assign \$48  = acc_s3_valid & \$47 ;
-  assign \$49  = \$48  & acc_s2_valid;
-  assign \$50  = acc_s4_g == acc_s2_g;
-  assign \$51  = acc_s4_valid & \$50 ;
+  assign \$23  = phase == 2'h3;
+  assign \$26  = | \$25 ;
+  assign \$27  = ! phase;
+  assign \$28  = ~ \$signal$5 ;
+  assign \$29  = \$28  | cur_done;
+  assign \$30  = ~ nxt_valid;
+  assign \$31  = events__valid & \$30 ;
+  assign \$32  = ~ nxt_valid;
+  assign \$33  = events__valid & \$32 ;
+  assign \$34  = cur[18:3] - 1'h1;
+  assign \$35  = { 1'h0, cur[18:3] } & \$34 ;
+  assign \$36  = ! \$35 [15:0];
+  assign \$37  = cur[19] | \$36 ;
+  assign \$38  = ~ \$37 ;
+  assign \$39  = ev_take & \$38 ;
+  assign \$40  = cur[18:3] - 1'h1;
+  assign \$41  = { 1'h0, cur[18:3] } & \$40 ;
+  assign \$42  = level + \w_en$84 ;
+  assign \$43  = \$42  <= 2'h2;
+  assign \$44  = g + 1'h1;
+  assign \$45  = addr + 1'h1;
+  assign \$47  = ~ cur[19];
+  assign \$48  = ev_take & \$47 ;
+  assign \$49  = \$6 [6:0] * 1'h1;
+  assign \$50  = acc_s3_g == acc_s2_g;
+  assign \$51  = acc_s3_valid & \$50 ;
   assign \$52  = \$51  & acc_s2_valid;
-  assign \$53  = acc_s5_g == acc_s2_g;
-  assign \$54  = acc_s5_valid & \$53 ;
+  assign \$53  = acc_s4_g == acc_s2_g;
+  assign \$54  = acc_s4_valid & \$53 ;
   assign \$55  = \$54  & acc_s2_valid;
-  assign \$56  = acc_fwd3 ? sum0_h3 : acc0_r;
-  assign \$57  = acc_fwd2 ? sum0_h2 : \$56 ;
-  assign \$58  = acc_fwd1 ? sum0_r : \$57 ;
-  assign \$59  = $signed(\$58 ) + $signed(product0_r);
-  assign \$60  = acc_fwd3 ? sum1_h3 : acc1_r;
-  assign \$61  = acc_fwd2 ? sum1_h2 : \$60 ;
-  assign \$62  = acc_fwd1 ? sum1_r : \$61 ;
-  assign \$63  = $signed(\$62 ) + $signed(product1_r);
-  assign \$64  = acc_fwd3 ? sum2_h3 : acc2_r;
-  assign \$65  = acc_fwd2 ? sum2_h2 : \$64 ;
-  assign \$66  = acc_fwd1 ? sum2_r : \$65 ;
-  assign \$67  = $signed(\$66 ) + $signed(product2_r);
-  assign \$68  = acc_fwd3 ? sum3_h3 : acc3_r;
-  assign \$69  = acc_fwd2 ? sum3_h2 : \$68 ;
-  assign \$70  = acc_fwd1 ? sum3_r : \$69 ;
-  assign \$71  = $signed(\$70 ) + $signed(product3_r);
-  assign \$72  = acc_fwd3 ? sum4_h3 : acc4_r;
-  assign \$73  = acc_fwd2 ? sum4_h2 : \$72 ;
-  assign \$74  = acc_fwd1 ? sum4_r : \$73 ;
-  assign \$75  = $signed(\$74 ) + $signed(product4_r);
-  assign \$76  = acc_fwd3 ? sum5_h3 : acc5_r;
-  assign \$77  = acc_fwd2 ? sum5_h2 : \$76 ;
-  assign \$78  = acc_fwd1 ? sum5_r : \$77 ;
-  assign \$79  = $signed(\$78 ) + $signed(product5_r);
-  assign \$80  = acc_fwd3 ? sum6_h3 : acc6_r;
-  assign \$81  = acc_fwd2 ? sum6_h2 : \$80 ;
-  assign \$82  = acc_fwd1 ? sum6_r : \$81 ;
-  assign \$83  = $signed(\$82 ) + $signed(product6_r);
-  assign \$84  = acc_fwd3 ? sum7_h3 : acc7_r;
-  assign \$85  = acc_fwd2 ? sum7_h2 : \$84 ;
-  assign \$86  = acc_fwd1 ? sum7_r : \$85 ;
-  assign \$87  = $signed(\$86 ) + $signed(product7_r);
-  assign \$88  = acc_fwd3 ? sum8_h3 : acc8_r;
-  assign \$89  = acc_fwd2 ? sum8_h2 : \$88 ;
-  assign \$90  = acc_fwd1 ? sum8_r : \$89 ;
-  assign \$91  = $signed(\$90 ) + $signed(product8_r);
-  assign \$92  = acc_fwd3 ? sum9_h3 : acc9_r;
-  assign \$93  = acc_fwd2 ? sum9_h2 : \$92 ;
-  assign \$94  = acc_fwd1 ? sum9_r : \$93 ;
-  assign \$95  = $signed(\$94 ) + $signed(product9_r);
-  assign \$96  = ev_take & cur[19];
-  assign \$97  = acc_s1_valid | acc_s2_valid;
-  assign \$98  = \$97  | acc_s3_valid;
-  assign \$99  = ~ \$98 ;
-  assign \$100  = upd_pending & \$99 ;
-  assign \$101  = r_addr + 1'h1;
-  assign \$102  = ! r_addr;
-  assign \$103  = phase == 2'h3;
-  assign \$104  = ! w_addr;
-  assign \$105  = ! phase;
-  assign \$106  = cg + 1'h1;
-  assign \$107  = ! cg;
+  assign \$56  = acc_s5_g == acc_s2_g;
+  assign \$57  = acc_s5_valid & \$56 ;
+  assign \$58  = \$57  & acc_s2_valid;
+  assign \$59  = acc_fwd3 ? sum0_h3 : acc0_r;
+  assign \$60  = acc_fwd2 ? sum0_h2 : \$59 ;
+  assign \$61  = acc_fwd1 ? sum0_r : \$60 ;
+  assign \$62  = $signed(\$61 ) + $signed(product0_r);
+  assign \$63  = acc_fwd3 ? sum1_h3 : acc1_r;
+  assign \$64  = acc_fwd2 ? sum1_h2 : \$63 ;
+  assign \$65  = acc_fwd1 ? sum1_r : \$64 ;
+  assign \$66  = $signed(\$65 ) + $signed(product1_r);
+  assign \$67  = acc_fwd3 ? sum2_h3 : acc2_r;
+  assign \$68  = acc_fwd2 ? sum2_h2 : \$67 ;
+  assign \$69  = acc_fwd1 ? sum2_r : \$68 ;
+  assign \$70  = $signed(\$69 ) + $signed(product2_r);
+  assign \$71  = acc_fwd3 ? sum3_h3 : acc3_r;
+  assign \$72  = acc_fwd2 ? sum3_h2 : \$71 ;
+  assign \$73  = acc_fwd1 ? sum3_r : \$72 ;
+  assign \$74  = $signed(\$73 ) + $signed(product3_r);
+  assign \$75  = acc_fwd3 ? sum4_h3 : acc4_r;
+  assign \$76  = acc_fwd2 ? sum4_h2 : \$75 ;
+  assign \$77  = acc_fwd1 ? sum4_r : \$76 ;
+  assign \$78  = $signed(\$77 ) + $signed(product4_r);
+  assign \$79  = acc_fwd3 ? sum5_h3 : acc5_r;
+  assign \$80  = acc_fwd2 ? sum5_h2 : \$79 ;
+  assign \$81  = acc_fwd1 ? sum5_r : \$80 ;
+  assign \$82  = $signed(\$81 ) + $signed(product5_r);
+  assign \$83  = acc_fwd3 ? sum6_h3 : acc6_r;
+  assign \$84  = acc_fwd2 ? sum6_h2 : \$83 ;
+  assign \$85  = acc_fwd1 ? sum6_r : \$84 ;
+  assign \$86  = $signed(\$85 ) + $signed(product6_r);
+  assign \$87  = acc_fwd3 ? sum7_h3 : acc7_r;
+  assign \$88  = acc_fwd2 ? sum7_h2 : \$87 ;
+  assign \$89  = acc_fwd1 ? sum7_r : \$88 ;
+  assign \$90  = $signed(\$89 ) + $signed(product7_r);
+  assign \$91  = acc_fwd3 ? sum8_h3 : acc8_r;
+  assign \$92  = acc_fwd2 ? sum8_h2 : \$91 ;
+  assign \$93  = acc_fwd1 ? sum8_r : \$92 ;
+  assign \$94  = $signed(\$93 ) + $signed(product8_r);
+  assign \$95  = acc_fwd3 ? sum9_h3 : acc9_r;
+  assign \$96  = acc_fwd2 ? sum9_h2 : \$95 ;
+  assign \$97  = acc_fwd1 ? sum9_r : \$96 ;
+  assign \$98  = $signed(\$97 ) + $signed(product9_r);
+  assign \$99  = ev_take & cur[19];
+  assign \$100  = acc_s1_valid | acc_s2_valid;
+  assign \$101  = \$100  | acc_s3_valid;
+  assign \$102  = ~ \$101 ;
+  assign \$103  = upd_pending & \$102 ;
+  assign \$104  = r_addr + 1'h1;
+  assign \$105  = ! r_addr;
+  assign \$106  = phase == 2'h3;
+  assign \$107  = ! w_addr;
+  assign \$108  = ! phase;
+  assign \$109  = cg + 1'h1;
+  assign \$110  = ! cg;
   always @(posedge clk)
-    cur <= \$108 ;
+    cur <= \$111 ;
   always @(posedge clk)
-    \$signal  <= \$109 ;
+    \$signal$5  <= \$112 ;
   always @(posedge clk)
-    nxt_valid <= \$110 ;
+    nxt_valid <= \$113 ;
   always @(posedge clk)
-    nxt <= \$111 ;
+    nxt <= \$114 ;
   always @(posedge clk)
-    room_ok <= \$112 ;
+    room_ok <= \$115 ;
   always @(posedge clk)
-    g <= \$113 ;
+    g <= \$116 ;
   always @(posedge clk)
-    addr <= \$114 ;
+    addr <= \$117 ;
   always @(posedge clk)
-    g_last <= \$115 ;
+    g_last <= \$118 ;
   always @(posedge clk)
-    busy <= \$116 ;
+    busy <= \$119 ;
   always @(posedge clk)
-    cur_x <= \$117 ;
+    cur_x <= \$120 ;
   always @(posedge clk)
-    acc_s1_valid <= \$118 ;
+    acc_s1_valid <= \$121 ;
   always @(posedge clk)
-    acc_s1_g <= \$119 ;
+    acc_s1_g <= \$122 ;
   always @(posedge clk)
-    acc_s2_valid <= \$120 ;
+    acc_s2_valid <= \$123 ;
   always @(posedge clk)
-    acc_s2_g <= \$121 ;
+    acc_s2_g <= \$124 ;
   always @(posedge clk)
-    acc_s3_valid <= \$122 ;
+    acc_s3_valid <= \$125 ;
   always @(posedge clk)
-    acc_s3_g <= \$123 ;
+    acc_s3_g <= \$126 ;
   always @(posedge clk)
-    acc_s4_valid <= \$124 ;
+    acc_s4_valid <= \$127 ;
   always @(posedge clk)
-    acc_s4_g <= \$125 ;
+    acc_s4_g <= \$128 ;
   always @(posedge clk)
-    acc_s5_valid <= \$126 ;
+    acc_s5_valid <= \$129 ;
   always @(posedge clk)
-    acc_s5_g <= \$127 ;
+    acc_s5_g <= \$130 ;
   always @(posedge clk)
-    \$signal$126  <= \$128 ;
+    \$signal$126  <= \$131 ;
   always @(posedge clk)
-    s2_x <= \$129 ;
+    s2_x <= \$132 ;
   always @(posedge clk)
-    weight_r <= \$130 ;
+    weight_r <= data;
   always @(posedge clk)
-    acc_fwd1 <= \$131 ;
+    acc_fwd1 <= \$133 ;
   always @(posedge clk)
-    acc_fwd2 <= \$132 ;
+    acc_fwd2 <= \$134 ;
   always @(posedge clk)
-    acc_fwd3 <= \$133 ;
+    acc_fwd3 <= \$135 ;
   always @(posedge clk)
-    sum0_h2 <= \$134 ;
+    sum0_h2 <= sum0_r;
   always @(posedge clk)
-    sum1_h2 <= \$135 ;
+    sum1_h2 <= sum1_r;
   always @(posedge clk)
-    sum2_h2 <= \$136 ;
+    sum2_h2 <= sum2_r;
   always @(posedge clk)
-    sum3_h2 <= \$137 ;
+    sum3_h2 <= sum3_r;
   always @(posedge clk)
-    sum4_h2 <= \$138 ;
+    sum4_h2 <= sum4_r;
   always @(posedge clk)
-    sum5_h2 <= \$139 ;
+    sum5_h2 <= sum5_r;
   always @(posedge clk)
-    sum6_h2 <= \$140 ;
+    sum6_h2 <= sum6_r;
   always @(posedge clk)
-    sum7_h2 <= \$141 ;
+    sum7_h2 <= sum7_r;
   always @(posedge clk)
-    sum8_h2 <= \$142 ;
+    sum8_h2 <= sum8_r;
   always @(posedge clk)
-    sum9_h2 <= \$143 ;
+    sum9_h2 <= sum9_r;
   always @(posedge clk)
-    sum0_h3 <= \$144 ;
+    sum0_h3 <= sum0_h2;
   always @(posedge clk)
-    sum1_h3 <= \$145 ;
+    sum1_h3 <= sum1_h2;
   always @(posedge clk)
-    sum2_h3 <= \$146 ;
+    sum2_h3 <= sum2_h2;
   always @(posedge clk)
-    sum3_h3 <= \$147 ;
+    sum3_h3 <= sum3_h2;
   always @(posedge clk)
-    sum4_h3 <= \$148 ;
+    sum4_h3 <= sum4_h2;
   always @(posedge clk)
-    sum5_h3 <= \$149 ;
+    sum5_h3 <= sum5_h2;
   always @(posedge clk)
-    sum6_h3 <= \$150 ;
+    sum6_h3 <= sum6_h2;
   always @(posedge clk)
-    sum7_h3 <= \$151 ;
+    sum7_h3 <= sum7_h2;
   always @(posedge clk)
-    sum8_h3 <= \$152 ;
+    sum8_h3 <= sum8_h2;
   always @(posedge clk)
-    sum9_h3 <= \$153 ;
+    sum9_h3 <= sum9_h2;
   always @(posedge clk)
-    product0_r <= \$154 ;
+    product0_r <= { weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3:0] };
   always @(posedge clk)
-    acc0_r <= \$155 ;
+    acc0_r <= \r_data$26 [13:0];
   always @(posedge clk)
-    sum0_r <= \$156 ;
+    sum0_r <= \$62 [13:0];
   always @(posedge clk)
-    product1_r <= \$157 ;
+    product1_r <= { weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7:4] };
   always @(posedge clk)
-    acc1_r <= \$158 ;
+    acc1_r <= \r_data$26 [27:14];
   always @(posedge clk)
-    sum1_r <= \$159 ;
+    sum1_r <= \$66 [13:0];
   always @(posedge clk)
-    product2_r <= \$160 ;
+    product2_r <= { weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11:8] };
   always @(posedge clk)
-    acc2_r <= \$161 ;
+    acc2_r <= \r_data$26 [41:28];
   always @(posedge clk)
-    sum2_r <= \$162 ;
+    sum2_r <= \$70 [13:0];
   always @(posedge clk)
-    product3_r <= \$163 ;
+    product3_r <= { weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15:12] };
   always @(posedge clk)
-    acc3_r <= \$164 ;
+    acc3_r <= \r_data$26 [55:42];
   always @(posedge clk)
-    sum3_r <= \$165 ;
+    sum3_r <= \$74 [13:0];
   always @(posedge clk)
-    product4_r <= \$166 ;
+    product4_r <= { weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19:16] };
   always @(posedge clk)
-    acc4_r <= \$167 ;
+    acc4_r <= \r_data$26 [69:56];
   always @(posedge clk)
-    sum4_r <= \$168 ;
+    sum4_r <= \$78 [13:0];
   always @(posedge clk)
-    product5_r <= \$169 ;
+    product5_r <= { weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23:20] };
   always @(posedge clk)
-    acc5_r <= \$170 ;
+    acc5_r <= \r_data$26 [83:70];
   always @(posedge clk)
-    sum5_r <= \$171 ;
+    sum5_r <= \$82 [13:0];
   always @(posedge clk)
-    product6_r <= \$172 ;
+    product6_r <= { weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27:24] };
   always @(posedge clk)
-    acc6_r <= \$173 ;
+    acc6_r <= \r_data$26 [97:84];
   always @(posedge clk)
-    sum6_r <= \$174 ;
+    sum6_r <= \$86 [13:0];
   always @(posedge clk)
-    product7_r <= \$175 ;
+    product7_r <= { weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31:28] };
   always @(posedge clk)
-    acc7_r <= \$176 ;
+    acc7_r <= \r_data$26 [111:98];
   always @(posedge clk)
-    sum7_r <= \$177 ;
+    sum7_r <= \$90 [13:0];
   always @(posedge clk)
-    product8_r <= \$178 ;
+    product8_r <= { weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35:32] };
   always @(posedge clk)
-    acc8_r <= \$179 ;
+    acc8_r <= \r_data$26 [125:112];
   always @(posedge clk)
-    sum8_r <= \$180 ;
+    sum8_r <= \$94 [13:0];
   always @(posedge clk)
-    product9_r <= \$181 ;
+    product9_r <= { weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39:36] };
   always @(posedge clk)
-    acc9_r <= \$182 ;
+    acc9_r <= \r_data$26 [139:126];
   always @(posedge clk)
-    sum9_r <= \$183 ;
+    sum9_r <= \$98 [13:0];
   always @(posedge clk)
-    phase <= \$184 ;
+    phase <= \$136 ;
   always @(posedge clk)
-    upd_pending <= \$185 ;
+    upd_pending <= \$137 ;
   always @(posedge clk)
-    last_flag <= \$186 ;
+    last_flag <= \$138 ;
   always @(posedge clk)
-    \$signal$21  <= \$187 ;
+    \$signal$21  <= \$139 ;
   always @(posedge clk)
-    r_addr <= \$188 ;
+    r_addr <= \$140 ;
   always @(posedge clk)
-    \$signal$88  <= \$189 ;
+    \$signal$88  <= \$141 ;
   always @(posedge clk)
-    u1_g <= \$190 ;
+    u1_g <= \$142 ;
   always @(posedge clk)
-    upd_valid_s2 <= \$191 ;
+    upd_valid_s2 <= \$143 ;
   always @(posedge clk)
-    upd_g_s2 <= \$192 ;
+    upd_g_s2 <= \$144 ;
   always @(posedge clk)
-    upd_valid_s3 <= \$193 ;
+    upd_valid_s3 <= \$145 ;
   always @(posedge clk)
-    upd_g_s3 <= \$194 ;
+    upd_g_s3 <= \$146 ;
   always @(posedge clk)
-    upd_valid_s4 <= \$195 ;
+    upd_valid_s4 <= \$147 ;
   always @(posedge clk)
-    upd_g_s4 <= \$196 ;
+    upd_g_s4 <= \$148 ;
   always @(posedge clk)
-    w_en <= \$197 ;
+    w_en <= \$149 ;
   always @(posedge clk)
-    w_addr <= \$198 ;
+    w_addr <= \$150 ;
   always @(posedge clk)
-    fresh <= \$199 ;
+    fresh <= \$151 ;
   always @(posedge clk)
-    cg <= \$200 ;
+    cg <= \$152 ;
   always @(posedge clk)
-    error <= \$201 ;
+    error <= \$153 ;
   \qsnn_ref.layer1.accumulators  accumulators (
     .clk(clk),
     .r_data(\r_data$26 ),
@@ -8495,16 +8066,16 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   );
   \qsnn_ref.layer1.states  states (
     .clk(clk),
-    .\port$2366$0 (new_state),
-    .\port$2384$0 (\new_state$73 ),
-    .\port$2402$0 (\new_state$74 ),
-    .\port$2420$0 (\new_state$75 ),
-    .\port$2438$0 (\new_state$76 ),
-    .\port$2456$0 (\new_state$77 ),
-    .\port$2474$0 (\new_state$78 ),
-    .\port$2492$0 (\new_state$79 ),
-    .\port$2510$0 (\new_state$80 ),
-    .\port$2528$0 (\new_state$81 ),
+    .\port$2280$0 (new_state),
+    .\port$2298$0 (\new_state$73 ),
+    .\port$2316$0 (\new_state$74 ),
+    .\port$2334$0 (\new_state$75 ),
+    .\port$2352$0 (\new_state$76 ),
+    .\port$2370$0 (\new_state$77 ),
+    .\port$2388$0 (\new_state$78 ),
+    .\port$2406$0 (\new_state$79 ),
+    .\port$2424$0 (\new_state$80 ),
+    .\port$2442$0 (\new_state$81 ),
     .r_data(r_data),
     .rd__addr(r_addr),
     .rst(rst),
@@ -8572,34 +8143,34 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     word = 13'h0000;
-    if (\$14 ) begin
+    if (\$23 ) begin
       word[11] = 1'h1;
       word[12] = last_flag;
     end else if (w_en) begin
       word[0] = w_addr;
-      word[10:1] = \$15 ;
+      word[10:1] = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \w_en$84  = 1'h0;
-    if (\$14 ) begin
+    if (\$23 ) begin
       \w_en$84  = 1'h1;
     end else if (w_en) begin
-      \w_en$84  = \$17 ;
+      \w_en$84  = \$26 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     step_done = 1'h0;
-    if (\$14 ) begin
+    if (\$23 ) begin
       step_done = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \w_addr$89  = 1'h0;
-    if (\$18 ) begin
+    if (\$27 ) begin
       \w_addr$89  = cg;
     end else if (acc_s4_valid) begin
       \w_addr$89  = acc_s4_g;
@@ -8610,7 +8181,7 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \w_en$91  = 1'h0;
-    if (\$18 ) begin
+    if (\$27 ) begin
       \w_en$91  = 1'h1;
     end else if (acc_s4_valid) begin
       \w_en$91  = 1'h1;
@@ -8621,64 +8192,24 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \w_data$93  = 140'h00000000000000000000000000000000000;
-    if (\$18 ) begin
+    if (\$27 ) begin
     end else if (acc_s4_valid) begin
       \w_data$93  = { sum9_r, sum8_r, sum7_r, sum6_r, sum5_r, sum4_r, sum3_r, sum2_r, sum1_r, sum0_r };
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$108  = cur;
-    if (\$20 ) begin
+    \$111  = cur;
+    if (\$29 ) begin
       (* full_case = 32'd1 *)
       if (nxt_valid) begin
-        \$108  = nxt;
+        \$111  = nxt;
       end else begin
-        \$108  = events__payload;
+        \$111  = events__payload;
       end
     end
-    if (\$36 ) begin
-      \$108 [18:3] = \$38 [15:0];
-    end
-    if (rst) begin
-      \$108  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$109  = \$signal ;
-    if (\$20 ) begin
-      (* full_case = 32'd1 *)
-      if (nxt_valid) begin
-        \$109  = 1'h1;
-      end else begin
-        \$109  = \$30 ;
-      end
-    end
-    if (rst) begin
-      \$109  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$110  = nxt_valid;
-    if (\$20 ) begin
-      if (nxt_valid) begin
-        \$110  = 1'h0;
-      end
-    end else if (\$25 ) begin
-      \$110  = 1'h1;
-    end
-    if (rst) begin
-      \$110  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$111  = nxt;
-    if (\$20 ) begin
-    end else if (\$25 ) begin
-      \$111  = events__payload;
+    if (\$39 ) begin
+      \$111 [18:3] = \$41 [15:0];
     end
     if (rst) begin
       \$111  = 21'h000000;
@@ -8686,22 +8217,28 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$112  = \$40 ;
+    \$112  = \$signal$5 ;
+    if (\$29 ) begin
+      (* full_case = 32'd1 *)
+      if (nxt_valid) begin
+        \$112  = 1'h1;
+      end else begin
+        \$112  = \$33 ;
+      end
+    end
     if (rst) begin
       \$112  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$113  = g;
-    if (busy) begin
-      \$113  = \$41 [0];
-      if (g_last) begin
+    \$113  = nxt_valid;
+    if (\$29 ) begin
+      if (nxt_valid) begin
         \$113  = 1'h0;
       end
-    end
-    if (\$45 ) begin
-      \$113  = 1'h0;
+    end else if (\$31 ) begin
+      \$113  = 1'h1;
     end
     if (rst) begin
       \$113  = 1'h0;
@@ -8709,40 +8246,33 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$114  = addr;
-    if (busy) begin
-      \$114  = \$42 [6:0];
-    end
-    if (\$45 ) begin
-      \$114  = \$46 [6:0];
+    \$114  = nxt;
+    if (\$29 ) begin
+    end else if (\$31 ) begin
+      \$114  = events__payload;
     end
     if (rst) begin
-      \$114  = 7'h00;
+      \$114  = 21'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$115  = g_last;
-    if (busy) begin
-      \$115  = \$43 ;
-    end
-    if (\$45 ) begin
-      \$115  = 1'h1;
-    end
+    \$115  = \$43 ;
     if (rst) begin
       \$115  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$116  = busy;
+    \$116  = g;
     if (busy) begin
+      \$116  = \$44 [0];
       if (g_last) begin
         \$116  = 1'h0;
       end
     end
-    if (\$45 ) begin
-      \$116  = 1'h1;
+    if (\$48 ) begin
+      \$116  = 1'h0;
     end
     if (rst) begin
       \$116  = 1'h0;
@@ -8750,656 +8280,339 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$117  = cur_x;
-    if (\$45 ) begin
-      \$117  = 1'h1;
+    \$117  = addr;
+    if (busy) begin
+      \$117  = \$45 [6:0];
+    end
+    if (\$48 ) begin
+      \$117  = \$49 [6:0];
     end
     if (rst) begin
-      \$117  = 1'h0;
+      \$117  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$118  = busy;
+    \$118  = g_last;
+    if (busy) begin
+      \$118  = \$46 ;
+    end
+    if (\$48 ) begin
+      \$118  = 1'h1;
+    end
     if (rst) begin
       \$118  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$119  = g;
+    \$119  = busy;
+    if (busy) begin
+      if (g_last) begin
+        \$119  = 1'h0;
+      end
+    end
+    if (\$48 ) begin
+      \$119  = 1'h1;
+    end
     if (rst) begin
       \$119  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$120  = acc_s1_valid;
+    \$120  = cur_x;
+    if (\$48 ) begin
+      \$120  = 1'h1;
+    end
     if (rst) begin
       \$120  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$121  = acc_s1_g;
+    \$121  = busy;
     if (rst) begin
       \$121  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$122  = acc_s2_valid;
+    \$122  = g;
     if (rst) begin
       \$122  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$123  = acc_s2_g;
+    \$123  = acc_s1_valid;
     if (rst) begin
       \$123  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$124  = acc_s3_valid;
+    \$124  = acc_s1_g;
     if (rst) begin
       \$124  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$125  = acc_s3_g;
+    \$125  = acc_s2_valid;
     if (rst) begin
       \$125  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$126  = acc_s4_valid;
+    \$126  = acc_s2_g;
     if (rst) begin
       \$126  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$127  = acc_s4_g;
+    \$127  = acc_s3_valid;
     if (rst) begin
       \$127  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$128  = cur_x;
+    \$128  = acc_s3_g;
     if (rst) begin
       \$128  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$129  = \$signal$126 ;
+    \$129  = acc_s4_valid;
     if (rst) begin
       \$129  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$130  = data;
+    \$130  = acc_s4_g;
     if (rst) begin
-      \$130  = 40'h0000000000;
+      \$130  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$131  = \$49 ;
+    \$131  = cur_x;
     if (rst) begin
       \$131  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$132  = \$52 ;
+    \$132  = \$signal$126 ;
     if (rst) begin
       \$132  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$133  = \$55 ;
+    \$133  = \$52 ;
     if (rst) begin
       \$133  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$134  = sum0_r;
+    \$134  = \$55 ;
     if (rst) begin
-      \$134  = 14'h0000;
+      \$134  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$135  = sum1_r;
+    \$135  = \$58 ;
     if (rst) begin
-      \$135  = 14'h0000;
+      \$135  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$136  = sum2_r;
-    if (rst) begin
-      \$136  = 14'h0000;
+    \$136  = phase;
+    if (\$99 ) begin
+      \$136  = 2'h2;
     end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$137  = sum3_r;
-    if (rst) begin
-      \$137  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$138  = sum4_r;
-    if (rst) begin
-      \$138  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$139  = sum5_r;
-    if (rst) begin
-      \$139  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$140  = sum6_r;
-    if (rst) begin
-      \$140  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$141  = sum7_r;
-    if (rst) begin
-      \$141  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$142  = sum8_r;
-    if (rst) begin
-      \$142  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$143  = sum9_r;
-    if (rst) begin
-      \$143  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$144  = sum0_h2;
-    if (rst) begin
-      \$144  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$145  = sum1_h2;
-    if (rst) begin
-      \$145  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$146  = sum2_h2;
-    if (rst) begin
-      \$146  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$147  = sum3_h2;
-    if (rst) begin
-      \$147  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$148  = sum4_h2;
-    if (rst) begin
-      \$148  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$149  = sum5_h2;
-    if (rst) begin
-      \$149  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$150  = sum6_h2;
-    if (rst) begin
-      \$150  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$151  = sum7_h2;
-    if (rst) begin
-      \$151  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$152  = sum8_h2;
-    if (rst) begin
-      \$152  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$153  = sum9_h2;
-    if (rst) begin
-      \$153  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$154  = { weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3:0] };
-    if (rst) begin
-      \$154  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$155  = \r_data$26 [13:0];
-    if (rst) begin
-      \$155  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$156  = \$59 [13:0];
-    if (rst) begin
-      \$156  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$157  = { weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7:4] };
-    if (rst) begin
-      \$157  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$158  = \r_data$26 [27:14];
-    if (rst) begin
-      \$158  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$159  = \$63 [13:0];
-    if (rst) begin
-      \$159  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$160  = { weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11:8] };
-    if (rst) begin
-      \$160  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$161  = \r_data$26 [41:28];
-    if (rst) begin
-      \$161  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$162  = \$67 [13:0];
-    if (rst) begin
-      \$162  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$163  = { weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15:12] };
-    if (rst) begin
-      \$163  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$164  = \r_data$26 [55:42];
-    if (rst) begin
-      \$164  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$165  = \$71 [13:0];
-    if (rst) begin
-      \$165  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$166  = { weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19:16] };
-    if (rst) begin
-      \$166  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$167  = \r_data$26 [69:56];
-    if (rst) begin
-      \$167  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$168  = \$75 [13:0];
-    if (rst) begin
-      \$168  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$169  = { weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23:20] };
-    if (rst) begin
-      \$169  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$170  = \r_data$26 [83:70];
-    if (rst) begin
-      \$170  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$171  = \$79 [13:0];
-    if (rst) begin
-      \$171  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$172  = { weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27:24] };
-    if (rst) begin
-      \$172  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$173  = \r_data$26 [97:84];
-    if (rst) begin
-      \$173  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$174  = \$83 [13:0];
-    if (rst) begin
-      \$174  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$175  = { weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31:28] };
-    if (rst) begin
-      \$175  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$176  = \r_data$26 [111:98];
-    if (rst) begin
-      \$176  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$177  = \$87 [13:0];
-    if (rst) begin
-      \$177  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$178  = { weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35:32] };
-    if (rst) begin
-      \$178  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$179  = \r_data$26 [125:112];
-    if (rst) begin
-      \$179  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$180  = \$91 [13:0];
-    if (rst) begin
-      \$180  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$181  = { weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39:36] };
-    if (rst) begin
-      \$181  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$182  = \r_data$26 [139:126];
-    if (rst) begin
-      \$182  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$183  = \$95 [13:0];
-    if (rst) begin
-      \$183  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$184  = phase;
-    if (\$96 ) begin
-      \$184  = 2'h2;
-    end
-    if (\$103 ) begin
-      \$184  = 2'h1;
+    if (\$106 ) begin
+      \$136  = 2'h1;
     end else if (w_en) begin
-      if (\$104 ) begin
-        \$184  = 2'h3;
-      end
-    end
-    if (\$105 ) begin
       if (\$107 ) begin
-        \$184  = 2'h1;
+        \$136  = 2'h3;
+      end
+    end
+    if (\$108 ) begin
+      if (\$110 ) begin
+        \$136  = 2'h1;
       end
     end
     if (rst) begin
-      \$184  = 2'h0;
+      \$136  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$185  = upd_pending;
-    if (\$96 ) begin
-      \$185  = 1'h1;
+    \$137  = upd_pending;
+    if (\$99 ) begin
+      \$137  = 1'h1;
     end
-    if (\$100 ) begin
-      \$185  = 1'h0;
-    end
-    if (rst) begin
-      \$185  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$186  = last_flag;
-    if (\$96 ) begin
-      \$186  = cur[20];
-    end
-    if (rst) begin
-      \$186  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$187  = \$signal$21 ;
-    if (\$100 ) begin
-      \$187  = 1'h1;
-    end
-    if (\$signal$21 ) begin
-      if (\$102 ) begin
-        \$187  = 1'h0;
-      end
-    end
-    if (rst) begin
-      \$187  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$188  = r_addr;
-    if (\$100 ) begin
-      \$188  = 1'h0;
-    end
-    if (\$signal$21 ) begin
-      \$188  = \$101 [0];
-      if (\$102 ) begin
-        \$188  = 1'h0;
-      end
-    end
-    if (rst) begin
-      \$188  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$189  = \$signal$21 ;
-    if (rst) begin
-      \$189  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$190  = r_addr;
-    if (rst) begin
-      \$190  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$191  = \$signal$88 ;
-    if (rst) begin
-      \$191  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$192  = u1_g;
-    if (rst) begin
-      \$192  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$193  = upd_valid_s2;
-    if (rst) begin
-      \$193  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$194  = upd_g_s2;
-    if (rst) begin
-      \$194  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$195  = upd_valid_s3;
-    if (rst) begin
-      \$195  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$196  = upd_g_s3;
-    if (rst) begin
-      \$196  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$197  = upd_valid_s4;
-    if (rst) begin
-      \$197  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$198  = upd_g_s4;
-    if (rst) begin
-      \$198  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$199  = fresh;
     if (\$103 ) begin
-      \$199  = last_flag;
+      \$137  = 1'h0;
+    end
+    if (rst) begin
+      \$137  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$138  = last_flag;
+    if (\$99 ) begin
+      \$138  = cur[20];
+    end
+    if (rst) begin
+      \$138  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$139  = \$signal$21 ;
+    if (\$103 ) begin
+      \$139  = 1'h1;
+    end
+    if (\$signal$21 ) begin
+      if (\$105 ) begin
+        \$139  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$139  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$140  = r_addr;
+    if (\$103 ) begin
+      \$140  = 1'h0;
+    end
+    if (\$signal$21 ) begin
+      \$140  = \$104 [0];
+      if (\$105 ) begin
+        \$140  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$140  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$141  = \$signal$21 ;
+    if (rst) begin
+      \$141  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$142  = r_addr;
+    if (rst) begin
+      \$142  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$143  = \$signal$88 ;
+    if (rst) begin
+      \$143  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$144  = u1_g;
+    if (rst) begin
+      \$144  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$145  = upd_valid_s2;
+    if (rst) begin
+      \$145  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$146  = upd_g_s2;
+    if (rst) begin
+      \$146  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$147  = upd_valid_s3;
+    if (rst) begin
+      \$147  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$148  = upd_g_s3;
+    if (rst) begin
+      \$148  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$149  = upd_valid_s4;
+    if (rst) begin
+      \$149  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$150  = upd_g_s4;
+    if (rst) begin
+      \$150  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$151  = fresh;
+    if (\$106 ) begin
+      \$151  = last_flag;
     end
     if (start) begin
-      \$199  = 1'h1;
+      \$151  = 1'h1;
     end
     if (rst) begin
-      \$199  = 1'h1;
+      \$151  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$200  = cg;
-    if (\$105 ) begin
-      \$200  = \$106 [0];
+    \$152  = cg;
+    if (\$108 ) begin
+      \$152  = \$109 [0];
     end
     if (rst) begin
-      \$200  = 1'h0;
+      \$152  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$201  = error;
+    \$153  = error;
     if (rst) begin
-      \$201  = 1'h0;
+      \$153  = 1'h0;
     end
   end
-  assign \$signal$5  = \$signal ;
   assign \$signal$6  = cur[19];
   assign ev_last = cur[20];
-  assign ev_m = \$2 [6:0];
+  assign ev_m = \$6 [6:0];
   assign ev_x = 1'h1;
   assign waddr = addr;
   assign \$signal$19  = r_addr;
@@ -9495,14 +8708,14 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   assign \spikes__payload.mask  = spikes__payload[10:1];
   assign \spikes__payload.eot  = spikes__payload[11];
   assign \spikes__payload.last  = spikes__payload[12];
-  assign \events__payload.group  = events__payload[2:0];
-  assign \events__payload.mask  = events__payload[18:3];
-  assign \events__payload.eot  = events__payload[19];
-  assign \events__payload.last  = events__payload[20];
   assign \nxt.group  = nxt[2:0];
   assign \nxt.mask  = nxt[18:3];
   assign \nxt.eot  = nxt[19];
   assign \nxt.last  = nxt[20];
+  assign \events__payload.group  = events__payload[2:0];
+  assign \events__payload.mask  = events__payload[18:3];
+  assign \events__payload.eot  = events__payload[19];
+  assign \events__payload.last  = events__payload[20];
   assign \weight_r[0]  = weight_r[3:0];
   assign \weight_r[1]  = weight_r[7:4];
   assign \weight_r[2]  = weight_r[11:8];
@@ -9523,9 +8736,9 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   assign \data[7]  = data[31:28];
   assign \data[8]  = data[35:32];
   assign \data[9]  = data[39:36];
-  assign \$15  = { \spike$66 , \spike$65 , \spike$64 , \spike$63 , \spike$62 , \spike$61 , \spike$60 , \spike$59 , \spike$58 , spike };
-  assign \$16  = { \spike$66 , \spike$65 , \spike$64 , \spike$63 , \spike$62 , \spike$61 , \spike$60 , \spike$59 , \spike$58 , spike };
-  assign \$43  = 1'h0;
+  assign \$24  = { \spike$66 , \spike$65 , \spike$64 , \spike$63 , \spike$62 , \spike$61 , \spike$60 , \spike$59 , \spike$58 , spike };
+  assign \$25  = { \spike$66 , \spike$65 , \spike$64 , \spike$63 , \spike$62 , \spike$61 , \spike$60 , \spike$59 , \spike$58 , spike };
+  assign \$46  = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -12230,29 +11443,29 @@ module \qsnn_ref.layer1.lif9.quantizer (rst, code, value, above, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.states (rst, r_data, rd__addr, wr__en, wr__addr, \port$2366$0 , \port$2384$0 , \port$2402$0 , \port$2420$0 , \port$2438$0 , \port$2456$0 , \port$2474$0 , \port$2492$0 , \port$2510$0 , \port$2528$0 , clk);
+module \qsnn_ref.layer1.states (rst, r_data, rd__addr, wr__en, wr__addr, \port$2280$0 , \port$2298$0 , \port$2316$0 , \port$2334$0 , \port$2352$0 , \port$2370$0 , \port$2388$0 , \port$2406$0 , \port$2424$0 , \port$2442$0 , clk);
   input clk;
   wire clk;
-  input [3:0] \port$2366$0 ;
-  wire [3:0] \port$2366$0 ;
-  input [3:0] \port$2384$0 ;
-  wire [3:0] \port$2384$0 ;
-  input [3:0] \port$2402$0 ;
-  wire [3:0] \port$2402$0 ;
-  input [3:0] \port$2420$0 ;
-  wire [3:0] \port$2420$0 ;
-  input [3:0] \port$2438$0 ;
-  wire [3:0] \port$2438$0 ;
-  input [3:0] \port$2456$0 ;
-  wire [3:0] \port$2456$0 ;
-  input [3:0] \port$2474$0 ;
-  wire [3:0] \port$2474$0 ;
-  input [3:0] \port$2492$0 ;
-  wire [3:0] \port$2492$0 ;
-  input [3:0] \port$2510$0 ;
-  wire [3:0] \port$2510$0 ;
-  input [3:0] \port$2528$0 ;
-  wire [3:0] \port$2528$0 ;
+  input [3:0] \port$2280$0 ;
+  wire [3:0] \port$2280$0 ;
+  input [3:0] \port$2298$0 ;
+  wire [3:0] \port$2298$0 ;
+  input [3:0] \port$2316$0 ;
+  wire [3:0] \port$2316$0 ;
+  input [3:0] \port$2334$0 ;
+  wire [3:0] \port$2334$0 ;
+  input [3:0] \port$2352$0 ;
+  wire [3:0] \port$2352$0 ;
+  input [3:0] \port$2370$0 ;
+  wire [3:0] \port$2370$0 ;
+  input [3:0] \port$2388$0 ;
+  wire [3:0] \port$2388$0 ;
+  input [3:0] \port$2406$0 ;
+  wire [3:0] \port$2406$0 ;
+  input [3:0] \port$2424$0 ;
+  wire [3:0] \port$2424$0 ;
+  input [3:0] \port$2442$0 ;
+  wire [3:0] \port$2442$0 ;
   wire r_addr;
   output [39:0] r_data;
   wire [39:0] r_data;
@@ -12296,7 +11509,7 @@ module \qsnn_ref.layer1.states (rst, r_data, rd__addr, wr__en, wr__addr, \port$2
   end
   always @(posedge clk) begin
     if (wr__en)
-      mem[wr__addr] <= { \port$2528$0 , \port$2510$0 , \port$2492$0 , \port$2474$0 , \port$2456$0 , \port$2438$0 , \port$2420$0 , \port$2402$0 , \port$2384$0 , \port$2366$0  };
+      mem[wr__addr] <= { \port$2442$0 , \port$2424$0 , \port$2406$0 , \port$2388$0 , \port$2370$0 , \port$2352$0 , \port$2334$0 , \port$2316$0 , \port$2298$0 , \port$2280$0  };
   end
   reg [0:0] _0_;
   always @(posedge clk) begin
@@ -12304,21 +11517,21 @@ module \qsnn_ref.layer1.states (rst, r_data, rd__addr, wr__en, wr__addr, \port$2
   end
   assign r_data = mem[_0_];
   assign w_addr = wr__addr;
-  assign wr__data = { \port$2528$0 , \port$2510$0 , \port$2492$0 , \port$2474$0 , \port$2456$0 , \port$2438$0 , \port$2420$0 , \port$2402$0 , \port$2384$0 , \port$2366$0  };
-  assign w_data = { \port$2528$0 , \port$2510$0 , \port$2492$0 , \port$2474$0 , \port$2456$0 , \port$2438$0 , \port$2420$0 , \port$2402$0 , \port$2384$0 , \port$2366$0  };
+  assign wr__data = { \port$2442$0 , \port$2424$0 , \port$2406$0 , \port$2388$0 , \port$2370$0 , \port$2352$0 , \port$2334$0 , \port$2316$0 , \port$2298$0 , \port$2280$0  };
+  assign w_data = { \port$2442$0 , \port$2424$0 , \port$2406$0 , \port$2388$0 , \port$2370$0 , \port$2352$0 , \port$2334$0 , \port$2316$0 , \port$2298$0 , \port$2280$0  };
   assign w_en = wr__en;
   assign r_addr = rd__addr;
   assign rd__data = r_data;
-  assign \w_data[0]  = \port$2366$0 ;
-  assign \w_data[1]  = \port$2384$0 ;
-  assign \w_data[2]  = \port$2402$0 ;
-  assign \w_data[3]  = \port$2420$0 ;
-  assign \w_data[4]  = \port$2438$0 ;
-  assign \w_data[5]  = \port$2456$0 ;
-  assign \w_data[6]  = \port$2474$0 ;
-  assign \w_data[7]  = \port$2492$0 ;
-  assign \w_data[8]  = \port$2510$0 ;
-  assign \w_data[9]  = \port$2528$0 ;
+  assign \w_data[0]  = \port$2280$0 ;
+  assign \w_data[1]  = \port$2298$0 ;
+  assign \w_data[2]  = \port$2316$0 ;
+  assign \w_data[3]  = \port$2334$0 ;
+  assign \w_data[4]  = \port$2352$0 ;
+  assign \w_data[5]  = \port$2370$0 ;
+  assign \w_data[6]  = \port$2388$0 ;
+  assign \w_data[7]  = \port$2406$0 ;
+  assign \w_data[8]  = \port$2424$0 ;
+  assign \w_data[9]  = \port$2442$0 ;
   assign \r_data[0]  = r_data[3:0];
   assign \r_data[1]  = r_data[7:4];
   assign \r_data[2]  = r_data[11:8];

@@ -261,19 +261,24 @@ class LayerEngine(wiring.Component):
         for k in range(1, 6):
             m.d.sync += [sv[k].eq(sv[k - 1]), sg[k].eq(sg[k - 1])]
         m.d.sync += [s1_x.eq(cur_x), s2_x.eq(s1_x)]
-        w_r = Signal.like(wm.data, name="weight_r")
+        # data registers need no reset (the valid bits say what they hold)
+        w_r = Signal.like(wm.data, name="weight_r", reset_less=True)
         m.d.sync += w_r.eq(wm.data)
         # forwarding selects, decided at s2 for use at s3: distance d = 1, 2, 3 cycles
         fwd_dists = [d for d in (1, 2, 3) if d >= G]
         sel = {d: Signal(name=f"acc_fwd{d}") for d in fwd_dists}
         for d in fwd_dists:
             m.d.sync += sel[d].eq(sv[2 + d] & (sg[2 + d] == sg[2]) & sv[2])
-        prod_r = [Signal(signed(self.acc_width), name=f"product{p}_r") for p in range(P)]
-        acc_r = [Signal(signed(self.acc_width), name=f"acc{p}_r") for p in range(P)]
-        sum_r = [Signal(signed(self.acc_width), name=f"sum{p}_r") for p in range(P)]
+        prod_r = [Signal(signed(self.acc_width), name=f"product{p}_r", reset_less=True)
+                  for p in range(P)]
+        acc_r = [Signal(signed(self.acc_width), name=f"acc{p}_r", reset_less=True)
+                 for p in range(P)]
+        sum_r = [Signal(signed(self.acc_width), name=f"sum{p}_r", reset_less=True)
+                 for p in range(P)]
         hist = {1: sum_r}  # hist[d]: the sum written d - 1 cycles ago
         for d in range(2, max(fwd_dists, default=0) + 1):
-            hist[d] = [Signal(signed(self.acc_width), name=f"sum{p}_h{d}") for p in range(P)]
+            hist[d] = [Signal(signed(self.acc_width), name=f"sum{p}_h{d}", reset_less=True)
+                       for p in range(P)]
             m.d.sync += [hist[d][p].eq(hist[d - 1][p]) for p in range(P)]
         for p in range(P):
             prod = w_r[p] * s2_x if self.input_kind == "direct" else w_r[p]
