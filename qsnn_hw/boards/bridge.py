@@ -127,6 +127,7 @@ class UartBridge(wiring.Component):
 
         idx = Signal(range(max(len(reply), len(ident)) + 1))
         reply_last = Signal()  # idx == len(reply) - 1, as a register (timing)
+        cmd = Signal(8)        # the command byte being decoded
         ack = Signal(8)                                          # CMD_WRITE / CMD_LOADED
         written = Signal(8 * P.ADDR_BYTES + 1)                   # words since CMD_LOADED
         beat = Signal(8 * fr.beat_bytes)
@@ -138,20 +139,25 @@ class UartBridge(wiring.Component):
             with m.State("IDLE"):
                 with m.If(fifo.r_rdy & ~core.busy):
                     m.d.comb += fifo.r_en.eq(1)
-                    with m.If(fifo.r_data == P.CMD_SAMPLE):
-                        m.d.sync += nbyte.eq(0)
-                        m.next = "START"
-                    with m.Elif(fifo.r_data == P.CMD_IDENT):
-                        m.d.sync += idx.eq(0)
-                        m.next = "IDENT"
-                    if ld.layers:
-                        with m.Elif(fifo.r_data == P.CMD_WRITE):
-                            m.d.sync += [loaded.eq(0), ack.eq(P.CMD_WRITE)]
-                            m.next = "W_HEADER"
-                        with m.Elif(fifo.r_data == P.CMD_LOADED):
-                            m.d.sync += [loaded.eq(written == ld.total_words), written.eq(0),
-                                         ack.eq(P.CMD_LOADED), idx.eq(0)]
-                            m.next = "ACK"
+                    m.d.sync += cmd.eq(fifo.r_data)
+                    m.next = "DECODE"
+            with m.State("DECODE"):
+                # the command byte from a register, not from the FIFO's output (timing)
+                m.next = "IDLE"   # other bytes are ignored (resynchronisation)
+                with m.If(cmd == P.CMD_SAMPLE):
+                    m.d.sync += nbyte.eq(0)
+                    m.next = "START"
+                with m.Elif(cmd == P.CMD_IDENT):
+                    m.d.sync += idx.eq(0)
+                    m.next = "IDENT"
+                if ld.layers:
+                    with m.Elif(cmd == P.CMD_WRITE):
+                        m.d.sync += [loaded.eq(0), ack.eq(P.CMD_WRITE)]
+                        m.next = "W_HEADER"
+                    with m.Elif(cmd == P.CMD_LOADED):
+                        m.d.sync += [loaded.eq(written == ld.total_words), written.eq(0),
+                                     ack.eq(P.CMD_LOADED), idx.eq(0)]
+                        m.next = "ACK"
             with m.State("START"):
                 # start from the state register, not from the received byte (timing)
                 m.d.comb += core.start.eq(1)
