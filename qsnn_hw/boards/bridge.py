@@ -128,6 +128,11 @@ class UartBridge(wiring.Component):
         idx = Signal(range(max(len(reply), len(ident)) + 1))
         reply_last = Signal()  # idx == len(reply) - 1, as a register (timing)
         cmd = Signal(8)        # the command byte being decoded
+        # Reply and identity bytes from registers (the byte multiplexers stay off the
+        # UART's shift register input); after idx changes, one cycle for them to follow.
+        reply_byte, ident_byte, tx_wait = Signal(8), Signal(8), Signal()
+        m.d.sync += [reply_byte.eq(Array(reply)[idx]), ident_byte.eq(Array(ident)[idx]),
+                     tx_wait.eq(0)]
         ack = Signal(8)                                          # CMD_WRITE / CMD_LOADED
         written = Signal(8 * P.ADDR_BYTES + 1)                   # words since CMD_LOADED
         beat = Signal(8 * fr.beat_bytes)
@@ -148,7 +153,7 @@ class UartBridge(wiring.Component):
                     m.d.sync += nbyte.eq(0)
                     m.next = "START"
                 with m.Elif(cmd == P.CMD_IDENT):
-                    m.d.sync += idx.eq(0)
+                    m.d.sync += [idx.eq(0), tx_wait.eq(1)]
                     m.next = "IDENT"
                 if ld.layers:
                     with m.Elif(cmd == P.CMD_WRITE):
@@ -180,12 +185,13 @@ class UartBridge(wiring.Component):
                         m.next = "BEAT"
             with m.State("WAIT"):
                 with m.If(res.valid):
-                    m.d.sync += [idx.eq(0), reply_last.eq(len(reply) == 1)]
+                    m.d.sync += [idx.eq(0), reply_last.eq(len(reply) == 1), tx_wait.eq(1)]
                     m.next = "REPLY"
             with m.State("REPLY"):
-                m.d.comb += [utx.data.eq(Array(reply)[idx]), utx.valid.eq(1)]
-                with m.If(utx.ready):
-                    m.d.sync += [idx.eq(idx + 1), reply_last.eq(idx == len(reply) - 2)]
+                m.d.comb += [utx.data.eq(reply_byte), utx.valid.eq(~tx_wait)]
+                with m.If(utx.ready & ~tx_wait):
+                    m.d.sync += [idx.eq(idx + 1), reply_last.eq(idx == len(reply) - 2),
+                                 tx_wait.eq(1)]
                     with m.If(reply_last):
                         m.d.comb += res.ready.eq(1)
                         m.d.sync += [overflow.eq(0), framing_err.eq(0), rejected.eq(0),
@@ -193,9 +199,9 @@ class UartBridge(wiring.Component):
                                      self.has_result.eq(1)]
                         m.next = "IDLE"
             with m.State("IDENT"):
-                m.d.comb += [utx.data.eq(Array(ident)[idx]), utx.valid.eq(1)]
-                with m.If(utx.ready):
-                    m.d.sync += idx.eq(idx + 1)
+                m.d.comb += [utx.data.eq(ident_byte), utx.valid.eq(~tx_wait)]
+                with m.If(utx.ready & ~tx_wait):
+                    m.d.sync += [idx.eq(idx + 1), tx_wait.eq(1)]
                     with m.If(idx == len(ident) - 1):
                         m.next = "IDLE"
 
@@ -221,8 +227,10 @@ class UartBridge(wiring.Component):
         word = Signal(8 * ld.word_bytes)
         wl = core.weight_load
         lbyte = Signal(range(max(hbytes, ld.word_bytes) + 1))
+        # ``ok``: the word at (layer, addr) exists. A register (off the write-enable ->
+        # SPRAM address path): addr last changed at least one W_WORD cycle before W_PUT.
         ok = Signal()
-        m.d.comb += ok.eq(Cat(*[(layer == i) & (addr < d)
+        m.d.sync += ok.eq(Cat(*[(layer == i) & (addr < d)
                                 for i, d in zip(ld.layers, ld.depths, strict=True)]).any())
         with m.State("W_HEADER"):
             with m.If(fifo.r_rdy):
