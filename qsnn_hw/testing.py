@@ -91,6 +91,21 @@ def random_network(rng: np.random.Generator, *, sizes=None, input_bits=None, **l
     return IntNetwork(tuple(layers), input_bits)
 
 
+SCHEDULE_STATE_BITS = (None, 2, 3, 4, 5, 6, 7, 8)
+RESETS = ("subtract", "zero")
+
+
+def schedule(seed: int) -> dict:
+    """The regression sweeps' category schedule (tests/test_hdl_top.py, sim/regression.py):
+    state width, family, reset mode and weight bits cycle with ``seed``, so any 16
+    consecutive seeds cover every state width, family and reset, and weight bits run
+    through 2..16. Keywords for :func:`random_network`."""
+    return {"weight_bits": 2 + (seed * 7) % 15,
+            "state_bits": SCHEDULE_STATE_BITS[seed % len(SCHEDULE_STATE_BITS)],
+            "family": FAMILIES[(seed // 2) % len(FAMILIES)],
+            "reset": RESETS[seed % len(RESETS)]}
+
+
 def random_inputs(rng: np.random.Generator, net: IntNetwork, batch: int, steps: int,
                   density: float | None = None) -> np.ndarray:
     """(batch, steps, M) int64 inputs: each entry active with probability ``density``

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from qsnn_hw.testing import FAMILIES, random_inputs, random_network
+from qsnn_hw.testing import random_inputs, random_network, schedule
 
 from .bundle import CoreCase
 
-STATE_BITS = [None, 2, 3, 4, 5, 6, 7, 8]
 INPUT_BITS = [1, 1, 2, 8, 1, 4]
 
 
@@ -33,9 +32,8 @@ def regression_case(seed: int) -> CoreCase:
     else:
         sizes = [int(rng.integers(1, 25)) for _ in range(layers + 1)]
         input_bits = INPUT_BITS[seed % len(INPUT_BITS)]
-    net = random_network(rng, sizes=sizes, input_bits=input_bits,
-                         weight_bits=2 + (seed * 7) % 15, state_bits=STATE_BITS[seed % 8],
-                         family=FAMILIES[(seed // 2) % 4], reset=["subtract", "zero"][seed % 2])
+    cat = schedule(seed)
+    net = random_network(rng, sizes=sizes, input_bits=input_bits, **cat)
     density = [0.0, 1.0, float(rng.uniform(0.05, 0.6))][seed % 3]
     if wide:
         density = min(density, 0.05)
@@ -51,8 +49,8 @@ def regression_case(seed: int) -> CoreCase:
     lanes = [int(rng.integers(1, 1 + min(16, 256 >> (la.state_bits or 0))))
              for la in net.layers]
     describe = (f"sizes={[net.n_in] + [la.n_out for la in net.layers]} lanes={lanes} "
-                f"input_bits={input_bits} state_bits={STATE_BITS[seed % 8]} "
-                f"family={FAMILIES[(seed // 2) % 4]} reset={net.layers[0].reset} "
+                f"input_bits={input_bits} state_bits={cat['state_bits']} "
+                f"family={cat['family']} reset={cat['reset']} "
                 f"density={density:.2f} samples={samples} T={steps}")
     return CoreCase(f"r{seed}", net, x, lanes=lanes, seed=seed,
                     valid_gap=float(rng.choice([0.0, 0.2, 0.6])),

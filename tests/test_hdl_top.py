@@ -17,13 +17,12 @@ from qsnn_hw.golden import simulate
 from qsnn_hw.hdl.geometry import min_fifo_depth
 from qsnn_hw.hdl.sim_util import run_core, sample_beats
 from qsnn_hw.hdl.top import NetworkTop
-from qsnn_hw.testing import FAMILIES, random_inputs, random_network
+from qsnn_hw.testing import random_inputs, random_network, schedule
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
 CONFIGS = int(os.environ.get("QSNN_REGRESSION_CONFIGS", "48"))
 SEED0 = int(os.environ.get("QSNN_REGRESSION_SEED", "0"))
-STATE_BITS = [None, 2, 3, 4, 5, 6, 7, 8]
 
 
 def sweep_config(seed: int):
@@ -38,9 +37,7 @@ def sweep_config(seed: int):
     else:
         sizes = [int(rng.integers(1, 40)) for _ in range(layers + 1)]
     input_bits = [1, 1, 2, 8][seed % 4] if not big else 1
-    net = random_network(rng, sizes=sizes, input_bits=input_bits,
-                         weight_bits=2 + (seed * 7) % 15, state_bits=STATE_BITS[seed % 8],
-                         family=FAMILIES[(seed // 2) % 4], reset=["subtract", "zero"][seed % 2])
+    net = random_network(rng, sizes=sizes, input_bits=input_bits, **schedule(seed))
     density = [0.0, 1.0, float(rng.uniform(0.05, 0.5))][seed % 3]
     if big:
         density = min(density, 0.1)

@@ -26,6 +26,12 @@ def min_fifo_depths(net: IntNetwork, lanes) -> list[int]:
             for layer, p in zip(net.layers, lanes_per_layer(net, lanes), strict=True)]
 
 
+def _shift_in(reg, byte, n: int):
+    """``reg`` (``n`` bytes) with ``byte`` shifted in from the top: after ``n`` bytes the
+    first one received is the lowest (little-endian)."""
+    return (reg >> 8) | (byte << (8 * n - 8))
+
+
 def _le_bytes(value, n: int) -> list:
     """``n`` little-endian bytes of ``value`` (zero-extended)."""
     v = Cat(Value.cast(value), Const(0, 8 * n))
@@ -170,8 +176,7 @@ class UartBridge(wiring.Component):
             with m.State("BEAT"):
                 with m.If(fifo.r_rdy):
                     m.d.comb += fifo.r_en.eq(1)
-                    # little-endian: shift in from the top, first byte ends at the bottom
-                    m.d.sync += [beat.eq((beat >> 8) | (fifo.r_data << (8 * fr.beat_bytes - 8))),
+                    m.d.sync += [beat.eq(_shift_in(beat, fifo.r_data, fr.beat_bytes)),
                                  nbyte.eq(nbyte + 1)]
                     with m.If(nbyte == fr.beat_bytes - 1):
                         m.next = "PUSH"
@@ -235,7 +240,7 @@ class UartBridge(wiring.Component):
         with m.State("W_HEADER"):
             with m.If(fifo.r_rdy):
                 m.d.comb += fifo.r_en.eq(1)
-                m.d.sync += [header.eq((header >> 8) | (fifo.r_data << (8 * hbytes - 8))),
+                m.d.sync += [header.eq(_shift_in(header, fifo.r_data, hbytes)),
                              lbyte.eq(lbyte + 1)]
                 with m.If(lbyte == hbytes - 1):
                     m.next = "W_START"
@@ -250,7 +255,7 @@ class UartBridge(wiring.Component):
         with m.State("W_WORD"):
             with m.If(fifo.r_rdy):
                 m.d.comb += fifo.r_en.eq(1)
-                m.d.sync += [word.eq((word >> 8) | (fifo.r_data << (8 * ld.word_bytes - 8))),
+                m.d.sync += [word.eq(_shift_in(word, fifo.r_data, ld.word_bytes)),
                              lbyte.eq(lbyte + 1)]
                 with m.If(lbyte == ld.word_bytes - 1):
                     m.next = "W_PUT"

@@ -246,17 +246,21 @@ def _run_pool(todo: list[Task], workers: int, finish) -> None:
     try:
         futures = {pool.submit(train_task, t): t for t in todo}
         for fut in as_completed(futures):
-            t = futures[fut]
-            try:
-                doc = fut.result()
-            except (ValueError, ArithmeticError) as exc:
-                finish(t, None, exc)
-            else:
-                finish(t, doc, None)
+            _finish_future(fut, futures[fut], finish)
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
+
+
+def _finish_future(fut, task: Task, finish) -> None:
+    """A finished run: its document, or the training error (a bad cell, not a crash)."""
+    try:
+        doc = fut.result()
+    except (ValueError, ArithmeticError) as exc:
+        finish(task, None, exc)
+    else:
+        finish(task, doc, None)
 
 
 def _run_dask(todo: list[Task], scheduler, finish) -> None:
@@ -278,13 +282,7 @@ def _run_dask(todo: list[Task], scheduler, finish) -> None:
                              pure=False)
         by_key = {f.key: t for f, t in zip(futures, todo, strict=True)}
         for fut in as_completed(futures):
-            t = by_key[fut.key]
-            try:
-                doc = fut.result()
-            except (ValueError, ArithmeticError) as exc:
-                finish(t, None, exc)
-            else:
-                finish(t, doc, None)
+            _finish_future(fut, by_key[fut.key], finish)
     except BaseException:
         with contextlib.suppress(Exception):
             client.cancel(futures)
