@@ -14,10 +14,12 @@ import pytest
 
 from qsnn_hw.contract import IntLayer, IntNetwork
 from qsnn_hw.golden import simulate
-from qsnn_hw.hdl.geometry import min_fifo_depth
-from qsnn_hw.hdl.sim_util import run_core, sample_beats
+from qsnn_hw.hdl.config import CoreConfig
 from qsnn_hw.hdl.top import NetworkTop
 from qsnn_hw.testing import random_inputs, random_network, schedule
+from qsnn_hw.verify.amaranth import run_core
+from qsnn_hw.verify.compare import compare, format_report
+from qsnn_hw.verify.stimulus import event_layout, sample_beats
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
@@ -47,8 +49,14 @@ def sweep_config(seed: int):
     return net, x, lanes, rng
 
 
-def assert_bit_exact(net, x, run, context):
-    gold = simulate(net, x)
+def assert_bit_exact(net, x, run, context, error=False):
+    """Every layer's spikes and states at every timestep, counts, predictions (the
+    package's one comparison), plus the final states as the golden model reports them."""
+    gold = simulate(net, x, trace=True)
+    rep = compare(net, gold, run.observed)
+    counts = dict(rep["mismatch_counts"])
+    assert (counts.pop("error_flag") > 0) == error, f"{context}: error flag"
+    assert not any(counts.values()), f"{context}\n{format_report(rep)}"
     for li in range(len(net.layers)):
         np.testing.assert_array_equal(run.spikes[li], gold.spikes[li],
                                       err_msg=f"{context}: spikes of layer {li}")
@@ -69,9 +77,24 @@ def test_random_networks_bit_exact(seed):
     context = (f"replay with QSNN_REGRESSION_SEED={seed} QSNN_REGRESSION_CONFIGS=1 "
                f"(sizes={[net.n_in] + [la.n_out for la in net.layers]}, lanes={lanes}, "
                f"input_bits={net.input_bits}, state_bits={[la.state_bits for la in net.layers]})")
-    run = run_core(net, x, lanes=lanes, rng=rng)
+    run = run_core(net, x, CoreConfig(lanes=lanes), rng=rng)
     assert not run.error, context
     assert_bit_exact(net, x, run, context)
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("seed", range(SEED0 + 1000, SEED0 + 1000 + max(4, CONFIGS // 6)))
+def test_random_networks_bit_exact_other_configurations(seed):
+    """The configurations synth builds besides the default: minimal FIFOs, RAM weights
+    written through ``weight_load`` before the first sample, the pipelined quantizer
+    everywhere; cycled over the seeds, with a bursty input."""
+    net, x, lanes, rng = sweep_config(seed)
+    k = seed % 4
+    cfg = CoreConfig(lanes=lanes, fifo_depth="min" if k in (0, 3) else "default",
+                     weight_storage="ram" if k in (1, 3) else "rom",
+                     quantizer="pipelined" if k in (2, 3) else "auto")
+    run = run_core(net, x, cfg, rng=rng, gaps=0.3)
+    assert_bit_exact(net, x, run, f"seed {seed}: {cfg.describe()}")
 
 
 def _extreme_network(sign: int, state_bits, reset, input_bits):
@@ -94,7 +117,7 @@ def test_extremes_all_weights_at_max_every_input_every_step(sign, state_bits, re
                                                             input_bits):
     net = _extreme_network(sign, state_bits, reset, input_bits)
     x = np.full((1, 5, net.n_in), net.input_max, np.int64)
-    run = run_core(net, x, lanes=[4, 3])
+    run = run_core(net, x, CoreConfig(lanes=[4, 3]))
     assert_bit_exact(net, x, run, f"extreme sign={sign} state_bits={state_bits}")
 
 
@@ -106,29 +129,28 @@ def test_counts_saturate_and_argmax_uses_saturated_counts():
                       "zero", None, 0, None, 16)
     net = IntNetwork((strong,))
     x = np.ones((1, 7, 5), np.int64)
-    run = run_core(net, x, count_bits=2)
+    run = run_core(net, x, CoreConfig(count_bits=2))
     gold = simulate(net, x)
     want = np.minimum(gold.counts, 3)
     np.testing.assert_array_equal(run.counts, want)
     assert run.predictions[0] == int(np.argmax(want[0]))
 
 
-def _beats(net, x, top_layout, extra):
+def _beats(net, x, extra):
     """Valid beats of one sample with ``extra`` invalid beats inserted in timestep 0."""
-    beats = sample_beats(net, x[0], None, top_layout)
-    return [extra + beats]
+    return [extra + sample_beats(net, x[0]).tolist()]
 
 
 @pytest.mark.sim
 def test_invalid_spike_beats_are_dropped_and_flagged():
     net = random_network(np.random.default_rng(11), sizes=[5, 6, 3], input_bits=1)
     x = random_inputs(np.random.default_rng(12), net, 1, 3, 0.5)
-    layout = NetworkTop(net).engines[0].in_layout
+    layout = event_layout(net)
     addr, last = layout["addr"].offset, layout["last"].offset
     bad = [(5 << addr), (7 << addr), (1 << addr) | (1 << last)]  # addr >= M, last w/o eot
-    run = run_core(net, x, beats=_beats(net, x, layout, bad))
+    run = run_core(net, x, beats=_beats(net, x, bad))
     assert run.error
-    assert_bit_exact(net, x, run, "invalid spike beats")
+    assert_bit_exact(net, x, run, "invalid spike beats", error=True)
     clean = run_core(net, x)
     assert not clean.error
 
@@ -137,9 +159,8 @@ def test_invalid_spike_beats_are_dropped_and_flagged():
 def test_direct_input_wrong_value_count_is_flagged():
     net = random_network(np.random.default_rng(13), sizes=[4, 5], input_bits=4)
     x = random_inputs(np.random.default_rng(14), net, 1, 3, 0.7)
-    layout = NetworkTop(net).engines[0].in_layout
-    eot = 1 << layout["eot"].offset
-    beats = sample_beats(net, x[0], None, layout)
+    eot = 1 << event_layout(net)["eot"].offset
+    beats = sample_beats(net, x[0]).tolist()
     # timestep 0: one value too many (dropped); timestep 1: the last value missing (= 0)
     m = net.n_in
     t0 = beats[:m] + [9] + [beats[m]]
@@ -149,17 +170,20 @@ def test_direct_input_wrong_value_count_is_flagged():
     assert run.error
     x_eff = x.copy()
     x_eff[0, 1, m - 1] = 0
-    assert_bit_exact(net, x_eff, run, "short/long direct timesteps")
+    assert_bit_exact(net, x_eff, run, "short/long direct timesteps", error=True)
 
 
 def test_top_validation():
     net = random_network(np.random.default_rng(0), sizes=[3, 2, 2])
-    with pytest.raises(ValueError, match="one entry per layer"):
-        NetworkTop(net, lanes=[1, 2, 3])
+    with pytest.raises(ValueError, match="lanes must be one value or have one entry per "
+                                         "layer"):
+        NetworkTop(net, CoreConfig(lanes=[1, 2, 3]))
     with pytest.raises(ValueError, match="count_bits must be in"):
-        NetworkTop(net, count_bits=0)
+        CoreConfig(count_bits=0)
     with pytest.raises(TypeError, match="net must be an IntNetwork"):
         NetworkTop(net.layers[0])
+    with pytest.raises(TypeError, match="config must be a CoreConfig"):
+        NetworkTop(net, {"lanes": 2})
 
 
 @pytest.mark.sim
@@ -168,8 +192,12 @@ def test_minimal_fifos_and_bursty_input(seed):
     """Smallest output FIFOs (one timestep of words: every layer waits for the next to
     drain) and an input source that pauses at random: still bit-exact."""
     net, x, lanes, rng = sweep_config(500 + seed)
-    depths = [min_fifo_depth(-(-la.n_out // p)) for la, p in zip(net.layers, lanes, strict=True)]
-    run = run_core(net, x, lanes=lanes, fifo_depth=depths, rng=rng, gaps=0.3)
+    cfg = CoreConfig(lanes=lanes, fifo_depth="min")
+    depths = [o.fifo_depth for o in cfg.layers(net)]
+    # an independent statement of the minimum: G + 1 words, at least 3
+    assert depths == [max(-(-la.n_out // p) + 1, 3) for la, p in zip(net.layers, lanes,
+                                                                     strict=True)]
+    run = run_core(net, x, cfg, rng=rng, gaps=0.3)
     assert not run.error
     assert_bit_exact(net, x, run, f"seed={500 + seed} minimal FIFOs {depths}")
 
@@ -181,8 +209,8 @@ def test_minimal_fifos_one_group_per_layer():
     rng = np.random.default_rng(77)
     net = random_network(rng, sizes=[12, 5, 3], input_bits=1)
     x = (rng.random((3, 6, 12)) < 0.5).astype(np.int64)
-    depths = [min_fifo_depth(1)] * 2
-    run = run_core(net, x, lanes=[5, 3], fifo_depth=depths, rng=rng, gaps=0.0)
+    depths = [3, 3]
+    run = run_core(net, x, CoreConfig(lanes=[5, 3], fifo_depth=depths), rng=rng, gaps=0.0)
     assert not run.error
     assert_bit_exact(net, x, run, f"G = 1, FIFOs {depths}")
 
@@ -199,6 +227,6 @@ def test_accumulator_forwarding(groups, gaps):
     n = 3 * groups
     net = random_network(rng, sizes=[10, n, 2], input_bits=1)
     x = (rng.random((2, 5, 10)) < 0.9).astype(np.int64)
-    run = run_core(net, x, lanes=[3, 1], rng=rng, gaps=gaps)
+    run = run_core(net, x, CoreConfig(lanes=[3, 1]), rng=rng, gaps=gaps)
     assert not run.error
     assert_bit_exact(net, x, run, f"G = {groups}, gaps {gaps}")

@@ -13,17 +13,10 @@ from amaranth.lib.wiring import In, Out
 
 from ..contract import IntNetwork
 from ..hdl._util import index_width
-from ..hdl.geometry import min_fifo_depth
-from ..hdl.top import NetworkTop, lanes_per_layer
+from ..hdl.config import CoreConfig
+from ..hdl.top import NetworkTop
 from . import protocol as P
 from .uart import UARTRx, UARTTx, check_divisor
-
-
-def min_fifo_depths(net: IntNetwork, lanes) -> list[int]:
-    """One timestep of spike words per layer: the smallest legal output FIFOs
-    (:func:`qsnn_hw.hdl.geometry.min_fifo_depth`)."""
-    return [min_fifo_depth(-(-layer.n_out // p))
-            for layer, p in zip(net.layers, lanes_per_layer(net, lanes), strict=True)]
 
 
 def _shift_in(reg, byte, n: int):
@@ -59,9 +52,8 @@ class UartBridge(wiring.Component):
         ``CMD_LOADED``.
     """
 
-    def __init__(self, net: IntNetwork, *, divisor: int, lanes=1, count_bits: int = 16,
-                 pipelined: bool | None = None, rx_fifo_depth: int = 64,
-                 fifo_depth=None, weight_storage="rom"):
+    def __init__(self, net: IntNetwork, config: CoreConfig | None = None, *, divisor: int,
+                 rx_fifo_depth: int = 64):
         if not isinstance(net, IntNetwork):
             raise TypeError(f"net must be an IntNetwork, got {type(net).__name__}")
         self.net = net
@@ -69,12 +61,10 @@ class UartBridge(wiring.Component):
         if not isinstance(rx_fifo_depth, int) or rx_fifo_depth < 2:
             raise ValueError(f"rx_fifo_depth must be an integer >= 2, got {rx_fifo_depth!r}")
         self.rx_fifo_depth = rx_fifo_depth
-        if fifo_depth == "min":
-            fifo_depth = min_fifo_depths(net, lanes)
-        self.core = NetworkTop(net, lanes=lanes, count_bits=count_bits, pipelined=pipelined,
-                               fifo_depth=fifo_depth, weight_storage=weight_storage)
-        self.load = P.load_layout(net, self.core.lanes, self.core.weight_storage)
-        self.framing = P.framing(net, count_bits)
+        self.core = NetworkTop(net, config)
+        self.config = self.core.config
+        self.load = P.load_layout(net, self.config)
+        self.framing = P.framing(net, self.config.count_bits)
         if self.framing.beat_bytes > 255:
             raise ValueError("input beats wider than 255 bytes are not supported")
         super().__init__({

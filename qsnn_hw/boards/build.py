@@ -23,7 +23,7 @@ from pathlib import Path
 from .._io import atomic_write_text
 from ..contract import IntNetwork
 from ..hdl.geometry import network_geometry
-from ..hdl.top import lanes_per_layer
+from ..hdl.config import CoreConfig
 from ..hdl.weight_memory import SPRAM_BITS, SPRAM_WIDTH, spram_blocks
 from .boards import Board, get_board
 from .top import DEFAULT_BAUD, BoardTop
@@ -78,29 +78,31 @@ def bram_blocks(depth: int, width: int, family: str) -> int:
     return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in _BRAM_SHAPES[family])
 
 
-WEIGHT_MODES = ("auto", "bram", "spram")
+WEIGHT_MODES = ("auto", "bram", "spram", "config")
 
 
-def _weight_memories(net: IntNetwork, lanes) -> list[dict]:
+def _weight_memories(net: IntNetwork, config: CoreConfig) -> list[dict]:
     """Per layer: depth, word width and bits of the weight memory (the core's geometry)."""
     return [{"depth": g.n_in * g.groups, "width": g.lanes * g.weight_width,
              "weight_width": g.weight_width, "lanes": g.lanes,
              "bits": g.n_in * g.groups * g.lanes * g.weight_width}
-            for g in network_geometry(net, lanes)]
+            for g in network_geometry(net, config)]
 
 
-def plan_weights(net: IntNetwork, lanes, board: Board, mode: str = "auto") -> dict:
+def plan_weights(net: IntNetwork, config: CoreConfig, board: Board, mode: str = "auto"
+                 ) -> dict:
     """Where each layer's weights go, checked against the device before any tool runs.
 
     ``mode``: ``"bram"`` every layer an initialized ROM in block RAM; ``"spram"`` every
     layer a RAM in SPRAM (iCE40 UltraPlus), loaded over the UART after configuration;
     ``"auto"`` ROMs while they fit the block RAM, else the layers with the largest
-    block-RAM need go to SPRAM (largest first) until the rest fits. Returns the report's
+    block-RAM need go to SPRAM (largest first) until the rest fits; ``"config"`` the
+    storage ``config`` names ("ram" takes block RAM like a ROM). Returns the report's
     ``weights`` entry (``storage`` per layer: "rom" or "spram"); raises
     :class:`DesignTooLarge` saying by how much when even that cannot fit."""
     if mode not in WEIGHT_MODES:
         raise ValueError(f"weights must be one of {', '.join(WEIGHT_MODES)}, got {mode!r}")
-    mems = _weight_memories(net, lanes)
+    mems = _weight_memories(net, config)
     ebr = [bram_blocks(w["depth"], w["width"], board.family) for w in mems]
     have_ebr, have_spram = board.capacity["bram"], board.capacity.get("spram", 0)
     bits = sum(w["bits"] for w in mems)
@@ -109,23 +111,28 @@ def plan_weights(net: IntNetwork, lanes, board: Board, mode: str = "auto") -> di
         raise DesignTooLarge(f"--weights spram: {board.name} has no SPRAM (only the iCE40 "
                              f"UltraPlus boards: icebreaker); use --weights bram or auto")
     storage = ["spram" if mode == "spram" else "rom"] * len(mems)
+    if mode == "config":
+        storage = list(config.per_layer("weight_storage", len(mems)))
+        if "spram" in storage and not have_spram:
+            raise DesignTooLarge(f"weight storage 'spram': {board.name} has no SPRAM (only "
+                                 f"the iCE40 UltraPlus boards: icebreaker)")
     if mode == "auto" and sum(ebr) > have_ebr and have_spram:
         for i in sorted(range(len(mems)), key=lambda i: -ebr[i]):
-            if sum(e for e, s in zip(ebr, storage, strict=True) if s == "rom") <= have_ebr:
+            if sum(e for e, s in zip(ebr, storage, strict=True) if s != "spram") <= have_ebr:
                 break
             storage[i] = "spram"
-    rom_ebr = sum(e for e, s in zip(ebr, storage, strict=True) if s == "rom")
+    rom_ebr = sum(e for e, s in zip(ebr, storage, strict=True) if s != "spram")
     spram = [spram_blocks(w["depth"], w["width"]) if s == "spram" else 0
              for w, s in zip(mems, storage, strict=True)]
     info = {"mode": mode, "storage": storage, "weight_bits": bits,
             "weight_bram_blocks": rom_ebr, "bram_blocks": have_ebr,
             "spram_layers": [i for i, s in enumerate(storage) if s == "spram"],
             "weight_spram_blocks": sum(spram), "spram_blocks": have_spram,
-            "layers": [dict(w, storage=s, bram_blocks=e if s == "rom" else 0,
+            "layers": [dict(w, storage=s, bram_blocks=e if s != "spram" else 0,
                             spram_blocks=n)
                        for w, s, e, n in zip(mems, storage, ebr, spram, strict=True)]}
     if rom_ebr > have_ebr:
-        rom_bits = sum(w["bits"] for w, s in zip(mems, storage, strict=True) if s == "rom")
+        rom_bits = sum(w["bits"] for w, s in zip(mems, storage, strict=True) if s != "spram")
         msg = (f"the weights do not fit {board.name}'s block RAM: they need {rom_ebr} "
                f"blocks (per layer {ebr}; {rom_bits:,} bits) of {have_ebr} "
                f"({have_ebr * block_bits:,} bits), {rom_ebr - have_ebr} blocks "
@@ -166,11 +173,11 @@ def _spram_message(board, mems, storage, spram, have) -> str:
                   " Use fewer weight bits or a smaller network.")
 
 
-def check_weights_fit(net: IntNetwork, lanes, board: Board) -> dict:
+def check_weights_fit(net: IntNetwork, config: CoreConfig, board: Board) -> dict:
     """Block RAMs the weight memories need as initialized ROMs against the device's;
     raises :class:`DesignTooLarge` before any tool runs when they cannot fit
     (``plan_weights`` with ``mode="bram"``)."""
-    return plan_weights(net, lanes, board, "bram")
+    return plan_weights(net, config, board, "bram")
 
 
 def _stat_usage(stat: dict, family: str) -> dict:
@@ -298,21 +305,29 @@ def _tail(path: Path, n: int = 15) -> str:
     return ""
 
 
-def synthesize(net: IntNetwork, board_name: str, out_dir, *, lanes=1, clock_mhz=None,
-               toolchain: str = "yowasp", baud: int = DEFAULT_BAUD, count_bits: int = 16,
+def resolve_weights(net: IntNetwork, config: CoreConfig, board_name: str,
+                    weights: str = "auto") -> tuple[CoreConfig, dict]:
+    """``config`` with its weight storage decided for ``board_name`` by
+    :func:`plan_weights` (``weights``: "auto", "bram" or "spram"), and the plan."""
+    fit = plan_weights(net, config, get_board(board_name), weights)
+    return config.replace(weight_storage=tuple(fit["storage"])), fit
+
+
+def synthesize(net: IntNetwork, board_name: str, out_dir, config: CoreConfig | None = None,
+               *, clock_mhz=None, toolchain: str = "yowasp", baud: int = DEFAULT_BAUD,
                seed: int = 1, model_info: dict | None = None, log=None,
-               pipelined: bool | None = None, fifo_depth=None,
-               synth_opts: str | None = None, weights: str = "auto") -> dict:
-    """Build a bitstream of ``net`` for ``board_name`` into ``out_dir`` and return the
-    report (also written as ``report.json`` and ``report.md``). ``out_dir`` is replaced
-    only by a complete build; a failed one is left in ``<out_dir>.failed`` for its logs.
-    ``weights``: "auto", "bram" or "spram" (:func:`plan_weights`)."""
+               synth_opts: str | None = None) -> dict:
+    """Build a bitstream of ``net`` with the core ``config`` for ``board_name`` into
+    ``out_dir`` and return the report (also written as ``report.json`` and
+    ``report.md``; its ``"core"`` entry is ``config``, so ``qsnn-hw verify --config``
+    simulates exactly this core). ``out_dir`` is replaced only by a complete build; a
+    failed one is left in ``<out_dir>.failed`` for its logs. The weights must fit as
+    ``config`` stores them (:func:`resolve_weights` decides "auto")."""
+    config = CoreConfig() if config is None else config
     board = get_board(board_name)
     tools = resolve_tools(board.family, toolchain)
-    fit = plan_weights(net, lanes_per_layer(net, lanes), board, weights)
-    top = BoardTop(net, board, lanes=lanes, clock_mhz=clock_mhz, baud=baud,
-                   count_bits=count_bits, pipelined=pipelined, fifo_depth=fifo_depth,
-                   weight_storage=fit["storage"])
+    fit = plan_weights(net, config, board, "config")
+    top = BoardTop(net, board, config, clock_mhz=clock_mhz, baud=baud)
     if synth_opts is None and board.family == "ice40":
         synth_opts = "-dsp"   # multiplies into SB_MAC16: fewer LCs, shorter paths (measured)
     out = Path(out_dir).resolve()
@@ -376,8 +391,9 @@ def synthesize(net: IntNetwork, board_name: str, out_dir, *, lanes=1, clock_mhz=
         "clock": {"board_mhz": board.board_mhz, "requested_mhz": top.clock_mhz,
                   "actual_mhz": top.actual_mhz, "pll": top.pll_info()},
         "uart": {"baud": baud, "divisor": top.divisor, "baud_error": top.baud_error},
-        "count_bits": count_bits,
-        "quantizer": {"pipelined": pipelined,
+        "core": config.to_dict(),
+        "count_bits": config.count_bits,
+        "quantizer": {"kind": config.quantizer,
                       "latency": [g.latency for g in top.bridge.core.geometry]},
         "fifo_depth": [g.fifo_depth for g in top.bridge.core.geometry],
         "synth_opts": synth_opts or "",

@@ -191,15 +191,12 @@ class LoadLayout:
         return sum(self.depths)
 
 
-def load_layout(net: IntNetwork, lanes, storage) -> LoadLayout:
-    """The load layout of ``net`` built with ``lanes`` and per-layer weight ``storage``
-    ("rom" / "ram" / "spram", one or one per layer) -- the same geometry the core uses."""
+def load_layout(net: IntNetwork, config) -> LoadLayout:
+    """The load layout of ``net`` built with ``config`` (a CoreConfig: its lanes and
+    per-layer weight storage) -- the same geometry the core uses."""
     from ..hdl.geometry import network_geometry
-    geoms = network_geometry(net, lanes)
-    storage = list(storage) if isinstance(storage, (list, tuple)) else [storage] * len(geoms)
-    if len(storage) != len(geoms):
-        raise ValueError(f"storage must be one value or have one entry per layer "
-                         f"({len(geoms)}), got {len(storage)}")
+    geoms = network_geometry(net, config)
+    storage = config.per_layer("weight_storage", len(geoms))
     ram = [i for i, s in enumerate(storage) if s != "rom"]
     out = LoadLayout(tuple(ram), tuple(geoms[i].n_in * geoms[i].groups for i in ram),
                      tuple(geoms[i].lanes * geoms[i].weight_width for i in ram))
@@ -209,11 +206,12 @@ def load_layout(net: IntNetwork, lanes, storage) -> LoadLayout:
     return out
 
 
-def weight_words(net: IntNetwork, lanes, layer: int) -> list[int]:
-    """The packed weight words of ``layer`` (WeightMemory's layout) for ``lanes``."""
-    from ..hdl.top import lanes_per_layer
+def weight_words(net: IntNetwork, config, layer: int) -> list[int]:
+    """The packed weight words of ``layer`` (WeightMemory's layout) in a core built with
+    ``config`` (a CoreConfig)."""
     from ..hdl.weight_memory import pack_weight_words
-    return pack_weight_words(net.layers[layer].weight, lanes_per_layer(net, lanes)[layer])
+    lanes = config.per_layer("lanes", len(net.layers))[layer]
+    return pack_weight_words(net.layers[layer].weight, lanes)
 
 
 def encode_weight_write(layer: int, addr: int, words, word_bytes: int) -> bytes:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from amaranth.hdl import Elaboratable, Module, Signal
 
 from ..contract import IntNetwork
+from ..hdl.config import CoreConfig
 from .boards import Board
 from .bridge import UartBridge
 from .pll import ecp5_pll, ecp5_pll_domain, ice40_pll, ice40_pll_domain
@@ -17,21 +18,18 @@ DEFAULT_BAUD = 115200
 class BoardTop(Elaboratable):
     """Parameters
     ----------
-    net : IntNetwork; lanes, count_bits : as :class:`~qsnn_hw.hdl.top.NetworkTop`.
+    net : IntNetwork.
     board : :class:`~.boards.Board`.
+    config : the core's :class:`~qsnn_hw.hdl.config.CoreConfig` (lanes, counters, FIFOs,
+        quantizer, weight storage: "spram" is SB_SPRAM256KA on the iCE40 UltraPlus,
+        loaded over the UART).
     clock_mhz : requested core clock (MHz); the board clock itself when equal, else a PLL
         output (:attr:`actual_mhz` is what the PLL achieves).
     baud : UART bit rate; the divisor is ``round(actual clock / baud)``.
-    pipelined : state quantizer implementation, as NetworkTop (None: automatic, i.e.
-        comparators up to 4 code bits; True: the pipelined search, shorter paths, n more
-        cycles per timestep).
-    weight_storage : per-layer weight storage, as :class:`~.bridge.UartBridge` ("spram":
-        SB_SPRAM256KA on the iCE40 UltraPlus, loaded over the UART).
     """
 
-    def __init__(self, net: IntNetwork, board: Board, *, lanes=1, clock_mhz=None,
-                 baud: int = DEFAULT_BAUD, count_bits: int = 16,
-                 pipelined: bool | None = None, fifo_depth=None, weight_storage="rom"):
+    def __init__(self, net: IntNetwork, board: Board, config: CoreConfig | None = None, *,
+                 clock_mhz=None, baud: int = DEFAULT_BAUD):
         self.board = board
         self.clock_mhz = float(board.default_mhz if clock_mhz is None else clock_mhz)
         if not self.clock_mhz > 0:
@@ -48,9 +46,7 @@ class BoardTop(Elaboratable):
         if self.divisor < 4:
             raise ValueError(f"baud {baud} is too fast for a {self.actual_mhz:g} MHz clock "
                              f"(needs >= 4 clocks per bit)")
-        self.bridge = UartBridge(net, divisor=self.divisor, lanes=lanes,
-                                 count_bits=count_bits, pipelined=pipelined,
-                                 fifo_depth=fifo_depth, weight_storage=weight_storage)
+        self.bridge = UartBridge(net, config, divisor=self.divisor)
 
     @property
     def baud_error(self) -> float:

@@ -257,13 +257,14 @@ def run(args) -> int:
 
 
 def register(sub) -> None:
+    from ..boards.boards import BOARDS
     from ._args import float_range, int_range
     p = sub.add_parser("flow", help="train -> export -> generate -> verify -> synth, one "
                        "summary table", description=__doc__)
     p.add_argument("--dataset", default="digits", choices=("digits", "fashion_mnist", "shd"),
                    help="dataset (digits needs no download; default)")
     p.add_argument("--board", default="icebreaker",
-                   help="icebreaker | ulx3s-12f | ulx3s-25f | ulx3s-45f | ulx3s-85f")
+                   help=" | ".join(BOARDS))
     p.add_argument("--out", default="runs/flow", help="output directory (default runs/flow)")
     p.add_argument("--epochs", type=int_range(1, 100000), default=30,
                    help="training epochs (default 30; fewer = faster, less accurate)")

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..artifact import load_artifact
 from ..cli import UserError
+from ..hdl.config import CoreConfig
 
 
 class BoardLink:
@@ -61,24 +62,24 @@ class BoardLink:
         self.ident = ident
         return ident
 
-    def load_weights(self, lanes, storage, burst: int = 1024) -> dict:
+    def load_weights(self, config, burst: int = 1024) -> dict:
         """Write the RAM layers' weights (``CMD_WRITE`` bursts of ``burst`` words, each
-        acknowledged) and commit them (``CMD_LOADED``). ``lanes`` and ``storage`` (per
-        layer "rom"/"spram"/"ram") must be the build's; call :meth:`identify` first."""
+        acknowledged) and commit them (``CMD_LOADED``). ``config``: the build's
+        CoreConfig (its lanes and per-layer storage); call :meth:`identify` first."""
         P = self.P
         if self.ident is None:
             self.identify()
-        layout = P.load_layout(self.net, lanes, storage)
+        layout = P.load_layout(self.net, config)
         if (layout.total_words, layout.word_bytes) != (self.ident["load_words"],
                                                        self.ident["word_bytes"]):
             raise UserError(
                 f"the board expects {self.ident['load_words']:,} weight words of "
-                f"{self.ident['word_bytes']} bytes, lanes {lanes} and storage {storage} give "
+                f"{self.ident['word_bytes']} bytes, the core {config.describe()} gives "
                 f"{layout.total_words:,} of {layout.word_bytes}: use the report.json of "
                 f"the build that is on the board")
         t0, sent = time.perf_counter(), 0
         for layer in layout.layers:
-            words = P.weight_words(self.net, lanes, layer)
+            words = P.weight_words(self.net, config, layer)
             for a in range(0, len(words), burst):
                 data = P.encode_weight_write(layer, a, words[a:a + burst], layout.word_bytes)
                 self.port.write(data)
@@ -180,13 +181,15 @@ def run(args) -> int:
         link = BoardLink(port, art.network)
         ident = link.identify()
         if ident["ram_weights"] and (args.reload_weights or not ident["weights_loaded"]):
-            if report is None or "storage" not in report.get("weights", {}):
+            if report is None or "core" not in report:
                 raise UserError("the board's weights are in RAM and must be loaded: give "
-                                "--report BUILD/report.json (the lanes and which layers are "
-                                "in RAM)")
-            lanes = report["lanes"]
-            lanes = tuple(lanes) if isinstance(lanes, list) else lanes
-            r = link.load_weights(lanes, report["weights"]["storage"])
+                                "--report BUILD/report.json (its core configuration says "
+                                "the lanes and which layers are in RAM)")
+            try:
+                config = CoreConfig.from_dict(report["core"]).check(art.network)
+            except (TypeError, ValueError) as exc:
+                raise UserError(f"--report {args.report}: {exc}") from None
+            r = link.load_weights(config)
             print(f"loaded {r['words']:,} weight words ({r['bytes']:,} bytes) in "
                   f"{r['seconds']:.1f} s")
         print(f"{board.name} on {args.port}: running {x.shape[0]} samples ({what})")
@@ -196,12 +199,13 @@ def run(args) -> int:
 
 
 def register(sub) -> None:
+    from ..boards.boards import BOARDS
     from ._args import float_range, int_range
     p = sub.add_parser("run", help="run test samples on a board over its UART",
                        description=__doc__)
     p.add_argument("model", metavar="MODEL", help="artifact file (.qsnn) the board was built from")
     p.add_argument("--board", required=True,
-                   help="icebreaker | ulx3s-12f | ulx3s-25f | ulx3s-45f | ulx3s-85f")
+                   help=" | ".join(BOARDS))
     p.add_argument("--port", required=True, help="serial device, e.g. /dev/ttyUSB1")
     p.add_argument("--baud", type=int_range(1200, 3_000_000), default=115200)
     p.add_argument("--samples", type=int_range(1, 1_000_000), default=100,

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from ..artifact import load_artifact
 from ..cli import UserError
-from .generate import parse_lanes
+from ..hdl.config import CoreConfig
+from ._core import add_core_options, core_config
 
 
 def board_choices():
@@ -37,9 +38,21 @@ def default_count_bits(art) -> int:
     return max(1, int(steps).bit_length()) if isinstance(steps, int) and steps > 0 else 16
 
 
-def run_synth(model: Path, board: str, out, *, lanes="1", clock=None, toolchain="yowasp",
-              baud=115200, count_bits=None, seed=1, quiet=False, pipelined=None,
-              fifo_depth=None, weights="auto") -> dict:
+def board_config(art, board: str, config: CoreConfig, weights: str | None) -> CoreConfig:
+    """``config`` with its weight storage placed for ``board`` (``weights``: "auto",
+    "bram" or "spram"; None keeps the storage ``config`` names)."""
+    from ..boards.build import BuildError, resolve_weights
+    if weights is None:
+        return config
+    try:
+        return resolve_weights(art.network, config, board, weights)[0]
+    except (BuildError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+
+
+def run_synth(model: Path, board: str, out, config: CoreConfig, *, clock=None,
+              toolchain="yowasp", baud=115200, seed=1, quiet=False) -> dict:
+    """Build ``model`` with exactly ``config`` for ``board`` (boards.build.synthesize)."""
     from ..boards.boards import get_board
     from ..boards.build import BuildError, synthesize
     model = Path(model)
@@ -50,28 +63,26 @@ def run_synth(model: Path, board: str, out, *, lanes="1", clock=None, toolchain=
     if not model.is_file():
         raise UserError(f"artifact {model} does not exist")
     art = load_artifact(model)
-    lanes = parse_lanes(str(lanes))
-    if isinstance(lanes, list) and len(lanes) != len(art.network.layers):
-        raise UserError(f"--lanes lists {len(lanes)} values but the model has "
-                        f"{len(art.network.layers)} layers")
-    if count_bits is None:
-        count_bits = default_count_bits(art)
     info = {"file": model.name, "sha256": hashlib.sha256(model.read_bytes()).hexdigest()}
     try:
-        return synthesize(art.network, board, out, lanes=lanes, clock_mhz=clock,
-                          toolchain=toolchain, baud=baud, count_bits=count_bits, seed=seed,
-                          model_info=info, log=None if quiet else print,
-                          pipelined=pipelined, fifo_depth=fifo_depth, weights=weights)
+        return synthesize(art.network, board, out, config, clock_mhz=clock,
+                          toolchain=toolchain, baud=baud, seed=seed,
+                          model_info=info, log=None if quiet else print)
     except BuildError as exc:
         raise UserError(str(exc)) from None
 
 
 def run(args) -> int:
     out = args.out or f"build/{args.board}"
-    report = run_synth(args.model, args.board, out, lanes=args.lanes, clock=args.clock,
-                       toolchain=args.toolchain, baud=args.baud, count_bits=args.count_bits,
-                       seed=args.seed, pipelined=True if args.pipelined_quantizer else None,
-                       fifo_depth="min" if args.min_fifo else None, weights=args.weights)
+    model = Path(args.model)
+    if not model.is_file():
+        raise UserError(f"artifact {model} does not exist")
+    art = load_artifact(model)
+    config = core_config(args, art.network, count_bits_default=default_count_bits(art))
+    # --config names the storage of a verified core: keep it; otherwise place the weights
+    config = board_config(art, args.board, config, None if args.config else args.weights)
+    report = run_synth(model, args.board, out, config, clock=args.clock,
+                       toolchain=args.toolchain, baud=args.baud, seed=args.seed)
     print((Path(out) / "report.md").read_text())
     print(f"wrote {out}/{report['bitstream']}, {out}/report.json, {out}/report.md")
     if report["weights"].get("spram_layers"):
@@ -89,10 +100,7 @@ def register(sub) -> None:
     p = sub.add_parser("synth", help="build a bitstream for a board and report resources/Fmax",
                        description=__doc__)
     p.add_argument("model", metavar="MODEL", help="artifact file (.qsnn)")
-    p.add_argument("--board", required=True,
-                   help="icebreaker | ulx3s-12f | ulx3s-25f | ulx3s-45f | ulx3s-85f")
-    p.add_argument("--lanes", default="1",
-                   help="parallel lanes P: one value, or one per layer as P1,P2,... (default 1)")
+    p.add_argument("--board", required=True, help=" | ".join(board_choices()))
     p.add_argument("--clock", type=float_range(1, 500), default=None,
                    help="core clock in MHz (default: 24 on iCEBreaker, 50 on ULX3S); a PLL "
                         "makes it unless it equals the board clock (12 / 25 MHz)")
@@ -102,19 +110,12 @@ def register(sub) -> None:
                         "nextpnr-*, icepack/ecppack on PATH")
     p.add_argument("--baud", type=int_range(1200, 3_000_000), default=115200,
                    help="UART bit rate (default 115200)")
-    p.add_argument("--count-bits", type=int_range(1, 32), default=None,
-                   help="width of the output spike counters (default: enough for the "
-                        "model's timesteps, so they never saturate; 16 if unknown)")
     p.add_argument("--seed", type=int_range(0, 2**31 - 1), default=1,
                    help="nextpnr placement seed (default 1)")
-    p.add_argument("--pipelined-quantizer", action="store_true",
-                   help="use the pipelined state quantizer (one comparison per stage: "
-                        "higher Fmax, state_bits more cycles per timestep)")
-    p.add_argument("--min-fifo", action="store_true",
-                   help="smallest inter-layer FIFOs (one timestep of words): far fewer "
-                        "flip-flops, less overlap between layers")
     p.add_argument("--weights", choices=("auto", "bram", "spram"), default="auto",
                    help="weight storage: auto (default: block-RAM ROMs while they fit, else "
                         "the largest layers in SPRAM), bram (ROMs in the bitstream), spram "
-                        "(iCE40 UltraPlus SPRAM, loaded over the UART by qsnn-hw run)")
+                        "(iCE40 UltraPlus SPRAM, loaded over the UART by qsnn-hw run); "
+                        "ignored with --config (its storage is kept)")
+    add_core_options(p, storage=False)
     p.set_defaults(func=run)

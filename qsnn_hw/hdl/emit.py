@@ -19,6 +19,7 @@ from .. import __version__
 from .._io import atomic_write_text
 from ..contract import IntNetwork
 from . import cycles
+from .config import CoreConfig
 from .top import NetworkTop
 
 MANIFEST_VERSION = 1
@@ -77,6 +78,7 @@ def manifest(top: NetworkTop, name: str) -> dict:
         "network": {"inputs": net.n_in, "outputs": net.n_out, "input_bits": net.input_bits,
                     "layers": len(net.layers)},
         "count_bits": top.count_bits,
+        "core": top.config.to_dict(),
         "clock_domain": {"clock": "clk", "reset": "rst (synchronous, active high)"},
         "ports": ports,
         "streams": {
@@ -98,25 +100,24 @@ def manifest(top: NetworkTop, name: str) -> dict:
     }
 
 
-def generate(net: IntNetwork, *, lanes=1, name: str = "qsnn_core", count_bits: int = 16,
-             pipelined: bool | None = None) -> tuple[str, dict]:
-    """Return ``(verilog_text, manifest)`` for ``net``."""
+def generate(net: IntNetwork, config: CoreConfig | None = None, *,
+             name: str = "qsnn_core") -> tuple[str, dict]:
+    """Return ``(verilog_text, manifest)`` for ``net`` built with ``config`` (a
+    :class:`~.config.CoreConfig`; default ``CoreConfig()``)."""
     if not isinstance(net, IntNetwork):
         raise TypeError(f"net must be an IntNetwork, got {type(net).__name__}")
     check_name(name)
-    top = NetworkTop(net, lanes=lanes, count_bits=count_bits, pipelined=pipelined)
+    top = NetworkTop(net, config)
     info = manifest(top, name)
     text = verilog.convert(top, name=name, emit_src=False)
     return text, info
 
 
-def write_core(net: IntNetwork, out_dir, *, lanes=1, name: str = "qsnn_core",
-               count_bits: int = 16, pipelined: bool | None = None,
-               extra: dict | None = None) -> tuple[Path, Path]:
+def write_core(net: IntNetwork, out_dir, config: CoreConfig | None = None, *,
+               name: str = "qsnn_core", extra: dict | None = None) -> tuple[Path, Path]:
     """Write ``<out_dir>/<name>.v`` and ``<out_dir>/<name>.json`` atomically.
     ``extra``: more JSON-able manifest entries (e.g. the source artifact)."""
-    text, info = generate(net, lanes=lanes, name=name, count_bits=count_bits,
-                          pipelined=pipelined)
+    text, info = generate(net, config, name=name)
     if extra:
         info.update(extra)
     out = Path(out_dir)

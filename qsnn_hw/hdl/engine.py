@@ -33,7 +33,12 @@ from .._check import check_choice, check_int
 from ..contract import IntLayer
 from ._util import ceil_div, check_lanes, index_width
 from .geometry import LayerGeometry, default_fifo_depth, min_fifo_depth
-from .layouts import direct_value_layout, spike_event_layout, spike_word_layout
+from .layouts import (
+    direct_value_layout,
+    spike_event_layout,
+    spike_word_layout,
+    trace_signature,
+)
 from .lif import LIFDatapath
 from .state_memory import LaneMemory, StateMemory
 from .weight_memory import WeightMemory
@@ -60,6 +65,7 @@ class LayerEngine(wiring.Component):
     fifo_depth : output FIFO depth in words (>= max(G + 1, 3); default 2 * (G + 1)).
     pipelined : state quantizer implementation (None: automatic).
     weight_storage : "rom" (default), "ram" or "spram" (:class:`WeightMemory`).
+    trace : add the ``trace`` port (observation only; :func:`.layouts.trace_signature`).
 
     Members
     -------
@@ -69,12 +75,15 @@ class LayerEngine(wiring.Component):
     error : Out(1), sticky: an invalid input beat was dropped.
     weight_write : In, only for RAM weights: the weight memory's write port (addr,
         data, en); write only while the engine is idle.
+    trace : Out, only with ``trace=True``: the spike words written into the output FIFO
+        and the state-memory writes, cycle by cycle (:mod:`.layouts`).
     """
 
     def __init__(self, layer: IntLayer, *, lanes: int, input_kind: str = "words",
                  input_bits: int = 1, upstream_groups: int | None = None,
                  upstream_lanes: int | None = None, fifo_depth: int | None = None,
-                 pipelined: bool | None = None, weight_storage: str = "rom"):
+                 pipelined: bool | None = None, weight_storage: str = "rom",
+                 trace: bool = False):
         if not isinstance(layer, IntLayer):
             raise TypeError(f"layer must be an IntLayer, got {type(layer).__name__}")
         self.layer = layer
@@ -132,6 +141,7 @@ class LayerEngine(wiring.Component):
             # ---- RAM weights: the loader's write port (weight_memory.py) ----
             **({"weight_write": In(self.weights.write.signature.flip())}
                if self.weights.writable else {}),
+            **({"trace": Out(trace_signature(self.geometry))} if trace else {}),
         })
 
     def memory_bits(self) -> dict:
@@ -362,4 +372,11 @@ class LayerEngine(wiring.Component):
         ]
         with m.If(error_set):
             m.d.sync += self.error.eq(1)
+
+        # ---- trace port (observation only) -------------------------------------------------
+        if "trace" in self.signature.members:
+            tr = self.trace
+            m.d.comb += [tr.word_valid.eq(ofifo.w_en), tr.word.eq(word),
+                         tr.state_en.eq(sm.w_en), tr.state_addr.eq(sm.w_addr),
+                         tr.state_data.eq(sm.w_data)]
         return m

@@ -20,6 +20,12 @@ COMB_MAX_BITS = 4
 DATAPATH_STAGES = 3
 
 
+def groups_of(n_out: int, lanes: int) -> int:
+    """G = ceil(N / P): the words of P lanes that hold N neurons (the only place this is
+    derived)."""
+    return ceil_div(n_out, check_lanes(lanes))
+
+
 def quantizer_pipelined(code_bits: int, pipelined: bool | None = None) -> bool:
     """The quantizer kind: pipelined search (True) or parallel comparators (False)."""
     return code_bits > COMB_MAX_BITS if pipelined is None else bool(pipelined)
@@ -84,6 +90,7 @@ class LayerGeometry:
     weight_width: int
     acc_width: int
     state_width: int
+    state_signed: bool       # membranes (unquantized) are signed, codes unsigned
     bias_width: int
     level_width: int         # the leaked-level table (see leaked_levels)
     latency: int             # LIF datapath: DATAPATH_STAGES + quantizer_latency
@@ -96,7 +103,7 @@ class LayerGeometry:
     def of(cls, layer: IntLayer, lanes: int, *, input_bits: int = 1, fifo_depth=None,
            pipelined: bool | None = None) -> LayerGeometry:
         lanes = check_lanes(lanes)
-        groups = ceil_div(layer.n_out, lanes)
+        groups = groups_of(layer.n_out, lanes)
         input_max = (1 << input_bits) - 1
         qlat = quantizer_latency(layer.state_bits, pipelined) if layer.quantized else 0
         qkind = ("" if not layer.quantized else "pipelined-search"
@@ -107,6 +114,7 @@ class LayerGeometry:
             weight_width=weight_width(layer.weight),
             acc_width=layer.current_width(input_max),
             state_width=layer.state_bits if layer.quantized else layer.mem_bits,
+            state_signed=not layer.quantized,
             bias_width=bias_width(layer),
             level_width=level_width(leaked_levels(layer)) if layer.quantized else 0,
             latency=DATAPATH_STAGES + qlat, quantizer_latency=qlat, quantizer_kind=qkind,
@@ -128,10 +136,10 @@ class LayerGeometry:
         }
 
 
-def network_geometry(net: IntNetwork, lanes, *, fifo_depth=None, pipelined=None
-                     ) -> list[LayerGeometry]:
-    from .top import lanes_per_layer
-    ps = lanes_per_layer(net, lanes)
-    return [LayerGeometry.of(layer, ps[i], input_bits=net.input_bits if i == 0 else 1,
-                             fifo_depth=fifo_depth, pipelined=pipelined)
-            for i, layer in enumerate(net.layers)]
+def network_geometry(net: IntNetwork, config) -> list[LayerGeometry]:
+    """The geometry of every layer of ``net`` built with ``config`` (a
+    :class:`~.config.CoreConfig`)."""
+    opts = config.layers(net)
+    return [LayerGeometry.of(layer, o.lanes, input_bits=net.input_bits if i == 0 else 1,
+                             fifo_depth=o.fifo_depth, pipelined=o.pipelined)
+            for i, (layer, o) in enumerate(zip(net.layers, opts, strict=True))]

@@ -10,14 +10,22 @@
   neuron ``g*P + p`` spiked), ``eot``, ``last``. Only non-zero masks are sent.
 * **Result**: ``prediction`` (argmax of the counts, ties to the lowest index) and
   ``counts`` (saturating per-output spike counts).
+* **Trace** (observation only, :func:`trace_signature`; ``NetworkTop(..., trace=True)``
+  exposes one per layer as ``trace__layer<l>__<field>``, e.g. ``trace__layer0__word``):
+  ``word_valid`` / ``word`` (a spike word, the layout above, written into the layer's
+  output FIFO in this cycle) and ``state_en`` / ``state_addr`` / ``state_data`` (a
+  state-memory write of this cycle: group g, P lanes of codes, unsigned, or membranes,
+  signed; lane 0 in the low bits). A layer writes its G groups in order once per
+  timestep, then an end-of-timestep word.
 """
 
 from __future__ import annotations
 
 from amaranth.hdl import unsigned
-from amaranth.lib import data
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import Out
 
-from ._util import index_width
+from ._util import index_width, shape_of
 
 
 def spike_event_layout(n_in: int) -> data.StructLayout:
@@ -36,3 +44,17 @@ def spike_word_layout(groups: int, lanes: int) -> data.StructLayout:
 def result_layout(n_out: int, count_bits: int) -> data.StructLayout:
     return data.StructLayout({"prediction": unsigned(index_width(n_out)),
                               "counts": data.ArrayLayout(unsigned(count_bits), n_out)})
+
+
+def trace_signature(geometry) -> wiring.Signature:
+    """The trace port of one layer engine (a :class:`~.geometry.LayerGeometry`), as seen
+    from the engine (every member an output)."""
+    g = geometry
+    return wiring.Signature({
+        "word_valid": Out(1),
+        "word": Out(spike_word_layout(g.groups, g.lanes)),
+        "state_en": Out(1),
+        "state_addr": Out(index_width(g.groups)),
+        "state_data": Out(data.ArrayLayout(shape_of(g.state_width, g.state_signed),
+                                           g.lanes)),
+    })

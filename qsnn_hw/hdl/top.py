@@ -24,37 +24,20 @@ from amaranth.hdl import Array, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .._check import check_int
 from ..contract import IntNetwork
-from ._util import check_lanes, index_width
+from ._util import index_width
+from .config import CoreConfig
 from .engine import LayerEngine
 from .layouts import result_layout
-
-MAX_COUNT_BITS = 32
-
-
-def lanes_per_layer(net: IntNetwork, lanes) -> tuple[int, ...]:
-    """``lanes``: one int for every layer, or a sequence with one entry per layer."""
-    if isinstance(lanes, int) and not isinstance(lanes, bool):
-        return (check_lanes(lanes),) * len(net.layers)
-    lanes = tuple(lanes)
-    if len(lanes) != len(net.layers):
-        raise ValueError(f"lanes must be an int or have one entry per layer "
-                         f"({len(net.layers)}), got {len(lanes)}")
-    return tuple(check_lanes(p) for p in lanes)
 
 
 class NetworkTop(wiring.Component):
     """Parameters
     ----------
     net : IntNetwork.
-    lanes : P (int) or one P per layer.
-    count_bits : width of the saturating output spike counters.
-    fifo_depth : output FIFO depth in words, one int for every layer or one per layer
-        (None: two timesteps of words, 2 * (G + 1); the minimum is G + 1).
-    pipelined : state quantizer implementation (None: automatic by code width).
-    weight_storage : "rom" (default), "ram" or "spram", one for every layer or one per
-        layer (:class:`~.weight_memory.WeightMemory`).
+    config : :class:`~.config.CoreConfig`, the hardware options (lanes, counter width,
+        FIFO depths, quantizer kind, weight storage); default ``CoreConfig()``.
+    trace : add the ``trace`` port (observation only, for simulation; off in builds).
 
     Members
     -------
@@ -63,23 +46,23 @@ class NetworkTop(wiring.Component):
     start : In(1); busy, done, error : Out(1).
     weight_load : In, only when a layer has RAM weights: ``layer``, ``addr``, ``data``
         (packed word, low bits), ``en``. Ignored while ``busy`` and for ROM layers.
+    trace : Out, only with ``trace=True``: ``layer<l>`` for every layer, each a
+        :func:`~.layouts.trace_signature` (spike words and state writes as they happen).
     """
 
-    def __init__(self, net: IntNetwork, *, lanes=1, count_bits: int = 16,
-                 fifo_depth: int | None = None, pipelined: bool | None = None,
-                 weight_storage="rom"):
+    def __init__(self, net: IntNetwork, config: CoreConfig | None = None, *,
+                 trace: bool = False):
         if not isinstance(net, IntNetwork):
             raise TypeError(f"net must be an IntNetwork, got {type(net).__name__}")
+        config = CoreConfig() if config is None else config
+        if not isinstance(config, CoreConfig):
+            raise TypeError(f"config must be a CoreConfig, got {type(config).__name__}")
         self.net = net
-        self.lanes = lanes_per_layer(net, lanes)
-        self.count_bits = check_int("count_bits", count_bits, 1, MAX_COUNT_BITS)
-        depths = fifo_depth if isinstance(fifo_depth, (list, tuple)) else \
-            [fifo_depth] * len(net.layers)
-        if len(depths) != len(net.layers):
-            raise ValueError(f"fifo_depth must be an int or have one entry per layer "
-                             f"({len(net.layers)}), got {len(depths)}")
-        # ---- RAM weights: storage per layer and the loader's port ----
-        self.weight_storage = _per_layer("weight_storage", weight_storage, len(net.layers))
+        self.config = config
+        opts = config.layers(net)
+        self.lanes = tuple(o.lanes for o in opts)
+        self.count_bits = config.count_bits
+        self.weight_storage = [o.storage for o in opts]
         self.engines = []
         for i, layer in enumerate(net.layers):
             if i == 0:
@@ -89,15 +72,19 @@ class NetworkTop(wiring.Component):
                 up = self.engines[-1]
                 kw = dict(input_kind="words", upstream_groups=up.groups,
                           upstream_lanes=up.lanes)
-            self.engines.append(LayerEngine(layer, lanes=self.lanes[i], fifo_depth=depths[i],
-                                            pipelined=pipelined,
-                                            weight_storage=self.weight_storage[i], **kw))
+            o = opts[i]
+            self.engines.append(LayerEngine(layer, lanes=o.lanes, fifo_depth=o.fifo_depth,
+                                            pipelined=o.pipelined, weight_storage=o.storage,
+                                            trace=trace, **kw))
         self.n_out = net.n_out
         super().__init__({
             "events": In(stream.Signature(self.engines[0].in_layout)),
             "results": Out(stream.Signature(result_layout(self.n_out, self.count_bits))),
             "start": In(1), "busy": Out(1), "done": Out(1), "error": Out(1),
             **({"weight_load": In(self.weight_load_signature())} if self.loadable else {}),
+            **({"trace": Out(wiring.Signature({
+                f"layer{i}": Out(e.trace.signature) for i, e in enumerate(self.engines)}))}
+               if trace else {}),
         })
 
     # ---- RAM weights ----------------------------------------------------------------------
@@ -189,6 +176,11 @@ class NetworkTop(wiring.Component):
             m.d.sync += [busy.eq(1), closed.eq(0)] + [c.eq(0) for c in counts]
         m.d.comb += self.error.eq(engines[0].error)
 
+        # ---- trace: every layer's spike words and state writes (observation only) ----
+        if "trace" in self.signature.members:
+            for i, e in enumerate(engines):
+                wiring.connect(m, e.trace, wiring.flipped(getattr(self.trace, f"layer{i}")))
+
         # ---- RAM weights: the loader writes one layer's memory while idle ----
         for i in self.loadable:
             ww, ld = engines[i].weight_write, self.weight_load
@@ -196,11 +188,3 @@ class NetworkTop(wiring.Component):
                          ww.en.eq(ld.en & (ld.layer == i) & ~busy)]
         return m
 
-
-def _per_layer(name: str, value, n: int) -> list:
-    """One value for every layer, or a list/tuple with one entry per layer."""
-    values = list(value) if isinstance(value, (list, tuple)) else [value] * n
-    if len(values) != n:
-        raise ValueError(f"{name} must be one value or have one entry per layer ({n}), "
-                         f"got {len(values)}")
-    return values

@@ -1,0 +1,202 @@
+"""One core configuration: every hardware option of a generated core in one frozen,
+validated object that ``generate``, ``verify`` (every simulator), ``synth``, ``run`` and
+``flow`` take, and that the manifest and the board report record.
+
+The options are the ones that change the gateware but not what it computes (the integer
+contract, :mod:`qsnn_hw.contract`, fixes that): lanes per layer, spike-counter width,
+output FIFO depths, state-quantizer kind and weight storage. :meth:`CoreConfig.layers`
+resolves them against a network into one :class:`LayerOptions` per layer; every size
+derived from those lives in :mod:`.geometry`.
+
+Serialised as plain JSON (:meth:`CoreConfig.to_dict` / :meth:`CoreConfig.from_dict`):
+the manifest's and the board report's ``"core"`` entry, so ``qsnn-hw verify MODEL
+--config BUILD/report.json`` simulates exactly the core that was built.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+from .._check import check_choice, check_int
+
+#: weight storage kinds (:class:`~.weight_memory.WeightMemory`)
+STORAGES = ("rom", "ram", "spram")
+#: state quantizer kinds: ``auto`` picks comparators up to COMB_MAX_BITS code bits
+QUANTIZERS = ("auto", "comparators", "pipelined")
+#: FIFO depth keywords: two timesteps of words (``default``) or one (``min``)
+FIFO_KEYWORDS = ("default", "min")
+MAX_LANES = 256
+MAX_COUNT_BITS = 32
+CONFIG_FORMAT = "qsnn-hw-core-config"
+CONFIG_VERSION = 1
+
+
+def _check_lanes(name: str, value) -> int:
+    return check_int(name, value, 1, MAX_LANES)
+
+
+def _tuple_or_one(value):
+    """Lists become tuples (hashable, frozen); scalars stay scalars."""
+    return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
+@dataclass(frozen=True)
+class LayerOptions:
+    """The options of one layer engine, resolved (:meth:`CoreConfig.layers`)."""
+
+    lanes: int
+    fifo_depth: int          # output FIFO depth in spike words
+    pipelined: bool | None   # quantizer: True pipelined search, False comparators, None auto
+    storage: str             # "rom", "ram" or "spram"
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    """Hardware options of a generated core.
+
+    Parameters
+    ----------
+    lanes : P, neurons updated and synapses accumulated per cycle: one int (1..256) for
+        every layer, or a tuple with one per layer.
+    count_bits : width of the saturating output spike counters (1..32).
+    fifo_depth : each layer's output FIFO in spike words: ``"default"`` (two timesteps,
+        2 (G + 1), so a layer can run a timestep ahead), ``"min"`` (one timestep, the
+        smallest legal depth), an int, or a tuple with one int or keyword per layer.
+    quantizer : state quantizer: ``"auto"`` (parallel comparators up to 4 code bits, the
+        pipelined binary search above), ``"comparators"`` or ``"pipelined"``.
+    weight_storage : ``"rom"`` (weights in the bitstream), ``"ram"`` or ``"spram"``
+        (written by a loader after configuration; SPRAM is SB_SPRAM256KA on the iCE40
+        UltraPlus, the generic RAM elsewhere): one for every layer or a tuple per layer.
+    """
+
+    lanes: int | tuple[int, ...] = 1
+    count_bits: int = 16
+    fifo_depth: str | int | tuple = "default"
+    quantizer: str = "auto"
+    weight_storage: str | tuple[str, ...] = "rom"
+
+    def __post_init__(self):
+        set_ = object.__setattr__
+        lanes = _tuple_or_one(self.lanes)
+        if isinstance(lanes, tuple):
+            if not lanes:
+                raise ValueError("lanes must be an int or a non-empty list, got []")
+            lanes = tuple(_check_lanes(f"lanes[{i}]", p) for i, p in enumerate(lanes))
+        else:
+            lanes = _check_lanes("lanes", lanes)
+        set_(self, "lanes", lanes)
+        set_(self, "count_bits", check_int("count_bits", self.count_bits, 1, MAX_COUNT_BITS))
+        depth = _tuple_or_one(self.fifo_depth)
+        if isinstance(depth, tuple):
+            depth = tuple(_check_depth(f"fifo_depth[{i}]", d) for i, d in enumerate(depth))
+        else:
+            depth = _check_depth("fifo_depth", depth)
+        set_(self, "fifo_depth", depth)
+        check_choice("quantizer", self.quantizer, QUANTIZERS)
+        storage = _tuple_or_one(self.weight_storage)
+        if isinstance(storage, tuple):
+            storage = tuple(check_choice(f"weight_storage[{i}]", s, STORAGES)
+                            for i, s in enumerate(storage))
+        else:
+            check_choice("weight_storage", storage, STORAGES)
+        set_(self, "weight_storage", storage)
+
+    # ---- per layer ---------------------------------------------------------------------
+    def per_layer(self, name: str, n_layers: int) -> tuple:
+        """Option ``name`` as one entry per layer (an error naming the option when a
+        per-layer tuple has the wrong length)."""
+        value = getattr(self, name)
+        if isinstance(value, tuple):
+            if len(value) != n_layers:
+                raise ValueError(f"{name} must be one value or have one entry per layer "
+                                 f"({n_layers}), got {len(value)}")
+            return value
+        return (value,) * n_layers
+
+    def check(self, net) -> CoreConfig:
+        """Raise a ValueError naming the option if it does not fit ``net``; returns self."""
+        self.layers(net)
+        return self
+
+    def layers(self, net) -> tuple[LayerOptions, ...]:
+        """One :class:`LayerOptions` per layer of ``net`` (an IntNetwork)."""
+        from .geometry import default_fifo_depth, groups_of, min_fifo_depth
+
+        n = len(net.layers)
+        lanes = self.per_layer("lanes", n)
+        depths = self.per_layer("fifo_depth", n)
+        storage = self.per_layer("weight_storage", n)
+        pipelined = {"auto": None, "comparators": False, "pipelined": True}[self.quantizer]
+        out = []
+        for i, layer in enumerate(net.layers):
+            g = groups_of(layer.n_out, lanes[i])
+            lo = min_fifo_depth(g)
+            d = depths[i]
+            d = {"default": default_fifo_depth(g), "min": lo}.get(d, d)
+            if d < lo:
+                raise ValueError(f"fifo_depth of layer {i} must be >= {lo} (one timestep of "
+                                 f"spike words, G + 1 with G = {g}), got {d}")
+            out.append(LayerOptions(lanes=lanes[i], fifo_depth=d, pipelined=pipelined,
+                                    storage=storage[i]))
+        return tuple(out)
+
+    @property
+    def writable_weights(self) -> bool:
+        """True when some layer's weights are written by a loader (RAM or SPRAM)."""
+        s = self.weight_storage
+        return any(x != "rom" for x in (s if isinstance(s, tuple) else (s,)))
+
+    def replace(self, **changes) -> CoreConfig:
+        return replace(self, **changes)
+
+    # ---- serialisation -----------------------------------------------------------------
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CoreConfig:
+        if not isinstance(d, dict):
+            raise TypeError(f"a core configuration must be a JSON object, got {type(d).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown core configuration option(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(sorted(known))}")
+        return cls(**d)
+
+    def describe(self) -> str:
+        """One line for reports: ``lanes 2, counters 5 bits, FIFOs default, ...``."""
+        def show(v):
+            return ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
+        return (f"lanes {show(self.lanes)}, counters {self.count_bits} bits, FIFOs "
+                f"{show(self.fifo_depth)}, quantizer {self.quantizer}, weights "
+                f"{show(self.weight_storage)}")
+
+
+def _check_depth(name: str, value):
+    if isinstance(value, str):
+        return check_choice(name, value, FIFO_KEYWORDS)
+    return check_int(name, value, 3, 1 << 16)
+
+
+def load_config(path) -> CoreConfig:
+    """A :class:`CoreConfig` from a JSON file: a board report or manifest (its ``"core"``
+    entry) or a bare configuration object."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"configuration file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"{path} is not a JSON core configuration ({exc})") from None
+    if isinstance(doc, dict) and "core" in doc:
+        doc = doc["core"]
+    elif isinstance(doc, dict) and doc.get("format") == CONFIG_FORMAT:
+        doc = {k: v for k, v in doc.items() if k not in ("format", "version")}
+    try:
+        return CoreConfig.from_dict(doc)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from None

@@ -1,0 +1,142 @@
+"""Run a whole core in Amaranth's simulator and observe it through its trace ports.
+
+:func:`run_core` builds a :class:`~qsnn_hw.hdl.top.NetworkTop` with ``trace=True``,
+writes RAM/SPRAM weights through ``weight_load`` first when the configuration has them,
+drives the input stream (optionally shuffled and bursty), records every spike word,
+state write and result, and returns them in golden shapes (:class:`CoreRun`) for
+:func:`.compare.compare`. Nothing here reads a name inside the core's hierarchy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..contract import IntNetwork
+from ..golden import check_inputs
+from ..hdl.config import CoreConfig
+from ..hdl.layouts import spike_word_layout
+from ..hdl.sim_util import run_simulation, wait_until
+from ..hdl.top import NetworkTop
+from ..hdl.weight_memory import pack_weight_words
+from .compare import Observed
+from .stimulus import batch_beats
+from .trace import RawTrace, rebuild
+
+
+@dataclass
+class CoreRun:
+    """Outputs of :func:`run_core`. ``observed``: the :class:`.compare.Observed` for
+    :func:`.compare.compare`; ``spikes``, ``counts``, ``predictions``, ``final_codes``,
+    ``final_mem``: as :class:`qsnn_hw.golden.GoldenResult`; ``error``: the sticky flag at
+    the end; ``step_cycles[l]`` (B, T): the cycle at which layer l closed each timestep;
+    ``start_cycles`` (B,); ``sample_cycles`` (B,): cycles from ``start`` to the result."""
+
+    observed: Observed
+    spikes: list
+    final_mem: list
+    final_codes: list
+    counts: np.ndarray
+    predictions: np.ndarray
+    error: bool
+    step_cycles: list
+    start_cycles: np.ndarray
+    sample_cycles: np.ndarray
+
+
+def run_core(net: IntNetwork, x, config: CoreConfig | None = None, *,
+             rng: np.random.Generator | None = None, beats=None, gaps: float = 0.0,
+             name: str = "core", limit: int = 2_000_000) -> CoreRun:
+    """Run ``x`` (B, T, M) through the core of ``net`` built with ``config``.
+
+    ``beats``: optional per-sample lists of raw input beats replacing the ones built from
+    ``x`` (error-injection tests); ``rng`` shuffles the event order within timesteps and,
+    with ``gaps`` > 0, drops ``valid`` for 1-3 cycles before a beat with that probability
+    (a bursty source)."""
+    x = check_inputs(net, x)
+    config = CoreConfig() if config is None else config
+    top = NetworkTop(net, config, trace=True)
+    batch, steps, _ = x.shape
+    if beats is None:
+        beats = batch_beats(net, x, rng)
+    engines = top.engines
+    n_layers = len(engines)
+    raw = RawTrace.empty(n_layers)
+    step_cycles = [np.full((batch, steps), -1, np.int64) for _ in engines]
+    eot_bits = [spike_word_layout(e.groups, e.lanes)["eot"].offset for e in engines]
+    clock = [0]
+
+    async def monitor(ctx):
+        ports = [getattr(top.trace, f"layer{i}") for i in range(n_layers)]
+        probes = []
+        for p in ports:
+            probes += [p.word_valid, p.word.as_value(), p.state_en, p.state_addr,
+                       p.state_data.as_value()]
+        steps_seen = [0] * n_layers
+        async for _, _, *vals in ctx.tick().sample(*probes):
+            clock[0] += 1
+            for li in range(n_layers):
+                wv, word, se, sa, sd = vals[5 * li:5 * li + 5]
+                if wv:
+                    raw.words[li].append(word)
+                    if (word >> eot_bits[li]) & 1:
+                        k = steps_seen[li]
+                        if k < batch * steps:
+                            step_cycles[li][k // steps, k % steps] = clock[0]
+                        steps_seen[li] = k + 1
+                if se:
+                    raw.states[li].append((sa, sd))
+
+    async def load_weights(ctx):
+        ld = top.weight_load
+        for li in top.loadable:
+            e = engines[li]
+            ctx.set(ld.layer, li)
+            for addr, word in enumerate(pack_weight_words(net.layers[li].weight, e.lanes,
+                                                           e.weights.width)):
+                ctx.set(ld.addr, addr)
+                ctx.set(ld.data, word)
+                ctx.set(ld.en, 1)
+                await ctx.tick()
+        ctx.set(ld.en, 0)
+
+    async def testbench(ctx):
+        ev = top.events
+        payload = ev.payload.as_value()
+        res = top.results.payload.as_value()
+        if top.loadable:
+            await load_weights(ctx)
+        ctx.set(top.results.ready, 1)
+        for b in range(batch):
+            await wait_until(ctx, ~top.busy, limit=limit)
+            ctx.set(top.start, 1)
+            await ctx.tick()
+            ctx.set(top.start, 0)
+            raw.starts.append(clock[0])
+            ctx.set(ev.valid, 1)
+            for word in beats[b]:
+                if gaps and rng.random() < gaps:
+                    ctx.set(ev.valid, 0)
+                    for _ in range(int(rng.integers(1, 4))):
+                        await ctx.tick()
+                    ctx.set(ev.valid, 1)
+                ctx.set(payload, int(word))
+                await wait_until(ctx, ev.ready, limit=limit)
+            ctx.set(ev.valid, 0)
+            (word, err) = await wait_until(ctx, top.results.valid, res, top.error,
+                                           limit=limit)
+            raw.results.append((clock[0], int(err), int(word)))
+
+    run_simulation(top, [testbench], [monitor], name=name)
+    obs = rebuild(top.geometry, config.count_bits, raw, batch, steps)
+    final_mem, final_codes = [], []
+    for layer, st in zip(net.layers, obs.states, strict=True):
+        last = st[:, -1, :]
+        final_codes.append(last if layer.quantized else None)
+        final_mem.append(layer.levels[last] if layer.quantized else last)
+    starts = np.array(raw.starts, np.int64)
+    return CoreRun(obs, obs.spikes, final_mem, final_codes, obs.counts, obs.predictions,
+                   bool(obs.errors.any()), step_cycles, starts,
+                   obs.sample_cycles if obs.sample_cycles is not None
+                   else np.zeros(batch, np.int64))
