@@ -6,18 +6,26 @@ a multiple of P included), spike and direct input (2..8 bits), input densities 0
 in between; categories cycle with the seed so any 16 consecutive seeds cover every state
 width, family, reset and input kind. On top: several samples back to back (the per-sample
 reset), long samples (T up to 64) and, every sixteenth seed, wide layers (60-120 neurons).
-Same seed, same configuration (network, inputs, lanes and back-pressure).
+The core configurations ``synth`` builds cycle with the seed too (:data:`CORE_KINDS`):
+default, minimal FIFOs, RAM weights, SPRAM weights (SB_SPRAM256KA with Yosys' cell
+model) and the pipelined quantizer. Same seed, same configuration (network, inputs, core
+configuration and back-pressure).
+
+Run it: ``python -m sim.regression --sim icarus --configs 50 [--seed 0]``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from qsnn_hw.hdl.config import CoreConfig
 from qsnn_hw.testing import random_inputs, random_network, schedule
-
-from .bundle import CoreCase
+from qsnn_hw.verify.bundle import CoreCase
 
 INPUT_BITS = [1, 1, 2, 8, 1, 4]
+# core configurations by seed % 5 (5 is coprime with the 8/16-seed categories above)
+CORE_KINDS = [{}, {"fifo_depth": "min"}, {"weight_storage": "ram"},
+              {"weight_storage": "spram"}, {"quantizer": "pipelined"}]
 
 
 def regression_case(seed: int) -> CoreCase:
@@ -48,10 +56,41 @@ def regression_case(seed: int) -> CoreCase:
     # P = 1..16 is still covered with n <= 4 and unquantized states)
     lanes = [int(rng.integers(1, 1 + min(16, 256 >> (la.state_bits or 0))))
              for la in net.layers]
-    describe = (f"sizes={[net.n_in] + [la.n_out for la in net.layers]} lanes={lanes} "
+    config = CoreConfig(lanes=lanes, **CORE_KINDS[seed % len(CORE_KINDS)])
+    describe = (f"sizes={[net.n_in] + [la.n_out for la in net.layers]} "
                 f"input_bits={input_bits} state_bits={cat['state_bits']} "
                 f"family={cat['family']} reset={cat['reset']} "
-                f"density={density:.2f} samples={samples} T={steps}")
-    return CoreCase(f"r{seed}", net, x, lanes=lanes, seed=seed,
+                f"density={density:.2f} samples={samples} T={steps}; {config.describe()}")
+    return CoreCase(f"r{seed}", net, x, config, seed=seed,
                     valid_gap=float(rng.choice([0.0, 0.2, 0.6])),
                     ready_prob=float(rng.choice([1.0, 0.5, 0.15])), describe=describe)
+
+
+def main(argv=None) -> int:
+    import argparse
+    import tempfile
+
+    from qsnn_hw.verify.bundle import write_bundle
+    from qsnn_hw.verify.compare import format_report
+    from qsnn_hw.verify.runner import SIMULATORS, run_bundle
+
+    ap = argparse.ArgumentParser(prog="python -m sim.regression", description=__doc__)
+    ap.add_argument("--sim", choices=SIMULATORS, required=True)
+    ap.add_argument("--configs", type=int, default=50, help="random configurations")
+    ap.add_argument("--seed", type=int, default=0, help="first configuration seed")
+    ap.add_argument("--build-dir", default=None, help="default: a temporary directory")
+    args = ap.parse_args(argv)
+    out = args.build_dir or tempfile.mkdtemp(prefix="qsnn-regression-")
+    cases = [regression_case(args.seed + i) for i in range(args.configs)]
+    bundle = write_bundle(cases, f"{out}/bundle")
+    rep = run_bundle(args.sim, bundle, f"{out}/build_{args.sim}")
+    for core in rep["cores"]:
+        print(format_report(core, core["core"], core["describe"]))
+    print(f"{args.sim}: {sum(c['ok'] for c in rep['cores'])}/{len(rep['cores'])} "
+          f"configurations bit-exact, {rep['cycles']} cycles in {rep['total_s']:.1f} s; "
+          f"build in {out}")
+    return 0 if rep["ok"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -27,11 +27,12 @@ import numpy as np
 import pytest
 
 from qsnn_hw.golden import simulate
+from qsnn_hw.hdl.config import CoreConfig
 from qsnn_hw.testing import random_inputs, random_network
-from sim.bundle import CoreCase, write_bundle
-from sim.regression import regression_case
-from sim.runner import SIMULATORS, run_bundle, simulator_available
-from sim.trace_check import format_report
+from qsnn_hw.verify.bundle import CoreCase, write_bundle
+from qsnn_hw.verify.compare import format_report as _format
+from qsnn_hw.verify.runner import SIMULATORS, run_bundle, simulator_available
+from sim.regression import CORE_KINDS, regression_case
 
 pytestmark = [pytest.mark.sim,
               pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")]
@@ -51,6 +52,11 @@ DIGITS_JOBS = {"verilator": 1, "icarus": int(os.environ.get("QSNN_ICARUS_JOBS", 
 def _need(sim):
     if not simulator_available(sim):
         pytest.skip(f"{sim} is not installed")
+
+
+def format_report(core) -> str:
+    return _format(core, core["core"], f"configuration seed {core['seed']}; "
+                   f"{core['describe']}")
 
 
 def _failures(report) -> str:
@@ -89,7 +95,9 @@ def test_regression_covers_the_space():
     assert {c.net.input_bits for c in cases} >= {1, 2, 4, 8}
     wbits = {int(np.abs(la.weight).max()).bit_length() + 1 for la in layers}
     assert min(wbits) <= 3 and max(wbits) >= 15
-    lanes = [(p, la.n_out) for c in cases for p, la in zip(c.lanes, c.net.layers, strict=True)]
+    lanes = [(p, la.n_out) for c in cases
+             for p, la in zip(c.config.per_layer("lanes", len(c.net.layers)), c.net.layers,
+                              strict=True)]
     assert {p for p, _ in lanes} >= {1, 16} and any(n % p for p, n in lanes)
     assert max(c.x.shape[1] for c in cases) >= 60
     assert min(c.x.shape[0] for c in cases) >= 2
@@ -97,6 +105,15 @@ def test_regression_covers_the_space():
     assert min(dens) == 0.0 and max(dens) == 1.0 and any(0.05 < d < 0.95 for d in dens)
     assert {c.valid_gap for c in cases} >= {0.0, 0.6} and {c.ready_prob for c in cases} >= {
         1.0, 0.15}
+    # the configurations synth builds: minimal FIFOs, RAM and SPRAM weights, pipelined
+    # quantizer (on quantized layers), each with several state widths
+    cfgs = [c.config for c in cases]
+    assert sum(c.fifo_depth == "min" for c in cfgs) >= 8
+    assert {c.weight_storage for c in cfgs} == {"rom", "ram", "spram"}
+    piped = [la.state_bits for c in cases if c.config.quantizer == "pipelined"
+             for la in c.net.layers if la.quantized]
+    assert len(set(piped)) >= 3
+    assert len(CORE_KINDS) == 5
 
 
 # ---- a core that is wrong must fail, at the right place --------------------------------
@@ -140,7 +157,8 @@ def test_broken_leak_shift_is_caught_at_the_right_place(tmp_path):
     assert diff.size, "the fault must be observable on these inputs"
     b, t, n = (int(v) for v in diff[0])
 
-    case = CoreCase("broken", net, x, lanes=[2, 3], seed=99, layer_patch=_off_by_one_leak(target),
+    case = CoreCase("broken", net, x, CoreConfig(lanes=[2, 3]), seed=99,
+                    layer_patch=_off_by_one_leak(target),
                     describe="leak shift off by one in layer 1")
     bundle = write_bundle([case], tmp_path / "bundle")
     report = run_bundle("icarus", bundle, tmp_path / "build")
@@ -178,7 +196,8 @@ def digits_bundle(tmp_path_factory):
         edges = np.linspace(0, n, DIGITS_JOBS[sim] + 1).astype(int)
         bundles[sim] = []
         for j, (lo, hi) in enumerate(pairwise(edges)):
-            case = CoreCase("digits", art.network, x[lo:hi], lanes=DIGITS_LANES, seed=5 + j,
+            case = CoreCase("digits", art.network, x[lo:hi], CoreConfig(lanes=DIGITS_LANES),
+                            seed=5 + j,
                             describe=f"{DIGITS.name}, test samples {lo}..{hi - 1}")
             bundles[sim].append((lo, hi, write_bundle([case], out / f"bundle_{sim}_{j}")))
     return bundles, gold, x

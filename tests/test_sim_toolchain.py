@@ -1,12 +1,15 @@
 """cocotb 1.9.2 drives Amaranth-emitted Verilog under Icarus and Verilator."""
 
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 from amaranth.back import verilog
 from amaranth.hdl import Elaboratable, Module, Mux, Signal, signed
 
-from sim.runner import run_cocotb
+from qsnn_hw.verify.runner import run_cocotb
+
+SIM_DIR = Path(__file__).resolve().parents[1] / "sim"
 
 WIDTH = 10
 
@@ -35,7 +38,7 @@ def test_cocotb_runs_on_amaranth_verilog(sim, tmp_path):
     src = tmp_path / "smoke.v"
     src.write_text(verilog.convert(dut, name="smoke", ports=[dut.en, dut.inc, dut.acc]))
     results = run_cocotb(sim, [src], "smoke", "tb_smoke", tmp_path / "build",
-                         env={"SMOKE_WIDTH": WIDTH, "SMOKE_SEED": 7})
+                         env={"SMOKE_WIDTH": WIDTH, "SMOKE_SEED": 7}, search=[SIM_DIR])
     cases = list(ET.parse(results).iter("testcase"))
     assert [c.get("name") for c in cases] == ["accumulate_and_saturate"]
     assert not any(c.find("failure") is not None for c in cases)
@@ -50,4 +53,4 @@ def test_a_wrong_model_fails(tmp_path):
     src.write_text(verilog.convert(dut, name="smoke", ports=[dut.en, dut.inc, dut.acc]))
     with pytest.raises(SystemExit, match="FAILED 1 tests"):
         run_cocotb("icarus", [src], "smoke", "tb_smoke", tmp_path / "build",
-                   env={"SMOKE_WIDTH": WIDTH, "SMOKE_SEED": 7})
+                   env={"SMOKE_WIDTH": WIDTH, "SMOKE_SEED": 7}, search=[SIM_DIR])

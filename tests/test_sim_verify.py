@@ -78,6 +78,39 @@ def test_verify_fails_on_a_broken_core(artifact, capsys):
 def test_verify_usage_errors(artifact, tmp_path, capsys):
     assert main(["verify", str(tmp_path / "missing.qsnn"), "--sim", "icarus"]) == 2
     assert main(["verify", str(artifact), "--sim", "icarus", "--lanes", "1,2,3"]) == 2
-    assert "--lanes lists 3 values" in capsys.readouterr().err
+    assert "--lanes must be one value or have one entry per layer (2), got 3" in \
+        capsys.readouterr().err
+    assert main(["verify", str(artifact), "--sim", "icarus", "--lanes", "2",
+                 "--config", str(tmp_path / "r.json")]) == 2
+    assert "--config gives the whole core configuration; drop --lanes" in \
+        capsys.readouterr().err
+    (tmp_path / "bad.json").write_text('{"core": {"lanes": 2, "colour": "red"}}')
+    assert main(["verify", str(artifact), "--sim", "icarus", "--config",
+                 str(tmp_path / "bad.json")]) == 2
+    assert "unknown core configuration option(s) colour" in capsys.readouterr().err
+    assert main(["verify", str(artifact), "--sim", "icarus", "--fifo-depth", "2"]) == 2
+    assert "--fifo-depth must be in [3," in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["verify", str(artifact), "--sim", "modelsim"])
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_verify_simulates_exactly_a_builds_configuration(sim, artifact, tmp_path, capsys):
+    """``--config BUILD/report.json``: the core of the report (SPRAM weights in layer 0,
+    written through the weight-load port first; minimal FIFOs; pipelined quantizer),
+    simulated and bit-exact; the report names that configuration."""
+    import shutil
+    if shutil.which({"icarus": "iverilog", "verilator": "verilator"}[sim]) is None:
+        pytest.skip(f"{sim} is not installed")
+    core = {"lanes": [5, 3], "count_bits": 3, "fifo_depth": "min",
+            "quantizer": "pipelined", "weight_storage": ["spram", "ram"]}
+    (tmp_path / "report.json").write_text(json.dumps({"board": "icebreaker", "core": core}))
+    rc = main(["verify", str(artifact), "--sim", sim, "--samples", "3", "--json",
+               "--config", str(tmp_path / "report.json"), "--build-dir", str(tmp_path / "b")])
+    report = json.loads(capsys.readouterr().out)
+    assert rc == 0 and report["ok"] and report["mismatches"] == 0
+    assert report["core"] == core
+    # what was simulated: SB_SPRAM256KA instances and the weight-load port
+    verilog = (tmp_path / "b" / "bundle" / "core.v").read_text()
+    assert "SB_SPRAM256KA" in verilog and "weight_load__en" in verilog

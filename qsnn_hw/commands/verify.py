@@ -6,19 +6,19 @@ exactly as the trainer encodes its test set (``qsnn_hw.train.trainer.eval_encodi
 same encoding, timesteps, input bits and seeds), so the samples are the ones behind the
 accuracy the trainer reported.
 
-Simulators: ``icarus`` and ``verilator`` run the generic cocotb testbench (``sim/``:
-preloaded stimulus, randomized back-pressure, every layer's spikes and state writes
-checked at every timestep, counts and predictions); ``amaranth`` runs the same core in
-Amaranth's simulator (``qsnn_hw.hdl.sim_util.run_core``: spikes of every layer, final
-states, counts, predictions). Exit status 0 when everything matches, 1 on any mismatch,
-2 on a usage error.
+Simulators: ``icarus`` and ``verilator`` run the cocotb testbench of the package
+(``qsnn_hw.verify``: preloaded stimulus, randomized back-pressure); ``amaranth`` runs the
+same core in Amaranth's simulator. Either way every layer's spikes and states at every
+timestep, the counts and predictions are compared with the golden model. The core is the
+one the flags describe, or exactly a build's with ``--config BUILD/report.json`` (RAM and
+SPRAM weights are written through the weight-load port first, as ``qsnn-hw run`` does on
+the board). Exit status 0 when everything matches, 1 on any mismatch, 2 on a usage error.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,25 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..cli import UserError
-
-SIMS = ("icarus", "verilator", "amaranth")
-
-
-def _sim_package():
-    """The repository's ``sim/`` package (testbenches and runners live beside the package,
-    not inside it)."""
-    try:
-        import sim.runner  # noqa: F401
-    except ImportError:
-        root = Path(__file__).resolve().parents[2]
-        if not (root / "sim" / "runner.py").exists():
-            raise UserError("the cocotb testbenches (sim/) are not installed; run from a "
-                            "qsnn-hw source checkout, or use --sim amaranth") from None
-        sys.path.insert(0, str(root))
-    import sim.bundle
-    import sim.runner
-    import sim.trace_check
-    return sim
+from ..verify import SIMULATORS
 
 
 def dataset_inputs(art, samples: int | None):
@@ -67,102 +49,69 @@ def dataset_inputs(art, samples: int | None):
     return x.astype(np.int64), y
 
 
-def _verify_amaranth(net, x, lanes, seed, gold) -> dict:
-    from ..hdl.sim_util import run_core
-
-    t0 = time.perf_counter()
-    run = run_core(net, x, lanes=lanes, rng=np.random.default_rng(seed), gaps=0.2)
-    wall = time.perf_counter() - t0
-    mism = {}
-    first = None
-    for li, layer in enumerate(net.layers):
-        bad = gold.spikes[li] != run.spikes[li]
-        mism[f"layer{li}_spike"] = int(bad.sum())
-        if bad.any() and first is None:
-            b, t, n = (int(v) for v in np.argwhere(bad)[0])
-            first = {"sample": b, "timestep": t, "layer": li, "neuron": n, "what": "spike",
-                     "expected": int(gold.spikes[li][b, t, n]),
-                     "actual": int(run.spikes[li][b, t, n])}
-        exp = gold.final_codes[li] if layer.quantized else gold.final_mem[li]
-        act = run.final_codes[li] if layer.quantized else run.final_mem[li]
-        mism[f"layer{li}_final_state"] = int((exp != act).sum())
-    mism["counts"] = int((gold.counts != run.counts).sum())
-    mism["prediction"] = int((gold.predictions != run.predictions).sum())
-    mism["error_flag"] = int(run.error)
-    cycles = int(run.sample_cycles.sum())
-    return {"mismatches": sum(mism.values()), "mismatch_counts": mism, "first": first,
-            "predictions": run.predictions.tolist(), "cycles": cycles, "sim_wall_s": wall,
-            "cycles_per_s": cycles / wall if wall > 0 else None, "waveform": None}
-
-
-def _verify_cocotb(simname, net, x, lanes, seed, build_dir: Path) -> dict:
-    sim = _sim_package()
-    case = sim.bundle.CoreCase("core", net, x, lanes=lanes, seed=seed,
-                               describe="qsnn-hw verify")
-    bundle = sim.bundle.write_bundle([case], build_dir / "bundle")
-    rep = sim.runner.run_bundle(simname, bundle, build_dir / simname, opt="-O2")
-    core = rep["cores"][0]
-    out = {k: core[k] for k in ("mismatches", "mismatch_counts", "first", "predictions")}
-    out["problems"] = core["problems"]
-    if core["problems"]:
-        out["mismatches"] += len(core["problems"])
-    out.update(cycles=rep["cycles"], sim_wall_s=rep["sim_wall_s"],
-               cycles_per_s=rep["cycles_per_s"], build_and_run_s=rep["total_s"],
-               waveform=rep.get("waveform"))
-    return out
-
-
 def run(args) -> int:
     from ..artifact import load_artifact
-    from ..golden import simulate
-    from .generate import parse_lanes
+    from ._core import core_config
 
     model = Path(args.model)
     if not model.is_file():
         raise UserError(f"artifact {model} does not exist")
     art = load_artifact(model)
-    net = art.network
-    lanes = parse_lanes(args.lanes)
-    if isinstance(lanes, list) and len(lanes) != len(net.layers):
-        raise UserError(f"--lanes lists {len(lanes)} values but the model has "
-                        f"{len(net.layers)} layers")
+    config = core_config(args, art.network)
     x, y = dataset_inputs(art, args.samples)
     if len(x) == 0:
         raise UserError("no test samples to verify")
-    gold = simulate(net, x)
-    keep = args.build_dir is not None
-    build = Path(args.build_dir) if keep else Path(tempfile.mkdtemp(prefix="qsnn-verify-"))
-    t0 = time.perf_counter()
-    if args.sim == "amaranth":
-        res = _verify_amaranth(net, x, lanes, args.seed, gold)
-    else:
-        res = _verify_cocotb(args.sim, net, x, lanes, args.seed, build)
-    wall = time.perf_counter() - t0
-    preds = np.asarray(res["predictions"])
-    report = {
-        "model": str(model), "sim": args.sim, "lanes": lanes, "seed": args.seed,
-        "samples": int(x.shape[0]), "timesteps": int(x.shape[1]),
-        "mismatches": int(res["mismatches"]), "mismatch_counts": res["mismatch_counts"],
-        "first_mismatch": res["first"], "problems": res.get("problems", []),
-        "golden_accuracy": float(np.mean(gold.predictions == y)),
-        "rtl_accuracy": float(np.mean(preds == y)) if preds.shape == y.shape else None,
-        "cycles": res["cycles"], "cycles_per_sample": res["cycles"] / len(x),
-        "sim_wall_s": res["sim_wall_s"], "cycles_per_s": res["cycles_per_s"],
-        "wall_s": wall, "waveform": res.get("waveform"),
-        "build_dir": str(build) if (keep or res["mismatches"]) else None,
-    }
+    report = verify_model(art, x, y, config, args.sim, seed=args.seed,
+                          build_dir=args.build_dir, model=str(model))
     if args.json:
         print(json.dumps(report, indent=1))
     else:
         _print(report)
-    if not keep and not res["mismatches"]:
-        shutil.rmtree(build, ignore_errors=True)
-    return 1 if report["mismatches"] else 0
+    return 0 if report["ok"] else 1
+
+
+def verify_model(art, x, y, config, sim: str, *, seed: int = 0, build_dir=None,
+                 model: str = "") -> dict:
+    """Verify ``art``'s core built with ``config`` on ``x`` (labels ``y`` or None) in
+    ``sim``; the report of ``qsnn-hw verify --json``. ``build_dir`` None: a temporary
+    directory, removed unless the run failed (then it holds the bundle and waveform)."""
+    from ..golden import simulate
+    from ..verify import verify_core
+
+    keep = build_dir is not None
+    build = Path(build_dir) if keep else Path(tempfile.mkdtemp(prefix="qsnn-verify-"))
+    ok = False
+    try:
+        t0 = time.perf_counter()
+        res = verify_core(art.network, x, config, sim=sim, build_dir=build, seed=seed,
+                          describe="qsnn-hw verify")
+        wall = time.perf_counter() - t0
+        ok = bool(res["ok"])
+    finally:
+        if not keep and (ok or not any(build.iterdir())):
+            shutil.rmtree(build, ignore_errors=True)
+    gold = simulate(art.network, x)
+    preds = np.asarray(res["predictions"])
+    has_y = y is not None and preds.shape == np.shape(y)
+    return {
+        "model": model, "sim": sim, "core": config.to_dict(), "seed": seed,
+        "samples": int(x.shape[0]), "timesteps": int(x.shape[1]), "ok": ok,
+        "mismatches": int(res["mismatches"]), "mismatch_counts": res["mismatch_counts"],
+        "first_mismatch": res["first"], "problems": res.get("problems", []),
+        "golden_accuracy": float(np.mean(gold.predictions == y)) if y is not None else None,
+        "rtl_accuracy": float(np.mean(preds == y)) if has_y else None,
+        "cycles": res["cycles"], "cycles_per_sample": (res["cycles"] or 0) / len(x),
+        "sim_wall_s": res["sim_wall_s"], "cycles_per_s": res["cycles_per_s"],
+        "wall_s": wall, "waveform": res.get("waveform"),
+        "build_dir": str(build) if (keep or not ok) else None,
+    }
 
 
 def _print(r: dict) -> None:
-    status = "OK: bit-exact" if r["mismatches"] == 0 else "MISMATCH"
-    print(f"verify {r['model']} on {r['sim']} (lanes {r['lanes']}): {status}")
+    from ..hdl.config import CoreConfig
+    status = "OK: bit-exact" if r["ok"] else "MISMATCH"
+    print(f"verify {r['model']} on {r['sim']} ({CoreConfig.from_dict(r['core']).describe()})"
+          f": {status}")
     print(f"  samples {r['samples']} x timesteps {r['timesteps']}; mismatches "
           f"{r['mismatches']}")
     bad = {k: v for k, v in r["mismatch_counts"].items() if v}
@@ -189,20 +138,19 @@ def _print(r: dict) -> None:
 
 def register(sub) -> None:
     from ._args import int_range, positive_int
+    from ._core import add_core_options
     p = sub.add_parser("verify", help="check the generated core against the golden model "
                        "in a simulator", description=__doc__)
     p.add_argument("model", metavar="MODEL", help="artifact file (.qsnn)")
-    p.add_argument("--sim", required=True, choices=SIMS,
+    p.add_argument("--sim", required=True, choices=SIMULATORS,
                    help="simulator: icarus, verilator (cocotb) or amaranth")
     p.add_argument("--samples", type=positive_int, default=None,
                    help="verify the first N test samples (default: the whole test split)")
-    p.add_argument("--lanes", default="1",
-                   help="parallel lanes P: one value, or one per layer as P1,P2,... "
-                        "(default 1)")
     p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0,
                    help="seed of the randomized back-pressure (default 0)")
     p.add_argument("--build-dir", default=None,
                    help="keep the bundle, build and waveforms here (default: a temporary "
                         "directory, kept only on a mismatch)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_core_options(p)
     p.set_defaults(func=run)

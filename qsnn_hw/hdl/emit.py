@@ -100,16 +100,30 @@ def manifest(top: NetworkTop, name: str) -> dict:
     }
 
 
+class TargetDevice:
+    """Elaboration target for Verilog that keeps a device's primitives (no build flow):
+    :class:`~.weight_memory.WeightMemory` reads ``device`` to instantiate SB_SPRAM256KA
+    for ``"spram"`` storage on an iCE40 UltraPlus, as a board build does."""
+
+    def __init__(self, device: str):
+        self.device = device
+
+
 def generate(net: IntNetwork, config: CoreConfig | None = None, *,
-             name: str = "qsnn_core") -> tuple[str, dict]:
+             name: str = "qsnn_core", trace: bool = False,
+             device: str | None = None) -> tuple[str, dict]:
     """Return ``(verilog_text, manifest)`` for ``net`` built with ``config`` (a
-    :class:`~.config.CoreConfig`; default ``CoreConfig()``)."""
+    :class:`~.config.CoreConfig`; default ``CoreConfig()``). ``trace``: add the
+    observation ports (:func:`.layouts.trace_signature`; simulation only). ``device``:
+    elaborate for that FPGA device (e.g. ``"iCE40UP5K"``: SPRAM weights as
+    SB_SPRAM256KA instances) instead of generic memories."""
     if not isinstance(net, IntNetwork):
         raise TypeError(f"net must be an IntNetwork, got {type(net).__name__}")
     check_name(name)
-    top = NetworkTop(net, config)
+    top = NetworkTop(net, config, trace=trace)
     info = manifest(top, name)
-    text = verilog.convert(top, name=name, emit_src=False)
+    text = verilog.convert(top, name=name, emit_src=False,
+                           platform=None if device is None else TargetDevice(device))
     return text, info
 
 

@@ -147,3 +147,49 @@ def rebuild(geometry: list, count_bits: int, raw: RawTrace, samples: int, timest
     if len(raw.starts) >= B and len(res) >= B:
         cycles = np.array([res[b][0] - raw.starts[b] for b in range(B)], np.int64)
     return Observed(spikes, states, counts, preds, errors, problems, cycles)
+
+
+_UNKNOWN = str.maketrans("xXzZ", "0000")
+
+
+def _hex(text: str, unknown: list) -> int:
+    """A hex trace field; X/Z digits (4-state simulators) read as 0, recorded in
+    ``unknown``."""
+    try:
+        return int(text, 16)
+    except ValueError:
+        unknown.append(text)
+        return int(text.translate(_UNKNOWN), 16)
+
+
+class TraceError(Exception):
+    """The trace file does not have the expected structure."""
+
+
+def parse_trace(text: str, n_layers: int) -> RawTrace:
+    """Parse the harness' trace file (:mod:`.harness`): ``B <cycle>`` (a sample starts),
+    ``R <cycle> <error> <result hex>`` (a result beat accepted), ``W<l> <word hex>``
+    (layer l wrote a spike word), ``S<l> <group hex> <lanes hex>`` (layer l wrote a
+    state word)."""
+    raw = RawTrace.empty(n_layers)
+    for line in text.splitlines():
+        if not line:
+            continue
+        parts = line.split()
+        tag = line[0]
+        if tag == "W":
+            raw.words[int(parts[0][1:])].append(_hex(parts[1], raw.unknown))
+        elif tag == "S":
+            li = int(parts[0][1:])
+            x: list = []
+            raw.states[li].append((_hex(parts[1], x), _hex(parts[2], x)))
+            if x:
+                raw.state_unknown[li].append(len(raw.states[li]) - 1)
+        elif tag == "B":
+            raw.starts.append(int(parts[1]))
+        elif tag == "R":
+            raw.results.append((int(parts[1]), _hex(parts[2], raw.unknown),
+                                _hex(parts[3], raw.unknown)))
+        else:
+            raise TraceError(f"unknown trace line {line!r}")
+    return raw

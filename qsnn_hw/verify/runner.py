@@ -1,11 +1,11 @@
-"""Run a cocotb testbench on emitted Verilog under Icarus or Verilator (cocotb-test).
+"""Run the cocotb testbench on emitted Verilog under Icarus or Verilator (cocotb-test).
 
 Facts this relies on (shared/BRIEF.md): cocotb 1.9.2 drives both Icarus 11 and Debian's
 Verilator 5.006; Amaranth's Verilog carries no `timescale`, so one is given here; Verilator
 needs -Wno-fatal for Amaranth output.
 
-:func:`run_bundle` runs a simulation bundle (``sim/bundle.py``) through the generic
-testbench ``sim/tb_core.py`` and returns its report; on a mismatch it reruns the first
+:func:`run_bundle` runs a simulation bundle (:mod:`.bundle`) through the testbench
+:mod:`.cocotb_tb` (part of the package) and returns its report; on a mismatch it reruns the first
 failing core, cut after the failing sample, with a waveform (VCD under Icarus, FST under
 Verilator) kept in the build directory.
 """
@@ -20,7 +20,10 @@ from pathlib import Path
 
 SIMULATORS = ("icarus", "verilator")
 _BINARIES = {"icarus": "iverilog", "verilator": "verilator"}
-SIM_DIR = Path(__file__).resolve().parent
+TESTBENCH = "qsnn_hw.verify.cocotb_tb"
+# where ``qsnn_hw`` is importable from (a checkout or site-packages): the simulator's
+# embedded Python gets it on its path
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 # Verilator: C++ compile settings that trade run-time speed for build time (a build costs
 # more than most of our simulations). QSNN_VERILATOR_OPT overrides the -O level.
@@ -82,15 +85,16 @@ def simulator_available(sim: str) -> bool:
 def run_cocotb(sim: str, verilog: list, toplevel: str, test_module: str, build_dir,
                env: dict | None = None, waves: bool = False, *,
                compile_args: list | None = None, make_args: list | None = None,
-               plus_args: list | None = None, public: bool = True) -> Path:
-    """Compile ``verilog`` with ``sim`` and run the cocotb module ``test_module`` (a module
-    in ``sim/``) against ``toplevel``. cocotb-test raises ``SystemExit`` on a failing or
+               plus_args: list | None = None, public: bool = True,
+               search: list | tuple = ()) -> Path:
+    """Compile ``verilog`` with ``sim`` and run the cocotb module ``test_module`` (an
+    importable module name) against ``toplevel``. cocotb-test raises ``SystemExit`` on a failing or
     crashed cocotb test; returns the path of the results XML (JUnit format).
     ``compile_args`` are added to the simulator's compile command, ``make_args`` to
     Verilator's C++ make, ``plus_args`` to the simulation command line. ``public=False``
     drops cocotb's ``--public-flat-rw`` under Verilator (only signals marked
     ``/*verilator public_flat_rd*/`` are then visible to cocotb): less C++ and a faster
-    build and simulation."""
+    build and simulation. ``search``: more directories for the testbench's imports."""
     from cocotb_test import simulator as cts
     from cocotb_test.simulator import run
 
@@ -119,13 +123,14 @@ def run_cocotb(sim: str, verilog: list, toplevel: str, test_module: str, build_d
         patch = contextlib.nullcontext()
     with patch:
         return _run(run, sim, verilog, toplevel, test_module, build_dir, args, plus_args,
-                    env, waves, kwargs)
+                    env, waves, kwargs, search)
 
 
 def _run(run, sim, verilog, toplevel, test_module, build_dir, args, plus_args, env, waves,
-         kwargs) -> Path:
+         kwargs, search) -> Path:
     return Path(run(simulator=sim, verilog_sources=[str(v) for v in verilog], toplevel=toplevel,
-        module=test_module, python_search=[str(SIM_DIR)], sim_build=str(build_dir),
+        module=test_module, python_search=[str(PACKAGE_ROOT), *map(str, search)],
+        sim_build=str(build_dir),
         work_dir=str(build_dir), timescale="1ns/1ps", compile_args=args,
         plus_args=list(plus_args or []),
         extra_env={k: str(v) for k, v in (env or {}).items()}, waves=waves, **kwargs))
@@ -169,7 +174,7 @@ def run_bundle(sim: str, bundle_json, build_dir, *, waves_on_failure: bool = Tru
     t0 = time.perf_counter()
     crashed = None
     try:
-        run_cocotb(sim, sources, info["top"], "tb_core", build_dir, env=env,
+        run_cocotb(sim, sources, info["top"], TESTBENCH, build_dir, env=env,
                    waves=waves and sim == "verilator", compile_args=compile_args,
                    make_args=make_args, plus_args=plus_args, public=False)
     except SystemExit as exc:      # cocotb-test: a failing or crashed test
