@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_write_text
-from ..cli import UserError
+from ..errors import UserError
 
 
 def pick_simulator(choice: str) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from amaranth._toolchain.yosys import YosysError
 
 from ..artifact import load_artifact
-from ..cli import UserError
+from ..errors import UserError
 from ..hdl.emit import check_name, write_core
 
 

@@ -20,7 +20,7 @@ import hashlib
 from pathlib import Path
 
 from ..artifact import load_artifact
-from ..cli import UserError
+from ..errors import UserError
 from .generate import parse_lanes
 
 
