@@ -17,12 +17,12 @@ from qsnn_hw.quant import (
     uniform_levels,
 )
 
-REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" \
-    / "snntorch_state_quant_levels.txt"
+# Written by snnTorch 1.0.0 itself (tests/fixtures/README.md).
+REFERENCE = Path(__file__).resolve().parent / "fixtures" / "snntorch_state_quant_levels.txt"
 
 
 def _reference_tables():
-    """Parse shared/reference/snntorch_state_quant_levels.txt (written by snnTorch itself)."""
+    """Parse tests/fixtures/snntorch_state_quant_levels.txt."""
     tables, cur = [], None
     for line in REFERENCE.read_text().splitlines():
         if line.startswith("# num_bits"):
@@ -37,8 +37,7 @@ def _reference_tables():
     return tables
 
 
-@pytest.mark.skipif(not REFERENCE.exists(), reason="shared/reference not beside the checkout")
-@pytest.mark.parametrize("params,bits", _reference_tables() if REFERENCE.exists() else [],
+@pytest.mark.parametrize("params,bits", _reference_tables(),
                          ids=lambda p: str(p) if isinstance(p, dict) else "")
 def test_snntorch_reference_bit_patterns(params, bits):
     got = snntorch_levels(**params)
@@ -47,8 +46,7 @@ def test_snntorch_reference_bit_patterns(params, bits):
 
 
 def test_reference_file_is_checked():
-    # The reference lives in shared/, beside every clone (CI included): never skip silently.
-    assert REFERENCE.exists(), f"missing {REFERENCE}"
+    # The fixture ships with the tests: every table is checked, none is skipped.
     assert len(_reference_tables()) == 9
 
 
