@@ -163,3 +163,36 @@ def test_custom_levels_validation(bad, msg):
 def test_level_parameter_validation(call, msg):
     with pytest.raises(ValueError, match=msg):
         call()
+
+
+def test_level_family_registry_is_the_one_list():
+    from qsnn_hw import testing
+    from qsnn_hw.quant import LEVEL_FAMILIES, level_family, make_levels
+    from qsnn_hw.sweep.grid import FAMILIES as PAPER_FAMILIES
+    from qsnn_hw.train.config import STATE_FAMILIES
+
+    assert tuple(LEVEL_FAMILIES) == ("uniform", "exponential", "snntorch",
+                                     "snntorch_exponential", "custom")
+    assert STATE_FAMILIES == tuple(n for n, f in LEVEL_FAMILIES.items() if f.build)
+    assert testing.FAMILIES == ("uniform", "exponential", "snntorch", "custom")
+    assert set(PAPER_FAMILIES) <= set(STATE_FAMILIES)
+    for name, spec in LEVEL_FAMILIES.items():
+        assert spec.name == name and spec.description and "\n" not in spec.description
+        if spec.build is not None:
+            custom_levels(make_levels(name, 3, 1.5))
+    assert np.array_equal(make_levels("snntorch_exponential", 4, 2.0),
+                          snntorch_levels(4, uniform=False, threshold=2.0))
+    with pytest.raises(ValueError, match="has no builder"):
+        make_levels("custom", 4)
+    with pytest.raises(ValueError, match="family must be one of"):
+        level_family("log")
+
+
+def test_cli_offers_the_registry_families():
+    from qsnn_hw.commands.train import LAYER_FLAGS
+    from qsnn_hw.train.config import STATE_FAMILIES
+
+    parse = LAYER_FLAGS["--state-family"][1]
+    assert [parse(n) for n in STATE_FAMILIES] == list(STATE_FAMILIES)
+    help_text = LAYER_FLAGS["--state-family"][2]
+    assert all(f"{n} (" in help_text for n in STATE_FAMILIES)
