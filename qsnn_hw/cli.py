@@ -8,13 +8,10 @@ import importlib
 import sys
 
 from . import __version__
+from .errors import UserError
 
 # Order = the order shown in --help (the pipeline order).
 COMMANDS = ("demo", "train", "generate", "verify", "synth", "run", "flow", "sweep")
-
-
-class UserError(Exception):
-    """An error caused by the user's input: printed as one line, exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"qsnn-hw {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+# ``qsnn_hw.cli.UserError`` stays importable (it lives in qsnn_hw.errors).
+__all__ = ["COMMANDS", "UserError", "build_parser", "main"]
 
 
 if __name__ == "__main__":

@@ -10,10 +10,17 @@ from __future__ import annotations
 import numpy as np
 
 from .contract import IntLayer, IntNetwork
-from .quant.levels import custom_levels, levels_to_fixed_point, make_levels
+from .quant.levels import (
+    LEVEL_FAMILIES,
+    custom_levels,
+    level_family,
+    levels_to_fixed_point,
+    make_levels,
+)
 from .quant.weights import quantize_symmetric
 
-FAMILIES = ("uniform", "exponential", "snntorch", "custom")
+# The level families the regressions cycle through (registry order).
+FAMILIES = tuple(name for name, f in LEVEL_FAMILIES.items() if f.in_regressions)
 
 
 def _pick(rng: np.random.Generator, value, choices):
@@ -27,17 +34,15 @@ def random_levels(rng: np.random.Generator, family: str, state_bits: int,
     """An integer level table of ``family`` around ``threshold`` (membrane units).
 
     Returns ``(levels, threshold)``: the threshold is doubled until the float table maps
-    onto distinct integers."""
-    if family == "custom":
+    onto distinct integers. A family without a builder (``custom``) gets random distinct
+    integers."""
+    spec = level_family(family)
+    if spec.build is None:
         n = 1 << state_bits
         span = max(4 * n, 3 * threshold)
         vals = np.sort(rng.choice(np.arange(-span, span), size=n, replace=False))
         return custom_levels(vals).astype(np.int64), threshold
-    kwargs = {}
-    if family == "exponential":
-        kwargs = dict(a=float(rng.uniform(0.5, 6)), b=float(rng.uniform(0.5, 6)))
-    elif family == "snntorch":
-        kwargs = dict(uniform=bool(rng.integers(2)), thr_centered=bool(rng.integers(2)))
+    kwargs = spec.random_params(rng)
     table = make_levels(family, state_bits, 1.0, upper_limit=float(rng.uniform(0.1, 0.5)),
                         lower_limit=float(rng.uniform(0.0, 0.5)), **kwargs)
     while True:

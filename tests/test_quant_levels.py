@@ -17,12 +17,12 @@ from qsnn_hw.quant import (
     uniform_levels,
 )
 
-REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" \
-    / "snntorch_state_quant_levels.txt"
+# Written by snnTorch 1.0.0 itself (tests/fixtures/README.md).
+REFERENCE = Path(__file__).resolve().parent / "fixtures" / "snntorch_state_quant_levels.txt"
 
 
 def _reference_tables():
-    """Parse shared/reference/snntorch_state_quant_levels.txt (written by snnTorch itself)."""
+    """Parse tests/fixtures/snntorch_state_quant_levels.txt."""
     tables, cur = [], None
     for line in REFERENCE.read_text().splitlines():
         if line.startswith("# num_bits"):
@@ -37,8 +37,7 @@ def _reference_tables():
     return tables
 
 
-@pytest.mark.skipif(not REFERENCE.exists(), reason="shared/reference not beside the checkout")
-@pytest.mark.parametrize("params,bits", _reference_tables() if REFERENCE.exists() else [],
+@pytest.mark.parametrize("params,bits", _reference_tables(),
                          ids=lambda p: str(p) if isinstance(p, dict) else "")
 def test_snntorch_reference_bit_patterns(params, bits):
     got = snntorch_levels(**params)
@@ -47,8 +46,7 @@ def test_snntorch_reference_bit_patterns(params, bits):
 
 
 def test_reference_file_is_checked():
-    # The reference lives in shared/, beside every clone (CI included): never skip silently.
-    assert REFERENCE.exists(), f"missing {REFERENCE}"
+    # The fixture ships with the tests: every table is checked, none is skipped.
     assert len(_reference_tables()) == 9
 
 
@@ -165,3 +163,36 @@ def test_custom_levels_validation(bad, msg):
 def test_level_parameter_validation(call, msg):
     with pytest.raises(ValueError, match=msg):
         call()
+
+
+def test_level_family_registry_is_the_one_list():
+    from qsnn_hw import testing
+    from qsnn_hw.quant import LEVEL_FAMILIES, level_family, make_levels
+    from qsnn_hw.sweep.grid import FAMILIES as PAPER_FAMILIES
+    from qsnn_hw.train.config import STATE_FAMILIES
+
+    assert tuple(LEVEL_FAMILIES) == ("uniform", "exponential", "snntorch",
+                                     "snntorch_exponential", "custom")
+    assert STATE_FAMILIES == tuple(n for n, f in LEVEL_FAMILIES.items() if f.build)
+    assert testing.FAMILIES == ("uniform", "exponential", "snntorch", "custom")
+    assert set(PAPER_FAMILIES) <= set(STATE_FAMILIES)
+    for name, spec in LEVEL_FAMILIES.items():
+        assert spec.name == name and spec.description and "\n" not in spec.description
+        if spec.build is not None:
+            custom_levels(make_levels(name, 3, 1.5))
+    assert np.array_equal(make_levels("snntorch_exponential", 4, 2.0),
+                          snntorch_levels(4, uniform=False, threshold=2.0))
+    with pytest.raises(ValueError, match="has no builder"):
+        make_levels("custom", 4)
+    with pytest.raises(ValueError, match="family must be one of"):
+        level_family("log")
+
+
+def test_cli_offers_the_registry_families():
+    from qsnn_hw.commands.train import LAYER_FLAGS
+    from qsnn_hw.train.config import STATE_FAMILIES
+
+    parse = LAYER_FLAGS["--state-family"][1]
+    assert [parse(n) for n in STATE_FAMILIES] == list(STATE_FAMILIES)
+    help_text = LAYER_FLAGS["--state-family"][2]
+    assert all(f"{n} (" in help_text for n in STATE_FAMILIES)

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from qsnn_hw.quant import StateQuantizer, nearest_level
+from qsnn_hw.quant import LevelQuantizer, nearest_level
 
 int_tables = st.lists(st.integers(-10_000, 10_000), min_size=2, max_size=64, unique=True) \
     .map(sorted).filter(lambda t: (len(t) & (len(t) - 1)) == 0).map(np.array)
@@ -51,7 +51,7 @@ def test_ties_go_low_and_ends_saturate(levels):
 
 @given(float_tables, hnp.arrays(np.float64, 20, elements=st.floats(-2e3, 2e3)))
 def test_idempotent_and_monotone(levels, values):
-    q = StateQuantizer(levels)
+    q = LevelQuantizer(levels)
     codes, vals = q.quantize(values)
     codes2, vals2 = q.quantize(vals)
     assert np.array_equal(codes, codes2) and np.array_equal(vals, vals2)
@@ -60,20 +60,20 @@ def test_idempotent_and_monotone(levels, values):
 
 
 def test_float_tie_hand_example():
-    q = StateQuantizer(np.array([0.0, 1.0, 3.0, 4.0]))
+    q = LevelQuantizer(np.array([0.0, 1.0, 3.0, 4.0]))
     assert q.quantize(np.array([0.5, 2.0, 3.5, 2.0001, -5, 9]))[0].tolist() == [0, 1, 2, 2, 0, 3]
 
 
 def test_search_is_sorted_not_quadratic():
     # 2**16 levels and 2**18 values: a values x levels comparison would need 17e9 steps.
-    q = StateQuantizer.from_family("uniform", 16)
+    q = LevelQuantizer.from_family("uniform", 16)
     v = np.linspace(-2, 2, 1 << 18)
     codes, _ = q.quantize(v)
     assert codes[0] == 0 and codes[-1] == (1 << 16) - 1
 
 
 def test_ste_and_errors():
-    q = StateQuantizer.from_family("exponential", 4, threshold=2.0)
+    q = LevelQuantizer.from_family("exponential", 4, threshold=2.0)
     assert q.num_bits == 4
     g = np.arange(3.0)
     assert q.backward(g) is g

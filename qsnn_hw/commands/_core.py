@@ -4,7 +4,7 @@ whole configuration from a board report, a manifest or a configuration JSON inst
 
 from __future__ import annotations
 
-from ..cli import UserError
+from ..errors import UserError
 from ..hdl.config import FIFO_KEYWORDS, QUANTIZERS, STORAGES, CoreConfig, load_config
 
 _FLAGS = {"lanes": "--lanes", "count_bits": "--count-bits", "fifo_depth": "--fifo-depth",

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from .._io import atomic_write_text
-from ..cli import UserError
+from ..errors import UserError
 
 
 def pick_simulator(choice: str) -> str:

@@ -12,7 +12,7 @@ import hashlib
 from pathlib import Path
 
 from ..artifact import load_artifact
-from ..cli import UserError
+from ..errors import UserError
 from ..hdl.emit import check_name, write_core
 from ._core import add_core_options, core_config
 

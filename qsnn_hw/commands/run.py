@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..artifact import load_artifact
-from ..cli import UserError
+from ..errors import UserError
 from ..hdl.config import CoreConfig
 
 

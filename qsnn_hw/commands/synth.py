@@ -20,7 +20,7 @@ import hashlib
 from pathlib import Path
 
 from ..artifact import load_artifact
-from ..cli import UserError
+from ..errors import UserError
 from ..hdl.config import CoreConfig
 from ._core import add_core_options, core_config
 

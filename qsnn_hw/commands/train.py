@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..quant.levels import describe_families
 from ..train.config import (
     ENCODINGS,
     LOSSES,
@@ -70,8 +71,7 @@ LAYER_FLAGS = {
     "--state-mode": ("state_mode", _choice(STATE_MODES), "membrane: none | ptq | squat"),
     "--state-bits": ("state_bits", _int_in(1, 16), "state (membrane) bits, 1..16"),
     "--state-family": ("state_family", _choice(STATE_FAMILIES),
-                       "level table: uniform | exponential | snntorch (snnTorch's uniform "
-                       "state_quant) | snntorch_exponential (its uniform=False table)"),
+                       f"level table: {describe_families(STATE_FAMILIES)}"),
     "--level-a": ("level_a", _float_in(0, 50), "exponential steepness below threshold, 0..50"),
     "--level-b": ("level_b", _float_in(0, 50), "exponential steepness above threshold, 0..50"),
     "--lower-limit": ("lower_limit", _float_in(0, 100),

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cli import UserError
+from ..errors import UserError
 from ..verify import SIMULATORS
 
 

@@ -9,9 +9,10 @@
 ``load_dataset(name, data_dir, timesteps, seed)`` returns a :class:`Dataset`.
 """
 
-from .base import DATASETS, Dataset, DatasetMissingError, load_dataset
+from .base import Dataset, DatasetMissingError
 from .digits import load_digits_dataset
 from .fashion_mnist import load_fashion_mnist, read_idx
+from .registry import DATASETS, load_dataset
 from .shd import load_shd
 
 __all__ = ["DATASETS", "Dataset", "DatasetMissingError", "load_dataset",

@@ -1,4 +1,5 @@
-"""The :class:`Dataset` container and the name -> loader registry."""
+"""The :class:`Dataset` container and the helpers every loader uses (the name -> loader
+registry is :mod:`.registry`)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.model_selection import train_test_split
-
-DATASETS = ("digits", "fashion_mnist", "shd")
 
 
 class DatasetMissingError(FileNotFoundError):
@@ -50,15 +49,3 @@ def stratified_split(x, y, size, seed: int):
     part, class proportions kept, seeded."""
     return train_test_split(x, y, test_size=size, stratify=y, random_state=seed)
 
-
-def load_dataset(name: str, data_dir: str = "", timesteps: int = 100, seed: int = 0) -> Dataset:
-    if name == "digits":
-        from .digits import load_digits_dataset
-        return load_digits_dataset(seed)
-    if name == "fashion_mnist":
-        from .fashion_mnist import load_fashion_mnist
-        return load_fashion_mnist(data_dir, seed)
-    if name == "shd":
-        from .shd import load_shd
-        return load_shd(data_dir, timesteps, seed)
-    raise ValueError(f"dataset must be one of {', '.join(DATASETS)}; got {name!r}")

@@ -2,14 +2,16 @@
 
 from .levels import (
     LEVEL_FAMILIES,
+    LevelFamily,
     custom_levels,
     exponential_levels,
+    level_family,
     levels_to_fixed_point,
     make_levels,
     snntorch_levels,
     uniform_levels,
 )
-from .state import StateQuantizer, nearest_level
+from .state import LevelQuantizer, nearest_level
 from .weights import (
     WEIGHT_SCHEMES,
     QuantizedTensor,
@@ -21,8 +23,9 @@ from .weights import (
 )
 
 __all__ = [
-    "LEVEL_FAMILIES", "custom_levels", "exponential_levels", "levels_to_fixed_point",
-    "make_levels", "snntorch_levels", "uniform_levels", "StateQuantizer", "nearest_level",
+    "LEVEL_FAMILIES", "LevelFamily", "custom_levels", "exponential_levels", "level_family",
+    "levels_to_fixed_point", "make_levels", "snntorch_levels", "uniform_levels",
+    "LevelQuantizer", "nearest_level",
     "WEIGHT_SCHEMES", "QuantizedTensor", "WeightQuantizer", "quantize_asymmetric",
     "quantize_symmetric", "quantize_ternary", "ste_backward",
 ]

@@ -1,7 +1,8 @@
 """State level tables: sorted, strictly increasing values a quantized membrane may take.
 
 A table has ``2**num_bits`` entries; a quantized state is stored as the index (the
-*code*) of its level. Families:
+*code*) of its level. Families (one entry each in :data:`LEVEL_FAMILIES`, the registry
+that the training config, the CLI, the sweep grids and the regression schedule read):
 
 * ``uniform``: evenly spaced on ``[-thr*(1+lower_limit), thr*(1+upper_limit)]``
   (SQUAT paper, section III-A-1).
@@ -10,7 +11,8 @@ A table has ``2**num_bits`` entries; a quantized state is stored as the index (t
   steepness ``a`` below and ``b`` above the threshold, is documented in
   :func:`exponential_levels` and docs/fixed-point.md.
 * ``snntorch``: the exact float32 levels of ``snntorch.functional.quant.state_quant``
-  (snnTorch 1.0.0), for users who trained with snnTorch.
+  (snnTorch 1.0.0), for users who trained with snnTorch; ``snntorch_exponential`` is its
+  ``uniform=False`` table.
 * ``custom``: any user table (validated).
 
 Tables are floats in *threshold units of the trainer*; :func:`levels_to_fixed_point`
@@ -20,18 +22,20 @@ maps them onto the integer grid of the deployed membrane.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from fractions import Fraction
+from types import MappingProxyType
 
 import numpy as np
 
 from .._check import check_choice, check_finite_array, check_float, check_int
 
-LEVEL_FAMILIES = ("uniform", "exponential", "snntorch", "custom")
-
 MIN_STATE_BITS = 1
 MAX_STATE_BITS = 16
 
-# snnTorch 1.0.0's default exponential base per bit width (shared/BRIEF.md).
+# snnTorch 1.0.0's default exponential base per bit width (the ``multiplier`` defaults of
+# snntorch.functional.quant.state_quant; tests/fixtures/snntorch_state_quant_levels.txt).
 _SNNTORCH_MULTIPLIER = {1: 0.05, 2: 0.1, 3: 0.3, 4: 0.5, 5: 0.7, 6: 0.9, 7: 0.925}
 
 
@@ -124,7 +128,8 @@ def snntorch_levels(num_bits: int, uniform: bool = True, thr_centered: bool = Tr
     are laid from ``lo`` upwards with steps ``m**j / room`` (``j = 0..L-1``, each level
     appended before its step), the rest from ``p`` upwards with steps ``m**j / room'``
     (``j = R-1..0``, appended after each step); ``room`` makes each side span exactly its
-    interval. Computed in float64, returned as float32 (shared/BRIEF.md).
+    interval. Computed in float64, returned as float32 (checked bit for bit against
+    tests/fixtures/snntorch_state_quant_levels.txt, written by snnTorch).
     """
     bits = _check_bits(num_bits)
     n = 1 << bits
@@ -176,14 +181,89 @@ def _check_strict(levels: np.ndarray, name: str) -> None:
                          f"({float(levels[k]):.9g}, {float(levels[k + 1]):.9g})")
 
 
-def make_levels(family: str, num_bits: int, threshold: float = 1.0, **kwargs) -> np.ndarray:
-    """Build a table by family name (``uniform``, ``exponential``, ``snntorch``)."""
-    check_choice("family", family, LEVEL_FAMILIES[:3])
-    if family == "uniform":
-        return uniform_levels(num_bits, threshold, **kwargs)
-    if family == "exponential":
-        return exponential_levels(num_bits, threshold, **kwargs)
+def _snntorch(num_bits: int, threshold: float = 1.0, **kwargs) -> np.ndarray:
     return snntorch_levels(num_bits, threshold=threshold, **kwargs)
+
+
+def _snntorch_exponential(num_bits: int, threshold: float = 1.0, **kwargs) -> np.ndarray:
+    return snntorch_levels(num_bits, uniform=False, threshold=threshold, **kwargs)
+
+
+def _no_params(rng: np.random.Generator) -> dict:
+    return {}
+
+
+def _random_exponential(rng: np.random.Generator) -> dict:
+    return dict(a=float(rng.uniform(0.5, 6)), b=float(rng.uniform(0.5, 6)))
+
+
+def _random_snntorch(rng: np.random.Generator) -> dict:
+    return dict(uniform=bool(rng.integers(2)), thr_centered=bool(rng.integers(2)))
+
+
+@dataclass(frozen=True)
+class LevelFamily:
+    """One state-level family.
+
+    name / description: the family's name and a one-line description (CLI help).
+    build: ``build(num_bits, threshold, **kwargs)`` -> float table, or None for a family
+    whose table the user gives (``custom``; not selectable in a training config).
+    layer_params: ``(LayerConfig field, builder keyword)`` pairs a trained layer passes on
+    top of ``lower_limit`` / ``upper_limit``.
+    random_params: seeded builder keywords of a random table (qsnn_hw.testing).
+    in_regressions: part of the regression schedule (qsnn_hw.testing.FAMILIES).
+    """
+
+    name: str
+    description: str
+    build: Callable[..., np.ndarray] | None
+    layer_params: tuple[tuple[str, str], ...] = ()
+    random_params: Callable[[np.random.Generator], dict] = _no_params
+    in_regressions: bool = True
+
+    @property
+    def trainable(self) -> bool:
+        """Selectable as ``LayerConfig.state_family`` (the table follows from the config)."""
+        return self.build is not None
+
+
+def _registry(*families: LevelFamily) -> MappingProxyType:
+    return MappingProxyType({f.name: f for f in families})
+
+
+# name -> LevelFamily, in the order shown to users (and cycled by the regression schedule).
+# Adding a family is adding an entry here.
+LEVEL_FAMILIES = _registry(
+    LevelFamily("uniform", "evenly spaced", uniform_levels),
+    LevelFamily("exponential", "threshold-centred, denser towards the threshold",
+                exponential_levels, layer_params=(("level_a", "a"), ("level_b", "b")),
+                random_params=_random_exponential),
+    LevelFamily("snntorch", "snnTorch's uniform state_quant table", _snntorch,
+                random_params=_random_snntorch),
+    # The regressions reach this table through ``snntorch`` (it draws uniform=False too).
+    LevelFamily("snntorch_exponential", "snnTorch's uniform=False state_quant table",
+                _snntorch_exponential, in_regressions=False),
+    LevelFamily("custom", "a user table", None),
+)
+
+
+def level_family(name: str) -> LevelFamily:
+    """The registry entry of ``name`` (ValueError naming the families otherwise)."""
+    return LEVEL_FAMILIES[check_choice("family", name, tuple(LEVEL_FAMILIES))]
+
+
+def describe_families(names=None) -> str:
+    """``name (description) | ...`` for ``names`` (default: every family), for help text."""
+    names = tuple(LEVEL_FAMILIES) if names is None else names
+    return " | ".join(f"{n} ({LEVEL_FAMILIES[n].description})" for n in names)
+
+
+def make_levels(family: str, num_bits: int, threshold: float = 1.0, **kwargs) -> np.ndarray:
+    """Build a table by family name (any family with a builder: see :data:`LEVEL_FAMILIES`)."""
+    spec = level_family(family)
+    if spec.build is None:
+        raise ValueError(f"family {family!r} has no builder: pass the table to custom_levels")
+    return spec.build(num_bits, threshold, **kwargs)
 
 
 def round_half_up(x: np.ndarray) -> np.ndarray:

@@ -54,8 +54,10 @@ def nearest_level(values, levels: np.ndarray,
 
 
 @dataclass(frozen=True, eq=False)
-class StateQuantizer:
-    """A membrane-state quantizer, passed to a neuron as a value (as in snnTorch).
+class LevelQuantizer:
+    """A value object that snaps membrane values to a level table, passed to a neuron as a
+    value (as snnTorch's ``state_quant``). The trainer's float counterpart of the gateware
+    ``qsnn_hw.hdl.quantizer.StateQuantizer``.
 
     ``levels``: strictly increasing float table with ``2**num_bits`` entries, in the same
     units as the membrane it quantizes. The forward pass snaps to the nearest level
@@ -72,7 +74,8 @@ class StateQuantizer:
 
     @classmethod
     def from_family(cls, family: str, num_bits: int, threshold: float = 1.0, **kwargs):
-        """``family`` in {uniform, exponential, snntorch}; kwargs go to the table builder."""
+        """``family``: a family with a builder (``qsnn_hw.quant.levels.LEVEL_FAMILIES``);
+        kwargs go to its builder."""
         levels = make_levels(family, num_bits, threshold, **kwargs)
         return cls(levels.astype(np.float64), family,
                    dict(num_bits=num_bits, threshold=threshold, **kwargs))

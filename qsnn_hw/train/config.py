@@ -11,12 +11,13 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from .._check import check_choice, check_float, check_int
 from ..contract import MAX_BETA_SHIFT, MAX_INPUT_BITS, MAX_MEM_BITS, RESET_MODES
-from ..quant.levels import MAX_STATE_BITS, MIN_STATE_BITS
+from ..quant.levels import LEVEL_FAMILIES, MAX_STATE_BITS, MIN_STATE_BITS
 from ..quant.weights import MAX_WEIGHT_BITS, MIN_WEIGHT_BITS, WEIGHT_SCHEMES
 
 WEIGHT_MODES = ("none", "ptq", "qat")
 STATE_MODES = ("none", "ptq", "squat")
-STATE_FAMILIES = ("uniform", "exponential", "snntorch", "snntorch_exponential")
+# The level families a layer can name (those whose table follows from the config).
+STATE_FAMILIES = tuple(name for name, f in LEVEL_FAMILIES.items() if f.trainable)
 SURROGATES = ("atan", "fast_sigmoid", "triangular")
 ENCODINGS = ("direct", "rate", "latency")
 LOSSES = ("ce", "mse")
@@ -37,9 +38,9 @@ class LayerConfig:
     weight_bits / weight_scheme: the weight quantizer (per-tensor scale).
     state_mode: ``none`` (saturating membrane), ``ptq`` (levels applied only in the
     deployed model) or ``squat`` (membrane quantized in training, STE backward).
-    state_bits / state_family: the level table (``snntorch``: snnTorch's uniform
-    ``state_quant`` table, ``snntorch_exponential``: its ``uniform=False`` table, both
-    threshold-centred with snnTorch's default multiplier); level_a, level_b: exponential steepness
+    state_bits / state_family: the level table (one of :data:`STATE_FAMILIES`, described
+    in ``qsnn_hw.quant.levels.LEVEL_FAMILIES``; the snnTorch tables are threshold-centred
+    with snnTorch's default multiplier); level_a, level_b: exponential steepness
     below/above the threshold; lower_limit, upper_limit: table range
     ``[-thr*(1+lower_limit), thr*(1+upper_limit)]``.
     """

@@ -20,22 +20,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..quant.state import StateQuantizer
+from ..quant.levels import LEVEL_FAMILIES
+from ..quant.state import LevelQuantizer
 from ..quant.weights import WeightQuantizer
 from .config import LayerConfig
 from .surrogate import SpikeFunction
 
 
-def state_quantizer(lc: LayerConfig) -> StateQuantizer:
+def state_quantizer(lc: LayerConfig) -> LevelQuantizer:
     """The float level table of a layer, in the trainer's membrane units."""
     kwargs = dict(lower_limit=lc.lower_limit, upper_limit=lc.upper_limit)
-    family = lc.state_family
-    if family == "exponential":
-        kwargs.update(a=lc.level_a, b=lc.level_b)
-    elif family == "snntorch_exponential":
-        family = "snntorch"
-        kwargs.update(uniform=False)
-    return StateQuantizer.from_family(family, lc.state_bits, lc.threshold, **kwargs)
+    for field_name, keyword in LEVEL_FAMILIES[lc.state_family].layer_params:
+        kwargs[keyword] = getattr(lc, field_name)
+    return LevelQuantizer.from_family(lc.state_family, lc.state_bits, lc.threshold, **kwargs)
 
 
 def weight_quantizer(lc: LayerConfig) -> WeightQuantizer:

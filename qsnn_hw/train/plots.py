@@ -24,8 +24,8 @@ def write_plots(out_dir, cfg, data, model, net, infos, history) -> list:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .batches import eval_encodings
     from .deployed import run_deployed
-    from .trainer import eval_encodings
 
     out = Path(out_dir) / "plots"
     out.mkdir(parents=True, exist_ok=True)

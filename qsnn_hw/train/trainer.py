@@ -23,9 +23,10 @@ from .. import __version__
 from .._io import atomic_write_bytes
 from ..artifact import Artifact, load_artifact, save_artifact
 from ..data.base import Dataset
+from .batches import encode_batch, eval_encodings
 from .config import TrainConfig
 from .deployed import run_deployed
-from .encoding import Encoded, encode, input_bits_for
+from .encoding import input_bits_for
 from .export import deploy
 from .losses import count_loss, predict
 from .model import SNN
@@ -33,7 +34,6 @@ from .optim import Adam, clip_grad_norm, cosine_lr
 from .surrogate import SpikeFunction
 
 CHECKPOINT_VERSION = 1
-EVAL_BATCH = 512
 # Schedule settings a resumed run may change (e.g. a lower lr after a divergence).
 RESUME_MAY_CHANGE = ("epochs", "lr", "lr_min", "grad_clip", "patience")
 
@@ -61,17 +61,6 @@ def input_format(cfg: TrainConfig, data: Dataset) -> tuple[float, int]:
     """``(input scale, deployed input_bits)``."""
     bits = input_bits_for(cfg.encoding, cfg.input_bits, data.events)
     return 1.0 / ((1 << bits) - 1), bits
-
-
-def encode_batch(cfg: TrainConfig, x: np.ndarray, rng: np.random.Generator) -> Encoded:
-    return encode(x, cfg.encoding, cfg.timesteps, cfg.input_bits, rng)
-
-
-def eval_encodings(cfg: TrainConfig, x: np.ndarray, which: int):
-    """Deterministic encoded chunks of an evaluation set (``which`` separates val/test)."""
-    rng = np.random.default_rng([cfg.seed, 1000 + which])
-    for s in range(0, len(x), EVAL_BATCH):
-        yield s, encode_batch(cfg, x[s:s + EVAL_BATCH], rng)
 
 
 def float_counts(model: SNN, cfg: TrainConfig, x: np.ndarray, quant: bool,
