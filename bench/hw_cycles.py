@@ -20,10 +20,11 @@ import warnings
 import numpy as np
 
 from qsnn_hw.golden import simulate
+from qsnn_hw.hdl.config import CoreConfig
 from qsnn_hw.hdl.cycles import layer_events, network_cycles, step_cycles
 from qsnn_hw.hdl.geometry import network_geometry
-from qsnn_hw.hdl.sim_util import run_core
 from qsnn_hw.testing import random_inputs, random_network
+from qsnn_hw.verify.amaranth import run_core
 
 LAYER_CASES = [  # (M, N, P, density)
     (64, 32, 1, 0.1), (64, 32, 4, 0.1), (64, 32, 8, 0.1), (64, 32, 16, 0.1),
@@ -34,7 +35,7 @@ NETWORK_CASES = [([64, 32, 10], [4, 2]), ([64, 64, 10], [8, 2]), ([100, 50, 50, 
 
 
 def steady_steps(net, x, lanes):
-    run = run_core(net, x, lanes=lanes)
+    run = run_core(net, x, CoreConfig(lanes=lanes))
     return float(np.mean(np.diff(run.step_cycles[0][0])))
 
 
@@ -56,7 +57,7 @@ def main(argv=None) -> int:
         x[:, :, rng.permutation(m)[:events]] = 1
         meas = steady_steps(net, x, p)
         idle = steady_steps(net, np.zeros_like(x), p)
-        model = float(step_cycles(events, network_geometry(net, p)[0]))
+        model = float(step_cycles(events, network_geometry(net, CoreConfig(lanes=p))[0]))
         ops = events * n
         acc = ops / (meas - idle) if meas > idle else float("nan")
         print(f"{m:>4} {n:>4} {p:>3} {dens:>5.2f} {events:>4} {meas:>7.1f} {model:>7.1f} "
@@ -69,10 +70,10 @@ def main(argv=None) -> int:
             rng = np.random.default_rng(len(sizes) * 7 + sum(sizes))
             net = random_network(rng, sizes=sizes, input_bits=1, state_bits=4)
             x = random_inputs(rng, net, 2, args.steps, 0.2)
-            run = run_core(net, x, lanes=lanes)
+            run = run_core(net, x, CoreConfig(lanes=lanes))
             gold = simulate(net, x)
             model = network_cycles(layer_events(net, x, gold.spikes),
-                                   network_geometry(net, lanes))
+                                   network_geometry(net, CoreConfig(lanes=lanes)))
             meas = float(run.sample_cycles.mean())
             print(f"{str(sizes):>18} {str(lanes):>10} {meas:>12.1f} {model.mean():>8.1f} "
                   f"{100 * (meas - model.mean()) / model.mean():>6.2f}")

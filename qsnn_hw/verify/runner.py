@@ -1,6 +1,7 @@
 """Run the cocotb testbench on emitted Verilog under Icarus or Verilator (cocotb-test).
 
-Facts this relies on (checked on Debian bookworm; docs/verification.md): cocotb 1.9.2 drives both Icarus 11 and Debian's
+Facts this relies on (checked on Debian bookworm; docs/verification.md): cocotb 1.9.2
+drives both Icarus 11 and Debian's
 Verilator 5.006; Amaranth's Verilog carries no `timescale`, so one is given here; Verilator
 needs -Wno-fatal for Amaranth output.
 
