@@ -225,3 +225,18 @@ def test_sources_read_nothing_outside_the_repository():
                 if _OUTSIDE.search(line):
                     offenders.append(f"{path.relative_to(ROOT)}:{no}: {line.strip()}")
     assert not offenders, "paths outside the repository:\n" + "\n".join(offenders)
+
+
+def test_no_reads_of_internal_hierarchy_names():
+    """Verification observes cores only through documented ports (the trace interface):
+    no private Amaranth or component-internal names in the package, sim/ or the tests."""
+    private = re.compile(r"w_port__data|\bwr__(en|addr|data)\b|\.memory\.data\b")
+    hits = []
+    for folder in ("qsnn_hw", "sim", "tests", "bench"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            if path == Path(__file__).resolve():
+                continue
+            for no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if private.search(line):
+                    hits.append(f"{path.relative_to(ROOT)}:{no}: {line.strip()}")
+    assert not hits, "internal hierarchy names:\n" + "\n".join(hits)
