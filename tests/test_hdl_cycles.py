@@ -5,15 +5,16 @@ import numpy as np
 import pytest
 
 from qsnn_hw.golden import simulate
+from qsnn_hw.hdl.config import CoreConfig
 from qsnn_hw.hdl.cycles import layer_events, network_cycles, step_cycles
 from qsnn_hw.hdl.geometry import network_geometry
-from qsnn_hw.hdl.sim_util import run_core
 from qsnn_hw.testing import random_inputs, random_network
+from qsnn_hw.verify.amaranth import run_core
 
 
 def measured_steps(net, x, lanes):
     """Steady-state cycles per timestep of a one-layer network (input always ready)."""
-    run = run_core(net, x, lanes=lanes)
+    run = run_core(net, x, CoreConfig(lanes=lanes))
     return np.diff(run.step_cycles[0][0])
 
 
@@ -33,7 +34,7 @@ def test_layer_step_cycles_within_5_percent(m, n, lanes, events, state_bits, inp
     x[:, :, :events] = 1
     meas = measured_steps(net, x, lanes)
     e = events if input_bits == 1 else m   # direct input: every value is an operation
-    model = step_cycles(e, network_geometry(net, lanes)[0])
+    model = step_cycles(e, network_geometry(net, CoreConfig(lanes=lanes))[0])
     assert np.all(np.abs(meas - model) <= 0.05 * model), (meas, model)
 
 
@@ -60,8 +61,9 @@ def test_network_sample_cycles_within_5_percent(seed):
     net = random_network(rng, sizes=sizes)
     x = random_inputs(rng, net, 3, 6, float(rng.uniform(0.1, 0.6)))
     lanes = [int(rng.integers(1, 17)) for _ in net.layers]
-    run = run_core(net, x, lanes=lanes)
+    config = CoreConfig(lanes=lanes)
+    run = run_core(net, x, config)
     gold = simulate(net, x)
-    model = network_cycles(layer_events(net, x, gold.spikes), network_geometry(net, lanes))
+    model = network_cycles(layer_events(net, x, gold.spikes), network_geometry(net, config))
     err = abs(int(run.sample_cycles.sum()) - int(model.sum())) / model.sum()
     assert err <= 0.05, (run.sample_cycles, model)

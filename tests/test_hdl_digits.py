@@ -10,9 +10,9 @@ import pytest
 from qsnn_hw.artifact import load_artifact
 from qsnn_hw.data import load_dataset
 from qsnn_hw.golden import simulate
-from qsnn_hw.hdl.reference import REFERENCE_LANES
-from qsnn_hw.hdl.sim_util import run_core
+from qsnn_hw.hdl.reference import REFERENCE_CONFIG
 from qsnn_hw.train.encoding import encode
+from qsnn_hw.verify.amaranth import run_core
 
 ARTIFACT = Path(__file__).resolve().parents[1] / "rtl" / "digits.qsnn"
 SLICE = int(os.environ.get("QSNN_DIGITS_SLICE", "4"))
@@ -26,7 +26,7 @@ def test_digits_slice_bit_exact():
     x = encode(data.x_test[:SLICE], cfg["encoding"], cfg["timesteps"],
                cfg["input_bits"]).golden_input()
     gold = simulate(art.network, x)
-    hw = run_core(art.network, x, lanes=REFERENCE_LANES, rng=np.random.default_rng(0),
+    hw = run_core(art.network, x, REFERENCE_CONFIG, rng=np.random.default_rng(0),
                   gaps=0.2)
     assert not hw.error
     for layer in range(len(art.network.layers)):

@@ -14,6 +14,7 @@ import pytest
 
 from qsnn_hw.artifact import Artifact, save_artifact
 from qsnn_hw.cli import main
+from qsnn_hw.hdl.config import CoreConfig
 from qsnn_hw.hdl.emit import generate
 from qsnn_hw.hdl.reference import write_reference
 from qsnn_hw.testing import random_network
@@ -37,10 +38,10 @@ def test_generate_validation():
 
 
 def test_same_network_same_bytes():
-    a = generate(_net(), lanes=[2, 3])
-    b = generate(_net(), lanes=[2, 3])
+    a = generate(_net(), CoreConfig(lanes=(2, 3)))
+    b = generate(_net(), CoreConfig(lanes=(2, 3)))
     assert a[0] == b[0] and a[1] == b[1]
-    c = generate(_net(), lanes=[3, 3])
+    c = generate(_net(), CoreConfig(lanes=(3, 3)))
     assert c[0] != a[0]
 
 
@@ -82,9 +83,9 @@ def test_cli_writes_verilog_and_manifest(tmp_path, capsys):
 
 @pytest.mark.parametrize("args,msg", [
     (["--name", "bad-name"], "--name"),
-    (["--lanes", "2,2,2"], "--lanes lists 3 values"),
-    (["--lanes", "x"], "--lanes must be an integer"),
-    (["--lanes", "0"], "--lanes values must be in"),
+    (["--lanes", "2,2,2"], "--lanes must be one value or have one entry per layer (2), got 3"),
+    (["--lanes", "x"], "--lanes must be a value or a comma-separated list"),
+    (["--lanes", "0"], "--lanes must be in [1, 256]"),
 ])
 def test_cli_errors(tmp_path, capsys, args, msg):
     assert _cli(tmp_path, *args)[0] == 2
@@ -99,9 +100,9 @@ def test_cli_missing_model(tmp_path, capsys):
 def test_byte_identical_across_processes(tmp_path):
     """A fresh interpreter with another hash seed emits the same bytes."""
     code = ("import sys, numpy as np; from qsnn_hw.testing import random_network; "
-            "from qsnn_hw.hdl.emit import write_core; "
+            "from qsnn_hw.hdl.emit import write_core; from qsnn_hw.hdl.config import CoreConfig; "
             "write_core(random_network(np.random.default_rng(9), sizes=[6, 5, 3]), "
-            "sys.argv[1], lanes=2)")
+            "sys.argv[1], CoreConfig(lanes=2))")
     outs = []
     for seed in ("1", "2"):
         d = tmp_path / seed
@@ -114,7 +115,7 @@ def test_byte_identical_across_processes(tmp_path):
 def test_reference_rtl_is_up_to_date(tmp_path):
     """rtl/ holds the generated reference core; regenerate with
     ``python -m qsnn_hw.hdl.reference``."""
-    for path in write_reference(tmp_path):
+    for path in write_reference(ROOT / "rtl" / "digits.qsnn", tmp_path):
         assert path.read_bytes() == (ROOT / "rtl" / path.name).read_bytes(), \
             f"rtl/{path.name} is stale: run python -m qsnn_hw.hdl.reference"
 
@@ -132,7 +133,7 @@ LINT_CONFIGS = {
 @pytest.mark.parametrize("config", sorted(LINT_CONFIGS))
 @pytest.mark.parametrize("lanes", [1, 4])
 def test_verilator_lint(tmp_path, config, lanes):
-    text, _ = generate(_net(3, **LINT_CONFIGS[config]), lanes=lanes, name="lint_top")
+    text, _ = generate(_net(3, **LINT_CONFIGS[config]), CoreConfig(lanes=lanes), name="lint_top")
     (tmp_path / "lint_top.v").write_text(text)
     res = subprocess.run(["verilator", "--lint-only", *LINT_WAIVERS, "lint_top.v"],
                          cwd=tmp_path, capture_output=True, text=True)
@@ -143,7 +144,7 @@ def test_verilator_lint(tmp_path, config, lanes):
 @pytest.mark.skipif(shutil.which("iverilog") is None, reason="iverilog not installed")
 @pytest.mark.parametrize("config", sorted(LINT_CONFIGS))
 def test_icarus_compiles(tmp_path, config):
-    text, _ = generate(_net(3, **LINT_CONFIGS[config]), lanes=3, name="iv_top")
+    text, _ = generate(_net(3, **LINT_CONFIGS[config]), CoreConfig(lanes=3), name="iv_top")
     (tmp_path / "iv_top.v").write_text(text)
     res = subprocess.run(["iverilog", "-o", "iv_top.vvp", "iv_top.v"], cwd=tmp_path,
                          capture_output=True, text=True)

@@ -7,9 +7,11 @@ import pytest
 
 from qsnn_hw.golden import simulate
 from qsnn_hw.hdl._util import unpack_lanes
-from qsnn_hw.hdl.sim_util import run_simulation, sample_beats, wait_until
+from qsnn_hw.hdl.config import CoreConfig
+from qsnn_hw.hdl.sim_util import run_simulation, wait_until
 from qsnn_hw.hdl.top import NetworkTop
 from qsnn_hw.testing import random_inputs, random_network
+from qsnn_hw.verify.stimulus import sample_beats
 
 
 @pytest.mark.sim
@@ -18,9 +20,8 @@ def test_handshake_and_gating():
     net = random_network(rng, sizes=[6, 5, 3], input_bits=1, state_bits=3)
     x = random_inputs(rng, net, 2, 3, 0.6)
     gold = simulate(net, x)
-    top = NetworkTop(net, lanes=2)
-    layout = top.engines[0].in_layout
-    beats = [sample_beats(net, x[b], None, layout) for b in range(2)]
+    top = NetworkTop(net, CoreConfig(lanes=2))
+    beats = [[int(w) for w in sample_beats(net, x[b])] for b in range(2)]
     log = {}
 
     async def tb(ctx):
