@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from .._check import check_int
 from ..contract import IntLayer, IntNetwork, signed_width
-from ._util import ceil_div, check_lanes, index_width
+from ._util import ceil_div, check_lanes
+from .layouts import spike_word_layout
 
 # Quantizers with codes wider than this use the pipelined binary search (latency n);
 # narrower ones 2**n - 1 parallel comparators (latency 1).
@@ -158,7 +159,7 @@ class LayerGeometry:
             level_width=level_width(leaked_levels(layer)) if layer.quantized else 0,
             latency=datapath_latency(layer, pipelined), quantizer_latency=qlat,
             quantizer_kind=qkind, fifo_depth=fifo_depth,
-            word_width=index_width(groups) + lanes + 2,
+            word_width=spike_word_layout(groups, lanes).size,
         )
 
     @property
