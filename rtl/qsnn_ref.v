@@ -310,9 +310,9 @@ module qsnn_ref(events__valid, results__ready, start, clk, rst, events__ready, r
     .events__payload(events__payload),
     .events__ready(\events__ready$23 ),
     .events__valid(\events__valid$21 ),
-    .r_en(spikes__ready),
     .rst(rst),
     .spikes__payload(\events__payload$12 ),
+    .spikes__ready(spikes__ready),
     .spikes__valid(\events__valid$16 ),
     .start(\start$18 )
   );
@@ -674,163 +674,414 @@ module qsnn_ref(events__valid, results__ready, start, clk, rst, events__ready, r
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__payload, r_en, error, spikes__valid, events__payload);
-  reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
+module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__payload, spikes__ready, error, spikes__valid, events__payload);
   wire \$1 ;
   wire \$10 ;
-  reg \$100 ;
-  reg [3:0] \$101 ;
-  reg \$102 ;
-  reg [2:0] \$103 ;
-  reg \$104 ;
-  reg [2:0] \$105 ;
-  reg \$106 ;
-  reg [2:0] \$107 ;
-  reg \$108 ;
-  reg [2:0] \$109 ;
   wire \$11 ;
-  reg \$110 ;
-  reg [2:0] \$111 ;
-  reg [3:0] \$112 ;
-  reg [3:0] \$113 ;
-  reg [1:0] \$114 ;
-  reg \$115 ;
-  reg \$116 ;
-  reg \$117 ;
-  reg [2:0] \$118 ;
-  reg \$119 ;
   wire \$12 ;
-  reg [2:0] \$120 ;
-  reg \$121 ;
-  reg [2:0] \$122 ;
-  reg \$123 ;
-  reg [2:0] \$124 ;
-  reg \$125 ;
-  reg [2:0] \$126 ;
-  reg \$127 ;
-  reg [2:0] \$128 ;
-  reg \$129 ;
   wire \$13 ;
-  reg [2:0] \$130 ;
-  reg \$131 ;
   wire \$14 ;
   wire \$15 ;
-  wire \$16 ;
-  wire \$17 ;
-  wire \$18 ;
-  wire \$19 ;
+  wire [5:0] \$16 ;
   wire \$2 ;
-  wire \$20 ;
-  wire \$21 ;
-  wire \$22 ;
-  wire [15:0] \$23 ;
-  wire [15:0] \$24 ;
-  wire \$25 ;
-  wire \$26 ;
-  wire \$27 ;
-  wire \$28 ;
-  wire \$29 ;
   wire \$3 ;
-  wire \$30 ;
-  wire \$31 ;
-  wire \$32 ;
-  wire [7:0] \$33 ;
-  wire [7:0] \$34 ;
-  wire \$35 ;
-  wire \$36 ;
-  wire \$37 ;
-  wire [5:0] \$38 ;
-  wire \$39 ;
   wire \$4 ;
-  wire [3:0] \$40 ;
-  wire [9:0] \$41 ;
-  wire \$42 ;
-  wire \$43 ;
-  wire \$44 ;
-  wire [9:0] \$45 ;
-  wire [7:0] \$46 ;
-  wire [13:0] \$47 ;
-  wire [7:0] \$48 ;
-  wire [13:0] \$49 ;
   wire \$5 ;
-  wire [7:0] \$50 ;
-  wire [13:0] \$51 ;
-  wire [7:0] \$52 ;
-  wire [13:0] \$53 ;
-  wire [7:0] \$54 ;
-  wire [13:0] \$55 ;
-  wire [7:0] \$56 ;
-  wire [13:0] \$57 ;
-  wire [7:0] \$58 ;
-  wire [13:0] \$59 ;
   wire \$6 ;
-  wire [7:0] \$60 ;
-  wire [13:0] \$61 ;
-  wire [7:0] \$62 ;
-  wire [13:0] \$63 ;
-  wire [7:0] \$64 ;
-  wire [13:0] \$65 ;
-  wire [7:0] \$66 ;
-  wire [13:0] \$67 ;
-  wire [7:0] \$68 ;
-  wire [13:0] \$69 ;
   wire \$7 ;
-  wire [7:0] \$70 ;
-  wire [13:0] \$71 ;
-  wire [7:0] \$72 ;
-  wire [13:0] \$73 ;
-  wire [7:0] \$74 ;
-  wire [13:0] \$75 ;
-  wire [7:0] \$76 ;
-  wire [13:0] \$77 ;
-  wire \$78 ;
-  wire \$79 ;
   wire \$8 ;
-  wire \$80 ;
-  wire \$81 ;
-  wire \$82 ;
-  wire [3:0] \$83 ;
-  wire \$84 ;
-  wire \$85 ;
-  wire \$86 ;
-  wire \$87 ;
-  wire [3:0] \$88 ;
-  wire \$89 ;
   wire \$9 ;
-  reg [5:0] \$90 ;
-  reg \$91 ;
-  reg \$92 ;
-  reg [5:0] \$93 ;
-  reg [6:0] \$94 ;
-  reg \$95 ;
-  reg \$96 ;
-  reg [2:0] \$97 ;
-  reg [8:0] \$98 ;
-  reg \$99 ;
-  wire \$signal ;
-  reg \$signal$120  = 1'h0;
-  reg [3:0] \$signal$165  = 4'h0;
-  (* init = 3'h0 *)
-  wire [2:0] \$signal$21 ;
-  reg \$signal$23  = 1'h0;
-  reg \$signal$3  = 1'h0;
-  wire \$signal$6 ;
-  wire [12:0] acc;
-  wire [12:0] \acc$32 ;
-  wire [12:0] \acc$35 ;
-  wire [12:0] \acc$38 ;
-  wire [12:0] \acc$41 ;
-  wire [12:0] \acc$44 ;
-  wire [12:0] \acc$47 ;
-  wire [12:0] \acc$50 ;
-  wire [12:0] \acc$53 ;
-  wire [12:0] \acc$56 ;
-  wire [12:0] \acc$59 ;
-  wire [12:0] \acc$62 ;
-  wire [12:0] \acc$65 ;
-  wire [12:0] \acc$68 ;
-  wire [12:0] \acc$71 ;
-  wire [12:0] \acc$74 ;
+  wire acc_pending;
+  wire accepting;
+  wire access__clear_en;
+  wire \access__clear_en$45 ;
+  wire [2:0] access__clear_g;
+  wire [2:0] \access__clear_g$47 ;
+  wire [207:0] access__data;
+  wire [207:0] \access__data$49 ;
+  wire [12:0] \access__data$49[0] ;
+  wire [12:0] \access__data$49[10] ;
+  wire [12:0] \access__data$49[11] ;
+  wire [12:0] \access__data$49[12] ;
+  wire [12:0] \access__data$49[13] ;
+  wire [12:0] \access__data$49[14] ;
+  wire [12:0] \access__data$49[15] ;
+  wire [12:0] \access__data$49[1] ;
+  wire [12:0] \access__data$49[2] ;
+  wire [12:0] \access__data$49[3] ;
+  wire [12:0] \access__data$49[4] ;
+  wire [12:0] \access__data$49[5] ;
+  wire [12:0] \access__data$49[6] ;
+  wire [12:0] \access__data$49[7] ;
+  wire [12:0] \access__data$49[8] ;
+  wire [12:0] \access__data$49[9] ;
+  wire [12:0] \access__data[0] ;
+  wire [12:0] \access__data[10] ;
+  wire [12:0] \access__data[11] ;
+  wire [12:0] \access__data[12] ;
+  wire [12:0] \access__data[13] ;
+  wire [12:0] \access__data[14] ;
+  wire [12:0] \access__data[15] ;
+  wire [12:0] \access__data[1] ;
+  wire [12:0] \access__data[2] ;
+  wire [12:0] \access__data[3] ;
+  wire [12:0] \access__data[4] ;
+  wire [12:0] \access__data[5] ;
+  wire [12:0] \access__data[6] ;
+  wire [12:0] \access__data[7] ;
+  wire [12:0] \access__data[8] ;
+  wire [12:0] \access__data[9] ;
+  wire access__init_en;
+  wire \access__init_en$51 ;
+  wire [2:0] access__init_g;
+  wire [2:0] \access__init_g$53 ;
+  wire access__read_en;
+  wire \access__read_en$55 ;
+  wire [2:0] access__read_g;
+  wire [2:0] \access__read_g$57 ;
+  wire [8:0] addr;
+  input clk;
+  wire clk;
+  wire [63:0] data;
+  wire [3:0] \data[0] ;
+  wire [3:0] \data[10] ;
+  wire [3:0] \data[11] ;
+  wire [3:0] \data[12] ;
+  wire [3:0] \data[13] ;
+  wire [3:0] \data[14] ;
+  wire [3:0] \data[15] ;
+  wire [3:0] \data[1] ;
+  wire [3:0] \data[2] ;
+  wire [3:0] \data[3] ;
+  wire [3:0] \data[4] ;
+  wire [3:0] \data[5] ;
+  wire [3:0] \data[6] ;
+  wire [3:0] \data[7] ;
+  wire [3:0] \data[8] ;
+  wire [3:0] \data[9] ;
+  output error;
+  wire error;
+  wire \error$16 ;
+  wire event__eot;
+  wire event__last;
+  wire [5:0] event__m;
+  wire event__take;
+  wire event__valid;
+  wire [3:0] event__x;
+  input [5:0] events__payload;
+  wire [5:0] events__payload;
+  wire [5:0] \events__payload$1 ;
+  wire \events__payload$1.eot ;
+  wire \events__payload$1.last ;
+  wire [3:0] \events__payload$1.value ;
+  wire \events__payload.eot ;
+  wire \events__payload.last ;
+  wire [3:0] \events__payload.value ;
+  output events__ready;
+  wire events__ready;
+  wire \events__ready$3 ;
+  input events__valid;
+  wire events__valid;
+  wire \events__valid$5 ;
+  wire free;
+  wire [8:0] issue__addr;
+  wire [8:0] \issue__addr$32 ;
+  wire [2:0] issue__group;
+  wire [2:0] \issue__group$34 ;
+  wire issue__valid;
+  wire \issue__valid$36 ;
+  wire [3:0] issue__x;
+  wire [3:0] \issue__x$38 ;
+  wire load;
+  wire [5:0] m;
+  wire pending;
+  wire room;
+  input rst;
+  wire rst;
+  output [20:0] spikes__payload;
+  wire [20:0] spikes__payload;
+  wire [20:0] \spikes__payload$7 ;
+  wire \spikes__payload$7.eot ;
+  wire [2:0] \spikes__payload$7.group ;
+  wire \spikes__payload$7.last ;
+  wire [15:0] \spikes__payload$7.mask ;
+  wire \spikes__payload.eot ;
+  wire [2:0] \spikes__payload.group ;
+  wire \spikes__payload.last ;
+  wire [15:0] \spikes__payload.mask ;
+  input spikes__ready;
+  wire spikes__ready;
+  wire \spikes__ready$9 ;
+  output spikes__valid;
+  wire spikes__valid;
+  wire \spikes__valid$11 ;
+  input start;
+  wire start;
+  wire \start$13 ;
+  wire \start$14 ;
+  wire step;
+  wire step_last;
+  wire [63:0] weight;
+  wire [3:0] \weight[0] ;
+  wire [3:0] \weight[10] ;
+  wire [3:0] \weight[11] ;
+  wire [3:0] \weight[12] ;
+  wire [3:0] \weight[13] ;
+  wire [3:0] \weight[14] ;
+  wire [3:0] \weight[15] ;
+  wire [3:0] \weight[1] ;
+  wire [3:0] \weight[2] ;
+  wire [3:0] \weight[3] ;
+  wire [3:0] \weight[4] ;
+  wire [3:0] \weight[5] ;
+  wire [3:0] \weight[6] ;
+  wire [3:0] \weight[7] ;
+  wire [3:0] \weight[8] ;
+  wire [3:0] \weight[9] ;
+  wire [3:0] x;
+  assign \$1  = accepting & free;
+  assign \$2  = \$1  & event__valid;
+  assign \$3  = ~ \$16 [4];
+  assign \$4  = \$3  | room;
+  assign event__take = \$2  & \$4 ;
+  assign \$5  = accepting & free;
+  assign \$6  = \$5  & event__valid;
+  assign \$7  = ~ \$16 [4];
+  assign \$8  = \$7  | room;
+  assign \$9  = \$6  & \$8 ;
+  assign \$10  = ~ \$16 [4];
+  assign load = \$9  & \$10 ;
+  assign \$11  = accepting & free;
+  assign \$12  = \$11  & event__valid;
+  assign \$13  = ~ \$16 [4];
+  assign \$14  = \$13  | room;
+  assign \$15  = \$12  & \$14 ;
+  assign step = \$15  & \$16 [4];
+  \qsnn_ref.layer0.accumulate  accumulate (
+    .access__clear_en(access__clear_en),
+    .access__clear_g(access__clear_g),
+    .access__init_en(access__init_en),
+    .access__init_g(access__init_g),
+    .access__read_en(access__read_en),
+    .access__read_g(access__read_g),
+    .clk(clk),
+    .issue__group(issue__group),
+    .issue__valid(issue__valid),
+    .issue__x(issue__x),
+    .pending(acc_pending),
+    .r_data(access__data),
+    .rst(rst),
+    .weight(weight)
+  );
+  \qsnn_ref.layer0.addressing  addressing (
+    .busy(issue__valid),
+    .clk(clk),
+    .free(free),
+    .issue__addr(issue__addr),
+    .issue__group(issue__group),
+    .issue__x(issue__x),
+    .load(load),
+    .m(m),
+    .rst(rst),
+    .x(\$16 [3:0])
+  );
+  \qsnn_ref.layer0.frontend  frontend (
+    .clk(clk),
+    .cur(\$16 ),
+    .error(error),
+    .event__m(m),
+    .event__take(event__take),
+    .event__valid(event__valid),
+    .events__payload(events__payload),
+    .events__ready(events__ready),
+    .events__valid(events__valid),
+    .rst(rst),
+    .start(start)
+  );
+  \qsnn_ref.layer0.update  update (
+    .acc_pending(acc_pending),
+    .accepting(accepting),
+    .access__clear_en(access__clear_en),
+    .access__data(access__data),
+    .access__init_en(access__init_en),
+    .access__read_en(access__read_en),
+    .access__read_g(access__read_g),
+    .cg(access__init_g),
+    .clk(clk),
+    .r_en(spikes__ready),
+    .room_ok(room),
+    .rst(rst),
+    .spikes__payload(spikes__payload),
+    .spikes__valid(spikes__valid),
+    .start(start),
+    .step(step),
+    .step_last(\$16 [5]),
+    .u1_g(access__clear_g)
+  );
+  \qsnn_ref.layer0.weights  weights (
+    .clk(clk),
+    .data(weight),
+    .rd__addr(issue__addr),
+    .rst(rst)
+  );
+  assign \events__payload$1  = events__payload;
+  assign \events__ready$3  = events__ready;
+  assign \events__valid$5  = events__valid;
+  assign \spikes__payload$7  = spikes__payload;
+  assign \spikes__ready$9  = spikes__ready;
+  assign \spikes__valid$11  = spikes__valid;
+  assign \start$13  = start;
+  assign \start$14  = start;
+  assign \error$16  = error;
+  assign event__eot = \$16 [4];
+  assign event__m = m;
+  assign x = \$16 [3:0];
+  assign event__x = \$16 [3:0];
+  assign step_last = \$16 [5];
+  assign event__last = \$16 [5];
+  assign \issue__addr$32  = issue__addr;
+  assign \issue__group$34  = issue__group;
+  assign \issue__valid$36  = issue__valid;
+  assign \issue__x$38  = issue__x;
+  assign addr = issue__addr;
+  assign data = weight;
+  assign pending = acc_pending;
+  assign \access__clear_en$45  = access__clear_en;
+  assign \access__clear_g$47  = access__clear_g;
+  assign \access__data$49  = access__data;
+  assign \access__init_en$51  = access__init_en;
+  assign \access__init_g$53  = access__init_g;
+  assign \access__read_en$55  = access__read_en;
+  assign \access__read_g$57  = access__read_g;
+  assign \events__payload.value  = events__payload[3:0];
+  assign \events__payload.eot  = events__payload[4];
+  assign \events__payload.last  = events__payload[5];
+  assign \events__payload$1.value  = events__payload[3:0];
+  assign \events__payload$1.eot  = events__payload[4];
+  assign \events__payload$1.last  = events__payload[5];
+  assign \spikes__payload.group  = spikes__payload[2:0];
+  assign \spikes__payload.mask  = spikes__payload[18:3];
+  assign \spikes__payload.eot  = spikes__payload[19];
+  assign \spikes__payload.last  = spikes__payload[20];
+  assign \spikes__payload$7.group  = spikes__payload[2:0];
+  assign \spikes__payload$7.mask  = spikes__payload[18:3];
+  assign \spikes__payload$7.eot  = spikes__payload[19];
+  assign \spikes__payload$7.last  = spikes__payload[20];
+  assign \weight[0]  = weight[3:0];
+  assign \weight[1]  = weight[7:4];
+  assign \weight[2]  = weight[11:8];
+  assign \weight[3]  = weight[15:12];
+  assign \weight[4]  = weight[19:16];
+  assign \weight[5]  = weight[23:20];
+  assign \weight[6]  = weight[27:24];
+  assign \weight[7]  = weight[31:28];
+  assign \weight[8]  = weight[35:32];
+  assign \weight[9]  = weight[39:36];
+  assign \weight[10]  = weight[43:40];
+  assign \weight[11]  = weight[47:44];
+  assign \weight[12]  = weight[51:48];
+  assign \weight[13]  = weight[55:52];
+  assign \weight[14]  = weight[59:56];
+  assign \weight[15]  = weight[63:60];
+  assign \data[0]  = weight[3:0];
+  assign \data[1]  = weight[7:4];
+  assign \data[2]  = weight[11:8];
+  assign \data[3]  = weight[15:12];
+  assign \data[4]  = weight[19:16];
+  assign \data[5]  = weight[23:20];
+  assign \data[6]  = weight[27:24];
+  assign \data[7]  = weight[31:28];
+  assign \data[8]  = weight[35:32];
+  assign \data[9]  = weight[39:36];
+  assign \data[10]  = weight[43:40];
+  assign \data[11]  = weight[47:44];
+  assign \data[12]  = weight[51:48];
+  assign \data[13]  = weight[55:52];
+  assign \data[14]  = weight[59:56];
+  assign \data[15]  = weight[63:60];
+  assign \access__data[0]  = access__data[12:0];
+  assign \access__data[1]  = access__data[25:13];
+  assign \access__data[2]  = access__data[38:26];
+  assign \access__data[3]  = access__data[51:39];
+  assign \access__data[4]  = access__data[64:52];
+  assign \access__data[5]  = access__data[77:65];
+  assign \access__data[6]  = access__data[90:78];
+  assign \access__data[7]  = access__data[103:91];
+  assign \access__data[8]  = access__data[116:104];
+  assign \access__data[9]  = access__data[129:117];
+  assign \access__data[10]  = access__data[142:130];
+  assign \access__data[11]  = access__data[155:143];
+  assign \access__data[12]  = access__data[168:156];
+  assign \access__data[13]  = access__data[181:169];
+  assign \access__data[14]  = access__data[194:182];
+  assign \access__data[15]  = access__data[207:195];
+  assign \access__data$49[0]  = access__data[12:0];
+  assign \access__data$49[1]  = access__data[25:13];
+  assign \access__data$49[2]  = access__data[38:26];
+  assign \access__data$49[3]  = access__data[51:39];
+  assign \access__data$49[4]  = access__data[64:52];
+  assign \access__data$49[5]  = access__data[77:65];
+  assign \access__data$49[6]  = access__data[90:78];
+  assign \access__data$49[7]  = access__data[103:91];
+  assign \access__data$49[8]  = access__data[116:104];
+  assign \access__data$49[9]  = access__data[129:117];
+  assign \access__data$49[10]  = access__data[142:130];
+  assign \access__data$49[11]  = access__data[155:143];
+  assign \access__data$49[12]  = access__data[168:156];
+  assign \access__data$49[13]  = access__data[181:169];
+  assign \access__data$49[14]  = access__data[194:182];
+  assign \access__data$49[15]  = access__data[207:195];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.accumulate (rst, weight, pending, r_data, access__init_en, issue__group, issue__valid, issue__x, access__read_en, access__read_g, access__clear_en, access__clear_g, access__init_g, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
+  wire [7:0] \$1 ;
+  wire [13:0] \$10 ;
+  wire [7:0] \$11 ;
+  wire [13:0] \$12 ;
+  wire [7:0] \$13 ;
+  wire [13:0] \$14 ;
+  wire [7:0] \$15 ;
+  wire [13:0] \$16 ;
+  wire [7:0] \$17 ;
+  wire [13:0] \$18 ;
+  wire [7:0] \$19 ;
+  wire [13:0] \$2 ;
+  wire [13:0] \$20 ;
+  wire [7:0] \$21 ;
+  wire [13:0] \$22 ;
+  wire [7:0] \$23 ;
+  wire [13:0] \$24 ;
+  wire [7:0] \$25 ;
+  wire [13:0] \$26 ;
+  wire [7:0] \$27 ;
+  wire [13:0] \$28 ;
+  wire [7:0] \$29 ;
+  wire [7:0] \$3 ;
+  wire [13:0] \$30 ;
+  wire [7:0] \$31 ;
+  wire [13:0] \$32 ;
+  wire \$33 ;
+  reg \$34 ;
+  reg [2:0] \$35 ;
+  reg \$36 ;
+  reg [2:0] \$37 ;
+  reg \$38 ;
+  reg [2:0] \$39 ;
+  wire [13:0] \$4 ;
+  reg \$40 ;
+  reg [2:0] \$41 ;
+  reg \$42 ;
+  reg [2:0] \$43 ;
+  reg [3:0] \$44 ;
+  reg [3:0] \$45 ;
+  wire [7:0] \$5 ;
+  wire [13:0] \$6 ;
+  wire [7:0] \$7 ;
+  wire [13:0] \$8 ;
+  wire [7:0] \$9 ;
+  reg [3:0] \$signal  = 4'h0;
   reg [12:0] acc0_r = 13'h0000;
   reg [12:0] acc10_r = 13'h0000;
   reg [12:0] acc11_r = 13'h0000;
@@ -857,116 +1108,45 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   reg acc_s4_valid = 1'h0;
   reg [2:0] acc_s5_g = 3'h0;
   reg acc_s5_valid = 1'h0;
-  reg [8:0] addr = 9'h000;
-  reg busy = 1'h0;
-  reg [2:0] cg = 3'h0;
+  input access__clear_en;
+  wire access__clear_en;
+  input [2:0] access__clear_g;
+  wire [2:0] access__clear_g;
+  wire [207:0] access__data;
+  wire [12:0] \access__data[0] ;
+  wire [12:0] \access__data[10] ;
+  wire [12:0] \access__data[11] ;
+  wire [12:0] \access__data[12] ;
+  wire [12:0] \access__data[13] ;
+  wire [12:0] \access__data[14] ;
+  wire [12:0] \access__data[15] ;
+  wire [12:0] \access__data[1] ;
+  wire [12:0] \access__data[2] ;
+  wire [12:0] \access__data[3] ;
+  wire [12:0] \access__data[4] ;
+  wire [12:0] \access__data[5] ;
+  wire [12:0] \access__data[6] ;
+  wire [12:0] \access__data[7] ;
+  wire [12:0] \access__data[8] ;
+  wire [12:0] \access__data[9] ;
+  input access__init_en;
+  wire access__init_en;
+  input [2:0] access__init_g;
+  wire [2:0] access__init_g;
+  input access__read_en;
+  wire access__read_en;
+  input [2:0] access__read_g;
+  wire [2:0] access__read_g;
   input clk;
   wire clk;
-  reg [5:0] cur = 6'h00;
-  wire \cur.eot ;
-  wire \cur.last ;
-  wire [3:0] \cur.value ;
-  wire cur_done;
-  reg [3:0] cur_x = 4'h0;
-  wire [63:0] data;
-  wire [3:0] \data[0] ;
-  wire [3:0] \data[10] ;
-  wire [3:0] \data[11] ;
-  wire [3:0] \data[12] ;
-  wire [3:0] \data[13] ;
-  wire [3:0] \data[14] ;
-  wire [3:0] \data[15] ;
-  wire [3:0] \data[1] ;
-  wire [3:0] \data[2] ;
-  wire [3:0] \data[3] ;
-  wire [3:0] \data[4] ;
-  wire [3:0] \data[5] ;
-  wire [3:0] \data[6] ;
-  wire [3:0] \data[7] ;
-  wire [3:0] \data[8] ;
-  wire [3:0] \data[9] ;
-  output error;
-  reg error = 1'h0;
-  wire error_set;
-  wire ev_last;
-  wire [5:0] ev_m;
-  wire ev_take;
-  wire [3:0] ev_x;
-  input [5:0] events__payload;
-  wire [5:0] events__payload;
-  wire \events__payload.eot ;
-  wire \events__payload.last ;
-  wire [3:0] \events__payload.value ;
-  output events__ready;
-  wire events__ready;
-  input events__valid;
-  wire events__valid;
-  reg fresh = 1'h1;
-  (* init = 1'h1 *)
-  wire \fresh$30 ;
-  (* init = 1'h1 *)
-  wire \fresh$33 ;
-  (* init = 1'h1 *)
-  wire \fresh$36 ;
-  (* init = 1'h1 *)
-  wire \fresh$39 ;
-  (* init = 1'h1 *)
-  wire \fresh$42 ;
-  (* init = 1'h1 *)
-  wire \fresh$45 ;
-  (* init = 1'h1 *)
-  wire \fresh$48 ;
-  (* init = 1'h1 *)
-  wire \fresh$51 ;
-  (* init = 1'h1 *)
-  wire \fresh$54 ;
-  (* init = 1'h1 *)
-  wire \fresh$57 ;
-  (* init = 1'h1 *)
-  wire \fresh$60 ;
-  (* init = 1'h1 *)
-  wire \fresh$63 ;
-  (* init = 1'h1 *)
-  wire \fresh$66 ;
-  (* init = 1'h1 *)
-  wire \fresh$69 ;
-  (* init = 1'h1 *)
-  wire \fresh$72 ;
-  (* init = 1'h1 *)
-  wire \fresh$75 ;
-  reg [2:0] g = 3'h0;
-  reg g_last = 1'h0;
-  reg [6:0] idx = 7'h00;
-  reg idx_full = 1'h0;
-  reg last_flag = 1'h0;
-  wire [4:0] level;
-  wire [3:0] new_state;
-  wire [3:0] \new_state$100 ;
-  wire [3:0] \new_state$101 ;
-  wire [3:0] \new_state$102 ;
-  wire [3:0] \new_state$103 ;
-  wire [3:0] \new_state$104 ;
-  wire [3:0] \new_state$105 ;
-  wire [3:0] \new_state$106 ;
-  wire [3:0] \new_state$107 ;
-  wire [3:0] \new_state$108 ;
-  wire [3:0] \new_state$109 ;
-  wire [3:0] \new_state$110 ;
-  wire [3:0] \new_state$111 ;
-  wire [3:0] \new_state$112 ;
-  wire [3:0] \new_state$113 ;
-  wire [3:0] \new_state$99 ;
-  reg [5:0] nxt = 6'h00;
-  wire \nxt.eot ;
-  wire \nxt.last ;
-  wire [3:0] \nxt.value ;
-  reg nxt_valid = 1'h0;
-  (* enum_base_type = "Phase" *)
-  (* enum_value_00 = "CLEAR" *)
-  (* enum_value_01 = "ACC" *)
-  (* enum_value_10 = "UPDATE" *)
-  (* enum_value_11 = "END" *)
-  reg [1:0] phase = 2'h0;
+  input [2:0] issue__group;
+  wire [2:0] issue__group;
+  input issue__valid;
+  wire issue__valid;
+  input [3:0] issue__x;
+  wire [3:0] issue__x;
+  output pending;
+  wire pending;
   reg [12:0] product0_r = 13'h0000;
   reg [12:0] product10_r = 13'h0000;
   reg [12:0] product11_r = 13'h0000;
@@ -983,95 +1163,28 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   reg [12:0] product7_r = 13'h0000;
   reg [12:0] product8_r = 13'h0000;
   reg [12:0] product9_r = 13'h0000;
-  reg [2:0] r_addr = 3'h0;
-  wire [2:0] \r_addr$22 ;
-  wire [63:0] r_data;
-  wire [20:0] \r_data$146 ;
-  wire [207:0] \r_data$28 ;
-  wire [12:0] \r_data$28[0] ;
-  wire [12:0] \r_data$28[10] ;
-  wire [12:0] \r_data$28[11] ;
-  wire [12:0] \r_data$28[12] ;
-  wire [12:0] \r_data$28[13] ;
-  wire [12:0] \r_data$28[14] ;
-  wire [12:0] \r_data$28[15] ;
-  wire [12:0] \r_data$28[1] ;
-  wire [12:0] \r_data$28[2] ;
-  wire [12:0] \r_data$28[3] ;
-  wire [12:0] \r_data$28[4] ;
-  wire [12:0] \r_data$28[5] ;
-  wire [12:0] \r_data$28[6] ;
-  wire [12:0] \r_data$28[7] ;
-  wire [12:0] \r_data$28[8] ;
-  wire [12:0] \r_data$28[9] ;
-  wire [3:0] \r_data[0] ;
-  wire [3:0] \r_data[10] ;
-  wire [3:0] \r_data[11] ;
-  wire [3:0] \r_data[12] ;
-  wire [3:0] \r_data[13] ;
-  wire [3:0] \r_data[14] ;
-  wire [3:0] \r_data[15] ;
-  wire [3:0] \r_data[1] ;
-  wire [3:0] \r_data[2] ;
-  wire [3:0] \r_data[3] ;
-  wire [3:0] \r_data[4] ;
-  wire [3:0] \r_data[5] ;
-  wire [3:0] \r_data[6] ;
-  wire [3:0] \r_data[7] ;
-  wire [3:0] \r_data[8] ;
-  wire [3:0] \r_data[9] ;
-  input r_en;
-  wire r_en;
-  wire r_rdy;
-  reg room_ok = 1'h0;
+  wire [2:0] r_addr;
+  output [207:0] r_data;
+  wire [207:0] r_data;
+  wire [12:0] \r_data[0] ;
+  wire [12:0] \r_data[10] ;
+  wire [12:0] \r_data[11] ;
+  wire [12:0] \r_data[12] ;
+  wire [12:0] \r_data[13] ;
+  wire [12:0] \r_data[14] ;
+  wire [12:0] \r_data[15] ;
+  wire [12:0] \r_data[1] ;
+  wire [12:0] \r_data[2] ;
+  wire [12:0] \r_data[3] ;
+  wire [12:0] \r_data[4] ;
+  wire [12:0] \r_data[5] ;
+  wire [12:0] \r_data[6] ;
+  wire [12:0] \r_data[7] ;
+  wire [12:0] \r_data[8] ;
+  wire [12:0] \r_data[9] ;
   input rst;
   wire rst;
   reg [3:0] s2_x = 4'h0;
-  wire spike;
-  wire \spike$78 ;
-  wire \spike$79 ;
-  wire \spike$80 ;
-  wire \spike$81 ;
-  wire \spike$82 ;
-  wire \spike$83 ;
-  wire \spike$84 ;
-  wire \spike$85 ;
-  wire \spike$86 ;
-  wire \spike$87 ;
-  wire \spike$88 ;
-  wire \spike$89 ;
-  wire \spike$90 ;
-  wire \spike$91 ;
-  wire \spike$92 ;
-  wire [15:0] spikes;
-  output [20:0] spikes__payload;
-  wire [20:0] spikes__payload;
-  wire \spikes__payload.eot ;
-  wire [2:0] \spikes__payload.group ;
-  wire \spikes__payload.last ;
-  wire [15:0] \spikes__payload.mask ;
-  wire spikes__ready;
-  output spikes__valid;
-  wire spikes__valid;
-  input start;
-  wire start;
-  wire [3:0] state;
-  wire [3:0] \state$31 ;
-  wire [3:0] \state$34 ;
-  wire [3:0] \state$37 ;
-  wire [3:0] \state$40 ;
-  wire [3:0] \state$43 ;
-  wire [3:0] \state$46 ;
-  wire [3:0] \state$49 ;
-  wire [3:0] \state$52 ;
-  wire [3:0] \state$55 ;
-  wire [3:0] \state$58 ;
-  wire [3:0] \state$61 ;
-  wire [3:0] \state$64 ;
-  wire [3:0] \state$67 ;
-  wire [3:0] \state$70 ;
-  wire [3:0] \state$73 ;
-  reg step_done;
   reg [12:0] sum0_r = 13'h0000;
   reg [12:0] sum10_r = 13'h0000;
   reg [12:0] sum11_r = 13'h0000;
@@ -1088,60 +1201,43 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   reg [12:0] sum7_r = 13'h0000;
   reg [12:0] sum8_r = 13'h0000;
   reg [12:0] sum9_r = 13'h0000;
-  reg [2:0] u1_g = 3'h0;
-  reg [2:0] upd_g_s2 = 3'h0;
-  reg [2:0] upd_g_s3 = 3'h0;
-  reg [2:0] upd_g_s4 = 3'h0;
-  (* init = 3'h0 *)
-  wire [2:0] upd_g_s5;
-  reg upd_pending = 1'h0;
-  reg upd_valid_s2 = 1'h0;
-  reg upd_valid_s3 = 1'h0;
-  reg upd_valid_s4 = 1'h0;
-  (* init = 1'h0 *)
-  wire upd_valid_s5;
-  reg [2:0] w_addr = 3'h0;
-  reg [2:0] \w_addr$121 ;
-  wire [63:0] w_data;
-  wire [20:0] \w_data$118 ;
-  reg [207:0] \w_data$125 ;
-  wire [12:0] \w_data$125[0] ;
-  wire [12:0] \w_data$125[10] ;
-  wire [12:0] \w_data$125[11] ;
-  wire [12:0] \w_data$125[12] ;
-  wire [12:0] \w_data$125[13] ;
-  wire [12:0] \w_data$125[14] ;
-  wire [12:0] \w_data$125[15] ;
-  wire [12:0] \w_data$125[1] ;
-  wire [12:0] \w_data$125[2] ;
-  wire [12:0] \w_data$125[3] ;
-  wire [12:0] \w_data$125[4] ;
-  wire [12:0] \w_data$125[5] ;
-  wire [12:0] \w_data$125[6] ;
-  wire [12:0] \w_data$125[7] ;
-  wire [12:0] \w_data$125[8] ;
-  wire [12:0] \w_data$125[9] ;
-  wire [3:0] \w_data[0] ;
-  wire [3:0] \w_data[10] ;
-  wire [3:0] \w_data[11] ;
-  wire [3:0] \w_data[12] ;
-  wire [3:0] \w_data[13] ;
-  wire [3:0] \w_data[14] ;
-  wire [3:0] \w_data[15] ;
-  wire [3:0] \w_data[1] ;
-  wire [3:0] \w_data[2] ;
-  wire [3:0] \w_data[3] ;
-  wire [3:0] \w_data[4] ;
-  wire [3:0] \w_data[5] ;
-  wire [3:0] \w_data[6] ;
-  wire [3:0] \w_data[7] ;
-  wire [3:0] \w_data[8] ;
-  wire [3:0] \w_data[9] ;
-  reg w_en = 1'h0;
-  reg \w_en$116 ;
-  reg \w_en$123 ;
-  (* init = 9'h000 *)
-  wire [8:0] waddr;
+  reg [2:0] w_addr;
+  reg [207:0] w_data;
+  wire [12:0] \w_data[0] ;
+  wire [12:0] \w_data[10] ;
+  wire [12:0] \w_data[11] ;
+  wire [12:0] \w_data[12] ;
+  wire [12:0] \w_data[13] ;
+  wire [12:0] \w_data[14] ;
+  wire [12:0] \w_data[15] ;
+  wire [12:0] \w_data[1] ;
+  wire [12:0] \w_data[2] ;
+  wire [12:0] \w_data[3] ;
+  wire [12:0] \w_data[4] ;
+  wire [12:0] \w_data[5] ;
+  wire [12:0] \w_data[6] ;
+  wire [12:0] \w_data[7] ;
+  wire [12:0] \w_data[8] ;
+  wire [12:0] \w_data[9] ;
+  reg w_en;
+  input [63:0] weight;
+  wire [63:0] weight;
+  wire [3:0] \weight[0] ;
+  wire [3:0] \weight[10] ;
+  wire [3:0] \weight[11] ;
+  wire [3:0] \weight[12] ;
+  wire [3:0] \weight[13] ;
+  wire [3:0] \weight[14] ;
+  wire [3:0] \weight[15] ;
+  wire [3:0] \weight[1] ;
+  wire [3:0] \weight[2] ;
+  wire [3:0] \weight[3] ;
+  wire [3:0] \weight[4] ;
+  wire [3:0] \weight[5] ;
+  wire [3:0] \weight[6] ;
+  wire [3:0] \weight[7] ;
+  wire [3:0] \weight[8] ;
+  wire [3:0] \weight[9] ;
   reg [63:0] weight_r = 64'h0000000000000000;
   wire [3:0] \weight_r[0] ;
   wire [3:0] \weight_r[10] ;
@@ -1159,1097 +1255,287 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   wire [3:0] \weight_r[7] ;
   wire [3:0] \weight_r[8] ;
   wire [3:0] \weight_r[9] ;
-  reg [20:0] word;
-  wire \word.eot ;
-  wire [2:0] \word.group ;
-  wire \word.last ;
-  wire [15:0] \word.mask ;
-  assign events__ready = ~ nxt_valid;
-  assign \$1  = ~ cur[4];
-  assign \$2  = cur[5] | idx_full;
-  assign \$3  = \$1  & \$2 ;
-  assign \$4  = ~ \$3 ;
-  assign \$signal  = \$signal$3  & \$4 ;
-  assign \$5  = ~ cur[4];
-  assign \$6  = cur[5] | idx_full;
-  assign \$7  = \$5  & \$6 ;
-  assign cur_done = \$7  | ev_take;
-  assign \$8  = ~ cur[4];
-  assign \$9  = cur[5] | idx_full;
-  assign \$10  = \$8  & \$9 ;
-  assign \$11  = \$signal$3  & \$10 ;
-  assign \$12  = ev_take & cur[4];
-  assign \$13  = ~ idx_full;
-  assign \$14  = \$12  & \$13 ;
-  assign error_set = \$11  | \$14 ;
-  assign \$15  = phase == 1'h1;
-  assign \$16  = ~ busy;
-  assign \$17  = \$16  | g_last;
-  assign \$18  = \$15  & \$17 ;
-  assign \$19  = \$18  & \$signal ;
-  assign \$20  = ~ cur[4];
-  assign \$21  = \$20  | room_ok;
-  assign ev_take = \$19  & \$21 ;
-  assign \r_addr$22  = \$signal$23  ? r_addr : acc_s1_g;
-  assign \$22  = phase == 2'h3;
-  assign \$25  = | \$24 ;
-  assign \$26  = ! phase;
-  assign \$27  = ~ \$signal$3 ;
-  assign \$28  = \$27  | cur_done;
-  assign \$29  = ~ nxt_valid;
-  assign \$30  = events__valid & \$29 ;
-  assign \$31  = ~ nxt_valid;
-  assign \$32  = events__valid & \$31 ;
-  assign \$33  = idx + 1'h1;
-  assign \$34  = cur[4] ? 8'h00 : \$33 ;
-  assign \$35  = ~ cur[4];
-  assign \$36  = idx == 6'h3f;
-  assign \$37  = \$35  & \$36 ;
-  assign \$38  = level + \w_en$116 ;
-  assign \$39  = \$38  <= 4'h9;
-  assign \$40  = g + 1'h1;
-  assign \$41  = addr + 1'h1;
-  assign \$42  = g == 3'h6;
-  assign \$43  = ~ cur[4];
-  assign \$44  = ev_take & \$43 ;
-  assign \$45  = idx[5:0] * 4'h8;
-  assign \$46  = $signed(weight_r[3:0]) * $signed({ 1'h0, s2_x });
-  assign \$47  = $signed(acc0_r) + $signed(product0_r);
-  assign \$48  = $signed(weight_r[7:4]) * $signed({ 1'h0, s2_x });
-  assign \$49  = $signed(acc1_r) + $signed(product1_r);
-  assign \$50  = $signed(weight_r[11:8]) * $signed({ 1'h0, s2_x });
-  assign \$51  = $signed(acc2_r) + $signed(product2_r);
-  assign \$52  = $signed(weight_r[15:12]) * $signed({ 1'h0, s2_x });
-  assign \$53  = $signed(acc3_r) + $signed(product3_r);
-  assign \$54  = $signed(weight_r[19:16]) * $signed({ 1'h0, s2_x });
-  assign \$55  = $signed(acc4_r) + $signed(product4_r);
-  assign \$56  = $signed(weight_r[23:20]) * $signed({ 1'h0, s2_x });
-  assign \$57  = $signed(acc5_r) + $signed(product5_r);
-  assign \$58  = $signed(weight_r[27:24]) * $signed({ 1'h0, s2_x });
-  assign \$59  = $signed(acc6_r) + $signed(product6_r);
-  assign \$60  = $signed(weight_r[31:28]) * $signed({ 1'h0, s2_x });
-  assign \$61  = $signed(acc7_r) + $signed(product7_r);
-  assign \$62  = $signed(weight_r[35:32]) * $signed({ 1'h0, s2_x });
-  assign \$63  = $signed(acc8_r) + $signed(product8_r);
-  assign \$64  = $signed(weight_r[39:36]) * $signed({ 1'h0, s2_x });
-  assign \$65  = $signed(acc9_r) + $signed(product9_r);
-  assign \$66  = $signed(weight_r[43:40]) * $signed({ 1'h0, s2_x });
-  assign \$67  = $signed(acc10_r) + $signed(product10_r);
-  assign \$68  = $signed(weight_r[47:44]) * $signed({ 1'h0, s2_x });
-  assign \$69  = $signed(acc11_r) + $signed(product11_r);
-  assign \$70  = $signed(weight_r[51:48]) * $signed({ 1'h0, s2_x });
-  assign \$71  = $signed(acc12_r) + $signed(product12_r);
-  assign \$72  = $signed(weight_r[55:52]) * $signed({ 1'h0, s2_x });
-  assign \$73  = $signed(acc13_r) + $signed(product13_r);
-  assign \$74  = $signed(weight_r[59:56]) * $signed({ 1'h0, s2_x });
-  assign \$75  = $signed(acc14_r) + $signed(product14_r);
-  assign \$76  = $signed(weight_r[63:60]) * $signed({ 1'h0, s2_x });
-  assign \$77  = $signed(acc15_r) + $signed(product15_r);
-  assign \$78  = ev_take & cur[4];
-  assign \$79  = acc_s1_valid | acc_s2_valid;
-  assign \$80  = \$79  | acc_s3_valid;
-  assign \$81  = ~ \$80 ;
-  assign \$82  = upd_pending & \$81 ;
-  assign \$83  = r_addr + 1'h1;
-  assign \$84  = r_addr == 3'h7;
-  assign \$85  = phase == 2'h3;
-  assign \$86  = w_addr == 3'h7;
-  assign \$87  = ! phase;
-  assign \$88  = cg + 1'h1;
-  assign \$89  = cg == 3'h7;
   always @(posedge clk)
-    cur <= \$90 ;
+    acc_s5_g <= \$43 ;
   always @(posedge clk)
-    \$signal$3  <= \$91 ;
+    \$signal  <= \$44 ;
   always @(posedge clk)
-    nxt_valid <= \$92 ;
+    s2_x <= \$45 ;
   always @(posedge clk)
-    nxt <= \$93 ;
+    weight_r <= weight;
   always @(posedge clk)
-    idx <= \$94 ;
+    product0_r <= { \$1 [7], \$1 [7], \$1 [7], \$1 [7], \$1 [7], \$1  };
   always @(posedge clk)
-    idx_full <= \$95 ;
+    acc0_r <= r_data[12:0];
   always @(posedge clk)
-    room_ok <= \$96 ;
+    sum0_r <= \$2 [12:0];
   always @(posedge clk)
-    g <= \$97 ;
+    product1_r <= { \$3 [7], \$3 [7], \$3 [7], \$3 [7], \$3 [7], \$3  };
   always @(posedge clk)
-    addr <= \$98 ;
+    acc1_r <= r_data[25:13];
   always @(posedge clk)
-    g_last <= \$99 ;
+    sum1_r <= \$4 [12:0];
   always @(posedge clk)
-    busy <= \$100 ;
+    product2_r <= { \$5 [7], \$5 [7], \$5 [7], \$5 [7], \$5 [7], \$5  };
   always @(posedge clk)
-    cur_x <= \$101 ;
+    acc2_r <= r_data[38:26];
   always @(posedge clk)
-    acc_s1_valid <= \$102 ;
+    sum2_r <= \$6 [12:0];
   always @(posedge clk)
-    acc_s1_g <= \$103 ;
+    product3_r <= { \$7 [7], \$7 [7], \$7 [7], \$7 [7], \$7 [7], \$7  };
   always @(posedge clk)
-    acc_s2_valid <= \$104 ;
+    acc3_r <= r_data[51:39];
   always @(posedge clk)
-    acc_s2_g <= \$105 ;
+    sum3_r <= \$8 [12:0];
   always @(posedge clk)
-    acc_s3_valid <= \$106 ;
+    product4_r <= { \$9 [7], \$9 [7], \$9 [7], \$9 [7], \$9 [7], \$9  };
   always @(posedge clk)
-    acc_s3_g <= \$107 ;
+    acc4_r <= r_data[64:52];
   always @(posedge clk)
-    acc_s4_valid <= \$108 ;
+    sum4_r <= \$10 [12:0];
   always @(posedge clk)
-    acc_s4_g <= \$109 ;
+    product5_r <= { \$11 [7], \$11 [7], \$11 [7], \$11 [7], \$11 [7], \$11  };
   always @(posedge clk)
-    acc_s5_valid <= \$110 ;
+    acc5_r <= r_data[77:65];
   always @(posedge clk)
-    acc_s5_g <= \$111 ;
+    sum5_r <= \$12 [12:0];
   always @(posedge clk)
-    \$signal$165  <= \$112 ;
+    product6_r <= { \$13 [7], \$13 [7], \$13 [7], \$13 [7], \$13 [7], \$13  };
   always @(posedge clk)
-    s2_x <= \$113 ;
+    acc6_r <= r_data[90:78];
   always @(posedge clk)
-    weight_r <= data;
+    sum6_r <= \$14 [12:0];
   always @(posedge clk)
-    product0_r <= { \$46 [7], \$46 [7], \$46 [7], \$46 [7], \$46 [7], \$46  };
+    product7_r <= { \$15 [7], \$15 [7], \$15 [7], \$15 [7], \$15 [7], \$15  };
   always @(posedge clk)
-    acc0_r <= \r_data$28 [12:0];
+    acc7_r <= r_data[103:91];
   always @(posedge clk)
-    sum0_r <= \$47 [12:0];
+    sum7_r <= \$16 [12:0];
   always @(posedge clk)
-    product1_r <= { \$48 [7], \$48 [7], \$48 [7], \$48 [7], \$48 [7], \$48  };
+    product8_r <= { \$17 [7], \$17 [7], \$17 [7], \$17 [7], \$17 [7], \$17  };
   always @(posedge clk)
-    acc1_r <= \r_data$28 [25:13];
+    acc8_r <= r_data[116:104];
   always @(posedge clk)
-    sum1_r <= \$49 [12:0];
+    sum8_r <= \$18 [12:0];
   always @(posedge clk)
-    product2_r <= { \$50 [7], \$50 [7], \$50 [7], \$50 [7], \$50 [7], \$50  };
+    product9_r <= { \$19 [7], \$19 [7], \$19 [7], \$19 [7], \$19 [7], \$19  };
   always @(posedge clk)
-    acc2_r <= \r_data$28 [38:26];
+    acc9_r <= r_data[129:117];
   always @(posedge clk)
-    sum2_r <= \$51 [12:0];
+    sum9_r <= \$20 [12:0];
   always @(posedge clk)
-    product3_r <= { \$52 [7], \$52 [7], \$52 [7], \$52 [7], \$52 [7], \$52  };
+    product10_r <= { \$21 [7], \$21 [7], \$21 [7], \$21 [7], \$21 [7], \$21  };
   always @(posedge clk)
-    acc3_r <= \r_data$28 [51:39];
+    acc10_r <= r_data[142:130];
   always @(posedge clk)
-    sum3_r <= \$53 [12:0];
+    sum10_r <= \$22 [12:0];
   always @(posedge clk)
-    product4_r <= { \$54 [7], \$54 [7], \$54 [7], \$54 [7], \$54 [7], \$54  };
+    product11_r <= { \$23 [7], \$23 [7], \$23 [7], \$23 [7], \$23 [7], \$23  };
   always @(posedge clk)
-    acc4_r <= \r_data$28 [64:52];
+    acc11_r <= r_data[155:143];
   always @(posedge clk)
-    sum4_r <= \$55 [12:0];
+    sum11_r <= \$24 [12:0];
   always @(posedge clk)
-    product5_r <= { \$56 [7], \$56 [7], \$56 [7], \$56 [7], \$56 [7], \$56  };
+    product12_r <= { \$25 [7], \$25 [7], \$25 [7], \$25 [7], \$25 [7], \$25  };
   always @(posedge clk)
-    acc5_r <= \r_data$28 [77:65];
+    acc12_r <= r_data[168:156];
   always @(posedge clk)
-    sum5_r <= \$57 [12:0];
+    sum12_r <= \$26 [12:0];
   always @(posedge clk)
-    product6_r <= { \$58 [7], \$58 [7], \$58 [7], \$58 [7], \$58 [7], \$58  };
+    product13_r <= { \$27 [7], \$27 [7], \$27 [7], \$27 [7], \$27 [7], \$27  };
   always @(posedge clk)
-    acc6_r <= \r_data$28 [90:78];
+    acc13_r <= r_data[181:169];
   always @(posedge clk)
-    sum6_r <= \$59 [12:0];
+    sum13_r <= \$28 [12:0];
   always @(posedge clk)
-    product7_r <= { \$60 [7], \$60 [7], \$60 [7], \$60 [7], \$60 [7], \$60  };
+    product14_r <= { \$29 [7], \$29 [7], \$29 [7], \$29 [7], \$29 [7], \$29  };
   always @(posedge clk)
-    acc7_r <= \r_data$28 [103:91];
+    acc14_r <= r_data[194:182];
   always @(posedge clk)
-    sum7_r <= \$61 [12:0];
+    sum14_r <= \$30 [12:0];
   always @(posedge clk)
-    product8_r <= { \$62 [7], \$62 [7], \$62 [7], \$62 [7], \$62 [7], \$62  };
+    product15_r <= { \$31 [7], \$31 [7], \$31 [7], \$31 [7], \$31 [7], \$31  };
   always @(posedge clk)
-    acc8_r <= \r_data$28 [116:104];
-  always @(posedge clk)
-    sum8_r <= \$63 [12:0];
-  always @(posedge clk)
-    product9_r <= { \$64 [7], \$64 [7], \$64 [7], \$64 [7], \$64 [7], \$64  };
-  always @(posedge clk)
-    acc9_r <= \r_data$28 [129:117];
-  always @(posedge clk)
-    sum9_r <= \$65 [12:0];
-  always @(posedge clk)
-    product10_r <= { \$66 [7], \$66 [7], \$66 [7], \$66 [7], \$66 [7], \$66  };
-  always @(posedge clk)
-    acc10_r <= \r_data$28 [142:130];
-  always @(posedge clk)
-    sum10_r <= \$67 [12:0];
-  always @(posedge clk)
-    product11_r <= { \$68 [7], \$68 [7], \$68 [7], \$68 [7], \$68 [7], \$68  };
-  always @(posedge clk)
-    acc11_r <= \r_data$28 [155:143];
-  always @(posedge clk)
-    sum11_r <= \$69 [12:0];
-  always @(posedge clk)
-    product12_r <= { \$70 [7], \$70 [7], \$70 [7], \$70 [7], \$70 [7], \$70  };
-  always @(posedge clk)
-    acc12_r <= \r_data$28 [168:156];
-  always @(posedge clk)
-    sum12_r <= \$71 [12:0];
-  always @(posedge clk)
-    product13_r <= { \$72 [7], \$72 [7], \$72 [7], \$72 [7], \$72 [7], \$72  };
-  always @(posedge clk)
-    acc13_r <= \r_data$28 [181:169];
-  always @(posedge clk)
-    sum13_r <= \$73 [12:0];
-  always @(posedge clk)
-    product14_r <= { \$74 [7], \$74 [7], \$74 [7], \$74 [7], \$74 [7], \$74  };
-  always @(posedge clk)
-    acc14_r <= \r_data$28 [194:182];
-  always @(posedge clk)
-    sum14_r <= \$75 [12:0];
-  always @(posedge clk)
-    product15_r <= { \$76 [7], \$76 [7], \$76 [7], \$76 [7], \$76 [7], \$76  };
-  always @(posedge clk)
-    acc15_r <= \r_data$28 [207:195];
-  always @(posedge clk)
-    sum15_r <= \$77 [12:0];
-  always @(posedge clk)
-    phase <= \$114 ;
-  always @(posedge clk)
-    upd_pending <= \$115 ;
-  always @(posedge clk)
-    last_flag <= \$116 ;
-  always @(posedge clk)
-    \$signal$23  <= \$117 ;
-  always @(posedge clk)
-    r_addr <= \$118 ;
-  always @(posedge clk)
-    \$signal$120  <= \$119 ;
-  always @(posedge clk)
-    u1_g <= \$120 ;
-  always @(posedge clk)
-    upd_valid_s2 <= \$121 ;
-  always @(posedge clk)
-    upd_g_s2 <= \$122 ;
-  always @(posedge clk)
-    upd_valid_s3 <= \$123 ;
-  always @(posedge clk)
-    upd_g_s3 <= \$124 ;
-  always @(posedge clk)
-    upd_valid_s4 <= \$125 ;
-  always @(posedge clk)
-    upd_g_s4 <= \$126 ;
-  always @(posedge clk)
-    w_en <= \$127 ;
-  always @(posedge clk)
-    w_addr <= \$128 ;
-  always @(posedge clk)
-    fresh <= \$129 ;
-  always @(posedge clk)
-    cg <= \$130 ;
-  always @(posedge clk)
-    error <= \$131 ;
-  \qsnn_ref.layer0.accumulators  accumulators (
+    acc15_r <= r_data[207:195];
+  always @(posedge clk)
+    sum15_r <= \$32 [12:0];
+  assign \$1  = $signed(weight_r[3:0]) * $signed({ 1'h0, s2_x });
+  assign \$2  = $signed(acc0_r) + $signed(product0_r);
+  assign \$3  = $signed(weight_r[7:4]) * $signed({ 1'h0, s2_x });
+  assign \$4  = $signed(acc1_r) + $signed(product1_r);
+  assign \$5  = $signed(weight_r[11:8]) * $signed({ 1'h0, s2_x });
+  assign \$6  = $signed(acc2_r) + $signed(product2_r);
+  assign \$7  = $signed(weight_r[15:12]) * $signed({ 1'h0, s2_x });
+  assign \$8  = $signed(acc3_r) + $signed(product3_r);
+  assign \$9  = $signed(weight_r[19:16]) * $signed({ 1'h0, s2_x });
+  assign \$10  = $signed(acc4_r) + $signed(product4_r);
+  assign \$11  = $signed(weight_r[23:20]) * $signed({ 1'h0, s2_x });
+  assign \$12  = $signed(acc5_r) + $signed(product5_r);
+  assign \$13  = $signed(weight_r[27:24]) * $signed({ 1'h0, s2_x });
+  assign \$14  = $signed(acc6_r) + $signed(product6_r);
+  assign \$15  = $signed(weight_r[31:28]) * $signed({ 1'h0, s2_x });
+  assign \$16  = $signed(acc7_r) + $signed(product7_r);
+  assign \$17  = $signed(weight_r[35:32]) * $signed({ 1'h0, s2_x });
+  assign \$18  = $signed(acc8_r) + $signed(product8_r);
+  assign \$19  = $signed(weight_r[39:36]) * $signed({ 1'h0, s2_x });
+  assign \$20  = $signed(acc9_r) + $signed(product9_r);
+  assign \$21  = $signed(weight_r[43:40]) * $signed({ 1'h0, s2_x });
+  assign \$22  = $signed(acc10_r) + $signed(product10_r);
+  assign \$23  = $signed(weight_r[47:44]) * $signed({ 1'h0, s2_x });
+  assign \$24  = $signed(acc11_r) + $signed(product11_r);
+  assign \$25  = $signed(weight_r[51:48]) * $signed({ 1'h0, s2_x });
+  assign \$26  = $signed(acc12_r) + $signed(product12_r);
+  assign \$27  = $signed(weight_r[55:52]) * $signed({ 1'h0, s2_x });
+  assign \$28  = $signed(acc13_r) + $signed(product13_r);
+  assign \$29  = $signed(weight_r[59:56]) * $signed({ 1'h0, s2_x });
+  assign \$30  = $signed(acc14_r) + $signed(product14_r);
+  assign \$31  = $signed(weight_r[63:60]) * $signed({ 1'h0, s2_x });
+  assign \$32  = $signed(acc15_r) + $signed(product15_r);
+  assign \$33  = acc_s1_valid | acc_s2_valid;
+  assign pending = \$33  | acc_s3_valid;
+  assign r_addr = access__read_en ? access__read_g : acc_s1_g;
+  always @(posedge clk)
+    acc_s1_valid <= \$34 ;
+  always @(posedge clk)
+    acc_s1_g <= \$35 ;
+  always @(posedge clk)
+    acc_s2_valid <= \$36 ;
+  always @(posedge clk)
+    acc_s2_g <= \$37 ;
+  always @(posedge clk)
+    acc_s3_valid <= \$38 ;
+  always @(posedge clk)
+    acc_s3_g <= \$39 ;
+  always @(posedge clk)
+    acc_s4_valid <= \$40 ;
+  always @(posedge clk)
+    acc_s4_g <= \$41 ;
+  always @(posedge clk)
+    acc_s5_valid <= \$42 ;
+  \qsnn_ref.layer0.accumulate.memory  memory (
     .clk(clk),
-    .r_data(\r_data$28 ),
-    .rd__addr(\r_addr$22 ),
-    .rst(rst),
-    .wr__addr(\w_addr$121 ),
-    .wr__data(\w_data$125 ),
-    .wr__en(\w_en$123 )
-  );
-  \qsnn_ref.layer0.fifo  fifo (
-    .clk(clk),
-    .r_data(spikes__payload),
-    .r_en(r_en),
-    .r_rdy(spikes__valid),
-    .rst(rst),
-    .w_en(\w_en$116 ),
-    .w_level(level),
-    .w_port__data(word)
-  );
-  \qsnn_ref.layer0.lif0  lif0 (
-    .acc(\r_data$28 [12:0]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(new_state),
-    .rst(rst),
-    .spike(spike),
-    .state(r_data[3:0])
-  );
-  \qsnn_ref.layer0.lif1  lif1 (
-    .acc(\r_data$28 [25:13]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$99 ),
-    .rst(rst),
-    .spike(\spike$78 ),
-    .state(r_data[7:4])
-  );
-  \qsnn_ref.layer0.lif10  lif10 (
-    .acc(\r_data$28 [142:130]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$108 ),
-    .rst(rst),
-    .spike(\spike$87 ),
-    .state(r_data[43:40])
-  );
-  \qsnn_ref.layer0.lif11  lif11 (
-    .acc(\r_data$28 [155:143]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$109 ),
-    .rst(rst),
-    .spike(\spike$88 ),
-    .state(r_data[47:44])
-  );
-  \qsnn_ref.layer0.lif12  lif12 (
-    .acc(\r_data$28 [168:156]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$110 ),
-    .rst(rst),
-    .spike(\spike$89 ),
-    .state(r_data[51:48])
-  );
-  \qsnn_ref.layer0.lif13  lif13 (
-    .acc(\r_data$28 [181:169]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$111 ),
-    .rst(rst),
-    .spike(\spike$90 ),
-    .state(r_data[55:52])
-  );
-  \qsnn_ref.layer0.lif14  lif14 (
-    .acc(\r_data$28 [194:182]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$112 ),
-    .rst(rst),
-    .spike(\spike$91 ),
-    .state(r_data[59:56])
-  );
-  \qsnn_ref.layer0.lif15  lif15 (
-    .acc(\r_data$28 [207:195]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$113 ),
-    .rst(rst),
-    .spike(\spike$92 ),
-    .state(r_data[63:60])
-  );
-  \qsnn_ref.layer0.lif2  lif2 (
-    .acc(\r_data$28 [38:26]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$100 ),
-    .rst(rst),
-    .spike(\spike$79 ),
-    .state(r_data[11:8])
-  );
-  \qsnn_ref.layer0.lif3  lif3 (
-    .acc(\r_data$28 [51:39]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$101 ),
-    .rst(rst),
-    .spike(\spike$80 ),
-    .state(r_data[15:12])
-  );
-  \qsnn_ref.layer0.lif4  lif4 (
-    .acc(\r_data$28 [64:52]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$102 ),
-    .rst(rst),
-    .spike(\spike$81 ),
-    .state(r_data[19:16])
-  );
-  \qsnn_ref.layer0.lif5  lif5 (
-    .acc(\r_data$28 [77:65]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$103 ),
-    .rst(rst),
-    .spike(\spike$82 ),
-    .state(r_data[23:20])
-  );
-  \qsnn_ref.layer0.lif6  lif6 (
-    .acc(\r_data$28 [90:78]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$104 ),
-    .rst(rst),
-    .spike(\spike$83 ),
-    .state(r_data[27:24])
-  );
-  \qsnn_ref.layer0.lif7  lif7 (
-    .acc(\r_data$28 [103:91]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$105 ),
-    .rst(rst),
-    .spike(\spike$84 ),
-    .state(r_data[31:28])
-  );
-  \qsnn_ref.layer0.lif8  lif8 (
-    .acc(\r_data$28 [116:104]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$106 ),
-    .rst(rst),
-    .spike(\spike$85 ),
-    .state(r_data[35:32])
-  );
-  \qsnn_ref.layer0.lif9  lif9 (
-    .acc(\r_data$28 [129:117]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$107 ),
-    .rst(rst),
-    .spike(\spike$86 ),
-    .state(r_data[39:36])
-  );
-  \qsnn_ref.layer0.states  states (
-    .clk(clk),
-    .\port$1836$0 (new_state),
-    .\port$1854$0 (\new_state$99 ),
-    .\port$1872$0 (\new_state$100 ),
-    .\port$1890$0 (\new_state$101 ),
-    .\port$1908$0 (\new_state$102 ),
-    .\port$1926$0 (\new_state$103 ),
-    .\port$1944$0 (\new_state$104 ),
-    .\port$1962$0 (\new_state$105 ),
-    .\port$1980$0 (\new_state$106 ),
-    .\port$1998$0 (\new_state$107 ),
-    .\port$2016$0 (\new_state$108 ),
-    .\port$2034$0 (\new_state$109 ),
-    .\port$2052$0 (\new_state$110 ),
-    .\port$2070$0 (\new_state$111 ),
-    .\port$2088$0 (\new_state$112 ),
-    .\port$2106$0 (\new_state$113 ),
     .r_data(r_data),
     .rd__addr(r_addr),
     .rst(rst),
     .wr__addr(w_addr),
+    .wr__data(w_data),
     .wr__en(w_en)
   );
-  \qsnn_ref.layer0.weights  weights (
-    .clk(clk),
-    .data(data),
-    .rd__addr(addr),
-    .rst(rst)
-  );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    word = 21'h000000;
-    if (\$22 ) begin
-      word[19] = 1'h1;
-      word[20] = last_flag;
-    end else if (w_en) begin
-      word[2:0] = w_addr;
-      word[18:3] = \$23 ;
+    \$44  = issue__x;
+    if (rst) begin
+      \$44  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \w_en$116  = 1'h0;
-    if (\$22 ) begin
-      \w_en$116  = 1'h1;
-    end else if (w_en) begin
-      \w_en$116  = \$25 ;
+    \$45  = \$signal ;
+    if (rst) begin
+      \$45  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    step_done = 1'h0;
-    if (\$22 ) begin
-      step_done = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \w_addr$121  = 3'h0;
-    if (\$26 ) begin
-      \w_addr$121  = cg;
+    w_addr = 3'h0;
+    if (access__init_en) begin
+      w_addr = access__init_g;
     end else if (acc_s4_valid) begin
-      \w_addr$121  = acc_s4_g;
-    end else if (\$signal$120 ) begin
-      \w_addr$121  = u1_g;
+      w_addr = acc_s4_g;
+    end else if (access__clear_en) begin
+      w_addr = access__clear_g;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \w_en$123  = 1'h0;
-    if (\$26 ) begin
-      \w_en$123  = 1'h1;
+    w_en = 1'h0;
+    if (access__init_en) begin
+      w_en = 1'h1;
     end else if (acc_s4_valid) begin
-      \w_en$123  = 1'h1;
-    end else if (\$signal$120 ) begin
-      \w_en$123  = 1'h1;
+      w_en = 1'h1;
+    end else if (access__clear_en) begin
+      w_en = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \w_data$125  = 208'h0000000000000000000000000000000000000000000000000000;
-    if (\$26 ) begin
+    w_data = 208'h0000000000000000000000000000000000000000000000000000;
+    if (access__init_en) begin
     end else if (acc_s4_valid) begin
-      \w_data$125  = { sum15_r, sum14_r, sum13_r, sum12_r, sum11_r, sum10_r, sum9_r, sum8_r, sum7_r, sum6_r, sum5_r, sum4_r, sum3_r, sum2_r, sum1_r, sum0_r };
+      w_data = { sum15_r, sum14_r, sum13_r, sum12_r, sum11_r, sum10_r, sum9_r, sum8_r, sum7_r, sum6_r, sum5_r, sum4_r, sum3_r, sum2_r, sum1_r, sum0_r };
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$90  = cur;
-    if (\$28 ) begin
-      (* full_case = 32'd1 *)
-      if (nxt_valid) begin
-        \$90  = nxt;
-      end else begin
-        \$90  = events__payload;
-      end
-    end
+    \$34  = issue__valid;
     if (rst) begin
-      \$90  = 6'h00;
+      \$34  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$91  = \$signal$3 ;
-    if (\$28 ) begin
-      (* full_case = 32'd1 *)
-      if (nxt_valid) begin
-        \$91  = 1'h1;
-      end else begin
-        \$91  = \$32 ;
-      end
-    end
+    \$35  = issue__group;
     if (rst) begin
-      \$91  = 1'h0;
+      \$35  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$92  = nxt_valid;
-    if (\$28 ) begin
-      if (nxt_valid) begin
-        \$92  = 1'h0;
-      end
-    end else if (\$30 ) begin
-      \$92  = 1'h1;
-    end
+    \$36  = acc_s1_valid;
     if (rst) begin
-      \$92  = 1'h0;
+      \$36  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$93  = nxt;
-    if (\$28 ) begin
-    end else if (\$30 ) begin
-      \$93  = events__payload;
-    end
+    \$37  = acc_s1_g;
     if (rst) begin
-      \$93  = 6'h00;
+      \$37  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$94  = idx;
-    if (ev_take) begin
-      \$94  = \$34 [6:0];
-    end
-    if (start) begin
-      \$94  = 7'h00;
-    end
+    \$38  = acc_s2_valid;
     if (rst) begin
-      \$94  = 7'h00;
+      \$38  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$95  = idx_full;
-    if (ev_take) begin
-      \$95  = \$37 ;
-    end
-    if (start) begin
-      \$95  = 1'h0;
-    end
+    \$39  = acc_s2_g;
     if (rst) begin
-      \$95  = 1'h0;
+      \$39  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$96  = \$39 ;
+    \$40  = acc_s3_valid;
     if (rst) begin
-      \$96  = 1'h0;
+      \$40  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$97  = g;
-    if (busy) begin
-      \$97  = \$40 [2:0];
-      if (g_last) begin
-        \$97  = 3'h0;
-      end
-    end
-    if (\$44 ) begin
-      \$97  = 3'h0;
-    end
+    \$41  = acc_s3_g;
     if (rst) begin
-      \$97  = 3'h0;
+      \$41  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$98  = addr;
-    if (busy) begin
-      \$98  = \$41 [8:0];
-    end
-    if (\$44 ) begin
-      \$98  = \$45 [8:0];
-    end
+    \$42  = acc_s4_valid;
     if (rst) begin
-      \$98  = 9'h000;
+      \$42  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$99  = g_last;
-    if (busy) begin
-      \$99  = \$42 ;
-    end
-    if (\$44 ) begin
-      \$99  = 1'h0;
-    end
+    \$43  = acc_s4_g;
     if (rst) begin
-      \$99  = 1'h0;
+      \$43  = 3'h0;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$100  = busy;
-    if (busy) begin
-      if (g_last) begin
-        \$100  = 1'h0;
-      end
-    end
-    if (\$44 ) begin
-      \$100  = 1'h1;
-    end
-    if (rst) begin
-      \$100  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$101  = cur_x;
-    if (\$44 ) begin
-      \$101  = cur[3:0];
-    end
-    if (rst) begin
-      \$101  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$102  = busy;
-    if (rst) begin
-      \$102  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$103  = g;
-    if (rst) begin
-      \$103  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$104  = acc_s1_valid;
-    if (rst) begin
-      \$104  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$105  = acc_s1_g;
-    if (rst) begin
-      \$105  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$106  = acc_s2_valid;
-    if (rst) begin
-      \$106  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$107  = acc_s2_g;
-    if (rst) begin
-      \$107  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$108  = acc_s3_valid;
-    if (rst) begin
-      \$108  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$109  = acc_s3_g;
-    if (rst) begin
-      \$109  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$110  = acc_s4_valid;
-    if (rst) begin
-      \$110  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$111  = acc_s4_g;
-    if (rst) begin
-      \$111  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$112  = cur_x;
-    if (rst) begin
-      \$112  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$113  = \$signal$165 ;
-    if (rst) begin
-      \$113  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$114  = phase;
-    if (\$78 ) begin
-      \$114  = 2'h2;
-    end
-    if (\$85 ) begin
-      \$114  = 2'h1;
-    end else if (w_en) begin
-      if (\$86 ) begin
-        \$114  = 2'h3;
-      end
-    end
-    if (\$87 ) begin
-      if (\$89 ) begin
-        \$114  = 2'h1;
-      end
-    end
-    if (rst) begin
-      \$114  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$115  = upd_pending;
-    if (\$78 ) begin
-      \$115  = 1'h1;
-    end
-    if (\$82 ) begin
-      \$115  = 1'h0;
-    end
-    if (rst) begin
-      \$115  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$116  = last_flag;
-    if (\$78 ) begin
-      \$116  = cur[5];
-    end
-    if (rst) begin
-      \$116  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$117  = \$signal$23 ;
-    if (\$82 ) begin
-      \$117  = 1'h1;
-    end
-    if (\$signal$23 ) begin
-      if (\$84 ) begin
-        \$117  = 1'h0;
-      end
-    end
-    if (rst) begin
-      \$117  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$118  = r_addr;
-    if (\$82 ) begin
-      \$118  = 3'h0;
-    end
-    if (\$signal$23 ) begin
-      \$118  = \$83 [2:0];
-      if (\$84 ) begin
-        \$118  = 3'h0;
-      end
-    end
-    if (rst) begin
-      \$118  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$119  = \$signal$23 ;
-    if (rst) begin
-      \$119  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$120  = r_addr;
-    if (rst) begin
-      \$120  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$121  = \$signal$120 ;
-    if (rst) begin
-      \$121  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$122  = u1_g;
-    if (rst) begin
-      \$122  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$123  = upd_valid_s2;
-    if (rst) begin
-      \$123  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$124  = upd_g_s2;
-    if (rst) begin
-      \$124  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$125  = upd_valid_s3;
-    if (rst) begin
-      \$125  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$126  = upd_g_s3;
-    if (rst) begin
-      \$126  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$127  = upd_valid_s4;
-    if (rst) begin
-      \$127  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$128  = upd_g_s4;
-    if (rst) begin
-      \$128  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$129  = fresh;
-    if (\$85 ) begin
-      \$129  = last_flag;
-    end
-    if (start) begin
-      \$129  = 1'h1;
-    end
-    if (rst) begin
-      \$129  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$130  = cg;
-    if (\$87 ) begin
-      \$130  = \$88 [2:0];
-    end
-    if (rst) begin
-      \$130  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$131  = error;
-    if (error_set) begin
-      \$131  = 1'h1;
-    end
-    if (rst) begin
-      \$131  = 1'h0;
-    end
-  end
-  assign \$signal$6  = cur[4];
-  assign ev_last = cur[5];
-  assign ev_m = idx[5:0];
-  assign ev_x = cur[3:0];
-  assign waddr = addr;
-  assign \$signal$21  = r_addr;
-  assign state = r_data[3:0];
-  assign acc = \r_data$28 [12:0];
-  assign \fresh$30  = fresh;
-  assign \state$31  = r_data[7:4];
-  assign \acc$32  = \r_data$28 [25:13];
-  assign \fresh$33  = fresh;
-  assign \state$34  = r_data[11:8];
-  assign \acc$35  = \r_data$28 [38:26];
-  assign \fresh$36  = fresh;
-  assign \state$37  = r_data[15:12];
-  assign \acc$38  = \r_data$28 [51:39];
-  assign \fresh$39  = fresh;
-  assign \state$40  = r_data[19:16];
-  assign \acc$41  = \r_data$28 [64:52];
-  assign \fresh$42  = fresh;
-  assign \state$43  = r_data[23:20];
-  assign \acc$44  = \r_data$28 [77:65];
-  assign \fresh$45  = fresh;
-  assign \state$46  = r_data[27:24];
-  assign \acc$47  = \r_data$28 [90:78];
-  assign \fresh$48  = fresh;
-  assign \state$49  = r_data[31:28];
-  assign \acc$50  = \r_data$28 [103:91];
-  assign \fresh$51  = fresh;
-  assign \state$52  = r_data[35:32];
-  assign \acc$53  = \r_data$28 [116:104];
-  assign \fresh$54  = fresh;
-  assign \state$55  = r_data[39:36];
-  assign \acc$56  = \r_data$28 [129:117];
-  assign \fresh$57  = fresh;
-  assign \state$58  = r_data[43:40];
-  assign \acc$59  = \r_data$28 [142:130];
-  assign \fresh$60  = fresh;
-  assign \state$61  = r_data[47:44];
-  assign \acc$62  = \r_data$28 [155:143];
-  assign \fresh$63  = fresh;
-  assign \state$64  = r_data[51:48];
-  assign \acc$65  = \r_data$28 [168:156];
-  assign \fresh$66  = fresh;
-  assign \state$67  = r_data[55:52];
-  assign \acc$68  = \r_data$28 [181:169];
-  assign \fresh$69  = fresh;
-  assign \state$70  = r_data[59:56];
-  assign \acc$71  = \r_data$28 [194:182];
-  assign \fresh$72  = fresh;
-  assign \state$73  = r_data[63:60];
-  assign \acc$74  = \r_data$28 [207:195];
-  assign \fresh$75  = fresh;
-  assign spikes = { \spike$92 , \spike$91 , \spike$90 , \spike$89 , \spike$88 , \spike$87 , \spike$86 , \spike$85 , \spike$84 , \spike$83 , \spike$82 , \spike$81 , \spike$80 , \spike$79 , \spike$78 , spike };
-  assign upd_g_s5 = w_addr;
-  assign upd_valid_s5 = w_en;
-  assign w_data = { \new_state$113 , \new_state$112 , \new_state$111 , \new_state$110 , \new_state$109 , \new_state$108 , \new_state$107 , \new_state$106 , \new_state$105 , \new_state$104 , \new_state$103 , \new_state$102 , \new_state$101 , \new_state$100 , \new_state$99 , new_state };
-  assign \w_data$118  = word;
-  assign r_rdy = spikes__valid;
-  assign \r_data$146  = spikes__payload;
-  assign spikes__ready = r_en;
-  assign \cur.value  = cur[3:0];
-  assign \cur.eot  = cur[4];
-  assign \cur.last  = cur[5];
-  assign \r_data[0]  = r_data[3:0];
-  assign \r_data[1]  = r_data[7:4];
-  assign \r_data[2]  = r_data[11:8];
-  assign \r_data[3]  = r_data[15:12];
-  assign \r_data[4]  = r_data[19:16];
-  assign \r_data[5]  = r_data[23:20];
-  assign \r_data[6]  = r_data[27:24];
-  assign \r_data[7]  = r_data[31:28];
-  assign \r_data[8]  = r_data[35:32];
-  assign \r_data[9]  = r_data[39:36];
-  assign \r_data[10]  = r_data[43:40];
-  assign \r_data[11]  = r_data[47:44];
-  assign \r_data[12]  = r_data[51:48];
-  assign \r_data[13]  = r_data[55:52];
-  assign \r_data[14]  = r_data[59:56];
-  assign \r_data[15]  = r_data[63:60];
-  assign \r_data$28[0]  = \r_data$28 [12:0];
-  assign \r_data$28[1]  = \r_data$28 [25:13];
-  assign \r_data$28[2]  = \r_data$28 [38:26];
-  assign \r_data$28[3]  = \r_data$28 [51:39];
-  assign \r_data$28[4]  = \r_data$28 [64:52];
-  assign \r_data$28[5]  = \r_data$28 [77:65];
-  assign \r_data$28[6]  = \r_data$28 [90:78];
-  assign \r_data$28[7]  = \r_data$28 [103:91];
-  assign \r_data$28[8]  = \r_data$28 [116:104];
-  assign \r_data$28[9]  = \r_data$28 [129:117];
-  assign \r_data$28[10]  = \r_data$28 [142:130];
-  assign \r_data$28[11]  = \r_data$28 [155:143];
-  assign \r_data$28[12]  = \r_data$28 [168:156];
-  assign \r_data$28[13]  = \r_data$28 [181:169];
-  assign \r_data$28[14]  = \r_data$28 [194:182];
-  assign \r_data$28[15]  = \r_data$28 [207:195];
-  assign \w_data[0]  = new_state;
-  assign \w_data[1]  = \new_state$99 ;
-  assign \w_data[2]  = \new_state$100 ;
-  assign \w_data[3]  = \new_state$101 ;
-  assign \w_data[4]  = \new_state$102 ;
-  assign \w_data[5]  = \new_state$103 ;
-  assign \w_data[6]  = \new_state$104 ;
-  assign \w_data[7]  = \new_state$105 ;
-  assign \w_data[8]  = \new_state$106 ;
-  assign \w_data[9]  = \new_state$107 ;
-  assign \w_data[10]  = \new_state$108 ;
-  assign \w_data[11]  = \new_state$109 ;
-  assign \w_data[12]  = \new_state$110 ;
-  assign \w_data[13]  = \new_state$111 ;
-  assign \w_data[14]  = \new_state$112 ;
-  assign \w_data[15]  = \new_state$113 ;
-  assign \word.group  = word[2:0];
-  assign \word.mask  = word[18:3];
-  assign \word.eot  = word[19];
-  assign \word.last  = word[20];
-  assign \w_data$125[0]  = \w_data$125 [12:0];
-  assign \w_data$125[1]  = \w_data$125 [25:13];
-  assign \w_data$125[2]  = \w_data$125 [38:26];
-  assign \w_data$125[3]  = \w_data$125 [51:39];
-  assign \w_data$125[4]  = \w_data$125 [64:52];
-  assign \w_data$125[5]  = \w_data$125 [77:65];
-  assign \w_data$125[6]  = \w_data$125 [90:78];
-  assign \w_data$125[7]  = \w_data$125 [103:91];
-  assign \w_data$125[8]  = \w_data$125 [116:104];
-  assign \w_data$125[9]  = \w_data$125 [129:117];
-  assign \w_data$125[10]  = \w_data$125 [142:130];
-  assign \w_data$125[11]  = \w_data$125 [155:143];
-  assign \w_data$125[12]  = \w_data$125 [168:156];
-  assign \w_data$125[13]  = \w_data$125 [181:169];
-  assign \w_data$125[14]  = \w_data$125 [194:182];
-  assign \w_data$125[15]  = \w_data$125 [207:195];
-  assign \spikes__payload.group  = spikes__payload[2:0];
-  assign \spikes__payload.mask  = spikes__payload[18:3];
-  assign \spikes__payload.eot  = spikes__payload[19];
-  assign \spikes__payload.last  = spikes__payload[20];
-  assign \nxt.value  = nxt[3:0];
-  assign \nxt.eot  = nxt[4];
-  assign \nxt.last  = nxt[5];
-  assign \events__payload.value  = events__payload[3:0];
-  assign \events__payload.eot  = events__payload[4];
-  assign \events__payload.last  = events__payload[5];
+  assign access__data = r_data;
   assign \weight_r[0]  = weight_r[3:0];
   assign \weight_r[1]  = weight_r[7:4];
   assign \weight_r[2]  = weight_r[11:8];
@@ -2266,28 +1552,74 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   assign \weight_r[13]  = weight_r[55:52];
   assign \weight_r[14]  = weight_r[59:56];
   assign \weight_r[15]  = weight_r[63:60];
-  assign \data[0]  = data[3:0];
-  assign \data[1]  = data[7:4];
-  assign \data[2]  = data[11:8];
-  assign \data[3]  = data[15:12];
-  assign \data[4]  = data[19:16];
-  assign \data[5]  = data[23:20];
-  assign \data[6]  = data[27:24];
-  assign \data[7]  = data[31:28];
-  assign \data[8]  = data[35:32];
-  assign \data[9]  = data[39:36];
-  assign \data[10]  = data[43:40];
-  assign \data[11]  = data[47:44];
-  assign \data[12]  = data[51:48];
-  assign \data[13]  = data[55:52];
-  assign \data[14]  = data[59:56];
-  assign \data[15]  = data[63:60];
-  assign \$23  = { \spike$92 , \spike$91 , \spike$90 , \spike$89 , \spike$88 , \spike$87 , \spike$86 , \spike$85 , \spike$84 , \spike$83 , \spike$82 , \spike$81 , \spike$80 , \spike$79 , \spike$78 , spike };
-  assign \$24  = { \spike$92 , \spike$91 , \spike$90 , \spike$89 , \spike$88 , \spike$87 , \spike$86 , \spike$85 , \spike$84 , \spike$83 , \spike$82 , \spike$81 , \spike$80 , \spike$79 , \spike$78 , spike };
+  assign \weight[0]  = weight[3:0];
+  assign \weight[1]  = weight[7:4];
+  assign \weight[2]  = weight[11:8];
+  assign \weight[3]  = weight[15:12];
+  assign \weight[4]  = weight[19:16];
+  assign \weight[5]  = weight[23:20];
+  assign \weight[6]  = weight[27:24];
+  assign \weight[7]  = weight[31:28];
+  assign \weight[8]  = weight[35:32];
+  assign \weight[9]  = weight[39:36];
+  assign \weight[10]  = weight[43:40];
+  assign \weight[11]  = weight[47:44];
+  assign \weight[12]  = weight[51:48];
+  assign \weight[13]  = weight[55:52];
+  assign \weight[14]  = weight[59:56];
+  assign \weight[15]  = weight[63:60];
+  assign \r_data[0]  = r_data[12:0];
+  assign \r_data[1]  = r_data[25:13];
+  assign \r_data[2]  = r_data[38:26];
+  assign \r_data[3]  = r_data[51:39];
+  assign \r_data[4]  = r_data[64:52];
+  assign \r_data[5]  = r_data[77:65];
+  assign \r_data[6]  = r_data[90:78];
+  assign \r_data[7]  = r_data[103:91];
+  assign \r_data[8]  = r_data[116:104];
+  assign \r_data[9]  = r_data[129:117];
+  assign \r_data[10]  = r_data[142:130];
+  assign \r_data[11]  = r_data[155:143];
+  assign \r_data[12]  = r_data[168:156];
+  assign \r_data[13]  = r_data[181:169];
+  assign \r_data[14]  = r_data[194:182];
+  assign \r_data[15]  = r_data[207:195];
+  assign \access__data[0]  = r_data[12:0];
+  assign \access__data[1]  = r_data[25:13];
+  assign \access__data[2]  = r_data[38:26];
+  assign \access__data[3]  = r_data[51:39];
+  assign \access__data[4]  = r_data[64:52];
+  assign \access__data[5]  = r_data[77:65];
+  assign \access__data[6]  = r_data[90:78];
+  assign \access__data[7]  = r_data[103:91];
+  assign \access__data[8]  = r_data[116:104];
+  assign \access__data[9]  = r_data[129:117];
+  assign \access__data[10]  = r_data[142:130];
+  assign \access__data[11]  = r_data[155:143];
+  assign \access__data[12]  = r_data[168:156];
+  assign \access__data[13]  = r_data[181:169];
+  assign \access__data[14]  = r_data[194:182];
+  assign \access__data[15]  = r_data[207:195];
+  assign \w_data[0]  = w_data[12:0];
+  assign \w_data[1]  = w_data[25:13];
+  assign \w_data[2]  = w_data[38:26];
+  assign \w_data[3]  = w_data[51:39];
+  assign \w_data[4]  = w_data[64:52];
+  assign \w_data[5]  = w_data[77:65];
+  assign \w_data[6]  = w_data[90:78];
+  assign \w_data[7]  = w_data[103:91];
+  assign \w_data[8]  = w_data[116:104];
+  assign \w_data[9]  = w_data[129:117];
+  assign \w_data[10]  = w_data[142:130];
+  assign \w_data[11]  = w_data[155:143];
+  assign \w_data[12]  = w_data[168:156];
+  assign \w_data[13]  = w_data[181:169];
+  assign \w_data[14]  = w_data[194:182];
+  assign \w_data[15]  = w_data[207:195];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.accumulators (rst, rd__addr, r_data, wr__addr, wr__en, wr__data, clk);
+module \qsnn_ref.layer0.accumulate.memory (rst, rd__addr, r_data, wr__addr, wr__en, wr__data, clk);
   input clk;
   wire clk;
   wire [2:0] r_addr;
@@ -2399,8 +1731,1241 @@ module \qsnn_ref.layer0.accumulators (rst, rd__addr, r_data, wr__addr, wr__en, w
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.fifo (rst, w_level, r_data, r_en, w_port__data, w_en, r_rdy, clk);
+module \qsnn_ref.layer0.addressing (rst, load, free, x, m, issue__group, issue__addr, busy, issue__x, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
+  wire \$1 ;
+  reg [3:0] \$10 ;
+  wire [3:0] \$2 ;
+  wire [9:0] \$3 ;
+  wire \$4 ;
+  wire [9:0] \$5 ;
+  reg [2:0] \$6 ;
+  reg [8:0] \$7 ;
+  reg \$8 ;
+  reg \$9 ;
+  output busy;
+  reg busy = 1'h0;
+  input clk;
+  wire clk;
+  (* init = 4'h0 *)
+  wire [3:0] cur_x;
+  output free;
+  wire free;
+  (* init = 3'h0 *)
+  wire [2:0] g;
+  reg g_last = 1'h0;
+  output [8:0] issue__addr;
+  reg [8:0] issue__addr = 9'h000;
+  output [2:0] issue__group;
+  reg [2:0] issue__group = 3'h0;
+  (* init = 1'h0 *)
+  wire issue__valid;
+  output [3:0] issue__x;
+  reg [3:0] issue__x = 4'h0;
+  input load;
+  wire load;
+  input [5:0] m;
+  wire [5:0] m;
+  input rst;
+  wire rst;
+  (* init = 9'h000 *)
+  wire [8:0] waddr;
+  input [3:0] x;
+  wire [3:0] x;
+  assign \$1  = ~ busy;
+  assign free = \$1  | g_last;
+  assign \$2  = issue__group + 1'h1;
+  assign \$3  = issue__addr + 1'h1;
+  assign \$4  = issue__group == 3'h6;
+  assign \$5  = m * 4'h8;
+  always @(posedge clk)
+    issue__group <= \$6 ;
+  always @(posedge clk)
+    issue__addr <= \$7 ;
+  always @(posedge clk)
+    g_last <= \$8 ;
+  always @(posedge clk)
+    busy <= \$9 ;
+  always @(posedge clk)
+    issue__x <= \$10 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$6  = issue__group;
+    if (busy) begin
+      \$6  = \$2 [2:0];
+      if (g_last) begin
+        \$6  = 3'h0;
+      end
+    end
+    if (load) begin
+      \$6  = 3'h0;
+    end
+    if (rst) begin
+      \$6  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$7  = issue__addr;
+    if (busy) begin
+      \$7  = \$3 [8:0];
+    end
+    if (load) begin
+      \$7  = \$5 [8:0];
+    end
+    if (rst) begin
+      \$7  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$8  = g_last;
+    if (busy) begin
+      \$8  = \$4 ;
+    end
+    if (load) begin
+      \$8  = 1'h0;
+    end
+    if (rst) begin
+      \$8  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$9  = busy;
+    if (busy) begin
+      if (g_last) begin
+        \$9  = 1'h0;
+      end
+    end
+    if (load) begin
+      \$9  = 1'h1;
+    end
+    if (rst) begin
+      \$9  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$10  = issue__x;
+    if (load) begin
+      \$10  = x;
+    end
+    if (rst) begin
+      \$10  = 4'h0;
+    end
+  end
+  assign issue__valid = busy;
+  assign waddr = issue__addr;
+  assign g = issue__group;
+  assign cur_x = issue__x;
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.frontend (clk, rst, start, events__valid, event__take, events__ready, event__valid, cur, event__m, error, events__payload);
+  reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
+  wire \$1 ;
+  wire \$10 ;
+  wire \$11 ;
+  wire \$12 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
+  wire \$19 ;
+  wire \$2 ;
+  wire \$20 ;
+  wire [7:0] \$21 ;
+  wire [7:0] \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  reg [5:0] \$26 ;
+  reg \$27 ;
+  reg \$28 ;
+  reg [5:0] \$29 ;
+  wire \$3 ;
+  reg [6:0] \$30 ;
+  reg \$31 ;
+  reg \$32 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire \$8 ;
+  wire \$9 ;
+  reg \$signal  = 1'h0;
+  input clk;
+  wire clk;
+  output [5:0] cur;
+  reg [5:0] cur = 6'h00;
+  wire \cur.eot ;
+  wire \cur.last ;
+  wire [3:0] \cur.value ;
+  wire cur_done;
+  output error;
+  reg error = 1'h0;
+  wire error_set;
+  wire event__eot;
+  wire event__last;
+  output [5:0] event__m;
+  wire [5:0] event__m;
+  input event__take;
+  wire event__take;
+  output event__valid;
+  wire event__valid;
+  wire [3:0] event__x;
+  input [5:0] events__payload;
+  wire [5:0] events__payload;
+  wire \events__payload.eot ;
+  wire \events__payload.last ;
+  wire [3:0] \events__payload.value ;
+  output events__ready;
+  wire events__ready;
+  input events__valid;
+  wire events__valid;
+  reg [6:0] idx = 7'h00;
+  reg idx_full = 1'h0;
+  reg [5:0] nxt = 6'h00;
+  wire \nxt.eot ;
+  wire \nxt.last ;
+  wire [3:0] \nxt.value ;
+  reg nxt_valid = 1'h0;
+  input rst;
+  wire rst;
+  input start;
+  wire start;
+  assign events__ready = ~ nxt_valid;
+  assign \$1  = ~ cur[4];
+  assign \$2  = cur[5] | idx_full;
+  assign \$3  = \$1  & \$2 ;
+  assign \$4  = ~ \$3 ;
+  assign event__valid = \$signal  & \$4 ;
+  assign \$5  = ~ cur[4];
+  assign \$6  = cur[5] | idx_full;
+  assign \$7  = \$5  & \$6 ;
+  assign cur_done = \$7  | event__take;
+  assign \$8  = ~ cur[4];
+  assign \$9  = cur[5] | idx_full;
+  assign \$10  = \$8  & \$9 ;
+  assign \$11  = \$signal  & \$10 ;
+  assign \$12  = event__take & cur[4];
+  assign \$13  = ~ idx_full;
+  assign \$14  = \$12  & \$13 ;
+  assign error_set = \$11  | \$14 ;
+  assign \$15  = ~ \$signal ;
+  assign \$16  = \$15  | cur_done;
+  assign \$17  = ~ nxt_valid;
+  assign \$18  = events__valid & \$17 ;
+  assign \$19  = ~ nxt_valid;
+  assign \$20  = events__valid & \$19 ;
+  assign \$21  = idx + 1'h1;
+  assign \$22  = cur[4] ? 8'h00 : \$21 ;
+  assign \$23  = ~ cur[4];
+  assign \$24  = idx == 6'h3f;
+  assign \$25  = \$23  & \$24 ;
+  always @(posedge clk)
+    cur <= \$26 ;
+  always @(posedge clk)
+    \$signal  <= \$27 ;
+  always @(posedge clk)
+    nxt_valid <= \$28 ;
+  always @(posedge clk)
+    nxt <= \$29 ;
+  always @(posedge clk)
+    idx <= \$30 ;
+  always @(posedge clk)
+    idx_full <= \$31 ;
+  always @(posedge clk)
+    error <= \$32 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$26  = cur;
+    if (\$16 ) begin
+      (* full_case = 32'd1 *)
+      if (nxt_valid) begin
+        \$26  = nxt;
+      end else begin
+        \$26  = events__payload;
+      end
+    end
+    if (rst) begin
+      \$26  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$27  = \$signal ;
+    if (\$16 ) begin
+      (* full_case = 32'd1 *)
+      if (nxt_valid) begin
+        \$27  = 1'h1;
+      end else begin
+        \$27  = \$20 ;
+      end
+    end
+    if (rst) begin
+      \$27  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$28  = nxt_valid;
+    if (\$16 ) begin
+      if (nxt_valid) begin
+        \$28  = 1'h0;
+      end
+    end else if (\$18 ) begin
+      \$28  = 1'h1;
+    end
+    if (rst) begin
+      \$28  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$29  = nxt;
+    if (\$16 ) begin
+    end else if (\$18 ) begin
+      \$29  = events__payload;
+    end
+    if (rst) begin
+      \$29  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$30  = idx;
+    if (event__take) begin
+      \$30  = \$22 [6:0];
+    end
+    if (start) begin
+      \$30  = 7'h00;
+    end
+    if (rst) begin
+      \$30  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$31  = idx_full;
+    if (event__take) begin
+      \$31  = \$25 ;
+    end
+    if (start) begin
+      \$31  = 1'h0;
+    end
+    if (rst) begin
+      \$31  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$32  = error;
+    if (error_set) begin
+      \$32  = 1'h1;
+    end
+    if (rst) begin
+      \$32  = 1'h0;
+    end
+  end
+  assign event__eot = cur[4];
+  assign event__last = cur[5];
+  assign event__x = cur[3:0];
+  assign event__m = idx[5:0];
+  assign \cur.value  = cur[3:0];
+  assign \cur.eot  = cur[4];
+  assign \cur.last  = cur[5];
+  assign \nxt.value  = nxt[3:0];
+  assign \nxt.eot  = nxt[4];
+  assign \nxt.last  = nxt[5];
+  assign \events__payload.value  = events__payload[3:0];
+  assign \events__payload.eot  = events__payload[4];
+  assign \events__payload.last  = events__payload[5];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.update (rst, start, step, acc_pending, access__data, accepting, access__init_en, spikes__payload, r_en, step_last, room_ok, access__read_en, access__read_g, access__clear_en, u1_g, cg, spikes__valid, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
+  wire [5:0] \$1 ;
+  wire [3:0] \$10 ;
+  wire \$11 ;
+  wire \$12 ;
+  wire [15:0] \$13 ;
+  wire [15:0] \$14 ;
+  wire \$15 ;
+  reg \$16 ;
+  reg [1:0] \$17 ;
+  reg \$18 ;
+  reg \$19 ;
+  wire \$2 ;
+  reg \$20 ;
+  reg [2:0] \$21 ;
+  reg \$22 ;
+  reg [2:0] \$23 ;
+  reg \$24 ;
+  reg [2:0] \$25 ;
+  reg \$26 ;
+  reg [2:0] \$27 ;
+  reg \$28 ;
+  reg [2:0] \$29 ;
+  wire \$3 ;
+  reg \$30 ;
+  reg [2:0] \$31 ;
+  reg \$32 ;
+  reg [2:0] \$33 ;
+  wire \$4 ;
+  wire [3:0] \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire \$8 ;
+  wire \$9 ;
+  reg \$signal  = 1'h0;
+  reg [2:0] \$signal$12  = 3'h0;
+  reg \$signal$13  = 1'h0;
+  wire [12:0] acc;
+  wire [12:0] \acc$37 ;
+  wire [12:0] \acc$40 ;
+  wire [12:0] \acc$43 ;
+  wire [12:0] \acc$46 ;
+  wire [12:0] \acc$49 ;
+  wire [12:0] \acc$52 ;
+  wire [12:0] \acc$55 ;
+  wire [12:0] \acc$58 ;
+  wire [12:0] \acc$61 ;
+  wire [12:0] \acc$64 ;
+  wire [12:0] \acc$67 ;
+  wire [12:0] \acc$70 ;
+  wire [12:0] \acc$73 ;
+  wire [12:0] \acc$76 ;
+  wire [12:0] \acc$79 ;
+  input acc_pending;
+  wire acc_pending;
+  output accepting;
+  wire accepting;
+  (* init = 1'h0 *)
+  output access__clear_en;
+  wire access__clear_en;
+  (* init = 3'h0 *)
+  wire [2:0] access__clear_g;
+  input [207:0] access__data;
+  wire [207:0] access__data;
+  wire [12:0] \access__data[0] ;
+  wire [12:0] \access__data[10] ;
+  wire [12:0] \access__data[11] ;
+  wire [12:0] \access__data[12] ;
+  wire [12:0] \access__data[13] ;
+  wire [12:0] \access__data[14] ;
+  wire [12:0] \access__data[15] ;
+  wire [12:0] \access__data[1] ;
+  wire [12:0] \access__data[2] ;
+  wire [12:0] \access__data[3] ;
+  wire [12:0] \access__data[4] ;
+  wire [12:0] \access__data[5] ;
+  wire [12:0] \access__data[6] ;
+  wire [12:0] \access__data[7] ;
+  wire [12:0] \access__data[8] ;
+  wire [12:0] \access__data[9] ;
+  output access__init_en;
+  wire access__init_en;
+  (* init = 3'h0 *)
+  wire [2:0] access__init_g;
+  (* init = 1'h0 *)
+  output access__read_en;
+  wire access__read_en;
+  (* init = 3'h0 *)
+  output [2:0] access__read_g;
+  wire [2:0] access__read_g;
+  output [2:0] cg;
+  reg [2:0] cg = 3'h0;
+  input clk;
+  wire clk;
+  reg fresh = 1'h1;
+  (* init = 1'h1 *)
+  wire \fresh$35 ;
+  (* init = 1'h1 *)
+  wire \fresh$38 ;
+  (* init = 1'h1 *)
+  wire \fresh$41 ;
+  (* init = 1'h1 *)
+  wire \fresh$44 ;
+  (* init = 1'h1 *)
+  wire \fresh$47 ;
+  (* init = 1'h1 *)
+  wire \fresh$50 ;
+  (* init = 1'h1 *)
+  wire \fresh$53 ;
+  (* init = 1'h1 *)
+  wire \fresh$56 ;
+  (* init = 1'h1 *)
+  wire \fresh$59 ;
+  (* init = 1'h1 *)
+  wire \fresh$62 ;
+  (* init = 1'h1 *)
+  wire \fresh$65 ;
+  (* init = 1'h1 *)
+  wire \fresh$68 ;
+  (* init = 1'h1 *)
+  wire \fresh$71 ;
+  (* init = 1'h1 *)
+  wire \fresh$74 ;
+  (* init = 1'h1 *)
+  wire \fresh$77 ;
+  (* init = 1'h1 *)
+  wire \fresh$80 ;
+  reg last_flag = 1'h0;
+  wire [4:0] level;
+  wire [3:0] new_state;
+  wire [3:0] \new_state$102 ;
+  wire [3:0] \new_state$103 ;
+  wire [3:0] \new_state$104 ;
+  wire [3:0] \new_state$105 ;
+  wire [3:0] \new_state$106 ;
+  wire [3:0] \new_state$107 ;
+  wire [3:0] \new_state$108 ;
+  wire [3:0] \new_state$109 ;
+  wire [3:0] \new_state$110 ;
+  wire [3:0] \new_state$111 ;
+  wire [3:0] \new_state$112 ;
+  wire [3:0] \new_state$113 ;
+  wire [3:0] \new_state$114 ;
+  wire [3:0] \new_state$115 ;
+  wire [3:0] \new_state$116 ;
+  (* enum_base_type = "Phase" *)
+  (* enum_value_00 = "CLEAR" *)
+  (* enum_value_01 = "ACC" *)
+  (* enum_value_10 = "UPDATE" *)
+  (* enum_value_11 = "END" *)
+  reg [1:0] phase = 2'h0;
+  (* init = 3'h0 *)
+  wire [2:0] r_addr;
+  wire [63:0] r_data;
+  wire [20:0] \r_data$132 ;
+  wire [3:0] \r_data[0] ;
+  wire [3:0] \r_data[10] ;
+  wire [3:0] \r_data[11] ;
+  wire [3:0] \r_data[12] ;
+  wire [3:0] \r_data[13] ;
+  wire [3:0] \r_data[14] ;
+  wire [3:0] \r_data[15] ;
+  wire [3:0] \r_data[1] ;
+  wire [3:0] \r_data[2] ;
+  wire [3:0] \r_data[3] ;
+  wire [3:0] \r_data[4] ;
+  wire [3:0] \r_data[5] ;
+  wire [3:0] \r_data[6] ;
+  wire [3:0] \r_data[7] ;
+  wire [3:0] \r_data[8] ;
+  wire [3:0] \r_data[9] ;
+  input r_en;
+  wire r_en;
+  wire r_rdy;
+  (* init = 1'h0 *)
+  wire room;
+  output room_ok;
+  reg room_ok = 1'h0;
+  input rst;
+  wire rst;
+  wire spike;
+  wire \spike$83 ;
+  wire \spike$84 ;
+  wire \spike$85 ;
+  wire \spike$86 ;
+  wire \spike$87 ;
+  wire \spike$88 ;
+  wire \spike$89 ;
+  wire \spike$90 ;
+  wire \spike$91 ;
+  wire \spike$92 ;
+  wire \spike$93 ;
+  wire \spike$94 ;
+  wire \spike$95 ;
+  wire \spike$96 ;
+  wire \spike$97 ;
+  wire [15:0] spikes;
+  output [20:0] spikes__payload;
+  wire [20:0] spikes__payload;
+  wire \spikes__payload.eot ;
+  wire [2:0] \spikes__payload.group ;
+  wire \spikes__payload.last ;
+  wire [15:0] \spikes__payload.mask ;
+  wire spikes__ready;
+  output spikes__valid;
+  wire spikes__valid;
+  input start;
+  wire start;
+  wire [3:0] state;
+  wire [3:0] \state$36 ;
+  wire [3:0] \state$39 ;
+  wire [3:0] \state$42 ;
+  wire [3:0] \state$45 ;
+  wire [3:0] \state$48 ;
+  wire [3:0] \state$51 ;
+  wire [3:0] \state$54 ;
+  wire [3:0] \state$57 ;
+  wire [3:0] \state$60 ;
+  wire [3:0] \state$63 ;
+  wire [3:0] \state$66 ;
+  wire [3:0] \state$69 ;
+  wire [3:0] \state$72 ;
+  wire [3:0] \state$75 ;
+  wire [3:0] \state$78 ;
+  input step;
+  wire step;
+  reg step_done;
+  input step_last;
+  wire step_last;
+  (* init = 3'h0 *)
+  wire [2:0] trace__state_addr;
+  wire [63:0] trace__state_data;
+  wire [3:0] \trace__state_data[0] ;
+  wire [3:0] \trace__state_data[10] ;
+  wire [3:0] \trace__state_data[11] ;
+  wire [3:0] \trace__state_data[12] ;
+  wire [3:0] \trace__state_data[13] ;
+  wire [3:0] \trace__state_data[14] ;
+  wire [3:0] \trace__state_data[15] ;
+  wire [3:0] \trace__state_data[1] ;
+  wire [3:0] \trace__state_data[2] ;
+  wire [3:0] \trace__state_data[3] ;
+  wire [3:0] \trace__state_data[4] ;
+  wire [3:0] \trace__state_data[5] ;
+  wire [3:0] \trace__state_data[6] ;
+  wire [3:0] \trace__state_data[7] ;
+  wire [3:0] \trace__state_data[8] ;
+  wire [3:0] \trace__state_data[9] ;
+  (* init = 1'h0 *)
+  wire trace__state_en;
+  wire [20:0] trace__word;
+  wire \trace__word.eot ;
+  wire [2:0] \trace__word.group ;
+  wire \trace__word.last ;
+  wire [15:0] \trace__word.mask ;
+  wire trace__word_valid;
+  output [2:0] u1_g;
+  reg [2:0] u1_g = 3'h0;
+  reg [2:0] upd_g_s2 = 3'h0;
+  reg [2:0] upd_g_s3 = 3'h0;
+  reg [2:0] upd_g_s4 = 3'h0;
+  reg [2:0] upd_g_s5 = 3'h0;
+  reg upd_pending = 1'h0;
+  reg upd_valid_s2 = 1'h0;
+  reg upd_valid_s3 = 1'h0;
+  reg upd_valid_s4 = 1'h0;
+  reg upd_valid_s5 = 1'h0;
+  (* init = 3'h0 *)
+  wire [2:0] w_addr;
+  wire [63:0] w_data;
+  wire [20:0] \w_data$119 ;
+  wire [3:0] \w_data[0] ;
+  wire [3:0] \w_data[10] ;
+  wire [3:0] \w_data[11] ;
+  wire [3:0] \w_data[12] ;
+  wire [3:0] \w_data[13] ;
+  wire [3:0] \w_data[14] ;
+  wire [3:0] \w_data[15] ;
+  wire [3:0] \w_data[1] ;
+  wire [3:0] \w_data[2] ;
+  wire [3:0] \w_data[3] ;
+  wire [3:0] \w_data[4] ;
+  wire [3:0] \w_data[5] ;
+  wire [3:0] \w_data[6] ;
+  wire [3:0] \w_data[7] ;
+  wire [3:0] \w_data[8] ;
+  wire [3:0] \w_data[9] ;
+  reg w_en;
+  (* init = 1'h0 *)
+  wire \w_en$99 ;
+  reg [20:0] word;
+  wire \word.eot ;
+  wire [2:0] \word.group ;
+  wire \word.last ;
+  wire [15:0] \word.mask ;
+  assign \$1  = level + w_en;
+  assign \$2  = \$1  <= 4'h9;
+  assign \$3  = ~ acc_pending;
+  assign \$4  = upd_pending & \$3 ;
+  assign \$5  = \$signal$12  + 1'h1;
+  assign \$6  = \$signal$12  == 3'h7;
+  assign \$7  = phase == 2'h3;
+  assign \$8  = upd_g_s5 == 3'h7;
+  assign \$9  = ! phase;
+  assign \$10  = cg + 1'h1;
+  assign \$11  = cg == 3'h7;
+  assign accepting = phase == 1'h1;
+  assign \$12  = phase == 2'h3;
+  assign \$15  = | \$14 ;
+  assign access__init_en = ! phase;
+  always @(posedge clk)
+    room_ok <= \$16 ;
+  always @(posedge clk)
+    phase <= \$17 ;
+  always @(posedge clk)
+    upd_pending <= \$18 ;
+  always @(posedge clk)
+    last_flag <= \$19 ;
+  always @(posedge clk)
+    \$signal  <= \$20 ;
+  always @(posedge clk)
+    \$signal$12  <= \$21 ;
+  always @(posedge clk)
+    \$signal$13  <= \$22 ;
+  always @(posedge clk)
+    u1_g <= \$23 ;
+  always @(posedge clk)
+    upd_valid_s2 <= \$24 ;
+  always @(posedge clk)
+    upd_g_s2 <= \$25 ;
+  always @(posedge clk)
+    upd_valid_s3 <= \$26 ;
+  always @(posedge clk)
+    upd_g_s3 <= \$27 ;
+  always @(posedge clk)
+    upd_valid_s4 <= \$28 ;
+  always @(posedge clk)
+    upd_g_s4 <= \$29 ;
+  always @(posedge clk)
+    upd_valid_s5 <= \$30 ;
+  always @(posedge clk)
+    upd_g_s5 <= \$31 ;
+  always @(posedge clk)
+    fresh <= \$32 ;
+  always @(posedge clk)
+    cg <= \$33 ;
+  \qsnn_ref.layer0.update.fifo  fifo (
+    .clk(clk),
+    .r_data(spikes__payload),
+    .r_en(r_en),
+    .r_rdy(spikes__valid),
+    .rst(rst),
+    .w_en(w_en),
+    .w_level(level),
+    .w_port__data(word)
+  );
+  \qsnn_ref.layer0.update.lif0  lif0 (
+    .acc(access__data[12:0]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(new_state),
+    .rst(rst),
+    .spike(spike),
+    .state(r_data[3:0])
+  );
+  \qsnn_ref.layer0.update.lif1  lif1 (
+    .acc(access__data[25:13]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$102 ),
+    .rst(rst),
+    .spike(\spike$83 ),
+    .state(r_data[7:4])
+  );
+  \qsnn_ref.layer0.update.lif10  lif10 (
+    .acc(access__data[142:130]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$111 ),
+    .rst(rst),
+    .spike(\spike$92 ),
+    .state(r_data[43:40])
+  );
+  \qsnn_ref.layer0.update.lif11  lif11 (
+    .acc(access__data[155:143]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$112 ),
+    .rst(rst),
+    .spike(\spike$93 ),
+    .state(r_data[47:44])
+  );
+  \qsnn_ref.layer0.update.lif12  lif12 (
+    .acc(access__data[168:156]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$113 ),
+    .rst(rst),
+    .spike(\spike$94 ),
+    .state(r_data[51:48])
+  );
+  \qsnn_ref.layer0.update.lif13  lif13 (
+    .acc(access__data[181:169]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$114 ),
+    .rst(rst),
+    .spike(\spike$95 ),
+    .state(r_data[55:52])
+  );
+  \qsnn_ref.layer0.update.lif14  lif14 (
+    .acc(access__data[194:182]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$115 ),
+    .rst(rst),
+    .spike(\spike$96 ),
+    .state(r_data[59:56])
+  );
+  \qsnn_ref.layer0.update.lif15  lif15 (
+    .acc(access__data[207:195]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$116 ),
+    .rst(rst),
+    .spike(\spike$97 ),
+    .state(r_data[63:60])
+  );
+  \qsnn_ref.layer0.update.lif2  lif2 (
+    .acc(access__data[38:26]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$103 ),
+    .rst(rst),
+    .spike(\spike$84 ),
+    .state(r_data[11:8])
+  );
+  \qsnn_ref.layer0.update.lif3  lif3 (
+    .acc(access__data[51:39]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$104 ),
+    .rst(rst),
+    .spike(\spike$85 ),
+    .state(r_data[15:12])
+  );
+  \qsnn_ref.layer0.update.lif4  lif4 (
+    .acc(access__data[64:52]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$105 ),
+    .rst(rst),
+    .spike(\spike$86 ),
+    .state(r_data[19:16])
+  );
+  \qsnn_ref.layer0.update.lif5  lif5 (
+    .acc(access__data[77:65]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$106 ),
+    .rst(rst),
+    .spike(\spike$87 ),
+    .state(r_data[23:20])
+  );
+  \qsnn_ref.layer0.update.lif6  lif6 (
+    .acc(access__data[90:78]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$107 ),
+    .rst(rst),
+    .spike(\spike$88 ),
+    .state(r_data[27:24])
+  );
+  \qsnn_ref.layer0.update.lif7  lif7 (
+    .acc(access__data[103:91]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$108 ),
+    .rst(rst),
+    .spike(\spike$89 ),
+    .state(r_data[31:28])
+  );
+  \qsnn_ref.layer0.update.lif8  lif8 (
+    .acc(access__data[116:104]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$109 ),
+    .rst(rst),
+    .spike(\spike$90 ),
+    .state(r_data[35:32])
+  );
+  \qsnn_ref.layer0.update.lif9  lif9 (
+    .acc(access__data[129:117]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$110 ),
+    .rst(rst),
+    .spike(\spike$91 ),
+    .state(r_data[39:36])
+  );
+  \qsnn_ref.layer0.update.states  states (
+    .clk(clk),
+    .\port$1858$0 (new_state),
+    .\port$1876$0 (\new_state$102 ),
+    .\port$1894$0 (\new_state$103 ),
+    .\port$1912$0 (\new_state$104 ),
+    .\port$1930$0 (\new_state$105 ),
+    .\port$1948$0 (\new_state$106 ),
+    .\port$1966$0 (\new_state$107 ),
+    .\port$1984$0 (\new_state$108 ),
+    .\port$2002$0 (\new_state$109 ),
+    .\port$2020$0 (\new_state$110 ),
+    .\port$2038$0 (\new_state$111 ),
+    .\port$2056$0 (\new_state$112 ),
+    .\port$2074$0 (\new_state$113 ),
+    .\port$2092$0 (\new_state$114 ),
+    .\port$2110$0 (\new_state$115 ),
+    .\port$2128$0 (\new_state$116 ),
+    .r_data(r_data),
+    .rd__addr(\$signal$12 ),
+    .rst(rst),
+    .wr__addr(upd_g_s5),
+    .wr__en(upd_valid_s5)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$16  = \$2 ;
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$17  = phase;
+    if (step) begin
+      \$17  = 2'h2;
+    end
+    if (\$7 ) begin
+      \$17  = 2'h1;
+    end else if (upd_valid_s5) begin
+      if (\$8 ) begin
+        \$17  = 2'h3;
+      end
+    end
+    if (\$9 ) begin
+      if (\$11 ) begin
+        \$17  = 2'h1;
+      end
+    end
+    if (rst) begin
+      \$17  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$18  = upd_pending;
+    if (step) begin
+      \$18  = 1'h1;
+    end
+    if (\$4 ) begin
+      \$18  = 1'h0;
+    end
+    if (rst) begin
+      \$18  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$19  = last_flag;
+    if (step) begin
+      \$19  = step_last;
+    end
+    if (rst) begin
+      \$19  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$20  = \$signal ;
+    if (\$4 ) begin
+      \$20  = 1'h1;
+    end
+    if (\$signal ) begin
+      if (\$6 ) begin
+        \$20  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$20  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$21  = \$signal$12 ;
+    if (\$4 ) begin
+      \$21  = 3'h0;
+    end
+    if (\$signal ) begin
+      \$21  = \$5 [2:0];
+      if (\$6 ) begin
+        \$21  = 3'h0;
+      end
+    end
+    if (rst) begin
+      \$21  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$22  = \$signal ;
+    if (rst) begin
+      \$22  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$23  = \$signal$12 ;
+    if (rst) begin
+      \$23  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$24  = \$signal$13 ;
+    if (rst) begin
+      \$24  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$25  = u1_g;
+    if (rst) begin
+      \$25  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$26  = upd_valid_s2;
+    if (rst) begin
+      \$26  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$27  = upd_g_s2;
+    if (rst) begin
+      \$27  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$28  = upd_valid_s3;
+    if (rst) begin
+      \$28  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$29  = upd_g_s3;
+    if (rst) begin
+      \$29  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$30  = upd_valid_s4;
+    if (rst) begin
+      \$30  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$31  = upd_g_s4;
+    if (rst) begin
+      \$31  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$32  = fresh;
+    if (\$7 ) begin
+      \$32  = last_flag;
+    end
+    if (start) begin
+      \$32  = 1'h1;
+    end
+    if (rst) begin
+      \$32  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$33  = cg;
+    if (\$9 ) begin
+      \$33  = \$10 [2:0];
+    end
+    if (rst) begin
+      \$33  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    word = 21'h000000;
+    if (\$12 ) begin
+      word[19] = 1'h1;
+      word[20] = last_flag;
+    end else if (upd_valid_s5) begin
+      word[2:0] = upd_g_s5;
+      word[18:3] = \$13 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    w_en = 1'h0;
+    if (\$12 ) begin
+      w_en = 1'h1;
+    end else if (upd_valid_s5) begin
+      w_en = \$15 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    step_done = 1'h0;
+    if (\$12 ) begin
+      step_done = 1'h1;
+    end
+  end
+  assign room = room_ok;
+  assign r_addr = \$signal$12 ;
+  assign state = r_data[3:0];
+  assign acc = access__data[12:0];
+  assign \fresh$35  = fresh;
+  assign \state$36  = r_data[7:4];
+  assign \acc$37  = access__data[25:13];
+  assign \fresh$38  = fresh;
+  assign \state$39  = r_data[11:8];
+  assign \acc$40  = access__data[38:26];
+  assign \fresh$41  = fresh;
+  assign \state$42  = r_data[15:12];
+  assign \acc$43  = access__data[51:39];
+  assign \fresh$44  = fresh;
+  assign \state$45  = r_data[19:16];
+  assign \acc$46  = access__data[64:52];
+  assign \fresh$47  = fresh;
+  assign \state$48  = r_data[23:20];
+  assign \acc$49  = access__data[77:65];
+  assign \fresh$50  = fresh;
+  assign \state$51  = r_data[27:24];
+  assign \acc$52  = access__data[90:78];
+  assign \fresh$53  = fresh;
+  assign \state$54  = r_data[31:28];
+  assign \acc$55  = access__data[103:91];
+  assign \fresh$56  = fresh;
+  assign \state$57  = r_data[35:32];
+  assign \acc$58  = access__data[116:104];
+  assign \fresh$59  = fresh;
+  assign \state$60  = r_data[39:36];
+  assign \acc$61  = access__data[129:117];
+  assign \fresh$62  = fresh;
+  assign \state$63  = r_data[43:40];
+  assign \acc$64  = access__data[142:130];
+  assign \fresh$65  = fresh;
+  assign \state$66  = r_data[47:44];
+  assign \acc$67  = access__data[155:143];
+  assign \fresh$68  = fresh;
+  assign \state$69  = r_data[51:48];
+  assign \acc$70  = access__data[168:156];
+  assign \fresh$71  = fresh;
+  assign \state$72  = r_data[55:52];
+  assign \acc$73  = access__data[181:169];
+  assign \fresh$74  = fresh;
+  assign \state$75  = r_data[59:56];
+  assign \acc$76  = access__data[194:182];
+  assign \fresh$77  = fresh;
+  assign \state$78  = r_data[63:60];
+  assign \acc$79  = access__data[207:195];
+  assign \fresh$80  = fresh;
+  assign spikes = { \spike$97 , \spike$96 , \spike$95 , \spike$94 , \spike$93 , \spike$92 , \spike$91 , \spike$90 , \spike$89 , \spike$88 , \spike$87 , \spike$86 , \spike$85 , \spike$84 , \spike$83 , spike };
+  assign w_addr = upd_g_s5;
+  assign \w_en$99  = upd_valid_s5;
+  assign w_data = { \new_state$116 , \new_state$115 , \new_state$114 , \new_state$113 , \new_state$112 , \new_state$111 , \new_state$110 , \new_state$109 , \new_state$108 , \new_state$107 , \new_state$106 , \new_state$105 , \new_state$104 , \new_state$103 , \new_state$102 , new_state };
+  assign \w_data$119  = word;
+  assign trace__word_valid = w_en;
+  assign trace__word = word;
+  assign trace__state_en = upd_valid_s5;
+  assign trace__state_addr = upd_g_s5;
+  assign trace__state_data = { \new_state$116 , \new_state$115 , \new_state$114 , \new_state$113 , \new_state$112 , \new_state$111 , \new_state$110 , \new_state$109 , \new_state$108 , \new_state$107 , \new_state$106 , \new_state$105 , \new_state$104 , \new_state$103 , \new_state$102 , new_state };
+  assign access__init_g = cg;
+  assign access__clear_g = u1_g;
+  assign r_rdy = spikes__valid;
+  assign \r_data$132  = spikes__payload;
+  assign spikes__ready = r_en;
+  assign access__read_en = \$signal ;
+  assign access__read_g = \$signal$12 ;
+  assign access__clear_en = \$signal$13 ;
+  assign \r_data[0]  = r_data[3:0];
+  assign \r_data[1]  = r_data[7:4];
+  assign \r_data[2]  = r_data[11:8];
+  assign \r_data[3]  = r_data[15:12];
+  assign \r_data[4]  = r_data[19:16];
+  assign \r_data[5]  = r_data[23:20];
+  assign \r_data[6]  = r_data[27:24];
+  assign \r_data[7]  = r_data[31:28];
+  assign \r_data[8]  = r_data[35:32];
+  assign \r_data[9]  = r_data[39:36];
+  assign \r_data[10]  = r_data[43:40];
+  assign \r_data[11]  = r_data[47:44];
+  assign \r_data[12]  = r_data[51:48];
+  assign \r_data[13]  = r_data[55:52];
+  assign \r_data[14]  = r_data[59:56];
+  assign \r_data[15]  = r_data[63:60];
+  assign \access__data[0]  = access__data[12:0];
+  assign \access__data[1]  = access__data[25:13];
+  assign \access__data[2]  = access__data[38:26];
+  assign \access__data[3]  = access__data[51:39];
+  assign \access__data[4]  = access__data[64:52];
+  assign \access__data[5]  = access__data[77:65];
+  assign \access__data[6]  = access__data[90:78];
+  assign \access__data[7]  = access__data[103:91];
+  assign \access__data[8]  = access__data[116:104];
+  assign \access__data[9]  = access__data[129:117];
+  assign \access__data[10]  = access__data[142:130];
+  assign \access__data[11]  = access__data[155:143];
+  assign \access__data[12]  = access__data[168:156];
+  assign \access__data[13]  = access__data[181:169];
+  assign \access__data[14]  = access__data[194:182];
+  assign \access__data[15]  = access__data[207:195];
+  assign \w_data[0]  = new_state;
+  assign \w_data[1]  = \new_state$102 ;
+  assign \w_data[2]  = \new_state$103 ;
+  assign \w_data[3]  = \new_state$104 ;
+  assign \w_data[4]  = \new_state$105 ;
+  assign \w_data[5]  = \new_state$106 ;
+  assign \w_data[6]  = \new_state$107 ;
+  assign \w_data[7]  = \new_state$108 ;
+  assign \w_data[8]  = \new_state$109 ;
+  assign \w_data[9]  = \new_state$110 ;
+  assign \w_data[10]  = \new_state$111 ;
+  assign \w_data[11]  = \new_state$112 ;
+  assign \w_data[12]  = \new_state$113 ;
+  assign \w_data[13]  = \new_state$114 ;
+  assign \w_data[14]  = \new_state$115 ;
+  assign \w_data[15]  = \new_state$116 ;
+  assign \word.group  = word[2:0];
+  assign \word.mask  = word[18:3];
+  assign \word.eot  = word[19];
+  assign \word.last  = word[20];
+  assign \trace__word.group  = word[2:0];
+  assign \trace__word.mask  = word[18:3];
+  assign \trace__word.eot  = word[19];
+  assign \trace__word.last  = word[20];
+  assign \trace__state_data[0]  = new_state;
+  assign \trace__state_data[1]  = \new_state$102 ;
+  assign \trace__state_data[2]  = \new_state$103 ;
+  assign \trace__state_data[3]  = \new_state$104 ;
+  assign \trace__state_data[4]  = \new_state$105 ;
+  assign \trace__state_data[5]  = \new_state$106 ;
+  assign \trace__state_data[6]  = \new_state$107 ;
+  assign \trace__state_data[7]  = \new_state$108 ;
+  assign \trace__state_data[8]  = \new_state$109 ;
+  assign \trace__state_data[9]  = \new_state$110 ;
+  assign \trace__state_data[10]  = \new_state$111 ;
+  assign \trace__state_data[11]  = \new_state$112 ;
+  assign \trace__state_data[12]  = \new_state$113 ;
+  assign \trace__state_data[13]  = \new_state$114 ;
+  assign \trace__state_data[14]  = \new_state$115 ;
+  assign \trace__state_data[15]  = \new_state$116 ;
+  assign \spikes__payload.group  = spikes__payload[2:0];
+  assign \spikes__payload.mask  = spikes__payload[18:3];
+  assign \spikes__payload.eot  = spikes__payload[19];
+  assign \spikes__payload.last  = spikes__payload[20];
+  assign \$13  = { \spike$97 , \spike$96 , \spike$95 , \spike$94 , \spike$93 , \spike$92 , \spike$91 , \spike$90 , \spike$89 , \spike$88 , \spike$87 , \spike$86 , \spike$85 , \spike$84 , \spike$83 , spike };
+  assign \$14  = { \spike$97 , \spike$96 , \spike$95 , \spike$94 , \spike$93 , \spike$92 , \spike$91 , \spike$90 , \spike$89 , \spike$88 , \spike$87 , \spike$86 , \spike$85 , \spike$84 , \spike$83 , spike };
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.update.fifo (rst, w_level, r_data, r_en, w_port__data, w_en, r_rdy, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -2540,7 +3105,7 @@ module \qsnn_ref.layer0.fifo (rst, w_level, r_data, r_en, w_port__data, w_en, r_
   always @(posedge clk)
     r_rdy <= \$34 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$31  = w_port__addr;
     if (\$4 ) begin
       \$31  = \$7 [4:0];
@@ -2550,7 +3115,7 @@ module \qsnn_ref.layer0.fifo (rst, w_level, r_data, r_en, w_port__data, w_en, r_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$32  = r_port__addr;
     if (\$10 ) begin
       \$32  = \$13 [4:0];
@@ -2560,7 +3125,7 @@ module \qsnn_ref.layer0.fifo (rst, w_level, r_data, r_en, w_port__data, w_en, r_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$33  = inner_level;
     if (\$19 ) begin
       \$33  = \$20 [4:0];
@@ -2573,7 +3138,7 @@ module \qsnn_ref.layer0.fifo (rst, w_level, r_data, r_en, w_port__data, w_en, r_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$34  = r_rdy;
     if (\$30 ) begin
       \$34  = 1'h1;
@@ -2594,606 +3159,118 @@ module \qsnn_ref.layer0.fifo (rst, w_level, r_data, r_en, w_port__data, w_en, r_
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif0 (rst, acc, state, fresh, new_state, spike, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
-  wire [13:0] \$1 ;
-  reg [14:0] \$10 ;
-  reg \$11 ;
-  reg [12:0] \$12 ;
-  reg [3:0] \$13 ;
-  reg \$14 ;
-  wire [14:0] \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [15:0] \$6 ;
-  wire [8:0] \$7 ;
-  wire [16:0] \$8 ;
-  reg [9:0] \$9 ;
-  wire above;
-  input [12:0] acc;
-  wire [12:0] acc;
-  input clk;
-  wire clk;
-  wire [3:0] code;
-  wire [3:0] \code$16 ;
-  reg [14:0] current_r = 15'h0000;
-  input fresh;
-  wire fresh;
-  reg [9:0] leak_r = 10'h000;
-  wire [9:0] level;
-  output [3:0] new_state;
-  reg [3:0] new_state = 4'h0;
-  (* init = 4'h0 *)
-  wire [3:0] new_state_r;
-  input rst;
-  wire rst;
-  output spike;
-  reg spike = 1'h0;
-  (* init = 1'h0 *)
-  wire spike_r;
-  input [3:0] state;
-  wire [3:0] state;
-  (* init = 13'h0000 *)
-  wire [12:0] v;
-  reg [12:0] value = 13'h0000;
-  reg z_prev_r = 1'h0;
-  assign code = fresh ? 4'h2 : state;
-  assign \$2  = $signed(\$1 ) + $signed(1'h0);
-  assign \$3  = ~ fresh;
-  assign \$4  = state > 4'hd;
-  assign \$5  = \$3  & \$4 ;
-  assign \$6  = $signed(leak_r) + $signed(current_r);
-  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
-  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
-  always @(posedge clk)
-    leak_r <= \$9 ;
-  always @(posedge clk)
-    current_r <= \$10 ;
-  always @(posedge clk)
-    z_prev_r <= \$11 ;
-  always @(posedge clk)
-    value <= \$12 ;
-  always @(posedge clk)
-    new_state <= \$13 ;
-  always @(posedge clk)
-    spike <= \$14 ;
-  \qsnn_ref.layer0.lif0.levels  levels (
-    .level(level),
-    .rd__addr(code)
-  );
-  \qsnn_ref.layer0.lif0.quantizer  quantizer (
-    .above(above),
-    .clk(clk),
-    .code(\code$16 ),
-    .rst(rst),
-    .value(value)
-  );
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$9  = level;
-    if (rst) begin
-      \$9  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$10  = \$2 ;
-    if (rst) begin
-      \$10  = 15'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$11  = \$5 ;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$12  = \$8 [12:0];
-    if (rst) begin
-      \$12  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$13  = \code$16 ;
-    if (rst) begin
-      \$13  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$14  = above;
-    if (rst) begin
-      \$14  = 1'h0;
-    end
-  end
-  assign v = value;
-  assign new_state_r = new_state;
-  assign spike_r = spike;
-  assign \$1  = { acc, 1'h0 };
-endmodule
-
-(* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif0.levels (level, rd__addr);
-  wire [3:0] code;
-  output [9:0] level;
-  wire [9:0] level;
-  input [3:0] rd__addr;
-  wire [3:0] rd__addr;
-  wire [9:0] rd__data;
-  reg [9:0] rom [15:0];
-  initial begin
-    rom[0] = 10'h2bb;
-    rom[1] = 10'h360;
-    rom[2] = 10'h3db;
-    rom[3] = 10'h038;
-    rom[4] = 10'h07e;
-    rom[5] = 10'h0b2;
-    rom[6] = 10'h0da;
-    rom[7] = 10'h0f7;
-    rom[8] = 10'h10e;
-    rom[9] = 10'h11f;
-    rom[10] = 10'h12c;
-    rom[11] = 10'h135;
-    rom[12] = 10'h13c;
-    rom[13] = 10'h141;
-    rom[14] = 10'h14d;
-    rom[15] = 10'h187;
-  end
-  assign level = rom[rd__addr];
-  assign code = rd__addr;
-  assign rd__data = level;
-endmodule
-
-(* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif0.quantizer (rst, code, value, above, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
-  wire \$1 ;
-  wire \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire \$13 ;
-  wire \$14 ;
-  wire \$15 ;
-  wire [1:0] \$16 ;
-  wire [2:0] \$17 ;
-  wire [3:0] \$18 ;
-  wire [4:0] \$19 ;
-  wire \$2 ;
-  wire [5:0] \$20 ;
-  wire [6:0] \$21 ;
-  wire [7:0] \$22 ;
-  wire [8:0] \$23 ;
-  wire [9:0] \$24 ;
-  wire [10:0] \$25 ;
-  wire [11:0] \$26 ;
-  wire [12:0] \$27 ;
-  wire [13:0] \$28 ;
-  wire [14:0] \$29 ;
-  wire \$3 ;
-  wire [15:0] \$30 ;
-  reg [14:0] \$31 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire \$8 ;
-  wire \$9 ;
-  output above;
-  wire above;
-  input clk;
-  wire clk;
-  output [3:0] code;
-  wire [3:0] code;
-  input rst;
-  wire rst;
-  reg [14:0] thermometer = 15'h0000;
-  input [12:0] value;
-  wire [12:0] value;
-  assign \$1  = $signed(value) > $signed(10'h2f2);
-  assign \$2  = $signed(value) > $signed(8'h92);
-  assign \$3  = $signed(value) > $signed(5'h0a);
-  assign \$4  = $signed(value) > $signed(8'h65);
-  assign \$5  = $signed(value) > $signed(9'h0a9);
-  assign \$6  = $signed(value) > $signed(9'h0dc);
-  assign \$7  = $signed(value) > $signed(10'h102);
-  assign \$8  = $signed(value) > $signed(10'h11f);
-  assign \$9  = $signed(value) > $signed(10'h135);
-  assign \$10  = $signed(value) > $signed(10'h146);
-  assign \$11  = $signed(value) > $signed(10'h152);
-  assign \$12  = $signed(value) > $signed(10'h15b);
-  assign \$13  = $signed(value) > $signed(10'h162);
-  assign \$14  = $signed(value) > $signed(10'h16b);
-  assign \$15  = $signed(value) > $signed(10'h192);
-  assign \$16  = 1'h0 + thermometer[0];
-  assign \$17  = \$16  + thermometer[1];
-  assign \$18  = \$17  + thermometer[2];
-  assign \$19  = \$18  + thermometer[3];
-  assign \$20  = \$19  + thermometer[4];
-  assign \$21  = \$20  + thermometer[5];
-  assign \$22  = \$21  + thermometer[6];
-  assign \$23  = \$22  + thermometer[7];
-  assign \$24  = \$23  + thermometer[8];
-  assign \$25  = \$24  + thermometer[9];
-  assign \$26  = \$25  + thermometer[10];
-  assign \$27  = \$26  + thermometer[11];
-  assign \$28  = \$27  + thermometer[12];
-  assign \$29  = \$28  + thermometer[13];
-  assign \$30  = \$29  + thermometer[14];
-  always @(posedge clk)
-    thermometer <= \$31 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
-    if (rst) begin
-      \$31  = 15'h0000;
-    end
-  end
-  assign code = \$30 [3:0];
-  assign above = thermometer[13];
-endmodule
-
-(* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif1 (rst, acc, state, fresh, new_state, spike, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
-  wire [13:0] \$1 ;
-  reg [14:0] \$10 ;
-  reg \$11 ;
-  reg [12:0] \$12 ;
-  reg [3:0] \$13 ;
-  reg \$14 ;
-  wire [14:0] \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [15:0] \$6 ;
-  wire [8:0] \$7 ;
-  wire [16:0] \$8 ;
-  reg [9:0] \$9 ;
-  wire above;
-  input [12:0] acc;
-  wire [12:0] acc;
-  input clk;
-  wire clk;
-  wire [3:0] code;
-  wire [3:0] \code$16 ;
-  reg [14:0] current_r = 15'h0000;
-  input fresh;
-  wire fresh;
-  reg [9:0] leak_r = 10'h000;
-  wire [9:0] level;
-  output [3:0] new_state;
-  reg [3:0] new_state = 4'h0;
-  (* init = 4'h0 *)
-  wire [3:0] new_state_r;
-  input rst;
-  wire rst;
-  output spike;
-  reg spike = 1'h0;
-  (* init = 1'h0 *)
-  wire spike_r;
-  input [3:0] state;
-  wire [3:0] state;
-  (* init = 13'h0000 *)
-  wire [12:0] v;
-  reg [12:0] value = 13'h0000;
-  reg z_prev_r = 1'h0;
-  assign code = fresh ? 4'h2 : state;
-  assign \$2  = $signed(\$1 ) + $signed(1'h0);
-  assign \$3  = ~ fresh;
-  assign \$4  = state > 4'hd;
-  assign \$5  = \$3  & \$4 ;
-  assign \$6  = $signed(leak_r) + $signed(current_r);
-  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
-  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
-  always @(posedge clk)
-    leak_r <= \$9 ;
-  always @(posedge clk)
-    current_r <= \$10 ;
-  always @(posedge clk)
-    z_prev_r <= \$11 ;
-  always @(posedge clk)
-    value <= \$12 ;
-  always @(posedge clk)
-    new_state <= \$13 ;
-  always @(posedge clk)
-    spike <= \$14 ;
-  \qsnn_ref.layer0.lif1.levels  levels (
-    .level(level),
-    .rd__addr(code)
-  );
-  \qsnn_ref.layer0.lif1.quantizer  quantizer (
-    .above(above),
-    .clk(clk),
-    .code(\code$16 ),
-    .rst(rst),
-    .value(value)
-  );
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$9  = level;
-    if (rst) begin
-      \$9  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$10  = \$2 ;
-    if (rst) begin
-      \$10  = 15'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$11  = \$5 ;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$12  = \$8 [12:0];
-    if (rst) begin
-      \$12  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$13  = \code$16 ;
-    if (rst) begin
-      \$13  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$14  = above;
-    if (rst) begin
-      \$14  = 1'h0;
-    end
-  end
-  assign v = value;
-  assign new_state_r = new_state;
-  assign spike_r = spike;
-  assign \$1  = { acc, 1'h0 };
-endmodule
-
-(* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif1.levels (level, rd__addr);
-  wire [3:0] code;
-  output [9:0] level;
-  wire [9:0] level;
-  input [3:0] rd__addr;
-  wire [3:0] rd__addr;
-  wire [9:0] rd__data;
-  reg [9:0] rom [15:0];
-  initial begin
-    rom[0] = 10'h2bb;
-    rom[1] = 10'h360;
-    rom[2] = 10'h3db;
-    rom[3] = 10'h038;
-    rom[4] = 10'h07e;
-    rom[5] = 10'h0b2;
-    rom[6] = 10'h0da;
-    rom[7] = 10'h0f7;
-    rom[8] = 10'h10e;
-    rom[9] = 10'h11f;
-    rom[10] = 10'h12c;
-    rom[11] = 10'h135;
-    rom[12] = 10'h13c;
-    rom[13] = 10'h141;
-    rom[14] = 10'h14d;
-    rom[15] = 10'h187;
-  end
-  assign level = rom[rd__addr];
-  assign code = rd__addr;
-  assign rd__data = level;
-endmodule
-
-(* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif1.quantizer (rst, code, value, above, clk);
+module \qsnn_ref.layer0.update.lif0 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
-  wire \$1 ;
-  wire \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire \$13 ;
-  wire \$14 ;
-  wire \$15 ;
-  wire [1:0] \$16 ;
-  wire [2:0] \$17 ;
-  wire [3:0] \$18 ;
-  wire [4:0] \$19 ;
-  wire \$2 ;
-  wire [5:0] \$20 ;
-  wire [6:0] \$21 ;
-  wire [7:0] \$22 ;
-  wire [8:0] \$23 ;
-  wire [9:0] \$24 ;
-  wire [10:0] \$25 ;
-  wire [11:0] \$26 ;
-  wire [12:0] \$27 ;
-  wire [13:0] \$28 ;
-  wire [14:0] \$29 ;
+  wire [13:0] \$1 ;
+  reg [14:0] \$10 ;
+  reg \$11 ;
+  reg [12:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
+  wire [14:0] \$2 ;
   wire \$3 ;
-  wire [15:0] \$30 ;
-  reg [14:0] \$31 ;
   wire \$4 ;
   wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire \$8 ;
-  wire \$9 ;
-  output above;
+  wire [15:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [9:0] \$9 ;
   wire above;
+  input [12:0] acc;
+  wire [12:0] acc;
   input clk;
   wire clk;
-  output [3:0] code;
   wire [3:0] code;
+  wire [3:0] \code$16 ;
+  reg [14:0] current_r = 15'h0000;
+  input fresh;
+  wire fresh;
+  reg [9:0] leak_r = 10'h000;
+  wire [9:0] level;
+  output [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
   input rst;
   wire rst;
-  reg [14:0] thermometer = 15'h0000;
-  input [12:0] value;
-  wire [12:0] value;
-  assign \$1  = $signed(value) > $signed(10'h2f2);
-  assign \$2  = $signed(value) > $signed(8'h92);
-  assign \$3  = $signed(value) > $signed(5'h0a);
-  assign \$4  = $signed(value) > $signed(8'h65);
-  assign \$5  = $signed(value) > $signed(9'h0a9);
-  assign \$6  = $signed(value) > $signed(9'h0dc);
-  assign \$7  = $signed(value) > $signed(10'h102);
-  assign \$8  = $signed(value) > $signed(10'h11f);
-  assign \$9  = $signed(value) > $signed(10'h135);
-  assign \$10  = $signed(value) > $signed(10'h146);
-  assign \$11  = $signed(value) > $signed(10'h152);
-  assign \$12  = $signed(value) > $signed(10'h15b);
-  assign \$13  = $signed(value) > $signed(10'h162);
-  assign \$14  = $signed(value) > $signed(10'h16b);
-  assign \$15  = $signed(value) > $signed(10'h192);
-  assign \$16  = 1'h0 + thermometer[0];
-  assign \$17  = \$16  + thermometer[1];
-  assign \$18  = \$17  + thermometer[2];
-  assign \$19  = \$18  + thermometer[3];
-  assign \$20  = \$19  + thermometer[4];
-  assign \$21  = \$20  + thermometer[5];
-  assign \$22  = \$21  + thermometer[6];
-  assign \$23  = \$22  + thermometer[7];
-  assign \$24  = \$23  + thermometer[8];
-  assign \$25  = \$24  + thermometer[9];
-  assign \$26  = \$25  + thermometer[10];
-  assign \$27  = \$26  + thermometer[11];
-  assign \$28  = \$27  + thermometer[12];
-  assign \$29  = \$28  + thermometer[13];
-  assign \$30  = \$29  + thermometer[14];
+  output spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
+  input [3:0] state;
+  wire [3:0] state;
+  (* init = 13'h0000 *)
+  wire [12:0] v;
+  reg [12:0] value = 13'h0000;
+  reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
   always @(posedge clk)
-    thermometer <= \$31 ;
+    leak_r <= \$9 ;
+  always @(posedge clk)
+    current_r <= \$10 ;
+  always @(posedge clk)
+    z_prev_r <= \$11 ;
+  always @(posedge clk)
+    value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
+  \qsnn_ref.layer0.update.lif0.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer0.update.lif0.quantizer  quantizer (
+    .above(above),
+    .clk(clk),
+    .code(\code$16 ),
+    .rst(rst),
+    .value(value)
+  );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
-    if (rst) begin
-      \$31  = 15'h0000;
-    end
-  end
-  assign code = \$30 [3:0];
-  assign above = thermometer[13];
-endmodule
-
-(* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif10 (rst, acc, state, fresh, new_state, spike, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
-  wire [13:0] \$1 ;
-  reg [14:0] \$10 ;
-  reg \$11 ;
-  reg [12:0] \$12 ;
-  reg [3:0] \$13 ;
-  reg \$14 ;
-  wire [14:0] \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [15:0] \$6 ;
-  wire [8:0] \$7 ;
-  wire [16:0] \$8 ;
-  reg [9:0] \$9 ;
-  wire above;
-  input [12:0] acc;
-  wire [12:0] acc;
-  input clk;
-  wire clk;
-  wire [3:0] code;
-  wire [3:0] \code$16 ;
-  reg [14:0] current_r = 15'h0000;
-  input fresh;
-  wire fresh;
-  reg [9:0] leak_r = 10'h000;
-  wire [9:0] level;
-  output [3:0] new_state;
-  reg [3:0] new_state = 4'h0;
-  (* init = 4'h0 *)
-  wire [3:0] new_state_r;
-  input rst;
-  wire rst;
-  output spike;
-  reg spike = 1'h0;
-  (* init = 1'h0 *)
-  wire spike_r;
-  input [3:0] state;
-  wire [3:0] state;
-  (* init = 13'h0000 *)
-  wire [12:0] v;
-  reg [12:0] value = 13'h0000;
-  reg z_prev_r = 1'h0;
-  assign code = fresh ? 4'h2 : state;
-  assign \$2  = $signed(\$1 ) + $signed(1'h0);
-  assign \$3  = ~ fresh;
-  assign \$4  = state > 4'hd;
-  assign \$5  = \$3  & \$4 ;
-  assign \$6  = $signed(leak_r) + $signed(current_r);
-  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
-  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
-  always @(posedge clk)
-    leak_r <= \$9 ;
-  always @(posedge clk)
-    current_r <= \$10 ;
-  always @(posedge clk)
-    z_prev_r <= \$11 ;
-  always @(posedge clk)
-    value <= \$12 ;
-  always @(posedge clk)
-    new_state <= \$13 ;
-  always @(posedge clk)
-    spike <= \$14 ;
-  \qsnn_ref.layer0.lif10.levels  levels (
-    .level(level),
-    .rd__addr(code)
-  );
-  \qsnn_ref.layer0.lif10.quantizer  quantizer (
-    .above(above),
-    .clk(clk),
-    .code(\code$16 ),
-    .rst(rst),
-    .value(value)
-  );
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$9  = level;
     if (rst) begin
       \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$10  = \$2 ;
     if (rst) begin
       \$10  = 15'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$11  = \$5 ;
     if (rst) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$12  = \$8 [12:0];
     if (rst) begin
       \$12  = 13'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$13  = \code$16 ;
     if (rst) begin
       \$13  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$14  = above;
     if (rst) begin
       \$14  = 1'h0;
@@ -3206,7 +3283,7 @@ module \qsnn_ref.layer0.lif10 (rst, acc, state, fresh, new_state, spike, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif10.levels (level, rd__addr);
+module \qsnn_ref.layer0.update.lif0.levels (level, rd__addr);
   wire [3:0] code;
   output [9:0] level;
   wire [9:0] level;
@@ -3238,8 +3315,8 @@ module \qsnn_ref.layer0.lif10.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif10.quantizer (rst, code, value, above, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
+module \qsnn_ref.layer0.update.lif0.quantizer (rst, code, value, above, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -3314,130 +3391,130 @@ module \qsnn_ref.layer0.lif10.quantizer (rst, code, value, above, clk);
   assign \$30  = \$29  + thermometer[14];
   always @(posedge clk)
     thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
+  assign code = \$30 [3:0];
+  assign above = thermometer[13];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.update.lif1 (rst, acc, state, fresh, new_state, spike, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
+  wire [13:0] \$1 ;
+  reg [14:0] \$10 ;
+  reg \$11 ;
+  reg [12:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
+  wire [14:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire [15:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [9:0] \$9 ;
+  wire above;
+  input [12:0] acc;
+  wire [12:0] acc;
+  input clk;
+  wire clk;
+  wire [3:0] code;
+  wire [3:0] \code$16 ;
+  reg [14:0] current_r = 15'h0000;
+  input fresh;
+  wire fresh;
+  reg [9:0] leak_r = 10'h000;
+  wire [9:0] level;
+  output [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
+  input rst;
+  wire rst;
+  output spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
+  input [3:0] state;
+  wire [3:0] state;
+  (* init = 13'h0000 *)
+  wire [12:0] v;
+  reg [12:0] value = 13'h0000;
+  reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
+  always @(posedge clk)
+    leak_r <= \$9 ;
+  always @(posedge clk)
+    current_r <= \$10 ;
+  always @(posedge clk)
+    z_prev_r <= \$11 ;
+  always @(posedge clk)
+    value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
+  \qsnn_ref.layer0.update.lif1.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer0.update.lif1.quantizer  quantizer (
+    .above(above),
+    .clk(clk),
+    .code(\code$16 ),
+    .rst(rst),
+    .value(value)
+  );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
-    if (rst) begin
-      \$31  = 15'h0000;
-    end
-  end
-  assign code = \$30 [3:0];
-  assign above = thermometer[13];
-endmodule
-
-(* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif11 (rst, acc, state, fresh, new_state, spike, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
-  wire [13:0] \$1 ;
-  reg [14:0] \$10 ;
-  reg \$11 ;
-  reg [12:0] \$12 ;
-  reg [3:0] \$13 ;
-  reg \$14 ;
-  wire [14:0] \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [15:0] \$6 ;
-  wire [8:0] \$7 ;
-  wire [16:0] \$8 ;
-  reg [9:0] \$9 ;
-  wire above;
-  input [12:0] acc;
-  wire [12:0] acc;
-  input clk;
-  wire clk;
-  wire [3:0] code;
-  wire [3:0] \code$16 ;
-  reg [14:0] current_r = 15'h0000;
-  input fresh;
-  wire fresh;
-  reg [9:0] leak_r = 10'h000;
-  wire [9:0] level;
-  output [3:0] new_state;
-  reg [3:0] new_state = 4'h0;
-  (* init = 4'h0 *)
-  wire [3:0] new_state_r;
-  input rst;
-  wire rst;
-  output spike;
-  reg spike = 1'h0;
-  (* init = 1'h0 *)
-  wire spike_r;
-  input [3:0] state;
-  wire [3:0] state;
-  (* init = 13'h0000 *)
-  wire [12:0] v;
-  reg [12:0] value = 13'h0000;
-  reg z_prev_r = 1'h0;
-  assign code = fresh ? 4'h2 : state;
-  assign \$2  = $signed(\$1 ) + $signed(1'h0);
-  assign \$3  = ~ fresh;
-  assign \$4  = state > 4'hd;
-  assign \$5  = \$3  & \$4 ;
-  assign \$6  = $signed(leak_r) + $signed(current_r);
-  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
-  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
-  always @(posedge clk)
-    leak_r <= \$9 ;
-  always @(posedge clk)
-    current_r <= \$10 ;
-  always @(posedge clk)
-    z_prev_r <= \$11 ;
-  always @(posedge clk)
-    value <= \$12 ;
-  always @(posedge clk)
-    new_state <= \$13 ;
-  always @(posedge clk)
-    spike <= \$14 ;
-  \qsnn_ref.layer0.lif11.levels  levels (
-    .level(level),
-    .rd__addr(code)
-  );
-  \qsnn_ref.layer0.lif11.quantizer  quantizer (
-    .above(above),
-    .clk(clk),
-    .code(\code$16 ),
-    .rst(rst),
-    .value(value)
-  );
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$9  = level;
     if (rst) begin
       \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$10  = \$2 ;
     if (rst) begin
       \$10  = 15'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$11  = \$5 ;
     if (rst) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$12  = \$8 [12:0];
     if (rst) begin
       \$12  = 13'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$13  = \code$16 ;
     if (rst) begin
       \$13  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$14  = above;
     if (rst) begin
       \$14  = 1'h0;
@@ -3450,7 +3527,7 @@ module \qsnn_ref.layer0.lif11 (rst, acc, state, fresh, new_state, spike, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif11.levels (level, rd__addr);
+module \qsnn_ref.layer0.update.lif1.levels (level, rd__addr);
   wire [3:0] code;
   output [9:0] level;
   wire [9:0] level;
@@ -3482,8 +3559,8 @@ module \qsnn_ref.layer0.lif11.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif11.quantizer (rst, code, value, above, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
+module \qsnn_ref.layer0.update.lif1.quantizer (rst, code, value, above, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -3558,130 +3635,130 @@ module \qsnn_ref.layer0.lif11.quantizer (rst, code, value, above, clk);
   assign \$30  = \$29  + thermometer[14];
   always @(posedge clk)
     thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
+  assign code = \$30 [3:0];
+  assign above = thermometer[13];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.update.lif10 (rst, acc, state, fresh, new_state, spike, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
+  wire [13:0] \$1 ;
+  reg [14:0] \$10 ;
+  reg \$11 ;
+  reg [12:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
+  wire [14:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire [15:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [9:0] \$9 ;
+  wire above;
+  input [12:0] acc;
+  wire [12:0] acc;
+  input clk;
+  wire clk;
+  wire [3:0] code;
+  wire [3:0] \code$16 ;
+  reg [14:0] current_r = 15'h0000;
+  input fresh;
+  wire fresh;
+  reg [9:0] leak_r = 10'h000;
+  wire [9:0] level;
+  output [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
+  input rst;
+  wire rst;
+  output spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
+  input [3:0] state;
+  wire [3:0] state;
+  (* init = 13'h0000 *)
+  wire [12:0] v;
+  reg [12:0] value = 13'h0000;
+  reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
+  always @(posedge clk)
+    leak_r <= \$9 ;
+  always @(posedge clk)
+    current_r <= \$10 ;
+  always @(posedge clk)
+    z_prev_r <= \$11 ;
+  always @(posedge clk)
+    value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
+  \qsnn_ref.layer0.update.lif10.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer0.update.lif10.quantizer  quantizer (
+    .above(above),
+    .clk(clk),
+    .code(\code$16 ),
+    .rst(rst),
+    .value(value)
+  );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
-    if (rst) begin
-      \$31  = 15'h0000;
-    end
-  end
-  assign code = \$30 [3:0];
-  assign above = thermometer[13];
-endmodule
-
-(* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif12 (rst, acc, state, fresh, new_state, spike, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
-  wire [13:0] \$1 ;
-  reg [14:0] \$10 ;
-  reg \$11 ;
-  reg [12:0] \$12 ;
-  reg [3:0] \$13 ;
-  reg \$14 ;
-  wire [14:0] \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [15:0] \$6 ;
-  wire [8:0] \$7 ;
-  wire [16:0] \$8 ;
-  reg [9:0] \$9 ;
-  wire above;
-  input [12:0] acc;
-  wire [12:0] acc;
-  input clk;
-  wire clk;
-  wire [3:0] code;
-  wire [3:0] \code$16 ;
-  reg [14:0] current_r = 15'h0000;
-  input fresh;
-  wire fresh;
-  reg [9:0] leak_r = 10'h000;
-  wire [9:0] level;
-  output [3:0] new_state;
-  reg [3:0] new_state = 4'h0;
-  (* init = 4'h0 *)
-  wire [3:0] new_state_r;
-  input rst;
-  wire rst;
-  output spike;
-  reg spike = 1'h0;
-  (* init = 1'h0 *)
-  wire spike_r;
-  input [3:0] state;
-  wire [3:0] state;
-  (* init = 13'h0000 *)
-  wire [12:0] v;
-  reg [12:0] value = 13'h0000;
-  reg z_prev_r = 1'h0;
-  assign code = fresh ? 4'h2 : state;
-  assign \$2  = $signed(\$1 ) + $signed(1'h0);
-  assign \$3  = ~ fresh;
-  assign \$4  = state > 4'hd;
-  assign \$5  = \$3  & \$4 ;
-  assign \$6  = $signed(leak_r) + $signed(current_r);
-  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
-  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
-  always @(posedge clk)
-    leak_r <= \$9 ;
-  always @(posedge clk)
-    current_r <= \$10 ;
-  always @(posedge clk)
-    z_prev_r <= \$11 ;
-  always @(posedge clk)
-    value <= \$12 ;
-  always @(posedge clk)
-    new_state <= \$13 ;
-  always @(posedge clk)
-    spike <= \$14 ;
-  \qsnn_ref.layer0.lif12.levels  levels (
-    .level(level),
-    .rd__addr(code)
-  );
-  \qsnn_ref.layer0.lif12.quantizer  quantizer (
-    .above(above),
-    .clk(clk),
-    .code(\code$16 ),
-    .rst(rst),
-    .value(value)
-  );
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$9  = level;
     if (rst) begin
       \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$10  = \$2 ;
     if (rst) begin
       \$10  = 15'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$11  = \$5 ;
     if (rst) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$12  = \$8 [12:0];
     if (rst) begin
       \$12  = 13'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$13  = \code$16 ;
     if (rst) begin
       \$13  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$14  = above;
     if (rst) begin
       \$14  = 1'h0;
@@ -3694,7 +3771,7 @@ module \qsnn_ref.layer0.lif12 (rst, acc, state, fresh, new_state, spike, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif12.levels (level, rd__addr);
+module \qsnn_ref.layer0.update.lif10.levels (level, rd__addr);
   wire [3:0] code;
   output [9:0] level;
   wire [9:0] level;
@@ -3726,8 +3803,8 @@ module \qsnn_ref.layer0.lif12.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif12.quantizer (rst, code, value, above, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
+module \qsnn_ref.layer0.update.lif10.quantizer (rst, code, value, above, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -3802,130 +3879,130 @@ module \qsnn_ref.layer0.lif12.quantizer (rst, code, value, above, clk);
   assign \$30  = \$29  + thermometer[14];
   always @(posedge clk)
     thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
+  assign code = \$30 [3:0];
+  assign above = thermometer[13];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.update.lif11 (rst, acc, state, fresh, new_state, spike, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
+  wire [13:0] \$1 ;
+  reg [14:0] \$10 ;
+  reg \$11 ;
+  reg [12:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
+  wire [14:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire [15:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [9:0] \$9 ;
+  wire above;
+  input [12:0] acc;
+  wire [12:0] acc;
+  input clk;
+  wire clk;
+  wire [3:0] code;
+  wire [3:0] \code$16 ;
+  reg [14:0] current_r = 15'h0000;
+  input fresh;
+  wire fresh;
+  reg [9:0] leak_r = 10'h000;
+  wire [9:0] level;
+  output [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
+  input rst;
+  wire rst;
+  output spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
+  input [3:0] state;
+  wire [3:0] state;
+  (* init = 13'h0000 *)
+  wire [12:0] v;
+  reg [12:0] value = 13'h0000;
+  reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
+  always @(posedge clk)
+    leak_r <= \$9 ;
+  always @(posedge clk)
+    current_r <= \$10 ;
+  always @(posedge clk)
+    z_prev_r <= \$11 ;
+  always @(posedge clk)
+    value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
+  \qsnn_ref.layer0.update.lif11.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer0.update.lif11.quantizer  quantizer (
+    .above(above),
+    .clk(clk),
+    .code(\code$16 ),
+    .rst(rst),
+    .value(value)
+  );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
-    if (rst) begin
-      \$31  = 15'h0000;
-    end
-  end
-  assign code = \$30 [3:0];
-  assign above = thermometer[13];
-endmodule
-
-(* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif13 (rst, acc, state, fresh, new_state, spike, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
-  wire [13:0] \$1 ;
-  reg [14:0] \$10 ;
-  reg \$11 ;
-  reg [12:0] \$12 ;
-  reg [3:0] \$13 ;
-  reg \$14 ;
-  wire [14:0] \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [15:0] \$6 ;
-  wire [8:0] \$7 ;
-  wire [16:0] \$8 ;
-  reg [9:0] \$9 ;
-  wire above;
-  input [12:0] acc;
-  wire [12:0] acc;
-  input clk;
-  wire clk;
-  wire [3:0] code;
-  wire [3:0] \code$16 ;
-  reg [14:0] current_r = 15'h0000;
-  input fresh;
-  wire fresh;
-  reg [9:0] leak_r = 10'h000;
-  wire [9:0] level;
-  output [3:0] new_state;
-  reg [3:0] new_state = 4'h0;
-  (* init = 4'h0 *)
-  wire [3:0] new_state_r;
-  input rst;
-  wire rst;
-  output spike;
-  reg spike = 1'h0;
-  (* init = 1'h0 *)
-  wire spike_r;
-  input [3:0] state;
-  wire [3:0] state;
-  (* init = 13'h0000 *)
-  wire [12:0] v;
-  reg [12:0] value = 13'h0000;
-  reg z_prev_r = 1'h0;
-  assign code = fresh ? 4'h2 : state;
-  assign \$2  = $signed(\$1 ) + $signed(1'h0);
-  assign \$3  = ~ fresh;
-  assign \$4  = state > 4'hd;
-  assign \$5  = \$3  & \$4 ;
-  assign \$6  = $signed(leak_r) + $signed(current_r);
-  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
-  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
-  always @(posedge clk)
-    leak_r <= \$9 ;
-  always @(posedge clk)
-    current_r <= \$10 ;
-  always @(posedge clk)
-    z_prev_r <= \$11 ;
-  always @(posedge clk)
-    value <= \$12 ;
-  always @(posedge clk)
-    new_state <= \$13 ;
-  always @(posedge clk)
-    spike <= \$14 ;
-  \qsnn_ref.layer0.lif13.levels  levels (
-    .level(level),
-    .rd__addr(code)
-  );
-  \qsnn_ref.layer0.lif13.quantizer  quantizer (
-    .above(above),
-    .clk(clk),
-    .code(\code$16 ),
-    .rst(rst),
-    .value(value)
-  );
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$9  = level;
     if (rst) begin
       \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$10  = \$2 ;
     if (rst) begin
       \$10  = 15'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$11  = \$5 ;
     if (rst) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$12  = \$8 [12:0];
     if (rst) begin
       \$12  = 13'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$13  = \code$16 ;
     if (rst) begin
       \$13  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$14  = above;
     if (rst) begin
       \$14  = 1'h0;
@@ -3938,7 +4015,7 @@ module \qsnn_ref.layer0.lif13 (rst, acc, state, fresh, new_state, spike, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif13.levels (level, rd__addr);
+module \qsnn_ref.layer0.update.lif11.levels (level, rd__addr);
   wire [3:0] code;
   output [9:0] level;
   wire [9:0] level;
@@ -3970,8 +4047,8 @@ module \qsnn_ref.layer0.lif13.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif13.quantizer (rst, code, value, above, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
+module \qsnn_ref.layer0.update.lif11.quantizer (rst, code, value, above, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -4046,130 +4123,130 @@ module \qsnn_ref.layer0.lif13.quantizer (rst, code, value, above, clk);
   assign \$30  = \$29  + thermometer[14];
   always @(posedge clk)
     thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
+  assign code = \$30 [3:0];
+  assign above = thermometer[13];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.update.lif12 (rst, acc, state, fresh, new_state, spike, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
+  wire [13:0] \$1 ;
+  reg [14:0] \$10 ;
+  reg \$11 ;
+  reg [12:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
+  wire [14:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire [15:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [9:0] \$9 ;
+  wire above;
+  input [12:0] acc;
+  wire [12:0] acc;
+  input clk;
+  wire clk;
+  wire [3:0] code;
+  wire [3:0] \code$16 ;
+  reg [14:0] current_r = 15'h0000;
+  input fresh;
+  wire fresh;
+  reg [9:0] leak_r = 10'h000;
+  wire [9:0] level;
+  output [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
+  input rst;
+  wire rst;
+  output spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
+  input [3:0] state;
+  wire [3:0] state;
+  (* init = 13'h0000 *)
+  wire [12:0] v;
+  reg [12:0] value = 13'h0000;
+  reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
+  always @(posedge clk)
+    leak_r <= \$9 ;
+  always @(posedge clk)
+    current_r <= \$10 ;
+  always @(posedge clk)
+    z_prev_r <= \$11 ;
+  always @(posedge clk)
+    value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
+  \qsnn_ref.layer0.update.lif12.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer0.update.lif12.quantizer  quantizer (
+    .above(above),
+    .clk(clk),
+    .code(\code$16 ),
+    .rst(rst),
+    .value(value)
+  );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
-    if (rst) begin
-      \$31  = 15'h0000;
-    end
-  end
-  assign code = \$30 [3:0];
-  assign above = thermometer[13];
-endmodule
-
-(* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif14 (rst, acc, state, fresh, new_state, spike, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
-  wire [13:0] \$1 ;
-  reg [14:0] \$10 ;
-  reg \$11 ;
-  reg [12:0] \$12 ;
-  reg [3:0] \$13 ;
-  reg \$14 ;
-  wire [14:0] \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [15:0] \$6 ;
-  wire [8:0] \$7 ;
-  wire [16:0] \$8 ;
-  reg [9:0] \$9 ;
-  wire above;
-  input [12:0] acc;
-  wire [12:0] acc;
-  input clk;
-  wire clk;
-  wire [3:0] code;
-  wire [3:0] \code$16 ;
-  reg [14:0] current_r = 15'h0000;
-  input fresh;
-  wire fresh;
-  reg [9:0] leak_r = 10'h000;
-  wire [9:0] level;
-  output [3:0] new_state;
-  reg [3:0] new_state = 4'h0;
-  (* init = 4'h0 *)
-  wire [3:0] new_state_r;
-  input rst;
-  wire rst;
-  output spike;
-  reg spike = 1'h0;
-  (* init = 1'h0 *)
-  wire spike_r;
-  input [3:0] state;
-  wire [3:0] state;
-  (* init = 13'h0000 *)
-  wire [12:0] v;
-  reg [12:0] value = 13'h0000;
-  reg z_prev_r = 1'h0;
-  assign code = fresh ? 4'h2 : state;
-  assign \$2  = $signed(\$1 ) + $signed(1'h0);
-  assign \$3  = ~ fresh;
-  assign \$4  = state > 4'hd;
-  assign \$5  = \$3  & \$4 ;
-  assign \$6  = $signed(leak_r) + $signed(current_r);
-  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
-  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
-  always @(posedge clk)
-    leak_r <= \$9 ;
-  always @(posedge clk)
-    current_r <= \$10 ;
-  always @(posedge clk)
-    z_prev_r <= \$11 ;
-  always @(posedge clk)
-    value <= \$12 ;
-  always @(posedge clk)
-    new_state <= \$13 ;
-  always @(posedge clk)
-    spike <= \$14 ;
-  \qsnn_ref.layer0.lif14.levels  levels (
-    .level(level),
-    .rd__addr(code)
-  );
-  \qsnn_ref.layer0.lif14.quantizer  quantizer (
-    .above(above),
-    .clk(clk),
-    .code(\code$16 ),
-    .rst(rst),
-    .value(value)
-  );
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$9  = level;
     if (rst) begin
       \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$10  = \$2 ;
     if (rst) begin
       \$10  = 15'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$11  = \$5 ;
     if (rst) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$12  = \$8 [12:0];
     if (rst) begin
       \$12  = 13'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$13  = \code$16 ;
     if (rst) begin
       \$13  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$14  = above;
     if (rst) begin
       \$14  = 1'h0;
@@ -4182,7 +4259,7 @@ module \qsnn_ref.layer0.lif14 (rst, acc, state, fresh, new_state, spike, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif14.levels (level, rd__addr);
+module \qsnn_ref.layer0.update.lif12.levels (level, rd__addr);
   wire [3:0] code;
   output [9:0] level;
   wire [9:0] level;
@@ -4214,8 +4291,8 @@ module \qsnn_ref.layer0.lif14.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif14.quantizer (rst, code, value, above, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
+module \qsnn_ref.layer0.update.lif12.quantizer (rst, code, value, above, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -4290,130 +4367,130 @@ module \qsnn_ref.layer0.lif14.quantizer (rst, code, value, above, clk);
   assign \$30  = \$29  + thermometer[14];
   always @(posedge clk)
     thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
+  assign code = \$30 [3:0];
+  assign above = thermometer[13];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.update.lif13 (rst, acc, state, fresh, new_state, spike, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
+  wire [13:0] \$1 ;
+  reg [14:0] \$10 ;
+  reg \$11 ;
+  reg [12:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
+  wire [14:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire [15:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [9:0] \$9 ;
+  wire above;
+  input [12:0] acc;
+  wire [12:0] acc;
+  input clk;
+  wire clk;
+  wire [3:0] code;
+  wire [3:0] \code$16 ;
+  reg [14:0] current_r = 15'h0000;
+  input fresh;
+  wire fresh;
+  reg [9:0] leak_r = 10'h000;
+  wire [9:0] level;
+  output [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
+  input rst;
+  wire rst;
+  output spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
+  input [3:0] state;
+  wire [3:0] state;
+  (* init = 13'h0000 *)
+  wire [12:0] v;
+  reg [12:0] value = 13'h0000;
+  reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
+  always @(posedge clk)
+    leak_r <= \$9 ;
+  always @(posedge clk)
+    current_r <= \$10 ;
+  always @(posedge clk)
+    z_prev_r <= \$11 ;
+  always @(posedge clk)
+    value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
+  \qsnn_ref.layer0.update.lif13.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer0.update.lif13.quantizer  quantizer (
+    .above(above),
+    .clk(clk),
+    .code(\code$16 ),
+    .rst(rst),
+    .value(value)
+  );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
-    if (rst) begin
-      \$31  = 15'h0000;
-    end
-  end
-  assign code = \$30 [3:0];
-  assign above = thermometer[13];
-endmodule
-
-(* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif15 (rst, acc, state, fresh, new_state, spike, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
-  wire [13:0] \$1 ;
-  reg [14:0] \$10 ;
-  reg \$11 ;
-  reg [12:0] \$12 ;
-  reg [3:0] \$13 ;
-  reg \$14 ;
-  wire [14:0] \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [15:0] \$6 ;
-  wire [8:0] \$7 ;
-  wire [16:0] \$8 ;
-  reg [9:0] \$9 ;
-  wire above;
-  input [12:0] acc;
-  wire [12:0] acc;
-  input clk;
-  wire clk;
-  wire [3:0] code;
-  wire [3:0] \code$16 ;
-  reg [14:0] current_r = 15'h0000;
-  input fresh;
-  wire fresh;
-  reg [9:0] leak_r = 10'h000;
-  wire [9:0] level;
-  output [3:0] new_state;
-  reg [3:0] new_state = 4'h0;
-  (* init = 4'h0 *)
-  wire [3:0] new_state_r;
-  input rst;
-  wire rst;
-  output spike;
-  reg spike = 1'h0;
-  (* init = 1'h0 *)
-  wire spike_r;
-  input [3:0] state;
-  wire [3:0] state;
-  (* init = 13'h0000 *)
-  wire [12:0] v;
-  reg [12:0] value = 13'h0000;
-  reg z_prev_r = 1'h0;
-  assign code = fresh ? 4'h2 : state;
-  assign \$2  = $signed(\$1 ) + $signed(1'h0);
-  assign \$3  = ~ fresh;
-  assign \$4  = state > 4'hd;
-  assign \$5  = \$3  & \$4 ;
-  assign \$6  = $signed(leak_r) + $signed(current_r);
-  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
-  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
-  always @(posedge clk)
-    leak_r <= \$9 ;
-  always @(posedge clk)
-    current_r <= \$10 ;
-  always @(posedge clk)
-    z_prev_r <= \$11 ;
-  always @(posedge clk)
-    value <= \$12 ;
-  always @(posedge clk)
-    new_state <= \$13 ;
-  always @(posedge clk)
-    spike <= \$14 ;
-  \qsnn_ref.layer0.lif15.levels  levels (
-    .level(level),
-    .rd__addr(code)
-  );
-  \qsnn_ref.layer0.lif15.quantizer  quantizer (
-    .above(above),
-    .clk(clk),
-    .code(\code$16 ),
-    .rst(rst),
-    .value(value)
-  );
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$9  = level;
     if (rst) begin
       \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$10  = \$2 ;
     if (rst) begin
       \$10  = 15'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$11  = \$5 ;
     if (rst) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$12  = \$8 [12:0];
     if (rst) begin
       \$12  = 13'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$13  = \code$16 ;
     if (rst) begin
       \$13  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$14  = above;
     if (rst) begin
       \$14  = 1'h0;
@@ -4426,7 +4503,7 @@ module \qsnn_ref.layer0.lif15 (rst, acc, state, fresh, new_state, spike, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif15.levels (level, rd__addr);
+module \qsnn_ref.layer0.update.lif13.levels (level, rd__addr);
   wire [3:0] code;
   output [9:0] level;
   wire [9:0] level;
@@ -4458,8 +4535,8 @@ module \qsnn_ref.layer0.lif15.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif15.quantizer (rst, code, value, above, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
+module \qsnn_ref.layer0.update.lif13.quantizer (rst, code, value, above, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -4534,130 +4611,130 @@ module \qsnn_ref.layer0.lif15.quantizer (rst, code, value, above, clk);
   assign \$30  = \$29  + thermometer[14];
   always @(posedge clk)
     thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
+  assign code = \$30 [3:0];
+  assign above = thermometer[13];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.update.lif14 (rst, acc, state, fresh, new_state, spike, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
+  wire [13:0] \$1 ;
+  reg [14:0] \$10 ;
+  reg \$11 ;
+  reg [12:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
+  wire [14:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire [15:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [9:0] \$9 ;
+  wire above;
+  input [12:0] acc;
+  wire [12:0] acc;
+  input clk;
+  wire clk;
+  wire [3:0] code;
+  wire [3:0] \code$16 ;
+  reg [14:0] current_r = 15'h0000;
+  input fresh;
+  wire fresh;
+  reg [9:0] leak_r = 10'h000;
+  wire [9:0] level;
+  output [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
+  input rst;
+  wire rst;
+  output spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
+  input [3:0] state;
+  wire [3:0] state;
+  (* init = 13'h0000 *)
+  wire [12:0] v;
+  reg [12:0] value = 13'h0000;
+  reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
+  always @(posedge clk)
+    leak_r <= \$9 ;
+  always @(posedge clk)
+    current_r <= \$10 ;
+  always @(posedge clk)
+    z_prev_r <= \$11 ;
+  always @(posedge clk)
+    value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
+  \qsnn_ref.layer0.update.lif14.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer0.update.lif14.quantizer  quantizer (
+    .above(above),
+    .clk(clk),
+    .code(\code$16 ),
+    .rst(rst),
+    .value(value)
+  );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
-    if (rst) begin
-      \$31  = 15'h0000;
-    end
-  end
-  assign code = \$30 [3:0];
-  assign above = thermometer[13];
-endmodule
-
-(* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif2 (rst, acc, state, fresh, new_state, spike, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
-  wire [13:0] \$1 ;
-  reg [14:0] \$10 ;
-  reg \$11 ;
-  reg [12:0] \$12 ;
-  reg [3:0] \$13 ;
-  reg \$14 ;
-  wire [14:0] \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [15:0] \$6 ;
-  wire [8:0] \$7 ;
-  wire [16:0] \$8 ;
-  reg [9:0] \$9 ;
-  wire above;
-  input [12:0] acc;
-  wire [12:0] acc;
-  input clk;
-  wire clk;
-  wire [3:0] code;
-  wire [3:0] \code$16 ;
-  reg [14:0] current_r = 15'h0000;
-  input fresh;
-  wire fresh;
-  reg [9:0] leak_r = 10'h000;
-  wire [9:0] level;
-  output [3:0] new_state;
-  reg [3:0] new_state = 4'h0;
-  (* init = 4'h0 *)
-  wire [3:0] new_state_r;
-  input rst;
-  wire rst;
-  output spike;
-  reg spike = 1'h0;
-  (* init = 1'h0 *)
-  wire spike_r;
-  input [3:0] state;
-  wire [3:0] state;
-  (* init = 13'h0000 *)
-  wire [12:0] v;
-  reg [12:0] value = 13'h0000;
-  reg z_prev_r = 1'h0;
-  assign code = fresh ? 4'h2 : state;
-  assign \$2  = $signed(\$1 ) + $signed(1'h0);
-  assign \$3  = ~ fresh;
-  assign \$4  = state > 4'hd;
-  assign \$5  = \$3  & \$4 ;
-  assign \$6  = $signed(leak_r) + $signed(current_r);
-  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
-  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
-  always @(posedge clk)
-    leak_r <= \$9 ;
-  always @(posedge clk)
-    current_r <= \$10 ;
-  always @(posedge clk)
-    z_prev_r <= \$11 ;
-  always @(posedge clk)
-    value <= \$12 ;
-  always @(posedge clk)
-    new_state <= \$13 ;
-  always @(posedge clk)
-    spike <= \$14 ;
-  \qsnn_ref.layer0.lif2.levels  levels (
-    .level(level),
-    .rd__addr(code)
-  );
-  \qsnn_ref.layer0.lif2.quantizer  quantizer (
-    .above(above),
-    .clk(clk),
-    .code(\code$16 ),
-    .rst(rst),
-    .value(value)
-  );
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$9  = level;
     if (rst) begin
       \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$10  = \$2 ;
     if (rst) begin
       \$10  = 15'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$11  = \$5 ;
     if (rst) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$12  = \$8 [12:0];
     if (rst) begin
       \$12  = 13'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$13  = \code$16 ;
     if (rst) begin
       \$13  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$14  = above;
     if (rst) begin
       \$14  = 1'h0;
@@ -4670,7 +4747,7 @@ module \qsnn_ref.layer0.lif2 (rst, acc, state, fresh, new_state, spike, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif2.levels (level, rd__addr);
+module \qsnn_ref.layer0.update.lif14.levels (level, rd__addr);
   wire [3:0] code;
   output [9:0] level;
   wire [9:0] level;
@@ -4702,8 +4779,8 @@ module \qsnn_ref.layer0.lif2.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif2.quantizer (rst, code, value, above, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
+module \qsnn_ref.layer0.update.lif14.quantizer (rst, code, value, above, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -4778,130 +4855,130 @@ module \qsnn_ref.layer0.lif2.quantizer (rst, code, value, above, clk);
   assign \$30  = \$29  + thermometer[14];
   always @(posedge clk)
     thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
+  assign code = \$30 [3:0];
+  assign above = thermometer[13];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.update.lif15 (rst, acc, state, fresh, new_state, spike, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
+  wire [13:0] \$1 ;
+  reg [14:0] \$10 ;
+  reg \$11 ;
+  reg [12:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
+  wire [14:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire [15:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [9:0] \$9 ;
+  wire above;
+  input [12:0] acc;
+  wire [12:0] acc;
+  input clk;
+  wire clk;
+  wire [3:0] code;
+  wire [3:0] \code$16 ;
+  reg [14:0] current_r = 15'h0000;
+  input fresh;
+  wire fresh;
+  reg [9:0] leak_r = 10'h000;
+  wire [9:0] level;
+  output [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
+  input rst;
+  wire rst;
+  output spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
+  input [3:0] state;
+  wire [3:0] state;
+  (* init = 13'h0000 *)
+  wire [12:0] v;
+  reg [12:0] value = 13'h0000;
+  reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
+  always @(posedge clk)
+    leak_r <= \$9 ;
+  always @(posedge clk)
+    current_r <= \$10 ;
+  always @(posedge clk)
+    z_prev_r <= \$11 ;
+  always @(posedge clk)
+    value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
+  \qsnn_ref.layer0.update.lif15.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer0.update.lif15.quantizer  quantizer (
+    .above(above),
+    .clk(clk),
+    .code(\code$16 ),
+    .rst(rst),
+    .value(value)
+  );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
-    if (rst) begin
-      \$31  = 15'h0000;
-    end
-  end
-  assign code = \$30 [3:0];
-  assign above = thermometer[13];
-endmodule
-
-(* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif3 (rst, acc, state, fresh, new_state, spike, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
-  wire [13:0] \$1 ;
-  reg [14:0] \$10 ;
-  reg \$11 ;
-  reg [12:0] \$12 ;
-  reg [3:0] \$13 ;
-  reg \$14 ;
-  wire [14:0] \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [15:0] \$6 ;
-  wire [8:0] \$7 ;
-  wire [16:0] \$8 ;
-  reg [9:0] \$9 ;
-  wire above;
-  input [12:0] acc;
-  wire [12:0] acc;
-  input clk;
-  wire clk;
-  wire [3:0] code;
-  wire [3:0] \code$16 ;
-  reg [14:0] current_r = 15'h0000;
-  input fresh;
-  wire fresh;
-  reg [9:0] leak_r = 10'h000;
-  wire [9:0] level;
-  output [3:0] new_state;
-  reg [3:0] new_state = 4'h0;
-  (* init = 4'h0 *)
-  wire [3:0] new_state_r;
-  input rst;
-  wire rst;
-  output spike;
-  reg spike = 1'h0;
-  (* init = 1'h0 *)
-  wire spike_r;
-  input [3:0] state;
-  wire [3:0] state;
-  (* init = 13'h0000 *)
-  wire [12:0] v;
-  reg [12:0] value = 13'h0000;
-  reg z_prev_r = 1'h0;
-  assign code = fresh ? 4'h2 : state;
-  assign \$2  = $signed(\$1 ) + $signed(1'h0);
-  assign \$3  = ~ fresh;
-  assign \$4  = state > 4'hd;
-  assign \$5  = \$3  & \$4 ;
-  assign \$6  = $signed(leak_r) + $signed(current_r);
-  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
-  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
-  always @(posedge clk)
-    leak_r <= \$9 ;
-  always @(posedge clk)
-    current_r <= \$10 ;
-  always @(posedge clk)
-    z_prev_r <= \$11 ;
-  always @(posedge clk)
-    value <= \$12 ;
-  always @(posedge clk)
-    new_state <= \$13 ;
-  always @(posedge clk)
-    spike <= \$14 ;
-  \qsnn_ref.layer0.lif3.levels  levels (
-    .level(level),
-    .rd__addr(code)
-  );
-  \qsnn_ref.layer0.lif3.quantizer  quantizer (
-    .above(above),
-    .clk(clk),
-    .code(\code$16 ),
-    .rst(rst),
-    .value(value)
-  );
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$9  = level;
     if (rst) begin
       \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$10  = \$2 ;
     if (rst) begin
       \$10  = 15'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$11  = \$5 ;
     if (rst) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$12  = \$8 [12:0];
     if (rst) begin
       \$12  = 13'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$13  = \code$16 ;
     if (rst) begin
       \$13  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$14  = above;
     if (rst) begin
       \$14  = 1'h0;
@@ -4914,7 +4991,7 @@ module \qsnn_ref.layer0.lif3 (rst, acc, state, fresh, new_state, spike, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif3.levels (level, rd__addr);
+module \qsnn_ref.layer0.update.lif15.levels (level, rd__addr);
   wire [3:0] code;
   output [9:0] level;
   wire [9:0] level;
@@ -4946,8 +5023,8 @@ module \qsnn_ref.layer0.lif3.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif3.quantizer (rst, code, value, above, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
+module \qsnn_ref.layer0.update.lif15.quantizer (rst, code, value, above, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -5022,130 +5099,130 @@ module \qsnn_ref.layer0.lif3.quantizer (rst, code, value, above, clk);
   assign \$30  = \$29  + thermometer[14];
   always @(posedge clk)
     thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
+  assign code = \$30 [3:0];
+  assign above = thermometer[13];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.update.lif2 (rst, acc, state, fresh, new_state, spike, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
+  wire [13:0] \$1 ;
+  reg [14:0] \$10 ;
+  reg \$11 ;
+  reg [12:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
+  wire [14:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire [15:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [9:0] \$9 ;
+  wire above;
+  input [12:0] acc;
+  wire [12:0] acc;
+  input clk;
+  wire clk;
+  wire [3:0] code;
+  wire [3:0] \code$16 ;
+  reg [14:0] current_r = 15'h0000;
+  input fresh;
+  wire fresh;
+  reg [9:0] leak_r = 10'h000;
+  wire [9:0] level;
+  output [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
+  input rst;
+  wire rst;
+  output spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
+  input [3:0] state;
+  wire [3:0] state;
+  (* init = 13'h0000 *)
+  wire [12:0] v;
+  reg [12:0] value = 13'h0000;
+  reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
+  always @(posedge clk)
+    leak_r <= \$9 ;
+  always @(posedge clk)
+    current_r <= \$10 ;
+  always @(posedge clk)
+    z_prev_r <= \$11 ;
+  always @(posedge clk)
+    value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
+  \qsnn_ref.layer0.update.lif2.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer0.update.lif2.quantizer  quantizer (
+    .above(above),
+    .clk(clk),
+    .code(\code$16 ),
+    .rst(rst),
+    .value(value)
+  );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
-    if (rst) begin
-      \$31  = 15'h0000;
-    end
-  end
-  assign code = \$30 [3:0];
-  assign above = thermometer[13];
-endmodule
-
-(* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif4 (rst, acc, state, fresh, new_state, spike, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
-  wire [13:0] \$1 ;
-  reg [14:0] \$10 ;
-  reg \$11 ;
-  reg [12:0] \$12 ;
-  reg [3:0] \$13 ;
-  reg \$14 ;
-  wire [14:0] \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [15:0] \$6 ;
-  wire [8:0] \$7 ;
-  wire [16:0] \$8 ;
-  reg [9:0] \$9 ;
-  wire above;
-  input [12:0] acc;
-  wire [12:0] acc;
-  input clk;
-  wire clk;
-  wire [3:0] code;
-  wire [3:0] \code$16 ;
-  reg [14:0] current_r = 15'h0000;
-  input fresh;
-  wire fresh;
-  reg [9:0] leak_r = 10'h000;
-  wire [9:0] level;
-  output [3:0] new_state;
-  reg [3:0] new_state = 4'h0;
-  (* init = 4'h0 *)
-  wire [3:0] new_state_r;
-  input rst;
-  wire rst;
-  output spike;
-  reg spike = 1'h0;
-  (* init = 1'h0 *)
-  wire spike_r;
-  input [3:0] state;
-  wire [3:0] state;
-  (* init = 13'h0000 *)
-  wire [12:0] v;
-  reg [12:0] value = 13'h0000;
-  reg z_prev_r = 1'h0;
-  assign code = fresh ? 4'h2 : state;
-  assign \$2  = $signed(\$1 ) + $signed(1'h0);
-  assign \$3  = ~ fresh;
-  assign \$4  = state > 4'hd;
-  assign \$5  = \$3  & \$4 ;
-  assign \$6  = $signed(leak_r) + $signed(current_r);
-  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
-  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
-  always @(posedge clk)
-    leak_r <= \$9 ;
-  always @(posedge clk)
-    current_r <= \$10 ;
-  always @(posedge clk)
-    z_prev_r <= \$11 ;
-  always @(posedge clk)
-    value <= \$12 ;
-  always @(posedge clk)
-    new_state <= \$13 ;
-  always @(posedge clk)
-    spike <= \$14 ;
-  \qsnn_ref.layer0.lif4.levels  levels (
-    .level(level),
-    .rd__addr(code)
-  );
-  \qsnn_ref.layer0.lif4.quantizer  quantizer (
-    .above(above),
-    .clk(clk),
-    .code(\code$16 ),
-    .rst(rst),
-    .value(value)
-  );
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$9  = level;
     if (rst) begin
       \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$10  = \$2 ;
     if (rst) begin
       \$10  = 15'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$11  = \$5 ;
     if (rst) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$12  = \$8 [12:0];
     if (rst) begin
       \$12  = 13'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$13  = \code$16 ;
     if (rst) begin
       \$13  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$14  = above;
     if (rst) begin
       \$14  = 1'h0;
@@ -5158,7 +5235,7 @@ module \qsnn_ref.layer0.lif4 (rst, acc, state, fresh, new_state, spike, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif4.levels (level, rd__addr);
+module \qsnn_ref.layer0.update.lif2.levels (level, rd__addr);
   wire [3:0] code;
   output [9:0] level;
   wire [9:0] level;
@@ -5190,8 +5267,8 @@ module \qsnn_ref.layer0.lif4.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif4.quantizer (rst, code, value, above, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
+module \qsnn_ref.layer0.update.lif2.quantizer (rst, code, value, above, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -5266,130 +5343,130 @@ module \qsnn_ref.layer0.lif4.quantizer (rst, code, value, above, clk);
   assign \$30  = \$29  + thermometer[14];
   always @(posedge clk)
     thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
+  assign code = \$30 [3:0];
+  assign above = thermometer[13];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.update.lif3 (rst, acc, state, fresh, new_state, spike, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
+  wire [13:0] \$1 ;
+  reg [14:0] \$10 ;
+  reg \$11 ;
+  reg [12:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
+  wire [14:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire [15:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [9:0] \$9 ;
+  wire above;
+  input [12:0] acc;
+  wire [12:0] acc;
+  input clk;
+  wire clk;
+  wire [3:0] code;
+  wire [3:0] \code$16 ;
+  reg [14:0] current_r = 15'h0000;
+  input fresh;
+  wire fresh;
+  reg [9:0] leak_r = 10'h000;
+  wire [9:0] level;
+  output [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
+  input rst;
+  wire rst;
+  output spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
+  input [3:0] state;
+  wire [3:0] state;
+  (* init = 13'h0000 *)
+  wire [12:0] v;
+  reg [12:0] value = 13'h0000;
+  reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
+  always @(posedge clk)
+    leak_r <= \$9 ;
+  always @(posedge clk)
+    current_r <= \$10 ;
+  always @(posedge clk)
+    z_prev_r <= \$11 ;
+  always @(posedge clk)
+    value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
+  \qsnn_ref.layer0.update.lif3.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer0.update.lif3.quantizer  quantizer (
+    .above(above),
+    .clk(clk),
+    .code(\code$16 ),
+    .rst(rst),
+    .value(value)
+  );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
-    if (rst) begin
-      \$31  = 15'h0000;
-    end
-  end
-  assign code = \$30 [3:0];
-  assign above = thermometer[13];
-endmodule
-
-(* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif5 (rst, acc, state, fresh, new_state, spike, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
-  wire [13:0] \$1 ;
-  reg [14:0] \$10 ;
-  reg \$11 ;
-  reg [12:0] \$12 ;
-  reg [3:0] \$13 ;
-  reg \$14 ;
-  wire [14:0] \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [15:0] \$6 ;
-  wire [8:0] \$7 ;
-  wire [16:0] \$8 ;
-  reg [9:0] \$9 ;
-  wire above;
-  input [12:0] acc;
-  wire [12:0] acc;
-  input clk;
-  wire clk;
-  wire [3:0] code;
-  wire [3:0] \code$16 ;
-  reg [14:0] current_r = 15'h0000;
-  input fresh;
-  wire fresh;
-  reg [9:0] leak_r = 10'h000;
-  wire [9:0] level;
-  output [3:0] new_state;
-  reg [3:0] new_state = 4'h0;
-  (* init = 4'h0 *)
-  wire [3:0] new_state_r;
-  input rst;
-  wire rst;
-  output spike;
-  reg spike = 1'h0;
-  (* init = 1'h0 *)
-  wire spike_r;
-  input [3:0] state;
-  wire [3:0] state;
-  (* init = 13'h0000 *)
-  wire [12:0] v;
-  reg [12:0] value = 13'h0000;
-  reg z_prev_r = 1'h0;
-  assign code = fresh ? 4'h2 : state;
-  assign \$2  = $signed(\$1 ) + $signed(1'h0);
-  assign \$3  = ~ fresh;
-  assign \$4  = state > 4'hd;
-  assign \$5  = \$3  & \$4 ;
-  assign \$6  = $signed(leak_r) + $signed(current_r);
-  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
-  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
-  always @(posedge clk)
-    leak_r <= \$9 ;
-  always @(posedge clk)
-    current_r <= \$10 ;
-  always @(posedge clk)
-    z_prev_r <= \$11 ;
-  always @(posedge clk)
-    value <= \$12 ;
-  always @(posedge clk)
-    new_state <= \$13 ;
-  always @(posedge clk)
-    spike <= \$14 ;
-  \qsnn_ref.layer0.lif5.levels  levels (
-    .level(level),
-    .rd__addr(code)
-  );
-  \qsnn_ref.layer0.lif5.quantizer  quantizer (
-    .above(above),
-    .clk(clk),
-    .code(\code$16 ),
-    .rst(rst),
-    .value(value)
-  );
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$9  = level;
     if (rst) begin
       \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$10  = \$2 ;
     if (rst) begin
       \$10  = 15'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$11  = \$5 ;
     if (rst) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$12  = \$8 [12:0];
     if (rst) begin
       \$12  = 13'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$13  = \code$16 ;
     if (rst) begin
       \$13  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$14  = above;
     if (rst) begin
       \$14  = 1'h0;
@@ -5402,7 +5479,7 @@ module \qsnn_ref.layer0.lif5 (rst, acc, state, fresh, new_state, spike, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif5.levels (level, rd__addr);
+module \qsnn_ref.layer0.update.lif3.levels (level, rd__addr);
   wire [3:0] code;
   output [9:0] level;
   wire [9:0] level;
@@ -5434,8 +5511,8 @@ module \qsnn_ref.layer0.lif5.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif5.quantizer (rst, code, value, above, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
+module \qsnn_ref.layer0.update.lif3.quantizer (rst, code, value, above, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -5510,130 +5587,130 @@ module \qsnn_ref.layer0.lif5.quantizer (rst, code, value, above, clk);
   assign \$30  = \$29  + thermometer[14];
   always @(posedge clk)
     thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
+  assign code = \$30 [3:0];
+  assign above = thermometer[13];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.update.lif4 (rst, acc, state, fresh, new_state, spike, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
+  wire [13:0] \$1 ;
+  reg [14:0] \$10 ;
+  reg \$11 ;
+  reg [12:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
+  wire [14:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire [15:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [9:0] \$9 ;
+  wire above;
+  input [12:0] acc;
+  wire [12:0] acc;
+  input clk;
+  wire clk;
+  wire [3:0] code;
+  wire [3:0] \code$16 ;
+  reg [14:0] current_r = 15'h0000;
+  input fresh;
+  wire fresh;
+  reg [9:0] leak_r = 10'h000;
+  wire [9:0] level;
+  output [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
+  input rst;
+  wire rst;
+  output spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
+  input [3:0] state;
+  wire [3:0] state;
+  (* init = 13'h0000 *)
+  wire [12:0] v;
+  reg [12:0] value = 13'h0000;
+  reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
+  always @(posedge clk)
+    leak_r <= \$9 ;
+  always @(posedge clk)
+    current_r <= \$10 ;
+  always @(posedge clk)
+    z_prev_r <= \$11 ;
+  always @(posedge clk)
+    value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
+  \qsnn_ref.layer0.update.lif4.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer0.update.lif4.quantizer  quantizer (
+    .above(above),
+    .clk(clk),
+    .code(\code$16 ),
+    .rst(rst),
+    .value(value)
+  );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
-    if (rst) begin
-      \$31  = 15'h0000;
-    end
-  end
-  assign code = \$30 [3:0];
-  assign above = thermometer[13];
-endmodule
-
-(* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif6 (rst, acc, state, fresh, new_state, spike, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
-  wire [13:0] \$1 ;
-  reg [14:0] \$10 ;
-  reg \$11 ;
-  reg [12:0] \$12 ;
-  reg [3:0] \$13 ;
-  reg \$14 ;
-  wire [14:0] \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [15:0] \$6 ;
-  wire [8:0] \$7 ;
-  wire [16:0] \$8 ;
-  reg [9:0] \$9 ;
-  wire above;
-  input [12:0] acc;
-  wire [12:0] acc;
-  input clk;
-  wire clk;
-  wire [3:0] code;
-  wire [3:0] \code$16 ;
-  reg [14:0] current_r = 15'h0000;
-  input fresh;
-  wire fresh;
-  reg [9:0] leak_r = 10'h000;
-  wire [9:0] level;
-  output [3:0] new_state;
-  reg [3:0] new_state = 4'h0;
-  (* init = 4'h0 *)
-  wire [3:0] new_state_r;
-  input rst;
-  wire rst;
-  output spike;
-  reg spike = 1'h0;
-  (* init = 1'h0 *)
-  wire spike_r;
-  input [3:0] state;
-  wire [3:0] state;
-  (* init = 13'h0000 *)
-  wire [12:0] v;
-  reg [12:0] value = 13'h0000;
-  reg z_prev_r = 1'h0;
-  assign code = fresh ? 4'h2 : state;
-  assign \$2  = $signed(\$1 ) + $signed(1'h0);
-  assign \$3  = ~ fresh;
-  assign \$4  = state > 4'hd;
-  assign \$5  = \$3  & \$4 ;
-  assign \$6  = $signed(leak_r) + $signed(current_r);
-  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
-  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
-  always @(posedge clk)
-    leak_r <= \$9 ;
-  always @(posedge clk)
-    current_r <= \$10 ;
-  always @(posedge clk)
-    z_prev_r <= \$11 ;
-  always @(posedge clk)
-    value <= \$12 ;
-  always @(posedge clk)
-    new_state <= \$13 ;
-  always @(posedge clk)
-    spike <= \$14 ;
-  \qsnn_ref.layer0.lif6.levels  levels (
-    .level(level),
-    .rd__addr(code)
-  );
-  \qsnn_ref.layer0.lif6.quantizer  quantizer (
-    .above(above),
-    .clk(clk),
-    .code(\code$16 ),
-    .rst(rst),
-    .value(value)
-  );
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$9  = level;
     if (rst) begin
       \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$10  = \$2 ;
     if (rst) begin
       \$10  = 15'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$11  = \$5 ;
     if (rst) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$12  = \$8 [12:0];
     if (rst) begin
       \$12  = 13'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$13  = \code$16 ;
     if (rst) begin
       \$13  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$14  = above;
     if (rst) begin
       \$14  = 1'h0;
@@ -5646,7 +5723,7 @@ module \qsnn_ref.layer0.lif6 (rst, acc, state, fresh, new_state, spike, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif6.levels (level, rd__addr);
+module \qsnn_ref.layer0.update.lif4.levels (level, rd__addr);
   wire [3:0] code;
   output [9:0] level;
   wire [9:0] level;
@@ -5678,8 +5755,8 @@ module \qsnn_ref.layer0.lif6.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif6.quantizer (rst, code, value, above, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
+module \qsnn_ref.layer0.update.lif4.quantizer (rst, code, value, above, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -5754,130 +5831,130 @@ module \qsnn_ref.layer0.lif6.quantizer (rst, code, value, above, clk);
   assign \$30  = \$29  + thermometer[14];
   always @(posedge clk)
     thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
+  assign code = \$30 [3:0];
+  assign above = thermometer[13];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.update.lif5 (rst, acc, state, fresh, new_state, spike, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
+  wire [13:0] \$1 ;
+  reg [14:0] \$10 ;
+  reg \$11 ;
+  reg [12:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
+  wire [14:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire [15:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [9:0] \$9 ;
+  wire above;
+  input [12:0] acc;
+  wire [12:0] acc;
+  input clk;
+  wire clk;
+  wire [3:0] code;
+  wire [3:0] \code$16 ;
+  reg [14:0] current_r = 15'h0000;
+  input fresh;
+  wire fresh;
+  reg [9:0] leak_r = 10'h000;
+  wire [9:0] level;
+  output [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
+  input rst;
+  wire rst;
+  output spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
+  input [3:0] state;
+  wire [3:0] state;
+  (* init = 13'h0000 *)
+  wire [12:0] v;
+  reg [12:0] value = 13'h0000;
+  reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
+  always @(posedge clk)
+    leak_r <= \$9 ;
+  always @(posedge clk)
+    current_r <= \$10 ;
+  always @(posedge clk)
+    z_prev_r <= \$11 ;
+  always @(posedge clk)
+    value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
+  \qsnn_ref.layer0.update.lif5.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer0.update.lif5.quantizer  quantizer (
+    .above(above),
+    .clk(clk),
+    .code(\code$16 ),
+    .rst(rst),
+    .value(value)
+  );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
-    if (rst) begin
-      \$31  = 15'h0000;
-    end
-  end
-  assign code = \$30 [3:0];
-  assign above = thermometer[13];
-endmodule
-
-(* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif7 (rst, acc, state, fresh, new_state, spike, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
-  wire [13:0] \$1 ;
-  reg [14:0] \$10 ;
-  reg \$11 ;
-  reg [12:0] \$12 ;
-  reg [3:0] \$13 ;
-  reg \$14 ;
-  wire [14:0] \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [15:0] \$6 ;
-  wire [8:0] \$7 ;
-  wire [16:0] \$8 ;
-  reg [9:0] \$9 ;
-  wire above;
-  input [12:0] acc;
-  wire [12:0] acc;
-  input clk;
-  wire clk;
-  wire [3:0] code;
-  wire [3:0] \code$16 ;
-  reg [14:0] current_r = 15'h0000;
-  input fresh;
-  wire fresh;
-  reg [9:0] leak_r = 10'h000;
-  wire [9:0] level;
-  output [3:0] new_state;
-  reg [3:0] new_state = 4'h0;
-  (* init = 4'h0 *)
-  wire [3:0] new_state_r;
-  input rst;
-  wire rst;
-  output spike;
-  reg spike = 1'h0;
-  (* init = 1'h0 *)
-  wire spike_r;
-  input [3:0] state;
-  wire [3:0] state;
-  (* init = 13'h0000 *)
-  wire [12:0] v;
-  reg [12:0] value = 13'h0000;
-  reg z_prev_r = 1'h0;
-  assign code = fresh ? 4'h2 : state;
-  assign \$2  = $signed(\$1 ) + $signed(1'h0);
-  assign \$3  = ~ fresh;
-  assign \$4  = state > 4'hd;
-  assign \$5  = \$3  & \$4 ;
-  assign \$6  = $signed(leak_r) + $signed(current_r);
-  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
-  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
-  always @(posedge clk)
-    leak_r <= \$9 ;
-  always @(posedge clk)
-    current_r <= \$10 ;
-  always @(posedge clk)
-    z_prev_r <= \$11 ;
-  always @(posedge clk)
-    value <= \$12 ;
-  always @(posedge clk)
-    new_state <= \$13 ;
-  always @(posedge clk)
-    spike <= \$14 ;
-  \qsnn_ref.layer0.lif7.levels  levels (
-    .level(level),
-    .rd__addr(code)
-  );
-  \qsnn_ref.layer0.lif7.quantizer  quantizer (
-    .above(above),
-    .clk(clk),
-    .code(\code$16 ),
-    .rst(rst),
-    .value(value)
-  );
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$9  = level;
     if (rst) begin
       \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$10  = \$2 ;
     if (rst) begin
       \$10  = 15'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$11  = \$5 ;
     if (rst) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$12  = \$8 [12:0];
     if (rst) begin
       \$12  = 13'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$13  = \code$16 ;
     if (rst) begin
       \$13  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$14  = above;
     if (rst) begin
       \$14  = 1'h0;
@@ -5890,7 +5967,7 @@ module \qsnn_ref.layer0.lif7 (rst, acc, state, fresh, new_state, spike, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif7.levels (level, rd__addr);
+module \qsnn_ref.layer0.update.lif5.levels (level, rd__addr);
   wire [3:0] code;
   output [9:0] level;
   wire [9:0] level;
@@ -5922,8 +5999,8 @@ module \qsnn_ref.layer0.lif7.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif7.quantizer (rst, code, value, above, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
+module \qsnn_ref.layer0.update.lif5.quantizer (rst, code, value, above, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -5998,130 +6075,130 @@ module \qsnn_ref.layer0.lif7.quantizer (rst, code, value, above, clk);
   assign \$30  = \$29  + thermometer[14];
   always @(posedge clk)
     thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
+  assign code = \$30 [3:0];
+  assign above = thermometer[13];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.update.lif6 (rst, acc, state, fresh, new_state, spike, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
+  wire [13:0] \$1 ;
+  reg [14:0] \$10 ;
+  reg \$11 ;
+  reg [12:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
+  wire [14:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire [15:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [9:0] \$9 ;
+  wire above;
+  input [12:0] acc;
+  wire [12:0] acc;
+  input clk;
+  wire clk;
+  wire [3:0] code;
+  wire [3:0] \code$16 ;
+  reg [14:0] current_r = 15'h0000;
+  input fresh;
+  wire fresh;
+  reg [9:0] leak_r = 10'h000;
+  wire [9:0] level;
+  output [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
+  input rst;
+  wire rst;
+  output spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
+  input [3:0] state;
+  wire [3:0] state;
+  (* init = 13'h0000 *)
+  wire [12:0] v;
+  reg [12:0] value = 13'h0000;
+  reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
+  always @(posedge clk)
+    leak_r <= \$9 ;
+  always @(posedge clk)
+    current_r <= \$10 ;
+  always @(posedge clk)
+    z_prev_r <= \$11 ;
+  always @(posedge clk)
+    value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
+  \qsnn_ref.layer0.update.lif6.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer0.update.lif6.quantizer  quantizer (
+    .above(above),
+    .clk(clk),
+    .code(\code$16 ),
+    .rst(rst),
+    .value(value)
+  );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
-    if (rst) begin
-      \$31  = 15'h0000;
-    end
-  end
-  assign code = \$30 [3:0];
-  assign above = thermometer[13];
-endmodule
-
-(* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif8 (rst, acc, state, fresh, new_state, spike, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
-  wire [13:0] \$1 ;
-  reg [14:0] \$10 ;
-  reg \$11 ;
-  reg [12:0] \$12 ;
-  reg [3:0] \$13 ;
-  reg \$14 ;
-  wire [14:0] \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [15:0] \$6 ;
-  wire [8:0] \$7 ;
-  wire [16:0] \$8 ;
-  reg [9:0] \$9 ;
-  wire above;
-  input [12:0] acc;
-  wire [12:0] acc;
-  input clk;
-  wire clk;
-  wire [3:0] code;
-  wire [3:0] \code$16 ;
-  reg [14:0] current_r = 15'h0000;
-  input fresh;
-  wire fresh;
-  reg [9:0] leak_r = 10'h000;
-  wire [9:0] level;
-  output [3:0] new_state;
-  reg [3:0] new_state = 4'h0;
-  (* init = 4'h0 *)
-  wire [3:0] new_state_r;
-  input rst;
-  wire rst;
-  output spike;
-  reg spike = 1'h0;
-  (* init = 1'h0 *)
-  wire spike_r;
-  input [3:0] state;
-  wire [3:0] state;
-  (* init = 13'h0000 *)
-  wire [12:0] v;
-  reg [12:0] value = 13'h0000;
-  reg z_prev_r = 1'h0;
-  assign code = fresh ? 4'h2 : state;
-  assign \$2  = $signed(\$1 ) + $signed(1'h0);
-  assign \$3  = ~ fresh;
-  assign \$4  = state > 4'hd;
-  assign \$5  = \$3  & \$4 ;
-  assign \$6  = $signed(leak_r) + $signed(current_r);
-  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
-  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
-  always @(posedge clk)
-    leak_r <= \$9 ;
-  always @(posedge clk)
-    current_r <= \$10 ;
-  always @(posedge clk)
-    z_prev_r <= \$11 ;
-  always @(posedge clk)
-    value <= \$12 ;
-  always @(posedge clk)
-    new_state <= \$13 ;
-  always @(posedge clk)
-    spike <= \$14 ;
-  \qsnn_ref.layer0.lif8.levels  levels (
-    .level(level),
-    .rd__addr(code)
-  );
-  \qsnn_ref.layer0.lif8.quantizer  quantizer (
-    .above(above),
-    .clk(clk),
-    .code(\code$16 ),
-    .rst(rst),
-    .value(value)
-  );
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$9  = level;
     if (rst) begin
       \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$10  = \$2 ;
     if (rst) begin
       \$10  = 15'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$11  = \$5 ;
     if (rst) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$12  = \$8 [12:0];
     if (rst) begin
       \$12  = 13'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$13  = \code$16 ;
     if (rst) begin
       \$13  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$14  = above;
     if (rst) begin
       \$14  = 1'h0;
@@ -6134,7 +6211,7 @@ module \qsnn_ref.layer0.lif8 (rst, acc, state, fresh, new_state, spike, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif8.levels (level, rd__addr);
+module \qsnn_ref.layer0.update.lif6.levels (level, rd__addr);
   wire [3:0] code;
   output [9:0] level;
   wire [9:0] level;
@@ -6166,8 +6243,8 @@ module \qsnn_ref.layer0.lif8.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif8.quantizer (rst, code, value, above, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
+module \qsnn_ref.layer0.update.lif6.quantizer (rst, code, value, above, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -6242,130 +6319,130 @@ module \qsnn_ref.layer0.lif8.quantizer (rst, code, value, above, clk);
   assign \$30  = \$29  + thermometer[14];
   always @(posedge clk)
     thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
+  assign code = \$30 [3:0];
+  assign above = thermometer[13];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.update.lif7 (rst, acc, state, fresh, new_state, spike, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
+  wire [13:0] \$1 ;
+  reg [14:0] \$10 ;
+  reg \$11 ;
+  reg [12:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
+  wire [14:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire [15:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [9:0] \$9 ;
+  wire above;
+  input [12:0] acc;
+  wire [12:0] acc;
+  input clk;
+  wire clk;
+  wire [3:0] code;
+  wire [3:0] \code$16 ;
+  reg [14:0] current_r = 15'h0000;
+  input fresh;
+  wire fresh;
+  reg [9:0] leak_r = 10'h000;
+  wire [9:0] level;
+  output [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
+  input rst;
+  wire rst;
+  output spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
+  input [3:0] state;
+  wire [3:0] state;
+  (* init = 13'h0000 *)
+  wire [12:0] v;
+  reg [12:0] value = 13'h0000;
+  reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
+  always @(posedge clk)
+    leak_r <= \$9 ;
+  always @(posedge clk)
+    current_r <= \$10 ;
+  always @(posedge clk)
+    z_prev_r <= \$11 ;
+  always @(posedge clk)
+    value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
+  \qsnn_ref.layer0.update.lif7.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer0.update.lif7.quantizer  quantizer (
+    .above(above),
+    .clk(clk),
+    .code(\code$16 ),
+    .rst(rst),
+    .value(value)
+  );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
-    if (rst) begin
-      \$31  = 15'h0000;
-    end
-  end
-  assign code = \$30 [3:0];
-  assign above = thermometer[13];
-endmodule
-
-(* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif9 (rst, acc, state, fresh, new_state, spike, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
-  wire [13:0] \$1 ;
-  reg [14:0] \$10 ;
-  reg \$11 ;
-  reg [12:0] \$12 ;
-  reg [3:0] \$13 ;
-  reg \$14 ;
-  wire [14:0] \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [15:0] \$6 ;
-  wire [8:0] \$7 ;
-  wire [16:0] \$8 ;
-  reg [9:0] \$9 ;
-  wire above;
-  input [12:0] acc;
-  wire [12:0] acc;
-  input clk;
-  wire clk;
-  wire [3:0] code;
-  wire [3:0] \code$16 ;
-  reg [14:0] current_r = 15'h0000;
-  input fresh;
-  wire fresh;
-  reg [9:0] leak_r = 10'h000;
-  wire [9:0] level;
-  output [3:0] new_state;
-  reg [3:0] new_state = 4'h0;
-  (* init = 4'h0 *)
-  wire [3:0] new_state_r;
-  input rst;
-  wire rst;
-  output spike;
-  reg spike = 1'h0;
-  (* init = 1'h0 *)
-  wire spike_r;
-  input [3:0] state;
-  wire [3:0] state;
-  (* init = 13'h0000 *)
-  wire [12:0] v;
-  reg [12:0] value = 13'h0000;
-  reg z_prev_r = 1'h0;
-  assign code = fresh ? 4'h2 : state;
-  assign \$2  = $signed(\$1 ) + $signed(1'h0);
-  assign \$3  = ~ fresh;
-  assign \$4  = state > 4'hd;
-  assign \$5  = \$3  & \$4 ;
-  assign \$6  = $signed(leak_r) + $signed(current_r);
-  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
-  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
-  always @(posedge clk)
-    leak_r <= \$9 ;
-  always @(posedge clk)
-    current_r <= \$10 ;
-  always @(posedge clk)
-    z_prev_r <= \$11 ;
-  always @(posedge clk)
-    value <= \$12 ;
-  always @(posedge clk)
-    new_state <= \$13 ;
-  always @(posedge clk)
-    spike <= \$14 ;
-  \qsnn_ref.layer0.lif9.levels  levels (
-    .level(level),
-    .rd__addr(code)
-  );
-  \qsnn_ref.layer0.lif9.quantizer  quantizer (
-    .above(above),
-    .clk(clk),
-    .code(\code$16 ),
-    .rst(rst),
-    .value(value)
-  );
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$9  = level;
     if (rst) begin
       \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$10  = \$2 ;
     if (rst) begin
       \$10  = 15'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$11  = \$5 ;
     if (rst) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$12  = \$8 [12:0];
     if (rst) begin
       \$12  = 13'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$13  = \code$16 ;
     if (rst) begin
       \$13  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$14  = above;
     if (rst) begin
       \$14  = 1'h0;
@@ -6378,7 +6455,7 @@ module \qsnn_ref.layer0.lif9 (rst, acc, state, fresh, new_state, spike, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif9.levels (level, rd__addr);
+module \qsnn_ref.layer0.update.lif7.levels (level, rd__addr);
   wire [3:0] code;
   output [9:0] level;
   wire [9:0] level;
@@ -6410,8 +6487,8 @@ module \qsnn_ref.layer0.lif9.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.lif9.quantizer (rst, code, value, above, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
+module \qsnn_ref.layer0.update.lif7.quantizer (rst, code, value, above, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -6487,7 +6564,7 @@ module \qsnn_ref.layer0.lif9.quantizer (rst, code, value, above, clk);
   always @(posedge clk)
     thermometer <= \$31 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
     if (rst) begin
       \$31  = 15'h0000;
@@ -6498,42 +6575,530 @@ module \qsnn_ref.layer0.lif9.quantizer (rst, code, value, above, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.states (rst, r_data, rd__addr, wr__en, wr__addr, \port$1836$0 , \port$1854$0 , \port$1872$0 , \port$1890$0 , \port$1908$0 , \port$1926$0 , \port$1944$0 , \port$1962$0 , \port$1980$0 , \port$1998$0 , \port$2016$0 , \port$2034$0 , \port$2052$0 , \port$2070$0 , \port$2088$0 , \port$2106$0 
+module \qsnn_ref.layer0.update.lif8 (rst, acc, state, fresh, new_state, spike, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
+  wire [13:0] \$1 ;
+  reg [14:0] \$10 ;
+  reg \$11 ;
+  reg [12:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
+  wire [14:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire [15:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [9:0] \$9 ;
+  wire above;
+  input [12:0] acc;
+  wire [12:0] acc;
+  input clk;
+  wire clk;
+  wire [3:0] code;
+  wire [3:0] \code$16 ;
+  reg [14:0] current_r = 15'h0000;
+  input fresh;
+  wire fresh;
+  reg [9:0] leak_r = 10'h000;
+  wire [9:0] level;
+  output [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
+  input rst;
+  wire rst;
+  output spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
+  input [3:0] state;
+  wire [3:0] state;
+  (* init = 13'h0000 *)
+  wire [12:0] v;
+  reg [12:0] value = 13'h0000;
+  reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
+  always @(posedge clk)
+    leak_r <= \$9 ;
+  always @(posedge clk)
+    current_r <= \$10 ;
+  always @(posedge clk)
+    z_prev_r <= \$11 ;
+  always @(posedge clk)
+    value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
+  \qsnn_ref.layer0.update.lif8.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer0.update.lif8.quantizer  quantizer (
+    .above(above),
+    .clk(clk),
+    .code(\code$16 ),
+    .rst(rst),
+    .value(value)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$9  = level;
+    if (rst) begin
+      \$9  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$10  = \$2 ;
+    if (rst) begin
+      \$10  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$11  = \$5 ;
+    if (rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$12  = \$8 [12:0];
+    if (rst) begin
+      \$12  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$13  = \code$16 ;
+    if (rst) begin
+      \$13  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$14  = above;
+    if (rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  assign v = value;
+  assign new_state_r = new_state;
+  assign spike_r = spike;
+  assign \$1  = { acc, 1'h0 };
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.update.lif8.levels (level, rd__addr);
+  wire [3:0] code;
+  output [9:0] level;
+  wire [9:0] level;
+  input [3:0] rd__addr;
+  wire [3:0] rd__addr;
+  wire [9:0] rd__data;
+  reg [9:0] rom [15:0];
+  initial begin
+    rom[0] = 10'h2bb;
+    rom[1] = 10'h360;
+    rom[2] = 10'h3db;
+    rom[3] = 10'h038;
+    rom[4] = 10'h07e;
+    rom[5] = 10'h0b2;
+    rom[6] = 10'h0da;
+    rom[7] = 10'h0f7;
+    rom[8] = 10'h10e;
+    rom[9] = 10'h11f;
+    rom[10] = 10'h12c;
+    rom[11] = 10'h135;
+    rom[12] = 10'h13c;
+    rom[13] = 10'h141;
+    rom[14] = 10'h14d;
+    rom[15] = 10'h187;
+  end
+  assign level = rom[rd__addr];
+  assign code = rd__addr;
+  assign rd__data = level;
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.update.lif8.quantizer (rst, code, value, above, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
+  wire \$1 ;
+  wire \$10 ;
+  wire \$11 ;
+  wire \$12 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire [1:0] \$16 ;
+  wire [2:0] \$17 ;
+  wire [3:0] \$18 ;
+  wire [4:0] \$19 ;
+  wire \$2 ;
+  wire [5:0] \$20 ;
+  wire [6:0] \$21 ;
+  wire [7:0] \$22 ;
+  wire [8:0] \$23 ;
+  wire [9:0] \$24 ;
+  wire [10:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [12:0] \$27 ;
+  wire [13:0] \$28 ;
+  wire [14:0] \$29 ;
+  wire \$3 ;
+  wire [15:0] \$30 ;
+  reg [14:0] \$31 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire \$8 ;
+  wire \$9 ;
+  output above;
+  wire above;
+  input clk;
+  wire clk;
+  output [3:0] code;
+  wire [3:0] code;
+  input rst;
+  wire rst;
+  reg [14:0] thermometer = 15'h0000;
+  input [12:0] value;
+  wire [12:0] value;
+  assign \$1  = $signed(value) > $signed(10'h2f2);
+  assign \$2  = $signed(value) > $signed(8'h92);
+  assign \$3  = $signed(value) > $signed(5'h0a);
+  assign \$4  = $signed(value) > $signed(8'h65);
+  assign \$5  = $signed(value) > $signed(9'h0a9);
+  assign \$6  = $signed(value) > $signed(9'h0dc);
+  assign \$7  = $signed(value) > $signed(10'h102);
+  assign \$8  = $signed(value) > $signed(10'h11f);
+  assign \$9  = $signed(value) > $signed(10'h135);
+  assign \$10  = $signed(value) > $signed(10'h146);
+  assign \$11  = $signed(value) > $signed(10'h152);
+  assign \$12  = $signed(value) > $signed(10'h15b);
+  assign \$13  = $signed(value) > $signed(10'h162);
+  assign \$14  = $signed(value) > $signed(10'h16b);
+  assign \$15  = $signed(value) > $signed(10'h192);
+  assign \$16  = 1'h0 + thermometer[0];
+  assign \$17  = \$16  + thermometer[1];
+  assign \$18  = \$17  + thermometer[2];
+  assign \$19  = \$18  + thermometer[3];
+  assign \$20  = \$19  + thermometer[4];
+  assign \$21  = \$20  + thermometer[5];
+  assign \$22  = \$21  + thermometer[6];
+  assign \$23  = \$22  + thermometer[7];
+  assign \$24  = \$23  + thermometer[8];
+  assign \$25  = \$24  + thermometer[9];
+  assign \$26  = \$25  + thermometer[10];
+  assign \$27  = \$26  + thermometer[11];
+  assign \$28  = \$27  + thermometer[12];
+  assign \$29  = \$28  + thermometer[13];
+  assign \$30  = \$29  + thermometer[14];
+  always @(posedge clk)
+    thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
+  assign code = \$30 [3:0];
+  assign above = thermometer[13];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.update.lif9 (rst, acc, state, fresh, new_state, spike, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
+  wire [13:0] \$1 ;
+  reg [14:0] \$10 ;
+  reg \$11 ;
+  reg [12:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
+  wire [14:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire [15:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [9:0] \$9 ;
+  wire above;
+  input [12:0] acc;
+  wire [12:0] acc;
+  input clk;
+  wire clk;
+  wire [3:0] code;
+  wire [3:0] \code$16 ;
+  reg [14:0] current_r = 15'h0000;
+  input fresh;
+  wire fresh;
+  reg [9:0] leak_r = 10'h000;
+  wire [9:0] level;
+  output [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
+  input rst;
+  wire rst;
+  output spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
+  input [3:0] state;
+  wire [3:0] state;
+  (* init = 13'h0000 *)
+  wire [12:0] v;
+  reg [12:0] value = 13'h0000;
+  reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h169 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
+  always @(posedge clk)
+    leak_r <= \$9 ;
+  always @(posedge clk)
+    current_r <= \$10 ;
+  always @(posedge clk)
+    z_prev_r <= \$11 ;
+  always @(posedge clk)
+    value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
+  \qsnn_ref.layer0.update.lif9.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer0.update.lif9.quantizer  quantizer (
+    .above(above),
+    .clk(clk),
+    .code(\code$16 ),
+    .rst(rst),
+    .value(value)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$9  = level;
+    if (rst) begin
+      \$9  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$10  = \$2 ;
+    if (rst) begin
+      \$10  = 15'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$11  = \$5 ;
+    if (rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$12  = \$8 [12:0];
+    if (rst) begin
+      \$12  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$13  = \code$16 ;
+    if (rst) begin
+      \$13  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$14  = above;
+    if (rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  assign v = value;
+  assign new_state_r = new_state;
+  assign spike_r = spike;
+  assign \$1  = { acc, 1'h0 };
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.update.lif9.levels (level, rd__addr);
+  wire [3:0] code;
+  output [9:0] level;
+  wire [9:0] level;
+  input [3:0] rd__addr;
+  wire [3:0] rd__addr;
+  wire [9:0] rd__data;
+  reg [9:0] rom [15:0];
+  initial begin
+    rom[0] = 10'h2bb;
+    rom[1] = 10'h360;
+    rom[2] = 10'h3db;
+    rom[3] = 10'h038;
+    rom[4] = 10'h07e;
+    rom[5] = 10'h0b2;
+    rom[6] = 10'h0da;
+    rom[7] = 10'h0f7;
+    rom[8] = 10'h10e;
+    rom[9] = 10'h11f;
+    rom[10] = 10'h12c;
+    rom[11] = 10'h135;
+    rom[12] = 10'h13c;
+    rom[13] = 10'h141;
+    rom[14] = 10'h14d;
+    rom[15] = 10'h187;
+  end
+  assign level = rom[rd__addr];
+  assign code = rd__addr;
+  assign rd__data = level;
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.update.lif9.quantizer (rst, code, value, above, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
+  wire \$1 ;
+  wire \$10 ;
+  wire \$11 ;
+  wire \$12 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire [1:0] \$16 ;
+  wire [2:0] \$17 ;
+  wire [3:0] \$18 ;
+  wire [4:0] \$19 ;
+  wire \$2 ;
+  wire [5:0] \$20 ;
+  wire [6:0] \$21 ;
+  wire [7:0] \$22 ;
+  wire [8:0] \$23 ;
+  wire [9:0] \$24 ;
+  wire [10:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [12:0] \$27 ;
+  wire [13:0] \$28 ;
+  wire [14:0] \$29 ;
+  wire \$3 ;
+  wire [15:0] \$30 ;
+  reg [14:0] \$31 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire \$8 ;
+  wire \$9 ;
+  output above;
+  wire above;
+  input clk;
+  wire clk;
+  output [3:0] code;
+  wire [3:0] code;
+  input rst;
+  wire rst;
+  reg [14:0] thermometer = 15'h0000;
+  input [12:0] value;
+  wire [12:0] value;
+  assign \$1  = $signed(value) > $signed(10'h2f2);
+  assign \$2  = $signed(value) > $signed(8'h92);
+  assign \$3  = $signed(value) > $signed(5'h0a);
+  assign \$4  = $signed(value) > $signed(8'h65);
+  assign \$5  = $signed(value) > $signed(9'h0a9);
+  assign \$6  = $signed(value) > $signed(9'h0dc);
+  assign \$7  = $signed(value) > $signed(10'h102);
+  assign \$8  = $signed(value) > $signed(10'h11f);
+  assign \$9  = $signed(value) > $signed(10'h135);
+  assign \$10  = $signed(value) > $signed(10'h146);
+  assign \$11  = $signed(value) > $signed(10'h152);
+  assign \$12  = $signed(value) > $signed(10'h15b);
+  assign \$13  = $signed(value) > $signed(10'h162);
+  assign \$14  = $signed(value) > $signed(10'h16b);
+  assign \$15  = $signed(value) > $signed(10'h192);
+  assign \$16  = 1'h0 + thermometer[0];
+  assign \$17  = \$16  + thermometer[1];
+  assign \$18  = \$17  + thermometer[2];
+  assign \$19  = \$18  + thermometer[3];
+  assign \$20  = \$19  + thermometer[4];
+  assign \$21  = \$20  + thermometer[5];
+  assign \$22  = \$21  + thermometer[6];
+  assign \$23  = \$22  + thermometer[7];
+  assign \$24  = \$23  + thermometer[8];
+  assign \$25  = \$24  + thermometer[9];
+  assign \$26  = \$25  + thermometer[10];
+  assign \$27  = \$26  + thermometer[11];
+  assign \$28  = \$27  + thermometer[12];
+  assign \$29  = \$28  + thermometer[13];
+  assign \$30  = \$29  + thermometer[14];
+  always @(posedge clk)
+    thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
+  assign code = \$30 [3:0];
+  assign above = thermometer[13];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer0.update.states (rst, r_data, rd__addr, wr__en, wr__addr, \port$1858$0 , \port$1876$0 , \port$1894$0 , \port$1912$0 , \port$1930$0 , \port$1948$0 , \port$1966$0 , \port$1984$0 , \port$2002$0 , \port$2020$0 , \port$2038$0 , \port$2056$0 , \port$2074$0 , \port$2092$0 , \port$2110$0 , \port$2128$0 
 , clk);
   input clk;
   wire clk;
-  input [3:0] \port$1836$0 ;
-  wire [3:0] \port$1836$0 ;
-  input [3:0] \port$1854$0 ;
-  wire [3:0] \port$1854$0 ;
-  input [3:0] \port$1872$0 ;
-  wire [3:0] \port$1872$0 ;
-  input [3:0] \port$1890$0 ;
-  wire [3:0] \port$1890$0 ;
-  input [3:0] \port$1908$0 ;
-  wire [3:0] \port$1908$0 ;
-  input [3:0] \port$1926$0 ;
-  wire [3:0] \port$1926$0 ;
-  input [3:0] \port$1944$0 ;
-  wire [3:0] \port$1944$0 ;
-  input [3:0] \port$1962$0 ;
-  wire [3:0] \port$1962$0 ;
-  input [3:0] \port$1980$0 ;
-  wire [3:0] \port$1980$0 ;
-  input [3:0] \port$1998$0 ;
-  wire [3:0] \port$1998$0 ;
-  input [3:0] \port$2016$0 ;
-  wire [3:0] \port$2016$0 ;
-  input [3:0] \port$2034$0 ;
-  wire [3:0] \port$2034$0 ;
-  input [3:0] \port$2052$0 ;
-  wire [3:0] \port$2052$0 ;
-  input [3:0] \port$2070$0 ;
-  wire [3:0] \port$2070$0 ;
-  input [3:0] \port$2088$0 ;
-  wire [3:0] \port$2088$0 ;
-  input [3:0] \port$2106$0 ;
-  wire [3:0] \port$2106$0 ;
+  input [3:0] \port$1858$0 ;
+  wire [3:0] \port$1858$0 ;
+  input [3:0] \port$1876$0 ;
+  wire [3:0] \port$1876$0 ;
+  input [3:0] \port$1894$0 ;
+  wire [3:0] \port$1894$0 ;
+  input [3:0] \port$1912$0 ;
+  wire [3:0] \port$1912$0 ;
+  input [3:0] \port$1930$0 ;
+  wire [3:0] \port$1930$0 ;
+  input [3:0] \port$1948$0 ;
+  wire [3:0] \port$1948$0 ;
+  input [3:0] \port$1966$0 ;
+  wire [3:0] \port$1966$0 ;
+  input [3:0] \port$1984$0 ;
+  wire [3:0] \port$1984$0 ;
+  input [3:0] \port$2002$0 ;
+  wire [3:0] \port$2002$0 ;
+  input [3:0] \port$2020$0 ;
+  wire [3:0] \port$2020$0 ;
+  input [3:0] \port$2038$0 ;
+  wire [3:0] \port$2038$0 ;
+  input [3:0] \port$2056$0 ;
+  wire [3:0] \port$2056$0 ;
+  input [3:0] \port$2074$0 ;
+  wire [3:0] \port$2074$0 ;
+  input [3:0] \port$2092$0 ;
+  wire [3:0] \port$2092$0 ;
+  input [3:0] \port$2110$0 ;
+  wire [3:0] \port$2110$0 ;
+  input [3:0] \port$2128$0 ;
+  wire [3:0] \port$2128$0 ;
   wire [2:0] r_addr;
   output [63:0] r_data;
   wire [63:0] r_data;
@@ -6595,7 +7160,7 @@ module \qsnn_ref.layer0.states (rst, r_data, rd__addr, wr__en, wr__addr, \port$1
   end
   always @(posedge clk) begin
     if (wr__en)
-      mem[wr__addr] <= { \port$2106$0 , \port$2088$0 , \port$2070$0 , \port$2052$0 , \port$2034$0 , \port$2016$0 , \port$1998$0 , \port$1980$0 , \port$1962$0 , \port$1944$0 , \port$1926$0 , \port$1908$0 , \port$1890$0 , \port$1872$0 , \port$1854$0 , \port$1836$0  };
+      mem[wr__addr] <= { \port$2128$0 , \port$2110$0 , \port$2092$0 , \port$2074$0 , \port$2056$0 , \port$2038$0 , \port$2020$0 , \port$2002$0 , \port$1984$0 , \port$1966$0 , \port$1948$0 , \port$1930$0 , \port$1912$0 , \port$1894$0 , \port$1876$0 , \port$1858$0  };
   end
   reg [2:0] _0_;
   always @(posedge clk) begin
@@ -6603,27 +7168,27 @@ module \qsnn_ref.layer0.states (rst, r_data, rd__addr, wr__en, wr__addr, \port$1
   end
   assign r_data = mem[_0_];
   assign w_addr = wr__addr;
-  assign wr__data = { \port$2106$0 , \port$2088$0 , \port$2070$0 , \port$2052$0 , \port$2034$0 , \port$2016$0 , \port$1998$0 , \port$1980$0 , \port$1962$0 , \port$1944$0 , \port$1926$0 , \port$1908$0 , \port$1890$0 , \port$1872$0 , \port$1854$0 , \port$1836$0  };
-  assign w_data = { \port$2106$0 , \port$2088$0 , \port$2070$0 , \port$2052$0 , \port$2034$0 , \port$2016$0 , \port$1998$0 , \port$1980$0 , \port$1962$0 , \port$1944$0 , \port$1926$0 , \port$1908$0 , \port$1890$0 , \port$1872$0 , \port$1854$0 , \port$1836$0  };
+  assign wr__data = { \port$2128$0 , \port$2110$0 , \port$2092$0 , \port$2074$0 , \port$2056$0 , \port$2038$0 , \port$2020$0 , \port$2002$0 , \port$1984$0 , \port$1966$0 , \port$1948$0 , \port$1930$0 , \port$1912$0 , \port$1894$0 , \port$1876$0 , \port$1858$0  };
+  assign w_data = { \port$2128$0 , \port$2110$0 , \port$2092$0 , \port$2074$0 , \port$2056$0 , \port$2038$0 , \port$2020$0 , \port$2002$0 , \port$1984$0 , \port$1966$0 , \port$1948$0 , \port$1930$0 , \port$1912$0 , \port$1894$0 , \port$1876$0 , \port$1858$0  };
   assign w_en = wr__en;
   assign r_addr = rd__addr;
   assign rd__data = r_data;
-  assign \w_data[0]  = \port$1836$0 ;
-  assign \w_data[1]  = \port$1854$0 ;
-  assign \w_data[2]  = \port$1872$0 ;
-  assign \w_data[3]  = \port$1890$0 ;
-  assign \w_data[4]  = \port$1908$0 ;
-  assign \w_data[5]  = \port$1926$0 ;
-  assign \w_data[6]  = \port$1944$0 ;
-  assign \w_data[7]  = \port$1962$0 ;
-  assign \w_data[8]  = \port$1980$0 ;
-  assign \w_data[9]  = \port$1998$0 ;
-  assign \w_data[10]  = \port$2016$0 ;
-  assign \w_data[11]  = \port$2034$0 ;
-  assign \w_data[12]  = \port$2052$0 ;
-  assign \w_data[13]  = \port$2070$0 ;
-  assign \w_data[14]  = \port$2088$0 ;
-  assign \w_data[15]  = \port$2106$0 ;
+  assign \w_data[0]  = \port$1858$0 ;
+  assign \w_data[1]  = \port$1876$0 ;
+  assign \w_data[2]  = \port$1894$0 ;
+  assign \w_data[3]  = \port$1912$0 ;
+  assign \w_data[4]  = \port$1930$0 ;
+  assign \w_data[5]  = \port$1948$0 ;
+  assign \w_data[6]  = \port$1966$0 ;
+  assign \w_data[7]  = \port$1984$0 ;
+  assign \w_data[8]  = \port$2002$0 ;
+  assign \w_data[9]  = \port$2020$0 ;
+  assign \w_data[10]  = \port$2038$0 ;
+  assign \w_data[11]  = \port$2056$0 ;
+  assign \w_data[12]  = \port$2074$0 ;
+  assign \w_data[13]  = \port$2092$0 ;
+  assign \w_data[14]  = \port$2110$0 ;
+  assign \w_data[15]  = \port$2128$0 ;
   assign \r_data[0]  = r_data[3:0];
   assign \r_data[1]  = r_data[7:4];
   assign \r_data[2]  = r_data[11:8];
@@ -7212,178 +7777,385 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__payload, events__valid, spikes__valid, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
   wire \$1 ;
   wire \$10 ;
-  wire \$100 ;
-  wire \$101 ;
-  wire \$102 ;
-  wire \$103 ;
-  wire [1:0] \$104 ;
-  wire \$105 ;
-  wire \$106 ;
-  wire \$107 ;
-  wire \$108 ;
-  wire [1:0] \$109 ;
   wire \$11 ;
-  wire \$110 ;
-  reg [20:0] \$111 ;
-  reg \$112 ;
-  reg \$113 ;
-  reg [20:0] \$114 ;
-  reg \$115 ;
-  reg \$116 ;
-  reg [6:0] \$117 ;
-  reg \$118 ;
-  reg \$119 ;
   wire \$12 ;
-  reg \$120 ;
-  reg \$121 ;
-  reg \$122 ;
-  reg \$123 ;
-  reg \$124 ;
-  reg \$125 ;
-  reg \$126 ;
-  reg \$127 ;
-  reg \$128 ;
-  reg \$129 ;
   wire \$13 ;
-  reg \$130 ;
-  reg \$131 ;
-  reg \$132 ;
-  reg \$133 ;
-  reg \$134 ;
-  reg \$135 ;
-  reg [1:0] \$136 ;
-  reg \$137 ;
-  reg \$138 ;
-  reg \$139 ;
   wire \$14 ;
-  reg \$140 ;
-  reg \$141 ;
-  reg \$142 ;
-  reg \$143 ;
-  reg \$144 ;
-  reg \$145 ;
-  reg \$146 ;
-  reg \$147 ;
-  reg \$148 ;
-  reg \$149 ;
   wire \$15 ;
-  reg \$150 ;
-  reg \$151 ;
-  reg \$152 ;
-  reg \$153 ;
-  wire \$16 ;
-  wire \$17 ;
-  wire \$18 ;
-  wire \$19 ;
+  wire [1:0] \$16 ;
   wire \$2 ;
-  wire \$20 ;
-  wire \$21 ;
-  wire \$22 ;
-  wire \$23 ;
-  wire [9:0] \$24 ;
-  wire [9:0] \$25 ;
-  wire \$26 ;
-  wire \$27 ;
-  wire \$28 ;
-  wire \$29 ;
   wire \$3 ;
-  wire \$30 ;
-  wire \$31 ;
-  wire \$32 ;
-  wire \$33 ;
-  wire [16:0] \$34 ;
-  wire [16:0] \$35 ;
-  wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
-  wire \$39 ;
   wire \$4 ;
-  wire [16:0] \$40 ;
-  wire [16:0] \$41 ;
-  wire [3:0] \$42 ;
-  wire \$43 ;
-  wire [1:0] \$44 ;
-  wire [7:0] \$45 ;
-  wire \$46 ;
-  wire \$47 ;
-  wire \$48 ;
-  wire [7:0] \$49 ;
-  wire [7:0] \$5 ;
-  wire \$50 ;
-  wire \$51 ;
-  wire \$52 ;
-  wire \$53 ;
-  wire \$54 ;
-  wire \$55 ;
-  wire \$56 ;
-  wire \$57 ;
-  wire \$58 ;
-  wire [13:0] \$59 ;
-  wire [8:0] \$6 ;
-  wire [13:0] \$60 ;
-  wire [13:0] \$61 ;
-  wire [14:0] \$62 ;
-  wire [13:0] \$63 ;
-  wire [13:0] \$64 ;
-  wire [13:0] \$65 ;
-  wire [14:0] \$66 ;
-  wire [13:0] \$67 ;
-  wire [13:0] \$68 ;
-  wire [13:0] \$69 ;
-  wire [16:0] \$7 ;
-  wire [14:0] \$70 ;
-  wire [13:0] \$71 ;
-  wire [13:0] \$72 ;
-  wire [13:0] \$73 ;
-  wire [14:0] \$74 ;
-  wire [13:0] \$75 ;
-  wire [13:0] \$76 ;
-  wire [13:0] \$77 ;
-  wire [14:0] \$78 ;
-  wire [13:0] \$79 ;
-  wire [16:0] \$8 ;
-  wire [13:0] \$80 ;
-  wire [13:0] \$81 ;
-  wire [14:0] \$82 ;
-  wire [13:0] \$83 ;
-  wire [13:0] \$84 ;
-  wire [13:0] \$85 ;
-  wire [14:0] \$86 ;
-  wire [13:0] \$87 ;
-  wire [13:0] \$88 ;
-  wire [13:0] \$89 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire \$8 ;
   wire \$9 ;
-  wire [14:0] \$90 ;
-  wire [13:0] \$91 ;
-  wire [13:0] \$92 ;
-  wire [13:0] \$93 ;
-  wire [14:0] \$94 ;
-  wire [13:0] \$95 ;
-  wire [13:0] \$96 ;
-  wire [13:0] \$97 ;
-  wire [14:0] \$98 ;
-  wire \$99 ;
-  wire \$signal ;
-  reg \$signal$126  = 1'h0;
-  (* init = 1'h0 *)
-  wire \$signal$19 ;
-  reg \$signal$21  = 1'h0;
-  reg \$signal$5  = 1'h0;
-  wire \$signal$6 ;
-  reg \$signal$88  = 1'h0;
-  wire [13:0] acc;
-  wire [13:0] \acc$30 ;
-  wire [13:0] \acc$33 ;
-  wire [13:0] \acc$36 ;
-  wire [13:0] \acc$39 ;
-  wire [13:0] \acc$42 ;
-  wire [13:0] \acc$45 ;
-  wire [13:0] \acc$48 ;
-  wire [13:0] \acc$51 ;
-  wire [13:0] \acc$54 ;
+  wire acc_pending;
+  wire accepting;
+  wire access__clear_en;
+  wire \access__clear_en$45 ;
+  wire access__clear_g;
+  wire \access__clear_g$47 ;
+  wire [139:0] access__data;
+  wire [139:0] \access__data$49 ;
+  wire [13:0] \access__data$49[0] ;
+  wire [13:0] \access__data$49[1] ;
+  wire [13:0] \access__data$49[2] ;
+  wire [13:0] \access__data$49[3] ;
+  wire [13:0] \access__data$49[4] ;
+  wire [13:0] \access__data$49[5] ;
+  wire [13:0] \access__data$49[6] ;
+  wire [13:0] \access__data$49[7] ;
+  wire [13:0] \access__data$49[8] ;
+  wire [13:0] \access__data$49[9] ;
+  wire [13:0] \access__data[0] ;
+  wire [13:0] \access__data[1] ;
+  wire [13:0] \access__data[2] ;
+  wire [13:0] \access__data[3] ;
+  wire [13:0] \access__data[4] ;
+  wire [13:0] \access__data[5] ;
+  wire [13:0] \access__data[6] ;
+  wire [13:0] \access__data[7] ;
+  wire [13:0] \access__data[8] ;
+  wire [13:0] \access__data[9] ;
+  wire access__init_en;
+  wire \access__init_en$51 ;
+  wire access__init_g;
+  wire \access__init_g$53 ;
+  wire access__read_en;
+  wire \access__read_en$55 ;
+  wire access__read_g;
+  wire \access__read_g$57 ;
+  wire [6:0] addr;
+  input clk;
+  wire clk;
+  wire [39:0] data;
+  wire [3:0] \data[0] ;
+  wire [3:0] \data[1] ;
+  wire [3:0] \data[2] ;
+  wire [3:0] \data[3] ;
+  wire [3:0] \data[4] ;
+  wire [3:0] \data[5] ;
+  wire [3:0] \data[6] ;
+  wire [3:0] \data[7] ;
+  wire [3:0] \data[8] ;
+  wire [3:0] \data[9] ;
+  wire error;
+  wire \error$16 ;
+  wire event__eot;
+  wire event__last;
+  wire [6:0] event__m;
+  wire event__take;
+  wire event__valid;
+  wire event__x;
+  input [20:0] events__payload;
+  wire [20:0] events__payload;
+  wire [20:0] \events__payload$1 ;
+  wire \events__payload$1.eot ;
+  wire [2:0] \events__payload$1.group ;
+  wire \events__payload$1.last ;
+  wire [15:0] \events__payload$1.mask ;
+  wire \events__payload.eot ;
+  wire [2:0] \events__payload.group ;
+  wire \events__payload.last ;
+  wire [15:0] \events__payload.mask ;
+  output events__ready;
+  wire events__ready;
+  wire \events__ready$3 ;
+  input events__valid;
+  wire events__valid;
+  wire \events__valid$5 ;
+  wire free;
+  wire [6:0] issue__addr;
+  wire [6:0] \issue__addr$32 ;
+  wire issue__group;
+  wire \issue__group$34 ;
+  wire issue__valid;
+  wire \issue__valid$36 ;
+  wire issue__x;
+  wire \issue__x$38 ;
+  wire load;
+  wire [6:0] m;
+  wire pending;
+  wire room;
+  input rst;
+  wire rst;
+  output [12:0] spikes__payload;
+  wire [12:0] spikes__payload;
+  wire [12:0] \spikes__payload$7 ;
+  wire \spikes__payload$7.eot ;
+  wire \spikes__payload$7.group ;
+  wire \spikes__payload$7.last ;
+  wire [9:0] \spikes__payload$7.mask ;
+  wire \spikes__payload.eot ;
+  wire \spikes__payload.group ;
+  wire \spikes__payload.last ;
+  wire [9:0] \spikes__payload.mask ;
+  wire spikes__ready;
+  wire \spikes__ready$9 ;
+  output spikes__valid;
+  wire spikes__valid;
+  wire \spikes__valid$11 ;
+  input start;
+  wire start;
+  wire \start$13 ;
+  wire \start$14 ;
+  wire step;
+  wire step_last;
+  wire [39:0] weight;
+  wire [3:0] \weight[0] ;
+  wire [3:0] \weight[1] ;
+  wire [3:0] \weight[2] ;
+  wire [3:0] \weight[3] ;
+  wire [3:0] \weight[4] ;
+  wire [3:0] \weight[5] ;
+  wire [3:0] \weight[6] ;
+  wire [3:0] \weight[7] ;
+  wire [3:0] \weight[8] ;
+  wire [3:0] \weight[9] ;
+  wire x;
+  assign \$1  = accepting & free;
+  assign \$2  = \$1  & event__valid;
+  assign \$3  = ~ \$16 [0];
+  assign \$4  = \$3  | room;
+  assign event__take = \$2  & \$4 ;
+  assign \$5  = accepting & free;
+  assign \$6  = \$5  & event__valid;
+  assign \$7  = ~ \$16 [0];
+  assign \$8  = \$7  | room;
+  assign \$9  = \$6  & \$8 ;
+  assign \$10  = ~ \$16 [0];
+  assign load = \$9  & \$10 ;
+  assign \$11  = accepting & free;
+  assign \$12  = \$11  & event__valid;
+  assign \$13  = ~ \$16 [0];
+  assign \$14  = \$13  | room;
+  assign \$15  = \$12  & \$14 ;
+  assign step = \$15  & \$16 [0];
+  \qsnn_ref.layer1.accumulate  accumulate (
+    .access__clear_en(access__clear_en),
+    .access__clear_g(access__clear_g),
+    .access__init_en(access__init_en),
+    .access__init_g(access__init_g),
+    .access__read_en(access__read_en),
+    .access__read_g(access__read_g),
+    .clk(clk),
+    .issue__group(issue__group),
+    .issue__valid(issue__valid),
+    .issue__x(issue__x),
+    .pending(acc_pending),
+    .r_data(access__data),
+    .rst(rst),
+    .weight(weight)
+  );
+  \qsnn_ref.layer1.addressing  addressing (
+    .busy(issue__valid),
+    .clk(clk),
+    .free(free),
+    .issue__addr(issue__addr),
+    .issue__group(issue__group),
+    .issue__x(issue__x),
+    .load(load),
+    .m(m),
+    .rst(rst)
+  );
+  \qsnn_ref.layer1.frontend  frontend (
+    .clk(clk),
+    .error(error),
+    .event__m(m),
+    .event__take(event__take),
+    .event__valid(event__valid),
+    .events__payload(events__payload),
+    .events__ready(events__ready),
+    .events__valid(events__valid),
+    .\port$2149$19 (\$16 ),
+    .rst(rst)
+  );
+  \qsnn_ref.layer1.update  update (
+    .acc_pending(acc_pending),
+    .accepting(accepting),
+    .access__clear_en(access__clear_en),
+    .access__data(access__data),
+    .access__init_en(access__init_en),
+    .access__read_en(access__read_en),
+    .access__read_g(access__read_g),
+    .cg(access__init_g),
+    .clk(clk),
+    .room_ok(room),
+    .rst(rst),
+    .spikes__payload(spikes__payload),
+    .spikes__valid(spikes__valid),
+    .start(start),
+    .step(step),
+    .step_last(\$16 [1]),
+    .u1_g(access__clear_g)
+  );
+  \qsnn_ref.layer1.weights  weights (
+    .clk(clk),
+    .data(weight),
+    .rd__addr(issue__addr),
+    .rst(rst)
+  );
+  assign \events__payload$1  = events__payload;
+  assign \events__ready$3  = events__ready;
+  assign \events__valid$5  = events__valid;
+  assign \spikes__payload$7  = spikes__payload;
+  assign spikes__ready = 1'h1;
+  assign \spikes__ready$9  = 1'h1;
+  assign \spikes__valid$11  = spikes__valid;
+  assign \start$13  = start;
+  assign \start$14  = start;
+  assign \error$16  = error;
+  assign event__eot = \$16 [0];
+  assign event__m = m;
+  assign x = 1'h1;
+  assign event__x = 1'h1;
+  assign step_last = \$16 [1];
+  assign event__last = \$16 [1];
+  assign \issue__addr$32  = issue__addr;
+  assign \issue__group$34  = issue__group;
+  assign \issue__valid$36  = issue__valid;
+  assign \issue__x$38  = issue__x;
+  assign addr = issue__addr;
+  assign data = weight;
+  assign pending = acc_pending;
+  assign \access__clear_en$45  = access__clear_en;
+  assign \access__clear_g$47  = access__clear_g;
+  assign \access__data$49  = access__data;
+  assign \access__init_en$51  = access__init_en;
+  assign \access__init_g$53  = access__init_g;
+  assign \access__read_en$55  = access__read_en;
+  assign \access__read_g$57  = access__read_g;
+  assign \events__payload.group  = events__payload[2:0];
+  assign \events__payload.mask  = events__payload[18:3];
+  assign \events__payload.eot  = events__payload[19];
+  assign \events__payload.last  = events__payload[20];
+  assign \events__payload$1.group  = events__payload[2:0];
+  assign \events__payload$1.mask  = events__payload[18:3];
+  assign \events__payload$1.eot  = events__payload[19];
+  assign \events__payload$1.last  = events__payload[20];
+  assign \spikes__payload.group  = spikes__payload[0];
+  assign \spikes__payload.mask  = spikes__payload[10:1];
+  assign \spikes__payload.eot  = spikes__payload[11];
+  assign \spikes__payload.last  = spikes__payload[12];
+  assign \spikes__payload$7.group  = spikes__payload[0];
+  assign \spikes__payload$7.mask  = spikes__payload[10:1];
+  assign \spikes__payload$7.eot  = spikes__payload[11];
+  assign \spikes__payload$7.last  = spikes__payload[12];
+  assign \weight[0]  = weight[3:0];
+  assign \weight[1]  = weight[7:4];
+  assign \weight[2]  = weight[11:8];
+  assign \weight[3]  = weight[15:12];
+  assign \weight[4]  = weight[19:16];
+  assign \weight[5]  = weight[23:20];
+  assign \weight[6]  = weight[27:24];
+  assign \weight[7]  = weight[31:28];
+  assign \weight[8]  = weight[35:32];
+  assign \weight[9]  = weight[39:36];
+  assign \data[0]  = weight[3:0];
+  assign \data[1]  = weight[7:4];
+  assign \data[2]  = weight[11:8];
+  assign \data[3]  = weight[15:12];
+  assign \data[4]  = weight[19:16];
+  assign \data[5]  = weight[23:20];
+  assign \data[6]  = weight[27:24];
+  assign \data[7]  = weight[31:28];
+  assign \data[8]  = weight[35:32];
+  assign \data[9]  = weight[39:36];
+  assign \access__data[0]  = access__data[13:0];
+  assign \access__data[1]  = access__data[27:14];
+  assign \access__data[2]  = access__data[41:28];
+  assign \access__data[3]  = access__data[55:42];
+  assign \access__data[4]  = access__data[69:56];
+  assign \access__data[5]  = access__data[83:70];
+  assign \access__data[6]  = access__data[97:84];
+  assign \access__data[7]  = access__data[111:98];
+  assign \access__data[8]  = access__data[125:112];
+  assign \access__data[9]  = access__data[139:126];
+  assign \access__data$49[0]  = access__data[13:0];
+  assign \access__data$49[1]  = access__data[27:14];
+  assign \access__data$49[2]  = access__data[41:28];
+  assign \access__data$49[3]  = access__data[55:42];
+  assign \access__data$49[4]  = access__data[69:56];
+  assign \access__data$49[5]  = access__data[83:70];
+  assign \access__data$49[6]  = access__data[97:84];
+  assign \access__data$49[7]  = access__data[111:98];
+  assign \access__data$49[8]  = access__data[125:112];
+  assign \access__data$49[9]  = access__data[139:126];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer1.accumulate (rst, weight, pending, r_data, access__init_en, issue__group, issue__valid, issue__x, access__read_en, access__read_g, access__clear_en, access__clear_g, access__init_g, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
+  wire \$1 ;
+  wire [13:0] \$10 ;
+  wire [13:0] \$11 ;
+  wire [13:0] \$12 ;
+  wire [14:0] \$13 ;
+  wire [13:0] \$14 ;
+  wire [13:0] \$15 ;
+  wire [13:0] \$16 ;
+  wire [14:0] \$17 ;
+  wire [13:0] \$18 ;
+  wire [13:0] \$19 ;
+  wire \$2 ;
+  wire [13:0] \$20 ;
+  wire [14:0] \$21 ;
+  wire [13:0] \$22 ;
+  wire [13:0] \$23 ;
+  wire [13:0] \$24 ;
+  wire [14:0] \$25 ;
+  wire [13:0] \$26 ;
+  wire [13:0] \$27 ;
+  wire [13:0] \$28 ;
+  wire [14:0] \$29 ;
+  wire \$3 ;
+  wire [13:0] \$30 ;
+  wire [13:0] \$31 ;
+  wire [13:0] \$32 ;
+  wire [14:0] \$33 ;
+  wire [13:0] \$34 ;
+  wire [13:0] \$35 ;
+  wire [13:0] \$36 ;
+  wire [14:0] \$37 ;
+  wire [13:0] \$38 ;
+  wire [13:0] \$39 ;
+  wire \$4 ;
+  wire [13:0] \$40 ;
+  wire [14:0] \$41 ;
+  wire [13:0] \$42 ;
+  wire [13:0] \$43 ;
+  wire [13:0] \$44 ;
+  wire [14:0] \$45 ;
+  wire [13:0] \$46 ;
+  wire [13:0] \$47 ;
+  wire [13:0] \$48 ;
+  wire [14:0] \$49 ;
+  wire \$5 ;
+  wire \$50 ;
+  reg \$51 ;
+  reg \$52 ;
+  reg \$53 ;
+  reg \$54 ;
+  reg \$55 ;
+  reg \$56 ;
+  reg \$57 ;
+  reg \$58 ;
+  reg \$59 ;
+  wire \$6 ;
+  reg \$60 ;
+  reg \$61 ;
+  reg \$62 ;
+  reg \$63 ;
+  reg \$64 ;
+  reg \$65 ;
+  wire \$7 ;
+  wire \$8 ;
+  wire \$9 ;
+  reg \$signal  = 1'h0;
   reg [13:0] acc0_r = 14'h0000;
   reg [13:0] acc1_r = 14'h0000;
   reg [13:0] acc2_r = 14'h0000;
@@ -7407,93 +8179,39 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   reg acc_s4_valid = 1'h0;
   reg acc_s5_g = 1'h0;
   reg acc_s5_valid = 1'h0;
-  reg [6:0] addr = 7'h00;
-  reg [3:0] \bit ;
-  reg busy = 1'h0;
-  reg cg = 1'h0;
+  input access__clear_en;
+  wire access__clear_en;
+  input access__clear_g;
+  wire access__clear_g;
+  wire [139:0] access__data;
+  wire [13:0] \access__data[0] ;
+  wire [13:0] \access__data[1] ;
+  wire [13:0] \access__data[2] ;
+  wire [13:0] \access__data[3] ;
+  wire [13:0] \access__data[4] ;
+  wire [13:0] \access__data[5] ;
+  wire [13:0] \access__data[6] ;
+  wire [13:0] \access__data[7] ;
+  wire [13:0] \access__data[8] ;
+  wire [13:0] \access__data[9] ;
+  input access__init_en;
+  wire access__init_en;
+  input access__init_g;
+  wire access__init_g;
+  input access__read_en;
+  wire access__read_en;
+  input access__read_g;
+  wire access__read_g;
   input clk;
   wire clk;
-  reg [20:0] cur = 21'h000000;
-  wire \cur.eot ;
-  wire [2:0] \cur.group ;
-  wire \cur.last ;
-  wire [15:0] \cur.mask ;
-  wire cur_done;
-  reg cur_x = 1'h0;
-  wire [39:0] data;
-  wire [3:0] \data[0] ;
-  wire [3:0] \data[1] ;
-  wire [3:0] \data[2] ;
-  wire [3:0] \data[3] ;
-  wire [3:0] \data[4] ;
-  wire [3:0] \data[5] ;
-  wire [3:0] \data[6] ;
-  wire [3:0] \data[7] ;
-  wire [3:0] \data[8] ;
-  wire [3:0] \data[9] ;
-  reg error = 1'h0;
-  wire error_set;
-  wire ev_last;
-  wire [6:0] ev_m;
-  wire ev_take;
-  wire ev_x;
-  input [20:0] events__payload;
-  wire [20:0] events__payload;
-  wire \events__payload.eot ;
-  wire [2:0] \events__payload.group ;
-  wire \events__payload.last ;
-  wire [15:0] \events__payload.mask ;
-  output events__ready;
-  wire events__ready;
-  input events__valid;
-  wire events__valid;
-  reg fresh = 1'h1;
-  (* init = 1'h1 *)
-  wire \fresh$28 ;
-  (* init = 1'h1 *)
-  wire \fresh$31 ;
-  (* init = 1'h1 *)
-  wire \fresh$34 ;
-  (* init = 1'h1 *)
-  wire \fresh$37 ;
-  (* init = 1'h1 *)
-  wire \fresh$40 ;
-  (* init = 1'h1 *)
-  wire \fresh$43 ;
-  (* init = 1'h1 *)
-  wire \fresh$46 ;
-  (* init = 1'h1 *)
-  wire \fresh$49 ;
-  (* init = 1'h1 *)
-  wire \fresh$52 ;
-  (* init = 1'h1 *)
-  wire \fresh$55 ;
-  reg g = 1'h0;
-  reg g_last = 1'h0;
-  reg last_flag = 1'h0;
-  wire [2:0] level;
-  wire [3:0] new_state;
-  wire [3:0] \new_state$73 ;
-  wire [3:0] \new_state$74 ;
-  wire [3:0] \new_state$75 ;
-  wire [3:0] \new_state$76 ;
-  wire [3:0] \new_state$77 ;
-  wire [3:0] \new_state$78 ;
-  wire [3:0] \new_state$79 ;
-  wire [3:0] \new_state$80 ;
-  wire [3:0] \new_state$81 ;
-  reg [20:0] nxt = 21'h000000;
-  wire \nxt.eot ;
-  wire [2:0] \nxt.group ;
-  wire \nxt.last ;
-  wire [15:0] \nxt.mask ;
-  reg nxt_valid = 1'h0;
-  (* enum_base_type = "Phase" *)
-  (* enum_value_00 = "CLEAR" *)
-  (* enum_value_01 = "ACC" *)
-  (* enum_value_10 = "UPDATE" *)
-  (* enum_value_11 = "END" *)
-  reg [1:0] phase = 2'h0;
+  input issue__group;
+  wire issue__group;
+  input issue__valid;
+  wire issue__valid;
+  input issue__x;
+  wire issue__x;
+  output pending;
+  wire pending;
   reg [13:0] product0_r = 14'h0000;
   reg [13:0] product1_r = 14'h0000;
   reg [13:0] product2_r = 14'h0000;
@@ -7504,70 +8222,22 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   reg [13:0] product7_r = 14'h0000;
   reg [13:0] product8_r = 14'h0000;
   reg [13:0] product9_r = 14'h0000;
-  reg r_addr = 1'h0;
-  wire \r_addr$20 ;
-  wire [39:0] r_data;
-  wire [12:0] \r_data$108 ;
-  wire [139:0] \r_data$26 ;
-  wire [13:0] \r_data$26[0] ;
-  wire [13:0] \r_data$26[1] ;
-  wire [13:0] \r_data$26[2] ;
-  wire [13:0] \r_data$26[3] ;
-  wire [13:0] \r_data$26[4] ;
-  wire [13:0] \r_data$26[5] ;
-  wire [13:0] \r_data$26[6] ;
-  wire [13:0] \r_data$26[7] ;
-  wire [13:0] \r_data$26[8] ;
-  wire [13:0] \r_data$26[9] ;
-  wire [3:0] \r_data[0] ;
-  wire [3:0] \r_data[1] ;
-  wire [3:0] \r_data[2] ;
-  wire [3:0] \r_data[3] ;
-  wire [3:0] \r_data[4] ;
-  wire [3:0] \r_data[5] ;
-  wire [3:0] \r_data[6] ;
-  wire [3:0] \r_data[7] ;
-  wire [3:0] \r_data[8] ;
-  wire [3:0] \r_data[9] ;
-  wire r_en;
-  wire r_rdy;
-  reg room_ok = 1'h0;
+  wire r_addr;
+  output [139:0] r_data;
+  wire [139:0] r_data;
+  wire [13:0] \r_data[0] ;
+  wire [13:0] \r_data[1] ;
+  wire [13:0] \r_data[2] ;
+  wire [13:0] \r_data[3] ;
+  wire [13:0] \r_data[4] ;
+  wire [13:0] \r_data[5] ;
+  wire [13:0] \r_data[6] ;
+  wire [13:0] \r_data[7] ;
+  wire [13:0] \r_data[8] ;
+  wire [13:0] \r_data[9] ;
   input rst;
   wire rst;
   reg s2_x = 1'h0;
-  wire spike;
-  wire \spike$58 ;
-  wire \spike$59 ;
-  wire \spike$60 ;
-  wire \spike$61 ;
-  wire \spike$62 ;
-  wire \spike$63 ;
-  wire \spike$64 ;
-  wire \spike$65 ;
-  wire \spike$66 ;
-  wire [9:0] spikes;
-  output [12:0] spikes__payload;
-  wire [12:0] spikes__payload;
-  wire \spikes__payload.eot ;
-  wire \spikes__payload.group ;
-  wire \spikes__payload.last ;
-  wire [9:0] \spikes__payload.mask ;
-  wire spikes__ready;
-  output spikes__valid;
-  wire spikes__valid;
-  input start;
-  wire start;
-  wire [3:0] state;
-  wire [3:0] \state$29 ;
-  wire [3:0] \state$32 ;
-  wire [3:0] \state$35 ;
-  wire [3:0] \state$38 ;
-  wire [3:0] \state$41 ;
-  wire [3:0] \state$44 ;
-  wire [3:0] \state$47 ;
-  wire [3:0] \state$50 ;
-  wire [3:0] \state$53 ;
-  reg step_done;
   reg [13:0] sum0_h2 = 14'h0000;
   reg [13:0] sum0_h3 = 14'h0000;
   reg [13:0] sum0_r = 14'h0000;
@@ -7598,48 +8268,31 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   reg [13:0] sum9_h2 = 14'h0000;
   reg [13:0] sum9_h3 = 14'h0000;
   reg [13:0] sum9_r = 14'h0000;
-  reg u1_g = 1'h0;
-  reg upd_g_s2 = 1'h0;
-  reg upd_g_s3 = 1'h0;
-  reg upd_g_s4 = 1'h0;
-  (* init = 1'h0 *)
-  wire upd_g_s5;
-  reg upd_pending = 1'h0;
-  reg upd_valid_s2 = 1'h0;
-  reg upd_valid_s3 = 1'h0;
-  reg upd_valid_s4 = 1'h0;
-  (* init = 1'h0 *)
-  wire upd_valid_s5;
-  reg w_addr = 1'h0;
-  reg \w_addr$89 ;
-  wire [39:0] w_data;
-  wire [12:0] \w_data$86 ;
-  reg [139:0] \w_data$93 ;
-  wire [13:0] \w_data$93[0] ;
-  wire [13:0] \w_data$93[1] ;
-  wire [13:0] \w_data$93[2] ;
-  wire [13:0] \w_data$93[3] ;
-  wire [13:0] \w_data$93[4] ;
-  wire [13:0] \w_data$93[5] ;
-  wire [13:0] \w_data$93[6] ;
-  wire [13:0] \w_data$93[7] ;
-  wire [13:0] \w_data$93[8] ;
-  wire [13:0] \w_data$93[9] ;
-  wire [3:0] \w_data[0] ;
-  wire [3:0] \w_data[1] ;
-  wire [3:0] \w_data[2] ;
-  wire [3:0] \w_data[3] ;
-  wire [3:0] \w_data[4] ;
-  wire [3:0] \w_data[5] ;
-  wire [3:0] \w_data[6] ;
-  wire [3:0] \w_data[7] ;
-  wire [3:0] \w_data[8] ;
-  wire [3:0] \w_data[9] ;
-  reg w_en = 1'h0;
-  reg \w_en$84 ;
-  reg \w_en$91 ;
-  (* init = 7'h00 *)
-  wire [6:0] waddr;
+  reg w_addr;
+  reg [139:0] w_data;
+  wire [13:0] \w_data[0] ;
+  wire [13:0] \w_data[1] ;
+  wire [13:0] \w_data[2] ;
+  wire [13:0] \w_data[3] ;
+  wire [13:0] \w_data[4] ;
+  wire [13:0] \w_data[5] ;
+  wire [13:0] \w_data[6] ;
+  wire [13:0] \w_data[7] ;
+  wire [13:0] \w_data[8] ;
+  wire [13:0] \w_data[9] ;
+  reg w_en;
+  input [39:0] weight;
+  wire [39:0] weight;
+  wire [3:0] \weight[0] ;
+  wire [3:0] \weight[1] ;
+  wire [3:0] \weight[2] ;
+  wire [3:0] \weight[3] ;
+  wire [3:0] \weight[4] ;
+  wire [3:0] \weight[5] ;
+  wire [3:0] \weight[6] ;
+  wire [3:0] \weight[7] ;
+  wire [3:0] \weight[8] ;
+  wire [3:0] \weight[9] ;
   reg [39:0] weight_r = 40'h0000000000;
   wire [3:0] \weight_r[0] ;
   wire [3:0] \weight_r[1] ;
@@ -7651,175 +8304,56 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   wire [3:0] \weight_r[7] ;
   wire [3:0] \weight_r[8] ;
   wire [3:0] \weight_r[9] ;
-  reg [12:0] word;
-  wire \word.eot ;
-  wire \word.group ;
-  wire \word.last ;
-  wire [9:0] \word.mask ;
-  assign events__ready = ~ nxt_valid;
-  assign \$1  = ~ cur[19];
-  assign \$2  = ! cur[18:3];
-  assign \$3  = \$1  & \$2 ;
-  assign \$4  = ~ \$3 ;
-  assign \$signal  = \$signal$5  & \$4 ;
-  assign \$5  = cur[2:0] * 5'h10;
-  assign \$6  = \$5  + \bit ;
-  assign \$7  = cur[18:3] - 1'h1;
-  assign \$8  = { 1'h0, cur[18:3] } & \$7 ;
-  assign \$9  = ! \$8 [15:0];
-  assign \$10  = cur[19] | \$9 ;
-  assign \$11  = ev_take & \$10 ;
-  assign \$12  = ~ cur[19];
-  assign \$13  = ! cur[18:3];
-  assign \$14  = \$12  & \$13 ;
-  assign \$15  = \$signal$5  & \$14 ;
-  assign cur_done = \$11  | \$15 ;
-  assign \$16  = phase == 1'h1;
-  assign \$17  = ~ busy;
-  assign \$18  = \$17  | g_last;
-  assign \$19  = \$16  & \$18 ;
-  assign \$20  = \$19  & \$signal ;
-  assign \$21  = ~ cur[19];
-  assign \$22  = \$21  | room_ok;
-  assign ev_take = \$20  & \$22 ;
-  assign \r_addr$20  = \$signal$21  ? r_addr : acc_s1_g;
-  assign \$23  = phase == 2'h3;
-  assign \$26  = | \$25 ;
-  assign \$27  = ! phase;
-  assign \$28  = ~ \$signal$5 ;
-  assign \$29  = \$28  | cur_done;
-  assign \$30  = ~ nxt_valid;
-  assign \$31  = events__valid & \$30 ;
-  assign \$32  = ~ nxt_valid;
-  assign \$33  = events__valid & \$32 ;
-  assign \$34  = cur[18:3] - 1'h1;
-  assign \$35  = { 1'h0, cur[18:3] } & \$34 ;
-  assign \$36  = ! \$35 [15:0];
-  assign \$37  = cur[19] | \$36 ;
-  assign \$38  = ~ \$37 ;
-  assign \$39  = ev_take & \$38 ;
-  assign \$40  = cur[18:3] - 1'h1;
-  assign \$41  = { 1'h0, cur[18:3] } & \$40 ;
-  assign \$42  = level + \w_en$84 ;
-  assign \$43  = \$42  <= 2'h2;
-  assign \$44  = g + 1'h1;
-  assign \$45  = addr + 1'h1;
-  assign \$47  = ~ cur[19];
-  assign \$48  = ev_take & \$47 ;
-  assign \$49  = \$6 [6:0] * 1'h1;
-  assign \$50  = acc_s3_g == acc_s2_g;
-  assign \$51  = acc_s3_valid & \$50 ;
-  assign \$52  = \$51  & acc_s2_valid;
-  assign \$53  = acc_s4_g == acc_s2_g;
-  assign \$54  = acc_s4_valid & \$53 ;
-  assign \$55  = \$54  & acc_s2_valid;
-  assign \$56  = acc_s5_g == acc_s2_g;
-  assign \$57  = acc_s5_valid & \$56 ;
-  assign \$58  = \$57  & acc_s2_valid;
-  assign \$59  = acc_fwd3 ? sum0_h3 : acc0_r;
-  assign \$60  = acc_fwd2 ? sum0_h2 : \$59 ;
-  assign \$61  = acc_fwd1 ? sum0_r : \$60 ;
-  assign \$62  = $signed(\$61 ) + $signed(product0_r);
-  assign \$63  = acc_fwd3 ? sum1_h3 : acc1_r;
-  assign \$64  = acc_fwd2 ? sum1_h2 : \$63 ;
-  assign \$65  = acc_fwd1 ? sum1_r : \$64 ;
-  assign \$66  = $signed(\$65 ) + $signed(product1_r);
-  assign \$67  = acc_fwd3 ? sum2_h3 : acc2_r;
-  assign \$68  = acc_fwd2 ? sum2_h2 : \$67 ;
-  assign \$69  = acc_fwd1 ? sum2_r : \$68 ;
-  assign \$70  = $signed(\$69 ) + $signed(product2_r);
-  assign \$71  = acc_fwd3 ? sum3_h3 : acc3_r;
-  assign \$72  = acc_fwd2 ? sum3_h2 : \$71 ;
-  assign \$73  = acc_fwd1 ? sum3_r : \$72 ;
-  assign \$74  = $signed(\$73 ) + $signed(product3_r);
-  assign \$75  = acc_fwd3 ? sum4_h3 : acc4_r;
-  assign \$76  = acc_fwd2 ? sum4_h2 : \$75 ;
-  assign \$77  = acc_fwd1 ? sum4_r : \$76 ;
-  assign \$78  = $signed(\$77 ) + $signed(product4_r);
-  assign \$79  = acc_fwd3 ? sum5_h3 : acc5_r;
-  assign \$80  = acc_fwd2 ? sum5_h2 : \$79 ;
-  assign \$81  = acc_fwd1 ? sum5_r : \$80 ;
-  assign \$82  = $signed(\$81 ) + $signed(product5_r);
-  assign \$83  = acc_fwd3 ? sum6_h3 : acc6_r;
-  assign \$84  = acc_fwd2 ? sum6_h2 : \$83 ;
-  assign \$85  = acc_fwd1 ? sum6_r : \$84 ;
-  assign \$86  = $signed(\$85 ) + $signed(product6_r);
-  assign \$87  = acc_fwd3 ? sum7_h3 : acc7_r;
-  assign \$88  = acc_fwd2 ? sum7_h2 : \$87 ;
-  assign \$89  = acc_fwd1 ? sum7_r : \$88 ;
-  assign \$90  = $signed(\$89 ) + $signed(product7_r);
-  assign \$91  = acc_fwd3 ? sum8_h3 : acc8_r;
-  assign \$92  = acc_fwd2 ? sum8_h2 : \$91 ;
-  assign \$93  = acc_fwd1 ? sum8_r : \$92 ;
-  assign \$94  = $signed(\$93 ) + $signed(product8_r);
-  assign \$95  = acc_fwd3 ? sum9_h3 : acc9_r;
-  assign \$96  = acc_fwd2 ? sum9_h2 : \$95 ;
-  assign \$97  = acc_fwd1 ? sum9_r : \$96 ;
-  assign \$98  = $signed(\$97 ) + $signed(product9_r);
-  assign \$99  = ev_take & cur[19];
-  assign \$100  = acc_s1_valid | acc_s2_valid;
-  assign \$101  = \$100  | acc_s3_valid;
-  assign \$102  = ~ \$101 ;
-  assign \$103  = upd_pending & \$102 ;
-  assign \$104  = r_addr + 1'h1;
-  assign \$105  = ! r_addr;
-  assign \$106  = phase == 2'h3;
-  assign \$107  = ! w_addr;
-  assign \$108  = ! phase;
-  assign \$109  = cg + 1'h1;
-  assign \$110  = ! cg;
+  assign \$35  = acc_fwd2 ? sum6_h2 : \$34 ;
+  assign \$36  = acc_fwd1 ? sum6_r : \$35 ;
+  assign \$37  = $signed(\$36 ) + $signed(product6_r);
+  assign \$38  = acc_fwd3 ? sum7_h3 : acc7_r;
+  assign \$39  = acc_fwd2 ? sum7_h2 : \$38 ;
+  assign \$40  = acc_fwd1 ? sum7_r : \$39 ;
+  assign \$41  = $signed(\$40 ) + $signed(product7_r);
+  assign \$42  = acc_fwd3 ? sum8_h3 : acc8_r;
+  assign \$43  = acc_fwd2 ? sum8_h2 : \$42 ;
+  assign \$44  = acc_fwd1 ? sum8_r : \$43 ;
+  assign \$45  = $signed(\$44 ) + $signed(product8_r);
+  assign \$46  = acc_fwd3 ? sum9_h3 : acc9_r;
+  assign \$47  = acc_fwd2 ? sum9_h2 : \$46 ;
+  assign \$48  = acc_fwd1 ? sum9_r : \$47 ;
+  assign \$49  = $signed(\$48 ) + $signed(product9_r);
+  assign \$50  = acc_s1_valid | acc_s2_valid;
+  assign pending = \$50  | acc_s3_valid;
+  assign r_addr = access__read_en ? access__read_g : acc_s1_g;
   always @(posedge clk)
-    cur <= \$111 ;
+    acc_s1_valid <= \$51 ;
   always @(posedge clk)
-    \$signal$5  <= \$112 ;
+    acc_s1_g <= \$52 ;
   always @(posedge clk)
-    nxt_valid <= \$113 ;
+    acc_s2_valid <= \$53 ;
   always @(posedge clk)
-    nxt <= \$114 ;
+    acc_s2_g <= \$54 ;
   always @(posedge clk)
-    room_ok <= \$115 ;
+    acc_s3_valid <= \$55 ;
   always @(posedge clk)
-    g <= \$116 ;
+    acc_s3_g <= \$56 ;
   always @(posedge clk)
-    addr <= \$117 ;
+    acc_s4_valid <= \$57 ;
   always @(posedge clk)
-    g_last <= \$118 ;
+    acc_s4_g <= \$58 ;
   always @(posedge clk)
-    busy <= \$119 ;
+    acc_s5_valid <= \$59 ;
   always @(posedge clk)
-    cur_x <= \$120 ;
+    acc_s5_g <= \$60 ;
   always @(posedge clk)
-    acc_s1_valid <= \$121 ;
+    \$signal  <= \$61 ;
   always @(posedge clk)
-    acc_s1_g <= \$122 ;
+    s2_x <= \$62 ;
   always @(posedge clk)
-    acc_s2_valid <= \$123 ;
+    weight_r <= weight;
   always @(posedge clk)
-    acc_s2_g <= \$124 ;
+    acc_fwd1 <= \$63 ;
   always @(posedge clk)
-    acc_s3_valid <= \$125 ;
+    acc_fwd2 <= \$64 ;
   always @(posedge clk)
-    acc_s3_g <= \$126 ;
-  always @(posedge clk)
-    acc_s4_valid <= \$127 ;
-  always @(posedge clk)
-    acc_s4_g <= \$128 ;
-  always @(posedge clk)
-    acc_s5_valid <= \$129 ;
-  always @(posedge clk)
-    acc_s5_g <= \$130 ;
-  always @(posedge clk)
-    \$signal$126  <= \$131 ;
-  always @(posedge clk)
-    s2_x <= \$132 ;
-  always @(posedge clk)
-    weight_r <= data;
-  always @(posedge clk)
-    acc_fwd1 <= \$133 ;
-  always @(posedge clk)
-    acc_fwd2 <= \$134 ;
-  always @(posedge clk)
-    acc_fwd3 <= \$135 ;
+    acc_fwd3 <= \$65 ;
   always @(posedge clk)
     sum0_h2 <= sum0_r;
   always @(posedge clk)
@@ -7863,859 +8397,242 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   always @(posedge clk)
     product0_r <= { weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3:0] };
   always @(posedge clk)
-    acc0_r <= \r_data$26 [13:0];
+    acc0_r <= r_data[13:0];
   always @(posedge clk)
-    sum0_r <= \$62 [13:0];
+    sum0_r <= \$13 [13:0];
   always @(posedge clk)
     product1_r <= { weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7:4] };
   always @(posedge clk)
-    acc1_r <= \r_data$26 [27:14];
+    acc1_r <= r_data[27:14];
   always @(posedge clk)
-    sum1_r <= \$66 [13:0];
+    sum1_r <= \$17 [13:0];
   always @(posedge clk)
     product2_r <= { weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11:8] };
   always @(posedge clk)
-    acc2_r <= \r_data$26 [41:28];
+    acc2_r <= r_data[41:28];
   always @(posedge clk)
-    sum2_r <= \$70 [13:0];
+    sum2_r <= \$21 [13:0];
   always @(posedge clk)
     product3_r <= { weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15:12] };
   always @(posedge clk)
-    acc3_r <= \r_data$26 [55:42];
+    acc3_r <= r_data[55:42];
   always @(posedge clk)
-    sum3_r <= \$74 [13:0];
+    sum3_r <= \$25 [13:0];
   always @(posedge clk)
     product4_r <= { weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19:16] };
   always @(posedge clk)
-    acc4_r <= \r_data$26 [69:56];
+    acc4_r <= r_data[69:56];
   always @(posedge clk)
-    sum4_r <= \$78 [13:0];
+    sum4_r <= \$29 [13:0];
   always @(posedge clk)
     product5_r <= { weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23:20] };
   always @(posedge clk)
-    acc5_r <= \r_data$26 [83:70];
+    acc5_r <= r_data[83:70];
   always @(posedge clk)
-    sum5_r <= \$82 [13:0];
+    sum5_r <= \$33 [13:0];
   always @(posedge clk)
     product6_r <= { weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27:24] };
   always @(posedge clk)
-    acc6_r <= \r_data$26 [97:84];
+    acc6_r <= r_data[97:84];
   always @(posedge clk)
-    sum6_r <= \$86 [13:0];
+    sum6_r <= \$37 [13:0];
   always @(posedge clk)
     product7_r <= { weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31:28] };
   always @(posedge clk)
-    acc7_r <= \r_data$26 [111:98];
+    acc7_r <= r_data[111:98];
   always @(posedge clk)
-    sum7_r <= \$90 [13:0];
+    sum7_r <= \$41 [13:0];
   always @(posedge clk)
     product8_r <= { weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35:32] };
   always @(posedge clk)
-    acc8_r <= \r_data$26 [125:112];
+    acc8_r <= r_data[125:112];
   always @(posedge clk)
-    sum8_r <= \$94 [13:0];
+    sum8_r <= \$45 [13:0];
   always @(posedge clk)
     product9_r <= { weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39:36] };
   always @(posedge clk)
-    acc9_r <= \r_data$26 [139:126];
+    acc9_r <= r_data[139:126];
   always @(posedge clk)
-    sum9_r <= \$98 [13:0];
-  always @(posedge clk)
-    phase <= \$136 ;
-  always @(posedge clk)
-    upd_pending <= \$137 ;
-  always @(posedge clk)
-    last_flag <= \$138 ;
-  always @(posedge clk)
-    \$signal$21  <= \$139 ;
-  always @(posedge clk)
-    r_addr <= \$140 ;
-  always @(posedge clk)
-    \$signal$88  <= \$141 ;
-  always @(posedge clk)
-    u1_g <= \$142 ;
-  always @(posedge clk)
-    upd_valid_s2 <= \$143 ;
-  always @(posedge clk)
-    upd_g_s2 <= \$144 ;
-  always @(posedge clk)
-    upd_valid_s3 <= \$145 ;
-  always @(posedge clk)
-    upd_g_s3 <= \$146 ;
-  always @(posedge clk)
-    upd_valid_s4 <= \$147 ;
-  always @(posedge clk)
-    upd_g_s4 <= \$148 ;
-  always @(posedge clk)
-    w_en <= \$149 ;
-  always @(posedge clk)
-    w_addr <= \$150 ;
-  always @(posedge clk)
-    fresh <= \$151 ;
-  always @(posedge clk)
-    cg <= \$152 ;
-  always @(posedge clk)
-    error <= \$153 ;
-  \qsnn_ref.layer1.accumulators  accumulators (
+    sum9_r <= \$49 [13:0];
+  assign \$1  = acc_s3_g == acc_s2_g;
+  assign \$2  = acc_s3_valid & \$1 ;
+  assign \$3  = \$2  & acc_s2_valid;
+  assign \$4  = acc_s4_g == acc_s2_g;
+  assign \$5  = acc_s4_valid & \$4 ;
+  assign \$6  = \$5  & acc_s2_valid;
+  assign \$7  = acc_s5_g == acc_s2_g;
+  assign \$8  = acc_s5_valid & \$7 ;
+  assign \$9  = \$8  & acc_s2_valid;
+  assign \$10  = acc_fwd3 ? sum0_h3 : acc0_r;
+  assign \$11  = acc_fwd2 ? sum0_h2 : \$10 ;
+  assign \$12  = acc_fwd1 ? sum0_r : \$11 ;
+  assign \$13  = $signed(\$12 ) + $signed(product0_r);
+  assign \$14  = acc_fwd3 ? sum1_h3 : acc1_r;
+  assign \$15  = acc_fwd2 ? sum1_h2 : \$14 ;
+  assign \$16  = acc_fwd1 ? sum1_r : \$15 ;
+  assign \$17  = $signed(\$16 ) + $signed(product1_r);
+  assign \$18  = acc_fwd3 ? sum2_h3 : acc2_r;
+  assign \$19  = acc_fwd2 ? sum2_h2 : \$18 ;
+  assign \$20  = acc_fwd1 ? sum2_r : \$19 ;
+  assign \$21  = $signed(\$20 ) + $signed(product2_r);
+  assign \$22  = acc_fwd3 ? sum3_h3 : acc3_r;
+  assign \$23  = acc_fwd2 ? sum3_h2 : \$22 ;
+  assign \$24  = acc_fwd1 ? sum3_r : \$23 ;
+  assign \$25  = $signed(\$24 ) + $signed(product3_r);
+  assign \$26  = acc_fwd3 ? sum4_h3 : acc4_r;
+  assign \$27  = acc_fwd2 ? sum4_h2 : \$26 ;
+  assign \$28  = acc_fwd1 ? sum4_r : \$27 ;
+  assign \$29  = $signed(\$28 ) + $signed(product4_r);
+  assign \$30  = acc_fwd3 ? sum5_h3 : acc5_r;
+  assign \$31  = acc_fwd2 ? sum5_h2 : \$30 ;
+  assign \$32  = acc_fwd1 ? sum5_r : \$31 ;
+  assign \$33  = $signed(\$32 ) + $signed(product5_r);
+  assign \$34  = acc_fwd3 ? sum6_h3 : acc6_r;
+  \qsnn_ref.layer1.accumulate.memory  memory (
     .clk(clk),
-    .r_data(\r_data$26 ),
-    .rd__addr(\r_addr$20 ),
-    .rst(rst),
-    .wr__addr(\w_addr$89 ),
-    .wr__data(\w_data$93 ),
-    .wr__en(\w_en$91 )
-  );
-  \qsnn_ref.layer1.fifo  fifo (
-    .clk(clk),
-    .r_data(spikes__payload),
-    .r_rdy(spikes__valid),
-    .rst(rst),
-    .w_en(\w_en$84 ),
-    .w_level(level),
-    .w_port__data(word)
-  );
-  \qsnn_ref.layer1.lif0  lif0 (
-    .acc(\r_data$26 [13:0]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(new_state),
-    .rst(rst),
-    .spike(spike),
-    .state(r_data[3:0])
-  );
-  \qsnn_ref.layer1.lif1  lif1 (
-    .acc(\r_data$26 [27:14]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$73 ),
-    .rst(rst),
-    .spike(\spike$58 ),
-    .state(r_data[7:4])
-  );
-  \qsnn_ref.layer1.lif2  lif2 (
-    .acc(\r_data$26 [41:28]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$74 ),
-    .rst(rst),
-    .spike(\spike$59 ),
-    .state(r_data[11:8])
-  );
-  \qsnn_ref.layer1.lif3  lif3 (
-    .acc(\r_data$26 [55:42]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$75 ),
-    .rst(rst),
-    .spike(\spike$60 ),
-    .state(r_data[15:12])
-  );
-  \qsnn_ref.layer1.lif4  lif4 (
-    .acc(\r_data$26 [69:56]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$76 ),
-    .rst(rst),
-    .spike(\spike$61 ),
-    .state(r_data[19:16])
-  );
-  \qsnn_ref.layer1.lif5  lif5 (
-    .acc(\r_data$26 [83:70]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$77 ),
-    .rst(rst),
-    .spike(\spike$62 ),
-    .state(r_data[23:20])
-  );
-  \qsnn_ref.layer1.lif6  lif6 (
-    .acc(\r_data$26 [97:84]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$78 ),
-    .rst(rst),
-    .spike(\spike$63 ),
-    .state(r_data[27:24])
-  );
-  \qsnn_ref.layer1.lif7  lif7 (
-    .acc(\r_data$26 [111:98]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$79 ),
-    .rst(rst),
-    .spike(\spike$64 ),
-    .state(r_data[31:28])
-  );
-  \qsnn_ref.layer1.lif8  lif8 (
-    .acc(\r_data$26 [125:112]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$80 ),
-    .rst(rst),
-    .spike(\spike$65 ),
-    .state(r_data[35:32])
-  );
-  \qsnn_ref.layer1.lif9  lif9 (
-    .acc(\r_data$26 [139:126]),
-    .clk(clk),
-    .fresh(fresh),
-    .new_state(\new_state$81 ),
-    .rst(rst),
-    .spike(\spike$66 ),
-    .state(r_data[39:36])
-  );
-  \qsnn_ref.layer1.states  states (
-    .clk(clk),
-    .\port$2280$0 (new_state),
-    .\port$2298$0 (\new_state$73 ),
-    .\port$2316$0 (\new_state$74 ),
-    .\port$2334$0 (\new_state$75 ),
-    .\port$2352$0 (\new_state$76 ),
-    .\port$2370$0 (\new_state$77 ),
-    .\port$2388$0 (\new_state$78 ),
-    .\port$2406$0 (\new_state$79 ),
-    .\port$2424$0 (\new_state$80 ),
-    .\port$2442$0 (\new_state$81 ),
     .r_data(r_data),
     .rd__addr(r_addr),
     .rst(rst),
     .wr__addr(w_addr),
+    .wr__data(w_data),
     .wr__en(w_en)
   );
-  \qsnn_ref.layer1.weights  weights (
-    .clk(clk),
-    .data(data),
-    .rd__addr(addr),
-    .rst(rst)
-  );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \bit  = 4'h0;
-    if (cur[18]) begin
-      \bit  = 4'hf;
-    end
-    if (cur[17]) begin
-      \bit  = 4'he;
-    end
-    if (cur[16]) begin
-      \bit  = 4'hd;
-    end
-    if (cur[15]) begin
-      \bit  = 4'hc;
-    end
-    if (cur[14]) begin
-      \bit  = 4'hb;
-    end
-    if (cur[13]) begin
-      \bit  = 4'ha;
-    end
-    if (cur[12]) begin
-      \bit  = 4'h9;
-    end
-    if (cur[11]) begin
-      \bit  = 4'h8;
-    end
-    if (cur[10]) begin
-      \bit  = 4'h7;
-    end
-    if (cur[9]) begin
-      \bit  = 4'h6;
-    end
-    if (cur[8]) begin
-      \bit  = 4'h5;
-    end
-    if (cur[7]) begin
-      \bit  = 4'h4;
-    end
-    if (cur[6]) begin
-      \bit  = 4'h3;
-    end
-    if (cur[5]) begin
-      \bit  = 4'h2;
-    end
-    if (cur[4]) begin
-      \bit  = 4'h1;
-    end
-    if (cur[3]) begin
-      \bit  = 4'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$51  = issue__valid;
+    if (rst) begin
+      \$51  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    word = 13'h0000;
-    if (\$23 ) begin
-      word[11] = 1'h1;
-      word[12] = last_flag;
-    end else if (w_en) begin
-      word[0] = w_addr;
-      word[10:1] = \$24 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$52  = issue__group;
+    if (rst) begin
+      \$52  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \w_en$84  = 1'h0;
-    if (\$23 ) begin
-      \w_en$84  = 1'h1;
-    end else if (w_en) begin
-      \w_en$84  = \$26 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$53  = acc_s1_valid;
+    if (rst) begin
+      \$53  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    step_done = 1'h0;
-    if (\$23 ) begin
-      step_done = 1'h1;
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$54  = acc_s1_g;
+    if (rst) begin
+      \$54  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \w_addr$89  = 1'h0;
-    if (\$27 ) begin
-      \w_addr$89  = cg;
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$55  = acc_s2_valid;
+    if (rst) begin
+      \$55  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$56  = acc_s2_g;
+    if (rst) begin
+      \$56  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$57  = acc_s3_valid;
+    if (rst) begin
+      \$57  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$58  = acc_s3_g;
+    if (rst) begin
+      \$58  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$59  = acc_s4_valid;
+    if (rst) begin
+      \$59  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$60  = acc_s4_g;
+    if (rst) begin
+      \$60  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$61  = issue__x;
+    if (rst) begin
+      \$61  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$62  = \$signal ;
+    if (rst) begin
+      \$62  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$63  = \$3 ;
+    if (rst) begin
+      \$63  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$64  = \$6 ;
+    if (rst) begin
+      \$64  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$65  = \$9 ;
+    if (rst) begin
+      \$65  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    w_addr = 1'h0;
+    if (access__init_en) begin
+      w_addr = access__init_g;
     end else if (acc_s4_valid) begin
-      \w_addr$89  = acc_s4_g;
-    end else if (\$signal$88 ) begin
-      \w_addr$89  = u1_g;
+      w_addr = acc_s4_g;
+    end else if (access__clear_en) begin
+      w_addr = access__clear_g;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \w_en$91  = 1'h0;
-    if (\$27 ) begin
-      \w_en$91  = 1'h1;
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    w_en = 1'h0;
+    if (access__init_en) begin
+      w_en = 1'h1;
     end else if (acc_s4_valid) begin
-      \w_en$91  = 1'h1;
-    end else if (\$signal$88 ) begin
-      \w_en$91  = 1'h1;
+      w_en = 1'h1;
+    end else if (access__clear_en) begin
+      w_en = 1'h1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \w_data$93  = 140'h00000000000000000000000000000000000;
-    if (\$27 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    w_data = 140'h00000000000000000000000000000000000;
+    if (access__init_en) begin
     end else if (acc_s4_valid) begin
-      \w_data$93  = { sum9_r, sum8_r, sum7_r, sum6_r, sum5_r, sum4_r, sum3_r, sum2_r, sum1_r, sum0_r };
+      w_data = { sum9_r, sum8_r, sum7_r, sum6_r, sum5_r, sum4_r, sum3_r, sum2_r, sum1_r, sum0_r };
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$111  = cur;
-    if (\$29 ) begin
-      (* full_case = 32'd1 *)
-      if (nxt_valid) begin
-        \$111  = nxt;
-      end else begin
-        \$111  = events__payload;
-      end
-    end
-    if (\$39 ) begin
-      \$111 [18:3] = \$41 [15:0];
-    end
-    if (rst) begin
-      \$111  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$112  = \$signal$5 ;
-    if (\$29 ) begin
-      (* full_case = 32'd1 *)
-      if (nxt_valid) begin
-        \$112  = 1'h1;
-      end else begin
-        \$112  = \$33 ;
-      end
-    end
-    if (rst) begin
-      \$112  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$113  = nxt_valid;
-    if (\$29 ) begin
-      if (nxt_valid) begin
-        \$113  = 1'h0;
-      end
-    end else if (\$31 ) begin
-      \$113  = 1'h1;
-    end
-    if (rst) begin
-      \$113  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$114  = nxt;
-    if (\$29 ) begin
-    end else if (\$31 ) begin
-      \$114  = events__payload;
-    end
-    if (rst) begin
-      \$114  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$115  = \$43 ;
-    if (rst) begin
-      \$115  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$116  = g;
-    if (busy) begin
-      \$116  = \$44 [0];
-      if (g_last) begin
-        \$116  = 1'h0;
-      end
-    end
-    if (\$48 ) begin
-      \$116  = 1'h0;
-    end
-    if (rst) begin
-      \$116  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$117  = addr;
-    if (busy) begin
-      \$117  = \$45 [6:0];
-    end
-    if (\$48 ) begin
-      \$117  = \$49 [6:0];
-    end
-    if (rst) begin
-      \$117  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$118  = g_last;
-    if (busy) begin
-      \$118  = \$46 ;
-    end
-    if (\$48 ) begin
-      \$118  = 1'h1;
-    end
-    if (rst) begin
-      \$118  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$119  = busy;
-    if (busy) begin
-      if (g_last) begin
-        \$119  = 1'h0;
-      end
-    end
-    if (\$48 ) begin
-      \$119  = 1'h1;
-    end
-    if (rst) begin
-      \$119  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$120  = cur_x;
-    if (\$48 ) begin
-      \$120  = 1'h1;
-    end
-    if (rst) begin
-      \$120  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$121  = busy;
-    if (rst) begin
-      \$121  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$122  = g;
-    if (rst) begin
-      \$122  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$123  = acc_s1_valid;
-    if (rst) begin
-      \$123  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$124  = acc_s1_g;
-    if (rst) begin
-      \$124  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$125  = acc_s2_valid;
-    if (rst) begin
-      \$125  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$126  = acc_s2_g;
-    if (rst) begin
-      \$126  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$127  = acc_s3_valid;
-    if (rst) begin
-      \$127  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$128  = acc_s3_g;
-    if (rst) begin
-      \$128  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$129  = acc_s4_valid;
-    if (rst) begin
-      \$129  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$130  = acc_s4_g;
-    if (rst) begin
-      \$130  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$131  = cur_x;
-    if (rst) begin
-      \$131  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$132  = \$signal$126 ;
-    if (rst) begin
-      \$132  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$133  = \$52 ;
-    if (rst) begin
-      \$133  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$134  = \$55 ;
-    if (rst) begin
-      \$134  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$135  = \$58 ;
-    if (rst) begin
-      \$135  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$136  = phase;
-    if (\$99 ) begin
-      \$136  = 2'h2;
-    end
-    if (\$106 ) begin
-      \$136  = 2'h1;
-    end else if (w_en) begin
-      if (\$107 ) begin
-        \$136  = 2'h3;
-      end
-    end
-    if (\$108 ) begin
-      if (\$110 ) begin
-        \$136  = 2'h1;
-      end
-    end
-    if (rst) begin
-      \$136  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$137  = upd_pending;
-    if (\$99 ) begin
-      \$137  = 1'h1;
-    end
-    if (\$103 ) begin
-      \$137  = 1'h0;
-    end
-    if (rst) begin
-      \$137  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$138  = last_flag;
-    if (\$99 ) begin
-      \$138  = cur[20];
-    end
-    if (rst) begin
-      \$138  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$139  = \$signal$21 ;
-    if (\$103 ) begin
-      \$139  = 1'h1;
-    end
-    if (\$signal$21 ) begin
-      if (\$105 ) begin
-        \$139  = 1'h0;
-      end
-    end
-    if (rst) begin
-      \$139  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$140  = r_addr;
-    if (\$103 ) begin
-      \$140  = 1'h0;
-    end
-    if (\$signal$21 ) begin
-      \$140  = \$104 [0];
-      if (\$105 ) begin
-        \$140  = 1'h0;
-      end
-    end
-    if (rst) begin
-      \$140  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$141  = \$signal$21 ;
-    if (rst) begin
-      \$141  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$142  = r_addr;
-    if (rst) begin
-      \$142  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$143  = \$signal$88 ;
-    if (rst) begin
-      \$143  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$144  = u1_g;
-    if (rst) begin
-      \$144  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$145  = upd_valid_s2;
-    if (rst) begin
-      \$145  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$146  = upd_g_s2;
-    if (rst) begin
-      \$146  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$147  = upd_valid_s3;
-    if (rst) begin
-      \$147  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$148  = upd_g_s3;
-    if (rst) begin
-      \$148  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$149  = upd_valid_s4;
-    if (rst) begin
-      \$149  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$150  = upd_g_s4;
-    if (rst) begin
-      \$150  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$151  = fresh;
-    if (\$106 ) begin
-      \$151  = last_flag;
-    end
-    if (start) begin
-      \$151  = 1'h1;
-    end
-    if (rst) begin
-      \$151  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$152  = cg;
-    if (\$108 ) begin
-      \$152  = \$109 [0];
-    end
-    if (rst) begin
-      \$152  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$153  = error;
-    if (rst) begin
-      \$153  = 1'h0;
-    end
-  end
-  assign \$signal$6  = cur[19];
-  assign ev_last = cur[20];
-  assign ev_m = \$6 [6:0];
-  assign ev_x = 1'h1;
-  assign waddr = addr;
-  assign \$signal$19  = r_addr;
-  assign state = r_data[3:0];
-  assign acc = \r_data$26 [13:0];
-  assign \fresh$28  = fresh;
-  assign \state$29  = r_data[7:4];
-  assign \acc$30  = \r_data$26 [27:14];
-  assign \fresh$31  = fresh;
-  assign \state$32  = r_data[11:8];
-  assign \acc$33  = \r_data$26 [41:28];
-  assign \fresh$34  = fresh;
-  assign \state$35  = r_data[15:12];
-  assign \acc$36  = \r_data$26 [55:42];
-  assign \fresh$37  = fresh;
-  assign \state$38  = r_data[19:16];
-  assign \acc$39  = \r_data$26 [69:56];
-  assign \fresh$40  = fresh;
-  assign \state$41  = r_data[23:20];
-  assign \acc$42  = \r_data$26 [83:70];
-  assign \fresh$43  = fresh;
-  assign \state$44  = r_data[27:24];
-  assign \acc$45  = \r_data$26 [97:84];
-  assign \fresh$46  = fresh;
-  assign \state$47  = r_data[31:28];
-  assign \acc$48  = \r_data$26 [111:98];
-  assign \fresh$49  = fresh;
-  assign \state$50  = r_data[35:32];
-  assign \acc$51  = \r_data$26 [125:112];
-  assign \fresh$52  = fresh;
-  assign \state$53  = r_data[39:36];
-  assign \acc$54  = \r_data$26 [139:126];
-  assign \fresh$55  = fresh;
-  assign spikes = { \spike$66 , \spike$65 , \spike$64 , \spike$63 , \spike$62 , \spike$61 , \spike$60 , \spike$59 , \spike$58 , spike };
-  assign upd_g_s5 = w_addr;
-  assign upd_valid_s5 = w_en;
-  assign w_data = { \new_state$81 , \new_state$80 , \new_state$79 , \new_state$78 , \new_state$77 , \new_state$76 , \new_state$75 , \new_state$74 , \new_state$73 , new_state };
-  assign \w_data$86  = word;
-  assign r_rdy = spikes__valid;
-  assign \r_data$108  = spikes__payload;
-  assign r_en = 1'h1;
-  assign spikes__ready = 1'h1;
-  assign error_set = 1'h0;
-  assign \cur.group  = cur[2:0];
-  assign \cur.mask  = cur[18:3];
-  assign \cur.eot  = cur[19];
-  assign \cur.last  = cur[20];
-  assign \r_data[0]  = r_data[3:0];
-  assign \r_data[1]  = r_data[7:4];
-  assign \r_data[2]  = r_data[11:8];
-  assign \r_data[3]  = r_data[15:12];
-  assign \r_data[4]  = r_data[19:16];
-  assign \r_data[5]  = r_data[23:20];
-  assign \r_data[6]  = r_data[27:24];
-  assign \r_data[7]  = r_data[31:28];
-  assign \r_data[8]  = r_data[35:32];
-  assign \r_data[9]  = r_data[39:36];
-  assign \r_data$26[0]  = \r_data$26 [13:0];
-  assign \r_data$26[1]  = \r_data$26 [27:14];
-  assign \r_data$26[2]  = \r_data$26 [41:28];
-  assign \r_data$26[3]  = \r_data$26 [55:42];
-  assign \r_data$26[4]  = \r_data$26 [69:56];
-  assign \r_data$26[5]  = \r_data$26 [83:70];
-  assign \r_data$26[6]  = \r_data$26 [97:84];
-  assign \r_data$26[7]  = \r_data$26 [111:98];
-  assign \r_data$26[8]  = \r_data$26 [125:112];
-  assign \r_data$26[9]  = \r_data$26 [139:126];
-  assign \w_data[0]  = new_state;
-  assign \w_data[1]  = \new_state$73 ;
-  assign \w_data[2]  = \new_state$74 ;
-  assign \w_data[3]  = \new_state$75 ;
-  assign \w_data[4]  = \new_state$76 ;
-  assign \w_data[5]  = \new_state$77 ;
-  assign \w_data[6]  = \new_state$78 ;
-  assign \w_data[7]  = \new_state$79 ;
-  assign \w_data[8]  = \new_state$80 ;
-  assign \w_data[9]  = \new_state$81 ;
-  assign \word.group  = word[0];
-  assign \word.mask  = word[10:1];
-  assign \word.eot  = word[11];
-  assign \word.last  = word[12];
-  assign \w_data$93[0]  = \w_data$93 [13:0];
-  assign \w_data$93[1]  = \w_data$93 [27:14];
-  assign \w_data$93[2]  = \w_data$93 [41:28];
-  assign \w_data$93[3]  = \w_data$93 [55:42];
-  assign \w_data$93[4]  = \w_data$93 [69:56];
-  assign \w_data$93[5]  = \w_data$93 [83:70];
-  assign \w_data$93[6]  = \w_data$93 [97:84];
-  assign \w_data$93[7]  = \w_data$93 [111:98];
-  assign \w_data$93[8]  = \w_data$93 [125:112];
-  assign \w_data$93[9]  = \w_data$93 [139:126];
-  assign \spikes__payload.group  = spikes__payload[0];
-  assign \spikes__payload.mask  = spikes__payload[10:1];
-  assign \spikes__payload.eot  = spikes__payload[11];
-  assign \spikes__payload.last  = spikes__payload[12];
-  assign \nxt.group  = nxt[2:0];
-  assign \nxt.mask  = nxt[18:3];
-  assign \nxt.eot  = nxt[19];
-  assign \nxt.last  = nxt[20];
-  assign \events__payload.group  = events__payload[2:0];
-  assign \events__payload.mask  = events__payload[18:3];
-  assign \events__payload.eot  = events__payload[19];
-  assign \events__payload.last  = events__payload[20];
+  assign access__data = r_data;
   assign \weight_r[0]  = weight_r[3:0];
   assign \weight_r[1]  = weight_r[7:4];
   assign \weight_r[2]  = weight_r[11:8];
@@ -8726,23 +8643,50 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   assign \weight_r[7]  = weight_r[31:28];
   assign \weight_r[8]  = weight_r[35:32];
   assign \weight_r[9]  = weight_r[39:36];
-  assign \data[0]  = data[3:0];
-  assign \data[1]  = data[7:4];
-  assign \data[2]  = data[11:8];
-  assign \data[3]  = data[15:12];
-  assign \data[4]  = data[19:16];
-  assign \data[5]  = data[23:20];
-  assign \data[6]  = data[27:24];
-  assign \data[7]  = data[31:28];
-  assign \data[8]  = data[35:32];
-  assign \data[9]  = data[39:36];
-  assign \$24  = { \spike$66 , \spike$65 , \spike$64 , \spike$63 , \spike$62 , \spike$61 , \spike$60 , \spike$59 , \spike$58 , spike };
-  assign \$25  = { \spike$66 , \spike$65 , \spike$64 , \spike$63 , \spike$62 , \spike$61 , \spike$60 , \spike$59 , \spike$58 , spike };
-  assign \$46  = 1'h0;
+  assign \weight[0]  = weight[3:0];
+  assign \weight[1]  = weight[7:4];
+  assign \weight[2]  = weight[11:8];
+  assign \weight[3]  = weight[15:12];
+  assign \weight[4]  = weight[19:16];
+  assign \weight[5]  = weight[23:20];
+  assign \weight[6]  = weight[27:24];
+  assign \weight[7]  = weight[31:28];
+  assign \weight[8]  = weight[35:32];
+  assign \weight[9]  = weight[39:36];
+  assign \r_data[0]  = r_data[13:0];
+  assign \r_data[1]  = r_data[27:14];
+  assign \r_data[2]  = r_data[41:28];
+  assign \r_data[3]  = r_data[55:42];
+  assign \r_data[4]  = r_data[69:56];
+  assign \r_data[5]  = r_data[83:70];
+  assign \r_data[6]  = r_data[97:84];
+  assign \r_data[7]  = r_data[111:98];
+  assign \r_data[8]  = r_data[125:112];
+  assign \r_data[9]  = r_data[139:126];
+  assign \access__data[0]  = r_data[13:0];
+  assign \access__data[1]  = r_data[27:14];
+  assign \access__data[2]  = r_data[41:28];
+  assign \access__data[3]  = r_data[55:42];
+  assign \access__data[4]  = r_data[69:56];
+  assign \access__data[5]  = r_data[83:70];
+  assign \access__data[6]  = r_data[97:84];
+  assign \access__data[7]  = r_data[111:98];
+  assign \access__data[8]  = r_data[125:112];
+  assign \access__data[9]  = r_data[139:126];
+  assign \w_data[0]  = w_data[13:0];
+  assign \w_data[1]  = w_data[27:14];
+  assign \w_data[2]  = w_data[41:28];
+  assign \w_data[3]  = w_data[55:42];
+  assign \w_data[4]  = w_data[69:56];
+  assign \w_data[5]  = w_data[83:70];
+  assign \w_data[6]  = w_data[97:84];
+  assign \w_data[7]  = w_data[111:98];
+  assign \w_data[8]  = w_data[125:112];
+  assign \w_data[9]  = w_data[139:126];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.accumulators (rst, rd__addr, r_data, wr__addr, wr__en, wr__data, clk);
+module \qsnn_ref.layer1.accumulate.memory (rst, rd__addr, r_data, wr__addr, wr__en, wr__data, clk);
   input clk;
   wire clk;
   wire r_addr;
@@ -8824,8 +8768,1111 @@ module \qsnn_ref.layer1.accumulators (rst, rd__addr, r_data, wr__addr, wr__en, w
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.fifo (rst, w_level, r_data, w_port__data, w_en, r_rdy, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
+module \qsnn_ref.layer1.addressing (rst, load, m, free, issue__group, issue__addr, busy, issue__x, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
+  wire \$1 ;
+  reg \$10 ;
+  wire [1:0] \$2 ;
+  wire [7:0] \$3 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  reg \$6 ;
+  reg [6:0] \$7 ;
+  reg \$8 ;
+  reg \$9 ;
+  output busy;
+  reg busy = 1'h0;
+  input clk;
+  wire clk;
+  (* init = 1'h0 *)
+  wire cur_x;
+  output free;
+  wire free;
+  (* init = 1'h0 *)
+  wire g;
+  reg g_last = 1'h0;
+  output [6:0] issue__addr;
+  reg [6:0] issue__addr = 7'h00;
+  output issue__group;
+  reg issue__group = 1'h0;
+  (* init = 1'h0 *)
+  wire issue__valid;
+  output issue__x;
+  reg issue__x = 1'h0;
+  input load;
+  wire load;
+  input [6:0] m;
+  wire [6:0] m;
+  input rst;
+  wire rst;
+  (* init = 7'h00 *)
+  wire [6:0] waddr;
+  wire x;
+  assign \$1  = ~ busy;
+  assign free = \$1  | g_last;
+  assign \$2  = issue__group + 1'h1;
+  assign \$3  = issue__addr + 1'h1;
+  assign \$5  = m * 1'h1;
+  always @(posedge clk)
+    issue__group <= \$6 ;
+  always @(posedge clk)
+    issue__addr <= \$7 ;
+  always @(posedge clk)
+    g_last <= \$8 ;
+  always @(posedge clk)
+    busy <= \$9 ;
+  always @(posedge clk)
+    issue__x <= \$10 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$6  = issue__group;
+    if (busy) begin
+      \$6  = \$2 [0];
+      if (g_last) begin
+        \$6  = 1'h0;
+      end
+    end
+    if (load) begin
+      \$6  = 1'h0;
+    end
+    if (rst) begin
+      \$6  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$7  = issue__addr;
+    if (busy) begin
+      \$7  = \$3 [6:0];
+    end
+    if (load) begin
+      \$7  = \$5 [6:0];
+    end
+    if (rst) begin
+      \$7  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$8  = g_last;
+    if (busy) begin
+      \$8  = \$4 ;
+    end
+    if (load) begin
+      \$8  = 1'h1;
+    end
+    if (rst) begin
+      \$8  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$9  = busy;
+    if (busy) begin
+      if (g_last) begin
+        \$9  = 1'h0;
+      end
+    end
+    if (load) begin
+      \$9  = 1'h1;
+    end
+    if (rst) begin
+      \$9  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$10  = issue__x;
+    if (load) begin
+      \$10  = 1'h1;
+    end
+    if (rst) begin
+      \$10  = 1'h0;
+    end
+  end
+  assign issue__valid = busy;
+  assign waddr = issue__addr;
+  assign g = issue__group;
+  assign cur_x = issue__x;
+  assign x = 1'h1;
+  assign \$4  = 1'h0;
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer1.frontend (rst, events__payload, event__take, events__ready, event__valid, event__m, events__valid, \port$2149$19 , error, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
+  wire \$1 ;
+  wire \$10 ;
+  wire \$11 ;
+  wire \$12 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
+  wire \$19 ;
+  wire \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire [16:0] \$22 ;
+  wire [16:0] \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire [16:0] \$28 ;
+  wire [16:0] \$29 ;
+  wire \$3 ;
+  reg [20:0] \$30 ;
+  reg \$31 ;
+  reg \$32 ;
+  reg [20:0] \$33 ;
+  reg \$34 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [8:0] \$6 ;
+  wire [16:0] \$7 ;
+  wire [16:0] \$8 ;
+  wire \$9 ;
+  reg \$signal  = 1'h0;
+  reg [3:0] \bit ;
+  input clk;
+  wire clk;
+  reg [20:0] cur = 21'h000000;
+  wire \cur.eot ;
+  wire [2:0] \cur.group ;
+  wire \cur.last ;
+  wire [15:0] \cur.mask ;
+  wire cur_done;
+  output error;
+  reg error = 1'h0;
+  wire error_set;
+  wire event__eot;
+  wire event__last;
+  output [6:0] event__m;
+  wire [6:0] event__m;
+  input event__take;
+  wire event__take;
+  output event__valid;
+  wire event__valid;
+  wire event__x;
+  input [20:0] events__payload;
+  wire [20:0] events__payload;
+  wire \events__payload.eot ;
+  wire [2:0] \events__payload.group ;
+  wire \events__payload.last ;
+  wire [15:0] \events__payload.mask ;
+  output events__ready;
+  wire events__ready;
+  input events__valid;
+  wire events__valid;
+  reg [20:0] nxt = 21'h000000;
+  wire \nxt.eot ;
+  wire [2:0] \nxt.group ;
+  wire \nxt.last ;
+  wire [15:0] \nxt.mask ;
+  reg nxt_valid = 1'h0;
+  output [1:0] \port$2149$19 ;
+  wire [1:0] \port$2149$19 ;
+  input rst;
+  wire rst;
+  assign events__ready = ~ nxt_valid;
+  assign \$1  = ~ cur[19];
+  assign \$2  = ! cur[18:3];
+  assign \$3  = \$1  & \$2 ;
+  assign \$4  = ~ \$3 ;
+  assign event__valid = \$signal  & \$4 ;
+  assign \$5  = cur[2:0] * 5'h10;
+  assign \$6  = \$5  + \bit ;
+  assign \$7  = cur[18:3] - 1'h1;
+  assign \$8  = { 1'h0, cur[18:3] } & \$7 ;
+  assign \$9  = ! \$8 [15:0];
+  assign \$10  = cur[19] | \$9 ;
+  assign \$11  = event__take & \$10 ;
+  assign \$12  = ~ cur[19];
+  assign \$13  = ! cur[18:3];
+  assign \$14  = \$12  & \$13 ;
+  assign \$15  = \$signal  & \$14 ;
+  assign cur_done = \$11  | \$15 ;
+  assign \$16  = ~ \$signal ;
+  assign \$17  = \$16  | cur_done;
+  assign \$18  = ~ nxt_valid;
+  assign \$19  = events__valid & \$18 ;
+  assign \$20  = ~ nxt_valid;
+  assign \$21  = events__valid & \$20 ;
+  assign \$22  = cur[18:3] - 1'h1;
+  assign \$23  = { 1'h0, cur[18:3] } & \$22 ;
+  assign \$24  = ! \$23 [15:0];
+  assign \$25  = cur[19] | \$24 ;
+  assign \$26  = ~ \$25 ;
+  assign \$27  = event__take & \$26 ;
+  assign \$28  = cur[18:3] - 1'h1;
+  assign \$29  = { 1'h0, cur[18:3] } & \$28 ;
+  always @(posedge clk)
+    cur <= \$30 ;
+  always @(posedge clk)
+    \$signal  <= \$31 ;
+  always @(posedge clk)
+    nxt_valid <= \$32 ;
+  always @(posedge clk)
+    nxt <= \$33 ;
+  always @(posedge clk)
+    error <= \$34 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \bit  = 4'h0;
+    if (cur[18]) begin
+      \bit  = 4'hf;
+    end
+    if (cur[17]) begin
+      \bit  = 4'he;
+    end
+    if (cur[16]) begin
+      \bit  = 4'hd;
+    end
+    if (cur[15]) begin
+      \bit  = 4'hc;
+    end
+    if (cur[14]) begin
+      \bit  = 4'hb;
+    end
+    if (cur[13]) begin
+      \bit  = 4'ha;
+    end
+    if (cur[12]) begin
+      \bit  = 4'h9;
+    end
+    if (cur[11]) begin
+      \bit  = 4'h8;
+    end
+    if (cur[10]) begin
+      \bit  = 4'h7;
+    end
+    if (cur[9]) begin
+      \bit  = 4'h6;
+    end
+    if (cur[8]) begin
+      \bit  = 4'h5;
+    end
+    if (cur[7]) begin
+      \bit  = 4'h4;
+    end
+    if (cur[6]) begin
+      \bit  = 4'h3;
+    end
+    if (cur[5]) begin
+      \bit  = 4'h2;
+    end
+    if (cur[4]) begin
+      \bit  = 4'h1;
+    end
+    if (cur[3]) begin
+      \bit  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$30  = cur;
+    if (\$17 ) begin
+      (* full_case = 32'd1 *)
+      if (nxt_valid) begin
+        \$30  = nxt;
+      end else begin
+        \$30  = events__payload;
+      end
+    end
+    if (\$27 ) begin
+      \$30 [18:3] = \$29 [15:0];
+    end
+    if (rst) begin
+      \$30  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$31  = \$signal ;
+    if (\$17 ) begin
+      (* full_case = 32'd1 *)
+      if (nxt_valid) begin
+        \$31  = 1'h1;
+      end else begin
+        \$31  = \$21 ;
+      end
+    end
+    if (rst) begin
+      \$31  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$32  = nxt_valid;
+    if (\$17 ) begin
+      if (nxt_valid) begin
+        \$32  = 1'h0;
+      end
+    end else if (\$19 ) begin
+      \$32  = 1'h1;
+    end
+    if (rst) begin
+      \$32  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$33  = nxt;
+    if (\$17 ) begin
+    end else if (\$19 ) begin
+      \$33  = events__payload;
+    end
+    if (rst) begin
+      \$33  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$34  = error;
+    if (rst) begin
+      \$34  = 1'h0;
+    end
+  end
+  assign event__eot = cur[19];
+  assign event__last = cur[20];
+  assign event__x = 1'h1;
+  assign error_set = 1'h0;
+  assign event__m = \$6 [6:0];
+  assign \port$2149$19  = cur[20:19];
+  assign \cur.group  = cur[2:0];
+  assign \cur.mask  = cur[18:3];
+  assign \cur.eot  = cur[19];
+  assign \cur.last  = cur[20];
+  assign \nxt.group  = nxt[2:0];
+  assign \nxt.mask  = nxt[18:3];
+  assign \nxt.eot  = nxt[19];
+  assign \nxt.last  = nxt[20];
+  assign \events__payload.group  = events__payload[2:0];
+  assign \events__payload.mask  = events__payload[18:3];
+  assign \events__payload.eot  = events__payload[19];
+  assign \events__payload.last  = events__payload[20];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer1.update (rst, start, step, acc_pending, access__data, accepting, access__init_en, spikes__payload, step_last, room_ok, access__read_en, access__read_g, access__clear_en, u1_g, cg, spikes__valid, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
+  wire [3:0] \$1 ;
+  wire [1:0] \$10 ;
+  wire \$11 ;
+  wire \$12 ;
+  wire [9:0] \$13 ;
+  wire [9:0] \$14 ;
+  wire \$15 ;
+  reg \$16 ;
+  reg [1:0] \$17 ;
+  reg \$18 ;
+  reg \$19 ;
+  wire \$2 ;
+  reg \$20 ;
+  reg \$21 ;
+  reg \$22 ;
+  reg \$23 ;
+  reg \$24 ;
+  reg \$25 ;
+  reg \$26 ;
+  reg \$27 ;
+  reg \$28 ;
+  reg \$29 ;
+  wire \$3 ;
+  reg \$30 ;
+  reg \$31 ;
+  reg \$32 ;
+  reg \$33 ;
+  wire \$4 ;
+  wire [1:0] \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire \$8 ;
+  wire \$9 ;
+  reg \$signal  = 1'h0;
+  reg \$signal$12  = 1'h0;
+  reg \$signal$13  = 1'h0;
+  wire [13:0] acc;
+  wire [13:0] \acc$37 ;
+  wire [13:0] \acc$40 ;
+  wire [13:0] \acc$43 ;
+  wire [13:0] \acc$46 ;
+  wire [13:0] \acc$49 ;
+  wire [13:0] \acc$52 ;
+  wire [13:0] \acc$55 ;
+  wire [13:0] \acc$58 ;
+  wire [13:0] \acc$61 ;
+  input acc_pending;
+  wire acc_pending;
+  output accepting;
+  wire accepting;
+  (* init = 1'h0 *)
+  output access__clear_en;
+  wire access__clear_en;
+  (* init = 1'h0 *)
+  wire access__clear_g;
+  input [139:0] access__data;
+  wire [139:0] access__data;
+  wire [13:0] \access__data[0] ;
+  wire [13:0] \access__data[1] ;
+  wire [13:0] \access__data[2] ;
+  wire [13:0] \access__data[3] ;
+  wire [13:0] \access__data[4] ;
+  wire [13:0] \access__data[5] ;
+  wire [13:0] \access__data[6] ;
+  wire [13:0] \access__data[7] ;
+  wire [13:0] \access__data[8] ;
+  wire [13:0] \access__data[9] ;
+  output access__init_en;
+  wire access__init_en;
+  (* init = 1'h0 *)
+  wire access__init_g;
+  (* init = 1'h0 *)
+  output access__read_en;
+  wire access__read_en;
+  (* init = 1'h0 *)
+  output access__read_g;
+  wire access__read_g;
+  output cg;
+  reg cg = 1'h0;
+  input clk;
+  wire clk;
+  reg fresh = 1'h1;
+  (* init = 1'h1 *)
+  wire \fresh$35 ;
+  (* init = 1'h1 *)
+  wire \fresh$38 ;
+  (* init = 1'h1 *)
+  wire \fresh$41 ;
+  (* init = 1'h1 *)
+  wire \fresh$44 ;
+  (* init = 1'h1 *)
+  wire \fresh$47 ;
+  (* init = 1'h1 *)
+  wire \fresh$50 ;
+  (* init = 1'h1 *)
+  wire \fresh$53 ;
+  (* init = 1'h1 *)
+  wire \fresh$56 ;
+  (* init = 1'h1 *)
+  wire \fresh$59 ;
+  (* init = 1'h1 *)
+  wire \fresh$62 ;
+  reg last_flag = 1'h0;
+  wire [2:0] level;
+  wire [3:0] new_state;
+  wire [3:0] \new_state$78 ;
+  wire [3:0] \new_state$79 ;
+  wire [3:0] \new_state$80 ;
+  wire [3:0] \new_state$81 ;
+  wire [3:0] \new_state$82 ;
+  wire [3:0] \new_state$83 ;
+  wire [3:0] \new_state$84 ;
+  wire [3:0] \new_state$85 ;
+  wire [3:0] \new_state$86 ;
+  (* enum_base_type = "Phase" *)
+  (* enum_value_00 = "CLEAR" *)
+  (* enum_value_01 = "ACC" *)
+  (* enum_value_10 = "UPDATE" *)
+  (* enum_value_11 = "END" *)
+  reg [1:0] phase = 2'h0;
+  (* init = 1'h0 *)
+  wire r_addr;
+  wire [39:0] r_data;
+  wire [12:0] \r_data$102 ;
+  wire [3:0] \r_data[0] ;
+  wire [3:0] \r_data[1] ;
+  wire [3:0] \r_data[2] ;
+  wire [3:0] \r_data[3] ;
+  wire [3:0] \r_data[4] ;
+  wire [3:0] \r_data[5] ;
+  wire [3:0] \r_data[6] ;
+  wire [3:0] \r_data[7] ;
+  wire [3:0] \r_data[8] ;
+  wire [3:0] \r_data[9] ;
+  wire r_en;
+  wire r_rdy;
+  (* init = 1'h0 *)
+  wire room;
+  output room_ok;
+  reg room_ok = 1'h0;
+  input rst;
+  wire rst;
+  wire spike;
+  wire \spike$65 ;
+  wire \spike$66 ;
+  wire \spike$67 ;
+  wire \spike$68 ;
+  wire \spike$69 ;
+  wire \spike$70 ;
+  wire \spike$71 ;
+  wire \spike$72 ;
+  wire \spike$73 ;
+  wire [9:0] spikes;
+  output [12:0] spikes__payload;
+  wire [12:0] spikes__payload;
+  wire \spikes__payload.eot ;
+  wire \spikes__payload.group ;
+  wire \spikes__payload.last ;
+  wire [9:0] \spikes__payload.mask ;
+  wire spikes__ready;
+  output spikes__valid;
+  wire spikes__valid;
+  input start;
+  wire start;
+  wire [3:0] state;
+  wire [3:0] \state$36 ;
+  wire [3:0] \state$39 ;
+  wire [3:0] \state$42 ;
+  wire [3:0] \state$45 ;
+  wire [3:0] \state$48 ;
+  wire [3:0] \state$51 ;
+  wire [3:0] \state$54 ;
+  wire [3:0] \state$57 ;
+  wire [3:0] \state$60 ;
+  input step;
+  wire step;
+  reg step_done;
+  input step_last;
+  wire step_last;
+  (* init = 1'h0 *)
+  wire trace__state_addr;
+  wire [39:0] trace__state_data;
+  wire [3:0] \trace__state_data[0] ;
+  wire [3:0] \trace__state_data[1] ;
+  wire [3:0] \trace__state_data[2] ;
+  wire [3:0] \trace__state_data[3] ;
+  wire [3:0] \trace__state_data[4] ;
+  wire [3:0] \trace__state_data[5] ;
+  wire [3:0] \trace__state_data[6] ;
+  wire [3:0] \trace__state_data[7] ;
+  wire [3:0] \trace__state_data[8] ;
+  wire [3:0] \trace__state_data[9] ;
+  (* init = 1'h0 *)
+  wire trace__state_en;
+  wire [12:0] trace__word;
+  wire \trace__word.eot ;
+  wire \trace__word.group ;
+  wire \trace__word.last ;
+  wire [9:0] \trace__word.mask ;
+  wire trace__word_valid;
+  output u1_g;
+  reg u1_g = 1'h0;
+  reg upd_g_s2 = 1'h0;
+  reg upd_g_s3 = 1'h0;
+  reg upd_g_s4 = 1'h0;
+  reg upd_g_s5 = 1'h0;
+  reg upd_pending = 1'h0;
+  reg upd_valid_s2 = 1'h0;
+  reg upd_valid_s3 = 1'h0;
+  reg upd_valid_s4 = 1'h0;
+  reg upd_valid_s5 = 1'h0;
+  (* init = 1'h0 *)
+  wire w_addr;
+  wire [39:0] w_data;
+  wire [12:0] \w_data$89 ;
+  wire [3:0] \w_data[0] ;
+  wire [3:0] \w_data[1] ;
+  wire [3:0] \w_data[2] ;
+  wire [3:0] \w_data[3] ;
+  wire [3:0] \w_data[4] ;
+  wire [3:0] \w_data[5] ;
+  wire [3:0] \w_data[6] ;
+  wire [3:0] \w_data[7] ;
+  wire [3:0] \w_data[8] ;
+  wire [3:0] \w_data[9] ;
+  reg w_en;
+  (* init = 1'h0 *)
+  wire \w_en$75 ;
+  reg [12:0] word;
+  wire \word.eot ;
+  wire \word.group ;
+  wire \word.last ;
+  wire [9:0] \word.mask ;
+  assign \$1  = level + w_en;
+  assign \$2  = \$1  <= 2'h2;
+  assign \$3  = ~ acc_pending;
+  assign \$4  = upd_pending & \$3 ;
+  assign \$5  = \$signal$12  + 1'h1;
+  assign \$6  = ! \$signal$12 ;
+  assign \$7  = phase == 2'h3;
+  assign \$8  = ! upd_g_s5;
+  assign \$9  = ! phase;
+  assign \$10  = cg + 1'h1;
+  assign \$11  = ! cg;
+  assign accepting = phase == 1'h1;
+  assign \$12  = phase == 2'h3;
+  assign \$15  = | \$14 ;
+  assign access__init_en = ! phase;
+  always @(posedge clk)
+    room_ok <= \$16 ;
+  always @(posedge clk)
+    phase <= \$17 ;
+  always @(posedge clk)
+    upd_pending <= \$18 ;
+  always @(posedge clk)
+    last_flag <= \$19 ;
+  always @(posedge clk)
+    \$signal  <= \$20 ;
+  always @(posedge clk)
+    \$signal$12  <= \$21 ;
+  always @(posedge clk)
+    \$signal$13  <= \$22 ;
+  always @(posedge clk)
+    u1_g <= \$23 ;
+  always @(posedge clk)
+    upd_valid_s2 <= \$24 ;
+  always @(posedge clk)
+    upd_g_s2 <= \$25 ;
+  always @(posedge clk)
+    upd_valid_s3 <= \$26 ;
+  always @(posedge clk)
+    upd_g_s3 <= \$27 ;
+  always @(posedge clk)
+    upd_valid_s4 <= \$28 ;
+  always @(posedge clk)
+    upd_g_s4 <= \$29 ;
+  always @(posedge clk)
+    upd_valid_s5 <= \$30 ;
+  always @(posedge clk)
+    upd_g_s5 <= \$31 ;
+  always @(posedge clk)
+    fresh <= \$32 ;
+  always @(posedge clk)
+    cg <= \$33 ;
+  \qsnn_ref.layer1.update.fifo  fifo (
+    .clk(clk),
+    .r_data(spikes__payload),
+    .r_rdy(spikes__valid),
+    .rst(rst),
+    .w_en(w_en),
+    .w_level(level),
+    .w_port__data(word)
+  );
+  \qsnn_ref.layer1.update.lif0  lif0 (
+    .acc(access__data[13:0]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(new_state),
+    .rst(rst),
+    .spike(spike),
+    .state(r_data[3:0])
+  );
+  \qsnn_ref.layer1.update.lif1  lif1 (
+    .acc(access__data[27:14]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$78 ),
+    .rst(rst),
+    .spike(\spike$65 ),
+    .state(r_data[7:4])
+  );
+  \qsnn_ref.layer1.update.lif2  lif2 (
+    .acc(access__data[41:28]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$79 ),
+    .rst(rst),
+    .spike(\spike$66 ),
+    .state(r_data[11:8])
+  );
+  \qsnn_ref.layer1.update.lif3  lif3 (
+    .acc(access__data[55:42]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$80 ),
+    .rst(rst),
+    .spike(\spike$67 ),
+    .state(r_data[15:12])
+  );
+  \qsnn_ref.layer1.update.lif4  lif4 (
+    .acc(access__data[69:56]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$81 ),
+    .rst(rst),
+    .spike(\spike$68 ),
+    .state(r_data[19:16])
+  );
+  \qsnn_ref.layer1.update.lif5  lif5 (
+    .acc(access__data[83:70]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$82 ),
+    .rst(rst),
+    .spike(\spike$69 ),
+    .state(r_data[23:20])
+  );
+  \qsnn_ref.layer1.update.lif6  lif6 (
+    .acc(access__data[97:84]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$83 ),
+    .rst(rst),
+    .spike(\spike$70 ),
+    .state(r_data[27:24])
+  );
+  \qsnn_ref.layer1.update.lif7  lif7 (
+    .acc(access__data[111:98]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$84 ),
+    .rst(rst),
+    .spike(\spike$71 ),
+    .state(r_data[31:28])
+  );
+  \qsnn_ref.layer1.update.lif8  lif8 (
+    .acc(access__data[125:112]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$85 ),
+    .rst(rst),
+    .spike(\spike$72 ),
+    .state(r_data[35:32])
+  );
+  \qsnn_ref.layer1.update.lif9  lif9 (
+    .acc(access__data[139:126]),
+    .clk(clk),
+    .fresh(fresh),
+    .new_state(\new_state$86 ),
+    .rst(rst),
+    .spike(\spike$73 ),
+    .state(r_data[39:36])
+  );
+  \qsnn_ref.layer1.update.states  states (
+    .clk(clk),
+    .\port$2308$0 (new_state),
+    .\port$2326$0 (\new_state$78 ),
+    .\port$2344$0 (\new_state$79 ),
+    .\port$2362$0 (\new_state$80 ),
+    .\port$2380$0 (\new_state$81 ),
+    .\port$2398$0 (\new_state$82 ),
+    .\port$2416$0 (\new_state$83 ),
+    .\port$2434$0 (\new_state$84 ),
+    .\port$2452$0 (\new_state$85 ),
+    .\port$2470$0 (\new_state$86 ),
+    .r_data(r_data),
+    .rd__addr(\$signal$12 ),
+    .rst(rst),
+    .wr__addr(upd_g_s5),
+    .wr__en(upd_valid_s5)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$16  = \$2 ;
+    if (rst) begin
+      \$16  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$17  = phase;
+    if (step) begin
+      \$17  = 2'h2;
+    end
+    if (\$7 ) begin
+      \$17  = 2'h1;
+    end else if (upd_valid_s5) begin
+      if (\$8 ) begin
+        \$17  = 2'h3;
+      end
+    end
+    if (\$9 ) begin
+      if (\$11 ) begin
+        \$17  = 2'h1;
+      end
+    end
+    if (rst) begin
+      \$17  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$18  = upd_pending;
+    if (step) begin
+      \$18  = 1'h1;
+    end
+    if (\$4 ) begin
+      \$18  = 1'h0;
+    end
+    if (rst) begin
+      \$18  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$19  = last_flag;
+    if (step) begin
+      \$19  = step_last;
+    end
+    if (rst) begin
+      \$19  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$20  = \$signal ;
+    if (\$4 ) begin
+      \$20  = 1'h1;
+    end
+    if (\$signal ) begin
+      if (\$6 ) begin
+        \$20  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$20  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$21  = \$signal$12 ;
+    if (\$4 ) begin
+      \$21  = 1'h0;
+    end
+    if (\$signal ) begin
+      \$21  = \$5 [0];
+      if (\$6 ) begin
+        \$21  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$21  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$22  = \$signal ;
+    if (rst) begin
+      \$22  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$23  = \$signal$12 ;
+    if (rst) begin
+      \$23  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$24  = \$signal$13 ;
+    if (rst) begin
+      \$24  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$25  = u1_g;
+    if (rst) begin
+      \$25  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$26  = upd_valid_s2;
+    if (rst) begin
+      \$26  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$27  = upd_g_s2;
+    if (rst) begin
+      \$27  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$28  = upd_valid_s3;
+    if (rst) begin
+      \$28  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$29  = upd_g_s3;
+    if (rst) begin
+      \$29  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$30  = upd_valid_s4;
+    if (rst) begin
+      \$30  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$31  = upd_g_s4;
+    if (rst) begin
+      \$31  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$32  = fresh;
+    if (\$7 ) begin
+      \$32  = last_flag;
+    end
+    if (start) begin
+      \$32  = 1'h1;
+    end
+    if (rst) begin
+      \$32  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$33  = cg;
+    if (\$9 ) begin
+      \$33  = \$10 [0];
+    end
+    if (rst) begin
+      \$33  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    word = 13'h0000;
+    if (\$12 ) begin
+      word[11] = 1'h1;
+      word[12] = last_flag;
+    end else if (upd_valid_s5) begin
+      word[0] = upd_g_s5;
+      word[10:1] = \$13 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    w_en = 1'h0;
+    if (\$12 ) begin
+      w_en = 1'h1;
+    end else if (upd_valid_s5) begin
+      w_en = \$15 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    step_done = 1'h0;
+    if (\$12 ) begin
+      step_done = 1'h1;
+    end
+  end
+  assign room = room_ok;
+  assign r_addr = \$signal$12 ;
+  assign state = r_data[3:0];
+  assign acc = access__data[13:0];
+  assign \fresh$35  = fresh;
+  assign \state$36  = r_data[7:4];
+  assign \acc$37  = access__data[27:14];
+  assign \fresh$38  = fresh;
+  assign \state$39  = r_data[11:8];
+  assign \acc$40  = access__data[41:28];
+  assign \fresh$41  = fresh;
+  assign \state$42  = r_data[15:12];
+  assign \acc$43  = access__data[55:42];
+  assign \fresh$44  = fresh;
+  assign \state$45  = r_data[19:16];
+  assign \acc$46  = access__data[69:56];
+  assign \fresh$47  = fresh;
+  assign \state$48  = r_data[23:20];
+  assign \acc$49  = access__data[83:70];
+  assign \fresh$50  = fresh;
+  assign \state$51  = r_data[27:24];
+  assign \acc$52  = access__data[97:84];
+  assign \fresh$53  = fresh;
+  assign \state$54  = r_data[31:28];
+  assign \acc$55  = access__data[111:98];
+  assign \fresh$56  = fresh;
+  assign \state$57  = r_data[35:32];
+  assign \acc$58  = access__data[125:112];
+  assign \fresh$59  = fresh;
+  assign \state$60  = r_data[39:36];
+  assign \acc$61  = access__data[139:126];
+  assign \fresh$62  = fresh;
+  assign spikes = { \spike$73 , \spike$72 , \spike$71 , \spike$70 , \spike$69 , \spike$68 , \spike$67 , \spike$66 , \spike$65 , spike };
+  assign w_addr = upd_g_s5;
+  assign \w_en$75  = upd_valid_s5;
+  assign w_data = { \new_state$86 , \new_state$85 , \new_state$84 , \new_state$83 , \new_state$82 , \new_state$81 , \new_state$80 , \new_state$79 , \new_state$78 , new_state };
+  assign \w_data$89  = word;
+  assign trace__word_valid = w_en;
+  assign trace__word = word;
+  assign trace__state_en = upd_valid_s5;
+  assign trace__state_addr = upd_g_s5;
+  assign trace__state_data = { \new_state$86 , \new_state$85 , \new_state$84 , \new_state$83 , \new_state$82 , \new_state$81 , \new_state$80 , \new_state$79 , \new_state$78 , new_state };
+  assign access__init_g = cg;
+  assign access__clear_g = u1_g;
+  assign r_rdy = spikes__valid;
+  assign \r_data$102  = spikes__payload;
+  assign r_en = 1'h1;
+  assign spikes__ready = 1'h1;
+  assign access__read_en = \$signal ;
+  assign access__read_g = \$signal$12 ;
+  assign access__clear_en = \$signal$13 ;
+  assign \r_data[0]  = r_data[3:0];
+  assign \r_data[1]  = r_data[7:4];
+  assign \r_data[2]  = r_data[11:8];
+  assign \r_data[3]  = r_data[15:12];
+  assign \r_data[4]  = r_data[19:16];
+  assign \r_data[5]  = r_data[23:20];
+  assign \r_data[6]  = r_data[27:24];
+  assign \r_data[7]  = r_data[31:28];
+  assign \r_data[8]  = r_data[35:32];
+  assign \r_data[9]  = r_data[39:36];
+  assign \access__data[0]  = access__data[13:0];
+  assign \access__data[1]  = access__data[27:14];
+  assign \access__data[2]  = access__data[41:28];
+  assign \access__data[3]  = access__data[55:42];
+  assign \access__data[4]  = access__data[69:56];
+  assign \access__data[5]  = access__data[83:70];
+  assign \access__data[6]  = access__data[97:84];
+  assign \access__data[7]  = access__data[111:98];
+  assign \access__data[8]  = access__data[125:112];
+  assign \access__data[9]  = access__data[139:126];
+  assign \w_data[0]  = new_state;
+  assign \w_data[1]  = \new_state$78 ;
+  assign \w_data[2]  = \new_state$79 ;
+  assign \w_data[3]  = \new_state$80 ;
+  assign \w_data[4]  = \new_state$81 ;
+  assign \w_data[5]  = \new_state$82 ;
+  assign \w_data[6]  = \new_state$83 ;
+  assign \w_data[7]  = \new_state$84 ;
+  assign \w_data[8]  = \new_state$85 ;
+  assign \w_data[9]  = \new_state$86 ;
+  assign \word.group  = word[0];
+  assign \word.mask  = word[10:1];
+  assign \word.eot  = word[11];
+  assign \word.last  = word[12];
+  assign \trace__word.group  = word[0];
+  assign \trace__word.mask  = word[10:1];
+  assign \trace__word.eot  = word[11];
+  assign \trace__word.last  = word[12];
+  assign \trace__state_data[0]  = new_state;
+  assign \trace__state_data[1]  = \new_state$78 ;
+  assign \trace__state_data[2]  = \new_state$79 ;
+  assign \trace__state_data[3]  = \new_state$80 ;
+  assign \trace__state_data[4]  = \new_state$81 ;
+  assign \trace__state_data[5]  = \new_state$82 ;
+  assign \trace__state_data[6]  = \new_state$83 ;
+  assign \trace__state_data[7]  = \new_state$84 ;
+  assign \trace__state_data[8]  = \new_state$85 ;
+  assign \trace__state_data[9]  = \new_state$86 ;
+  assign \spikes__payload.group  = spikes__payload[0];
+  assign \spikes__payload.mask  = spikes__payload[10:1];
+  assign \spikes__payload.eot  = spikes__payload[11];
+  assign \spikes__payload.last  = spikes__payload[12];
+  assign \$13  = { \spike$73 , \spike$72 , \spike$71 , \spike$70 , \spike$69 , \spike$68 , \spike$67 , \spike$66 , \spike$65 , spike };
+  assign \$14  = { \spike$73 , \spike$72 , \spike$71 , \spike$70 , \spike$69 , \spike$68 , \spike$67 , \spike$66 , \spike$65 , spike };
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer1.update.fifo (rst, w_level, r_data, w_port__data, w_en, r_rdy, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
   wire \$1 ;
   wire \$10 ;
   wire [2:0] \$11 ;
@@ -8939,7 +9986,7 @@ module \qsnn_ref.layer1.fifo (rst, w_level, r_data, w_port__data, w_en, r_rdy, c
   always @(posedge clk)
     r_rdy <= \$33 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$30  = w_port__addr;
     if (\$3 ) begin
       \$30  = \$6 [1:0];
@@ -8949,7 +9996,7 @@ module \qsnn_ref.layer1.fifo (rst, w_level, r_data, w_port__data, w_en, r_rdy, c
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$31  = r_port__addr;
     if (\$9 ) begin
       \$31  = \$12 [1:0];
@@ -8959,7 +10006,7 @@ module \qsnn_ref.layer1.fifo (rst, w_level, r_data, w_port__data, w_en, r_rdy, c
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$32  = inner_level;
     if (\$18 ) begin
       \$32  = \$19 [1:0];
@@ -8972,7 +10019,7 @@ module \qsnn_ref.layer1.fifo (rst, w_level, r_data, w_port__data, w_en, r_rdy, c
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     (* full_case = 32'd1 *)
     if (\$29 ) begin
       \$33  = 1'h1;
@@ -9003,739 +10050,7 @@ module \qsnn_ref.layer1.fifo (rst, w_level, r_data, w_port__data, w_en, r_rdy, c
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif0 (rst, acc, state, fresh, new_state, spike, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
-  wire [20:0] \$1 ;
-  reg [21:0] \$10 ;
-  reg \$11 ;
-  reg [13:0] \$12 ;
-  reg [3:0] \$13 ;
-  reg \$14 ;
-  wire [21:0] \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [22:0] \$6 ;
-  wire [8:0] \$7 ;
-  wire [23:0] \$8 ;
-  reg [9:0] \$9 ;
-  wire above;
-  input [13:0] acc;
-  wire [13:0] acc;
-  input clk;
-  wire clk;
-  wire [3:0] code;
-  wire [3:0] \code$16 ;
-  reg [21:0] current_r = 22'h000000;
-  input fresh;
-  wire fresh;
-  reg [9:0] leak_r = 10'h000;
-  wire [9:0] level;
-  output [3:0] new_state;
-  reg [3:0] new_state = 4'h0;
-  (* init = 4'h0 *)
-  wire [3:0] new_state_r;
-  input rst;
-  wire rst;
-  output spike;
-  reg spike = 1'h0;
-  (* init = 1'h0 *)
-  wire spike_r;
-  input [3:0] state;
-  wire [3:0] state;
-  (* init = 14'h0000 *)
-  wire [13:0] v;
-  reg [13:0] value = 14'h0000;
-  reg z_prev_r = 1'h0;
-  assign code = fresh ? 4'h2 : state;
-  assign \$2  = $signed(\$1 ) + $signed(1'h0);
-  assign \$3  = ~ fresh;
-  assign \$4  = state > 4'hd;
-  assign \$5  = \$3  & \$4 ;
-  assign \$6  = $signed(leak_r) + $signed(current_r);
-  assign \$7  = z_prev_r ? 9'h172 : 9'h000;
-  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
-  always @(posedge clk)
-    leak_r <= \$9 ;
-  always @(posedge clk)
-    current_r <= \$10 ;
-  always @(posedge clk)
-    z_prev_r <= \$11 ;
-  always @(posedge clk)
-    value <= \$12 ;
-  always @(posedge clk)
-    new_state <= \$13 ;
-  always @(posedge clk)
-    spike <= \$14 ;
-  \qsnn_ref.layer1.lif0.levels  levels (
-    .level(level),
-    .rd__addr(code)
-  );
-  \qsnn_ref.layer1.lif0.quantizer  quantizer (
-    .above(above),
-    .clk(clk),
-    .code(\code$16 ),
-    .rst(rst),
-    .value(value)
-  );
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$9  = level;
-    if (rst) begin
-      \$9  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$10  = \$2 ;
-    if (rst) begin
-      \$10  = 22'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$11  = \$5 ;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$12  = \$8 [13:0];
-    if (rst) begin
-      \$12  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$13  = \code$16 ;
-    if (rst) begin
-      \$13  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$14  = above;
-    if (rst) begin
-      \$14  = 1'h0;
-    end
-  end
-  assign v = value;
-  assign new_state_r = new_state;
-  assign spike_r = spike;
-  assign \$1  = { acc[13], acc[13], acc, 5'h00 };
-endmodule
-
-(* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif0.levels (level, rd__addr);
-  wire [3:0] code;
-  output [9:0] level;
-  wire [9:0] level;
-  input [3:0] rd__addr;
-  wire [3:0] rd__addr;
-  wire [9:0] rd__data;
-  reg [9:0] rom [15:0];
-  initial begin
-    rom[0] = 10'h2b3;
-    rom[1] = 10'h35b;
-    rom[2] = 10'h3da;
-    rom[3] = 10'h03a;
-    rom[4] = 10'h081;
-    rom[5] = 10'h0b7;
-    rom[6] = 10'h0df;
-    rom[7] = 10'h0fe;
-    rom[8] = 10'h114;
-    rom[9] = 10'h125;
-    rom[10] = 10'h133;
-    rom[11] = 10'h13c;
-    rom[12] = 10'h144;
-    rom[13] = 10'h149;
-    rom[14] = 10'h155;
-    rom[15] = 10'h190;
-  end
-  assign level = rom[rd__addr];
-  assign code = rd__addr;
-  assign rd__data = level;
-endmodule
-
-(* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif0.quantizer (rst, code, value, above, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
-  wire \$1 ;
-  wire \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire \$13 ;
-  wire \$14 ;
-  wire \$15 ;
-  wire [1:0] \$16 ;
-  wire [2:0] \$17 ;
-  wire [3:0] \$18 ;
-  wire [4:0] \$19 ;
-  wire \$2 ;
-  wire [5:0] \$20 ;
-  wire [6:0] \$21 ;
-  wire [7:0] \$22 ;
-  wire [8:0] \$23 ;
-  wire [9:0] \$24 ;
-  wire [10:0] \$25 ;
-  wire [11:0] \$26 ;
-  wire [12:0] \$27 ;
-  wire [13:0] \$28 ;
-  wire [14:0] \$29 ;
-  wire \$3 ;
-  wire [15:0] \$30 ;
-  reg [14:0] \$31 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire \$8 ;
-  wire \$9 ;
-  output above;
-  wire above;
-  input clk;
-  wire clk;
-  output [3:0] code;
-  wire [3:0] code;
-  input rst;
-  wire rst;
-  reg [14:0] thermometer = 15'h0000;
-  input [13:0] value;
-  wire [13:0] value;
-  assign \$1  = $signed(value) > $signed(10'h2eb);
-  assign \$2  = $signed(value) > $signed(8'h8f);
-  assign \$3  = $signed(value) > $signed(5'h0b);
-  assign \$4  = $signed(value) > $signed(8'h67);
-  assign \$5  = $signed(value) > $signed(9'h0ad);
-  assign \$6  = $signed(value) > $signed(9'h0e1);
-  assign \$7  = $signed(value) > $signed(10'h109);
-  assign \$8  = $signed(value) > $signed(10'h126);
-  assign \$9  = $signed(value) > $signed(10'h13c);
-  assign \$10  = $signed(value) > $signed(10'h14d);
-  assign \$11  = $signed(value) > $signed(10'h15a);
-  assign \$12  = $signed(value) > $signed(10'h163);
-  assign \$13  = $signed(value) > $signed(10'h16b);
-  assign \$14  = $signed(value) > $signed(10'h174);
-  assign \$15  = $signed(value) > $signed(10'h19b);
-  assign \$16  = 1'h0 + thermometer[0];
-  assign \$17  = \$16  + thermometer[1];
-  assign \$18  = \$17  + thermometer[2];
-  assign \$19  = \$18  + thermometer[3];
-  assign \$20  = \$19  + thermometer[4];
-  assign \$21  = \$20  + thermometer[5];
-  assign \$22  = \$21  + thermometer[6];
-  assign \$23  = \$22  + thermometer[7];
-  assign \$24  = \$23  + thermometer[8];
-  assign \$25  = \$24  + thermometer[9];
-  assign \$26  = \$25  + thermometer[10];
-  assign \$27  = \$26  + thermometer[11];
-  assign \$28  = \$27  + thermometer[12];
-  assign \$29  = \$28  + thermometer[13];
-  assign \$30  = \$29  + thermometer[14];
-  always @(posedge clk)
-    thermometer <= \$31 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
-    if (rst) begin
-      \$31  = 15'h0000;
-    end
-  end
-  assign code = \$30 [3:0];
-  assign above = thermometer[13];
-endmodule
-
-(* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif1 (rst, acc, state, fresh, new_state, spike, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
-  wire [20:0] \$1 ;
-  reg [21:0] \$10 ;
-  reg \$11 ;
-  reg [13:0] \$12 ;
-  reg [3:0] \$13 ;
-  reg \$14 ;
-  wire [21:0] \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [22:0] \$6 ;
-  wire [8:0] \$7 ;
-  wire [23:0] \$8 ;
-  reg [9:0] \$9 ;
-  wire above;
-  input [13:0] acc;
-  wire [13:0] acc;
-  input clk;
-  wire clk;
-  wire [3:0] code;
-  wire [3:0] \code$16 ;
-  reg [21:0] current_r = 22'h000000;
-  input fresh;
-  wire fresh;
-  reg [9:0] leak_r = 10'h000;
-  wire [9:0] level;
-  output [3:0] new_state;
-  reg [3:0] new_state = 4'h0;
-  (* init = 4'h0 *)
-  wire [3:0] new_state_r;
-  input rst;
-  wire rst;
-  output spike;
-  reg spike = 1'h0;
-  (* init = 1'h0 *)
-  wire spike_r;
-  input [3:0] state;
-  wire [3:0] state;
-  (* init = 14'h0000 *)
-  wire [13:0] v;
-  reg [13:0] value = 14'h0000;
-  reg z_prev_r = 1'h0;
-  assign code = fresh ? 4'h2 : state;
-  assign \$2  = $signed(\$1 ) + $signed(1'h0);
-  assign \$3  = ~ fresh;
-  assign \$4  = state > 4'hd;
-  assign \$5  = \$3  & \$4 ;
-  assign \$6  = $signed(leak_r) + $signed(current_r);
-  assign \$7  = z_prev_r ? 9'h172 : 9'h000;
-  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
-  always @(posedge clk)
-    leak_r <= \$9 ;
-  always @(posedge clk)
-    current_r <= \$10 ;
-  always @(posedge clk)
-    z_prev_r <= \$11 ;
-  always @(posedge clk)
-    value <= \$12 ;
-  always @(posedge clk)
-    new_state <= \$13 ;
-  always @(posedge clk)
-    spike <= \$14 ;
-  \qsnn_ref.layer1.lif1.levels  levels (
-    .level(level),
-    .rd__addr(code)
-  );
-  \qsnn_ref.layer1.lif1.quantizer  quantizer (
-    .above(above),
-    .clk(clk),
-    .code(\code$16 ),
-    .rst(rst),
-    .value(value)
-  );
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$9  = level;
-    if (rst) begin
-      \$9  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$10  = \$2 ;
-    if (rst) begin
-      \$10  = 22'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$11  = \$5 ;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$12  = \$8 [13:0];
-    if (rst) begin
-      \$12  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$13  = \code$16 ;
-    if (rst) begin
-      \$13  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$14  = above;
-    if (rst) begin
-      \$14  = 1'h0;
-    end
-  end
-  assign v = value;
-  assign new_state_r = new_state;
-  assign spike_r = spike;
-  assign \$1  = { acc[13], acc[13], acc, 5'h00 };
-endmodule
-
-(* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif1.levels (level, rd__addr);
-  wire [3:0] code;
-  output [9:0] level;
-  wire [9:0] level;
-  input [3:0] rd__addr;
-  wire [3:0] rd__addr;
-  wire [9:0] rd__data;
-  reg [9:0] rom [15:0];
-  initial begin
-    rom[0] = 10'h2b3;
-    rom[1] = 10'h35b;
-    rom[2] = 10'h3da;
-    rom[3] = 10'h03a;
-    rom[4] = 10'h081;
-    rom[5] = 10'h0b7;
-    rom[6] = 10'h0df;
-    rom[7] = 10'h0fe;
-    rom[8] = 10'h114;
-    rom[9] = 10'h125;
-    rom[10] = 10'h133;
-    rom[11] = 10'h13c;
-    rom[12] = 10'h144;
-    rom[13] = 10'h149;
-    rom[14] = 10'h155;
-    rom[15] = 10'h190;
-  end
-  assign level = rom[rd__addr];
-  assign code = rd__addr;
-  assign rd__data = level;
-endmodule
-
-(* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif1.quantizer (rst, code, value, above, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
-  wire \$1 ;
-  wire \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire \$13 ;
-  wire \$14 ;
-  wire \$15 ;
-  wire [1:0] \$16 ;
-  wire [2:0] \$17 ;
-  wire [3:0] \$18 ;
-  wire [4:0] \$19 ;
-  wire \$2 ;
-  wire [5:0] \$20 ;
-  wire [6:0] \$21 ;
-  wire [7:0] \$22 ;
-  wire [8:0] \$23 ;
-  wire [9:0] \$24 ;
-  wire [10:0] \$25 ;
-  wire [11:0] \$26 ;
-  wire [12:0] \$27 ;
-  wire [13:0] \$28 ;
-  wire [14:0] \$29 ;
-  wire \$3 ;
-  wire [15:0] \$30 ;
-  reg [14:0] \$31 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire \$8 ;
-  wire \$9 ;
-  output above;
-  wire above;
-  input clk;
-  wire clk;
-  output [3:0] code;
-  wire [3:0] code;
-  input rst;
-  wire rst;
-  reg [14:0] thermometer = 15'h0000;
-  input [13:0] value;
-  wire [13:0] value;
-  assign \$1  = $signed(value) > $signed(10'h2eb);
-  assign \$2  = $signed(value) > $signed(8'h8f);
-  assign \$3  = $signed(value) > $signed(5'h0b);
-  assign \$4  = $signed(value) > $signed(8'h67);
-  assign \$5  = $signed(value) > $signed(9'h0ad);
-  assign \$6  = $signed(value) > $signed(9'h0e1);
-  assign \$7  = $signed(value) > $signed(10'h109);
-  assign \$8  = $signed(value) > $signed(10'h126);
-  assign \$9  = $signed(value) > $signed(10'h13c);
-  assign \$10  = $signed(value) > $signed(10'h14d);
-  assign \$11  = $signed(value) > $signed(10'h15a);
-  assign \$12  = $signed(value) > $signed(10'h163);
-  assign \$13  = $signed(value) > $signed(10'h16b);
-  assign \$14  = $signed(value) > $signed(10'h174);
-  assign \$15  = $signed(value) > $signed(10'h19b);
-  assign \$16  = 1'h0 + thermometer[0];
-  assign \$17  = \$16  + thermometer[1];
-  assign \$18  = \$17  + thermometer[2];
-  assign \$19  = \$18  + thermometer[3];
-  assign \$20  = \$19  + thermometer[4];
-  assign \$21  = \$20  + thermometer[5];
-  assign \$22  = \$21  + thermometer[6];
-  assign \$23  = \$22  + thermometer[7];
-  assign \$24  = \$23  + thermometer[8];
-  assign \$25  = \$24  + thermometer[9];
-  assign \$26  = \$25  + thermometer[10];
-  assign \$27  = \$26  + thermometer[11];
-  assign \$28  = \$27  + thermometer[12];
-  assign \$29  = \$28  + thermometer[13];
-  assign \$30  = \$29  + thermometer[14];
-  always @(posedge clk)
-    thermometer <= \$31 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
-    if (rst) begin
-      \$31  = 15'h0000;
-    end
-  end
-  assign code = \$30 [3:0];
-  assign above = thermometer[13];
-endmodule
-
-(* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif2 (rst, acc, state, fresh, new_state, spike, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
-  wire [20:0] \$1 ;
-  reg [21:0] \$10 ;
-  reg \$11 ;
-  reg [13:0] \$12 ;
-  reg [3:0] \$13 ;
-  reg \$14 ;
-  wire [21:0] \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire [22:0] \$6 ;
-  wire [8:0] \$7 ;
-  wire [23:0] \$8 ;
-  reg [9:0] \$9 ;
-  wire above;
-  input [13:0] acc;
-  wire [13:0] acc;
-  input clk;
-  wire clk;
-  wire [3:0] code;
-  wire [3:0] \code$16 ;
-  reg [21:0] current_r = 22'h000000;
-  input fresh;
-  wire fresh;
-  reg [9:0] leak_r = 10'h000;
-  wire [9:0] level;
-  output [3:0] new_state;
-  reg [3:0] new_state = 4'h0;
-  (* init = 4'h0 *)
-  wire [3:0] new_state_r;
-  input rst;
-  wire rst;
-  output spike;
-  reg spike = 1'h0;
-  (* init = 1'h0 *)
-  wire spike_r;
-  input [3:0] state;
-  wire [3:0] state;
-  (* init = 14'h0000 *)
-  wire [13:0] v;
-  reg [13:0] value = 14'h0000;
-  reg z_prev_r = 1'h0;
-  assign code = fresh ? 4'h2 : state;
-  assign \$2  = $signed(\$1 ) + $signed(1'h0);
-  assign \$3  = ~ fresh;
-  assign \$4  = state > 4'hd;
-  assign \$5  = \$3  & \$4 ;
-  assign \$6  = $signed(leak_r) + $signed(current_r);
-  assign \$7  = z_prev_r ? 9'h172 : 9'h000;
-  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
-  always @(posedge clk)
-    leak_r <= \$9 ;
-  always @(posedge clk)
-    current_r <= \$10 ;
-  always @(posedge clk)
-    z_prev_r <= \$11 ;
-  always @(posedge clk)
-    value <= \$12 ;
-  always @(posedge clk)
-    new_state <= \$13 ;
-  always @(posedge clk)
-    spike <= \$14 ;
-  \qsnn_ref.layer1.lif2.levels  levels (
-    .level(level),
-    .rd__addr(code)
-  );
-  \qsnn_ref.layer1.lif2.quantizer  quantizer (
-    .above(above),
-    .clk(clk),
-    .code(\code$16 ),
-    .rst(rst),
-    .value(value)
-  );
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$9  = level;
-    if (rst) begin
-      \$9  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$10  = \$2 ;
-    if (rst) begin
-      \$10  = 22'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$11  = \$5 ;
-    if (rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$12  = \$8 [13:0];
-    if (rst) begin
-      \$12  = 14'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$13  = \code$16 ;
-    if (rst) begin
-      \$13  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$14  = above;
-    if (rst) begin
-      \$14  = 1'h0;
-    end
-  end
-  assign v = value;
-  assign new_state_r = new_state;
-  assign spike_r = spike;
-  assign \$1  = { acc[13], acc[13], acc, 5'h00 };
-endmodule
-
-(* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif2.levels (level, rd__addr);
-  wire [3:0] code;
-  output [9:0] level;
-  wire [9:0] level;
-  input [3:0] rd__addr;
-  wire [3:0] rd__addr;
-  wire [9:0] rd__data;
-  reg [9:0] rom [15:0];
-  initial begin
-    rom[0] = 10'h2b3;
-    rom[1] = 10'h35b;
-    rom[2] = 10'h3da;
-    rom[3] = 10'h03a;
-    rom[4] = 10'h081;
-    rom[5] = 10'h0b7;
-    rom[6] = 10'h0df;
-    rom[7] = 10'h0fe;
-    rom[8] = 10'h114;
-    rom[9] = 10'h125;
-    rom[10] = 10'h133;
-    rom[11] = 10'h13c;
-    rom[12] = 10'h144;
-    rom[13] = 10'h149;
-    rom[14] = 10'h155;
-    rom[15] = 10'h190;
-  end
-  assign level = rom[rd__addr];
-  assign code = rd__addr;
-  assign rd__data = level;
-endmodule
-
-(* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif2.quantizer (rst, code, value, above, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
-  wire \$1 ;
-  wire \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire \$13 ;
-  wire \$14 ;
-  wire \$15 ;
-  wire [1:0] \$16 ;
-  wire [2:0] \$17 ;
-  wire [3:0] \$18 ;
-  wire [4:0] \$19 ;
-  wire \$2 ;
-  wire [5:0] \$20 ;
-  wire [6:0] \$21 ;
-  wire [7:0] \$22 ;
-  wire [8:0] \$23 ;
-  wire [9:0] \$24 ;
-  wire [10:0] \$25 ;
-  wire [11:0] \$26 ;
-  wire [12:0] \$27 ;
-  wire [13:0] \$28 ;
-  wire [14:0] \$29 ;
-  wire \$3 ;
-  wire [15:0] \$30 ;
-  reg [14:0] \$31 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire \$8 ;
-  wire \$9 ;
-  output above;
-  wire above;
-  input clk;
-  wire clk;
-  output [3:0] code;
-  wire [3:0] code;
-  input rst;
-  wire rst;
-  reg [14:0] thermometer = 15'h0000;
-  input [13:0] value;
-  wire [13:0] value;
-  assign \$1  = $signed(value) > $signed(10'h2eb);
-  assign \$2  = $signed(value) > $signed(8'h8f);
-  assign \$3  = $signed(value) > $signed(5'h0b);
-  assign \$4  = $signed(value) > $signed(8'h67);
-  assign \$5  = $signed(value) > $signed(9'h0ad);
-  assign \$6  = $signed(value) > $signed(9'h0e1);
-  assign \$7  = $signed(value) > $signed(10'h109);
-  assign \$8  = $signed(value) > $signed(10'h126);
-  assign \$9  = $signed(value) > $signed(10'h13c);
-  assign \$10  = $signed(value) > $signed(10'h14d);
-  assign \$11  = $signed(value) > $signed(10'h15a);
-  assign \$12  = $signed(value) > $signed(10'h163);
-  assign \$13  = $signed(value) > $signed(10'h16b);
-  assign \$14  = $signed(value) > $signed(10'h174);
-  assign \$15  = $signed(value) > $signed(10'h19b);
-  assign \$16  = 1'h0 + thermometer[0];
-  assign \$17  = \$16  + thermometer[1];
-  assign \$18  = \$17  + thermometer[2];
-  assign \$19  = \$18  + thermometer[3];
-  assign \$20  = \$19  + thermometer[4];
-  assign \$21  = \$20  + thermometer[5];
-  assign \$22  = \$21  + thermometer[6];
-  assign \$23  = \$22  + thermometer[7];
-  assign \$24  = \$23  + thermometer[8];
-  assign \$25  = \$24  + thermometer[9];
-  assign \$26  = \$25  + thermometer[10];
-  assign \$27  = \$26  + thermometer[11];
-  assign \$28  = \$27  + thermometer[12];
-  assign \$29  = \$28  + thermometer[13];
-  assign \$30  = \$29  + thermometer[14];
-  always @(posedge clk)
-    thermometer <= \$31 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
-    if (rst) begin
-      \$31  = 15'h0000;
-    end
-  end
-  assign code = \$30 [3:0];
-  assign above = thermometer[13];
-endmodule
-
-(* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif3 (rst, acc, state, fresh, new_state, spike, clk);
+module \qsnn_ref.layer1.update.lif0 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
   wire [20:0] \$1 ;
   reg [21:0] \$10 ;
@@ -9799,11 +10114,11 @@ module \qsnn_ref.layer1.lif3 (rst, acc, state, fresh, new_state, spike, clk);
     new_state <= \$13 ;
   always @(posedge clk)
     spike <= \$14 ;
-  \qsnn_ref.layer1.lif3.levels  levels (
+  \qsnn_ref.layer1.update.lif0.levels  levels (
     .level(level),
     .rd__addr(code)
   );
-  \qsnn_ref.layer1.lif3.quantizer  quantizer (
+  \qsnn_ref.layer1.update.lif0.quantizer  quantizer (
     .above(above),
     .clk(clk),
     .code(\code$16 ),
@@ -9859,7 +10174,7 @@ module \qsnn_ref.layer1.lif3 (rst, acc, state, fresh, new_state, spike, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif3.levels (level, rd__addr);
+module \qsnn_ref.layer1.update.lif0.levels (level, rd__addr);
   wire [3:0] code;
   output [9:0] level;
   wire [9:0] level;
@@ -9891,7 +10206,7 @@ module \qsnn_ref.layer1.lif3.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif3.quantizer (rst, code, value, above, clk);
+module \qsnn_ref.layer1.update.lif0.quantizer (rst, code, value, above, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$45  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -9979,7 +10294,7 @@ module \qsnn_ref.layer1.lif3.quantizer (rst, code, value, above, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif4 (rst, acc, state, fresh, new_state, spike, clk);
+module \qsnn_ref.layer1.update.lif1 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
   wire [20:0] \$1 ;
   reg [21:0] \$10 ;
@@ -10043,11 +10358,11 @@ module \qsnn_ref.layer1.lif4 (rst, acc, state, fresh, new_state, spike, clk);
     new_state <= \$13 ;
   always @(posedge clk)
     spike <= \$14 ;
-  \qsnn_ref.layer1.lif4.levels  levels (
+  \qsnn_ref.layer1.update.lif1.levels  levels (
     .level(level),
     .rd__addr(code)
   );
-  \qsnn_ref.layer1.lif4.quantizer  quantizer (
+  \qsnn_ref.layer1.update.lif1.quantizer  quantizer (
     .above(above),
     .clk(clk),
     .code(\code$16 ),
@@ -10103,7 +10418,7 @@ module \qsnn_ref.layer1.lif4 (rst, acc, state, fresh, new_state, spike, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif4.levels (level, rd__addr);
+module \qsnn_ref.layer1.update.lif1.levels (level, rd__addr);
   wire [3:0] code;
   output [9:0] level;
   wire [9:0] level;
@@ -10135,7 +10450,7 @@ module \qsnn_ref.layer1.lif4.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif4.quantizer (rst, code, value, above, clk);
+module \qsnn_ref.layer1.update.lif1.quantizer (rst, code, value, above, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -10223,7 +10538,7 @@ module \qsnn_ref.layer1.lif4.quantizer (rst, code, value, above, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif5 (rst, acc, state, fresh, new_state, spike, clk);
+module \qsnn_ref.layer1.update.lif2 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$48  = 0;
   wire [20:0] \$1 ;
   reg [21:0] \$10 ;
@@ -10287,11 +10602,11 @@ module \qsnn_ref.layer1.lif5 (rst, acc, state, fresh, new_state, spike, clk);
     new_state <= \$13 ;
   always @(posedge clk)
     spike <= \$14 ;
-  \qsnn_ref.layer1.lif5.levels  levels (
+  \qsnn_ref.layer1.update.lif2.levels  levels (
     .level(level),
     .rd__addr(code)
   );
-  \qsnn_ref.layer1.lif5.quantizer  quantizer (
+  \qsnn_ref.layer1.update.lif2.quantizer  quantizer (
     .above(above),
     .clk(clk),
     .code(\code$16 ),
@@ -10347,7 +10662,7 @@ module \qsnn_ref.layer1.lif5 (rst, acc, state, fresh, new_state, spike, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif5.levels (level, rd__addr);
+module \qsnn_ref.layer1.update.lif2.levels (level, rd__addr);
   wire [3:0] code;
   output [9:0] level;
   wire [9:0] level;
@@ -10379,7 +10694,7 @@ module \qsnn_ref.layer1.lif5.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif5.quantizer (rst, code, value, above, clk);
+module \qsnn_ref.layer1.update.lif2.quantizer (rst, code, value, above, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$49  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -10467,7 +10782,7 @@ module \qsnn_ref.layer1.lif5.quantizer (rst, code, value, above, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif6 (rst, acc, state, fresh, new_state, spike, clk);
+module \qsnn_ref.layer1.update.lif3 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$50  = 0;
   wire [20:0] \$1 ;
   reg [21:0] \$10 ;
@@ -10531,11 +10846,11 @@ module \qsnn_ref.layer1.lif6 (rst, acc, state, fresh, new_state, spike, clk);
     new_state <= \$13 ;
   always @(posedge clk)
     spike <= \$14 ;
-  \qsnn_ref.layer1.lif6.levels  levels (
+  \qsnn_ref.layer1.update.lif3.levels  levels (
     .level(level),
     .rd__addr(code)
   );
-  \qsnn_ref.layer1.lif6.quantizer  quantizer (
+  \qsnn_ref.layer1.update.lif3.quantizer  quantizer (
     .above(above),
     .clk(clk),
     .code(\code$16 ),
@@ -10591,7 +10906,7 @@ module \qsnn_ref.layer1.lif6 (rst, acc, state, fresh, new_state, spike, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif6.levels (level, rd__addr);
+module \qsnn_ref.layer1.update.lif3.levels (level, rd__addr);
   wire [3:0] code;
   output [9:0] level;
   wire [9:0] level;
@@ -10623,7 +10938,7 @@ module \qsnn_ref.layer1.lif6.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif6.quantizer (rst, code, value, above, clk);
+module \qsnn_ref.layer1.update.lif3.quantizer (rst, code, value, above, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$51  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -10711,7 +11026,7 @@ module \qsnn_ref.layer1.lif6.quantizer (rst, code, value, above, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif7 (rst, acc, state, fresh, new_state, spike, clk);
+module \qsnn_ref.layer1.update.lif4 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$52  = 0;
   wire [20:0] \$1 ;
   reg [21:0] \$10 ;
@@ -10775,11 +11090,11 @@ module \qsnn_ref.layer1.lif7 (rst, acc, state, fresh, new_state, spike, clk);
     new_state <= \$13 ;
   always @(posedge clk)
     spike <= \$14 ;
-  \qsnn_ref.layer1.lif7.levels  levels (
+  \qsnn_ref.layer1.update.lif4.levels  levels (
     .level(level),
     .rd__addr(code)
   );
-  \qsnn_ref.layer1.lif7.quantizer  quantizer (
+  \qsnn_ref.layer1.update.lif4.quantizer  quantizer (
     .above(above),
     .clk(clk),
     .code(\code$16 ),
@@ -10835,7 +11150,7 @@ module \qsnn_ref.layer1.lif7 (rst, acc, state, fresh, new_state, spike, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif7.levels (level, rd__addr);
+module \qsnn_ref.layer1.update.lif4.levels (level, rd__addr);
   wire [3:0] code;
   output [9:0] level;
   wire [9:0] level;
@@ -10867,7 +11182,7 @@ module \qsnn_ref.layer1.lif7.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif7.quantizer (rst, code, value, above, clk);
+module \qsnn_ref.layer1.update.lif4.quantizer (rst, code, value, above, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$53  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -10955,7 +11270,7 @@ module \qsnn_ref.layer1.lif7.quantizer (rst, code, value, above, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif8 (rst, acc, state, fresh, new_state, spike, clk);
+module \qsnn_ref.layer1.update.lif5 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$54  = 0;
   wire [20:0] \$1 ;
   reg [21:0] \$10 ;
@@ -11019,11 +11334,11 @@ module \qsnn_ref.layer1.lif8 (rst, acc, state, fresh, new_state, spike, clk);
     new_state <= \$13 ;
   always @(posedge clk)
     spike <= \$14 ;
-  \qsnn_ref.layer1.lif8.levels  levels (
+  \qsnn_ref.layer1.update.lif5.levels  levels (
     .level(level),
     .rd__addr(code)
   );
-  \qsnn_ref.layer1.lif8.quantizer  quantizer (
+  \qsnn_ref.layer1.update.lif5.quantizer  quantizer (
     .above(above),
     .clk(clk),
     .code(\code$16 ),
@@ -11079,7 +11394,7 @@ module \qsnn_ref.layer1.lif8 (rst, acc, state, fresh, new_state, spike, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif8.levels (level, rd__addr);
+module \qsnn_ref.layer1.update.lif5.levels (level, rd__addr);
   wire [3:0] code;
   output [9:0] level;
   wire [9:0] level;
@@ -11111,7 +11426,7 @@ module \qsnn_ref.layer1.lif8.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif8.quantizer (rst, code, value, above, clk);
+module \qsnn_ref.layer1.update.lif5.quantizer (rst, code, value, above, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$55  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -11199,7 +11514,7 @@ module \qsnn_ref.layer1.lif8.quantizer (rst, code, value, above, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif9 (rst, acc, state, fresh, new_state, spike, clk);
+module \qsnn_ref.layer1.update.lif6 (rst, acc, state, fresh, new_state, spike, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$56  = 0;
   wire [20:0] \$1 ;
   reg [21:0] \$10 ;
@@ -11263,11 +11578,11 @@ module \qsnn_ref.layer1.lif9 (rst, acc, state, fresh, new_state, spike, clk);
     new_state <= \$13 ;
   always @(posedge clk)
     spike <= \$14 ;
-  \qsnn_ref.layer1.lif9.levels  levels (
+  \qsnn_ref.layer1.update.lif6.levels  levels (
     .level(level),
     .rd__addr(code)
   );
-  \qsnn_ref.layer1.lif9.quantizer  quantizer (
+  \qsnn_ref.layer1.update.lif6.quantizer  quantizer (
     .above(above),
     .clk(clk),
     .code(\code$16 ),
@@ -11323,7 +11638,7 @@ module \qsnn_ref.layer1.lif9 (rst, acc, state, fresh, new_state, spike, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif9.levels (level, rd__addr);
+module \qsnn_ref.layer1.update.lif6.levels (level, rd__addr);
   wire [3:0] code;
   output [9:0] level;
   wire [9:0] level;
@@ -11355,7 +11670,7 @@ module \qsnn_ref.layer1.lif9.levels (level, rd__addr);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.lif9.quantizer (rst, code, value, above, clk);
+module \qsnn_ref.layer1.update.lif6.quantizer (rst, code, value, above, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$57  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -11443,29 +11758,761 @@ module \qsnn_ref.layer1.lif9.quantizer (rst, code, value, above, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.states (rst, r_data, rd__addr, wr__en, wr__addr, \port$2280$0 , \port$2298$0 , \port$2316$0 , \port$2334$0 , \port$2352$0 , \port$2370$0 , \port$2388$0 , \port$2406$0 , \port$2424$0 , \port$2442$0 , clk);
+module \qsnn_ref.layer1.update.lif7 (rst, acc, state, fresh, new_state, spike, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$58  = 0;
+  wire [20:0] \$1 ;
+  reg [21:0] \$10 ;
+  reg \$11 ;
+  reg [13:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
+  wire [21:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire [22:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [23:0] \$8 ;
+  reg [9:0] \$9 ;
+  wire above;
+  input [13:0] acc;
+  wire [13:0] acc;
   input clk;
   wire clk;
-  input [3:0] \port$2280$0 ;
-  wire [3:0] \port$2280$0 ;
-  input [3:0] \port$2298$0 ;
-  wire [3:0] \port$2298$0 ;
-  input [3:0] \port$2316$0 ;
-  wire [3:0] \port$2316$0 ;
-  input [3:0] \port$2334$0 ;
-  wire [3:0] \port$2334$0 ;
-  input [3:0] \port$2352$0 ;
-  wire [3:0] \port$2352$0 ;
-  input [3:0] \port$2370$0 ;
-  wire [3:0] \port$2370$0 ;
-  input [3:0] \port$2388$0 ;
-  wire [3:0] \port$2388$0 ;
-  input [3:0] \port$2406$0 ;
-  wire [3:0] \port$2406$0 ;
-  input [3:0] \port$2424$0 ;
-  wire [3:0] \port$2424$0 ;
-  input [3:0] \port$2442$0 ;
-  wire [3:0] \port$2442$0 ;
+  wire [3:0] code;
+  wire [3:0] \code$16 ;
+  reg [21:0] current_r = 22'h000000;
+  input fresh;
+  wire fresh;
+  reg [9:0] leak_r = 10'h000;
+  wire [9:0] level;
+  output [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
+  input rst;
+  wire rst;
+  output spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
+  input [3:0] state;
+  wire [3:0] state;
+  (* init = 14'h0000 *)
+  wire [13:0] v;
+  reg [13:0] value = 14'h0000;
+  reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h172 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
+  always @(posedge clk)
+    leak_r <= \$9 ;
+  always @(posedge clk)
+    current_r <= \$10 ;
+  always @(posedge clk)
+    z_prev_r <= \$11 ;
+  always @(posedge clk)
+    value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
+  \qsnn_ref.layer1.update.lif7.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer1.update.lif7.quantizer  quantizer (
+    .above(above),
+    .clk(clk),
+    .code(\code$16 ),
+    .rst(rst),
+    .value(value)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
+    \$9  = level;
+    if (rst) begin
+      \$9  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
+    \$10  = \$2 ;
+    if (rst) begin
+      \$10  = 22'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
+    \$11  = \$5 ;
+    if (rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
+    \$12  = \$8 [13:0];
+    if (rst) begin
+      \$12  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
+    \$13  = \code$16 ;
+    if (rst) begin
+      \$13  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
+    \$14  = above;
+    if (rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  assign v = value;
+  assign new_state_r = new_state;
+  assign spike_r = spike;
+  assign \$1  = { acc[13], acc[13], acc, 5'h00 };
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer1.update.lif7.levels (level, rd__addr);
+  wire [3:0] code;
+  output [9:0] level;
+  wire [9:0] level;
+  input [3:0] rd__addr;
+  wire [3:0] rd__addr;
+  wire [9:0] rd__data;
+  reg [9:0] rom [15:0];
+  initial begin
+    rom[0] = 10'h2b3;
+    rom[1] = 10'h35b;
+    rom[2] = 10'h3da;
+    rom[3] = 10'h03a;
+    rom[4] = 10'h081;
+    rom[5] = 10'h0b7;
+    rom[6] = 10'h0df;
+    rom[7] = 10'h0fe;
+    rom[8] = 10'h114;
+    rom[9] = 10'h125;
+    rom[10] = 10'h133;
+    rom[11] = 10'h13c;
+    rom[12] = 10'h144;
+    rom[13] = 10'h149;
+    rom[14] = 10'h155;
+    rom[15] = 10'h190;
+  end
+  assign level = rom[rd__addr];
+  assign code = rd__addr;
+  assign rd__data = level;
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer1.update.lif7.quantizer (rst, code, value, above, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$59  = 0;
+  wire \$1 ;
+  wire \$10 ;
+  wire \$11 ;
+  wire \$12 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire [1:0] \$16 ;
+  wire [2:0] \$17 ;
+  wire [3:0] \$18 ;
+  wire [4:0] \$19 ;
+  wire \$2 ;
+  wire [5:0] \$20 ;
+  wire [6:0] \$21 ;
+  wire [7:0] \$22 ;
+  wire [8:0] \$23 ;
+  wire [9:0] \$24 ;
+  wire [10:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [12:0] \$27 ;
+  wire [13:0] \$28 ;
+  wire [14:0] \$29 ;
+  wire \$3 ;
+  wire [15:0] \$30 ;
+  reg [14:0] \$31 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire \$8 ;
+  wire \$9 ;
+  output above;
+  wire above;
+  input clk;
+  wire clk;
+  output [3:0] code;
+  wire [3:0] code;
+  input rst;
+  wire rst;
+  reg [14:0] thermometer = 15'h0000;
+  input [13:0] value;
+  wire [13:0] value;
+  assign \$1  = $signed(value) > $signed(10'h2eb);
+  assign \$2  = $signed(value) > $signed(8'h8f);
+  assign \$3  = $signed(value) > $signed(5'h0b);
+  assign \$4  = $signed(value) > $signed(8'h67);
+  assign \$5  = $signed(value) > $signed(9'h0ad);
+  assign \$6  = $signed(value) > $signed(9'h0e1);
+  assign \$7  = $signed(value) > $signed(10'h109);
+  assign \$8  = $signed(value) > $signed(10'h126);
+  assign \$9  = $signed(value) > $signed(10'h13c);
+  assign \$10  = $signed(value) > $signed(10'h14d);
+  assign \$11  = $signed(value) > $signed(10'h15a);
+  assign \$12  = $signed(value) > $signed(10'h163);
+  assign \$13  = $signed(value) > $signed(10'h16b);
+  assign \$14  = $signed(value) > $signed(10'h174);
+  assign \$15  = $signed(value) > $signed(10'h19b);
+  assign \$16  = 1'h0 + thermometer[0];
+  assign \$17  = \$16  + thermometer[1];
+  assign \$18  = \$17  + thermometer[2];
+  assign \$19  = \$18  + thermometer[3];
+  assign \$20  = \$19  + thermometer[4];
+  assign \$21  = \$20  + thermometer[5];
+  assign \$22  = \$21  + thermometer[6];
+  assign \$23  = \$22  + thermometer[7];
+  assign \$24  = \$23  + thermometer[8];
+  assign \$25  = \$24  + thermometer[9];
+  assign \$26  = \$25  + thermometer[10];
+  assign \$27  = \$26  + thermometer[11];
+  assign \$28  = \$27  + thermometer[12];
+  assign \$29  = \$28  + thermometer[13];
+  assign \$30  = \$29  + thermometer[14];
+  always @(posedge clk)
+    thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
+  assign code = \$30 [3:0];
+  assign above = thermometer[13];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer1.update.lif8 (rst, acc, state, fresh, new_state, spike, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$60  = 0;
+  wire [20:0] \$1 ;
+  reg [21:0] \$10 ;
+  reg \$11 ;
+  reg [13:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
+  wire [21:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire [22:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [23:0] \$8 ;
+  reg [9:0] \$9 ;
+  wire above;
+  input [13:0] acc;
+  wire [13:0] acc;
+  input clk;
+  wire clk;
+  wire [3:0] code;
+  wire [3:0] \code$16 ;
+  reg [21:0] current_r = 22'h000000;
+  input fresh;
+  wire fresh;
+  reg [9:0] leak_r = 10'h000;
+  wire [9:0] level;
+  output [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
+  input rst;
+  wire rst;
+  output spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
+  input [3:0] state;
+  wire [3:0] state;
+  (* init = 14'h0000 *)
+  wire [13:0] v;
+  reg [13:0] value = 14'h0000;
+  reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h172 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
+  always @(posedge clk)
+    leak_r <= \$9 ;
+  always @(posedge clk)
+    current_r <= \$10 ;
+  always @(posedge clk)
+    z_prev_r <= \$11 ;
+  always @(posedge clk)
+    value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
+  \qsnn_ref.layer1.update.lif8.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer1.update.lif8.quantizer  quantizer (
+    .above(above),
+    .clk(clk),
+    .code(\code$16 ),
+    .rst(rst),
+    .value(value)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
+    \$9  = level;
+    if (rst) begin
+      \$9  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
+    \$10  = \$2 ;
+    if (rst) begin
+      \$10  = 22'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
+    \$11  = \$5 ;
+    if (rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
+    \$12  = \$8 [13:0];
+    if (rst) begin
+      \$12  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
+    \$13  = \code$16 ;
+    if (rst) begin
+      \$13  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
+    \$14  = above;
+    if (rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  assign v = value;
+  assign new_state_r = new_state;
+  assign spike_r = spike;
+  assign \$1  = { acc[13], acc[13], acc, 5'h00 };
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer1.update.lif8.levels (level, rd__addr);
+  wire [3:0] code;
+  output [9:0] level;
+  wire [9:0] level;
+  input [3:0] rd__addr;
+  wire [3:0] rd__addr;
+  wire [9:0] rd__data;
+  reg [9:0] rom [15:0];
+  initial begin
+    rom[0] = 10'h2b3;
+    rom[1] = 10'h35b;
+    rom[2] = 10'h3da;
+    rom[3] = 10'h03a;
+    rom[4] = 10'h081;
+    rom[5] = 10'h0b7;
+    rom[6] = 10'h0df;
+    rom[7] = 10'h0fe;
+    rom[8] = 10'h114;
+    rom[9] = 10'h125;
+    rom[10] = 10'h133;
+    rom[11] = 10'h13c;
+    rom[12] = 10'h144;
+    rom[13] = 10'h149;
+    rom[14] = 10'h155;
+    rom[15] = 10'h190;
+  end
+  assign level = rom[rd__addr];
+  assign code = rd__addr;
+  assign rd__data = level;
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer1.update.lif8.quantizer (rst, code, value, above, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$61  = 0;
+  wire \$1 ;
+  wire \$10 ;
+  wire \$11 ;
+  wire \$12 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire [1:0] \$16 ;
+  wire [2:0] \$17 ;
+  wire [3:0] \$18 ;
+  wire [4:0] \$19 ;
+  wire \$2 ;
+  wire [5:0] \$20 ;
+  wire [6:0] \$21 ;
+  wire [7:0] \$22 ;
+  wire [8:0] \$23 ;
+  wire [9:0] \$24 ;
+  wire [10:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [12:0] \$27 ;
+  wire [13:0] \$28 ;
+  wire [14:0] \$29 ;
+  wire \$3 ;
+  wire [15:0] \$30 ;
+  reg [14:0] \$31 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire \$8 ;
+  wire \$9 ;
+  output above;
+  wire above;
+  input clk;
+  wire clk;
+  output [3:0] code;
+  wire [3:0] code;
+  input rst;
+  wire rst;
+  reg [14:0] thermometer = 15'h0000;
+  input [13:0] value;
+  wire [13:0] value;
+  assign \$1  = $signed(value) > $signed(10'h2eb);
+  assign \$2  = $signed(value) > $signed(8'h8f);
+  assign \$3  = $signed(value) > $signed(5'h0b);
+  assign \$4  = $signed(value) > $signed(8'h67);
+  assign \$5  = $signed(value) > $signed(9'h0ad);
+  assign \$6  = $signed(value) > $signed(9'h0e1);
+  assign \$7  = $signed(value) > $signed(10'h109);
+  assign \$8  = $signed(value) > $signed(10'h126);
+  assign \$9  = $signed(value) > $signed(10'h13c);
+  assign \$10  = $signed(value) > $signed(10'h14d);
+  assign \$11  = $signed(value) > $signed(10'h15a);
+  assign \$12  = $signed(value) > $signed(10'h163);
+  assign \$13  = $signed(value) > $signed(10'h16b);
+  assign \$14  = $signed(value) > $signed(10'h174);
+  assign \$15  = $signed(value) > $signed(10'h19b);
+  assign \$16  = 1'h0 + thermometer[0];
+  assign \$17  = \$16  + thermometer[1];
+  assign \$18  = \$17  + thermometer[2];
+  assign \$19  = \$18  + thermometer[3];
+  assign \$20  = \$19  + thermometer[4];
+  assign \$21  = \$20  + thermometer[5];
+  assign \$22  = \$21  + thermometer[6];
+  assign \$23  = \$22  + thermometer[7];
+  assign \$24  = \$23  + thermometer[8];
+  assign \$25  = \$24  + thermometer[9];
+  assign \$26  = \$25  + thermometer[10];
+  assign \$27  = \$26  + thermometer[11];
+  assign \$28  = \$27  + thermometer[12];
+  assign \$29  = \$28  + thermometer[13];
+  assign \$30  = \$29  + thermometer[14];
+  always @(posedge clk)
+    thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
+  assign code = \$30 [3:0];
+  assign above = thermometer[13];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer1.update.lif9 (rst, acc, state, fresh, new_state, spike, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$62  = 0;
+  wire [20:0] \$1 ;
+  reg [21:0] \$10 ;
+  reg \$11 ;
+  reg [13:0] \$12 ;
+  reg [3:0] \$13 ;
+  reg \$14 ;
+  wire [21:0] \$2 ;
+  wire \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire [22:0] \$6 ;
+  wire [8:0] \$7 ;
+  wire [23:0] \$8 ;
+  reg [9:0] \$9 ;
+  wire above;
+  input [13:0] acc;
+  wire [13:0] acc;
+  input clk;
+  wire clk;
+  wire [3:0] code;
+  wire [3:0] \code$16 ;
+  reg [21:0] current_r = 22'h000000;
+  input fresh;
+  wire fresh;
+  reg [9:0] leak_r = 10'h000;
+  wire [9:0] level;
+  output [3:0] new_state;
+  reg [3:0] new_state = 4'h0;
+  (* init = 4'h0 *)
+  wire [3:0] new_state_r;
+  input rst;
+  wire rst;
+  output spike;
+  reg spike = 1'h0;
+  (* init = 1'h0 *)
+  wire spike_r;
+  input [3:0] state;
+  wire [3:0] state;
+  (* init = 14'h0000 *)
+  wire [13:0] v;
+  reg [13:0] value = 14'h0000;
+  reg z_prev_r = 1'h0;
+  assign code = fresh ? 4'h2 : state;
+  assign \$2  = $signed(\$1 ) + $signed(1'h0);
+  assign \$3  = ~ fresh;
+  assign \$4  = state > 4'hd;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = $signed(leak_r) + $signed(current_r);
+  assign \$7  = z_prev_r ? 9'h172 : 9'h000;
+  assign \$8  = $signed(\$6 ) - $signed({ 1'h0, \$7  });
+  always @(posedge clk)
+    leak_r <= \$9 ;
+  always @(posedge clk)
+    current_r <= \$10 ;
+  always @(posedge clk)
+    z_prev_r <= \$11 ;
+  always @(posedge clk)
+    value <= \$12 ;
+  always @(posedge clk)
+    new_state <= \$13 ;
+  always @(posedge clk)
+    spike <= \$14 ;
+  \qsnn_ref.layer1.update.lif9.levels  levels (
+    .level(level),
+    .rd__addr(code)
+  );
+  \qsnn_ref.layer1.update.lif9.quantizer  quantizer (
+    .above(above),
+    .clk(clk),
+    .code(\code$16 ),
+    .rst(rst),
+    .value(value)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
+    \$9  = level;
+    if (rst) begin
+      \$9  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
+    \$10  = \$2 ;
+    if (rst) begin
+      \$10  = 22'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
+    \$11  = \$5 ;
+    if (rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
+    \$12  = \$8 [13:0];
+    if (rst) begin
+      \$12  = 14'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
+    \$13  = \code$16 ;
+    if (rst) begin
+      \$13  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
+    \$14  = above;
+    if (rst) begin
+      \$14  = 1'h0;
+    end
+  end
+  assign v = value;
+  assign new_state_r = new_state;
+  assign spike_r = spike;
+  assign \$1  = { acc[13], acc[13], acc, 5'h00 };
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer1.update.lif9.levels (level, rd__addr);
+  wire [3:0] code;
+  output [9:0] level;
+  wire [9:0] level;
+  input [3:0] rd__addr;
+  wire [3:0] rd__addr;
+  wire [9:0] rd__data;
+  reg [9:0] rom [15:0];
+  initial begin
+    rom[0] = 10'h2b3;
+    rom[1] = 10'h35b;
+    rom[2] = 10'h3da;
+    rom[3] = 10'h03a;
+    rom[4] = 10'h081;
+    rom[5] = 10'h0b7;
+    rom[6] = 10'h0df;
+    rom[7] = 10'h0fe;
+    rom[8] = 10'h114;
+    rom[9] = 10'h125;
+    rom[10] = 10'h133;
+    rom[11] = 10'h13c;
+    rom[12] = 10'h144;
+    rom[13] = 10'h149;
+    rom[14] = 10'h155;
+    rom[15] = 10'h190;
+  end
+  assign level = rom[rd__addr];
+  assign code = rd__addr;
+  assign rd__data = level;
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer1.update.lif9.quantizer (rst, code, value, above, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$63  = 0;
+  wire \$1 ;
+  wire \$10 ;
+  wire \$11 ;
+  wire \$12 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire [1:0] \$16 ;
+  wire [2:0] \$17 ;
+  wire [3:0] \$18 ;
+  wire [4:0] \$19 ;
+  wire \$2 ;
+  wire [5:0] \$20 ;
+  wire [6:0] \$21 ;
+  wire [7:0] \$22 ;
+  wire [8:0] \$23 ;
+  wire [9:0] \$24 ;
+  wire [10:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [12:0] \$27 ;
+  wire [13:0] \$28 ;
+  wire [14:0] \$29 ;
+  wire \$3 ;
+  wire [15:0] \$30 ;
+  reg [14:0] \$31 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire \$8 ;
+  wire \$9 ;
+  output above;
+  wire above;
+  input clk;
+  wire clk;
+  output [3:0] code;
+  wire [3:0] code;
+  input rst;
+  wire rst;
+  reg [14:0] thermometer = 15'h0000;
+  input [13:0] value;
+  wire [13:0] value;
+  assign \$1  = $signed(value) > $signed(10'h2eb);
+  assign \$2  = $signed(value) > $signed(8'h8f);
+  assign \$3  = $signed(value) > $signed(5'h0b);
+  assign \$4  = $signed(value) > $signed(8'h67);
+  assign \$5  = $signed(value) > $signed(9'h0ad);
+  assign \$6  = $signed(value) > $signed(9'h0e1);
+  assign \$7  = $signed(value) > $signed(10'h109);
+  assign \$8  = $signed(value) > $signed(10'h126);
+  assign \$9  = $signed(value) > $signed(10'h13c);
+  assign \$10  = $signed(value) > $signed(10'h14d);
+  assign \$11  = $signed(value) > $signed(10'h15a);
+  assign \$12  = $signed(value) > $signed(10'h163);
+  assign \$13  = $signed(value) > $signed(10'h16b);
+  assign \$14  = $signed(value) > $signed(10'h174);
+  assign \$15  = $signed(value) > $signed(10'h19b);
+  assign \$16  = 1'h0 + thermometer[0];
+  assign \$17  = \$16  + thermometer[1];
+  assign \$18  = \$17  + thermometer[2];
+  assign \$19  = \$18  + thermometer[3];
+  assign \$20  = \$19  + thermometer[4];
+  assign \$21  = \$20  + thermometer[5];
+  assign \$22  = \$21  + thermometer[6];
+  assign \$23  = \$22  + thermometer[7];
+  assign \$24  = \$23  + thermometer[8];
+  assign \$25  = \$24  + thermometer[9];
+  assign \$26  = \$25  + thermometer[10];
+  assign \$27  = \$26  + thermometer[11];
+  assign \$28  = \$27  + thermometer[12];
+  assign \$29  = \$28  + thermometer[13];
+  assign \$30  = \$29  + thermometer[14];
+  always @(posedge clk)
+    thermometer <= \$31 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
+    \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
+    if (rst) begin
+      \$31  = 15'h0000;
+    end
+  end
+  assign code = \$30 [3:0];
+  assign above = thermometer[13];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer1.update.states (rst, r_data, rd__addr, wr__en, wr__addr, \port$2308$0 , \port$2326$0 , \port$2344$0 , \port$2362$0 , \port$2380$0 , \port$2398$0 , \port$2416$0 , \port$2434$0 , \port$2452$0 , \port$2470$0 , clk);
+  input clk;
+  wire clk;
+  input [3:0] \port$2308$0 ;
+  wire [3:0] \port$2308$0 ;
+  input [3:0] \port$2326$0 ;
+  wire [3:0] \port$2326$0 ;
+  input [3:0] \port$2344$0 ;
+  wire [3:0] \port$2344$0 ;
+  input [3:0] \port$2362$0 ;
+  wire [3:0] \port$2362$0 ;
+  input [3:0] \port$2380$0 ;
+  wire [3:0] \port$2380$0 ;
+  input [3:0] \port$2398$0 ;
+  wire [3:0] \port$2398$0 ;
+  input [3:0] \port$2416$0 ;
+  wire [3:0] \port$2416$0 ;
+  input [3:0] \port$2434$0 ;
+  wire [3:0] \port$2434$0 ;
+  input [3:0] \port$2452$0 ;
+  wire [3:0] \port$2452$0 ;
+  input [3:0] \port$2470$0 ;
+  wire [3:0] \port$2470$0 ;
   wire r_addr;
   output [39:0] r_data;
   wire [39:0] r_data;
@@ -11509,7 +12556,7 @@ module \qsnn_ref.layer1.states (rst, r_data, rd__addr, wr__en, wr__addr, \port$2
   end
   always @(posedge clk) begin
     if (wr__en)
-      mem[wr__addr] <= { \port$2442$0 , \port$2424$0 , \port$2406$0 , \port$2388$0 , \port$2370$0 , \port$2352$0 , \port$2334$0 , \port$2316$0 , \port$2298$0 , \port$2280$0  };
+      mem[wr__addr] <= { \port$2470$0 , \port$2452$0 , \port$2434$0 , \port$2416$0 , \port$2398$0 , \port$2380$0 , \port$2362$0 , \port$2344$0 , \port$2326$0 , \port$2308$0  };
   end
   reg [0:0] _0_;
   always @(posedge clk) begin
@@ -11517,21 +12564,21 @@ module \qsnn_ref.layer1.states (rst, r_data, rd__addr, wr__en, wr__addr, \port$2
   end
   assign r_data = mem[_0_];
   assign w_addr = wr__addr;
-  assign wr__data = { \port$2442$0 , \port$2424$0 , \port$2406$0 , \port$2388$0 , \port$2370$0 , \port$2352$0 , \port$2334$0 , \port$2316$0 , \port$2298$0 , \port$2280$0  };
-  assign w_data = { \port$2442$0 , \port$2424$0 , \port$2406$0 , \port$2388$0 , \port$2370$0 , \port$2352$0 , \port$2334$0 , \port$2316$0 , \port$2298$0 , \port$2280$0  };
+  assign wr__data = { \port$2470$0 , \port$2452$0 , \port$2434$0 , \port$2416$0 , \port$2398$0 , \port$2380$0 , \port$2362$0 , \port$2344$0 , \port$2326$0 , \port$2308$0  };
+  assign w_data = { \port$2470$0 , \port$2452$0 , \port$2434$0 , \port$2416$0 , \port$2398$0 , \port$2380$0 , \port$2362$0 , \port$2344$0 , \port$2326$0 , \port$2308$0  };
   assign w_en = wr__en;
   assign r_addr = rd__addr;
   assign rd__data = r_data;
-  assign \w_data[0]  = \port$2280$0 ;
-  assign \w_data[1]  = \port$2298$0 ;
-  assign \w_data[2]  = \port$2316$0 ;
-  assign \w_data[3]  = \port$2334$0 ;
-  assign \w_data[4]  = \port$2352$0 ;
-  assign \w_data[5]  = \port$2370$0 ;
-  assign \w_data[6]  = \port$2388$0 ;
-  assign \w_data[7]  = \port$2406$0 ;
-  assign \w_data[8]  = \port$2424$0 ;
-  assign \w_data[9]  = \port$2442$0 ;
+  assign \w_data[0]  = \port$2308$0 ;
+  assign \w_data[1]  = \port$2326$0 ;
+  assign \w_data[2]  = \port$2344$0 ;
+  assign \w_data[3]  = \port$2362$0 ;
+  assign \w_data[4]  = \port$2380$0 ;
+  assign \w_data[5]  = \port$2398$0 ;
+  assign \w_data[6]  = \port$2416$0 ;
+  assign \w_data[7]  = \port$2434$0 ;
+  assign \w_data[8]  = \port$2452$0 ;
+  assign \w_data[9]  = \port$2470$0 ;
   assign \r_data[0]  = r_data[3:0];
   assign \r_data[1]  = r_data[7:4];
   assign \r_data[2]  = r_data[11:8];

@@ -61,9 +61,9 @@ def test_network_sample_cycles_within_5_percent(seed):
     net = random_network(rng, sizes=sizes)
     x = random_inputs(rng, net, 3, 6, float(rng.uniform(0.1, 0.6)))
     lanes = [int(rng.integers(1, 17)) for _ in net.layers]
-    run = run_core(net, x, CoreConfig(lanes=lanes))
+    config = CoreConfig(lanes=lanes)
+    run = run_core(net, x, config)
     gold = simulate(net, x)
-    model = network_cycles(layer_events(net, x, gold.spikes),
-                           network_geometry(net, CoreConfig(lanes=lanes)))
+    model = network_cycles(layer_events(net, x, gold.spikes), network_geometry(net, config))
     err = abs(int(run.sample_cycles.sum()) - int(model.sum())) / model.sum()
     assert err <= 0.05, (run.sample_cycles, model)

@@ -21,7 +21,7 @@ def test_handshake_and_gating():
     x = random_inputs(rng, net, 2, 3, 0.6)
     gold = simulate(net, x)
     top = NetworkTop(net, CoreConfig(lanes=2))
-    beats = [sample_beats(net, x[b]).tolist() for b in range(2)]
+    beats = [[int(w) for w in sample_beats(net, x[b])] for b in range(2)]
     log = {}
 
     async def tb(ctx):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from qsnn_hw.contract import signed_width
-from qsnn_hw.hdl.quantizer import StateQuantizer
+from qsnn_hw.hdl.quantizer import CodeQuantizer
 from qsnn_hw.hdl.sim_util import run_simulation
 from qsnn_hw.quant.state import decision_boundaries, nearest_level
 from qsnn_hw.testing import FAMILIES, random_levels
@@ -15,14 +15,14 @@ pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable
 
 def test_validation():
     with pytest.raises(ValueError, match="2\\*\\*n - 1 entries"):
-        StateQuantizer(np.array([1, 2]), 8)
+        CodeQuantizer(np.array([1, 2]), 8)
     with pytest.raises(ValueError, match="sorted"):
-        StateQuantizer(np.array([3, 2, 5]), 8)
+        CodeQuantizer(np.array([3, 2, 5]), 8)
     with pytest.raises(ValueError, match="value_width must be in"):
-        StateQuantizer(np.array([1]), 0)
-    assert StateQuantizer(np.arange(15), 8).latency == 1       # 4 bits: comparators
-    assert StateQuantizer(np.arange(31), 8).latency == 5       # 5 bits: pipelined search
-    assert StateQuantizer(np.arange(3), 8, pipelined=True).latency == 2
+        CodeQuantizer(np.array([1]), 0)
+    assert CodeQuantizer(np.arange(15), 8).latency == 1       # 4 bits: comparators
+    assert CodeQuantizer(np.arange(31), 8).latency == 5       # 5 bits: pipelined search
+    assert CodeQuantizer(np.arange(3), 8, pipelined=True).latency == 2
 
 
 def _probe_values(levels, width):
@@ -38,7 +38,7 @@ def _probe_values(levels, width):
 
 def _run_quantizer(levels, pipelined):
     width = signed_width(int(levels[0]), int(levels[-1])) + 2
-    dut = StateQuantizer(decision_boundaries(levels), width, pipelined=pipelined)
+    dut = CodeQuantizer(decision_boundaries(levels), width, pipelined=pipelined)
     values = _probe_values(levels, width)
     got = []
 
@@ -93,7 +93,7 @@ def test_above_threshold_matches_code_compare(pipelined):
     values = _probe_values(levels, width)
     want_codes = [int(c) for c in nearest_level(np.array(values, np.int64), levels)[0]]
     for t in range(-1, len(levels)):
-        dut = StateQuantizer(decision_boundaries(levels), width, pipelined=pipelined,
+        dut = CodeQuantizer(decision_boundaries(levels), width, pipelined=pipelined,
                              threshold_code=t)
         got = []
 

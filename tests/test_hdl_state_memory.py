@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from qsnn_hw.contract import IntLayer
+from qsnn_hw.hdl.geometry import LayerGeometry
 from qsnn_hw.hdl.sim_util import run_simulation
 from qsnn_hw.hdl.state_memory import LaneMemory, StateMemory
 
@@ -26,11 +27,13 @@ def test_validation():
 
 
 def test_state_shapes():
-    q = StateMemory(_layer(levels=np.array([-4, -1, 2, 7])), 2)
+    ql = _layer(levels=np.array([-4, -1, 2, 7]))
+    q = StateMemory(ql, LayerGeometry.of(ql, 2))
     assert (q.width, q.is_signed, q.depth) == (2, False, 3)
     # rest code = index of the level nearest 0: -1 (code 1)
     assert q.init == [[1, 1]] * 3
-    u = StateMemory(_layer(mem_bits=12), 4)
+    ul = _layer(mem_bits=12)
+    u = StateMemory(ul, LayerGeometry.of(ul, 4))
     assert (u.width, u.is_signed, u.depth) == (12, True, 2)
 
 

@@ -121,7 +121,7 @@ def test_regression_covers_the_space():
 def _off_by_one_leak(target):
     """Fault injection without touching qsnn_hw/hdl: the LIF datapaths of ``target`` (an
     IntLayer) shift the leak product by beta_shift + 1 instead of beta_shift."""
-    from qsnn_hw.hdl import engine
+    from qsnn_hw.hdl import update
     from qsnn_hw.hdl.lif import LIFDatapath
 
     class OffByOneLeak(LIFDatapath):
@@ -130,11 +130,11 @@ def _off_by_one_leak(target):
                 layer = dataclasses.replace(layer, beta_shift=layer.beta_shift + 1)
             super().__init__(layer, **kw)
 
-    return contextlib.contextmanager(lambda: (yield from _patched(engine, OffByOneLeak)))
+    return contextlib.contextmanager(lambda: (yield from _patched(update, OffByOneLeak)))
 
 
-def _patched(engine, cls):
-    with mock.patch.object(engine, "LIFDatapath", cls):
+def _patched(module, cls):
+    with mock.patch.object(module, "LIFDatapath", cls):
         yield
 
 

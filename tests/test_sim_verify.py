@@ -61,14 +61,14 @@ def test_verify_fails_on_a_broken_core(artifact, capsys):
     leak shifted one bit too far, injected from here)."""
     import dataclasses
 
-    from qsnn_hw.hdl import engine
+    from qsnn_hw.hdl import update
     from qsnn_hw.hdl.lif import LIFDatapath
 
     class OffByOneLeak(LIFDatapath):
         def __init__(self, layer, **kw):
             super().__init__(dataclasses.replace(layer, beta_shift=layer.beta_shift + 1), **kw)
 
-    with mock.patch.object(engine, "LIFDatapath", OffByOneLeak):
+    with mock.patch.object(update, "LIFDatapath", OffByOneLeak):
         rc = main(["verify", str(artifact), "--sim", "icarus", "--samples", "3"])
     out = capsys.readouterr().out
     assert rc == 1

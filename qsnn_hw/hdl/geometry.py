@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .._check import check_int
 from ..contract import IntLayer, IntNetwork, signed_width
-from ._util import ceil_div, check_lanes, index_width
+from ._util import ceil_div, check_lanes
+from .layouts import spike_word_layout
 
 # Quantizers with codes wider than this use the pipelined binary search (latency n);
 # narrower ones 2**n - 1 parallel comparators (latency 1).
@@ -18,6 +20,15 @@ COMB_MAX_BITS = 4
 # Register stages of the LIF datapath besides the quantizer's (leak or beta product; v;
 # the output register).
 DATAPATH_STAGES = 3
+# SB_SPRAM256KA (iCE40 UltraPlus): 16K words x 16 bits, 4 on the iCE40UP5K.
+SPRAM_DEPTH = 16384
+SPRAM_WIDTH = 16
+SPRAM_BITS = SPRAM_DEPTH * SPRAM_WIDTH
+
+
+def input_max_of(input_bits: int) -> int:
+    """The largest value of an ``input_bits``-bit input."""
+    return (1 << input_bits) - 1
 
 
 def groups_of(n_out: int, lanes: int) -> int:
@@ -34,6 +45,31 @@ def quantizer_pipelined(code_bits: int, pipelined: bool | None = None) -> bool:
 def quantizer_latency(code_bits: int, pipelined: bool | None = None) -> int:
     """Pipelined search: one stage per code bit; comparators: one (registered results)."""
     return code_bits if quantizer_pipelined(code_bits, pipelined) else 1
+
+
+def datapath_latency(layer: IntLayer, pipelined: bool | None = None) -> int:
+    """L, the LIF datapath's latency: DATAPATH_STAGES plus the quantizer's (none for an
+    unquantized layer)."""
+    qlat = quantizer_latency(layer.state_bits, pipelined) if layer.quantized else 0
+    return DATAPATH_STAGES + qlat
+
+
+def weight_depth(n_in: int, n_out: int, lanes: int) -> int:
+    """Words of a weight memory: G words per input (address ``m * G + g``)."""
+    return n_in * groups_of(n_out, lanes)
+
+
+def spram_grid(depth: int, word_width: int) -> tuple[int, int]:
+    """(columns, banks) of SB_SPRAM256KA for a ``depth`` x ``word_width`` memory: one word
+    per SPRAM address, ``ceil(width/16)`` side by side, ``ceil(depth/16K)`` banks."""
+    return ceil_div(word_width, SPRAM_WIDTH), ceil_div(depth, SPRAM_DEPTH)
+
+
+def spram_blocks(depth: int, word_width: int) -> int:
+    """SB_SPRAM256KA instances for a ``depth`` x ``word_width`` memory
+    (:func:`spram_grid`)."""
+    cols, banks = spram_grid(depth, word_width)
+    return cols * banks
 
 
 def weight_width(weight) -> int:
@@ -102,9 +138,13 @@ class LayerGeometry:
     @classmethod
     def of(cls, layer: IntLayer, lanes: int, *, input_bits: int = 1, fifo_depth=None,
            pipelined: bool | None = None) -> LayerGeometry:
+        """``fifo_depth``: None (:func:`default_fifo_depth`) or at least
+        :func:`min_fifo_depth`."""
         lanes = check_lanes(lanes)
         groups = groups_of(layer.n_out, lanes)
-        input_max = (1 << input_bits) - 1
+        input_max = input_max_of(input_bits)
+        fifo_depth = default_fifo_depth(groups) if fifo_depth is None else \
+            check_int("fifo_depth", fifo_depth, min_fifo_depth(groups))
         qlat = quantizer_latency(layer.state_bits, pipelined) if layer.quantized else 0
         qkind = ("" if not layer.quantized else "pipelined-search"
                  if quantizer_pipelined(layer.state_bits, pipelined) else "comparators")
@@ -117,16 +157,30 @@ class LayerGeometry:
             state_signed=not layer.quantized,
             bias_width=bias_width(layer),
             level_width=level_width(leaked_levels(layer)) if layer.quantized else 0,
-            latency=DATAPATH_STAGES + qlat, quantizer_latency=qlat, quantizer_kind=qkind,
-            fifo_depth=default_fifo_depth(groups) if fifo_depth is None else int(fifo_depth),
-            word_width=index_width(groups) + lanes + 2,
+            latency=datapath_latency(layer, pipelined), quantizer_latency=qlat,
+            quantizer_kind=qkind, fifo_depth=fifo_depth,
+            word_width=spike_word_layout(groups, lanes).size,
         )
+
+    @property
+    def input_max(self) -> int:
+        """The largest input value of the layer."""
+        return input_max_of(self.input_bits)
+
+    @property
+    def weight_depth(self) -> int:
+        return weight_depth(self.n_in, self.n_out, self.lanes)
+
+    @property
+    def last_group_lanes(self) -> int:
+        """Lanes of the last group that hold a neuron (1..P; the rest are masked)."""
+        return self.n_out - (self.groups - 1) * self.lanes
 
     def memory_bits(self) -> dict[str, int]:
         """Bits per memory (one level table per lane: the lookups run in parallel)."""
         P, G = self.lanes, self.groups
         return {
-            "weights": self.n_in * G * P * self.weight_width,
+            "weights": self.weight_depth * P * self.weight_width,
             "accumulators": G * P * self.acc_width,
             "states": G * P * self.state_width,
             "biases": G * P * self.bias_width,

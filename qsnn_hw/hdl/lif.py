@@ -25,9 +25,9 @@ from amaranth.lib.wiring import In, Out
 from .._check import check_int
 from ..contract import IntLayer
 from ._util import shape_of
-from .geometry import DATAPATH_STAGES, bias_width, leaked_levels
+from .geometry import bias_width, datapath_latency, leaked_levels
 from .level_table import LevelTable
-from .quantizer import StateQuantizer
+from .quantizer import CodeQuantizer
 
 
 def state_shape(layer: IntLayer):
@@ -62,9 +62,9 @@ class LIFDatapath(wiring.Component):
         self.value_width = layer.update_width(self.input_max)
         self.quantizer = None
         if layer.quantized:
-            self.quantizer = StateQuantizer(layer.boundaries, self.value_width, pipelined,
-                                            threshold_code=layer.threshold_code)
-        self.latency = DATAPATH_STAGES + (self.quantizer.latency if self.quantizer else 0)
+            self.quantizer = CodeQuantizer(layer.boundaries, self.value_width, pipelined,
+                                           threshold_code=layer.threshold_code)
+        self.latency = datapath_latency(layer, pipelined)
         sshape = state_shape(layer)
         super().__init__({
             "state": In(sshape), "fresh": In(1), "acc": In(signed(self.acc_width)),

@@ -1,4 +1,6 @@
-"""The hardware state quantizer: membrane value -> code of the nearest level.
+"""The gateware state quantizer, :class:`CodeQuantizer`: membrane value -> code of the
+nearest level, by comparisons with the level boundaries (the trainer's counterpart is
+:class:`qsnn_hw.quant.LevelQuantizer`).
 
 Rule (the contract): ties go to the lower level and values beyond the ends saturate;
 equivalently ``code = #{k : boundaries[k] < v}`` with the integer decision boundaries of
@@ -26,7 +28,7 @@ from .._check import check_int, check_int_array
 from .geometry import quantizer_latency, quantizer_pipelined
 
 
-class StateQuantizer(wiring.Component):
+class CodeQuantizer(wiring.Component):
     """Parameters
     ----------
     boundaries : the ``2**n - 1`` sorted integer decision boundaries.

@@ -66,16 +66,18 @@ class LaneMemory(wiring.Component):
 
 
 class StateMemory(LaneMemory):
-    """The state memory of ``layer`` (an IntLayer): ``ceil(N/P)`` words of ``P`` lanes,
-    each an unsigned n-bit **code** when states are quantized, else a signed
-    ``mem_bits`` saturating membrane. Initialized to the rest state (``rest_code`` / 0);
-    the layer engine also substitutes the rest state on a sample's first timestep, so a
-    new sample never needs the memory cleared."""
+    """The state memory of ``layer`` (an IntLayer) in the sizes of ``geom`` (its
+    :class:`~.geometry.LayerGeometry`): G words of P lanes, each an unsigned n-bit
+    **code** when states are quantized, else a signed ``mem_bits`` saturating membrane.
+    Initialized to the rest state (``rest_code`` / 0); the layer engine also substitutes
+    the rest state on a sample's first timestep, so a new sample never needs the memory
+    cleared."""
 
-    def __init__(self, layer, lanes: int):
-        groups = -(-layer.n_out // check_lanes(lanes))
-        if layer.quantized:
-            super().__init__(width=layer.state_bits, is_signed=False, lanes=lanes,
-                             depth=groups, init=[[layer.rest_code] * lanes] * groups)
-        else:
-            super().__init__(width=layer.mem_bits, is_signed=True, lanes=lanes, depth=groups)
+    def __init__(self, layer, geom):
+        if (geom.n_out, geom.n_in) != (layer.n_out, layer.n_in):
+            raise ValueError(f"geometry of a {geom.n_out} x {geom.n_in} layer given for a "
+                             f"{layer.n_out} x {layer.n_in} layer")
+        rest = layer.rest_code if layer.quantized else 0
+        super().__init__(width=geom.state_width, is_signed=geom.state_signed,
+                         lanes=geom.lanes, depth=geom.groups,
+                         init=[[rest] * geom.lanes] * geom.groups)

@@ -43,20 +43,22 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .._check import check_choice, check_int_array
-from ._util import ceil_div, check_lanes, index_width, pack_lanes
-from .geometry import weight_width
+from ._util import check_lanes, index_width, pack_lanes
+from .config import STORAGES
+from .geometry import (
+    SPRAM_BITS,
+    SPRAM_DEPTH,
+    SPRAM_WIDTH,
+    groups_of,
+    spram_blocks,
+    spram_grid,
+    weight_depth,
+    weight_width,
+)
 
-STORAGES = ("rom", "ram", "spram")
-# SB_SPRAM256KA: 16K words x 16 bits, 4 on the iCE40UP5K.
-SPRAM_DEPTH = 16384
-SPRAM_WIDTH = 16
-SPRAM_BITS = SPRAM_DEPTH * SPRAM_WIDTH
-
-
-def spram_blocks(depth: int, word_width: int) -> int:
-    """SB_SPRAM256KA instances for a ``depth`` x ``word_width`` memory (one word per SPRAM
-    address: ``ceil(width/16)`` side by side, ``ceil(depth/16K)`` banks)."""
-    return ceil_div(word_width, SPRAM_WIDTH) * ceil_div(depth, SPRAM_DEPTH)
+# the SPRAM sizes live in .geometry; importable from here as before
+__all__ = ["SPRAM_BITS", "SPRAM_DEPTH", "SPRAM_WIDTH", "STORAGES", "WeightMemory",
+           "is_ice40_up", "pack_weight_words", "spram_blocks", "weight_write_signature"]
 
 
 def pack_weight_words(weight, lanes: int, width: int | None = None) -> list[int]:
@@ -66,7 +68,7 @@ def pack_weight_words(weight, lanes: int, width: int | None = None) -> list[int]
     p = check_lanes(lanes)
     width = weight_width(w) if width is None else width
     n, m = w.shape
-    g = ceil_div(n, p)
+    g = groups_of(n, p)
     padded = np.zeros((g * p, m), dtype=np.int64)
     padded[:n] = w
     # (M, G, P): word (mi, gi) holds lanes padded[gi*P + p, mi].
@@ -108,8 +110,8 @@ class WeightMemory(wiring.Component):
         self.lanes = check_lanes(lanes)
         self.storage = check_choice("storage", storage, STORAGES)
         self.n_out, self.n_in = w.shape
-        self.groups = ceil_div(self.n_out, self.lanes)
-        self.depth = self.n_in * self.groups
+        self.groups = groups_of(self.n_out, self.lanes)
+        self.depth = weight_depth(self.n_in, self.n_out, self.lanes)
         # Signed width of the stored values (0 always representable: padding lanes).
         self.width = weight_width(w)
         self._weight = w
@@ -165,8 +167,7 @@ class WeightMemory(wiring.Component):
         return m
 
     def _elaborate_spram(self, m: Module) -> None:
-        cols = ceil_div(self.word_width, SPRAM_WIDTH)
-        banks = ceil_div(self.depth, SPRAM_DEPTH)
+        cols, banks = spram_grid(self.depth, self.word_width)
         wr = self.write
         # one port: the write address while writing, else the read address
         addr = Signal(max(len(self.addr), len(wr.addr)))

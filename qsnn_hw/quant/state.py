@@ -57,7 +57,7 @@ def nearest_level(values, levels: np.ndarray,
 class LevelQuantizer:
     """A value object that snaps membrane values to a level table, passed to a neuron as a
     value (as snnTorch's ``state_quant``). The trainer's float counterpart of the gateware
-    ``qsnn_hw.hdl.quantizer.StateQuantizer``.
+    ``qsnn_hw.hdl.quantizer.CodeQuantizer``.
 
     ``levels``: strictly increasing float table with ``2**num_bits`` entries, in the same
     units as the membrane it quantizes. The forward pass snaps to the nearest level

@@ -1,0 +1,177 @@
+"""Front ends of a layer engine: input beats -> events ``{m, x, eot, last}``.
+
+One component per input kind (:func:`make_frontend` picks it), all with the same
+members:
+
+* ``events`` In(stream): the engine's input beats (:mod:`.layouts`);
+* ``event`` Out(:func:`event_signature`): the current event. ``valid`` says an event
+  is offered (``m`` the input index, ``x`` its value, or an end of timestep ``eot``,
+  ``last`` on the last one of a sample); the consumer raises ``take`` in the cycle it
+  uses it (combinationally from ``valid``), and the next event is offered from the next
+  cycle on;
+* ``start`` In(1): the sample boundary (only the direct kind counts values);
+* ``error`` Out(1): sticky, an invalid beat was dropped (each kind decides what is
+  invalid).
+
+Every kind sits behind the same skid buffer (:class:`FrontEnd`): ``cur`` is the beat
+being used, ``nxt`` holds a beat that arrived while ``cur`` was busy. The stream's
+ready is a register (``nxt`` empty), so no combinational path runs from the engine's
+control logic back to the source, and a beat per cycle still gets through.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .._check import check_int
+from ._util import check_lanes, index_width
+from .layouts import direct_value_layout, spike_event_layout, spike_word_layout
+
+INPUT_KINDS = ("spike", "direct", "words")
+
+
+def event_signature(n_in: int, input_bits: int) -> wiring.Signature:
+    """An input event as seen by its producer (a front end)."""
+    return wiring.Signature({
+        "valid": Out(1), "take": In(1),
+        "m": Out(index_width(n_in)), "x": Out(unsigned(input_bits)),
+        "eot": Out(1), "last": Out(1),
+    })
+
+
+class FrontEnd(wiring.Component):
+    """The skid buffer and the members shared by every input kind; a subclass decodes
+    the current beat in :meth:`decode`."""
+
+    def __init__(self, in_layout, n_in: int, input_bits: int = 1):
+        self.n_in = n_in
+        self.input_bits = input_bits
+        self.in_layout = in_layout
+        super().__init__({
+            "events": In(stream.Signature(in_layout)),
+            "event": Out(event_signature(n_in, input_bits)),
+            "start": In(1),
+            "error": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cur = Signal(self.in_layout)
+        nxt = Signal(self.in_layout)
+        cur_valid, nxt_valid = Signal(), Signal()
+        cur_done = Signal()       # the decoder is finished with ``cur`` in this cycle
+        error_set = Signal()      # the decoder drops ``cur`` as invalid
+        incoming = self.events.payload
+        arrive = self.events.valid & ~nxt_valid
+        m.d.comb += self.events.ready.eq(~nxt_valid)
+        with m.If(~cur_valid | cur_done):
+            with m.If(nxt_valid):
+                m.d.sync += [cur.eq(nxt), cur_valid.eq(1), nxt_valid.eq(0)]
+            with m.Else():
+                m.d.sync += [cur.eq(incoming), cur_valid.eq(arrive)]
+        with m.Elif(arrive):
+            m.d.sync += [nxt.eq(incoming), nxt_valid.eq(1)]
+        self.decode(m, cur, cur_valid, cur_done, error_set)
+        with m.If(error_set):
+            m.d.sync += self.error.eq(1)
+        return m
+
+    def decode(self, m, cur, cur_valid, cur_done, error_set) -> None:
+        """Drive ``self.event`` (all but ``take``), ``cur_done`` and ``error_set``."""
+        raise NotImplementedError
+
+
+class SpikeFrontEnd(FrontEnd):
+    """External spike events: one event per beat, ``x = 1``. A spike address ``>= M`` or
+    ``last`` on a spike beat is an error."""
+
+    def __init__(self, n_in: int):
+        super().__init__(spike_event_layout(n_in), n_in)
+
+    def decode(self, m, cur, cur_valid, cur_done, error_set):
+        ev = self.event
+        bad = ~cur.eot & (cur.last | (cur.addr >= self.n_in))
+        m.d.comb += [
+            ev.valid.eq(cur_valid & ~bad), ev.eot.eq(cur.eot),
+            ev.last.eq(cur.last), ev.m.eq(cur.addr), ev.x.eq(1),
+            cur_done.eq(bad | ev.take),
+            error_set.eq(cur_valid & bad),
+        ]
+
+
+class DirectFrontEnd(FrontEnd):
+    """External multi-bit values: exactly M value beats per timestep, event ``m`` the
+    value's position. A value beyond the M-th, ``last`` on a value beat and a timestep
+    closed early (its missing values count as 0) are errors."""
+
+    def __init__(self, n_in: int, input_bits: int):
+        if input_bits < 2:
+            raise ValueError("input_kind='direct' needs input_bits >= 2")
+        super().__init__(direct_value_layout(input_bits), n_in, input_bits)
+
+    def decode(self, m, cur, cur_valid, cur_done, error_set):
+        ev, M = self.event, self.n_in
+        idx = Signal(range(M + 1))
+        idx_full = Signal()  # idx == M, as a register (off the take path)
+        bad = ~cur.eot & (cur.last | idx_full)
+        m.d.comb += [
+            ev.valid.eq(cur_valid & ~bad), ev.eot.eq(cur.eot),
+            ev.last.eq(cur.last), ev.m.eq(idx), ev.x.eq(cur.value),
+            cur_done.eq(bad | ev.take),
+            # A short timestep is also an error; its missing values count as 0.
+            error_set.eq((cur_valid & bad) | (ev.take & ev.eot & ~idx_full)),
+        ]
+        with m.If(ev.take):
+            m.d.sync += [idx.eq(Mux(ev.eot, 0, idx + 1)),
+                         idx_full.eq(~ev.eot & (idx == M - 1))]
+        with m.If(self.start):
+            m.d.sync += [idx.eq(0), idx_full.eq(0)]
+
+
+class WordFrontEnd(FrontEnd):
+    """Spike words of an upstream engine (``groups`` x ``lanes``): one event per set bit,
+    lowest first (a priority encoder, one event per cycle, no bubbles); ``m = group *
+    lanes + bit``. An empty word that is not an end of timestep is dropped (upstream
+    engines never send one); it is not an error."""
+
+    def __init__(self, n_in: int, groups: int, lanes: int):
+        self.up_lanes = check_lanes(lanes)
+        self.up_groups = check_int("upstream_groups", groups, 1)
+        if self.up_groups * self.up_lanes < n_in:
+            raise ValueError(f"upstream geometry {self.up_groups} x {self.up_lanes} does not "
+                             f"cover {n_in} inputs")
+        super().__init__(spike_word_layout(self.up_groups, self.up_lanes), n_in)
+
+    def decode(self, m, cur, cur_valid, cur_done, error_set):
+        ev, Pu = self.event, self.up_lanes
+        mask = cur.mask
+        bit = Signal(index_width(Pu))
+        for i in reversed(range(Pu)):  # the lowest set bit wins (assigned last)
+            with m.If(mask[i]):
+                m.d.comb += bit.eq(i)
+        rest = (mask & (mask - 1))[:Pu]
+        final = cur.eot | (rest == 0)
+        # the empty-word check stays off the FIFO-output -> enable path
+        empty = ~cur.eot & (mask == 0)
+        m.d.comb += [
+            ev.valid.eq(cur_valid & ~empty), ev.eot.eq(cur.eot),
+            ev.last.eq(cur.last), ev.m.eq(cur.group * Pu + bit), ev.x.eq(1),
+            cur_done.eq((ev.take & final) | (cur_valid & empty)),
+        ]
+        with m.If(ev.take & ~final):
+            m.d.sync += cur.mask.eq(rest)
+
+
+def make_frontend(kind: str, n_in: int, *, input_bits: int = 1,
+                  upstream_groups: int | None = None,
+                  upstream_lanes: int | None = None) -> FrontEnd:
+    """The front end of ``kind`` (one of :data:`INPUT_KINDS`)."""
+    if kind == "spike":
+        return SpikeFrontEnd(n_in)
+    if kind == "direct":
+        return DirectFrontEnd(n_in, input_bits)
+    if kind == "words":
+        return WordFrontEnd(n_in, upstream_groups, upstream_lanes)
+    raise ValueError(f"input_kind must be one of {', '.join(INPUT_KINDS)}, got {kind!r}")
