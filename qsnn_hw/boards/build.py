@@ -22,8 +22,8 @@ from pathlib import Path
 
 from .._io import atomic_write_text
 from ..contract import IntNetwork
-from ..hdl.geometry import network_geometry
 from ..hdl.config import CoreConfig
+from ..hdl.geometry import network_geometry
 from ..hdl.weight_memory import SPRAM_BITS, SPRAM_WIDTH, spram_blocks
 from .boards import Board, get_board
 from .top import DEFAULT_BAUD, BoardTop
