@@ -266,6 +266,42 @@ def _tail(path: Path, n: int = 15) -> str:
     return ""
 
 
+def _failed(tmp: Path, out: Path, board: Board, returncode: int):
+    """Move the failed build ``tmp`` to ``<out>.failed`` and raise the error that explains
+    it (:class:`DesignTooLarge` when the netlist or nextpnr's log says what is over)."""
+    failed = out.parent / f"{out.name}.failed"
+    if failed.exists():
+        shutil.rmtree(failed)
+    tmp.rename(failed)
+    stat_path = failed / "yosys-stat.json"
+    msg = None
+    if stat_path.is_file():
+        with contextlib.suppress(ValueError):
+            msg = overuse_message(json.loads(stat_path.read_text()), board)
+    detail = _tail(failed / "build.log") or _tail(failed / "top.tim")
+    if msg is None:
+        over = log_overuse(_tail(failed / "top.tim", 400) + _tail(failed / "build.log", 400))
+        if over:
+            msg = (f"the design does not fit {board.name}: " + "; ".join(
+                f"{c} {u:,} of {a:,} ({100 * (u / a - 1):.0f} % over)" for c, u, a in over)
+                + ". Use fewer --lanes (each lane adds a LIF datapath, a quantizer with "
+                "2**state_bits - 1 comparators and a level table), fewer state bits, "
+                "or a bigger device (ulx3s-85f).")
+    if msg:
+        raise DesignTooLarge(f"{msg} (logs in {failed})")
+    raise BuildError(f"build failed (exit {returncode}); logs in {failed}:\n{detail}")
+
+
+def _install(tmp: Path, out: Path) -> None:
+    """Replace ``out`` by the finished build ``tmp`` (an older ``out`` removed last)."""
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    if out.exists():
+        out.rename(old)
+    tmp.rename(out)
+    if old.exists():
+        shutil.rmtree(old)
+
+
 def resolve_weights(net: IntNetwork, config: CoreConfig, board_name: str,
                     weights: str = "auto") -> tuple[CoreConfig, dict]:
     """``config`` with its weight storage decided for ``board_name`` by
@@ -318,27 +354,7 @@ def synthesize(net: IntNetwork, board_name: str, out_dir, config: CoreConfig | N
     seconds = time.monotonic() - t0
     bit = tmp / family.bitstream
     if proc.returncode != 0 or not bit.is_file() or not (tmp / "nextpnr-report.json").is_file():
-        failed = out.parent / f"{out.name}.failed"
-        if failed.exists():
-            shutil.rmtree(failed)
-        tmp.rename(failed)
-        stat_path = failed / "yosys-stat.json"
-        msg = None
-        if stat_path.is_file():
-            with contextlib.suppress(ValueError):
-                msg = overuse_message(json.loads(stat_path.read_text()), board)
-        detail = _tail(failed / "build.log") or _tail(failed / "top.tim")
-        if msg is None:
-            over = log_overuse(_tail(failed / "top.tim", 400) + _tail(failed / "build.log", 400))
-            if over:
-                msg = (f"the design does not fit {board.name}: " + "; ".join(
-                    f"{c} {u:,} of {a:,} ({100 * (u / a - 1):.0f} % over)" for c, u, a in over)
-                    + ". Use fewer --lanes (each lane adds a LIF datapath, a quantizer with "
-                    "2**state_bits - 1 comparators and a level table), fewer state bits, "
-                    "or a bigger device (ulx3s-85f).")
-        if msg:
-            raise DesignTooLarge(f"{msg} (logs in {failed})")
-        raise BuildError(f"build failed (exit {proc.returncode}); logs in {failed}:\n{detail}")
+        _failed(tmp, out, board, proc.returncode)
     nextpnr = json.loads((tmp / "nextpnr-report.json").read_text())
     stat = None
     with contextlib.suppress(OSError, ValueError):
@@ -366,10 +382,5 @@ def synthesize(net: IntNetwork, board_name: str, out_dir, config: CoreConfig | N
     }
     atomic_write_text(tmp / "report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
     atomic_write_text(tmp / "report.md", markdown(report))
-    old = out.parent / f".{out.name}.old-{os.getpid()}"
-    if out.exists():
-        out.rename(old)
-    tmp.rename(out)
-    if old.exists():
-        shutil.rmtree(old)
+    _install(tmp, out)
     return report
