@@ -1,16 +1,18 @@
 """Resource and Fmax sweep over the number of lanes P for one model and board (real
 Yosys/nextpnr builds through qsnn_hw.boards.build), plus the plot in docs/boards.md.
 
-    python bench/board_sweep.py --board icebreaker --clock 24 --lanes 1,2,4,8 \
+    python bench/board_sweep.py --board icebreaker --clock 24 --lanes "1;2;4;8" \
         --model reference --out bench/results/sweep-icebreaker.json
     python bench/board_sweep.py --plot bench/results/sweep-*.json --png docs/boards_lanes.png
 
-``--model``: ``reference`` (the seeded 64-32-10 core of rtl/, 4-bit weights, 4-bit
-exponential states), an artifact path, or ``random:M,N1,...,NL`` (seeded random network
-with 4-bit weights and 4-bit exponential states, for capacity builds; ``--weights auto``
-puts layers that do not fit the block RAM into the iCE40 UltraPlus' SPRAM). Each build prints
-one markdown row as soon as it finishes; the JSON keeps every report. Builds run one at a
-time (the machine is shared).
+``--model``: ``reference`` (the trained digits model of rtl/, ``rtl/digits.qsnn``: 64
+direct 4-bit inputs -> 128 -> 10, 4-bit weights, 4-bit exponential states), an artifact
+path, or ``random:M,N1,...,NL`` (seeded random network with 4-bit weights and 4-bit
+exponential states, for capacity builds; ``--weights auto`` puts layers that do not fit
+the block RAM into the iCE40 UltraPlus' SPRAM). The core options are CoreConfig's
+(``--quantizer``, ``--fifo-depth``, ``--count-bits``). Each build prints one markdown row
+as soon as it finishes; the JSON keeps every report. Builds run one at a time (the
+machine is shared).
 """
 
 from __future__ import annotations
@@ -33,10 +35,9 @@ def load_model(spec: str):
 
     from qsnn_hw.artifact import load_artifact
     from qsnn_hw.commands.synth import default_count_bits
-    from qsnn_hw.hdl.reference import reference_network
     from qsnn_hw.testing import random_network
     if spec == "reference":
-        return reference_network(), 16
+        spec = str(ROOT / "rtl" / "digits.qsnn")
     if spec.startswith("random:"):
         sizes = [int(v) for v in spec[7:].split(",")]
         return random_network(np.random.default_rng(0), sizes=sizes, input_bits=1,
@@ -76,23 +77,37 @@ HEADER = ("| board | sizes | P | logic (LC or LUT4) | FF | EBR | SPRAM | DSP | F
           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
 
 
+def lane_settings(spec: str) -> list:
+    """``"1;2,1"`` -> ``[1, (2, 1)]``: one lanes value per build."""
+    return [tuple(int(v) for v in p.split(",")) if "," in p else int(p)
+            for p in spec.split(";")]
+
+
+def core_config(args, lanes, count_bits):
+    """The CoreConfig of one build from the flags (``--pipelined`` and ``--min-fifo``
+    are the old spellings of ``--quantizer pipelined`` and ``--fifo-depth min``)."""
+    from qsnn_hw.hdl.config import CoreConfig
+    depth = "min" if args.min_fifo else args.fifo_depth
+    return CoreConfig(lanes=lanes, count_bits=args.count_bits or count_bits,
+                      fifo_depth=depth if depth in ("default", "min") else int(depth),
+                      quantizer="pipelined" if args.pipelined else args.quantizer)
+
+
 def sweep(args) -> None:
-    from qsnn_hw.boards.build import BuildError, synthesize
+    from qsnn_hw.boards.build import BuildError, resolve_weights, synthesize
     net, count_bits = load_model(args.model)
     results = []
     print(HEADER, flush=True)
-    for p in args.lanes.split(";"):
-        p = [int(v) for v in p.split(",")] if "," in p else int(p)
-        tag = "-".join(map(str, p)) if isinstance(p, list) else p
+    for p in lane_settings(args.lanes):
+        tag = "-".join(map(str, p)) if isinstance(p, tuple) else p
         out = Path(args.build_root) / f"{args.board}-P{tag}"
         t0 = time.time()
         try:
-            rep = synthesize(net, args.board, out, lanes=p, clock_mhz=args.clock,
+            config, _ = resolve_weights(net, core_config(args, p, count_bits).check(net),
+                                        args.board, args.weights)
+            rep = synthesize(net, args.board, out, config, clock_mhz=args.clock,
                              toolchain=args.toolchain, seed=args.seed,
-                             model_info={"spec": args.model}, count_bits=count_bits,
-                             pipelined=True if args.pipelined else None,
-                             fifo_depth="min" if args.min_fifo else None,
-                             weights=args.weights)
+                             model_info={"spec": args.model})
         except BuildError as exc:
             print(f"| {args.board} | {args.model} | {p} | build failed: "
                   f"{str(exc).splitlines()[0]} |", flush=True)
@@ -139,16 +154,24 @@ def plot(args) -> None:
 
 
 def main() -> None:
+    from qsnn_hw.boards.boards import BOARDS
+    from qsnn_hw.hdl.config import QUANTIZERS
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--board", default="icebreaker")
+    ap.add_argument("--board", default="icebreaker", choices=list(BOARDS))
     ap.add_argument("--model", default="reference")
     ap.add_argument("--lanes", default="1;2;4;8",
                     help="lane settings separated by ';', each P or P1,P2,... per layer")
     ap.add_argument("--clock", type=float, default=None)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--pipelined", action="store_true", help="pipelined state quantizer")
-    ap.add_argument("--min-fifo", action="store_true", help="minimal inter-layer FIFOs")
+    ap.add_argument("--count-bits", type=int, default=None,
+                    help="counter width (default: as qsnn-hw synth sizes it)")
+    ap.add_argument("--quantizer", choices=QUANTIZERS, default="auto",
+                    help="state quantizer (CoreConfig.quantizer)")
+    ap.add_argument("--fifo-depth", default="default",
+                    help="output FIFOs: default, min or a depth in words (CoreConfig)")
+    ap.add_argument("--pipelined", action="store_true", help="= --quantizer pipelined")
+    ap.add_argument("--min-fifo", action="store_true", help="= --fifo-depth min")
     ap.add_argument("--weights", choices=("auto", "bram", "spram"), default="auto",
                     help="weight storage (qsnn-hw synth --weights)")
     ap.add_argument("--toolchain", default="yowasp")

@@ -10,6 +10,7 @@ from qsnn_hw.boards import protocol as P
 from qsnn_hw.boards.bridge import UartBridge
 from qsnn_hw.boards.uart import UARTRx
 from qsnn_hw.golden import simulate
+from qsnn_hw.hdl.config import CoreConfig
 from qsnn_hw.hdl.sim_util import run_simulation
 from qsnn_hw.testing import random_inputs, random_network
 
@@ -75,7 +76,7 @@ def test_bridge_samples_match_golden(sizes, divisor):
     x = random_inputs(rng, net, 4, 3, density=0.15)
     x[1] = 0                                    # an all-silent sample
     gold = simulate(net, x)
-    bridge = UartBridge(net, divisor=divisor, lanes=2, count_bits=16)
+    bridge = UartBridge(net, CoreConfig(lanes=2, count_bits=16), divisor=divisor)
     fr = bridge.framing
     got, replies = [], []
 
@@ -197,7 +198,7 @@ def test_run_host_code_against_simulated_bridge():
     rng = np.random.default_rng(11)
     net = random_network(rng, sizes=[10, 6, 4], input_bits=1, state_bits=4)
     x = random_inputs(rng, net, 3, 4, density=0.25)
-    bridge = UartBridge(net, divisor=4, lanes=3, count_bits=5)
+    bridge = UartBridge(net, CoreConfig(lanes=3, count_bits=5), divisor=4)
     link = BoardLink(SimulatedPort(bridge, 4), net)
     assert link.identify()["count_bytes"] == 1
     r = run_samples(link, x, simulate(net, x).predictions, clock_mhz=100.0)

@@ -14,6 +14,7 @@ from qsnn_hw.boards import protocol as P
 from qsnn_hw.boards.bridge import UartBridge
 from qsnn_hw.contract import IntNetwork
 from qsnn_hw.golden import simulate
+from qsnn_hw.hdl.config import CoreConfig
 from qsnn_hw.hdl.sim_util import run_simulation
 from qsnn_hw.testing import random_inputs, random_network
 
@@ -51,19 +52,19 @@ def hand_words(w, lanes) -> list[int]:
 def test_load_weights_over_uart_then_samples_match_golden(storage):
     rng = np.random.default_rng(21)
     net = random_network(rng, sizes=[12, 9, 5], input_bits=1, weight_bits=4, state_bits=4)
-    assert all(P.load_layout(net, 1, "rom").layers == () for _ in [0])
+    assert P.load_layout(net, CoreConfig()).layers == ()
     x = random_inputs(rng, net, 3, 3, density=0.3)
     gold = simulate(net, x)
     lanes = (3, 2)
     divisor = 4
-    bridge = UartBridge(net, divisor=divisor, lanes=lanes, count_bits=8,
-                        weight_storage=list(storage))
+    config = CoreConfig(lanes=lanes, count_bits=8, weight_storage=storage)
+    bridge = UartBridge(net, config, divisor=divisor)
     ld = bridge.load
     ram = [i for i, s in enumerate(storage) if s != "rom"]
     assert ld.layers == tuple(ram)
     # 12 inputs x G=3 words of 3 x 4 bits (12 bits -> 2 bytes); 9 x G=3 words of 2 x 4
     assert ld.depths == (36, 27)[:len(ram)] and ld.word_bytes == 2
-    words = {i: P.weight_words(net, lanes, i) for i in ram}
+    words = {i: P.weight_words(net, config, i) for i in ram}
     for i in ram:
         assert words[i] == hand_words(net.layers[i].weight, lanes[i])
     fr = bridge.framing
@@ -148,14 +149,15 @@ def test_run_host_code_loads_weights_into_simulated_bridge():
     net = random_network(rng, sizes=[10, 6, 4], input_bits=1, weight_bits=4, state_bits=4)
     x = random_inputs(rng, net, 3, 4, density=0.25)
     storage = ["spram", "rom"]
-    bridge = UartBridge(net, divisor=4, lanes=(2, 2), count_bits=5, weight_storage=storage)
+    config = CoreConfig(lanes=(2, 2), count_bits=5, weight_storage=storage)
+    bridge = UartBridge(net, config, divisor=4)
     link = BoardLink(SimulatedPort(bridge, 4), net)
     ident = link.identify()
     assert ident["ram_weights"] and not ident["weights_loaded"]
     assert ident["load_words"] == 10 * 3 and ident["word_bytes"] == 1
     with pytest.raises(UserError, match="expects 30 weight words"):
-        link.load_weights((1, 2), storage)
-    r = link.load_weights((2, 2), storage, burst=7)
+        link.load_weights(config.replace(lanes=(1, 2)))
+    r = link.load_weights(config, burst=7)
     assert r["words"] == 30 and r["bytes"] == 5 * (1 + 7) + 30 + 1   # 5 headers, words, LOADED
     assert link.identify()["weights_loaded"]
     res = run_samples(link, x, simulate(net, x).predictions, clock_mhz=100.0)
@@ -176,14 +178,15 @@ def test_run_command_loads_weights_from_the_build_report(tmp_path, monkeypatch, 
     net = random_network(rng, sizes=[8, 5, 3], input_bits=1, weight_bits=4, state_bits=4)
     model = save_artifact(tmp_path / "m.qsnn", Artifact(net))
     storage = ["spram", "spram"]
+    config = CoreConfig(lanes=(2, 3), count_bits=16, weight_storage=storage)
     report = tmp_path / "report.json"
     report.write_text(json.dumps({"lanes": [2, 3], "clock": {"actual_mhz": 12.0},
+                                  "core": config.to_dict(),
                                   "weights": {"storage": storage}}))
 
     class Port(SimulatedPort):
         def __init__(self, *args, **kwargs):
-            super().__init__(UartBridge(net, divisor=4, lanes=(2, 3), count_bits=16,
-                                        weight_storage=storage), 4)
+            super().__init__(UartBridge(net, config, divisor=4), 4)
 
         def __enter__(self):
             return self

@@ -13,6 +13,7 @@ from qsnn_hw.boards import build as B
 from qsnn_hw.boards.boards import BOARDS, get_board
 from qsnn_hw.boards.pll import ecp5_pll, ice40_pll
 from qsnn_hw.cli import main
+from qsnn_hw.hdl.config import CoreConfig
 from qsnn_hw.testing import random_network
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
@@ -73,12 +74,12 @@ def test_mnist_shape_does_not_fit_up5k_bram_and_says_why():
     net = random_network(rng, sizes=[784, 128, 10], input_bits=1, weight_bits=4,
                          state_bits=4, family="exponential", bias=False, frac_bits=0)
     with pytest.raises(B.DesignTooLarge) as e:
-        B.check_weights_fit(net, (1, 1), get_board("icebreaker"))
+        B.check_weights_fit(net, CoreConfig(lanes=(1, 1)), get_board("icebreaker"))
     msg = str(e.value)
     # 784*128 4-bit weights = 401,408 bits (+ 128*10*4 = 5,120 for layer 2)
     assert "406,528 bits" in msg and "SPRAM" in msg and "--weights auto" in msg
     # the same weights fit the 85F's block RAM
-    info = B.check_weights_fit(net, (1, 1), get_board("ulx3s-85f"))
+    info = B.check_weights_fit(net, CoreConfig(lanes=(1, 1)), get_board("ulx3s-85f"))
     # DP16KD as 4096 x 4: ceil(784*128 / 4096) = 25 for layer 1, 1 for 128*10 words
     assert info["weight_bram_blocks"] == 25 + 1
 
@@ -166,7 +167,7 @@ def _small_net():
 @pytest.mark.parametrize("board,clock", [("icebreaker", 16), ("ulx3s-85f", 40)])
 def test_small_build_meets_timing(tmp_path, board, clock):
     out = tmp_path / board
-    rep = B.synthesize(_small_net(), board, out, lanes=2, clock_mhz=clock)
+    rep = B.synthesize(_small_net(), board, out, CoreConfig(lanes=2), clock_mhz=clock)
     on_disk = json.loads((out / "report.json").read_text())
     assert on_disk == json.loads(json.dumps(rep))
     assert (out / rep["bitstream"]).stat().st_size > 1000

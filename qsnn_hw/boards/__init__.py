@@ -2,7 +2,8 @@
 status LEDs on amaranth-boards platforms, and the synthesis flow with its report.
 
 ``uart`` (8N1 UART), ``protocol`` (host side of the bridge protocol), ``bridge`` (the
-platform-independent bridge gateware), ``pll`` (iCE40 / ECP5 PLL parameters and
-instances), ``boards`` (the supported boards), ``top`` (board top-levels), ``build``
+platform-independent bridge gateware: command decoder, reply encoder, weight loader),
+``pll`` (iCE40 / ECP5 PLL parameters and instances), ``families`` (the FPGA family
+registry), ``boards`` (the board registry), ``top`` (board top-levels), ``build``
 (synthesis into a temporary directory, nextpnr report parsing, fit checks).
 """

@@ -1,10 +1,15 @@
 """The supported boards: platform, FPGA family, board clock, LED roles and the device
 totals nextpnr reports (used to say by how much a design does not fit before
-place-and-route has to find out)."""
+place-and-route has to find out).
+
+Adding a board is one :data:`BOARDS` entry; its ``family`` must be one of
+:data:`.families.FAMILIES` (checked when the entry is made)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from .families import Family, get_family
 
 
 @dataclass(frozen=True)
@@ -14,7 +19,7 @@ class Board:
     in Yosys cell terms (checked against the synthesized netlist)."""
 
     name: str
-    family: str                    # "ice40" or "ecp5"
+    family: str                    # a key of families.FAMILIES: "ice40", "ecp5"
     platform_module: str
     platform_class: str
     clock_name: str
@@ -26,6 +31,14 @@ class Board:
     pins_note: str = ""
 
     extra_resources: str = ""      # platform attribute listing optional resources to add
+
+    def __post_init__(self):
+        get_family(self.family)    # a ValueError naming the known families
+
+    @property
+    def fpga(self) -> Family:
+        """The board's FPGA :class:`~.families.Family`."""
+        return get_family(self.family)
 
     def platform(self):
         import importlib

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import re
 import shutil
@@ -23,18 +22,13 @@ from pathlib import Path
 from .._io import atomic_write_text
 from ..contract import IntNetwork
 from ..hdl.config import CoreConfig
-from ..hdl.geometry import network_geometry
+from ..hdl.geometry import groups_of, network_geometry
 from ..hdl.weight_memory import SPRAM_BITS, SPRAM_WIDTH, spram_blocks
 from .boards import Board, get_board
+from .families import Family, get_family
 from .top import DEFAULT_BAUD, BoardTop
 
 TOOLCHAINS = ("yowasp", "system")
-_TOOLS = {"ice40": ("yosys", "nextpnr-ice40", "icepack"),
-          "ecp5": ("yosys", "nextpnr-ecp5", "ecppack")}
-BITSTREAM = {"ice40": "top.bin", "ecp5": "top.bit"}
-# block RAM aspect ratios (depth, width): iCE40 SB_RAM40_4K, ECP5 DP16KD
-_BRAM_SHAPES = {"ice40": ((256, 16), (512, 8), (1024, 4), (2048, 2)),
-                "ecp5": ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))}
 
 
 class BuildError(RuntimeError):
@@ -49,33 +43,28 @@ class ToolMissing(BuildError):
     """A required tool is not installed (message says how to install it)."""
 
 
-def _env_var(tool: str) -> str:
-    return tool.upper().replace("-", "_")
-
-
-def resolve_tools(family: str, toolchain: str) -> dict[str, str]:
+def resolve_tools(family: str | Family, toolchain: str) -> dict[str, str]:
     """Environment entries naming each tool's executable; raises :class:`ToolMissing`."""
+    family = get_family(family)
     if toolchain not in TOOLCHAINS:
         raise ValueError(f"toolchain must be one of {', '.join(TOOLCHAINS)}, got {toolchain!r}")
     # console scripts of the running interpreter's environment, even if it is not on PATH
     search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     env = {}
-    for tool in _TOOLS[family]:
-        exe = f"yowasp-{tool}" if toolchain == "yowasp" else tool
+    for tool in family.tools:
+        exe = f"yowasp-{tool.name}" if toolchain == "yowasp" else tool.name
         found = shutil.which(exe, path=search)
         if found is None:
-            hint = (f"pip install yowasp-{tool if tool == 'yosys' else 'nextpnr-' + family}"
-                    if toolchain == "yowasp" else
-                    f"install {tool} (e.g. apt-get install {tool.split('-')[0]}"
-                    f"{'-' + family if 'nextpnr' in tool else ''}) or use --toolchain yowasp")
+            hint = (f"pip install {tool.pypi}" if toolchain == "yowasp" else
+                    f"install {tool.name} (e.g. {tool.system_hint}) or use --toolchain yowasp")
             raise ToolMissing(f"{exe} not found ({toolchain} toolchain): {hint}")
-        env[_env_var(tool)] = found
+        env[tool.env_var] = found
     return env
 
 
-def bram_blocks(depth: int, width: int, family: str) -> int:
+def bram_blocks(depth: int, width: int, family: str | Family) -> int:
     """Block RAMs for one depth x width memory (best single aspect ratio)."""
-    return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in _BRAM_SHAPES[family])
+    return get_family(family).bram_blocks(depth, width)
 
 
 WEIGHT_MODES = ("auto", "bram", "spram", "config")
@@ -103,10 +92,10 @@ def plan_weights(net: IntNetwork, config: CoreConfig, board: Board, mode: str = 
     if mode not in WEIGHT_MODES:
         raise ValueError(f"weights must be one of {', '.join(WEIGHT_MODES)}, got {mode!r}")
     mems = _weight_memories(net, config)
-    ebr = [bram_blocks(w["depth"], w["width"], board.family) for w in mems]
+    ebr = [board.fpga.bram_blocks(w["depth"], w["width"]) for w in mems]
     have_ebr, have_spram = board.capacity["bram"], board.capacity.get("spram", 0)
     bits = sum(w["bits"] for w in mems)
-    block_bits = 4096 if board.family == "ice40" else 18432
+    block_bits = board.fpga.bram_bits
     if mode == "spram" and not have_spram:
         raise DesignTooLarge(f"--weights spram: {board.name} has no SPRAM (only the iCE40 "
                              f"UltraPlus boards: icebreaker); use --weights bram or auto")
@@ -144,11 +133,11 @@ def plan_weights(net: IntNetwork, config: CoreConfig, board: Board, mode: str = 
             msg += " Use a bigger device (ulx3s-85f), fewer weight bits or a smaller network."
         raise DesignTooLarge(msg)
     if sum(spram) > have_spram:
-        raise DesignTooLarge(_spram_message(board, mems, storage, spram, have_spram))
+        raise DesignTooLarge(_spram_message(net, board, mems, storage, spram, have_spram))
     return info
 
 
-def _spram_message(board, mems, storage, spram, have) -> str:
+def _spram_message(net, board, mems, storage, spram, have) -> str:
     cap_bits = have * SPRAM_BITS
     need = sum(spram)
     layers = [i for i, s in enumerate(storage) if s == "spram"]
@@ -166,7 +155,8 @@ def _spram_message(board, mems, storage, spram, have) -> str:
         wb = mems[i]["weight_width"]
         p = max(1, SPRAM_WIDTH // wb)
         if p != mems[i]["lanes"]:
-            depth = -(-mems[i]["depth"] * mems[i]["lanes"] // p)   # about: n_in * N / p
+            layer = net.layers[i]
+            depth = layer.n_in * groups_of(layer.n_out, p)
             best.append(f"layer {i}: --lanes {p} packs {p} x {wb}-bit weights into a "
                         f"16-bit word (~{spram_blocks(depth, p * wb)} SPRAMs)")
     return msg + (" " + "; ".join(best) + "." if best else
@@ -180,22 +170,9 @@ def check_weights_fit(net: IntNetwork, config: CoreConfig, board: Board) -> dict
     return plan_weights(net, config, board, "bram")
 
 
-def _stat_usage(stat: dict, family: str) -> dict:
-    cells = stat.get("design", {}).get("num_cells_by_type", {})
-
-    def count(pred):
-        return sum(n for t, n in cells.items() if pred(t))
-    if family == "ice40":
-        return {"luts": count(lambda t: t == "SB_LUT4"),
-                "ffs": count(lambda t: t.startswith("SB_DFF")),
-                "bram": count(lambda t: t.startswith("SB_RAM40")),
-                "spram": count(lambda t: t == "SB_SPRAM256KA"),
-                "dsp": count(lambda t: t == "SB_MAC16")}
-    return {"luts": count(lambda t: t == "LUT4") + 2 * count(lambda t: t == "CCU2C")
-            + 2 * count(lambda t: t == "TRELLIS_DPR16X4"),
-            "ffs": count(lambda t: t == "TRELLIS_FF"),
-            "bram": count(lambda t: t in ("DP16KD", "PDPW16KD")),
-            "dsp": count(lambda t: t in ("MULT18X18D", "ALU54B"))}
+def _stat_usage(stat: dict, family: str | Family) -> dict:
+    """Resource use of the Yosys netlist (``stat -json``) per capacity key."""
+    return get_family(family).netlist_usage(stat.get("design", {}).get("num_cells_by_type", {}))
 
 
 _UTIL_LINE = re.compile(r"Info:\s+([A-Z0-9_]+):\s+(\d+)/\s*(\d+)\s+\d+%")
@@ -213,7 +190,7 @@ def log_overuse(log_text: str) -> list[tuple[str, int, int]]:
 
 def overuse_message(stat: dict, board: Board) -> str | None:
     """What the synthesized netlist needs beyond the device, or None."""
-    use = _stat_usage(stat, board.family)
+    use = _stat_usage(stat, board.fpga)
     over = [(k, use[k], board.capacity[k]) for k in use
             if k in board.capacity and use[k] > board.capacity[k]]
     if not over:
@@ -224,37 +201,21 @@ def overuse_message(stat: dict, board: Board) -> str | None:
             "fewer state/weight bits, or a bigger device (ulx3s-85f).")
 
 
-# nextpnr utilization keys per family -> report rows
-_ROWS = {
-    "ice40": (("logic_cells", "ICESTORM_LC", "logic cells (LUT4+FF)"),
-              ("bram", "ICESTORM_RAM", "block RAM (EBR 4 kbit)"),
-              ("spram", "ICESTORM_SPRAM", "SPRAM (256 kbit)"),
-              ("dsp", "ICESTORM_DSP", "DSP (SB_MAC16)"),
-              ("pll", "ICESTORM_PLL", "PLL"),
-              ("io", "SB_IO", "I/O")),
-    "ecp5": (("luts", "TRELLIS_COMB", "LUT4"),
-             ("ffs", "TRELLIS_FF", "flip-flops"),
-             ("dist_ram", "TRELLIS_RAMW", "distributed RAM (RAMW)"),
-             ("bram", "DP16KD", "block RAM (EBR 18 kbit)"),
-             ("dsp", "MULT18X18D", "DSP (MULT18X18D)"),
-             ("pll", "EHXPLLL", "PLL"),
-             ("io", "TRELLIS_IO", "I/O")),
-}
-
-
-def parse_reports(nextpnr: dict, stat: dict | None, family: str, requested_mhz: float
-                  ) -> tuple[dict, dict, bool]:
+def parse_reports(nextpnr: dict, stat: dict | None, family: str | Family,
+                  requested_mhz: float) -> tuple[dict, dict, bool]:
     """``(resources, fmax, timing_pass)`` from nextpnr's ``--report`` JSON (and Yosys
-    ``stat -json`` for the iCE40's LUT and flip-flop counts)."""
+    ``stat -json`` for the LUT and flip-flop counts of families whose nextpnr reports
+    logic cells: the iCE40's)."""
+    family = get_family(family)
     util = nextpnr["utilization"]
     res = {}
-    for key, cell, label in _ROWS[family]:
-        if cell in util:
-            res[key] = {"label": label, "used": util[cell]["used"],
-                        "available": util[cell]["available"]}
-    if family == "ice40" and stat is not None:
-        use = _stat_usage(stat, "ice40")
-        lcs = util["ICESTORM_LC"]["available"]
+    for row in family.report_rows:
+        if row.cell in util:
+            res[row.key] = {"label": row.label, "used": util[row.cell]["used"],
+                            "available": util[row.cell]["available"]}
+    if family.netlist_logic_cell and stat is not None:
+        use = family.netlist_usage(stat.get("design", {}).get("num_cells_by_type", {}))
+        lcs = util[family.netlist_logic_cell]["available"]
         res["luts"] = {"label": "LUT4 (netlist)", "used": use["luts"], "available": lcs}
         res["ffs"] = {"label": "flip-flops (netlist)", "used": use["ffs"], "available": lcs}
     fmax = {}
@@ -305,6 +266,42 @@ def _tail(path: Path, n: int = 15) -> str:
     return ""
 
 
+def _failed(tmp: Path, out: Path, board: Board, returncode: int):
+    """Move the failed build ``tmp`` to ``<out>.failed`` and raise the error that explains
+    it (:class:`DesignTooLarge` when the netlist or nextpnr's log says what is over)."""
+    failed = out.parent / f"{out.name}.failed"
+    if failed.exists():
+        shutil.rmtree(failed)
+    tmp.rename(failed)
+    stat_path = failed / "yosys-stat.json"
+    msg = None
+    if stat_path.is_file():
+        with contextlib.suppress(ValueError):
+            msg = overuse_message(json.loads(stat_path.read_text()), board)
+    detail = _tail(failed / "build.log") or _tail(failed / "top.tim")
+    if msg is None:
+        over = log_overuse(_tail(failed / "top.tim", 400) + _tail(failed / "build.log", 400))
+        if over:
+            msg = (f"the design does not fit {board.name}: " + "; ".join(
+                f"{c} {u:,} of {a:,} ({100 * (u / a - 1):.0f} % over)" for c, u, a in over)
+                + ". Use fewer --lanes (each lane adds a LIF datapath, a quantizer with "
+                "2**state_bits - 1 comparators and a level table), fewer state bits, "
+                "or a bigger device (ulx3s-85f).")
+    if msg:
+        raise DesignTooLarge(f"{msg} (logs in {failed})")
+    raise BuildError(f"build failed (exit {returncode}); logs in {failed}:\n{detail}")
+
+
+def _install(tmp: Path, out: Path) -> None:
+    """Replace ``out`` by the finished build ``tmp`` (an older ``out`` removed last)."""
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    if out.exists():
+        out.rename(old)
+    tmp.rename(out)
+    if old.exists():
+        shutil.rmtree(old)
+
+
 def resolve_weights(net: IntNetwork, config: CoreConfig, board_name: str,
                     weights: str = "auto") -> tuple[CoreConfig, dict]:
     """``config`` with its weight storage decided for ``board_name`` by
@@ -325,11 +322,12 @@ def synthesize(net: IntNetwork, board_name: str, out_dir, config: CoreConfig | N
     ``config`` stores them (:func:`resolve_weights` decides "auto")."""
     config = CoreConfig() if config is None else config
     board = get_board(board_name)
-    tools = resolve_tools(board.family, toolchain)
+    family = board.fpga
+    tools = resolve_tools(family, toolchain)
     fit = plan_weights(net, config, board, "config")
     top = BoardTop(net, board, config, clock_mhz=clock_mhz, baud=baud)
-    if synth_opts is None and board.family == "ice40":
-        synth_opts = "-dsp"   # multiplies into SB_MAC16: fewer LCs, shorter paths (measured)
+    if synth_opts is None:
+        synth_opts = family.synth_opts
     out = Path(out_dir).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.build-{os.getpid()}"
@@ -354,34 +352,14 @@ def synthesize(net: IntNetwork, board_name: str, out_dir, config: CoreConfig | N
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     seconds = time.monotonic() - t0
-    bit = tmp / BITSTREAM[board.family]
+    bit = tmp / family.bitstream
     if proc.returncode != 0 or not bit.is_file() or not (tmp / "nextpnr-report.json").is_file():
-        failed = out.parent / f"{out.name}.failed"
-        if failed.exists():
-            shutil.rmtree(failed)
-        tmp.rename(failed)
-        stat_path = failed / "yosys-stat.json"
-        msg = None
-        if stat_path.is_file():
-            with contextlib.suppress(ValueError):
-                msg = overuse_message(json.loads(stat_path.read_text()), board)
-        detail = _tail(failed / "build.log") or _tail(failed / "top.tim")
-        if msg is None:
-            over = log_overuse(_tail(failed / "top.tim", 400) + _tail(failed / "build.log", 400))
-            if over:
-                msg = (f"the design does not fit {board.name}: " + "; ".join(
-                    f"{c} {u:,} of {a:,} ({100 * (u / a - 1):.0f} % over)" for c, u, a in over)
-                    + ". Use fewer --lanes (each lane adds a LIF datapath, a quantizer with "
-                    "2**state_bits - 1 comparators and a level table), fewer state bits, "
-                    "or a bigger device (ulx3s-85f).")
-        if msg:
-            raise DesignTooLarge(f"{msg} (logs in {failed})")
-        raise BuildError(f"build failed (exit {proc.returncode}); logs in {failed}:\n{detail}")
+        _failed(tmp, out, board, proc.returncode)
     nextpnr = json.loads((tmp / "nextpnr-report.json").read_text())
     stat = None
     with contextlib.suppress(OSError, ValueError):
         stat = json.loads((tmp / "yosys-stat.json").read_text())
-    resources, fmax, ok = parse_reports(nextpnr, stat, board.family, top.actual_mhz)
+    resources, fmax, ok = parse_reports(nextpnr, stat, family, top.actual_mhz)
     report = {
         "format": "qsnn-hw-synth-report", "version": 1,
         "board": board.name, "device": platform.device, "family": board.family,
@@ -400,14 +378,9 @@ def synthesize(net: IntNetwork, board_name: str, out_dir, config: CoreConfig | N
         "weights": fit,
         "resources": resources, "fmax": fmax, "timing_pass": ok,
         "toolchain": toolchain, "seed": int(seed), "seconds": round(seconds, 1),
-        "bitstream": BITSTREAM[board.family],
+        "bitstream": family.bitstream,
     }
     atomic_write_text(tmp / "report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
     atomic_write_text(tmp / "report.md", markdown(report))
-    old = out.parent / f".{out.name}.old-{os.getpid()}"
-    if out.exists():
-        out.rename(old)
-    tmp.rename(out)
-    if old.exists():
-        shutil.rmtree(old)
+    _install(tmp, out)
     return report

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from amaranth.hdl import ClockDomain, Instance, Module, Signal
+from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
 
@@ -128,10 +129,13 @@ def ice40_pll_domain(m: Module, pll: ICE40PLL, pad_port, domain: str = "sync"):
     return cd
 
 
-def ecp5_pll_domain(m: Module, pll: ECP5PLL, clk_in, domain: str = "sync"):
-    """Drive ``domain`` from an EHXPLLL fed by ``clk_in``; reset until locked."""
+def ecp5_pll_domain(m: Module, pll: ECP5PLL, clk_port, domain: str = "sync"):
+    """Drive ``domain`` from an EHXPLLL fed by the clock input ``clk_port`` (a raw port,
+    requested with ``dir="-"``, through an input buffer); reset until locked."""
     cd = ClockDomain(domain)
     m.domains += cd
+    m.submodules.clk_buf = clk_buf = io.Buffer("i", clk_port)
+    clk_in = clk_buf.i
     lock = Signal()
     m.submodules.pll = Instance(
         "EHXPLLL",

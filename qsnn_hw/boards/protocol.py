@@ -49,7 +49,7 @@ import numpy as np
 
 from ..contract import IntNetwork
 from ..hdl._util import index_width
-from ..verify.stimulus import sample_beats
+from ..verify.stimulus import event_layout, sample_beats
 
 CMD_SAMPLE = 0xA5
 CMD_IDENT = 0x49
@@ -111,9 +111,7 @@ class Framing:
 
 def framing(net: IntNetwork, count_bits: int = 16) -> Framing:
     """The framing of ``net``'s input stream (the same layouts the core is built from)."""
-    from ..hdl.layouts import direct_value_layout, spike_event_layout
-    layout = (spike_event_layout(net.n_in) if net.input_bits == 1
-              else direct_value_layout(net.input_bits))
+    layout = event_layout(net)
     return Framing(layout.size, layout["eot"].offset, layout["last"].offset, net.n_out,
                    count_bits)
 

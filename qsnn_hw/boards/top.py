@@ -1,16 +1,20 @@
 """Board top-levels: the UART bridge (:mod:`.bridge`) on a board's FTDI UART, the core
 clocked from a PLL when the requested clock differs from the board clock, and LEDs for
-status (error, heartbeat) and the last predicted class (binary)."""
+status (error, heartbeat) and the last predicted class (binary).
+
+Every pin is requested raw (``dir="-"``) and driven through an ``amaranth.lib.io``
+buffer (the platform instantiates the family's I/O cell and applies a pin's inversion,
+e.g. active-low LEDs); the PLL is the board family's (:mod:`.families`)."""
 
 from __future__ import annotations
 
 from amaranth.hdl import Elaboratable, Module, Signal
+from amaranth.lib import io
 
 from ..contract import IntNetwork
 from ..hdl.config import CoreConfig
 from .boards import Board
 from .bridge import UartBridge
-from .pll import ecp5_pll, ecp5_pll_domain, ice40_pll, ice40_pll_domain
 
 DEFAULT_BAUD = 115200
 
@@ -36,8 +40,7 @@ class BoardTop(Elaboratable):
             raise ValueError(f"clock must be positive, got {clock_mhz!r} MHz")
         self.pll = None
         if abs(self.clock_mhz - board.board_mhz) > 1e-9:
-            make = ice40_pll if board.family == "ice40" else ecp5_pll
-            self.pll = make(board.board_mhz, self.clock_mhz)
+            self.pll = board.fpga.pll(board.board_mhz, self.clock_mhz)
         self.actual_mhz = self.pll.f_out if self.pll else board.board_mhz
         if not isinstance(baud, int) or baud <= 0:
             raise ValueError(f"baud must be a positive integer, got {baud!r}")
@@ -63,16 +66,14 @@ class BoardTop(Elaboratable):
         m = Module()
         board = self.board
         if self.pll is not None:
-            if board.family == "ice40":
-                pad = platform.request(board.clock_name, 0, dir="-")
-                cd = ice40_pll_domain(m, self.pll, pad)
-            else:
-                clk = platform.request(board.clock_name, 0)
-                cd = ecp5_pll_domain(m, self.pll, clk.i)
+            clock = platform.request(board.clock_name, 0, dir="-")
+            cd = board.fpga.pll_domain(m, self.pll, clock)
             platform.add_clock_constraint(cd.clk, self.actual_mhz * 1e6)
         m.submodules.bridge = br = self.bridge
-        uart = platform.request("uart", 0)
-        m.d.comb += [br.rx.eq(uart.rx.i), uart.tx.o.eq(br.tx)]
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.rx_buf = rx = io.Buffer("i", uart.rx)
+        m.submodules.tx_buf = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [br.rx.eq(rx.i), tx.o.eq(br.tx)]
 
         # heartbeat: toggles every half second, so a running clock blinks at 1 Hz
         half = max(2, round(self.actual_mhz * 1e6 / 2))
@@ -82,10 +83,11 @@ class BoardTop(Elaboratable):
         with m.Else():
             m.d.sync += beat.eq(beat + 1)
         err_led, heart_led = board.status_leds
-        m.d.comb += [platform.request("led", err_led).o.eq(br.error),
-                     platform.request("led", heart_led).o.eq(heart ^ br.busy)]
-        for bit, idx in enumerate(board.class_leds):
-            if bit >= len(br.prediction):
-                break
-            m.d.comb += platform.request("led", idx).o.eq(br.prediction[bit] & br.has_result)
+        leds = [(err_led, br.error), (heart_led, heart ^ br.busy)]
+        leds += [(idx, br.prediction[bit] & br.has_result)
+                 for bit, idx in enumerate(board.class_leds[:len(br.prediction)])]
+        for idx, value in leds:
+            m.submodules[f"led{idx}_buf"] = led = io.Buffer(
+                "o", platform.request("led", idx, dir="-"))
+            m.d.comb += led.o.eq(value)
         return m
