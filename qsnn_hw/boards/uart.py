@@ -83,14 +83,17 @@ class UARTTx(wiring.Component):
         timer = Signal(range(d))
         bits = Signal(range(11))
         shreg = Signal(10, init=0x3FF)
-        m.d.comb += [self.tx.eq(shreg[0]), self.ready.eq(bits == 0)]
-        with m.If(bits == 0):
+        # ``ready`` is a register equal to ``bits == 0`` (it starts the bridge's reply
+        # path, which reaches the core's result handshake: no compare in front of it)
+        idle = Signal(init=1)
+        m.d.comb += [self.tx.eq(shreg[0]), self.ready.eq(idle)]
+        with m.If(idle):
             with m.If(self.valid):
                 m.d.sync += [shreg.eq((1 << 9) | (self.data << 1)), bits.eq(10),
-                             timer.eq(d - 1)]
+                             timer.eq(d - 1), idle.eq(0)]
         with m.Else():
             m.d.sync += timer.eq(timer - 1)
             with m.If(timer == 0):
                 m.d.sync += [shreg.eq((1 << 9) | (shreg >> 1)), bits.eq(bits - 1),
-                             timer.eq(d - 1)]
+                             timer.eq(d - 1), idle.eq(bits == 1)]
         return m
