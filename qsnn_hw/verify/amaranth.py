@@ -58,67 +58,89 @@ def run_core(net: IntNetwork, x, config: CoreConfig | None = None, *,
     config = CoreConfig() if config is None else config
     top = NetworkTop(net, config, trace=True)
     batch, steps, _ = x.shape
-    if beats is None:
-        beats = batch_beats(net, x, rng)
-    engines = top.engines
-    n_layers = len(engines)
-    raw = RawTrace.empty(n_layers)
-    step_cycles = [np.full((batch, steps), -1, np.int64) for _ in engines]
-    eot_bits = [spike_word_layout(e.groups, e.lanes)["eot"].offset for e in engines]
-    clock = [0]
+    drv = _Driver(top, batch, steps, batch_beats(net, x, rng) if beats is None else beats,
+                  rng, gaps, limit)
+    run_simulation(top, [drv.testbench], [drv.monitor], name=name)
+    obs = rebuild(top.geometry, config.count_bits, drv.raw, batch, steps)
+    final_mem, final_codes = [], []
+    for layer, st in zip(net.layers, obs.states, strict=True):
+        last = st[:, -1, :]
+        final_codes.append(last if layer.quantized else None)
+        final_mem.append(layer.levels[last] if layer.quantized else last)
+    starts = np.array(drv.raw.starts, np.int64)
+    return CoreRun(obs, obs.spikes, final_mem, final_codes, obs.counts, obs.predictions,
+                   bool(obs.errors.any()), drv.step_cycles, starts,
+                   obs.sample_cycles if obs.sample_cycles is not None
+                   else np.zeros(batch, np.int64))
 
-    async def monitor(ctx):
-        ports = [getattr(top.trace, f"layer{i}") for i in range(n_layers)]
+
+class _Driver:
+    """The testbench (weights, starts, input beats, results) and the monitor (trace
+    ports) of one :func:`run_core` simulation; fills :attr:`raw` and
+    :attr:`step_cycles`."""
+
+    def __init__(self, top, batch, steps, beats, rng, gaps, limit):
+        self.top, self.batch, self.steps = top, batch, steps
+        self.beats, self.rng, self.gaps, self.limit = beats, rng, gaps, limit
+        self.raw = RawTrace.empty(len(top.engines))
+        self.step_cycles = [np.full((batch, steps), -1, np.int64) for _ in top.engines]
+        self.clock = 0
+
+    async def monitor(self, ctx):
+        top, n = self.top, len(self.top.engines)
+        eot_bits = [spike_word_layout(e.groups, e.lanes)["eot"].offset for e in top.engines]
         probes = []
-        for p in ports:
-            probes += [p.word_valid, p.word.as_value(), p.state_en, p.state_addr,
-                       p.state_data.as_value()]
-        steps_seen = [0] * n_layers
+        for i in range(n):
+            t = getattr(top.trace, f"layer{i}")
+            probes += [t.word_valid, t.word.as_value(), t.state_en, t.state_addr,
+                       t.state_data.as_value()]
+        seen = [0] * n
         async for _, _, *vals in ctx.tick().sample(*probes):
-            clock[0] += 1
-            for li in range(n_layers):
+            self.clock += 1
+            for li in range(n):
                 wv, word, se, sa, sd = vals[5 * li:5 * li + 5]
                 if wv:
-                    raw.words[li].append(word)
+                    self.raw.words[li].append(word)
                     if (word >> eot_bits[li]) & 1:
-                        k = steps_seen[li]
-                        if k < batch * steps:
-                            step_cycles[li][k // steps, k % steps] = clock[0]
-                        steps_seen[li] = k + 1
+                        k = seen[li]
+                        if k < self.batch * self.steps:
+                            self.step_cycles[li][k // self.steps, k % self.steps] = self.clock
+                        seen[li] = k + 1
                 if se:
-                    raw.states[li].append((sa, sd))
+                    self.raw.states[li].append((sa, sd))
 
-    async def load_weights(ctx):
-        ld = top.weight_load
+    async def load_weights(self, ctx):
+        """RAM/SPRAM layers: every packed word through ``weight_load``, one per cycle."""
+        top, ld = self.top, self.top.weight_load
         for li in top.loadable:
-            e = engines[li]
+            e = top.engines[li]
             ctx.set(ld.layer, li)
-            for addr, word in enumerate(pack_weight_words(net.layers[li].weight, e.lanes,
-                                                           e.weights.width)):
+            for addr, word in enumerate(pack_weight_words(top.net.layers[li].weight,
+                                                           e.lanes, e.weights.width)):
                 ctx.set(ld.addr, addr)
                 ctx.set(ld.data, word)
                 ctx.set(ld.en, 1)
                 await ctx.tick()
         ctx.set(ld.en, 0)
 
-    async def testbench(ctx):
+    async def testbench(self, ctx):
+        top, limit = self.top, self.limit
         ev = top.events
-        payload = ev.payload.as_value()
-        res = top.results.payload.as_value()
+        payload, res = ev.payload.as_value(), top.results.payload.as_value()
         if top.loadable:
-            await load_weights(ctx)
+            await self.load_weights(ctx)
         ctx.set(top.results.ready, 1)
-        for b in range(batch):
+        for b in range(self.batch):
             await wait_until(ctx, ~top.busy, limit=limit)
             ctx.set(top.start, 1)
             await ctx.tick()
             ctx.set(top.start, 0)
-            raw.starts.append(clock[0])
+            self.raw.starts.append(self.clock)
             ctx.set(ev.valid, 1)
-            for word in beats[b]:
-                if gaps and rng.random() < gaps:
+            for word in self.beats[b]:
+                if self.gaps and self.rng.random() < self.gaps:
                     ctx.set(ev.valid, 0)
-                    for _ in range(int(rng.integers(1, 4))):
+                    for _ in range(int(self.rng.integers(1, 4))):
                         await ctx.tick()
                     ctx.set(ev.valid, 1)
                 ctx.set(payload, int(word))
@@ -126,17 +148,4 @@ def run_core(net: IntNetwork, x, config: CoreConfig | None = None, *,
             ctx.set(ev.valid, 0)
             (word, err) = await wait_until(ctx, top.results.valid, res, top.error,
                                            limit=limit)
-            raw.results.append((clock[0], int(err), int(word)))
-
-    run_simulation(top, [testbench], [monitor], name=name)
-    obs = rebuild(top.geometry, config.count_bits, raw, batch, steps)
-    final_mem, final_codes = [], []
-    for layer, st in zip(net.layers, obs.states, strict=True):
-        last = st[:, -1, :]
-        final_codes.append(last if layer.quantized else None)
-        final_mem.append(layer.levels[last] if layer.quantized else last)
-    starts = np.array(raw.starts, np.int64)
-    return CoreRun(obs, obs.spikes, final_mem, final_codes, obs.counts, obs.predictions,
-                   bool(obs.errors.any()), step_cycles, starts,
-                   obs.sample_cycles if obs.sample_cycles is not None
-                   else np.zeros(batch, np.int64))
+            self.raw.results.append((self.clock, int(err), int(word)))

@@ -9,12 +9,11 @@ from pathlib import Path
 TRACE_FIELDS = ("word_valid", "word", "state_en", "state_addr", "state_data")
 
 
-def _core(a, k: int, e: dict, out: Path) -> tuple[str, str]:
-    """Append core ``k``'s stimulus, instance and trace writer; returns its finished and
-    stuck conditions."""
+def _stimulus(a, k: int, e: dict, out: Path) -> str:
+    """Core ``k``'s preloaded beats, weight-load words, back-pressure LFSR and control
+    wires; returns the weight-load port connections (empty without RAM weights)."""
     n, p = e["name"], f"c{k}_"
-    pw, w = e["payload_width"], e["payload_width"] + e["gap_bits"]
-    nb, ns, rw = max(1, e["beats"]), e["samples"], e["result_width"]
+    w, nb, ns = e["payload_width"] + e["gap_bits"], max(1, e["beats"]), e["samples"]
     seed = (e["seed"] * 2654435761 + k) % 65535 + 1
     a(f"  // ---- core {k}: {n} (seed {e['seed']})")
     a(f"  reg [{w - 1}:0] {p}stim [0:{nb - 1}];")
@@ -41,22 +40,28 @@ def _core(a, k: int, e: dict, out: Path) -> tuple[str, str]:
         load_ports = (f"    .weight_load__data({p}lw[{dw - 1}:0]), "
                       f".weight_load__addr({p}lw[{dw + aw - 1}:{dw}]),\n"
                       f"    .weight_load__layer({p}lw[{tot - 1}:{dw + aw}]), "
-                      f".weight_load__en(!rst && {p}loading),\n")
+                      f".weight_load__en(!rst && {p}loading),")
     else:
         a(f"  wire {p}loading = 1'b0;")
     a(f"  wire {p}have = {p}ptr < 32'd{e['beats']};")
     a(f"  wire [{w - 1}:0] {p}cur = {p}stim[{p}have ? {p}ptr : 32'd0];")
     a(f"  wire {p}ev_valid = !rst && !{p}loading && {p}have && {p}wait == 0;")
     a(f"  wire {p}ev_ready, {p}busy, {p}done, {p}error, {p}res_valid;")
-    a(f"  wire [{rw - 1}:0] {p}res;")
+    a(f"  wire [{e['result_width'] - 1}:0] {p}res;")
     a(f"  wire {p}res_ready = {{1'b0, {p}lfsr[3:0]}} < 5'd{e['ready_prob16']};")
     a(f"  wire {p}start = !rst && !{p}loading && !{p}busy && {p}started < 32'd{ns};")
+    return load_ports
+
+
+def _instance(a, k: int, e: dict, load_ports: str) -> None:
+    """Core ``k``'s instance with a gated clock, every port connected (trace ports to
+    ``c<k>_t<l>_<field>`` wires)."""
+    n, p, pw, ns = e["name"], f"c{k}_", e["payload_width"], e["samples"]
     trace_ports = []
     for layer in e["layers"]:
         li = layer["index"]
         for f in TRACE_FIELDS:
-            width = layer["ports"][f]
-            a(f"  wire [{width - 1}:0] {p}t{li}_{f};")
+            a(f"  wire [{layer['ports'][f] - 1}:0] {p}t{li}_{f};")
             trace_ports.append(f".trace__layer{li}__{f}({p}t{li}_{f})")
     # The core's clock stops once it delivered every result: an event-driven simulator
     # then spends nothing on it. Gated on the falling edge, so it never glitches.
@@ -70,9 +75,16 @@ def _core(a, k: int, e: dict, out: Path) -> tuple[str, str]:
     a(f"    .results__payload({p}res), .results__valid({p}res_valid),")
     a(f"    .results__ready({p}res_ready),")
     if load_ports:
-        a(load_ports.rstrip("\n"))
+        a(load_ports)
     a("    " + ", ".join(trace_ports) + ",")
     a(f"    .start({p}start), .busy({p}busy), .done({p}done), .error({p}error));")
+
+
+def _driver_and_trace(a, k: int, e: dict) -> tuple[str, str]:
+    """Core ``k``'s stimulus pointer, trace writer and watchdog; returns its finished
+    and stuck conditions."""
+    p, pw, ns = f"c{k}_", e["payload_width"], e["samples"]
+    w = pw + e["gap_bits"]
     a(f"  always @(posedge {p}clk) begin")
     a("    if (!rst) begin")
     a(f"      {p}lfsr <= {{{p}lfsr[14:0], {p}lfsr[15] ^ {p}lfsr[13] ^ {p}lfsr[12] ^ "
@@ -91,23 +103,28 @@ def _core(a, k: int, e: dict, out: Path) -> tuple[str, str]:
     a(f'        $fwrite({p}f, "R %0d %0d %h\\n", cycle, {p}error, {p}res);')
     a(f"        $fflush({p}f);")
     a("      end")
+    act = [f"{p}loading", f"({p}ev_valid && {p}ev_ready)", f"({p}res_valid && {p}res_ready)",
+           f"{p}start", f"({p}got == 32'd{ns})"]
     for layer in e["layers"]:
         li, t = layer["index"], f"{p}t{layer['index']}_"
         a(f"      if ({t}word_valid) $fwrite({p}f, \"W{li} %h\\n\", {t}word);")
         a(f"      if ({t}state_en) $fwrite({p}f, \"S{li} %h %h\\n\", {t}state_addr, "
           f"{t}state_data);")
+        act += [f"{t}word_valid", f"{t}state_en"]
     a("    end")
     a("  end")
     # watchdog: cycles without any activity while the core still owes results
-    act = [f"{p}loading", f"({p}ev_valid && {p}ev_ready)", f"({p}res_valid && {p}res_ready)",
-           f"{p}start", f"({p}got == 32'd{ns})"]
-    for layer in e["layers"]:
-        t = f"{p}t{layer['index']}_"
-        act += [f"{t}word_valid", f"{t}state_en"]
     a(f"  reg [31:0] {p}idle = 32'd0;")
     a("  always @(posedge clk)")
     a(f"    {p}idle <= (rst || {' || '.join(act)}) ? 32'd0 : {p}idle + 32'd1;")
     return f"({p}got == 32'd{ns})", f"({p}idle > 32'd{{watchdog}})"
+
+
+def _core(a, k: int, e: dict, out: Path) -> tuple[str, str]:
+    """Append core ``k``: stimulus, instance, trace writer; returns its finished and
+    stuck conditions."""
+    _instance(a, k, e, _stimulus(a, k, e, out))
+    return _driver_and_trace(a, k, e)
 
 
 def harness(entries: list[dict], out: Path, limit: int, top: str, reset_cycles: int,
