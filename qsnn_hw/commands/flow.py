@@ -181,11 +181,12 @@ def run(args) -> int:
 
 def register(sub) -> None:
     from ..boards.boards import BOARDS
+    from ..data import DATASETS
     from ._args import float_range, int_range
     from ._core import add_core_options
     p = sub.add_parser("flow", help="train -> export -> generate -> verify -> synth, one "
                        "summary table", description=__doc__)
-    p.add_argument("--dataset", default="digits", choices=("digits", "fashion_mnist", "shd"),
+    p.add_argument("--dataset", default="digits", choices=DATASETS,
                    help="dataset (digits needs no download; default)")
     p.add_argument("--board", default="icebreaker",
                    help=" | ".join(BOARDS))

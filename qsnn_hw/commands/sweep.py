@@ -39,6 +39,7 @@ def _hidden(text: str) -> tuple:
 
 
 def register(subparsers) -> None:
+    from ..data import DATASETS
     from ..train.config import TrainConfig
     d = TrainConfig()
     p = subparsers.add_parser(
@@ -47,7 +48,7 @@ def register(subparsers) -> None:
     p.add_argument("--grid", default="squat",
                    help="built-in grid name (squat: the SQUAT paper's grid) or a .json / "
                         ".toml grid file (default: squat)")
-    p.add_argument("--dataset", choices=("digits", "fashion_mnist", "shd"), default="digits",
+    p.add_argument("--dataset", choices=DATASETS, default="digits",
                    help="dataset (default: digits)")
     p.add_argument("--data-dir", default="", help="directory of downloaded dataset files")
     p.add_argument("--seeds", type=_seeds, default=3,

@@ -82,11 +82,12 @@ LAYER_FLAGS = {
 
 
 def register(subparsers) -> None:
+    from ..data import DATASETS
     p = subparsers.add_parser(
         "train", help="train a (quantized) SNN and export the integer artifact",
         description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = p.add_argument_group("data")
-    g.add_argument("--dataset", type=_choice(("digits", "fashion_mnist", "shd")),
+    g.add_argument("--dataset", type=_choice(DATASETS),
                    default=_D.dataset, help="digits | fashion_mnist | shd")
     g.add_argument("--data-dir", default=_D.data_dir,
                    help="directory holding downloaded dataset files")
