@@ -13,5 +13,7 @@ echo "[test] ruff check"
 ruff check .
 echo "[test] pytest"
 start=$(date +%s)
-python -m pytest "$@"
+# two workers, a test file per worker (module fixtures are built once);
+# QSNN_TEST_WORKERS=0 runs everything in one process
+python -m pytest -n "${QSNN_TEST_WORKERS:-2}" --dist loadfile --durations=15 "$@"
 echo "[test] whole suite: $(( $(date +%s) - start )) s"

@@ -1,16 +1,13 @@
 """The generated core under Icarus and Verilator (cocotb), bit-exact against the golden
-model: a seeded random-configuration regression, the trained digits model
-(``rtl/digits.qsnn``) on its test split, and a deliberately broken core that must be
-caught at the right place.
+model: a seeded random-configuration regression (every core configuration synth builds)
+and a deliberately broken core that must be caught at the right place.
 
 Every expected value comes from ``qsnn_hw.golden.simulate``. Sizes:
 ``QSNN_REGRESSION_CONFIGS`` (default 50) random configurations per simulator, all in one
-build per simulator (``sim/bundle.py`` puts K cores into one harness);
+build per simulator (``qsnn_hw.verify.bundle`` puts K cores into one harness);
 ``QSNN_REGRESSION_SEED`` (default 0) shifts the seeds. A failure names the configuration
 seed; replay one with ``QSNN_REGRESSION_SEED=<seed> QSNN_REGRESSION_CONFIGS=1``.
-Digits: all 360 test samples under both simulators (``QSNN_DIGITS_SAMPLES_VERILATOR``,
-``QSNN_DIGITS_SAMPLES_ICARUS``); Icarus splits them over ``QSNN_ICARUS_JOBS`` (default 2)
-simulations running side by side.
+The trained digits model runs in tests/test_sim_digits.py.
 """
 
 from __future__ import annotations
@@ -18,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from concurrent.futures import ThreadPoolExecutor
-from itertools import pairwise
 from pathlib import Path
 from unittest import mock
 
@@ -40,13 +35,6 @@ pytestmark = [pytest.mark.sim,
 CONFIGS = int(os.environ.get("QSNN_REGRESSION_CONFIGS", "50"))
 SEED0 = int(os.environ.get("QSNN_REGRESSION_SEED", "0"))
 ROOT = Path(__file__).resolve().parents[1]
-DIGITS = ROOT / "rtl" / "digits.qsnn"
-DIGITS_LANES = [64, 10]
-# Icarus runs the digits core at ~1-1.5 s per sample (4-state, one always block per
-# register), so its share of the split runs as QSNN_ICARUS_JOBS simulations side by side.
-DIGITS_SAMPLES = {"verilator": int(os.environ.get("QSNN_DIGITS_SAMPLES_VERILATOR", "360")),
-                  "icarus": int(os.environ.get("QSNN_DIGITS_SAMPLES_ICARUS", "360"))}
-DIGITS_JOBS = {"verilator": 1, "icarus": int(os.environ.get("QSNN_ICARUS_JOBS", "2"))}
 
 
 def _need(sim):
@@ -175,54 +163,3 @@ def test_broken_leak_shift_is_caught_at_the_right_place(tmp_path):
     wave = Path(report["waveform"])
     assert wave.suffix == ".vcd" and wave.stat().st_size > 0
     assert wave.parent == tmp_path / "build"
-
-
-# ---- the trained digits model, whole test split -------------------------------------------
-
-@pytest.fixture(scope="module")
-def digits_bundle(tmp_path_factory):
-    if not DIGITS.exists():
-        pytest.skip(f"{DIGITS.relative_to(ROOT)} is not checked in yet")
-    from qsnn_hw.artifact import load_artifact
-    from qsnn_hw.commands.verify import dataset_inputs
-
-    art = load_artifact(DIGITS)
-    x, _ = dataset_inputs(art, None)
-    gold = simulate(art.network, x)
-    assert x.shape[0] == 360
-    out = tmp_path_factory.mktemp("digits")
-    bundles = {}
-    for sim, n in DIGITS_SAMPLES.items():
-        edges = np.linspace(0, n, DIGITS_JOBS[sim] + 1).astype(int)
-        bundles[sim] = []
-        for j, (lo, hi) in enumerate(pairwise(edges)):
-            case = CoreCase("digits", art.network, x[lo:hi], CoreConfig(lanes=DIGITS_LANES),
-                            seed=5 + j,
-                            describe=f"{DIGITS.name}, test samples {lo}..{hi - 1}")
-            bundles[sim].append((lo, hi, write_bundle([case], out / f"bundle_{sim}_{j}")))
-    return bundles, gold, x
-
-
-@pytest.mark.parametrize("sim", SIMULATORS)
-def test_digits_model_test_split_bit_exact(sim, digits_bundle, tmp_path):
-    _need(sim)
-    bundles, gold, x = digits_bundle
-    n = DIGITS_SAMPLES[sim]
-
-    def run(job):
-        j, (lo, hi, bundle) = job
-        return lo, hi, run_bundle(sim, bundle, tmp_path / f"build_{sim}_{j}", opt="-O1")
-
-    # Each simulation is its own process; the threads only wait for them.
-    with ThreadPoolExecutor(max_workers=len(bundles[sim])) as pool:
-        results = list(pool.map(run, enumerate(bundles[sim])))
-    predictions = np.full(n, -1)
-    for lo, hi, report in results:
-        core = report["cores"][0]
-        assert report["ok"], _failures(report)
-        assert core["samples"] == hi - lo and core["timesteps"] == x.shape[1]
-        assert core["mismatch_counts"]["counts"] == 0
-        predictions[lo:hi] = core["predictions"]
-        print(f"{sim}: digits samples {lo}..{hi - 1}, {report['cycles']} cycles, "
-              f"{report['cycles_per_s']:.0f} cycles/s")
-    assert np.array_equal(predictions, gold.predictions[:n])
