@@ -172,6 +172,9 @@ def test_small_build_meets_timing(tmp_path, board, clock):
     assert on_disk == json.loads(json.dumps(rep))
     assert (out / rep["bitstream"]).stat().st_size > 1000
     assert "| clock | Fmax" in (out / "report.md").read_text()
+    # the report names the exact core it built, readable back as the same CoreConfig
+    assert CoreConfig.from_dict(rep["core"]) == CoreConfig(lanes=2)
+    assert "Core: lanes 2, counters 16 bits" in (out / "report.md").read_text()
     assert rep["clock"]["pll"] is not None
     for r in rep["resources"].values():
         assert 0 <= r["used"] <= r["available"]

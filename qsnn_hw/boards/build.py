@@ -236,6 +236,9 @@ def markdown(report: dict) -> str:
              f"{report['clock']['actual_mhz']:g} MHz "
              f"({'PLL' if report['clock']['pll'] else 'board clock'}); UART "
              f"{report['uart']['baud']} baud (divisor {report['uart']['divisor']}).", "",
+             f"Core: {CoreConfig.from_dict(report['core']).describe()} (`report.json` "
+             f"\"core\"; `qsnn-hw verify MODEL --sim verilator --config report.json` "
+             f"simulates exactly this core).", "",
              "| resource | used | available | % |", "|---|---:|---:|---:|"]
     for r in report["resources"].values():
         pct = 100 * r["used"] / r["available"] if r["available"] else 0
