@@ -31,7 +31,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "$want" > "$stamp"
 fi
 
-# Simulators from Debian: Icarus Verilog 11 and Verilator 5.006 (see shared/BRIEF.md).
+# Simulators from Debian: Icarus Verilog 11 and Verilator 5.006 (checked on Debian bookworm: docs/verification.md, "Simulator notes").
 missing=()
 command -v iverilog >/dev/null 2>&1 || missing+=(iverilog)
 command -v verilator >/dev/null 2>&1 || missing+=(verilator)
