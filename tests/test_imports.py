@@ -215,15 +215,22 @@ def test_no_import_cycles():
 _OUTSIDE = re.compile(r"""shared/|["']shared["']""")
 
 
-def test_sources_read_nothing_outside_the_repository():
-    offenders = []
-    for top in (PACKAGE, "tests"):
-        for path in sorted((ROOT / top).rglob("*.py")):
+def _grep(pattern: re.Pattern, folders) -> list[str]:
+    """``file:line: text`` of every line of the Python files under ``folders`` (this file
+    excluded) that ``pattern`` finds."""
+    hits = []
+    for folder in folders:
+        for path in sorted((ROOT / folder).rglob("*.py")):
             if path == Path(__file__).resolve():
                 continue
             for no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-                if _OUTSIDE.search(line):
-                    offenders.append(f"{path.relative_to(ROOT)}:{no}: {line.strip()}")
+                if pattern.search(line):
+                    hits.append(f"{path.relative_to(ROOT)}:{no}: {line.strip()}")
+    return hits
+
+
+def test_sources_read_nothing_outside_the_repository():
+    offenders = _grep(_OUTSIDE, (PACKAGE, "tests"))
     assert not offenders, "paths outside the repository:\n" + "\n".join(offenders)
 
 
@@ -231,12 +238,5 @@ def test_no_reads_of_internal_hierarchy_names():
     """Verification observes cores only through documented ports (the trace interface):
     no private Amaranth or component-internal names in the package, sim/ or the tests."""
     private = re.compile(r"w_port__data|\bwr__(en|addr|data)\b|\.memory\.data\b")
-    hits = []
-    for folder in ("qsnn_hw", "sim", "tests", "bench"):
-        for path in sorted((ROOT / folder).rglob("*.py")):
-            if path == Path(__file__).resolve():
-                continue
-            for no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-                if private.search(line):
-                    hits.append(f"{path.relative_to(ROOT)}:{no}: {line.strip()}")
+    hits = _grep(private, ("qsnn_hw", "sim", "tests", "bench"))
     assert not hits, "internal hierarchy names:\n" + "\n".join(hits)

