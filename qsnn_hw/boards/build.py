@@ -313,6 +313,28 @@ def resolve_weights(net: IntNetwork, config: CoreConfig, board_name: str,
     return config.replace(weight_storage=tuple(fit["storage"])), fit
 
 
+def _report(net, board, device, top, config, model_info, baud, fit, synth_opts) -> dict:
+    """The report's entries that describe what was built (not how it came out)."""
+    geometry = top.bridge.core.geometry
+    lanes = top.bridge.core.lanes
+    return {
+        "format": "qsnn-hw-synth-report", "version": 1,
+        "board": board.name, "device": device, "family": board.family,
+        "lanes": list(lanes) if len(set(lanes)) > 1 else lanes[0],
+        "model": dict(model_info or {}, sizes=[net.n_in] + [la.n_out for la in net.layers]),
+        "clock": {"board_mhz": board.board_mhz, "requested_mhz": top.clock_mhz,
+                  "actual_mhz": top.actual_mhz, "pll": top.pll_info()},
+        "uart": {"baud": baud, "divisor": top.divisor, "baud_error": top.baud_error},
+        "core": config.to_dict(),
+        "count_bits": config.count_bits,
+        "quantizer": {"kind": config.quantizer, "latency": [g.latency for g in geometry]},
+        "fifo_depth": [g.fifo_depth for g in geometry],
+        "synth_opts": synth_opts or "",
+        "weights": fit,
+        "bitstream": board.fpga.bitstream,
+    }
+
+
 def synthesize(net: IntNetwork, board_name: str, out_dir, config: CoreConfig | None = None,
                *, clock_mhz=None, toolchain: str = "yowasp", baud: int = DEFAULT_BAUD,
                seed: int = 1, model_info: dict | None = None, log=None,
@@ -363,26 +385,10 @@ def synthesize(net: IntNetwork, board_name: str, out_dir, config: CoreConfig | N
     with contextlib.suppress(OSError, ValueError):
         stat = json.loads((tmp / "yosys-stat.json").read_text())
     resources, fmax, ok = parse_reports(nextpnr, stat, family, top.actual_mhz)
-    report = {
-        "format": "qsnn-hw-synth-report", "version": 1,
-        "board": board.name, "device": platform.device, "family": board.family,
-        "lanes": list(top.bridge.core.lanes) if len(set(top.bridge.core.lanes)) > 1
-        else top.bridge.core.lanes[0],
-        "model": dict(model_info or {}, sizes=[net.n_in] + [la.n_out for la in net.layers]),
-        "clock": {"board_mhz": board.board_mhz, "requested_mhz": top.clock_mhz,
-                  "actual_mhz": top.actual_mhz, "pll": top.pll_info()},
-        "uart": {"baud": baud, "divisor": top.divisor, "baud_error": top.baud_error},
-        "core": config.to_dict(),
-        "count_bits": config.count_bits,
-        "quantizer": {"kind": config.quantizer,
-                      "latency": [g.latency for g in top.bridge.core.geometry]},
-        "fifo_depth": [g.fifo_depth for g in top.bridge.core.geometry],
-        "synth_opts": synth_opts or "",
-        "weights": fit,
-        "resources": resources, "fmax": fmax, "timing_pass": ok,
-        "toolchain": toolchain, "seed": int(seed), "seconds": round(seconds, 1),
-        "bitstream": family.bitstream,
-    }
+    report = _report(net, board, platform.device, top, config, model_info, baud, fit,
+                     synth_opts) | {
+        "resources": resources, "fmax": fmax, "timing_pass": ok, "toolchain": toolchain,
+        "seed": int(seed), "seconds": round(seconds, 1)}
     atomic_write_text(tmp / "report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
     atomic_write_text(tmp / "report.md", markdown(report))
     _install(tmp, out)

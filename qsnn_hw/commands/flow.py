@@ -55,6 +55,23 @@ def train_step(args, train_dir: Path) -> dict:
     return json.loads((train_dir / "metrics.json").read_text())
 
 
+def synth_step(args, model: Path, config, out: Path, summary: dict) -> None:
+    """Build exactly ``config`` for the board; the report (or the error) into
+    ``summary``."""
+    from .synth import run_synth
+    build_dir = out / f"build-{args.board}"
+    print(f"flow: synth for {args.board} into {build_dir}", flush=True)
+    try:
+        summary["synth"] = run_synth(model, args.board, build_dir, config, clock=args.clock,
+                                     toolchain=args.toolchain, quiet=True)
+        summary["build_dir"] = str(build_dir)
+        print(f"flow: synth {'met' if summary['synth']['timing_pass'] else 'MISSED'} "
+              f"timing", flush=True)
+    except UserError as exc:
+        summary["synth_error"] = str(exc).splitlines()[0]
+        print(f"flow: synth failed: {summary['synth_error']}", flush=True)
+
+
 def summary_rows(s: dict) -> list[tuple[str, str]]:
     t, v, b = s["train"], s["verify"], s.get("synth")
 
@@ -107,7 +124,7 @@ def run(args) -> int:
     from ..boards.boards import get_board
     from ..hdl.emit import write_core
     from ._core import core_config
-    from .synth import board_config, default_count_bits, run_synth
+    from .synth import board_config, default_count_bits
     from .verify import dataset_inputs, verify_model
     try:
         get_board(args.board)
@@ -157,16 +174,7 @@ def run(args) -> int:
                "train": metrics, "verify": ver, "synth": None, "times": times}
     if not args.no_synth:
         t0 = time.perf_counter()
-        build_dir = out / f"build-{args.board}"
-        print(f"flow: synth for {args.board} into {build_dir}", flush=True)
-        try:
-            summary["synth"] = run_synth(model, args.board, build_dir, config,
-                                         clock=args.clock, toolchain=args.toolchain,
-                                         quiet=True)
-            summary["build_dir"] = str(build_dir)
-        except UserError as exc:
-            summary["synth_error"] = str(exc).splitlines()[0]
-            print(f"flow: synth failed: {summary['synth_error']}", flush=True)
+        synth_step(args, model, config, out, summary)
         times["synth"] = time.perf_counter() - t0
     summary["seconds"] = time.perf_counter() - t_all
     rows = summary_rows(summary)
