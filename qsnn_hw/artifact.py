@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,6 +119,9 @@ def save_artifact(path, artifact: Artifact) -> Path:
 def load_artifact(path) -> Artifact:
     """Read and fully validate an artifact; raises :class:`ArtifactError` with the reason."""
     path = Path(path)
+    if path.is_dir():
+        raise ArtifactError(f"artifact {path} is a directory; give the model file in it "
+                            f"(e.g. {path / 'model.qsnn'})")
     if not path.is_file():
         raise ArtifactError(f"artifact {path} does not exist (train one with `qsnn-hw train`)")
     try:
@@ -145,8 +149,12 @@ def load_artifact(path) -> Artifact:
                 arrays[name] = a
     except zipfile.BadZipFile as exc:
         raise ArtifactError(f"{path} is truncated or not a qsnn-hw artifact ({exc})") from None
-    except (KeyError, TypeError, json.JSONDecodeError, zipfile.LargeZipFile) as exc:
-        raise ArtifactError(f"{path}: malformed artifact ({type(exc).__name__}: {exc})") from None
+    except (KeyError, TypeError, AttributeError, json.JSONDecodeError, zipfile.LargeZipFile,
+            zlib.error, NotImplementedError) as exc:
+        # zlib.error: a damaged compressed member; NotImplementedError: a damaged
+        # compression-method field (zipfile only knows some methods)
+        raise ArtifactError(f"{path}: damaged or malformed artifact "
+                            f"({type(exc).__name__}: {exc})") from None
     except (OSError, ValueError, EOFError) as exc:
         if isinstance(exc, ArtifactError):
             raise

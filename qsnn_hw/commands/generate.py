@@ -28,7 +28,7 @@ def check_yosys() -> None:
 
 def run(args) -> int:
     model = Path(args.model)
-    if not model.is_file():
+    if not model.exists():
         raise UserError(f"artifact {model} does not exist")
     try:
         check_name(args.name)

@@ -159,7 +159,7 @@ def run(args) -> int:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     model = Path(args.model)
-    if not model.is_file():
+    if not model.exists():
         raise UserError(f"artifact {model} does not exist")
     art = load_artifact(model)
     clock = args.clock

@@ -60,7 +60,7 @@ def run_synth(model: Path, board: str, out, config: CoreConfig, *, clock=None,
         get_board(board)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    if not model.is_file():
+    if not model.exists():
         raise UserError(f"artifact {model} does not exist")
     art = load_artifact(model)
     info = {"file": model.name, "sha256": hashlib.sha256(model.read_bytes()).hexdigest()}
@@ -75,7 +75,7 @@ def run_synth(model: Path, board: str, out, config: CoreConfig, *, clock=None,
 def run(args) -> int:
     out = args.out or f"build/{args.board}"
     model = Path(args.model)
-    if not model.is_file():
+    if not model.exists():
         raise UserError(f"artifact {model} does not exist")
     art = load_artifact(model)
     config = core_config(args, art.network, count_bits_default=default_count_bits(art))

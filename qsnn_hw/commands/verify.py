@@ -54,7 +54,7 @@ def run(args) -> int:
     from ._core import core_config
 
     model = Path(args.model)
-    if not model.is_file():
+    if not model.exists():
         raise UserError(f"artifact {model} does not exist")
     art = load_artifact(model)
     config = core_config(args, art.network)
