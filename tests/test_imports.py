@@ -211,7 +211,7 @@ def test_no_import_cycles():
                     f"{cycle_report(graph)}", pytrace=False)
 
 
-# Path construction that reaches a directory beside the checkout (e.g. ../shared/...).
+# Path construction that reaches a folder beside the checkout (a clone has none).
 _OUTSIDE = re.compile(r"""shared/|["']shared["']""")
 
 

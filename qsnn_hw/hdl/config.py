@@ -29,8 +29,6 @@ QUANTIZERS = ("auto", "comparators", "pipelined")
 FIFO_KEYWORDS = ("default", "min")
 MAX_LANES = 256
 MAX_COUNT_BITS = 32
-CONFIG_FORMAT = "qsnn-hw-core-config"
-CONFIG_VERSION = 1
 
 
 def _check_lanes(name: str, value) -> int:
@@ -142,12 +140,6 @@ class CoreConfig:
                                     storage=storage[i]))
         return tuple(out)
 
-    @property
-    def writable_weights(self) -> bool:
-        """True when some layer's weights are written by a loader (RAM or SPRAM)."""
-        s = self.weight_storage
-        return any(x != "rom" for x in (s if isinstance(s, tuple) else (s,)))
-
     def replace(self, **changes) -> CoreConfig:
         return replace(self, **changes)
 
@@ -194,8 +186,6 @@ def load_config(path) -> CoreConfig:
         raise ValueError(f"{path} is not a JSON core configuration ({exc})") from None
     if isinstance(doc, dict) and "core" in doc:
         doc = doc["core"]
-    elif isinstance(doc, dict) and doc.get("format") == CONFIG_FORMAT:
-        doc = {k: v for k, v in doc.items() if k not in ("format", "version")}
     try:
         return CoreConfig.from_dict(doc)
     except (TypeError, ValueError) as exc:

@@ -15,8 +15,9 @@ by side (one Verilator compile for many random configurations):
   ports show (every spike word and state write of every layer) and every result beat to
   ``<name>.trace``. No Python runs per cycle; the clock is generated in Verilog
   (``--timing`` under Verilator);
-* ``<name>.expected.npz``: nothing but the inputs; the golden model runs at check time;
-* ``bundle.json``: what the checker needs (the network is rebuilt from ``<name>.qsnn``).
+* ``<name>.qsnn`` and ``<name>.inputs.npy``: the network and the inputs; the golden
+  model runs on them at check time (:mod:`.check`);
+* ``bundle.json``: what the checker needs (names, core configuration, widths, seeds).
 
 The comparison (:mod:`.compare`) runs once at the end, in bulk.
 """

@@ -27,9 +27,5 @@ def check_core(bundle_dir, entry: dict) -> dict:
     B, T = x.shape[:2]
     got = rebuild(network_geometry(net, config), config.count_bits, raw, B, T)
     rep = compare(net, simulate(net, x, trace=True), got)
-    cycles = got.sample_cycles
-    rep.update(core=entry["name"], seed=entry["seed"], describe=entry.get("describe", ""),
-               cycles=int(raw.results[-1][0] - raw.starts[0])
-               if raw.results and raw.starts else None,
-               cycles_total=None if cycles is None else int(np.sum(cycles)))
+    rep.update(core=entry["name"], seed=entry["seed"], describe=entry.get("describe", ""))
     return rep

@@ -85,8 +85,12 @@ def compare(net: IntNetwork, gold: GoldenResult, got: Observed) -> dict:
         "mismatches": mismatches, "mismatch_counts": counts,
         "first": min(firsts, key=lambda f: f[0])[1] if firsts else None,
         "problems": problems, "predictions": np.asarray(got.predictions).tolist(),
+        "golden_predictions": np.asarray(gold.predictions).tolist(),
         "sample_cycles": None if got.sample_cycles is None
         else np.asarray(got.sample_cycles).tolist(),
+        # each sample's cycles from ``start`` to its result, summed: one definition for
+        # every simulator
+        "cycles": None if got.sample_cycles is None else int(np.sum(got.sample_cycles)),
     }
 
 

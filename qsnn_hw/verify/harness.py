@@ -80,7 +80,7 @@ def _instance(a, k: int, e: dict, load_ports: str) -> None:
     a(f"    .start({p}start), .busy({p}busy), .done({p}done), .error({p}error));")
 
 
-def _driver_and_trace(a, k: int, e: dict) -> tuple[str, str]:
+def _driver_and_trace(a, k: int, e: dict, watchdog: int) -> tuple[str, str]:
     """Core ``k``'s stimulus pointer, trace writer and watchdog; returns its finished
     and stuck conditions."""
     p, pw, ns = f"c{k}_", e["payload_width"], e["samples"]
@@ -117,14 +117,14 @@ def _driver_and_trace(a, k: int, e: dict) -> tuple[str, str]:
     a(f"  reg [31:0] {p}idle = 32'd0;")
     a("  always @(posedge clk)")
     a(f"    {p}idle <= (rst || {' || '.join(act)}) ? 32'd0 : {p}idle + 32'd1;")
-    return f"({p}got == 32'd{ns})", f"({p}idle > 32'd{{watchdog}})"
+    return f"({p}got == 32'd{ns})", f"({p}idle > 32'd{watchdog})"
 
 
-def _core(a, k: int, e: dict, out: Path) -> tuple[str, str]:
+def _core(a, k: int, e: dict, out: Path, watchdog: int) -> tuple[str, str]:
     """Append core ``k``: stimulus, instance, trace writer; returns its finished and
     stuck conditions."""
     _instance(a, k, e, _stimulus(a, k, e, out))
-    return _driver_and_trace(a, k, e)
+    return _driver_and_trace(a, k, e, watchdog)
 
 
 def harness(entries: list[dict], out: Path, limit: int, top: str, reset_cycles: int,
@@ -159,9 +159,9 @@ def harness(entries: list[dict], out: Path, limit: int, top: str, reset_cycles: 
     a("  end")
     finished, stuck = [], []
     for k, e in enumerate(entries):
-        fin, st = _core(a, k, e, Path(out))
+        fin, st = _core(a, k, e, Path(out), watchdog)
         finished.append(fin)
-        stuck.append(st.format(watchdog=watchdog))
+        stuck.append(st)
     flush = [f"        $fflush(c{k}_f);" for k in range(len(entries))]
     a("  always @(posedge clk) begin")
     a("    if (!all_done) begin")

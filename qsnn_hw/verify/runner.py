@@ -1,9 +1,8 @@
 """Run the cocotb testbench on emitted Verilog under Icarus or Verilator (cocotb-test).
 
 Facts this relies on (checked on Debian bookworm; docs/verification.md): cocotb 1.9.2
-drives both Icarus 11 and Debian's
-Verilator 5.006; Amaranth's Verilog carries no `timescale`, so one is given here; Verilator
-needs -Wno-fatal for Amaranth output.
+drives both Icarus 11 and Debian's Verilator 5.006; Amaranth's Verilog carries no
+`timescale`, so one is given here; Verilator needs -Wno-fatal for Amaranth output.
 
 :func:`run_bundle` runs a simulation bundle (:mod:`.bundle`) through the testbench
 :mod:`.cocotb_tb` (part of the package) and returns its report; on a mismatch it reruns the first
