@@ -111,13 +111,36 @@ def schedule(seed: int) -> dict:
             "reset": RESETS[seed % len(RESETS)]}
 
 
+# input modes and accumulator banks by seed % 7 (7 is coprime with the 3-, 5-, 8- and
+# 16-seed categories of the regressions, so every combination meets every category)
+INPUT_SCHEDULE = [("auto", "auto"), ("static", "double"), ("streamed", "double"),
+                  ("streamed", "single"), ("static", "single"), ("auto", "double"),
+                  ("streamed", "auto")]
+
+
+def input_schedule(seed: int) -> dict:
+    """``CoreConfig`` keywords ``input`` and ``accumulators`` of regression seed ``seed``
+    (:data:`INPUT_SCHEDULE`)."""
+    mode, acc = INPUT_SCHEDULE[seed % len(INPUT_SCHEDULE)]
+    return {"input": mode, "accumulators": acc}
+
+
 def random_inputs(rng: np.random.Generator, net: IntNetwork, batch: int, steps: int,
-                  density: float | None = None) -> np.ndarray:
+                  density: float | None = None, static: bool | None = None) -> np.ndarray:
     """(batch, steps, M) int64 inputs: each entry active with probability ``density``
-    (random if None); active entries are 1 for spikes, uniform in 1..max otherwise."""
+    (random if None); active entries are 1 for spikes, uniform in 1..max otherwise.
+    ``static``: the same input at every timestep (what a static-input core takes; None:
+    static for multi-bit input, as ``CoreConfig(input="auto")`` builds it)."""
     if density is None:
         density = float(rng.choice([0.0, 1.0, rng.uniform(0.05, 0.6)]))
-    active = rng.random((batch, steps, net.n_in)) < density
+    if static is None:
+        static = net.input_bits > 1
+    active = rng.random((batch, 1 if static else steps, net.n_in)) < density
+    if static:
+        active = np.repeat(active, steps, axis=1)
     if net.input_bits == 1:
         return active.astype(np.int64)
-    return active * rng.integers(1, net.input_max + 1, size=active.shape)
+    values = rng.integers(1, net.input_max + 1, size=active.shape)
+    if static:
+        values = np.repeat(values[:, :1], steps, axis=1)
+    return active * values

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from qsnn_hw.hdl.config import CoreConfig
-from qsnn_hw.testing import random_inputs, random_network, schedule
+from qsnn_hw.testing import input_schedule, random_inputs, random_network, schedule
 from qsnn_hw.verify.bundle import CoreCase
 
 INPUT_BITS = [1, 1, 2, 8, 1, 4]
@@ -50,13 +50,15 @@ def regression_case(seed: int) -> CoreCase:
         samples, steps = 3, int(rng.integers(32, 65))
     else:
         samples, steps = int(rng.integers(2, 5)), int(rng.integers(1, 12))
-    x = random_inputs(rng, net, samples, steps, density)
+    modes = input_schedule(seed)
+    x = random_inputs(rng, net, samples, steps, density,
+                      static=CoreConfig(**modes).static_input(net))
     # P copies of a 2**n-entry level table and quantizer per layer: the C++ that
     # Verilator compiles grows with P * 2**n, so wide codes get few lanes (P * 2**n <= 256;
     # P = 1..16 is still covered with n <= 4 and unquantized states)
     lanes = [int(rng.integers(1, 1 + min(16, 256 >> (la.state_bits or 0))))
              for la in net.layers]
-    config = CoreConfig(lanes=lanes, **CORE_KINDS[seed % len(CORE_KINDS)])
+    config = CoreConfig(lanes=lanes, **CORE_KINDS[seed % len(CORE_KINDS)], **modes)
     describe = (f"sizes={[net.n_in] + [la.n_out for la in net.layers]} "
                 f"input_bits={input_bits} state_bits={cat['state_bits']} "
                 f"family={cat['family']} reset={cat['reset']} "

@@ -75,7 +75,8 @@ def test_cli_writes_verilog_and_manifest(tmp_path, capsys):
                                             for la in info["layers"])
     assert len(info["artifact"]["sha256"]) == 64
     assert info["core"] == {"lanes": [4, 2], "count_bits": 16, "fifo_depth": "default",
-                            "quantizer": "auto", "weight_storage": "rom"}
+                            "quantizer": "auto", "weight_storage": "rom",
+                            "input": "auto", "accumulators": "auto"}
     # run again: byte-identical
     first = [(tmp_path / "out" / f).read_bytes() for f in ("core_a.v", "core_a.json")]
     assert _cli(tmp_path, "--lanes", "4,2", "--name", "core_a")[0] == 0

@@ -16,7 +16,7 @@ from qsnn_hw.contract import IntLayer, IntNetwork
 from qsnn_hw.golden import simulate
 from qsnn_hw.hdl.config import CoreConfig
 from qsnn_hw.hdl.top import NetworkTop
-from qsnn_hw.testing import random_inputs, random_network, schedule
+from qsnn_hw.testing import input_schedule, random_inputs, random_network, schedule
 from qsnn_hw.verify.amaranth import run_core
 from qsnn_hw.verify.compare import compare, format_report
 from qsnn_hw.verify.stimulus import event_layout, sample_beats
@@ -44,9 +44,11 @@ def sweep_config(seed: int):
     if big:
         density = min(density, 0.1)
     steps = 2 if big else int(rng.integers(1, 7))
-    x = random_inputs(rng, net, 1 if big else 2, steps, density)
+    modes = input_schedule(seed)
+    static = CoreConfig(**modes).static_input(net)
+    x = random_inputs(rng, net, 1 if big else 2, steps, density, static=static)
     lanes = [int(rng.integers(1, 17)) for _ in net.layers]
-    return net, x, lanes, rng
+    return net, x, lanes, modes, rng
 
 
 def assert_bit_exact(net, x, run, context, error=False):
@@ -73,11 +75,12 @@ def assert_bit_exact(net, x, run, context, error=False):
 @pytest.mark.sim
 @pytest.mark.parametrize("seed", range(SEED0, SEED0 + CONFIGS))
 def test_random_networks_bit_exact(seed):
-    net, x, lanes, rng = sweep_config(seed)
+    net, x, lanes, modes, rng = sweep_config(seed)
     context = (f"replay with QSNN_REGRESSION_SEED={seed} QSNN_REGRESSION_CONFIGS=1 "
                f"(sizes={[net.n_in] + [la.n_out for la in net.layers]}, lanes={lanes}, "
-               f"input_bits={net.input_bits}, state_bits={[la.state_bits for la in net.layers]})")
-    run = run_core(net, x, CoreConfig(lanes=lanes), rng=rng)
+               f"input_bits={net.input_bits}, state_bits={[la.state_bits for la in net.layers]}"
+               f", {modes})")
+    run = run_core(net, x, CoreConfig(lanes=lanes, **modes), rng=rng)
     assert not run.error, context
     assert_bit_exact(net, x, run, context)
 
@@ -88,11 +91,11 @@ def test_random_networks_bit_exact_other_configurations(seed):
     """The configurations synth builds besides the default: minimal FIFOs, RAM weights
     written through ``weight_load`` before the first sample, the pipelined quantizer
     everywhere; cycled over the seeds, with a bursty input."""
-    net, x, lanes, rng = sweep_config(seed)
+    net, x, lanes, modes, rng = sweep_config(seed)
     k = seed % 4
     cfg = CoreConfig(lanes=lanes, fifo_depth="min" if k in (0, 3) else "default",
                      weight_storage="ram" if k in (1, 3) else "rom",
-                     quantizer="pipelined" if k in (2, 3) else "auto")
+                     quantizer="pipelined" if k in (2, 3) else "auto", **modes)
     run = run_core(net, x, cfg, rng=rng, gaps=0.3)
     assert_bit_exact(net, x, run, f"seed {seed}: {cfg.describe()}")
 
@@ -158,7 +161,8 @@ def test_invalid_spike_beats_are_dropped_and_flagged():
 @pytest.mark.sim
 def test_direct_input_wrong_value_count_is_flagged():
     net = random_network(np.random.default_rng(13), sizes=[4, 5], input_bits=4)
-    x = random_inputs(np.random.default_rng(14), net, 1, 3, 0.7)
+    x = random_inputs(np.random.default_rng(14), net, 1, 3, 0.7, static=False)
+    x[0, :, 1] = 0   # a zero value: skipped by the core, still counted as a position
     eot = 1 << event_layout(net)["eot"].offset
     beats = sample_beats(net, x[0]).tolist()
     # timestep 0: one value too many (dropped); timestep 1: the last value missing (= 0)
@@ -166,7 +170,7 @@ def test_direct_input_wrong_value_count_is_flagged():
     t0 = beats[:m] + [9] + [beats[m]]
     t1 = beats[m + 1:2 * m] + [eot]
     rest = beats[2 * m + 2:]
-    run = run_core(net, x, beats=[t0 + t1 + rest])
+    run = run_core(net, x, CoreConfig(input="streamed"), beats=[t0 + t1 + rest])
     assert run.error
     x_eff = x.copy()
     x_eff[0, 1, m - 1] = 0
@@ -191,8 +195,8 @@ def test_top_validation():
 def test_minimal_fifos_and_bursty_input(seed):
     """Smallest output FIFOs (one timestep of words: every layer waits for the next to
     drain) and an input source that pauses at random: still bit-exact."""
-    net, x, lanes, rng = sweep_config(500 + seed)
-    cfg = CoreConfig(lanes=lanes, fifo_depth="min")
+    net, x, lanes, modes, rng = sweep_config(500 + seed)
+    cfg = CoreConfig(lanes=lanes, fifo_depth="min", **modes)
     depths = [o.fifo_depth for o in cfg.layers(net)]
     # an independent statement of the minimum: G + 1 words, at least 3
     assert depths == [max(-(-la.n_out // p) + 1, 3) for la, p in zip(net.layers, lanes,
@@ -230,3 +234,33 @@ def test_accumulator_forwarding(groups, gaps):
     run = run_core(net, x, CoreConfig(lanes=[3, 1]), rng=rng, gaps=gaps)
     assert not run.error
     assert_bit_exact(net, x, run, f"G = {groups}, gaps {gaps}")
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("input_bits", [1, 4])
+def test_static_input_beats_after_the_first_timestep_are_dropped_and_flagged(input_bits):
+    """A static sample sends its input once; an input beat after its first end of
+    timestep is dropped and sets the error flag (the result is the one of the sample as
+    first sent), and the next sample loads its input again."""
+    net = random_network(np.random.default_rng(15), sizes=[6, 5, 3], input_bits=input_bits)
+    x = random_inputs(np.random.default_rng(16), net, 2, 4, 0.6, static=True)
+    cfg = CoreConfig(input="static")
+    clean = run_core(net, x, cfg)
+    assert not clean.error
+    assert_bit_exact(net, x, clean, "static input")
+    beats = [sample_beats(net, x[b], static=True).tolist() for b in range(2)]
+    m = int(np.count_nonzero(x[0, 0])) if input_bits == 1 else net.n_in
+    assert len(beats[0]) == m + 4           # the input once, then T end-of-timestep beats
+    stray = beats[0][0] if m else 0
+    beats[0] = beats[0][:m + 1] + [stray] + beats[0][m + 1:]   # an input beat in timestep 1
+    run = run_core(net, x, cfg, beats=beats)
+    assert run.error
+    assert_bit_exact(net, x, run, "static input with a stray beat", error=True)
+
+
+@pytest.mark.sim
+def test_static_input_must_be_the_same_at_every_timestep():
+    net = random_network(np.random.default_rng(17), sizes=[6, 3], input_bits=4)
+    x = random_inputs(np.random.default_rng(18), net, 2, 3, 0.9, static=False)
+    with pytest.raises(ValueError, match="input='static'.*sample 0 differs at timestep 1"):
+        run_core(net, x, CoreConfig(input="static"))

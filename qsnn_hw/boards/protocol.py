@@ -4,7 +4,9 @@ Host -> board (bytes):
 
 * ``CMD_SAMPLE`` (0xA5), then the sample's input-stream beats (docs/hardware.md, stream
   formats), each as ``beat_bytes`` bytes little-endian, up to and including the beat
-  with ``eot = last = 1``. The board pulses ``start`` on the command byte.
+  with ``eot = last = 1``. The board pulses ``start`` on the command byte. A core with
+  static input (identity bit, below) takes the sample's input beats once, then T bare
+  end-of-timestep beats (:func:`qsnn_hw.verify.stimulus.sample_beats`).
 * ``CMD_IDENT`` (0x49, ``'I'``): the board answers with its model identity.
 * ``CMD_WRITE`` (0x57, ``'W'``; only boards built with RAM weights): ``layer`` (1 byte),
   ``addr`` (3 bytes LE), ``count`` (3 bytes LE), then ``count`` packed weight words
@@ -31,8 +33,9 @@ Board -> host:
   ``count_bytes``, little-endian each), ``cycles`` (4 bytes: clock cycles from
   ``start`` to the result, saturating).
 * Ident reply: ``CMD_IDENT``, 4 bytes model id (:func:`model_id`), ``beat_bytes``,
-  ``n_out`` (2 bytes), ``count_bytes``, ``weights`` (bit 0: RAM weights, to be loaded;
-  bit 1: loaded), ``word_bytes`` (0 for ROM weights), ``load_words`` (3 bytes).
+  ``n_out`` (2 bytes), ``count_bytes``, ``flags`` (bit 0: RAM weights, to be loaded;
+  bit 1: loaded; bit 2: static input), ``word_bytes`` (0 for ROM weights),
+  ``load_words`` (3 bytes).
 
 There is no flow control. The board consumes a beat long before the next one arrives
 (a beat costs at most ``G`` cycles of the first layer plus a timestep update; a byte
@@ -64,6 +67,7 @@ STATUS_NOT_LOADED = 8
 STATUS_WRITE_REJECTED = 16
 WEIGHTS_RAM = 1
 WEIGHTS_LOADED = 2
+INPUT_STATIC = 4
 ADDR_BYTES = 3
 MAX_BURST = (1 << (8 * ADDR_BYTES)) - 1
 
@@ -89,6 +93,7 @@ class Framing:
     last_bit: int
     n_out: int
     count_bits: int
+    static: bool = False     # a sample's input beats are sent once (static input)
 
     @property
     def beat_bytes(self) -> int:
@@ -109,17 +114,18 @@ class Framing:
     IDENT_BYTES = 1 + 4 + 1 + 2 + 1 + 1 + 1 + ADDR_BYTES
 
 
-def framing(net: IntNetwork, count_bits: int = 16) -> Framing:
-    """The framing of ``net``'s input stream (the same layouts the core is built from)."""
+def framing(net: IntNetwork, count_bits: int = 16, static: bool = False) -> Framing:
+    """The framing of ``net``'s input stream (the same layouts the core is built from);
+    ``static``: the core takes each sample's input once (``CoreConfig.input``)."""
     layout = event_layout(net)
     return Framing(layout.size, layout["eot"].offset, layout["last"].offset, net.n_out,
-                   count_bits)
+                   count_bits, bool(static))
 
 
 def encode_sample(net: IntNetwork, xs: np.ndarray, fr: Framing | None = None) -> bytes:
     """Bytes for one sample ``xs`` (T, M): the command byte and every beat."""
     fr = fr or framing(net)
-    beats = sample_beats(net, np.asarray(xs))
+    beats = sample_beats(net, np.asarray(xs), static=fr.static)
     out = bytearray([CMD_SAMPLE])
     for b in beats:
         out += int(b).to_bytes(fr.beat_bytes, "little")
@@ -161,7 +167,8 @@ def decode_ident(data: bytes) -> dict:
     return {"model_id": int.from_bytes(data[1:5], "little"), "beat_bytes": data[5],
             "n_out": int.from_bytes(data[6:8], "little"), "count_bytes": data[8],
             "ram_weights": bool(data[9] & WEIGHTS_RAM),
-            "weights_loaded": bool(data[9] & WEIGHTS_LOADED), "word_bytes": data[10],
+            "weights_loaded": bool(data[9] & WEIGHTS_LOADED),
+            "static_input": bool(data[9] & INPUT_STATIC), "word_bytes": data[10],
             "load_words": int.from_bytes(data[11:14], "little")}
 
 

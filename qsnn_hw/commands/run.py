@@ -55,10 +55,11 @@ class BoardLink:
                             f"{want:08x}: build and program it with `qsnn-hw synth`")
         if ident["n_out"] != self.net.n_out or ident["beat_bytes"] != self.framing.beat_bytes:
             raise UserError(f"the board's framing {ident} does not match this model")
-        # counters are sent as whole bytes: the board says how many
+        # counters are sent as whole bytes, and a static-input core takes each sample's
+        # input once: the board says both
         self.framing = P.Framing(self.framing.beat_bits, self.framing.eot_bit,
                                  self.framing.last_bit, self.framing.n_out,
-                                 8 * ident["count_bytes"])
+                                 8 * ident["count_bytes"], ident["static_input"])
         self.ident = ident
         return ident
 

@@ -4,14 +4,16 @@ accumulator group) pairs it adds, one per cycle.
 The interface every addressing implements (a new kind of layer, e.g. a convolution,
 brings its own addressing and keeps the accumulate pipeline and the update):
 
-* ``load`` In(1), ``m`` In, ``x`` In: take event ``m`` with value ``x`` in this cycle
-  (only while ``free``); its run starts issuing in the next cycle.
+* ``load`` In(1), ``m`` In, ``x`` In, ``bank`` In: take event ``m`` with value ``x``
+  for accumulator bank ``bank`` in this cycle (only while ``free``); its run starts
+  issuing in the next cycle.
 * ``free`` Out(1): an event loaded in this cycle follows the current run without a
   bubble (the run ends in this cycle, or none is running). It must come from registers
   only: it is on the engine's take path.
 * ``issue`` Out(:func:`issue_signature`): one pair per cycle while ``valid``: ``addr``
   (weight memory address, read this cycle), ``group`` (accumulator word the weight word
-  is added to), ``x`` (the event's value, the multiplier of a direct layer).
+  is added to), ``bank`` (the accumulator bank), ``x`` (the event's value, the
+  multiplier of a direct layer).
 * :attr:`reuse_distance`: the smallest number of cycles between two issues of the same
   accumulator group; the accumulate pipeline forwards in-flight sums for shorter
   distances than its own (:class:`~.accumulate.Accumulate`).
@@ -33,6 +35,7 @@ def issue_signature(geom: LayerGeometry) -> wiring.Signature:
         "valid": Out(1),
         "addr": Out(index_width(geom.weight_depth)),
         "group": Out(index_width(geom.groups)),
+        "bank": Out(1),
         "x": Out(unsigned(geom.input_bits)),
     })
 
@@ -47,6 +50,7 @@ class DenseAddressing(wiring.Component):
         self.reuse_distance = geom.groups
         super().__init__({
             "load": In(1), "m": In(index_width(geom.n_in)), "x": In(unsigned(geom.input_bits)),
+            "bank": In(1),
             "free": Out(1),
             "issue": Out(issue_signature(geom)),
         })
@@ -57,12 +61,14 @@ class DenseAddressing(wiring.Component):
         busy = Signal()
         waddr = Signal(index_width(self.geometry.weight_depth))  # m*G + g, from a register
         cur_x = Signal(unsigned(self.geometry.input_bits))
+        cur_bank = Signal()
         g = Signal(index_width(G))
         g_last = Signal()  # g == G - 1, as a register (off the take path)
         m.d.comb += [
             self.free.eq(~busy | g_last),
             self.issue.valid.eq(busy), self.issue.addr.eq(waddr),
             self.issue.group.eq(g), self.issue.x.eq(cur_x),
+            self.issue.bank.eq(cur_bank),
         ]
         with m.If(busy):
             m.d.sync += [g.eq(g + 1), waddr.eq(waddr + 1), g_last.eq(g == G - 2)]
@@ -70,5 +76,6 @@ class DenseAddressing(wiring.Component):
                 m.d.sync += [busy.eq(0), g.eq(0)]
         with m.If(self.load):
             m.d.sync += [busy.eq(1), waddr.eq(self.m * G), cur_x.eq(self.x), g.eq(0),
+                         cur_bank.eq(self.bank),
                          g_last.eq(G == 1)]
         return m

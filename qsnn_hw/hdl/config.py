@@ -4,7 +4,8 @@ validated object that ``generate``, ``verify`` (every simulator), ``synth``, ``r
 
 The options are the ones that change the gateware but not what it computes (the integer
 contract, :mod:`qsnn_hw.contract`, fixes that): lanes per layer, spike-counter width,
-output FIFO depths, state-quantizer kind and weight storage. :meth:`CoreConfig.layers`
+output FIFO depths, state-quantizer kind, weight storage, how the input is sent (once
+per sample or every timestep) and the accumulator banks. :meth:`CoreConfig.layers`
 resolves them against a network into one :class:`LayerOptions` per layer; every size
 derived from those lives in :mod:`.geometry`.
 
@@ -27,6 +28,10 @@ STORAGES = ("rom", "ram", "spram")
 QUANTIZERS = ("auto", "comparators", "pipelined")
 #: FIFO depth keywords: two timesteps of words (``default``) or one (``min``)
 FIFO_KEYWORDS = ("default", "min")
+#: input modes: ``auto`` is static for multi-bit (direct) input, streamed for spikes
+INPUTS = ("auto", "static", "streamed")
+#: accumulator banks: ``auto`` is one for a static-input layer, two elsewhere
+ACCUMULATORS = ("auto", "single", "double")
 MAX_LANES = 256
 MAX_COUNT_BITS = 32
 
@@ -48,6 +53,8 @@ class LayerOptions:
     fifo_depth: int          # output FIFO depth in spike words
     pipelined: bool | None   # quantizer: True pipelined search, False comparators, None auto
     storage: str             # "rom", "ram" or "spram"
+    banks: int = 1           # accumulator banks: 2 overlaps the update with accumulation
+    static: bool = False     # the layer's input is sent once per sample (first layer only)
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,16 @@ class CoreConfig:
     weight_storage : ``"rom"`` (weights in the bitstream), ``"ram"`` or ``"spram"``
         (written by a loader after configuration; SPRAM is SB_SPRAM256KA on the iCE40
         UltraPlus, the generic RAM elsewhere): one for every layer or a tuple per layer.
+    input : how a sample enters the first layer: ``"static"`` (the sample is sent once;
+        the core accumulates its current once and reuses it at every timestep; the
+        sample must be the same at every timestep), ``"streamed"`` (every timestep's
+        input is sent) or ``"auto"`` (static for multi-bit direct input, the trainer's
+        direct encoding; streamed for spike input).
+    accumulators : ``"double"`` (two banks: the next timestep accumulates while the
+        update reads the last one), ``"single"`` (one bank, half the accumulator memory;
+        accumulation waits for the update) or ``"auto"`` (single for a static-input
+        layer, which accumulates once per sample, double elsewhere): one for every layer
+        or a tuple per layer.
     """
 
     lanes: int | tuple[int, ...] = 1
@@ -74,6 +91,8 @@ class CoreConfig:
     fifo_depth: str | int | tuple = "default"
     quantizer: str = "auto"
     weight_storage: str | tuple[str, ...] = "rom"
+    input: str = "auto"
+    accumulators: str | tuple[str, ...] = "auto"
 
     def __post_init__(self):
         set_ = object.__setattr__
@@ -100,6 +119,14 @@ class CoreConfig:
         else:
             check_choice("weight_storage", storage, STORAGES)
         set_(self, "weight_storage", storage)
+        check_choice("input", self.input, INPUTS)
+        acc = _tuple_or_one(self.accumulators)
+        if isinstance(acc, tuple):
+            acc = tuple(check_choice(f"accumulators[{i}]", a, ACCUMULATORS)
+                        for i, a in enumerate(acc))
+        else:
+            check_choice("accumulators", acc, ACCUMULATORS)
+        set_(self, "accumulators", acc)
 
     # ---- per layer ---------------------------------------------------------------------
     def per_layer(self, name: str, n_layers: int) -> tuple:
@@ -126,6 +153,8 @@ class CoreConfig:
         lanes = self.per_layer("lanes", n)
         depths = self.per_layer("fifo_depth", n)
         storage = self.per_layer("weight_storage", n)
+        accs = self.per_layer("accumulators", n)
+        static = self.static_input(net)
         pipelined = {"auto": None, "comparators": False, "pipelined": True}[self.quantizer]
         out = []
         for i, layer in enumerate(net.layers):
@@ -136,9 +165,18 @@ class CoreConfig:
             if d < lo:
                 raise ValueError(f"fifo_depth of layer {i} must be >= {lo} (one timestep of "
                                  f"spike words, G + 1 with G = {g}), got {d}")
+            st = static and i == 0
+            banks = {"single": 1, "double": 2, "auto": 1 if st else 2}[accs[i]]
             out.append(LayerOptions(lanes=lanes[i], fifo_depth=d, pipelined=pipelined,
-                                    storage=storage[i]))
+                                    storage=storage[i], banks=banks, static=st))
         return tuple(out)
+
+    def static_input(self, net) -> bool:
+        """Whether samples enter ``net``'s first layer once (static) rather than every
+        timestep (:attr:`input`)."""
+        if self.input == "auto":
+            return net.input_bits > 1
+        return self.input == "static"
 
     def replace(self, **changes) -> CoreConfig:
         return replace(self, **changes)
@@ -165,7 +203,8 @@ class CoreConfig:
             return ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
         return (f"lanes {show(self.lanes)}, counters {self.count_bits} bits, FIFOs "
                 f"{show(self.fifo_depth)}, quantizer {self.quantizer}, weights "
-                f"{show(self.weight_storage)}")
+                f"{show(self.weight_storage)}, input {self.input}, accumulators "
+                f"{show(self.accumulators)}")
 
 
 def _check_depth(name: str, value):

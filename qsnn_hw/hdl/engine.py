@@ -1,35 +1,38 @@
 """The layer engine: N neurons, M inputs, P lanes, event-driven over the active inputs.
 
-Per timestep the engine runs two phases (docs/hardware.md has the diagram):
+Per timestep (docs/hardware.md has the diagram):
 
 * **accumulate**: for every input event m (a spike, or for a direct-input layer every
-  one of the M values, with its value as multiplier) it reads the G = ceil(N/P) weight
-  words ``m*G + g`` and adds them, P lanes at a time, to the current accumulators
-  ``acc[g]``: one word (P synaptic operations) per cycle, back to back across events.
-* **update**: on the end-of-timestep marker, for g = 0..G-1 it reads ``acc[g]``, the
-  state word and the bias word, runs P LIF datapaths, writes the new states, clears
-  ``acc[g]`` and pushes the non-zero spike masks, then an end-of-timestep word, into the
-  output FIFO (``SyncFIFOBuffered``: block RAM). The update starts only when the FIFO
-  has room for a whole timestep (G + 1 words), so the update pipeline never stalls.
+  non-zero value, with its value as multiplier) it reads the G = ceil(N/P) weight words
+  ``m*G + g`` and adds them, P lanes at a time, to the accumulators ``acc[g]`` of the
+  current bank: one word (P synaptic operations) per cycle, back to back across events.
+* **update**: an end of timestep hands the bank to the update (:mod:`.update`): for
+  g = 0..G-1 it reads ``acc[g]``, the state word and the bias word, runs P LIF
+  datapaths, writes the new states, clears ``acc[g]`` and pushes the non-zero spike
+  masks, then an end-of-timestep word, into the output FIFO.
 
-Cycles per timestep, input always available: ``E*G + G + L + 4 + 3*[E > 0]`` (E events,
-L the LIF datapath latency); see :mod:`qsnn_hw.hdl.cycles`.
+With two accumulator banks the next timestep accumulates into the other bank while the
+update runs, so a timestep costs about max(accumulate, update) cycles; with one bank the
+next events wait for the update. A **static** first layer (the same input at every
+timestep, :class:`~.config.CoreConfig` ``input``) takes the sample once: its current is
+accumulated once and every timestep's update reads it again without clearing it (the
+last one clears it). The cycle model is :mod:`qsnn_hw.hdl.cycles`.
 
-A new sample needs no memory clearing: ``start`` marks the next timestep *fresh*, and
-the datapaths then use the rest state instead of the stored one. After reset the engine
+A new sample needs no memory clearing: ``start`` marks the next update *fresh*, and the
+datapaths then use the rest state instead of the stored one. After reset the engine
 spends G cycles zeroing its accumulators (they may hold a partial sum of an interrupted
 timestep).
 
 The engine only wires its parts (docs/hardware.md, "Layer engine", has the table):
 :mod:`.frontend` (input beats -> events), :mod:`.addressing` (event -> weight addresses
 and accumulator groups), :mod:`.accumulate` (the accumulate pipeline and the
-accumulators), :mod:`.update` (phase, datapaths, states, output FIFO) and the weight
+accumulators), :mod:`.update` (sequencing, datapaths, states, output FIFO) and the weight
 memory (:mod:`.weight_memory`).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -41,10 +44,10 @@ from .addressing import DenseAddressing
 from .frontend import INPUT_KINDS, make_frontend
 from .geometry import LayerGeometry
 from .layouts import trace_signature
-from .update import Phase, Update
+from .update import Update
 from .weight_memory import WeightMemory
 
-__all__ = ["INPUT_KINDS", "LayerEngine", "Phase"]
+__all__ = ["INPUT_KINDS", "LayerEngine"]
 
 
 class LayerEngine(wiring.Component):
@@ -59,6 +62,8 @@ class LayerEngine(wiring.Component):
     fifo_depth : output FIFO depth in words (>= max(G + 1, 3); default 2 * (G + 1)).
     pipelined : state quantizer implementation (None: automatic).
     weight_storage : "rom" (default), "ram" or "spram" (:class:`WeightMemory`).
+    banks : accumulator banks, 1 or 2 (two overlap the update with accumulation).
+    static : the input is sent once per sample (spike or direct kinds; module docstring).
     trace : add the ``trace`` port (observation only; :func:`.layouts.trace_signature`).
 
     Members
@@ -81,7 +86,7 @@ class LayerEngine(wiring.Component):
                  input_bits: int = 1, upstream_groups: int | None = None,
                  upstream_lanes: int | None = None, fifo_depth: int | None = None,
                  pipelined: bool | None = None, weight_storage: str = "rom",
-                 trace: bool = False):
+                 banks: int = 2, static: bool = False, trace: bool = False):
         if not isinstance(layer, IntLayer):
             raise TypeError(f"layer must be an IntLayer, got {type(layer).__name__}")
         self.layer = layer
@@ -93,13 +98,14 @@ class LayerEngine(wiring.Component):
             raise ValueError(f"input_bits must be 1 for input_kind={input_kind!r}")
         self.frontend = make_frontend(input_kind, self.n_in, input_bits=self.input_bits,
                                       upstream_groups=upstream_groups,
-                                      upstream_lanes=upstream_lanes)
+                                      upstream_lanes=upstream_lanes, static=static)
         if input_kind == "words":
             self.upstream_groups = self.frontend.up_groups
             self.upstream_lanes = self.frontend.up_lanes
         self.in_layout = self.frontend.in_layout
         self.geometry = g = LayerGeometry.of(layer, P, input_bits=self.input_bits,
-                                             fifo_depth=fifo_depth, pipelined=pipelined)
+                                             fifo_depth=fifo_depth, pipelined=pipelined,
+                                             banks=banks, static=static)
         self.groups, self.fifo_depth, self.acc_width = g.groups, g.fifo_depth, g.acc_width
         self.input_max, self.latency = g.input_max, g.latency
         self.weights = WeightMemory(layer.weight, P, storage=weight_storage)
@@ -107,12 +113,12 @@ class LayerEngine(wiring.Component):
         self.accumulate = Accumulate(g, reuse_distance=self.addressing.reuse_distance,
                                      multiply=input_kind == "direct")
         self.update = Update(layer, g, pipelined=pipelined)
-        self.accumulators = self.accumulate.memory
+        self.accumulators = self.accumulate.banks
         u = self.update
         self.states, self.biases, self.datapaths = u.states, u.biases, u.datapaths
         self.fifo, self.out_layout = u.fifo, u.out_layout
-        # Simulation probes (not ports): the phase and the end-of-timestep pulse.
-        self.phase, self.step_done = u.phase, u.step_done
+        # Simulation probe (not a port): the end-of-timestep pulse.
+        self.step_done = u.step_done
         super().__init__({
             "events": In(stream.Signature(self.in_layout)),
             "spikes": Out(stream.Signature(self.out_layout)),
@@ -141,15 +147,25 @@ class LayerEngine(wiring.Component):
         wiring.connect(m, upd.spikes, wiring.flipped(self.spikes))
         m.d.comb += [fe.start.eq(self.start), upd.start.eq(self.start),
                      self.error.eq(fe.error)]
-        # take an event when accumulating, the addressing is free and, for an end of
-        # timestep, the output FIFO has room for the whole update
+        # take an input event when the accumulators are zeroed, the addressing is free
+        # and (one bank) no update is using the bank; an end of timestep when the
+        # addressing is free and the update can take it (FIFO room included)
         ev = fe.event
-        take = upd.accepting & ad.free & ev.valid & (~ev.eot | upd.room)
+        events_ok = upd.accepting & (upd.idle if self.geometry.banks == 1 else 1)
+        take_ev = ev.valid & ~ev.eot & ad.free & events_ok
+        take_eot = ev.valid & ev.eot & ad.free & upd.ready
+        bank = Signal()   # the bank the addressing accumulates into
         m.d.comb += [
-            ev.take.eq(take),
-            ad.load.eq(take & ~ev.eot), ad.m.eq(ev.m), ad.x.eq(ev.x),
-            upd.step.eq(take & ev.eot), upd.step_last.eq(ev.last),
+            ev.take.eq(take_ev | take_eot),
+            ad.load.eq(take_ev), ad.m.eq(ev.m), ad.x.eq(ev.x), ad.bank.eq(bank),
+            upd.step.eq(take_eot), upd.step_last.eq(ev.last),
+            # a static sample's later timesteps reuse the bank filled before its first
+            upd.step_bank.eq(Mux(ev.reuse, ~bank, bank) if self.geometry.banks == 2 else 0),
+            upd.step_clear.eq(ev.last if self.geometry.static else 1),
         ]
+        if self.geometry.banks == 2:
+            with m.If(take_eot & ~ev.reuse):
+                m.d.sync += bank.eq(~bank)
         wiring.connect(m, ad.issue, acc.issue)
         m.d.comb += [wm.addr.eq(ad.issue.addr), acc.weight.eq(wm.data),
                      upd.acc_pending.eq(acc.pending)]

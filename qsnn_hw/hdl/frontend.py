@@ -1,4 +1,4 @@
-"""Front ends of a layer engine: input beats -> events ``{m, x, eot, last}``.
+"""Front ends of a layer engine: input beats -> events ``{m, x, eot, last, reuse}``.
 
 One component per input kind (:func:`make_frontend` picks it), all with the same
 members:
@@ -6,12 +6,20 @@ members:
 * ``events`` In(stream): the engine's input beats (:mod:`.layouts`);
 * ``event`` Out(:func:`event_signature`): the current event. ``valid`` says an event
   is offered (``m`` the input index, ``x`` its value, or an end of timestep ``eot``,
-  ``last`` on the last one of a sample); the consumer raises ``take`` in the cycle it
-  uses it (combinationally from ``valid``), and the next event is offered from the next
-  cycle on;
-* ``start`` In(1): the sample boundary (only the direct kind counts values);
+  ``last`` on the last one of a sample, ``reuse`` when it closes a timestep of a static
+  sample after its first); the consumer raises ``take`` in the cycle it uses it
+  (combinationally from ``valid``), and the next event is offered from the next cycle on;
+* ``start`` In(1): the sample boundary;
 * ``error`` Out(1): sticky, an invalid beat was dropped (each kind decides what is
   invalid).
+
+**Static input** (``static=True``, spike or direct kinds): a sample's input beats come
+once, before its first end of timestep; its remaining timesteps are bare end-of-timestep
+beats (``reuse``), and the engine reuses the current accumulated once. An input beat
+after the first end of timestep of a sample is an error (dropped).
+
+**Zeros cost nothing**: a direct value of 0 is consumed without an event (it adds
+nothing), one beat per cycle, while the engine still works on an earlier event.
 
 Every kind sits behind the same skid buffer (:class:`FrontEnd`): ``cur`` is the beat
 being used, ``nxt`` holds a beat that arrived while ``cur`` was busy. The stream's
@@ -21,7 +29,7 @@ control logic back to the source, and a beat per cycle still gets through.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -37,7 +45,7 @@ def event_signature(n_in: int, input_bits: int) -> wiring.Signature:
     return wiring.Signature({
         "valid": Out(1), "take": In(1),
         "m": Out(index_width(n_in)), "x": Out(unsigned(input_bits)),
-        "eot": Out(1), "last": Out(1),
+        "eot": Out(1), "last": Out(1), "reuse": Out(1),
     })
 
 
@@ -45,10 +53,13 @@ class FrontEnd(wiring.Component):
     """The skid buffer and the members shared by every input kind; a subclass decodes
     the current beat in :meth:`decode`."""
 
-    def __init__(self, in_layout, n_in: int, input_bits: int = 1):
+    def __init__(self, in_layout, n_in: int, input_bits: int = 1, static: bool = False):
         self.n_in = n_in
         self.input_bits = input_bits
         self.in_layout = in_layout
+        self.static = bool(static)
+        # static input: this sample's input beats are in (its first eot was taken)
+        self.loaded = Signal()
         super().__init__({
             "events": In(stream.Signature(in_layout)),
             "event": Out(event_signature(n_in, input_bits)),
@@ -74,6 +85,13 @@ class FrontEnd(wiring.Component):
         with m.Elif(arrive):
             m.d.sync += [nxt.eq(incoming), nxt_valid.eq(1)]
         self.decode(m, cur, cur_valid, cur_done, error_set)
+        ev = self.event
+        m.d.comb += ev.reuse.eq(ev.eot & self.loaded)
+        if self.static:
+            with m.If(ev.take & ev.eot):
+                m.d.sync += self.loaded.eq(~ev.last)
+            with m.If(self.start):
+                m.d.sync += self.loaded.eq(0)
         with m.If(error_set):
             m.d.sync += self.error.eq(1)
         return m
@@ -84,15 +102,16 @@ class FrontEnd(wiring.Component):
 
 
 class SpikeFrontEnd(FrontEnd):
-    """External spike events: one event per beat, ``x = 1``. A spike address ``>= M`` or
-    ``last`` on a spike beat is an error."""
+    """External spike events: one event per beat, ``x = 1``. A spike address ``>= M``,
+    ``last`` on a spike beat and (static) a spike after the first end of timestep are
+    errors."""
 
-    def __init__(self, n_in: int):
-        super().__init__(spike_event_layout(n_in), n_in)
+    def __init__(self, n_in: int, static: bool = False):
+        super().__init__(spike_event_layout(n_in), n_in, static=static)
 
     def decode(self, m, cur, cur_valid, cur_done, error_set):
         ev = self.event
-        bad = ~cur.eot & (cur.last | (cur.addr >= self.n_in))
+        bad = ~cur.eot & (cur.last | (cur.addr >= self.n_in) | self.loaded)
         m.d.comb += [
             ev.valid.eq(cur_valid & ~bad), ev.eot.eq(cur.eot),
             ev.last.eq(cur.last), ev.m.eq(cur.addr), ev.x.eq(1),
@@ -102,30 +121,37 @@ class SpikeFrontEnd(FrontEnd):
 
 
 class DirectFrontEnd(FrontEnd):
-    """External multi-bit values: exactly M value beats per timestep, event ``m`` the
-    value's position. A value beyond the M-th, ``last`` on a value beat and a timestep
-    closed early (its missing values count as 0) are errors."""
+    """External multi-bit values: exactly M value beats per timestep (static: per
+    sample), event ``m`` the value's position; a value of 0 makes no event. A value
+    beyond the M-th, ``last`` on a value beat, a timestep closed early (its missing
+    values count as 0) and (static) a value after the first end of timestep are
+    errors."""
 
-    def __init__(self, n_in: int, input_bits: int):
+    def __init__(self, n_in: int, input_bits: int, static: bool = False):
         if input_bits < 2:
             raise ValueError("input_kind='direct' needs input_bits >= 2")
-        super().__init__(direct_value_layout(input_bits), n_in, input_bits)
+        super().__init__(direct_value_layout(input_bits), n_in, input_bits, static=static)
 
     def decode(self, m, cur, cur_valid, cur_done, error_set):
         ev, M = self.event, self.n_in
         idx = Signal(range(M + 1))
         idx_full = Signal()  # idx == M, as a register (off the take path)
-        bad = ~cur.eot & (cur.last | idx_full)
+        bad = ~cur.eot & (cur.last | idx_full | self.loaded)
+        zero = ~cur.eot & (cur.value == 0)
+        skip = cur_valid & ~bad & zero          # consumed without an event
+        value_done = (ev.take & ~ev.eot) | skip
         m.d.comb += [
-            ev.valid.eq(cur_valid & ~bad), ev.eot.eq(cur.eot),
+            ev.valid.eq(cur_valid & ~bad & ~zero), ev.eot.eq(cur.eot),
             ev.last.eq(cur.last), ev.m.eq(idx), ev.x.eq(cur.value),
-            cur_done.eq(bad | ev.take),
+            cur_done.eq(bad | ev.take | skip),
             # A short timestep is also an error; its missing values count as 0.
-            error_set.eq((cur_valid & bad) | (ev.take & ev.eot & ~idx_full)),
+            error_set.eq((cur_valid & bad)
+                         | (ev.take & ev.eot & ~idx_full & ~self.loaded)),
         ]
-        with m.If(ev.take):
-            m.d.sync += [idx.eq(Mux(ev.eot, 0, idx + 1)),
-                         idx_full.eq(~ev.eot & (idx == M - 1))]
+        with m.If(value_done):
+            m.d.sync += [idx.eq(idx + 1), idx_full.eq(idx == M - 1)]
+        with m.If(ev.take & ev.eot):
+            m.d.sync += [idx.eq(0), idx_full.eq(0)]
         with m.If(self.start):
             m.d.sync += [idx.eq(0), idx_full.eq(0)]
 
@@ -166,12 +192,16 @@ class WordFrontEnd(FrontEnd):
 
 def make_frontend(kind: str, n_in: int, *, input_bits: int = 1,
                   upstream_groups: int | None = None,
-                  upstream_lanes: int | None = None) -> FrontEnd:
-    """The front end of ``kind`` (one of :data:`INPUT_KINDS`)."""
+                  upstream_lanes: int | None = None, static: bool = False) -> FrontEnd:
+    """The front end of ``kind`` (one of :data:`INPUT_KINDS`); ``static`` for the spike
+    and direct kinds only."""
+    if static and kind == "words":
+        raise ValueError("static input applies to the first layer only (input_kind "
+                         "'spike' or 'direct')")
     if kind == "spike":
-        return SpikeFrontEnd(n_in)
+        return SpikeFrontEnd(n_in, static=static)
     if kind == "direct":
-        return DirectFrontEnd(n_in, input_bits)
+        return DirectFrontEnd(n_in, input_bits, static=static)
     if kind == "words":
         return WordFrontEnd(n_in, upstream_groups, upstream_lanes)
     raise ValueError(f"input_kind must be one of {', '.join(INPUT_KINDS)}, got {kind!r}")

@@ -134,12 +134,16 @@ class LayerGeometry:
     quantizer_kind: str      # "comparators", "pipelined-search" or "" (unquantized)
     fifo_depth: int
     word_width: int
+    banks: int = 1           # accumulator banks (2: the update overlaps accumulation)
+    static: bool = False     # the input is sent once per sample, its current reused
 
     @classmethod
     def of(cls, layer: IntLayer, lanes: int, *, input_bits: int = 1, fifo_depth=None,
-           pipelined: bool | None = None) -> LayerGeometry:
+           pipelined: bool | None = None, banks: int = 1, static: bool = False
+           ) -> LayerGeometry:
         """``fifo_depth``: None (:func:`default_fifo_depth`) or at least
-        :func:`min_fifo_depth`."""
+        :func:`min_fifo_depth`; ``banks``: 1 or 2 accumulator banks; ``static``: the
+        layer's input is sent once per sample."""
         lanes = check_lanes(lanes)
         groups = groups_of(layer.n_out, lanes)
         input_max = input_max_of(input_bits)
@@ -160,6 +164,7 @@ class LayerGeometry:
             latency=datapath_latency(layer, pipelined), quantizer_latency=qlat,
             quantizer_kind=qkind, fifo_depth=fifo_depth,
             word_width=spike_word_layout(groups, lanes).size,
+            banks=check_int("banks", banks, 1, 2), static=bool(static),
         )
 
     @property
@@ -181,7 +186,7 @@ class LayerGeometry:
         P, G = self.lanes, self.groups
         return {
             "weights": self.weight_depth * P * self.weight_width,
-            "accumulators": G * P * self.acc_width,
+            "accumulators": self.banks * G * P * self.acc_width,
             "states": G * P * self.state_width,
             "biases": G * P * self.bias_width,
             "level_tables": P * (1 << self.state_width) * self.level_width
@@ -195,5 +200,6 @@ def network_geometry(net: IntNetwork, config) -> list[LayerGeometry]:
     :class:`~.config.CoreConfig`)."""
     opts = config.layers(net)
     return [LayerGeometry.of(layer, o.lanes, input_bits=net.input_bits if i == 0 else 1,
-                             fifo_depth=o.fifo_depth, pipelined=o.pipelined)
+                             fifo_depth=o.fifo_depth, pipelined=o.pipelined,
+                             banks=o.banks, static=o.static)
             for i, (layer, o) in enumerate(zip(net.layers, opts, strict=True))]

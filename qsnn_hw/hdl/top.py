@@ -75,6 +75,7 @@ class NetworkTop(wiring.Component):
             o = opts[i]
             self.engines.append(LayerEngine(layer, lanes=o.lanes, fifo_depth=o.fifo_depth,
                                             pipelined=o.pipelined, weight_storage=o.storage,
+                                            banks=o.banks, static=o.static,
                                             trace=trace, **kw))
         self.n_out = net.n_out
         super().__init__({

@@ -1,20 +1,26 @@
-"""The update of a layer engine and its sequencing: the phase, the state and bias
-memories, P LIF datapaths and the output FIFO.
+"""The update of a layer engine and its sequencing: the state and bias memories, P LIF
+datapaths and the output FIFO.
 
-Phases: CLEAR (after reset: zero the G accumulator words, one per cycle) -> ACC
-(events are taken) -> UPDATE (an end of timestep was taken: once the accumulate
-pipeline has written its last sum, for g = 0..G-1 read ``acc[g]``, the state word and
-the bias word, run the datapaths, write the new states, clear ``acc[g]`` and push the
-non-zero spike masks into the FIFO) -> END (the end-of-timestep word) -> ACC.
+After reset the update zeroes the G words of every accumulator bank (``clearing``, one
+word per cycle). Then every end of timestep the engine takes (``step``) becomes one
+**update**: once the accumulate pipeline has written its last sum into the update's bank,
+G+1 *slots* are issued back to back, one per cycle: for g = 0..G-1 read ``acc[g]`` of
+that bank, the state word and the bias word into the P datapaths (and clear ``acc[g]``
+unless the current is reused, static input), then an end-of-timestep slot. Slots flow
+down the datapath pipeline; at its end a group slot writes the new states and pushes its
+non-zero spike mask into the output FIFO, the end slot pushes the end-of-timestep word.
 
-The engine takes an end of timestep only when the FIFO has room for a whole timestep
-(``room``: G + 1 words), so the update pipeline never stalls. ``start`` marks the next
-timestep *fresh*: the datapaths use the rest state instead of the stored one.
+The next update may start issuing right after the end slot: its reads of the state
+memory come after this update's writes of the same words as long as G >= L (the
+datapath latency); for G < L the start waits L + 1 cycles from the previous start.
+
+``ready`` (an end of timestep may be taken) needs the FIFO to have room for one more
+update's G + 1 words on top of the words still in flight, so the pipeline never stalls.
+``start`` marks the next update *fresh*: the datapaths use the rest state instead of the
+stored one (the update after a sample's last timestep is fresh too).
 """
 
 from __future__ import annotations
-
-import enum
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import fifo, stream, wiring
@@ -27,13 +33,6 @@ from .geometry import LayerGeometry
 from .layouts import spike_word_layout, trace_signature
 from .lif import LIFDatapath
 from .state_memory import LaneMemory, StateMemory
-
-
-class Phase(enum.IntEnum):
-    CLEAR = 0
-    ACC = 1
-    UPDATE = 2
-    END = 3
 
 
 def lane_words(values, geom: LayerGeometry, fill: int = 0) -> list[list[int]]:
@@ -49,11 +48,16 @@ class Update(wiring.Component):
 
     Members
     -------
-    start : In(1), the next timestep is fresh.
-    step, step_last : In(1), an end of timestep (the last of a sample) is taken.
-    acc_pending : In(1), the accumulate pipeline still has a sum to write.
-    accepting : Out(1), phase ACC: events may be taken.
-    room : Out(1), the FIFO has room for a whole timestep (a register).
+    start : In(1), the next update is fresh.
+    step : In(1), an end of timestep is taken (only while ``ready``), with
+        ``step_last`` (the sample's last), ``step_bank`` (the accumulator bank to read)
+        and ``step_clear`` (clear the bank's words after reading them; 0 when a static
+        input's current is reused by the next timestep).
+    acc_pending : In(2), bit b: the accumulate pipeline still has a sum for bank b.
+    accepting : Out(1), the accumulators are zeroed: events may be taken.
+    ready : Out(1), an end of timestep may be taken (from registers only).
+    idle : Out(1), no update is waiting or issuing group slots (a one-bank engine takes
+        events only then).
     access : Out(:func:`.accumulate.access_signature`), reads and clears of the
         accumulators.
     spikes : Out(stream), the FIFO's output.
@@ -74,12 +78,12 @@ class Update(wiring.Component):
                           for _ in range(P)]
         self.out_layout = spike_word_layout(G, P)
         self.fifo = fifo.SyncFIFOBuffered(width=self.out_layout.size, depth=geom.fifo_depth)
-        # simulation probes (not ports): the phase and the end-of-timestep pulse
-        self.phase = Signal(Phase, init=Phase.CLEAR)
+        # simulation probe (not a port): an end-of-timestep word is written
         self.step_done = Signal()
         super().__init__({
-            "start": In(1), "step": In(1), "step_last": In(1), "acc_pending": In(1),
-            "accepting": Out(1), "room": Out(1),
+            "start": In(1), "step": In(1), "step_last": In(1), "step_bank": In(1),
+            "step_clear": In(1), "acc_pending": In(2),
+            "accepting": Out(1), "ready": Out(1), "idle": Out(1),
             "access": Out(access_signature(geom)),
             "spikes": Out(stream.Signature(self.out_layout)),
             "trace": Out(trace_signature(geom)),
@@ -93,98 +97,133 @@ class Update(wiring.Component):
         for p, dp in enumerate(self.datapaths):
             m.submodules[f"lif{p}"] = dp
         m.submodules.fifo = ofifo = self.fifo
-        G = self.geometry.groups
-        # room for a whole timestep of words, as a register (off the take path): computed
-        # from this cycle's level plus this cycle's write, an upper bound of the next
-        # cycle's level (reads only lower it)
-        room_ok = Signal()
-        m.d.sync += room_ok.eq(ofifo.level + ofifo.w_en <= self.geometry.fifo_depth - (G + 1))
-        m.d.comb += [self.room.eq(room_ok), self.accepting.eq(self.phase == Phase.ACC)]
-        fresh = Signal(init=1)
-        last_flag, u1_valid, u1_g = self._issue(m, fresh)
-        self._write(m, fresh, last_flag, u1_valid, u1_g)
-        self._clear(m, u1_valid, u1_g)
+        clearing = self._clear_after_reset(m)
+        slot = self._issue(m, clearing)
+        out = self._datapath_inputs(m, slot)
+        self._write(m, out)
         m.d.comb += [
             self.spikes.valid.eq(ofifo.r_rdy), self.spikes.payload.eq(ofifo.r_data),
             ofifo.r_en.eq(self.spikes.ready),
         ]
         return m
 
-    def _issue(self, m, fresh):
-        """Start once the accumulate pipeline has written its last sum; read group
-        ``ug`` of every memory into the datapaths. Returns the sample's last flag and
-        the valid bit and group of the read data (one cycle later)."""
-        G, phase, ua = self.geometry.groups, self.phase, self.access
-        upd_pending = Signal()  # end of timestep taken, waiting for the accumulate pipeline
-        u_iss, ug, last_flag = Signal(), Signal(index_width(G)), Signal()
+    def _clear_after_reset(self, m):
+        """Zero every accumulator word once after reset; returns the ``clearing`` flag."""
+        G, ua = self.geometry.groups, self.access
+        clearing, cg = Signal(init=1), Signal(index_width(G))
+        m.d.comb += [ua.init_en.eq(clearing), ua.init_g.eq(cg),
+                     self.accepting.eq(~clearing)]
+        with m.If(clearing):
+            m.d.sync += cg.eq(cg + 1)
+            with m.If(cg == G - 1):
+                m.d.sync += clearing.eq(0)
+        return clearing
+
+    def _issue(self, m, clearing):
+        """Take updates and issue their slots. Returns the issue-stage slot signals."""
+        geom, ua, ofifo = self.geometry, self.access, self.fifo
+        G, L = geom.groups, geom.latency
+        # ---- an update taken, waiting for its bank's last sums ----
+        pend = Signal()
+        p_bank, p_clear, p_last, p_fresh = Signal(), Signal(), Signal(), Signal()
+        fresh = Signal(init=1)   # the next update taken is fresh
+        # ---- the update issuing: slot ug (G: the end slot) ----
+        issuing, is_end = Signal(), Signal()
+        ug = Signal(index_width(G))
+        i_bank, i_clear, i_last, i_fresh = Signal(), Signal(), Signal(), Signal()
+        # slots taken but not yet written (their words may still enter the FIFO)
+        outstanding = Signal(range(2 * (G + 1) + 1))
+        room = Signal()
+        free = ~pend & (~issuing | is_end)
+        m.d.comb += [self.ready.eq(free & room & ~clearing), self.idle.eq(free)]
         with m.If(self.step):
-            m.d.sync += [phase.eq(Phase.UPDATE), upd_pending.eq(1),
-                         last_flag.eq(self.step_last)]
-        with m.If(upd_pending & ~self.acc_pending):
-            m.d.sync += [upd_pending.eq(0), u_iss.eq(1), ug.eq(0)]
-        with m.If(u_iss):
-            m.d.sync += ug.eq(ug + 1)
-            with m.If(ug == G - 1):
-                m.d.sync += [u_iss.eq(0), ug.eq(0)]
-        u1_valid, u1_g = Signal(), Signal(index_width(G))
-        m.d.sync += [u1_valid.eq(u_iss), u1_g.eq(ug)]
-        m.d.comb += [ua.read_en.eq(u_iss), ua.read_g.eq(ug), self.states.r_addr.eq(ug)]
+            m.d.sync += [pend.eq(1), p_bank.eq(self.step_bank), p_clear.eq(self.step_clear),
+                         p_last.eq(self.step_last), p_fresh.eq(fresh),
+                         fresh.eq(self.step_last)]
+        with m.If(self.start):
+            m.d.sync += fresh.eq(1)
+        # the next start must not read a state word before the previous update wrote it
+        gap_ok = Const(1)
+        if G < L:
+            age = Signal(range(L + 1))
+            with m.If(age != L):
+                m.d.sync += age.eq(age + 1)
+            gap_ok = age == L
+        pending_bank = Mux(p_bank, self.acc_pending[1], self.acc_pending[0])
+        begin = pend & ~pending_bank & (~issuing | is_end) & gap_ok
+        with m.If(issuing):
+            m.d.sync += [ug.eq(ug + 1), is_end.eq(ug == G - 1)]
+            with m.If(is_end):
+                m.d.sync += [issuing.eq(0), ug.eq(0), is_end.eq(0)]
+        with m.If(begin):
+            m.d.sync += [pend.eq(0), issuing.eq(1), ug.eq(0), is_end.eq(0),
+                         i_bank.eq(p_bank), i_clear.eq(p_clear), i_last.eq(p_last),
+                         i_fresh.eq(p_fresh)]
+            if G < L:
+                m.d.sync += age.eq(0)
+        read = issuing & ~is_end
+        m.d.comb += [ua.read_en.eq(read), ua.read_g.eq(ug), ua.read_bank.eq(i_bank),
+                     self.states.r_addr.eq(ug)]
         if self.biases is not None:
             m.d.comb += self.biases.r_addr.eq(ug)
+        slot = dict(valid=read, end=issuing & is_end, g=ug, bank=i_bank, clear=i_clear,
+                    last=i_last, fresh=i_fresh)
+        # FIFO room for one more update on top of the level and the slots in flight (a
+        # register: an upper bound of the next cycle's need)
+        done_slot = Signal()
+        self._done_slot = done_slot
+        m.d.sync += outstanding.eq(outstanding + Mux(self.step, G + 1, 0) - done_slot)
+        m.d.sync += room.eq(ofifo.level + ofifo.w_en + outstanding
+                            + Mux(self.step, G + 1, 0) <= geom.fifo_depth - (G + 1))
+        return slot
+
+    def _datapath_inputs(self, m, slot):
+        """Stage u1: the memories' words into the datapaths, the clear of the read word.
+        Returns the slot signals aligned with the datapath outputs."""
+        G, ua = self.geometry.groups, self.access
+        u1 = {k: Signal(len(v) if k == "g" else 1, name=f"upd_u1_{k}")
+              for k, v in slot.items()}
+        m.d.sync += [u1[k].eq(v) for k, v in slot.items()]
+        m.d.comb += [ua.clear_en.eq(u1["valid"] & u1["clear"]), ua.clear_g.eq(u1["g"]),
+                     ua.clear_bank.eq(u1["bank"])]
         for p, dp in enumerate(self.datapaths):
             m.d.comb += [dp.state.eq(self.states.r_data[p]), dp.acc.eq(ua.data[p]),
-                         dp.fresh.eq(fresh)]
+                         dp.fresh.eq(u1["fresh"])]
             if self.biases is not None:
                 m.d.comb += dp.bias.eq(self.biases.r_data[p])
-        return last_flag, u1_valid, u1_g
+        # align valid, end, group and last with the datapath outputs (latency L)
+        cur = {k: u1[k] for k in ("valid", "end", "g", "last")}
+        for k in range(self.geometry.latency):
+            nxt = {n: Signal(index_width(G) if n == "g" else 1, name=f"upd_s{k + 2}_{n}")
+                   for n in cur}
+            m.d.sync += [nxt[n].eq(cur[n]) for n in cur]
+            cur = nxt
+        return cur
 
-    def _write(self, m, fresh, last_flag, u1_valid, u1_g):
+    def _write(self, m, out):
         """The datapath outputs: state writes, spike words, the end-of-timestep word."""
-        geom, phase, ofifo, sm = self.geometry, self.phase, self.fifo, self.states
+        geom, ofifo, sm = self.geometry, self.fifo, self.states
         G, P = geom.groups, geom.lanes
-        # align the group index with the datapath outputs (datapath latency)
-        uL_valid, uL_g = u1_valid, u1_g
-        for k in range(geom.latency):
-            nv = Signal(name=f"upd_valid_s{k + 2}")
-            ng = Signal(index_width(G), name=f"upd_g_s{k + 2}")
-            m.d.sync += [nv.eq(uL_valid), ng.eq(uL_g)]
-            uL_valid, uL_g = nv, ng
         spikes = Signal(P)
         m.d.comb += spikes.eq(Cat(dp.spike for dp in self.datapaths))
         tail = geom.last_group_lanes
-        lane_mask = Mux(uL_g == G - 1, (1 << tail) - 1, (1 << P) - 1) if tail < P \
+        lane_mask = Mux(out["g"] == G - 1, (1 << tail) - 1, (1 << P) - 1) if tail < P \
             else Const((1 << P) - 1, P)
         out_mask = spikes & lane_mask
         m.d.comb += [
-            sm.w_addr.eq(uL_g), sm.w_en.eq(uL_valid),
+            sm.w_addr.eq(out["g"]), sm.w_en.eq(out["valid"]),
             sm.w_data.eq(Cat(dp.new_state for dp in self.datapaths)),
+            self._done_slot.eq(out["valid"] | out["end"]),
         ]
         word = Signal(self.out_layout)
-        with m.If(phase == Phase.END):
-            m.d.comb += [word.eot.eq(1), word.last.eq(last_flag), ofifo.w_en.eq(1),
+        with m.If(out["end"]):
+            m.d.comb += [word.eot.eq(1), word.last.eq(out["last"]), ofifo.w_en.eq(1),
                          self.step_done.eq(1)]
-            m.d.sync += [phase.eq(Phase.ACC), fresh.eq(last_flag)]
-        with m.Elif(uL_valid):
-            m.d.comb += [word.group.eq(uL_g), word.mask.eq(out_mask),
+        with m.Elif(out["valid"]):
+            m.d.comb += [word.group.eq(out["g"]), word.mask.eq(out_mask),
                          ofifo.w_en.eq(out_mask != 0)]
-            with m.If(uL_g == G - 1):
-                m.d.sync += phase.eq(Phase.END)
         m.d.comb += ofifo.w_data.eq(word)
-        with m.If(self.start):
-            m.d.sync += fresh.eq(1)
         tr = self.trace
         m.d.comb += [tr.word_valid.eq(ofifo.w_en), tr.word.eq(word),
                      tr.state_en.eq(sm.w_en), tr.state_addr.eq(sm.w_addr),
                      tr.state_data.eq(sm.w_data)]
-
-    def _clear(self, m, u1_valid, u1_g):
-        """Accumulator clearing: every word after reset (phase CLEAR), each word after
-        its update has read it."""
-        G, phase, ua = self.geometry.groups, self.phase, self.access
-        cg = Signal(index_width(G))
-        m.d.comb += [ua.init_en.eq(phase == Phase.CLEAR), ua.init_g.eq(cg),
-                     ua.clear_en.eq(u1_valid), ua.clear_g.eq(u1_g)]
-        with m.If(phase == Phase.CLEAR):
-            m.d.sync += cg.eq(cg + 1)
-            with m.If(cg == G - 1):
-                m.d.sync += phase.eq(Phase.ACC)

@@ -58,7 +58,9 @@ def run_core(net: IntNetwork, x, config: CoreConfig | None = None, *,
     config = CoreConfig() if config is None else config
     top = NetworkTop(net, config, trace=True)
     batch, steps, _ = x.shape
-    drv = _Driver(top, batch, steps, batch_beats(net, x, rng) if beats is None else beats,
+    if beats is None:
+        beats = batch_beats(net, x, rng, static=config.static_input(net))
+    drv = _Driver(top, batch, steps, beats,
                   rng, gaps, limit)
     run_simulation(top, [drv.testbench], [drv.monitor], name=name)
     obs = rebuild(top.geometry, config.count_bits, drv.raw, batch, steps)

@@ -128,7 +128,8 @@ def write_core(case: CoreCase, out: Path) -> dict:
     rng = np.random.default_rng([case.seed, 77])
     x = np.asarray(case.x, np.int64)
     np.save(out / f"{case.name}.inputs.npy", x)
-    beats = np.concatenate(batch_beats(case.net, x, rng)) if len(x) else \
+    static = case.config.static_input(case.net)
+    beats = np.concatenate(batch_beats(case.net, x, rng, static=static)) if len(x) else \
         np.zeros(0, np.uint64)
     pw = _port_width(man, "events__payload")
     if pw + GAP_BITS > 63:

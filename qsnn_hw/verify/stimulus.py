@@ -2,8 +2,11 @@
 
 A sample ``x`` (T, M) becomes, per timestep, its input beats (spike events: the index of
 every input that spikes, in any order; direct values: the M values, input 0 first) and
-then one end-of-timestep beat, ``last`` set on the sample's final one. Field offsets come
-from the stream layout (:mod:`qsnn_hw.hdl.layouts`), never from hand-written numbers.
+then one end-of-timestep beat, ``last`` set on the sample's final one. A **static**
+sample (``CoreConfig.input``; the same input at every timestep) sends its input beats
+once, before the first end-of-timestep beat, then T - 1 bare end-of-timestep beats.
+Field offsets come from the stream layout (:mod:`qsnn_hw.hdl.layouts`), never from
+hand-written numbers.
 """
 
 from __future__ import annotations
@@ -22,16 +25,35 @@ def event_layout(net: IntNetwork):
             else direct_value_layout(net.input_bits))
 
 
-def sample_beats(net: IntNetwork, xs: np.ndarray, rng: np.random.Generator | None = None
-                 ) -> np.ndarray:
+def check_static(x: np.ndarray) -> None:
+    """Static input sends each sample once: every timestep of ``x`` (B, T, M) must equal
+    the first; a ValueError names the first sample that differs."""
+    x = np.asarray(x)
+    differs = np.flatnonzero((x != x[:, :1]).any(axis=(1, 2)))
+    if differs.size:
+        b = int(differs[0])
+        t = int(np.flatnonzero((x[b] != x[b, :1]).any(axis=1))[0])
+        raise ValueError(f"input='static' sends each sample once, so a sample must be the "
+                         f"same at every timestep; sample {b} differs at timestep {t} "
+                         f"(use input='streamed', --input streamed)")
+
+
+def sample_beats(net: IntNetwork, xs: np.ndarray, rng: np.random.Generator | None = None,
+                 *, static: bool = False) -> np.ndarray:
     """Raw beats (uint64) of one sample ``xs`` (T, M); ``rng`` shuffles the spike events
-    within each timestep (the core accepts them in any order)."""
+    within each timestep (the core accepts them in any order); ``static``: the input
+    beats of the first timestep only (module docstring)."""
     layout = event_layout(net)
     eot = 1 << layout["eot"].offset
     last = 1 << layout["last"].offset
     steps = xs.shape[0]
+    if static:
+        check_static(np.asarray(xs)[None])
     out = []
     for t in range(steps):
+        if static and t > 0:
+            out.append(np.array([eot | (last if t == steps - 1 else 0)], np.uint64))
+            continue
         if net.input_bits == 1:
             idx = np.flatnonzero(xs[t])
             if rng is not None:
@@ -44,10 +66,12 @@ def sample_beats(net: IntNetwork, xs: np.ndarray, rng: np.random.Generator | Non
     return np.concatenate(out)
 
 
-def batch_beats(net: IntNetwork, x: np.ndarray, rng: np.random.Generator | None = None
-                ) -> list[np.ndarray]:
+def batch_beats(net: IntNetwork, x: np.ndarray, rng: np.random.Generator | None = None,
+                *, static: bool = False) -> list[np.ndarray]:
     """:func:`sample_beats` of every sample of ``x`` (B, T, M)."""
-    return [sample_beats(net, x[b], rng) for b in range(x.shape[0])]
+    if static:
+        check_static(x)
+    return [sample_beats(net, x[b], rng, static=static) for b in range(x.shape[0])]
 
 
 def idle_gaps(n: int, prob: float, rng: np.random.Generator) -> np.ndarray:

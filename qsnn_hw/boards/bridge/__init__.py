@@ -63,7 +63,8 @@ class UartBridge(wiring.Component):
         self.core = NetworkTop(net, config)
         self.config = self.core.config
         self.load = P.load_layout(net, self.config)
-        self.framing = P.framing(net, self.config.count_bits)
+        self.framing = P.framing(net, self.config.count_bits,
+                                 static=self.config.static_input(net))
         if self.framing.beat_bytes > 255:
             raise ValueError("input beats wider than 255 bytes are not supported")
         super().__init__({

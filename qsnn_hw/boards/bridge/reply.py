@@ -65,7 +65,8 @@ class ReplyEncoder(wiring.Component):
         ident = [P.CMD_IDENT, *P.model_id(self.net).to_bytes(4, "little"), fr.beat_bytes,
                  *fr.n_out.to_bytes(2, "little"), fr.count_bytes]
         ident = [Const(b, 8) for b in ident]
-        ident += [Cat(Const(1 if ld.layers else 0, 1), self.loaded, Const(0, 6)),
+        ident += [Cat(Const(1 if ld.layers else 0, 1), self.loaded,
+                      Const(int(fr.static), 1), Const(0, 5)),
                   Const(ld.word_bytes, 8),
                   *(Const(b, 8) for b in ld.total_words.to_bytes(P.ADDR_BYTES, "little"))]
         assert len(ident) == P.Framing.IDENT_BYTES
