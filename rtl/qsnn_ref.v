@@ -681,8 +681,7 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
-  wire \$15 ;
-  wire [5:0] \$16 ;
+  wire [5:0] \$15 ;
   wire \$2 ;
   wire \$3 ;
   wire \$4 ;
@@ -691,30 +690,32 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
-  wire acc_pending;
+  wire [1:0] acc_pending;
   wire accepting;
+  wire access__clear_bank;
+  wire \access__clear_bank$52 ;
   wire access__clear_en;
-  wire \access__clear_en$45 ;
+  wire \access__clear_en$54 ;
   wire [2:0] access__clear_g;
-  wire [2:0] \access__clear_g$47 ;
+  wire [2:0] \access__clear_g$56 ;
   wire [207:0] access__data;
-  wire [207:0] \access__data$49 ;
-  wire [12:0] \access__data$49[0] ;
-  wire [12:0] \access__data$49[10] ;
-  wire [12:0] \access__data$49[11] ;
-  wire [12:0] \access__data$49[12] ;
-  wire [12:0] \access__data$49[13] ;
-  wire [12:0] \access__data$49[14] ;
-  wire [12:0] \access__data$49[15] ;
-  wire [12:0] \access__data$49[1] ;
-  wire [12:0] \access__data$49[2] ;
-  wire [12:0] \access__data$49[3] ;
-  wire [12:0] \access__data$49[4] ;
-  wire [12:0] \access__data$49[5] ;
-  wire [12:0] \access__data$49[6] ;
-  wire [12:0] \access__data$49[7] ;
-  wire [12:0] \access__data$49[8] ;
-  wire [12:0] \access__data$49[9] ;
+  wire [207:0] \access__data$58 ;
+  wire [12:0] \access__data$58[0] ;
+  wire [12:0] \access__data$58[10] ;
+  wire [12:0] \access__data$58[11] ;
+  wire [12:0] \access__data$58[12] ;
+  wire [12:0] \access__data$58[13] ;
+  wire [12:0] \access__data$58[14] ;
+  wire [12:0] \access__data$58[15] ;
+  wire [12:0] \access__data$58[1] ;
+  wire [12:0] \access__data$58[2] ;
+  wire [12:0] \access__data$58[3] ;
+  wire [12:0] \access__data$58[4] ;
+  wire [12:0] \access__data$58[5] ;
+  wire [12:0] \access__data$58[6] ;
+  wire [12:0] \access__data$58[7] ;
+  wire [12:0] \access__data$58[8] ;
+  wire [12:0] \access__data$58[9] ;
   wire [12:0] \access__data[0] ;
   wire [12:0] \access__data[10] ;
   wire [12:0] \access__data[11] ;
@@ -732,14 +733,18 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   wire [12:0] \access__data[8] ;
   wire [12:0] \access__data[9] ;
   wire access__init_en;
-  wire \access__init_en$51 ;
+  wire \access__init_en$60 ;
   wire [2:0] access__init_g;
-  wire [2:0] \access__init_g$53 ;
+  wire [2:0] \access__init_g$62 ;
+  wire access__read_bank;
+  wire \access__read_bank$64 ;
   wire access__read_en;
-  wire \access__read_en$55 ;
+  wire \access__read_en$66 ;
   wire [2:0] access__read_g;
-  wire [2:0] \access__read_g$57 ;
+  wire [2:0] \access__read_g$68 ;
   wire [8:0] addr;
+  wire bank;
+  wire \bank$30 ;
   input clk;
   wire clk;
   wire [63:0] data;
@@ -784,18 +789,21 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   wire events__valid;
   wire \events__valid$5 ;
   wire free;
+  wire idle;
   wire [8:0] issue__addr;
-  wire [8:0] \issue__addr$32 ;
+  wire [8:0] \issue__addr$37 ;
+  wire issue__bank;
+  wire \issue__bank$39 ;
   wire [2:0] issue__group;
-  wire [2:0] \issue__group$34 ;
+  wire [2:0] \issue__group$41 ;
   wire issue__valid;
-  wire \issue__valid$36 ;
+  wire \issue__valid$43 ;
   wire [3:0] issue__x;
-  wire [3:0] \issue__x$38 ;
+  wire [3:0] \issue__x$45 ;
   wire load;
   wire [5:0] m;
-  wire pending;
-  wire room;
+  wire [1:0] pending;
+  wire ready;
   input rst;
   wire rst;
   output [20:0] spikes__payload;
@@ -820,6 +828,8 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   wire \start$13 ;
   wire \start$14 ;
   wire step;
+  wire step_bank;
+  wire step_clear;
   wire step_last;
   wire [63:0] weight;
   wire [3:0] \weight[0] ;
@@ -839,29 +849,29 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   wire [3:0] \weight[8] ;
   wire [3:0] \weight[9] ;
   wire [3:0] x;
-  assign \$1  = accepting & free;
-  assign \$2  = \$1  & event__valid;
-  assign \$3  = ~ \$16 [4];
-  assign \$4  = \$3  | room;
-  assign event__take = \$2  & \$4 ;
-  assign \$5  = accepting & free;
-  assign \$6  = \$5  & event__valid;
-  assign \$7  = ~ \$16 [4];
-  assign \$8  = \$7  | room;
-  assign \$9  = \$6  & \$8 ;
-  assign \$10  = ~ \$16 [4];
-  assign load = \$9  & \$10 ;
-  assign \$11  = accepting & free;
-  assign \$12  = \$11  & event__valid;
-  assign \$13  = ~ \$16 [4];
-  assign \$14  = \$13  | room;
-  assign \$15  = \$12  & \$14 ;
-  assign step = \$15  & \$16 [4];
+  assign \$1  = ~ \$15 [4];
+  assign \$2  = event__valid & \$1 ;
+  assign \$3  = \$2  & free;
+  assign \$4  = accepting & idle;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = event__valid & \$15 [4];
+  assign \$7  = \$6  & free;
+  assign \$8  = \$7  & ready;
+  assign event__take = \$5  | \$8 ;
+  assign \$9  = ~ \$15 [4];
+  assign \$10  = event__valid & \$9 ;
+  assign \$11  = \$10  & free;
+  assign \$12  = accepting & idle;
+  assign load = \$11  & \$12 ;
+  assign \$13  = event__valid & \$15 [4];
+  assign \$14  = \$13  & free;
+  assign step = \$14  & ready;
   \qsnn_ref.layer0.accumulate  accumulate (
     .access__clear_en(access__clear_en),
     .access__clear_g(access__clear_g),
     .access__init_en(access__init_en),
     .access__init_g(access__init_g),
+    .access__read_bank(access__read_bank),
     .access__read_en(access__read_en),
     .access__read_g(access__read_g),
     .clk(clk),
@@ -878,16 +888,17 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
     .clk(clk),
     .free(free),
     .issue__addr(issue__addr),
+    .issue__bank(issue__bank),
     .issue__group(issue__group),
     .issue__x(issue__x),
     .load(load),
     .m(m),
     .rst(rst),
-    .x(\$16 [3:0])
+    .x(\$15 [3:0])
   );
   \qsnn_ref.layer0.frontend  frontend (
     .clk(clk),
-    .cur(\$16 ),
+    .cur(\$15 ),
     .error(error),
     .event__m(m),
     .event__take(event__take),
@@ -901,22 +912,25 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   \qsnn_ref.layer0.update  update (
     .acc_pending(acc_pending),
     .accepting(accepting),
+    .access__clear_bank(access__clear_bank),
     .access__clear_en(access__clear_en),
+    .access__clear_g(access__clear_g),
     .access__data(access__data),
     .access__init_en(access__init_en),
+    .access__init_g(access__init_g),
+    .access__read_bank(access__read_bank),
     .access__read_en(access__read_en),
     .access__read_g(access__read_g),
-    .cg(access__init_g),
     .clk(clk),
+    .idle(idle),
     .r_en(spikes__ready),
-    .room_ok(room),
+    .ready(ready),
     .rst(rst),
     .spikes__payload(spikes__payload),
     .spikes__valid(spikes__valid),
     .start(start),
     .step(step),
-    .step_last(\$16 [5]),
-    .u1_g(access__clear_g)
+    .step_clear(\$15 [5])
   );
   \qsnn_ref.layer0.weights  weights (
     .clk(clk),
@@ -933,26 +947,33 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   assign \start$13  = start;
   assign \start$14  = start;
   assign \error$16  = error;
-  assign event__eot = \$16 [4];
+  assign event__eot = \$15 [4];
   assign event__m = m;
-  assign x = \$16 [3:0];
-  assign event__x = \$16 [3:0];
-  assign step_last = \$16 [5];
-  assign event__last = \$16 [5];
-  assign \issue__addr$32  = issue__addr;
-  assign \issue__group$34  = issue__group;
-  assign \issue__valid$36  = issue__valid;
-  assign \issue__x$38  = issue__x;
+  assign x = \$15 [3:0];
+  assign event__x = \$15 [3:0];
+  assign bank = 1'h0;
+  assign \bank$30  = 1'h0;
+  assign step_last = \$15 [5];
+  assign event__last = \$15 [5];
+  assign step_bank = 1'h0;
+  assign step_clear = \$15 [5];
+  assign \issue__addr$37  = issue__addr;
+  assign \issue__bank$39  = issue__bank;
+  assign \issue__group$41  = issue__group;
+  assign \issue__valid$43  = issue__valid;
+  assign \issue__x$45  = issue__x;
   assign addr = issue__addr;
   assign data = weight;
   assign pending = acc_pending;
-  assign \access__clear_en$45  = access__clear_en;
-  assign \access__clear_g$47  = access__clear_g;
-  assign \access__data$49  = access__data;
-  assign \access__init_en$51  = access__init_en;
-  assign \access__init_g$53  = access__init_g;
-  assign \access__read_en$55  = access__read_en;
-  assign \access__read_g$57  = access__read_g;
+  assign \access__clear_bank$52  = access__clear_bank;
+  assign \access__clear_en$54  = access__clear_en;
+  assign \access__clear_g$56  = access__clear_g;
+  assign \access__data$58  = access__data;
+  assign \access__init_en$60  = access__init_en;
+  assign \access__init_g$62  = access__init_g;
+  assign \access__read_bank$64  = access__read_bank;
+  assign \access__read_en$66  = access__read_en;
+  assign \access__read_g$68  = access__read_g;
   assign \events__payload.value  = events__payload[3:0];
   assign \events__payload.eot  = events__payload[4];
   assign \events__payload.last  = events__payload[5];
@@ -1015,26 +1036,26 @@ module \qsnn_ref.layer0 (clk, rst, start, events__valid, events__ready, spikes__
   assign \access__data[13]  = access__data[181:169];
   assign \access__data[14]  = access__data[194:182];
   assign \access__data[15]  = access__data[207:195];
-  assign \access__data$49[0]  = access__data[12:0];
-  assign \access__data$49[1]  = access__data[25:13];
-  assign \access__data$49[2]  = access__data[38:26];
-  assign \access__data$49[3]  = access__data[51:39];
-  assign \access__data$49[4]  = access__data[64:52];
-  assign \access__data$49[5]  = access__data[77:65];
-  assign \access__data$49[6]  = access__data[90:78];
-  assign \access__data$49[7]  = access__data[103:91];
-  assign \access__data$49[8]  = access__data[116:104];
-  assign \access__data$49[9]  = access__data[129:117];
-  assign \access__data$49[10]  = access__data[142:130];
-  assign \access__data$49[11]  = access__data[155:143];
-  assign \access__data$49[12]  = access__data[168:156];
-  assign \access__data$49[13]  = access__data[181:169];
-  assign \access__data$49[14]  = access__data[194:182];
-  assign \access__data$49[15]  = access__data[207:195];
+  assign \access__data$58[0]  = access__data[12:0];
+  assign \access__data$58[1]  = access__data[25:13];
+  assign \access__data$58[2]  = access__data[38:26];
+  assign \access__data$58[3]  = access__data[51:39];
+  assign \access__data$58[4]  = access__data[64:52];
+  assign \access__data$58[5]  = access__data[77:65];
+  assign \access__data$58[6]  = access__data[90:78];
+  assign \access__data$58[7]  = access__data[103:91];
+  assign \access__data$58[8]  = access__data[116:104];
+  assign \access__data$58[9]  = access__data[129:117];
+  assign \access__data$58[10]  = access__data[142:130];
+  assign \access__data$58[11]  = access__data[155:143];
+  assign \access__data$58[12]  = access__data[168:156];
+  assign \access__data$58[13]  = access__data[181:169];
+  assign \access__data$58[14]  = access__data[194:182];
+  assign \access__data$58[15]  = access__data[207:195];
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.accumulate (rst, weight, pending, r_data, access__init_en, issue__group, issue__valid, issue__x, access__read_en, access__read_g, access__clear_en, access__clear_g, access__init_g, clk);
+module \qsnn_ref.layer0.accumulate (rst, weight, r_data, access__read_en, access__clear_en, issue__group, issue__valid, issue__x, pending, access__init_g, access__init_en, access__read_g, access__read_bank, access__clear_g, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire [7:0] \$1 ;
   wire [13:0] \$10 ;
@@ -1063,22 +1084,47 @@ module \qsnn_ref.layer0.accumulate (rst, weight, pending, r_data, access__init_e
   wire [7:0] \$31 ;
   wire [13:0] \$32 ;
   wire \$33 ;
-  reg \$34 ;
-  reg [2:0] \$35 ;
-  reg \$36 ;
-  reg [2:0] \$37 ;
-  reg \$38 ;
-  reg [2:0] \$39 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire \$38 ;
+  wire \$39 ;
   wire [13:0] \$4 ;
-  reg \$40 ;
-  reg [2:0] \$41 ;
-  reg \$42 ;
-  reg [2:0] \$43 ;
-  reg [3:0] \$44 ;
-  reg [3:0] \$45 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
   wire [7:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  reg \$53 ;
+  reg [2:0] \$54 ;
+  reg \$55 ;
+  reg \$56 ;
+  reg [2:0] \$57 ;
+  reg \$58 ;
+  reg \$59 ;
   wire [13:0] \$6 ;
+  reg [2:0] \$60 ;
+  reg \$61 ;
+  reg \$62 ;
+  reg [2:0] \$63 ;
+  reg \$64 ;
+  reg \$65 ;
+  reg [2:0] \$66 ;
+  reg \$67 ;
+  reg [3:0] \$68 ;
+  reg [3:0] \$69 ;
   wire [7:0] \$7 ;
+  reg \$70 ;
   wire [13:0] \$8 ;
   wire [7:0] \$9 ;
   reg [3:0] \$signal  = 4'h0;
@@ -1098,14 +1144,19 @@ module \qsnn_ref.layer0.accumulate (rst, weight, pending, r_data, access__init_e
   reg [12:0] acc7_r = 13'h0000;
   reg [12:0] acc8_r = 13'h0000;
   reg [12:0] acc9_r = 13'h0000;
+  reg acc_s1_bank = 1'h0;
   reg [2:0] acc_s1_g = 3'h0;
   reg acc_s1_valid = 1'h0;
+  reg acc_s2_bank = 1'h0;
   reg [2:0] acc_s2_g = 3'h0;
   reg acc_s2_valid = 1'h0;
+  reg acc_s3_bank = 1'h0;
   reg [2:0] acc_s3_g = 3'h0;
   reg acc_s3_valid = 1'h0;
+  reg acc_s4_bank = 1'h0;
   reg [2:0] acc_s4_g = 3'h0;
   reg acc_s4_valid = 1'h0;
+  reg acc_s5_bank = 1'h0;
   reg [2:0] acc_s5_g = 3'h0;
   reg acc_s5_valid = 1'h0;
   input access__clear_en;
@@ -1133,6 +1184,8 @@ module \qsnn_ref.layer0.accumulate (rst, weight, pending, r_data, access__init_e
   wire access__init_en;
   input [2:0] access__init_g;
   wire [2:0] access__init_g;
+  input access__read_bank;
+  wire access__read_bank;
   input access__read_en;
   wire access__read_en;
   input [2:0] access__read_g;
@@ -1145,8 +1198,8 @@ module \qsnn_ref.layer0.accumulate (rst, weight, pending, r_data, access__init_e
   wire issue__valid;
   input [3:0] issue__x;
   wire [3:0] issue__x;
-  output pending;
-  wire pending;
+  output [1:0] pending;
+  wire [1:0] pending;
   reg [12:0] product0_r = 13'h0000;
   reg [12:0] product10_r = 13'h0000;
   reg [12:0] product11_r = 13'h0000;
@@ -1182,6 +1235,7 @@ module \qsnn_ref.layer0.accumulate (rst, weight, pending, r_data, access__init_e
   wire [12:0] \r_data[7] ;
   wire [12:0] \r_data[8] ;
   wire [12:0] \r_data[9] ;
+  reg read_bank_r = 1'h0;
   input rst;
   wire rst;
   reg [3:0] s2_x = 4'h0;
@@ -1255,12 +1309,59 @@ module \qsnn_ref.layer0.accumulate (rst, weight, pending, r_data, access__init_e
   wire [3:0] \weight_r[7] ;
   wire [3:0] \weight_r[8] ;
   wire [3:0] \weight_r[9] ;
+  assign \$30  = $signed(acc14_r) + $signed(product14_r);
+  assign \$31  = $signed(weight_r[63:60]) * $signed({ 1'h0, s2_x });
+  assign \$32  = $signed(acc15_r) + $signed(product15_r);
+  assign \$33  = ! acc_s1_bank;
+  assign \$34  = acc_s1_valid & \$33 ;
+  assign \$35  = ! acc_s2_bank;
+  assign \$36  = acc_s2_valid & \$35 ;
+  assign \$37  = \$34  | \$36 ;
+  assign \$38  = ! acc_s3_bank;
+  assign \$39  = acc_s3_valid & \$38 ;
+  assign \$40  = \$37  | \$39 ;
+  assign \$42  = acc_s1_valid & \$41 ;
+  assign \$44  = acc_s2_valid & \$43 ;
+  assign \$45  = \$42  | \$44 ;
+  assign \$47  = acc_s3_valid & \$46 ;
+  assign \$48  = \$45  | \$47 ;
+  assign r_addr = \$49  ? access__read_g : acc_s1_g;
+  assign \$50  = ! acc_s4_bank;
+  assign \$51  = acc_s4_valid & \$50 ;
   always @(posedge clk)
-    acc_s5_g <= \$43 ;
+    acc_s1_valid <= \$53 ;
   always @(posedge clk)
-    \$signal  <= \$44 ;
+    acc_s1_g <= \$54 ;
   always @(posedge clk)
-    s2_x <= \$45 ;
+    acc_s1_bank <= \$55 ;
+  always @(posedge clk)
+    acc_s2_valid <= \$56 ;
+  always @(posedge clk)
+    acc_s2_g <= \$57 ;
+  always @(posedge clk)
+    acc_s2_bank <= \$58 ;
+  always @(posedge clk)
+    acc_s3_valid <= \$59 ;
+  always @(posedge clk)
+    acc_s3_g <= \$60 ;
+  always @(posedge clk)
+    acc_s3_bank <= \$61 ;
+  always @(posedge clk)
+    acc_s4_valid <= \$62 ;
+  always @(posedge clk)
+    acc_s4_g <= \$63 ;
+  always @(posedge clk)
+    acc_s4_bank <= \$64 ;
+  always @(posedge clk)
+    acc_s5_valid <= \$65 ;
+  always @(posedge clk)
+    acc_s5_g <= \$66 ;
+  always @(posedge clk)
+    acc_s5_bank <= \$67 ;
+  always @(posedge clk)
+    \$signal  <= \$68 ;
+  always @(posedge clk)
+    s2_x <= \$69 ;
   always @(posedge clk)
     weight_r <= weight;
   always @(posedge clk)
@@ -1359,6 +1460,8 @@ module \qsnn_ref.layer0.accumulate (rst, weight, pending, r_data, access__init_e
     acc15_r <= r_data[207:195];
   always @(posedge clk)
     sum15_r <= \$32 [12:0];
+  always @(posedge clk)
+    read_bank_r <= \$70 ;
   assign \$1  = $signed(weight_r[3:0]) * $signed({ 1'h0, s2_x });
   assign \$2  = $signed(acc0_r) + $signed(product0_r);
   assign \$3  = $signed(weight_r[7:4]) * $signed({ 1'h0, s2_x });
@@ -1388,31 +1491,7 @@ module \qsnn_ref.layer0.accumulate (rst, weight, pending, r_data, access__init_e
   assign \$27  = $signed(weight_r[55:52]) * $signed({ 1'h0, s2_x });
   assign \$28  = $signed(acc13_r) + $signed(product13_r);
   assign \$29  = $signed(weight_r[59:56]) * $signed({ 1'h0, s2_x });
-  assign \$30  = $signed(acc14_r) + $signed(product14_r);
-  assign \$31  = $signed(weight_r[63:60]) * $signed({ 1'h0, s2_x });
-  assign \$32  = $signed(acc15_r) + $signed(product15_r);
-  assign \$33  = acc_s1_valid | acc_s2_valid;
-  assign pending = \$33  | acc_s3_valid;
-  assign r_addr = access__read_en ? access__read_g : acc_s1_g;
-  always @(posedge clk)
-    acc_s1_valid <= \$34 ;
-  always @(posedge clk)
-    acc_s1_g <= \$35 ;
-  always @(posedge clk)
-    acc_s2_valid <= \$36 ;
-  always @(posedge clk)
-    acc_s2_g <= \$37 ;
-  always @(posedge clk)
-    acc_s3_valid <= \$38 ;
-  always @(posedge clk)
-    acc_s3_g <= \$39 ;
-  always @(posedge clk)
-    acc_s4_valid <= \$40 ;
-  always @(posedge clk)
-    acc_s4_g <= \$41 ;
-  always @(posedge clk)
-    acc_s5_valid <= \$42 ;
-  \qsnn_ref.layer0.accumulate.memory  memory (
+  \qsnn_ref.layer0.accumulate.bank0  bank0 (
     .clk(clk),
     .r_data(r_data),
     .rd__addr(r_addr),
@@ -1423,16 +1502,128 @@ module \qsnn_ref.layer0.accumulate (rst, weight, pending, r_data, access__init_e
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$44  = issue__x;
+    \$53  = issue__valid;
     if (rst) begin
-      \$44  = 4'h0;
+      \$53  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$45  = \$signal ;
+    \$54  = issue__group;
     if (rst) begin
-      \$45  = 4'h0;
+      \$54  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$55  = 1'h0;
+    if (rst) begin
+      \$55  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$56  = acc_s1_valid;
+    if (rst) begin
+      \$56  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$57  = acc_s1_g;
+    if (rst) begin
+      \$57  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$58  = acc_s1_bank;
+    if (rst) begin
+      \$58  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$59  = acc_s2_valid;
+    if (rst) begin
+      \$59  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$60  = acc_s2_g;
+    if (rst) begin
+      \$60  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$61  = acc_s2_bank;
+    if (rst) begin
+      \$61  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$62  = acc_s3_valid;
+    if (rst) begin
+      \$62  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$63  = acc_s3_g;
+    if (rst) begin
+      \$63  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$64  = acc_s3_bank;
+    if (rst) begin
+      \$64  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$65  = acc_s4_valid;
+    if (rst) begin
+      \$65  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$66  = acc_s4_g;
+    if (rst) begin
+      \$66  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$67  = acc_s4_bank;
+    if (rst) begin
+      \$67  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$68  = issue__x;
+    if (rst) begin
+      \$68  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$69  = \$signal ;
+    if (rst) begin
+      \$69  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$70  = access__read_bank;
+    if (rst) begin
+      \$70  = 1'h0;
     end
   end
   always @* begin
@@ -1440,9 +1631,9 @@ module \qsnn_ref.layer0.accumulate (rst, weight, pending, r_data, access__init_e
     w_addr = 3'h0;
     if (access__init_en) begin
       w_addr = access__init_g;
-    end else if (acc_s4_valid) begin
+    end else if (\$51 ) begin
       w_addr = acc_s4_g;
-    end else if (access__clear_en) begin
+    end else if (\$52 ) begin
       w_addr = access__clear_g;
     end
   end
@@ -1451,9 +1642,9 @@ module \qsnn_ref.layer0.accumulate (rst, weight, pending, r_data, access__init_e
     w_en = 1'h0;
     if (access__init_en) begin
       w_en = 1'h1;
-    end else if (acc_s4_valid) begin
+    end else if (\$51 ) begin
       w_en = 1'h1;
-    end else if (access__clear_en) begin
+    end else if (\$52 ) begin
       w_en = 1'h1;
     end
   end
@@ -1461,78 +1652,8 @@ module \qsnn_ref.layer0.accumulate (rst, weight, pending, r_data, access__init_e
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     w_data = 208'h0000000000000000000000000000000000000000000000000000;
     if (access__init_en) begin
-    end else if (acc_s4_valid) begin
+    end else if (\$51 ) begin
       w_data = { sum15_r, sum14_r, sum13_r, sum12_r, sum11_r, sum10_r, sum9_r, sum8_r, sum7_r, sum6_r, sum5_r, sum4_r, sum3_r, sum2_r, sum1_r, sum0_r };
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$34  = issue__valid;
-    if (rst) begin
-      \$34  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$35  = issue__group;
-    if (rst) begin
-      \$35  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$36  = acc_s1_valid;
-    if (rst) begin
-      \$36  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$37  = acc_s1_g;
-    if (rst) begin
-      \$37  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$38  = acc_s2_valid;
-    if (rst) begin
-      \$38  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$39  = acc_s2_g;
-    if (rst) begin
-      \$39  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$40  = acc_s3_valid;
-    if (rst) begin
-      \$40  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$41  = acc_s3_g;
-    if (rst) begin
-      \$41  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$42  = acc_s4_valid;
-    if (rst) begin
-      \$42  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$43  = acc_s4_g;
-    if (rst) begin
-      \$43  = 3'h0;
     end
   end
   assign access__data = r_data;
@@ -1616,10 +1737,17 @@ module \qsnn_ref.layer0.accumulate (rst, weight, pending, r_data, access__init_e
   assign \w_data[13]  = w_data[181:169];
   assign \w_data[14]  = w_data[194:182];
   assign \w_data[15]  = w_data[207:195];
+  assign pending[1] = \$48 ;
+  assign pending[0] = \$40 ;
+  assign \$41  = acc_s1_bank;
+  assign \$43  = acc_s2_bank;
+  assign \$46  = acc_s3_bank;
+  assign \$49  = access__read_en;
+  assign \$52  = access__clear_en;
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.accumulate.memory (rst, rd__addr, r_data, wr__addr, wr__en, wr__data, clk);
+module \qsnn_ref.layer0.accumulate.bank0 (rst, rd__addr, r_data, wr__addr, wr__en, wr__data, clk);
   input clk;
   wire clk;
   wire [2:0] r_addr;
@@ -1731,10 +1859,11 @@ module \qsnn_ref.layer0.accumulate.memory (rst, rd__addr, r_data, wr__addr, wr__
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.addressing (rst, load, free, x, m, issue__group, issue__addr, busy, issue__x, clk);
+module \qsnn_ref.layer0.addressing (rst, load, free, x, m, issue__group, issue__addr, busy, issue__x, issue__bank, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire \$1 ;
   reg [3:0] \$10 ;
+  reg \$11 ;
   wire [3:0] \$2 ;
   wire [9:0] \$3 ;
   wire \$4 ;
@@ -1743,10 +1872,13 @@ module \qsnn_ref.layer0.addressing (rst, load, free, x, m, issue__group, issue__
   reg [8:0] \$7 ;
   reg \$8 ;
   reg \$9 ;
+  wire bank;
   output busy;
   reg busy = 1'h0;
   input clk;
   wire clk;
+  (* init = 1'h0 *)
+  wire cur_bank;
   (* init = 4'h0 *)
   wire [3:0] cur_x;
   output free;
@@ -1756,6 +1888,8 @@ module \qsnn_ref.layer0.addressing (rst, load, free, x, m, issue__group, issue__
   reg g_last = 1'h0;
   output [8:0] issue__addr;
   reg [8:0] issue__addr = 9'h000;
+  output issue__bank;
+  reg issue__bank = 1'h0;
   output [2:0] issue__group;
   reg [2:0] issue__group = 3'h0;
   (* init = 1'h0 *)
@@ -1788,6 +1922,8 @@ module \qsnn_ref.layer0.addressing (rst, load, free, x, m, issue__group, issue__
     busy <= \$9 ;
   always @(posedge clk)
     issue__x <= \$10 ;
+  always @(posedge clk)
+    issue__bank <= \$11 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$6  = issue__group;
@@ -1855,10 +1991,22 @@ module \qsnn_ref.layer0.addressing (rst, load, free, x, m, issue__group, issue__
       \$10  = 4'h0;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$11  = issue__bank;
+    if (load) begin
+      \$11  = 1'h0;
+    end
+    if (rst) begin
+      \$11  = 1'h0;
+    end
+  end
   assign issue__valid = busy;
   assign waddr = issue__addr;
   assign g = issue__group;
   assign cur_x = issue__x;
+  assign cur_bank = issue__bank;
+  assign bank = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -1877,22 +2025,57 @@ module \qsnn_ref.layer0.frontend (clk, rst, start, events__valid, event__take, e
   wire \$19 ;
   wire \$2 ;
   wire \$20 ;
-  wire [7:0] \$21 ;
-  wire [7:0] \$22 ;
+  wire \$21 ;
+  wire \$22 ;
   wire \$23 ;
   wire \$24 ;
   wire \$25 ;
-  reg [5:0] \$26 ;
-  reg \$27 ;
-  reg \$28 ;
-  reg [5:0] \$29 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
   wire \$3 ;
-  reg [6:0] \$30 ;
-  reg \$31 ;
-  reg \$32 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire \$38 ;
+  wire \$39 ;
   wire \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
   wire \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire [7:0] \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
   wire \$6 ;
+  reg [5:0] \$60 ;
+  reg \$61 ;
+  reg \$62 ;
+  reg [5:0] \$63 ;
+  reg [6:0] \$64 ;
+  reg \$65 ;
+  reg \$66 ;
+  reg \$67 ;
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
@@ -1912,6 +2095,7 @@ module \qsnn_ref.layer0.frontend (clk, rst, start, events__valid, event__take, e
   wire event__last;
   output [5:0] event__m;
   wire [5:0] event__m;
+  wire event__reuse;
   input event__take;
   wire event__take;
   output event__valid;
@@ -1928,6 +2112,7 @@ module \qsnn_ref.layer0.frontend (clk, rst, start, events__valid, event__take, e
   wire events__valid;
   reg [6:0] idx = 7'h00;
   reg idx_full = 1'h0;
+  reg loaded = 1'h0;
   reg [5:0] nxt = 6'h00;
   wire \nxt.eot ;
   wire \nxt.last ;
@@ -1937,138 +2122,194 @@ module \qsnn_ref.layer0.frontend (clk, rst, start, events__valid, event__take, e
   wire rst;
   input start;
   wire start;
+  assign \$30  = \$signal  & \$29 ;
+  assign \$31  = event__take & cur[4];
+  assign \$32  = ~ idx_full;
+  assign \$33  = \$31  & \$32 ;
+  assign \$34  = ~ loaded;
+  assign \$35  = \$33  & \$34 ;
+  assign error_set = \$30  | \$35 ;
+  assign event__reuse = cur[4] & loaded;
+  assign \$36  = ~ \$signal ;
+  assign \$37  = \$36  | cur_done;
+  assign \$38  = ~ nxt_valid;
+  assign \$39  = events__valid & \$38 ;
+  assign \$40  = ~ nxt_valid;
+  assign \$41  = events__valid & \$40 ;
+  assign \$42  = ~ cur[4];
+  assign \$43  = event__take & \$42 ;
+  assign \$44  = ~ cur[4];
+  assign \$45  = cur[5] | idx_full;
+  assign \$46  = \$45  | loaded;
+  assign \$47  = \$44  & \$46 ;
+  assign \$48  = ~ \$47 ;
+  assign \$49  = \$signal  & \$48 ;
+  assign \$50  = ~ cur[4];
+  assign \$51  = ! cur[3:0];
+  assign \$52  = \$50  & \$51 ;
+  assign \$53  = \$49  & \$52 ;
+  assign \$54  = \$43  | \$53 ;
+  assign \$55  = idx + 1'h1;
+  assign \$56  = idx == 6'h3f;
+  assign \$57  = event__take & cur[4];
+  assign \$58  = event__take & cur[4];
+  assign \$59  = ~ cur[5];
+  always @(posedge clk)
+    cur <= \$60 ;
+  always @(posedge clk)
+    \$signal  <= \$61 ;
+  always @(posedge clk)
+    nxt_valid <= \$62 ;
+  always @(posedge clk)
+    nxt <= \$63 ;
+  always @(posedge clk)
+    idx <= \$64 ;
+  always @(posedge clk)
+    idx_full <= \$65 ;
+  always @(posedge clk)
+    loaded <= \$66 ;
+  always @(posedge clk)
+    error <= \$67 ;
   assign events__ready = ~ nxt_valid;
   assign \$1  = ~ cur[4];
   assign \$2  = cur[5] | idx_full;
-  assign \$3  = \$1  & \$2 ;
-  assign \$4  = ~ \$3 ;
-  assign event__valid = \$signal  & \$4 ;
-  assign \$5  = ~ cur[4];
-  assign \$6  = cur[5] | idx_full;
-  assign \$7  = \$5  & \$6 ;
-  assign cur_done = \$7  | event__take;
-  assign \$8  = ~ cur[4];
-  assign \$9  = cur[5] | idx_full;
-  assign \$10  = \$8  & \$9 ;
-  assign \$11  = \$signal  & \$10 ;
-  assign \$12  = event__take & cur[4];
-  assign \$13  = ~ idx_full;
-  assign \$14  = \$12  & \$13 ;
-  assign error_set = \$11  | \$14 ;
-  assign \$15  = ~ \$signal ;
-  assign \$16  = \$15  | cur_done;
-  assign \$17  = ~ nxt_valid;
-  assign \$18  = events__valid & \$17 ;
-  assign \$19  = ~ nxt_valid;
-  assign \$20  = events__valid & \$19 ;
-  assign \$21  = idx + 1'h1;
-  assign \$22  = cur[4] ? 8'h00 : \$21 ;
-  assign \$23  = ~ cur[4];
-  assign \$24  = idx == 6'h3f;
-  assign \$25  = \$23  & \$24 ;
-  always @(posedge clk)
-    cur <= \$26 ;
-  always @(posedge clk)
-    \$signal  <= \$27 ;
-  always @(posedge clk)
-    nxt_valid <= \$28 ;
-  always @(posedge clk)
-    nxt <= \$29 ;
-  always @(posedge clk)
-    idx <= \$30 ;
-  always @(posedge clk)
-    idx_full <= \$31 ;
-  always @(posedge clk)
-    error <= \$32 ;
+  assign \$3  = \$2  | loaded;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = ~ \$4 ;
+  assign \$6  = \$signal  & \$5 ;
+  assign \$7  = ~ cur[4];
+  assign \$8  = ! cur[3:0];
+  assign \$9  = \$7  & \$8 ;
+  assign \$10  = ~ \$9 ;
+  assign event__valid = \$6  & \$10 ;
+  assign \$11  = ~ cur[4];
+  assign \$12  = cur[5] | idx_full;
+  assign \$13  = \$12  | loaded;
+  assign \$14  = \$11  & \$13 ;
+  assign \$15  = \$14  | event__take;
+  assign \$16  = ~ cur[4];
+  assign \$17  = cur[5] | idx_full;
+  assign \$18  = \$17  | loaded;
+  assign \$19  = \$16  & \$18 ;
+  assign \$20  = ~ \$19 ;
+  assign \$21  = \$signal  & \$20 ;
+  assign \$22  = ~ cur[4];
+  assign \$23  = ! cur[3:0];
+  assign \$24  = \$22  & \$23 ;
+  assign \$25  = \$21  & \$24 ;
+  assign cur_done = \$15  | \$25 ;
+  assign \$26  = ~ cur[4];
+  assign \$27  = cur[5] | idx_full;
+  assign \$28  = \$27  | loaded;
+  assign \$29  = \$26  & \$28 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$26  = cur;
-    if (\$16 ) begin
+    \$60  = cur;
+    if (\$37 ) begin
       (* full_case = 32'd1 *)
       if (nxt_valid) begin
-        \$26  = nxt;
+        \$60  = nxt;
       end else begin
-        \$26  = events__payload;
+        \$60  = events__payload;
       end
     end
     if (rst) begin
-      \$26  = 6'h00;
+      \$60  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$27  = \$signal ;
-    if (\$16 ) begin
+    \$61  = \$signal ;
+    if (\$37 ) begin
       (* full_case = 32'd1 *)
       if (nxt_valid) begin
-        \$27  = 1'h1;
+        \$61  = 1'h1;
       end else begin
-        \$27  = \$20 ;
+        \$61  = \$41 ;
       end
     end
     if (rst) begin
-      \$27  = 1'h0;
+      \$61  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$28  = nxt_valid;
-    if (\$16 ) begin
+    \$62  = nxt_valid;
+    if (\$37 ) begin
       if (nxt_valid) begin
-        \$28  = 1'h0;
+        \$62  = 1'h0;
       end
-    end else if (\$18 ) begin
-      \$28  = 1'h1;
+    end else if (\$39 ) begin
+      \$62  = 1'h1;
     end
     if (rst) begin
-      \$28  = 1'h0;
+      \$62  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$29  = nxt;
-    if (\$16 ) begin
-    end else if (\$18 ) begin
-      \$29  = events__payload;
+    \$63  = nxt;
+    if (\$37 ) begin
+    end else if (\$39 ) begin
+      \$63  = events__payload;
     end
     if (rst) begin
-      \$29  = 6'h00;
+      \$63  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$30  = idx;
-    if (event__take) begin
-      \$30  = \$22 [6:0];
+    \$64  = idx;
+    if (\$54 ) begin
+      \$64  = \$55 [6:0];
+    end
+    if (\$57 ) begin
+      \$64  = 7'h00;
     end
     if (start) begin
-      \$30  = 7'h00;
+      \$64  = 7'h00;
     end
     if (rst) begin
-      \$30  = 7'h00;
+      \$64  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$31  = idx_full;
-    if (event__take) begin
-      \$31  = \$25 ;
+    \$65  = idx_full;
+    if (\$54 ) begin
+      \$65  = \$56 ;
+    end
+    if (\$57 ) begin
+      \$65  = 1'h0;
     end
     if (start) begin
-      \$31  = 1'h0;
+      \$65  = 1'h0;
     end
     if (rst) begin
-      \$31  = 1'h0;
+      \$65  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$32  = error;
+    \$66  = loaded;
+    if (\$58 ) begin
+      \$66  = \$59 ;
+    end
+    if (start) begin
+      \$66  = 1'h0;
+    end
+    if (rst) begin
+      \$66  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$67  = error;
     if (error_set) begin
-      \$32  = 1'h1;
+      \$67  = 1'h1;
     end
     if (rst) begin
-      \$32  = 1'h0;
+      \$67  = 1'h0;
     end
   end
   assign event__eot = cur[4];
@@ -2087,45 +2328,99 @@ module \qsnn_ref.layer0.frontend (clk, rst, start, events__valid, event__take, e
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.update (rst, start, step, acc_pending, access__data, accepting, access__init_en, spikes__payload, r_en, step_last, room_ok, access__read_en, access__read_g, access__clear_en, u1_g, cg, spikes__valid, clk);
+module \qsnn_ref.layer0.update (rst, start, step, access__data, accepting, ready, idle, access__read_en, access__clear_en, spikes__payload, r_en, step_clear, acc_pending, access__init_g, access__init_en, access__read_g, access__read_bank, access__clear_g, access__clear_bank, spikes__valid, clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
-  wire [5:0] \$1 ;
-  wire [3:0] \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire [15:0] \$13 ;
-  wire [15:0] \$14 ;
+  wire \$1 ;
+  wire \$10 ;
+  wire [15:0] \$11 ;
+  wire [15:0] \$12 ;
+  wire \$13 ;
+  wire [3:0] \$14 ;
   wire \$15 ;
-  reg \$16 ;
-  reg [1:0] \$17 ;
-  reg \$18 ;
-  reg \$19 ;
+  wire [3:0] \$16 ;
+  wire \$17 ;
+  wire \$18 ;
+  wire \$19 ;
   wire \$2 ;
-  reg \$20 ;
-  reg [2:0] \$21 ;
-  reg \$22 ;
-  reg [2:0] \$23 ;
-  reg \$24 ;
-  reg [2:0] \$25 ;
-  reg \$26 ;
-  reg [2:0] \$27 ;
-  reg \$28 ;
-  reg [2:0] \$29 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire [3:0] \$25 ;
+  wire [5:0] \$26 ;
+  wire [6:0] \$27 ;
+  wire [5:0] \$28 ;
+  wire [6:0] \$29 ;
   wire \$3 ;
-  reg \$30 ;
-  reg [2:0] \$31 ;
-  reg \$32 ;
-  reg [2:0] \$33 ;
+  wire [3:0] \$30 ;
+  wire [7:0] \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  reg [2:0] \$36 ;
+  reg \$37 ;
+  reg \$38 ;
+  reg \$39 ;
   wire \$4 ;
-  wire [3:0] \$5 ;
+  reg \$40 ;
+  reg \$41 ;
+  reg \$42 ;
+  reg \$43 ;
+  reg [2:0] \$44 ;
+  reg \$45 ;
+  reg \$46 ;
+  reg \$47 ;
+  reg \$48 ;
+  reg \$49 ;
+  wire \$5 ;
+  reg \$50 ;
+  reg [4:0] \$51 ;
+  reg \$52 ;
+  reg \$53 ;
+  reg \$54 ;
+  reg [2:0] \$55 ;
+  reg \$56 ;
+  reg \$57 ;
+  reg \$58 ;
+  reg \$59 ;
   wire \$6 ;
+  reg \$60 ;
+  reg \$61 ;
+  reg [2:0] \$62 ;
+  reg \$63 ;
+  reg \$64 ;
+  reg \$65 ;
+  reg [2:0] \$66 ;
+  reg \$67 ;
+  reg \$68 ;
+  reg \$69 ;
   wire \$7 ;
+  reg [2:0] \$70 ;
+  reg \$71 ;
+  reg \$72 ;
+  reg \$73 ;
+  reg [2:0] \$74 ;
+  reg \$75 ;
   wire \$8 ;
   wire \$9 ;
-  reg \$signal  = 1'h0;
-  reg [2:0] \$signal$12  = 3'h0;
-  reg \$signal$13  = 1'h0;
+  (* init = 1'h1 *)
+  wire \$signal ;
+  reg \$signal$134  = 1'h0;
+  reg \$signal$136  = 1'h0;
+  reg \$signal$138  = 1'h0;
+  reg \$signal$140  = 1'h0;
+  reg \$signal$144  = 1'h0;
+  reg \$signal$145  = 1'h0;
+  reg \$signal$146  = 1'h0;
+  (* init = 1'h0 *)
+  wire \$signal$15 ;
+  reg \$signal$7  = 1'h0;
   wire [12:0] acc;
+  wire [12:0] \acc$31 ;
+  wire [12:0] \acc$34 ;
   wire [12:0] \acc$37 ;
   wire [12:0] \acc$40 ;
   wire [12:0] \acc$43 ;
@@ -2139,17 +2434,16 @@ module \qsnn_ref.layer0.update (rst, start, step, acc_pending, access__data, acc
   wire [12:0] \acc$67 ;
   wire [12:0] \acc$70 ;
   wire [12:0] \acc$73 ;
-  wire [12:0] \acc$76 ;
-  wire [12:0] \acc$79 ;
-  input acc_pending;
-  wire acc_pending;
+  input [1:0] acc_pending;
+  wire [1:0] acc_pending;
   output accepting;
   wire accepting;
-  (* init = 1'h0 *)
+  output access__clear_bank;
+  reg access__clear_bank = 1'h0;
   output access__clear_en;
   wire access__clear_en;
-  (* init = 3'h0 *)
-  wire [2:0] access__clear_g;
+  output [2:0] access__clear_g;
+  reg [2:0] access__clear_g = 3'h0;
   input [207:0] access__data;
   wire [207:0] access__data;
   wire [12:0] \access__data[0] ;
@@ -2169,55 +2463,59 @@ module \qsnn_ref.layer0.update (rst, start, step, acc_pending, access__data, acc
   wire [12:0] \access__data[8] ;
   wire [12:0] \access__data[9] ;
   output access__init_en;
-  wire access__init_en;
-  (* init = 3'h0 *)
-  wire [2:0] access__init_g;
-  (* init = 1'h0 *)
+  reg access__init_en = 1'h1;
+  output [2:0] access__init_g;
+  reg [2:0] access__init_g = 3'h0;
+  output access__read_bank;
+  reg access__read_bank = 1'h0;
   output access__read_en;
   wire access__read_en;
-  (* init = 3'h0 *)
   output [2:0] access__read_g;
-  wire [2:0] access__read_g;
-  output [2:0] cg;
-  reg [2:0] cg = 3'h0;
+  reg [2:0] access__read_g = 3'h0;
+  (* init = 3'h0 *)
+  wire [2:0] cg;
   input clk;
   wire clk;
-  reg fresh = 1'h1;
-  (* init = 1'h1 *)
+  wire done_slot;
+  reg fresh = 1'h0;
+  reg \fresh$141  = 1'h1;
+  (* init = 1'h0 *)
+  wire \fresh$32 ;
+  (* init = 1'h0 *)
   wire \fresh$35 ;
-  (* init = 1'h1 *)
+  (* init = 1'h0 *)
   wire \fresh$38 ;
-  (* init = 1'h1 *)
+  (* init = 1'h0 *)
   wire \fresh$41 ;
-  (* init = 1'h1 *)
+  (* init = 1'h0 *)
   wire \fresh$44 ;
-  (* init = 1'h1 *)
+  (* init = 1'h0 *)
   wire \fresh$47 ;
-  (* init = 1'h1 *)
+  (* init = 1'h0 *)
   wire \fresh$50 ;
-  (* init = 1'h1 *)
+  (* init = 1'h0 *)
   wire \fresh$53 ;
-  (* init = 1'h1 *)
+  (* init = 1'h0 *)
   wire \fresh$56 ;
-  (* init = 1'h1 *)
+  (* init = 1'h0 *)
   wire \fresh$59 ;
-  (* init = 1'h1 *)
+  (* init = 1'h0 *)
   wire \fresh$62 ;
-  (* init = 1'h1 *)
+  (* init = 1'h0 *)
   wire \fresh$65 ;
-  (* init = 1'h1 *)
+  (* init = 1'h0 *)
   wire \fresh$68 ;
-  (* init = 1'h1 *)
+  (* init = 1'h0 *)
   wire \fresh$71 ;
-  (* init = 1'h1 *)
+  (* init = 1'h0 *)
   wire \fresh$74 ;
-  (* init = 1'h1 *)
-  wire \fresh$77 ;
-  (* init = 1'h1 *)
-  wire \fresh$80 ;
-  reg last_flag = 1'h0;
+  output idle;
+  wire idle;
+  reg is_end = 1'h0;
   wire [4:0] level;
   wire [3:0] new_state;
+  wire [3:0] \new_state$100 ;
+  wire [3:0] \new_state$101 ;
   wire [3:0] \new_state$102 ;
   wire [3:0] \new_state$103 ;
   wire [3:0] \new_state$104 ;
@@ -2229,20 +2527,14 @@ module \qsnn_ref.layer0.update (rst, start, step, acc_pending, access__data, acc
   wire [3:0] \new_state$110 ;
   wire [3:0] \new_state$111 ;
   wire [3:0] \new_state$112 ;
-  wire [3:0] \new_state$113 ;
-  wire [3:0] \new_state$114 ;
-  wire [3:0] \new_state$115 ;
-  wire [3:0] \new_state$116 ;
-  (* enum_base_type = "Phase" *)
-  (* enum_value_00 = "CLEAR" *)
-  (* enum_value_01 = "ACC" *)
-  (* enum_value_10 = "UPDATE" *)
-  (* enum_value_11 = "END" *)
-  reg [1:0] phase = 2'h0;
+  wire [3:0] \new_state$98 ;
+  wire [3:0] \new_state$99 ;
+  reg [4:0] outstanding = 5'h00;
+  reg pend = 1'h0;
   (* init = 3'h0 *)
   wire [2:0] r_addr;
   wire [63:0] r_data;
-  wire [20:0] \r_data$132 ;
+  wire [20:0] \r_data$128 ;
   wire [3:0] \r_data[0] ;
   wire [3:0] \r_data[10] ;
   wire [3:0] \r_data[11] ;
@@ -2262,13 +2554,18 @@ module \qsnn_ref.layer0.update (rst, start, step, acc_pending, access__data, acc
   input r_en;
   wire r_en;
   wire r_rdy;
-  (* init = 1'h0 *)
-  wire room;
-  output room_ok;
-  reg room_ok = 1'h0;
+  output ready;
+  wire ready;
+  reg room = 1'h0;
   input rst;
   wire rst;
   wire spike;
+  wire \spike$77 ;
+  wire \spike$78 ;
+  wire \spike$79 ;
+  wire \spike$80 ;
+  wire \spike$81 ;
+  wire \spike$82 ;
   wire \spike$83 ;
   wire \spike$84 ;
   wire \spike$85 ;
@@ -2278,12 +2575,6 @@ module \qsnn_ref.layer0.update (rst, start, step, acc_pending, access__data, acc
   wire \spike$89 ;
   wire \spike$90 ;
   wire \spike$91 ;
-  wire \spike$92 ;
-  wire \spike$93 ;
-  wire \spike$94 ;
-  wire \spike$95 ;
-  wire \spike$96 ;
-  wire \spike$97 ;
   wire [15:0] spikes;
   output [20:0] spikes__payload;
   wire [20:0] spikes__payload;
@@ -2297,6 +2588,8 @@ module \qsnn_ref.layer0.update (rst, start, step, acc_pending, access__data, acc
   input start;
   wire start;
   wire [3:0] state;
+  wire [3:0] \state$30 ;
+  wire [3:0] \state$33 ;
   wire [3:0] \state$36 ;
   wire [3:0] \state$39 ;
   wire [3:0] \state$42 ;
@@ -2310,12 +2603,12 @@ module \qsnn_ref.layer0.update (rst, start, step, acc_pending, access__data, acc
   wire [3:0] \state$66 ;
   wire [3:0] \state$69 ;
   wire [3:0] \state$72 ;
-  wire [3:0] \state$75 ;
-  wire [3:0] \state$78 ;
   input step;
   wire step;
+  wire step_bank;
+  input step_clear;
+  wire step_clear;
   reg step_done;
-  input step_last;
   wire step_last;
   (* init = 3'h0 *)
   wire [2:0] trace__state_addr;
@@ -2344,19 +2637,37 @@ module \qsnn_ref.layer0.update (rst, start, step, acc_pending, access__data, acc
   wire \trace__word.last ;
   wire [15:0] \trace__word.mask ;
   wire trace__word_valid;
-  output [2:0] u1_g;
-  reg [2:0] u1_g = 3'h0;
-  reg [2:0] upd_g_s2 = 3'h0;
-  reg [2:0] upd_g_s3 = 3'h0;
-  reg [2:0] upd_g_s4 = 3'h0;
-  reg [2:0] upd_g_s5 = 3'h0;
-  reg upd_pending = 1'h0;
-  reg upd_valid_s2 = 1'h0;
-  reg upd_valid_s3 = 1'h0;
-  reg upd_valid_s4 = 1'h0;
-  reg upd_valid_s5 = 1'h0;
   (* init = 3'h0 *)
-  wire [2:0] w_addr;
+  wire [2:0] ug;
+  reg upd_s2_end = 1'h0;
+  reg [2:0] upd_s2_g = 3'h0;
+  reg upd_s2_last = 1'h0;
+  reg upd_s2_valid = 1'h0;
+  reg upd_s3_end = 1'h0;
+  reg [2:0] upd_s3_g = 3'h0;
+  reg upd_s3_last = 1'h0;
+  reg upd_s3_valid = 1'h0;
+  reg upd_s4_end = 1'h0;
+  reg [2:0] upd_s4_g = 3'h0;
+  reg upd_s4_last = 1'h0;
+  reg upd_s4_valid = 1'h0;
+  reg upd_s5_end = 1'h0;
+  (* init = 3'h0 *)
+  wire [2:0] upd_s5_g;
+  reg upd_s5_last = 1'h0;
+  (* init = 1'h0 *)
+  wire upd_s5_valid;
+  (* init = 1'h0 *)
+  wire upd_u1_bank;
+  reg upd_u1_clear = 1'h0;
+  reg upd_u1_end = 1'h0;
+  (* init = 1'h0 *)
+  wire upd_u1_fresh;
+  (* init = 3'h0 *)
+  wire [2:0] upd_u1_g;
+  reg upd_u1_last = 1'h0;
+  reg upd_u1_valid = 1'h0;
+  reg [2:0] w_addr = 3'h0;
   wire [63:0] w_data;
   wire [20:0] \w_data$119 ;
   wire [3:0] \w_data[0] ;
@@ -2375,72 +2686,138 @@ module \qsnn_ref.layer0.update (rst, start, step, acc_pending, access__data, acc
   wire [3:0] \w_data[7] ;
   wire [3:0] \w_data[8] ;
   wire [3:0] \w_data[9] ;
-  reg w_en;
-  (* init = 1'h0 *)
-  wire \w_en$99 ;
+  reg w_en = 1'h0;
+  reg \w_en$117 ;
   reg [20:0] word;
   wire \word.eot ;
   wire [2:0] \word.group ;
   wire \word.last ;
   wire [15:0] \word.mask ;
-  assign \$1  = level + w_en;
-  assign \$2  = \$1  <= 4'h9;
-  assign \$3  = ~ acc_pending;
-  assign \$4  = upd_pending & \$3 ;
-  assign \$5  = \$signal$12  + 1'h1;
-  assign \$6  = \$signal$12  == 3'h7;
-  assign \$7  = phase == 2'h3;
-  assign \$8  = upd_g_s5 == 3'h7;
-  assign \$9  = ! phase;
-  assign \$10  = cg + 1'h1;
-  assign \$11  = cg == 3'h7;
-  assign accepting = phase == 1'h1;
-  assign \$12  = phase == 2'h3;
-  assign \$15  = | \$14 ;
-  assign access__init_en = ! phase;
+  assign \$19  = ~ \$18 ;
+  assign \$20  = pend & \$19 ;
+  assign \$21  = ~ \$signal$7 ;
+  assign \$22  = \$21  | is_end;
+  assign \$23  = \$20  & \$22 ;
+  assign \$25  = step ? 4'h9 : 4'h0;
+  assign \$26  = outstanding + \$25 ;
+  assign \$27  = \$26  - done_slot;
+  assign \$28  = level + \w_en$117 ;
+  assign \$29  = \$28  + outstanding;
+  assign \$30  = step ? 4'h9 : 4'h0;
+  assign \$31  = \$29  + \$30 ;
+  assign \$32  = \$31  <= 4'h9;
+  assign \$33  = ~ is_end;
+  assign \$34  = \$signal$7  & \$33 ;
+  assign \$35  = \$signal$7  & is_end;
   always @(posedge clk)
-    room_ok <= \$16 ;
+    access__init_g <= \$36 ;
   always @(posedge clk)
-    phase <= \$17 ;
+    access__init_en <= \$37 ;
   always @(posedge clk)
-    upd_pending <= \$18 ;
+    pend <= \$38 ;
   always @(posedge clk)
-    last_flag <= \$19 ;
+    \$signal$134  <= \$39 ;
   always @(posedge clk)
-    \$signal  <= \$20 ;
+    \$signal$136  <= \$40 ;
   always @(posedge clk)
-    \$signal$12  <= \$21 ;
+    \$signal$138  <= \$41 ;
   always @(posedge clk)
-    \$signal$13  <= \$22 ;
+    \$signal$140  <= \$42 ;
   always @(posedge clk)
-    u1_g <= \$23 ;
+    \fresh$141  <= \$43 ;
   always @(posedge clk)
-    upd_valid_s2 <= \$24 ;
+    access__read_g <= \$44 ;
   always @(posedge clk)
-    upd_g_s2 <= \$25 ;
+    is_end <= \$45 ;
   always @(posedge clk)
-    upd_valid_s3 <= \$26 ;
+    \$signal$7  <= \$46 ;
   always @(posedge clk)
-    upd_g_s3 <= \$27 ;
+    access__read_bank <= \$47 ;
   always @(posedge clk)
-    upd_valid_s4 <= \$28 ;
+    \$signal$144  <= \$48 ;
   always @(posedge clk)
-    upd_g_s4 <= \$29 ;
+    \$signal$145  <= \$49 ;
   always @(posedge clk)
-    upd_valid_s5 <= \$30 ;
+    \$signal$146  <= \$50 ;
   always @(posedge clk)
-    upd_g_s5 <= \$31 ;
+    outstanding <= \$51 ;
   always @(posedge clk)
-    fresh <= \$32 ;
+    room <= \$52 ;
   always @(posedge clk)
-    cg <= \$33 ;
+    upd_u1_valid <= \$53 ;
+  always @(posedge clk)
+    upd_u1_end <= \$54 ;
+  always @(posedge clk)
+    access__clear_g <= \$55 ;
+  always @(posedge clk)
+    access__clear_bank <= \$56 ;
+  always @(posedge clk)
+    upd_u1_clear <= \$57 ;
+  always @(posedge clk)
+    upd_u1_last <= \$58 ;
+  always @(posedge clk)
+    fresh <= \$59 ;
+  always @(posedge clk)
+    upd_s2_valid <= \$60 ;
+  always @(posedge clk)
+    upd_s2_end <= \$61 ;
+  always @(posedge clk)
+    upd_s2_g <= \$62 ;
+  always @(posedge clk)
+    upd_s2_last <= \$63 ;
+  always @(posedge clk)
+    upd_s3_valid <= \$64 ;
+  always @(posedge clk)
+    upd_s3_end <= \$65 ;
+  always @(posedge clk)
+    upd_s3_g <= \$66 ;
+  always @(posedge clk)
+    upd_s3_last <= \$67 ;
+  always @(posedge clk)
+    upd_s4_valid <= \$68 ;
+  always @(posedge clk)
+    upd_s4_end <= \$69 ;
+  always @(posedge clk)
+    upd_s4_g <= \$70 ;
+  always @(posedge clk)
+    upd_s4_last <= \$71 ;
+  always @(posedge clk)
+    w_en <= \$72 ;
+  always @(posedge clk)
+    upd_s5_end <= \$73 ;
+  always @(posedge clk)
+    w_addr <= \$74 ;
+  always @(posedge clk)
+    upd_s5_last <= \$75 ;
+  assign accepting = ~ access__init_en;
+  assign \$1  = ~ pend;
+  assign \$2  = ~ \$signal$7 ;
+  assign \$3  = \$2  | is_end;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = \$4  & room;
+  assign \$6  = ~ access__init_en;
+  assign ready = \$5  & \$6 ;
+  assign \$7  = ~ pend;
+  assign \$8  = ~ \$signal$7 ;
+  assign \$9  = \$8  | is_end;
+  assign idle = \$7  & \$9 ;
+  assign \$10  = ~ is_end;
+  assign access__read_en = \$signal$7  & \$10 ;
+  assign access__clear_en = upd_u1_valid & upd_u1_clear;
+  assign done_slot = w_en | upd_s5_end;
+  assign \$13  = | \$12 ;
+  assign \$14  = access__init_g + 1'h1;
+  assign \$15  = access__init_g == 3'h7;
+  assign \$16  = access__read_g + 1'h1;
+  assign \$17  = access__read_g == 3'h7;
+  assign \$18  = \$signal$134  ? acc_pending[1] : acc_pending[0];
   \qsnn_ref.layer0.update.fifo  fifo (
     .clk(clk),
     .r_data(spikes__payload),
     .r_en(r_en),
     .r_rdy(spikes__valid),
     .rst(rst),
-    .w_en(w_en),
+    .w_en(\w_en$117 ),
     .w_level(level),
     .w_port__data(word)
   );
@@ -2457,432 +2834,608 @@ module \qsnn_ref.layer0.update (rst, start, step, acc_pending, access__data, acc
     .acc(access__data[25:13]),
     .clk(clk),
     .fresh(fresh),
-    .new_state(\new_state$102 ),
+    .new_state(\new_state$98 ),
     .rst(rst),
-    .spike(\spike$83 ),
+    .spike(\spike$77 ),
     .state(r_data[7:4])
   );
   \qsnn_ref.layer0.update.lif10  lif10 (
     .acc(access__data[142:130]),
     .clk(clk),
     .fresh(fresh),
-    .new_state(\new_state$111 ),
+    .new_state(\new_state$107 ),
     .rst(rst),
-    .spike(\spike$92 ),
+    .spike(\spike$86 ),
     .state(r_data[43:40])
   );
   \qsnn_ref.layer0.update.lif11  lif11 (
     .acc(access__data[155:143]),
     .clk(clk),
     .fresh(fresh),
-    .new_state(\new_state$112 ),
+    .new_state(\new_state$108 ),
     .rst(rst),
-    .spike(\spike$93 ),
+    .spike(\spike$87 ),
     .state(r_data[47:44])
   );
   \qsnn_ref.layer0.update.lif12  lif12 (
     .acc(access__data[168:156]),
     .clk(clk),
     .fresh(fresh),
-    .new_state(\new_state$113 ),
+    .new_state(\new_state$109 ),
     .rst(rst),
-    .spike(\spike$94 ),
+    .spike(\spike$88 ),
     .state(r_data[51:48])
   );
   \qsnn_ref.layer0.update.lif13  lif13 (
     .acc(access__data[181:169]),
     .clk(clk),
     .fresh(fresh),
-    .new_state(\new_state$114 ),
+    .new_state(\new_state$110 ),
     .rst(rst),
-    .spike(\spike$95 ),
+    .spike(\spike$89 ),
     .state(r_data[55:52])
   );
   \qsnn_ref.layer0.update.lif14  lif14 (
     .acc(access__data[194:182]),
     .clk(clk),
     .fresh(fresh),
-    .new_state(\new_state$115 ),
+    .new_state(\new_state$111 ),
     .rst(rst),
-    .spike(\spike$96 ),
+    .spike(\spike$90 ),
     .state(r_data[59:56])
   );
   \qsnn_ref.layer0.update.lif15  lif15 (
     .acc(access__data[207:195]),
     .clk(clk),
     .fresh(fresh),
-    .new_state(\new_state$116 ),
+    .new_state(\new_state$112 ),
     .rst(rst),
-    .spike(\spike$97 ),
+    .spike(\spike$91 ),
     .state(r_data[63:60])
   );
   \qsnn_ref.layer0.update.lif2  lif2 (
     .acc(access__data[38:26]),
     .clk(clk),
     .fresh(fresh),
-    .new_state(\new_state$103 ),
+    .new_state(\new_state$99 ),
     .rst(rst),
-    .spike(\spike$84 ),
+    .spike(\spike$78 ),
     .state(r_data[11:8])
   );
   \qsnn_ref.layer0.update.lif3  lif3 (
     .acc(access__data[51:39]),
     .clk(clk),
     .fresh(fresh),
-    .new_state(\new_state$104 ),
+    .new_state(\new_state$100 ),
     .rst(rst),
-    .spike(\spike$85 ),
+    .spike(\spike$79 ),
     .state(r_data[15:12])
   );
   \qsnn_ref.layer0.update.lif4  lif4 (
     .acc(access__data[64:52]),
     .clk(clk),
     .fresh(fresh),
-    .new_state(\new_state$105 ),
+    .new_state(\new_state$101 ),
     .rst(rst),
-    .spike(\spike$86 ),
+    .spike(\spike$80 ),
     .state(r_data[19:16])
   );
   \qsnn_ref.layer0.update.lif5  lif5 (
     .acc(access__data[77:65]),
     .clk(clk),
     .fresh(fresh),
-    .new_state(\new_state$106 ),
+    .new_state(\new_state$102 ),
     .rst(rst),
-    .spike(\spike$87 ),
+    .spike(\spike$81 ),
     .state(r_data[23:20])
   );
   \qsnn_ref.layer0.update.lif6  lif6 (
     .acc(access__data[90:78]),
     .clk(clk),
     .fresh(fresh),
-    .new_state(\new_state$107 ),
+    .new_state(\new_state$103 ),
     .rst(rst),
-    .spike(\spike$88 ),
+    .spike(\spike$82 ),
     .state(r_data[27:24])
   );
   \qsnn_ref.layer0.update.lif7  lif7 (
     .acc(access__data[103:91]),
     .clk(clk),
     .fresh(fresh),
-    .new_state(\new_state$108 ),
+    .new_state(\new_state$104 ),
     .rst(rst),
-    .spike(\spike$89 ),
+    .spike(\spike$83 ),
     .state(r_data[31:28])
   );
   \qsnn_ref.layer0.update.lif8  lif8 (
     .acc(access__data[116:104]),
     .clk(clk),
     .fresh(fresh),
-    .new_state(\new_state$109 ),
+    .new_state(\new_state$105 ),
     .rst(rst),
-    .spike(\spike$90 ),
+    .spike(\spike$84 ),
     .state(r_data[35:32])
   );
   \qsnn_ref.layer0.update.lif9  lif9 (
     .acc(access__data[129:117]),
     .clk(clk),
     .fresh(fresh),
-    .new_state(\new_state$110 ),
+    .new_state(\new_state$106 ),
     .rst(rst),
-    .spike(\spike$91 ),
+    .spike(\spike$85 ),
     .state(r_data[39:36])
   );
   \qsnn_ref.layer0.update.states  states (
     .clk(clk),
-    .\port$1858$0 (new_state),
-    .\port$1876$0 (\new_state$102 ),
-    .\port$1894$0 (\new_state$103 ),
-    .\port$1912$0 (\new_state$104 ),
-    .\port$1930$0 (\new_state$105 ),
-    .\port$1948$0 (\new_state$106 ),
-    .\port$1966$0 (\new_state$107 ),
-    .\port$1984$0 (\new_state$108 ),
-    .\port$2002$0 (\new_state$109 ),
-    .\port$2020$0 (\new_state$110 ),
-    .\port$2038$0 (\new_state$111 ),
-    .\port$2056$0 (\new_state$112 ),
-    .\port$2074$0 (\new_state$113 ),
-    .\port$2092$0 (\new_state$114 ),
-    .\port$2110$0 (\new_state$115 ),
-    .\port$2128$0 (\new_state$116 ),
+    .\port$2072$0 (new_state),
+    .\port$2090$0 (\new_state$98 ),
+    .\port$2108$0 (\new_state$99 ),
+    .\port$2126$0 (\new_state$100 ),
+    .\port$2144$0 (\new_state$101 ),
+    .\port$2162$0 (\new_state$102 ),
+    .\port$2180$0 (\new_state$103 ),
+    .\port$2198$0 (\new_state$104 ),
+    .\port$2216$0 (\new_state$105 ),
+    .\port$2234$0 (\new_state$106 ),
+    .\port$2252$0 (\new_state$107 ),
+    .\port$2270$0 (\new_state$108 ),
+    .\port$2288$0 (\new_state$109 ),
+    .\port$2306$0 (\new_state$110 ),
+    .\port$2324$0 (\new_state$111 ),
+    .\port$2342$0 (\new_state$112 ),
     .r_data(r_data),
-    .rd__addr(\$signal$12 ),
+    .rd__addr(access__read_g),
     .rst(rst),
-    .wr__addr(upd_g_s5),
-    .wr__en(upd_valid_s5)
+    .wr__addr(w_addr),
+    .wr__en(w_en)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$16  = \$2 ;
-    if (rst) begin
-      \$16  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$17  = phase;
-    if (step) begin
-      \$17  = 2'h2;
-    end
-    if (\$7 ) begin
-      \$17  = 2'h1;
-    end else if (upd_valid_s5) begin
-      if (\$8 ) begin
-        \$17  = 2'h3;
-      end
-    end
-    if (\$9 ) begin
-      if (\$11 ) begin
-        \$17  = 2'h1;
-      end
-    end
-    if (rst) begin
-      \$17  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$18  = upd_pending;
-    if (step) begin
-      \$18  = 1'h1;
-    end
-    if (\$4 ) begin
-      \$18  = 1'h0;
-    end
-    if (rst) begin
-      \$18  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$19  = last_flag;
-    if (step) begin
-      \$19  = step_last;
-    end
-    if (rst) begin
-      \$19  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$20  = \$signal ;
-    if (\$4 ) begin
-      \$20  = 1'h1;
-    end
-    if (\$signal ) begin
-      if (\$6 ) begin
-        \$20  = 1'h0;
-      end
-    end
-    if (rst) begin
-      \$20  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$21  = \$signal$12 ;
-    if (\$4 ) begin
-      \$21  = 3'h0;
-    end
-    if (\$signal ) begin
-      \$21  = \$5 [2:0];
-      if (\$6 ) begin
-        \$21  = 3'h0;
-      end
-    end
-    if (rst) begin
-      \$21  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$22  = \$signal ;
-    if (rst) begin
-      \$22  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$23  = \$signal$12 ;
-    if (rst) begin
-      \$23  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$24  = \$signal$13 ;
-    if (rst) begin
-      \$24  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$25  = u1_g;
-    if (rst) begin
-      \$25  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$26  = upd_valid_s2;
-    if (rst) begin
-      \$26  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$27  = upd_g_s2;
-    if (rst) begin
-      \$27  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$28  = upd_valid_s3;
-    if (rst) begin
-      \$28  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$29  = upd_g_s3;
-    if (rst) begin
-      \$29  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$30  = upd_valid_s4;
-    if (rst) begin
-      \$30  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$31  = upd_g_s4;
-    if (rst) begin
-      \$31  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$32  = fresh;
-    if (\$7 ) begin
-      \$32  = last_flag;
-    end
-    if (start) begin
-      \$32  = 1'h1;
-    end
-    if (rst) begin
-      \$32  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$33  = cg;
-    if (\$9 ) begin
-      \$33  = \$10 [2:0];
-    end
-    if (rst) begin
-      \$33  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     word = 21'h000000;
-    if (\$12 ) begin
+    if (upd_s5_end) begin
       word[19] = 1'h1;
-      word[20] = last_flag;
-    end else if (upd_valid_s5) begin
-      word[2:0] = upd_g_s5;
-      word[18:3] = \$13 ;
+      word[20] = upd_s5_last;
+    end else if (w_en) begin
+      word[2:0] = w_addr;
+      word[18:3] = \$11 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    w_en = 1'h0;
-    if (\$12 ) begin
-      w_en = 1'h1;
-    end else if (upd_valid_s5) begin
-      w_en = \$15 ;
+    \w_en$117  = 1'h0;
+    if (upd_s5_end) begin
+      \w_en$117  = 1'h1;
+    end else if (w_en) begin
+      \w_en$117  = \$13 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     step_done = 1'h0;
-    if (\$12 ) begin
+    if (upd_s5_end) begin
       step_done = 1'h1;
     end
   end
-  assign room = room_ok;
-  assign r_addr = \$signal$12 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$36  = access__init_g;
+    if (access__init_en) begin
+      \$36  = \$14 [2:0];
+    end
+    if (rst) begin
+      \$36  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$37  = access__init_en;
+    if (access__init_en) begin
+      if (\$15 ) begin
+        \$37  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$37  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$38  = pend;
+    if (step) begin
+      \$38  = 1'h1;
+    end
+    if (\$24 ) begin
+      \$38  = 1'h0;
+    end
+    if (rst) begin
+      \$38  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$39  = \$signal$134 ;
+    if (step) begin
+      \$39  = 1'h0;
+    end
+    if (rst) begin
+      \$39  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$40  = \$signal$136 ;
+    if (step) begin
+      \$40  = step_clear;
+    end
+    if (rst) begin
+      \$40  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$41  = \$signal$138 ;
+    if (step) begin
+      \$41  = step_clear;
+    end
+    if (rst) begin
+      \$41  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$42  = \$signal$140 ;
+    if (step) begin
+      \$42  = \fresh$141 ;
+    end
+    if (rst) begin
+      \$42  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$43  = \fresh$141 ;
+    if (step) begin
+      \$43  = step_clear;
+    end
+    if (start) begin
+      \$43  = 1'h1;
+    end
+    if (rst) begin
+      \$43  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$44  = access__read_g;
+    if (\$signal$7 ) begin
+      \$44  = \$16 [2:0];
+      if (is_end) begin
+        \$44  = 3'h0;
+      end
+    end
+    if (\$24 ) begin
+      \$44  = 3'h0;
+    end
+    if (rst) begin
+      \$44  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$45  = is_end;
+    if (\$signal$7 ) begin
+      \$45  = \$17 ;
+      if (is_end) begin
+        \$45  = 1'h0;
+      end
+    end
+    if (\$24 ) begin
+      \$45  = 1'h0;
+    end
+    if (rst) begin
+      \$45  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$46  = \$signal$7 ;
+    if (\$signal$7 ) begin
+      if (is_end) begin
+        \$46  = 1'h0;
+      end
+    end
+    if (\$24 ) begin
+      \$46  = 1'h1;
+    end
+    if (rst) begin
+      \$46  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$47  = access__read_bank;
+    if (\$24 ) begin
+      \$47  = \$signal$134 ;
+    end
+    if (rst) begin
+      \$47  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$48  = \$signal$144 ;
+    if (\$24 ) begin
+      \$48  = \$signal$136 ;
+    end
+    if (rst) begin
+      \$48  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$49  = \$signal$145 ;
+    if (\$24 ) begin
+      \$49  = \$signal$138 ;
+    end
+    if (rst) begin
+      \$49  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$50  = \$signal$146 ;
+    if (\$24 ) begin
+      \$50  = \$signal$140 ;
+    end
+    if (rst) begin
+      \$50  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$51  = \$27 [4:0];
+    if (rst) begin
+      \$51  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$52  = \$32 ;
+    if (rst) begin
+      \$52  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$53  = \$34 ;
+    if (rst) begin
+      \$53  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$54  = \$35 ;
+    if (rst) begin
+      \$54  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$55  = access__read_g;
+    if (rst) begin
+      \$55  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$56  = access__read_bank;
+    if (rst) begin
+      \$56  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$57  = \$signal$144 ;
+    if (rst) begin
+      \$57  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$58  = \$signal$145 ;
+    if (rst) begin
+      \$58  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$59  = \$signal$146 ;
+    if (rst) begin
+      \$59  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$60  = upd_u1_valid;
+    if (rst) begin
+      \$60  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$61  = upd_u1_end;
+    if (rst) begin
+      \$61  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$62  = access__clear_g;
+    if (rst) begin
+      \$62  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$63  = upd_u1_last;
+    if (rst) begin
+      \$63  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$64  = upd_s2_valid;
+    if (rst) begin
+      \$64  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$65  = upd_s2_end;
+    if (rst) begin
+      \$65  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$66  = upd_s2_g;
+    if (rst) begin
+      \$66  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$67  = upd_s2_last;
+    if (rst) begin
+      \$67  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$68  = upd_s3_valid;
+    if (rst) begin
+      \$68  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$69  = upd_s3_end;
+    if (rst) begin
+      \$69  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$70  = upd_s3_g;
+    if (rst) begin
+      \$70  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$71  = upd_s3_last;
+    if (rst) begin
+      \$71  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$72  = upd_s4_valid;
+    if (rst) begin
+      \$72  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$73  = upd_s4_end;
+    if (rst) begin
+      \$73  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$74  = upd_s4_g;
+    if (rst) begin
+      \$74  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$75  = upd_s4_last;
+    if (rst) begin
+      \$75  = 1'h0;
+    end
+  end
+  assign \$signal  = access__init_en;
+  assign cg = access__init_g;
+  assign ug = access__read_g;
+  assign \$signal$15  = access__read_bank;
+  assign r_addr = access__read_g;
+  assign upd_u1_g = access__clear_g;
+  assign upd_u1_bank = access__clear_bank;
   assign state = r_data[3:0];
   assign acc = access__data[12:0];
+  assign upd_u1_fresh = fresh;
+  assign \state$30  = r_data[7:4];
+  assign \acc$31  = access__data[25:13];
+  assign \fresh$32  = fresh;
+  assign \state$33  = r_data[11:8];
+  assign \acc$34  = access__data[38:26];
   assign \fresh$35  = fresh;
-  assign \state$36  = r_data[7:4];
-  assign \acc$37  = access__data[25:13];
+  assign \state$36  = r_data[15:12];
+  assign \acc$37  = access__data[51:39];
   assign \fresh$38  = fresh;
-  assign \state$39  = r_data[11:8];
-  assign \acc$40  = access__data[38:26];
+  assign \state$39  = r_data[19:16];
+  assign \acc$40  = access__data[64:52];
   assign \fresh$41  = fresh;
-  assign \state$42  = r_data[15:12];
-  assign \acc$43  = access__data[51:39];
+  assign \state$42  = r_data[23:20];
+  assign \acc$43  = access__data[77:65];
   assign \fresh$44  = fresh;
-  assign \state$45  = r_data[19:16];
-  assign \acc$46  = access__data[64:52];
+  assign \state$45  = r_data[27:24];
+  assign \acc$46  = access__data[90:78];
   assign \fresh$47  = fresh;
-  assign \state$48  = r_data[23:20];
-  assign \acc$49  = access__data[77:65];
+  assign \state$48  = r_data[31:28];
+  assign \acc$49  = access__data[103:91];
   assign \fresh$50  = fresh;
-  assign \state$51  = r_data[27:24];
-  assign \acc$52  = access__data[90:78];
+  assign \state$51  = r_data[35:32];
+  assign \acc$52  = access__data[116:104];
   assign \fresh$53  = fresh;
-  assign \state$54  = r_data[31:28];
-  assign \acc$55  = access__data[103:91];
+  assign \state$54  = r_data[39:36];
+  assign \acc$55  = access__data[129:117];
   assign \fresh$56  = fresh;
-  assign \state$57  = r_data[35:32];
-  assign \acc$58  = access__data[116:104];
+  assign \state$57  = r_data[43:40];
+  assign \acc$58  = access__data[142:130];
   assign \fresh$59  = fresh;
-  assign \state$60  = r_data[39:36];
-  assign \acc$61  = access__data[129:117];
+  assign \state$60  = r_data[47:44];
+  assign \acc$61  = access__data[155:143];
   assign \fresh$62  = fresh;
-  assign \state$63  = r_data[43:40];
-  assign \acc$64  = access__data[142:130];
+  assign \state$63  = r_data[51:48];
+  assign \acc$64  = access__data[168:156];
   assign \fresh$65  = fresh;
-  assign \state$66  = r_data[47:44];
-  assign \acc$67  = access__data[155:143];
+  assign \state$66  = r_data[55:52];
+  assign \acc$67  = access__data[181:169];
   assign \fresh$68  = fresh;
-  assign \state$69  = r_data[51:48];
-  assign \acc$70  = access__data[168:156];
+  assign \state$69  = r_data[59:56];
+  assign \acc$70  = access__data[194:182];
   assign \fresh$71  = fresh;
-  assign \state$72  = r_data[55:52];
-  assign \acc$73  = access__data[181:169];
+  assign \state$72  = r_data[63:60];
+  assign \acc$73  = access__data[207:195];
   assign \fresh$74  = fresh;
-  assign \state$75  = r_data[59:56];
-  assign \acc$76  = access__data[194:182];
-  assign \fresh$77  = fresh;
-  assign \state$78  = r_data[63:60];
-  assign \acc$79  = access__data[207:195];
-  assign \fresh$80  = fresh;
-  assign spikes = { \spike$97 , \spike$96 , \spike$95 , \spike$94 , \spike$93 , \spike$92 , \spike$91 , \spike$90 , \spike$89 , \spike$88 , \spike$87 , \spike$86 , \spike$85 , \spike$84 , \spike$83 , spike };
-  assign w_addr = upd_g_s5;
-  assign \w_en$99  = upd_valid_s5;
-  assign w_data = { \new_state$116 , \new_state$115 , \new_state$114 , \new_state$113 , \new_state$112 , \new_state$111 , \new_state$110 , \new_state$109 , \new_state$108 , \new_state$107 , \new_state$106 , \new_state$105 , \new_state$104 , \new_state$103 , \new_state$102 , new_state };
+  assign spikes = { \spike$91 , \spike$90 , \spike$89 , \spike$88 , \spike$87 , \spike$86 , \spike$85 , \spike$84 , \spike$83 , \spike$82 , \spike$81 , \spike$80 , \spike$79 , \spike$78 , \spike$77 , spike };
+  assign upd_s5_g = w_addr;
+  assign upd_s5_valid = w_en;
+  assign w_data = { \new_state$112 , \new_state$111 , \new_state$110 , \new_state$109 , \new_state$108 , \new_state$107 , \new_state$106 , \new_state$105 , \new_state$104 , \new_state$103 , \new_state$102 , \new_state$101 , \new_state$100 , \new_state$99 , \new_state$98 , new_state };
   assign \w_data$119  = word;
-  assign trace__word_valid = w_en;
+  assign trace__word_valid = \w_en$117 ;
   assign trace__word = word;
-  assign trace__state_en = upd_valid_s5;
-  assign trace__state_addr = upd_g_s5;
-  assign trace__state_data = { \new_state$116 , \new_state$115 , \new_state$114 , \new_state$113 , \new_state$112 , \new_state$111 , \new_state$110 , \new_state$109 , \new_state$108 , \new_state$107 , \new_state$106 , \new_state$105 , \new_state$104 , \new_state$103 , \new_state$102 , new_state };
-  assign access__init_g = cg;
-  assign access__clear_g = u1_g;
+  assign trace__state_en = w_en;
+  assign trace__state_addr = w_addr;
+  assign trace__state_data = { \new_state$112 , \new_state$111 , \new_state$110 , \new_state$109 , \new_state$108 , \new_state$107 , \new_state$106 , \new_state$105 , \new_state$104 , \new_state$103 , \new_state$102 , \new_state$101 , \new_state$100 , \new_state$99 , \new_state$98 , new_state };
   assign r_rdy = spikes__valid;
-  assign \r_data$132  = spikes__payload;
+  assign \r_data$128  = spikes__payload;
   assign spikes__ready = r_en;
-  assign access__read_en = \$signal ;
-  assign access__read_g = \$signal$12 ;
-  assign access__clear_en = \$signal$13 ;
+  assign step_bank = 1'h0;
+  assign step_last = step_clear;
   assign \r_data[0]  = r_data[3:0];
   assign \r_data[1]  = r_data[7:4];
   assign \r_data[2]  = r_data[11:8];
@@ -2916,21 +3469,21 @@ module \qsnn_ref.layer0.update (rst, start, step, acc_pending, access__data, acc
   assign \access__data[14]  = access__data[194:182];
   assign \access__data[15]  = access__data[207:195];
   assign \w_data[0]  = new_state;
-  assign \w_data[1]  = \new_state$102 ;
-  assign \w_data[2]  = \new_state$103 ;
-  assign \w_data[3]  = \new_state$104 ;
-  assign \w_data[4]  = \new_state$105 ;
-  assign \w_data[5]  = \new_state$106 ;
-  assign \w_data[6]  = \new_state$107 ;
-  assign \w_data[7]  = \new_state$108 ;
-  assign \w_data[8]  = \new_state$109 ;
-  assign \w_data[9]  = \new_state$110 ;
-  assign \w_data[10]  = \new_state$111 ;
-  assign \w_data[11]  = \new_state$112 ;
-  assign \w_data[12]  = \new_state$113 ;
-  assign \w_data[13]  = \new_state$114 ;
-  assign \w_data[14]  = \new_state$115 ;
-  assign \w_data[15]  = \new_state$116 ;
+  assign \w_data[1]  = \new_state$98 ;
+  assign \w_data[2]  = \new_state$99 ;
+  assign \w_data[3]  = \new_state$100 ;
+  assign \w_data[4]  = \new_state$101 ;
+  assign \w_data[5]  = \new_state$102 ;
+  assign \w_data[6]  = \new_state$103 ;
+  assign \w_data[7]  = \new_state$104 ;
+  assign \w_data[8]  = \new_state$105 ;
+  assign \w_data[9]  = \new_state$106 ;
+  assign \w_data[10]  = \new_state$107 ;
+  assign \w_data[11]  = \new_state$108 ;
+  assign \w_data[12]  = \new_state$109 ;
+  assign \w_data[13]  = \new_state$110 ;
+  assign \w_data[14]  = \new_state$111 ;
+  assign \w_data[15]  = \new_state$112 ;
   assign \word.group  = word[2:0];
   assign \word.mask  = word[18:3];
   assign \word.eot  = word[19];
@@ -2940,27 +3493,28 @@ module \qsnn_ref.layer0.update (rst, start, step, acc_pending, access__data, acc
   assign \trace__word.eot  = word[19];
   assign \trace__word.last  = word[20];
   assign \trace__state_data[0]  = new_state;
-  assign \trace__state_data[1]  = \new_state$102 ;
-  assign \trace__state_data[2]  = \new_state$103 ;
-  assign \trace__state_data[3]  = \new_state$104 ;
-  assign \trace__state_data[4]  = \new_state$105 ;
-  assign \trace__state_data[5]  = \new_state$106 ;
-  assign \trace__state_data[6]  = \new_state$107 ;
-  assign \trace__state_data[7]  = \new_state$108 ;
-  assign \trace__state_data[8]  = \new_state$109 ;
-  assign \trace__state_data[9]  = \new_state$110 ;
-  assign \trace__state_data[10]  = \new_state$111 ;
-  assign \trace__state_data[11]  = \new_state$112 ;
-  assign \trace__state_data[12]  = \new_state$113 ;
-  assign \trace__state_data[13]  = \new_state$114 ;
-  assign \trace__state_data[14]  = \new_state$115 ;
-  assign \trace__state_data[15]  = \new_state$116 ;
+  assign \trace__state_data[1]  = \new_state$98 ;
+  assign \trace__state_data[2]  = \new_state$99 ;
+  assign \trace__state_data[3]  = \new_state$100 ;
+  assign \trace__state_data[4]  = \new_state$101 ;
+  assign \trace__state_data[5]  = \new_state$102 ;
+  assign \trace__state_data[6]  = \new_state$103 ;
+  assign \trace__state_data[7]  = \new_state$104 ;
+  assign \trace__state_data[8]  = \new_state$105 ;
+  assign \trace__state_data[9]  = \new_state$106 ;
+  assign \trace__state_data[10]  = \new_state$107 ;
+  assign \trace__state_data[11]  = \new_state$108 ;
+  assign \trace__state_data[12]  = \new_state$109 ;
+  assign \trace__state_data[13]  = \new_state$110 ;
+  assign \trace__state_data[14]  = \new_state$111 ;
+  assign \trace__state_data[15]  = \new_state$112 ;
   assign \spikes__payload.group  = spikes__payload[2:0];
   assign \spikes__payload.mask  = spikes__payload[18:3];
   assign \spikes__payload.eot  = spikes__payload[19];
   assign \spikes__payload.last  = spikes__payload[20];
-  assign \$13  = { \spike$97 , \spike$96 , \spike$95 , \spike$94 , \spike$93 , \spike$92 , \spike$91 , \spike$90 , \spike$89 , \spike$88 , \spike$87 , \spike$86 , \spike$85 , \spike$84 , \spike$83 , spike };
-  assign \$14  = { \spike$97 , \spike$96 , \spike$95 , \spike$94 , \spike$93 , \spike$92 , \spike$91 , \spike$90 , \spike$89 , \spike$88 , \spike$87 , \spike$86 , \spike$85 , \spike$84 , \spike$83 , spike };
+  assign \$11  = { \spike$91 , \spike$90 , \spike$89 , \spike$88 , \spike$87 , \spike$86 , \spike$85 , \spike$84 , \spike$83 , \spike$82 , \spike$81 , \spike$80 , \spike$79 , \spike$78 , \spike$77 , spike };
+  assign \$12  = { \spike$91 , \spike$90 , \spike$89 , \spike$88 , \spike$87 , \spike$86 , \spike$85 , \spike$84 , \spike$83 , \spike$82 , \spike$81 , \spike$80 , \spike$79 , \spike$78 , \spike$77 , spike };
+  assign \$24  = \$23 ;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -7063,42 +7617,42 @@ module \qsnn_ref.layer0.update.lif9.quantizer (rst, code, value, above, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.update.states (rst, r_data, rd__addr, wr__en, wr__addr, \port$1858$0 , \port$1876$0 , \port$1894$0 , \port$1912$0 , \port$1930$0 , \port$1948$0 , \port$1966$0 , \port$1984$0 , \port$2002$0 , \port$2020$0 , \port$2038$0 , \port$2056$0 , \port$2074$0 , \port$2092$0 , \port$2110$0 , \port$2128$0 
+module \qsnn_ref.layer0.update.states (rst, r_data, rd__addr, wr__en, wr__addr, \port$2072$0 , \port$2090$0 , \port$2108$0 , \port$2126$0 , \port$2144$0 , \port$2162$0 , \port$2180$0 , \port$2198$0 , \port$2216$0 , \port$2234$0 , \port$2252$0 , \port$2270$0 , \port$2288$0 , \port$2306$0 , \port$2324$0 , \port$2342$0 
 , clk);
   input clk;
   wire clk;
-  input [3:0] \port$1858$0 ;
-  wire [3:0] \port$1858$0 ;
-  input [3:0] \port$1876$0 ;
-  wire [3:0] \port$1876$0 ;
-  input [3:0] \port$1894$0 ;
-  wire [3:0] \port$1894$0 ;
-  input [3:0] \port$1912$0 ;
-  wire [3:0] \port$1912$0 ;
-  input [3:0] \port$1930$0 ;
-  wire [3:0] \port$1930$0 ;
-  input [3:0] \port$1948$0 ;
-  wire [3:0] \port$1948$0 ;
-  input [3:0] \port$1966$0 ;
-  wire [3:0] \port$1966$0 ;
-  input [3:0] \port$1984$0 ;
-  wire [3:0] \port$1984$0 ;
-  input [3:0] \port$2002$0 ;
-  wire [3:0] \port$2002$0 ;
-  input [3:0] \port$2020$0 ;
-  wire [3:0] \port$2020$0 ;
-  input [3:0] \port$2038$0 ;
-  wire [3:0] \port$2038$0 ;
-  input [3:0] \port$2056$0 ;
-  wire [3:0] \port$2056$0 ;
-  input [3:0] \port$2074$0 ;
-  wire [3:0] \port$2074$0 ;
-  input [3:0] \port$2092$0 ;
-  wire [3:0] \port$2092$0 ;
-  input [3:0] \port$2110$0 ;
-  wire [3:0] \port$2110$0 ;
-  input [3:0] \port$2128$0 ;
-  wire [3:0] \port$2128$0 ;
+  input [3:0] \port$2072$0 ;
+  wire [3:0] \port$2072$0 ;
+  input [3:0] \port$2090$0 ;
+  wire [3:0] \port$2090$0 ;
+  input [3:0] \port$2108$0 ;
+  wire [3:0] \port$2108$0 ;
+  input [3:0] \port$2126$0 ;
+  wire [3:0] \port$2126$0 ;
+  input [3:0] \port$2144$0 ;
+  wire [3:0] \port$2144$0 ;
+  input [3:0] \port$2162$0 ;
+  wire [3:0] \port$2162$0 ;
+  input [3:0] \port$2180$0 ;
+  wire [3:0] \port$2180$0 ;
+  input [3:0] \port$2198$0 ;
+  wire [3:0] \port$2198$0 ;
+  input [3:0] \port$2216$0 ;
+  wire [3:0] \port$2216$0 ;
+  input [3:0] \port$2234$0 ;
+  wire [3:0] \port$2234$0 ;
+  input [3:0] \port$2252$0 ;
+  wire [3:0] \port$2252$0 ;
+  input [3:0] \port$2270$0 ;
+  wire [3:0] \port$2270$0 ;
+  input [3:0] \port$2288$0 ;
+  wire [3:0] \port$2288$0 ;
+  input [3:0] \port$2306$0 ;
+  wire [3:0] \port$2306$0 ;
+  input [3:0] \port$2324$0 ;
+  wire [3:0] \port$2324$0 ;
+  input [3:0] \port$2342$0 ;
+  wire [3:0] \port$2342$0 ;
   wire [2:0] r_addr;
   output [63:0] r_data;
   wire [63:0] r_data;
@@ -7160,7 +7714,7 @@ module \qsnn_ref.layer0.update.states (rst, r_data, rd__addr, wr__en, wr__addr, 
   end
   always @(posedge clk) begin
     if (wr__en)
-      mem[wr__addr] <= { \port$2128$0 , \port$2110$0 , \port$2092$0 , \port$2074$0 , \port$2056$0 , \port$2038$0 , \port$2020$0 , \port$2002$0 , \port$1984$0 , \port$1966$0 , \port$1948$0 , \port$1930$0 , \port$1912$0 , \port$1894$0 , \port$1876$0 , \port$1858$0  };
+      mem[wr__addr] <= { \port$2342$0 , \port$2324$0 , \port$2306$0 , \port$2288$0 , \port$2270$0 , \port$2252$0 , \port$2234$0 , \port$2216$0 , \port$2198$0 , \port$2180$0 , \port$2162$0 , \port$2144$0 , \port$2126$0 , \port$2108$0 , \port$2090$0 , \port$2072$0  };
   end
   reg [2:0] _0_;
   always @(posedge clk) begin
@@ -7168,27 +7722,27 @@ module \qsnn_ref.layer0.update.states (rst, r_data, rd__addr, wr__en, wr__addr, 
   end
   assign r_data = mem[_0_];
   assign w_addr = wr__addr;
-  assign wr__data = { \port$2128$0 , \port$2110$0 , \port$2092$0 , \port$2074$0 , \port$2056$0 , \port$2038$0 , \port$2020$0 , \port$2002$0 , \port$1984$0 , \port$1966$0 , \port$1948$0 , \port$1930$0 , \port$1912$0 , \port$1894$0 , \port$1876$0 , \port$1858$0  };
-  assign w_data = { \port$2128$0 , \port$2110$0 , \port$2092$0 , \port$2074$0 , \port$2056$0 , \port$2038$0 , \port$2020$0 , \port$2002$0 , \port$1984$0 , \port$1966$0 , \port$1948$0 , \port$1930$0 , \port$1912$0 , \port$1894$0 , \port$1876$0 , \port$1858$0  };
+  assign wr__data = { \port$2342$0 , \port$2324$0 , \port$2306$0 , \port$2288$0 , \port$2270$0 , \port$2252$0 , \port$2234$0 , \port$2216$0 , \port$2198$0 , \port$2180$0 , \port$2162$0 , \port$2144$0 , \port$2126$0 , \port$2108$0 , \port$2090$0 , \port$2072$0  };
+  assign w_data = { \port$2342$0 , \port$2324$0 , \port$2306$0 , \port$2288$0 , \port$2270$0 , \port$2252$0 , \port$2234$0 , \port$2216$0 , \port$2198$0 , \port$2180$0 , \port$2162$0 , \port$2144$0 , \port$2126$0 , \port$2108$0 , \port$2090$0 , \port$2072$0  };
   assign w_en = wr__en;
   assign r_addr = rd__addr;
   assign rd__data = r_data;
-  assign \w_data[0]  = \port$1858$0 ;
-  assign \w_data[1]  = \port$1876$0 ;
-  assign \w_data[2]  = \port$1894$0 ;
-  assign \w_data[3]  = \port$1912$0 ;
-  assign \w_data[4]  = \port$1930$0 ;
-  assign \w_data[5]  = \port$1948$0 ;
-  assign \w_data[6]  = \port$1966$0 ;
-  assign \w_data[7]  = \port$1984$0 ;
-  assign \w_data[8]  = \port$2002$0 ;
-  assign \w_data[9]  = \port$2020$0 ;
-  assign \w_data[10]  = \port$2038$0 ;
-  assign \w_data[11]  = \port$2056$0 ;
-  assign \w_data[12]  = \port$2074$0 ;
-  assign \w_data[13]  = \port$2092$0 ;
-  assign \w_data[14]  = \port$2110$0 ;
-  assign \w_data[15]  = \port$2128$0 ;
+  assign \w_data[0]  = \port$2072$0 ;
+  assign \w_data[1]  = \port$2090$0 ;
+  assign \w_data[2]  = \port$2108$0 ;
+  assign \w_data[3]  = \port$2126$0 ;
+  assign \w_data[4]  = \port$2144$0 ;
+  assign \w_data[5]  = \port$2162$0 ;
+  assign \w_data[6]  = \port$2180$0 ;
+  assign \w_data[7]  = \port$2198$0 ;
+  assign \w_data[8]  = \port$2216$0 ;
+  assign \w_data[9]  = \port$2234$0 ;
+  assign \w_data[10]  = \port$2252$0 ;
+  assign \w_data[11]  = \port$2270$0 ;
+  assign \w_data[12]  = \port$2288$0 ;
+  assign \w_data[13]  = \port$2306$0 ;
+  assign \w_data[14]  = \port$2324$0 ;
+  assign \w_data[15]  = \port$2342$0 ;
   assign \r_data[0]  = r_data[3:0];
   assign \r_data[1]  = r_data[7:4];
   assign \r_data[2]  = r_data[11:8];
@@ -7777,6 +8331,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__payload, events__valid, spikes__valid, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -7784,8 +8339,15 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [1:0] \$16 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
+  wire \$19 ;
   wire \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  reg \$22 ;
+  wire [1:0] \$23 ;
   wire \$3 ;
   wire \$4 ;
   wire \$5 ;
@@ -7793,24 +8355,26 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
-  wire acc_pending;
+  wire [1:0] acc_pending;
   wire accepting;
+  wire access__clear_bank;
+  wire \access__clear_bank$52 ;
   wire access__clear_en;
-  wire \access__clear_en$45 ;
+  wire \access__clear_en$54 ;
   wire access__clear_g;
-  wire \access__clear_g$47 ;
+  wire \access__clear_g$56 ;
   wire [139:0] access__data;
-  wire [139:0] \access__data$49 ;
-  wire [13:0] \access__data$49[0] ;
-  wire [13:0] \access__data$49[1] ;
-  wire [13:0] \access__data$49[2] ;
-  wire [13:0] \access__data$49[3] ;
-  wire [13:0] \access__data$49[4] ;
-  wire [13:0] \access__data$49[5] ;
-  wire [13:0] \access__data$49[6] ;
-  wire [13:0] \access__data$49[7] ;
-  wire [13:0] \access__data$49[8] ;
-  wire [13:0] \access__data$49[9] ;
+  wire [139:0] \access__data$58 ;
+  wire [13:0] \access__data$58[0] ;
+  wire [13:0] \access__data$58[1] ;
+  wire [13:0] \access__data$58[2] ;
+  wire [13:0] \access__data$58[3] ;
+  wire [13:0] \access__data$58[4] ;
+  wire [13:0] \access__data$58[5] ;
+  wire [13:0] \access__data$58[6] ;
+  wire [13:0] \access__data$58[7] ;
+  wire [13:0] \access__data$58[8] ;
+  wire [13:0] \access__data$58[9] ;
   wire [13:0] \access__data[0] ;
   wire [13:0] \access__data[1] ;
   wire [13:0] \access__data[2] ;
@@ -7822,14 +8386,19 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   wire [13:0] \access__data[8] ;
   wire [13:0] \access__data[9] ;
   wire access__init_en;
-  wire \access__init_en$51 ;
+  wire \access__init_en$60 ;
   wire access__init_g;
-  wire \access__init_g$53 ;
+  wire \access__init_g$62 ;
+  wire access__read_bank;
+  wire \access__read_bank$64 ;
   wire access__read_en;
-  wire \access__read_en$55 ;
+  wire \access__read_en$66 ;
   wire access__read_g;
-  wire \access__read_g$57 ;
+  wire \access__read_g$68 ;
   wire [6:0] addr;
+  reg bank = 1'h0;
+  (* init = 1'h0 *)
+  wire \bank$29 ;
   input clk;
   wire clk;
   wire [39:0] data;
@@ -7848,6 +8417,7 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   wire event__eot;
   wire event__last;
   wire [6:0] event__m;
+  wire event__reuse;
   wire event__take;
   wire event__valid;
   wire event__x;
@@ -7870,17 +8440,19 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   wire \events__valid$5 ;
   wire free;
   wire [6:0] issue__addr;
-  wire [6:0] \issue__addr$32 ;
+  wire [6:0] \issue__addr$37 ;
+  wire issue__bank;
+  wire \issue__bank$39 ;
   wire issue__group;
-  wire \issue__group$34 ;
+  wire \issue__group$41 ;
   wire issue__valid;
-  wire \issue__valid$36 ;
+  wire \issue__valid$43 ;
   wire issue__x;
-  wire \issue__x$38 ;
+  wire \issue__x$45 ;
   wire load;
   wire [6:0] m;
-  wire pending;
-  wire room;
+  wire [1:0] pending;
+  wire ready;
   input rst;
   wire rst;
   output [12:0] spikes__payload;
@@ -7904,6 +8476,8 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   wire \start$13 ;
   wire \start$14 ;
   wire step;
+  wire step_bank;
+  wire step_clear;
   wire step_last;
   wire [39:0] weight;
   wire [3:0] \weight[0] ;
@@ -7917,45 +8491,57 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   wire [3:0] \weight[8] ;
   wire [3:0] \weight[9] ;
   wire x;
-  assign \$1  = accepting & free;
-  assign \$2  = \$1  & event__valid;
-  assign \$3  = ~ \$16 [0];
-  assign \$4  = \$3  | room;
-  assign event__take = \$2  & \$4 ;
-  assign \$5  = accepting & free;
-  assign \$6  = \$5  & event__valid;
-  assign \$7  = ~ \$16 [0];
-  assign \$8  = \$7  | room;
-  assign \$9  = \$6  & \$8 ;
-  assign \$10  = ~ \$16 [0];
-  assign load = \$9  & \$10 ;
-  assign \$11  = accepting & free;
-  assign \$12  = \$11  & event__valid;
-  assign \$13  = ~ \$16 [0];
-  assign \$14  = \$13  | room;
-  assign \$15  = \$12  & \$14 ;
-  assign step = \$15  & \$16 [0];
+  assign \$1  = ~ \$23 [0];
+  assign \$2  = event__valid & \$1 ;
+  assign \$3  = \$2  & free;
+  assign \$5  = \$3  & \$4 ;
+  assign \$6  = event__valid & \$23 [0];
+  assign \$7  = \$6  & free;
+  assign \$8  = \$7  & ready;
+  assign event__take = \$5  | \$8 ;
+  assign \$9  = ~ \$23 [0];
+  assign \$10  = event__valid & \$9 ;
+  assign \$11  = \$10  & free;
+  assign load = \$11  & \$12 ;
+  assign \$13  = event__valid & \$23 [0];
+  assign \$14  = \$13  & free;
+  assign step = \$14  & ready;
+  assign \$15  = ~ bank;
+  assign step_bank = event__reuse ? \$15  : bank;
+  assign \$16  = event__valid & \$23 [0];
+  assign \$17  = \$16  & free;
+  assign \$18  = \$17  & ready;
+  assign \$19  = ~ event__reuse;
+  assign \$20  = \$18  & \$19 ;
+  assign \$21  = ~ bank;
+  always @(posedge clk)
+    bank <= \$22 ;
   \qsnn_ref.layer1.accumulate  accumulate (
+    .access__clear_bank(access__clear_bank),
     .access__clear_en(access__clear_en),
     .access__clear_g(access__clear_g),
+    .access__data(access__data),
     .access__init_en(access__init_en),
     .access__init_g(access__init_g),
+    .access__read_bank(access__read_bank),
     .access__read_en(access__read_en),
     .access__read_g(access__read_g),
     .clk(clk),
+    .issue__bank(issue__bank),
     .issue__group(issue__group),
     .issue__valid(issue__valid),
     .issue__x(issue__x),
     .pending(acc_pending),
-    .r_data(access__data),
     .rst(rst),
     .weight(weight)
   );
   \qsnn_ref.layer1.addressing  addressing (
+    .bank(bank),
     .busy(issue__valid),
     .clk(clk),
     .free(free),
     .issue__addr(issue__addr),
+    .issue__bank(issue__bank),
     .issue__group(issue__group),
     .issue__x(issue__x),
     .load(load),
@@ -7966,32 +8552,36 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
     .clk(clk),
     .error(error),
     .event__m(m),
+    .event__reuse(event__reuse),
     .event__take(event__take),
     .event__valid(event__valid),
     .events__payload(events__payload),
     .events__ready(events__ready),
     .events__valid(events__valid),
-    .\port$2149$19 (\$16 ),
+    .\port$2367$19 (\$23 ),
     .rst(rst)
   );
   \qsnn_ref.layer1.update  update (
     .acc_pending(acc_pending),
     .accepting(accepting),
+    .access__clear_bank(access__clear_bank),
     .access__clear_en(access__clear_en),
+    .access__clear_g(access__clear_g),
     .access__data(access__data),
     .access__init_en(access__init_en),
+    .access__init_g(access__init_g),
+    .access__read_bank(access__read_bank),
     .access__read_en(access__read_en),
     .access__read_g(access__read_g),
-    .cg(access__init_g),
     .clk(clk),
-    .room_ok(room),
+    .ready(ready),
     .rst(rst),
     .spikes__payload(spikes__payload),
     .spikes__valid(spikes__valid),
     .start(start),
     .step(step),
-    .step_last(\$16 [1]),
-    .u1_g(access__clear_g)
+    .step_bank(step_bank),
+    .step_last(\$23 [1])
   );
   \qsnn_ref.layer1.weights  weights (
     .clk(clk),
@@ -7999,6 +8589,16 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
     .rd__addr(issue__addr),
     .rst(rst)
   );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$22  = bank;
+    if (\$20 ) begin
+      \$22  = \$21 ;
+    end
+    if (rst) begin
+      \$22  = 1'h0;
+    end
+  end
   assign \events__payload$1  = events__payload;
   assign \events__ready$3  = events__ready;
   assign \events__valid$5  = events__valid;
@@ -8009,26 +8609,31 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   assign \start$13  = start;
   assign \start$14  = start;
   assign \error$16  = error;
-  assign event__eot = \$16 [0];
+  assign event__eot = \$23 [0];
   assign event__m = m;
   assign x = 1'h1;
   assign event__x = 1'h1;
-  assign step_last = \$16 [1];
-  assign event__last = \$16 [1];
-  assign \issue__addr$32  = issue__addr;
-  assign \issue__group$34  = issue__group;
-  assign \issue__valid$36  = issue__valid;
-  assign \issue__x$38  = issue__x;
+  assign \bank$29  = bank;
+  assign step_last = \$23 [1];
+  assign event__last = \$23 [1];
+  assign step_clear = 1'h1;
+  assign \issue__addr$37  = issue__addr;
+  assign \issue__bank$39  = issue__bank;
+  assign \issue__group$41  = issue__group;
+  assign \issue__valid$43  = issue__valid;
+  assign \issue__x$45  = issue__x;
   assign addr = issue__addr;
   assign data = weight;
   assign pending = acc_pending;
-  assign \access__clear_en$45  = access__clear_en;
-  assign \access__clear_g$47  = access__clear_g;
-  assign \access__data$49  = access__data;
-  assign \access__init_en$51  = access__init_en;
-  assign \access__init_g$53  = access__init_g;
-  assign \access__read_en$55  = access__read_en;
-  assign \access__read_g$57  = access__read_g;
+  assign \access__clear_bank$52  = access__clear_bank;
+  assign \access__clear_en$54  = access__clear_en;
+  assign \access__clear_g$56  = access__clear_g;
+  assign \access__data$58  = access__data;
+  assign \access__init_en$60  = access__init_en;
+  assign \access__init_g$62  = access__init_g;
+  assign \access__read_bank$64  = access__read_bank;
+  assign \access__read_en$66  = access__read_en;
+  assign \access__read_g$68  = access__read_g;
   assign \events__payload.group  = events__payload[2:0];
   assign \events__payload.mask  = events__payload[18:3];
   assign \events__payload.eot  = events__payload[19];
@@ -8075,86 +8680,127 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
   assign \access__data[7]  = access__data[111:98];
   assign \access__data[8]  = access__data[125:112];
   assign \access__data[9]  = access__data[139:126];
-  assign \access__data$49[0]  = access__data[13:0];
-  assign \access__data$49[1]  = access__data[27:14];
-  assign \access__data$49[2]  = access__data[41:28];
-  assign \access__data$49[3]  = access__data[55:42];
-  assign \access__data$49[4]  = access__data[69:56];
-  assign \access__data$49[5]  = access__data[83:70];
-  assign \access__data$49[6]  = access__data[97:84];
-  assign \access__data$49[7]  = access__data[111:98];
-  assign \access__data$49[8]  = access__data[125:112];
-  assign \access__data$49[9]  = access__data[139:126];
+  assign \access__data$58[0]  = access__data[13:0];
+  assign \access__data$58[1]  = access__data[27:14];
+  assign \access__data$58[2]  = access__data[41:28];
+  assign \access__data$58[3]  = access__data[55:42];
+  assign \access__data$58[4]  = access__data[69:56];
+  assign \access__data$58[5]  = access__data[83:70];
+  assign \access__data$58[6]  = access__data[97:84];
+  assign \access__data$58[7]  = access__data[111:98];
+  assign \access__data$58[8]  = access__data[125:112];
+  assign \access__data$58[9]  = access__data[139:126];
+  assign \$4  = accepting;
+  assign \$12  = accepting;
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.accumulate (rst, weight, pending, r_data, access__init_en, issue__group, issue__valid, issue__x, access__read_en, access__read_g, access__clear_en, access__clear_g, access__init_g, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
+module \qsnn_ref.layer1.accumulate (rst, weight, access__data, access__read_en, access__clear_en, issue__group, issue__valid, issue__x, issue__bank, pending, access__init_g, access__init_en, access__read_g, access__read_bank, access__clear_g, access__clear_bank, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
   wire \$1 ;
-  wire [13:0] \$10 ;
-  wire [13:0] \$11 ;
-  wire [13:0] \$12 ;
-  wire [14:0] \$13 ;
-  wire [13:0] \$14 ;
-  wire [13:0] \$15 ;
+  wire \$10 ;
+  reg \$100 ;
+  reg \$101 ;
+  reg \$102 ;
+  reg \$103 ;
+  reg \$104 ;
+  wire \$11 ;
+  wire \$12 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
   wire [13:0] \$16 ;
-  wire [14:0] \$17 ;
+  wire [13:0] \$17 ;
   wire [13:0] \$18 ;
-  wire [13:0] \$19 ;
+  wire [14:0] \$19 ;
   wire \$2 ;
   wire [13:0] \$20 ;
-  wire [14:0] \$21 ;
+  wire [13:0] \$21 ;
   wire [13:0] \$22 ;
-  wire [13:0] \$23 ;
+  wire [14:0] \$23 ;
   wire [13:0] \$24 ;
-  wire [14:0] \$25 ;
+  wire [13:0] \$25 ;
   wire [13:0] \$26 ;
-  wire [13:0] \$27 ;
+  wire [14:0] \$27 ;
   wire [13:0] \$28 ;
-  wire [14:0] \$29 ;
+  wire [13:0] \$29 ;
   wire \$3 ;
   wire [13:0] \$30 ;
-  wire [13:0] \$31 ;
+  wire [14:0] \$31 ;
   wire [13:0] \$32 ;
-  wire [14:0] \$33 ;
+  wire [13:0] \$33 ;
   wire [13:0] \$34 ;
-  wire [13:0] \$35 ;
+  wire [14:0] \$35 ;
   wire [13:0] \$36 ;
-  wire [14:0] \$37 ;
+  wire [13:0] \$37 ;
   wire [13:0] \$38 ;
-  wire [13:0] \$39 ;
+  wire [14:0] \$39 ;
   wire \$4 ;
   wire [13:0] \$40 ;
-  wire [14:0] \$41 ;
+  wire [13:0] \$41 ;
   wire [13:0] \$42 ;
-  wire [13:0] \$43 ;
+  wire [14:0] \$43 ;
   wire [13:0] \$44 ;
-  wire [14:0] \$45 ;
+  wire [13:0] \$45 ;
   wire [13:0] \$46 ;
-  wire [13:0] \$47 ;
+  wire [14:0] \$47 ;
   wire [13:0] \$48 ;
-  wire [14:0] \$49 ;
+  wire [13:0] \$49 ;
   wire \$5 ;
-  wire \$50 ;
-  reg \$51 ;
-  reg \$52 ;
-  reg \$53 ;
-  reg \$54 ;
-  reg \$55 ;
-  reg \$56 ;
-  reg \$57 ;
-  reg \$58 ;
-  reg \$59 ;
+  wire [13:0] \$50 ;
+  wire [14:0] \$51 ;
+  wire [13:0] \$52 ;
+  wire [13:0] \$53 ;
+  wire [13:0] \$54 ;
+  wire [14:0] \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
   wire \$6 ;
-  reg \$60 ;
-  reg \$61 ;
-  reg \$62 ;
-  reg \$63 ;
-  reg \$64 ;
-  reg \$65 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
   wire \$8 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  reg \$84 ;
+  reg \$85 ;
+  reg \$86 ;
+  reg \$87 ;
+  reg \$88 ;
+  reg \$89 ;
   wire \$9 ;
+  reg \$90 ;
+  reg \$91 ;
+  reg \$92 ;
+  reg \$93 ;
+  reg \$94 ;
+  reg \$95 ;
+  reg \$96 ;
+  reg \$97 ;
+  reg \$98 ;
+  reg \$99 ;
   reg \$signal  = 1'h0;
   reg [13:0] acc0_r = 14'h0000;
   reg [13:0] acc1_r = 14'h0000;
@@ -8169,20 +8815,39 @@ module \qsnn_ref.layer1.accumulate (rst, weight, pending, r_data, access__init_e
   reg acc_fwd1 = 1'h0;
   reg acc_fwd2 = 1'h0;
   reg acc_fwd3 = 1'h0;
+  wire [139:0] acc_read;
+  wire [13:0] \acc_read[0] ;
+  wire [13:0] \acc_read[1] ;
+  wire [13:0] \acc_read[2] ;
+  wire [13:0] \acc_read[3] ;
+  wire [13:0] \acc_read[4] ;
+  wire [13:0] \acc_read[5] ;
+  wire [13:0] \acc_read[6] ;
+  wire [13:0] \acc_read[7] ;
+  wire [13:0] \acc_read[8] ;
+  wire [13:0] \acc_read[9] ;
+  reg acc_s1_bank = 1'h0;
   reg acc_s1_g = 1'h0;
   reg acc_s1_valid = 1'h0;
+  reg acc_s2_bank = 1'h0;
   reg acc_s2_g = 1'h0;
   reg acc_s2_valid = 1'h0;
+  reg acc_s3_bank = 1'h0;
   reg acc_s3_g = 1'h0;
   reg acc_s3_valid = 1'h0;
+  reg acc_s4_bank = 1'h0;
   reg acc_s4_g = 1'h0;
   reg acc_s4_valid = 1'h0;
+  reg acc_s5_bank = 1'h0;
   reg acc_s5_g = 1'h0;
   reg acc_s5_valid = 1'h0;
+  input access__clear_bank;
+  wire access__clear_bank;
   input access__clear_en;
   wire access__clear_en;
   input access__clear_g;
   wire access__clear_g;
+  output [139:0] access__data;
   wire [139:0] access__data;
   wire [13:0] \access__data[0] ;
   wire [13:0] \access__data[1] ;
@@ -8198,20 +8863,24 @@ module \qsnn_ref.layer1.accumulate (rst, weight, pending, r_data, access__init_e
   wire access__init_en;
   input access__init_g;
   wire access__init_g;
+  input access__read_bank;
+  wire access__read_bank;
   input access__read_en;
   wire access__read_en;
   input access__read_g;
   wire access__read_g;
   input clk;
   wire clk;
+  input issue__bank;
+  wire issue__bank;
   input issue__group;
   wire issue__group;
   input issue__valid;
   wire issue__valid;
   input issue__x;
   wire issue__x;
-  output pending;
-  wire pending;
+  output [1:0] pending;
+  wire [1:0] pending;
   reg [13:0] product0_r = 14'h0000;
   reg [13:0] product1_r = 14'h0000;
   reg [13:0] product2_r = 14'h0000;
@@ -8223,8 +8892,19 @@ module \qsnn_ref.layer1.accumulate (rst, weight, pending, r_data, access__init_e
   reg [13:0] product8_r = 14'h0000;
   reg [13:0] product9_r = 14'h0000;
   wire r_addr;
-  output [139:0] r_data;
+  wire \r_addr$96 ;
   wire [139:0] r_data;
+  wire [139:0] \r_data$82 ;
+  wire [13:0] \r_data$82[0] ;
+  wire [13:0] \r_data$82[1] ;
+  wire [13:0] \r_data$82[2] ;
+  wire [13:0] \r_data$82[3] ;
+  wire [13:0] \r_data$82[4] ;
+  wire [13:0] \r_data$82[5] ;
+  wire [13:0] \r_data$82[6] ;
+  wire [13:0] \r_data$82[7] ;
+  wire [13:0] \r_data$82[8] ;
+  wire [13:0] \r_data$82[9] ;
   wire [13:0] \r_data[0] ;
   wire [13:0] \r_data[1] ;
   wire [13:0] \r_data[2] ;
@@ -8235,6 +8915,7 @@ module \qsnn_ref.layer1.accumulate (rst, weight, pending, r_data, access__init_e
   wire [13:0] \r_data[7] ;
   wire [13:0] \r_data[8] ;
   wire [13:0] \r_data[9] ;
+  reg read_bank_r = 1'h0;
   input rst;
   wire rst;
   reg s2_x = 1'h0;
@@ -8269,7 +8950,19 @@ module \qsnn_ref.layer1.accumulate (rst, weight, pending, r_data, access__init_e
   reg [13:0] sum9_h3 = 14'h0000;
   reg [13:0] sum9_r = 14'h0000;
   reg w_addr;
+  reg \w_addr$97 ;
   reg [139:0] w_data;
+  reg [139:0] \w_data$99 ;
+  wire [13:0] \w_data$99[0] ;
+  wire [13:0] \w_data$99[1] ;
+  wire [13:0] \w_data$99[2] ;
+  wire [13:0] \w_data$99[3] ;
+  wire [13:0] \w_data$99[4] ;
+  wire [13:0] \w_data$99[5] ;
+  wire [13:0] \w_data$99[6] ;
+  wire [13:0] \w_data$99[7] ;
+  wire [13:0] \w_data$99[8] ;
+  wire [13:0] \w_data$99[9] ;
   wire [13:0] \w_data[0] ;
   wire [13:0] \w_data[1] ;
   wire [13:0] \w_data[2] ;
@@ -8281,6 +8974,7 @@ module \qsnn_ref.layer1.accumulate (rst, weight, pending, r_data, access__init_e
   wire [13:0] \w_data[8] ;
   wire [13:0] \w_data[9] ;
   reg w_en;
+  reg \w_en$98 ;
   input [39:0] weight;
   wire [39:0] weight;
   wire [3:0] \weight[0] ;
@@ -8304,56 +8998,129 @@ module \qsnn_ref.layer1.accumulate (rst, weight, pending, r_data, access__init_e
   wire [3:0] \weight_r[7] ;
   wire [3:0] \weight_r[8] ;
   wire [3:0] \weight_r[9] ;
-  assign \$35  = acc_fwd2 ? sum6_h2 : \$34 ;
-  assign \$36  = acc_fwd1 ? sum6_r : \$35 ;
-  assign \$37  = $signed(\$36 ) + $signed(product6_r);
-  assign \$38  = acc_fwd3 ? sum7_h3 : acc7_r;
-  assign \$39  = acc_fwd2 ? sum7_h2 : \$38 ;
-  assign \$40  = acc_fwd1 ? sum7_r : \$39 ;
-  assign \$41  = $signed(\$40 ) + $signed(product7_r);
-  assign \$42  = acc_fwd3 ? sum8_h3 : acc8_r;
-  assign \$43  = acc_fwd2 ? sum8_h2 : \$42 ;
-  assign \$44  = acc_fwd1 ? sum8_r : \$43 ;
-  assign \$45  = $signed(\$44 ) + $signed(product8_r);
-  assign \$46  = acc_fwd3 ? sum9_h3 : acc9_r;
-  assign \$47  = acc_fwd2 ? sum9_h2 : \$46 ;
-  assign \$48  = acc_fwd1 ? sum9_r : \$47 ;
-  assign \$49  = $signed(\$48 ) + $signed(product9_r);
-  assign \$50  = acc_s1_valid | acc_s2_valid;
-  assign pending = \$50  | acc_s3_valid;
-  assign r_addr = access__read_en ? access__read_g : acc_s1_g;
+  assign \$1  = acc_s3_g == acc_s2_g;
+  assign \$2  = acc_s3_valid & \$1 ;
+  assign \$3  = acc_s3_bank == acc_s2_bank;
+  assign \$4  = \$2  & \$3 ;
+  assign \$5  = \$4  & acc_s2_valid;
+  assign \$6  = acc_s4_g == acc_s2_g;
+  assign \$7  = acc_s4_valid & \$6 ;
+  assign \$8  = acc_s4_bank == acc_s2_bank;
+  assign \$9  = \$7  & \$8 ;
+  assign \$10  = \$9  & acc_s2_valid;
+  assign \$11  = acc_s5_g == acc_s2_g;
+  assign \$12  = acc_s5_valid & \$11 ;
+  assign \$13  = acc_s5_bank == acc_s2_bank;
+  assign \$14  = \$12  & \$13 ;
+  assign \$15  = \$14  & acc_s2_valid;
+  assign \$16  = acc_fwd3 ? sum0_h3 : acc0_r;
+  assign \$17  = acc_fwd2 ? sum0_h2 : \$16 ;
+  assign \$18  = acc_fwd1 ? sum0_r : \$17 ;
+  assign \$19  = $signed(\$18 ) + $signed(product0_r);
+  assign \$20  = acc_fwd3 ? sum1_h3 : acc1_r;
+  assign \$21  = acc_fwd2 ? sum1_h2 : \$20 ;
+  assign \$22  = acc_fwd1 ? sum1_r : \$21 ;
+  assign \$23  = $signed(\$22 ) + $signed(product1_r);
+  assign \$24  = acc_fwd3 ? sum2_h3 : acc2_r;
+  assign \$25  = acc_fwd2 ? sum2_h2 : \$24 ;
+  assign \$26  = acc_fwd1 ? sum2_r : \$25 ;
+  assign \$27  = $signed(\$26 ) + $signed(product2_r);
+  assign \$28  = acc_fwd3 ? sum3_h3 : acc3_r;
+  assign \$29  = acc_fwd2 ? sum3_h2 : \$28 ;
+  assign \$30  = acc_fwd1 ? sum3_r : \$29 ;
+  assign \$31  = $signed(\$30 ) + $signed(product3_r);
+  assign \$32  = acc_fwd3 ? sum4_h3 : acc4_r;
+  assign \$33  = acc_fwd2 ? sum4_h2 : \$32 ;
+  assign \$34  = acc_fwd1 ? sum4_r : \$33 ;
+  assign \$35  = $signed(\$34 ) + $signed(product4_r);
+  assign \$36  = acc_fwd3 ? sum5_h3 : acc5_r;
+  assign \$37  = acc_fwd2 ? sum5_h2 : \$36 ;
+  assign \$38  = acc_fwd1 ? sum5_r : \$37 ;
+  assign \$39  = $signed(\$38 ) + $signed(product5_r);
+  assign \$40  = acc_fwd3 ? sum6_h3 : acc6_r;
+  assign \$41  = acc_fwd2 ? sum6_h2 : \$40 ;
+  assign \$42  = acc_fwd1 ? sum6_r : \$41 ;
+  assign \$43  = $signed(\$42 ) + $signed(product6_r);
+  assign \$44  = acc_fwd3 ? sum7_h3 : acc7_r;
+  assign \$45  = acc_fwd2 ? sum7_h2 : \$44 ;
+  assign \$46  = acc_fwd1 ? sum7_r : \$45 ;
+  assign \$47  = $signed(\$46 ) + $signed(product7_r);
+  assign \$48  = acc_fwd3 ? sum8_h3 : acc8_r;
+  assign \$49  = acc_fwd2 ? sum8_h2 : \$48 ;
+  assign \$50  = acc_fwd1 ? sum8_r : \$49 ;
+  assign \$51  = $signed(\$50 ) + $signed(product8_r);
+  assign \$52  = acc_fwd3 ? sum9_h3 : acc9_r;
+  assign \$53  = acc_fwd2 ? sum9_h2 : \$52 ;
+  assign \$54  = acc_fwd1 ? sum9_r : \$53 ;
+  assign \$55  = $signed(\$54 ) + $signed(product9_r);
+  assign acc_read = acc_s2_bank ? \r_data$82  : r_data;
+  assign \$56  = ! acc_s1_bank;
+  assign \$57  = acc_s1_valid & \$56 ;
+  assign \$58  = ! acc_s2_bank;
+  assign \$59  = acc_s2_valid & \$58 ;
+  assign \$60  = \$57  | \$59 ;
+  assign \$61  = ! acc_s3_bank;
+  assign \$62  = acc_s3_valid & \$61 ;
+  assign \$63  = \$60  | \$62 ;
+  assign \$65  = acc_s1_valid & \$64 ;
+  assign \$67  = acc_s2_valid & \$66 ;
+  assign \$68  = \$65  | \$67 ;
+  assign \$70  = acc_s3_valid & \$69 ;
+  assign \$71  = \$68  | \$70 ;
+  assign access__data = read_bank_r ? \r_data$82  : r_data;
+  assign \$72  = ! access__read_bank;
+  assign \$73  = access__read_en & \$72 ;
+  assign r_addr = \$73  ? access__read_g : acc_s1_g;
+  assign \$74  = ! acc_s4_bank;
+  assign \$75  = acc_s4_valid & \$74 ;
+  assign \$76  = ! access__clear_bank;
+  assign \$77  = access__clear_en & \$76 ;
+  assign \$79  = access__read_en & \$78 ;
+  assign \r_addr$96  = \$79  ? access__read_g : acc_s1_g;
+  assign \$81  = acc_s4_valid & \$80 ;
+  assign \$83  = access__clear_en & \$82 ;
   always @(posedge clk)
-    acc_s1_valid <= \$51 ;
+    acc_s1_valid <= \$84 ;
   always @(posedge clk)
-    acc_s1_g <= \$52 ;
+    acc_s1_g <= \$85 ;
   always @(posedge clk)
-    acc_s2_valid <= \$53 ;
+    acc_s1_bank <= \$86 ;
   always @(posedge clk)
-    acc_s2_g <= \$54 ;
+    acc_s2_valid <= \$87 ;
   always @(posedge clk)
-    acc_s3_valid <= \$55 ;
+    acc_s2_g <= \$88 ;
   always @(posedge clk)
-    acc_s3_g <= \$56 ;
+    acc_s2_bank <= \$89 ;
   always @(posedge clk)
-    acc_s4_valid <= \$57 ;
+    acc_s3_valid <= \$90 ;
   always @(posedge clk)
-    acc_s4_g <= \$58 ;
+    acc_s3_g <= \$91 ;
   always @(posedge clk)
-    acc_s5_valid <= \$59 ;
+    acc_s3_bank <= \$92 ;
   always @(posedge clk)
-    acc_s5_g <= \$60 ;
+    acc_s4_valid <= \$93 ;
   always @(posedge clk)
-    \$signal  <= \$61 ;
+    acc_s4_g <= \$94 ;
   always @(posedge clk)
-    s2_x <= \$62 ;
+    acc_s4_bank <= \$95 ;
+  always @(posedge clk)
+    acc_s5_valid <= \$96 ;
+  always @(posedge clk)
+    acc_s5_g <= \$97 ;
+  always @(posedge clk)
+    acc_s5_bank <= \$98 ;
+  always @(posedge clk)
+    \$signal  <= \$99 ;
+  always @(posedge clk)
+    s2_x <= \$100 ;
   always @(posedge clk)
     weight_r <= weight;
   always @(posedge clk)
-    acc_fwd1 <= \$63 ;
+    acc_fwd1 <= \$101 ;
   always @(posedge clk)
-    acc_fwd2 <= \$64 ;
+    acc_fwd2 <= \$102 ;
   always @(posedge clk)
-    acc_fwd3 <= \$65 ;
+    acc_fwd3 <= \$103 ;
   always @(posedge clk)
     sum0_h2 <= sum0_r;
   always @(posedge clk)
@@ -8397,98 +9164,66 @@ module \qsnn_ref.layer1.accumulate (rst, weight, pending, r_data, access__init_e
   always @(posedge clk)
     product0_r <= { weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3], weight_r[3:0] };
   always @(posedge clk)
-    acc0_r <= r_data[13:0];
+    acc0_r <= acc_read[13:0];
   always @(posedge clk)
-    sum0_r <= \$13 [13:0];
+    sum0_r <= \$19 [13:0];
   always @(posedge clk)
     product1_r <= { weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7], weight_r[7:4] };
   always @(posedge clk)
-    acc1_r <= r_data[27:14];
+    acc1_r <= acc_read[27:14];
   always @(posedge clk)
-    sum1_r <= \$17 [13:0];
+    sum1_r <= \$23 [13:0];
   always @(posedge clk)
     product2_r <= { weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11], weight_r[11:8] };
   always @(posedge clk)
-    acc2_r <= r_data[41:28];
+    acc2_r <= acc_read[41:28];
   always @(posedge clk)
-    sum2_r <= \$21 [13:0];
+    sum2_r <= \$27 [13:0];
   always @(posedge clk)
     product3_r <= { weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15], weight_r[15:12] };
   always @(posedge clk)
-    acc3_r <= r_data[55:42];
+    acc3_r <= acc_read[55:42];
   always @(posedge clk)
-    sum3_r <= \$25 [13:0];
+    sum3_r <= \$31 [13:0];
   always @(posedge clk)
     product4_r <= { weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19], weight_r[19:16] };
   always @(posedge clk)
-    acc4_r <= r_data[69:56];
+    acc4_r <= acc_read[69:56];
   always @(posedge clk)
-    sum4_r <= \$29 [13:0];
+    sum4_r <= \$35 [13:0];
   always @(posedge clk)
     product5_r <= { weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23], weight_r[23:20] };
   always @(posedge clk)
-    acc5_r <= r_data[83:70];
+    acc5_r <= acc_read[83:70];
   always @(posedge clk)
-    sum5_r <= \$33 [13:0];
+    sum5_r <= \$39 [13:0];
   always @(posedge clk)
     product6_r <= { weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27], weight_r[27:24] };
   always @(posedge clk)
-    acc6_r <= r_data[97:84];
+    acc6_r <= acc_read[97:84];
   always @(posedge clk)
-    sum6_r <= \$37 [13:0];
+    sum6_r <= \$43 [13:0];
   always @(posedge clk)
     product7_r <= { weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31], weight_r[31:28] };
   always @(posedge clk)
-    acc7_r <= r_data[111:98];
+    acc7_r <= acc_read[111:98];
   always @(posedge clk)
-    sum7_r <= \$41 [13:0];
+    sum7_r <= \$47 [13:0];
   always @(posedge clk)
     product8_r <= { weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35], weight_r[35:32] };
   always @(posedge clk)
-    acc8_r <= r_data[125:112];
+    acc8_r <= acc_read[125:112];
   always @(posedge clk)
-    sum8_r <= \$45 [13:0];
+    sum8_r <= \$51 [13:0];
   always @(posedge clk)
     product9_r <= { weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39], weight_r[39:36] };
   always @(posedge clk)
-    acc9_r <= r_data[139:126];
+    acc9_r <= acc_read[139:126];
   always @(posedge clk)
-    sum9_r <= \$49 [13:0];
-  assign \$1  = acc_s3_g == acc_s2_g;
-  assign \$2  = acc_s3_valid & \$1 ;
-  assign \$3  = \$2  & acc_s2_valid;
-  assign \$4  = acc_s4_g == acc_s2_g;
-  assign \$5  = acc_s4_valid & \$4 ;
-  assign \$6  = \$5  & acc_s2_valid;
-  assign \$7  = acc_s5_g == acc_s2_g;
-  assign \$8  = acc_s5_valid & \$7 ;
-  assign \$9  = \$8  & acc_s2_valid;
-  assign \$10  = acc_fwd3 ? sum0_h3 : acc0_r;
-  assign \$11  = acc_fwd2 ? sum0_h2 : \$10 ;
-  assign \$12  = acc_fwd1 ? sum0_r : \$11 ;
-  assign \$13  = $signed(\$12 ) + $signed(product0_r);
-  assign \$14  = acc_fwd3 ? sum1_h3 : acc1_r;
-  assign \$15  = acc_fwd2 ? sum1_h2 : \$14 ;
-  assign \$16  = acc_fwd1 ? sum1_r : \$15 ;
-  assign \$17  = $signed(\$16 ) + $signed(product1_r);
-  assign \$18  = acc_fwd3 ? sum2_h3 : acc2_r;
-  assign \$19  = acc_fwd2 ? sum2_h2 : \$18 ;
-  assign \$20  = acc_fwd1 ? sum2_r : \$19 ;
-  assign \$21  = $signed(\$20 ) + $signed(product2_r);
-  assign \$22  = acc_fwd3 ? sum3_h3 : acc3_r;
-  assign \$23  = acc_fwd2 ? sum3_h2 : \$22 ;
-  assign \$24  = acc_fwd1 ? sum3_r : \$23 ;
-  assign \$25  = $signed(\$24 ) + $signed(product3_r);
-  assign \$26  = acc_fwd3 ? sum4_h3 : acc4_r;
-  assign \$27  = acc_fwd2 ? sum4_h2 : \$26 ;
-  assign \$28  = acc_fwd1 ? sum4_r : \$27 ;
-  assign \$29  = $signed(\$28 ) + $signed(product4_r);
-  assign \$30  = acc_fwd3 ? sum5_h3 : acc5_r;
-  assign \$31  = acc_fwd2 ? sum5_h2 : \$30 ;
-  assign \$32  = acc_fwd1 ? sum5_r : \$31 ;
-  assign \$33  = $signed(\$32 ) + $signed(product5_r);
-  assign \$34  = acc_fwd3 ? sum6_h3 : acc6_r;
-  \qsnn_ref.layer1.accumulate.memory  memory (
+    sum9_r <= \$55 [13:0];
+  always @(posedge clk)
+    read_bank_r <= \$104 ;
+  \qsnn_ref.layer1.accumulate.bank0  bank0 (
     .clk(clk),
     .r_data(r_data),
     .rd__addr(r_addr),
@@ -8497,142 +9232,222 @@ module \qsnn_ref.layer1.accumulate (rst, weight, pending, r_data, access__init_e
     .wr__data(w_data),
     .wr__en(w_en)
   );
+  \qsnn_ref.layer1.accumulate.bank1  bank1 (
+    .clk(clk),
+    .r_data(\r_data$82 ),
+    .rd__addr(\r_addr$96 ),
+    .rst(rst),
+    .wr__addr(\w_addr$97 ),
+    .wr__data(\w_data$99 ),
+    .wr__en(\w_en$98 )
+  );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$51  = issue__valid;
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$84  = issue__valid;
     if (rst) begin
-      \$51  = 1'h0;
+      \$84  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$52  = issue__group;
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$85  = issue__group;
     if (rst) begin
-      \$52  = 1'h0;
+      \$85  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$53  = acc_s1_valid;
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$86  = issue__bank;
     if (rst) begin
-      \$53  = 1'h0;
+      \$86  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$54  = acc_s1_g;
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$87  = acc_s1_valid;
     if (rst) begin
-      \$54  = 1'h0;
+      \$87  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$55  = acc_s2_valid;
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$88  = acc_s1_g;
     if (rst) begin
-      \$55  = 1'h0;
+      \$88  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$56  = acc_s2_g;
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$89  = acc_s1_bank;
     if (rst) begin
-      \$56  = 1'h0;
+      \$89  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$57  = acc_s3_valid;
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$90  = acc_s2_valid;
     if (rst) begin
-      \$57  = 1'h0;
+      \$90  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$58  = acc_s3_g;
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$91  = acc_s2_g;
     if (rst) begin
-      \$58  = 1'h0;
+      \$91  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$59  = acc_s4_valid;
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$92  = acc_s2_bank;
     if (rst) begin
-      \$59  = 1'h0;
+      \$92  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$60  = acc_s4_g;
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$93  = acc_s3_valid;
     if (rst) begin
-      \$60  = 1'h0;
+      \$93  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$61  = issue__x;
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$94  = acc_s3_g;
     if (rst) begin
-      \$61  = 1'h0;
+      \$94  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$62  = \$signal ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$95  = acc_s3_bank;
     if (rst) begin
-      \$62  = 1'h0;
+      \$95  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$63  = \$3 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$96  = acc_s4_valid;
     if (rst) begin
-      \$63  = 1'h0;
+      \$96  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$64  = \$6 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$97  = acc_s4_g;
     if (rst) begin
-      \$64  = 1'h0;
+      \$97  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$65  = \$9 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$98  = acc_s4_bank;
     if (rst) begin
-      \$65  = 1'h0;
+      \$98  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$99  = issue__x;
+    if (rst) begin
+      \$99  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$100  = \$signal ;
+    if (rst) begin
+      \$100  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$101  = \$5 ;
+    if (rst) begin
+      \$101  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$102  = \$10 ;
+    if (rst) begin
+      \$102  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$103  = \$15 ;
+    if (rst) begin
+      \$103  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$104  = access__read_bank;
+    if (rst) begin
+      \$104  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     w_addr = 1'h0;
     if (access__init_en) begin
       w_addr = access__init_g;
-    end else if (acc_s4_valid) begin
+    end else if (\$75 ) begin
       w_addr = acc_s4_g;
-    end else if (access__clear_en) begin
+    end else if (\$77 ) begin
       w_addr = access__clear_g;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     w_en = 1'h0;
     if (access__init_en) begin
       w_en = 1'h1;
-    end else if (acc_s4_valid) begin
+    end else if (\$75 ) begin
       w_en = 1'h1;
-    end else if (access__clear_en) begin
+    end else if (\$77 ) begin
       w_en = 1'h1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     w_data = 140'h00000000000000000000000000000000000;
     if (access__init_en) begin
-    end else if (acc_s4_valid) begin
+    end else if (\$75 ) begin
       w_data = { sum9_r, sum8_r, sum7_r, sum6_r, sum5_r, sum4_r, sum3_r, sum2_r, sum1_r, sum0_r };
     end
   end
-  assign access__data = r_data;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \w_addr$97  = 1'h0;
+    if (access__init_en) begin
+      \w_addr$97  = access__init_g;
+    end else if (\$81 ) begin
+      \w_addr$97  = acc_s4_g;
+    end else if (\$83 ) begin
+      \w_addr$97  = access__clear_g;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \w_en$98  = 1'h0;
+    if (access__init_en) begin
+      \w_en$98  = 1'h1;
+    end else if (\$81 ) begin
+      \w_en$98  = 1'h1;
+    end else if (\$83 ) begin
+      \w_en$98  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \w_data$99  = 140'h00000000000000000000000000000000000;
+    if (access__init_en) begin
+    end else if (\$81 ) begin
+      \w_data$99  = { sum9_r, sum8_r, sum7_r, sum6_r, sum5_r, sum4_r, sum3_r, sum2_r, sum1_r, sum0_r };
+    end
+  end
   assign \weight_r[0]  = weight_r[3:0];
   assign \weight_r[1]  = weight_r[7:4];
   assign \weight_r[2]  = weight_r[11:8];
@@ -8653,6 +9468,16 @@ module \qsnn_ref.layer1.accumulate (rst, weight, pending, r_data, access__init_e
   assign \weight[7]  = weight[31:28];
   assign \weight[8]  = weight[35:32];
   assign \weight[9]  = weight[39:36];
+  assign \acc_read[0]  = acc_read[13:0];
+  assign \acc_read[1]  = acc_read[27:14];
+  assign \acc_read[2]  = acc_read[41:28];
+  assign \acc_read[3]  = acc_read[55:42];
+  assign \acc_read[4]  = acc_read[69:56];
+  assign \acc_read[5]  = acc_read[83:70];
+  assign \acc_read[6]  = acc_read[97:84];
+  assign \acc_read[7]  = acc_read[111:98];
+  assign \acc_read[8]  = acc_read[125:112];
+  assign \acc_read[9]  = acc_read[139:126];
   assign \r_data[0]  = r_data[13:0];
   assign \r_data[1]  = r_data[27:14];
   assign \r_data[2]  = r_data[41:28];
@@ -8663,16 +9488,26 @@ module \qsnn_ref.layer1.accumulate (rst, weight, pending, r_data, access__init_e
   assign \r_data[7]  = r_data[111:98];
   assign \r_data[8]  = r_data[125:112];
   assign \r_data[9]  = r_data[139:126];
-  assign \access__data[0]  = r_data[13:0];
-  assign \access__data[1]  = r_data[27:14];
-  assign \access__data[2]  = r_data[41:28];
-  assign \access__data[3]  = r_data[55:42];
-  assign \access__data[4]  = r_data[69:56];
-  assign \access__data[5]  = r_data[83:70];
-  assign \access__data[6]  = r_data[97:84];
-  assign \access__data[7]  = r_data[111:98];
-  assign \access__data[8]  = r_data[125:112];
-  assign \access__data[9]  = r_data[139:126];
+  assign \r_data$82[0]  = \r_data$82 [13:0];
+  assign \r_data$82[1]  = \r_data$82 [27:14];
+  assign \r_data$82[2]  = \r_data$82 [41:28];
+  assign \r_data$82[3]  = \r_data$82 [55:42];
+  assign \r_data$82[4]  = \r_data$82 [69:56];
+  assign \r_data$82[5]  = \r_data$82 [83:70];
+  assign \r_data$82[6]  = \r_data$82 [97:84];
+  assign \r_data$82[7]  = \r_data$82 [111:98];
+  assign \r_data$82[8]  = \r_data$82 [125:112];
+  assign \r_data$82[9]  = \r_data$82 [139:126];
+  assign \access__data[0]  = access__data[13:0];
+  assign \access__data[1]  = access__data[27:14];
+  assign \access__data[2]  = access__data[41:28];
+  assign \access__data[3]  = access__data[55:42];
+  assign \access__data[4]  = access__data[69:56];
+  assign \access__data[5]  = access__data[83:70];
+  assign \access__data[6]  = access__data[97:84];
+  assign \access__data[7]  = access__data[111:98];
+  assign \access__data[8]  = access__data[125:112];
+  assign \access__data[9]  = access__data[139:126];
   assign \w_data[0]  = w_data[13:0];
   assign \w_data[1]  = w_data[27:14];
   assign \w_data[2]  = w_data[41:28];
@@ -8683,10 +9518,28 @@ module \qsnn_ref.layer1.accumulate (rst, weight, pending, r_data, access__init_e
   assign \w_data[7]  = w_data[111:98];
   assign \w_data[8]  = w_data[125:112];
   assign \w_data[9]  = w_data[139:126];
+  assign \w_data$99[0]  = \w_data$99 [13:0];
+  assign \w_data$99[1]  = \w_data$99 [27:14];
+  assign \w_data$99[2]  = \w_data$99 [41:28];
+  assign \w_data$99[3]  = \w_data$99 [55:42];
+  assign \w_data$99[4]  = \w_data$99 [69:56];
+  assign \w_data$99[5]  = \w_data$99 [83:70];
+  assign \w_data$99[6]  = \w_data$99 [97:84];
+  assign \w_data$99[7]  = \w_data$99 [111:98];
+  assign \w_data$99[8]  = \w_data$99 [125:112];
+  assign \w_data$99[9]  = \w_data$99 [139:126];
+  assign pending[1] = \$71 ;
+  assign pending[0] = \$63 ;
+  assign \$64  = acc_s1_bank;
+  assign \$66  = acc_s2_bank;
+  assign \$69  = acc_s3_bank;
+  assign \$78  = access__read_bank;
+  assign \$80  = acc_s4_bank;
+  assign \$82  = access__clear_bank;
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.accumulate.memory (rst, rd__addr, r_data, wr__addr, wr__en, wr__data, clk);
+module \qsnn_ref.layer1.accumulate.bank0 (rst, rd__addr, r_data, wr__addr, wr__en, wr__data, clk);
   input clk;
   wire clk;
   wire r_addr;
@@ -8768,10 +9621,93 @@ module \qsnn_ref.layer1.accumulate.memory (rst, rd__addr, r_data, wr__addr, wr__
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.addressing (rst, load, m, free, issue__group, issue__addr, busy, issue__x, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
+module \qsnn_ref.layer1.accumulate.bank1 (rst, rd__addr, r_data, wr__addr, wr__en, wr__data, clk);
+  input clk;
+  wire clk;
+  wire r_addr;
+  output [139:0] r_data;
+  wire [139:0] r_data;
+  wire [13:0] \r_data[0] ;
+  wire [13:0] \r_data[1] ;
+  wire [13:0] \r_data[2] ;
+  wire [13:0] \r_data[3] ;
+  wire [13:0] \r_data[4] ;
+  wire [13:0] \r_data[5] ;
+  wire [13:0] \r_data[6] ;
+  wire [13:0] \r_data[7] ;
+  wire [13:0] \r_data[8] ;
+  wire [13:0] \r_data[9] ;
+  input rd__addr;
+  wire rd__addr;
+  wire [139:0] rd__data;
+  input rst;
+  wire rst;
+  wire w_addr;
+  wire [139:0] w_data;
+  wire [13:0] \w_data[0] ;
+  wire [13:0] \w_data[1] ;
+  wire [13:0] \w_data[2] ;
+  wire [13:0] \w_data[3] ;
+  wire [13:0] \w_data[4] ;
+  wire [13:0] \w_data[5] ;
+  wire [13:0] \w_data[6] ;
+  wire [13:0] \w_data[7] ;
+  wire [13:0] \w_data[8] ;
+  wire [13:0] \w_data[9] ;
+  wire w_en;
+  input wr__addr;
+  wire wr__addr;
+  input [139:0] wr__data;
+  wire [139:0] wr__data;
+  input wr__en;
+  wire wr__en;
+  reg [139:0] mem [1:0];
+  initial begin
+    mem[0] = 140'h00000000000000000000000000000000000;
+    mem[1] = 140'h00000000000000000000000000000000000;
+  end
+  always @(posedge clk) begin
+    if (wr__en)
+      mem[wr__addr] <= wr__data;
+  end
+  reg [139:0] _0_;
+  always @(posedge clk) begin
+    _0_ <= mem[rd__addr];
+  end
+  assign r_data = _0_;
+  assign w_addr = wr__addr;
+  assign w_data = wr__data;
+  assign w_en = wr__en;
+  assign r_addr = rd__addr;
+  assign rd__data = r_data;
+  assign \w_data[0]  = wr__data[13:0];
+  assign \w_data[1]  = wr__data[27:14];
+  assign \w_data[2]  = wr__data[41:28];
+  assign \w_data[3]  = wr__data[55:42];
+  assign \w_data[4]  = wr__data[69:56];
+  assign \w_data[5]  = wr__data[83:70];
+  assign \w_data[6]  = wr__data[97:84];
+  assign \w_data[7]  = wr__data[111:98];
+  assign \w_data[8]  = wr__data[125:112];
+  assign \w_data[9]  = wr__data[139:126];
+  assign \r_data[0]  = r_data[13:0];
+  assign \r_data[1]  = r_data[27:14];
+  assign \r_data[2]  = r_data[41:28];
+  assign \r_data[3]  = r_data[55:42];
+  assign \r_data[4]  = r_data[69:56];
+  assign \r_data[5]  = r_data[83:70];
+  assign \r_data[6]  = r_data[97:84];
+  assign \r_data[7]  = r_data[111:98];
+  assign \r_data[8]  = r_data[125:112];
+  assign \r_data[9]  = r_data[139:126];
+endmodule
+
+(* generator = "Amaranth" *)
+module \qsnn_ref.layer1.addressing (rst, load, m, free, bank, issue__group, issue__addr, busy, issue__x, issue__bank, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
   wire \$1 ;
   reg \$10 ;
+  reg \$11 ;
   wire [1:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
@@ -8780,10 +9716,14 @@ module \qsnn_ref.layer1.addressing (rst, load, m, free, issue__group, issue__add
   reg [6:0] \$7 ;
   reg \$8 ;
   reg \$9 ;
+  input bank;
+  wire bank;
   output busy;
   reg busy = 1'h0;
   input clk;
   wire clk;
+  (* init = 1'h0 *)
+  wire cur_bank;
   (* init = 1'h0 *)
   wire cur_x;
   output free;
@@ -8793,6 +9733,8 @@ module \qsnn_ref.layer1.addressing (rst, load, m, free, issue__group, issue__add
   reg g_last = 1'h0;
   output [6:0] issue__addr;
   reg [6:0] issue__addr = 7'h00;
+  output issue__bank;
+  reg issue__bank = 1'h0;
   output issue__group;
   reg issue__group = 1'h0;
   (* init = 1'h0 *)
@@ -8823,8 +9765,10 @@ module \qsnn_ref.layer1.addressing (rst, load, m, free, issue__group, issue__add
     busy <= \$9 ;
   always @(posedge clk)
     issue__x <= \$10 ;
+  always @(posedge clk)
+    issue__bank <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$6  = issue__group;
     if (busy) begin
       \$6  = \$2 [0];
@@ -8840,7 +9784,7 @@ module \qsnn_ref.layer1.addressing (rst, load, m, free, issue__group, issue__add
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$7  = issue__addr;
     if (busy) begin
       \$7  = \$3 [6:0];
@@ -8853,7 +9797,7 @@ module \qsnn_ref.layer1.addressing (rst, load, m, free, issue__group, issue__add
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$8  = g_last;
     if (busy) begin
       \$8  = \$4 ;
@@ -8866,7 +9810,7 @@ module \qsnn_ref.layer1.addressing (rst, load, m, free, issue__group, issue__add
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$9  = busy;
     if (busy) begin
       if (g_last) begin
@@ -8881,7 +9825,7 @@ module \qsnn_ref.layer1.addressing (rst, load, m, free, issue__group, issue__add
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$10  = issue__x;
     if (load) begin
       \$10  = 1'h1;
@@ -8890,17 +9834,28 @@ module \qsnn_ref.layer1.addressing (rst, load, m, free, issue__group, issue__add
       \$10  = 1'h0;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$11  = issue__bank;
+    if (load) begin
+      \$11  = bank;
+    end
+    if (rst) begin
+      \$11  = 1'h0;
+    end
+  end
   assign issue__valid = busy;
   assign waddr = issue__addr;
   assign g = issue__group;
   assign cur_x = issue__x;
+  assign cur_bank = issue__bank;
   assign x = 1'h1;
   assign \$4  = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.frontend (rst, events__payload, event__take, events__ready, event__valid, event__m, events__valid, \port$2149$19 , error, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
+module \qsnn_ref.layer1.frontend (rst, events__payload, event__take, events__ready, event__valid, event__m, event__reuse, events__valid, \port$2367$19 , error, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -8952,6 +9907,8 @@ module \qsnn_ref.layer1.frontend (rst, events__payload, event__take, events__rea
   wire event__last;
   output [6:0] event__m;
   wire [6:0] event__m;
+  output event__reuse;
+  wire event__reuse;
   input event__take;
   wire event__take;
   output event__valid;
@@ -8967,14 +9924,15 @@ module \qsnn_ref.layer1.frontend (rst, events__payload, event__take, events__rea
   wire events__ready;
   input events__valid;
   wire events__valid;
+  wire loaded;
   reg [20:0] nxt = 21'h000000;
   wire \nxt.eot ;
   wire [2:0] \nxt.group ;
   wire \nxt.last ;
   wire [15:0] \nxt.mask ;
   reg nxt_valid = 1'h0;
-  output [1:0] \port$2149$19 ;
-  wire [1:0] \port$2149$19 ;
+  output [1:0] \port$2367$19 ;
+  wire [1:0] \port$2367$19 ;
   input rst;
   wire rst;
   assign events__ready = ~ nxt_valid;
@@ -9020,7 +9978,7 @@ module \qsnn_ref.layer1.frontend (rst, events__payload, event__take, events__rea
   always @(posedge clk)
     error <= \$34 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \bit  = 4'h0;
     if (cur[18]) begin
       \bit  = 4'hf;
@@ -9072,7 +10030,7 @@ module \qsnn_ref.layer1.frontend (rst, events__payload, event__take, events__rea
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$30  = cur;
     if (\$17 ) begin
       (* full_case = 32'd1 *)
@@ -9090,7 +10048,7 @@ module \qsnn_ref.layer1.frontend (rst, events__payload, event__take, events__rea
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$31  = \$signal ;
     if (\$17 ) begin
       (* full_case = 32'd1 *)
@@ -9105,7 +10063,7 @@ module \qsnn_ref.layer1.frontend (rst, events__payload, event__take, events__rea
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$32  = nxt_valid;
     if (\$17 ) begin
       if (nxt_valid) begin
@@ -9119,7 +10077,7 @@ module \qsnn_ref.layer1.frontend (rst, events__payload, event__take, events__rea
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$33  = nxt;
     if (\$17 ) begin
     end else if (\$19 ) begin
@@ -9130,7 +10088,7 @@ module \qsnn_ref.layer1.frontend (rst, events__payload, event__take, events__rea
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$34  = error;
     if (rst) begin
       \$34  = 1'h0;
@@ -9139,9 +10097,10 @@ module \qsnn_ref.layer1.frontend (rst, events__payload, event__take, events__rea
   assign event__eot = cur[19];
   assign event__last = cur[20];
   assign event__x = 1'h1;
+  assign loaded = 1'h0;
   assign error_set = 1'h0;
   assign event__m = \$6 [6:0];
-  assign \port$2149$19  = cur[20:19];
+  assign \port$2367$19  = cur[20:19];
   assign \cur.group  = cur[2:0];
   assign \cur.mask  = cur[18:3];
   assign \cur.eot  = cur[19];
@@ -9154,48 +10113,106 @@ module \qsnn_ref.layer1.frontend (rst, events__payload, event__take, events__rea
   assign \events__payload.mask  = events__payload[18:3];
   assign \events__payload.eot  = events__payload[19];
   assign \events__payload.last  = events__payload[20];
+  assign event__reuse = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.update (rst, start, step, acc_pending, access__data, accepting, access__init_en, spikes__payload, step_last, room_ok, access__read_en, access__read_g, access__clear_en, u1_g, cg, spikes__valid, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
-  wire [3:0] \$1 ;
-  wire [1:0] \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire [9:0] \$13 ;
-  wire [9:0] \$14 ;
+module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accepting, ready, access__read_en, access__clear_en, spikes__payload, step_last, acc_pending, access__init_g, access__init_en, access__read_g, access__read_bank, access__clear_g, access__clear_bank, spikes__valid, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
+  wire \$1 ;
+  wire \$10 ;
+  wire [9:0] \$11 ;
+  wire [9:0] \$12 ;
+  wire \$13 ;
+  wire [1:0] \$14 ;
   wire \$15 ;
-  reg \$16 ;
-  reg [1:0] \$17 ;
-  reg \$18 ;
-  reg \$19 ;
+  wire \$16 ;
+  wire [3:0] \$17 ;
+  wire [1:0] \$18 ;
+  wire \$19 ;
   wire \$2 ;
-  reg \$20 ;
-  reg \$21 ;
-  reg \$22 ;
-  reg \$23 ;
-  reg \$24 ;
-  reg \$25 ;
-  reg \$26 ;
-  reg \$27 ;
-  reg \$28 ;
-  reg \$29 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire [1:0] \$28 ;
+  wire [3:0] \$29 ;
   wire \$3 ;
-  reg \$30 ;
-  reg \$31 ;
-  reg \$32 ;
-  reg \$33 ;
+  wire [4:0] \$30 ;
+  wire [3:0] \$31 ;
+  wire [4:0] \$32 ;
+  wire [1:0] \$33 ;
+  wire [5:0] \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire \$38 ;
+  reg \$39 ;
   wire \$4 ;
-  wire [1:0] \$5 ;
+  reg \$40 ;
+  reg \$41 ;
+  reg \$42 ;
+  reg \$43 ;
+  reg \$44 ;
+  reg \$45 ;
+  reg \$46 ;
+  reg [2:0] \$47 ;
+  reg \$48 ;
+  reg \$49 ;
+  wire \$5 ;
+  reg \$50 ;
+  reg \$51 ;
+  reg \$52 ;
+  reg \$53 ;
+  reg \$54 ;
+  reg [2:0] \$55 ;
+  reg \$56 ;
+  reg \$57 ;
+  reg \$58 ;
+  reg \$59 ;
   wire \$6 ;
+  reg \$60 ;
+  reg \$61 ;
+  reg \$62 ;
+  reg \$63 ;
+  reg \$64 ;
+  reg \$65 ;
+  reg \$66 ;
+  reg \$67 ;
+  reg \$68 ;
+  reg \$69 ;
   wire \$7 ;
+  reg \$70 ;
+  reg \$71 ;
+  reg \$72 ;
+  reg \$73 ;
+  reg \$74 ;
+  reg \$75 ;
+  reg \$76 ;
+  reg \$77 ;
+  reg \$78 ;
+  reg \$79 ;
   wire \$8 ;
   wire \$9 ;
-  reg \$signal  = 1'h0;
-  reg \$signal$12  = 1'h0;
-  reg \$signal$13  = 1'h0;
+  (* init = 1'h1 *)
+  wire \$signal ;
+  reg \$signal$104  = 1'h0;
+  reg \$signal$106  = 1'h0;
+  reg \$signal$108  = 1'h0;
+  reg \$signal$110  = 1'h0;
+  reg \$signal$115  = 1'h0;
+  reg \$signal$116  = 1'h0;
+  reg \$signal$117  = 1'h0;
+  (* init = 1'h0 *)
+  wire \$signal$15 ;
+  reg \$signal$7  = 1'h0;
   wire [13:0] acc;
+  wire [13:0] \acc$31 ;
+  wire [13:0] \acc$34 ;
   wire [13:0] \acc$37 ;
   wire [13:0] \acc$40 ;
   wire [13:0] \acc$43 ;
@@ -9203,17 +10220,16 @@ module \qsnn_ref.layer1.update (rst, start, step, acc_pending, access__data, acc
   wire [13:0] \acc$49 ;
   wire [13:0] \acc$52 ;
   wire [13:0] \acc$55 ;
-  wire [13:0] \acc$58 ;
-  wire [13:0] \acc$61 ;
-  input acc_pending;
-  wire acc_pending;
+  input [1:0] acc_pending;
+  wire [1:0] acc_pending;
   output accepting;
   wire accepting;
-  (* init = 1'h0 *)
+  output access__clear_bank;
+  reg access__clear_bank = 1'h0;
   output access__clear_en;
   wire access__clear_en;
-  (* init = 1'h0 *)
-  wire access__clear_g;
+  output access__clear_g;
+  reg access__clear_g = 1'h0;
   input [139:0] access__data;
   wire [139:0] access__data;
   wire [13:0] \access__data[0] ;
@@ -9227,62 +10243,60 @@ module \qsnn_ref.layer1.update (rst, start, step, acc_pending, access__data, acc
   wire [13:0] \access__data[8] ;
   wire [13:0] \access__data[9] ;
   output access__init_en;
-  wire access__init_en;
-  (* init = 1'h0 *)
-  wire access__init_g;
-  (* init = 1'h0 *)
+  reg access__init_en = 1'h1;
+  output access__init_g;
+  reg access__init_g = 1'h0;
+  output access__read_bank;
+  reg access__read_bank = 1'h0;
   output access__read_en;
   wire access__read_en;
-  (* init = 1'h0 *)
   output access__read_g;
-  wire access__read_g;
-  output cg;
-  reg cg = 1'h0;
+  reg access__read_g = 1'h0;
+  reg [2:0] age = 3'h0;
+  (* init = 1'h0 *)
+  wire cg;
   input clk;
   wire clk;
-  reg fresh = 1'h1;
-  (* init = 1'h1 *)
+  wire done_slot;
+  reg fresh = 1'h0;
+  reg \fresh$111  = 1'h1;
+  (* init = 1'h0 *)
+  wire \fresh$32 ;
+  (* init = 1'h0 *)
   wire \fresh$35 ;
-  (* init = 1'h1 *)
+  (* init = 1'h0 *)
   wire \fresh$38 ;
-  (* init = 1'h1 *)
+  (* init = 1'h0 *)
   wire \fresh$41 ;
-  (* init = 1'h1 *)
+  (* init = 1'h0 *)
   wire \fresh$44 ;
-  (* init = 1'h1 *)
+  (* init = 1'h0 *)
   wire \fresh$47 ;
-  (* init = 1'h1 *)
+  (* init = 1'h0 *)
   wire \fresh$50 ;
-  (* init = 1'h1 *)
+  (* init = 1'h0 *)
   wire \fresh$53 ;
-  (* init = 1'h1 *)
+  (* init = 1'h0 *)
   wire \fresh$56 ;
-  (* init = 1'h1 *)
-  wire \fresh$59 ;
-  (* init = 1'h1 *)
-  wire \fresh$62 ;
-  reg last_flag = 1'h0;
+  wire idle;
+  reg is_end = 1'h0;
   wire [2:0] level;
   wire [3:0] new_state;
+  wire [3:0] \new_state$74 ;
+  wire [3:0] \new_state$75 ;
+  wire [3:0] \new_state$76 ;
+  wire [3:0] \new_state$77 ;
   wire [3:0] \new_state$78 ;
   wire [3:0] \new_state$79 ;
   wire [3:0] \new_state$80 ;
   wire [3:0] \new_state$81 ;
   wire [3:0] \new_state$82 ;
-  wire [3:0] \new_state$83 ;
-  wire [3:0] \new_state$84 ;
-  wire [3:0] \new_state$85 ;
-  wire [3:0] \new_state$86 ;
-  (* enum_base_type = "Phase" *)
-  (* enum_value_00 = "CLEAR" *)
-  (* enum_value_01 = "ACC" *)
-  (* enum_value_10 = "UPDATE" *)
-  (* enum_value_11 = "END" *)
-  reg [1:0] phase = 2'h0;
+  reg [2:0] outstanding = 3'h0;
+  reg pend = 1'h0;
   (* init = 1'h0 *)
   wire r_addr;
   wire [39:0] r_data;
-  wire [12:0] \r_data$102 ;
+  wire [12:0] \r_data$98 ;
   wire [3:0] \r_data[0] ;
   wire [3:0] \r_data[1] ;
   wire [3:0] \r_data[2] ;
@@ -9295,22 +10309,21 @@ module \qsnn_ref.layer1.update (rst, start, step, acc_pending, access__data, acc
   wire [3:0] \r_data[9] ;
   wire r_en;
   wire r_rdy;
-  (* init = 1'h0 *)
-  wire room;
-  output room_ok;
-  reg room_ok = 1'h0;
+  output ready;
+  wire ready;
+  reg room = 1'h0;
   input rst;
   wire rst;
   wire spike;
+  wire \spike$59 ;
+  wire \spike$60 ;
+  wire \spike$61 ;
+  wire \spike$62 ;
+  wire \spike$63 ;
+  wire \spike$64 ;
   wire \spike$65 ;
   wire \spike$66 ;
   wire \spike$67 ;
-  wire \spike$68 ;
-  wire \spike$69 ;
-  wire \spike$70 ;
-  wire \spike$71 ;
-  wire \spike$72 ;
-  wire \spike$73 ;
   wire [9:0] spikes;
   output [12:0] spikes__payload;
   wire [12:0] spikes__payload;
@@ -9324,6 +10337,8 @@ module \qsnn_ref.layer1.update (rst, start, step, acc_pending, access__data, acc
   input start;
   wire start;
   wire [3:0] state;
+  wire [3:0] \state$30 ;
+  wire [3:0] \state$33 ;
   wire [3:0] \state$36 ;
   wire [3:0] \state$39 ;
   wire [3:0] \state$42 ;
@@ -9331,10 +10346,11 @@ module \qsnn_ref.layer1.update (rst, start, step, acc_pending, access__data, acc
   wire [3:0] \state$48 ;
   wire [3:0] \state$51 ;
   wire [3:0] \state$54 ;
-  wire [3:0] \state$57 ;
-  wire [3:0] \state$60 ;
   input step;
   wire step;
+  input step_bank;
+  wire step_bank;
+  wire step_clear;
   reg step_done;
   input step_last;
   wire step_last;
@@ -9359,19 +10375,37 @@ module \qsnn_ref.layer1.update (rst, start, step, acc_pending, access__data, acc
   wire \trace__word.last ;
   wire [9:0] \trace__word.mask ;
   wire trace__word_valid;
-  output u1_g;
-  reg u1_g = 1'h0;
-  reg upd_g_s2 = 1'h0;
-  reg upd_g_s3 = 1'h0;
-  reg upd_g_s4 = 1'h0;
-  reg upd_g_s5 = 1'h0;
-  reg upd_pending = 1'h0;
-  reg upd_valid_s2 = 1'h0;
-  reg upd_valid_s3 = 1'h0;
-  reg upd_valid_s4 = 1'h0;
-  reg upd_valid_s5 = 1'h0;
   (* init = 1'h0 *)
-  wire w_addr;
+  wire ug;
+  reg upd_s2_end = 1'h0;
+  reg upd_s2_g = 1'h0;
+  reg upd_s2_last = 1'h0;
+  reg upd_s2_valid = 1'h0;
+  reg upd_s3_end = 1'h0;
+  reg upd_s3_g = 1'h0;
+  reg upd_s3_last = 1'h0;
+  reg upd_s3_valid = 1'h0;
+  reg upd_s4_end = 1'h0;
+  reg upd_s4_g = 1'h0;
+  reg upd_s4_last = 1'h0;
+  reg upd_s4_valid = 1'h0;
+  reg upd_s5_end = 1'h0;
+  (* init = 1'h0 *)
+  wire upd_s5_g;
+  reg upd_s5_last = 1'h0;
+  (* init = 1'h0 *)
+  wire upd_s5_valid;
+  (* init = 1'h0 *)
+  wire upd_u1_bank;
+  reg upd_u1_clear = 1'h0;
+  reg upd_u1_end = 1'h0;
+  (* init = 1'h0 *)
+  wire upd_u1_fresh;
+  (* init = 1'h0 *)
+  wire upd_u1_g;
+  reg upd_u1_last = 1'h0;
+  reg upd_u1_valid = 1'h0;
+  reg w_addr = 1'h0;
   wire [39:0] w_data;
   wire [12:0] \w_data$89 ;
   wire [3:0] \w_data[0] ;
@@ -9384,71 +10418,143 @@ module \qsnn_ref.layer1.update (rst, start, step, acc_pending, access__data, acc
   wire [3:0] \w_data[7] ;
   wire [3:0] \w_data[8] ;
   wire [3:0] \w_data[9] ;
-  reg w_en;
-  (* init = 1'h0 *)
-  wire \w_en$75 ;
+  reg w_en = 1'h0;
+  reg \w_en$87 ;
   reg [12:0] word;
   wire \word.eot ;
   wire \word.group ;
   wire \word.last ;
   wire [9:0] \word.mask ;
-  assign \$1  = level + w_en;
-  assign \$2  = \$1  <= 2'h2;
-  assign \$3  = ~ acc_pending;
-  assign \$4  = upd_pending & \$3 ;
-  assign \$5  = \$signal$12  + 1'h1;
-  assign \$6  = ! \$signal$12 ;
-  assign \$7  = phase == 2'h3;
-  assign \$8  = ! upd_g_s5;
-  assign \$9  = ! phase;
-  assign \$10  = cg + 1'h1;
-  assign \$11  = ! cg;
-  assign accepting = phase == 1'h1;
-  assign \$12  = phase == 2'h3;
-  assign \$15  = | \$14 ;
-  assign access__init_en = ! phase;
+  assign \$15  = ! access__init_g;
+  assign \$16  = age != 3'h4;
+  assign \$17  = age + 1'h1;
+  assign \$18  = access__read_g + 1'h1;
+  assign \$19  = ! access__read_g;
+  assign \$20  = \$signal$104  ? acc_pending[1] : acc_pending[0];
+  assign \$21  = ~ \$20 ;
+  assign \$22  = pend & \$21 ;
+  assign \$23  = ~ \$signal$7 ;
+  assign \$24  = \$23  | is_end;
+  assign \$25  = \$22  & \$24 ;
+  assign \$26  = age == 3'h4;
+  assign \$27  = \$25  & \$26 ;
+  assign \$28  = step ? 2'h2 : 2'h0;
+  assign \$29  = outstanding + \$28 ;
+  assign \$30  = \$29  - done_slot;
+  assign \$31  = level + \w_en$87 ;
+  assign \$32  = \$31  + outstanding;
+  assign \$33  = step ? 2'h2 : 2'h0;
+  assign \$34  = \$32  + \$33 ;
+  assign \$35  = \$34  <= 2'h2;
+  assign \$36  = ~ is_end;
+  assign \$37  = \$signal$7  & \$36 ;
+  assign \$38  = \$signal$7  & is_end;
   always @(posedge clk)
-    room_ok <= \$16 ;
+    access__init_g <= \$39 ;
   always @(posedge clk)
-    phase <= \$17 ;
+    access__init_en <= \$40 ;
   always @(posedge clk)
-    upd_pending <= \$18 ;
+    pend <= \$41 ;
   always @(posedge clk)
-    last_flag <= \$19 ;
+    \$signal$104  <= \$42 ;
   always @(posedge clk)
-    \$signal  <= \$20 ;
+    \$signal$106  <= \$43 ;
   always @(posedge clk)
-    \$signal$12  <= \$21 ;
+    \$signal$108  <= \$44 ;
   always @(posedge clk)
-    \$signal$13  <= \$22 ;
+    \$signal$110  <= \$45 ;
   always @(posedge clk)
-    u1_g <= \$23 ;
+    \fresh$111  <= \$46 ;
   always @(posedge clk)
-    upd_valid_s2 <= \$24 ;
+    age <= \$47 ;
   always @(posedge clk)
-    upd_g_s2 <= \$25 ;
+    access__read_g <= \$48 ;
   always @(posedge clk)
-    upd_valid_s3 <= \$26 ;
+    is_end <= \$49 ;
   always @(posedge clk)
-    upd_g_s3 <= \$27 ;
+    \$signal$7  <= \$50 ;
   always @(posedge clk)
-    upd_valid_s4 <= \$28 ;
+    access__read_bank <= \$51 ;
   always @(posedge clk)
-    upd_g_s4 <= \$29 ;
+    \$signal$115  <= \$52 ;
   always @(posedge clk)
-    upd_valid_s5 <= \$30 ;
+    \$signal$116  <= \$53 ;
   always @(posedge clk)
-    upd_g_s5 <= \$31 ;
+    \$signal$117  <= \$54 ;
   always @(posedge clk)
-    fresh <= \$32 ;
+    outstanding <= \$55 ;
   always @(posedge clk)
-    cg <= \$33 ;
+    room <= \$56 ;
+  always @(posedge clk)
+    upd_u1_valid <= \$57 ;
+  always @(posedge clk)
+    upd_u1_end <= \$58 ;
+  always @(posedge clk)
+    access__clear_g <= \$59 ;
+  always @(posedge clk)
+    access__clear_bank <= \$60 ;
+  always @(posedge clk)
+    upd_u1_clear <= \$61 ;
+  always @(posedge clk)
+    upd_u1_last <= \$62 ;
+  always @(posedge clk)
+    fresh <= \$63 ;
+  always @(posedge clk)
+    upd_s2_valid <= \$64 ;
+  always @(posedge clk)
+    upd_s2_end <= \$65 ;
+  always @(posedge clk)
+    upd_s2_g <= \$66 ;
+  always @(posedge clk)
+    upd_s2_last <= \$67 ;
+  always @(posedge clk)
+    upd_s3_valid <= \$68 ;
+  always @(posedge clk)
+    upd_s3_end <= \$69 ;
+  always @(posedge clk)
+    upd_s3_g <= \$70 ;
+  always @(posedge clk)
+    upd_s3_last <= \$71 ;
+  always @(posedge clk)
+    upd_s4_valid <= \$72 ;
+  always @(posedge clk)
+    upd_s4_end <= \$73 ;
+  always @(posedge clk)
+    upd_s4_g <= \$74 ;
+  always @(posedge clk)
+    upd_s4_last <= \$75 ;
+  always @(posedge clk)
+    w_en <= \$76 ;
+  always @(posedge clk)
+    upd_s5_end <= \$77 ;
+  always @(posedge clk)
+    w_addr <= \$78 ;
+  always @(posedge clk)
+    upd_s5_last <= \$79 ;
+  assign accepting = ~ access__init_en;
+  assign \$1  = ~ pend;
+  assign \$2  = ~ \$signal$7 ;
+  assign \$3  = \$2  | is_end;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = \$4  & room;
+  assign \$6  = ~ access__init_en;
+  assign ready = \$5  & \$6 ;
+  assign \$7  = ~ pend;
+  assign \$8  = ~ \$signal$7 ;
+  assign \$9  = \$8  | is_end;
+  assign idle = \$7  & \$9 ;
+  assign \$10  = ~ is_end;
+  assign access__read_en = \$signal$7  & \$10 ;
+  assign access__clear_en = upd_u1_valid & upd_u1_clear;
+  assign done_slot = w_en | upd_s5_end;
+  assign \$13  = | \$12 ;
+  assign \$14  = access__init_g + 1'h1;
   \qsnn_ref.layer1.update.fifo  fifo (
     .clk(clk),
     .r_data(spikes__payload),
     .r_rdy(spikes__valid),
     .rst(rst),
-    .w_en(w_en),
+    .w_en(\w_en$87 ),
     .w_level(level),
     .w_port__data(word)
   );
@@ -9465,355 +10571,543 @@ module \qsnn_ref.layer1.update (rst, start, step, acc_pending, access__data, acc
     .acc(access__data[27:14]),
     .clk(clk),
     .fresh(fresh),
-    .new_state(\new_state$78 ),
+    .new_state(\new_state$74 ),
     .rst(rst),
-    .spike(\spike$65 ),
+    .spike(\spike$59 ),
     .state(r_data[7:4])
   );
   \qsnn_ref.layer1.update.lif2  lif2 (
     .acc(access__data[41:28]),
     .clk(clk),
     .fresh(fresh),
-    .new_state(\new_state$79 ),
+    .new_state(\new_state$75 ),
     .rst(rst),
-    .spike(\spike$66 ),
+    .spike(\spike$60 ),
     .state(r_data[11:8])
   );
   \qsnn_ref.layer1.update.lif3  lif3 (
     .acc(access__data[55:42]),
     .clk(clk),
     .fresh(fresh),
-    .new_state(\new_state$80 ),
+    .new_state(\new_state$76 ),
     .rst(rst),
-    .spike(\spike$67 ),
+    .spike(\spike$61 ),
     .state(r_data[15:12])
   );
   \qsnn_ref.layer1.update.lif4  lif4 (
     .acc(access__data[69:56]),
     .clk(clk),
     .fresh(fresh),
-    .new_state(\new_state$81 ),
+    .new_state(\new_state$77 ),
     .rst(rst),
-    .spike(\spike$68 ),
+    .spike(\spike$62 ),
     .state(r_data[19:16])
   );
   \qsnn_ref.layer1.update.lif5  lif5 (
     .acc(access__data[83:70]),
     .clk(clk),
     .fresh(fresh),
-    .new_state(\new_state$82 ),
+    .new_state(\new_state$78 ),
     .rst(rst),
-    .spike(\spike$69 ),
+    .spike(\spike$63 ),
     .state(r_data[23:20])
   );
   \qsnn_ref.layer1.update.lif6  lif6 (
     .acc(access__data[97:84]),
     .clk(clk),
     .fresh(fresh),
-    .new_state(\new_state$83 ),
+    .new_state(\new_state$79 ),
     .rst(rst),
-    .spike(\spike$70 ),
+    .spike(\spike$64 ),
     .state(r_data[27:24])
   );
   \qsnn_ref.layer1.update.lif7  lif7 (
     .acc(access__data[111:98]),
     .clk(clk),
     .fresh(fresh),
-    .new_state(\new_state$84 ),
+    .new_state(\new_state$80 ),
     .rst(rst),
-    .spike(\spike$71 ),
+    .spike(\spike$65 ),
     .state(r_data[31:28])
   );
   \qsnn_ref.layer1.update.lif8  lif8 (
     .acc(access__data[125:112]),
     .clk(clk),
     .fresh(fresh),
-    .new_state(\new_state$85 ),
+    .new_state(\new_state$81 ),
     .rst(rst),
-    .spike(\spike$72 ),
+    .spike(\spike$66 ),
     .state(r_data[35:32])
   );
   \qsnn_ref.layer1.update.lif9  lif9 (
     .acc(access__data[139:126]),
     .clk(clk),
     .fresh(fresh),
-    .new_state(\new_state$86 ),
+    .new_state(\new_state$82 ),
     .rst(rst),
-    .spike(\spike$73 ),
+    .spike(\spike$67 ),
     .state(r_data[39:36])
   );
   \qsnn_ref.layer1.update.states  states (
     .clk(clk),
-    .\port$2308$0 (new_state),
-    .\port$2326$0 (\new_state$78 ),
-    .\port$2344$0 (\new_state$79 ),
-    .\port$2362$0 (\new_state$80 ),
-    .\port$2380$0 (\new_state$81 ),
-    .\port$2398$0 (\new_state$82 ),
-    .\port$2416$0 (\new_state$83 ),
-    .\port$2434$0 (\new_state$84 ),
-    .\port$2452$0 (\new_state$85 ),
-    .\port$2470$0 (\new_state$86 ),
+    .\port$2590$0 (new_state),
+    .\port$2608$0 (\new_state$74 ),
+    .\port$2626$0 (\new_state$75 ),
+    .\port$2644$0 (\new_state$76 ),
+    .\port$2662$0 (\new_state$77 ),
+    .\port$2680$0 (\new_state$78 ),
+    .\port$2698$0 (\new_state$79 ),
+    .\port$2716$0 (\new_state$80 ),
+    .\port$2734$0 (\new_state$81 ),
+    .\port$2752$0 (\new_state$82 ),
     .r_data(r_data),
-    .rd__addr(\$signal$12 ),
+    .rd__addr(access__read_g),
     .rst(rst),
-    .wr__addr(upd_g_s5),
-    .wr__en(upd_valid_s5)
+    .wr__addr(w_addr),
+    .wr__en(w_en)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$16  = \$2 ;
-    if (rst) begin
-      \$16  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$17  = phase;
-    if (step) begin
-      \$17  = 2'h2;
-    end
-    if (\$7 ) begin
-      \$17  = 2'h1;
-    end else if (upd_valid_s5) begin
-      if (\$8 ) begin
-        \$17  = 2'h3;
-      end
-    end
-    if (\$9 ) begin
-      if (\$11 ) begin
-        \$17  = 2'h1;
-      end
-    end
-    if (rst) begin
-      \$17  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$18  = upd_pending;
-    if (step) begin
-      \$18  = 1'h1;
-    end
-    if (\$4 ) begin
-      \$18  = 1'h0;
-    end
-    if (rst) begin
-      \$18  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$19  = last_flag;
-    if (step) begin
-      \$19  = step_last;
-    end
-    if (rst) begin
-      \$19  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$20  = \$signal ;
-    if (\$4 ) begin
-      \$20  = 1'h1;
-    end
-    if (\$signal ) begin
-      if (\$6 ) begin
-        \$20  = 1'h0;
-      end
-    end
-    if (rst) begin
-      \$20  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$21  = \$signal$12 ;
-    if (\$4 ) begin
-      \$21  = 1'h0;
-    end
-    if (\$signal ) begin
-      \$21  = \$5 [0];
-      if (\$6 ) begin
-        \$21  = 1'h0;
-      end
-    end
-    if (rst) begin
-      \$21  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$22  = \$signal ;
-    if (rst) begin
-      \$22  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$23  = \$signal$12 ;
-    if (rst) begin
-      \$23  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$24  = \$signal$13 ;
-    if (rst) begin
-      \$24  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$25  = u1_g;
-    if (rst) begin
-      \$25  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$26  = upd_valid_s2;
-    if (rst) begin
-      \$26  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$27  = upd_g_s2;
-    if (rst) begin
-      \$27  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$28  = upd_valid_s3;
-    if (rst) begin
-      \$28  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$29  = upd_g_s3;
-    if (rst) begin
-      \$29  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$30  = upd_valid_s4;
-    if (rst) begin
-      \$30  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$31  = upd_g_s4;
-    if (rst) begin
-      \$31  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$32  = fresh;
-    if (\$7 ) begin
-      \$32  = last_flag;
-    end
-    if (start) begin
-      \$32  = 1'h1;
-    end
-    if (rst) begin
-      \$32  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$33  = cg;
-    if (\$9 ) begin
-      \$33  = \$10 [0];
-    end
-    if (rst) begin
-      \$33  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     word = 13'h0000;
-    if (\$12 ) begin
+    if (upd_s5_end) begin
       word[11] = 1'h1;
-      word[12] = last_flag;
-    end else if (upd_valid_s5) begin
-      word[0] = upd_g_s5;
-      word[10:1] = \$13 ;
+      word[12] = upd_s5_last;
+    end else if (w_en) begin
+      word[0] = w_addr;
+      word[10:1] = \$11 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    w_en = 1'h0;
-    if (\$12 ) begin
-      w_en = 1'h1;
-    end else if (upd_valid_s5) begin
-      w_en = \$15 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \w_en$87  = 1'h0;
+    if (upd_s5_end) begin
+      \w_en$87  = 1'h1;
+    end else if (w_en) begin
+      \w_en$87  = \$13 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     step_done = 1'h0;
-    if (\$12 ) begin
+    if (upd_s5_end) begin
       step_done = 1'h1;
     end
   end
-  assign room = room_ok;
-  assign r_addr = \$signal$12 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$39  = access__init_g;
+    if (access__init_en) begin
+      \$39  = \$14 [0];
+    end
+    if (rst) begin
+      \$39  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$40  = access__init_en;
+    if (access__init_en) begin
+      if (\$15 ) begin
+        \$40  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$40  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$41  = pend;
+    if (step) begin
+      \$41  = 1'h1;
+    end
+    if (\$27 ) begin
+      \$41  = 1'h0;
+    end
+    if (rst) begin
+      \$41  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$42  = \$signal$104 ;
+    if (step) begin
+      \$42  = step_bank;
+    end
+    if (rst) begin
+      \$42  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$43  = \$signal$106 ;
+    if (step) begin
+      \$43  = 1'h1;
+    end
+    if (rst) begin
+      \$43  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$44  = \$signal$108 ;
+    if (step) begin
+      \$44  = step_last;
+    end
+    if (rst) begin
+      \$44  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$45  = \$signal$110 ;
+    if (step) begin
+      \$45  = \fresh$111 ;
+    end
+    if (rst) begin
+      \$45  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$46  = \fresh$111 ;
+    if (step) begin
+      \$46  = step_last;
+    end
+    if (start) begin
+      \$46  = 1'h1;
+    end
+    if (rst) begin
+      \$46  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$47  = age;
+    if (\$16 ) begin
+      \$47  = \$17 [2:0];
+    end
+    if (\$27 ) begin
+      \$47  = 3'h0;
+    end
+    if (rst) begin
+      \$47  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$48  = access__read_g;
+    if (\$signal$7 ) begin
+      \$48  = \$18 [0];
+      if (is_end) begin
+        \$48  = 1'h0;
+      end
+    end
+    if (\$27 ) begin
+      \$48  = 1'h0;
+    end
+    if (rst) begin
+      \$48  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$49  = is_end;
+    if (\$signal$7 ) begin
+      \$49  = \$19 ;
+      if (is_end) begin
+        \$49  = 1'h0;
+      end
+    end
+    if (\$27 ) begin
+      \$49  = 1'h0;
+    end
+    if (rst) begin
+      \$49  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$50  = \$signal$7 ;
+    if (\$signal$7 ) begin
+      if (is_end) begin
+        \$50  = 1'h0;
+      end
+    end
+    if (\$27 ) begin
+      \$50  = 1'h1;
+    end
+    if (rst) begin
+      \$50  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$51  = access__read_bank;
+    if (\$27 ) begin
+      \$51  = \$signal$104 ;
+    end
+    if (rst) begin
+      \$51  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$52  = \$signal$115 ;
+    if (\$27 ) begin
+      \$52  = \$signal$106 ;
+    end
+    if (rst) begin
+      \$52  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$53  = \$signal$116 ;
+    if (\$27 ) begin
+      \$53  = \$signal$108 ;
+    end
+    if (rst) begin
+      \$53  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$54  = \$signal$117 ;
+    if (\$27 ) begin
+      \$54  = \$signal$110 ;
+    end
+    if (rst) begin
+      \$54  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$55  = \$30 [2:0];
+    if (rst) begin
+      \$55  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$56  = \$35 ;
+    if (rst) begin
+      \$56  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$57  = \$37 ;
+    if (rst) begin
+      \$57  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$58  = \$38 ;
+    if (rst) begin
+      \$58  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$59  = access__read_g;
+    if (rst) begin
+      \$59  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$60  = access__read_bank;
+    if (rst) begin
+      \$60  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$61  = \$signal$115 ;
+    if (rst) begin
+      \$61  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$62  = \$signal$116 ;
+    if (rst) begin
+      \$62  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$63  = \$signal$117 ;
+    if (rst) begin
+      \$63  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$64  = upd_u1_valid;
+    if (rst) begin
+      \$64  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$65  = upd_u1_end;
+    if (rst) begin
+      \$65  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$66  = access__clear_g;
+    if (rst) begin
+      \$66  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$67  = upd_u1_last;
+    if (rst) begin
+      \$67  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$68  = upd_s2_valid;
+    if (rst) begin
+      \$68  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$69  = upd_s2_end;
+    if (rst) begin
+      \$69  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$70  = upd_s2_g;
+    if (rst) begin
+      \$70  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$71  = upd_s2_last;
+    if (rst) begin
+      \$71  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$72  = upd_s3_valid;
+    if (rst) begin
+      \$72  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$73  = upd_s3_end;
+    if (rst) begin
+      \$73  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$74  = upd_s3_g;
+    if (rst) begin
+      \$74  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$75  = upd_s3_last;
+    if (rst) begin
+      \$75  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$76  = upd_s4_valid;
+    if (rst) begin
+      \$76  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$77  = upd_s4_end;
+    if (rst) begin
+      \$77  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$78  = upd_s4_g;
+    if (rst) begin
+      \$78  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$79  = upd_s4_last;
+    if (rst) begin
+      \$79  = 1'h0;
+    end
+  end
+  assign \$signal  = access__init_en;
+  assign cg = access__init_g;
+  assign ug = access__read_g;
+  assign \$signal$15  = access__read_bank;
+  assign r_addr = access__read_g;
+  assign upd_u1_g = access__clear_g;
+  assign upd_u1_bank = access__clear_bank;
   assign state = r_data[3:0];
   assign acc = access__data[13:0];
+  assign upd_u1_fresh = fresh;
+  assign \state$30  = r_data[7:4];
+  assign \acc$31  = access__data[27:14];
+  assign \fresh$32  = fresh;
+  assign \state$33  = r_data[11:8];
+  assign \acc$34  = access__data[41:28];
   assign \fresh$35  = fresh;
-  assign \state$36  = r_data[7:4];
-  assign \acc$37  = access__data[27:14];
+  assign \state$36  = r_data[15:12];
+  assign \acc$37  = access__data[55:42];
   assign \fresh$38  = fresh;
-  assign \state$39  = r_data[11:8];
-  assign \acc$40  = access__data[41:28];
+  assign \state$39  = r_data[19:16];
+  assign \acc$40  = access__data[69:56];
   assign \fresh$41  = fresh;
-  assign \state$42  = r_data[15:12];
-  assign \acc$43  = access__data[55:42];
+  assign \state$42  = r_data[23:20];
+  assign \acc$43  = access__data[83:70];
   assign \fresh$44  = fresh;
-  assign \state$45  = r_data[19:16];
-  assign \acc$46  = access__data[69:56];
+  assign \state$45  = r_data[27:24];
+  assign \acc$46  = access__data[97:84];
   assign \fresh$47  = fresh;
-  assign \state$48  = r_data[23:20];
-  assign \acc$49  = access__data[83:70];
+  assign \state$48  = r_data[31:28];
+  assign \acc$49  = access__data[111:98];
   assign \fresh$50  = fresh;
-  assign \state$51  = r_data[27:24];
-  assign \acc$52  = access__data[97:84];
+  assign \state$51  = r_data[35:32];
+  assign \acc$52  = access__data[125:112];
   assign \fresh$53  = fresh;
-  assign \state$54  = r_data[31:28];
-  assign \acc$55  = access__data[111:98];
+  assign \state$54  = r_data[39:36];
+  assign \acc$55  = access__data[139:126];
   assign \fresh$56  = fresh;
-  assign \state$57  = r_data[35:32];
-  assign \acc$58  = access__data[125:112];
-  assign \fresh$59  = fresh;
-  assign \state$60  = r_data[39:36];
-  assign \acc$61  = access__data[139:126];
-  assign \fresh$62  = fresh;
-  assign spikes = { \spike$73 , \spike$72 , \spike$71 , \spike$70 , \spike$69 , \spike$68 , \spike$67 , \spike$66 , \spike$65 , spike };
-  assign w_addr = upd_g_s5;
-  assign \w_en$75  = upd_valid_s5;
-  assign w_data = { \new_state$86 , \new_state$85 , \new_state$84 , \new_state$83 , \new_state$82 , \new_state$81 , \new_state$80 , \new_state$79 , \new_state$78 , new_state };
+  assign spikes = { \spike$67 , \spike$66 , \spike$65 , \spike$64 , \spike$63 , \spike$62 , \spike$61 , \spike$60 , \spike$59 , spike };
+  assign upd_s5_g = w_addr;
+  assign upd_s5_valid = w_en;
+  assign w_data = { \new_state$82 , \new_state$81 , \new_state$80 , \new_state$79 , \new_state$78 , \new_state$77 , \new_state$76 , \new_state$75 , \new_state$74 , new_state };
   assign \w_data$89  = word;
-  assign trace__word_valid = w_en;
+  assign trace__word_valid = \w_en$87 ;
   assign trace__word = word;
-  assign trace__state_en = upd_valid_s5;
-  assign trace__state_addr = upd_g_s5;
-  assign trace__state_data = { \new_state$86 , \new_state$85 , \new_state$84 , \new_state$83 , \new_state$82 , \new_state$81 , \new_state$80 , \new_state$79 , \new_state$78 , new_state };
-  assign access__init_g = cg;
-  assign access__clear_g = u1_g;
+  assign trace__state_en = w_en;
+  assign trace__state_addr = w_addr;
+  assign trace__state_data = { \new_state$82 , \new_state$81 , \new_state$80 , \new_state$79 , \new_state$78 , \new_state$77 , \new_state$76 , \new_state$75 , \new_state$74 , new_state };
   assign r_rdy = spikes__valid;
-  assign \r_data$102  = spikes__payload;
+  assign \r_data$98  = spikes__payload;
   assign r_en = 1'h1;
   assign spikes__ready = 1'h1;
-  assign access__read_en = \$signal ;
-  assign access__read_g = \$signal$12 ;
-  assign access__clear_en = \$signal$13 ;
+  assign step_clear = 1'h1;
   assign \r_data[0]  = r_data[3:0];
   assign \r_data[1]  = r_data[7:4];
   assign \r_data[2]  = r_data[11:8];
@@ -9835,15 +11129,15 @@ module \qsnn_ref.layer1.update (rst, start, step, acc_pending, access__data, acc
   assign \access__data[8]  = access__data[125:112];
   assign \access__data[9]  = access__data[139:126];
   assign \w_data[0]  = new_state;
-  assign \w_data[1]  = \new_state$78 ;
-  assign \w_data[2]  = \new_state$79 ;
-  assign \w_data[3]  = \new_state$80 ;
-  assign \w_data[4]  = \new_state$81 ;
-  assign \w_data[5]  = \new_state$82 ;
-  assign \w_data[6]  = \new_state$83 ;
-  assign \w_data[7]  = \new_state$84 ;
-  assign \w_data[8]  = \new_state$85 ;
-  assign \w_data[9]  = \new_state$86 ;
+  assign \w_data[1]  = \new_state$74 ;
+  assign \w_data[2]  = \new_state$75 ;
+  assign \w_data[3]  = \new_state$76 ;
+  assign \w_data[4]  = \new_state$77 ;
+  assign \w_data[5]  = \new_state$78 ;
+  assign \w_data[6]  = \new_state$79 ;
+  assign \w_data[7]  = \new_state$80 ;
+  assign \w_data[8]  = \new_state$81 ;
+  assign \w_data[9]  = \new_state$82 ;
   assign \word.group  = word[0];
   assign \word.mask  = word[10:1];
   assign \word.eot  = word[11];
@@ -9853,26 +11147,26 @@ module \qsnn_ref.layer1.update (rst, start, step, acc_pending, access__data, acc
   assign \trace__word.eot  = word[11];
   assign \trace__word.last  = word[12];
   assign \trace__state_data[0]  = new_state;
-  assign \trace__state_data[1]  = \new_state$78 ;
-  assign \trace__state_data[2]  = \new_state$79 ;
-  assign \trace__state_data[3]  = \new_state$80 ;
-  assign \trace__state_data[4]  = \new_state$81 ;
-  assign \trace__state_data[5]  = \new_state$82 ;
-  assign \trace__state_data[6]  = \new_state$83 ;
-  assign \trace__state_data[7]  = \new_state$84 ;
-  assign \trace__state_data[8]  = \new_state$85 ;
-  assign \trace__state_data[9]  = \new_state$86 ;
+  assign \trace__state_data[1]  = \new_state$74 ;
+  assign \trace__state_data[2]  = \new_state$75 ;
+  assign \trace__state_data[3]  = \new_state$76 ;
+  assign \trace__state_data[4]  = \new_state$77 ;
+  assign \trace__state_data[5]  = \new_state$78 ;
+  assign \trace__state_data[6]  = \new_state$79 ;
+  assign \trace__state_data[7]  = \new_state$80 ;
+  assign \trace__state_data[8]  = \new_state$81 ;
+  assign \trace__state_data[9]  = \new_state$82 ;
   assign \spikes__payload.group  = spikes__payload[0];
   assign \spikes__payload.mask  = spikes__payload[10:1];
   assign \spikes__payload.eot  = spikes__payload[11];
   assign \spikes__payload.last  = spikes__payload[12];
-  assign \$13  = { \spike$73 , \spike$72 , \spike$71 , \spike$70 , \spike$69 , \spike$68 , \spike$67 , \spike$66 , \spike$65 , spike };
-  assign \$14  = { \spike$73 , \spike$72 , \spike$71 , \spike$70 , \spike$69 , \spike$68 , \spike$67 , \spike$66 , \spike$65 , spike };
+  assign \$11  = { \spike$67 , \spike$66 , \spike$65 , \spike$64 , \spike$63 , \spike$62 , \spike$61 , \spike$60 , \spike$59 , spike };
+  assign \$12  = { \spike$67 , \spike$66 , \spike$65 , \spike$64 , \spike$63 , \spike$62 , \spike$61 , \spike$60 , \spike$59 , spike };
 endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1.update.fifo (rst, w_level, r_data, w_port__data, w_en, r_rdy, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
   wire \$1 ;
   wire \$10 ;
   wire [2:0] \$11 ;
@@ -9986,7 +11280,7 @@ module \qsnn_ref.layer1.update.fifo (rst, w_level, r_data, w_port__data, w_en, r
   always @(posedge clk)
     r_rdy <= \$33 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$30  = w_port__addr;
     if (\$3 ) begin
       \$30  = \$6 [1:0];
@@ -9996,7 +11290,7 @@ module \qsnn_ref.layer1.update.fifo (rst, w_level, r_data, w_port__data, w_en, r
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$31  = r_port__addr;
     if (\$9 ) begin
       \$31  = \$12 [1:0];
@@ -10006,7 +11300,7 @@ module \qsnn_ref.layer1.update.fifo (rst, w_level, r_data, w_port__data, w_en, r
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$32  = inner_level;
     if (\$18 ) begin
       \$32  = \$19 [1:0];
@@ -10019,7 +11313,7 @@ module \qsnn_ref.layer1.update.fifo (rst, w_level, r_data, w_port__data, w_en, r
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     (* full_case = 32'd1 *)
     if (\$29 ) begin
       \$33  = 1'h1;
@@ -10051,7 +11345,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1.update.lif0 (rst, acc, state, fresh, new_state, spike, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$45  = 0;
   wire [20:0] \$1 ;
   reg [21:0] \$10 ;
   reg \$11 ;
@@ -10126,42 +11420,42 @@ module \qsnn_ref.layer1.update.lif0 (rst, acc, state, fresh, new_state, spike, c
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$9  = level;
     if (rst) begin
       \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$10  = \$2 ;
     if (rst) begin
       \$10  = 22'h000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$11  = \$5 ;
     if (rst) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$12  = \$8 [13:0];
     if (rst) begin
       \$12  = 14'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$13  = \code$16 ;
     if (rst) begin
       \$13  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$14  = above;
     if (rst) begin
       \$14  = 1'h0;
@@ -10207,7 +11501,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1.update.lif0.quantizer (rst, code, value, above, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$45  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -10283,7 +11577,7 @@ module \qsnn_ref.layer1.update.lif0.quantizer (rst, code, value, above, clk);
   always @(posedge clk)
     thermometer <= \$31 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
     if (rst) begin
       \$31  = 15'h0000;
@@ -10295,7 +11589,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1.update.lif1 (rst, acc, state, fresh, new_state, spike, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
   wire [20:0] \$1 ;
   reg [21:0] \$10 ;
   reg \$11 ;
@@ -10370,42 +11664,42 @@ module \qsnn_ref.layer1.update.lif1 (rst, acc, state, fresh, new_state, spike, c
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$9  = level;
     if (rst) begin
       \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$10  = \$2 ;
     if (rst) begin
       \$10  = 22'h000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$11  = \$5 ;
     if (rst) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$12  = \$8 [13:0];
     if (rst) begin
       \$12  = 14'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$13  = \code$16 ;
     if (rst) begin
       \$13  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$14  = above;
     if (rst) begin
       \$14  = 1'h0;
@@ -10451,7 +11745,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1.update.lif1.quantizer (rst, code, value, above, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$48  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -10527,7 +11821,7 @@ module \qsnn_ref.layer1.update.lif1.quantizer (rst, code, value, above, clk);
   always @(posedge clk)
     thermometer <= \$31 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
     if (rst) begin
       \$31  = 15'h0000;
@@ -10539,7 +11833,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1.update.lif2 (rst, acc, state, fresh, new_state, spike, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$48  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$49  = 0;
   wire [20:0] \$1 ;
   reg [21:0] \$10 ;
   reg \$11 ;
@@ -10614,42 +11908,42 @@ module \qsnn_ref.layer1.update.lif2 (rst, acc, state, fresh, new_state, spike, c
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     \$9  = level;
     if (rst) begin
       \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     \$10  = \$2 ;
     if (rst) begin
       \$10  = 22'h000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     \$11  = \$5 ;
     if (rst) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     \$12  = \$8 [13:0];
     if (rst) begin
       \$12  = 14'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     \$13  = \code$16 ;
     if (rst) begin
       \$13  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     \$14  = above;
     if (rst) begin
       \$14  = 1'h0;
@@ -10695,7 +11989,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1.update.lif2.quantizer (rst, code, value, above, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$49  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$50  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -10771,7 +12065,7 @@ module \qsnn_ref.layer1.update.lif2.quantizer (rst, code, value, above, clk);
   always @(posedge clk)
     thermometer <= \$31 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
     \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
     if (rst) begin
       \$31  = 15'h0000;
@@ -10783,7 +12077,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1.update.lif3 (rst, acc, state, fresh, new_state, spike, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$50  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$51  = 0;
   wire [20:0] \$1 ;
   reg [21:0] \$10 ;
   reg \$11 ;
@@ -10858,42 +12152,42 @@ module \qsnn_ref.layer1.update.lif3 (rst, acc, state, fresh, new_state, spike, c
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$9  = level;
     if (rst) begin
       \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$10  = \$2 ;
     if (rst) begin
       \$10  = 22'h000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$11  = \$5 ;
     if (rst) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$12  = \$8 [13:0];
     if (rst) begin
       \$12  = 14'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$13  = \code$16 ;
     if (rst) begin
       \$13  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$14  = above;
     if (rst) begin
       \$14  = 1'h0;
@@ -10939,7 +12233,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1.update.lif3.quantizer (rst, code, value, above, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$51  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$52  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -11015,7 +12309,7 @@ module \qsnn_ref.layer1.update.lif3.quantizer (rst, code, value, above, clk);
   always @(posedge clk)
     thermometer <= \$31 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
     \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
     if (rst) begin
       \$31  = 15'h0000;
@@ -11027,7 +12321,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1.update.lif4 (rst, acc, state, fresh, new_state, spike, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$52  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$53  = 0;
   wire [20:0] \$1 ;
   reg [21:0] \$10 ;
   reg \$11 ;
@@ -11102,42 +12396,42 @@ module \qsnn_ref.layer1.update.lif4 (rst, acc, state, fresh, new_state, spike, c
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$9  = level;
     if (rst) begin
       \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$10  = \$2 ;
     if (rst) begin
       \$10  = 22'h000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$11  = \$5 ;
     if (rst) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$12  = \$8 [13:0];
     if (rst) begin
       \$12  = 14'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$13  = \code$16 ;
     if (rst) begin
       \$13  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$14  = above;
     if (rst) begin
       \$14  = 1'h0;
@@ -11183,7 +12477,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1.update.lif4.quantizer (rst, code, value, above, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$53  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$54  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -11259,7 +12553,7 @@ module \qsnn_ref.layer1.update.lif4.quantizer (rst, code, value, above, clk);
   always @(posedge clk)
     thermometer <= \$31 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
     \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
     if (rst) begin
       \$31  = 15'h0000;
@@ -11271,7 +12565,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1.update.lif5 (rst, acc, state, fresh, new_state, spike, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$54  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$55  = 0;
   wire [20:0] \$1 ;
   reg [21:0] \$10 ;
   reg \$11 ;
@@ -11346,42 +12640,42 @@ module \qsnn_ref.layer1.update.lif5 (rst, acc, state, fresh, new_state, spike, c
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
     \$9  = level;
     if (rst) begin
       \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
     \$10  = \$2 ;
     if (rst) begin
       \$10  = 22'h000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
     \$11  = \$5 ;
     if (rst) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
     \$12  = \$8 [13:0];
     if (rst) begin
       \$12  = 14'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
     \$13  = \code$16 ;
     if (rst) begin
       \$13  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
     \$14  = above;
     if (rst) begin
       \$14  = 1'h0;
@@ -11427,7 +12721,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1.update.lif5.quantizer (rst, code, value, above, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$55  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$56  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -11503,7 +12797,7 @@ module \qsnn_ref.layer1.update.lif5.quantizer (rst, code, value, above, clk);
   always @(posedge clk)
     thermometer <= \$31 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
     if (rst) begin
       \$31  = 15'h0000;
@@ -11515,7 +12809,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1.update.lif6 (rst, acc, state, fresh, new_state, spike, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$56  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$57  = 0;
   wire [20:0] \$1 ;
   reg [21:0] \$10 ;
   reg \$11 ;
@@ -11590,42 +12884,42 @@ module \qsnn_ref.layer1.update.lif6 (rst, acc, state, fresh, new_state, spike, c
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
     \$9  = level;
     if (rst) begin
       \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
     \$10  = \$2 ;
     if (rst) begin
       \$10  = 22'h000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
     \$11  = \$5 ;
     if (rst) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
     \$12  = \$8 [13:0];
     if (rst) begin
       \$12  = 14'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
     \$13  = \code$16 ;
     if (rst) begin
       \$13  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
     \$14  = above;
     if (rst) begin
       \$14  = 1'h0;
@@ -11671,7 +12965,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1.update.lif6.quantizer (rst, code, value, above, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$57  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$58  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -11747,7 +13041,7 @@ module \qsnn_ref.layer1.update.lif6.quantizer (rst, code, value, above, clk);
   always @(posedge clk)
     thermometer <= \$31 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
     \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
     if (rst) begin
       \$31  = 15'h0000;
@@ -11759,7 +13053,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1.update.lif7 (rst, acc, state, fresh, new_state, spike, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$58  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$59  = 0;
   wire [20:0] \$1 ;
   reg [21:0] \$10 ;
   reg \$11 ;
@@ -11834,42 +13128,42 @@ module \qsnn_ref.layer1.update.lif7 (rst, acc, state, fresh, new_state, spike, c
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
     \$9  = level;
     if (rst) begin
       \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
     \$10  = \$2 ;
     if (rst) begin
       \$10  = 22'h000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
     \$11  = \$5 ;
     if (rst) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
     \$12  = \$8 [13:0];
     if (rst) begin
       \$12  = 14'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
     \$13  = \code$16 ;
     if (rst) begin
       \$13  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
     \$14  = above;
     if (rst) begin
       \$14  = 1'h0;
@@ -11915,7 +13209,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1.update.lif7.quantizer (rst, code, value, above, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$59  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$60  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -11991,7 +13285,7 @@ module \qsnn_ref.layer1.update.lif7.quantizer (rst, code, value, above, clk);
   always @(posedge clk)
     thermometer <= \$31 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
     \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
     if (rst) begin
       \$31  = 15'h0000;
@@ -12003,7 +13297,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1.update.lif8 (rst, acc, state, fresh, new_state, spike, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$60  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$61  = 0;
   wire [20:0] \$1 ;
   reg [21:0] \$10 ;
   reg \$11 ;
@@ -12078,42 +13372,42 @@ module \qsnn_ref.layer1.update.lif8 (rst, acc, state, fresh, new_state, spike, c
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
     \$9  = level;
     if (rst) begin
       \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
     \$10  = \$2 ;
     if (rst) begin
       \$10  = 22'h000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
     \$11  = \$5 ;
     if (rst) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
     \$12  = \$8 [13:0];
     if (rst) begin
       \$12  = 14'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
     \$13  = \code$16 ;
     if (rst) begin
       \$13  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
     \$14  = above;
     if (rst) begin
       \$14  = 1'h0;
@@ -12159,7 +13453,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1.update.lif8.quantizer (rst, code, value, above, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$61  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$62  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -12235,7 +13529,7 @@ module \qsnn_ref.layer1.update.lif8.quantizer (rst, code, value, above, clk);
   always @(posedge clk)
     thermometer <= \$31 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
     \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
     if (rst) begin
       \$31  = 15'h0000;
@@ -12247,7 +13541,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1.update.lif9 (rst, acc, state, fresh, new_state, spike, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$62  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$63  = 0;
   wire [20:0] \$1 ;
   reg [21:0] \$10 ;
   reg \$11 ;
@@ -12322,42 +13616,42 @@ module \qsnn_ref.layer1.update.lif9 (rst, acc, state, fresh, new_state, spike, c
     .value(value)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
     \$9  = level;
     if (rst) begin
       \$9  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
     \$10  = \$2 ;
     if (rst) begin
       \$10  = 22'h000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
     \$11  = \$5 ;
     if (rst) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
     \$12  = \$8 [13:0];
     if (rst) begin
       \$12  = 14'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
     \$13  = \code$16 ;
     if (rst) begin
       \$13  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
     \$14  = above;
     if (rst) begin
       \$14  = 1'h0;
@@ -12403,7 +13697,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \qsnn_ref.layer1.update.lif9.quantizer (rst, code, value, above, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$63  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$64  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -12479,7 +13773,7 @@ module \qsnn_ref.layer1.update.lif9.quantizer (rst, code, value, above, clk);
   always @(posedge clk)
     thermometer <= \$31 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
     \$31  = { \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4 , \$3 , \$2 , \$1  };
     if (rst) begin
       \$31  = 15'h0000;
@@ -12490,29 +13784,29 @@ module \qsnn_ref.layer1.update.lif9.quantizer (rst, code, value, above, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.update.states (rst, r_data, rd__addr, wr__en, wr__addr, \port$2308$0 , \port$2326$0 , \port$2344$0 , \port$2362$0 , \port$2380$0 , \port$2398$0 , \port$2416$0 , \port$2434$0 , \port$2452$0 , \port$2470$0 , clk);
+module \qsnn_ref.layer1.update.states (rst, r_data, rd__addr, wr__en, wr__addr, \port$2590$0 , \port$2608$0 , \port$2626$0 , \port$2644$0 , \port$2662$0 , \port$2680$0 , \port$2698$0 , \port$2716$0 , \port$2734$0 , \port$2752$0 , clk);
   input clk;
   wire clk;
-  input [3:0] \port$2308$0 ;
-  wire [3:0] \port$2308$0 ;
-  input [3:0] \port$2326$0 ;
-  wire [3:0] \port$2326$0 ;
-  input [3:0] \port$2344$0 ;
-  wire [3:0] \port$2344$0 ;
-  input [3:0] \port$2362$0 ;
-  wire [3:0] \port$2362$0 ;
-  input [3:0] \port$2380$0 ;
-  wire [3:0] \port$2380$0 ;
-  input [3:0] \port$2398$0 ;
-  wire [3:0] \port$2398$0 ;
-  input [3:0] \port$2416$0 ;
-  wire [3:0] \port$2416$0 ;
-  input [3:0] \port$2434$0 ;
-  wire [3:0] \port$2434$0 ;
-  input [3:0] \port$2452$0 ;
-  wire [3:0] \port$2452$0 ;
-  input [3:0] \port$2470$0 ;
-  wire [3:0] \port$2470$0 ;
+  input [3:0] \port$2590$0 ;
+  wire [3:0] \port$2590$0 ;
+  input [3:0] \port$2608$0 ;
+  wire [3:0] \port$2608$0 ;
+  input [3:0] \port$2626$0 ;
+  wire [3:0] \port$2626$0 ;
+  input [3:0] \port$2644$0 ;
+  wire [3:0] \port$2644$0 ;
+  input [3:0] \port$2662$0 ;
+  wire [3:0] \port$2662$0 ;
+  input [3:0] \port$2680$0 ;
+  wire [3:0] \port$2680$0 ;
+  input [3:0] \port$2698$0 ;
+  wire [3:0] \port$2698$0 ;
+  input [3:0] \port$2716$0 ;
+  wire [3:0] \port$2716$0 ;
+  input [3:0] \port$2734$0 ;
+  wire [3:0] \port$2734$0 ;
+  input [3:0] \port$2752$0 ;
+  wire [3:0] \port$2752$0 ;
   wire r_addr;
   output [39:0] r_data;
   wire [39:0] r_data;
@@ -12556,7 +13850,7 @@ module \qsnn_ref.layer1.update.states (rst, r_data, rd__addr, wr__en, wr__addr, 
   end
   always @(posedge clk) begin
     if (wr__en)
-      mem[wr__addr] <= { \port$2470$0 , \port$2452$0 , \port$2434$0 , \port$2416$0 , \port$2398$0 , \port$2380$0 , \port$2362$0 , \port$2344$0 , \port$2326$0 , \port$2308$0  };
+      mem[wr__addr] <= { \port$2752$0 , \port$2734$0 , \port$2716$0 , \port$2698$0 , \port$2680$0 , \port$2662$0 , \port$2644$0 , \port$2626$0 , \port$2608$0 , \port$2590$0  };
   end
   reg [0:0] _0_;
   always @(posedge clk) begin
@@ -12564,21 +13858,21 @@ module \qsnn_ref.layer1.update.states (rst, r_data, rd__addr, wr__en, wr__addr, 
   end
   assign r_data = mem[_0_];
   assign w_addr = wr__addr;
-  assign wr__data = { \port$2470$0 , \port$2452$0 , \port$2434$0 , \port$2416$0 , \port$2398$0 , \port$2380$0 , \port$2362$0 , \port$2344$0 , \port$2326$0 , \port$2308$0  };
-  assign w_data = { \port$2470$0 , \port$2452$0 , \port$2434$0 , \port$2416$0 , \port$2398$0 , \port$2380$0 , \port$2362$0 , \port$2344$0 , \port$2326$0 , \port$2308$0  };
+  assign wr__data = { \port$2752$0 , \port$2734$0 , \port$2716$0 , \port$2698$0 , \port$2680$0 , \port$2662$0 , \port$2644$0 , \port$2626$0 , \port$2608$0 , \port$2590$0  };
+  assign w_data = { \port$2752$0 , \port$2734$0 , \port$2716$0 , \port$2698$0 , \port$2680$0 , \port$2662$0 , \port$2644$0 , \port$2626$0 , \port$2608$0 , \port$2590$0  };
   assign w_en = wr__en;
   assign r_addr = rd__addr;
   assign rd__data = r_data;
-  assign \w_data[0]  = \port$2308$0 ;
-  assign \w_data[1]  = \port$2326$0 ;
-  assign \w_data[2]  = \port$2344$0 ;
-  assign \w_data[3]  = \port$2362$0 ;
-  assign \w_data[4]  = \port$2380$0 ;
-  assign \w_data[5]  = \port$2398$0 ;
-  assign \w_data[6]  = \port$2416$0 ;
-  assign \w_data[7]  = \port$2434$0 ;
-  assign \w_data[8]  = \port$2452$0 ;
-  assign \w_data[9]  = \port$2470$0 ;
+  assign \w_data[0]  = \port$2590$0 ;
+  assign \w_data[1]  = \port$2608$0 ;
+  assign \w_data[2]  = \port$2626$0 ;
+  assign \w_data[3]  = \port$2644$0 ;
+  assign \w_data[4]  = \port$2662$0 ;
+  assign \w_data[5]  = \port$2680$0 ;
+  assign \w_data[6]  = \port$2698$0 ;
+  assign \w_data[7]  = \port$2716$0 ;
+  assign \w_data[8]  = \port$2734$0 ;
+  assign \w_data[9]  = \port$2752$0 ;
   assign \r_data[0]  = r_data[3:0];
   assign \r_data[1]  = r_data[7:4];
   assign \r_data[2]  = r_data[11:8];

@@ -5,10 +5,19 @@ whole configuration from a board report, a manifest or a configuration JSON inst
 from __future__ import annotations
 
 from ..errors import UserError
-from ..hdl.config import FIFO_KEYWORDS, QUANTIZERS, STORAGES, CoreConfig, load_config
+from ..hdl.config import (
+    ACCUMULATORS,
+    FIFO_KEYWORDS,
+    INPUTS,
+    QUANTIZERS,
+    STORAGES,
+    CoreConfig,
+    load_config,
+)
 
 _FLAGS = {"lanes": "--lanes", "count_bits": "--count-bits", "fifo_depth": "--fifo-depth",
-          "quantizer": "--quantizer", "weight_storage": "--weight-storage"}
+          "quantizer": "--quantizer", "weight_storage": "--weight-storage",
+          "input": "--input", "accumulators": "--accumulators"}
 
 
 def _list(text: str, flag: str, convert):
@@ -44,6 +53,15 @@ def add_core_options(p, *, storage: bool = True, lanes_default: str | None = "1"
     g.add_argument("--quantizer", choices=QUANTIZERS, default=None,
                    help="state quantizer: auto (comparators up to 4 code bits, else the "
                         "pipelined search), comparators or pipelined (default auto)")
+    g.add_argument("--input", choices=INPUTS, default=None,
+                   help="how samples enter the first layer: static (sent once, the input "
+                        "current computed once and reused every timestep; the sample must "
+                        "be the same at every timestep), streamed (every timestep sent) or "
+                        "auto (static for multi-bit direct input, else streamed; default)")
+    g.add_argument("--accumulators", default=None,
+                   help=f"accumulator banks: {', '.join(ACCUMULATORS)}, one or one per "
+                        "layer (double: the update overlaps the next timestep's "
+                        "accumulation; auto: single for a static-input layer, else double)")
     if storage:
         g.add_argument("--weight-storage", default=None,
                        help=f"weight storage: {', '.join(STORAGES)}, one or one per layer "
@@ -77,6 +95,10 @@ def core_config(args, net, *, lanes_default=None, count_bits_default=None) -> Co
             kw["quantizer"] = given["quantizer"]
         if "weight_storage" in given:
             kw["weight_storage"] = _list(given["weight_storage"], "--weight-storage", str)
+        if "input" in given:
+            kw["input"] = given["input"]
+        if "accumulators" in given:
+            kw["accumulators"] = _list(given["accumulators"], "--accumulators", str)
         try:
             cfg = CoreConfig(**kw)
         except (TypeError, ValueError) as exc:

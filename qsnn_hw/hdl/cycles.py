@@ -1,19 +1,30 @@
-"""The cycle model of the core (docs/hardware.md, "Cycle model").
+"""The cycle model of the core (docs/hardware.md, "Cycle model"): when every layer takes
+each input event and end of timestep, and when it writes each spike word, derived from
+the engine's rules. Exact against the gateware (tests/test_hdl_cycles.py) while no output
+FIFO is full and the input source never pauses; a full FIFO only delays the real core, so
+the model is then a lower bound.
 
-One layer, one timestep, input always available::
+One layer engine (G = ceil(N/P) groups, L the LIF datapath latency):
 
-    cycles = E*G + G + L + 4 + 3*[E > 0]
+* a beat is offered the cycle after the previous one is consumed (or when it arrives);
+  a direct value of 0 is consumed in that cycle without an event;
+* an input event is taken when offered and the addressing is free: it then issues G
+  weight words, one per cycle, and the next event may be taken in the cycle of its last
+  issue (back to back, P synaptic operations per cycle). With one accumulator bank an
+  event also waits until the update of the previous timestep has issued its G reads;
+* an end of timestep is taken when offered, the addressing is free and the previous
+  update has issued its G reads (its end slot); the update then begins once the last
+  sum of its bank is written (4 cycles after that bank's last issue), reads one group per
+  cycle from the next cycle on, and issues its end slot after the G reads; a group's
+  spike word is written L + 1 cycles after its read. For G < L the next update starts
+  at least L + 1 cycles after the previous one (its state reads follow the writes);
+* a static layer's sample is its input beats once, then T end-of-timestep beats; its
+  later updates read the same bank (no events, no drain).
 
-E input events (spikes; for a direct-input layer E = M, every value is a dense
-multiply-accumulate), G = ceil(N/P) groups, L the LIF datapath latency (3 register
-stages, plus 1 for the comparator quantizer or n for the pipelined search). The
-accumulate phase does P synaptic operations in each of its E*G cycles; the update phase
-takes G cycles plus L + 4 (update start, read latency, end-of-timestep word, phase
-switch), plus 3 after a timestep with events (the accumulate pipeline's last sums).
-
-A network overlaps its layers: layer l accumulates timestep t while layer l-1 updates
-t. :func:`network_cycles` evaluates the schedule with that overlap; per sample add
-``N_out + 3`` for the argmax scan (two stages) and the result handshake.
+:func:`network_cycles` chains the layers (a spike word written into a FIFO reaches the
+next layer's front end :data:`WORD_DELAY` cycles later) and adds the argmax scan.
+:func:`bandwidth_bound` is the weight-memory bound of :mod:`qsnn_hw` cores, computed
+from the events alone (no schedule).
 """
 
 from __future__ import annotations
@@ -23,55 +34,147 @@ import numpy as np
 from .geometry import LayerGeometry
 
 # Measured on the gateware (tests/test_hdl_cycles.py checks the model against it):
-STEP_OVERHEAD = 4          # cycles per timestep beyond E*G + G + L
-ACC_DRAIN = 3              # the accumulate pipeline's last sums, when there were events
-FORMULA = f"E*G + G + L + {STEP_OVERHEAD} + {ACC_DRAIN}*[E > 0]"
-WORD_DELAY = 3             # upstream update issue -> first word usable downstream
-EOT_DELAY = 2              # upstream end-of-timestep word -> downstream eot accepted
-RESULT_OVERHEAD = 3        # last eot -> argmax scan start, its compare stage, the result
+FIRST_BEAT = 2       # start -> first input beat offered to layer 0
+DRAIN = 4            # a bank's last weight issue -> its update may begin
+WORD_DELAY = 3       # spike word written into a FIFO -> offered to the next layer
+RESULT_OVERHEAD = 4  # last end-of-timestep word of the last layer -> result, + N_out
+CLEAR_DONE = 1       # reset -> accumulators zeroed after G + CLEAR_DONE cycles
+CONSTANTS = ("FIRST_BEAT", "DRAIN", "WORD_DELAY", "RESULT_OVERHEAD", "CLEAR_DONE")
 
 
-def step_cycles(events, geom: LayerGeometry):
-    """Cycles of one layer timestep with ``events`` input events (array-friendly)."""
-    events = np.asarray(events)
-    return (events * geom.groups + geom.groups + geom.latency + STEP_OVERHEAD
-            + ACC_DRAIN * (events > 0))
+class _Layer:
+    """The running state of one layer engine (cycles are absolute)."""
+
+    def __init__(self, geom: LayerGeometry):
+        self.g = geom
+        self.bank = 0
+        self.addr_free = 0                # first cycle the addressing takes an event
+        self.last_issue = [-10, -10]      # last weight issue into each bank
+        self.upd_free = 0                 # first cycle the update takes an end of timestep
+        self.prev_start = -10 ** 9        # issue start of the previous update
+        self.done = -1                    # cycle the previous beat was consumed
+
+    def run(self, beats, arrive, accept_from):
+        """Schedule one sample's beats: ``beats`` a list of ("ev" | "skip" | "eot",
+        last, reuse), ``arrive`` the earliest cycle each can be offered. Returns the
+        spike-word cycles: (G, T) group writes and (T,) end-of-timestep writes."""
+        g = self.g
+        G, L = g.groups, g.latency
+        groups, ends = [], []
+        for (kind, _last, reuse), at in zip(beats, arrive, strict=True):
+            offer = max(at, self.done + 1)
+            if kind == "skip":
+                self.done = offer
+                continue
+            if kind == "ev":
+                take = max(offer, self.addr_free, accept_from)
+                if g.banks == 1:
+                    take = max(take, self.upd_free)
+                self.addr_free = take + G
+                self.last_issue[self.bank] = take + G
+                self.done = take
+                continue
+            take = max(offer, self.addr_free, self.upd_free, accept_from)
+            bank = self.bank ^ 1 if (reuse and g.banks == 2) else self.bank
+            begin = max(take + 1, self.last_issue[bank] + DRAIN, self.prev_start + G)
+            if G < L:
+                begin = max(begin, self.prev_start + L)
+            start = begin + 1
+            self.prev_start, self.upd_free = start, start + G
+            groups.append(start + np.arange(G) + 1 + L)
+            ends.append(start + G + 1 + L)
+            if g.banks == 2 and not reuse:
+                self.bank ^= 1
+            self.done = take
+        return np.array(groups).reshape(-1, G), np.array(ends)
 
 
-def network_cycles(events: list, geoms: list[LayerGeometry], *, after_reset: bool = True
-                   ) -> np.ndarray:
-    """Per-sample cycles from ``start`` to ``done``, samples back to back.
+def _input_beats(x_sample: np.ndarray, input_bits: int, static: bool):
+    """Layer 0's beats of one sample (T, M) and their order (stimulus.sample_beats)."""
+    steps = x_sample.shape[0]
+    beats = []
+    for t in range(steps):
+        if not static or t == 0:
+            row = x_sample[t]
+            if input_bits == 1:
+                beats += [("ev", 0, 0)] * int(np.count_nonzero(row))
+            else:
+                beats += [("ev" if v else "skip", 0, 0) for v in row]
+        beats.append(("eot", int(t == steps - 1), int(static and t > 0)))
+    return beats
 
-    ``events[l]``: (B, T) input events of layer l per timestep (layer 0: spikes in, or M
-    for direct input; layer l > 0: spikes of layer l-1). Returns (B,) cycles.
-    """
-    batch, steps = np.asarray(events[0]).shape
-    total = np.zeros(batch, np.int64)
+
+def _word_beats(spikes: np.ndarray, geom: LayerGeometry, groups, ends):
+    """The next layer's beats from this layer's spikes (T, N) and word cycles: one event
+    per set bit of each non-zero word, then the end of timestep; with arrival cycles."""
+    beats, arrive = [], []
+    steps = spikes.shape[0]
+    P = geom.lanes
+    for t in range(steps):
+        for gi in range(geom.groups):
+            n = int(spikes[t, gi * P:(gi + 1) * P].sum())
+            beats += [("ev", 0, 0)] * n
+            arrive += [groups[t, gi] + WORD_DELAY] * n
+        beats.append(("eot", int(t == steps - 1), 0))
+        arrive.append(ends[t] + WORD_DELAY)
+    return beats, arrive
+
+
+def schedule(net, x: np.ndarray, spikes: list, geoms: list[LayerGeometry], *,
+             starts=None) -> dict:
+    """The modelled schedule of samples ``x`` (B, T, M) with the golden ``spikes``.
+
+    ``starts``: the cycle of each sample's ``start`` (default: samples back to back,
+    each started the cycle after the previous result, the first at cycle 1). Returns
+    ``{"sample_cycles" (B,), "starts" (B,), "results" (B,), "step_ends" [l] (B, T)}``:
+    cycles from ``start`` to the result, and when each layer wrote its end-of-timestep
+    words."""
+    x = np.asarray(x)
+    batch, steps, _ = x.shape
+    layers = [_Layer(gm) for gm in geoms]
+    res = np.zeros(batch, np.int64)
+    st = np.zeros(batch, np.int64)
+    step_ends = [np.zeros((batch, steps), np.int64) for _ in geoms]
+    prev_result = 0
     for b in range(batch):
-        prev_end = None  # end of each timestep of the upstream layer
-        prev_upd = None
-        for li, geom in enumerate(geoms):
-            ev = np.asarray(events[li])[b]
-            end, upd = np.zeros(steps, np.int64), np.zeros(steps, np.int64)
-            # after reset each engine first zeroes its G accumulator words
-            last = geom.groups if (b == 0 and after_reset) else 0
-            for t in range(steps):
-                tail = geom.groups + geom.latency + STEP_OVERHEAD + ACC_DRAIN * (ev[t] > 0)
-                if prev_end is None:
-                    acc_end = last + ev[t] * geom.groups
-                else:
-                    acc_start = max(last, prev_upd[t] + WORD_DELAY)
-                    acc_end = max(acc_start + ev[t] * geom.groups, prev_end[t] + EOT_DELAY)
-                end[t] = acc_end + tail
-                upd[t] = acc_end
-                last = end[t]
-            prev_end, prev_upd = end, upd
-        total[b] = prev_end[-1] + geoms[-1].n_out + RESULT_OVERHEAD
-    return total
+        s0 = int(starts[b]) if starts is not None else prev_result + 1
+        st[b] = s0
+        beats = _input_beats(x[b], net.input_bits, geoms[0].static)
+        arrive = [s0 + FIRST_BEAT] * len(beats)
+        for li, (lay, gm) in enumerate(zip(layers, geoms, strict=True)):
+            groups, ends = lay.run(beats, arrive, gm.groups + CLEAR_DONE)
+            step_ends[li][b] = ends
+            if li + 1 < len(layers):
+                beats, arrive = _word_beats(np.asarray(spikes[li][b]), gm, groups, ends)
+        res[b] = ends[-1] + net.n_out + RESULT_OVERHEAD
+        prev_result = res[b]
+    return {"sample_cycles": res - st, "starts": st, "results": res,
+            "step_ends": step_ends}
 
 
-def layer_events(net, x: np.ndarray, spikes: list) -> list[np.ndarray]:
-    """Input events per layer and timestep, (B, T) each, from inputs and golden spikes."""
-    first = np.count_nonzero(x, axis=2) if net.input_bits == 1 else \
-        np.full(x.shape[:2], net.n_in, np.int64)
+def network_cycles(net, x: np.ndarray, spikes: list, geoms: list[LayerGeometry]
+                   ) -> np.ndarray:
+    """Per-sample cycles from ``start`` to the result, samples back to back."""
+    return schedule(net, x, spikes, geoms)["sample_cycles"]
+
+
+def layer_events(net, x: np.ndarray, spikes: list, static: bool = False
+                 ) -> list[np.ndarray]:
+    """Input events per layer and timestep, (B, T) each: layer 0's spikes or non-zero
+    values (a static layer's only at t = 0), then every layer's golden spikes."""
+    first = np.count_nonzero(x, axis=2).astype(np.int64)
+    if static:
+        first[:, 1:] = 0
     return [first] + [s.sum(axis=2, dtype=np.int64) for s in spikes[:-1]]
+
+
+def bandwidth_bound(net, x: np.ndarray, spikes: list, geoms: list[LayerGeometry]
+                    ) -> np.ndarray:
+    """The weight-memory bandwidth bound per sample (B,), from the events alone: every
+    input event reads its G weight words once (a static layer's input once per sample),
+    P synaptic operations per cycle, plus G update cycles per layer and timestep,
+    summed over the layers."""
+    events = layer_events(net, x, spikes, static=geoms[0].static)
+    steps = np.asarray(x).shape[1]
+    return sum(ev.sum(axis=1) * gm.groups + steps * gm.groups
+               for ev, gm in zip(events, geoms, strict=True))

@@ -61,10 +61,7 @@ def manifest(top: NetworkTop, name: str) -> dict:
             "fifo_depth": g.fifo_depth,
             "memory_bits": g.memory_bits(),
             "datapath_latency": g.latency,
-            "cycles_per_timestep": {"formula": cycles.FORMULA, "G": g.groups, "L": g.latency,
-                                    "C": g.latency + cycles.STEP_OVERHEAD,
-                                    "C_with_events": g.latency + cycles.STEP_OVERHEAD
-                                    + cycles.ACC_DRAIN},
+            "accumulator_banks": g.banks, "static_input": g.static,
         })
     ports = []
     for path, member, _ in top.signature.flatten(top):
@@ -89,13 +86,8 @@ def manifest(top: NetworkTop, name: str) -> dict:
         "layers": layers,
         "memory_bits_total": total,
         "cycle_model": {
-            "per_timestep": f"layer l: {cycles.FORMULA} (E input events; "
-                            "direct input: E_0 = M)",
-            "per_sample": "layers overlap (qsnn_hw.hdl.cycles.network_cycles); + N_out + 3 "
-                          "for argmax and result",
-            "constants": {"STEP_OVERHEAD": cycles.STEP_OVERHEAD, "ACC_DRAIN": cycles.ACC_DRAIN,
-                          "WORD_DELAY": cycles.WORD_DELAY, "EOT_DELAY": cycles.EOT_DELAY,
-                          "RESULT_OVERHEAD": cycles.RESULT_OVERHEAD},
+            "schedule": "qsnn_hw.hdl.cycles.schedule (docs/hardware.md, Cycle model)",
+            "constants": {k: getattr(cycles, k) for k in cycles.CONSTANTS},
         },
     }
 
