@@ -233,14 +233,15 @@ def parse_reports(nextpnr: dict, stat: dict | None, family: str | Family,
 def markdown(report: dict) -> str:
     clock = report["clock"]
     auto = clock.get("chosen") == "auto"
+    source = "PLL" if clock["pll"] else "board clock"
     lines = [f"# Build report: {report['board']} ({report['device']})", "",
              f"Model: {report['model'].get('sizes')} lanes {report['lanes']}; clock "
-             + (f"{clock['actual_mhz']:g} MHz, chosen from the achieved Fmax (`--clock "
-                f"auto`, below)" if auto else
+             + (f"{clock['actual_mhz']:g} MHz ({source}), chosen from the achieved Fmax "
+                f"(`--clock auto`: the builds below)" if auto else
                 f"requested {clock['requested_mhz']:g} MHz, actual "
-                f"{clock['actual_mhz']:g} MHz")
-             + f" ({'PLL' if clock['pll'] else 'board clock'}); UART "
-             f"{report['uart']['baud']} baud (divisor {report['uart']['divisor']}).", "",
+                f"{clock['actual_mhz']:g} MHz ({source})")
+             + f"; UART {report['uart']['baud']} baud (divisor {report['uart']['divisor']}).",
+             "",
              f"Core: {CoreConfig.from_dict(report['core']).describe()} (`report.json` "
              f"\"core\"; `qsnn-hw verify MODEL --sim verilator --config report.json` "
              f"simulates exactly this core).", "",
