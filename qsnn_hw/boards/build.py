@@ -1,5 +1,7 @@
 """Synthesis of a board top (Yosys + nextpnr + pack) into a temporary directory, renamed
-to the output directory only when the bitstream and the report exist.
+to the output directory only when the bitstream and the report exist. With the clock
+chosen automatically (``clock_mhz="auto"``) each build has its own directory and only
+the one chosen is renamed (:func:`next_clock` says which clock to build next).
 
 The report comes from nextpnr's own JSON report (``--report``: utilization per cell
 type with the device totals, achieved Fmax per clock with its constraint) and Yosys'
