@@ -6,7 +6,7 @@ import json
 import pytest
 
 from qsnn_hw.cli import main
-from qsnn_hw.commands.flow import pick_simulator
+from qsnn_hw.commands.flow import pick_simulator, summary_rows
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
@@ -17,6 +17,28 @@ TINY = ["--epochs", "1", "--hidden", "8", "--timesteps", "4", "--samples", "3",
 def test_pick_simulator():
     assert pick_simulator("icarus") == "icarus"
     assert pick_simulator("auto") in ("verilator", "icarus", "amaranth")
+
+
+def test_summary_microseconds_at_the_clock_built():
+    """Microseconds per sample = simulated cycles / the clock the PLL makes in the build
+    installed (not the first build's, nor the requested one)."""
+    attempts = [{"mhz": 24.0, "fmax": 41.5, "pass": True},
+                {"mhz": 41.25, "fmax": 43.8, "pass": True}]
+    synth = {"board": "icebreaker", "bitstream": "top.bin", "timing_pass": True,
+             "resources": {}, "fmax": {"clk": {"achieved_mhz": 43.8}},
+             "clock": {"requested_mhz": 41.25, "actual_mhz": 41.25, "chosen": "auto",
+                       "attempts": attempts}}
+    s = {"dataset": "digits", "sizes": [64, 8, 10], "timesteps": 4, "weight_bits": 4,
+         "state_bits": 4, "core": "lanes 1", "build_dir": "b", "seconds": 1.0,
+         "times": {"train": 0, "verify": 0, "synth": 1},
+         "train": {"float_accuracy": 0.9, "quantized_accuracy": 0.9, "golden_accuracy": 0.9},
+         "verify": {"samples": 3, "via": "amaranth", "rtl_accuracy": 0.9,
+                    "golden_accuracy": 0.9, "mismatches": 0, "cycles_per_sample": 825.0},
+         "synth": synth}
+    rows = dict(summary_rows(s))
+    assert rows["microseconds per sample"] == "20.0 at 41.25 MHz"
+    assert rows["Fmax"] == ("43.8 MHz at a 41.25 MHz clock (auto: built at 24, 41.25 MHz): "
+                            "pass")
 
 
 @pytest.mark.sim

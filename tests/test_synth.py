@@ -11,7 +11,7 @@ import pytest
 
 from qsnn_hw.boards import build as B
 from qsnn_hw.boards.boards import BOARDS, get_board
-from qsnn_hw.boards.pll import ecp5_pll, ice40_pll
+from qsnn_hw.boards.pll import ECP5_OUT_MHZ, ICE40_OUT_MHZ, ecp5_pll, highest_output, ice40_pll
 from qsnn_hw.cli import main
 from qsnn_hw.hdl.config import CoreConfig
 from qsnn_hw.testing import random_network
@@ -48,6 +48,76 @@ def test_ecp5_pll_matches_ecppll():
         ecp5_pll(25, 1000)
     with pytest.raises(ValueError, match="iCE40 PLL output"):
         ice40_pll(12, 5)
+
+
+def _ice40_outputs(f_in):
+    return {f_in / (r + 1) * (f + 1) / 2 ** q for r in range(16) for f in range(128)
+            for q in range(1, 7)
+            if 10 <= f_in / (r + 1) <= 133 and 533 <= f_in / (r + 1) * (f + 1) <= 1066}
+
+
+def _ecp5_outputs(f_in):
+    return {f_in / c * fb for c in range(1, 129) for fb in range(1, 81)
+            if 3.125 <= f_in / c <= 400 and 10 <= f_in / c * fb <= 400
+            and any(400 <= f_in / c * fb * op <= 800 for op in range(1, 129))}
+
+
+@pytest.mark.parametrize("search,outputs,out_range,limits", [
+    (ice40_pll, _ice40_outputs, ICE40_OUT_MHZ,
+     [16.2, 17.9, 24, 38.7, 41.3, 43.9, 61.01, 99.9, 199.5, 274.9, 300]),
+    (ecp5_pll, _ecp5_outputs, ECP5_OUT_MHZ, [10.2, 38.7, 41.3, 104.5, 129.9])])
+def test_highest_pll_output_at_or_below_a_limit(search, outputs, out_range, limits):
+    """The highest output the search reaches at or below the limit (brute force: every
+    output of an in-range setting, within the output range)."""
+    f_in = 12 if search is ice40_pll else 25
+    made = sorted(f for f in outputs(f_in) if out_range[0] <= f <= out_range[1])
+    for limit in limits:
+        want = max(f for f in made if f <= limit)
+        got = highest_output(search, f_in, limit, out_range)
+        assert got == pytest.approx(want), limit
+        assert search(f_in, got).f_out == pytest.approx(got)     # buildable as requested
+    assert highest_output(search, f_in, out_range[0] - 0.5, out_range) is None
+    if search is ice40_pll:     # the lowest output in range is 16.125; 16 gets 15.9375
+        assert highest_output(search, f_in, 16.1, out_range) is None
+
+
+def test_fastest_clock_pll_or_board_clock():
+    ice = get_board("icebreaker")
+    assert B.fastest_clock(ice, 41.3) == 41.25       # 12 * 55 / 16
+    assert B.fastest_clock(ice, 38.7) == 38.25       # 39.0 is closer, but above
+    assert B.fastest_clock(ice, 13.0) == 12.0        # the board clock: the PLL starts at 16
+    assert B.fastest_clock(ice, 11.9) is None
+    ulx = get_board("ulx3s-85f")
+    assert B.fastest_clock(ulx, 25.2) == pytest.approx(25.0)
+    assert B.fastest_clock(ulx, 104.5) == pytest.approx(104.1666, abs=1e-3)   # 25 * 25 / 6
+
+
+def _attempts(*rows):
+    return [{"mhz": m, "fmax": f, "pass": p} for m, f, p in rows]
+
+
+def test_next_clock_choice():
+    """The auto clock's choice from the builds so far (no synthesis)."""
+    ice = get_board("icebreaker")
+    # the first build's Fmax allows a faster clock: the fastest the PLL makes within it
+    assert B.next_clock(ice, _attempts((24, 41.3, True))) == 41.25
+    # ... or none (24.0 is already built)
+    assert B.next_clock(ice, _attempts((24, 24.3, True))) is None
+    # the first build missed timing: the fastest within its Fmax
+    assert B.next_clock(ice, _attempts((24, 20.1, False))) == 19.875
+    # a rebuild that met timing is the one
+    assert B.next_clock(ice, _attempts((24, 41.3, True), (41.25, 41.5, True))) is None
+    # a rebuild that missed: within its Fmax and 0.95 x its clock (39.19 MHz)
+    assert B.next_clock(ice, _attempts((24, 41.3, True), (41.25, 40.8, False))) == 39.0
+    assert B.next_clock(ice, _attempts((24, 41.3, True), (41.25, 30.2, False))) == 30.0
+    # never below a build that met timing
+    assert B.next_clock(ice, _attempts((24, 25.7, True), (25.5, 24.9, False))) is None
+    # nothing the board can make, or no Fmax reported
+    assert B.next_clock(ice, _attempts((24, 11.5, False))) is None
+    assert B.next_clock(ice, _attempts((24, None, False))) is None
+    # a missing rebuild steps down again, below every clock tried
+    steps = _attempts((24, 20.1, False), (19.875, 19.0, False))
+    assert B.next_clock(ice, steps) == 18.75
 
 
 # ---- boards, fit checks ----------------------------------------------------------------
@@ -154,6 +224,69 @@ def test_failed_build_leaves_no_output_dir(monkeypatch, tmp_path):
     assert not list(tmp_path.glob(".out.build-*"))
 
 
+def _fake_timing_tools(bin_dir, fmax: str):
+    """``system`` tools whose nextpnr reports the Fmax ``fmax`` (an awk expression of
+    the core clock's constraint ``c``, read from the pin file) and makes no bitstream
+    but an empty one."""
+    bin_dir.mkdir()
+    scripts = {
+        "yosys": "exit 0\n",
+        "nextpnr-ice40": (
+            "c=$(awk '/^set_frequency/ {print $3; exit}' top.pcf)\n"
+            f"f=$(awk -v c=\"$c\" 'BEGIN {{print {fmax}}}')\n"
+            "printf '{\"utilization\": {\"ICESTORM_LC\": {\"used\": 100, \"available\": "
+            "5280}}, \"fmax\": {\"sync\": {\"achieved\": %s, \"constraint\": %s}}}' "
+            "\"$f\" \"$c\" > nextpnr-report.json\n"),
+        "icepack": "touch top.bin\n"}
+    for tool, body in scripts.items():
+        path = bin_dir / tool
+        path.write_text("#!/bin/sh\n" + body)
+        path.chmod(path.stat().st_mode | stat.S_IEXEC)
+
+
+@pytest.mark.parametrize("fmax,clocks,final,met", [
+    # Fmax 30 at a loose constraint, 28 at a tight one: 24 -> 30 (missed) -> 27.75
+    ("c < 25 ? 30 : 28", [24, 30, 27.75], 27.75, True),
+    # Fmax always 10 % below the clock: four builds, none met, the last one kept
+    ("0.9 * c", [24, 21.375, 19.125, 16.875], 16.875, False)])
+def test_auto_clock_builds_and_installs_one(monkeypatch, tmp_path, fmax, clocks, final, met):
+    """``clock_mhz="auto"`` with stand-in tools: the clocks it builds, the one build
+    installed, and the report recording every attempt."""
+    _fake_timing_tools(tmp_path / "bin", fmax)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    out = tmp_path / "out"
+    lines = []
+    rep = B.synthesize(_small_net(), "icebreaker", out, toolchain="system",
+                       clock_mhz="auto", log=lines.append)
+    clock = rep["clock"]
+    assert clock["chosen"] == "auto"
+    assert [a["mhz"] for a in clock["attempts"]] == pytest.approx(clocks)
+    assert clock["actual_mhz"] == pytest.approx(final) and rep["timing_pass"] == met
+    assert json.loads((out / "report.json").read_text()) == json.loads(json.dumps(rep))
+    assert f"| {len(clocks)} (this one) | {final:g} |" in (out / "report.md").read_text()
+    assert not list(tmp_path.glob(".out.build-*"))
+    assert lines[-1].startswith(f"clock auto: {final:g} MHz (build {len(clocks)})")
+    assert "build 1 at 24 MHz: Fmax" in "\n".join(lines)
+
+
+def test_fixed_clock_is_one_build(monkeypatch, tmp_path):
+    _fake_timing_tools(tmp_path / "bin", "30")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    rep = B.synthesize(_small_net(), "icebreaker", tmp_path / "out", toolchain="system",
+                       clock_mhz=20)
+    assert rep["clock"]["chosen"] == "fixed" and rep["timing_pass"]
+    assert rep["clock"]["attempts"] == [
+        {"mhz": 19.875, "fmax": 30.0, "pass": True, "seconds": rep["seconds"]}]
+
+
+def test_clock_flag_names_the_allowed_values(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["synth", "x.qsnn", "--board", "icebreaker", "--clock", "fast"])
+    assert e.value.code == 2
+    assert "--clock: must be 'auto' or a number in [1, 500], got 'fast'" in \
+        capsys.readouterr().err
+
+
 # ---- real builds -------------------------------------------------------------------------
 
 def _small_net():
@@ -182,6 +315,33 @@ def test_small_build_meets_timing(tmp_path, board, clock):
     assert rep["timing_pass"], rep["fmax"]
     assert any(f["constraint_mhz"] == pytest.approx(rep["clock"]["actual_mhz"], rel=1e-3)
                for f in rep["fmax"].values())
+
+
+@pytest.mark.synth
+@pytest.mark.slow
+def test_small_build_auto_clock(tmp_path):
+    """``clock_mhz="auto"`` on the iCEBreaker: rebuilt at the fastest clock within the
+    first build's Fmax (stepping down if that misses), the final build meets timing."""
+    out = tmp_path / "auto"
+    lines = []
+    rep = B.synthesize(_small_net(), "icebreaker", out, CoreConfig(lanes=2),
+                       clock_mhz="auto", log=lines.append)
+    print("\n".join(lines))
+    clock, attempts = rep["clock"], rep["clock"]["attempts"]
+    assert clock["chosen"] == "auto" and 1 <= len(attempts) <= B.AUTO_BUILDS
+    assert attempts[0]["mhz"] == get_board("icebreaker").default_mhz
+    assert rep["timing_pass"], attempts
+    final = next(i for i, a in enumerate(attempts) if a["mhz"] == clock["actual_mhz"])
+    assert attempts[final]["pass"]
+    # chosen from the Fmax of the build before it (the first build: its own)
+    assert clock["actual_mhz"] <= attempts[max(final - 1, 0)]["fmax"]
+    if B.fastest_clock(get_board("icebreaker"), attempts[0]["fmax"]) > attempts[0]["mhz"]:
+        assert clock["actual_mhz"] > attempts[0]["mhz"]
+    assert any(f["constraint_mhz"] == pytest.approx(clock["actual_mhz"], rel=1e-3)
+               for f in rep["fmax"].values())
+    assert json.loads((out / "report.json").read_text())["clock"] == clock
+    assert "(this one)" in (out / "report.md").read_text()
+    assert not list(tmp_path.glob(".auto.build-*"))
 
 
 def test_default_count_bits_never_saturate():

@@ -1,5 +1,7 @@
 """Synthesis of a board top (Yosys + nextpnr + pack) into a temporary directory, renamed
-to the output directory only when the bitstream and the report exist.
+to the output directory only when the bitstream and the report exist. With the clock
+chosen automatically (``clock_mhz="auto"``) each build has its own directory and only
+the one chosen is renamed (:func:`next_clock` says which clock to build next).
 
 The report comes from nextpnr's own JSON report (``--report``: utilization per cell
 type with the device totals, achieved Fmax per clock with its constraint) and Yosys'
@@ -24,6 +26,7 @@ from ..contract import IntNetwork
 from ..hdl.config import CoreConfig
 from ..hdl.geometry import groups_of, network_geometry
 from ..hdl.weight_memory import SPRAM_BITS, SPRAM_WIDTH, spram_blocks
+from . import pll as _pll
 from .boards import Board, get_board
 from .families import Family, get_family
 from .top import DEFAULT_BAUD, BoardTop
@@ -230,12 +233,17 @@ def parse_reports(nextpnr: dict, stat: dict | None, family: str | Family,
 
 
 def markdown(report: dict) -> str:
+    clock = report["clock"]
+    auto = clock.get("chosen") == "auto"
+    source = "PLL" if clock["pll"] else "board clock"
     lines = [f"# Build report: {report['board']} ({report['device']})", "",
              f"Model: {report['model'].get('sizes')} lanes {report['lanes']}; clock "
-             f"requested {report['clock']['requested_mhz']:g} MHz, actual "
-             f"{report['clock']['actual_mhz']:g} MHz "
-             f"({'PLL' if report['clock']['pll'] else 'board clock'}); UART "
-             f"{report['uart']['baud']} baud (divisor {report['uart']['divisor']}).", "",
+             + (f"{clock['actual_mhz']:g} MHz ({source}), chosen from the achieved Fmax "
+                f"(`--clock auto`: the builds below)" if auto else
+                f"requested {clock['requested_mhz']:g} MHz, actual "
+                f"{clock['actual_mhz']:g} MHz ({source})")
+             + f"; UART {report['uart']['baud']} baud (divisor {report['uart']['divisor']}).",
+             "",
              f"Core: {CoreConfig.from_dict(report['core']).describe()} (`report.json` "
              f"\"core\"; `qsnn-hw verify MODEL --sim verilator --config report.json` "
              f"simulates exactly this core).", "",
@@ -256,9 +264,17 @@ def markdown(report: dict) -> str:
     for clk, v in report["fmax"].items():
         lines.append(f"| `{clk}` | {v['achieved_mhz']:.1f} | {v['constraint_mhz']:.1f} | "
                      f"{'yes' if v['pass'] else 'NO'} |")
+    if auto:
+        lines += ["", "| build | clock (MHz) | Fmax (MHz) | timing |", "|---|---:|---:|---|"]
+        for n, a in enumerate(clock["attempts"], 1):
+            this = " (this one)" if a["mhz"] == clock["actual_mhz"] else ""
+            fmax = "-" if a["fmax"] is None else f"{a['fmax']:.1f}"
+            lines.append(f"| {n}{this} | {a['mhz']:g} | {fmax} | "
+                         f"{'met' if a['pass'] else 'missed'} |")
+    builds = f", {len(clock['attempts'])} builds" if auto else ""
     lines += ["", f"Timing: **{'pass' if report['timing_pass'] else 'FAIL'}**. "
               f"Bitstream: `{report['bitstream']}`. Build time {report['seconds']:.0f} s "
-              f"({report['toolchain']} toolchain).", ""]
+              f"({report['toolchain']} toolchain{builds}).", ""]
     return "\n".join(lines)
 
 
@@ -335,27 +351,49 @@ def _report(net, board, device, top, config, model_info, baud, fit, synth_opts) 
     }
 
 
-def synthesize(net: IntNetwork, board_name: str, out_dir, config: CoreConfig | None = None,
-               *, clock_mhz=None, toolchain: str = "yowasp", baud: int = DEFAULT_BAUD,
-               seed: int = 1, model_info: dict | None = None, log=None,
-               synth_opts: str | None = None) -> dict:
-    """Build a bitstream of ``net`` with the core ``config`` for ``board_name`` into
-    ``out_dir`` and return the report (also written as ``report.json`` and
-    ``report.md``; its ``"core"`` entry is ``config``, so ``qsnn-hw verify --config``
-    simulates exactly this core). ``out_dir`` is replaced only by a complete build; a
-    failed one is left in ``<out_dir>.failed`` for its logs. The weights must fit as
-    ``config`` stores them (:func:`resolve_weights` decides "auto")."""
-    config = CoreConfig() if config is None else config
-    board = get_board(board_name)
+AUTO_BUILDS = 4     # --clock auto: the first build and up to three rebuilds
+STEP_DOWN = 0.95    # after a rebuild that missed timing: at most this x its clock
+
+
+def fastest_clock(board: Board, limit_mhz: float) -> float | None:
+    """The fastest core clock (MHz) ``board`` can make at or below ``limit_mhz``: the
+    highest output of its family's PLL (:func:`.pll.highest_output`), or the board clock
+    itself (no PLL) when that is faster; None when both are above the limit."""
     family = board.fpga
-    tools = resolve_tools(family, toolchain)
-    fit = plan_weights(net, config, board, "config")
-    top = BoardTop(net, board, config, clock_mhz=clock_mhz, baud=baud)
-    if synth_opts is None:
-        synth_opts = family.synth_opts
-    out = Path(out_dir).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.build-{os.getpid()}"
+    pll = _pll.highest_output(family.pll, board.board_mhz, limit_mhz, family.pll_mhz)
+    made = [f for f in (pll, board.board_mhz) if f is not None and f <= limit_mhz]
+    return max(made, default=None)
+
+
+def next_clock(board: Board, attempts: list[dict], step: float = STEP_DOWN
+               ) -> float | None:
+    """The core clock (MHz) to build next when it is chosen automatically, or None when
+    the choice is made. ``attempts``: the builds so far, first to last, each
+    ``{"mhz": clock built, "fmax": achieved Fmax (None if nextpnr reported none),
+    "pass": timing met}``.
+
+    After the first build: the fastest clock the board makes at or below its Fmax. After
+    a rebuild that met timing: none, it is the one. After a rebuild that missed (nextpnr's
+    Fmax moves with the constraint it is given): the fastest at or below both its Fmax
+    and ``step`` x its clock. Never a clock already built, nor one slower than a build
+    that met timing."""
+    last = attempts[-1]
+    if last["fmax"] is None or (len(attempts) > 1 and last["pass"]):
+        return None
+    limit = last["fmax"] if len(attempts) == 1 else min(last["fmax"], step * last["mhz"])
+    mhz = fastest_clock(board, limit)
+    if mhz is None or any(abs(mhz - a["mhz"]) < 1e-6 or (a["pass"] and mhz < a["mhz"])
+                          for a in attempts):
+        return None
+    return mhz
+
+
+def _build(net, board, top, config, tmp: Path, out: Path, *, tools, fit, toolchain, seed,
+           synth_opts, model_info, baud, log) -> dict:
+    """Run the tools for ``top`` in the new directory ``tmp`` and return the build's
+    report (not yet written); a failed run is moved to ``<out>.failed`` and raised
+    (:func:`_failed`)."""
+    family = board.fpga
     if tmp.exists():
         shutil.rmtree(tmp)
     platform = board.platform()
@@ -368,14 +406,11 @@ def synthesize(net: IntNetwork, board_name: str, out_dir, config: CoreConfig | N
     env = dict(os.environ, **tools, OPENFPGALOADER="true")
     t0 = time.monotonic()
     if log:
-        log(f"building {board.name} ({platform.device}) in {tmp} ...")
-    try:
-        with open(tmp / "build.log", "wb") as f:
-            proc = subprocess.run(["sh", "build_top.sh"], cwd=tmp, env=env, stdout=f,
-                                  stderr=subprocess.STDOUT)
-    except BaseException:   # Ctrl-C: no half-built directory left behind
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        log(f"building {board.name} ({platform.device}) at {top.actual_mhz:g} MHz in "
+            f"{tmp} ...")
+    with open(tmp / "build.log", "wb") as f:
+        proc = subprocess.run(["sh", "build_top.sh"], cwd=tmp, env=env, stdout=f,
+                              stderr=subprocess.STDOUT)
     seconds = time.monotonic() - t0
     bit = tmp / family.bitstream
     if proc.returncode != 0 or not bit.is_file() or not (tmp / "nextpnr-report.json").is_file():
@@ -385,11 +420,83 @@ def synthesize(net: IntNetwork, board_name: str, out_dir, config: CoreConfig | N
     with contextlib.suppress(OSError, ValueError):
         stat = json.loads((tmp / "yosys-stat.json").read_text())
     resources, fmax, ok = parse_reports(nextpnr, stat, family, top.actual_mhz)
-    report = _report(net, board, platform.device, top, config, model_info, baud, fit,
-                     synth_opts) | {
+    return _report(net, board, platform.device, top, config, model_info, baud, fit,
+                   synth_opts) | {
         "resources": resources, "fmax": fmax, "timing_pass": ok, "toolchain": toolchain,
         "seed": int(seed), "seconds": round(seconds, 1)}
-    atomic_write_text(tmp / "report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
-    atomic_write_text(tmp / "report.md", markdown(report))
-    _install(tmp, out)
+
+
+def _attempt(report: dict) -> dict:
+    """A build's entry in the report's ``clock.attempts``: its clock, the slowest
+    clock's achieved Fmax and whether timing was met."""
+    fmax = min((v["achieved_mhz"] for v in report["fmax"].values()), default=None)
+    return {"mhz": report["clock"]["actual_mhz"], "fmax": fmax,
+            "pass": report["timing_pass"], "seconds": report["seconds"]}
+
+
+def _progress(n: int, attempt: dict, following: float | None) -> str:
+    fmax = "none reported" if attempt["fmax"] is None else f"{attempt['fmax']:.1f} MHz"
+    line = (f"clock auto: build {n} at {attempt['mhz']:g} MHz: Fmax {fmax}, timing "
+            f"{'met' if attempt['pass'] else 'missed'}")
+    return line + (f"; rebuilding at {following:g} MHz" if following else "")
+
+
+def synthesize(net: IntNetwork, board_name: str, out_dir, config: CoreConfig | None = None,
+               *, clock_mhz=None, toolchain: str = "yowasp", baud: int = DEFAULT_BAUD,
+               seed: int = 1, model_info: dict | None = None, log=None,
+               synth_opts: str | None = None, max_builds: int = AUTO_BUILDS) -> dict:
+    """Build a bitstream of ``net`` with the core ``config`` for ``board_name`` into
+    ``out_dir`` and return the report (also written as ``report.json`` and
+    ``report.md``; its ``"core"`` entry is ``config``, so ``qsnn-hw verify --config``
+    simulates exactly this core). ``out_dir`` is replaced only by a complete build; a
+    failed one is left in ``<out_dir>.failed`` for its logs. The weights must fit as
+    ``config`` stores them (:func:`resolve_weights` decides "auto").
+
+    ``clock_mhz``: the core clock (None: the board's default), or ``"auto"``: build at
+    the board's default, then at the fastest clock the board makes within the achieved
+    Fmax, stepping down while a rebuild misses timing (:func:`next_clock`, at most
+    ``max_builds`` builds). ``out_dir`` gets the fastest build that met timing, else
+    the last one; the report's ``clock.attempts`` lists every build."""
+    config = CoreConfig() if config is None else config
+    board = get_board(board_name)
+    auto = clock_mhz == "auto"
+    if auto and (not isinstance(max_builds, int) or max_builds < 1):
+        raise ValueError(f"max_builds must be an integer >= 1, got {max_builds!r}")
+    tools = resolve_tools(board.fpga, toolchain)
+    fit = plan_weights(net, config, board, "config")
+    if synth_opts is None:
+        synth_opts = board.fpga.synth_opts
+    out = Path(out_dir).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    mhz = board.default_mhz if auto else clock_mhz
+    dirs, reports, attempts = [], [], []     # per build: temporary directory, report
+    try:
+        while mhz is not None:
+            top = BoardTop(net, board, config, clock_mhz=mhz, baud=baud)
+            dirs.append(out.parent / f".{out.name}.build-{os.getpid()}-{len(dirs) + 1}")
+            reports.append(_build(net, board, top, config, dirs[-1], out, tools=tools,
+                                  fit=fit, toolchain=toolchain, seed=seed,
+                                  synth_opts=synth_opts, model_info=model_info, baud=baud,
+                                  log=log))
+            attempts.append(_attempt(reports[-1]))
+            mhz = next_clock(board, attempts) if auto and len(dirs) < max_builds else None
+            if auto and log:
+                log(_progress(len(attempts), attempts[-1], mhz))
+        met = [i for i, a in enumerate(attempts) if a["pass"]]
+        # none met: the last build, the slowest (each rebuild is below those that missed)
+        chosen = max(met, key=lambda i: attempts[i]["mhz"]) if met else len(attempts) - 1
+        report = reports[chosen]
+        report["clock"] |= {"chosen": "auto" if auto else "fixed", "attempts": attempts}
+        report["seconds"] = round(sum(a["seconds"] for a in attempts), 1)
+        if auto and log:
+            log(f"clock auto: {report['clock']['actual_mhz']:g} MHz (build {chosen + 1}), "
+                + ("the fastest that met timing" if met else
+                   "the slowest tried; no build met timing"))
+        atomic_write_text(dirs[chosen] / "report.json",
+                          json.dumps(report, indent=2, sort_keys=True) + "\n")
+        atomic_write_text(dirs[chosen] / "report.md", markdown(report))
+        _install(dirs[chosen], out)
+    finally:   # the builds not installed (every one after an error or Ctrl-C)
+        for tmp in dirs:
+            shutil.rmtree(tmp, ignore_errors=True)
     return report

@@ -51,9 +51,9 @@ class Family:
     prefix). ``netlist_logic_cell``: the nextpnr cell whose total the netlist's LUT and
     flip-flop counts are reported against (the iCE40's logic cells hold one of each;
     None when nextpnr reports LUTs and flip-flops itself). ``pll``: ``(f_in, f_out) ->``
-    PLL parameters (MHz; their ``f_out`` is what is achieved). ``pll_domain``: ``(m,
-    pll, clock_port, domain) -> ClockDomain``, the PLL fed by the board clock's raw
-    port (requested with ``dir="-"``)."""
+    PLL parameters (MHz; their ``f_out`` is what is achieved), ``pll_mhz`` its output
+    range. ``pll_domain``: ``(m, pll, clock_port, domain) -> ClockDomain``, the PLL fed
+    by the board clock's raw port (requested with ``dir="-"``)."""
 
     name: str
     label: str
@@ -66,6 +66,7 @@ class Family:
     pll: Callable
     pll_domain: Callable
     pll_cell: str
+    pll_mhz: tuple[float, float]
     netlist_logic_cell: str | None = None
     synth_opts: str | None = None              # default Yosys synth options
 
@@ -105,6 +106,7 @@ ICE40 = Family(
                    "dsp": (("SB_MAC16", 1),)},
     netlist_logic_cell="ICESTORM_LC",
     pll=_pll.ice40_pll, pll_domain=_pll.ice40_pll_domain, pll_cell="SB_PLL40_PAD",
+    pll_mhz=_pll.ICE40_OUT_MHZ,
     # multiplies into SB_MAC16: fewer logic cells, shorter paths (measured)
     synth_opts="-dsp",
 )
@@ -130,6 +132,7 @@ ECP5 = Family(
                    "bram": (("DP16KD", 1), ("PDPW16KD", 1)),
                    "dsp": (("MULT18X18D", 1), ("ALU54B", 1))},
     pll=_pll.ecp5_pll, pll_domain=_pll.ecp5_pll_domain, pll_cell="EHXPLLL",
+    pll_mhz=_pll.ECP5_OUT_MHZ,
 )
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (ICE40, ECP5)}

@@ -8,11 +8,15 @@ constrains the generated clock with it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from amaranth.hdl import ClockDomain, Instance, Module, Signal
 from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
+
+ICE40_OUT_MHZ = (16.0, 275.0)      # SB_PLL40 output range
+ECP5_OUT_MHZ = (10.0, 400.0)       # EHXPLLL CLKOP range
 
 
 @dataclass(frozen=True)
@@ -40,8 +44,9 @@ class ICE40PLL:
 
 def ice40_pll(f_in: float, f_out: float) -> ICE40PLL:
     """Closest SB_PLL40 configuration (MHz): PFD 10..133, VCO 533..1066, output 16..275."""
-    if not 16 <= f_out <= 275:
-        raise ValueError(f"iCE40 PLL output must be in [16, 275] MHz, got {f_out:g}")
+    lo, hi = ICE40_OUT_MHZ
+    if not lo <= f_out <= hi:
+        raise ValueError(f"iCE40 PLL output must be in [{lo:g}, {hi:g}] MHz, got {f_out:g}")
     best = None
     for divr in range(16):
         pfd = f_in / (divr + 1)
@@ -87,8 +92,9 @@ class ECP5PLL:
 
 def ecp5_pll(f_in: float, f_out: float) -> ECP5PLL:
     """Closest EHXPLLL configuration (MHz): PFD 3.125..400, VCO 400..800, output 10..400."""
-    if not 10 <= f_out <= 400:
-        raise ValueError(f"ECP5 PLL output must be in [10, 400] MHz, got {f_out:g}")
+    lo, hi = ECP5_OUT_MHZ
+    if not lo <= f_out <= hi:
+        raise ValueError(f"ECP5 PLL output must be in [{lo:g}, {hi:g}] MHz, got {f_out:g}")
     best = None
     for clki in range(1, 129):
         pfd = f_in / clki
@@ -111,6 +117,35 @@ def ecp5_pll(f_in: float, f_out: float) -> ECP5PLL:
         raise ValueError(f"no ECP5 PLL setting for {f_in:g} -> {f_out:g} MHz")
     _, clki, fb, op = best
     return ECP5PLL(f_in, clki, fb, op)
+
+
+def highest_output(search: Callable, f_in: float, limit: float,
+                   out_range: tuple[float, float]) -> float | None:
+    """The highest output (MHz) the PLL parameter ``search`` (:func:`ice40_pll`,
+    :func:`ecp5_pll`) achieves from ``f_in`` at or below ``limit`` and within its output
+    range ``out_range``, or None when even its slowest output is above ``limit``.
+
+    A search returns the achievable output closest to its request, which never decreases
+    as the request grows; when the closest to ``limit`` lies above it, the answer is
+    what the highest request still answered at or below ``limit`` gets (bisection down
+    to 1 Hz)."""
+    lo, hi = out_range
+    limit = min(limit, hi)
+    if limit < lo:
+        return None
+    low, high = lo, limit
+    if search(f_in, high).f_out <= limit:
+        low = high
+    elif search(f_in, low).f_out > limit:
+        return None
+    while high - low > 1e-6:
+        mid = (low + high) / 2
+        if search(f_in, mid).f_out <= limit:
+            low = mid
+        else:
+            high = mid
+    f = search(f_in, low).f_out
+    return f if f >= lo else None      # a request at the bottom may be answered below it
 
 
 def ice40_pll_domain(m: Module, pll: ICE40PLL, pad_port, domain: str = "sync"):

@@ -43,5 +43,20 @@ def float_range(lo: float | None = None, hi: float | None = None, lo_open: bool 
     return parse
 
 
+def auto_or(parse):
+    """An argparse ``type`` accepting the word ``auto`` or what ``parse`` (one of the types
+    above) accepts; the error names both."""
+
+    def parse_auto(text: str):
+        if text == "auto":
+            return text
+        try:
+            return parse(text)
+        except argparse.ArgumentTypeError as exc:
+            raise argparse.ArgumentTypeError(
+                f"must be 'auto' or {str(exc).removeprefix('must be ')}") from None
+    return parse_auto
+
+
 positive_int = int_range(1)
 probability = float_range(0.0, 1.0)

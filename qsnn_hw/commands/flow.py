@@ -2,7 +2,8 @@
 
 train (QAT weights + SQUAT exponential states) -> export (the artifact) -> generate
 (Verilog + manifest) -> verify (the best simulator available: Verilator, else Icarus,
-else Amaranth's) -> synth (bitstream and report for a board).
+else Amaranth's) -> synth (bitstream and report for a board, by default at the fastest
+clock the achieved Fmax allows: ``--clock auto``, see ``qsnn-hw synth``).
 
 Every stage is a library call in this process (the trainer, ``qsnn_hw.hdl.emit``,
 ``qsnn_hw.verify``, ``qsnn_hw.boards.build``), and one :class:`~qsnn_hw.hdl.config.CoreConfig`
@@ -62,14 +63,23 @@ def synth_step(args, model: Path, config, out: Path, summary: dict) -> None:
     build_dir = out / f"build-{args.board}"
     print(f"flow: synth for {args.board} into {build_dir}", flush=True)
     try:
-        summary["synth"] = run_synth(model, args.board, build_dir, config, clock=args.clock,
-                                     toolchain=args.toolchain, quiet=True)
+        summary["synth"] = run_synth(
+            model, args.board, build_dir, config, clock=args.clock,
+            toolchain=args.toolchain, log=lambda m: print(f"flow: synth: {m}", flush=True))
         summary["build_dir"] = str(build_dir)
         print(f"flow: synth {'met' if summary['synth']['timing_pass'] else 'MISSED'} "
-              f"timing", flush=True)
+              f"timing at {summary['synth']['clock']['actual_mhz']:g} MHz", flush=True)
     except UserError as exc:
         summary["synth_error"] = str(exc).splitlines()[0]
         print(f"flow: synth failed: {summary['synth_error']}", flush=True)
+
+
+def clock_choice(report: dict) -> str:
+    """How a build's clock was chosen: "fixed", or "auto" with the clocks built."""
+    clock = report["clock"]
+    if clock["chosen"] != "auto":
+        return "fixed"
+    return "auto: built at " + ", ".join(f"{a['mhz']:g}" for a in clock["attempts"]) + " MHz"
 
 
 def summary_rows(s: dict) -> list[tuple[str, str]]:
@@ -101,7 +111,7 @@ def summary_rows(s: dict) -> list[tuple[str, str]]:
             rows.append((f"{r['label']} ({b['board']})",
                          f"{r['used']:,} / {r['available']:,} "
                          f"({100 * r['used'] / max(r['available'], 1):.1f} %)"))
-        rows.append(("Fmax", f"{fmax:.1f} MHz vs {mhz:g} MHz requested: "
+        rows.append(("Fmax", f"{fmax:.1f} MHz at a {mhz:g} MHz clock ({clock_choice(b)}): "
                              f"{'pass' if b['timing_pass'] else 'FAIL'}"))
         rows.append(("bitstream", f"{s['build_dir']}/{b['bitstream']}"))
     elif s.get("synth_error"):
@@ -190,7 +200,7 @@ def run(args) -> int:
 def register(sub) -> None:
     from ..boards.boards import BOARDS
     from ..data import DATASETS
-    from ._args import float_range, int_range
+    from ._args import auto_or, float_range, int_range
     from ._core import add_core_options
     p = sub.add_parser("flow", help="train -> export -> generate -> verify -> synth, one "
                        "summary table", description=__doc__)
@@ -210,8 +220,10 @@ def register(sub) -> None:
                    help="test samples to verify in simulation (default 40)")
     p.add_argument("--sim", default="auto", choices=("auto", "verilator", "icarus", "amaranth"),
                    help="simulator for verify (auto: Verilator, else Icarus, else Amaranth)")
-    p.add_argument("--clock", type=float_range(1, 500), default=None,
-                   help="core clock in MHz (default: the board's default)")
+    p.add_argument("--clock", type=auto_or(float_range(1, 500)), default="auto",
+                   metavar="auto|MHZ",
+                   help="core clock: auto (default: the fastest the achieved Fmax allows, "
+                        "qsnn-hw synth --help) or MHz")
     p.add_argument("--toolchain", choices=("yowasp", "system"), default="yowasp")
     p.add_argument("--no-synth", action="store_true", help="stop after verification")
     # lanes default: 2 on the iCEBreaker, 4 on the ULX3S; weights placed for the board

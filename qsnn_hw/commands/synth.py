@@ -2,11 +2,16 @@
 report (``report.json`` and ``report.md``) read from nextpnr's own JSON report.
 
 The board top wraps the core in a UART bridge (``qsnn-hw run`` talks to it), clocks it
-from a PLL when ``--clock`` differs from the board clock, and shows status and the
+from a PLL when the clock differs from the board clock, and shows status and the
 predicted class on the LEDs (docs/boards.md). The build runs in a temporary directory
 that replaces ``--out`` only when it succeeded; a failed build is kept in
 ``OUT.failed`` for its logs. Exit status: 0 = built and timing met, 1 = built but
 timing failed, 2 = error (does not fit, missing tool, bad input).
+
+Clock (``--clock``): ``auto`` (default) builds at the board's default clock, reads the
+Fmax nextpnr achieved and builds again at the fastest clock the PLL makes within it,
+stepping down if that rebuild misses timing; ``--out`` gets the fastest build that met
+timing. A number fixes the clock (one build).
 
 Weights (``--weights``): ``bram`` puts every layer's weights in the bitstream as block-RAM
 ROMs; ``spram`` puts them in the iCE40 UltraPlus' SPRAM (SB_SPRAM256KA), a RAM that
@@ -51,8 +56,10 @@ def board_config(art, board: str, config: CoreConfig, weights: str | None) -> Co
 
 
 def run_synth(model: Path, board: str, out, config: CoreConfig, *, clock=None,
-              toolchain="yowasp", baud=115200, seed=1, quiet=False) -> dict:
-    """Build ``model`` with exactly ``config`` for ``board`` (boards.build.synthesize)."""
+              toolchain="yowasp", baud=115200, seed=1, log=print) -> dict:
+    """Build ``model`` with exactly ``config`` for ``board`` (boards.build.synthesize;
+    ``clock``: MHz, None for the board's default, or "auto"); progress goes to ``log``
+    (None: silent)."""
     from ..boards.boards import get_board
     from ..boards.build import BuildError, synthesize
     model = Path(model)
@@ -67,7 +74,7 @@ def run_synth(model: Path, board: str, out, config: CoreConfig, *, clock=None,
     try:
         return synthesize(art.network, board, out, config, clock_mhz=clock,
                           toolchain=toolchain, baud=baud, seed=seed,
-                          model_info=info, log=None if quiet else print)
+                          model_info=info, log=log)
     except BuildError as exc:
         raise UserError(str(exc)) from None
 
@@ -90,20 +97,28 @@ def run(args) -> int:
               + " are in SPRAM: `qsnn-hw run ... --report " + f"{out}/report.json` loads "
               "them over the UART before the first sample")
     if not report["timing_pass"]:
-        print("timing FAILED: lower --clock to the Fmax above, or use fewer --lanes")
+        if report["clock"]["chosen"] == "auto":
+            tried = ", ".join(f"{a['mhz']:g}" for a in report["clock"]["attempts"])
+            print(f"timing FAILED at every clock tried ({tried} MHz): give --clock below "
+                  f"the Fmax above, or use fewer --lanes")
+        else:
+            print("timing FAILED: lower --clock to the Fmax above, or use fewer --lanes")
         return 1
     return 0
 
 
 def register(sub) -> None:
-    from ._args import float_range, int_range
+    from ._args import auto_or, float_range, int_range
     p = sub.add_parser("synth", help="build a bitstream for a board and report resources/Fmax",
                        description=__doc__)
     p.add_argument("model", metavar="MODEL", help="artifact file (.qsnn)")
     p.add_argument("--board", required=True, help=" | ".join(board_choices()))
-    p.add_argument("--clock", type=float_range(1, 500), default=None,
-                   help="core clock in MHz (default: 24 on iCEBreaker, 50 on ULX3S); a PLL "
-                        "makes it unless it equals the board clock (12 / 25 MHz)")
+    p.add_argument("--clock", type=auto_or(float_range(1, 500)), default="auto",
+                   metavar="auto|MHZ",
+                   help="core clock: auto (default: build at 24 MHz on iCEBreaker, 50 on "
+                        "ULX3S, then again at the fastest clock the achieved Fmax allows) "
+                        "or MHz (one build); a PLL makes it unless it equals the board "
+                        "clock (12 / 25 MHz)")
     p.add_argument("--out", default=None, help="build directory (default: build/BOARD)")
     p.add_argument("--toolchain", choices=("yowasp", "system"), default="yowasp",
                    help="yowasp: WebAssembly tools from PyPI (default); system: yosys, "
