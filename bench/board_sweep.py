@@ -27,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from qsnn_hw.commands._args import auto_or, float_range  # noqa: E402
+
 
 def load_model(spec: str):
     """``(network, counter bits)``: an artifact's counters are sized as ``qsnn-hw synth``
@@ -162,7 +164,9 @@ def main() -> None:
     ap.add_argument("--model", default="reference")
     ap.add_argument("--lanes", default="1;2;4;8",
                     help="lane settings separated by ';', each P or P1,P2,... per layer")
-    ap.add_argument("--clock", type=float, default=None)
+    ap.add_argument("--clock", type=auto_or(float_range(1, 500)), default=None,
+                    help="core clock in MHz, or auto (the fastest the achieved Fmax allows; "
+                         "default: the board's default clock)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--count-bits", type=int, default=None,
                     help="counter width (default: as qsnn-hw synth sizes it)")

@@ -55,24 +55,31 @@ async def read_bytes(ctx, got: list, n: int, limit: int = 2_000_000):
 
 
 def hand_encode(net, xs) -> bytes:
-    """The sample as bytes, written from the protocol description (not the encoder)."""
-    addr_bits = max(1, (net.n_in - 1).bit_length())
-    width = addr_bits + 2
+    """The sample as bytes, written from the protocol description (not the encoder):
+    spike input streamed (spike addresses, then an end of timestep, every timestep);
+    direct input static (the M values once, then T end-of-timestep beats)."""
+    field = max(1, (net.n_in - 1).bit_length()) if net.input_bits == 1 else net.input_bits
+    width = field + 2
     nbytes = (width + 7) // 8
     out = [0xA5]
     for t in range(xs.shape[0]):
-        beats = [int(a) for a in np.flatnonzero(xs[t])]
-        beats.append((1 << addr_bits) | ((t == xs.shape[0] - 1) << (addr_bits + 1)))
+        if net.input_bits == 1:
+            beats = [int(a) for a in np.flatnonzero(xs[t])]
+        else:
+            beats = [int(v) for v in xs[0]] if t == 0 else []
+        beats.append((1 << field) | ((t == xs.shape[0] - 1) << (field + 1)))
         for b in beats:
             out += [(b >> (8 * k)) & 0xFF for k in range(nbytes)]
     return bytes(out)
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("sizes,divisor", [([12, 9, 5], 4), ([300, 6, 3], 5)])
-def test_bridge_samples_match_golden(sizes, divisor):
+@pytest.mark.parametrize("sizes,divisor,input_bits", [([12, 9, 5], 4, 1), ([300, 6, 3], 5, 1),
+                                                     ([10, 7, 4], 4, 4)])
+def test_bridge_samples_match_golden(sizes, divisor, input_bits):
+    """Spike input streamed, direct input static (CoreConfig's default for each)."""
     rng = np.random.default_rng(sum(sizes))
-    net = random_network(rng, sizes=sizes, input_bits=1, state_bits=4)
+    net = random_network(rng, sizes=sizes, input_bits=input_bits, state_bits=4)
     x = random_inputs(rng, net, 4, 3, density=0.15)
     x[1] = 0                                    # an all-silent sample
     gold = simulate(net, x)
@@ -99,7 +106,8 @@ def test_bridge_samples_match_golden(sizes, divisor):
     ident = P.decode_ident(replies[0])
     assert ident == {"model_id": P.model_id(net), "beat_bytes": fr.beat_bytes,
                      "n_out": net.n_out, "count_bytes": 2, "ram_weights": False,
-                     "weights_loaded": True, "word_bytes": 0, "load_words": 0}
+                     "weights_loaded": True, "static_input": input_bits > 1,
+                     "word_bytes": 0, "load_words": 0}
     for b, raw in enumerate(replies[1:]):
         r = P.decode_reply(raw, fr)
         assert r.status == 0

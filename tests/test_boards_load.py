@@ -117,7 +117,8 @@ def test_load_weights_over_uart_then_samples_match_golden(storage):
     d = dict((k, v) for k, v in log if k not in ("write", "sample"))
     assert d["ident0"] == {"model_id": P.model_id(net), "beat_bytes": fr.beat_bytes,
                            "n_out": net.n_out, "count_bytes": 1, "ram_weights": True,
-                           "weights_loaded": False, "word_bytes": 2,
+                           "weights_loaded": False, "static_input": False,
+                           "word_bytes": 2,
                            "load_words": sum(ld.depths)}
     early = d["early"]
     assert early.status == P.STATUS_NOT_LOADED

@@ -104,7 +104,8 @@ def test_verify_simulates_exactly_a_builds_configuration(sim, artifact, tmp_path
     if shutil.which({"icarus": "iverilog", "verilator": "verilator"}[sim]) is None:
         pytest.skip(f"{sim} is not installed")
     core = {"lanes": [5, 3], "count_bits": 3, "fifo_depth": "min",
-            "quantizer": "pipelined", "weight_storage": ["spram", "ram"]}
+            "quantizer": "pipelined", "weight_storage": ["spram", "ram"],
+            "input": "auto", "accumulators": ["double", "single"]}
     (tmp_path / "report.json").write_text(json.dumps({"board": "icebreaker", "core": core}))
     rc = main(["verify", str(artifact), "--sim", sim, "--samples", "3", "--json",
                "--config", str(tmp_path / "report.json"), "--build-dir", str(tmp_path / "b")])
