@@ -42,10 +42,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from qsnn_hw.artifact import Artifact, load_artifact, save_artifact  # noqa: E402
-from qsnn_hw.golden import simulate  # noqa: E402
-from qsnn_hw.hdl.config import CoreConfig  # noqa: E402
 from qsnn_hw.contract import IntLayer, IntNetwork  # noqa: E402
-from qsnn_hw.golden import run_layer  # noqa: E402
+from qsnn_hw.golden import run_layer, simulate  # noqa: E402
+from qsnn_hw.hdl.config import CoreConfig  # noqa: E402
 from qsnn_hw.testing import random_levels, random_network  # noqa: E402
 from qsnn_hw.verify import verify_core  # noqa: E402
 
@@ -112,8 +111,8 @@ def networks(args):
     if args.flow_model and Path(args.flow_model).is_file():
         art = load_artifact(args.flow_model)
         x, _, what = test_samples(art, args.samples)
-        out.append(("flow", f"flow model {[art.network.n_in] + [la.n_out for la in art.network.layers]}"
-                    f", {what}", art.network, x, {"lanes": 2}))
+        sizes = [art.network.n_in] + [la.n_out for la in art.network.layers]
+        out.append(("flow", f"flow model {sizes}, {what}", art.network, x, {"lanes": 2}))
     else:
         print(f"(no flow model at {args.flow_model}: run bash scripts/main.sh first; "
               f"skipped)")
