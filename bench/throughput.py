@@ -10,7 +10,8 @@ and prints per network: measured cycles per sample, the bandwidth bound
 input event reads its G weight words once, a static input layer once per sample, plus G
 update cycles per layer and timestep), their ratio, the cycle model's prediction, and
 microseconds per sample at the clock the board build achieved (``--report NAME=FILE``, a
-``qsnn-hw synth`` report.json of that network; "-" without one). With ``--before FILE``
+``qsnn-hw synth`` report.json of that network, whose core configuration is then the one
+simulated; "-" without one). With ``--before FILE``
 it also prints the same measurements taken on the core before the throughput work (the
 JSON that ``--record`` wrote when this script ran against that older package).
 
@@ -50,7 +51,7 @@ from qsnn_hw.verify import verify_core  # noqa: E402
 
 # name: (what, lanes, weight storage, timesteps, input density)
 RANDOM = {
-    "mnist": ("784-128-10, static direct input", [784, 128, 10], 8, (8, 2),
+    "mnist": ("784-128-10, static direct input", [784, 128, 10], 8, (4, 2),
               ("spram", "rom"), 25, 0.19),
     "shd": ("700-1000-20, spike input", [700, 1000, 20], 1, (16, 4), "rom", 100, 0.05),
 }
@@ -84,7 +85,11 @@ def random_model(name: str):
                          weight_bits=4, state_bits=4, family="exponential",
                          reset="subtract", bias=False, frac_bits=0)
     net = with_rate(net, random_samples(net, 8, steps, density, seed=7))
-    return what, net, {"lanes": lanes, "weight_storage": storage}, steps, density
+    # MNIST: the pipelined quantizer keeps P = (4, 2) within the iCE40UP5K's logic cells
+    # (8-bit inputs make the update values, and the comparators, wide)
+    opts = {"lanes": lanes, "weight_storage": storage,
+            **({"quantizer": "pipelined"} if name == "mnist" else {})}
+    return what, net, opts, steps, density
 
 
 def random_samples(net, n: int, steps: int, density: float, seed: int = 1) -> np.ndarray:
@@ -99,7 +104,7 @@ def random_samples(net, n: int, steps: int, density: float, seed: int = 1) -> np
 
 def config_of(options: dict) -> CoreConfig:
     """A CoreConfig of the options this package knows (an older package, measured for
-    ``--before``, lacks the throughput options: it gets its only behaviour)."""
+    ``--before``, lacks the throughput options: it gets the one behaviour it has)."""
     known = set(CoreConfig.__dataclass_fields__)
     return CoreConfig(**{k: v for k, v in options.items() if k in known})
 
@@ -193,11 +198,13 @@ def main(argv=None) -> int:
     for name, what, net, x, opts in networks(args):
         if only and name not in only:
             continue
+        mhz, rep = clock_of(reports, name)
+        if rep is not None:    # simulate exactly the core that was built
+            opts = rep["core"]
         print(f"{name}: {what}; {x.shape[0]} samples on {args.sim} ...", flush=True)
         row = {"what": what, **measure(net, x, opts, args.sim)}
         if not args.measure_only:
             row.update(model_figures(net, x, opts))
-            mhz, _ = clock_of(reports, name)
             row["clock_mhz"] = mhz
             row["us_per_sample"] = row["cycles_per_sample"] / mhz if mhz else None
         rows[name] = row

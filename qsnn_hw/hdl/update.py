@@ -169,12 +169,16 @@ class Update(wiring.Component):
         slot = dict(valid=read, end=issuing & is_end, g=ug, bank=i_bank, clear=i_clear,
                     last=i_last, fresh=i_fresh)
         # FIFO room for one more update on top of the level and the slots in flight (a
-        # register: an upper bound of the next cycle's need)
-        done_slot = Signal()
+        # register: an upper bound of the next cycle's need). An update taken in cycle c
+        # counts from c + 2 (``step`` is registered first: it is the end of a long
+        # decision path), early enough: ``ready`` stays low until that update's end
+        # slot, at least G + 2 cycles later.
+        done_slot, step_r = Signal(), Signal()
         self._done_slot = done_slot
-        m.d.sync += outstanding.eq(outstanding + Mux(self.step, G + 1, 0) - done_slot)
+        m.d.sync += step_r.eq(self.step)
+        m.d.sync += outstanding.eq(outstanding + Mux(step_r, G + 1, 0) - done_slot)
         m.d.sync += room.eq(ofifo.level + ofifo.w_en + outstanding
-                            + Mux(self.step, G + 1, 0) <= geom.fifo_depth - (G + 1))
+                            <= geom.fifo_depth - (G + 1))
         return slot
 
     def _datapath_inputs(self, m, slot):
