@@ -15,7 +15,7 @@ simulated; "-" without one). With ``--before FILE``
 it also prints the same measurements taken on the core before the throughput work (the
 JSON that ``--record`` wrote when this script ran against that older package).
 
-    python bench/throughput.py --flow-model runs/flow/model.qsnn \\
+    python bench/throughput.py --flow-model runs/flow/train/model.qsnn \\
         --report flow=runs/flow/synth/report.json --report mnist=BUILD/report.json \\
         --before bench/results/throughput-before.json --record bench/results/throughput.json
     python bench/throughput.py --save-models DIR     # the MNIST/SHD artifacts, for synth
@@ -171,7 +171,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=5, help="samples per network (default 5)")
     ap.add_argument("--sim", default="verilator", choices=("verilator", "icarus", "amaranth"))
-    ap.add_argument("--flow-model", default=str(ROOT / "runs" / "flow" / "model.qsnn"))
+    ap.add_argument("--flow-model", default=str(ROOT / "runs" / "flow" / "train" / "model.qsnn"))
     ap.add_argument("--report", action="append", default=[], metavar="NAME=FILE",
                     help="a synth report.json of network NAME (flow, reference, mnist, shd)")
     ap.add_argument("--only", default=None, help="comma list of network names")

@@ -180,3 +180,41 @@ def test_reference_rtl_lints():
     res = subprocess.run(["verilator", "--lint-only", *LINT_WAIVERS, "qsnn_ref.v"],
                          cwd=ROOT / "rtl", capture_output=True, text=True)
     assert res.returncode == 0 and "%Warning" not in res.stderr, res.stderr[-3000:]
+
+
+def test_input_and_accumulator_options_resolve_per_layer():
+    """``input="auto"`` is static for multi-bit input only; ``accumulators="auto"`` gives a
+    static layer one bank and every other layer two; bad values name the option."""
+    direct = _net(1, sizes=[6, 5, 3], input_bits=4)
+    spikes = _net(2, sizes=[6, 5, 3], input_bits=1)
+    opts = CoreConfig().layers(direct)
+    assert [(o.static, o.banks) for o in opts] == [(True, 1), (False, 2)]
+    opts = CoreConfig().layers(spikes)
+    assert [(o.static, o.banks) for o in opts] == [(False, 2), (False, 2)]
+    opts = CoreConfig(input="static", accumulators=("double", "single")).layers(spikes)
+    assert [(o.static, o.banks) for o in opts] == [(True, 2), (False, 1)]
+    assert not CoreConfig(input="streamed").static_input(direct)
+    with pytest.raises(ValueError, match="input must be one of"):
+        CoreConfig(input="once")
+    with pytest.raises(ValueError, match=r"accumulators\[1\] must be one of"):
+        CoreConfig(accumulators=["single", "triple"])
+    with pytest.raises(ValueError, match="accumulators must be one value or have one entry"):
+        CoreConfig(accumulators=("single",) * 3).layers(direct)
+    cfg = CoreConfig(lanes=[2, 3], input="streamed", accumulators=["single", "double"])
+    assert CoreConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+def test_cli_input_and_accumulator_flags(tmp_path):
+    rc, _ = _cli(tmp_path, "--lanes", "4,2", "--input", "static", "--accumulators",
+                 "double,single", "--name", "core_s")
+    assert rc == 0
+    info = json.loads((tmp_path / "out" / "core_s.json").read_text())
+    assert info["core"]["input"] == "static"
+    assert [la["accumulator_banks"] for la in info["layers"]] == [2, 1]
+    assert [la["static_input"] for la in info["layers"]] == [True, False]
+    acc = [la["memory_bits"]["accumulators"] for la in info["layers"]]
+    groups = [la["groups"] for la in info["layers"]]
+    widths = [la["widths"]["accumulator"] for la in info["layers"]]
+    assert acc == [2 * groups[0] * 4 * widths[0], groups[1] * 2 * widths[1]]
+    rc, _ = _cli(tmp_path, "--accumulators", "triple")
+    assert rc == 2
