@@ -74,16 +74,21 @@ class FrontEnd(wiring.Component):
         cur_valid, nxt_valid = Signal(), Signal()
         cur_done = Signal()       # the decoder is finished with ``cur`` in this cycle
         error_set = Signal()      # the decoder drops ``cur`` as invalid
+        # a flag of ``cur`` computed as it is loaded (off the take path; see skip_flag)
+        cur_skip = Signal()
         incoming = self.events.payload
         arrive = self.events.valid & ~nxt_valid
         m.d.comb += self.events.ready.eq(~nxt_valid)
         with m.If(~cur_valid | cur_done):
             with m.If(nxt_valid):
-                m.d.sync += [cur.eq(nxt), cur_valid.eq(1), nxt_valid.eq(0)]
+                m.d.sync += [cur.eq(nxt), cur_valid.eq(1), nxt_valid.eq(0),
+                             cur_skip.eq(self.skip_flag(nxt))]
             with m.Else():
-                m.d.sync += [cur.eq(incoming), cur_valid.eq(arrive)]
+                m.d.sync += [cur.eq(incoming), cur_valid.eq(arrive),
+                             cur_skip.eq(self.skip_flag(incoming))]
         with m.Elif(arrive):
             m.d.sync += [nxt.eq(incoming), nxt_valid.eq(1)]
+        self.cur_skip = cur_skip
         self.decode(m, cur, cur_valid, cur_done, error_set)
         ev = self.event
         m.d.comb += ev.reuse.eq(ev.eot & self.loaded)
@@ -97,8 +102,14 @@ class FrontEnd(wiring.Component):
         return m
 
     def decode(self, m, cur, cur_valid, cur_done, error_set) -> None:
-        """Drive ``self.event`` (all but ``take``), ``cur_done`` and ``error_set``."""
+        """Drive ``self.event`` (all but ``take``), ``cur_done`` and ``error_set``;
+        ``self.cur_skip`` is :meth:`skip_flag` of ``cur``, registered."""
         raise NotImplementedError
+
+    def skip_flag(self, beat):
+        """A beat consumed without an event (computed when it enters ``cur``, so the
+        compare is not on the take path): none by default."""
+        return 0
 
 
 class SpikeFrontEnd(FrontEnd):
@@ -137,7 +148,7 @@ class DirectFrontEnd(FrontEnd):
         idx = Signal(range(M + 1))
         idx_full = Signal()  # idx == M, as a register (off the take path)
         bad = ~cur.eot & (cur.last | idx_full | self.loaded)
-        zero = ~cur.eot & (cur.value == 0)
+        zero = self.cur_skip
         skip = cur_valid & ~bad & zero          # consumed without an event
         value_done = (ev.take & ~ev.eot) | skip
         m.d.comb += [
@@ -154,6 +165,9 @@ class DirectFrontEnd(FrontEnd):
             m.d.sync += [idx.eq(0), idx_full.eq(0)]
         with m.If(self.start):
             m.d.sync += [idx.eq(0), idx_full.eq(0)]
+
+    def skip_flag(self, beat):
+        return ~beat.eot & (beat.value == 0)
 
 
 class WordFrontEnd(FrontEnd):
