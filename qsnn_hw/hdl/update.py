@@ -169,16 +169,17 @@ class Update(wiring.Component):
         slot = dict(valid=read, end=issuing & is_end, g=ug, bank=i_bank, clear=i_clear,
                     last=i_last, fresh=i_fresh)
         # FIFO room for one more update on top of the level and the slots in flight (a
-        # register: an upper bound of the next cycle's need). An update taken in cycle c
-        # counts from c + 2 (``step`` is registered first: it is the end of a long
-        # decision path), early enough: ``ready`` stays low until that update's end
-        # slot, at least G + 2 cycles later.
+        # register). level + outstanding bounds the words the FIFO will hold: a slot
+        # written this cycle is counted by ``outstanding`` until the next, by the level
+        # from the next on, and reads only lower it. An update taken in cycle c counts
+        # from c + 2 (``step`` is registered first: it ends a long decision path), early
+        # enough: ``ready`` stays low until that update's end slot, G + 2 cycles later
+        # or more.
         done_slot, step_r = Signal(), Signal()
         self._done_slot = done_slot
         m.d.sync += step_r.eq(self.step)
         m.d.sync += outstanding.eq(outstanding + Mux(step_r, G + 1, 0) - done_slot)
-        m.d.sync += room.eq(ofifo.level + ofifo.w_en + outstanding
-                            <= geom.fifo_depth - (G + 1))
+        m.d.sync += room.eq(ofifo.level + outstanding <= geom.fifo_depth - (G + 1))
         return slot
 
     def _datapath_inputs(self, m, slot):
