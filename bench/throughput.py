@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import tempfile
 import time
@@ -182,6 +183,8 @@ def main(argv=None) -> int:
     ap.add_argument("--save-models", default=None, metavar="DIR",
                     help="write the MNIST- and SHD-shaped artifacts into DIR and stop")
     args = ap.parse_args(argv)
+    # the simulators' chatter (cocotb-test resets the level on every run: a filter stays)
+    logging.getLogger("cocotb").addFilter(lambda rec: rec.levelno >= logging.WARNING)
     if args.save_models:
         out = Path(args.save_models)
         out.mkdir(parents=True, exist_ok=True)
@@ -227,7 +230,7 @@ def main(argv=None) -> int:
               f"{r['cycles_per_sample'] / r['bound']:.2f} | {fmt(r['model'])} | "
               f"{fmt(r['clock_mhz'], '.2f')} | {fmt(r['us_per_sample'], ',.1f')} | "
               f"{fmt(bc)} | {fmt(bus, ',.1f')} | "
-              f"{fmt(bc / r['cycles_per_sample'] if bc else None, '.1f')}x | "
+              f"{fmt(bc / r['cycles_per_sample'], '.1f') + 'x' if bc else '-'} | "
               f"{'yes' if r['bit_exact'] else 'NO ' + str(r['mismatches'])} |")
     return 0 if all(r["bit_exact"] for r in rows.values()) else 1
 
