@@ -104,6 +104,7 @@ def sweep(args) -> None:
         tag = "-".join(map(str, p)) if isinstance(p, tuple) else p
         out = Path(args.build_root) / f"{args.board}-P{tag}"
         t0 = time.time()
+        state = hdl_state()   # the gateware as elaborated (before the long build)
         try:
             config, _ = resolve_weights(net, core_config(args, p, count_bits).check(net),
                                         args.board, args.weights)
@@ -116,7 +117,7 @@ def sweep(args) -> None:
             results.append({"board": args.board, "lanes": p, "error": str(exc),
                             "seconds": time.time() - t0})
             continue
-        rep["hdl_state"] = hdl_state()
+        rep["hdl_state"] = state
         results.append(rep)
         print(row(rep), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -161,6 +161,10 @@ def clock_of(reports: dict, name: str):
     if not path:
         return None, None
     rep = json.loads(Path(path).read_text())
+    if isinstance(rep, list):     # a bench/board_sweep.py result: one build in it
+        if len(rep) != 1:
+            raise SystemExit(f"--report {name}={path}: {len(rep)} builds in it; give one")
+        rep = rep[0]
     return rep["clock"]["actual_mhz"], rep
 
 
