@@ -99,7 +99,7 @@ def summary_rows(s: dict) -> list[tuple[str, str]]:
             ("bit-exact (RTL vs golden)", "yes" if v["mismatches"] == 0 else
              f"NO ({v['mismatches']} mismatches)"),
             ("core (verified = synthesized)", s["core"]),
-            ("cycles per sample (simulated)", f"{v['cycles_per_sample']:.0f}")]
+            ("cycles per sample (simulated)", f"{v['cycles_per_sample']:,.0f}")]
     if b:
         mhz = b["clock"]["actual_mhz"]
         cyc = v["cycles_per_sample"]
