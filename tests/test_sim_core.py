@@ -102,6 +102,12 @@ def test_regression_covers_the_space():
              for la in c.net.layers if la.quantized]
     assert len(set(piped)) >= 3
     assert len(CORE_KINDS) == 5
+    # the throughput modes: static and streamed input with one and two accumulator
+    # banks, on direct and spike input, and zero-heavy direct input
+    modes = {(c.config.static_input(c.net), banks, c.net.input_bits > 1)
+             for c in cases for banks in {o.banks for o in c.config.layers(c.net)}}
+    assert modes == {(s, b, d) for s in (True, False) for b in (1, 2) for d in (True, False)}
+    assert any(c.net.input_bits > 1 and 0 < c.x.astype(bool).mean() < 0.2 for c in cases)
 
 
 # ---- a core that is wrong must fail, at the right place --------------------------------
