@@ -2059,23 +2059,21 @@ module \qsnn_ref.layer0.frontend (clk, rst, start, events__valid, event__take, e
   wire \$5 ;
   wire \$50 ;
   wire \$51 ;
-  wire \$52 ;
+  wire [7:0] \$52 ;
   wire \$53 ;
   wire \$54 ;
-  wire [7:0] \$55 ;
+  wire \$55 ;
   wire \$56 ;
-  wire \$57 ;
-  wire \$58 ;
-  wire \$59 ;
+  reg [5:0] \$57 ;
+  reg \$58 ;
+  reg \$59 ;
   wire \$6 ;
-  reg [5:0] \$60 ;
-  reg \$61 ;
-  reg \$62 ;
-  reg [5:0] \$63 ;
-  reg [6:0] \$64 ;
+  reg \$60 ;
+  reg [5:0] \$61 ;
+  reg [6:0] \$62 ;
+  reg \$63 ;
+  reg \$64 ;
   reg \$65 ;
-  reg \$66 ;
-  reg \$67 ;
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
@@ -2088,6 +2086,7 @@ module \qsnn_ref.layer0.frontend (clk, rst, start, events__valid, event__take, e
   wire \cur.last ;
   wire [3:0] \cur.value ;
   wire cur_done;
+  reg cur_skip = 1'h0;
   output error;
   reg error = 1'h0;
   wire error_set;
@@ -2122,20 +2121,18 @@ module \qsnn_ref.layer0.frontend (clk, rst, start, events__valid, event__take, e
   wire rst;
   input start;
   wire start;
-  assign \$30  = \$signal  & \$29 ;
-  assign \$31  = event__take & cur[4];
-  assign \$32  = ~ idx_full;
-  assign \$33  = \$31  & \$32 ;
-  assign \$34  = ~ loaded;
-  assign \$35  = \$33  & \$34 ;
-  assign error_set = \$30  | \$35 ;
-  assign event__reuse = cur[4] & loaded;
-  assign \$36  = ~ \$signal ;
-  assign \$37  = \$36  | cur_done;
-  assign \$38  = ~ nxt_valid;
-  assign \$39  = events__valid & \$38 ;
-  assign \$40  = ~ nxt_valid;
-  assign \$41  = events__valid & \$40 ;
+  assign \$30  = ~ \$signal ;
+  assign \$31  = \$30  | cur_done;
+  assign \$32  = ~ nxt_valid;
+  assign \$33  = events__valid & \$32 ;
+  assign \$34  = ~ nxt[4];
+  assign \$35  = ! nxt[3:0];
+  assign \$36  = \$34  & \$35 ;
+  assign \$37  = ~ nxt_valid;
+  assign \$38  = events__valid & \$37 ;
+  assign \$39  = ~ events__payload[4];
+  assign \$40  = ! events__payload[3:0];
+  assign \$41  = \$39  & \$40 ;
   assign \$42  = ~ cur[4];
   assign \$43  = event__take & \$42 ;
   assign \$44  = ~ cur[4];
@@ -2144,32 +2141,31 @@ module \qsnn_ref.layer0.frontend (clk, rst, start, events__valid, event__take, e
   assign \$47  = \$44  & \$46 ;
   assign \$48  = ~ \$47 ;
   assign \$49  = \$signal  & \$48 ;
-  assign \$50  = ~ cur[4];
-  assign \$51  = ! cur[3:0];
-  assign \$52  = \$50  & \$51 ;
-  assign \$53  = \$49  & \$52 ;
-  assign \$54  = \$43  | \$53 ;
-  assign \$55  = idx + 1'h1;
-  assign \$56  = idx == 6'h3f;
-  assign \$57  = event__take & cur[4];
-  assign \$58  = event__take & cur[4];
-  assign \$59  = ~ cur[5];
+  assign \$50  = \$49  & cur_skip;
+  assign \$51  = \$43  | \$50 ;
+  assign \$52  = idx + 1'h1;
+  assign \$53  = idx == 6'h3f;
+  assign \$54  = event__take & cur[4];
+  assign \$55  = event__take & cur[4];
+  assign \$56  = ~ cur[5];
   always @(posedge clk)
-    cur <= \$60 ;
+    cur <= \$57 ;
   always @(posedge clk)
-    \$signal  <= \$61 ;
+    \$signal  <= \$58 ;
   always @(posedge clk)
-    nxt_valid <= \$62 ;
+    nxt_valid <= \$59 ;
   always @(posedge clk)
-    nxt <= \$63 ;
+    cur_skip <= \$60 ;
   always @(posedge clk)
-    idx <= \$64 ;
+    nxt <= \$61 ;
   always @(posedge clk)
-    idx_full <= \$65 ;
+    idx <= \$62 ;
   always @(posedge clk)
-    loaded <= \$66 ;
+    idx_full <= \$63 ;
   always @(posedge clk)
-    error <= \$67 ;
+    loaded <= \$64 ;
+  always @(posedge clk)
+    error <= \$65 ;
   assign events__ready = ~ nxt_valid;
   assign \$1  = ~ cur[4];
   assign \$2  = cur[5] | idx_full;
@@ -2177,139 +2173,156 @@ module \qsnn_ref.layer0.frontend (clk, rst, start, events__valid, event__take, e
   assign \$4  = \$1  & \$3 ;
   assign \$5  = ~ \$4 ;
   assign \$6  = \$signal  & \$5 ;
-  assign \$7  = ~ cur[4];
-  assign \$8  = ! cur[3:0];
-  assign \$9  = \$7  & \$8 ;
-  assign \$10  = ~ \$9 ;
-  assign event__valid = \$6  & \$10 ;
-  assign \$11  = ~ cur[4];
-  assign \$12  = cur[5] | idx_full;
-  assign \$13  = \$12  | loaded;
-  assign \$14  = \$11  & \$13 ;
-  assign \$15  = \$14  | event__take;
-  assign \$16  = ~ cur[4];
-  assign \$17  = cur[5] | idx_full;
-  assign \$18  = \$17  | loaded;
-  assign \$19  = \$16  & \$18 ;
-  assign \$20  = ~ \$19 ;
-  assign \$21  = \$signal  & \$20 ;
-  assign \$22  = ~ cur[4];
-  assign \$23  = ! cur[3:0];
-  assign \$24  = \$22  & \$23 ;
-  assign \$25  = \$21  & \$24 ;
-  assign cur_done = \$15  | \$25 ;
-  assign \$26  = ~ cur[4];
-  assign \$27  = cur[5] | idx_full;
-  assign \$28  = \$27  | loaded;
-  assign \$29  = \$26  & \$28 ;
+  assign \$7  = ~ cur_skip;
+  assign event__valid = \$6  & \$7 ;
+  assign \$8  = ~ cur[4];
+  assign \$9  = cur[5] | idx_full;
+  assign \$10  = \$9  | loaded;
+  assign \$11  = \$8  & \$10 ;
+  assign \$12  = \$11  | event__take;
+  assign \$13  = ~ cur[4];
+  assign \$14  = cur[5] | idx_full;
+  assign \$15  = \$14  | loaded;
+  assign \$16  = \$13  & \$15 ;
+  assign \$17  = ~ \$16 ;
+  assign \$18  = \$signal  & \$17 ;
+  assign \$19  = \$18  & cur_skip;
+  assign cur_done = \$12  | \$19 ;
+  assign \$20  = ~ cur[4];
+  assign \$21  = cur[5] | idx_full;
+  assign \$22  = \$21  | loaded;
+  assign \$23  = \$20  & \$22 ;
+  assign \$24  = \$signal  & \$23 ;
+  assign \$25  = event__take & cur[4];
+  assign \$26  = ~ idx_full;
+  assign \$27  = \$25  & \$26 ;
+  assign \$28  = ~ loaded;
+  assign \$29  = \$27  & \$28 ;
+  assign error_set = \$24  | \$29 ;
+  assign event__reuse = cur[4] & loaded;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$60  = cur;
-    if (\$37 ) begin
+    \$57  = cur;
+    if (\$31 ) begin
       (* full_case = 32'd1 *)
       if (nxt_valid) begin
-        \$60  = nxt;
+        \$57  = nxt;
       end else begin
-        \$60  = events__payload;
+        \$57  = events__payload;
       end
     end
     if (rst) begin
-      \$60  = 6'h00;
+      \$57  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$61  = \$signal ;
-    if (\$37 ) begin
+    \$58  = \$signal ;
+    if (\$31 ) begin
       (* full_case = 32'd1 *)
       if (nxt_valid) begin
-        \$61  = 1'h1;
+        \$58  = 1'h1;
       end else begin
-        \$61  = \$41 ;
+        \$58  = \$38 ;
       end
     end
     if (rst) begin
-      \$61  = 1'h0;
+      \$58  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$62  = nxt_valid;
-    if (\$37 ) begin
+    \$59  = nxt_valid;
+    if (\$31 ) begin
       if (nxt_valid) begin
-        \$62  = 1'h0;
+        \$59  = 1'h0;
       end
-    end else if (\$39 ) begin
-      \$62  = 1'h1;
+    end else if (\$33 ) begin
+      \$59  = 1'h1;
     end
     if (rst) begin
-      \$62  = 1'h0;
+      \$59  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$63  = nxt;
-    if (\$37 ) begin
-    end else if (\$39 ) begin
-      \$63  = events__payload;
+    \$60  = cur_skip;
+    if (\$31 ) begin
+      (* full_case = 32'd1 *)
+      if (nxt_valid) begin
+        \$60  = \$36 ;
+      end else begin
+        \$60  = \$41 ;
+      end
     end
     if (rst) begin
-      \$63  = 6'h00;
+      \$60  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$64  = idx;
+    \$61  = nxt;
+    if (\$31 ) begin
+    end else if (\$33 ) begin
+      \$61  = events__payload;
+    end
+    if (rst) begin
+      \$61  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$62  = idx;
+    if (\$51 ) begin
+      \$62  = \$52 [6:0];
+    end
     if (\$54 ) begin
-      \$64  = \$55 [6:0];
-    end
-    if (\$57 ) begin
-      \$64  = 7'h00;
+      \$62  = 7'h00;
     end
     if (start) begin
-      \$64  = 7'h00;
+      \$62  = 7'h00;
     end
     if (rst) begin
-      \$64  = 7'h00;
+      \$62  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$65  = idx_full;
+    \$63  = idx_full;
+    if (\$51 ) begin
+      \$63  = \$53 ;
+    end
     if (\$54 ) begin
-      \$65  = \$56 ;
-    end
-    if (\$57 ) begin
-      \$65  = 1'h0;
+      \$63  = 1'h0;
     end
     if (start) begin
-      \$65  = 1'h0;
+      \$63  = 1'h0;
     end
     if (rst) begin
-      \$65  = 1'h0;
+      \$63  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$66  = loaded;
-    if (\$58 ) begin
-      \$66  = \$59 ;
+    \$64  = loaded;
+    if (\$55 ) begin
+      \$64  = \$56 ;
     end
     if (start) begin
-      \$66  = 1'h0;
+      \$64  = 1'h0;
     end
     if (rst) begin
-      \$66  = 1'h0;
+      \$64  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$67  = error;
+    \$65  = error;
     if (error_set) begin
-      \$67  = 1'h1;
+      \$65  = 1'h1;
     end
     if (rst) begin
-      \$67  = 1'h0;
+      \$65  = 1'h0;
     end
   end
   assign event__eot = cur[4];
@@ -2352,62 +2365,61 @@ module \qsnn_ref.layer0.update (rst, start, step, access__data, accepting, ready
   wire [5:0] \$26 ;
   wire [6:0] \$27 ;
   wire [5:0] \$28 ;
-  wire [6:0] \$29 ;
+  wire \$29 ;
   wire \$3 ;
-  wire [3:0] \$30 ;
-  wire [7:0] \$31 ;
+  wire \$30 ;
+  wire \$31 ;
   wire \$32 ;
-  wire \$33 ;
-  wire \$34 ;
-  wire \$35 ;
-  reg [2:0] \$36 ;
+  reg [2:0] \$33 ;
+  reg \$34 ;
+  reg \$35 ;
+  reg \$36 ;
   reg \$37 ;
   reg \$38 ;
   reg \$39 ;
   wire \$4 ;
   reg \$40 ;
-  reg \$41 ;
+  reg [2:0] \$41 ;
   reg \$42 ;
   reg \$43 ;
-  reg [2:0] \$44 ;
+  reg \$44 ;
   reg \$45 ;
   reg \$46 ;
   reg \$47 ;
   reg \$48 ;
-  reg \$49 ;
+  reg [4:0] \$49 ;
   wire \$5 ;
   reg \$50 ;
-  reg [4:0] \$51 ;
+  reg \$51 ;
   reg \$52 ;
-  reg \$53 ;
+  reg [2:0] \$53 ;
   reg \$54 ;
-  reg [2:0] \$55 ;
+  reg \$55 ;
   reg \$56 ;
   reg \$57 ;
   reg \$58 ;
   reg \$59 ;
   wire \$6 ;
-  reg \$60 ;
+  reg [2:0] \$60 ;
   reg \$61 ;
-  reg [2:0] \$62 ;
+  reg \$62 ;
   reg \$63 ;
-  reg \$64 ;
+  reg [2:0] \$64 ;
   reg \$65 ;
-  reg [2:0] \$66 ;
+  reg \$66 ;
   reg \$67 ;
-  reg \$68 ;
+  reg [2:0] \$68 ;
   reg \$69 ;
   wire \$7 ;
-  reg [2:0] \$70 ;
+  reg \$70 ;
   reg \$71 ;
-  reg \$72 ;
+  reg [2:0] \$72 ;
   reg \$73 ;
-  reg [2:0] \$74 ;
-  reg \$75 ;
   wire \$8 ;
   wire \$9 ;
   (* init = 1'h1 *)
   wire \$signal ;
+  wire \$signal$113 ;
   reg \$signal$134  = 1'h0;
   reg \$signal$136  = 1'h0;
   reg \$signal$138  = 1'h0;
@@ -2476,7 +2488,6 @@ module \qsnn_ref.layer0.update (rst, start, step, access__data, accepting, ready
   wire [2:0] cg;
   input clk;
   wire clk;
-  wire done_slot;
   reg fresh = 1'h0;
   reg \fresh$141  = 1'h1;
   (* init = 1'h0 *)
@@ -2610,6 +2621,7 @@ module \qsnn_ref.layer0.update (rst, start, step, access__data, accepting, ready
   wire step_clear;
   reg step_done;
   wire step_last;
+  reg step_r = 1'h0;
   (* init = 3'h0 *)
   wire [2:0] trace__state_addr;
   wire [63:0] trace__state_data;
@@ -2693,102 +2705,99 @@ module \qsnn_ref.layer0.update (rst, start, step, access__data, accepting, ready
   wire [2:0] \word.group ;
   wire \word.last ;
   wire [15:0] \word.mask ;
-  assign \$19  = ~ \$18 ;
-  assign \$20  = pend & \$19 ;
   assign \$21  = ~ \$signal$7 ;
   assign \$22  = \$21  | is_end;
   assign \$23  = \$20  & \$22 ;
-  assign \$25  = step ? 4'h9 : 4'h0;
+  assign \$25  = step_r ? 4'h9 : 4'h0;
   assign \$26  = outstanding + \$25 ;
-  assign \$27  = \$26  - done_slot;
-  assign \$28  = level + \w_en$117 ;
-  assign \$29  = \$28  + outstanding;
-  assign \$30  = step ? 4'h9 : 4'h0;
-  assign \$31  = \$29  + \$30 ;
-  assign \$32  = \$31  <= 4'h9;
-  assign \$33  = ~ is_end;
-  assign \$34  = \$signal$7  & \$33 ;
-  assign \$35  = \$signal$7  & is_end;
+  assign \$27  = \$26  - \$signal$113 ;
+  assign \$28  = level + outstanding;
+  assign \$29  = \$28  <= 4'h9;
+  assign \$30  = ~ is_end;
+  assign \$31  = \$signal$7  & \$30 ;
+  assign \$32  = \$signal$7  & is_end;
   always @(posedge clk)
-    access__init_g <= \$36 ;
+    access__init_g <= \$33 ;
   always @(posedge clk)
-    access__init_en <= \$37 ;
+    access__init_en <= \$34 ;
   always @(posedge clk)
-    pend <= \$38 ;
+    pend <= \$35 ;
   always @(posedge clk)
-    \$signal$134  <= \$39 ;
+    \$signal$134  <= \$36 ;
   always @(posedge clk)
-    \$signal$136  <= \$40 ;
+    \$signal$136  <= \$37 ;
   always @(posedge clk)
-    \$signal$138  <= \$41 ;
+    \$signal$138  <= \$38 ;
   always @(posedge clk)
-    \$signal$140  <= \$42 ;
+    \$signal$140  <= \$39 ;
   always @(posedge clk)
-    \fresh$141  <= \$43 ;
+    \fresh$141  <= \$40 ;
   always @(posedge clk)
-    access__read_g <= \$44 ;
+    access__read_g <= \$41 ;
   always @(posedge clk)
-    is_end <= \$45 ;
+    is_end <= \$42 ;
   always @(posedge clk)
-    \$signal$7  <= \$46 ;
+    \$signal$7  <= \$43 ;
   always @(posedge clk)
-    access__read_bank <= \$47 ;
+    access__read_bank <= \$44 ;
   always @(posedge clk)
-    \$signal$144  <= \$48 ;
+    \$signal$144  <= \$45 ;
   always @(posedge clk)
-    \$signal$145  <= \$49 ;
+    \$signal$145  <= \$46 ;
   always @(posedge clk)
-    \$signal$146  <= \$50 ;
+    \$signal$146  <= \$47 ;
   always @(posedge clk)
-    outstanding <= \$51 ;
+    step_r <= \$48 ;
   always @(posedge clk)
-    room <= \$52 ;
+    outstanding <= \$49 ;
   always @(posedge clk)
-    upd_u1_valid <= \$53 ;
+    room <= \$50 ;
   always @(posedge clk)
-    upd_u1_end <= \$54 ;
+    upd_u1_valid <= \$51 ;
   always @(posedge clk)
-    access__clear_g <= \$55 ;
+    upd_u1_end <= \$52 ;
   always @(posedge clk)
-    access__clear_bank <= \$56 ;
+    access__clear_g <= \$53 ;
   always @(posedge clk)
-    upd_u1_clear <= \$57 ;
+    access__clear_bank <= \$54 ;
   always @(posedge clk)
-    upd_u1_last <= \$58 ;
+    upd_u1_clear <= \$55 ;
   always @(posedge clk)
-    fresh <= \$59 ;
+    upd_u1_last <= \$56 ;
   always @(posedge clk)
-    upd_s2_valid <= \$60 ;
+    fresh <= \$57 ;
   always @(posedge clk)
-    upd_s2_end <= \$61 ;
+    upd_s2_valid <= \$58 ;
   always @(posedge clk)
-    upd_s2_g <= \$62 ;
+    upd_s2_end <= \$59 ;
   always @(posedge clk)
-    upd_s2_last <= \$63 ;
+    upd_s2_g <= \$60 ;
   always @(posedge clk)
-    upd_s3_valid <= \$64 ;
+    upd_s2_last <= \$61 ;
   always @(posedge clk)
-    upd_s3_end <= \$65 ;
+    upd_s3_valid <= \$62 ;
   always @(posedge clk)
-    upd_s3_g <= \$66 ;
+    upd_s3_end <= \$63 ;
   always @(posedge clk)
-    upd_s3_last <= \$67 ;
+    upd_s3_g <= \$64 ;
   always @(posedge clk)
-    upd_s4_valid <= \$68 ;
+    upd_s3_last <= \$65 ;
   always @(posedge clk)
-    upd_s4_end <= \$69 ;
+    upd_s4_valid <= \$66 ;
   always @(posedge clk)
-    upd_s4_g <= \$70 ;
+    upd_s4_end <= \$67 ;
   always @(posedge clk)
-    upd_s4_last <= \$71 ;
+    upd_s4_g <= \$68 ;
   always @(posedge clk)
-    w_en <= \$72 ;
+    upd_s4_last <= \$69 ;
   always @(posedge clk)
-    upd_s5_end <= \$73 ;
+    w_en <= \$70 ;
   always @(posedge clk)
-    w_addr <= \$74 ;
+    upd_s5_end <= \$71 ;
   always @(posedge clk)
-    upd_s5_last <= \$75 ;
+    w_addr <= \$72 ;
+  always @(posedge clk)
+    upd_s5_last <= \$73 ;
   assign accepting = ~ access__init_en;
   assign \$1  = ~ pend;
   assign \$2  = ~ \$signal$7 ;
@@ -2804,13 +2813,15 @@ module \qsnn_ref.layer0.update (rst, start, step, access__data, accepting, ready
   assign \$10  = ~ is_end;
   assign access__read_en = \$signal$7  & \$10 ;
   assign access__clear_en = upd_u1_valid & upd_u1_clear;
-  assign done_slot = w_en | upd_s5_end;
+  assign \$signal$113  = w_en | upd_s5_end;
   assign \$13  = | \$12 ;
   assign \$14  = access__init_g + 1'h1;
   assign \$15  = access__init_g == 3'h7;
   assign \$16  = access__read_g + 1'h1;
   assign \$17  = access__read_g == 3'h7;
   assign \$18  = \$signal$134  ? acc_pending[1] : acc_pending[0];
+  assign \$19  = ~ \$18 ;
+  assign \$20  = pend & \$19 ;
   \qsnn_ref.layer0.update.fifo  fifo (
     .clk(clk),
     .r_data(spikes__payload),
@@ -2967,22 +2978,22 @@ module \qsnn_ref.layer0.update (rst, start, step, access__data, accepting, ready
   );
   \qsnn_ref.layer0.update.states  states (
     .clk(clk),
-    .\port$2072$0 (new_state),
-    .\port$2090$0 (\new_state$98 ),
-    .\port$2108$0 (\new_state$99 ),
-    .\port$2126$0 (\new_state$100 ),
-    .\port$2144$0 (\new_state$101 ),
-    .\port$2162$0 (\new_state$102 ),
-    .\port$2180$0 (\new_state$103 ),
-    .\port$2198$0 (\new_state$104 ),
-    .\port$2216$0 (\new_state$105 ),
-    .\port$2234$0 (\new_state$106 ),
-    .\port$2252$0 (\new_state$107 ),
-    .\port$2270$0 (\new_state$108 ),
-    .\port$2288$0 (\new_state$109 ),
-    .\port$2306$0 (\new_state$110 ),
-    .\port$2324$0 (\new_state$111 ),
-    .\port$2342$0 (\new_state$112 ),
+    .\port$2067$0 (new_state),
+    .\port$2085$0 (\new_state$98 ),
+    .\port$2103$0 (\new_state$99 ),
+    .\port$2121$0 (\new_state$100 ),
+    .\port$2139$0 (\new_state$101 ),
+    .\port$2157$0 (\new_state$102 ),
+    .\port$2175$0 (\new_state$103 ),
+    .\port$2193$0 (\new_state$104 ),
+    .\port$2211$0 (\new_state$105 ),
+    .\port$2229$0 (\new_state$106 ),
+    .\port$2247$0 (\new_state$107 ),
+    .\port$2265$0 (\new_state$108 ),
+    .\port$2283$0 (\new_state$109 ),
+    .\port$2301$0 (\new_state$110 ),
+    .\port$2319$0 (\new_state$111 ),
+    .\port$2337$0 (\new_state$112 ),
     .r_data(r_data),
     .rd__addr(access__read_g),
     .rst(rst),
@@ -3018,44 +3029,74 @@ module \qsnn_ref.layer0.update (rst, start, step, access__data, accepting, ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$36  = access__init_g;
+    \$33  = access__init_g;
     if (access__init_en) begin
-      \$36  = \$14 [2:0];
+      \$33  = \$14 [2:0];
     end
     if (rst) begin
-      \$36  = 3'h0;
+      \$33  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$37  = access__init_en;
+    \$34  = access__init_en;
     if (access__init_en) begin
       if (\$15 ) begin
-        \$37  = 1'h0;
+        \$34  = 1'h0;
       end
     end
     if (rst) begin
-      \$37  = 1'h1;
+      \$34  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$38  = pend;
+    \$35  = pend;
     if (step) begin
-      \$38  = 1'h1;
+      \$35  = 1'h1;
     end
     if (\$24 ) begin
-      \$38  = 1'h0;
+      \$35  = 1'h0;
     end
     if (rst) begin
-      \$38  = 1'h0;
+      \$35  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$39  = \$signal$134 ;
+    \$36  = \$signal$134 ;
     if (step) begin
-      \$39  = 1'h0;
+      \$36  = 1'h0;
+    end
+    if (rst) begin
+      \$36  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$37  = \$signal$136 ;
+    if (step) begin
+      \$37  = step_clear;
+    end
+    if (rst) begin
+      \$37  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$38  = \$signal$138 ;
+    if (step) begin
+      \$38  = step_clear;
+    end
+    if (rst) begin
+      \$38  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$39  = \$signal$140 ;
+    if (step) begin
+      \$39  = \fresh$141 ;
     end
     if (rst) begin
       \$39  = 1'h0;
@@ -3063,29 +3104,44 @@ module \qsnn_ref.layer0.update (rst, start, step, access__data, accepting, ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$40  = \$signal$136 ;
+    \$40  = \fresh$141 ;
     if (step) begin
       \$40  = step_clear;
     end
+    if (start) begin
+      \$40  = 1'h1;
+    end
     if (rst) begin
-      \$40  = 1'h0;
+      \$40  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$41  = \$signal$138 ;
-    if (step) begin
-      \$41  = step_clear;
+    \$41  = access__read_g;
+    if (\$signal$7 ) begin
+      \$41  = \$16 [2:0];
+      if (is_end) begin
+        \$41  = 3'h0;
+      end
+    end
+    if (\$24 ) begin
+      \$41  = 3'h0;
     end
     if (rst) begin
-      \$41  = 1'h0;
+      \$41  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$42  = \$signal$140 ;
-    if (step) begin
-      \$42  = \fresh$141 ;
+    \$42  = is_end;
+    if (\$signal$7 ) begin
+      \$42  = \$17 ;
+      if (is_end) begin
+        \$42  = 1'h0;
+      end
+    end
+    if (\$24 ) begin
+      \$42  = 1'h0;
     end
     if (rst) begin
       \$42  = 1'h0;
@@ -3093,44 +3149,34 @@ module \qsnn_ref.layer0.update (rst, start, step, access__data, accepting, ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$43  = \fresh$141 ;
-    if (step) begin
-      \$43  = step_clear;
+    \$43  = \$signal$7 ;
+    if (\$signal$7 ) begin
+      if (is_end) begin
+        \$43  = 1'h0;
+      end
     end
-    if (start) begin
+    if (\$24 ) begin
       \$43  = 1'h1;
     end
     if (rst) begin
-      \$43  = 1'h1;
+      \$43  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$44  = access__read_g;
-    if (\$signal$7 ) begin
-      \$44  = \$16 [2:0];
-      if (is_end) begin
-        \$44  = 3'h0;
-      end
-    end
+    \$44  = access__read_bank;
     if (\$24 ) begin
-      \$44  = 3'h0;
+      \$44  = \$signal$134 ;
     end
     if (rst) begin
-      \$44  = 3'h0;
+      \$44  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$45  = is_end;
-    if (\$signal$7 ) begin
-      \$45  = \$17 ;
-      if (is_end) begin
-        \$45  = 1'h0;
-      end
-    end
+    \$45  = \$signal$144 ;
     if (\$24 ) begin
-      \$45  = 1'h0;
+      \$45  = \$signal$136 ;
     end
     if (rst) begin
       \$45  = 1'h0;
@@ -3138,14 +3184,9 @@ module \qsnn_ref.layer0.update (rst, start, step, access__data, accepting, ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$46  = \$signal$7 ;
-    if (\$signal$7 ) begin
-      if (is_end) begin
-        \$46  = 1'h0;
-      end
-    end
+    \$46  = \$signal$145 ;
     if (\$24 ) begin
-      \$46  = 1'h1;
+      \$46  = \$signal$138 ;
     end
     if (rst) begin
       \$46  = 1'h0;
@@ -3153,9 +3194,9 @@ module \qsnn_ref.layer0.update (rst, start, step, access__data, accepting, ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$47  = access__read_bank;
+    \$47  = \$signal$146 ;
     if (\$24 ) begin
-      \$47  = \$signal$134 ;
+      \$47  = \$signal$140 ;
     end
     if (rst) begin
       \$47  = 1'h0;
@@ -3163,39 +3204,30 @@ module \qsnn_ref.layer0.update (rst, start, step, access__data, accepting, ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$48  = \$signal$144 ;
-    if (\$24 ) begin
-      \$48  = \$signal$136 ;
-    end
+    \$48  = step;
     if (rst) begin
       \$48  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$49  = \$signal$145 ;
-    if (\$24 ) begin
-      \$49  = \$signal$138 ;
-    end
+    \$49  = \$27 [4:0];
     if (rst) begin
-      \$49  = 1'h0;
+      \$49  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$50  = \$signal$146 ;
-    if (\$24 ) begin
-      \$50  = \$signal$140 ;
-    end
+    \$50  = \$29 ;
     if (rst) begin
       \$50  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$51  = \$27 [4:0];
+    \$51  = \$31 ;
     if (rst) begin
-      \$51  = 5'h00;
+      \$51  = 1'h0;
     end
   end
   always @* begin
@@ -3207,163 +3239,149 @@ module \qsnn_ref.layer0.update (rst, start, step, access__data, accepting, ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$53  = \$34 ;
+    \$53  = access__read_g;
     if (rst) begin
-      \$53  = 1'h0;
+      \$53  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$54  = \$35 ;
+    \$54  = access__read_bank;
     if (rst) begin
       \$54  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$55  = access__read_g;
+    \$55  = \$signal$144 ;
     if (rst) begin
-      \$55  = 3'h0;
+      \$55  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$56  = access__read_bank;
+    \$56  = \$signal$145 ;
     if (rst) begin
       \$56  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$57  = \$signal$144 ;
+    \$57  = \$signal$146 ;
     if (rst) begin
       \$57  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$58  = \$signal$145 ;
+    \$58  = upd_u1_valid;
     if (rst) begin
       \$58  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$59  = \$signal$146 ;
+    \$59  = upd_u1_end;
     if (rst) begin
       \$59  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$60  = upd_u1_valid;
+    \$60  = access__clear_g;
     if (rst) begin
-      \$60  = 1'h0;
+      \$60  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$61  = upd_u1_end;
+    \$61  = upd_u1_last;
     if (rst) begin
       \$61  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$62  = access__clear_g;
+    \$62  = upd_s2_valid;
     if (rst) begin
-      \$62  = 3'h0;
+      \$62  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$63  = upd_u1_last;
+    \$63  = upd_s2_end;
     if (rst) begin
       \$63  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$64  = upd_s2_valid;
+    \$64  = upd_s2_g;
     if (rst) begin
-      \$64  = 1'h0;
+      \$64  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$65  = upd_s2_end;
+    \$65  = upd_s2_last;
     if (rst) begin
       \$65  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$66  = upd_s2_g;
+    \$66  = upd_s3_valid;
     if (rst) begin
-      \$66  = 3'h0;
+      \$66  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$67  = upd_s2_last;
+    \$67  = upd_s3_end;
     if (rst) begin
       \$67  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$68  = upd_s3_valid;
+    \$68  = upd_s3_g;
     if (rst) begin
-      \$68  = 1'h0;
+      \$68  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$69  = upd_s3_end;
+    \$69  = upd_s3_last;
     if (rst) begin
       \$69  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$70  = upd_s3_g;
+    \$70  = upd_s4_valid;
     if (rst) begin
-      \$70  = 3'h0;
+      \$70  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$71  = upd_s3_last;
+    \$71  = upd_s4_end;
     if (rst) begin
       \$71  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$72  = upd_s4_valid;
+    \$72  = upd_s4_g;
     if (rst) begin
-      \$72  = 1'h0;
+      \$72  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$73  = upd_s4_end;
+    \$73  = upd_s4_last;
     if (rst) begin
       \$73  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$74  = upd_s4_g;
-    if (rst) begin
-      \$74  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$75  = upd_s4_last;
-    if (rst) begin
-      \$75  = 1'h0;
     end
   end
   assign \$signal  = access__init_en;
@@ -7617,42 +7635,42 @@ module \qsnn_ref.layer0.update.lif9.quantizer (rst, code, value, above, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.update.states (rst, r_data, rd__addr, wr__en, wr__addr, \port$2072$0 , \port$2090$0 , \port$2108$0 , \port$2126$0 , \port$2144$0 , \port$2162$0 , \port$2180$0 , \port$2198$0 , \port$2216$0 , \port$2234$0 , \port$2252$0 , \port$2270$0 , \port$2288$0 , \port$2306$0 , \port$2324$0 , \port$2342$0 
+module \qsnn_ref.layer0.update.states (rst, r_data, rd__addr, wr__en, wr__addr, \port$2067$0 , \port$2085$0 , \port$2103$0 , \port$2121$0 , \port$2139$0 , \port$2157$0 , \port$2175$0 , \port$2193$0 , \port$2211$0 , \port$2229$0 , \port$2247$0 , \port$2265$0 , \port$2283$0 , \port$2301$0 , \port$2319$0 , \port$2337$0 
 , clk);
   input clk;
   wire clk;
-  input [3:0] \port$2072$0 ;
-  wire [3:0] \port$2072$0 ;
-  input [3:0] \port$2090$0 ;
-  wire [3:0] \port$2090$0 ;
-  input [3:0] \port$2108$0 ;
-  wire [3:0] \port$2108$0 ;
-  input [3:0] \port$2126$0 ;
-  wire [3:0] \port$2126$0 ;
-  input [3:0] \port$2144$0 ;
-  wire [3:0] \port$2144$0 ;
-  input [3:0] \port$2162$0 ;
-  wire [3:0] \port$2162$0 ;
-  input [3:0] \port$2180$0 ;
-  wire [3:0] \port$2180$0 ;
-  input [3:0] \port$2198$0 ;
-  wire [3:0] \port$2198$0 ;
-  input [3:0] \port$2216$0 ;
-  wire [3:0] \port$2216$0 ;
-  input [3:0] \port$2234$0 ;
-  wire [3:0] \port$2234$0 ;
-  input [3:0] \port$2252$0 ;
-  wire [3:0] \port$2252$0 ;
-  input [3:0] \port$2270$0 ;
-  wire [3:0] \port$2270$0 ;
-  input [3:0] \port$2288$0 ;
-  wire [3:0] \port$2288$0 ;
-  input [3:0] \port$2306$0 ;
-  wire [3:0] \port$2306$0 ;
-  input [3:0] \port$2324$0 ;
-  wire [3:0] \port$2324$0 ;
-  input [3:0] \port$2342$0 ;
-  wire [3:0] \port$2342$0 ;
+  input [3:0] \port$2067$0 ;
+  wire [3:0] \port$2067$0 ;
+  input [3:0] \port$2085$0 ;
+  wire [3:0] \port$2085$0 ;
+  input [3:0] \port$2103$0 ;
+  wire [3:0] \port$2103$0 ;
+  input [3:0] \port$2121$0 ;
+  wire [3:0] \port$2121$0 ;
+  input [3:0] \port$2139$0 ;
+  wire [3:0] \port$2139$0 ;
+  input [3:0] \port$2157$0 ;
+  wire [3:0] \port$2157$0 ;
+  input [3:0] \port$2175$0 ;
+  wire [3:0] \port$2175$0 ;
+  input [3:0] \port$2193$0 ;
+  wire [3:0] \port$2193$0 ;
+  input [3:0] \port$2211$0 ;
+  wire [3:0] \port$2211$0 ;
+  input [3:0] \port$2229$0 ;
+  wire [3:0] \port$2229$0 ;
+  input [3:0] \port$2247$0 ;
+  wire [3:0] \port$2247$0 ;
+  input [3:0] \port$2265$0 ;
+  wire [3:0] \port$2265$0 ;
+  input [3:0] \port$2283$0 ;
+  wire [3:0] \port$2283$0 ;
+  input [3:0] \port$2301$0 ;
+  wire [3:0] \port$2301$0 ;
+  input [3:0] \port$2319$0 ;
+  wire [3:0] \port$2319$0 ;
+  input [3:0] \port$2337$0 ;
+  wire [3:0] \port$2337$0 ;
   wire [2:0] r_addr;
   output [63:0] r_data;
   wire [63:0] r_data;
@@ -7714,7 +7732,7 @@ module \qsnn_ref.layer0.update.states (rst, r_data, rd__addr, wr__en, wr__addr, 
   end
   always @(posedge clk) begin
     if (wr__en)
-      mem[wr__addr] <= { \port$2342$0 , \port$2324$0 , \port$2306$0 , \port$2288$0 , \port$2270$0 , \port$2252$0 , \port$2234$0 , \port$2216$0 , \port$2198$0 , \port$2180$0 , \port$2162$0 , \port$2144$0 , \port$2126$0 , \port$2108$0 , \port$2090$0 , \port$2072$0  };
+      mem[wr__addr] <= { \port$2337$0 , \port$2319$0 , \port$2301$0 , \port$2283$0 , \port$2265$0 , \port$2247$0 , \port$2229$0 , \port$2211$0 , \port$2193$0 , \port$2175$0 , \port$2157$0 , \port$2139$0 , \port$2121$0 , \port$2103$0 , \port$2085$0 , \port$2067$0  };
   end
   reg [2:0] _0_;
   always @(posedge clk) begin
@@ -7722,27 +7740,27 @@ module \qsnn_ref.layer0.update.states (rst, r_data, rd__addr, wr__en, wr__addr, 
   end
   assign r_data = mem[_0_];
   assign w_addr = wr__addr;
-  assign wr__data = { \port$2342$0 , \port$2324$0 , \port$2306$0 , \port$2288$0 , \port$2270$0 , \port$2252$0 , \port$2234$0 , \port$2216$0 , \port$2198$0 , \port$2180$0 , \port$2162$0 , \port$2144$0 , \port$2126$0 , \port$2108$0 , \port$2090$0 , \port$2072$0  };
-  assign w_data = { \port$2342$0 , \port$2324$0 , \port$2306$0 , \port$2288$0 , \port$2270$0 , \port$2252$0 , \port$2234$0 , \port$2216$0 , \port$2198$0 , \port$2180$0 , \port$2162$0 , \port$2144$0 , \port$2126$0 , \port$2108$0 , \port$2090$0 , \port$2072$0  };
+  assign wr__data = { \port$2337$0 , \port$2319$0 , \port$2301$0 , \port$2283$0 , \port$2265$0 , \port$2247$0 , \port$2229$0 , \port$2211$0 , \port$2193$0 , \port$2175$0 , \port$2157$0 , \port$2139$0 , \port$2121$0 , \port$2103$0 , \port$2085$0 , \port$2067$0  };
+  assign w_data = { \port$2337$0 , \port$2319$0 , \port$2301$0 , \port$2283$0 , \port$2265$0 , \port$2247$0 , \port$2229$0 , \port$2211$0 , \port$2193$0 , \port$2175$0 , \port$2157$0 , \port$2139$0 , \port$2121$0 , \port$2103$0 , \port$2085$0 , \port$2067$0  };
   assign w_en = wr__en;
   assign r_addr = rd__addr;
   assign rd__data = r_data;
-  assign \w_data[0]  = \port$2072$0 ;
-  assign \w_data[1]  = \port$2090$0 ;
-  assign \w_data[2]  = \port$2108$0 ;
-  assign \w_data[3]  = \port$2126$0 ;
-  assign \w_data[4]  = \port$2144$0 ;
-  assign \w_data[5]  = \port$2162$0 ;
-  assign \w_data[6]  = \port$2180$0 ;
-  assign \w_data[7]  = \port$2198$0 ;
-  assign \w_data[8]  = \port$2216$0 ;
-  assign \w_data[9]  = \port$2234$0 ;
-  assign \w_data[10]  = \port$2252$0 ;
-  assign \w_data[11]  = \port$2270$0 ;
-  assign \w_data[12]  = \port$2288$0 ;
-  assign \w_data[13]  = \port$2306$0 ;
-  assign \w_data[14]  = \port$2324$0 ;
-  assign \w_data[15]  = \port$2342$0 ;
+  assign \w_data[0]  = \port$2067$0 ;
+  assign \w_data[1]  = \port$2085$0 ;
+  assign \w_data[2]  = \port$2103$0 ;
+  assign \w_data[3]  = \port$2121$0 ;
+  assign \w_data[4]  = \port$2139$0 ;
+  assign \w_data[5]  = \port$2157$0 ;
+  assign \w_data[6]  = \port$2175$0 ;
+  assign \w_data[7]  = \port$2193$0 ;
+  assign \w_data[8]  = \port$2211$0 ;
+  assign \w_data[9]  = \port$2229$0 ;
+  assign \w_data[10]  = \port$2247$0 ;
+  assign \w_data[11]  = \port$2265$0 ;
+  assign \w_data[12]  = \port$2283$0 ;
+  assign \w_data[13]  = \port$2301$0 ;
+  assign \w_data[14]  = \port$2319$0 ;
+  assign \w_data[15]  = \port$2337$0 ;
   assign \r_data[0]  = r_data[3:0];
   assign \r_data[1]  = r_data[7:4];
   assign \r_data[2]  = r_data[11:8];
@@ -8558,7 +8576,7 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
     .events__payload(events__payload),
     .events__ready(events__ready),
     .events__valid(events__valid),
-    .\port$2367$19 (\$23 ),
+    .\port$2362$19 (\$23 ),
     .rst(rst)
   );
   \qsnn_ref.layer1.update  update (
@@ -9854,7 +9872,7 @@ module \qsnn_ref.layer1.addressing (rst, load, m, free, bank, issue__group, issu
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.frontend (rst, events__payload, event__take, events__ready, event__valid, event__m, event__reuse, events__valid, \port$2367$19 , error, clk);
+module \qsnn_ref.layer1.frontend (rst, events__payload, event__take, events__ready, event__valid, event__m, event__reuse, events__valid, \port$2362$19 , error, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -9882,8 +9900,9 @@ module \qsnn_ref.layer1.frontend (rst, events__payload, event__take, events__rea
   reg [20:0] \$30 ;
   reg \$31 ;
   reg \$32 ;
-  reg [20:0] \$33 ;
-  reg \$34 ;
+  reg \$33 ;
+  reg [20:0] \$34 ;
+  reg \$35 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [8:0] \$6 ;
@@ -9900,6 +9919,7 @@ module \qsnn_ref.layer1.frontend (rst, events__payload, event__take, events__rea
   wire \cur.last ;
   wire [15:0] \cur.mask ;
   wire cur_done;
+  reg cur_skip = 1'h0;
   output error;
   reg error = 1'h0;
   wire error_set;
@@ -9931,8 +9951,8 @@ module \qsnn_ref.layer1.frontend (rst, events__payload, event__take, events__rea
   wire \nxt.last ;
   wire [15:0] \nxt.mask ;
   reg nxt_valid = 1'h0;
-  output [1:0] \port$2367$19 ;
-  wire [1:0] \port$2367$19 ;
+  output [1:0] \port$2362$19 ;
+  wire [1:0] \port$2362$19 ;
   input rst;
   wire rst;
   assign events__ready = ~ nxt_valid;
@@ -9974,9 +9994,11 @@ module \qsnn_ref.layer1.frontend (rst, events__payload, event__take, events__rea
   always @(posedge clk)
     nxt_valid <= \$32 ;
   always @(posedge clk)
-    nxt <= \$33 ;
+    cur_skip <= \$33 ;
   always @(posedge clk)
-    error <= \$34 ;
+    nxt <= \$34 ;
+  always @(posedge clk)
+    error <= \$35 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \bit  = 4'h0;
@@ -10078,20 +10100,35 @@ module \qsnn_ref.layer1.frontend (rst, events__payload, event__take, events__rea
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$33  = nxt;
+    \$33  = cur_skip;
     if (\$17 ) begin
-    end else if (\$19 ) begin
-      \$33  = events__payload;
+      (* full_case = 32'd1 *)
+      if (nxt_valid) begin
+        \$33  = 1'h0;
+      end else begin
+        \$33  = 1'h0;
+      end
     end
     if (rst) begin
-      \$33  = 21'h000000;
+      \$33  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$34  = error;
+    \$34  = nxt;
+    if (\$17 ) begin
+    end else if (\$19 ) begin
+      \$34  = events__payload;
+    end
     if (rst) begin
-      \$34  = 1'h0;
+      \$34  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$35  = error;
+    if (rst) begin
+      \$35  = 1'h0;
     end
   end
   assign event__eot = cur[19];
@@ -10100,7 +10137,7 @@ module \qsnn_ref.layer1.frontend (rst, events__payload, event__take, events__rea
   assign loaded = 1'h0;
   assign error_set = 1'h0;
   assign event__m = \$6 [6:0];
-  assign \port$2367$19  = cur[20:19];
+  assign \port$2362$19  = cur[20:19];
   assign \cur.group  = cur[2:0];
   assign \cur.mask  = cur[18:3];
   assign \cur.eot  = cur[19];
@@ -10144,32 +10181,32 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   wire \$3 ;
   wire [4:0] \$30 ;
   wire [3:0] \$31 ;
-  wire [4:0] \$32 ;
-  wire [1:0] \$33 ;
-  wire [5:0] \$34 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
   wire \$35 ;
-  wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
+  reg \$36 ;
+  reg \$37 ;
+  reg \$38 ;
   reg \$39 ;
   wire \$4 ;
   reg \$40 ;
   reg \$41 ;
   reg \$42 ;
   reg \$43 ;
-  reg \$44 ;
+  reg [2:0] \$44 ;
   reg \$45 ;
   reg \$46 ;
-  reg [2:0] \$47 ;
+  reg \$47 ;
   reg \$48 ;
   reg \$49 ;
   wire \$5 ;
   reg \$50 ;
   reg \$51 ;
   reg \$52 ;
-  reg \$53 ;
+  reg [2:0] \$53 ;
   reg \$54 ;
-  reg [2:0] \$55 ;
+  reg \$55 ;
   reg \$56 ;
   reg \$57 ;
   reg \$58 ;
@@ -10194,8 +10231,6 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   reg \$75 ;
   reg \$76 ;
   reg \$77 ;
-  reg \$78 ;
-  reg \$79 ;
   wire \$8 ;
   wire \$9 ;
   (* init = 1'h1 *)
@@ -10210,6 +10245,7 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   (* init = 1'h0 *)
   wire \$signal$15 ;
   reg \$signal$7  = 1'h0;
+  wire \$signal$83 ;
   wire [13:0] acc;
   wire [13:0] \acc$31 ;
   wire [13:0] \acc$34 ;
@@ -10257,7 +10293,6 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   wire cg;
   input clk;
   wire clk;
-  wire done_slot;
   reg fresh = 1'h0;
   reg \fresh$111  = 1'h1;
   (* init = 1'h0 *)
@@ -10354,6 +10389,7 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   reg step_done;
   input step_last;
   wire step_last;
+  reg step_r = 1'h0;
   (* init = 1'h0 *)
   wire trace__state_addr;
   wire [39:0] trace__state_data;
@@ -10425,8 +10461,6 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   wire \word.group ;
   wire \word.last ;
   wire [9:0] \word.mask ;
-  assign \$15  = ! access__init_g;
-  assign \$16  = age != 3'h4;
   assign \$17  = age + 1'h1;
   assign \$18  = access__read_g + 1'h1;
   assign \$19  = ! access__read_g;
@@ -10438,99 +10472,98 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   assign \$25  = \$22  & \$24 ;
   assign \$26  = age == 3'h4;
   assign \$27  = \$25  & \$26 ;
-  assign \$28  = step ? 2'h2 : 2'h0;
+  assign \$28  = step_r ? 2'h2 : 2'h0;
   assign \$29  = outstanding + \$28 ;
-  assign \$30  = \$29  - done_slot;
-  assign \$31  = level + \w_en$87 ;
-  assign \$32  = \$31  + outstanding;
-  assign \$33  = step ? 2'h2 : 2'h0;
-  assign \$34  = \$32  + \$33 ;
-  assign \$35  = \$34  <= 2'h2;
-  assign \$36  = ~ is_end;
-  assign \$37  = \$signal$7  & \$36 ;
-  assign \$38  = \$signal$7  & is_end;
+  assign \$30  = \$29  - \$signal$83 ;
+  assign \$31  = level + outstanding;
+  assign \$32  = \$31  <= 2'h2;
+  assign \$33  = ~ is_end;
+  assign \$34  = \$signal$7  & \$33 ;
+  assign \$35  = \$signal$7  & is_end;
   always @(posedge clk)
-    access__init_g <= \$39 ;
+    access__init_g <= \$36 ;
   always @(posedge clk)
-    access__init_en <= \$40 ;
+    access__init_en <= \$37 ;
   always @(posedge clk)
-    pend <= \$41 ;
+    pend <= \$38 ;
   always @(posedge clk)
-    \$signal$104  <= \$42 ;
+    \$signal$104  <= \$39 ;
   always @(posedge clk)
-    \$signal$106  <= \$43 ;
+    \$signal$106  <= \$40 ;
   always @(posedge clk)
-    \$signal$108  <= \$44 ;
+    \$signal$108  <= \$41 ;
   always @(posedge clk)
-    \$signal$110  <= \$45 ;
+    \$signal$110  <= \$42 ;
   always @(posedge clk)
-    \fresh$111  <= \$46 ;
+    \fresh$111  <= \$43 ;
   always @(posedge clk)
-    age <= \$47 ;
+    age <= \$44 ;
   always @(posedge clk)
-    access__read_g <= \$48 ;
+    access__read_g <= \$45 ;
   always @(posedge clk)
-    is_end <= \$49 ;
+    is_end <= \$46 ;
   always @(posedge clk)
-    \$signal$7  <= \$50 ;
+    \$signal$7  <= \$47 ;
   always @(posedge clk)
-    access__read_bank <= \$51 ;
+    access__read_bank <= \$48 ;
   always @(posedge clk)
-    \$signal$115  <= \$52 ;
+    \$signal$115  <= \$49 ;
   always @(posedge clk)
-    \$signal$116  <= \$53 ;
+    \$signal$116  <= \$50 ;
   always @(posedge clk)
-    \$signal$117  <= \$54 ;
+    \$signal$117  <= \$51 ;
   always @(posedge clk)
-    outstanding <= \$55 ;
+    step_r <= \$52 ;
   always @(posedge clk)
-    room <= \$56 ;
+    outstanding <= \$53 ;
   always @(posedge clk)
-    upd_u1_valid <= \$57 ;
+    room <= \$54 ;
   always @(posedge clk)
-    upd_u1_end <= \$58 ;
+    upd_u1_valid <= \$55 ;
   always @(posedge clk)
-    access__clear_g <= \$59 ;
+    upd_u1_end <= \$56 ;
   always @(posedge clk)
-    access__clear_bank <= \$60 ;
+    access__clear_g <= \$57 ;
   always @(posedge clk)
-    upd_u1_clear <= \$61 ;
+    access__clear_bank <= \$58 ;
   always @(posedge clk)
-    upd_u1_last <= \$62 ;
+    upd_u1_clear <= \$59 ;
   always @(posedge clk)
-    fresh <= \$63 ;
+    upd_u1_last <= \$60 ;
   always @(posedge clk)
-    upd_s2_valid <= \$64 ;
+    fresh <= \$61 ;
   always @(posedge clk)
-    upd_s2_end <= \$65 ;
+    upd_s2_valid <= \$62 ;
   always @(posedge clk)
-    upd_s2_g <= \$66 ;
+    upd_s2_end <= \$63 ;
   always @(posedge clk)
-    upd_s2_last <= \$67 ;
+    upd_s2_g <= \$64 ;
   always @(posedge clk)
-    upd_s3_valid <= \$68 ;
+    upd_s2_last <= \$65 ;
   always @(posedge clk)
-    upd_s3_end <= \$69 ;
+    upd_s3_valid <= \$66 ;
   always @(posedge clk)
-    upd_s3_g <= \$70 ;
+    upd_s3_end <= \$67 ;
   always @(posedge clk)
-    upd_s3_last <= \$71 ;
+    upd_s3_g <= \$68 ;
   always @(posedge clk)
-    upd_s4_valid <= \$72 ;
+    upd_s3_last <= \$69 ;
   always @(posedge clk)
-    upd_s4_end <= \$73 ;
+    upd_s4_valid <= \$70 ;
   always @(posedge clk)
-    upd_s4_g <= \$74 ;
+    upd_s4_end <= \$71 ;
   always @(posedge clk)
-    upd_s4_last <= \$75 ;
+    upd_s4_g <= \$72 ;
   always @(posedge clk)
-    w_en <= \$76 ;
+    upd_s4_last <= \$73 ;
   always @(posedge clk)
-    upd_s5_end <= \$77 ;
+    w_en <= \$74 ;
   always @(posedge clk)
-    w_addr <= \$78 ;
+    upd_s5_end <= \$75 ;
   always @(posedge clk)
-    upd_s5_last <= \$79 ;
+    w_addr <= \$76 ;
+  always @(posedge clk)
+    upd_s5_last <= \$77 ;
   assign accepting = ~ access__init_en;
   assign \$1  = ~ pend;
   assign \$2  = ~ \$signal$7 ;
@@ -10546,9 +10579,11 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   assign \$10  = ~ is_end;
   assign access__read_en = \$signal$7  & \$10 ;
   assign access__clear_en = upd_u1_valid & upd_u1_clear;
-  assign done_slot = w_en | upd_s5_end;
+  assign \$signal$83  = w_en | upd_s5_end;
   assign \$13  = | \$12 ;
   assign \$14  = access__init_g + 1'h1;
+  assign \$15  = ! access__init_g;
+  assign \$16  = age != 3'h4;
   \qsnn_ref.layer1.update.fifo  fifo (
     .clk(clk),
     .r_data(spikes__payload),
@@ -10650,16 +10685,16 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   );
   \qsnn_ref.layer1.update.states  states (
     .clk(clk),
-    .\port$2590$0 (new_state),
-    .\port$2608$0 (\new_state$74 ),
-    .\port$2626$0 (\new_state$75 ),
-    .\port$2644$0 (\new_state$76 ),
-    .\port$2662$0 (\new_state$77 ),
-    .\port$2680$0 (\new_state$78 ),
-    .\port$2698$0 (\new_state$79 ),
-    .\port$2716$0 (\new_state$80 ),
-    .\port$2734$0 (\new_state$81 ),
-    .\port$2752$0 (\new_state$82 ),
+    .\port$2589$0 (new_state),
+    .\port$2607$0 (\new_state$74 ),
+    .\port$2625$0 (\new_state$75 ),
+    .\port$2643$0 (\new_state$76 ),
+    .\port$2661$0 (\new_state$77 ),
+    .\port$2679$0 (\new_state$78 ),
+    .\port$2697$0 (\new_state$79 ),
+    .\port$2715$0 (\new_state$80 ),
+    .\port$2733$0 (\new_state$81 ),
+    .\port$2751$0 (\new_state$82 ),
     .r_data(r_data),
     .rd__addr(access__read_g),
     .rst(rst),
@@ -10695,9 +10730,44 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$39  = access__init_g;
+    \$36  = access__init_g;
     if (access__init_en) begin
-      \$39  = \$14 [0];
+      \$36  = \$14 [0];
+    end
+    if (rst) begin
+      \$36  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$37  = access__init_en;
+    if (access__init_en) begin
+      if (\$15 ) begin
+        \$37  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$37  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$38  = pend;
+    if (step) begin
+      \$38  = 1'h1;
+    end
+    if (\$27 ) begin
+      \$38  = 1'h0;
+    end
+    if (rst) begin
+      \$38  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$39  = \$signal$104 ;
+    if (step) begin
+      \$39  = step_bank;
     end
     if (rst) begin
       \$39  = 1'h0;
@@ -10705,24 +10775,19 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$40  = access__init_en;
-    if (access__init_en) begin
-      if (\$15 ) begin
-        \$40  = 1'h0;
-      end
-    end
-    if (rst) begin
+    \$40  = \$signal$106 ;
+    if (step) begin
       \$40  = 1'h1;
     end
+    if (rst) begin
+      \$40  = 1'h0;
+    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$41  = pend;
+    \$41  = \$signal$108 ;
     if (step) begin
-      \$41  = 1'h1;
-    end
-    if (\$27 ) begin
-      \$41  = 1'h0;
+      \$41  = step_last;
     end
     if (rst) begin
       \$41  = 1'h0;
@@ -10730,9 +10795,9 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$42  = \$signal$104 ;
+    \$42  = \$signal$110 ;
     if (step) begin
-      \$42  = step_bank;
+      \$42  = \fresh$111 ;
     end
     if (rst) begin
       \$42  = 1'h0;
@@ -10740,29 +10805,41 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$43  = \$signal$106 ;
+    \$43  = \fresh$111 ;
     if (step) begin
+      \$43  = step_last;
+    end
+    if (start) begin
       \$43  = 1'h1;
     end
     if (rst) begin
-      \$43  = 1'h0;
+      \$43  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$44  = \$signal$108 ;
-    if (step) begin
-      \$44  = step_last;
+    \$44  = age;
+    if (\$16 ) begin
+      \$44  = \$17 [2:0];
+    end
+    if (\$27 ) begin
+      \$44  = 3'h0;
     end
     if (rst) begin
-      \$44  = 1'h0;
+      \$44  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$45  = \$signal$110 ;
-    if (step) begin
-      \$45  = \fresh$111 ;
+    \$45  = access__read_g;
+    if (\$signal$7 ) begin
+      \$45  = \$18 [0];
+      if (is_end) begin
+        \$45  = 1'h0;
+      end
+    end
+    if (\$27 ) begin
+      \$45  = 1'h0;
     end
     if (rst) begin
       \$45  = 1'h0;
@@ -10770,41 +10847,40 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$46  = \fresh$111 ;
-    if (step) begin
-      \$46  = step_last;
-    end
-    if (start) begin
-      \$46  = 1'h1;
-    end
-    if (rst) begin
-      \$46  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$47  = age;
-    if (\$16 ) begin
-      \$47  = \$17 [2:0];
-    end
-    if (\$27 ) begin
-      \$47  = 3'h0;
-    end
-    if (rst) begin
-      \$47  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$48  = access__read_g;
+    \$46  = is_end;
     if (\$signal$7 ) begin
-      \$48  = \$18 [0];
+      \$46  = \$19 ;
       if (is_end) begin
-        \$48  = 1'h0;
+        \$46  = 1'h0;
       end
     end
     if (\$27 ) begin
-      \$48  = 1'h0;
+      \$46  = 1'h0;
+    end
+    if (rst) begin
+      \$46  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$47  = \$signal$7 ;
+    if (\$signal$7 ) begin
+      if (is_end) begin
+        \$47  = 1'h0;
+      end
+    end
+    if (\$27 ) begin
+      \$47  = 1'h1;
+    end
+    if (rst) begin
+      \$47  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$48  = access__read_bank;
+    if (\$27 ) begin
+      \$48  = \$signal$104 ;
     end
     if (rst) begin
       \$48  = 1'h0;
@@ -10812,15 +10888,9 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$49  = is_end;
-    if (\$signal$7 ) begin
-      \$49  = \$19 ;
-      if (is_end) begin
-        \$49  = 1'h0;
-      end
-    end
+    \$49  = \$signal$115 ;
     if (\$27 ) begin
-      \$49  = 1'h0;
+      \$49  = \$signal$106 ;
     end
     if (rst) begin
       \$49  = 1'h0;
@@ -10828,14 +10898,9 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$50  = \$signal$7 ;
-    if (\$signal$7 ) begin
-      if (is_end) begin
-        \$50  = 1'h0;
-      end
-    end
+    \$50  = \$signal$116 ;
     if (\$27 ) begin
-      \$50  = 1'h1;
+      \$50  = \$signal$108 ;
     end
     if (rst) begin
       \$50  = 1'h0;
@@ -10843,9 +10908,9 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$51  = access__read_bank;
+    \$51  = \$signal$117 ;
     if (\$27 ) begin
-      \$51  = \$signal$104 ;
+      \$51  = \$signal$110 ;
     end
     if (rst) begin
       \$51  = 1'h0;
@@ -10853,39 +10918,30 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$52  = \$signal$115 ;
-    if (\$27 ) begin
-      \$52  = \$signal$106 ;
-    end
+    \$52  = step;
     if (rst) begin
       \$52  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$53  = \$signal$116 ;
-    if (\$27 ) begin
-      \$53  = \$signal$108 ;
-    end
+    \$53  = \$30 [2:0];
     if (rst) begin
-      \$53  = 1'h0;
+      \$53  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$54  = \$signal$117 ;
-    if (\$27 ) begin
-      \$54  = \$signal$110 ;
-    end
+    \$54  = \$32 ;
     if (rst) begin
       \$54  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$55  = \$30 [2:0];
+    \$55  = \$34 ;
     if (rst) begin
-      \$55  = 3'h0;
+      \$55  = 1'h0;
     end
   end
   always @* begin
@@ -10897,163 +10953,149 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$57  = \$37 ;
+    \$57  = access__read_g;
     if (rst) begin
       \$57  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$58  = \$38 ;
+    \$58  = access__read_bank;
     if (rst) begin
       \$58  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$59  = access__read_g;
+    \$59  = \$signal$115 ;
     if (rst) begin
       \$59  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$60  = access__read_bank;
+    \$60  = \$signal$116 ;
     if (rst) begin
       \$60  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$61  = \$signal$115 ;
+    \$61  = \$signal$117 ;
     if (rst) begin
       \$61  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$62  = \$signal$116 ;
+    \$62  = upd_u1_valid;
     if (rst) begin
       \$62  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$63  = \$signal$117 ;
+    \$63  = upd_u1_end;
     if (rst) begin
       \$63  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$64  = upd_u1_valid;
+    \$64  = access__clear_g;
     if (rst) begin
       \$64  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$65  = upd_u1_end;
+    \$65  = upd_u1_last;
     if (rst) begin
       \$65  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$66  = access__clear_g;
+    \$66  = upd_s2_valid;
     if (rst) begin
       \$66  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$67  = upd_u1_last;
+    \$67  = upd_s2_end;
     if (rst) begin
       \$67  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$68  = upd_s2_valid;
+    \$68  = upd_s2_g;
     if (rst) begin
       \$68  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$69  = upd_s2_end;
+    \$69  = upd_s2_last;
     if (rst) begin
       \$69  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$70  = upd_s2_g;
+    \$70  = upd_s3_valid;
     if (rst) begin
       \$70  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$71  = upd_s2_last;
+    \$71  = upd_s3_end;
     if (rst) begin
       \$71  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$72  = upd_s3_valid;
+    \$72  = upd_s3_g;
     if (rst) begin
       \$72  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$73  = upd_s3_end;
+    \$73  = upd_s3_last;
     if (rst) begin
       \$73  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$74  = upd_s3_g;
+    \$74  = upd_s4_valid;
     if (rst) begin
       \$74  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$75  = upd_s3_last;
+    \$75  = upd_s4_end;
     if (rst) begin
       \$75  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$76  = upd_s4_valid;
+    \$76  = upd_s4_g;
     if (rst) begin
       \$76  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$77  = upd_s4_end;
+    \$77  = upd_s4_last;
     if (rst) begin
       \$77  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$78  = upd_s4_g;
-    if (rst) begin
-      \$78  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$79  = upd_s4_last;
-    if (rst) begin
-      \$79  = 1'h0;
     end
   end
   assign \$signal  = access__init_en;
@@ -13784,29 +13826,29 @@ module \qsnn_ref.layer1.update.lif9.quantizer (rst, code, value, above, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.update.states (rst, r_data, rd__addr, wr__en, wr__addr, \port$2590$0 , \port$2608$0 , \port$2626$0 , \port$2644$0 , \port$2662$0 , \port$2680$0 , \port$2698$0 , \port$2716$0 , \port$2734$0 , \port$2752$0 , clk);
+module \qsnn_ref.layer1.update.states (rst, r_data, rd__addr, wr__en, wr__addr, \port$2589$0 , \port$2607$0 , \port$2625$0 , \port$2643$0 , \port$2661$0 , \port$2679$0 , \port$2697$0 , \port$2715$0 , \port$2733$0 , \port$2751$0 , clk);
   input clk;
   wire clk;
-  input [3:0] \port$2590$0 ;
-  wire [3:0] \port$2590$0 ;
-  input [3:0] \port$2608$0 ;
-  wire [3:0] \port$2608$0 ;
-  input [3:0] \port$2626$0 ;
-  wire [3:0] \port$2626$0 ;
-  input [3:0] \port$2644$0 ;
-  wire [3:0] \port$2644$0 ;
-  input [3:0] \port$2662$0 ;
-  wire [3:0] \port$2662$0 ;
-  input [3:0] \port$2680$0 ;
-  wire [3:0] \port$2680$0 ;
-  input [3:0] \port$2698$0 ;
-  wire [3:0] \port$2698$0 ;
-  input [3:0] \port$2716$0 ;
-  wire [3:0] \port$2716$0 ;
-  input [3:0] \port$2734$0 ;
-  wire [3:0] \port$2734$0 ;
-  input [3:0] \port$2752$0 ;
-  wire [3:0] \port$2752$0 ;
+  input [3:0] \port$2589$0 ;
+  wire [3:0] \port$2589$0 ;
+  input [3:0] \port$2607$0 ;
+  wire [3:0] \port$2607$0 ;
+  input [3:0] \port$2625$0 ;
+  wire [3:0] \port$2625$0 ;
+  input [3:0] \port$2643$0 ;
+  wire [3:0] \port$2643$0 ;
+  input [3:0] \port$2661$0 ;
+  wire [3:0] \port$2661$0 ;
+  input [3:0] \port$2679$0 ;
+  wire [3:0] \port$2679$0 ;
+  input [3:0] \port$2697$0 ;
+  wire [3:0] \port$2697$0 ;
+  input [3:0] \port$2715$0 ;
+  wire [3:0] \port$2715$0 ;
+  input [3:0] \port$2733$0 ;
+  wire [3:0] \port$2733$0 ;
+  input [3:0] \port$2751$0 ;
+  wire [3:0] \port$2751$0 ;
   wire r_addr;
   output [39:0] r_data;
   wire [39:0] r_data;
@@ -13850,7 +13892,7 @@ module \qsnn_ref.layer1.update.states (rst, r_data, rd__addr, wr__en, wr__addr, 
   end
   always @(posedge clk) begin
     if (wr__en)
-      mem[wr__addr] <= { \port$2752$0 , \port$2734$0 , \port$2716$0 , \port$2698$0 , \port$2680$0 , \port$2662$0 , \port$2644$0 , \port$2626$0 , \port$2608$0 , \port$2590$0  };
+      mem[wr__addr] <= { \port$2751$0 , \port$2733$0 , \port$2715$0 , \port$2697$0 , \port$2679$0 , \port$2661$0 , \port$2643$0 , \port$2625$0 , \port$2607$0 , \port$2589$0  };
   end
   reg [0:0] _0_;
   always @(posedge clk) begin
@@ -13858,21 +13900,21 @@ module \qsnn_ref.layer1.update.states (rst, r_data, rd__addr, wr__en, wr__addr, 
   end
   assign r_data = mem[_0_];
   assign w_addr = wr__addr;
-  assign wr__data = { \port$2752$0 , \port$2734$0 , \port$2716$0 , \port$2698$0 , \port$2680$0 , \port$2662$0 , \port$2644$0 , \port$2626$0 , \port$2608$0 , \port$2590$0  };
-  assign w_data = { \port$2752$0 , \port$2734$0 , \port$2716$0 , \port$2698$0 , \port$2680$0 , \port$2662$0 , \port$2644$0 , \port$2626$0 , \port$2608$0 , \port$2590$0  };
+  assign wr__data = { \port$2751$0 , \port$2733$0 , \port$2715$0 , \port$2697$0 , \port$2679$0 , \port$2661$0 , \port$2643$0 , \port$2625$0 , \port$2607$0 , \port$2589$0  };
+  assign w_data = { \port$2751$0 , \port$2733$0 , \port$2715$0 , \port$2697$0 , \port$2679$0 , \port$2661$0 , \port$2643$0 , \port$2625$0 , \port$2607$0 , \port$2589$0  };
   assign w_en = wr__en;
   assign r_addr = rd__addr;
   assign rd__data = r_data;
-  assign \w_data[0]  = \port$2590$0 ;
-  assign \w_data[1]  = \port$2608$0 ;
-  assign \w_data[2]  = \port$2626$0 ;
-  assign \w_data[3]  = \port$2644$0 ;
-  assign \w_data[4]  = \port$2662$0 ;
-  assign \w_data[5]  = \port$2680$0 ;
-  assign \w_data[6]  = \port$2698$0 ;
-  assign \w_data[7]  = \port$2716$0 ;
-  assign \w_data[8]  = \port$2734$0 ;
-  assign \w_data[9]  = \port$2752$0 ;
+  assign \w_data[0]  = \port$2589$0 ;
+  assign \w_data[1]  = \port$2607$0 ;
+  assign \w_data[2]  = \port$2625$0 ;
+  assign \w_data[3]  = \port$2643$0 ;
+  assign \w_data[4]  = \port$2661$0 ;
+  assign \w_data[5]  = \port$2679$0 ;
+  assign \w_data[6]  = \port$2697$0 ;
+  assign \w_data[7]  = \port$2715$0 ;
+  assign \w_data[8]  = \port$2733$0 ;
+  assign \w_data[9]  = \port$2751$0 ;
   assign \r_data[0]  = r_data[3:0];
   assign \r_data[1]  = r_data[7:4];
   assign \r_data[2]  = r_data[11:8];
