@@ -40,9 +40,20 @@ def _check_lanes(name: str, value) -> int:
     return check_int(name, value, 1, MAX_LANES)
 
 
-def _tuple_or_one(value):
-    """Lists become tuples (hashable, frozen); scalars stay scalars."""
-    return tuple(value) if isinstance(value, (list, tuple)) else value
+def _one_or_each(name: str, value, check):
+    """One value for every layer, or a list/tuple with one per layer (stored as a tuple:
+    hashable, frozen); ``check(name, value)`` validates each, its errors name the entry."""
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise ValueError(f"{name} must be one value or a non-empty list, got []")
+        return tuple(check(f"{name}[{i}]", v) for i, v in enumerate(value))
+    return check(name, value)
+
+
+def _choice(choices):
+    def check(name, value):
+        return check_choice(name, value, choices)
+    return check
 
 
 @dataclass(frozen=True)
@@ -96,37 +107,15 @@ class CoreConfig:
 
     def __post_init__(self):
         set_ = object.__setattr__
-        lanes = _tuple_or_one(self.lanes)
-        if isinstance(lanes, tuple):
-            if not lanes:
-                raise ValueError("lanes must be an int or a non-empty list, got []")
-            lanes = tuple(_check_lanes(f"lanes[{i}]", p) for i, p in enumerate(lanes))
-        else:
-            lanes = _check_lanes("lanes", lanes)
-        set_(self, "lanes", lanes)
+        set_(self, "lanes", _one_or_each("lanes", self.lanes, _check_lanes))
         set_(self, "count_bits", check_int("count_bits", self.count_bits, 1, MAX_COUNT_BITS))
-        depth = _tuple_or_one(self.fifo_depth)
-        if isinstance(depth, tuple):
-            depth = tuple(_check_depth(f"fifo_depth[{i}]", d) for i, d in enumerate(depth))
-        else:
-            depth = _check_depth("fifo_depth", depth)
-        set_(self, "fifo_depth", depth)
+        set_(self, "fifo_depth", _one_or_each("fifo_depth", self.fifo_depth, _check_depth))
         check_choice("quantizer", self.quantizer, QUANTIZERS)
-        storage = _tuple_or_one(self.weight_storage)
-        if isinstance(storage, tuple):
-            storage = tuple(check_choice(f"weight_storage[{i}]", s, STORAGES)
-                            for i, s in enumerate(storage))
-        else:
-            check_choice("weight_storage", storage, STORAGES)
-        set_(self, "weight_storage", storage)
+        set_(self, "weight_storage", _one_or_each("weight_storage", self.weight_storage,
+                                                  _choice(STORAGES)))
         check_choice("input", self.input, INPUTS)
-        acc = _tuple_or_one(self.accumulators)
-        if isinstance(acc, tuple):
-            acc = tuple(check_choice(f"accumulators[{i}]", a, ACCUMULATORS)
-                        for i, a in enumerate(acc))
-        else:
-            check_choice("accumulators", acc, ACCUMULATORS)
-        set_(self, "accumulators", acc)
+        set_(self, "accumulators", _one_or_each("accumulators", self.accumulators,
+                                                _choice(ACCUMULATORS)))
 
     # ---- per layer ---------------------------------------------------------------------
     def per_layer(self, name: str, n_layers: int) -> tuple:
