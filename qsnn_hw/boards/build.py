@@ -271,6 +271,11 @@ def markdown(report: dict) -> str:
             fmax = "-" if a["fmax"] is None else f"{a['fmax']:.1f}"
             lines.append(f"| {n}{this} | {a['mhz']:g} | {fmax} | "
                          f"{'met' if a['pass'] else 'missed'} |")
+    tp = report.get("throughput")
+    if tp:
+        lines += ["", f"Throughput: {tp['per_sample']:,.0f} cycles per sample "
+                  f"({tp['source']}): **{tp['us_per_sample']:,.1f} us per sample** at "
+                  f"{clock['actual_mhz']:g} MHz."]
     builds = f", {len(clock['attempts'])} builds" if auto else ""
     lines += ["", f"Timing: **{'pass' if report['timing_pass'] else 'FAIL'}**. "
               f"Bitstream: `{report['bitstream']}`. Build time {report['seconds']:.0f} s "
@@ -444,7 +449,8 @@ def _progress(n: int, attempt: dict, following: float | None) -> str:
 def synthesize(net: IntNetwork, board_name: str, out_dir, config: CoreConfig | None = None,
                *, clock_mhz=None, toolchain: str = "yowasp", baud: int = DEFAULT_BAUD,
                seed: int = 1, model_info: dict | None = None, log=None,
-               synth_opts: str | None = None, max_builds: int = AUTO_BUILDS) -> dict:
+               synth_opts: str | None = None, max_builds: int = AUTO_BUILDS,
+               cycles: dict | None = None) -> dict:
     """Build a bitstream of ``net`` with the core ``config`` for ``board_name`` into
     ``out_dir`` and return the report (also written as ``report.json`` and
     ``report.md``; its ``"core"`` entry is ``config``, so ``qsnn-hw verify --config``
@@ -456,7 +462,11 @@ def synthesize(net: IntNetwork, board_name: str, out_dir, config: CoreConfig | N
     the board's default, then at the fastest clock the board makes within the achieved
     Fmax, stepping down while a rebuild misses timing (:func:`next_clock`, at most
     ``max_builds`` builds). ``out_dir`` gets the fastest build that met timing, else
-    the last one; the report's ``clock.attempts`` lists every build."""
+    the last one; the report's ``clock.attempts`` lists every build.
+
+    ``cycles``: ``{"per_sample": float, "source": str}``, the core's cycles per sample
+    (simulated, or the cycle model's); the report's ``throughput`` then gives
+    microseconds per sample at the clock built."""
     config = CoreConfig() if config is None else config
     board = get_board(board_name)
     auto = clock_mhz == "auto"
@@ -488,6 +498,9 @@ def synthesize(net: IntNetwork, board_name: str, out_dir, config: CoreConfig | N
         report = reports[chosen]
         report["clock"] |= {"chosen": "auto" if auto else "fixed", "attempts": attempts}
         report["seconds"] = round(sum(a["seconds"] for a in attempts), 1)
+        if cycles is not None:
+            report["throughput"] = dict(cycles, us_per_sample=cycles["per_sample"]
+                                        / report["clock"]["actual_mhz"])
         if auto and log:
             log(f"clock auto: {report['clock']['actual_mhz']:g} MHz (build {chosen + 1}), "
                 + ("the fastest that met timing" if met else

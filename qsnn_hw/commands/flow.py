@@ -63,9 +63,14 @@ def synth_step(args, model: Path, config, out: Path, summary: dict) -> None:
     build_dir = out / f"build-{args.board}"
     print(f"flow: synth for {args.board} into {build_dir}", flush=True)
     try:
+        ver = summary.get("verify") or {}
+        cycles = ({"per_sample": ver["cycles_per_sample"],
+                   "source": f"simulated on {ver['sim']}, {ver['samples']} test samples"}
+                  if ver.get("cycles_per_sample") else None)
         summary["synth"] = run_synth(
             model, args.board, build_dir, config, clock=args.clock,
-            toolchain=args.toolchain, log=lambda m: print(f"flow: synth: {m}", flush=True))
+            toolchain=args.toolchain, log=lambda m: print(f"flow: synth: {m}", flush=True),
+            cycles=cycles)
         summary["build_dir"] = str(build_dir)
         print(f"flow: synth {'met' if summary['synth']['timing_pass'] else 'MISSED'} "
               f"timing at {summary['synth']['clock']['actual_mhz']:g} MHz", flush=True)

@@ -55,11 +55,26 @@ def board_config(art, board: str, config: CoreConfig, weights: str | None) -> Co
         raise UserError(str(exc)) from None
 
 
+def model_cycles(art, config: CoreConfig, samples: int = 20) -> dict:
+    """Cycles per sample of ``config``'s core on the artifact's test samples (up to
+    ``samples``), from the golden model's spikes and the exact cycle model."""
+    from ..boards.samples import test_samples
+    from ..golden import simulate
+    from ..hdl.cycles import network_cycles
+    from ..hdl.geometry import network_geometry
+    x, _, what = test_samples(art, samples)
+    per = network_cycles(art.network, x, simulate(art.network, x).spikes,
+                         network_geometry(art.network, config))
+    return {"per_sample": float(per.mean()),
+            "source": f"cycle model, {x.shape[0]} samples of the {what}"}
+
+
 def run_synth(model: Path, board: str, out, config: CoreConfig, *, clock=None,
-              toolchain="yowasp", baud=115200, seed=1, log=print) -> dict:
+              toolchain="yowasp", baud=115200, seed=1, log=print, cycles=None) -> dict:
     """Build ``model`` with exactly ``config`` for ``board`` (boards.build.synthesize;
     ``clock``: MHz, None for the board's default, or "auto"); progress goes to ``log``
-    (None: silent)."""
+    (None: silent). ``cycles``: measured cycles per sample for the report's
+    microseconds (default: :func:`model_cycles`)."""
     from ..boards.boards import get_board
     from ..boards.build import BuildError, synthesize
     model = Path(model)
@@ -71,10 +86,12 @@ def run_synth(model: Path, board: str, out, config: CoreConfig, *, clock=None,
         raise UserError(f"artifact {model} does not exist")
     art = load_artifact(model)
     info = {"file": model.name, "sha256": hashlib.sha256(model.read_bytes()).hexdigest()}
+    if cycles is None:
+        cycles = model_cycles(art, config)
     try:
         return synthesize(art.network, board, out, config, clock_mhz=clock,
                           toolchain=toolchain, baud=baud, seed=seed,
-                          model_info=info, log=log)
+                          model_info=info, log=log, cycles=cycles)
     except BuildError as exc:
         raise UserError(str(exc)) from None
 
