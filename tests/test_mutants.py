@@ -5,7 +5,7 @@ on an unmutated copy (so a mutant is caught by its fault, not by the copy).
 
 A test id reads ``<mutant>--<test that catches it>[--<another>]`` (the table is in
 docs/verification.md, "Reliability: gateware tests"). Run it with
-``pytest -m slow tests/test_mutants.py`` (about a minute on one core).
+``pytest tests/test_mutants.py`` (about 30 s on one core).
 """
 
 import os
