@@ -152,10 +152,10 @@ def _timesteps(net, xs, static):
     return steps
 
 
-# Each invalid beat kind (docs/hardware.md, "Stream formats") edits the beats of sample
-# 0 (``steps``: per timestep, as _timesteps gives them) and returns what the core must
-# compute instead: ``xs`` (T, M) of that sample, changed in place where the beat's drop
-# changes the input (a short direct timestep: its missing values count as 0).
+# Each invalid beat kind (docs/hardware.md, "Stream formats") inserts its beat into the
+# beats of sample 0 (``steps``: per timestep, as _timesteps gives them) and, where dropping
+# it changes what the core computes, edits that sample's ``xs`` (T, M) to match (a short
+# direct timestep: its missing values count as 0).
 
 def _address_ge_m(net, steps, xs, static):
     """A spike event with address M, the first out of range, amid timestep 0."""
@@ -181,7 +181,10 @@ def _short_timestep(net, steps, xs, static):
     every timestep of a static sample, which sends its input once)."""
     assert xs[0, -1] != 0
     del steps[0][-2]
-    xs[:1 if not static else None, -1] = 0
+    if static:
+        xs[:, -1] = 0
+    else:
+        xs[0, -1] = 0
 
 
 def _input_after_first_eot(net, steps, xs, static):
