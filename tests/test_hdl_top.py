@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from qsnn_hw.contract import IntLayer, IntNetwork
-from qsnn_hw.golden import simulate
+from qsnn_hw.golden import input_currents, simulate
 from qsnn_hw.hdl.config import CoreConfig
 from qsnn_hw.hdl.top import NetworkTop
 from qsnn_hw.testing import input_schedule, random_inputs, random_network, schedule
@@ -139,42 +139,181 @@ def test_counts_saturate_and_argmax_uses_saturated_counts():
     assert run.predictions[0] == int(np.argmax(want[0]))
 
 
-def _beats(net, x, extra):
-    """Valid beats of one sample with ``extra`` invalid beats inserted in timestep 0."""
-    return [extra + sample_beats(net, x[0]).tolist()]
-
-
-@pytest.mark.sim
-def test_invalid_spike_beats_are_dropped_and_flagged():
-    net = random_network(np.random.default_rng(11), sizes=[5, 6, 3], input_bits=1)
-    x = random_inputs(np.random.default_rng(12), net, 1, 3, 0.5)
-    layout = event_layout(net)
-    addr, last = layout["addr"].offset, layout["last"].offset
-    bad = [(5 << addr), (7 << addr), (1 << addr) | (1 << last)]  # addr >= M, last w/o eot
-    run = run_core(net, x, beats=_beats(net, x, bad))
-    assert run.error
-    assert_bit_exact(net, x, run, "invalid spike beats", error=True)
-    clean = run_core(net, x)
-    assert not clean.error
-
-
-@pytest.mark.sim
-def test_direct_input_wrong_value_count_is_flagged():
-    net = random_network(np.random.default_rng(13), sizes=[4, 5], input_bits=4)
-    x = random_inputs(np.random.default_rng(14), net, 1, 3, 0.7, static=False)
-    x[0, :, 1] = 0   # a zero value: skipped by the core, still counted as a position
+def _timesteps(net, xs, static):
+    """The beats of one sample ``xs`` (T, M) as a list per timestep, each closed by its
+    end-of-timestep beat (a static sample: the input in the first one only)."""
     eot = 1 << event_layout(net)["eot"].offset
-    beats = sample_beats(net, x[0]).tolist()
-    # timestep 0: one value too many (dropped); timestep 1: the last value missing (= 0)
-    m = net.n_in
-    t0 = beats[:m] + [9] + [beats[m]]
-    t1 = beats[m + 1:2 * m] + [eot]
-    rest = beats[2 * m + 2:]
-    run = run_core(net, x, CoreConfig(input="streamed"), beats=[t0 + t1 + rest])
-    assert run.error
+    steps, cur = [], []
+    for beat in sample_beats(net, xs, static=static).tolist():
+        cur.append(beat)
+        if beat & eot:
+            steps.append(cur)
+            cur = []
+    return steps
+
+
+# Each invalid beat kind (docs/hardware.md, "Stream formats") inserts its beat into the
+# beats of sample 0 (``steps``: per timestep, as _timesteps gives them) and, where dropping
+# it changes what the core computes, edits that sample's ``xs`` (T, M) to match (a short
+# direct timestep: its missing values count as 0).
+
+def _address_ge_m(net, steps, xs, static):
+    """A spike event with address M, the first out of range, amid timestep 0."""
+    steps[0].insert(len(steps[0]) // 2, net.n_in << event_layout(net)["addr"].offset)
+
+
+def _last_without_eot(net, steps, xs, static):
+    """``last`` on an input beat (spike address 0 / direct value 1) opening timestep 0:
+    dropped whole (a direct value does not take a position)."""
+    layout = event_layout(net)
+    field = "addr" if net.input_bits == 1 else "value"
+    steps[0].insert(0, (int(net.input_bits > 1) << layout[field].offset)
+                    | (1 << layout["last"].offset))
+
+
+def _value_beyond_m(net, steps, xs, static):
+    """An (M+1)-th direct value in timestep 0."""
+    steps[0].insert(-1, net.input_max << event_layout(net)["value"].offset)
+
+
+def _short_timestep(net, steps, xs, static):
+    """Timestep 0 closed without its M-th value (non-zero): that input counts as 0 (in
+    every timestep of a static sample, which sends its input once)."""
+    assert xs[0, -1] != 0
+    del steps[0][-2]
+    if static:
+        xs[:, -1] = 0
+    else:
+        xs[0, -1] = 0
+
+
+def _input_after_first_eot(net, steps, xs, static):
+    """A static sample's first input beat again, opening timestep 1."""
+    steps[1].insert(0, steps[0][0])
+
+
+# kind: (edit, input kinds, static/streamed it applies to)
+INVALID_BEATS = {
+    "address_ge_M": (_address_ge_m, ("spike",), (False, True)),
+    "last_without_eot": (_last_without_eot, ("spike", "direct"), (False, True)),
+    "value_beyond_M": (_value_beyond_m, ("direct",), (False, True)),
+    "short_timestep": (_short_timestep, ("direct",), (False, True)),
+    "input_after_first_eot": (_input_after_first_eot, ("spike", "direct"), (True,)),
+}
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("kind,inputs,static", [
+    pytest.param(kind, inputs, static,
+                 id=f"{kind}-{inputs}-{'static' if static else 'streamed'}")
+    for kind, (_, kinds, modes) in INVALID_BEATS.items()
+    for inputs in kinds for static in modes])
+def test_invalid_beat_is_dropped_and_flagged(kind, inputs, static):
+    """One invalid beat alone in sample 0 of two (so nothing else can raise the flag):
+    the flag is set, both samples are bit-exact with that beat dropped (a short direct
+    timestep: its missing values as 0), sample 1 starts clean; the same input without the
+    beat leaves the flag low."""
+    net = random_network(np.random.default_rng(11), sizes=[5, 6, 3], state_bits=None,
+                         input_bits=1 if inputs == "spike" else 4)
+    x = random_inputs(np.random.default_rng(12), net, 2, 3, 0.6, static=static)
+    x[:, :, 0] = x[:, :, -1] = net.input_max   # the beats edited above exist, non-zero
+    if inputs == "direct":
+        x[:, :, 1] = 0   # a zero value: skipped by the core, still counted as a position
+    cfg = CoreConfig(input="static" if static else "streamed")
+    clean = run_core(net, x, cfg)
+    assert not clean.error
+    assert_bit_exact(net, x, clean, f"{kind}: clean input")
+    steps = _timesteps(net, x[0], static)
     x_eff = x.copy()
-    x_eff[0, 1, m - 1] = 0
-    assert_bit_exact(net, x_eff, run, "short/long direct timesteps", error=True)
+    INVALID_BEATS[kind][0](net, steps, x_eff[0], static)
+    if kind == "short_timestep":   # the missing value must change what the core computes
+        assert not np.array_equal(simulate(net, x_eff, trace=True).mem[0],
+                                  simulate(net, x, trace=True).mem[0])
+    beats = [sum(steps, []), sample_beats(net, x[1], static=static).tolist()]
+    run = run_core(net, x, cfg, beats=beats)
+    assert run.error
+    assert_bit_exact(net, x_eff, run, f"{kind} ({inputs}, static={static})", error=True)
+
+
+def _before_clip(net, x):
+    """The golden run of ``x`` (traced) and every layer's value ``v`` (B, T, N) before the
+    clip or the quantizer, recomputed from the traces by the contract's recursion (so a
+    test can show that saturation happens; the clip of ``v`` is checked against the
+    trace)."""
+    gold = simulate(net, x, trace=True)
+    h, values = x, []
+    for li, la in enumerate(net.layers):
+        mem, s = gold.mem[li], gold.spikes[li].astype(bool)
+        rest = la.levels[la.rest_code] if la.quantized else 0
+        prev = np.concatenate([np.full_like(mem[:, :1], rest), mem[:, :-1]], axis=1)
+        z = np.concatenate([np.zeros_like(s[:, :1]), s[:, :-1]], axis=1)
+        v = la.leak(prev) + input_currents(la, h)
+        v = v - la.threshold * z if la.reset == "subtract" else np.where(z, 0, v)
+        if not la.quantized:
+            np.testing.assert_array_equal(np.clip(v, la.mem_lo, la.mem_hi), mem)
+        values.append(v)
+        h = s.astype(np.int64)
+    return gold, values
+
+
+def _saturating_network(input_bits: int, first_quantized: bool):
+    """Two layers, one unquantized (6-bit membrane, [-32, 31]) and one quantized (8 levels
+    from -12 to 18), subtract reset first, zero reset second: even neurons get large
+    positive weights, odd ones large negative, so membranes run past both ends."""
+    rng = np.random.default_rng(5)
+    sign = {n: np.where(np.arange(n) % 2, -1, 1)[:, None] for n in (5, 7)}
+
+    def unquantized(m, n, reset):
+        return IntLayer(rng.integers(2, 16, (n, m)) * sign[n], 12, 7, 3, reset, None, 0,
+                        None, 6)
+
+    def quantized(m, n, reset):
+        return IntLayer(rng.integers(2, 11, (n, m)) * sign[n], 5, 3, 2, reset, None, 0,
+                        np.array([-12, -6, -2, 0, 3, 7, 12, 18]))
+
+    first, second = (quantized, unquantized) if first_quantized else (unquantized, quantized)
+    return IntNetwork((first(6, 7, "subtract"), second(7, 5, "zero")), input_bits)
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("input_bits,first_quantized", [(1, False), (4, True)],
+                         ids=["spikes-unquantized-first", "direct-quantized-first"])
+def test_saturation_at_both_ends(input_bits, first_quantized):
+    """Membranes beyond ``mem_hi`` and below ``mem_lo`` (unquantized: clipped; quantized:
+    the highest and lowest level) in every layer, under both resets: bit-exact. The golden
+    traces show that both ends are passed in every layer."""
+    net = _saturating_network(input_bits, first_quantized)
+    rng = np.random.default_rng(6)
+    x = rng.integers(1, net.input_max + 1, (2, 6, 6)) * (rng.random((2, 6, 6)) < 0.7)
+    _, values = _before_clip(net, x)
+    for li, (la, v) in enumerate(zip(net.layers, values, strict=True)):
+        assert (v > la.mem_hi).any() and (v < la.mem_lo).any(), f"layer {li} saturates"
+    run = run_core(net, x, CoreConfig(lanes=[3, 2], input="streamed"), rng=rng)
+    assert_bit_exact(net, x, run, f"saturation, input_bits={input_bits}")
+
+
+@pytest.mark.sim
+def test_count_ties_go_to_the_lowest_index():
+    """Output neurons 1 and 2 have the same, strongest weights, so their counts tie at the
+    maximum (prediction 1); an empty sample ties every count at 0 (prediction 0)."""
+    rng = np.random.default_rng(21)
+    net = random_network(rng, sizes=[6, 8, 4], input_bits=1, state_bits=None,
+                         reset="subtract", bias=False)
+    out = net.layers[-1]
+    w = -np.abs(out.weight)
+    w[1] = w[2] = np.abs(out.weight).max()
+    net = IntNetwork((net.layers[0], IntLayer(w, out.threshold, out.beta_num,
+                                              out.beta_shift, out.reset, None,
+                                              out.frac_bits, None, out.mem_bits)))
+    x = np.ones((3, 5, 6), np.int64)
+    x[1] = rng.random((5, 6)) < 0.5
+    x[2] = 0
+    gold = simulate(net, x)
+    top = gold.counts.max(axis=1)
+    assert ((gold.counts == top[:, None]).sum(axis=1) >= 2).all() and top.max() > 0
+    assert gold.predictions.tolist() == [1, 1, 0]
+    run = run_core(net, x, CoreConfig(lanes=[3, 3]))
+    assert_bit_exact(net, x, run, "count ties")
 
 
 def test_top_validation():
@@ -234,28 +373,6 @@ def test_accumulator_forwarding(groups, gaps):
     run = run_core(net, x, CoreConfig(lanes=[3, 1]), rng=rng, gaps=gaps)
     assert not run.error
     assert_bit_exact(net, x, run, f"G = {groups}, gaps {gaps}")
-
-
-@pytest.mark.sim
-@pytest.mark.parametrize("input_bits", [1, 4])
-def test_static_input_beats_after_the_first_timestep_are_dropped_and_flagged(input_bits):
-    """A static sample sends its input once; an input beat after its first end of
-    timestep is dropped and sets the error flag (the result is the one of the sample as
-    first sent), and the next sample loads its input again."""
-    net = random_network(np.random.default_rng(15), sizes=[6, 5, 3], input_bits=input_bits)
-    x = random_inputs(np.random.default_rng(16), net, 2, 4, 0.6, static=True)
-    cfg = CoreConfig(input="static")
-    clean = run_core(net, x, cfg)
-    assert not clean.error
-    assert_bit_exact(net, x, clean, "static input")
-    beats = [sample_beats(net, x[b], static=True).tolist() for b in range(2)]
-    m = int(np.count_nonzero(x[0, 0])) if input_bits == 1 else net.n_in
-    assert len(beats[0]) == m + 4           # the input once, then T end-of-timestep beats
-    stray = beats[0][0] if m else 0
-    beats[0] = beats[0][:m + 1] + [stray] + beats[0][m + 1:]   # an input beat in timestep 1
-    run = run_core(net, x, cfg, beats=beats)
-    assert run.error
-    assert_bit_exact(net, x, run, "static input with a stray beat", error=True)
 
 
 @pytest.mark.sim
