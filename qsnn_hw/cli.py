@@ -5,7 +5,8 @@ Exit status, the same for every subcommand (docs/reliability.md):
 0 done; 1 done, but the result failed its check (RTL/golden mismatch, timing missed,
 failed sweep runs); 2 error (bad flag or input, an output that would be overwritten,
 an unwritable path, a failed tool), reported as one line naming the flag and what to do
-(``--debug``: the traceback instead); 130 interrupted (Ctrl-C)."""
+(``--debug``: re-raised, with its traceback and Python's status 1); 130 interrupted
+(Ctrl-C)."""
 
 from __future__ import annotations
 
