@@ -9,9 +9,9 @@ import tempfile
 from pathlib import Path
 
 
-def atomic_write_bytes(path, data: bytes) -> Path:
-    """Write ``data`` to a temporary file beside ``path``, fsync it, then rename over ``path``."""
-    path = Path(path)
+def _temp_beside(path: Path, data: bytes) -> str:
+    """Write ``data`` to a new temporary file in ``path``'s directory (created if needed),
+    fsynced, with the permissions a plain open() would give; return its name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -23,13 +23,43 @@ def atomic_write_bytes(path, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    return path
+    return tmp
+
+
+def atomic_write_bytes(path, data: bytes) -> Path:
+    """Write ``data`` to a temporary file beside ``path``, fsync it, then rename over ``path``."""
+    return atomic_write_together([(path, data)])[0]
 
 
 def atomic_write_text(path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_together(files) -> list[Path]:
+    """Write several ``(path, bytes)`` files as one set whose last file marks it complete.
+
+    Every file is first written to a temporary file beside it (a failure there touches
+    nothing); then the last file's old version is removed and the files are renamed over
+    their targets in order. Renames of several files cannot be one atomic step, so a crash
+    in that window (a few renames) can leave the earlier files without the last one: an
+    incomplete set, recognizable as such, but never the last file beside files from
+    another write."""
+    files = [(Path(p), data) for p, data in files]
+    temps: list[str] = []
+    try:
+        for path, data in files:
+            temps.append(_temp_beside(path, data))
+        if len(files) > 1:   # one file alone is simply renamed over its old version
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(files[-1][0])
+        for tmp, (path, _) in zip(temps, files, strict=True):
+            os.replace(tmp, path)
+    finally:   # the temporary files not renamed (after an error or Ctrl-C)
+        for tmp in temps:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+    return [path for path, _ in files]

@@ -1,5 +1,12 @@
 """The ``qsnn-hw`` command line. Each subcommand lives in ``qsnn_hw/commands/<name>.py``
-and exposes ``register(subparsers)``, which adds its parser and sets ``func``."""
+and exposes ``register(subparsers)``, which adds its parser and sets ``func``.
+
+Exit status, the same for every subcommand (docs/reliability.md):
+0 done; 1 done, but the result failed its check (RTL/golden mismatch, timing missed,
+failed sweep runs); 2 error (bad flag or input, an output that would be overwritten,
+an unwritable path, a failed tool), reported as one line naming the flag and what to do
+(``--debug``: re-raised, with its traceback and Python's status 1); 130 interrupted
+(Ctrl-C)."""
 
 from __future__ import annotations
 
@@ -17,8 +24,12 @@ COMMANDS = ("demo", "train", "generate", "verify", "synth", "run", "flow", "swee
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qsnn-hw",
-        description="Quantization-aware SNN training to a bit-exact FPGA core.")
+        description="Quantization-aware SNN training to a bit-exact FPGA core.",
+        epilog="exit status: 0 ok, 1 check failed (mismatch, timing), 2 error, "
+               "130 interrupted")
     parser.add_argument("--version", action="version", version=f"qsnn-hw {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error instead of the one-line message")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         try:
@@ -36,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (UserError, ValueError, TypeError, FileNotFoundError) as exc:
+    except (UserError, ValueError, TypeError, OSError) as exc:
+        if args.debug:
+            raise
         print(f"qsnn-hw {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

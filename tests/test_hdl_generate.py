@@ -77,9 +77,9 @@ def test_cli_writes_verilog_and_manifest(tmp_path, capsys):
     assert info["core"] == {"lanes": [4, 2], "count_bits": 16, "fifo_depth": "default",
                             "quantizer": "auto", "weight_storage": "rom",
                             "input": "auto", "accumulators": "auto"}
-    # run again: byte-identical
+    # run again (--force: the pair exists): byte-identical
     first = [(tmp_path / "out" / f).read_bytes() for f in ("core_a.v", "core_a.json")]
-    assert _cli(tmp_path, "--lanes", "4,2", "--name", "core_a")[0] == 0
+    assert _cli(tmp_path, "--lanes", "4,2", "--name", "core_a", "--force")[0] == 0
     assert first == [(tmp_path / "out" / f).read_bytes() for f in ("core_a.v", "core_a.json")]
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
 

@@ -255,8 +255,9 @@ def test_cli_sweep_results_match_the_train_command_and_statistics(tmp_path):
         assert float(row[f"{label}_mean"]) == pytest.approx(statistics.mean(vals), abs=0.006)
         assert float(row[f"{label}_std"]) == pytest.approx(statistics.stdev(vals), abs=0.006)
     assert "w4s4" in (out / "tables.md").read_text()
-    # a second run reuses both seeds
-    assert main(args) == 0
+    # a second run replaces the report only with --force, and reuses both seeds
+    assert main(args) == 2
+    assert main(args + ["--force"]) == 0
     meta = json.loads((out / "results.json").read_text())["meta"]
     assert meta["runs trained / reused"] == "0 / 2"
 

@@ -134,7 +134,7 @@ def test_cli_train_writes_artifact_metrics_and_plots(tmp_path):
     (["--resume"], "--resume: no checkpoint at"),
     (["--weight-mode", "qat", "--weight-bits", "2", "--state-mode", "squat",
       "--state-bits", "8", "--frac-bits", "0"], "more fractional bit"),
-    (["--out", __file__], "exists and is not a directory"),
+    (["--out", __file__], "is a file, not a directory"),
 ])
 def test_cli_bad_flags_exit_2_naming_the_flag(flags, message, tmp_path, capsys):
     try:

@@ -477,6 +477,8 @@ def synthesize(net: IntNetwork, board_name: str, out_dir, config: CoreConfig | N
     if synth_opts is None:
         synth_opts = board.fpga.synth_opts
     out = Path(out_dir).resolve()
+    if out.exists() and not out.is_dir():   # _install would move the file away
+        raise BuildError(f"out_dir {out} is a file, not a directory; nothing was built")
     out.parent.mkdir(parents=True, exist_ok=True)
     mhz = board.default_mhz if auto else clock_mhz
     dirs, reports, attempts = [], [], []     # per build: temporary directory, report

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -19,6 +18,7 @@ from ..contract import IntLayer, IntNetwork, beta_to_fixed
 from ..golden import simulate
 from ..quant import exponential_levels, levels_to_fixed_point, quantize_symmetric
 from ._args import positive_int, probability
+from ._out import check_out
 
 
 def build_demo_network(seed: int = 0, weight_bits: int = 4, state_bits: int = 4) -> Artifact:
@@ -43,7 +43,7 @@ def build_demo_network(seed: int = 0, weight_bits: int = 4, state_bits: int = 4)
 
 
 def run(args) -> int:
-    out = Path(args.out)
+    out = check_out(args.out)
     start = time.perf_counter()
     path = save_artifact(out / "demo.qsnn", build_demo_network(args.seed))
     art = load_artifact(path)

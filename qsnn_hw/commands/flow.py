@@ -11,7 +11,8 @@ travels through generate, verify and synth: the core that is verified is the cor
 is built. Each stage reports its outcome; a failing stage ends the flow with its message.
 Everything lands in ``--out``: ``train/`` (artifact, metrics), ``rtl/`` (Verilog,
 manifest), ``verify.json``, ``build-<board>/`` (bitstream, report) and ``summary.json`` /
-``summary.md``.
+``summary.md``. An ``--out`` that already holds any of them is refused before training
+starts; ``--force`` runs the flow again over them.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from .._io import atomic_write_text
 from ..errors import UserError
+from ._out import add_force, check_out
 
 
 def pick_simulator(choice: str) -> str:
@@ -44,7 +46,7 @@ def train_step(args, train_dir: Path) -> dict:
             "--timesteps", str(args.timesteps), "--weight-mode", "qat",
             "--weight-bits", str(args.weight_bits), "--state-mode", "squat",
             "--state-bits", str(args.state_bits), "--state-family", "exponential",
-            "--seed", str(args.seed)]
+            "--seed", str(args.seed)] + (["--force"] if args.force else [])
     print(f"flow: train ({' '.join(argv[1:])})", flush=True)
     parser = argparse.ArgumentParser(prog="qsnn-hw")
     train.register(parser.add_subparsers())
@@ -134,11 +136,17 @@ def markdown(rows) -> str:
                      [f"| {k} | {v} |" for k, v in rows]) + "\n"
 
 
+def flow_outputs(board: str) -> tuple[str, ...]:
+    """The files in ``--out`` that mark an earlier (complete or interrupted) flow."""
+    return ("summary.json", "train/model.qsnn", "train/checkpoint.npz", "rtl/qsnn_core.v",
+            "rtl/qsnn_core.json", "verify.json", f"build-{board}/report.json")
+
+
 def run(args) -> int:
     from ..artifact import load_artifact
     from ..boards.boards import get_board
-    from ..hdl.emit import write_core
     from ._core import core_config
+    from .generate import write_core_files
     from .synth import board_config, default_count_bits
     from .verify import dataset_inputs, verify_model
     try:
@@ -148,7 +156,7 @@ def run(args) -> int:
     # every lane costs a LIF datapath, a quantizer and a leaked-level table: the UP5K
     # holds a few (docs/boards.md), the ECP5 boards many more
     lanes_default = "2" if args.board == "icebreaker" else "4"
-    out = Path(args.out)
+    out = check_out(args.out, outputs=flow_outputs(args.board), force=args.force)
     out.mkdir(parents=True, exist_ok=True)
     times = {}
     t_all = time.perf_counter()
@@ -167,7 +175,7 @@ def run(args) -> int:
     if not args.no_synth and not args.config:
         config = board_config(art, args.board, config, "auto")
     print(f"flow: core {config.describe()}", flush=True)
-    v, _ = write_core(net, out / "rtl", config, name="qsnn_core")
+    v, _ = write_core_files(net, out / "rtl", config, name="qsnn_core")
     print(f"flow: generated {v}", flush=True)
 
     # ---- verify -----------------------------------------------------------------------
@@ -214,6 +222,7 @@ def register(sub) -> None:
     p.add_argument("--board", default="icebreaker",
                    help=" | ".join(BOARDS))
     p.add_argument("--out", default="runs/flow", help="output directory (default runs/flow)")
+    add_force(p, "an earlier flow's outputs")
     p.add_argument("--epochs", type=int_range(1, 100000), default=30,
                    help="training epochs (default 30; fewer = faster, less accurate)")
     p.add_argument("--hidden", default="64", help="hidden layer sizes, comma list (default 64)")

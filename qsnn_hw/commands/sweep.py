@@ -7,6 +7,8 @@ charts.
 
 Finished runs are cached in OUT/cache (keyed by the full config, the seed and the qsnn-hw
 version): run the same command again after an interruption and only the missing runs train.
+A finished sweep's report in OUT (results.json) is replaced only with ``--force``; the
+cached runs are reused either way (their key is the whole configuration).
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ import argparse
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 from ._args import float_range, int_range
+from ._out import add_force, check_out
 
 
 def _seeds(text: str) -> int:
@@ -83,6 +85,7 @@ def register(subparsers) -> None:
     g.add_argument("--keep-runs", action="store_true",
                    help="keep each run's artifact and metrics in OUT/runs/<cell>-s<seed>")
     g.add_argument("--no-plots", action="store_true", help="skip the PNG bar charts")
+    add_force(g, "a finished sweep's tables and charts")
     g.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run)
 
@@ -113,9 +116,7 @@ def run(args) -> int:
     from ..sweep import SweepProgress, resolve_grid, run_sweep, write_report
     from ..sweep.grid import Cell
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} exists and is not a directory")
+    out = check_out(args.out, outputs=("results.json",), force=args.force)
     cells = resolve_grid(args.grid)
     over = cli_overrides(args)
     cells = [Cell(c.name, c.layer, {**c.train, **over}, c.tags) for c in cells]

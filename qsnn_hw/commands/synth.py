@@ -5,7 +5,9 @@ The board top wraps the core in a UART bridge (``qsnn-hw run`` talks to it), clo
 from a PLL when the clock differs from the board clock, and shows status and the
 predicted class on the LEDs (docs/boards.md). The build runs in a temporary directory
 that replaces ``--out`` only when it succeeded; a failed build is kept in
-``OUT.failed`` for its logs. Exit status: 0 = built and timing met, 1 = built but
+``OUT.failed`` for its logs. An earlier build in ``--out`` (a ``report.json``) is replaced
+only with ``--force``; a file, or a non-empty directory that is not a build, never is
+(checked before the build starts). Exit status: 0 = built and timing met, 1 = built but
 timing failed, 2 = error (does not fit, missing tool, bad input).
 
 Clock (``--clock``): ``auto`` (default) builds at the board's default clock, reads the
@@ -28,6 +30,7 @@ from ..artifact import load_artifact
 from ..errors import UserError
 from ..hdl.config import CoreConfig
 from ._core import add_core_options, core_config
+from ._out import add_force, check_out
 
 
 def board_choices():
@@ -101,6 +104,7 @@ def run(args) -> int:
     model = Path(args.model)
     if not model.exists():
         raise UserError(f"artifact {model} does not exist")
+    check_out(out, outputs=("report.json",), force=args.force, replaces_dir=True)
     art = load_artifact(model)
     config = core_config(args, art.network, count_bits_default=default_count_bits(art))
     # --config names the storage of a verified core: keep it; otherwise place the weights
@@ -137,6 +141,7 @@ def register(sub) -> None:
                         "or MHz (one build); a PLL makes it unless it equals the board "
                         "clock (12 / 25 MHz)")
     p.add_argument("--out", default=None, help="build directory (default: build/BOARD)")
+    add_force(p, "an earlier build (a directory with report.json)")
     p.add_argument("--toolchain", choices=("yowasp", "system"), default="yowasp",
                    help="yowasp: WebAssembly tools from PyPI (default); system: yosys, "
                         "nextpnr-*, icepack/ecppack on PATH")

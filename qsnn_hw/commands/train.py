@@ -1,7 +1,9 @@
 """``qsnn-hw train``: quantization-aware training of a LIF network, exported as an artifact.
 
 Writes into ``--out``: ``model.qsnn`` (the artifact), ``metrics.json``, ``checkpoint.npz``
-(after every epoch; ``--resume`` continues from it) and ``plots/*.png``.
+(after every epoch; ``--resume`` continues from it) and ``plots/*.png``. An ``--out``
+that already holds a run (``model.qsnn`` or ``checkpoint.npz``) is refused before any
+training: ``--resume`` continues it, ``--force`` trains from scratch and replaces it.
 Per-layer options take one value (all layers) or a comma list with one value per layer
 (hidden layers first, then the output layer), e.g. ``--weight-bits 3,4``.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import UserError
 from ..quant.levels import describe_families
 from ..train.config import (
     ENCODINGS,
@@ -23,6 +26,7 @@ from ..train.config import (
     TrainConfig,
 )
 from ._args import float_range, int_range
+from ._out import check_out
 
 _D = TrainConfig()
 _L = LayerConfig(1)
@@ -147,6 +151,8 @@ def register(subparsers) -> None:
     g.add_argument("--out", default="runs/train", help="output directory")
     g.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoint.npz (same config)")
+    g.add_argument("--force", action="store_true",
+                   help="train from scratch, replacing the run already in OUT")
     g.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     g.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run)
@@ -186,15 +192,24 @@ def build_config(args, n_classes: int) -> TrainConfig:
         max_train_samples=args.max_train_samples, float_epochs=args.float_epochs)
 
 
+def check_out_dir(args) -> Path:
+    """``--out`` checked before the data loads: a run already there is continued
+    (``--resume``) or replaced (``--force``), never silently overwritten."""
+    if args.resume and args.force:
+        raise UserError("--resume continues the run in --out and --force replaces it; "
+                        "give one of them")
+    return check_out(args.out, outputs=("model.qsnn", "checkpoint.npz"),
+                     force=args.force or args.resume,
+                     hint="--resume to continue that run or --force to replace it")
+
+
 def run(args) -> int:
     import sys
 
     from ..data import load_dataset
     from ..train.trainer import Progress, run_training
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} exists and is not a directory")
+    out = check_out_dir(args)
     if args.resume and not (out / "checkpoint.npz").is_file():
         raise ValueError(f"--resume: no checkpoint at {out / 'checkpoint.npz'}; train without "
                          f"--resume first (or point --out at the interrupted run)")

@@ -348,6 +348,9 @@ def run_training(cfg: TrainConfig, data: Dataset, out_dir, resume: bool = False,
         "test": test,
     }
     artifact_path = out / "model.qsnn"
+    # metrics.json is written last and describes the model.qsnn beside it: an older one
+    # goes first, so a crash in between leaves a model without metrics, not a wrong pair
+    (out / "metrics.json").unlink(missing_ok=True)
     save_artifact(artifact_path, Artifact(net, cfg.to_dict(), metadata, infos))
     gold = golden_check(artifact_path, cfg, data, net)
     metrics = {**test, **gold, "wall_time_s": time.perf_counter() - t0,

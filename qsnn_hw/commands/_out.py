@@ -1,0 +1,73 @@
+"""The output checks every command that writes a directory runs before any work, so a
+mistake in ``--out`` costs a second, not an epoch or a build, and nothing of the user's
+is replaced without ``--force``: the path is a directory (or can become one), it is
+writable, and it does not already hold this command's outputs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from ..errors import UserError
+
+
+def add_force(p, what: str) -> None:
+    """Add ``--force`` to the parser ``p``; ``what`` names the outputs it replaces."""
+    p.add_argument("--force", action="store_true",
+                   help=f"replace {what} already in --out (refused otherwise)")
+
+
+def check_out(out, *, outputs=(), force: bool = False, flag: str = "--out",
+              hint: str = "--force to replace them", replaces_dir: bool = False) -> Path:
+    """Check the output directory ``out`` (named ``flag`` in messages) and return it.
+
+    ``outputs``: paths inside ``out`` that mark an earlier run of the command; any of them
+    present is refused unless ``force`` (``hint`` says what to do). ``replaces_dir``: the
+    command swaps the whole directory for a new one (synth's builds), so a non-empty
+    directory without those outputs is the user's and refused even with ``force``."""
+    out = Path(out)
+    _no_file_in_the_way(out, flag)
+    _check_writable(out.parent if replaces_dir else out, out, flag)
+    found = [name for name in outputs if (out / name).exists()]
+    if found and not force:
+        raise UserError(f"{flag} {out} already holds {', '.join(found)}; give {hint}, or "
+                        f"another {flag}")
+    if replaces_dir and not found and out.is_dir() and any(out.iterdir()):
+        raise UserError(f"{flag} {out} is a non-empty directory without "
+                        f"{' or '.join(outputs)}: not an earlier qsnn-hw output, so it is "
+                        f"not replaced (not even with --force); give a new or empty {flag}")
+    return out
+
+
+def _existing_ancestor(path: Path) -> Path:
+    """``path`` itself if it exists, else its nearest existing ancestor."""
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _no_file_in_the_way(out: Path, flag: str) -> None:
+    """``out`` and the directories above it must be directories where they exist."""
+    found = _existing_ancestor(out)
+    if not found.is_dir():
+        where = "is a file" if found == Path(os.path.abspath(out)) else f"is under the file {found}"
+        raise UserError(f"{flag} {out} {where}, not a directory; give a directory path "
+                        f"(nothing was written)")
+
+
+def _check_writable(target: Path, out: Path, flag: str) -> None:
+    """Create and remove a temporary file where ``target`` (or its nearest existing
+    ancestor, in which it would be created) lives: permissions, read-only mounts and
+    quotas all show up here instead of after the work."""
+    where = _existing_ancestor(target)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".qsnn-hw-probe-", dir=where)
+    except OSError as exc:
+        raise UserError(f"{flag} {out}: cannot write in {where} ({exc.strerror}); give a "
+                        f"writable {flag}") from None
+    os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(probe)
