@@ -12,8 +12,10 @@ Protocol (docs/hardware.md):
    pulses and ``busy`` falls.
 
 Invalid input beats (spike address >= M, ``last`` on a non-``eot`` beat, more or fewer
-than M values in a direct-input timestep) are dropped and set ``error``, which stays set
-until reset; missing direct values count as 0.
+than M values in a direct-input timestep, and with static input any input beat after a
+sample's first ``eot``) are dropped and set ``error``, which stays set until reset;
+missing direct values count as 0. A static-input core (:class:`~.config.CoreConfig`
+``input``) takes a sample's input beats once, then T ``eot`` beats.
 """
 
 from __future__ import annotations
