@@ -116,6 +116,39 @@ def save_artifact(path, artifact: Artifact) -> Path:
     return atomic_write_bytes(path, to_bytes(artifact))
 
 
+# A damaged or hostile file must not make the loader allocate without bound (a "zip
+# bomb": a small member that inflates to gigabytes): every member is read against a limit
+# known before reading it.
+MAX_HEADER_BYTES = 1 << 20
+MAX_ARRAY_ELEMENTS = 1 << 28     # 2 GiB of int64: far above any core's weights
+NPY_HEADER_BYTES = 4096
+
+
+def _npy_limit(shape) -> int:
+    """Bytes an ``.npy`` member of int64 ``shape`` may take (the header says the shape)."""
+    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise ArtifactError(f"array shape {shape!r} in the header is not a list of sizes")
+    n = int(np.prod(shape, dtype=object)) if shape else 1
+    if n > MAX_ARRAY_ELEMENTS:
+        raise ArtifactError(f"array shape {shape} in the header has {n:,} elements, more "
+                            f"than the {MAX_ARRAY_ELEMENTS:,} an artifact may hold")
+    return NPY_HEADER_BYTES + 8 * n
+
+
+def _member(zf: zipfile.ZipFile, name: str, limit: int) -> bytes:
+    """Member ``name``, read only up to ``limit`` bytes: a member that claims or inflates
+    to more is an error, before it is allocated."""
+    info = zf.getinfo(name)
+    if info.file_size > limit:
+        raise ArtifactError(f"member {name} claims {info.file_size:,} bytes, more than "
+                            f"the {limit:,} it may hold")
+    with zf.open(info) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ArtifactError(f"member {name} inflates past the {limit:,} bytes it may hold")
+    return data
+
+
 def load_artifact(path) -> Artifact:
     """Read and fully validate an artifact; raises :class:`ArtifactError` with the reason."""
     path = Path(path)
@@ -127,7 +160,7 @@ def load_artifact(path) -> Artifact:
     try:
         with zipfile.ZipFile(path) as zf:
             try:
-                header = json.loads(zf.read("header.json"))
+                header = json.loads(_member(zf, "header.json", MAX_HEADER_BYTES))
             except KeyError:
                 raise ArtifactError(f"{path}: no header.json; not a qsnn-hw artifact") from None
             if not isinstance(header, dict) or header.get("format") != FORMAT:
@@ -142,7 +175,8 @@ def load_artifact(path) -> Artifact:
                     f"<= {SCHEMA_VERSION}: upgrade qsnn-hw")
             arrays = {}
             for name, shape in header["arrays"].items():
-                a = np.load(io.BytesIO(zf.read(f"{name}.npy")), allow_pickle=False)
+                a = np.load(io.BytesIO(_member(zf, f"{name}.npy", _npy_limit(shape))),
+                            allow_pickle=False)
                 if a.dtype != np.dtype("<i8") or list(a.shape) != shape:
                     raise ArtifactError(f"{path}: array {name} has dtype {a.dtype} shape "
                                         f"{a.shape}, header says int64 {shape}")
@@ -157,7 +191,9 @@ def load_artifact(path) -> Artifact:
                             f"({type(exc).__name__}: {exc})") from None
     except (OSError, ValueError, EOFError) as exc:
         if isinstance(exc, ArtifactError):
-            raise
+            if str(path) in str(exc):
+                raise
+            raise ArtifactError(f"{path}: {exc}") from None
         raise ArtifactError(f"{path}: unreadable artifact ({exc})") from None
     stored = header.pop("checksum", None)
     if stored != _checksum(header, arrays):

@@ -50,3 +50,64 @@ def test_truncations(good, tmp_path):
 def test_a_directory_is_not_an_artifact(tmp_path):
     with pytest.raises(ArtifactError, match="is a directory; give the model file in it"):
         load_artifact(tmp_path)
+
+
+def test_random_files(tmp_path):
+    """Random bytes of many lengths, with and without the zip signature, and zip files of
+    random members: each one line of ArtifactError."""
+    import zipfile
+    rng = np.random.default_rng(5)
+    path = tmp_path / "random.qsnn"
+    for n in [0, 1, 3, 4, 22, 100, 1000, 20000]:
+        for prefix in (b"", b"PK\x03\x04", b"PK\x05\x06"):
+            path.write_bytes(prefix + rng.bytes(n))
+            with pytest.raises(ArtifactError):
+                load_artifact(path)
+    for members in ([("header.json", rng.bytes(50))], [("x.npy", rng.bytes(300))],
+                    [("header.json", b'{"format": "qsnn-hw-artifact", "schema_version": 1}')]):
+        with zipfile.ZipFile(path, "w") as zf:
+            for name, data in members:
+                zf.writestr(name, data)
+        with pytest.raises(ArtifactError):
+            load_artifact(path)
+
+
+def _rewrite(good_raw: bytes, path, edit):
+    """The good artifact with its members rewritten by ``edit(name, data) -> data``."""
+    import io
+    import zipfile
+    src = zipfile.ZipFile(io.BytesIO(good_raw))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for info in src.infolist():
+            zf.writestr(info.filename, edit(info.filename, src.read(info.filename)))
+
+
+def test_zip_bomb_member_is_refused_before_it_is_inflated(good, tmp_path):
+    """A header.json that inflates to 64 MiB (64 kB in the file): refused by its size,
+    not read into memory."""
+    raw, _ = good
+    path = tmp_path / "bomb.qsnn"
+    _rewrite(raw, path, lambda n, d: d + b" " * (64 << 20) if n == "header.json" else d)
+    assert path.stat().st_size < 1 << 20
+    with pytest.raises(ArtifactError, match="member header.json claims 67,1"):
+        load_artifact(path)
+
+
+def test_absurd_array_shape_in_the_header(good, tmp_path):
+    """A header that claims a weight array of 10**12 x 10**12 (checksum aside): refused
+    by the shape, before any member is read."""
+    import json
+    raw, _ = good
+    path = tmp_path / "shape.qsnn"
+
+    def edit(name, data):
+        if name != "header.json":
+            return data
+        h = json.loads(data)
+        first = next(iter(h["arrays"]))
+        h["arrays"][first] = [10 ** 12, 10 ** 12]
+        return json.dumps(h).encode()
+
+    _rewrite(raw, path, edit)
+    with pytest.raises(ArtifactError, match="elements, more than the"):
+        load_artifact(path)
