@@ -63,3 +63,30 @@ def atomic_write_together(files) -> list[Path]:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
     return [path for path, _ in files]
+
+
+def run_in_group(cmd, **kwargs) -> int:
+    """``subprocess`` ``cmd`` in a session (process group) of its own; returns its exit
+    status. On any exception in the waiting process (Ctrl-C, SIGTERM made an exception by
+    :func:`qsnn_hw.cli.main`), the whole group -- the tools the command started, too --
+    is terminated (killed after 5 s) before the exception goes on, so nothing keeps
+    running in a directory about to be removed."""
+    import os
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(cmd, start_new_session=True, **kwargs)
+    try:
+        return proc.wait()
+    except BaseException:
+        for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, None)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(timeout=wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        raise

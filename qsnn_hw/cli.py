@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from . import __version__
 from .errors import UserError
@@ -42,9 +44,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _sigterm_as_interrupt(signum, frame):
+    """SIGTERM takes the Ctrl-C path: cleanup blocks run, child process groups are
+    stopped, the exit status is 130."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         return int(args.func(args) or 0)
     except (UserError, ValueError, TypeError, OSError) as exc:
@@ -55,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"qsnn-hw {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:   # a caller's own handler (main called in-process)
+            signal.signal(signal.SIGTERM, previous)
 
 
 # ``qsnn_hw.cli.UserError`` stays importable (it lives in qsnn_hw.errors).

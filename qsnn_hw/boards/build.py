@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from .._io import atomic_write_text
+from .._io import atomic_write_text, run_in_group
 from ..contract import IntNetwork
 from ..hdl.config import CoreConfig
 from ..hdl.geometry import groups_of, network_geometry
@@ -413,13 +413,13 @@ def _build(net, board, top, config, tmp: Path, out: Path, *, tools, fit, toolcha
     if log:
         log(f"building {board.name} ({platform.device}) at {top.actual_mhz:g} MHz in "
             f"{tmp} ...")
-    with open(tmp / "build.log", "wb") as f:
-        proc = subprocess.run(["sh", "build_top.sh"], cwd=tmp, env=env, stdout=f,
-                              stderr=subprocess.STDOUT)
+    with open(tmp / "build.log", "wb") as f:   # Ctrl-C: the tools stop with us
+        returncode = run_in_group(["sh", "build_top.sh"], cwd=tmp, env=env, stdout=f,
+                                  stderr=subprocess.STDOUT)
     seconds = time.monotonic() - t0
     bit = tmp / family.bitstream
-    if proc.returncode != 0 or not bit.is_file() or not (tmp / "nextpnr-report.json").is_file():
-        _failed(tmp, out, board, proc.returncode)
+    if returncode != 0 or not bit.is_file() or not (tmp / "nextpnr-report.json").is_file():
+        _failed(tmp, out, board, returncode)
     nextpnr = json.loads((tmp / "nextpnr-report.json").read_text())
     stat = None
     with contextlib.suppress(OSError, ValueError):
