@@ -292,26 +292,6 @@ def test_report_gives_microseconds_at_the_clock_built(monkeypatch, tmp_path):
     assert "**100.0 us per sample** at 27.75 MHz" in (tmp_path / "out" / "report.md").read_text()
 
 
-def test_synth_estimates_cycles_with_the_cycle_model(tmp_path):
-    """Without measured cycles synth takes the cycle model's over the artifact's test
-    samples: the same number the schedule gives for those samples."""
-    from qsnn_hw.artifact import Artifact, save_artifact
-    from qsnn_hw.boards.samples import test_samples
-    from qsnn_hw.commands.synth import model_cycles
-    from qsnn_hw.golden import simulate
-    from qsnn_hw.hdl.cycles import schedule
-    from qsnn_hw.hdl.geometry import network_geometry
-    art = Artifact(_small_net())
-    save_artifact(tmp_path / "m.qsnn", art)
-    cfg = CoreConfig(lanes=2)
-    got = model_cycles(art, cfg, samples=6)
-    x, _, _ = test_samples(art, 6)
-    want = schedule(art.network, x, simulate(art.network, x).spikes,
-                    network_geometry(art.network, cfg))["sample_cycles"].mean()
-    assert got["per_sample"] == pytest.approx(want) and "cycle model, 6 samples" in \
-        got["source"]
-
-
 def test_clock_flag_names_the_allowed_values(capsys):
     with pytest.raises(SystemExit) as e:
         main(["synth", "x.qsnn", "--board", "icebreaker", "--clock", "fast"])

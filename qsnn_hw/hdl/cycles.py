@@ -56,12 +56,12 @@ class _Layer:
 
     def run(self, beats, arrive, accept_from):
         """Schedule one sample's beats: ``beats`` a list of ("ev" | "skip" | "eot",
-        last, reuse), ``arrive`` the earliest cycle each can be offered. Returns the
+        reuse), ``arrive`` the earliest cycle each can be offered. Returns the
         spike-word cycles: (G, T) group writes and (T,) end-of-timestep writes."""
         g = self.g
         G, L = g.groups, g.latency
         groups, ends = [], []
-        for (kind, _last, reuse), at in zip(beats, arrive, strict=True):
+        for (kind, reuse), at in zip(beats, arrive, strict=True):
             offer = max(at, self.done + 1)
             if kind == "skip":
                 self.done = offer
@@ -97,10 +97,10 @@ def _input_beats(x_sample: np.ndarray, input_bits: int, static: bool):
         if not static or t == 0:
             row = x_sample[t]
             if input_bits == 1:
-                beats += [("ev", 0, 0)] * int(np.count_nonzero(row))
+                beats += [("ev", False)] * int(np.count_nonzero(row))
             else:
-                beats += [("ev" if v else "skip", 0, 0) for v in row]
-        beats.append(("eot", int(t == steps - 1), int(static and t > 0)))
+                beats += [("ev" if v else "skip", False) for v in row]
+        beats.append(("eot", static and t > 0))
     return beats
 
 
@@ -113,9 +113,9 @@ def _word_beats(spikes: np.ndarray, geom: LayerGeometry, groups, ends):
     for t in range(steps):
         for gi in range(geom.groups):
             n = int(spikes[t, gi * P:(gi + 1) * P].sum())
-            beats += [("ev", 0, 0)] * n
+            beats += [("ev", False)] * n
             arrive += [groups[t, gi] + WORD_DELAY] * n
-        beats.append(("eot", int(t == steps - 1), 0))
+        beats.append(("eot", False))
         arrive.append(ends[t] + WORD_DELAY)
     return beats, arrive
 
@@ -158,7 +158,7 @@ def network_cycles(net, x: np.ndarray, spikes: list, geoms: list[LayerGeometry]
     return schedule(net, x, spikes, geoms)["sample_cycles"]
 
 
-def layer_events(net, x: np.ndarray, spikes: list, static: bool = False
+def layer_events(x: np.ndarray, spikes: list, static: bool = False
                  ) -> list[np.ndarray]:
     """Input events per layer and timestep, (B, T) each: layer 0's spikes or non-zero
     values (a static layer's only at t = 0), then every layer's golden spikes."""
@@ -174,7 +174,7 @@ def bandwidth_bound(net, x: np.ndarray, spikes: list, geoms: list[LayerGeometry]
     input event reads its G weight words once (a static layer's input once per sample),
     P synaptic operations per cycle, plus G update cycles per layer and timestep,
     summed over the layers."""
-    events = layer_events(net, x, spikes, static=geoms[0].static)
+    events = layer_events(x, spikes, static=geoms[0].static)
     steps = np.asarray(x).shape[1]
     return sum(ev.sum(axis=1) * gm.groups + steps * gm.groups
                for ev, gm in zip(events, geoms, strict=True))

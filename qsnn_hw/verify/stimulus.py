@@ -43,12 +43,17 @@ def sample_beats(net: IntNetwork, xs: np.ndarray, rng: np.random.Generator | Non
     """Raw beats (uint64) of one sample ``xs`` (T, M); ``rng`` shuffles the spike events
     within each timestep (the core accepts them in any order); ``static``: the input
     beats of the first timestep only (module docstring)."""
+    if static:
+        check_static(np.asarray(xs)[None])
+    return _beats(net, xs, rng, static)
+
+
+def _beats(net, xs, rng, static) -> np.ndarray:
+    """:func:`sample_beats` of a sample already checked."""
     layout = event_layout(net)
     eot = 1 << layout["eot"].offset
     last = 1 << layout["last"].offset
     steps = xs.shape[0]
-    if static:
-        check_static(np.asarray(xs)[None])
     out = []
     for t in range(steps):
         if static and t > 0:
@@ -71,7 +76,7 @@ def batch_beats(net: IntNetwork, x: np.ndarray, rng: np.random.Generator | None 
     """:func:`sample_beats` of every sample of ``x`` (B, T, M)."""
     if static:
         check_static(x)
-    return [sample_beats(net, x[b], rng, static=static) for b in range(x.shape[0])]
+    return [_beats(net, x[b], rng, static) for b in range(x.shape[0])]
 
 
 def idle_gaps(n: int, prob: float, rng: np.random.Generator) -> np.ndarray:
