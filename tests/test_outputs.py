@@ -316,3 +316,60 @@ def test_os_errors_and_interrupts_have_their_exit_status(monkeypatch, capsys):
     monkeypatch.setattr("qsnn_hw.commands.demo.run", interrupted)
     assert main(["demo"]) == 130
     one_line_error(capsys, "interrupted")
+
+
+# ---- replacing(): an earlier run set aside, restored unless the new one finishes -------
+
+def _files(root: Path) -> dict:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def _earlier_run(out: Path) -> dict:
+    for name, data in {"summary.json": b"old summary", "train/model.qsnn": b"old model",
+                       "rtl/core.v": b"old verilog", "rtl/mine.txt": b"the user's"}.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_bytes(data)
+    return _files(out)
+
+
+def _new_run(out: Path) -> None:
+    for name in ("summary.json", "train/model.qsnn", "rtl/core.v", "build/report.json"):
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_bytes(b"new " + name.encode())
+
+
+NAMES = ("summary.json", "train", "rtl/core.v", "build")
+
+
+@pytest.mark.parametrize("failure", [KeyboardInterrupt, RuntimeError])
+def test_replacing_puts_the_earlier_run_back_when_the_new_one_fails(tmp_path, failure):
+    from qsnn_hw.commands._out import replacing
+    before = _earlier_run(tmp_path)
+    with pytest.raises(failure), replacing(tmp_path, NAMES):
+        assert not (tmp_path / "train").exists() and not (tmp_path / "summary.json").exists()
+        _new_run(tmp_path)
+        raise failure()
+    assert _files(tmp_path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rtl", "summary.json", "train"]
+
+
+def test_replacing_keeps_the_new_run_and_the_users_files_when_it_finishes(tmp_path):
+    from qsnn_hw.commands._out import replacing
+    _earlier_run(tmp_path)
+    with replacing(tmp_path, NAMES):
+        _new_run(tmp_path)
+    assert _files(tmp_path) == {"summary.json": b"new summary.json",
+                                "train/model.qsnn": b"new train/model.qsnn",
+                                "rtl/core.v": b"new rtl/core.v", "rtl/mine.txt": b"the user's",
+                                "build/report.json": b"new build/report.json"}
+    assert not list(tmp_path.glob(".previous-*"))
+
+
+def test_replacing_a_fresh_directory_that_fails_leaves_none(tmp_path):
+    from qsnn_hw.commands._out import replacing
+    out = tmp_path / "a" / "out"
+    with pytest.raises(KeyboardInterrupt), replacing(out, NAMES):
+        out.mkdir(parents=True)
+        _new_run(out)
+        raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []

@@ -71,3 +71,47 @@ def _check_writable(target: Path, out: Path, flag: str) -> None:
     os.close(fd)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(probe)
+
+
+@contextlib.contextmanager
+def replacing(out: Path, names):
+    """Run the body as a new run writing ``names`` (files or directories, relative to
+    ``out``) and leave ``out`` as it found it unless the body finishes.
+
+    An earlier run's ``names`` are first moved into a hidden directory in ``out`` (a
+    rename: no copy). If the body raises -- an error, Ctrl-C, SIGTERM -- whatever it wrote
+    under ``names`` is removed and the earlier files are moved back; directories it
+    created are removed when left empty. If it finishes, the earlier files are deleted."""
+    import shutil
+
+    out = Path(out)
+    made = {d for n in names for d in (out / n, *(out / n).parents) if not d.exists()}
+    aside = out / f".previous-{os.getpid()}"
+    moved = []
+    try:
+        for name in names:
+            if (out / name).exists() or (out / name).is_symlink():
+                (aside / name).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(out / name, aside / name)
+                moved.append(name)
+        yield out
+    except BaseException:
+        for name in names:
+            _remove(out / name)
+        for name in moved:
+            os.replace(aside / name, out / name)
+        shutil.rmtree(aside, ignore_errors=True)
+        for d in sorted(made, key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                d.rmdir()                       # only if empty
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _remove(path: Path) -> None:
+    import shutil
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()

@@ -12,7 +12,9 @@ is built. Each stage reports its outcome; a failing stage ends the flow with its
 Everything lands in ``--out``: ``train/`` (artifact, metrics), ``rtl/`` (Verilog,
 manifest), ``verify.json``, ``build-<board>/`` (bitstream, report) and ``summary.json`` /
 ``summary.md``. An ``--out`` that already holds any of them is refused before training
-starts; ``--force`` runs the flow again over them.
+starts; ``--force`` runs the flow again over them. The earlier outputs are set aside
+while it runs: a flow that is interrupted or stops with an error removes what it wrote
+and puts them back, so ``--out`` holds one whole flow's outputs, never a mix.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 
 from .._io import atomic_write_text
 from ..errors import UserError
-from ._out import add_force, check_out
+from ._out import add_force, check_out, replacing
 
 
 def pick_simulator(choice: str) -> str:
@@ -46,7 +48,7 @@ def train_step(args, train_dir: Path) -> dict:
             "--timesteps", str(args.timesteps), "--weight-mode", "qat",
             "--weight-bits", str(args.weight_bits), "--state-mode", "squat",
             "--state-bits", str(args.state_bits), "--state-family", "exponential",
-            "--seed", str(args.seed)] + (["--force"] if args.force else [])
+            "--seed", str(args.seed)]
     print(f"flow: train ({' '.join(argv[1:])})", flush=True)
     parser = argparse.ArgumentParser(prog="qsnn-hw")
     train.register(parser.add_subparsers())
@@ -142,13 +144,14 @@ def flow_outputs(board: str) -> tuple[str, ...]:
             "rtl/qsnn_core.json", "verify.json", f"build-{board}/report.json")
 
 
+def flow_files(board: str) -> tuple[str, ...]:
+    """Everything a flow writes in ``--out``."""
+    return ("train", "rtl/qsnn_core.v", "rtl/qsnn_core.json", "verify.json",
+            f"build-{board}", "summary.json", "summary.md")
+
+
 def run(args) -> int:
-    from ..artifact import load_artifact
     from ..boards.boards import get_board
-    from ._core import core_config
-    from .generate import write_core_files
-    from .synth import board_config, default_count_bits
-    from .verify import dataset_inputs, verify_model
     try:
         get_board(args.board)
     except ValueError as exc:
@@ -157,7 +160,19 @@ def run(args) -> int:
     # holds a few (docs/boards.md), the ECP5 boards many more
     lanes_default = "2" if args.board == "icebreaker" else "4"
     out = check_out(args.out, outputs=flow_outputs(args.board), force=args.force)
-    out.mkdir(parents=True, exist_ok=True)
+    # an interrupted or failed flow leaves --out as it found it (an earlier flow's
+    # outputs are set aside, and restored unless this one finishes)
+    with replacing(out, flow_files(args.board)):
+        out.mkdir(parents=True, exist_ok=True)
+        return _flow(args, out, lanes_default)
+
+
+def _flow(args, out: Path, lanes_default: str) -> int:
+    from ..artifact import load_artifact
+    from ._core import core_config
+    from .generate import write_core_files
+    from .synth import board_config, default_count_bits
+    from .verify import dataset_inputs, verify_model
     times = {}
     t_all = time.perf_counter()
 

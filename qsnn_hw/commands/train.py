@@ -203,6 +203,13 @@ def check_out_dir(args) -> Path:
                      hint="--resume to continue that run or --force to replace it")
 
 
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
 def run(args) -> int:
     import sys
 
@@ -216,13 +223,22 @@ def run(args) -> int:
     data = load_dataset(args.dataset, args.data_dir, args.timesteps, args.data_seed)
     cfg = build_config(args, data.n_classes)
     progress = Progress(None if args.quiet else sys.stderr)
+    ckpt = out / "checkpoint.npz"
+    before = _mtime(ckpt)
     try:
         metrics = run_training(cfg, data, args.out, resume=args.resume, progress=progress,
                                plots=not args.no_plots)
     except KeyboardInterrupt:
-        if (out / "checkpoint.npz").is_file():
-            print(f"\ninterrupted: {out / 'checkpoint.npz'} holds the last completed epoch; "
+        # every file is written whole (atomic renames): an earlier model.qsnn and its
+        # metrics.json stay until this run has its own
+        kept = " (the model already there is untouched)" if (out / "model.qsnn").is_file() \
+            else ""
+        if _mtime(ckpt) != before:
+            print(f"\ninterrupted: {ckpt} holds this run's last completed epoch{kept}; "
                   f"continue with the same flags plus --resume", file=sys.stderr)
+        else:
+            print(f"\ninterrupted before this run completed an epoch{kept}",
+                  file=sys.stderr)
         raise
     if not args.quiet:
         print(f"wrote {metrics['artifact']} and {args.out}/metrics.json", file=sys.stderr)

@@ -79,15 +79,20 @@ def verify_model(art, x, y, config, sim: str, *, seed: int = 0, build_dir=None,
 
     keep = build_dir is not None
     build = Path(build_dir) if keep else Path(tempfile.mkdtemp(prefix="qsnn-verify-"))
-    ok = False
+    ok = interrupted = False
     try:
         t0 = time.perf_counter()
         res = verify_core(art.network, x, config, sim=sim, build_dir=build, seed=seed,
                           describe="qsnn-hw verify")
         wall = time.perf_counter() - t0
         ok = bool(res["ok"])
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
-        if not keep and (ok or not any(build.iterdir())):
+        # kept after a mismatch or a crash (it holds the bundle, the build and the
+        # waveform to look at); an interrupted run leaves nothing behind
+        if not keep and (ok or interrupted or not any(build.iterdir())):
             shutil.rmtree(build, ignore_errors=True)
     gold_preds = np.asarray(res["golden_predictions"])
     preds = np.asarray(res["predictions"])

@@ -25,7 +25,7 @@ from .. import __version__
 from .._check import check_int
 from .._io import atomic_write_text
 from ..train.config import TrainConfig
-from ._worker import init_worker
+from ._worker import init_pool_worker, init_worker
 from .grid import Cell
 
 CACHE_FORMAT = 1
@@ -239,18 +239,43 @@ def _run_pool(todo: list[Task], workers: int, finish) -> None:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    # spawn: fresh workers that set their BLAS environment before NumPy loads.
+    # spawn: fresh workers that set their BLAS environment before NumPy loads. Their
+    # temporary run directories go under one directory of this process, removed here
+    # whatever happens to the workers.
     ctx = multiprocessing.get_context("spawn")
+    scratch = tempfile.mkdtemp(prefix="qsnn-sweep-")
     pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx,
-                               initializer=init_worker)
+                               initializer=init_pool_worker, initargs=(scratch,))
     try:
         futures = {pool.submit(train_task, t): t for t in todo}
         for fut in as_completed(futures):
             _finish_future(fut, futures[fut], finish)
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+    except BaseException:   # Ctrl-C, SIGTERM, a crashed run: no worker trains on
+        _stop_workers(pool)
         raise
-    pool.shutdown(wait=True)
+    else:
+        pool.shutdown(wait=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _stop_workers(pool) -> None:
+    """Terminate a process pool's workers now (``shutdown`` alone lets running tasks
+    finish, and the interpreter would wait for them at exit)."""
+    if hasattr(pool, "terminate_workers"):          # Python >= 3.14
+        pool.terminate_workers()
+        return
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            proc.terminate()
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            proc.join(5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
 
 
 def _finish_future(fut, task: Task, finish) -> None:

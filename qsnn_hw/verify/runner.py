@@ -95,45 +95,93 @@ def run_cocotb(sim: str, verilog: list, toplevel: str, test_module: str, build_d
     drops cocotb's ``--public-flat-rw`` under Verilator (only signals marked
     ``/*verilator public_flat_rd*/`` are then visible to cocotb): less C++ and a faster
     build and simulation. ``search``: more directories for the testbench's imports."""
-    from cocotb_test import simulator as cts
-    from cocotb_test.simulator import run
-
     if sim not in SIMULATORS:
         raise ValueError(f"sim must be one of {', '.join(SIMULATORS)}; got {sim!r}")
     if not simulator_available(sim):
         raise FileNotFoundError(f"{_BINARIES[sim]} not found: install it with "
                                 f"`sudo apt-get install {_BINARIES[sim]}`")
-    build_dir = Path(build_dir)
+    build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     args = ["-Wno-fatal"] if sim == "verilator" else []
     args += list(compile_args or [])
-    kwargs = {}
+    request = dict(
+        simulator=sim, verilog_sources=[str(Path(v).resolve()) for v in verilog],
+        toplevel=toplevel, module=test_module,
+        python_search=[str(PACKAGE_ROOT), *(str(Path(s).resolve()) for s in search)],
+        sim_build=str(build_dir), work_dir=str(build_dir), timescale="1ns/1ps",
+        compile_args=args, plus_args=list(plus_args or []),
+        extra_env={k: str(v) for k, v in (env or {}).items()}, waves=waves)
     if sim == "verilator" and make_args:
-        kwargs["make_args"] = list(make_args)
-    if sim == "verilator" and not public:
+        request["make_args"] = list(make_args)
+    return _run_child(request, public or sim != "verilator", build_dir)
+
+
+# cocotb-test runs the simulator's commands (make, g++, iverilog, vvp, the Verilator
+# binary) as children and installs SIGINT/SIGTERM handlers that kill only the one running
+# command, then fail with an AssertionError. So it runs in a Python process of its own,
+# in a process group of its own (:func:`qsnn_hw._io.run_in_group`): an interrupted
+# caller stops the whole group -- compilers included -- and sees its own Ctrl-C.
+_REQUEST, _ANSWER = "cocotb_request.json", "cocotb_answer.json"
+
+
+def _run_child(request: dict, public: bool, build_dir: Path) -> Path:
+    import sys
+
+    from .._io import atomic_write_text, run_in_group
+    answer = build_dir / _ANSWER
+    answer.unlink(missing_ok=True)
+    atomic_write_text(build_dir / _REQUEST, json.dumps({"run": request, "public": public}))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(PACKAGE_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    # -P: the caller's working directory is not put on the child's import path
+    status = run_in_group([sys.executable, "-P", "-c",
+                           "from qsnn_hw.verify.runner import _child_main; _child_main()",
+                           str(build_dir / _REQUEST)], env=env)
+    try:
+        result = json.loads(answer.read_text())
+    except (OSError, ValueError):
+        result = {}
+    if "results" in result and status == 0:
+        return Path(result["results"])
+    raise SystemExit(result.get("failed") or
+                     f"the {request['simulator']} run exited with status {status}; "
+                     f"see {build_dir}")
+
+
+def _child_main() -> None:
+    """The child process: one cocotb-test run from the request file named by argv[1];
+    writes its answer (the results XML path, or cocotb-test's failure) beside it."""
+    import contextlib
+    import sys
+    import unittest.mock
+
+    from cocotb_test import simulator as cts
+
+    from .._io import atomic_write_text
+    req_path = Path(sys.argv[1])
+    req = json.loads(req_path.read_text())
+
+    def stopped(self, signum, frame):
+        # the caller stops this process group as a whole: no kill of one child, no
+        # AssertionError traceback (cocotb-test's own handler does both)
+        os._exit(128 + signum)
+    cts.Simulator.exit_gracefully = stopped
+    patch = contextlib.nullcontext()
+    if not req["public"]:
         class _Verilator(cts.Verilator):
             def build_command(self):
                 cmds = super().build_command()
                 cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"]
                 return cmds
-        import unittest.mock
         patch = unittest.mock.patch.object(cts, "Verilator", _Verilator)
-    else:
-        import contextlib
-        patch = contextlib.nullcontext()
-    with patch:
-        return _run(run, sim, verilog, toplevel, test_module, build_dir, args, plus_args,
-                    env, waves, kwargs, search)
-
-
-def _run(run, sim, verilog, toplevel, test_module, build_dir, args, plus_args, env, waves,
-         kwargs, search) -> Path:
-    return Path(run(simulator=sim, verilog_sources=[str(v) for v in verilog], toplevel=toplevel,
-        module=test_module, python_search=[str(PACKAGE_ROOT), *map(str, search)],
-        sim_build=str(build_dir),
-        work_dir=str(build_dir), timescale="1ns/1ps", compile_args=args,
-        plus_args=list(plus_args or []),
-        extra_env={k: str(v) for k, v in (env or {}).items()}, waves=waves, **kwargs))
+    try:
+        with patch:
+            answer = {"results": str(cts.run(**req["run"]))}
+    except SystemExit as exc:      # cocotb-test: a failing or crashed test or tool
+        answer = {"failed": str(exc)}
+    atomic_write_text(req_path.with_name(_ANSWER), json.dumps(answer))
+    sys.exit(0 if "results" in answer else 1)
 
 
 def run_bundle(sim: str, bundle_json, build_dir, *, waves_on_failure: bool = True,
