@@ -90,3 +90,23 @@ def run_in_group(cmd, **kwargs) -> int:
             except subprocess.TimeoutExpired:
                 continue
         raise
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """Ctrl-C and SIGTERM wait until the body is done (they are blocked in this thread,
+    then delivered, and raised as usual, when it ends): for a write that must not be cut
+    in two, such as one frame to a board. A no-op off the main thread or where POSIX
+    signal masks do not exist."""
+    import signal
+    import threading
+
+    if not hasattr(signal, "pthread_sigmask") or \
+            threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)

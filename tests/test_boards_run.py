@@ -96,3 +96,33 @@ def test_run_timeout_message():
             return b""
     with pytest.raises(UserError, match="before the timeout"):
         BoardLink(Silent(), net).identify()
+
+
+def test_ctrl_c_waits_until_the_sample_frame_is_sent():
+    """Ctrl-C arriving while a sample's frame is being written is raised only after the
+    whole frame is out, so the board is never left waiting for the rest of a frame."""
+    import os
+    import signal
+
+    net, x = _net_and_inputs()
+
+    class InterruptedPort(FakeBoard):
+        def __init__(self, *a):
+            super().__init__(*a)
+            self.sent = []
+
+        def write(self, data):
+            if data[0] == P.CMD_SAMPLE:    # Ctrl-C after the first half of the frame
+                half = len(data) // 2
+                self.sent.append(data[:half])
+                os.kill(os.getpid(), signal.SIGINT)
+                self.sent.append(data[half:])
+            super().write(data)
+
+    port = InterruptedPort(net, x.shape[1])
+    link = BoardLink(port, net)
+    link.identify()
+    with pytest.raises(KeyboardInterrupt):
+        link.infer(x[0])
+    assert b"".join(port.sent) == P.encode_sample(net, x[0], link.framing)
+    assert port.n == 1     # the board decoded one whole sample

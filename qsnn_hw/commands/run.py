@@ -37,6 +37,13 @@ class BoardLink:
         self.framing = P.framing(net, count_bits)
         self.ident = None
 
+    def _send(self, frame: bytes) -> None:
+        """Write one whole frame. Ctrl-C waits until it is out: a frame cut short would
+        leave the board waiting for the rest, reading the next run's requests as data."""
+        from .._io import signals_deferred
+        with signals_deferred():
+            self.port.write(frame)
+
     def _read(self, n: int) -> bytes:
         data = self.port.read(n)
         if len(data) != n:
@@ -47,7 +54,7 @@ class BoardLink:
 
     def identify(self) -> dict:
         P = self.P
-        self.port.write(bytes([P.CMD_IDENT]))
+        self._send(bytes([P.CMD_IDENT]))
         ident = P.decode_ident(self._read(P.Framing.IDENT_BYTES))
         want = P.model_id(self.net)
         if ident["model_id"] != want:
@@ -83,14 +90,14 @@ class BoardLink:
             words = P.weight_words(self.net, config, layer)
             for a in range(0, len(words), burst):
                 data = P.encode_weight_write(layer, a, words[a:a + burst], layout.word_bytes)
-                self.port.write(data)
+                self._send(data)
                 sent += len(data)
                 status = P.decode_ack(self._read(2), P.CMD_WRITE)
                 if status & ~P.STATUS_NOT_LOADED:
                     raise UserError(f"weight write to layer {layer} at {a} failed: board "
                                     f"status {status:#x} (1: core error, 2: receive "
                                     f"overflow, 4: framing, 16: write rejected)")
-        self.port.write(bytes([P.CMD_LOADED]))
+        self._send(bytes([P.CMD_LOADED]))
         sent += 1
         status = P.decode_ack(self._read(2), P.CMD_LOADED)
         if status & P.STATUS_NOT_LOADED:
@@ -102,7 +109,7 @@ class BoardLink:
 
     def infer(self, xs: np.ndarray):
         P = self.P
-        self.port.write(P.encode_sample(self.net, xs, self.framing))
+        self._send(P.encode_sample(self.net, xs, self.framing))
         return P.decode_reply(self._read(self.framing.reply_bytes), self.framing)
 
 
