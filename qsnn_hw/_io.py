@@ -94,19 +94,26 @@ def run_in_group(cmd, **kwargs) -> int:
 
 @contextlib.contextmanager
 def signals_deferred():
-    """Ctrl-C and SIGTERM wait until the body is done (they are blocked in this thread,
-    then delivered, and raised as usual, when it ends): for a write that must not be cut
-    in two, such as one frame to a board. A no-op off the main thread or where POSIX
-    signal masks do not exist."""
+    """Ctrl-C and SIGTERM wait until the body is done: for a write that must not be cut
+    in two, such as one frame to a board. While it runs, the two signals are only noted
+    (Python runs signal handlers in the main thread, whichever thread the signal reached:
+    a signal mask would not do, BLAS threads would take the signal); at its end the
+    previous handlers are back and a noted signal is raised again for them. A no-op off
+    the main thread, where handlers cannot be set."""
     import signal
     import threading
 
-    if not hasattr(signal, "pthread_sigmask") or \
-            threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    noted = []
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    old = {sig: signal.signal(sig, lambda signum, frame: noted.append(signum))
+           for sig in sigs}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        if noted:
+            signal.raise_signal(noted[0])
