@@ -7,7 +7,8 @@ unquantized, 4-bit exponential states, 8-bit (uniform) states on both layers; bo
 use the same (snnTorch) level tables.
 
 Prints the median ms/batch of each and the ratio snnTorch / qsnn-hw. Random inputs and
-labels (timing only). snnTorch and torch are optional (``pip install -e .[bench]``; on the
+labels (timing only); the inputs are 8-bit pixels (k/255), as MNIST's, so that a
+quantized qsnn-hw layer, which trains on its deployed integer grid, sees inputs on it. snnTorch and torch are optional (``pip install -e .[bench]``; on the
 project machines ``pip install torch==2.13.0`` uses a local CPU wheel); without them only
 qsnn-hw is timed and the script says so.
 
@@ -22,7 +23,7 @@ import time
 
 import numpy as np
 
-from qsnn_hw.train.config import LayerConfig
+from qsnn_hw.train.config import LayerConfig, TrainConfig
 from qsnn_hw.train.losses import ce_count_loss
 from qsnn_hw.train.model import SNN
 from qsnn_hw.train.optim import Adam
@@ -59,6 +60,7 @@ def _median_ms(steps: list, batches: int, warmup: int) -> list:
 def qsnn_step(state: dict, x: np.ndarray, y: np.ndarray):
     layers = [LayerConfig(N_HID, beta=BETA, **state), LayerConfig(N_OUT, beta=BETA, **state)]
     model = SNN(N_IN, layers, SpikeFunction("atan"), dtype=np.float32)
+    model.set_deployment(TrainConfig(layers=tuple(layers), input_bits=8), 1 / 255)
     model.init_params(np.random.default_rng(0))
     opt = Adam()
 
@@ -121,7 +123,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-snntorch", action="store_true", help="time qsnn-hw only")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(0)
-    x = rng.random((BATCH, N_IN), dtype=np.float32)
+    x = (rng.integers(0, 256, (BATCH, N_IN)) / 255).astype(np.float32)
     y = rng.integers(0, N_OUT, BATCH)
     have_snntorch = not args.no_snntorch
     if have_snntorch:

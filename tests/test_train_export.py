@@ -48,6 +48,11 @@ def _check_golden_equals_trainer(cfg, data, out):
     assert n == len(data.y_test) == 360
     assert metrics["spike_agreement"] == 1.0
     assert metrics["golden_accuracy"] == metrics["quantized_accuracy"]
+    # the trained network's own forward pass on its deployed grid is the golden model
+    assert metrics["trained_layer_agreement"] == [1.0] * len(art.network.layers)
+    if all(lc.weight_mode == "qat" or lc.state_mode == "squat" for lc in cfg.layers):
+        # trained quantization-aware throughout: its eval forward is the deployed network
+        assert metrics["fake_quant_accuracy"] == metrics["golden_accuracy"]
     return metrics, art
 
 
@@ -210,3 +215,41 @@ def test_golden_reproduces_trainer_on_event_data(tmp_path):
     gold = simulate(art.network, xte.astype(np.int64))
     assert np.mean(gold.predictions == yte) == pytest.approx(metrics["golden_accuracy"])
     assert metrics["golden_accuracy"] > 0.5
+
+
+TRAINED_MODES = {
+    "w4s4-exponential": dict(weight_mode="qat", weight_bits=4, state_mode="squat",
+                             state_bits=4, state_family="exponential"),
+    "w2s2-uniform-zero-bias": dict(weight_mode="qat", weight_bits=2, state_mode="squat",
+                                   state_bits=2, state_family="uniform", reset="zero",
+                                   bias=True),
+    "ternary-snntorch": dict(weight_mode="qat", weight_scheme="ternary", state_mode="squat",
+                             state_bits=3, state_family="snntorch"),
+    "qat-float-states": dict(weight_mode="qat", weight_bits=3, learn_beta=True),
+    "ptq": dict(weight_mode="ptq", weight_bits=4, state_mode="ptq", state_bits=4),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", TRAINED_MODES.values(), ids=TRAINED_MODES)
+def test_trained_forward_is_the_golden_model(mode, digits):
+    """The trained SNN object itself, run forward on its deployed grid, against the
+    golden model of its export: every spike of every layer on the test split. Under
+    QAT/SQUAT that forward is the training forward (quant=True) too."""
+    from qsnn_hw.train.trainer import fit, input_format
+    cfg = with_layers(TrainConfig(layers=(LayerConfig(24), LayerConfig(10)), epochs=1,
+                                  timesteps=6, max_train_samples=400), **mode)
+    model = fit(cfg, digits).model
+    scale, bits = input_format(cfg, digits)
+    net, _ = deploy(model, cfg, scale, bits)
+    aware = mode.get("weight_mode") == "qat" or mode.get("state_mode") == "squat"
+    for _, enc in eval_encodings(cfg, digits.x_test, 1):
+        gold = simulate(net, enc.golden_input())
+        x = enc.float_input(model.dtype)
+        runs = [model.forward(x, cfg.timesteps, deployed=True)[0]]
+        if aware:
+            runs.append(model.forward(x, cfg.timesteps, quant=True)[0])
+        for outs in runs:
+            for g, z in zip(gold.spikes, outs, strict=True):
+                np.testing.assert_array_equal(g, z.transpose(1, 0, 2).astype(np.uint8))
+        assert gold.spikes[0].any() and gold.spikes[-1].any()

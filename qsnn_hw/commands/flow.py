@@ -102,6 +102,8 @@ def summary_rows(s: dict) -> list[tuple[str, str]]:
             ("float accuracy (test)", pct(t["float_accuracy"])),
             ("quantized accuracy (trainer's integer path)", pct(t["quantized_accuracy"])),
             ("golden-model accuracy", pct(t["golden_accuracy"])),
+            ("trained forward = golden (test spikes, per layer)",
+             " / ".join(pct(a) for a in t.get("trained_layer_agreement") or []) or "n/a"),
             (f"RTL accuracy ({v['samples']} test samples, {v['via']})",
              f"{pct(v.get('rtl_accuracy'))} (golden on the same samples: "
              f"{pct(v.get('golden_accuracy'))})"),

@@ -28,10 +28,11 @@ from ..train.config import TrainConfig
 from ._worker import init_pool_worker, init_worker
 from .grid import Cell
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2   # 2: quantization-aware layers train on their deployed grid
 # metrics.json keys kept in the cache (and aggregated).
 METRIC_KEYS = ("float_accuracy", "fake_quant_accuracy", "quantized_accuracy",
                "golden_accuracy", "spike_agreement", "output_spike_agreement",
+               "trained_spike_agreement",
                "wall_time_s", "epochs_run", "best_epoch", "best_val_accuracy",
                "stopped_early")
 

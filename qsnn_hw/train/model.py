@@ -12,6 +12,19 @@ Per layer and timestep (``x`` the input, ``theta`` the threshold):
 ``u[-1]`` is 0, or the level nearest 0 when states are quantized (the contract). As in
 snnTorch the reset term is detached from the graph by default (``detach_reset``).
 Arrays are time-major inside: ``(T, B, N)``.
+
+**Training on the deployed grid.** A layer trained quantization-aware (QAT weights or
+SQUAT states) computes its forward pass on the integers it will be deployed with, in
+training as in evaluation: the export's own function (:func:`.export.deploy_layer`)
+turns the current parameters into the layer's integer contract (weights, bias,
+threshold, ``beta_num/2**beta_shift``, level table or saturating membrane, fractional
+bits), and the recurrence runs in int64 exactly as docs/fixed-point.md defines it --
+including the leak's rounding and the ties of the state quantizer. Backward, every
+rounding is a straight-through estimator: the cached membranes are the integers times
+the real value of one membrane unit, and the gradients are those of the float equations
+above. So the trained network's evaluation forward *is* the deployed network (the
+golden model), spike for spike; ``SNN.forward(..., deployed=True)`` runs every layer,
+PTQ layers too, that way.
 """
 
 from __future__ import annotations
@@ -20,8 +33,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..contract import IntLayer
 from ..quant.levels import LEVEL_FAMILIES
-from ..quant.state import LevelQuantizer
+from ..quant.state import LevelQuantizer, decision_boundaries
 from ..quant.weights import WeightQuantizer
 from .config import LayerConfig
 from .surrogate import SpikeFunction
@@ -50,6 +64,32 @@ class LayerCache:
     beta: float
 
 
+@dataclass(frozen=True, eq=False)
+class Grid:
+    """A layer's deployed integers and their real values: ``layer`` (its
+    :class:`~qsnn_hw.contract.IntLayer`), ``unit`` (real value of one membrane unit),
+    ``in_scale`` (of one input step), ``weight_scale`` (of one weight step)."""
+
+    layer: IntLayer
+    unit: float
+    in_scale: float
+    weight_scale: float
+
+
+# float32 holds every integer below 2**24 exactly: a product of integer-valued matrices
+# whose every partial sum stays below that is exact (else float64, exact below 2**53)
+_EXACT32, _EXACT64 = 1 << 24, 1 << 53
+
+
+def _int_matmul(x: np.ndarray, w: np.ndarray, input_max: int) -> np.ndarray:
+    """``x @ w.T`` of integer-valued arrays, exactly, as int64."""
+    bound = int(np.abs(w).sum(axis=1).max(initial=0)) * int(input_max)
+    if bound >= _EXACT64:
+        return x.astype(np.int64) @ w.T.astype(np.int64)
+    dtype = np.float32 if bound < _EXACT32 else np.float64
+    return np.rint(x.astype(dtype) @ w.T.astype(dtype)).astype(np.int64)
+
+
 class LIFLayer:
     """One dense LIF layer; parameters live in the owning :class:`SNN`'s dict."""
 
@@ -67,8 +107,15 @@ class LIFLayer:
     def key(self, name: str) -> str:
         return f"layer{self.index}.{name}"
 
+    @property
+    def aware(self) -> bool:
+        """Trained quantization-aware (QAT weights or SQUAT states): on its deployed grid."""
+        return self.cfg.weight_mode == "qat" or self.cfg.state_mode == "squat"
+
     def forward(self, params: dict, x: np.ndarray, steps: int, spike: SpikeFunction,
-                quant: bool, detach_reset: bool, keep: bool):
+                quant: bool, detach_reset: bool, keep: bool, grid: Grid | None = None):
+        if grid is not None:
+            return self._forward_grid(x, steps, spike, keep, grid)
         lc = self.cfg
         w = params[self.key("weight")]
         if quant and lc.weight_mode == "qat":
@@ -109,6 +156,103 @@ class LIFLayer:
                 gs[t] = g
         cache = LayerCache(x, w, cur, us, zs, gs, beta) if keep else None
         return zs, cache
+
+    def _forward_grid(self, x: np.ndarray, steps: int, spike: SpikeFunction, keep: bool,
+                      grid: Grid):
+        """The forward pass on the layer's deployed integers (the contract, in int64);
+        the cache holds their real values for the straight-through backward pass."""
+        il, unit = grid.layer, grid.unit
+        if spike.smooth:
+            raise ValueError("the smooth_sigmoid spike function has no deployed form; "
+                             "train it without quantization")
+        dtype = x.dtype
+        static = x.ndim == 2
+        xi = x if self.index else self._input_steps(x, grid.in_scale)
+        flat = xi if static else xi.reshape(-1, x.shape[-1])
+        input_max = int(flat.max(initial=0))
+        cur = _int_matmul(flat, il.weight, input_max)
+        if not static:
+            cur = cur.reshape(x.shape[0], x.shape[1], -1)
+        cur <<= il.frac_bits
+        if il.bias is not None:
+            cur += il.bias
+        shape = (x.shape[-2], self.n_out)
+        zs = np.empty((steps,) + shape, dtype=dtype)
+        us = np.empty((steps + 1,) + shape, dtype=dtype) if keep else None
+        gs = np.empty((steps,) + shape, dtype=dtype) if keep else None
+        if il.levels is not None:
+            # every v[t] fits the contract's update width: int32 when that is <= 32 bits
+            narrow = il.update_width(max(input_max, 1)) <= 32
+            self._quantized_steps(il, unit, cur.astype(np.int32) if narrow else cur, static,
+                                  steps, spike, zs, us, gs)
+        else:
+            self._membrane_steps(il, unit, cur, static, steps, spike, zs, us, gs)
+        cache = None
+        if keep:
+            w_used = (il.weight * grid.weight_scale).astype(dtype)
+            cache = LayerCache(x, w_used, (cur * unit).astype(dtype), us, zs, gs,
+                               il.beta_num / 2.0 ** il.beta_shift)
+        return zs, cache
+
+    def _input_steps(self, x: np.ndarray, in_scale: float) -> np.ndarray:
+        """The first layer's input as whole input steps (what the deployed layer sees)."""
+        xs = x.astype(np.float64) / in_scale
+        xi = np.rint(xs)
+        if xi.size and np.abs(xi - xs).max() > 1e-3:
+            raise ValueError(f"layer {self.index}: an input is not a whole number of input "
+                             f"steps ({in_scale:g}); the deployed network sees only those")
+        return xi
+
+    @staticmethod
+    def _quantized_steps(il: IntLayer, unit, cur, static, steps, spike, zs, us, gs):
+        """Quantized states: the stored code indexes everything that depends on the state
+        alone -- its leaked level (as the hardware's table), its real value and the
+        surrogate derivative there -- and ``z = code > threshold_code``."""
+        levels = il.levels.astype(np.int64)
+        half = (1 << (il.beta_shift - 1)) if il.beta_shift else 0
+        leaked = ((il.beta_num * levels + half) >> il.beta_shift).astype(cur.dtype)
+        bounds = decision_boundaries(levels).astype(cur.dtype)
+        top = int(np.searchsorted(levels, il.threshold, side="right")) - 1
+        code = np.full(zs.shape[1:], np.searchsorted(bounds, 0))
+        z = np.zeros(zs.shape[1:], dtype=bool)
+        if us is not None:
+            real = (levels * unit).astype(us.dtype)
+            slope = spike(((levels - il.threshold) * unit).astype(us.dtype))[1]
+            us[0] = real[code]
+        for t in range(steps):
+            v = leaked[code] + (cur if static else cur[t])
+            if il.reset == "subtract":
+                np.subtract(v, il.threshold, out=v, where=z)
+            else:
+                v[z] = 0
+            code = np.searchsorted(bounds, v)
+            z = code > top
+            zs[t] = z
+            if us is not None:
+                us[t + 1] = real[code]
+                gs[t] = slope[code]
+
+    @staticmethod
+    def _membrane_steps(il: IntLayer, unit, cur, static, steps, spike, zs, us, gs):
+        """Unquantized states: the saturating ``mem_bits`` membrane."""
+        lo, hi = -(1 << (il.mem_bits - 1)), (1 << (il.mem_bits - 1)) - 1
+        half = (1 << (il.beta_shift - 1)) if il.beta_shift else 0
+        u = np.zeros(zs.shape[1:], np.int64)
+        z = np.zeros(zs.shape[1:], dtype=bool)
+        if us is not None:
+            us[0] = 0.0
+        for t in range(steps):
+            v = ((il.beta_num * u + half) >> il.beta_shift) + (cur if static else cur[t])
+            if il.reset == "subtract":
+                np.subtract(v, il.threshold, out=v, where=z)
+            else:
+                v[z] = 0
+            u = np.clip(v, lo, hi, out=v)
+            z = u > il.threshold
+            zs[t] = z
+            if us is not None:
+                us[t + 1] = u * unit
+                gs[t] = spike(((u - il.threshold) * unit).astype(us.dtype))[1]
 
     def backward(self, params: dict, cache: LayerCache, dz_ext: np.ndarray,
                  detach_reset: bool, need_dx: bool):
@@ -180,6 +324,25 @@ class SNN:
         self.detach_reset = detach_reset
         self.dtype = np.dtype(dtype)
         self.params: dict = {}
+        # how layers are deployed (set by the trainer, :meth:`set_deployment`)
+        self.deploy_cfg = None
+        self.input_scale = 1.0
+
+    def set_deployment(self, cfg, input_scale: float) -> None:
+        """The export settings (a ``TrainConfig``: frac_bits, mem_bits, float_weight_bits,
+        beta_shift) and the real value of one input step: what the deployed grid of
+        every layer is computed from."""
+        self.deploy_cfg, self.input_scale = cfg, float(input_scale)
+
+    def grid(self, index: int) -> Grid:
+        """Layer ``index``'s deployed grid for the current parameters."""
+        from .export import deploy_layer
+        if self.deploy_cfg is None:
+            raise ValueError("this SNN has no deployment settings: call set_deployment "
+                             "(the trainer does) before a quantized forward pass")
+        il, info = deploy_layer(self, index, self.deploy_cfg,
+                                self.input_scale if index == 0 else 1.0)
+        return Grid(il, info["membrane_unit"], info["input_scale"], info["weight_scale"])
 
     def init_params(self, rng: np.random.Generator, init_scale: float = 1.0) -> None:
         """PyTorch ``nn.Linear`` default: U(-1/sqrt(M), 1/sqrt(M)) for weights and biases."""
@@ -204,16 +367,20 @@ class SNN:
     def n_out(self) -> int:
         return self.layers[-1].n_out
 
-    def forward(self, x: np.ndarray, steps: int, quant: bool = True, keep: bool = False):
-        """Run the float network. ``x``: (B, M) static input (fed every timestep) or
-        (T, B, M) spikes. ``quant``: apply training-time quantization (QAT weights,
-        SQUAT states); False gives the plain float model. Returns ``(spikes per layer
-        (T, B, N), caches or None)``."""
+    def forward(self, x: np.ndarray, steps: int, quant: bool = True, keep: bool = False,
+                deployed: bool = False):
+        """Run the network. ``x``: (B, M) static input (fed every timestep) or (T, B, M)
+        spikes. ``quant``: training-time quantization -- layers trained with QAT weights
+        or SQUAT states run on their deployed grid (module docstring), the others in
+        float; False gives the plain float model. ``deployed``: every layer on its
+        deployed grid (PTQ and float layers quantized as the export does): the deployed
+        network. Returns ``(spikes per layer (T, B, N), caches or None)``."""
         h = x.astype(self.dtype, copy=False)
         outs, caches = [], []
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
+            grid = self.grid(i) if deployed or (quant and layer.aware) else None
             z, cache = layer.forward(self.params, h, steps, self.spike, quant,
-                                     self.detach_reset, keep)
+                                     self.detach_reset, keep, grid)
             outs.append(z)
             caches.append(cache)
             h = z
