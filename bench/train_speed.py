@@ -9,8 +9,9 @@ use the same (snnTorch) level tables.
 Prints the median ms/batch of each and the ratio snnTorch / qsnn-hw. Random inputs and
 labels (timing only); the inputs are 8-bit pixels (k/255), as MNIST's, so that a
 quantized qsnn-hw layer, which trains on its deployed integer grid, sees inputs on it.
-snnTorch and torch are optional (``pip install -e .[bench]``; on the project machines ``pip install torch==2.13.0`` uses a local CPU wheel); without them only
-qsnn-hw is timed and the script says so.
+snnTorch and torch are optional (``pip install -e .[bench]``; on the project machines
+``pip install torch==2.13.0`` uses a local CPU wheel); without them only qsnn-hw is timed
+and the script says so.
 
     python bench/train_speed.py [--batches 10] [--warmup 2] [--no-snntorch]
 """
