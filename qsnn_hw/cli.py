@@ -20,7 +20,10 @@ from . import __version__
 from .errors import UserError
 
 # Order = the order shown in --help (the pipeline order).
-COMMANDS = ("demo", "train", "generate", "verify", "synth", "run", "flow", "sweep")
+COMMANDS = ("demo", "train", "import", "export", "generate", "verify", "synth", "run",
+            "flow", "sweep")
+# commands whose module is not named as the command (``import`` is a Python keyword)
+_MODULES = {"import": "nir_import", "export": "nir_export"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,10 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show the traceback of an error instead of the one-line message")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
+        path = f"qsnn_hw.commands.{_MODULES.get(name, name)}"
         try:
-            module = importlib.import_module(f"qsnn_hw.commands.{name}")
+            module = importlib.import_module(path)
         except ModuleNotFoundError as exc:
-            if exc.name == f"qsnn_hw.commands.{name}":
+            if exc.name == path:
                 continue  # not built yet
             raise
         module.register(sub)

@@ -55,8 +55,12 @@ def files(tmp_path_factory):
     bad.write_bytes(good.read_bytes()[:100])
     (root / "plain.txt").write_text("not a model\n")
     trained = Path(__file__).resolve().parent.parent / "rtl" / "digits.qsnn"
+    from qsnn_hw.artifact import load_artifact
+    from qsnn_hw.interop import write_nir
+    graph = write_nir(load_artifact(good), root / "m.nir")       # for import
     return {"good": str(good), "trained": str(trained), "bad": str(bad), "dir": str(root),
-            "file": str(root / "plain.txt"), "missing": str(root / "none.qsnn")}
+            "file": str(root / "plain.txt"), "missing": str(root / "none.qsnn"),
+            "nir": str(graph)}
 
 
 @pytest.fixture(autouse=True)
@@ -108,7 +112,8 @@ def argv_for(draw, command: str, files: dict, out: str):
     args = [command]
     for action in [a for a in actions if a not in optional] + chosen:
         if not action.option_strings:      # the MODEL positional
-            args.append(files[draw(st.sampled_from(["trained", "good"] + sorted(files)))])
+            first = ["nir"] if command == "import" else ["trained", "good"]
+            args.append(files[draw(st.sampled_from(first + sorted(files)))])
             continue
         flag = action.option_strings[0]
         if action.nargs == 0:              # store_true
@@ -117,7 +122,7 @@ def argv_for(draw, command: str, files: dict, out: str):
         default = [] if action.default in (None, False, True, argparse.SUPPRESS) \
             else [str(action.default)]
         pool = default + list(action.choices or []) + JUNK
-        if flag in ("--out", "--build-dir", "--data-dir"):
+        if flag in ("--out", "--build-dir", "--data-dir", "--nir"):
             pool = [out, out + "/sub", files["file"], files["file"] + "/sub", files["dir"]]
         elif flag == "--board":
             pool = ["icebreaker", "ulx3s-85f"] + JUNK

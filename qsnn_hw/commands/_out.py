@@ -41,6 +41,21 @@ def check_out(out, *, outputs=(), force: bool = False, flag: str = "--out",
     return out
 
 
+def check_out_file(out, *, force: bool = False, flag: str = "--out") -> Path:
+    """Check an output *file* before any work: its directory exists (or can be made) and
+    is writable; an existing directory there is refused; an existing file only with
+    ``force``."""
+    out = Path(out)
+    if out.is_dir():
+        raise UserError(f"{flag} {out} is a directory; give a file path")
+    _no_file_in_the_way(out.parent, flag)
+    _check_writable(out.parent, out, flag)
+    if out.exists() and not force:
+        raise UserError(f"{flag} {out} already exists; give --force to replace it, or "
+                        f"another {flag}")
+    return out
+
+
 def _existing_ancestor(path: Path) -> Path:
     """``path`` itself if it exists, else its nearest existing ancestor."""
     path = Path(os.path.abspath(path))

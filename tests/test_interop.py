@@ -1,0 +1,231 @@
+"""NIR in and out (qsnn_hw.interop, ``qsnn-hw import`` / ``export``): exact round trips of
+qsnn-hw artifacts, foreign float graphs against an independent float LIF written here,
+and a clear error for every graph qsnn-hw cannot run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nir
+import numpy as np
+import pytest
+
+from qsnn_hw.artifact import Artifact, load_artifact, save_artifact, to_bytes
+from qsnn_hw.cli import main
+from qsnn_hw.golden import simulate
+from qsnn_hw.interop import DT, ImportOptions, InteropError, import_nir, write_nir
+from qsnn_hw.testing import random_inputs, random_network, schedule
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ---- export -> import: the identical artifact -----------------------------------------
+
+def _round_trip(art: Artifact, tmp_path: Path) -> Artifact:
+    path = write_nir(art, tmp_path / "m.nir")
+    return import_nir(path)
+
+
+def test_reference_model_round_trips_byte_for_byte(tmp_path):
+    art = load_artifact(ROOT / "rtl" / "digits.qsnn")
+    back = _round_trip(art, tmp_path)
+    assert to_bytes(back) == to_bytes(art)
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_random_networks_round_trip(seed, tmp_path):
+    rng = np.random.default_rng(seed)
+    net = random_network(rng, **schedule(seed))
+    art = Artifact(net, {"note": "random"}, {"seed": seed}, [{"i": i} for i in
+                                                            range(len(net.layers))])
+    back = _round_trip(art, tmp_path)
+    assert to_bytes(back) == to_bytes(art)
+    x = random_inputs(rng, net, 4, 6)
+    for a, b in zip(simulate(net, x).spikes, simulate(back.network, x).spikes, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_export_is_in_membrane_units(tmp_path):
+    # a float NIR reader sees the integer model: W * 2**frac_bits, integer bias and
+    # threshold, and beta through tau / r as snnTorch writes them
+    art = load_artifact(ROOT / "rtl" / "digits.qsnn")
+    g = nir.read(write_nir(art, tmp_path / "m.nir"))
+    for i, layer in enumerate(art.network.layers):
+        np.testing.assert_array_equal(g.nodes[f"fc{i}"].weight,
+                                      layer.weight * 2.0 ** layer.frac_bits)
+        lif = g.nodes[f"lif{i}"]
+        assert np.all(lif.v_threshold == layer.threshold)
+        beta = layer.beta_num / 2 ** layer.beta_shift
+        np.testing.assert_allclose(1 - DT / lif.tau, beta, rtol=1e-9)
+        np.testing.assert_allclose(DT * lif.r / lif.tau, 1.0, rtol=1e-12)
+
+
+# ---- a foreign float graph ------------------------------------------------------------
+
+def _float_graph(rng, sizes=(24, 16, 8), betas=(0.9, 0.8), thresholds=(1.0, 0.5),
+                 bias=(False, True), per_neuron_thr=False):
+    nodes = {"input": nir.Input({"input": np.array([sizes[0]])})}
+    edges, prev, params = [], "input", []
+    for i, (m, n) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        w = rng.normal(0, 1.2 / np.sqrt(m), (n, m))
+        b = rng.normal(0, 0.1, n) if bias[i] else None
+        nodes[f"l{i}"] = nir.Affine(w, b) if b is not None else nir.Linear(w)
+        thr = np.full(n, thresholds[i])
+        if per_neuron_thr:
+            thr = thr * rng.uniform(0.5, 1.5, n)
+        tau = np.full(n, DT / (1 - betas[i]))
+        nodes[f"n{i}"] = nir.LIF(tau, tau / DT, np.zeros(n), thr, np.zeros(n))
+        edges += [(prev, f"l{i}"), (f"l{i}", f"n{i}")]
+        prev = f"n{i}"
+        params.append((w, b, betas[i], thr))
+    nodes["output"] = nir.Output({"output": np.array([sizes[-1]])})
+    edges.append((prev, "output"))
+    return nir.NIRGraph(nodes=nodes, edges=edges), params
+
+
+def _float_lif(params, x, reset="subtract"):
+    """The discrete LIF NIR means with snnTorch's semantics, in float64: v = beta*v + I
+    minus theta*z[t-1] (or to 0), z = v > theta, v starting at 0."""
+    h, out = x.astype(np.float64), []
+    for w, b, beta, thr in params:
+        v = np.zeros((x.shape[0], w.shape[0]))
+        z = np.zeros_like(v)
+        zs = []
+        for t in range(x.shape[1]):
+            cur = h[:, t] @ w.T + (0 if b is None else b)
+            v = beta * v + cur - thr * z if reset == "subtract" else \
+                np.where(z > 0, 0.0, beta * v + cur)
+            z = (v > thr).astype(np.float64)
+            zs.append(z)
+        h = np.stack(zs, axis=1)
+        out.append(h.astype(np.uint8))
+    return out
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+@pytest.mark.parametrize("per_neuron_thr", [False, True])
+def test_foreign_float_graph_agrees_with_the_float_lif(tmp_path, reset, per_neuron_thr):
+    rng = np.random.default_rng(3)
+    graph, params = _float_graph(rng, per_neuron_thr=per_neuron_thr)
+    nir.write(tmp_path / "f.nir", graph)
+    art = import_nir(tmp_path / "f.nir", ImportOptions(reset=reset, weight_bits=16))
+    x = (rng.random((32, 30, 24)) < 0.3).astype(np.int64)
+    gold = simulate(art.network, x).spikes
+    ref = _float_lif(params, x, reset)
+    for i, (g, r) in enumerate(zip(gold, ref, strict=True)):
+        agree = float(np.mean(g == r))
+        assert agree >= 0.995, (i, agree)
+        assert 0.02 < r.mean() < 0.6, r.mean()        # the layers do spike
+    assert art.metadata["semantics"]["reset"] == reset
+
+
+def test_foreign_graph_quantized_states_and_direct_input(tmp_path):
+    rng = np.random.default_rng(4)
+    graph, _ = _float_graph(rng)
+    nir.write(tmp_path / "f.nir", graph)
+    art = import_nir(tmp_path / "f.nir", ImportOptions(weight_bits=4, state_bits=4,
+                                                       state_family="snntorch",
+                                                       input_bits=4))
+    assert art.network.input_bits == 4
+    for layer in art.network.layers:
+        assert layer.state_bits == 4 and np.abs(layer.weight).max() <= 7
+
+
+# ---- graphs qsnn-hw cannot run: one clear error each ---------------------------------
+
+def _edit(graph, **nodes):
+    g = dict(graph.nodes)
+    g.update(nodes)
+    return nir.NIRGraph(nodes=g, edges=list(graph.edges), type_check=False)
+
+
+def _bad_graphs():
+    rng = np.random.default_rng(0)
+    good, _ = _float_graph(rng, sizes=(4, 3, 2))
+    n0 = good.nodes["n0"]
+    cuba = nir.CubaLIF(n0.tau, n0.tau, n0.r, n0.v_leak, n0.v_threshold)
+    yield "cubalif", _edit(good, n0=cuba), "'n0' is a CubaLIF"
+    yield "leak", _edit(good, n0=nir.LIF(n0.tau, n0.r, np.full(3, 0.1), n0.v_threshold)), \
+        "v_leak"
+    yield "reset", _edit(good, n0=nir.LIF(n0.tau, n0.r, n0.v_leak, n0.v_threshold,
+                                          np.full(3, 0.2))), "v_reset"
+    tau = n0.tau * np.array([1.0, 2.0, 1.0])
+    yield "tau", _edit(good, n0=nir.LIF(tau, tau / DT, n0.v_leak, n0.v_threshold)), \
+        "tau differs between neurons"
+    yield "fast", _edit(good, n0=nir.LIF(np.full(3, DT / 2), np.full(3, 0.5), n0.v_leak,
+                                         n0.v_threshold)), "below dt"
+    cyc = nir.NIRGraph(nodes=dict(good.nodes), edges=list(good.edges) + [("n0", "l0")],
+                       type_check=False)
+    yield "merge", cyc, "'l0' has 2 inputs"
+    branch = nir.NIRGraph(nodes=dict(good.nodes), edges=list(good.edges) + [("n0", "output")],
+                          type_check=False)
+    yield "branch", branch, "'n0' feeds 2 nodes"
+    loop = nir.NIRGraph(nodes=dict(good.nodes),
+                        edges=[e for e in good.edges if e != ("n0", "l1")]
+                        + [("n0", "l0")], type_check=False)
+    yield "recurrence", loop, "recurrence"
+    yield "order", nir.NIRGraph(
+        nodes=dict(good.nodes),
+        edges=[("input", "n0"), ("n0", "l0"), ("l0", "l1"), ("l1", "n1"),
+               ("n1", "output")], type_check=False), "needs Input -> (Linear|Affine"
+
+
+@pytest.mark.parametrize("name, graph, message", list(_bad_graphs()),
+                         ids=[b[0] for b in _bad_graphs()])
+def test_unsupported_graphs_are_one_clear_error(tmp_path, capsys, name, graph, message):
+    path = tmp_path / "bad.nir"
+    nir.write(path, graph)
+    with pytest.raises(InteropError, match=message.replace("(", r"\(").replace("|", r"\|")):
+        import_nir(path)
+    out = tmp_path / "out.qsnn"
+    assert main(["import", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("qsnn-hw import: error: "), err
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["bad.nir"]
+
+
+@pytest.mark.parametrize("content", [b"", b"not hdf5 at all", None])
+def test_files_that_are_not_nir_are_one_clear_error(tmp_path, capsys, content):
+    path = tmp_path / "x.nir"
+    if content is None:
+        save_artifact(path, load_artifact(ROOT / "rtl" / "digits.qsnn"))  # a zip file
+    else:
+        path.write_bytes(content)
+    with pytest.raises(InteropError, match="not a readable NIR file"):
+        import_nir(path)
+    assert main(["import", str(path), "--out", str(tmp_path / "o.qsnn")]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    with pytest.raises(InteropError, match="no such file"):
+        import_nir(tmp_path / "missing.nir")
+
+
+# ---- the commands ---------------------------------------------------------------------
+
+def test_cli_export_import_and_overwrites(tmp_path, capsys):
+    model = ROOT / "rtl" / "digits.qsnn"
+    nir_path, back = tmp_path / "d.nir", tmp_path / "d.qsnn"
+    assert main(["export", str(model), "--nir", str(nir_path)]) == 0
+    assert main(["import", str(nir_path), "--out", str(back)]) == 0
+    assert back.read_bytes() == model.read_bytes()
+    before = nir_path.read_bytes()
+    capsys.readouterr()
+    assert main(["export", str(model), "--nir", str(nir_path)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert main(["import", str(nir_path), "--out", str(back)]) == 2
+    assert nir_path.read_bytes() == before
+    assert main(["export", str(model), "--nir", str(nir_path), "--force"]) == 0
+    assert main(["import", str(nir_path), "--out", str(tmp_path)]) == 2   # a directory
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.nir", "d.qsnn"]
+
+
+def test_cli_import_records_the_dataset_for_verify(tmp_path):
+    rng = np.random.default_rng(5)
+    graph, _ = _float_graph(rng, sizes=(64, 16, 10))
+    nir.write(tmp_path / "f.nir", graph)
+    out = tmp_path / "f.qsnn"
+    assert main(["import", str(tmp_path / "f.nir"), "--out", str(out), "--dataset",
+                 "digits", "--timesteps", "8", "--input-bits", "4", "--encoding",
+                 "direct"]) == 0
+    from qsnn_hw.commands.verify import dataset_inputs
+    x, y = dataset_inputs(load_artifact(out), 5)
+    assert x.shape == (5, 8, 64) and x.max() <= 15 and len(y) == 5
