@@ -24,7 +24,6 @@ from ..contract import MAX_MEM_BITS, IntLayer, IntNetwork, signed_width
 from ..quant.levels import levels_to_fixed_point, round_half_up
 from ..quant.weights import WeightQuantizer
 from .config import TrainConfig
-from .model import SNN
 
 AUTO_THRESHOLD_STEPS = 256
 AUTO_MEM_THRESHOLDS = 16
@@ -49,8 +48,10 @@ def _auto_frac_bits(theta: float, unit0: float, levels) -> int:
                       f"table and threshold; use fewer state bits or a wider level range")
 
 
-def deploy_layer(model: SNN, index: int, cfg: TrainConfig, input_scale: float):
-    """``(IntLayer, info dict)`` for layer ``index`` of ``model``."""
+def deploy_layer(model, index: int, cfg: TrainConfig, input_scale: float):
+    """``(IntLayer, info dict)`` for layer ``index`` of ``model``, a
+    :class:`~qsnn_hw.train.model.SNN` (not imported here: the model asks this function
+    for its deployed grid at every quantization-aware forward pass)."""
     layer = model.layers[index]
     lc = layer.cfg
     p = model.params
@@ -119,7 +120,7 @@ def deploy_layer(model: SNN, index: int, cfg: TrainConfig, input_scale: float):
     return il, info
 
 
-def deploy(model: SNN, cfg: TrainConfig, input_scale: float, input_bits: int):
+def deploy(model, cfg: TrainConfig, input_scale: float, input_bits: int):
     """``(IntNetwork, layer_info list)`` for the whole model."""
     layers, infos = [], []
     for i in range(len(model.layers)):
