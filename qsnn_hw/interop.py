@@ -329,6 +329,20 @@ def _rebuild(graph, meta) -> Artifact:
                     top.get("layer_info") or [])
 
 
+def float_layers(path, dt: float = DT) -> tuple[int, list]:
+    """A foreign graph's float network: ``(n_in, [(W, b or None, beta), ...])`` with
+    every threshold 1 (thresholds and the neurons' input factor folded into W and b, see
+    :func:`_float_layer`). What ``qsnn-hw train --init`` starts from."""
+    order = _chain(read_graph(path))
+    n_in = _n_in(order)
+    layers, m = [], n_in
+    for fc_name, fc, nr_name, nr in _pairs(order):
+        w, b, beta, _ = _float_layer(fc_name, fc, nr_name, nr, m, dt)
+        layers.append((w, b, beta))
+        m = w.shape[0]
+    return n_in, layers
+
+
 def _quantize(graph, opts: ImportOptions, source: str, dataset: dict) -> Artifact:
     """A foreign graph: float layers -> the trainer's post-training export."""
     from .train.config import LayerConfig, TrainConfig

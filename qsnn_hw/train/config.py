@@ -128,6 +128,8 @@ class TrainConfig:
     init_scale: float = 1.0
     max_train_samples: int = 0  # 0 = all
     float_epochs: int = 0  # first epochs train without QAT/SQUAT (float warm-up)
+    init: str = ""  # a NIR graph whose float parameters the run starts from ("" = random)
+    init_dt: float = 1e-4  # its time step (beta = 1 - dt/tau; snnTorch's export)
 
     def __post_init__(self):
         layers = tuple(self.layers)
@@ -162,6 +164,7 @@ class TrainConfig:
         check_float("init_scale", self.init_scale, 0.0, 100.0, lo_open=True)
         check_int("max_train_samples", self.max_train_samples, 0, 1 << 31)
         check_int("float_epochs", self.float_epochs, 0, self.epochs)
+        check_float("init_dt", self.init_dt, 0.0, None, lo_open=True)
 
     @property
     def surrogate_value(self) -> float:

@@ -52,6 +52,34 @@ def build_model(cfg: TrainConfig, n_in: int, dtype=np.float32,
     return model
 
 
+def init_from_nir(model: SNN, cfg: TrainConfig) -> None:
+    """Set ``model``'s parameters to the float network of the NIR graph ``cfg.init``
+    (:func:`qsnn_hw.interop.float_layers`); its shape must be the config's."""
+    from ..interop import InteropError, float_layers
+    try:
+        n_in, layers = float_layers(cfg.init, cfg.init_dt)
+    except InteropError as exc:
+        raise ValueError(f"--init {cfg.init}: {exc}") from None
+    sizes = [n_in] + [w.shape[0] for w, _, _ in layers]
+    want = [model.n_in] + [layer.n_out for layer in model.layers]
+    if sizes != want:
+        raise ValueError(f"--init {cfg.init}: the graph is {'-'.join(map(str, sizes))}, "
+                         f"the run {'-'.join(map(str, want))}; give --hidden to match it")
+    for layer, (w, b, beta) in zip(model.layers, layers, strict=True):
+        lc = layer.cfg
+        if (b is not None) != lc.bias:
+            raise ValueError(f"--init {cfg.init}: layer {layer.index} "
+                             f"{'has' if b is not None else 'has no'} bias; the run "
+                             f"{'has' if lc.bias else 'has none'} (--bias)")
+        if lc.threshold != 1.0:
+            raise ValueError(f"--init {cfg.init}: imported layers have threshold 1 "
+                             f"(thresholds are folded into the weights); give --threshold 1")
+        model.params[layer.key("weight")] = w.astype(model.dtype)
+        model.params[layer.key("beta")] = np.asarray(beta, dtype=model.dtype)
+        if b is not None:
+            model.params[layer.key("bias")] = b.astype(model.dtype)
+
+
 def check_against_data(cfg: TrainConfig, data: Dataset) -> None:
     if cfg.layers[-1].size != data.n_classes:
         raise ValueError(f"the output layer has {cfg.layers[-1].size} neurons but dataset "
@@ -235,6 +263,8 @@ def fit(cfg: TrainConfig, data: Dataset, checkpoint=None, resume: bool = False,
     model = build_model(cfg, data.n_in, dtype, scale)
     rng = np.random.default_rng(cfg.seed)
     model.init_params(rng, cfg.init_scale)
+    if cfg.init:
+        init_from_nir(model, cfg)
     opt = Adam()
     deploy(model, cfg, scale, bits)  # fail fast if this config cannot be exported at all
     if resume:
@@ -243,6 +273,14 @@ def fit(cfg: TrainConfig, data: Dataset, checkpoint=None, resume: bool = False,
     else:
         st = TrainState(0, -1.0, 0, 0, _new_history(),
                         {k: v.copy() for k, v in model.params.items()})
+        if cfg.init:
+            # the imported network, quantized as this run deploys it (its PTQ), is the
+            # first candidate: fine-tuning keeps it unless an epoch validates better
+            net, _ = deploy(model, cfg, scale, bits)
+            st.best_val = accuracy(deployed_spikes(net, cfg, data.x_val, which=0)[0],
+                                   data.y_val)
+            progress.line(f"initial network from {cfg.init}: val {st.best_val:6.2%} "
+                          f"(deployed, epoch 0)")
     stopped_early, diverged = False, None
     while st.epoch < cfg.epochs and st.bad_epochs < cfg.patience:
         e = st.epoch
