@@ -20,7 +20,7 @@ from . import __version__
 from .errors import UserError
 
 # Order = the order shown in --help (the pipeline order).
-COMMANDS = ("demo", "train", "generate", "verify", "synth", "run", "flow", "sweep")
+COMMANDS = ("demo", "train", "generate", "verify", "prove", "synth", "run", "flow", "sweep")
 
 
 def build_parser() -> argparse.ArgumentParser:
