@@ -39,6 +39,12 @@ def _named(m, name: str, expr):
     return sig
 
 
+def _leak(layer: IntLayer, u: int) -> int:
+    """``floor(beta_num * u / 2**beta_shift + 1/2)`` in Python integers."""
+    num, den = layer.beta_num * u * 2 + (1 << layer.beta_shift), 2 << layer.beta_shift
+    return num // den
+
+
 def _level_of(code, levels):
     """``levels[code]`` as a chain of comparisons with constants."""
     value = Const(levels[0])
@@ -76,13 +82,17 @@ class ContractSpec(wiring.Component):
         if L.quantized:
             levels = [int(v) for v in L.levels]
             rest = min(range(len(levels)), key=lambda k: (abs(levels[k]), k))
-            u_prev = _level_of(Mux(self.fresh, rest, self.state), levels)
+            code_prev = _named(m, "code_prev", Mux(self.fresh, rest, self.state))
+            u_prev = _named(m, "u_prev", _level_of(code_prev, levels))
+            # u_prev is one of the 2**n levels: its leak, evaluated here in Python
+            # integers for each of them, is a table of constants
+            leak = _named(m, "leak", _level_of(code_prev, [_leak(L, v) for v in levels]))
         else:
-            u_prev = Mux(self.fresh, 0, self.state)
-        u_prev = _named(m, "u_prev", u_prev)
+            u_prev = _named(m, "u_prev", Mux(self.fresh, 0, self.state))
+            s = L.beta_shift
+            leak = _named(m, "leak",
+                          (L.beta_num * u_prev + (1 << (s - 1))) >> s if s else u_prev)
         z_prev = _named(m, "z_prev", ~self.fresh & (u_prev > theta))
-        s = L.beta_shift
-        leak = _named(m, "leak", (u_prev * L.beta_num + (1 << (s - 1))) >> s if s else u_prev)
         bias = self.bias if L.bias is not None else 0
         current = _named(m, "current_i", self.acc * (1 << L.frac_bits) + bias)
         m.d.comb += self.current.eq(current)
@@ -92,14 +102,47 @@ class ContractSpec(wiring.Component):
             v = Mux(z_prev, 0, leak + current)
         v = _named(m, "v", v)
         if L.quantized:
-            code = Const(0, L.state_bits)
-            for k in range(1, len(levels)):
-                code = Mux(v * 2 > levels[k - 1] + levels[k], k, code)
-            code = _named(m, "code", code)
+            code = nearest_code(m, v, levels, L.state_bits)
             m.d.comb += [self.new_state.eq(code),
                          self.spike.eq(_level_of(code, levels) > theta)]
         else:
             lo, hi = -(1 << (L.mem_bits - 1)), (1 << (L.mem_bits - 1)) - 1
             u = _named(m, "u", Mux(v < lo, lo, Mux(v > hi, hi, v)))
             m.d.comb += [self.new_state.eq(u), self.spike.eq(u > theta)]
+        return m
+
+
+def nearest_code(m, v, levels: list[int], state_bits: int):
+    """The code of the level nearest ``v`` (ties low, saturating): the highest ``k`` with
+    ``2 v > levels[k-1] + levels[k]``, else 0 (a chain of comparisons with constants)."""
+    v2 = _named(m, "v2", v * 2)
+    code = Const(0, state_bits)
+    for k in range(1, len(levels)):
+        code = Mux(v2 > levels[k - 1] + levels[k], k, code)
+    return _named(m, "code", code)
+
+
+class QuantizerSpec(wiring.Component):
+    """The contract's state quantizer with the ports and latency of
+    :class:`qsnn_hw.hdl.quantizer.CodeQuantizer`: ``value`` In(signed(value_width)) ->
+    ``code`` (the nearest level, ties low, saturating) and ``above`` (``levels[code] >
+    threshold``), ``latency`` cycles later (the answer computed at once, then delayed)."""
+
+    def __init__(self, levels, threshold: int, value_width: int, latency: int):
+        self.levels = [int(v) for v in levels]
+        self.threshold = int(threshold)
+        self.latency = latency
+        self.code_bits = len(self.levels).bit_length() - 1
+        super().__init__({"value": In(signed(value_width)),
+                          "code": Out(unsigned(self.code_bits)), "above": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        code = nearest_code(m, self.value, self.levels, self.code_bits)
+        above = _level_of(code, self.levels) > self.threshold
+        for i in range(self.latency):
+            c, a = Signal.like(code, name=f"code_d{i + 1}"), Signal(name=f"above_d{i + 1}")
+            m.d.sync += [c.eq(code), a.eq(above)]
+            code, above = c, a
+        m.d.comb += [self.code.eq(code), self.above.eq(above)]
         return m
