@@ -20,8 +20,8 @@ from . import __version__
 from .errors import UserError
 
 # Order = the order shown in --help (the pipeline order).
-COMMANDS = ("demo", "train", "import", "export", "generate", "verify", "synth", "run",
-            "flow", "sweep")
+COMMANDS = ("demo", "train", "import", "export", "generate", "verify", "prove", "synth",
+            "run", "flow", "sweep")
 # commands whose module is not named as the command (``import`` is a Python keyword)
 _MODULES = {"import": "nir_import", "export": "nir_export"}
 

@@ -65,13 +65,14 @@ def files(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def no_long_work(monkeypatch, tmp_path):
-    """Training, simulation (the demo's golden run too), synthesis, sweeps and serial
-    ports raise ReachedWork;
+    """Training, simulation (the demo's golden run too), proofs, synthesis, sweeps and
+    serial ports raise ReachedWork;
     every dataset name loads the built-in digits (no download); default output
     directories (relative to the working directory) land in ``tmp_path``."""
     monkeypatch.chdir(tmp_path)
     import qsnn_hw.boards.build as build
     import qsnn_hw.commands.demo as demo_cmd
+    import qsnn_hw.commands.prove as prove_cmd
     import qsnn_hw.commands.run as run_cmd
     import qsnn_hw.commands.verify as verify_cmd
     import qsnn_hw.data as data
@@ -95,6 +96,7 @@ def no_long_work(monkeypatch, tmp_path):
     monkeypatch.setattr(trainer, "run_training", stop)
     monkeypatch.setattr(demo_cmd, "simulate", stop)
     monkeypatch.setattr(verify_cmd, "verify_model", stop)
+    monkeypatch.setattr(prove_cmd, "prove_network", stop)
     monkeypatch.setattr(build, "synthesize", stop)
     monkeypatch.setattr(sweep, "run_sweep", stop)
     monkeypatch.setattr(run_cmd, "BoardLink", stop)

@@ -1,0 +1,83 @@
+"""``qsnn-hw prove``: prove formally that every layer's LIF datapath, as the core
+configuration generates it (quantizer kind, input widths), computes the fixed-point
+contract for every input: every stored state, fresh or not, every accumulated current and
+bias within the contract's current bound (docs/verification.md, "What is proven, what is
+simulated"). Yosys' built-in SAT solver; no simulator, no external solver.
+
+Prints one line per layer with its outcome and time; on a failure, a counterexample in
+contract terms (state, acc, bias, fresh; expected and got next state and spike). Exit
+status 0 when every layer is proven, 1 on a counterexample, 2 on an error."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ..errors import UserError
+from ..formal import ProofError, prove_network
+
+
+def _describe_layer(net, i: int, proof) -> str:
+    layer = net.layers[i]
+    states = (f"{layer.state_bits}-bit codes, {proof.quantizer}" if layer.quantized
+              else f"{layer.mem_bits}-bit membrane")
+    return (f"layer {i} ({layer.n_in} -> {layer.n_out}, {states}, {layer.reset} reset, "
+            f"latency {proof.latency})")
+
+
+def run(args) -> int:
+    from ..artifact import load_artifact
+    from ._core import core_config
+
+    model = Path(args.model)
+    if not model.exists():
+        raise UserError(f"artifact {model} does not exist")
+    net = load_artifact(model).network
+    config = core_config(args, net)
+    print(f"prove {model} ({config.describe()}): {len(net.layers)} layer(s)", flush=True)
+
+    def show(proof):
+        head = _describe_layer(net, proof.layer, proof)
+        if proof.proven:
+            print(f"  {head}: proven in {proof.seconds:.1f} s", flush=True)
+        else:
+            print(f"  {head}: COUNTEREXAMPLE after {proof.seconds:.1f} s", flush=True)
+            print(f"    {proof.counterexample.describe(net.layers[proof.layer])}", flush=True)
+
+    t0 = time.perf_counter()
+    try:
+        proofs = prove_network(net, config, on_layer=None if args.json else show,
+                               timeout=args.timeout)
+    except ProofError as exc:
+        raise UserError(str(exc)) from None
+    ok = all(p.proven for p in proofs)
+    wall = time.perf_counter() - t0
+    if args.json:
+        print(json.dumps({
+            "model": str(model), "core": config.to_dict(), "ok": ok, "wall_s": wall,
+            "layers": [{"layer": p.layer, "proven": p.proven, "seconds": p.seconds,
+                        "latency": p.latency, "quantizer": p.quantizer,
+                        "counterexample": None if p.counterexample is None else {
+                            "state": p.counterexample.state, "fresh": p.counterexample.fresh,
+                            "acc": p.counterexample.acc, "bias": p.counterexample.bias,
+                            "expected": list(p.counterexample.expected),
+                            "got": list(p.counterexample.got)}}
+                       for p in proofs]}, indent=1))
+    else:
+        print(f"{'PROVEN' if ok else 'FAILED'}: {sum(p.proven for p in proofs)} of "
+              f"{len(proofs)} layer(s) in {wall:.1f} s")
+    return 0 if ok else 1
+
+
+def register(sub) -> None:
+    from ._args import float_range
+    from ._core import add_core_options
+    p = sub.add_parser("prove", help="prove formally that each layer's datapath computes "
+                       "the contract for every input", description=__doc__)
+    p.add_argument("model", metavar="MODEL", help="artifact file (.qsnn)")
+    p.add_argument("--timeout", type=float_range(0.0, None, lo_open=True), default=None,
+                   help="give up on a layer after this many seconds (exit 2; default: none)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_core_options(p)
+    p.set_defaults(func=run)
