@@ -229,3 +229,118 @@ def test_cli_import_records_the_dataset_for_verify(tmp_path):
     from qsnn_hw.commands.verify import dataset_inputs
     x, y = dataset_inputs(load_artifact(out), 5)
     assert x.shape == (5, 8, 64) and x.max() <= 15 and len(y) == 5
+
+
+# ---- fine-tuning an imported network (train --init) -----------------------------------
+
+def _digits_float_graph(tmp_path) -> Path:
+    """A float network trained briefly on digits, written as snnTorch writes a Leaky
+    chain (Affine + LIF with tau = dt/(1-beta), r = tau/dt, threshold 1)."""
+    from qsnn_hw.data import load_dataset
+    from qsnn_hw.train.config import LayerConfig, TrainConfig
+    from qsnn_hw.train.trainer import fit
+    cfg = TrainConfig(layers=(LayerConfig(32, bias=True, beta=0.9), LayerConfig(10, beta=0.8)),
+                      epochs=6, timesteps=8, seed=1)
+    model = fit(cfg, load_dataset("digits")).model
+    nodes = {"input": nir.Input({"input": np.array([64])})}
+    edges, prev = [], "input"
+    for i, layer in enumerate(model.layers):
+        w = model.params[layer.key("weight")].astype(np.float64)
+        b = model.params.get(layer.key("bias"))
+        n = w.shape[0]
+        tau = np.full(n, DT / (1 - float(model.params[layer.key("beta")])))
+        nodes[str(2 * i)] = nir.Affine(w, b.astype(np.float64)) if b is not None \
+            else nir.Linear(w)
+        nodes[str(2 * i + 1)] = nir.LIF(tau, tau / DT, np.zeros(n), np.ones(n), np.zeros(n))
+        edges += [(prev, str(2 * i)), (str(2 * i), str(2 * i + 1))]
+        prev = str(2 * i + 1)
+    nodes["output"] = nir.Output({"output": np.array([10])})
+    edges.append((prev, "output"))
+    path = tmp_path / "float.nir"
+    nir.write(path, nir.NIRGraph(nodes=nodes, edges=edges))
+    return path
+
+
+@pytest.mark.slow
+def test_fine_tuning_an_imported_network_beats_its_ptq(tmp_path):
+    import json
+
+    from qsnn_hw.commands.verify import dataset_inputs
+    graph = _digits_float_graph(tmp_path)
+    data = ["--timesteps", "8", "--input-bits", "4", "--encoding", "direct"]
+    ptq = tmp_path / "ptq.qsnn"
+    assert main(["import", str(graph), "--out", str(ptq), "--weight-bits", "4",
+                 "--state-bits", "4", "--dataset", "digits", *data]) == 0
+    x, y = dataset_inputs(load_artifact(ptq), None)
+    ptq_acc = float(np.mean(simulate(load_artifact(ptq).network, x).predictions == y))
+    out = tmp_path / "ft"
+    assert main(["train", "--init", str(graph), "--out", str(out), "--epochs", "30",
+                 "--weight-mode", "qat", "--weight-bits", "4", "--state-mode", "squat",
+                 "--state-bits", "4", "--lr", "3e-4", "--lr-min", "1e-5", "--no-plots",
+                 "--quiet", *data]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    art = load_artifact(out / "model.qsnn")
+    assert [la.n_out for la in art.network.layers] == [32, 10]
+    assert art.network.layers[0].bias is not None and art.network.layers[1].bias is None
+    # the imported network deployed at W4/S4 is the run's epoch-0 candidate, so the
+    # result is never worse on validation; here an epoch of QAT/SQUAT is better on test
+    # too (measured: PTQ 86.67 %, fine-tuned 88.06 %, best epoch 5)
+    assert metrics["best_epoch"] >= 1
+    assert metrics["golden_accuracy"] > ptq_acc > 0.5, (metrics["golden_accuracy"], ptq_acc)
+
+
+def test_train_init_refuses_a_graph_of_another_shape(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    graph, _ = _float_graph(rng, sizes=(64, 16, 8))          # 8 outputs, digits has 10
+    nir.write(tmp_path / "g.nir", graph)
+    assert main(["train", "--init", str(tmp_path / "g.nir"), "--out",
+                 str(tmp_path / "r")]) == 2
+    assert "8 neurons" in capsys.readouterr().err
+    assert not (tmp_path / "r" / "model.qsnn").exists()
+
+
+# ---- snnTorch's own spikes (fixtures made by scripts/snntorch_fixtures.py) -------------
+
+SNNTORCH = ROOT / "tests" / "fixtures" / "snntorch"
+
+
+def _snntorch_agreement(name: str) -> list[float]:
+    """Per layer: the fraction of (sample, step, neuron) where the golden model of the
+    imported graph (16-bit weights, automatic fine membrane grid; snnTorch's level table
+    where it used state_quant) spikes as snnTorch 1.0.0 did."""
+    import json
+    rec = np.load(SNNTORCH / f"{name}.npz")
+    meta = json.loads(str(rec["meta"]))
+    first = meta["layers"][0]
+    sq = first["state_quant"]
+    bits = 4 if meta["input"] == "direct" else 1
+    opts = ImportOptions(reset=first["reset_mechanism"], weight_bits=16,
+                         state_bits=sq["num_bits"] if sq else 0,
+                         state_family=("snntorch" if sq["uniform"] else
+                                       "snntorch_exponential") if sq else "exponential",
+                         input_bits=bits)
+    art = import_nir(SNNTORCH / f"{name}.nir", opts)
+    x = np.rint(rec["x"] * ((1 << bits) - 1)).astype(np.int64)
+    gold = simulate(art.network, x)
+    return [float(np.mean(g == rec[f"spikes{i}"])) for i, g in enumerate(gold.spikes)]
+
+
+@pytest.mark.parametrize("name", ["dense_subtract", "dense_bias", "direct_input",
+                                  "sq_exponential4"])
+def test_imported_snntorch_graphs_spike_as_snntorch(name):
+    agreement = _snntorch_agreement(name)
+    assert min(agreement) >= 0.995, agreement
+
+
+@pytest.mark.xfail(strict=True, reason="snnTorch's zero reset keeps the reset step's input "
+                   "(v = beta*(1-z)*v + I); the contract's drops it (v = 0): 87.6 % / 77.2 % "
+                   "agreement. Needs a third reset mode (issue 19)")
+def test_snntorch_zero_reset():
+    assert min(_snntorch_agreement("dense_zero")) >= 0.995
+
+
+@pytest.mark.xfail(strict=True, reason="snnTorch starts the membrane at exactly 0, the "
+                   "contract at the level nearest 0 (0.027 in this table): 99.3 % / 99.0 % "
+                   "agreement. Needs the snnTorch-semantics option (issue 19, part 3)")
+def test_snntorch_uniform_state_quant_from_zero():
+    assert min(_snntorch_agreement("sq_uniform4")) >= 0.995

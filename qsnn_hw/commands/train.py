@@ -134,6 +134,12 @@ def register(subparsers) -> None:
     g.add_argument("--seed", type=_int_in(0, 2**32 - 1), default=_D.seed)
     g.add_argument("--init-scale", type=_float_in(0, 100, lo_open=True),
                    default=_D.init_scale, help="weight init bound multiplier")
+    g.add_argument("--init", default="", metavar="NIR",
+                   help="start from this NIR graph's float network (snnTorch & co., "
+                        "docs/interop.md): its layer sizes, biases, beta and thresholds "
+                        "replace --hidden, --bias, --beta and --threshold")
+    g.add_argument("--init-dt", type=_float_in(0, 1e3, lo_open=True), default=_D.init_dt,
+                   help="time step of the --init graph in seconds (default 1e-4, snnTorch's)")
     g.add_argument("--float-epochs", type=_int_in(0, 100000), default=_D.float_epochs,
                    help="train the first N epochs in float before QAT/SQUAT starts")
     g.add_argument("--max-train-samples", type=_int_in(0, 1 << 31),
@@ -177,7 +183,10 @@ def build_config(args, n_classes: int) -> TrainConfig:
                          f"({args.epochs})")
     if args.lr_min > args.lr:
         raise ValueError(f"--lr-min ({args.lr_min}) must not exceed --lr ({args.lr})")
-    layers = tuple(LayerConfig(size=s, bias=args.bias, learn_beta=args.learn_beta,
+    biases = [args.bias] * n
+    if args.init:
+        sizes, biases, per_layer = _from_graph(args, n_classes, per_layer)
+    layers = tuple(LayerConfig(size=s, bias=biases[i], learn_beta=args.learn_beta,
                                **{k: v[i] for k, v in per_layer.items()})
                    for i, s in enumerate(sizes))
     return TrainConfig(
@@ -189,7 +198,35 @@ def build_config(args, n_classes: int) -> TrainConfig:
         grad_clip=args.grad_clip, patience=args.patience, seed=args.seed,
         beta_shift=args.beta_shift, frac_bits=args.frac_bits, mem_bits=args.mem_bits,
         float_weight_bits=args.float_weight_bits, init_scale=args.init_scale,
-        max_train_samples=args.max_train_samples, float_epochs=args.float_epochs)
+        max_train_samples=args.max_train_samples, float_epochs=args.float_epochs,
+        init=args.init, init_dt=args.init_dt)
+
+
+def _from_graph(args, n_classes: int, per_layer: dict):
+    """``--init``: layer sizes, biases, beta and thresholds (1: folded into the weights)
+    from the NIR graph; the other per-layer flags must give one value or one per layer
+    of the graph."""
+    from ..nirgraph import InteropError, float_layers
+    try:
+        _, layers = float_layers(args.init, args.init_dt)
+    except InteropError as exc:
+        raise UserError(f"--init {args.init}: {exc}") from None
+    sizes = [w.shape[0] for w, _, _ in layers]
+    if sizes[-1] != n_classes:
+        raise UserError(f"--init {args.init}: the output layer has {sizes[-1]} neurons, "
+                        f"the dataset {n_classes} classes")
+    n = len(sizes)
+    out = {}
+    for name, values in per_layer.items():
+        if len(set(values)) == 1:
+            values = values[:1] * n
+        if len(values) != n:
+            raise UserError(f"--init {args.init}: the graph has {n} layers; give per-layer "
+                            f"flags one value or {n}")
+        out[name] = values
+    out["beta"] = [beta for _, _, beta in layers]
+    out["threshold"] = [1.0] * n
+    return sizes, [b is not None for _, b, _ in layers], out
 
 
 def check_out_dir(args) -> Path:

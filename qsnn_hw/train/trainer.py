@@ -55,7 +55,7 @@ def build_model(cfg: TrainConfig, n_in: int, dtype=np.float32,
 def init_from_nir(model: SNN, cfg: TrainConfig) -> None:
     """Set ``model``'s parameters to the float network of the NIR graph ``cfg.init``
     (:func:`qsnn_hw.interop.float_layers`); its shape must be the config's."""
-    from ..interop import InteropError, float_layers
+    from ..nirgraph import InteropError, float_layers
     try:
         n_in, layers = float_layers(cfg.init, cfg.init_dt)
     except InteropError as exc:
