@@ -58,6 +58,15 @@ class Artifact:
                 raise ValueError(f"artifact {name} must be JSON-serialisable: {exc}") from None
 
 
+def _layer_header(layer: IntLayer) -> dict:
+    """A layer's scalars; ``rest`` only when it is not the default ``level``, so files
+    written before it existed keep their bytes (and their checksum)."""
+    spec = {k: getattr(layer, k) for k in _LAYER_SCALARS}
+    if layer.rest != "level":
+        spec["rest"] = layer.rest
+    return spec
+
+
 def _arrays(net: IntNetwork) -> dict[str, np.ndarray]:
     out = {}
     for i, layer in enumerate(net.layers):
@@ -87,8 +96,7 @@ def to_bytes(artifact: Artifact) -> bytes:
         "writer": f"qsnn-hw {__version__}",
         "network": {
             "input_bits": net.input_bits,
-            "layers": [{k: getattr(layer, k) for k in _LAYER_SCALARS}
-                       for layer in net.layers],
+            "layers": [_layer_header(layer) for layer in net.layers],
         },
         "arrays": {k: list(v.shape) for k, v in arrays.items()},
         "config": artifact.config,
@@ -204,6 +212,7 @@ def load_artifact(path) -> Artifact:
             layers.append(IntLayer(weight=arrays[f"layer{i}.weight"],
                                    bias=arrays.get(f"layer{i}.bias"),
                                    levels=arrays.get(f"layer{i}.levels"),
+                                   rest=spec.get("rest", "level"),
                                    **{k: spec[k] for k in _LAYER_SCALARS}))
         net = IntNetwork(tuple(layers), input_bits=header["network"]["input_bits"])
         return Artifact(net, header["config"], header["metadata"], header["layer_info"])

@@ -24,7 +24,10 @@ import numpy as np
 from ._check import check_choice, check_float, check_int, check_int_array
 from .quant.state import decision_boundaries, nearest_level
 
-RESET_MODES = ("subtract", "zero")
+RESET_MODES = ("subtract", "zero", "clear")
+# where the membrane starts a sample: the level nearest 0 (quantized states; 0 otherwise),
+# or exactly 0 as snnTorch does (then the first update leaks nothing)
+REST_MODES = ("level", "zero")
 MAX_BETA_SHIFT = 24
 MAX_MEM_BITS = 32
 MAX_INPUT_BITS = 16
@@ -63,12 +66,17 @@ class IntLayer:
     weight : (N, M) signed integers. Synaptic weight of input m onto neuron n.
     threshold : membrane units, > 0.
     beta_num, beta_shift : leak factor ``beta = beta_num / 2**beta_shift``, in (0, 1].
-    reset : ``"subtract"`` (subtract the threshold) or ``"zero"``.
+    reset : ``"subtract"`` (subtract the threshold), ``"zero"`` (the membrane and that
+        step's input dropped: ``v = 0``) or ``"clear"`` (the membrane dropped, the
+        input kept: ``v = I``, snnTorch's ``reset_mechanism="zero"``).
     bias : optional (N,) signed integers in membrane units, added every timestep.
     frac_bits : the current ``W @ x`` is shifted left by this many bits into membrane units.
     levels : optional strictly increasing signed integer table of ``2**n`` levels
         (membrane units); the state is then stored as an n-bit code.
     mem_bits : width of the saturating signed membrane when ``levels`` is None.
+    rest : the membrane before a sample's first update: ``"level"`` (the level nearest 0
+        when states are quantized, else 0) or ``"zero"`` (exactly 0 even when 0 is not
+        a level, as snnTorch).
     """
 
     weight: np.ndarray
@@ -80,6 +88,7 @@ class IntLayer:
     frac_bits: int = 0
     levels: np.ndarray | None = None
     mem_bits: int = 24
+    rest: str = "level"
 
     def __post_init__(self):
         w = check_int_array("weight", self.weight, ndim=2)
@@ -92,6 +101,7 @@ class IntLayer:
         check_int("beta_shift", self.beta_shift, 0, MAX_BETA_SHIFT)
         check_int("beta_num", self.beta_num, 1, 1 << self.beta_shift)
         check_choice("reset", self.reset, RESET_MODES)
+        check_choice("rest", self.rest, REST_MODES)
         check_int("frac_bits", self.frac_bits, 0, 32)
         check_int("mem_bits", self.mem_bits, 2, MAX_MEM_BITS)
         if self.bias is not None:
@@ -149,6 +159,14 @@ class IntLayer:
     def rest_code(self) -> int:
         """Initial state code: the level nearest 0 (ties low)."""
         return int(nearest_level(np.zeros(1, np.int64), self.levels)[0][0])
+
+    @property
+    def rest_value(self) -> int:
+        """The membrane before a sample's first update (``rest``): 0, or the level of
+        :attr:`rest_code`."""
+        if self.quantized and self.rest == "level":
+            return int(self.levels[self.rest_code])
+        return 0
 
     @property
     def boundaries(self) -> np.ndarray:

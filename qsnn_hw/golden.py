@@ -59,7 +59,7 @@ def run_layer(layer: IntLayer, x: np.ndarray, trace: bool = False):
     if layer.quantized:
         bounds = layer.boundaries
         code = np.full((batch, n), layer.rest_code, dtype=np.int64)
-        u = layer.levels[code]
+        u = np.full((batch, n), layer.rest_value, dtype=np.int64)
     else:
         code = None
         u = np.zeros((batch, n), dtype=np.int64)
@@ -68,8 +68,10 @@ def run_layer(layer: IntLayer, x: np.ndarray, trace: bool = False):
         v = layer.leak(u) + cur[:, t]
         if layer.reset == "subtract":
             v -= layer.threshold * z
-        else:
+        elif layer.reset == "zero":
             v[z] = 0
+        else:                                   # clear: the step's input is kept
+            v[z] = cur[:, t][z]
         if layer.quantized:
             code, u = nearest_level(v, layer.levels, bounds)
             z = code > layer.threshold_code

@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from .artifact import Artifact
-from .contract import IntLayer, IntNetwork
+from .contract import RESET_MODES as RESETS
+from .contract import REST_MODES, IntLayer, IntNetwork
 from .nirgraph import (
     DT,
     InteropError,
@@ -48,7 +49,6 @@ from .nirgraph import (
 
 META_KEY = "qsnn_hw"
 META_FORMAT = 1
-RESETS = ("subtract", "zero")
 __all__ = ["DT", "ImportOptions", "InteropError", "export_nir", "float_layers",
            "import_nir", "read_graph", "write_nir"]
 
@@ -74,10 +74,12 @@ def export_nir(art: Artifact):
         beta = layer.beta_num / 2.0 ** layer.beta_shift
         lif_meta = {META_KEY: json.dumps({
             "layer": i, "threshold": layer.threshold, "beta_num": layer.beta_num,
-            "beta_shift": layer.beta_shift, "reset": layer.reset, "mem_bits": layer.mem_bits,
+            "beta_shift": layer.beta_shift, "reset": layer.reset, "rest": layer.rest,
+            "mem_bits": layer.mem_bits,
             "levels": None if layer.levels is None else [int(v) for v in layer.levels],
             "leak": "round half up: (beta_num * u + 2**(beta_shift-1)) >> beta_shift",
-            "initial_state": "0, or the level nearest 0 when states are quantized"})}
+            "initial_state": "0; with rest 'level' and quantized states the level "
+                             "nearest 0"})}
         thr = np.full(n, float(layer.threshold))
         if beta == 1.0:
             nodes[f"lif{i}"] = nir.IF(np.ones(n), thr, np.zeros(n), metadata=lif_meta)
@@ -125,8 +127,10 @@ class ImportOptions:
     """How a foreign NIR graph is read and quantized.
 
     Semantics NIR leaves open (defaults: snnTorch's ``Leaky``): ``dt`` (s), ``reset``
-    (``subtract`` or ``zero``; snnTorch writes neither into the graph). The reset is
-    decided by the previous step's spike (snnTorch's default ``reset_delay=True``).
+    (the contract's ``subtract``, ``zero`` or ``clear``; snnTorch writes none of them into
+    the graph, and its ``reset_mechanism="zero"`` is ``clear``), ``rest`` (the membrane at
+    a sample's start: ``zero``, exactly 0 as snnTorch, or ``level``, the level nearest 0).
+    The reset is decided by the previous step's spike (snnTorch's ``reset_delay=True``).
     Quantization: ``weight_bits`` / ``weight_scheme`` (per-tensor), ``state_bits``
     (0 = a saturating membrane, else a level table of ``state_family``), ``frac_bits`` /
     ``mem_bits`` (-1 = automatic, as the trainer's export), ``beta_shift``;
@@ -134,6 +138,7 @@ class ImportOptions:
 
     dt: float = DT
     reset: str = "subtract"
+    rest: str = "zero"
     weight_bits: int = 16
     weight_scheme: str = "symmetric"
     state_bits: int = 0
@@ -147,6 +152,7 @@ class ImportOptions:
         from ._check import check_choice, check_float, check_int
         check_float("dt", self.dt, 0.0, None, lo_open=True)
         check_choice("reset", self.reset, RESETS)
+        check_choice("rest", self.rest, REST_MODES)
         check_int("weight_bits", self.weight_bits, 2, 16)
         check_int("state_bits", self.state_bits, 0, 8)
         check_int("frac_bits", self.frac_bits, -1, 32)
@@ -200,7 +206,7 @@ def _rebuild(graph, meta) -> Artifact:
         try:
             layers.append(IntLayer(wi.astype(np.int64), nm["threshold"], nm["beta_num"],
                                    nm["beta_shift"], nm["reset"], bias, fm["frac_bits"],
-                                   levels, nm["mem_bits"]))
+                                   levels, nm["mem_bits"], nm.get("rest", "level")))
         except (KeyError, TypeError, ValueError) as exc:
             raise InteropError(f"node {nr_name!r}: {exc}") from None
     net = IntNetwork(tuple(layers), input_bits=int(top["input_bits"]))
@@ -224,6 +230,7 @@ def _quantize(graph, opts: ImportOptions, source: str, dataset: dict) -> Artifac
         floats.append((w, b, beta))
         lcs.append(LayerConfig(
             w.shape[0], bias=b is not None, beta=beta, threshold=theta, reset=opts.reset,
+            rest=opts.rest,
             weight_mode="ptq", weight_bits=opts.weight_bits,
             weight_scheme=opts.weight_scheme,
             state_mode="ptq" if opts.state_bits else "none",
@@ -248,7 +255,8 @@ def _quantize(graph, opts: ImportOptions, source: str, dataset: dict) -> Artifac
     scale = 1.0 / ((1 << opts.input_bits) - 1) if opts.input_bits > 1 else 1.0
     net, infos = deploy(model, cfg, scale, opts.input_bits)
     metadata = {"imported_from": source, "import_options": asdict(opts),
-                "semantics": {"dt": opts.dt, "reset": opts.reset, "reset_delay": True,
+                "semantics": {"dt": opts.dt, "reset": opts.reset, "rest": opts.rest,
+                              "reset_delay": True,
                               "threshold": "each neuron's membrane scaled by 1/v_threshold",
                               "input_factor": "dt * r / tau (LIF), r (IF), folded into W"}}
     return Artifact(net, cfg.to_dict() if dataset else {}, metadata, infos)

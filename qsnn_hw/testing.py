@@ -54,8 +54,10 @@ def random_levels(rng: np.random.Generator, family: str, state_bits: int,
 
 def random_layer(rng: np.random.Generator, n_in: int, n_out: int, *, input_max: int = 1,
                  weight_bits=None, state_bits="random", family=None, reset=None,
-                 bias=None, frac_bits=None) -> IntLayer:
-    """One random layer. ``state_bits``: int (quantized), None (unquantized) or "random"."""
+                 bias=None, frac_bits=None, rest: str = "level") -> IntLayer:
+    """One random layer. ``state_bits``: int (quantized), None (unquantized) or "random".
+    ``reset`` None draws subtract or zero (``clear`` only when asked: the draws, and so
+    every seeded network, stay as they were before it existed)."""
     weight_bits = int(_pick(rng, weight_bits, list(range(2, 17))))
     if isinstance(state_bits, str):
         state_bits = _pick(rng, None, [None, 2, 3, 4, 5, 6, 7, 8])
@@ -77,7 +79,8 @@ def random_layer(rng: np.random.Generator, n_in: int, n_out: int, *, input_max: 
     else:
         need = max(threshold + 2, int(drive) + threshold).bit_length() + 2
         mem_bits = int(rng.integers(min(need, 30), 31))
-    return IntLayer(w, threshold, beta_num, beta_shift, reset, b, frac_bits, levels, mem_bits)
+    return IntLayer(w, threshold, beta_num, beta_shift, reset, b, frac_bits, levels, mem_bits,
+                    rest)
 
 
 def random_network(rng: np.random.Generator, *, sizes=None, input_bits=None, **layer_kwargs
@@ -97,18 +100,20 @@ def random_network(rng: np.random.Generator, *, sizes=None, input_bits=None, **l
 
 
 SCHEDULE_STATE_BITS = (None, 2, 3, 4, 5, 6, 7, 8)
-RESETS = ("subtract", "zero")
+RESETS = ("subtract", "zero", "clear")
+RESTS = ("level", "zero")
 
 
 def schedule(seed: int) -> dict:
     """The regression sweeps' category schedule (tests/test_hdl_top.py, sim/regression.py):
-    state width, family, reset mode and weight bits cycle with ``seed``, so any 16
-    consecutive seeds cover every state width, family and reset, and weight bits run
-    through 2..16. Keywords for :func:`random_network`."""
+    state width, family, reset mode, rest state and weight bits cycle with ``seed``, so
+    any 16 consecutive seeds cover every state width, family, reset and rest, and weight
+    bits run through 2..16. Keywords for :func:`random_network`."""
     return {"weight_bits": 2 + (seed * 7) % 15,
             "state_bits": SCHEDULE_STATE_BITS[seed % len(SCHEDULE_STATE_BITS)],
             "family": FAMILIES[(seed // 2) % len(FAMILIES)],
-            "reset": RESETS[seed % len(RESETS)]}
+            "reset": RESETS[seed % len(RESETS)],
+            "rest": RESTS[(seed // 3) % len(RESTS)]}
 
 
 # input modes and accumulator banks by seed % 7 (7 is coprime with the 3-, 5-, 8- and

@@ -1,7 +1,8 @@
 """Seeded random core configurations for the RTL regression (``tests/test_sim_core.py``).
 
 The space is the generator sweep's (``tests/test_hdl_top.py``): weight bits 2..16, state
-bits 2..8 and unquantized, every level family, both resets, lanes 1..16 per layer (N not
+bits 2..8 and unquantized, every level family, the three resets (subtract, zero, clear) and
+both rest states (the level nearest 0, exactly 0), lanes 1..16 per layer (N not
 a multiple of P included), spike and direct input (2..8 bits), input densities 0, 1 and
 in between; categories cycle with the seed so any 16 consecutive seeds cover every state
 width, family, reset and input kind. On top: several samples back to back (the per-sample
@@ -46,7 +47,7 @@ def regression_case(seed: int) -> CoreCase:
     if wide:
         density = min(density, 0.05)
         samples, steps = 2, 3
-    elif kind in (3, 6):   # long samples (both reset modes: seeds 3 and 6 mod 8)
+    elif kind in (3, 6):   # long samples (seeds 3 and 6 mod 8: every reset within 24 seeds)
         samples, steps = 3, int(rng.integers(32, 65))
     else:
         samples, steps = int(rng.integers(2, 5)), int(rng.integers(1, 12))

@@ -36,7 +36,7 @@ def contract_step(layer: IntLayer, state: int, fresh: int, acc: int, bias: int):
     if layer.quantized:
         lv = [int(v) for v in layer.levels]
         rest = min(range(len(lv)), key=lambda k: (abs(lv[k]), k))
-        u = lv[rest] if fresh else lv[state]
+        u = (lv[rest] if layer.rest == "level" else 0) if fresh else lv[state]
     else:
         u = 0 if fresh else state
     z = (not fresh) and u > layer.threshold
@@ -45,8 +45,10 @@ def contract_step(layer: IntLayer, state: int, fresh: int, acc: int, bias: int):
     cur = acc * 2 ** layer.frac_bits + (bias if layer.bias is not None else 0)
     if layer.reset == "subtract":
         v = leak + cur - (layer.threshold if z else 0)
-    else:
+    elif layer.reset == "zero":
         v = 0 if z else leak + cur
+    else:
+        v = (0 if z else leak) + cur
     if layer.quantized:
         best = 0
         for k in range(len(lv)):
@@ -78,10 +80,12 @@ def simulate_datapath(cls, layer, geom, pipelined, state, fresh, acc, bias):
 
 # ---- the spec itself, against the scalar model ------------------------------------------
 @pytest.mark.parametrize("state_bits", [None, 3])
-@pytest.mark.parametrize("reset", ["subtract", "zero"])
-def test_spec_matches_the_scalar_model(state_bits, reset):
+@pytest.mark.parametrize("reset", ["subtract", "zero", "clear"])
+@pytest.mark.parametrize("rest", ["level", "zero"])
+def test_spec_matches_the_scalar_model(state_bits, reset, rest):
     rng = np.random.default_rng(7)
-    layer = random_layer(rng, 4, 3, input_max=3, state_bits=state_bits, reset=reset, bias=True)
+    layer = random_layer(rng, 4, 3, input_max=3, state_bits=state_bits, reset=reset, bias=True,
+                         rest=rest)
     geom = LayerGeometry.of(layer, 1, input_bits=2)
     spec = ContractSpec(layer, acc_width=geom.acc_width, bias_width=geom.bias_width)
     bound = layer.current_bound(3) >> layer.frac_bits
@@ -121,13 +125,17 @@ def test_reference_model_is_proven(quantizer, capsys):
 # quantized and unquantized layers, spike and multi-bit input
 SAMPLE = [(0, 3, "subtract", "comparators", 4), (1, None, "zero", "auto", 1),
           (2, 4, "zero", "pipelined", 8), (3, 5, "subtract", "pipelined", 1),
-          (4, 2, "zero", "comparators", 1), (5, None, "subtract", "auto", 8)]
+          (4, 2, "zero", "comparators", 1), (5, None, "subtract", "auto", 8),
+          (6, 3, "clear", "comparators", 1), (7, None, "clear", "auto", 4)]
 
 
 @pytest.mark.parametrize("seed,state_bits,reset,quantizer,input_bits", SAMPLE)
 def test_random_networks_are_proven(seed, state_bits, reset, quantizer, input_bits):
+    # odd seeds start from exactly 0 (rest "zero", snnTorch's), even ones from the level
+    # nearest 0
     net = random_network(np.random.default_rng(500 + seed), sizes=[6, 5, 4],
-                         input_bits=input_bits, state_bits=state_bits, reset=reset)
+                         input_bits=input_bits, state_bits=state_bits, reset=reset,
+                         rest="zero" if seed % 2 else "level")
     proofs = prove_network(net, CoreConfig(quantizer=quantizer))
     assert [p.proven for p in proofs] == [True, True], [p.counterexample for p in proofs]
     if state_bits is not None:

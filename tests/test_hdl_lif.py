@@ -26,7 +26,7 @@ def lif_model(layer, state, fresh, acc, bias):
     if layer.quantized:
         lv = [int(v) for v in layer.levels]
         rest = nearest_code(0, lv)
-        u = lv[rest] if fresh else lv[state]
+        u = (lv[rest] if layer.rest == "level" else 0) if fresh else lv[state]
         z = not fresh and lv[state] > layer.threshold
     else:
         u = 0 if fresh else state
@@ -36,8 +36,10 @@ def lif_model(layer, state, fresh, acc, bias):
     cur = acc * 2 ** layer.frac_bits + bias
     if layer.reset == "subtract":
         v = leak + cur - (layer.threshold if z else 0)
-    else:
+    elif layer.reset == "zero":
         v = 0 if z else leak + cur
+    else:                                    # clear: the membrane goes, the input stays
+        v = (0 if z else leak) + cur
     if layer.quantized:
         code = nearest_code(v, lv)
         return code, int(lv[code] > layer.threshold)
@@ -102,7 +104,8 @@ def test_random_layers(seed):
     input_max = int(rng.choice([1, 1, 3, 255]))
     state_bits = [None, 2, 3, 4, 5, 6, 7, 8][seed % 8]
     layer = random_layer(rng, 5, 3, input_max=input_max, state_bits=state_bits,
-                         reset=["subtract", "zero"][seed // 8])
+                         reset=["subtract", "zero", "clear"][seed % 3],
+                         rest=["level", "zero"][seed // 8])
     _check(layer, input_max, rng, pipelined=None if seed % 3 else (state_bits or 0) > 2)
 
 

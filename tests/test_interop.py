@@ -314,7 +314,10 @@ def _snntorch_agreement(name: str) -> list[float]:
     first = meta["layers"][0]
     sq = first["state_quant"]
     bits = 4 if meta["input"] == "direct" else 1
-    opts = ImportOptions(reset=first["reset_mechanism"], weight_bits=16,
+    # snnTorch's reset_mechanism "zero" keeps the reset step's input: the contract's
+    # "clear" (the contract's "zero" drops it too)
+    reset = {"subtract": "subtract", "zero": "clear"}[first["reset_mechanism"]]
+    opts = ImportOptions(reset=reset, weight_bits=16,
                          state_bits=sq["num_bits"] if sq else 0,
                          state_family=("snntorch" if sq["uniform"] else
                                        "snntorch_exponential") if sq else "exponential",
@@ -325,22 +328,25 @@ def _snntorch_agreement(name: str) -> list[float]:
     return [float(np.mean(g == rec[f"spikes{i}"])) for i, g in enumerate(gold.spikes)]
 
 
-@pytest.mark.parametrize("name", ["dense_subtract", "dense_bias", "direct_input",
-                                  "sq_exponential4"])
+@pytest.mark.parametrize("name", ["dense_subtract", "dense_bias", "dense_zero",
+                                  "direct_input", "sq_uniform4", "sq_exponential4"])
 def test_imported_snntorch_graphs_spike_as_snntorch(name):
     agreement = _snntorch_agreement(name)
     assert min(agreement) >= 0.995, agreement
 
 
-@pytest.mark.xfail(strict=True, reason="snnTorch's zero reset keeps the reset step's input "
-                   "(v = beta*(1-z)*v + I); the contract's drops it (v = 0): 87.6 % / 77.2 % "
-                   "agreement. Needs a third reset mode (issue 19)")
-def test_snntorch_zero_reset():
-    assert min(_snntorch_agreement("dense_zero")) >= 0.995
-
-
-@pytest.mark.xfail(strict=True, reason="snnTorch starts the membrane at exactly 0, the "
-                   "contract at the level nearest 0 (0.027 in this table): 99.3 % / 99.0 % "
-                   "agreement. Needs the snnTorch-semantics option (issue 19, part 3)")
-def test_snntorch_uniform_state_quant_from_zero():
-    assert min(_snntorch_agreement("sq_uniform4")) >= 0.995
+def test_snntorch_semantics_matter():
+    """The two semantic options are what makes these agree: the contract's own zero
+    reset on snnTorch's zero-reset network, and the level-nearest-0 start on its uniform
+    state_quant network, each disagree clearly."""
+    import json
+    rec = np.load(SNNTORCH / "dense_zero.npz")
+    art = import_nir(SNNTORCH / "dense_zero.nir", ImportOptions(reset="zero"))
+    gold = simulate(art.network, rec["x"].astype(np.int64))
+    assert np.mean(gold.spikes[1] == rec["spikes1"]) < 0.9
+    rec = np.load(SNNTORCH / "sq_uniform4.npz")
+    assert json.loads(str(rec["meta"]))["layers"][0]["state_quant"]["uniform"]
+    art = import_nir(SNNTORCH / "sq_uniform4.nir",
+                     ImportOptions(rest="level", state_bits=4, state_family="snntorch"))
+    gold = simulate(art.network, rec["x"].astype(np.int64))
+    assert min(np.mean(g == rec[f"spikes{i}"]) for i, g in enumerate(gold.spikes)) < 0.995

@@ -79,7 +79,8 @@ def test_regression_covers_the_space():
     cases = [regression_case(s) for s in range(50)]
     layers = [la for c in cases for la in c.net.layers]
     assert {la.state_bits for la in layers} >= {None, 2, 3, 4, 5, 6, 7, 8}
-    assert {la.reset for la in layers} == {"subtract", "zero"}
+    assert {la.reset for la in layers} == {"subtract", "zero", "clear"}
+    assert {la.rest for la in layers if la.quantized} == {"level", "zero"}
     assert {c.net.input_bits for c in cases} >= {1, 2, 4, 8}
     wbits = {int(np.abs(la.weight).max()).bit_length() + 1 for la in layers}
     assert min(wbits) <= 3 and max(wbits) >= 15

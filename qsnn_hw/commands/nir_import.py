@@ -27,7 +27,8 @@ def run(args) -> int:
     from ..interop import ImportOptions, InteropError, import_nir
 
     out = check_out_file(args.out, force=args.force)
-    opts = ImportOptions(dt=args.dt, reset=args.reset, weight_bits=args.weight_bits,
+    opts = ImportOptions(dt=args.dt, reset=args.reset, rest=args.rest,
+                         weight_bits=args.weight_bits,
                          weight_scheme=args.weight_scheme, state_bits=args.state_bits,
                          state_family=args.state_family, frac_bits=args.frac_bits,
                          mem_bits=args.mem_bits, beta_shift=args.beta_shift,
@@ -62,8 +63,13 @@ def register(sub) -> None:
     g = p.add_argument_group("semantics NIR leaves open (default: snnTorch's)")
     g.add_argument("--dt", type=float_range(0, None, lo_open=True), default=1e-4,
                    help="time step in seconds: beta = 1 - dt/tau (default 1e-4)")
-    g.add_argument("--reset", choices=("subtract", "zero"), default="subtract",
-                   help="reset mechanism (default subtract, snnTorch's Leaky)")
+    g.add_argument("--reset", choices=("subtract", "zero", "clear"), default="subtract",
+                   help="subtract (default, snnTorch's Leaky) | zero (membrane and that "
+                        "step's input dropped) | clear (membrane dropped, input kept: "
+                        "snnTorch's reset_mechanism='zero')")
+    g.add_argument("--rest", choices=("zero", "level"), default="zero",
+                   help="membrane at a sample's start: zero (default, exactly 0 as "
+                        "snnTorch) | level (the level nearest 0)")
     g = p.add_argument_group("quantization (post-training)")
     g.add_argument("--weight-bits", type=int_range(2, 16), default=16,
                    help="weight width, per-tensor scale (default 16)")

@@ -66,7 +66,12 @@ def _hidden(text):
 LAYER_FLAGS = {
     "--beta": ("beta", _float_in(0, 1, lo_open=True), "leak factor in (0, 1]"),
     "--threshold": ("threshold", _float_in(0, 1e6, lo_open=True), "firing threshold (> 0)"),
-    "--reset": ("reset", _choice(("subtract", "zero")), "reset mechanism: subtract | zero"),
+    "--reset": ("reset", _choice(("subtract", "zero", "clear")),
+                "reset: subtract | zero (membrane and input of that step dropped) | clear "
+                "(membrane dropped, input kept: snnTorch's reset_mechanism='zero')"),
+    "--rest": ("rest", _choice(("auto", "level", "zero")),
+               "membrane at a sample's start: auto (exactly 0 for the snnTorch level "
+               "families, as snnTorch; else the level nearest 0) | level | zero"),
     "--weight-mode": ("weight_mode", _choice(WEIGHT_MODES),
                       "weights: none (float, deployed at --float-weight-bits) | ptq | qat"),
     "--weight-bits": ("weight_bits", _int_in(2, 16), "weight bits, 2..16"),
@@ -226,6 +231,8 @@ def _from_graph(args, n_classes: int, per_layer: dict):
         out[name] = values
     out["beta"] = [beta for _, _, beta in layers]
     out["threshold"] = [1.0] * n
+    # a NIR network starts from v = 0 (as snnTorch, and as `qsnn-hw import` deploys it)
+    out["rest"] = ["zero" if r == "auto" else r for r in out["rest"]]
     return sizes, [b is not None for _, b, _ in layers], out
 
 

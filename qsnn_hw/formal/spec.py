@@ -8,12 +8,13 @@ natural width (Amaranth widens sums and products, so nothing here wraps), and th
 table enters only as constants:
 
 * ``u_prev = levels[state]`` (a comparison chain over the constants), or the stored
-  membrane; on ``fresh`` the rest state (the level nearest 0, ties low; or 0) and no
-  previous spike;
+  membrane; on ``fresh`` the rest state (the level nearest 0, ties low; or 0, and 0 for
+  ``rest="zero"``) and no previous spike;
 * ``z_prev = u_prev > threshold``;
 * ``leak = (beta_num * u_prev + 2**(beta_shift-1)) >> beta_shift`` (flooring shift);
 * ``I = acc * 2**frac_bits + bias``;
-* ``v = leak + I - threshold * z_prev`` or ``0 if z_prev else leak + I``;
+* ``v = leak + I - threshold * z_prev``, ``0 if z_prev else leak + I`` or
+  ``(0 if z_prev else leak) + I`` (reset subtract, zero, clear);
 * quantized: the code is the highest ``k`` with ``2 v > levels[k-1] + levels[k]`` (``v``
   strictly nearer ``levels[k]`` than ``levels[k-1]``; exact, no halving), else 0: for a
   strictly increasing table that is the nearest level, ties to the lower one, saturating
@@ -83,10 +84,13 @@ class ContractSpec(wiring.Component):
             levels = [int(v) for v in L.levels]
             rest = min(range(len(levels)), key=lambda k: (abs(levels[k]), k))
             code_prev = _named(m, "code_prev", Mux(self.fresh, rest, self.state))
-            u_prev = _named(m, "u_prev", _level_of(code_prev, levels))
+            u_prev = _level_of(code_prev, levels)
             # u_prev is one of the 2**n levels: its leak, evaluated here in Python
             # integers for each of them, is a table of constants
-            leak = _named(m, "leak", _level_of(code_prev, [_leak(L, v) for v in levels]))
+            leak = _level_of(code_prev, [_leak(L, v) for v in levels])
+            if L.rest == "zero":               # a sample starts from exactly 0
+                u_prev, leak = Mux(self.fresh, 0, u_prev), Mux(self.fresh, 0, leak)
+            u_prev, leak = _named(m, "u_prev", u_prev), _named(m, "leak", leak)
         else:
             u_prev = _named(m, "u_prev", Mux(self.fresh, 0, self.state))
             s = L.beta_shift
@@ -98,8 +102,10 @@ class ContractSpec(wiring.Component):
         m.d.comb += self.current.eq(current)
         if L.reset == "subtract":
             v = leak + current - Mux(z_prev, theta, 0)
-        else:
+        elif L.reset == "zero":
             v = Mux(z_prev, 0, leak + current)
+        else:
+            v = Mux(z_prev, 0, leak) + current
         v = _named(m, "v", v)
         if L.quantized:
             code = nearest_code(m, v, levels, L.state_bits)

@@ -2,7 +2,8 @@
 gateware (docs/fixed-point.md):
 
 * ``u_prev``: the level of the stored code (quantized) or the stored membrane; on a
-  sample's first timestep (``fresh``) the rest state instead, with no previous spike;
+  sample's first timestep (``fresh``) the rest state instead (the level nearest 0, or
+  exactly 0 for ``rest="zero"``), with no previous spike;
   a quantized layer looks ``leak(u_prev)`` up directly in a table of leaked levels
   (:func:`.geometry.leaked_levels`), so it needs no multiplier;
 * ``z_prev = u_prev > threshold`` (the spike of the previous timestep is recomputed from
@@ -10,8 +11,9 @@ gateware (docs/fixed-point.md):
 * ``leak = (beta_num * u_prev + 2**(beta_shift-1)) >> beta_shift`` (round half up,
   arithmetic shift);
 * ``I = (acc << frac_bits) + bias``;
-* ``v = leak + I - threshold * z_prev`` (subtract reset) or ``0 if z_prev else leak + I``
-  (zero reset), in ``update_width`` bits (a worst-case bound, so nothing wraps);
+* ``v = leak + I - threshold * z_prev`` (subtract reset), ``0 if z_prev else leak + I``
+  (zero reset) or ``(0 if z_prev else leak) + I`` (clear reset), in ``update_width`` bits
+  (a worst-case bound, so nothing wraps);
 * quantized: ``code = Q(v)``, ``spike = code > threshold_code``; else
   ``u = clip(v, mem_lo, mem_hi)``, ``spike = u > threshold``.
 """
@@ -82,7 +84,8 @@ class LIFDatapath(wiring.Component):
             # The previous state is a level, so its leak is a table entry (no multiplier).
             m.submodules.levels = table = LevelTable(leaked_levels(L))
             m.d.comb += table.code.eq(Mux(self.fresh, L.rest_code, self.state))
-            pre = table.level
+            # rest "zero" (snnTorch): a sample starts from exactly 0, whose leak is 0
+            pre = Mux(self.fresh, 0, table.level) if L.rest == "zero" else table.level
             z_prev = ~self.fresh & (self.state > L.threshold_code)
         else:
             u_prev = Mux(self.fresh, 0, self.state)
@@ -101,8 +104,10 @@ class LIFDatapath(wiring.Component):
         v = Signal(signed(self.value_width))
         if L.reset == "subtract":
             m.d.sync += v.eq(leak + current_r - Mux(z_prev_r, thr, 0))
-        else:
+        elif L.reset == "zero":
             m.d.sync += v.eq(Mux(z_prev_r, 0, leak + current_r))
+        else:                                   # clear: the membrane goes, the input stays
+            m.d.sync += v.eq(Mux(z_prev_r, 0, leak) + current_r)
         # stage 3: quantize (1 or n cycles) or saturate; then an output register, so the
         # state write and the spike word start from flip-flops
         new_state = Signal.like(self.new_state, name="new_state_r")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 
 from .._check import check_choice, check_float, check_int
-from ..contract import MAX_BETA_SHIFT, MAX_INPUT_BITS, MAX_MEM_BITS, RESET_MODES
+from ..contract import MAX_BETA_SHIFT, MAX_INPUT_BITS, MAX_MEM_BITS, RESET_MODES, REST_MODES
 from ..quant.levels import LEVEL_FAMILIES, MAX_STATE_BITS, MIN_STATE_BITS
 from ..quant.weights import MAX_WEIGHT_BITS, MIN_WEIGHT_BITS, WEIGHT_SCHEMES
 
@@ -32,7 +32,10 @@ class LayerConfig:
 
     size: number of neurons. bias: learn a bias current. beta: leak factor in (0, 1].
     learn_beta: train beta (clamped to [2**-beta_shift, 1]). threshold: firing threshold
-    (float units of the trainer). reset: ``subtract`` or ``zero``.
+    (float units of the trainer). reset: ``subtract``, ``zero`` (membrane and that step's
+    input dropped) or ``clear`` (membrane dropped, input kept: snnTorch's ``zero``).
+    rest: the membrane at a sample's start, ``auto`` (exactly 0 for the snnTorch level
+    families, as snnTorch; else the level nearest 0), ``level`` or ``zero``.
     weight_mode: ``none`` (float; exported by PTQ at the network's ``float_weight_bits``),
     ``ptq`` (trained float, quantized at export) or ``qat`` (fake-quantized in training).
     weight_bits / weight_scheme: the weight quantizer (per-tensor scale).
@@ -61,6 +64,7 @@ class LayerConfig:
     level_b: float = 4.0
     lower_limit: float = 0.0
     upper_limit: float = 0.2
+    rest: str = "auto"
 
     def __post_init__(self):
         check_int("size", self.size, 1, 1 << 20)
@@ -77,9 +81,19 @@ class LayerConfig:
         check_float("level_b", self.level_b, 0.0, 50.0)
         check_float("lower_limit", self.lower_limit, 0.0, 100.0)
         check_float("upper_limit", self.upper_limit, 0.0, 100.0, lo_open=True)
+        check_choice("rest", self.rest, ("auto",) + REST_MODES)
         for name in ("bias", "learn_beta"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+
+    @property
+    def rest_mode(self) -> str:
+        """The membrane before a sample's first update: ``rest``, where ``auto`` is
+        ``zero`` (exactly 0, as snnTorch) for the snnTorch level families and ``level``
+        (the level nearest 0: the contract's default) otherwise."""
+        if self.rest != "auto":
+            return self.rest
+        return "zero" if self.state_family.startswith("snntorch") else "level"
 
 
 @dataclass(frozen=True)

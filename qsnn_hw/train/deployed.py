@@ -59,6 +59,8 @@ def run_deployed(net: IntNetwork, enc: Encoded, trace: bool = False) -> Deployed
             bounds = decision_boundaries(layer.levels)
             levels = layer.levels
             u = np.full((batch, n), levels[np.searchsorted(bounds, 0, side="left")], np.int64)
+            if layer.rest == "zero":            # snnTorch: exactly 0, a level or not
+                u[:] = 0
         else:
             u = np.zeros((batch, n), np.int64)
             lo, hi = -(1 << (layer.mem_bits - 1)), (1 << (layer.mem_bits - 1)) - 1
@@ -67,11 +69,14 @@ def run_deployed(net: IntNetwork, enc: Encoded, trace: bool = False) -> Deployed
         mem = np.zeros((batch, steps, n), dtype=np.int64) if trace else None
         half = (1 << (layer.beta_shift - 1)) if layer.beta_shift else 0
         for t in range(steps):
-            v = ((layer.beta_num * u + half) >> layer.beta_shift) + (cur if static else cur[:, t])
+            i_t = cur if static else cur[:, t]
+            v = ((layer.beta_num * u + half) >> layer.beta_shift) + i_t
             if layer.reset == "subtract":
                 v = v - layer.threshold * z
-            else:
+            elif layer.reset == "zero":
                 v = np.where(z, 0, v)
+            else:
+                v = np.where(z, i_t, v)
             if layer.levels is not None:
                 u = levels[np.searchsorted(bounds, v, side="left")]
             else:

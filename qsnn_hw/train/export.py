@@ -99,7 +99,8 @@ def deploy_layer(model, index: int, cfg: TrainConfig, input_scale: float):
     try:
         il = IntLayer(weight=qt.signed, threshold=threshold, beta_num=beta_num,
                       beta_shift=cfg.beta_shift, reset=lc.reset, bias=bias, frac_bits=f,
-                      levels=levels, mem_bits=mem_bits)
+                      levels=levels, mem_bits=mem_bits,
+                      rest=lc.rest_mode if levels is not None else "level")
     except ValueError as exc:
         raise ExportError(f"layer {index}: {exc}") from None
     info = {

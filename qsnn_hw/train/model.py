@@ -134,7 +134,7 @@ class LIFLayer:
         squat = quant and lc.state_mode == "squat"
         batch = x.shape[-2]
         dtype = w.dtype
-        u0 = self.sq(np.zeros(1))[0] if squat else 0.0
+        u0 = self.sq(np.zeros(1))[0] if squat and lc.rest_mode == "level" else 0.0
         u = np.full((batch, self.n_out), u0, dtype=dtype)
         z = np.zeros((batch, self.n_out), dtype=dtype)
         us = np.empty((steps + 1, batch, self.n_out), dtype=dtype) if keep else None
@@ -146,8 +146,10 @@ class LIFLayer:
             i_t = cur if static else cur[t]
             if lc.reset == "subtract":
                 v = beta * u + i_t - theta * z
-            else:
+            elif lc.reset == "zero":
                 v = (1.0 - z) * (beta * u + i_t)
+            else:
+                v = (1.0 - z) * beta * u + i_t
             u = self.sq(v).astype(dtype) if squat else v
             z, g = spike(u - theta)
             zs[t] = z
@@ -218,13 +220,17 @@ class LIFLayer:
         if us is not None:
             real = (levels * unit).astype(us.dtype)
             slope = spike(((levels - il.threshold) * unit).astype(us.dtype))[1]
-            us[0] = real[code]
+            us[0] = real[code] if il.rest == "level" else 0.0
         for t in range(steps):
-            v = leaked[code] + (cur if static else cur[t])
+            i_t = cur if static else cur[t]
+            # rest "zero": the first update starts from exactly 0, whose leak is 0
+            v = (leaked[code] + i_t) if t or il.rest == "level" else i_t.copy()
             if il.reset == "subtract":
                 np.subtract(v, il.threshold, out=v, where=z)
-            else:
+            elif il.reset == "zero":
                 v[z] = 0
+            else:
+                np.copyto(v, i_t, where=z)
             code = np.searchsorted(bounds, v)
             z = code > top
             zs[t] = z
@@ -242,11 +248,14 @@ class LIFLayer:
         if us is not None:
             us[0] = 0.0
         for t in range(steps):
-            v = ((il.beta_num * u + half) >> il.beta_shift) + (cur if static else cur[t])
+            i_t = cur if static else cur[t]
+            v = ((il.beta_num * u + half) >> il.beta_shift) + i_t
             if il.reset == "subtract":
                 np.subtract(v, il.threshold, out=v, where=z)
-            else:
+            elif il.reset == "zero":
                 v[z] = 0
+            else:
+                np.copyto(v, i_t, where=z)
             u = np.clip(v, lo, hi, out=v)
             z = u > il.threshold
             zs[t] = z
@@ -276,7 +285,7 @@ class LIFLayer:
                 carry_u = beta * dv
                 dbeta += float(np.sum(dv * u_prev))
                 carry_z = -theta * dv if not detach_reset else carry_z
-            else:
+            elif lc.reset == "zero":            # v = (1 - z) * (beta*u + I)
                 z_prev = cache.z[t - 1] if t > 0 else 0.0
                 dvm = dv * (1.0 - z_prev)
                 d_cur[t] = dvm
@@ -285,6 +294,14 @@ class LIFLayer:
                 if not detach_reset:
                     i_t = cache.cur if static else cache.cur[t]
                     carry_z = -dv * (beta * u_prev + i_t)
+            else:                               # clear: v = (1 - z) * beta*u + I
+                z_prev = cache.z[t - 1] if t > 0 else 0.0
+                dvm = dv * (1.0 - z_prev)
+                d_cur[t] = dv
+                carry_u = beta * dvm
+                dbeta += float(np.sum(dvm * u_prev))
+                if not detach_reset:
+                    carry_z = -dv * beta * u_prev
         grads = {}
         if static:
             d_static = d_cur.sum(axis=0)  # the same current feeds every timestep
