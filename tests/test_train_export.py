@@ -157,7 +157,7 @@ def test_export_rejects_colliding_levels_with_clear_error():
 
 
 @settings(max_examples=60)
-@given(seed=st.integers(0, 2**32 - 1), reset=st.sampled_from(["subtract", "zero"]),
+@given(seed=st.integers(0, 2**32 - 1), reset=st.sampled_from(["subtract", "zero", "clear"]),
        states=st.sampled_from(["none", "squat"]),
        family=st.sampled_from(["uniform", "exponential", "snntorch", "snntorch_exponential"]),
        weight_bits=st.integers(2, 8), state_bits=st.integers(1, 6),
@@ -166,7 +166,9 @@ def test_export_rejects_colliding_levels_with_clear_error():
 def test_deployed_path_matches_golden_property(seed, reset, states, family, weight_bits,
                                                state_bits, input_bits, beta_shift, frac_bits,
                                                spikes):
-    # Random (untrained) parameters in many formats: trainer integer path == golden model.
+    # Random (untrained) parameters in many formats: the trainer's integer path and the
+    # model's own forward on its deployed grid == the golden model (the snnTorch families
+    # start from exactly 0: rest "auto")
     rng = np.random.default_rng(seed)
     lcs = (LayerConfig(7, reset=reset, state_mode=states, state_bits=state_bits, bias=True,
                        weight_mode="qat", weight_bits=weight_bits, state_family=family),
@@ -187,6 +189,10 @@ def test_deployed_path_matches_golden_property(seed, reset, states, family, weig
     mine = run_deployed(net, enc)
     for g, m in zip(gold.spikes, mine.spikes, strict=True):
         np.testing.assert_array_equal(g, m)
+    model.set_deployment(cfg, 1 / (2 ** bits - 1))
+    outs, _ = model.forward(enc.float_input(model.dtype), 9, deployed=True)
+    for g, z in zip(gold.spikes, outs, strict=True):
+        np.testing.assert_array_equal(g, z.transpose(1, 0, 2).astype(np.uint8))
 
 
 def test_golden_reproduces_trainer_on_event_data(tmp_path):

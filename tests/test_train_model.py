@@ -31,6 +31,15 @@ def test_lif_subtract_reset_hand_worked():
     assert outs[0][:, 0, 0].tolist() == [0, 0, 1, 0, 0]
 
 
+def test_lif_clear_reset_keeps_the_input():
+    # I = 0.5, beta 1, theta 1: u = 0.5, 1.0, 1.5 spike, then the membrane is cleared but
+    # that step's input counts (snnTorch's zero reset): 0.5, then 1.0, 1.5 spike again
+    net = one_neuron(1.0, 1.0, "clear")
+    outs, caches = net.forward(np.array([[0.5]]), 6, keep=True)
+    np.testing.assert_allclose(caches[0].u[1:, 0, 0], [0.5, 1.0, 1.5, 0.5, 1.0, 1.5])
+    assert outs[0][:, 0, 0].tolist() == [0, 0, 1, 0, 0, 1]
+
+
 def test_lif_zero_reset_and_strict_threshold():
     # I = 0.5, beta 1, theta 1: u = 0.5, 1.0 (not > 1: no spike), 1.5 spike, then reset to 0
     # (the input of that step is dropped too: v = (1 - z) * (...)), then 0.5, 1.0.
@@ -108,7 +117,7 @@ def _loss(net, x, y, steps):
     return loss, dc, caches
 
 
-@pytest.mark.parametrize("reset", ["subtract", "zero"])
+@pytest.mark.parametrize("reset", ["subtract", "zero", "clear"])
 @pytest.mark.parametrize("static", [True, False])
 def test_bptt_matches_finite_differences(reset, static):
     net, x, y, steps = _smooth_net(reset, static, seed=3)
@@ -230,8 +239,10 @@ def _reference_forward(params, x, y, steps, reset, k, frozen=None):
             cur = h[t] @ w.T + b
             if reset == "subtract":
                 u = beta * u + cur - theta * zr
-            else:
+            elif reset == "zero":
                 u = (1 - zr) * (beta * u + cur)
+            else:
+                u = (1 - zr) * beta * u + cur
             z = 1 / (1 + np.exp(-k * (u - theta)))
             zs.append(z)
         resets.append([np.zeros_like(zs[0])] + zs[:-1])
@@ -240,7 +251,7 @@ def _reference_forward(params, x, y, steps, reset, k, frozen=None):
     return ce_count_loss(counts, y)[0], resets
 
 
-@pytest.mark.parametrize("reset", ["subtract", "zero"])
+@pytest.mark.parametrize("reset", ["subtract", "zero", "clear"])
 def test_bptt_with_detached_reset_matches_finite_differences(reset):
     # The default training path (reset term detached, as snnTorch): the gradient is that of
     # the network in which the reset spikes are constants equal to their current values.
