@@ -50,7 +50,7 @@ from .nirgraph import (
 META_KEY = "qsnn_hw"
 META_FORMAT = 1
 __all__ = ["DT", "ImportOptions", "InteropError", "export_nir", "float_layers",
-           "import_nir", "read_graph", "write_nir"]
+           "from_snntorch", "import_nir", "read_graph", "write_nir"]
 
 
 # ---- export -------------------------------------------------------------------------
@@ -260,3 +260,35 @@ def _quantize(graph, opts: ImportOptions, source: str, dataset: dict) -> Artifac
                               "threshold": "each neuron's membrane scaled by 1/v_threshold",
                               "input_factor": "dt * r / tau (LIF), r (IF), folded into W"}}
     return Artifact(net, cfg.to_dict() if dataset else {}, metadata, infos)
+
+
+def from_snntorch(net, n_inputs: int, options: ImportOptions | None = None, *,
+                  dataset: dict | None = None) -> Artifact:
+    """An snnTorch ``nn.Sequential`` (``Linear`` and ``init_hidden=True`` ``Leaky``
+    modules with per-neuron ``beta`` / ``threshold`` tensors) as an artifact: exported
+    with snnTorch's own ``export_to_nir`` (needs torch, snntorch and nirtorch), then
+    :func:`import_nir`. ``options`` default to snnTorch's semantics; for a network using
+    ``reset_mechanism="zero"`` give ``ImportOptions(reset="clear")`` (the graph does not
+    say which reset the network used)."""
+    import os
+    import tempfile
+
+    import nir
+    try:
+        import torch
+        from snntorch.export_nir import export_to_nir
+    except ImportError as exc:
+        raise InteropError(f"from_snntorch needs torch, snntorch and nirtorch installed "
+                           f"({exc}); or export to NIR where they are and use import_nir") \
+            from None
+    graph = export_to_nir(net, torch.zeros(1, int(n_inputs)), ignore_dims=[0])
+    for module in net.modules():          # the export ran a forward pass: reset states
+        if hasattr(module, "reset_mem"):
+            module.reset_mem()
+    fd, tmp = tempfile.mkstemp(suffix=".nir")
+    os.close(fd)
+    try:
+        nir.write(tmp, graph)
+        return import_nir(tmp, options, dataset=dataset)
+    finally:
+        os.unlink(tmp)

@@ -350,3 +350,73 @@ def test_snntorch_semantics_matter():
                      ImportOptions(rest="level", state_bits=4, state_family="snntorch"))
     gold = simulate(art.network, rec["x"].astype(np.int64))
     assert min(np.mean(g == rec[f"spikes{i}"]) for i, g in enumerate(gold.spikes)) < 0.995
+
+
+@pytest.mark.parametrize("name", ["sq_uniform4", "sq_exponential4", "dense_zero"])
+def test_trainer_float_forward_is_snntorchs_leaky(name):
+    """The trainer's float LIF (SQUAT on the float snnTorch level table, the membrane
+    starting at exactly 0, reset clear for snnTorch's zero reset) with snnTorch's own
+    float weights gives snnTorch's spikes exactly (the forward a model trained in float
+    or with float SQUAT runs; quantization-aware layers train on the deployed grid,
+    docs/training.md)."""
+    import json
+
+    from qsnn_hw.train.config import LayerConfig
+    from qsnn_hw.train.model import SNN
+    from qsnn_hw.train.surrogate import SpikeFunction
+    rec = np.load(SNNTORCH / f"{name}.npz")
+    meta = json.loads(str(rec["meta"]))
+    graph = nir.read(SNNTORCH / f"{name}.nir")
+    fcs = [graph.nodes[k] for k in sorted(graph.nodes, key=lambda k: (len(k), k))
+           if type(graph.nodes[k]).__name__ in ("Linear", "Affine")]
+    lcs = []
+    for spec in meta["layers"]:
+        sq = spec["state_quant"]
+        lcs.append(LayerConfig(
+            spec["size"], bias=spec["bias"], beta=spec["beta"], threshold=spec["threshold"],
+            reset={"subtract": "subtract", "zero": "clear"}[spec["reset_mechanism"]],
+            state_mode="squat" if sq else "none", state_bits=sq["num_bits"] if sq else 4,
+            state_family=("snntorch" if sq["uniform"] else "snntorch_exponential")
+            if sq else "exponential", rest="zero"))
+    model = SNN(rec["x"].shape[2], lcs, SpikeFunction("atan"), dtype=np.float32)
+    for i, (layer, fc) in enumerate(zip(model.layers, fcs, strict=True)):
+        model.params[layer.key("weight")] = np.asarray(fc.weight, np.float32)
+        model.params[layer.key("beta")] = np.float32(meta["layers"][i]["beta"])
+        if lcs[i].bias:
+            model.params[layer.key("bias")] = np.asarray(fc.bias, np.float32)
+        if lcs[i].state_mode == "squat":      # snnTorch's own table, as recorded
+            np.testing.assert_array_equal(layer.sq.levels.astype(np.float32),
+                                          np.asarray(meta["layers"][i]["levels"], np.float32))
+    h = np.ascontiguousarray(rec["x"].transpose(1, 0, 2))     # time-major
+    for i, layer in enumerate(model.layers):   # the float path: no deployed grid
+        z, _ = layer.forward(model.params, h, h.shape[0], model.spike, True, True, False)
+        np.testing.assert_array_equal(z.transpose(1, 0, 2).astype(np.uint8), rec[f"spikes{i}"])
+        h = z
+
+
+def test_from_snntorch_converts_a_sequential_directly():
+    """Where torch and snnTorch are installed (not in CI: the fixtures above stand in for
+    them there). Measured with snnTorch 1.0.0 / torch 2.13.0: 100 % output agreement."""
+    torch = pytest.importorskip("torch")
+    snn = pytest.importorskip("snntorch")
+    pytest.importorskip("nirtorch")
+    from qsnn_hw.interop import from_snntorch
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(10, 6, bias=False),
+        snn.Leaky(beta=torch.full((6,), 0.9), threshold=torch.full((6,), 1.0),
+                  init_hidden=True),
+        torch.nn.Linear(6, 4, bias=False),
+        snn.Leaky(beta=torch.full((4,), 0.8), threshold=torch.full((4,), 1.0),
+                  init_hidden=True, output=True))
+    with torch.no_grad():
+        net[0].weight.mul_(3)
+        net[2].weight.mul_(3)
+    art = from_snntorch(net, 10)
+    x = (np.random.default_rng(0).random((8, 15, 10)) < 0.4).astype(np.int64)
+    spikes = []
+    with torch.no_grad():
+        for t in range(15):
+            s, _ = net(torch.tensor(x[:, t], dtype=torch.float32))
+            spikes.append(s.numpy())
+    assert np.mean(simulate(art.network, x).spikes[-1] == np.stack(spikes, 1)) >= 0.995
