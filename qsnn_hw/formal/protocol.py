@@ -30,14 +30,21 @@ wrapper, so a counterexample says which one failed and when):
   the time the engine takes any later event (the beat is dropped, and flagged).
 * ``fifo_no_overflow``: the update never writes a word into a full output FIFO.
 * ``eot_response``: every end of timestep the engine takes puts its end-of-timestep word
-  into the output FIFO within ``eot_latency`` cycles, in order (steps queued, answered
-  by the FIFO's eot writes; none without a step).
-* ``eot_order``: the j-th end-of-timestep word on the output carries the ``last`` of the
-  j-th ``eot`` beat of the input and comes after it was accepted; ``last`` on the output
-  therefore only after the sample's last beat.
-* ``spike_words``: every other output word has a non-zero mask within the layer's
-  lanes, a group < G, groups strictly increasing within a timestep, and belongs to a
-  timestep whose ``eot`` the engine has taken.
+  into the output FIFO within ``eot_latency`` cycles, in order and with its ``last``
+  (steps queued, answered by the FIFO's eot writes; none without a step).
+* ``eot_order``: the j-th end-of-timestep word written into the FIFO carries the
+  ``last`` of the j-th ``eot`` beat accepted on the input, which came before it.
+* ``spike_words``: every other word written has a non-zero mask within the layer's
+  lanes, a group < G, groups strictly increasing within a timestep, and is written while
+  an end of timestep taken is not yet answered.
+* ``fifo_order``: every word on the output is the oldest word written into the FIFO and
+  not yet output (nothing lost, repeated or reordered); with ``eot_order`` the j-th
+  end-of-timestep word on the output is the j-th input ``eot``'s, so ``last`` appears
+  only after the sample's last beat.
+
+The LIF datapaths are replaced by :class:`HavocDatapath` (free spikes): the protocol does
+not depend on the values, and the accumulator arithmetic drops out. Each property is its
+own solver run (together they take much longer, as one formula).
 """
 
 from __future__ import annotations
