@@ -112,6 +112,10 @@ class HavocDatapath(wiring.Component):
     which :mod:`.datapath` proves on its own)."""
 
     def __init__(self, real):
+        # the real datapath (and its quantizer) stays unelaborated on purpose
+        for part in (real, getattr(real, "quantizer", None)):
+            if part is not None:
+                part._MustUse__silence = True
         self.latency = real.latency
         self.havoc = Signal(name="havoc_spike")
         super().__init__(real.signature)
