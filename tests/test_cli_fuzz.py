@@ -97,6 +97,8 @@ def no_long_work(monkeypatch, tmp_path):
     monkeypatch.setattr(demo_cmd, "simulate", stop)
     monkeypatch.setattr(verify_cmd, "verify_model", stop)
     monkeypatch.setattr(prove_cmd, "prove_network", stop)
+    import qsnn_hw.formal.protocol as protocol
+    monkeypatch.setattr(protocol, "prove_protocol", stop)
     monkeypatch.setattr(build, "synthesize", stop)
     monkeypatch.setattr(sweep, "run_sweep", stop)
     monkeypatch.setattr(run_cmd, "BoardLink", stop)
