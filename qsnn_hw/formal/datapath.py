@@ -208,32 +208,42 @@ def prove_datapath(layer: IntLayer, geometry: LayerGeometry, pipelined=None, *, 
     yosys = yosys or find_yosys()
     t0 = time.perf_counter()
     harness = DatapathProof(layer, geometry, pipelined, datapath=datapath)
+    proven, cex, log = run_sat(harness, _script(harness.latency, "cex.json"),
+                               f"layer {index}", yosys, timeout,
+                               lambda path: _read_cex(path, harness))
+    return LayerProof(proven=proven, counterexample=cex, layer=index,
+                      seconds=time.perf_counter() - t0, latency=harness.latency,
+                      quantizer=geometry.quantizer_kind, log=log)
+
+
+def run_sat(harness, script: str, what: str, yosys: str, timeout: float | None,
+            read_cex):
+    """Convert ``harness`` to RTLIL and run the Yosys ``script`` on it in a temporary
+    directory. Returns ``(True, None, log)`` when proven and ``(False,
+    read_cex(path of cex.json), log)`` when the solver found a model; raises
+    :class:`ProofError` naming ``what`` when Yosys fails, times out or gives no verdict.
+    ``QSNN_PROVE_KEEP=DIR`` copies the proof's files to DIR (for debugging)."""
     text = rtlil.convert(harness, name="top", emit_src=False)
     with tempfile.TemporaryDirectory(prefix="qsnn-prove-") as tmp:
         tmp = Path(tmp)
         (tmp / "proof.il").write_text(text)
         try:
-            proc = subprocess.run([yosys, "-q", "-l", "proof.log", "-p",
-                                   _script(harness.latency, "cex.json")],
+            proc = subprocess.run([yosys, "-q", "-l", "proof.log", "-p", script],
                                   cwd=tmp, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise ProofError(f"layer {index}: the solver did not finish within "
+            raise ProofError(f"{what}: the solver did not finish within "
                              f"{timeout:.0f} s") from None
         log = (tmp / "proof.log").read_text() if (tmp / "proof.log").exists() else ""
         if os.environ.get("QSNN_PROVE_KEEP"):
             shutil.copytree(tmp, os.environ["QSNN_PROVE_KEEP"], dirs_exist_ok=True)
         if proc.returncode != 0:
             last = (proc.stderr.strip() or log.strip() or "no output").splitlines()[-1]
-            raise ProofError(f"layer {index}: yosys failed ({last})")
-        seconds = time.perf_counter() - t0
-        common = dict(layer=index, seconds=seconds, latency=harness.latency,
-                      quantizer=geometry.quantizer_kind, log=log)
+            raise ProofError(f"{what}: yosys failed ({last})")
         if "SAT proof finished - no model found: SUCCESS!" in log:
-            return LayerProof(proven=True, **common)
+            return True, None, log
         if "SAT proof finished - model found: FAIL!" in log:
-            return LayerProof(proven=False, counterexample=_read_cex(tmp / "cex.json", harness),
-                              **common)
-    raise ProofError(f"layer {index}: yosys gave no verdict")
+            return False, read_cex(tmp / "cex.json"), log
+    raise ProofError(f"{what}: yosys gave no verdict")
 
 
 def prove_network(net, config, *, on_layer=None, datapath=LIFDatapath,

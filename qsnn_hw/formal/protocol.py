@@ -50,24 +50,19 @@ own solver run (together they take much longer, as one formula).
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from amaranth.back import rtlil
 from amaranth.hdl import Assert, Assume, Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..contract import IntLayer
 from ..hdl.engine import LayerEngine
-from .datapath import ProofError, find_yosys
+from .datapath import ProofError, find_yosys, run_sat
 
 PROPERTIES = ("out_stable", "event_order", "buffer_bound", "weight_reads",
               "error_only_after_invalid", "error_before_next_event", "fifo_no_overflow",
@@ -402,29 +397,9 @@ def _read_failure(path: Path, depth: int, properties) -> ProtocolFailure:
 
 def _solve(harness: ProtocolProof, depth: int, yosys: str, timeout: float | None):
     """One solver run: (proven, failure or None, log)."""
-    text = rtlil.convert(harness, name="top", emit_src=False)
-    what = ", ".join(harness.asserted)
-    with tempfile.TemporaryDirectory(prefix="qsnn-protocol-") as tmp:
-        tmp = Path(tmp)
-        (tmp / "proof.il").write_text(text)
-        try:
-            proc = subprocess.run([yosys, "-q", "-l", "proof.log", "-p",
-                                   _script(depth, "cex.json")],
-                                  cwd=tmp, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise ProofError(f"protocol ({what}): the solver did not finish within "
-                             f"{timeout:.0f} s") from None
-        log = (tmp / "proof.log").read_text() if (tmp / "proof.log").exists() else ""
-        if os.environ.get("QSNN_PROVE_KEEP"):
-            shutil.copytree(tmp, os.environ["QSNN_PROVE_KEEP"], dirs_exist_ok=True)
-        if proc.returncode != 0:
-            last = (proc.stderr.strip() or log.strip() or "no output").splitlines()[-1]
-            raise ProofError(f"protocol ({what}): yosys failed ({last})")
-        if "SAT proof finished - no model found: SUCCESS!" in log:
-            return True, None, log
-        if "SAT proof finished - model found: FAIL!" in log:
-            return False, _read_failure(tmp / "cex.json", depth, harness.properties), log
-    raise ProofError(f"protocol ({what}): yosys gave no verdict")
+    return run_sat(harness, _script(depth, "cex.json"),
+                   f"protocol ({', '.join(harness.asserted)})", yosys, timeout,
+                   lambda path: _read_failure(path, depth, harness.properties))
 
 
 def prove_protocol(*, depth: int = DEFAULT_DEPTH, layer: IntLayer | None = None,

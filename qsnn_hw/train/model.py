@@ -90,6 +90,17 @@ def _int_matmul(x: np.ndarray, w: np.ndarray, input_max: int) -> np.ndarray:
     return np.rint(x.astype(dtype) @ w.T.astype(dtype)).astype(np.int64)
 
 
+def _reset(il: IntLayer, v: np.ndarray, z: np.ndarray, i_t: np.ndarray) -> None:
+    """The contract's reset of ``v = leak + I`` in place where the previous step spiked
+    (``z``): subtract the threshold, drop everything (zero) or keep only ``I`` (clear)."""
+    if il.reset == "subtract":
+        np.subtract(v, il.threshold, out=v, where=z)
+    elif il.reset == "zero":
+        v[z] = 0
+    else:
+        np.copyto(v, i_t, where=z)
+
+
 class LIFLayer:
     """One dense LIF layer; parameters live in the owning :class:`SNN`'s dict."""
 
@@ -225,12 +236,7 @@ class LIFLayer:
             i_t = cur if static else cur[t]
             # rest "zero": the first update starts from exactly 0, whose leak is 0
             v = (leaked[code] + i_t) if t or il.rest == "level" else i_t.copy()
-            if il.reset == "subtract":
-                np.subtract(v, il.threshold, out=v, where=z)
-            elif il.reset == "zero":
-                v[z] = 0
-            else:
-                np.copyto(v, i_t, where=z)
+            _reset(il, v, z, i_t)
             code = np.searchsorted(bounds, v)
             z = code > top
             zs[t] = z
@@ -250,12 +256,7 @@ class LIFLayer:
         for t in range(steps):
             i_t = cur if static else cur[t]
             v = ((il.beta_num * u + half) >> il.beta_shift) + i_t
-            if il.reset == "subtract":
-                np.subtract(v, il.threshold, out=v, where=z)
-            elif il.reset == "zero":
-                v[z] = 0
-            else:
-                np.copyto(v, i_t, where=z)
+            _reset(il, v, z, i_t)
             u = np.clip(v, lo, hi, out=v)
             z = u > il.threshold
             zs[t] = z
@@ -285,23 +286,16 @@ class LIFLayer:
                 carry_u = beta * dv
                 dbeta += float(np.sum(dv * u_prev))
                 carry_z = -theta * dv if not detach_reset else carry_z
-            elif lc.reset == "zero":            # v = (1 - z) * (beta*u + I)
+            else:
+                # zero: v = (1 - z) * (beta*u + I); clear: v = (1 - z) * beta*u + I
                 z_prev = cache.z[t - 1] if t > 0 else 0.0
                 dvm = dv * (1.0 - z_prev)
-                d_cur[t] = dvm
+                d_cur[t] = dvm if lc.reset == "zero" else dv
                 carry_u = beta * dvm
                 dbeta += float(np.sum(dvm * u_prev))
                 if not detach_reset:
                     i_t = cache.cur if static else cache.cur[t]
-                    carry_z = -dv * (beta * u_prev + i_t)
-            else:                               # clear: v = (1 - z) * beta*u + I
-                z_prev = cache.z[t - 1] if t > 0 else 0.0
-                dvm = dv * (1.0 - z_prev)
-                d_cur[t] = dv
-                carry_u = beta * dvm
-                dbeta += float(np.sum(dvm * u_prev))
-                if not detach_reset:
-                    carry_z = -dv * beta * u_prev
+                    carry_z = -dv * (beta * u_prev + (i_t if lc.reset == "zero" else 0.0))
         grads = {}
         if static:
             d_static = d_cur.sum(axis=0)  # the same current feeds every timestep
