@@ -52,8 +52,8 @@ def run(args) -> int:
 
 def register(sub) -> None:
     from ..data import DATASETS
-    from ..quant.levels import LEVEL_FAMILIES
     from ..quant.weights import WEIGHT_SCHEMES
+    from ..train.config import STATE_FAMILIES
     p = sub.add_parser("import", help="a NIR graph -> an artifact (.qsnn)",
                        description=__doc__,
                        formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
@@ -77,7 +77,7 @@ def register(sub) -> None:
                    help="default symmetric")
     g.add_argument("--state-bits", type=int_range(0, 8), default=0,
                    help="membrane levels 2**BITS; 0 = saturating membrane (default 0)")
-    g.add_argument("--state-family", choices=sorted(LEVEL_FAMILIES), default="exponential",
+    g.add_argument("--state-family", choices=STATE_FAMILIES, default="exponential",
                    help="level table of --state-bits (default exponential)")
     g.add_argument("--frac-bits", type=int_range(-1, 32), default=-1,
                    help="membrane fractional bits, -1 = automatic (default)")
