@@ -62,6 +62,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..contract import IntLayer
 from ..hdl.engine import LayerEngine
+from ..hdl.lif import LIFDatapath
 from .datapath import ProofError, find_yosys, run_sat
 
 PROPERTIES = ("out_stable", "event_order", "buffer_bound", "weight_reads",
@@ -98,25 +99,23 @@ class _Queue:
         self.full = full
 
 
-class HavocDatapath(wiring.Component):
-    """Stands in for a LIF datapath in the protocol proof: the same members and latency,
-    its spike a free input of the harness (``havoc``) in every cycle and its new state 0.
+class HavocDatapath(LIFDatapath):
+    """Stands in for a LIF datapath in the protocol proof (the engine is built with it:
+    ``LayerEngine(..., datapath=HavocDatapath)``): the same members and latency, its
+    spike a free input of the harness (``havoc``) in every cycle and its new state 0.
     The update's slots, alignment and FIFO writes do not depend on what the datapath
     computes, so every spike pattern the real datapath can produce is among the ones
     the solver tries (and the proof need not carry the accumulator and LIF arithmetic,
     which :mod:`.datapath` proves on its own)."""
 
-    def __init__(self, real):
-        # the real datapath (and its quantizer) stays unelaborated on purpose
-        for part in (real, getattr(real, "quantizer", None)):
-            if part is not None:
-                part._MustUse__silence = True
-        self.latency = real.latency
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.havoc = Signal(name="havoc_spike")
-        super().__init__(real.signature)
 
     def elaborate(self, platform):
         m = Module()
+        if self.quantizer is not None:   # elaborated, its outputs unused (Yosys drops it)
+            m.submodules.quantizer = self.quantizer
         m.d.comb += self.spike.eq(self.havoc)
         return m
 
@@ -147,13 +146,10 @@ class ProtocolProof(wiring.Component):
         self.properties = PROPERTIES + (("witness",) if witness else ())
         self.layer = tiny_layer() if layer is None else layer
         self.dut = engine(self.layer, lanes=lanes, input_kind="spike", banks=banks,
-                          fifo_depth=fifo_depth, trace=True)
+                          fifo_depth=fifo_depth, trace=True,
+                          **({"datapath": HavocDatapath} if abstract_datapath else {}))
         self.eot_latency = int(eot_latency)
-        self.havoc = []
-        if abstract_datapath:
-            dps = self.dut.update.datapaths
-            dps[:] = [HavocDatapath(dp) for dp in dps]
-            self.havoc = dps
+        self.havoc = self.dut.datapaths if abstract_datapath else []
         aw = len(self.dut.events.payload.addr)
         out_w = self.dut.out_layout.size
         super().__init__({

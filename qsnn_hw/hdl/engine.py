@@ -65,6 +65,8 @@ class LayerEngine(wiring.Component):
     banks : accumulator banks, 1 or 2 (two overlap the update with accumulation).
     static : the input is sent once per sample (spike or direct kinds; module docstring).
     trace : add the ``trace`` port (observation only; :func:`.layouts.trace_signature`).
+    datapath : the LIF datapath class (default :class:`.lif.LIFDatapath`; the formal
+        protocol proof builds the engine with a stand-in, :mod:`qsnn_hw.formal.protocol`).
 
     Members
     -------
@@ -86,7 +88,8 @@ class LayerEngine(wiring.Component):
                  input_bits: int = 1, upstream_groups: int | None = None,
                  upstream_lanes: int | None = None, fifo_depth: int | None = None,
                  pipelined: bool | None = None, weight_storage: str = "rom",
-                 banks: int = 2, static: bool = False, trace: bool = False):
+                 banks: int = 2, static: bool = False, trace: bool = False,
+                 datapath=None):
         if not isinstance(layer, IntLayer):
             raise TypeError(f"layer must be an IntLayer, got {type(layer).__name__}")
         self.layer = layer
@@ -112,7 +115,8 @@ class LayerEngine(wiring.Component):
         self.addressing = DenseAddressing(g)
         self.accumulate = Accumulate(g, reuse_distance=self.addressing.reuse_distance,
                                      multiply=input_kind == "direct")
-        self.update = Update(layer, g, pipelined=pipelined)
+        self.update = Update(layer, g, pipelined=pipelined,
+                             **({"datapath": datapath} if datapath is not None else {}))
         self.accumulators = self.accumulate.banks
         u = self.update
         self.states, self.biases, self.datapaths = u.states, u.biases, u.datapaths

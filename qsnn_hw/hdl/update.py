@@ -65,7 +65,7 @@ class Update(wiring.Component):
     """
 
     def __init__(self, layer: IntLayer, geom: LayerGeometry, *,
-                 pipelined: bool | None = None):
+                 pipelined: bool | None = None, datapath=LIFDatapath):
         self.layer, self.geometry = layer, geom
         G, P = geom.groups, geom.lanes
         self.states = StateMemory(layer, geom)
@@ -73,8 +73,9 @@ class Update(wiring.Component):
         if layer.bias is not None:
             self.biases = LaneMemory(width=geom.bias_width, is_signed=True, lanes=P, depth=G,
                                      writable=False, init=lane_words(layer.bias, geom))
-        self.datapaths = [LIFDatapath(layer, input_max=geom.input_max,
-                                      acc_width=geom.acc_width, pipelined=pipelined)
+        # ``datapath``: the LIF datapath class (the protocol proof passes a stand-in)
+        self.datapaths = [datapath(layer, input_max=geom.input_max,
+                                   acc_width=geom.acc_width, pipelined=pipelined)
                           for _ in range(P)]
         self.out_layout = spike_word_layout(G, P)
         self.fifo = fifo.SyncFIFOBuffered(width=self.out_layout.size, depth=geom.fifo_depth)
