@@ -115,8 +115,7 @@ class LayerEngine(wiring.Component):
         self.addressing = DenseAddressing(g)
         self.accumulate = Accumulate(g, reuse_distance=self.addressing.reuse_distance,
                                      multiply=input_kind == "direct")
-        self.update = Update(layer, g, pipelined=pipelined,
-                             **({"datapath": datapath} if datapath is not None else {}))
+        self.update = Update(layer, g, pipelined=pipelined, datapath=datapath)
         self.accumulators = self.accumulate.banks
         u = self.update
         self.states, self.biases, self.datapaths = u.states, u.biases, u.datapaths

@@ -65,7 +65,7 @@ class Update(wiring.Component):
     """
 
     def __init__(self, layer: IntLayer, geom: LayerGeometry, *,
-                 pipelined: bool | None = None, datapath=LIFDatapath):
+                 pipelined: bool | None = None, datapath=None):
         self.layer, self.geometry = layer, geom
         G, P = geom.groups, geom.lanes
         self.states = StateMemory(layer, geom)
@@ -73,7 +73,9 @@ class Update(wiring.Component):
         if layer.bias is not None:
             self.biases = LaneMemory(width=geom.bias_width, is_signed=True, lanes=P, depth=G,
                                      writable=False, init=lane_words(layer.bias, geom))
-        # ``datapath``: the LIF datapath class (the protocol proof passes a stand-in)
+        # ``datapath``: the LIF datapath class (the protocol proof passes a stand-in);
+        # None: this module's LIFDatapath, looked up here (fault-injection tests patch it)
+        datapath = LIFDatapath if datapath is None else datapath
         self.datapaths = [datapath(layer, input_max=geom.input_max,
                                    acc_width=geom.acc_width, pipelined=pipelined)
                           for _ in range(P)]
