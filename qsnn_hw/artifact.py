@@ -1,12 +1,18 @@
 """The deployed-model artifact: one file holding the integer network and everything
 needed to reproduce and report it.
 
-Format (schema version 1): a ZIP archive with fixed timestamps (same content -> same
-bytes) holding ``header.json`` and one ``.npy`` entry per integer array. The header
+Format (schema version 1, or 2 when the network has convolutional layers): a ZIP
+archive with fixed timestamps (same content -> same bytes) holding ``header.json`` and
+one ``.npy`` entry per integer array. The header
 carries the schema version, the integer scalars of every layer, the JSON-able
 ``config`` (how it was trained and quantized), ``metadata`` (training history, metrics,
 dataset) and ``layer_info`` (float scales, float level tables, ...) and a SHA-256
 checksum over the header and all array bytes. Files are written atomically.
+
+Schema 2 adds a convolutional layer's ``in_shape``, ``stride``, ``padding`` and
+``pool`` to its scalars (its weight array is 4-D). A network of dense layers only is
+still written as schema 1, byte for byte as before, so every reader of schema 1 keeps
+reading it; a reader of schema 1 refuses a schema-2 file with "upgrade qsnn-hw".
 """
 
 from __future__ import annotations
@@ -26,7 +32,9 @@ from ._io import atomic_write_bytes
 from .contract import IntLayer, IntNetwork
 
 FORMAT = "qsnn-hw-artifact"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# the scalars of a convolutional layer (schema 2)
+_CONV_SCALARS = ("in_shape", "stride", "padding", "pool")
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _LAYER_SCALARS = ("threshold", "beta_num", "beta_shift", "reset", "frac_bits", "mem_bits")
 
@@ -64,7 +72,15 @@ def _layer_header(layer: IntLayer) -> dict:
     spec = {k: getattr(layer, k) for k in _LAYER_SCALARS}
     if layer.rest != "level":
         spec["rest"] = layer.rest
+    if layer.is_conv:
+        spec.update({k: getattr(layer, k) for k in _CONV_SCALARS})
+        spec["in_shape"] = list(layer.in_shape)
     return spec
+
+
+def schema_of(net: IntNetwork) -> int:
+    """The schema a network is written with: the oldest that can express it."""
+    return 2 if any(layer.is_conv for layer in net.layers) else 1
 
 
 def _arrays(net: IntNetwork) -> dict[str, np.ndarray]:
@@ -92,7 +108,7 @@ def to_bytes(artifact: Artifact) -> bytes:
     arrays = _arrays(net)
     header = {
         "format": FORMAT,
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": schema_of(net),
         "writer": f"qsnn-hw {__version__}",
         "network": {
             "input_bits": net.input_bits,
@@ -209,11 +225,18 @@ def load_artifact(path) -> Artifact:
     try:
         layers = []
         for i, spec in enumerate(header["network"]["layers"]):
+            conv = {}
+            if "in_shape" in spec:
+                if version < 2:
+                    raise ValueError(f"layer {i} is convolutional, which schema {version} "
+                                     f"cannot hold")
+                conv = {k: spec[k] for k in _CONV_SCALARS}
+                conv["in_shape"] = tuple(conv["in_shape"])
             layers.append(IntLayer(weight=arrays[f"layer{i}.weight"],
                                    bias=arrays.get(f"layer{i}.bias"),
                                    levels=arrays.get(f"layer{i}.levels"),
                                    rest=spec.get("rest", "level"),
-                                   **{k: spec[k] for k in _LAYER_SCALARS}))
+                                   **{k: spec[k] for k in _LAYER_SCALARS}, **conv))
         net = IntNetwork(tuple(layers), input_bits=header["network"]["input_bits"])
         return Artifact(net, header["config"], header["metadata"], header["layer_info"])
     except (KeyError, TypeError, ValueError) as exc:

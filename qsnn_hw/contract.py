@@ -11,6 +11,14 @@ Per layer (docs/fixed-point.md has the full contract and a worked example):
   code) when states are quantized, else ``clip(v[t], -2**(mem_bits-1), 2**(mem_bits-1)-1)``
 * ``z[t]   = u[t] > threshold``  (with levels: ``code > threshold_code``)
 
+A **convolutional** layer (``in_shape`` set) computes ``W @ x[t]`` as a 2-D convolution
+of its input, read as ``in_shape = (C, H, W)`` in channel-major order, with a
+``(C_out, C, K_h, K_w)`` kernel, ``stride`` and zero ``padding``; its neurons are
+``(C_out, H_out, W_out)`` in channel-major order, the bias is per output channel, and
+with ``pool = k`` its output spikes are the logical OR of each k x k window (max
+pooling over spikes, stride k, windows past the edge dropped). Everything else is the
+dense layer's.
+
 All quantities are integers in *membrane units*; ``u[-1]`` is 0, or the code of the
 level nearest 0 when states are quantized.
 """
@@ -69,7 +77,8 @@ class IntLayer:
     reset : ``"subtract"`` (subtract the threshold), ``"zero"`` (the membrane and that
         step's input dropped: ``v = 0``) or ``"clear"`` (the membrane dropped, the
         input kept: ``v = I``, snnTorch's ``reset_mechanism="zero"``).
-    bias : optional (N,) signed integers in membrane units, added every timestep.
+    bias : optional (N,) signed integers in membrane units, added every timestep
+        ((C_out,) for a convolution: one per output channel).
     frac_bits : the current ``W @ x`` is shifted left by this many bits into membrane units.
     levels : optional strictly increasing signed integer table of ``2**n`` levels
         (membrane units); the state is then stored as an n-bit code.
@@ -77,6 +86,12 @@ class IntLayer:
     rest : the membrane before a sample's first update: ``"level"`` (the level nearest 0
         when states are quantized, else 0) or ``"zero"`` (exactly 0 even when 0 is not
         a level, as snnTorch).
+    in_shape : (C, H, W) for a convolutional layer (``weight`` is then
+        ``(C_out, C, K_h, K_w)``); None for a dense layer.
+    stride, padding : the convolution's stride (1 or 2) and zero padding (each side,
+        < kernel size).
+    pool : max pooling of the output spikes over ``pool x pool`` windows (1 = none;
+        convolutional layers only).
     """
 
     weight: np.ndarray
@@ -89,12 +104,22 @@ class IntLayer:
     levels: np.ndarray | None = None
     mem_bits: int = 24
     rest: str = "level"
+    in_shape: tuple | None = None
+    stride: int = 1
+    padding: int = 0
+    pool: int = 1
 
     def __post_init__(self):
-        w = check_int_array("weight", self.weight, ndim=2)
-        if w.shape[0] < 1 or w.shape[1] < 1:
-            raise ValueError(f"weight must have at least one neuron and one input, "
-                             f"got shape {w.shape}")
+        if self.in_shape is None:
+            w = check_int_array("weight", self.weight, ndim=2)
+            if w.shape[0] < 1 or w.shape[1] < 1:
+                raise ValueError(f"weight must have at least one neuron and one input, "
+                                 f"got shape {w.shape}")
+            check_int("stride", self.stride, 1, 1)
+            check_int("padding", self.padding, 0, 0)
+            check_int("pool", self.pool, 1, 1)
+        else:
+            w = self._check_conv()
         object.__setattr__(self, "weight", w)
         check_int("threshold", self.threshold, 1, _INT64_LIMIT)
         object.__setattr__(self, "threshold", int(self.threshold))
@@ -131,14 +156,83 @@ class IntLayer:
             raise ValueError("beta_num * membrane would overflow 64 bits; reduce beta_shift, "
                              "mem_bits or the level range")
 
+    def _check_conv(self) -> np.ndarray:
+        shape = self.in_shape
+        if not isinstance(shape, tuple | list) or len(shape) != 3:
+            raise ValueError(f"in_shape must be (channels, height, width), got {shape!r}")
+        c, h, wd = (check_int(f"in_shape[{i}]", v, 1, 1 << 16) for i, v in enumerate(shape))
+        object.__setattr__(self, "in_shape", (c, h, wd))
+        w = check_int_array("weight", self.weight, ndim=4)
+        if w.shape[0] < 1 or w.shape[1] != c or w.shape[2] < 1 or w.shape[3] < 1:
+            raise ValueError(f"a convolution's weight must have shape (C_out >= 1, {c}, K_h, "
+                             f"K_w) for in_shape {self.in_shape}, got {w.shape}")
+        check_int("stride", self.stride, 1, 2)
+        k = min(w.shape[2], w.shape[3])
+        check_int("padding", self.padding, 0, k - 1)
+        for axis, (size, kk) in enumerate(((h, w.shape[2]), (wd, w.shape[3]))):
+            if size + 2 * self.padding < kk:
+                raise ValueError(f"kernel {w.shape[2]}x{w.shape[3]} does not fit the "
+                                 f"{'height' if axis == 0 else 'width'} {size} of in_shape "
+                                 f"with padding {self.padding}")
+        object.__setattr__(self, "weight", w)
+        ho, wo = self.conv_shape[1:]
+        check_int("pool", self.pool, 1, max(1, min(ho, wo)))
+        return w
+
     # ---- shape -------------------------------------------------------------------------
     @property
+    def is_conv(self) -> bool:
+        return self.in_shape is not None
+
+    @property
+    def kernel(self) -> tuple[int, int] | None:
+        """(K_h, K_w) of a convolution, None for a dense layer."""
+        return tuple(self.weight.shape[2:]) if self.is_conv else None
+
+    @property
+    def conv_shape(self) -> tuple[int, int, int] | None:
+        """(C_out, H_out, W_out): the neurons of a convolution before pooling."""
+        if not self.is_conv:
+            return None
+        _, h, w = self.in_shape
+        kh, kw = self.weight.shape[2:]
+        s, p = self.stride, self.padding
+        return (self.weight.shape[0], (h + 2 * p - kh) // s + 1, (w + 2 * p - kw) // s + 1)
+
+    @property
+    def out_shape(self) -> tuple[int, int, int] | None:
+        """(C_out, H_out // pool, W_out // pool): a convolution's output spikes."""
+        if not self.is_conv:
+            return None
+        c, h, w = self.conv_shape
+        return (c, h // self.pool, w // self.pool)
+
+    @property
+    def n_neurons(self) -> int:
+        """Neurons (membrane states) of the layer: ``N`` dense, ``C_out*H_out*W_out``
+        convolutional."""
+        return int(np.prod(self.conv_shape)) if self.is_conv else self.weight.shape[0]
+
+    @property
     def n_out(self) -> int:
-        return self.weight.shape[0]
+        """Output spikes per timestep (after pooling)."""
+        return int(np.prod(self.out_shape)) if self.is_conv else self.weight.shape[0]
 
     @property
     def n_in(self) -> int:
-        return self.weight.shape[1]
+        return int(np.prod(self.in_shape)) if self.is_conv else self.weight.shape[1]
+
+    @property
+    def channels(self) -> int:
+        """Output channels (= neurons of a dense layer): the rows of ``weight``, what a
+        bias and the hardware's lanes run over."""
+        return self.weight.shape[0]
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """The weights as a (rows, fan-in) matrix: ``weight`` itself for a dense layer,
+        ``(C_out, C*K_h*K_w)`` (kernel taps in (c, ky, kx) order) for a convolution."""
+        return self.weight.reshape(self.weight.shape[0], -1)
 
     @property
     def quantized(self) -> bool:
@@ -188,8 +282,9 @@ class IntLayer:
 
     def current_bound(self, input_max: int) -> int:
         """Largest |I[t]| for inputs in [0, input_max] (a worst case over all neurons)."""
-        pos = np.where(self.weight > 0, self.weight, 0).sum(axis=1)
-        neg = np.where(self.weight < 0, -self.weight, 0).sum(axis=1)
+        w = self.matrix  # every kernel tap may see an input (padding only removes some)
+        pos = np.where(w > 0, w, 0).sum(axis=1)
+        neg = np.where(w < 0, -w, 0).sum(axis=1)
         reach = np.maximum(pos, neg).astype(object) * int(input_max) << self.frac_bits
         if self.bias is not None:
             reach = reach + np.abs(self.bias).astype(object)
@@ -232,7 +327,11 @@ class IntNetwork:
                 raise TypeError(f"layers[{i}] must be an IntLayer, got {type(layer).__name__}")
             if i and layer.n_in != layers[i - 1].n_out:
                 raise ValueError(f"layers[{i}] has {layer.n_in} inputs but layers[{i - 1}] has "
-                                 f"{layers[i - 1].n_out} neurons")
+                                 f"{layers[i - 1].n_out} outputs")
+            if i and layer.is_conv and layers[i - 1].is_conv \
+                    and layer.in_shape != layers[i - 1].out_shape:
+                raise ValueError(f"layers[{i}] reads its input as in_shape {layer.in_shape} "
+                                 f"but layers[{i - 1}] outputs {layers[i - 1].out_shape}")
         object.__setattr__(self, "layers", layers)
         check_int("input_bits", self.input_bits, 1, MAX_INPUT_BITS)
         for i, layer in enumerate(layers):

@@ -21,8 +21,9 @@ from .quant.state import nearest_level
 class GoldenResult:
     """Outputs of :func:`simulate` for a batch of B samples over T timesteps.
 
-    ``spikes[l]``: (B, T, N_l) uint8 spike trains of layer l.
-    ``final_mem[l]``: (B, N_l) int64 membrane values after the last timestep.
+    ``spikes[l]``: (B, T, N_l) uint8 output spike trains of layer l (after pooling).
+    ``final_mem[l]``: (B, N_l) int64 membrane values after the last timestep (one per
+    neuron: ``n_neurons``, before pooling).
     ``final_codes[l]``: (B, N_l) int64 state codes (None for unquantized layers).
     ``mem[l]`` / ``codes[l]``: (B, T, N_l) traces, only when ``trace=True``.
     ``counts``: (B, N_out) output spike counts; ``predictions``: (B,) argmax of the
@@ -38,18 +39,58 @@ class GoldenResult:
     codes: list | None = None
 
 
+def conv_patches(layer: IntLayer, x: np.ndarray) -> np.ndarray:
+    """The receptive field of every neuron of a convolutional layer, zero padded:
+    ``(..., H_out, W_out, C*K_h*K_w)`` from flat inputs ``(..., C*H*W)``, taps in the
+    (c, ky, kx) order of :attr:`IntLayer.matrix`."""
+    c, h, w = layer.in_shape
+    kh, kw = layer.kernel
+    s, p = layer.stride, layer.padding
+    img = x.reshape(x.shape[:-1] + (c, h, w))
+    pad = [(0, 0)] * (img.ndim - 2) + [(p, p), (p, p)]
+    img = np.pad(img, pad)
+    win = np.lib.stride_tricks.sliding_window_view(img, (kh, kw), axis=(-2, -1))
+    _, ho, wo = layer.conv_shape
+    win = win[..., : (ho - 1) * s + 1: s, : (wo - 1) * s + 1: s, :, :]
+    # (..., C, Ho, Wo, kh, kw) -> (..., Ho, Wo, C, kh, kw)
+    win = np.moveaxis(win, -5, -3)
+    return win.reshape(win.shape[:-3] + (c * kh * kw,))
+
+
 def input_currents(layer: IntLayer, x: np.ndarray) -> np.ndarray:
-    """``(W @ x[b, t]) * 2**frac_bits + bias`` for every sample and timestep: (B, T, N)."""
+    """``(W @ x[b, t]) * 2**frac_bits + bias`` for every sample and timestep: (B, T, N)
+    (a convolution's neurons in (C_out, H_out, W_out) order)."""
+    if layer.is_conv:
+        cur = (conv_patches(layer, x) @ layer.matrix.T) << layer.frac_bits
+        if layer.bias is not None:
+            cur += layer.bias                               # (B, T, Ho, Wo, C_out)
+        cur = np.moveaxis(cur, -1, -3)                      # (B, T, C_out, Ho, Wo)
+        return np.ascontiguousarray(cur).reshape(x.shape[:-1] + (layer.n_neurons,))
     cur = np.matmul(x, layer.weight.T) << layer.frac_bits
     if layer.bias is not None:
         cur += layer.bias
     return cur
 
 
+def max_pool(layer: IntLayer, spikes: np.ndarray) -> np.ndarray:
+    """A convolutional layer's output: the OR of every ``pool x pool`` window of its
+    neurons' spikes ``(..., C_out*H_out*W_out)`` -> ``(..., n_out)``; the identity for
+    ``pool == 1``."""
+    k = layer.pool
+    if k == 1:
+        return spikes
+    c, h, w = layer.conv_shape
+    ph, pw = h // k, w // k
+    grid = spikes.reshape(spikes.shape[:-1] + (c, h, w))[..., : ph * k, : pw * k]
+    grid = grid.reshape(grid.shape[:-2] + (ph, k, pw, k))
+    return grid.max(axis=(-3, -1)).reshape(spikes.shape[:-1] + (c * ph * pw,))
+
+
 def run_layer(layer: IntLayer, x: np.ndarray, trace: bool = False):
     """Simulate one layer over all timesteps. ``x``: (B, T, M) int64.
 
-    Returns ``(spikes (B,T,N) uint8, final_mem, final_codes, mem_trace, code_trace)``.
+    Returns ``(output spikes (B,T,n_out) uint8, final_mem, final_codes, mem_trace,
+    code_trace)``; the states are per neuron (``n_neurons``), the spikes after pooling.
     """
     cur = input_currents(layer, x)
     batch, steps, n = cur.shape
@@ -83,7 +124,7 @@ def run_layer(layer: IntLayer, x: np.ndarray, trace: bool = False):
             mem_tr[:, t] = u
             if code_tr is not None:
                 code_tr[:, t] = code
-    return spikes, u, code, mem_tr, code_tr
+    return max_pool(layer, spikes), u, code, mem_tr, code_tr
 
 
 def check_inputs(net: IntNetwork, x) -> np.ndarray:

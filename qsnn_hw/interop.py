@@ -60,6 +60,10 @@ def export_nir(art: Artifact):
     import nir
 
     net = art.network
+    for i, layer in enumerate(net.layers):
+        if layer.is_conv:
+            raise InteropError(f"layer {i} is convolutional: NIR export writes dense layers "
+                               f"only so far")
     nodes = {"input": nir.Input({"input": np.array([net.n_in])})}
     edges, prev = [], "input"
     for i, layer in enumerate(net.layers):

@@ -83,6 +83,60 @@ def random_layer(rng: np.random.Generator, n_in: int, n_out: int, *, input_max: 
                     rest)
 
 
+def random_conv_layer(rng: np.random.Generator, in_shape, *, input_max: int = 1,
+                      channels=None, kernel=None, stride=None, padding=None, pool=None,
+                      **layer_kwargs) -> IntLayer:
+    """One random convolutional layer reading ``in_shape = (C, H, W)``: 1-6 output
+    channels, kernel 1-5 (at most the padded input), stride 1-2, padding below the
+    kernel, pooling 1-2 when the output allows it. Other keywords go to
+    :func:`random_layer` (weights, states, reset, bias, ...)."""
+    c, h, w = in_shape
+    channels = int(_pick(rng, channels, list(range(1, 7))))
+    padding_pick = padding
+    while True:
+        k = int(_pick(rng, kernel, list(range(1, 6))))
+        p = int(_pick(rng, padding_pick, list(range(k))))
+        if k <= min(h, w) + 2 * p:
+            break
+        if kernel is not None and padding_pick is not None:
+            raise ValueError(f"kernel {k} does not fit in_shape {in_shape} with padding {p}")
+    s = int(_pick(rng, stride, [1, 1, 2]))
+    ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+    pool = int(_pick(rng, pool, [1, 2] if min(ho, wo) >= 2 else [1]))
+    # draw the LIF part as a dense layer of C_out rows over the kernel's fan-in, then
+    # give the weight its kernel shape (the bias is per channel either way)
+    base = random_layer(rng, c * k * k, channels, input_max=input_max, **layer_kwargs)
+    return IntLayer(base.weight.reshape(channels, c, k, k), base.threshold, base.beta_num,
+                    base.beta_shift, base.reset, base.bias, base.frac_bits, base.levels,
+                    base.mem_bits, base.rest, in_shape=(c, h, w), stride=s, padding=p,
+                    pool=pool)
+
+
+def random_conv_network(rng: np.random.Generator, *, in_shape=None, convs=None,
+                        dense=None, input_bits=None, **layer_kwargs) -> IntNetwork:
+    """A random chain of 1-2 convolutional layers (optionally pooled) then 0-2 dense
+    layers. ``in_shape`` (default: 1-3 channels of 3-9 x 3-9), ``convs``: number of
+    convolutions, ``dense``: sizes of the dense layers after them."""
+    if in_shape is None:
+        in_shape = (int(rng.integers(1, 4)), int(rng.integers(3, 10)),
+                    int(rng.integers(3, 10)))
+    input_bits = int(_pick(rng, input_bits, [1, 1, 1, 2, 4, 8]))
+    convs = int(rng.integers(1, 3)) if convs is None else int(convs)
+    if dense is None:
+        dense = [int(rng.integers(1, 13)) for _ in range(int(rng.integers(0, 3)))]
+    layers, shape = [], tuple(in_shape)
+    for i in range(convs):
+        layer = random_conv_layer(rng, shape, input_max=(1 << input_bits) - 1 if i == 0
+                                  else 1, **layer_kwargs)
+        layers.append(layer)
+        shape = layer.out_shape
+    n = layers[-1].n_out
+    for size in dense:
+        layers.append(random_layer(rng, n, size, **layer_kwargs))
+        n = size
+    return IntNetwork(tuple(layers), input_bits)
+
+
 def random_network(rng: np.random.Generator, *, sizes=None, input_bits=None, **layer_kwargs
                    ) -> IntNetwork:
     """A random chain of layers. ``sizes``: [M, N_1, ..., N_L] (default: 1-3 layers of

@@ -7,9 +7,17 @@ import zipfile
 import numpy as np
 import pytest
 
-from qsnn_hw.artifact import Artifact, ArtifactError, load_artifact, save_artifact, to_bytes
+from qsnn_hw.artifact import (
+    Artifact,
+    ArtifactError,
+    _arrays,
+    _checksum,
+    load_artifact,
+    save_artifact,
+    to_bytes,
+)
 from qsnn_hw.golden import simulate
-from qsnn_hw.testing import random_inputs, random_network
+from qsnn_hw.testing import random_conv_network, random_inputs, random_network
 
 
 def _artifact(seed=3):
@@ -122,3 +130,54 @@ def test_config_must_be_json():
         Artifact(_artifact().network, {"bad": object()})
     with pytest.raises(ValueError, match="NaN|JSON"):
         Artifact(_artifact().network, {}, {"acc": float("nan")})
+
+
+def _conv_artifact(seed):
+    net = random_conv_network(np.random.default_rng(seed))
+    return Artifact(net, {"seed": seed}, {}, [{} for _ in net.layers])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_conv_round_trip_runs_identically(tmp_path, seed):
+    art = _conv_artifact(seed)
+    back = load_artifact(save_artifact(tmp_path / "c.qsnn", art))
+    for a, b in zip(art.network.layers, back.network.layers, strict=True):
+        assert np.array_equal(a.weight, b.weight) and a.weight.shape == b.weight.shape
+        assert (a.in_shape, a.stride, a.padding, a.pool) == \
+            (b.in_shape, b.stride, b.padding, b.pool)
+    x = random_inputs(np.random.default_rng(seed), art.network, 2, 4)
+    ra, rb = simulate(art.network, x), simulate(back.network, x)
+    assert all(np.array_equal(p, q) for p, q in zip(ra.spikes, rb.spikes, strict=True))
+
+
+def _header(data: bytes) -> dict:
+    return json.loads(zipfile.ZipFile(io.BytesIO(data)).read("header.json"))
+
+
+def test_schema_is_the_oldest_that_holds_the_network():
+    """Dense networks stay schema 1 (older readers keep reading them); a convolution
+    needs schema 2."""
+    dense = _header(to_bytes(_artifact()))
+    assert dense["schema_version"] == 1
+    assert all("in_shape" not in spec for spec in dense["network"]["layers"])
+    conv = _header(to_bytes(_conv_artifact(1)))
+    assert conv["schema_version"] == 2
+    assert conv["network"]["layers"][0]["in_shape"] == \
+        list(_conv_artifact(1).network.layers[0].in_shape)
+
+
+def test_convolution_in_a_schema_1_file_is_refused(tmp_path):
+    """A schema-1 header cannot carry a convolution (a hand-edited or damaged file)."""
+    def edit(name, blob):
+        if name == "header.json":
+            h = json.loads(blob)
+            h["schema_version"] = 1
+            h.pop("checksum")
+            h["checksum"] = _checksum(h, _arrays(art.network))
+            return json.dumps(h).encode()
+        return blob
+    art = _conv_artifact(2)
+    p = tmp_path / "s1.qsnn"
+    p.write_bytes(_rewrite(to_bytes(art), edit))
+    with pytest.raises(ArtifactError, match="convolutional, which schema 1 cannot hold"):
+        load_artifact(p)

@@ -9,9 +9,46 @@ import pytest
 
 from qsnn_hw.contract import IntLayer, IntNetwork, beta_to_fixed
 from qsnn_hw.golden import simulate
-from qsnn_hw.testing import random_inputs, random_network
+from qsnn_hw.testing import random_conv_network, random_inputs, random_network
 
 N_CONFIGS = int(os.environ.get("QSNN_REGRESSION_CONFIGS", "120"))
+
+
+def scalar_currents(layer: IntLayer, x_t: list) -> list:
+    """``W @ x`` of one timestep for every neuron, as Python ints: a dense layer's rows,
+    or a convolution written out as its definition (zero outside the input)."""
+    if not layer.is_conv:
+        return [sum(wm * xm for wm, xm in zip(row, x_t, strict=True))
+                for row in layer.weight.tolist()]
+    c_in, h, w = layer.in_shape
+    kernel = layer.weight.tolist()
+    c_out, ho, wo = layer.conv_shape
+    kh, kw = layer.kernel
+    out = []
+    for co in range(c_out):
+        for oy in range(ho):
+            for ox in range(wo):
+                acc = 0
+                for ci in range(c_in):
+                    for ky in range(kh):
+                        for kx in range(kw):
+                            y = oy * layer.stride + ky - layer.padding
+                            xx = ox * layer.stride + kx - layer.padding
+                            if 0 <= y < h and 0 <= xx < w:
+                                acc += kernel[co][ci][ky][kx] * x_t[(ci * h + y) * w + xx]
+                out.append(acc)
+    return out
+
+
+def scalar_pool(layer: IntLayer, spikes: list) -> list:
+    """Max pooling of one timestep's spikes: any spike in each k x k window."""
+    if not layer.is_conv or layer.pool == 1:
+        return spikes
+    c, h, w = layer.conv_shape
+    k = layer.pool
+    return [max(spikes[(ch * h + py * k + dy) * w + px * k + dx]
+                for dy in range(k) for dx in range(k))
+            for ch in range(c) for py in range(h // k) for px in range(w // k)]
 
 
 def scalar_reference(net: IntNetwork, x: np.ndarray):
@@ -25,8 +62,10 @@ def scalar_reference(net: IntNetwork, x: np.ndarray):
         inp = sample
         per_layer = []
         for layer in net.layers:
-            w = layer.weight.tolist()
-            bias = layer.bias.tolist() if layer.bias is not None else [0] * layer.n_out
+            n_neurons = layer.n_neurons
+            per_channel = n_neurons // layer.channels
+            bias = ([b for b in layer.bias.tolist() for _ in range(per_channel)]
+                    if layer.bias is not None else [0] * n_neurons)
             levels = layer.levels.tolist() if layer.levels is not None else None
             lo, hi = -(2 ** (layer.mem_bits - 1)), 2 ** (layer.mem_bits - 1) - 1
 
@@ -34,15 +73,15 @@ def scalar_reference(net: IntNetwork, x: np.ndarray):
                 best = min(range(len(levels)), key=lambda k: (abs(v - levels[k]), k))
                 return best, levels[best]
 
-            u = [quantize(0)[1] if levels else 0 for _ in range(layer.n_out)]
-            codes = [quantize(0)[0] if levels else None for _ in range(layer.n_out)]
-            z = [False] * layer.n_out
+            u = [quantize(0)[1] if levels else 0 for _ in range(n_neurons)]
+            codes = [quantize(0)[0] if levels else None for _ in range(n_neurons)]
+            z = [False] * n_neurons
             out = []
             for t in range(len(inp)):
                 spikes_t = []
-                for n in range(layer.n_out):
-                    current = sum(w[n][m] * inp[t][m] for m in range(layer.n_in))
-                    current = current * 2 ** layer.frac_bits + bias[n]
+                currents = scalar_currents(layer, inp[t])
+                for n in range(n_neurons):
+                    current = currents[n] * 2 ** layer.frac_bits + bias[n]
                     beta = Fraction(layer.beta_num, 2 ** layer.beta_shift)
                     leak = floor(beta * u[n] + Fraction(1, 2))
                     if layer.reset == "subtract":
@@ -55,7 +94,7 @@ def scalar_reference(net: IntNetwork, x: np.ndarray):
                         u[n] = min(max(v, lo), hi)
                     spikes_t.append(1 if u[n] > layer.threshold else 0)
                 z = [bool(s) for s in spikes_t]
-                out.append(spikes_t)
+                out.append(scalar_pool(layer, spikes_t))
             per_layer.append((out, list(u), codes))
             inp = out
         counts = [sum(col) for col in zip(*per_layer[-1][0], strict=True)]
@@ -86,6 +125,38 @@ def test_random_networks_match_scalar_reference(seed):
     assert_matches_reference(net, x, where=f"seed {seed}:")
 
 
+@pytest.mark.parametrize("seed", range(N_CONFIGS // 2))
+def test_random_conv_networks_match_scalar_reference(seed):
+    """Convolutions (kernel, stride, padding, channels, pooling, then dense layers) against
+    the convolution written out as its definition."""
+    rng = np.random.default_rng(10_000 + seed)
+    net = random_conv_network(rng, reset=["subtract", "zero"][seed % 2])
+    x = random_inputs(rng, net, batch=int(rng.integers(1, 3)), steps=int(rng.integers(1, 6)))
+    assert_matches_reference(net, x, where=f"conv seed {seed}:")
+
+
+def test_random_conv_sweep_exercises_the_space():
+    """The conv sweep covers strides, paddings, kernels, pooling and activity."""
+    seen = {"stride": set(), "padding": set(), "kernel": set(), "pool": set()}
+    active = 0
+    for seed in range(N_CONFIGS // 2):
+        rng = np.random.default_rng(10_000 + seed)
+        net = random_conv_network(rng, reset=["subtract", "zero"][seed % 2])
+        x = random_inputs(rng, net, batch=int(rng.integers(1, 3)),
+                          steps=int(rng.integers(1, 6)))
+        for layer in net.layers:
+            if layer.is_conv:
+                seen["stride"].add(layer.stride)
+                seen["padding"].add(layer.padding)
+                seen["kernel"].add(layer.kernel[0])
+                seen["pool"].add(layer.pool)
+        active += int(simulate(net, x).spikes[0].any())
+    assert seen["stride"] == {1, 2} and seen["pool"] == {1, 2}
+    assert seen["kernel"] == {1, 2, 3, 4, 5}
+    assert {0, 1, 2} <= seen["padding"]
+    assert active >= N_CONFIGS // 8
+
+
 def test_random_sweep_exercises_the_space():
     """The sweep above is only meaningful if it covers every mode and produces activity."""
     seen, active, total = set(), 0, 0
@@ -114,6 +185,43 @@ def test_hand_worked_example():
     assert res.codes[0][0].tolist() == [[4, 2], [4, 6], [2, 5], [2, 7]]
     assert res.spikes[0][0].tolist() == [[0, 0], [0, 1], [0, 0], [0, 1]]
     assert res.counts.tolist() == [[0, 2]] and res.predictions.tolist() == [1]
+
+
+def test_hand_worked_conv_example():
+    """docs/fixed-point.md, "Convolutional layers", worked example."""
+    layer = IntLayer(np.array([[[[1, 2], [-1, 1]]]]), 3, 1, 1, mem_bits=8, in_shape=(1, 3, 3),
+                     pool=2)
+    net = IntNetwork((layer,))
+    x = np.array([[[1, 0, 1, 0, 1, 0, 1, 0, 0], [0, 1, 1, 1, 1, 0, 0, 0, 1]]])
+    res = simulate(net, x, trace=True)
+    assert layer.conv_shape == (1, 2, 2) and layer.out_shape == (1, 1, 1)
+    assert res.mem[0][0].tolist() == [[2, 1, 1, 1], [3, 3, 4, 3]]
+    assert res.spikes[0][0].tolist() == [[0], [1]]
+
+
+def test_conv_layer_validation():
+    w = np.ones((2, 1, 3, 3), dtype=np.int64)
+    good = dict(weight=w, threshold=2, beta_num=1, beta_shift=0, in_shape=(1, 5, 5))
+    assert IntLayer(**good).n_neurons == 2 * 3 * 3
+    cases = [
+        (dict(stride=3), "stride must be in \\[1, 2\\]"),
+        (dict(padding=3), "padding must be in \\[0, 2\\]"),
+        (dict(pool=4), "pool must be in \\[1, 3\\]"),
+        (dict(in_shape=(2, 5, 5)), "shape \\(C_out >= 1, 2, K_h, K_w\\)"),
+        (dict(in_shape=(1, 2, 5)), "does not fit the height 2"),
+        (dict(in_shape=(1, 5)), "in_shape must be \\(channels, height, width\\)"),
+        (dict(bias=np.zeros(18, dtype=np.int64)), "bias must have shape \\(2,\\)"),
+        (dict(weight=np.ones((2, 9), dtype=np.int64)), "must have 4 dimension"),
+    ]
+    for change, msg in cases:
+        with pytest.raises(ValueError, match=msg):
+            IntLayer(**{**good, **change})
+    with pytest.raises(ValueError, match="pool must be in \\[1, 1\\]"):
+        IntLayer(np.ones((2, 3), dtype=np.int64), 2, 1, 0, pool=2)
+    conv = IntLayer(**good, pool=3)                    # outputs (2, 1, 1)
+    with pytest.raises(ValueError, match="reads its input as in_shape \\(1, 1, 2\\)"):
+        IntNetwork((conv, IntLayer(np.ones((1, 1, 1, 1), dtype=np.int64), 1, 1, 0,
+                                   in_shape=(1, 1, 2))))
 
 
 def test_zero_reset_and_unquantized_saturation():

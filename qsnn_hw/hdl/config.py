@@ -147,6 +147,9 @@ class CoreConfig:
         pipelined = {"auto": None, "comparators": False, "pipelined": True}[self.quantizer]
         out = []
         for i, layer in enumerate(net.layers):
+            if layer.is_conv:
+                raise ValueError(f"layer {i} is convolutional: this qsnn-hw's core builds "
+                                 f"dense layers only (the golden model runs convolutions)")
             g = groups_of(layer.n_out, lanes[i])
             lo = min_fifo_depth(g)
             d = depths[i]
