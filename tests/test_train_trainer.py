@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from test_plots import assert_png_has_content
 
 from qsnn_hw.artifact import load_artifact
 from qsnn_hw.cli import main
@@ -15,6 +16,7 @@ from qsnn_hw.golden import simulate
 from qsnn_hw.train import trainer
 from qsnn_hw.train.config import LayerConfig, TrainConfig
 from qsnn_hw.train.encoding import encode
+from qsnn_hw.train.plots import PLOTS
 
 SMALL = dict(layers=(LayerConfig(24, weight_mode="qat", weight_bits=4, state_mode="squat",
                                  state_bits=4),
@@ -103,8 +105,8 @@ def test_cli_train_writes_artifact_metrics_and_plots(tmp_path):
                 "wall_time_s"):
         assert key in m
     assert m["spike_agreement"] == 1.0
-    for png in ("training_curves", "state_levels", "membrane_traces"):
-        assert (out / "plots" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
+    for png in PLOTS:
+        assert_png_has_content(out / "plots" / f"{png}.png")
     # The golden model loads the artifact directly and reproduces the reported accuracy.
     art = load_artifact(out / "model.qsnn")
     assert [lay.state_bits for lay in art.network.layers] == [5, 4]

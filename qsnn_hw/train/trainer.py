@@ -419,7 +419,8 @@ def run_training(cfg: TrainConfig, data: Dataset, out_dir, resume: bool = False,
     atomic_write_bytes(out / "metrics.json", (json.dumps(metrics, indent=1) + "\n").encode())
     if plots:
         from .plots import write_plots
-        write_plots(out, cfg, data, res.model, net, infos, h)
+        write_plots(out, cfg, data, res.model, net, infos, h, res.state.best_epoch,
+                    res.stopped_early)
     progress.line(f"test: float {test['float_accuracy']:.2%}  quantized "
                   f"{test['quantized_accuracy']:.2%}  golden {gold['golden_accuracy']:.2%}  "
                   f"spike agreement {gold['spike_agreement']:.4%}  trained forward = "
