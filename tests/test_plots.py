@@ -117,3 +117,15 @@ def test_spike_raster_multibit_input(bits, tmp_path):
     fig = spike_raster_figure(x[0], [s[0] for s in res.spikes])
     assert len(fig.axes[0].collections[0].get_offsets()) == np.count_nonzero(x[0])
     save_png(fig, tmp_path / "r.png")
+
+
+def test_trace_picks_are_distinct_and_spread():
+    from qsnn_hw.train.plots import _spread
+    steps = np.arange(6)[:, None]
+    # neurons 0-3 saturate identically; 4-9 are quieter, each its own trace
+    m = np.concatenate([np.full((6, 4), 9), steps * np.arange(1, 7)], axis=1)
+    spk = m > 8
+    pick = _spread(m, spk, [])
+    assert len(pick) == 4 and len(set(pick)) == 4
+    assert sum(n < 4 for n in pick) == 1          # one of the identical saturated traces
+    assert _spread(m, spk, [7, 7])[0] == 7 and len(_spread(m, spk, [7, 7])) == 4

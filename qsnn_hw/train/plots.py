@@ -83,14 +83,13 @@ def membrane_traces_figure(net, mem: list, neuron_spikes: list, counts, label: i
     most active neurons, in the output layer the true class and the prediction first."""
     plt = pyplot()
     n_layers = len(net.layers)
-    fig, axes = plt.subplots(n_layers, 1, figsize=(9, 2.8 * n_layers), squeeze=False)
+    fig, axes = plt.subplots(n_layers, 1, figsize=(11, 2.8 * n_layers), squeeze=False)
     last = n_layers - 1
     pred = int(np.argmax(counts))
     for li, (ax, layer, m, spk) in enumerate(zip(axes[:, 0], net.layers, mem, neuron_spikes,
                                                 strict=True)):
-        order = np.lexsort((-m.max(axis=0), -spk.sum(axis=0, dtype=np.int64)))
         first = [label, pred] if li == last else []
-        pick = list(dict.fromkeys(first + order.tolist()))[:4]
+        pick = _spread(m, spk, first)
         for n in pick:
             trace = m[:, n] / layer.threshold
             name = f"neuron {n}"
@@ -107,11 +106,30 @@ def membrane_traces_figure(net, mem: list, neuron_spikes: list, counts, label: i
         ax.set_ylabel("membrane / threshold")
         ax.set_xlabel("timestep")
         integer_ticks(ax)
-        ax.legend(fontsize=7, loc="upper right")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle(f"deployed membrane traces, test sample 0 (label {label}, prediction {pred})",
                  fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def _spread(m: np.ndarray, spk: np.ndarray, first: list, k: int = 4) -> list:
+    """Up to ``k`` neurons worth looking at (``first`` before the others): distinct traces
+    spread from the most to the least active (spike count, then peak membrane), so a
+    layer whose busiest neurons all saturate alike still shows how the others behave."""
+    first = list(dict.fromkeys(first))
+    order = np.lexsort((-m.max(axis=0), -spk.sum(axis=0, dtype=np.int64))).tolist()
+    distinct, seen = [], set()
+    for n in dict.fromkeys(first + order):
+        key = m[:, n].tobytes()
+        if key not in seen or n in first:
+            seen.add(key)
+            distinct.append(n)
+    rest = distinct[len(first):]
+    slots = max(0, k - len(first))
+    if len(rest) > slots:
+        rest = [rest[round(i * (len(rest) - 1) / max(1, slots - 1))] for i in range(slots)]
+    return (distinct[:len(first)] + rest)[:k]
 
 
 def spike_raster_figure(x: np.ndarray, spikes: list, label: int | None = None):
