@@ -10,6 +10,7 @@ import statistics
 from pathlib import Path
 
 import pytest
+from test_plots import assert_png_has_content
 
 from qsnn_hw.cli import main
 from qsnn_hw.sweep import Cell, load_grid_file, resolve_grid, run_sweep, squat_grid
@@ -280,7 +281,8 @@ def test_paper_tables_and_figures(tmp_path):
         for t in ("weights", "states", "both"):
             assert f"table_{m}_{t}.csv" in names
     for t in ("weights", "states", "both"):
-        assert (tmp_path / f"fig_{t}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert_png_has_content(tmp_path / f"fig_{t}.png")
+    assert_png_has_content(tmp_path / "fig_cells.png")
     idx = {c.name: i for i, c in enumerate(cells)}
     with open(tmp_path / "table_qat_both.csv") as f:
         rows = {int(r["bits"]): r for r in csv.DictReader(f)}
@@ -291,6 +293,29 @@ def test_paper_tables_and_figures(tmp_path):
     assert f"| 2 | {51 + idx['ptq-weights-2']:.2f} ± 1.00 |" in md
     rows = summarize(cells, results, seeds)
     assert math.isclose(rows[0]["golden_mean"], 51.0)
+
+
+def test_a_custom_grid_gets_a_chart_of_every_cell(tmp_path):
+    """Cells without paper tags (a custom grid) still get fig_cells.png: one row per cell
+    with results, the mean as a dot, the std as an error bar."""
+    from qsnn_hw.sweep.report import cells_chart, cells_figure
+    cells = [Cell("a", train={"epochs": 1}), Cell("b", train={"epochs": 2}),
+             Cell("c", train={"epochs": 3})]
+    results = {(c.name, s): {"metrics": {"float_accuracy": 0.9, "quantized_accuracy": acc,
+                                         "golden_accuracy": acc, "wall_time_s": 1.0}}
+               for c, base in zip(cells[:2], (0.95, 0.97), strict=True)
+               for s, acc in ((0, base), (1, base + 0.01))}
+    rows = summarize(cells, results, [0, 1])
+    path = cells_chart(rows, tmp_path)
+    assert_png_has_content(path)
+    assert cells_chart(summarize(cells, {}, [0, 1]), tmp_path / "none") is None
+    ax = cells_figure(rows).axes[0]
+    rows_at = {t.get_text(): y for t, y in zip(ax.get_yticklabels(), ax.get_yticks(),
+                                                strict=True)}
+    assert set(rows_at) == {"a (2 seeds)", "b (2 seeds)"}
+    assert rows_at["a (2 seeds)"] > rows_at["b (2 seeds)"]    # in grid order, top down
+    assert ax.get_xlabel() == "test accuracy"
+    assert ax.get_xlim()[0] > 0.9                 # zoomed to the results
 
 
 def test_a_failed_run_is_reported_not_cached_and_retried(tmp_path, monkeypatch):

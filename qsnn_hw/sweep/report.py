@@ -175,10 +175,49 @@ def bar_charts(rows: list[dict], out: Path, metric: str = "golden") -> list[Path
     return paths
 
 
+def cells_chart(rows: list[dict], out: Path) -> Path | None:
+    """``fig_cells.png`` (:func:`cells_figure`) in ``out``; None when no cell has a result."""
+    from .._plot import save_png
+
+    fig = cells_figure(rows)
+    return None if fig is None else save_png(fig, out / "fig_cells.png")
+
+
+def cells_figure(rows: list[dict]):
+    """Every cell of any grid (custom ones too) in one chart: golden test accuracy, mean
+    and std over seeds, one row per cell, the trained model's mean beside it; the
+    accuracy axis is zoomed to the results (dots, not bars, so the zoom does not mislead).
+    None when no cell has a result yet."""
+    from .._plot import percent_axis, pyplot
+
+    done = [r for r in rows if not math.isnan(r["golden_mean"])]
+    if not done:
+        return None
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(8, max(2.6, 1.4 + 0.32 * len(done))))
+    ys = list(range(len(done)))[::-1]
+    gold = [r["golden_mean"] / 100 for r in done]
+    err = [0.0 if math.isnan(r["golden_std"]) else r["golden_std"] / 100 for r in done]
+    ax.errorbar(gold, ys, xerr=err, fmt="o", capsize=3, label="golden (std over seeds)")
+    trained = [r["trained_mean"] / 100 for r in done]
+    ax.plot(trained, ys, "x", color="0.4", label="trained model")
+    ax.set_yticks(ys, [f"{r['cell']} ({r['seeds']} seed{'s' * (r['seeds'] != 1)})"
+                       for r in done], fontsize=8)
+    ax.set_xlabel("test accuracy")
+    percent_axis(ax, [g - e for g, e in zip(gold, err, strict=True)]
+                 + [g + e for g, e in zip(gold, err, strict=True)] + trained, axis="x")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(f"sweep: {len(done)} cells")
+    ax.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0.0, 1.06), ncol=2, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
 def write_report(out, cells: list[Cell], results: dict, seeds: list[int],
                  meta: dict | None = None, plots: bool = True) -> list[Path]:
-    """Write results.json, results.csv, tables.md (+ table_<method>_<target>.csv and
-    fig_<target>.png for paper-tagged cells) into ``out``; returns the paths written."""
+    """Write results.json, results.csv, tables.md, fig_cells.png (every cell) (+
+    table_<method>_<target>.csv and fig_<target>.png for paper-tagged cells) into
+    ``out``; returns the paths written."""
     out = Path(out)
     rows = summarize(cells, results, seeds)
     written = []
@@ -193,6 +232,9 @@ def write_report(out, cells: list[Cell], results: dict, seeds: list[int],
         md += [f"- {k}: {v}" for k, v in meta.items()] + [""]
     md += ["Trained = the trainer's deployed integer model; golden = the golden model on the "
            "exported artifact (the hardware's answer).", "", summary_markdown(rows)]
+    if plots:
+        chart = cells_chart(rows, out)
+        written += [chart] if chart else []
     tagged = [r for r in rows if r["method"]]
     if tagged:
         for name, title, trows in paper_tables(tagged):
