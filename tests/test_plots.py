@@ -129,3 +129,26 @@ def test_trace_picks_are_distinct_and_spread():
     assert len(pick) == 4 and len(set(pick)) == 4
     assert sum(n < 4 for n in pick) == 1          # one of the identical saturated traces
     assert _spread(m, spk, [7, 7])[0] == 7 and len(_spread(m, spk, [7, 7])) == 4
+
+
+def test_build_report_chart(tmp_path):
+    """report.png of a real build report (bench/results: the reference digits model on the
+    iCEBreaker): every device resource labelled with its numbers, Fmax against the clock."""
+    import json
+    from pathlib import Path
+
+    from qsnn_hw.boards.report_plot import report_figure
+    path = Path(__file__).resolve().parents[1] / "bench/results/sweep-icebreaker-digits.json"
+    report = json.loads(path.read_text())[0]
+    fig = report_figure(report)
+    res_ax, fmax_ax = fig.axes
+    labels = [t.get_text() for t in res_ax.get_yticklabels()]
+    assert "block RAM (EBR 4 kbit)" in labels and "I/O" not in labels
+    texts = [t.get_text() for t in res_ax.texts]
+    bram = report["resources"]["bram"]
+    assert f"{bram['used']:,} / {bram['available']:,}" in texts
+    assert res_ax.get_xlabel() == "used (% of the device)" and fmax_ax.get_ylabel() == "MHz"
+    heights = [p.get_height() for p in fmax_ax.patches]
+    assert heights == [v["achieved_mhz"] for v in report["fmax"].values()]
+    assert fmax_ax.get_title().startswith("timing met")
+    assert_png_has_content(save_png(fig, tmp_path / "report.png"))

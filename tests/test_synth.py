@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from test_plots import assert_png_has_content
 
 from qsnn_hw.boards import build as B
 from qsnn_hw.boards.boards import BOARDS, get_board
@@ -318,6 +319,7 @@ def test_small_build_meets_timing(tmp_path, board, clock):
     assert on_disk == json.loads(json.dumps(rep))
     assert (out / rep["bitstream"]).stat().st_size > 1000
     assert "| clock | Fmax" in (out / "report.md").read_text()
+    assert_png_has_content(out / "report.png")
     # the report names the exact core it built, readable back as the same CoreConfig
     assert CoreConfig.from_dict(rep["core"]) == CoreConfig(lanes=2)
     assert "Core: lanes 2, counters 16 bits" in (out / "report.md").read_text()

@@ -283,6 +283,13 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _write_chart(report: dict, path: Path) -> None:
+    """``report.png`` beside ``report.md`` (:mod:`.report_plot`)."""
+    from .._plot import save_png
+    from .report_plot import report_figure
+    save_png(report_figure(report), path)
+
+
 def _tail(path: Path, n: int = 15) -> str:
     with contextlib.suppress(OSError):
         lines = path.read_text(errors="replace").splitlines()
@@ -510,6 +517,7 @@ def synthesize(net: IntNetwork, board_name: str, out_dir, config: CoreConfig | N
         atomic_write_text(dirs[chosen] / "report.json",
                           json.dumps(report, indent=2, sort_keys=True) + "\n")
         atomic_write_text(dirs[chosen] / "report.md", markdown(report))
+        _write_chart(report, dirs[chosen] / "report.png")
         _install(dirs[chosen], out)
     finally:   # the builds not installed (every one after an error or Ctrl-C)
         for tmp in dirs:
