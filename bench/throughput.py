@@ -19,6 +19,11 @@ JSON that ``--record`` wrote when this script ran against that older package).
         --report flow=runs/flow/synth/report.json --report mnist=BUILD/report.json \\
         --before bench/results/throughput-before.json --record bench/results/throughput.json
     python bench/throughput.py --save-models DIR     # the MNIST/SHD artifacts, for synth
+    python bench/throughput.py --plot bench/results/throughput.json \
+        --before bench/results/throughput-before.json --png throughput.png   # chart only
+
+``--png FILE`` draws the figures as a chart (cycles per sample against the bound and the
+model, per network, with the old core's where ``--before`` has them; log scale).
 
 The random networks (``qsnn_hw.testing.random_network``, seed 0; 4-bit weights and
 states) stand in for trained ones of those shapes. Their inputs are random at the
@@ -172,6 +177,46 @@ def fmt(v, spec=",.0f"):
     return "-" if v is None else format(v, spec)
 
 
+def throughput_figure(rows: dict, before: dict | None = None):
+    """Cycles per sample per network: the old core (``before``), the core now, the cycle
+    model's prediction and the bandwidth bound, side by side on a log scale, with the
+    ratio to the bound above each network."""
+    from qsnn_hw._plot import pyplot
+
+    plt = pyplot()
+    before = before or {}
+    names = list(rows)
+    series = [("before", "tab:gray", [before.get(n, {}).get("cycles_per_sample")
+                                      for n in names]),
+              ("measured", "tab:blue", [rows[n]["cycles_per_sample"] for n in names]),
+              ("cycle model", "tab:green", [rows[n].get("model") for n in names]),
+              ("bandwidth bound", "tab:orange", [rows[n].get("bound") for n in names])]
+    series = [s for s in series if any(v is not None for v in s[2])]
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    width = 0.8 / len(series)
+    for i, (label, color, vals) in enumerate(series):
+        xs = [j + (i - (len(series) - 1) / 2) * width for j in range(len(names))]
+        ax.bar(xs, [float("nan") if v is None else v for v in vals], width, label=label,
+               color=color)
+    for j, n in enumerate(names):
+        r = rows[n]
+        if r.get("bound"):
+            ax.annotate(f"{r['cycles_per_sample'] / r['bound']:.2f}x bound", (j, 1),
+                        xycoords=("data", "axes fraction"), ha="center", va="top",
+                        fontsize=8, xytext=(0, -4), textcoords="offset points")
+    import textwrap
+    ax.set_yscale("log")
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo, hi * 4)            # room for the ratios
+    ax.set_xticks(range(len(names)), [n + "\n" + textwrap.fill(rows[n]["what"], 26)
+                                      for n in names], fontsize=7)
+    ax.set_ylabel("cycles per sample")
+    ax.set_title("core throughput against the weight-memory bandwidth bound")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return fig
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=5, help="samples per network (default 5)")
@@ -184,6 +229,9 @@ def main(argv=None) -> int:
     ap.add_argument("--measure-only", action="store_true",
                     help="measured cycles only (for --record on an older package)")
     ap.add_argument("--record", default=None, help="write the figures to this JSON")
+    ap.add_argument("--png", default=None, help="also draw the figures as a chart here")
+    ap.add_argument("--plot", default=None, metavar="JSON",
+                    help="draw --png from a JSON --record wrote, without simulating")
     ap.add_argument("--save-models", default=None, metavar="DIR",
                     help="write the MNIST- and SHD-shaped artifacts into DIR and stop")
     args = ap.parse_args(argv)
@@ -200,6 +248,13 @@ def main(argv=None) -> int:
         return 0
     reports = dict(r.split("=", 1) for r in args.report)
     before = json.loads(Path(args.before).read_text()) if args.before else {}
+    if args.plot:
+        if not args.png:
+            ap.error("--plot needs --png FILE")
+        from qsnn_hw._plot import save_png
+        save_png(throughput_figure(json.loads(Path(args.plot).read_text()), before), args.png)
+        print(f"wrote {args.png}")
+        return 0
     only = set(args.only.split(",")) if args.only else None
     rows = {}
     for name, what, net, x, opts in networks(args):
@@ -217,6 +272,9 @@ def main(argv=None) -> int:
         rows[name] = row
     if args.record:
         Path(args.record).write_text(json.dumps(rows, indent=1) + "\n")
+    if args.png and not args.measure_only:
+        from qsnn_hw._plot import save_png
+        save_png(throughput_figure(rows, before), args.png)
     if args.measure_only:
         for name, r in rows.items():
             print(f"{name}: {r['cycles_per_sample']:,.0f} cycles/sample, bit-exact "

@@ -152,3 +152,29 @@ def test_build_report_chart(tmp_path):
     assert heights == [v["achieved_mhz"] for v in report["fmax"].values()]
     assert fmax_ax.get_title().startswith("timing met")
     assert_png_has_content(save_png(fig, tmp_path / "report.png"))
+
+
+def test_throughput_bench_chart(tmp_path):
+    """bench/throughput.py draws its recorded figures: one bar per series and network."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("bench_throughput",
+                                                  root / "bench" / "throughput.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rows = json.loads((root / "bench/results/throughput.json").read_text())
+    before = json.loads((root / "bench/results/throughput-before.json").read_text())
+    fig = bench.throughput_figure(rows, before)
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "cycles per sample" and ax.get_yscale() == "log"
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["before", "measured", "cycle model", "bandwidth bound"]
+    assert len(ax.patches) == 4 * len(rows)
+    measured = [p.get_height() for p in ax.containers[1]]
+    assert measured == [r["cycles_per_sample"] for r in rows.values()]
+    ratios = [t.get_text() for t in ax.texts]
+    assert ratios[0] == f"{rows['flow']['cycles_per_sample'] / rows['flow']['bound']:.2f}x bound"
+    assert_png_has_content(save_png(fig, tmp_path / "t.png"))
