@@ -73,6 +73,7 @@ def test_verify_fails_on_a_broken_core(artifact, capsys):
     out = capsys.readouterr().out
     assert rc == 1
     assert "MISMATCH" in out and "first: sample 0" in out and "waveform:" in out
+    assert "open it with: gtkwave " in out and "failure.vcd" in out
 
 
 def test_verify_usage_errors(artifact, tmp_path, capsys):

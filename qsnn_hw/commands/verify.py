@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..verify import SIMULATORS
+from ..verify.compare import waveform_viewer_hint
 
 
 def dataset_inputs(art, samples: int | None):
@@ -136,6 +137,7 @@ def _print(r: dict) -> None:
           f"{'n/a' if cps is None else f'{cps:,.0f}'} cycles/s; wall {r['wall_s']:.1f} s")
     if r["waveform"]:
         print(f"  waveform: {r['waveform']}")
+        print(f"  open it with: {waveform_viewer_hint(r['waveform'])}")
     if r["build_dir"]:
         print(f"  build directory: {r['build_dir']}")
 

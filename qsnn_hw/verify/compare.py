@@ -110,4 +110,12 @@ def format_report(r: dict, name: str = "core", describe: str = "") -> str:
     lines += [f"  problem: {p}" for p in r["problems"]]
     if r.get("waveform"):
         lines.append(f"  waveform: {r['waveform']}")
+        lines.append(f"  open it with: {waveform_viewer_hint(r['waveform'])}")
     return "\n".join(lines)
+
+
+def waveform_viewer_hint(path) -> str:
+    """How to look at a waveform file: GTKWave reads VCD and FST; Surfer (surfer-project.org)
+    reads VCD and FST too and installs without root (``cargo install surfer`` or its
+    release binary)."""
+    return f"gtkwave {path}   (or: surfer {path})"
