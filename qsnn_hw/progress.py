@@ -172,6 +172,19 @@ class Bar:
     def total(self):
         return None if self._tqdm is None else self._tqdm.total
 
+    def times(self) -> str:
+        """``elapsed 1:05, ~2:10 left`` (the estimate once something was counted and
+        the total is known), for lines that stand on their own in a log."""
+        t = self._tqdm
+        if t is None:
+            return ""
+        elapsed = time.time() - t.start_t
+        text = f"elapsed {format_seconds(elapsed)}"
+        done = t.n - getattr(t, "initial", 0)
+        if t.total and done > 0 and elapsed > 0 and t.n < t.total:
+            text += f", ~{format_seconds((t.total - t.n) * elapsed / done)} left"
+        return text
+
     # -- changing ------------------------------------------------------------------------
     def update(self, n: int = 1) -> None:
         if self._tqdm is not None:
