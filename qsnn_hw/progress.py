@@ -127,17 +127,21 @@ _ticker: list = []
 
 
 class Bar:
-    """One progress bar: ``update(n)`` advances it, ``stage(text)`` names what runs now,
-    ``close()`` (or the end of a ``with`` block) ends it. Silent (every method a no-op)
-    when progress is quiet. ``total`` None: no count to reach, the bar shows what runs
-    and for how long."""
+    """One progress bar: ``update(n)`` advances it, ``stage(text)`` names what runs now
+    (``stage=`` the first), ``close()`` (or the end of a ``with`` block) ends it. Silent
+    (every method a no-op) when progress is quiet. ``total`` None: no count to reach,
+    the bar shows what runs and for how long (``count=True``: and a count). ``leave``
+    False: the bar disappears when closed (and off a terminal only shows once it has
+    lasted one interval). ``initial``: the count it starts from (not part of the rate).
+    ``stream``: default stderr."""
 
     def __init__(self, total=None, desc: str = "", unit: str = "it", *, leave: bool = True,
-                 stream=None, initial: int = 0, count: bool = False):
-        self.desc, self.stage_text, self.leave = desc, "", leave
+                 stream=None, initial: int = 0, count: bool = False, stage: str = ""):
+        self.desc, self.stage_text, self.leave = desc, stage, leave
         self.disabled = is_quiet()
         self.tty = False
         self._tqdm = None
+        self._shown = 0.0   # when this class last redrew it (tqdm tracks its own updates)
         if self.disabled:
             return
         stream = sys.stderr if stream is None else stream
@@ -148,7 +152,7 @@ class Bar:
         else:
             fmt = _FORMAT_TTY if self.tty or notebook else _FORMAT_LINES
         kwargs = dict(total=total, desc=desc, unit=unit, leave=leave, initial=initial,
-                      bar_format=fmt, dynamic_ncols=True)
+                      bar_format=fmt, dynamic_ncols=True, postfix=stage or None)
         if notebook is not None:
             self._tqdm = notebook(**kwargs)
         elif self.tty:
@@ -202,8 +206,10 @@ class Bar:
         if self._tqdm is None or text == self.stage_text:
             return
         self.stage_text = text
-        t = self._tqdm
-        live = (self.tty or self.notebook) and time.time() - t.last_print_t >= t.mininterval
+        t, now = self._tqdm, time.time()
+        live = (self.tty or self.notebook) and now - t.last_print_t >= t.mininterval
+        if milestone or live:
+            self._shown = now
         t.set_postfix_str(text, refresh=milestone or live)
 
     def close(self) -> None:
@@ -228,7 +234,8 @@ class Bar:
         if t is None or t.disable or self.notebook:
             return
         every = TTY_REFRESH if self.tty else interval()
-        if now - getattr(t, "last_print_t", now) >= every:
+        if now - max(getattr(t, "last_print_t", now), self._shown) >= every:
+            self._shown = now
             t.refresh()
 
 
@@ -257,7 +264,8 @@ def _tick_loop() -> None:
 
 
 def bar(total=None, desc: str = "", unit: str = "it", **kwargs) -> Bar:
-    """A :class:`Bar` (``leave``, ``stream``, ``initial``, ``count``: see the class)."""
+    """A :class:`Bar` (``leave``, ``stream``, ``initial``, ``count``, ``stage``: see the
+    class)."""
     return Bar(total, desc, unit, **kwargs)
 
 
