@@ -256,8 +256,10 @@ def _mtime(path: Path) -> int | None:
 
 def run(args) -> int:
     import sys
+    from functools import partial
 
     from ..data import load_dataset
+    from ..progress import line
     from ..train.trainer import Progress, run_training
 
     out = check_out_dir(args)
@@ -266,7 +268,9 @@ def run(args) -> int:
                          f"--resume first (or point --out at the interrupted run)")
     data = load_dataset(args.dataset, args.data_dir, args.timesteps, args.data_seed)
     cfg = build_config(args, data.n_classes)
-    progress = Progress()   # bars unless --quiet; the test summary either way
+    # bars unless --quiet; the test summary either way, unless part of a flow
+    step = getattr(args, "flow_step", False)
+    progress = Progress(summaries=not step)
     ckpt = out / "checkpoint.npz"
     before = _mtime(ckpt)
     try:
@@ -284,5 +288,6 @@ def run(args) -> int:
             print(f"\ninterrupted before this run completed an epoch{kept}",
                   file=sys.stderr)
         raise
-    print(f"wrote {metrics['artifact']} and {args.out}/metrics.json", file=sys.stderr)
+    (line if step else partial(print, file=sys.stderr))(
+        f"wrote {metrics['artifact']} and {args.out}/metrics.json")
     return 0

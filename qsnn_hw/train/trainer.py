@@ -126,8 +126,8 @@ class Progress:
     per-epoch summary lines between them. ``Progress(None)`` is silent; otherwise the
     bars go to ``stream`` (default stderr) unless progress is quiet."""
 
-    def __init__(self, stream=qprogress.STDERR):
-        self.stream = stream
+    def __init__(self, stream=qprogress.STDERR, summaries: bool = True):
+        self.stream, self.summaries = stream, summaries
         self._out = None if stream is qprogress.STDERR else stream
         self._epochs = self._batches = None
         self._epoch = 0
@@ -178,9 +178,13 @@ class Progress:
             qprogress.line(text, self._out)
 
     def summary(self, text: str):
-        """A result (printed even when progress is quiet; not by ``Progress(None)``)."""
-        if self.enabled:
+        """A result: printed even when progress is quiet (unless ``summaries`` is False:
+        a step of a larger command, whose own summary counts), never by
+        ``Progress(None)``."""
+        if self.enabled and self.summaries:
             print(text, file=sys.stderr if self._out is None else self._out, flush=True)
+        else:
+            self.line(text)
 
     def close(self):
         for b in (self._batches, self._epochs):
