@@ -15,7 +15,8 @@ Where the bars go:
   so a log shows where the work is without hundreds of redraws.
 
 :func:`bar` makes a bar (a :class:`Bar`: counts, ETA, the current stage), :func:`line`
-prints a message between bars and :func:`stage` brackets one step of a longer pipeline
+prints a message between bars (:func:`echo` a result, printed even when quiet) and
+:func:`stage` brackets one step of a longer pipeline
 with a start line and an end line with its elapsed time.
 """
 
@@ -274,6 +275,15 @@ def line(text: str, stream=None) -> None:
     if is_quiet():
         return
     stream = sys.stderr if stream is None else stream
+    _std_tqdm.write(text, file=stream)
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        stream.flush()
+
+
+def echo(text: str, stream=None) -> None:
+    """Print a result (also when quiet; default stdout) without breaking a terminal's
+    bars."""
+    stream = sys.stdout if stream is None else stream
     _std_tqdm.write(text, file=stream)
     with contextlib.suppress(AttributeError, ValueError, OSError):
         stream.flush()
