@@ -140,7 +140,7 @@ class Bar:
                  stream=None, initial: int = 0, count: bool = False, stage: str = ""):
         self.desc, self.stage_text, self.leave = desc, stage, leave
         self.disabled = is_quiet()
-        self.tty = False
+        self.tty = self.notebook = False
         self._tqdm = None
         self._shown = 0.0   # when this class last redrew it (tqdm tracks its own updates)
         if self.disabled:
@@ -155,11 +155,17 @@ class Bar:
         kwargs = dict(total=total, desc=desc, unit=unit, leave=leave, initial=initial,
                       bar_format=fmt, dynamic_ncols=True, postfix=stage or None)
         if notebook is not None:
-            self._tqdm = notebook(**kwargs)
-        elif self.tty:
+            try:
+                self._tqdm = notebook(**kwargs)
+            except ImportError:     # a kernel without ipywidgets: plain lines instead
+                notebook = None
+                kwargs["bar_format"] = _FORMAT_LINES if total is not None else fmt
+        if self._tqdm is None and self.tty:
             self._tqdm = _std_tqdm(file=stream, mininterval=0.1, **kwargs)
-        else:   # its own last line instead of tqdm's (often a copy of the one before);
-            # a bar that vanishes when done (an epoch's batches) shows only when it lasts
+        elif self._tqdm is None:
+            # off a terminal: its own last line instead of tqdm's (often a copy of the
+            # one before); a bar that vanishes when done (an epoch's batches) shows only
+            # when it lasts
             self._tqdm = _std_tqdm(file=_Lines(stream), mininterval=interval(),
                                    maxinterval=max(interval(), 10.0), ascii=True,
                                    delay=0 if leave else interval(),
