@@ -18,6 +18,7 @@ import threading
 
 from . import __version__
 from .errors import UserError
+from .progress import set_quiet
 
 # Order = the order shown in --help (the pipeline order).
 COMMANDS = ("demo", "train", "import", "export", "generate", "verify", "prove", "synth",
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    was_quiet = set_quiet(bool(getattr(args, "quiet", False)))   # --quiet: no progress
     try:
         return int(args.func(args) or 0)
     except (UserError, ValueError, TypeError, OSError) as exc:
@@ -71,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"qsnn-hw {args.command}: interrupted", file=sys.stderr)
         return 130
     finally:
+        set_quiet(was_quiet)
         if previous is not None:   # a caller's own handler (main called in-process)
             signal.signal(signal.SIGTERM, previous)
 

@@ -116,3 +116,21 @@ def test_verify_simulates_exactly_a_builds_configuration(sim, artifact, tmp_path
     # what was simulated: SB_SPRAM256KA instances and the weight-load port
     verilog = (tmp_path / "b" / "bundle" / "core.v").read_text()
     assert "SB_SPRAM256KA" in verilog and "weight_load__en" in verilog
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("sim", ["icarus", "amaranth"])
+def test_verify_progress_counts_samples_and_quiet_drops_it(sim, artifact, capsys):
+    argv = ["verify", str(artifact), "--sim", sim, "--samples", "3", "--lanes", "5,3"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    # plain lines off a terminal, ending with every sample counted
+    assert "\r" not in captured.err and lines, captured.err
+    assert all(ln.startswith(f"verify on {sim}: ") for ln in lines), lines
+    assert "3/3 samples (100 %)" in lines[-1]
+    assert "OK: bit-exact" in captured.out
+    assert main(argv + ["--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "verify on" not in captured.err and "samples" not in captured.err
+    assert "OK: bit-exact" in captured.out

@@ -18,9 +18,11 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+from .. import progress as qprogress
 from .._io import atomic_write_text, run_in_group
 from ..contract import IntNetwork
 from ..hdl.config import CoreConfig
@@ -400,8 +402,93 @@ def next_clock(board: Board, attempts: list[dict], step: float = STEP_DOWN
     return mhz
 
 
+_YOSYS_PASS = re.compile(r"^\d+(?:\.\d+)?\. Executing (.+?)(?: \(.*\))?\.?\s*$")
+# nextpnr's log lines that start a stage: (prefix after "Info: ", stage, milestone)
+_NEXTPNR_STAGES = (
+    ("Packing", "place and route: packing", True),
+    ("Placed ", "place and route: placing", True),
+    ("Creating initial analytic placement", "place and route: placing", True),
+    ("Running main analytical placer", "place and route: placing (analytic)", False),
+    ("Running simulated annealing placer", "place and route: placing (annealing)", False),
+    ("Routing..", "place and route: routing", True),
+    ("Routing complete", "place and route: timing analysis", False),
+    ("Program finished normally", "bitstream: packing", True),
+)
+
+
+class _LogTail:
+    """The whole lines appended to a file since the last call (a tool's log as it
+    writes it)."""
+
+    def __init__(self, path: Path):
+        self.path, self.offset, self.partial = path, 0, b""
+
+    def lines(self) -> list[str]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except OSError:
+            return []
+        self.offset += len(data)
+        text = self.partial + data
+        end = text.rfind(b"\n") + 1
+        self.partial = text[end:]
+        return text[:end].decode(errors="replace").splitlines()
+
+
+def tool_stage(line: str, tool: str) -> tuple[str, bool] | None:
+    """``(stage, milestone)`` a line of Yosys' (``tool="yosys"``) or nextpnr's log
+    starts, or None: Yosys' pass headers down to the second level ("2.52. Executing
+    ABC9 pass."), nextpnr's packing, placing and routing lines."""
+    if tool == "yosys":
+        m = _YOSYS_PASS.match(line)
+        return (f"synthesis: {m.group(1)}", False) if m else None
+    text = line.removeprefix("Info: ")
+    for prefix, stage, milestone in _NEXTPNR_STAGES:
+        if text.startswith(prefix):
+            return stage, milestone
+    return None
+
+
+class _ToolWatch:
+    """The build's stages on a progress bar, read from the tools' logs while they run
+    (Yosys writes ``top.rpt``, nextpnr ``top.tim``; the logs stay in the build
+    directory)."""
+
+    POLL = 0.5
+
+    def __init__(self, build_dir: Path, bar):
+        self.bar = bar
+        self.tails = [("yosys", _LogTail(build_dir / "top.rpt")),
+                      ("nextpnr", _LogTail(build_dir / "top.tim"))]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="qsnn-build-watch",
+                                        daemon=True)
+
+    def __enter__(self):
+        self.bar.stage("synthesis (yosys)")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self):
+        while not self._stop.wait(self.POLL):
+            self.poll()
+
+    def poll(self) -> None:
+        for tool, tail in self.tails:
+            for line in tail.lines():
+                found = tool_stage(line, tool)
+                if found:
+                    self.bar.stage(*found)
+
+
 def _build(net, board, top, config, tmp: Path, out: Path, *, tools, fit, toolchain, seed,
-           synth_opts, model_info, baud, log) -> dict:
+           synth_opts, model_info, baud, log, bar=None) -> dict:
     """Run the tools for ``top`` in the new directory ``tmp`` and return the build's
     report (not yet written); a failed run is moved to ``<out>.failed`` and raised
     (:func:`_failed`)."""
@@ -419,8 +506,9 @@ def _build(net, board, top, config, tmp: Path, out: Path, *, tools, fit, toolcha
     t0 = time.monotonic()
     if log:
         log(f"building {board.name} ({platform.device}) at {top.actual_mhz:g} MHz in "
-            f"{tmp} ...")
-    with open(tmp / "build.log", "wb") as f:   # Ctrl-C: the tools stop with us
+            f"{tmp} (tool logs: build.log, top.rpt, top.tim) ...")
+    # Ctrl-C: the tools stop with us
+    with open(tmp / "build.log", "wb") as f, _ToolWatch(tmp, bar or qprogress.bar()):
         returncode = run_in_group(["sh", "build_top.sh"], cwd=tmp, env=env, stdout=f,
                                   stderr=subprocess.STDOUT)
     seconds = time.monotonic() - t0
@@ -491,12 +579,15 @@ def synthesize(net: IntNetwork, board_name: str, out_dir, config: CoreConfig | N
     dirs, reports, attempts = [], [], []     # per build: temporary directory, report
     try:
         while mhz is not None:
-            top = BoardTop(net, board, config, clock_mhz=mhz, baud=baud)
-            dirs.append(out.parent / f".{out.name}.build-{os.getpid()}-{len(dirs) + 1}")
-            reports.append(_build(net, board, top, config, dirs[-1], out, tools=tools,
-                                  fit=fit, toolchain=toolchain, seed=seed,
-                                  synth_opts=synth_opts, model_info=model_info, baud=baud,
-                                  log=log))
+            n = f" build {len(dirs) + 1}" if auto else ""
+            with qprogress.bar(None, f"synth {board.name}{n} at {mhz:g} MHz",
+                               stage="elaborating (Amaranth)") as bar:
+                top = BoardTop(net, board, config, clock_mhz=mhz, baud=baud)
+                dirs.append(out.parent / f".{out.name}.build-{os.getpid()}-{len(dirs) + 1}")
+                reports.append(_build(net, board, top, config, dirs[-1], out, tools=tools,
+                                      fit=fit, toolchain=toolchain, seed=seed,
+                                      synth_opts=synth_opts, model_info=model_info,
+                                      baud=baud, log=log, bar=bar))
             attempts.append(_attempt(reports[-1]))
             mhz = next_clock(board, attempts) if auto and len(dirs) < max_builds else None
             if auto and log:

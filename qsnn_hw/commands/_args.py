@@ -60,3 +60,11 @@ def auto_or(parse):
 
 positive_int = int_range(1)
 probability = float_range(0.0, 1.0)
+
+
+def add_quiet(p) -> None:
+    """Add ``--quiet`` to the parser (or group) ``p``: no progress (bars, stage lines);
+    errors and the final result still print. :func:`qsnn_hw.cli.main` applies it
+    (:func:`qsnn_hw.progress.set_quiet`)."""
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress output (errors and the final result still print)")

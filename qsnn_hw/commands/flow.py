@@ -42,6 +42,7 @@ def pick_simulator(choice: str) -> str:
 
 def train_step(args, train_dir: Path) -> dict:
     """``qsnn-hw train`` with the flow's settings, in this process; returns metrics."""
+    from ..progress import line
     from . import train
     argv = ["train", "--dataset", args.dataset, "--out", str(train_dir), "--no-plots",
             "--epochs", str(args.epochs), "--hidden", args.hidden,
@@ -49,10 +50,11 @@ def train_step(args, train_dir: Path) -> dict:
             "--weight-bits", str(args.weight_bits), "--state-mode", "squat",
             "--state-bits", str(args.state_bits), "--state-family", "exponential",
             "--seed", str(args.seed)]
-    print(f"flow: train ({' '.join(argv[1:])})", flush=True)
+    line(f"flow: train settings: {' '.join(argv[1:])}")
     parser = argparse.ArgumentParser(prog="qsnn-hw")
     train.register(parser.add_subparsers())
     targs = parser.parse_args(argv)
+    targs.flow_step = True      # its summary is a progress line of the flow
     try:
         train.run(targs)
     except (ValueError, TypeError, FileNotFoundError) as exc:
@@ -63,9 +65,10 @@ def train_step(args, train_dir: Path) -> dict:
 def synth_step(args, model: Path, config, out: Path, summary: dict) -> None:
     """Build exactly ``config`` for the board; the report (or the error) into
     ``summary``."""
+    from ..progress import line
     from .synth import run_synth
     build_dir = out / f"build-{args.board}"
-    print(f"flow: synth for {args.board} into {build_dir}", flush=True)
+    line(f"flow: synth for {args.board} into {build_dir}")
     try:
         ver = summary.get("verify") or {}
         cycles = ({"per_sample": ver["cycles_per_sample"],
@@ -73,14 +76,14 @@ def synth_step(args, model: Path, config, out: Path, summary: dict) -> None:
                   if ver.get("cycles_per_sample") else None)
         summary["synth"] = run_synth(
             model, args.board, build_dir, config, clock=args.clock,
-            toolchain=args.toolchain, log=lambda m: print(f"flow: synth: {m}", flush=True),
+            toolchain=args.toolchain, log=lambda m: line(f"flow: synth: {m}"),
             cycles=cycles)
         summary["build_dir"] = str(build_dir)
-        print(f"flow: synth {'met' if summary['synth']['timing_pass'] else 'MISSED'} "
-              f"timing at {summary['synth']['clock']['actual_mhz']:g} MHz", flush=True)
+        line(f"flow: synth {'met' if summary['synth']['timing_pass'] else 'MISSED'} "
+             f"timing at {summary['synth']['clock']['actual_mhz']:g} MHz")
     except UserError as exc:
         summary["synth_error"] = str(exc).splitlines()[0]
-        print(f"flow: synth failed: {summary['synth_error']}", flush=True)
+        line(f"flow: synth failed: {summary['synth_error']}")
 
 
 def clock_choice(report: dict) -> str:
@@ -171,6 +174,7 @@ def run(args) -> int:
 
 def _flow(args, out: Path, lanes_default: str) -> int:
     from ..artifact import load_artifact
+    from ..progress import line, stage
     from ._core import core_config
     from .generate import write_core_files
     from .synth import board_config, default_count_bits
@@ -178,12 +182,15 @@ def _flow(args, out: Path, lanes_default: str) -> int:
     times = {}
     t_all = time.perf_counter()
 
+    n = 4 if args.no_synth else 5
     # ---- train + export ---------------------------------------------------------------
     t0 = time.perf_counter()
-    metrics = train_step(args, out / "train")
+    with stage("train", f"flow [1/{n}] "):
+        metrics = train_step(args, out / "train")
     model = out / "train" / "model.qsnn"
-    art = load_artifact(model)
-    net = art.network
+    with stage(f"export {model}", f"flow [2/{n}] "):
+        art = load_artifact(model)
+        net = art.network
     times["train"] = time.perf_counter() - t0
 
     # ---- one core configuration: generate, verify and synth all use it --------------
@@ -191,20 +198,20 @@ def _flow(args, out: Path, lanes_default: str) -> int:
                          count_bits_default=None if args.config else default_count_bits(art))
     if not args.no_synth and not args.config:
         config = board_config(art, args.board, config, "auto")
-    print(f"flow: core {config.describe()}", flush=True)
-    v, _ = write_core_files(net, out / "rtl", config, name="qsnn_core")
-    print(f"flow: generated {v}", flush=True)
+    line(f"flow: core {config.describe()}")
+    with stage(f"generate {out / 'rtl'}", f"flow [3/{n}] "):
+        v, _ = write_core_files(net, out / "rtl", config, name="qsnn_core")
 
     # ---- verify -----------------------------------------------------------------------
     t0 = time.perf_counter()
     sim = pick_simulator(args.sim)
-    print(f"flow: verify on {sim} ({args.samples} test samples)", flush=True)
-    x, y = dataset_inputs(art, args.samples)
-    ver = verify_model(art, x, y, config, sim, model=str(model))
-    ver["via"] = f"qsnn_hw.verify on {sim}"
-    atomic_write_text(out / "verify.json", json.dumps(ver, indent=1, default=str) + "\n")
+    with stage(f"verify on {sim} ({args.samples} test samples)", f"flow [4/{n}] "):
+        x, y = dataset_inputs(art, args.samples)
+        ver = verify_model(art, x, y, config, sim, model=str(model))
+        ver["via"] = f"qsnn_hw.verify on {sim}"
+        atomic_write_text(out / "verify.json", json.dumps(ver, indent=1, default=str) + "\n")
     times["verify"] = time.perf_counter() - t0
-    print(f"flow: verify {'bit-exact' if ver['ok'] else 'MISMATCH'}", flush=True)
+    line(f"flow: verify {'bit-exact' if ver['ok'] else 'MISMATCH'}")
 
     # ---- synth ------------------------------------------------------------------------
     summary = {"dataset": args.dataset, "sizes": [net.n_in] + [la.n_out for la in net.layers],
@@ -214,7 +221,8 @@ def _flow(args, out: Path, lanes_default: str) -> int:
                "train": metrics, "verify": ver, "synth": None, "times": times}
     if not args.no_synth:
         t0 = time.perf_counter()
-        synth_step(args, model, config, out, summary)
+        with stage(f"synth for {args.board}", f"flow [5/{n}] "):
+            synth_step(args, model, config, out, summary)
         times["synth"] = time.perf_counter() - t0
     summary["seconds"] = time.perf_counter() - t_all
     rows = summary_rows(summary)
@@ -230,7 +238,7 @@ def _flow(args, out: Path, lanes_default: str) -> int:
 def register(sub) -> None:
     from ..boards.boards import BOARDS
     from ..data import DATASETS
-    from ._args import auto_or, float_range, int_range
+    from ._args import add_quiet, auto_or, float_range, int_range
     from ._core import add_core_options
     p = sub.add_parser("flow", help="train -> export -> generate -> verify -> synth, one "
                        "summary table", description=__doc__)
@@ -257,6 +265,7 @@ def register(sub) -> None:
                         "qsnn-hw synth --help) or MHz")
     p.add_argument("--toolchain", choices=("yowasp", "system"), default="yowasp")
     p.add_argument("--no-synth", action="store_true", help="stop after verification")
+    add_quiet(p)
     # lanes default: 2 on the iCEBreaker, 4 on the ULX3S; weights placed for the board
     add_core_options(p, storage=False, lanes_default="2 on the iCEBreaker, 4 elsewhere")
     p.set_defaults(func=run)

@@ -66,6 +66,7 @@ def run_protocol(args) -> int:
 
 def run(args) -> int:
     from ..artifact import load_artifact
+    from ..progress import bar, echo
     from ._core import core_config
 
     if args.protocol:
@@ -80,19 +81,25 @@ def run(args) -> int:
     net = load_artifact(model).network
     config = core_config(args, net)
     print(f"prove {model} ({config.describe()}): {len(net.layers)} layer(s)", flush=True)
+    shown = bar(len(net.layers), "prove", "layers", stage="layer 0")
 
     def show(proof):
+        shown.update()
+        if proof.layer + 1 < len(net.layers):
+            shown.stage(f"layer {proof.layer + 1}")
+        if args.json:
+            return
         head = _describe_layer(net, proof.layer, proof)
         if proof.proven:
-            print(f"  {head}: proven in {proof.seconds:.1f} s", flush=True)
+            echo(f"  {head}: proven in {proof.seconds:.1f} s")
         else:
-            print(f"  {head}: COUNTEREXAMPLE after {proof.seconds:.1f} s", flush=True)
-            print(f"    {proof.counterexample.describe(net.layers[proof.layer])}", flush=True)
+            echo(f"  {head}: COUNTEREXAMPLE after {proof.seconds:.1f} s")
+            echo(f"    {proof.counterexample.describe(net.layers[proof.layer])}")
 
     t0 = time.perf_counter()
     try:
-        proofs = prove_network(net, config, on_layer=None if args.json else show,
-                               timeout=args.timeout)
+        with shown:
+            proofs = prove_network(net, config, on_layer=show, timeout=args.timeout)
     except ProofError as exc:
         raise UserError(str(exc)) from None
     ok = all(p.proven for p in proofs)
@@ -116,7 +123,7 @@ def run(args) -> int:
 
 def register(sub) -> None:
     from ..formal.protocol import DEFAULT_DEPTH
-    from ._args import float_range, int_range
+    from ._args import add_quiet, float_range, int_range
     from ._core import add_core_options
     p = sub.add_parser("prove", help="prove formally that each layer's datapath computes "
                        "the contract for every input", description=__doc__)
@@ -129,5 +136,6 @@ def register(sub) -> None:
     p.add_argument("--timeout", type=float_range(0.0, None, lo_open=True), default=None,
                    help="give up on a layer after this many seconds (exit 2; default: none)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_quiet(p)
     add_core_options(p)
     p.set_defaults(func=run)

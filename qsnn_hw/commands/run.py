@@ -115,16 +115,19 @@ class BoardLink:
 
 def run_samples(link: BoardLink, x: np.ndarray, labels, clock_mhz: float) -> dict:
     from ..golden import simulate
+    from ..progress import bar
     gold = simulate(link.net, x)
     preds, counts, cycles, rtt, status = [], [], [], [], 0
-    for b in range(x.shape[0]):
-        t0 = time.perf_counter()
-        r = link.infer(x[b])
-        rtt.append(time.perf_counter() - t0)
-        preds.append(r.prediction)
-        counts.append(r.counts)
-        cycles.append(r.cycles)
-        status |= r.status
+    with bar(x.shape[0], "run on the board", "samples") as shown:
+        for b in range(x.shape[0]):
+            t0 = time.perf_counter()
+            r = link.infer(x[b])
+            rtt.append(time.perf_counter() - t0)
+            preds.append(r.prediction)
+            counts.append(r.counts)
+            cycles.append(r.cycles)
+            status |= r.status
+            shown.update()
     preds, counts, cycles = np.array(preds), np.array(counts), np.array(cycles)
     out = {
         "samples": int(x.shape[0]),
@@ -208,7 +211,7 @@ def run(args) -> int:
 
 def register(sub) -> None:
     from ..boards.boards import BOARDS
-    from ._args import float_range, int_range
+    from ._args import add_quiet, float_range, int_range
     p = sub.add_parser("run", help="run test samples on a board over its UART",
                        description=__doc__)
     p.add_argument("model", metavar="MODEL", help="artifact file (.qsnn) the board was built from")
@@ -228,4 +231,5 @@ def register(sub) -> None:
     p.add_argument("--reload-weights", action="store_true",
                    help="RAM-weight builds: load the weights even if the board says they "
                         "are loaded")
+    add_quiet(p)
     p.set_defaults(func=run)

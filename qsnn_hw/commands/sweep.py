@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import replace
 
-from ._args import float_range, int_range
+from ._args import add_quiet, float_range, int_range
 from ._out import add_force, check_out
 
 
@@ -86,7 +86,7 @@ def register(subparsers) -> None:
                    help="keep each run's artifact and metrics in OUT/runs/<cell>-s<seed>")
     g.add_argument("--no-plots", action="store_true", help="skip the PNG bar charts")
     add_force(g, "a finished sweep's tables and charts")
-    g.add_argument("--quiet", action="store_true", help="no progress output")
+    add_quiet(g)
     p.set_defaults(func=run)
 
 
@@ -113,6 +113,7 @@ def cli_overrides(args) -> dict:
 def run(args) -> int:
     from .. import __version__
     from ..data import load_dataset
+    from ..progress import line
     from ..sweep import SweepProgress, resolve_grid, run_sweep, write_report
     from ..sweep.grid import Cell
 
@@ -128,12 +129,11 @@ def run(args) -> int:
             c.config(base, seeds[0])
         except ValueError as exc:
             raise ValueError(f"--grid {args.grid}: {exc}") from None
-    progress = SweepProgress(None if args.quiet else sys.stderr)
-    if not args.quiet:
-        where = f"Dask scheduler {args.scheduler}" if args.scheduler else \
-            f"{args.workers} local worker(s)"
-        print(f"sweep: {len(cells)} cells x {len(seeds)} seeds on {where}; cache "
-              f"{out / 'cache'}", file=sys.stderr)
+    progress = SweepProgress()     # silent with --quiet
+    where = f"Dask scheduler {args.scheduler}" if args.scheduler else \
+        f"{args.workers} local worker(s)"
+    line(f"sweep: {len(cells)} cells x {len(seeds)} seeds on {where}; cache "
+         f"{out / 'cache'}")
     t0 = time.time()
     res = run_sweep(cells, base, seeds, out, workers=args.workers, scheduler=args.scheduler,
                     keep_runs=args.keep_runs, progress=progress)
@@ -144,10 +144,9 @@ def run(args) -> int:
             "sweep wall time (s)": f"{time.time() - t0:.1f}",
             "executor": args.scheduler or f"{args.workers} local worker(s)"}
     written = write_report(out, cells, res.results, seeds, meta, plots=not args.no_plots)
-    if not args.quiet:
-        print(f"sweep: trained {len(res.trained)}, reused {len(res.reused)} in "
-              f"{res.wall_time_s:.1f} s; wrote {', '.join(p.name for p in written)} in {out}",
-              file=sys.stderr)
+    print(f"sweep: trained {len(res.trained)}, reused {len(res.reused)} in "
+          f"{res.wall_time_s:.1f} s; wrote {', '.join(p.name for p in written)} in {out}",
+          file=sys.stderr)
     if res.failed:
         for (cell, seed), msg in sorted(res.failed.items()):
             print(f"sweep: {cell} seed {seed} failed: {msg}", file=sys.stderr)

@@ -72,12 +72,18 @@ def model_cycles(art, config: CoreConfig, samples: int = 20) -> dict:
             "source": f"cycle model, {x.shape[0]} samples of the {what}"}
 
 
+def _log(message: str) -> None:
+    from ..progress import line
+    line(f"synth: {message}")
+
+
 def run_synth(model: Path, board: str, out, config: CoreConfig, *, clock=None,
-              toolchain="yowasp", baud=115200, seed=1, log=print, cycles=None) -> dict:
+              toolchain="yowasp", baud=115200, seed=1, log=_log, cycles=None) -> dict:
     """Build ``model`` with exactly ``config`` for ``board`` (boards.build.synthesize;
-    ``clock``: MHz, None for the board's default, or "auto"); progress goes to ``log``
-    (None: silent). ``cycles``: measured cycles per sample for the report's
-    microseconds (default: :func:`model_cycles`)."""
+    ``clock``: MHz, None for the board's default, or "auto"); messages go to ``log``
+    (default: progress lines on stderr; None: none), the tools' stages to a progress
+    bar (:mod:`qsnn_hw.progress`). ``cycles``: measured cycles per sample for the
+    report's microseconds (default: :func:`model_cycles`)."""
     from ..boards.boards import get_board
     from ..boards.build import BuildError, synthesize
     model = Path(model)
@@ -129,7 +135,7 @@ def run(args) -> int:
 
 
 def register(sub) -> None:
-    from ._args import auto_or, float_range, int_range
+    from ._args import add_quiet, auto_or, float_range, int_range
     p = sub.add_parser("synth", help="build a bitstream for a board and report resources/Fmax",
                        description=__doc__)
     p.add_argument("model", metavar="MODEL", help="artifact file (.qsnn)")
@@ -154,5 +160,6 @@ def register(sub) -> None:
                         "the largest layers in SPRAM), bram (ROMs in the bitstream), spram "
                         "(iCE40 UltraPlus SPRAM, loaded over the UART by qsnn-hw run); "
                         "ignored with --config (its storage is kept)")
+    add_quiet(p)
     add_core_options(p, storage=False)
     p.set_defaults(func=run)

@@ -25,7 +25,7 @@ from ..train.config import (
     LayerConfig,
     TrainConfig,
 )
-from ._args import float_range, int_range
+from ._args import add_quiet, float_range, int_range
 from ._out import check_out
 
 _D = TrainConfig()
@@ -165,7 +165,7 @@ def register(subparsers) -> None:
     g.add_argument("--force", action="store_true",
                    help="train from scratch, replacing the run already in OUT")
     g.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    g.add_argument("--quiet", action="store_true", help="no progress output")
+    add_quiet(g)
     p.set_defaults(func=run)
 
 
@@ -256,8 +256,10 @@ def _mtime(path: Path) -> int | None:
 
 def run(args) -> int:
     import sys
+    from functools import partial
 
     from ..data import load_dataset
+    from ..progress import line
     from ..train.trainer import Progress, run_training
 
     out = check_out_dir(args)
@@ -266,7 +268,9 @@ def run(args) -> int:
                          f"--resume first (or point --out at the interrupted run)")
     data = load_dataset(args.dataset, args.data_dir, args.timesteps, args.data_seed)
     cfg = build_config(args, data.n_classes)
-    progress = Progress(None if args.quiet else sys.stderr)
+    # bars unless --quiet; the test summary either way, unless part of a flow
+    step = getattr(args, "flow_step", False)
+    progress = Progress(summaries=not step)
     ckpt = out / "checkpoint.npz"
     before = _mtime(ckpt)
     try:
@@ -284,6 +288,6 @@ def run(args) -> int:
             print(f"\ninterrupted before this run completed an epoch{kept}",
                   file=sys.stderr)
         raise
-    if not args.quiet:
-        print(f"wrote {metrics['artifact']} and {args.out}/metrics.json", file=sys.stderr)
+    (line if step else partial(print, file=sys.stderr))(
+        f"wrote {metrics['artifact']} and {args.out}/metrics.json")
     return 0

@@ -143,7 +143,7 @@ def _print(r: dict) -> None:
 
 
 def register(sub) -> None:
-    from ._args import int_range, positive_int
+    from ._args import add_quiet, int_range, positive_int
     from ._core import add_core_options
     p = sub.add_parser("verify", help="check the generated core against the golden model "
                        "in a simulator", description=__doc__)
@@ -158,5 +158,6 @@ def register(sub) -> None:
                    help="keep the bundle, build and waveforms here (default: a temporary "
                         "directory, kept only on a mismatch)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_quiet(p)
     add_core_options(p)
     p.set_defaults(func=run)

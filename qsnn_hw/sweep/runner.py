@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
+from .. import progress as qprogress
 from .._check import check_int
 from .._io import atomic_write_text
 from ..train.config import TrainConfig
@@ -66,17 +67,18 @@ def train_task(task: Task) -> dict:
     init_worker()
     from threadpoolctl import threadpool_limits
 
-    from ..train.trainer import run_training
+    from ..train.trainer import Progress, run_training
     cfg = TrainConfig.from_dict(task.config)
     # Not a context manager: threads of one Dask worker would restore each other's limits.
     threadpool_limits(limits=1)
     data = _dataset(cfg.dataset, cfg.data_dir, cfg.timesteps, cfg.data_seed)
     if task.run_dir is None:
         with tempfile.TemporaryDirectory(prefix="qsnn-sweep-") as tmp:
-            metrics = run_training(cfg, data, tmp, plots=False)
+            metrics = run_training(cfg, data, tmp, plots=False, progress=Progress(None))
     else:
         shutil.rmtree(task.run_dir, ignore_errors=True)  # no stale checkpoint
-        metrics = run_training(cfg, data, task.run_dir, plots=False)
+        metrics = run_training(cfg, data, task.run_dir, plots=False,
+                               progress=Progress(None))
     return {"cell": task.cell, "seed": task.seed, "key": task.key,
             "metrics": {k: metrics[k] for k in METRIC_KEYS},
             "worker": f"{os.uname().nodename}:{os.getpid()}", "blas_threads": blas_threads()}
@@ -105,40 +107,54 @@ def read_cache(path: Path, key: str) -> dict | None:
 
 
 class SweepProgress:
-    """Plain-text progress over runs on a stream (stderr): a bar, counts and elapsed time."""
+    """Progress over a sweep's runs (:mod:`qsnn_hw.progress`): a bar of runs done with
+    the cells done in its text, the elapsed and the remaining time (estimated from the
+    runs trained by this invocation; cached ones take no time), and a line per finished
+    run. ``SweepProgress(None)`` is silent."""
 
-    def __init__(self, stream=None, total: int = 0, width: int = 30):
-        self.stream, self.total, self.width = stream, total, width
-        self.done = self.cached = 0
+    def __init__(self, stream=qprogress.STDERR):
+        self.stream = stream
+        self._out = None if stream is qprogress.STDERR else stream
+        self.total = self.done = self.cached = 0
         self.cells_total, self.per_cell, self.cell_runs = 0, 1, {}
-        self.t0 = time.perf_counter()
+        self._bar = None
 
     def start(self, n_cells: int, n_seeds: int):
         self.total, self.cells_total, self.per_cell = n_cells * n_seeds, n_cells, n_seeds
+
+    def _cells_done(self) -> int:
+        return sum(n >= self.per_cell for n in self.cell_runs.values())
+
+    def begin(self):
+        """The cached runs are counted: the bar starts (from them)."""
+        if self.stream is None or self._bar is not None:
+            return
+        if self.cached:
+            qprogress.line(f"sweep: {self.cached} of {self.total} runs found in the cache",
+                           self._out)
+        self._bar = qprogress.bar(self.total, "sweep", "runs", stream=self._out,
+                                  initial=self.done)
+        self._bar.stage(self._status(), milestone=False)
+
+    def _status(self) -> str:
+        return f"{self._cells_done()}/{self.cells_total} cells, {self.cached} cached"
 
     def step(self, label: str, cached: bool = False, cell: str | None = None):
         self.done += 1
         self.cached += cached
         if cell is not None:
             self.cell_runs[cell] = self.cell_runs.get(cell, 0) + 1
-        if self.stream is None:
+        if self.stream is None or self._bar is None:
             return
-        cells = sum(n >= self.per_cell for n in self.cell_runs.values())
-        fill = int(self.width * self.done / max(self.total, 1))
-        elapsed = time.perf_counter() - self.t0
-        trained = self.done - self.cached
-        eta = ""
-        if trained and self.done < self.total:
-            eta = f" eta {_fmt_s(elapsed / trained * (self.total - self.done))}"
-        self.stream.write(f"sweep [{'=' * fill}{' ' * (self.width - fill)}] "
-                          f"{cells}/{self.cells_total} cells, {self.done}/{self.total} runs "
-                          f"({self.cached} cached) "
-                          f"{_fmt_s(elapsed)}{eta}  {label}\n")
-        self.stream.flush()
+        self._bar.stage(self._status(), milestone=False)
+        self._bar.update(1)
+        qprogress.line(f"sweep: [{self.done}/{self.total}, {self._bar.times()}] {label}",
+                       self._out)
 
-
-def _fmt_s(s: float) -> str:
-    return f"{int(s) // 60}m{int(s) % 60:02d}s"
+    def close(self):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 @dataclass
@@ -192,7 +208,7 @@ def run_sweep(cells: list[Cell], base: TrainConfig, seeds, out, *, workers: int 
     t0 = time.perf_counter()
     tasks = plan(cells, base, seeds, out, keep_runs)
     run = SweepRun([c.name for c in cells], seeds)
-    progress = progress or SweepProgress(None)
+    progress = SweepProgress(None) if progress is None else progress
     progress.start(len(cells), len(seeds))
     todo = []
     for t in tasks:
@@ -203,6 +219,7 @@ def run_sweep(cells: list[Cell], base: TrainConfig, seeds, out, *, workers: int 
             run.results[(t.cell, t.seed)] = doc
             run.reused.append(t.key)
             progress.step(f"{t.cell} seed {t.seed} (cached)", cached=True, cell=t.cell)
+    progress.begin()
 
     def finish(t: Task, doc: dict | None, err: BaseException | None):
         if err is not None:
@@ -219,10 +236,10 @@ def run_sweep(cells: list[Cell], base: TrainConfig, seeds, out, *, workers: int 
         if on_result is not None:
             on_result(doc)
 
-    if todo:
-        if scheduler is not None:
+    try:
+        if todo and scheduler is not None:
             _run_dask(todo, scheduler, finish)
-        elif workers == 1:
+        elif todo and workers == 1:
             for t in todo:
                 try:
                     doc = train_task(t)
@@ -230,8 +247,10 @@ def run_sweep(cells: list[Cell], base: TrainConfig, seeds, out, *, workers: int 
                     finish(t, None, exc)
                 else:
                     finish(t, doc, None)
-        else:
+        elif todo:
             _run_pool(todo, workers, finish)
+    finally:
+        progress.close()
     run.wall_time_s = time.perf_counter() - t0
     return run
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from .. import progress as qprogress
 from .._io import atomic_write_bytes
 from ..artifact import Artifact, load_artifact, save_artifact
 from ..data.base import Dataset
@@ -120,29 +121,76 @@ def accuracy(counts: np.ndarray, y: np.ndarray) -> float:
 
 
 class Progress:
-    """Plain-text progress on a stream (stderr): one line per epoch, updated per batch."""
+    """Training progress (:mod:`qsnn_hw.progress`): a bar over the epochs and one over
+    the current epoch's batches, each with its elapsed and remaining time, and the
+    per-epoch summary lines between them. ``Progress(None)`` is silent; otherwise the
+    bars go to ``stream`` (default stderr) unless progress is quiet."""
 
-    def __init__(self, stream=None, width: int = 24):
-        self.stream = stream
-        self.width = width
-        self.tty = bool(stream is not None and getattr(stream, "isatty", lambda: False)())
+    def __init__(self, stream=qprogress.STDERR, summaries: bool = True):
+        self.stream, self.summaries = stream, summaries
+        self._out = None if stream is qprogress.STDERR else stream
+        self._epochs = self._batches = None
+        self._epoch = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.stream is not None
+
+    def _epoch_bar(self, epoch, epochs):
+        if self._epochs is None:
+            self._epochs = qprogress.bar(epochs, "train", "epoch", stream=self._out,
+                                         initial=epoch - 1)
+        return self._epochs
 
     def batch(self, epoch, epochs, done, total, loss, acc):
-        if self.stream is None or not self.tty:
+        """Batch ``done`` of ``total`` in epoch ``epoch`` (1-based) of ``epochs``."""
+        if not self.enabled:
             return
-        fill = int(self.width * done / max(total, 1))
-        bar = "=" * fill + " " * (self.width - fill)
-        self.stream.write(f"\repoch {epoch}/{epochs} [{bar}] {done}/{total} "
-                          f"loss {loss:.4f} acc {acc:6.2%}")
-        self.stream.flush()
+        self._epoch_bar(epoch, epochs)
+        if self._batches is None or self._epoch != epoch:
+            if self._batches is not None:
+                self._batches.close()
+            self._batches = qprogress.bar(total, f"epoch {epoch}/{epochs}", "batch",
+                                          leave=False, stream=self._out)
+            self._epoch = epoch
+        self._batches.stage(f"loss {loss:.4f} acc {acc:6.2%}", milestone=False)
+        self._batches.set(done)
+
+    def stage(self, text: str):
+        """What runs between the batches (validation, the test set)."""
+        if self.enabled and self._epochs is not None:
+            self._epochs.stage(text, milestone=False)
+
+    def epoch_done(self, done, epochs, text: str):
+        """Epoch ``done`` of ``epochs`` finished; ``text`` sums it up."""
+        if not self.enabled:
+            return
+        if self._batches is not None:
+            self._batches.close()
+            self._batches = None
+        bar = self._epoch_bar(done, epochs)
+        bar.stage("", milestone=False)
+        self.line(text)
+        bar.set(done)
 
     def line(self, text: str):
-        if self.stream is None:
-            return
-        if self.tty:
-            self.stream.write("\r\x1b[K")
-        self.stream.write(text + "\n")
-        self.stream.flush()
+        if self.enabled:
+            qprogress.line(text, self._out)
+
+    def summary(self, text: str):
+        """A result: printed even when progress is quiet (unless ``summaries`` is False:
+        a step of a larger command, whose own summary counts), never by
+        ``Progress(None)``."""
+        if self.enabled and self.summaries:
+            print(text, file=sys.stderr if self._out is None else self._out, flush=True)
+        else:
+            self.line(text)
+
+    def close(self):
+        for b in (self._batches, self._epochs):
+            if b is not None:
+                b.close()
+        self._batches = self._epochs = None
 
 
 @dataclass
@@ -256,9 +304,18 @@ def fit(cfg: TrainConfig, data: Dataset, checkpoint=None, resume: bool = False,
     ``checkpoint``: path written (atomically) after every epoch; with ``resume`` training
     continues from it. On divergence training stops, the checkpoint keeps the last good
     epoch, and the result's ``diverged`` says why (the caller decides whether to export).
+    ``progress``: None shows bars on stderr (:func:`default_progress`; silenced by
+    :func:`qsnn_hw.progress.set_quiet`), ``Progress(None)`` shows nothing.
     """
     check_against_data(cfg, data)
-    progress = progress or Progress(None)
+    progress = Progress() if progress is None else progress
+    try:
+        return _fit(cfg, data, checkpoint, resume, progress, dtype)
+    finally:
+        progress.close()
+
+
+def _fit(cfg, data, checkpoint, resume, progress, dtype) -> FitResult:
     scale, bits = input_format(cfg, data)
     model = build_model(cfg, data.n_in, dtype, scale)
     rng = np.random.default_rng(cfg.seed)
@@ -297,6 +354,7 @@ def fit(cfg: TrainConfig, data: Dataset, checkpoint=None, resume: bool = False,
             if checkpoint and Path(checkpoint).is_file():
                 load_checkpoint(checkpoint, cfg, model, opt, rng)
             break
+        progress.stage(f"epoch {e + 1}: validating")
         net, _ = deploy(model, cfg, scale, bits)
         val_counts, _ = deployed_spikes(net, cfg, data.x_val, which=0)
         val = accuracy(val_counts, data.y_val)
@@ -313,8 +371,10 @@ def fit(cfg: TrainConfig, data: Dataset, checkpoint=None, resume: bool = False,
         else:
             st.bad_epochs += 1
         st.epoch = e + 1
-        progress.line(f"epoch {e + 1}/{cfg.epochs} loss {loss:.4f} train {acc:6.2%} "
-                      f"val {val:6.2%} (best {st.best_val:6.2%} @ {st.best_epoch}) lr {lr:.2e}")
+        progress.epoch_done(e + 1, cfg.epochs,
+                            f"epoch {e + 1}/{cfg.epochs} loss {loss:.4f} train {acc:6.2%} "
+                            f"val {val:6.2%} (best {st.best_val:6.2%} @ {st.best_epoch}) "
+                            f"lr {lr:.2e}")
         if checkpoint:
             save_checkpoint(checkpoint, cfg, model, opt, rng, st)
     if st.bad_epochs >= cfg.patience and st.epoch < cfg.epochs:
@@ -381,7 +441,7 @@ def run_training(cfg: TrainConfig, data: Dataset, out_dir, resume: bool = False,
     t0 = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    progress = progress or Progress(None)
+    progress = Progress() if progress is None else progress
     ckpt = out / "checkpoint.npz"
     res = fit(cfg, data, checkpoint=ckpt, resume=resume, progress=progress)
     if res.diverged:
@@ -389,6 +449,7 @@ def run_training(cfg: TrainConfig, data: Dataset, out_dir, resume: bool = False,
                                "--resume and a lower --lr (or a smaller --grad-clip)")
     scale, bits = input_format(cfg, data)
     net, infos = deploy(res.model, cfg, scale, bits)
+    progress.line("evaluating the test set (float, quantized and deployed) ...")
     test = evaluate(res.model, cfg, data, net)
     h = res.state.history
     metadata = {
@@ -410,6 +471,7 @@ def run_training(cfg: TrainConfig, data: Dataset, out_dir, resume: bool = False,
     # goes first, so a crash in between leaves a model without metrics, not a wrong pair
     (out / "metrics.json").unlink(missing_ok=True)
     save_artifact(artifact_path, Artifact(net, cfg.to_dict(), metadata, infos))
+    progress.line(f"checking {artifact_path} against the golden model ...")
     gold = golden_check(artifact_path, cfg, data, net, res.model)
     metrics = {**test, **gold, "wall_time_s": time.perf_counter() - t0,
                "epochs_run": res.state.epoch, "best_epoch": res.state.best_epoch,
@@ -419,9 +481,10 @@ def run_training(cfg: TrainConfig, data: Dataset, out_dir, resume: bool = False,
     atomic_write_bytes(out / "metrics.json", (json.dumps(metrics, indent=1) + "\n").encode())
     if plots:
         from .plots import write_plots
+        progress.line("writing plots ...")
         write_plots(out, cfg, data, res.model, net, infos, h, res.state.best_epoch,
                     res.stopped_early)
-    progress.line(f"test: float {test['float_accuracy']:.2%}  quantized "
+    progress.summary(f"test: float {test['float_accuracy']:.2%}  quantized "
                   f"{test['quantized_accuracy']:.2%}  golden {gold['golden_accuracy']:.2%}  "
                   f"spike agreement {gold['spike_agreement']:.4%}  trained forward = "
                   f"golden on {gold['trained_spike_agreement']:.4%} of spikes  "
@@ -430,4 +493,5 @@ def run_training(cfg: TrainConfig, data: Dataset, out_dir, resume: bool = False,
 
 
 def default_progress() -> Progress:
-    return Progress(sys.stderr)
+    """Progress on stderr (the default of :func:`fit` and :func:`run_training`)."""
+    return Progress()

@@ -56,26 +56,39 @@ def verify_core(net: IntNetwork, x, config: CoreConfig | None = None, *, sim: st
 
 
 def _verify_amaranth(net, x, config, seed, gaps) -> dict:
+    from .. import progress
     from ..golden import simulate
     from .amaranth import run_core
     from .compare import compare
 
-    t0 = time.perf_counter()
-    run = run_core(net, x, config, rng=np.random.default_rng(seed), gaps=gaps)
-    wall = time.perf_counter() - t0
-    rep = compare(net, simulate(net, x, trace=True), run.observed)
+    with progress.bar(len(x), "verify on amaranth", "samples",
+                      stage="building the simulation") as bar:
+
+        def on_sample(n):
+            if n == 0:
+                bar.stage("simulating")
+            bar.set(n)
+        t0 = time.perf_counter()
+        run = run_core(net, x, config, rng=np.random.default_rng(seed), gaps=gaps,
+                       on_sample=on_sample)
+        wall = time.perf_counter() - t0
+        bar.stage("comparing with the golden model")
+        rep = compare(net, simulate(net, x, trace=True), run.observed)
     rep.update(sim_wall_s=wall, cycles_per_s=rep["cycles"] / wall if wall > 0 else None,
                waveform=None)
     return rep
 
 
 def _verify_cocotb(sim, net, x, config, seed, gaps, build_dir: Path, name, describe) -> dict:
+    from .. import progress
     from .bundle import CoreCase, write_bundle
     from .runner import run_bundle
 
     case = CoreCase(name, net, x, config, seed=seed, valid_gap=gaps, describe=describe)
-    bundle = write_bundle([case], build_dir / "bundle")
-    rep = run_bundle(sim, bundle, build_dir / sim, opt="-O2")
+    with progress.bar(len(x), f"verify on {sim}", "samples",
+                      stage="writing the Verilog bundle") as bar:
+        bundle = write_bundle([case], build_dir / "bundle")
+        rep = run_bundle(sim, bundle, build_dir / sim, opt="-O2", progress=bar)
     core = rep["cores"][0]
     core.update(sim_wall_s=rep["sim_wall_s"], cycles_per_s=rep["cycles_per_s"],
                 build_and_run_s=rep["total_s"], waveform=rep.get("waveform"))

@@ -47,21 +47,21 @@ class CoreRun:
 
 def run_core(net: IntNetwork, x, config: CoreConfig | None = None, *,
              rng: np.random.Generator | None = None, beats=None, gaps: float = 0.0,
-             name: str = "core", limit: int = 2_000_000) -> CoreRun:
+             name: str = "core", limit: int = 2_000_000, on_sample=None) -> CoreRun:
     """Run ``x`` (B, T, M) through the core of ``net`` built with ``config``.
 
     ``beats``: optional per-sample lists of raw input beats replacing the ones built from
     ``x`` (error-injection tests); ``rng`` shuffles the event order within timesteps and,
     with ``gaps`` > 0, drops ``valid`` for 1-3 cycles before a beat with that probability
-    (a bursty source)."""
+    (a bursty source). ``on_sample(n)``: called when the simulation starts (n = 0) and
+    after each sample's result (n samples done), e.g. to draw progress."""
     x = check_inputs(net, x)
     config = CoreConfig() if config is None else config
     top = NetworkTop(net, config, trace=True)
     batch, steps, _ = x.shape
     if beats is None:
         beats = batch_beats(net, x, rng, static=config.static_input(net))
-    drv = _Driver(top, batch, steps, beats,
-                  rng, gaps, limit)
+    drv = _Driver(top, batch, steps, beats, rng, gaps, limit, on_sample)
     run_simulation(top, [drv.testbench], [drv.monitor], name=name)
     obs = rebuild(top.geometry, config.count_bits, drv.raw, batch, steps)
     final_mem, final_codes = [], []
@@ -81,8 +81,9 @@ class _Driver:
     ports) of one :func:`run_core` simulation; fills :attr:`raw` and
     :attr:`step_cycles`."""
 
-    def __init__(self, top, batch, steps, beats, rng, gaps, limit):
+    def __init__(self, top, batch, steps, beats, rng, gaps, limit, on_sample=None):
         self.top, self.batch, self.steps = top, batch, steps
+        self.on_sample = on_sample or (lambda n: None)
         self.beats, self.rng, self.gaps, self.limit = beats, rng, gaps, limit
         self.raw = RawTrace.empty(len(top.engines))
         self.step_cycles = [np.full((batch, steps), -1, np.int64) for _ in top.engines]
@@ -132,6 +133,7 @@ class _Driver:
         if top.loadable:
             await self.load_weights(ctx)
         ctx.set(top.results.ready, 1)
+        self.on_sample(0)
         for b in range(self.batch):
             await wait_until(ctx, ~top.busy, limit=limit)
             ctx.set(top.start, 1)
@@ -151,3 +153,4 @@ class _Driver:
             (word, err) = await wait_until(ctx, top.results.valid, res, top.error,
                                            limit=limit)
             self.raw.results.append((self.clock, int(err), int(word)))
+            self.on_sample(b + 1)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -184,16 +185,98 @@ def _child_main() -> None:
     sys.exit(0 if "results" in answer else 1)
 
 
+class _TraceWatch:
+    """Progress of a bundle's simulation, read from outside the simulator: the harness
+    opens each core's trace file when the simulation starts and flushes it after every
+    result (an ``R`` line), so a thread of this process polls the files and counts
+    the samples done (a file unchanged since before the run is an earlier run's)."""
+
+    POLL = 0.5
+
+    def __init__(self, bundle_json: Path, info: dict, sim: str, bar):
+        self.sim, self.bar = sim, bar
+        self.files = []
+        for core in info["cores"]:
+            path = bundle_json.parent / f"{core['name']}.trace"
+            self.files.append({"path": path, "before": self._stat(path), "offset": 0,
+                               "partial": b"", "results": 0})
+        self.total = sum(int(c["samples"]) for c in info["cores"])
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="qsnn-trace-watch",
+                                        daemon=True)
+
+    @staticmethod
+    def _stat(path: Path):
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def __enter__(self):
+        self.bar.stage(f"compiling for {self.sim}")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self):
+        while not self._stop.wait(self.POLL):
+            self.poll()
+
+    def poll(self) -> int:
+        """Read what the traces gained; returns the samples done so far."""
+        started = False
+        for f in self.files:
+            if f["offset"] == 0 and self._stat(f["path"]) in (f["before"], None):
+                continue
+            started = True
+            try:
+                with open(f["path"], "rb") as fh:
+                    fh.seek(f["offset"])
+                    data = fh.read()
+            except OSError:
+                continue
+            f["offset"] += len(data)
+            text = f["partial"] + data
+            end = text.rfind(b"\n") + 1            # whole lines only
+            whole, f["partial"] = text[:end], text[end:]
+            # ``text`` starts at a line start: its first line has no newline before it
+            f["results"] += whole.count(b"\nR ") + whole.startswith(b"R ")
+        done = sum(f["results"] for f in self.files)
+        if started:
+            self.bar.stage("checking against the golden model" if done >= self.total
+                           else f"simulating on {self.sim}")
+        self.bar.set(min(done, self.total))
+        return done
+
+
 def run_bundle(sim: str, bundle_json, build_dir, *, waves_on_failure: bool = True,
-               waves: bool = False, opt: str | None = None) -> dict:
+               waves: bool = False, opt: str | None = None, progress=None) -> dict:
     """Simulate every core of a bundle and compare with its golden expectations.
 
     Returns the testbench report (``sim/tb_core.py``) plus ``total_s`` (build and run
     wall time) and, after a mismatch, ``waveform`` (path of the rerun's waveform).
     ``opt``: Verilator's C++ optimisation level for the design (-O0 builds fastest;
-    -O1 or -O2 for long runs)."""
+    -O1 or -O2 for long runs). ``progress``: a :class:`qsnn_hw.progress.Bar` over the
+    bundle's samples to move (default: a bar of its own)."""
+    from .. import progress as qprogress
+
     bundle_json = Path(bundle_json).resolve()
     info = json.loads(bundle_json.read_text())
+    if progress is None:
+        samples = sum(int(c["samples"]) for c in info["cores"])
+        with qprogress.bar(samples, f"{sim}", "samples") as bar:
+            return _run_bundle(sim, bundle_json, info, build_dir, waves_on_failure,
+                               waves, opt, bar)
+    return _run_bundle(sim, bundle_json, info, build_dir, waves_on_failure, waves, opt,
+                       progress)
+
+
+def _run_bundle(sim, bundle_json: Path, info: dict, build_dir, waves_on_failure, waves,
+                opt, bar) -> dict:
     build_dir = Path(build_dir).resolve()
     if build_dir.exists():
         shutil.rmtree(build_dir)   # a stale report or binary must never pass for this run
@@ -222,11 +305,13 @@ def run_bundle(sim: str, bundle_json, build_dir, *, waves_on_failure: bool = Tru
     t0 = time.perf_counter()
     crashed = None
     try:
-        run_cocotb(sim, sources, info["top"], TESTBENCH, build_dir, env=env,
-                   waves=waves and sim == "verilator", compile_args=compile_args,
-                   make_args=make_args, plus_args=plus_args, public=False)
+        with _TraceWatch(bundle_json, info, sim, bar) as watch:
+            run_cocotb(sim, sources, info["top"], TESTBENCH, build_dir, env=env,
+                       waves=waves and sim == "verilator", compile_args=compile_args,
+                       make_args=make_args, plus_args=plus_args, public=False)
     except SystemExit as exc:      # cocotb-test: a failing or crashed test
         crashed = str(exc)
+    watch.poll()
     if sim == "verilator":
         _save_objs(cache, build_dir)
     total = time.perf_counter() - t0
@@ -248,6 +333,7 @@ def run_bundle(sim: str, bundle_json, build_dir, *, waves_on_failure: bool = Tru
         # Built beside, not inside, this build: Verilator's make would otherwise pick up
         # ../verilator.o (compiled without tracing) through its search path.
         side = build_dir.with_name(build_dir.name + "-waves")
+        bar.stage(f"mismatch: rerunning {bad['core']} up to sample {upto} for a waveform")
         rerun = run_bundle(sim, sub, side, waves_on_failure=False, waves=True, opt="-O0")
         wave = None
         if rerun.get("waveform"):
