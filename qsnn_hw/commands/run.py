@@ -162,19 +162,20 @@ def format_result(r: dict) -> str:
     return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)
 
 
-def run(args) -> int:
+def run_on_board(art, board_name: str, port_name: str, *, samples: int = 100,
+                 baud: int = 115200, timeout: float = 5.0, report: dict | None = None,
+                 clock: float | None = None, reload_weights: bool = False,
+                 report_name: str = "the report", log=print) -> dict:
+    """Run ``samples`` test samples of artifact ``art`` on the board at ``port_name``
+    (loading RAM weights first, with the core configuration of the build ``report``);
+    returns :func:`run_samples`' result. ``clock`` (MHz) defaults to the report's, then
+    the board's."""
     from ..boards.boards import get_board
     from ..boards.samples import test_samples
     try:
-        board = get_board(args.board)
+        board = get_board(board_name)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    model = Path(args.model)
-    if not model.exists():
-        raise UserError(f"artifact {model} does not exist")
-    art = load_artifact(model)
-    clock = args.clock
-    report = json.loads(Path(args.report).read_text()) if args.report else None
     if clock is None and report:
         clock = report["clock"]["actual_mhz"]
     clock = clock or board.default_mhz
@@ -182,16 +183,16 @@ def run(args) -> int:
         import serial
     except ImportError:
         raise UserError("qsnn-hw run needs pyserial: pip install pyserial") from None
-    x, labels, what = test_samples(art, args.samples)
+    x, labels, what = test_samples(art, samples)
     try:
-        port = serial.Serial(args.port, args.baud, timeout=args.timeout)
+        port = serial.Serial(port_name, baud, timeout=timeout)
     except serial.SerialException as exc:
-        raise UserError(f"cannot open {args.port}: {exc}") from None
+        raise UserError(f"cannot open {port_name}: {exc}") from None
     with port:
         port.reset_input_buffer()
         link = BoardLink(port, art.network)
         ident = link.identify()
-        if ident["ram_weights"] and (args.reload_weights or not ident["weights_loaded"]):
+        if ident["ram_weights"] and (reload_weights or not ident["weights_loaded"]):
             if report is None or "core" not in report:
                 raise UserError("the board's weights are in RAM and must be loaded: give "
                                 "--report BUILD/report.json (its core configuration says "
@@ -199,12 +200,24 @@ def run(args) -> int:
             try:
                 config = CoreConfig.from_dict(report["core"]).check(art.network)
             except (TypeError, ValueError) as exc:
-                raise UserError(f"--report {args.report}: {exc}") from None
+                raise UserError(f"{report_name}: {exc}") from None
             r = link.load_weights(config)
-            print(f"loaded {r['words']:,} weight words ({r['bytes']:,} bytes) in "
-                  f"{r['seconds']:.1f} s")
-        print(f"{board.name} on {args.port}: running {x.shape[0]} samples ({what})")
-        result = run_samples(link, x, labels, clock)
+            log(f"loaded {r['words']:,} weight words ({r['bytes']:,} bytes) in "
+                f"{r['seconds']:.1f} s")
+        log(f"{board.name} on {port_name}: running {x.shape[0]} samples ({what})")
+        return run_samples(link, x, labels, clock)
+
+
+def run(args) -> int:
+    model = Path(args.model)
+    if not model.exists():
+        raise UserError(f"artifact {model} does not exist")
+    art = load_artifact(model)
+    report = json.loads(Path(args.report).read_text()) if args.report else None
+    result = run_on_board(art, args.board, args.port, samples=args.samples, baud=args.baud,
+                          timeout=args.timeout, report=report, clock=args.clock,
+                          reload_weights=args.reload_weights,
+                          report_name=f"--report {args.report}")
     print(format_result(result))
     return 0 if result["bit_exact"] and not result["status"] else 1
 

@@ -12,6 +12,7 @@ import io
 import json
 import math
 import sys
+import tempfile
 import time
 import zipfile
 from dataclasses import dataclass
@@ -434,16 +435,30 @@ def golden_check(artifact_path, cfg: TrainConfig, data: Dataset, net_trainer,
     return out
 
 
-def run_training(cfg: TrainConfig, data: Dataset, out_dir, resume: bool = False,
-                 progress: Progress | None = None, plots: bool = True) -> dict:
-    """Train, export ``model.qsnn``, evaluate, write ``metrics.json`` (and plots) into
-    ``out_dir``. Returns the metrics dict."""
+@dataclass
+class Trained:
+    """One finished training run, in memory: the trained float ``model`` (its best
+    validation parameters), the deployed ``artifact`` (integer network, config, metadata,
+    layer info) and the test-set ``metrics`` (float, training-time quantized, deployed and
+    golden accuracies; the agreements of :func:`golden_check`)."""
+
+    model: SNN
+    artifact: Artifact
+    metrics: dict
+    state: TrainState
+    stopped_early: bool
+
+
+def train(cfg: TrainConfig, data: Dataset, *, checkpoint=None, resume: bool = False,
+          progress: Progress | None = None, artifact_path=None, replaces=()) -> Trained:
+    """Train, deploy and evaluate ``cfg`` on ``data``. Written: the ``checkpoint`` (if
+    given) and the artifact, at ``artifact_path`` (the files in ``replaces``, which
+    describe an earlier artifact there, are removed just before it is replaced) or, when
+    None, in a temporary directory removed afterwards; either way the golden check reads
+    the artifact back from disk."""
     t0 = time.perf_counter()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     progress = Progress() if progress is None else progress
-    ckpt = out / "checkpoint.npz"
-    res = fit(cfg, data, checkpoint=ckpt, resume=resume, progress=progress)
+    res = fit(cfg, data, checkpoint=checkpoint, resume=resume, progress=progress)
     if res.diverged:
         raise TrainingDiverged(res.diverged + "; no artifact was written. Continue with "
                                "--resume and a lower --lr (or a smaller --grad-clip)")
@@ -451,7 +466,6 @@ def run_training(cfg: TrainConfig, data: Dataset, out_dir, resume: bool = False,
     net, infos = deploy(res.model, cfg, scale, bits)
     progress.line("evaluating the test set (float, quantized and deployed) ...")
     test = evaluate(res.model, cfg, data, net)
-    h = res.state.history
     metadata = {
         "trainer": f"qsnn-hw {__version__} (NumPy BPTT)",
         "dataset": data.summary(),
@@ -463,33 +477,64 @@ def run_training(cfg: TrainConfig, data: Dataset, out_dir, resume: bool = False,
         "best_val_accuracy": res.state.best_val,
         "stopped_early": res.stopped_early,
         "diverged": res.diverged,
-        "history": h,
+        "history": res.state.history,
         "test": test,
     }
-    artifact_path = out / "model.qsnn"
-    # metrics.json is written last and describes the model.qsnn beside it: an older one
-    # goes first, so a crash in between leaves a model without metrics, not a wrong pair
-    (out / "metrics.json").unlink(missing_ok=True)
-    save_artifact(artifact_path, Artifact(net, cfg.to_dict(), metadata, infos))
-    progress.line(f"checking {artifact_path} against the golden model ...")
-    gold = golden_check(artifact_path, cfg, data, net, res.model)
+    art = Artifact(net, cfg.to_dict(), metadata, infos)
+    with tempfile.TemporaryDirectory(prefix="qsnn-train-") as tmp:
+        path = Path(tmp) / "model.qsnn" if artifact_path is None else Path(artifact_path)
+        for stale in replaces:
+            Path(stale).unlink(missing_ok=True)
+        save_artifact(path, art)
+        progress.line(f"checking {path.name} against the golden model ...")
+        gold = golden_check(path, cfg, data, net, res.model)
     metrics = {**test, **gold, "wall_time_s": time.perf_counter() - t0,
                "epochs_run": res.state.epoch, "best_epoch": res.state.best_epoch,
                "best_val_accuracy": res.state.best_val, "stopped_early": res.stopped_early,
-               "diverged": res.diverged, "artifact": str(artifact_path),
+               "diverged": res.diverged,
+               **({"artifact": str(artifact_path)} if artifact_path is not None else {}),
                "seed": cfg.seed, "dataset": data.name}
+    return Trained(res.model, art, metrics, res.state, res.stopped_early)
+
+
+def summary_line(metrics: dict) -> str:
+    """The one line a finished training prints."""
+    return (f"test: float {metrics['float_accuracy']:.2%}  quantized "
+            f"{metrics['quantized_accuracy']:.2%}  golden {metrics['golden_accuracy']:.2%}  "
+            f"spike agreement {metrics['spike_agreement']:.4%}  trained forward = "
+            f"golden on {metrics['trained_spike_agreement']:.4%} of spikes  "
+            f"({metrics['wall_time_s']:.1f} s)")
+
+
+def run_training(cfg: TrainConfig, data: Dataset, out_dir, resume: bool = False,
+                 progress: Progress | None = None, plots: bool = True) -> dict:
+    """Train, export ``model.qsnn``, evaluate, write ``metrics.json`` (and plots) into
+    ``out_dir``. Returns the metrics dict."""
+    return train_to_dir(cfg, data, out_dir, resume, progress, plots).metrics
+
+
+def train_to_dir(cfg: TrainConfig, data: Dataset, out_dir, resume: bool = False,
+                 progress: Progress | None = None, plots: bool = True) -> Trained:
+    """:func:`run_training`, returning the :class:`Trained` run."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    progress = Progress() if progress is None else progress
+    artifact_path = out / "model.qsnn"
+    # metrics.json is written last and describes the model.qsnn beside it: an older one
+    # goes first, so a crash in between leaves a model without metrics, not a wrong pair
+    tr = train(cfg, data, checkpoint=out / "checkpoint.npz", resume=resume,
+               progress=progress, artifact_path=artifact_path,
+               replaces=[out / "metrics.json"])
+    metrics = tr.metrics
     atomic_write_bytes(out / "metrics.json", (json.dumps(metrics, indent=1) + "\n").encode())
     if plots:
         from .plots import write_plots
         progress.line("writing plots ...")
-        write_plots(out, cfg, data, res.model, net, infos, h, res.state.best_epoch,
-                    res.stopped_early)
-    progress.summary(f"test: float {test['float_accuracy']:.2%}  quantized "
-                  f"{test['quantized_accuracy']:.2%}  golden {gold['golden_accuracy']:.2%}  "
-                  f"spike agreement {gold['spike_agreement']:.4%}  trained forward = "
-                  f"golden on {gold['trained_spike_agreement']:.4%} of spikes  "
-                  f"({metrics['wall_time_s']:.1f} s)")
-    return metrics
+        art = tr.artifact
+        write_plots(out, cfg, data, tr.model, art.network, art.layer_info, tr.state.history,
+                    tr.state.best_epoch, tr.stopped_early)
+    progress.summary(summary_line(metrics))
+    return tr
 
 
 def default_progress() -> Progress:
