@@ -175,10 +175,8 @@ def run(args) -> int:
     if clock is None and report:
         clock = report["clock"]["actual_mhz"]
     clock = clock or board.default_mhz
-    try:
-        import serial
-    except ImportError:
-        raise UserError("qsnn-hw run needs pyserial: pip install pyserial") from None
+    from .._extras import need
+    serial = need("serial")
     x, labels, what = test_samples(art, args.samples)
     try:
         port = serial.Serial(args.port, args.baud, timeout=args.timeout)

@@ -128,6 +128,11 @@ def run(args) -> int:
             c.config(base, seeds[0])
         except ValueError as exc:
             raise ValueError(f"--grid {args.grid}: {exc}") from None
+    from .._extras import need
+    if not args.no_plots:
+        need("matplotlib")         # before any training: the charts come last
+    if args.scheduler:
+        need("distributed")
     progress = SweepProgress(None if args.quiet else sys.stderr)
     if not args.quiet:
         where = f"Dask scheduler {args.scheduler}" if args.scheduler else \

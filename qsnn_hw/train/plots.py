@@ -20,7 +20,8 @@ def _save(fig, path: Path) -> None:
 
 
 def write_plots(out_dir, cfg, data, model, net, infos, history) -> list:
-    import matplotlib
+    from .._extras import need
+    matplotlib = need("matplotlib")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
