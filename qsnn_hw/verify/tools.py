@@ -130,6 +130,8 @@ def find_simulator(sim: str) -> Simulator:
     """The simulator ``sim`` ("icarus" or "verilator") and cocotb to drive it; raises
     :class:`SimulatorMissing` (a one-line message naming what to install)."""
     from .._extras import need
+    if sim not in SIMULATORS:
+        raise ValueError(f"sim must be one of {', '.join(SIMULATORS)}; got {sim!r}")
     found = find_icarus() if sim == "icarus" else find_verilator()
     need("cocotb")
     need("cocotb_test")
