@@ -30,8 +30,11 @@ def test_digits_data_is_the_uci_set():
     assert labels[0] == 0 and images[0, 0].tolist() == [0, 0, 5, 13, 9, 1, 0, 0]
 
 
-def test_digits_split_sizes_stratified_disjoint_seeded():
-    d = load_dataset("digits", seed=0)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_digits_split_sizes_stratified_disjoint_seeded(seed):
+    """Seed 0 is the recorded split, other seeds stratified_split's: both kinds are
+    stratified partitions of the whole set, the same on every call."""
+    d = load_dataset("digits", seed=seed)
     assert (len(d.y_train), len(d.y_val), len(d.y_test)) == (1257, 180, 360)
     assert d.n_in == 64 and d.n_classes == 10 and not d.events
     assert d.x_train.min() >= 0 and d.x_train.max() <= 1
@@ -45,11 +48,26 @@ def test_digits_split_sizes_stratified_disjoint_seeded():
     images, _ = digits_arrays()
     allx = (images.reshape(1797, 64) / 16.0).astype(np.float32)
     assert sorted(map(bytes, rows)) == sorted(map(bytes, allx))
-    again = load_dataset("digits", seed=0)
+    again = load_dataset("digits", seed=seed)
     for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
         np.testing.assert_array_equal(getattr(d, name), getattr(again, name))
-    other = load_dataset("digits", seed=1)
+    other = load_dataset("digits", seed=seed + 1)
     assert not np.array_equal(d.y_test, other.y_test)
+
+
+def test_digits_seed_0_is_the_split_measurements_were_made_with():
+    """The recorded data_seed-0 split: scikit-learn's stratified train_test_split with
+    random_state=0 (first indices as it produced them), so every earlier measurement
+    (rtl/digits.qsnn's accuracy, the README's numbers) is on the same test samples."""
+    from qsnn_hw.data.digits import recorded_split
+    train, val, test = recorded_split()
+    assert test[:5].tolist() == [1496, 188, 705, 820, 413]
+    assert train[:5].tolist() == [807, 693, 7, 1018, 763]
+    assert sorted(np.concatenate([train, val, test]).tolist()) == list(range(1797))
+    d = load_dataset("digits", seed=0)
+    images, labels = digits_arrays()
+    np.testing.assert_array_equal(d.y_test, labels[test])
+    np.testing.assert_array_equal(d.x_val, images[val].reshape(-1, 64) / np.float32(16))
 
 
 @pytest.mark.parametrize("size", [7, 0.3, 0.5])
