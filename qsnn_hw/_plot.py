@@ -10,8 +10,10 @@ from ._io import atomic_write_bytes
 
 
 def pyplot():
-    """``matplotlib.pyplot`` on the Agg backend (plots are files, never windows)."""
-    import matplotlib
+    """``matplotlib.pyplot`` on the Agg backend (plots are files, never windows); a
+    missing matplotlib is one line naming the ``plots`` extra."""
+    from ._extras import need
+    matplotlib = need("matplotlib")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt

@@ -57,7 +57,8 @@ __all__ = ["DT", "ImportOptions", "InteropError", "export_nir", "float_layers",
 
 def export_nir(art: Artifact):
     """The artifact as a ``nir.NIRGraph`` (module docstring): exact integers in metadata."""
-    import nir
+    from ._extras import need
+    nir = need("nir")
 
     net = art.network
     for i, layer in enumerate(net.layers):
@@ -107,7 +108,8 @@ def write_nir(art: Artifact, path) -> Path:
     import os
     import tempfile
 
-    import nir
+    from ._extras import need
+    nir = need("nir")
     path = Path(path)
     graph = export_nir(art)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -277,7 +279,8 @@ def from_snntorch(net, n_inputs: int, options: ImportOptions | None = None, *,
     import os
     import tempfile
 
-    import nir
+    from ._extras import need
+    nir = need("nir")
     try:
         import torch
         from snntorch.export_nir import export_to_nir

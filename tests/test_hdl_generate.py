@@ -18,6 +18,7 @@ from qsnn_hw.hdl.config import CoreConfig
 from qsnn_hw.hdl.emit import generate
 from qsnn_hw.hdl.reference import write_reference
 from qsnn_hw.testing import random_network
+from qsnn_hw.verify.tools import find_simulator, simulator_available
 
 ROOT = Path(__file__).resolve().parents[1]
 # Amaranth's output trips Verilator's WIDTH (implicit zero-extension of operands) and
@@ -136,7 +137,7 @@ LINT_CONFIGS = {
 
 
 @pytest.mark.sim
-@pytest.mark.skipif(shutil.which("verilator") is None, reason="verilator not installed")
+@pytest.mark.skipif(not simulator_available("verilator"), reason="no Verilator >= 5.036")
 @pytest.mark.parametrize("config", sorted(LINT_CONFIGS))
 @pytest.mark.parametrize("lanes", [1, 4])
 def test_verilator_lint(tmp_path, config, lanes):
@@ -146,13 +147,14 @@ def test_verilator_lint(tmp_path, config, lanes):
 
 def _assert_lints(tmp_path, text: str) -> None:
     (tmp_path / "lint_top.v").write_text(text)
-    res = subprocess.run(["verilator", "--lint-only", *LINT_WAIVERS, "lint_top.v"],
-                         cwd=tmp_path, capture_output=True, text=True)
+    tool = find_simulator("verilator")       # the one the simulations use
+    res = subprocess.run([tool.exe, "--lint-only", *LINT_WAIVERS, "lint_top.v"],
+                         cwd=tmp_path, capture_output=True, text=True, env=tool.env())
     assert res.returncode == 0 and "%Warning" not in res.stderr, res.stderr[-3000:]
 
 
 @pytest.mark.sim
-@pytest.mark.skipif(shutil.which("verilator") is None, reason="verilator not installed")
+@pytest.mark.skipif(not simulator_available("verilator"), reason="no Verilator >= 5.036")
 def test_verilator_lint_traced_ram_core(tmp_path):
     """The simulation variant (trace ports, RAM weights with the weight-load port) lints
     as cleanly as the build variant."""
@@ -175,10 +177,11 @@ def test_icarus_compiles(tmp_path, config):
 
 
 @pytest.mark.sim
-@pytest.mark.skipif(shutil.which("verilator") is None, reason="verilator not installed")
+@pytest.mark.skipif(not simulator_available("verilator"), reason="no Verilator >= 5.036")
 def test_reference_rtl_lints():
-    res = subprocess.run(["verilator", "--lint-only", *LINT_WAIVERS, "qsnn_ref.v"],
-                         cwd=ROOT / "rtl", capture_output=True, text=True)
+    tool = find_simulator("verilator")
+    res = subprocess.run([tool.exe, "--lint-only", *LINT_WAIVERS, "qsnn_ref.v"],
+                         cwd=ROOT / "rtl", capture_output=True, text=True, env=tool.env())
     assert res.returncode == 0 and "%Warning" not in res.stderr, res.stderr[-3000:]
 
 

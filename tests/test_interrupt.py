@@ -172,8 +172,8 @@ def _running(name: str):
 @pytest.mark.sim
 @pytest.mark.parametrize("sim, phase", [("icarus", "vvp"), ("verilator", "cc1plus")])
 def test_interrupted_verify_stops_the_simulator_and_leaves_nothing(tmp_path, sim, phase):
-    import shutil
-    if not shutil.which({"icarus": "iverilog", "verilator": "verilator"}[sim]):
+    from qsnn_hw.verify.tools import simulator_available
+    if not simulator_available(sim):
         pytest.skip(f"{sim} not installed")
     status, err, children = _interrupt(
         ["verify", ROOT / "rtl" / "digits.qsnn", "--sim", sim, "--samples", "360"], tmp_path,
@@ -228,8 +228,8 @@ def test_interrupted_sweep_stops_its_workers_and_keeps_the_finished_tables(tmp_p
 @pytest.mark.sim
 @pytest.mark.parametrize("point", ["train", "verify"])
 def test_interrupted_flow_puts_the_earlier_flow_back(tmp_path, point):
-    import shutil
-    if point == "verify" and not shutil.which("iverilog"):
+    from qsnn_hw.verify.tools import simulator_available
+    if point == "verify" and not simulator_available("icarus"):
         pytest.skip("icarus not installed")
     out = tmp_path / "flow"
     files = {"summary.json": b'{"an": "earlier flow"}\n', "summary.md": b"| earlier |\n",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -63,12 +62,22 @@ def test_the_wheel_is_what_runs(installed):
         assert not Path(path).is_relative_to(ROOT), path
 
 
+def test_the_wheel_ships_the_digits_data(installed):
+    py, work = installed
+    out = subprocess.run([str(py), "-c", "from qsnn_hw.data import load_dataset; "
+                          "d = load_dataset('digits'); print(len(d.y_train) + len(d.y_val) + "
+                          "len(d.y_test)); import qsnn_hw.data.digits as m; print(m.__file__)"],
+                         cwd=work, check=True, capture_output=True, text=True).stdout.split()
+    assert out[0] == "1797"
+    assert Path(out[1]).is_relative_to(py.parents[1]), out[1]
+
+
 @pytest.mark.parametrize("sim", ["icarus", "verilator", "amaranth"])
 def test_installed_verify(installed, sim):
     py, work = installed
-    binary = {"icarus": "iverilog", "verilator": "verilator"}.get(sim)
-    if binary and shutil.which(binary) is None:
-        pytest.skip(f"{binary} is not installed")
+    from qsnn_hw.verify.tools import simulator_available
+    if sim != "amaranth" and not simulator_available(sim):
+        pytest.skip(f"{sim} is not installed")
     env = dict(os.environ, PATH=f"{py.parent}{os.pathsep}{os.environ['PATH']}")
     env.pop("PYTHONPATH", None)
     p = subprocess.run([str(py.parent / "qsnn-hw"), "verify", "tiny.qsnn", "--sim", sim,

@@ -41,8 +41,8 @@ class Board:
         return get_family(self.family)
 
     def platform(self):
-        import importlib
-        plat = getattr(importlib.import_module(self.platform_module), self.platform_class)()
+        from .._extras import need
+        plat = getattr(need(self.platform_module), self.platform_class)()
         if self.extra_resources:
             plat.add_resources(getattr(plat, self.extra_resources))
         return plat

@@ -60,7 +60,8 @@ def resolve_tools(family: str | Family, toolchain: str) -> dict[str, str]:
         exe = f"yowasp-{tool.name}" if toolchain == "yowasp" else tool.name
         found = shutil.which(exe, path=search)
         if found is None:
-            hint = (f"pip install {tool.pypi}" if toolchain == "yowasp" else
+            hint = (f"pip install 'qsnn-hw[synth]' (or pip install {tool.pypi})"
+                    if toolchain == "yowasp" else
                     f"install {tool.name} (e.g. {tool.system_hint}) or use --toolchain yowasp")
             raise ToolMissing(f"{exe} not found ({toolchain} toolchain): {hint}")
         env[tool.env_var] = found

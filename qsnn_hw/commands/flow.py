@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -31,12 +30,14 @@ from ._out import add_force, check_out, replacing
 
 
 def pick_simulator(choice: str) -> str:
+    """``choice``, or for "auto" the first installed of Verilator (>= 5.036), Icarus,
+    Amaranth's simulator (cocotb needed for the first two: the ``sim`` extra)."""
     if choice != "auto":
         return choice
-    if shutil.which("verilator"):
-        return "verilator"
-    if shutil.which("iverilog"):
-        return "icarus"
+    from ..verify.tools import simulator_available
+    for sim in ("verilator", "icarus"):
+        if simulator_available(sim):
+            return sim
     return "amaranth"
 
 
@@ -158,9 +159,21 @@ def flow_files(board: str) -> tuple[str, ...]:
 def run(args) -> int:
     from ..boards.boards import get_board
     try:
-        get_board(args.board)
+        board = get_board(args.board)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    # the tools the steps after training need, checked before training
+    if args.sim in ("icarus", "verilator"):
+        from ..verify.tools import find_simulator
+        find_simulator(args.sim)
+    if not args.no_synth:
+        from .._extras import need
+        from ..boards.build import ToolMissing, resolve_tools
+        need(board.platform_module)
+        try:
+            resolve_tools(board.family, args.toolchain)
+        except ToolMissing as exc:
+            raise UserError(str(exc)) from None
     # every lane costs a LIF datapath, a quantizer and a leaked-level table: the UP5K
     # holds a few (docs/boards.md), the ECP5 boards many more
     lanes_default = "2" if args.board == "icebreaker" else "4"
@@ -207,7 +220,7 @@ def _flow(args, out: Path, lanes_default: str) -> int:
     sim = pick_simulator(args.sim)
     with stage(f"verify on {sim} ({args.samples} test samples)", f"flow [4/{n}] "):
         x, y = dataset_inputs(art, args.samples)
-        ver = verify_model(art, x, y, config, sim, model=str(model))
+        ver = verify_model(art, x, y, config, sim, model=str(model), verbose=args.verbose)
         ver["via"] = f"qsnn_hw.verify on {sim}"
         atomic_write_text(out / "verify.json", json.dumps(ver, indent=1, default=str) + "\n")
     times["verify"] = time.perf_counter() - t0
@@ -266,6 +279,9 @@ def register(sub) -> None:
     p.add_argument("--toolchain", choices=("yowasp", "system"), default="yowasp")
     p.add_argument("--no-synth", action="store_true", help="stop after verification")
     add_quiet(p)
+    p.add_argument("--verbose", action="store_true",
+                   help="show the simulator's output (compiler commands, cocotb's log); "
+                        "default: kept in sim.log in the build directory")
     # lanes default: 2 on the iCEBreaker, 4 on the ULX3S; weights placed for the board
     add_core_options(p, storage=False, lanes_default="2 on the iCEBreaker, 4 elsewhere")
     p.set_defaults(func=run)

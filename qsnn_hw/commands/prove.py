@@ -66,9 +66,13 @@ def run_protocol(args) -> int:
 
 def run(args) -> int:
     from ..artifact import load_artifact
+    from ..formal.datapath import find_yosys
     from ..progress import bar, echo
     from ._core import core_config
-
+    try:
+        find_yosys()                  # a missing Yosys: one line, before any work
+    except ProofError as exc:
+        raise UserError(str(exc)) from None
     if args.protocol:
         if args.model is not None:
             raise UserError("--protocol proves a built-in engine; it takes no MODEL")

@@ -179,10 +179,8 @@ def run_on_board(art, board_name: str, port_name: str, *, samples: int = 100,
     if clock is None and report:
         clock = report["clock"]["actual_mhz"]
     clock = clock or board.default_mhz
-    try:
-        import serial
-    except ImportError:
-        raise UserError("qsnn-hw run needs pyserial: pip install pyserial") from None
+    from .._extras import need
+    serial = need("serial")
     x, labels, what = test_samples(art, samples)
     try:
         port = serial.Serial(port_name, baud, timeout=timeout)

@@ -129,6 +129,11 @@ def run(args) -> int:
             c.config(base, seeds[0])
         except ValueError as exc:
             raise ValueError(f"--grid {args.grid}: {exc}") from None
+    from .._extras import need
+    if not args.no_plots:
+        need("matplotlib")         # before any training: the charts come last
+    if args.scheduler:
+        need("distributed")
     progress = SweepProgress()     # silent with --quiet
     where = f"Dask scheduler {args.scheduler}" if args.scheduler else \
         f"{args.workers} local worker(s)"

@@ -262,6 +262,9 @@ def run(args) -> int:
     from ..progress import line
     from ..train.trainer import Progress, run_training
 
+    if not args.no_plots:
+        from .._extras import need
+        need("matplotlib")         # before any work: plots come at the end of training
     out = check_out_dir(args)
     if args.resume and not (out / "checkpoint.npz").is_file():
         raise ValueError(f"--resume: no checkpoint at {out / 'checkpoint.npz'}; train without "

@@ -62,8 +62,11 @@ def run(args) -> int:
     x, y = dataset_inputs(art, args.samples)
     if len(x) == 0:
         raise UserError("no test samples to verify")
+    if args.sim in ("icarus", "verilator"):
+        from ..verify.tools import find_simulator
+        find_simulator(args.sim)       # a missing simulator: one line, before any work
     report = verify_model(art, x, y, config, args.sim, seed=args.seed,
-                          build_dir=args.build_dir, model=str(model))
+                          build_dir=args.build_dir, model=str(model), verbose=args.verbose)
     if args.json:
         print(json.dumps(report, indent=1))
     else:
@@ -72,10 +75,11 @@ def run(args) -> int:
 
 
 def verify_model(art, x, y, config, sim: str, *, seed: int = 0, build_dir=None,
-                 model: str = "") -> dict:
+                 model: str = "", verbose: bool = False) -> dict:
     """Verify ``art``'s core built with ``config`` on ``x`` (labels ``y`` or None) in
     ``sim``; the report of ``qsnn-hw verify --json``. ``build_dir`` None: a temporary
-    directory, removed unless the run failed (then it holds the bundle and waveform)."""
+    directory, removed unless the run failed (then it holds the bundle, waveform and the
+    simulator's log). ``verbose``: the simulator's output on stdout instead of its log."""
     from ..verify import verify_core
 
     keep = build_dir is not None
@@ -84,7 +88,7 @@ def verify_model(art, x, y, config, sim: str, *, seed: int = 0, build_dir=None,
     try:
         t0 = time.perf_counter()
         res = verify_core(art.network, x, config, sim=sim, build_dir=build, seed=seed,
-                          describe="qsnn-hw verify")
+                          describe="qsnn-hw verify", verbose=verbose)
         wall = time.perf_counter() - t0
         ok = bool(res["ok"])
     except KeyboardInterrupt:
@@ -159,5 +163,8 @@ def register(sub) -> None:
                         "directory, kept only on a mismatch)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     add_quiet(p)
+    p.add_argument("--verbose", action="store_true",
+                   help="show the simulator's output (compiler commands, cocotb's log); "
+                        "default: kept in BUILD/SIM/sim.log, named on a failure")
     add_core_options(p)
     p.set_defaults(func=run)

@@ -1,7 +1,8 @@
 """Datasets with a seeded, stratified train/validation/test split.
 
-* ``digits``: scikit-learn's ``load_digits`` (1797 8x8 images, ships with the wheel, so
-  everything works offline); pixels / 16 in [0, 1]; test split = 360 samples.
+* ``digits``: the UCI 8x8 handwritten digits (1797 images, CC BY 4.0; ``digits.npz``
+  ships with the wheel, so everything works offline); pixels / 16 in [0, 1]; test split =
+  360 samples.
 * ``fashion_mnist``: the four IDX files (optionally .gz) from a user directory.
 * ``shd``: Spiking Heidelberg Digits HDF5 files (``shd_train.h5``, ``shd_test.h5``),
   binned into T timesteps of binary spikes over 700 channels.

@@ -3,10 +3,10 @@ registry is :mod:`.registry`)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 
 class DatasetMissingError(FileNotFoundError):
@@ -45,7 +45,34 @@ class Dataset:
 
 
 def stratified_split(x, y, size, seed: int):
-    """``(x_rest, x_part, y_rest, y_part)`` with ``size`` samples (int or fraction) in the
-    part, class proportions kept, seeded."""
-    return train_test_split(x, y, test_size=size, stratify=y, random_state=seed)
+    """``(x_rest, x_part, y_rest, y_part)`` with ``size`` samples (an int, or a fraction of
+    ``len(y)`` rounded up) in the part, class proportions kept, seeded: the same ``seed``
+    gives the same split.
 
+    Each class gets ``size * n_class / n`` samples of the part, rounded down, and the samples
+    still missing go to the classes with the largest remainders (ties: lower class first);
+    which samples of a class go to the part, and the order of both outputs, come from
+    ``numpy.random.default_rng(seed)``."""
+    y = np.asarray(y)
+    x = np.asarray(x)
+    n = len(y)
+    if len(x) != n:
+        raise ValueError(f"{len(x)} samples but {n} labels")
+    k = math.ceil(size * n) if isinstance(size, float) else int(size)
+    classes, counts = np.unique(y, return_counts=True)
+    if not 0 < k < n or k < len(classes) or n - k < len(classes):
+        raise ValueError(f"cannot split {n} samples of {len(classes)} classes into "
+                         f"{n - k} + {k} with every class on both sides")
+    exact = k * counts / n
+    quota = np.floor(exact).astype(np.int64)
+    order = np.lexsort((np.arange(len(classes)), -(exact - quota)))
+    quota[order[:k - quota.sum()]] += 1
+    rng = np.random.default_rng(seed)
+    part, rest = [], []
+    for c, q in zip(classes, quota, strict=True):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        part.append(idx[:q])
+        rest.append(idx[q:])
+    part = rng.permutation(np.concatenate(part))
+    rest = rng.permutation(np.concatenate(rest))
+    return x[rest], x[part], y[rest], y[part]

@@ -46,7 +46,8 @@ def bin_spikes(times, units, timesteps: int, max_time: float = MAX_TIME,
 
 
 def read_shd_file(path, timesteps: int, max_time: float = MAX_TIME):
-    import h5py
+    from .._extras import need
+    h5py = need("h5py")
     try:
         with h5py.File(path, "r") as f:
             times = list(f["spikes"]["times"][:])

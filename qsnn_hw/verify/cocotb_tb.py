@@ -8,8 +8,8 @@ in bulk (:func:`.check.check_core`) and writes ``report.json`` into the working 
 Environment: ``QSNN_BUNDLE`` (path of bundle.json), ``QSNN_EXT_CLOCK=1`` when the harness
 was built without its own clock (cocotb then drives ``clk``).
 
-Portable across cocotb 1.9 and 2.x: only ``cocotb.test``, ``RisingEdge``, ``Clock`` and
-``int(handle.value)`` are used.
+Written for cocotb 2 (``Clock(..., unit=)``); the rest (``cocotb.test``, ``RisingEdge``,
+``int(handle.value)``) is the same in every cocotb.
 """
 
 import json
@@ -26,11 +26,7 @@ from qsnn_hw.verify.compare import format_report
 
 def _clock(dut):
     from cocotb.clock import Clock
-    try:
-        clk = Clock(dut.clk, 10, unit="ns")        # cocotb >= 2.0
-    except TypeError:
-        clk = Clock(dut.clk, 10, units="ns")       # cocotb 1.x
-    cocotb.start_soon(clk.start())
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
 
 
 @cocotb.test()

