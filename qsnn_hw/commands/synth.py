@@ -84,12 +84,18 @@ def run_synth(model: Path, board: str, out, config: CoreConfig, *, clock=None,
     (default: progress lines on stderr; None: none), the tools' stages to a progress
     bar (:mod:`qsnn_hw.progress`). ``cycles``: measured cycles per sample for the
     report's microseconds (default: :func:`model_cycles`)."""
+    from .._extras import need
     from ..boards.boards import get_board
-    from ..boards.build import BuildError, synthesize
+    from ..boards.build import BuildError, ToolMissing, resolve_tools, synthesize
     model = Path(model)
     try:
-        get_board(board)
+        spec = get_board(board)
     except ValueError as exc:
+        raise UserError(str(exc)) from None
+    need(spec.platform_module)      # the tools, checked before any work or progress
+    try:
+        resolve_tools(spec.family, toolchain)
+    except ToolMissing as exc:
         raise UserError(str(exc)) from None
     if not model.exists():
         raise UserError(f"artifact {model} does not exist")
