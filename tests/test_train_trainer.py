@@ -125,7 +125,7 @@ def test_cli_train_writes_artifact_metrics_and_plots(tmp_path):
     (["--state-bits", "0"], "argument --state-bits: must be an integer in [1, 16], got 0"),
     (["--weight-bits", "17"], "argument --weight-bits: must be an integer in [2, 16], got 17"),
     (["--beta", "1.5"], "argument --beta: must be a number in (0, 1], got 1.5"),
-    (["--lr", "0"], "argument --lr: must be a number in (0, 10], got 0"),
+    (["--lr", "0"], "argument --lr: must be 'auto' or a number in (0, 10], got 0"),
     (["--state-family", "log"], "argument --state-family: must be one of uniform, "
                                 "exponential, snntorch, snntorch_exponential; got 'log'"),
     (["--weight-bits", "4,4,4"], "--weight-bits has 3 values but the network has 2 layers"),
@@ -184,3 +184,18 @@ def test_resume_from_corrupted_checkpoint_is_a_clear_error(digits, tmp_path):
         ckpt.write_bytes(bad)
         with pytest.raises(ValueError, match="truncated or corrupted"):
             trainer.run_training(cfg, digits, tmp_path, resume=True, plots=False)
+
+
+def test_auto_learning_rate_follows_the_narrowest_trained_width():
+    """lr "auto" (the default): 1e-3 when any layer trains weights or states at <= 2 bits,
+    else 3e-3; a number is used as given, and lr_min is checked against the rate used."""
+    from qsnn_hw.train.config import LR_NARROW, LR_WIDE
+    q4 = LayerConfig(8, weight_mode="qat", weight_bits=4, state_mode="squat", state_bits=4)
+    q2 = LayerConfig(8, weight_mode="qat", weight_bits=4, state_mode="squat", state_bits=2)
+    ptq2 = LayerConfig(8, weight_mode="ptq", weight_bits=2)
+    assert TrainConfig(layers=(q4, q4)).learning_rate == LR_WIDE == 3e-3
+    assert TrainConfig(layers=(q4, q2)).learning_rate == LR_NARROW == 1e-3
+    assert TrainConfig(layers=(ptq2, LayerConfig(10))).learning_rate == LR_WIDE  # not trained
+    assert TrainConfig(layers=(q2, q2), lr=0.01).learning_rate == 0.01
+    with pytest.raises(ValueError, match=r"lr_min must be a finite number in \[0, 0.001\]"):
+        TrainConfig(layers=(q2, q2), lr_min=0.002)

@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import replace
 
-from ._args import add_quiet, float_range, int_range
+from ._args import add_quiet, auto_or, float_range, int_range
 from ._out import add_force, check_out
 
 
@@ -78,7 +78,9 @@ def register(subparsers) -> None:
     g.add_argument("--timesteps", type=int_range(1, 10000), default=None,
                    help=f"timesteps T (trainer default {d.timesteps})")
     g.add_argument("--batch-size", type=int_range(1, 65536), default=None)
-    g.add_argument("--lr", type=float_range(0, 10, lo_open=True), default=None)
+    g.add_argument("--lr", type=auto_or(float_range(0, 10, lo_open=True)), default=None,
+                   help="Adam learning rate for every cell, or auto (1e-3 for cells at 2 bits "
+                        "or fewer, else 3e-3; the default)")
     g.add_argument("--max-train-samples", type=int_range(0, 1 << 31), default=None,
                    help="train on at most N samples per epoch (0 = all)")
     g = p.add_argument_group("output")

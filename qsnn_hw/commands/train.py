@@ -25,7 +25,7 @@ from ..train.config import (
     LayerConfig,
     TrainConfig,
 )
-from ._args import add_quiet, float_range, int_range
+from ._args import add_quiet, auto_or, float_range, int_range
 from ._out import check_out
 
 _D = TrainConfig()
@@ -129,8 +129,9 @@ def register(subparsers) -> None:
                    help="mse target firing rate of the other classes")
     g.add_argument("--epochs", type=_int_in(1, 100000), default=_D.epochs)
     g.add_argument("--batch-size", type=_int_in(1, 65536), default=_D.batch_size)
-    g.add_argument("--lr", type=_float_in(0, 10, lo_open=True), default=_D.lr,
-                   help="Adam learning rate (cosine-annealed to --lr-min)")
+    g.add_argument("--lr", type=auto_or(_float_in(0, 10, lo_open=True)), default=_D.lr,
+                   help="Adam learning rate, cosine-annealed to --lr-min; auto: 1e-3 when a "
+                        "layer trains at 2 bits or fewer (weights or states), else 3e-3")
     g.add_argument("--lr-min", type=_float_in(0, 10), default=_D.lr_min)
     g.add_argument("--grad-clip", type=_float_in(0, 1e6), default=_D.grad_clip,
                    help="global gradient-norm clip (0 = off)")
@@ -186,7 +187,7 @@ def build_config(args, n_classes: int) -> TrainConfig:
     if args.float_epochs > args.epochs:
         raise ValueError(f"--float-epochs ({args.float_epochs}) must not exceed --epochs "
                          f"({args.epochs})")
-    if args.lr_min > args.lr:
+    if args.lr != "auto" and args.lr_min > args.lr:
         raise ValueError(f"--lr-min ({args.lr_min}) must not exceed --lr ({args.lr})")
     biases = [args.bias] * n
     if args.init:

@@ -344,7 +344,7 @@ def _fit(cfg, data, checkpoint, resume, progress, dtype) -> FitResult:
         e = st.epoch
         if e == cfg.float_epochs and e > 0:
             st.bad_epochs = 0  # patience restarts when quantization switches on
-        lr = cosine_lr(e, cfg.epochs, cfg.lr, cfg.lr_min)
+        lr = cosine_lr(e, cfg.epochs, cfg.learning_rate, cfg.lr_min)
         try:
             loss, acc, gnorm = _train_epoch(model, cfg, data, opt, rng, lr, e, progress)
         except TrainingDiverged as exc:
