@@ -79,6 +79,9 @@ def write_plots(out_dir, cfg, data, model, net, infos, history) -> list:
                                                   strict=True)):
         # the most active neurons (then the closest to firing) are the interesting ones;
         # in the output layer, the true class and the prediction first
+        # every neuron's own spikes (a convolution's output is pooled): its level or
+        # membrane value above the threshold is exactly the contract's spike
+        spk = (mem > layer.threshold).astype(np.uint8)
         order = np.lexsort((-mem[0].max(axis=0), -spk[0].sum(axis=0, dtype=np.int64)))
         first = [int(data.y_test[0]), int(np.argmax(run.counts[0]))] if li == last else []
         pick = list(dict.fromkeys(first + order.tolist()))[:4]
