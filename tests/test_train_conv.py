@@ -120,15 +120,16 @@ def _conv_net(batch_norm, static, seed, stride=1, padding=1, pool=2):
     rng = np.random.default_rng(seed)
     layers = [LayerConfig(3, kernel=3, stride=stride, padding=padding, pool=pool,
                           batch_norm=batch_norm, bias=True, beta=0.8, learn_beta=True),
-              LayerConfig(3, beta=0.7, threshold=0.5, bias=True, learn_beta=True)]
+              LayerConfig(3, beta=0.7, threshold=0.5, bias=True, learn_beta=True,
+                          batch_norm=batch_norm)]
     net = SNN(2 * 5 * 5, layers, SpikeFunction("smooth_sigmoid", 3.0), detach_reset=False,
               dtype=np.float64, in_shape=(2, 5, 5))
     net.init_params(rng, init_scale=3.0)
-    if batch_norm:
-        net.params["layer0.bn_weight"] = rng.uniform(0.5, 1.5, 3)
-        net.params["layer0.bn_bias"] = rng.uniform(-0.3, 0.3, 3)
-        net.params["layer0.bn_mean"] = rng.uniform(-0.2, 0.2, 3)
-        net.params["layer0.bn_var"] = rng.uniform(0.5, 2.0, 3)
+    for i in (0, 1) if batch_norm else ():
+        net.params[f"layer{i}.bn_weight"] = rng.uniform(0.5, 1.5, 3)
+        net.params[f"layer{i}.bn_bias"] = rng.uniform(-0.3, 0.3, 3)
+        net.params[f"layer{i}.bn_mean"] = rng.uniform(-0.2, 0.2, 3)
+        net.params[f"layer{i}.bn_var"] = rng.uniform(0.5, 2.0, 3)
     steps, b = 5, 3
     x = rng.random((b, 50)) if static else (rng.random((steps, b, 50)) < 0.5) * 1.0
     return net, x, rng.integers(0, 3, b), steps
@@ -169,9 +170,10 @@ def test_conv_bptt_matches_finite_differences(static, stride, padding, pool):
 @pytest.mark.parametrize("static", [True, False])
 def test_batch_norm_bptt_matches_finite_differences(train, static):
     # training mode: batch statistics (their gradient included); eval mode: the folded
-    # running statistics (what the deployed grid runs), gradients through the fold
+    # running statistics (what the deployed grid runs), gradients through the fold; on the
+    # convolution (per channel) and on the dense output layer (per neuron)
     net, x, y, steps = _conv_net(True, static, 11)
-    assert "layer0.bias" not in net.params       # BN's shift is the bias
+    assert "layer0.bias" not in net.params and "layer1.bias" not in net.params
     _fd_check(net, x, y, steps, train=train)
 
 
