@@ -348,14 +348,19 @@ def test_conv_run_exports_schema_2_and_reports_full_agreement(digits, tmp_path):
 
 
 def test_conv_training_on_digits_beats_chance_quickly(digits, tmp_path):
-    # a small batch-normalized conv net, 4-bit QAT weights and 4-bit SQUAT states
+    # a small batch-normalized conv net, 4-bit QAT weights (8-bit in the output layer:
+    # per-layer precision) and 4-bit SQUAT states
     assert main(["train", "--out", str(tmp_path), "--arch", "8c3b-mp2-16c3p1b-10",
-                 "--weight-mode", "qat", "--weight-bits", "4", "--state-mode", "squat",
+                 "--weight-mode", "qat", "--weight-bits", "4,4,8", "--state-mode", "squat",
                  "--state-bits", "4", "--epochs", "4", "--timesteps", "6", "--lr", "1e-2",
                  "--max-train-samples", "600", "--no-plots", "--quiet"]) == 0
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["golden_accuracy"] > 0.5           # chance is 0.1
     assert m["trained_spike_agreement"] == 1.0
+    # symmetric max-abs scales: the largest weight of a b-bit layer is 2**(b-1) - 1
+    net = load_artifact(tmp_path / "model.qsnn").network
+    assert [int(np.abs(la.weight).max()) for la in net.layers] == [7, 7, 127]
+    assert all(la.state_bits == 4 for la in net.layers)
 
 
 def _write_idx(path, arr):
