@@ -329,6 +329,56 @@ def test_trained_conv_forward_is_the_golden_model(mode, encoding, digits):
         assert all(s.any() for s in gold.spikes), [s.mean() for s in gold.spikes]
 
 
+@pytest.mark.parametrize("seed", range(16))
+def test_random_conv_networks_deployed_forward_is_the_golden_model(seed):
+    # Seeded random (untrained) convolutional networks over kernels, strides, paddings,
+    # pooling, batch norm (random running statistics), resets, state and weight formats
+    # and inputs: the model's forward on its deployed grid == the trainer's integer path
+    # == the golden model, every spike
+    from qsnn_hw.train.encoding import encode
+    rng = np.random.default_rng(seed)
+    c, h = int(rng.integers(1, 3)), int(rng.integers(5, 9))
+    common = dict(reset=str(rng.choice(["subtract", "zero", "clear"])), bias=True,
+                  state_mode=str(rng.choice(["none", "squat"])),
+                  state_bits=int(rng.integers(2, 6)),
+                  state_family=str(rng.choice(["uniform", "exponential", "snntorch"])),
+                  weight_mode="qat", weight_bits=int(rng.integers(2, 8)))
+    k1 = int(rng.integers(1, 4))
+    first = LayerConfig(int(rng.integers(1, 5)), kernel=k1, stride=int(rng.integers(1, 3)),
+                        padding=int(rng.integers(0, k1)), pool=int(rng.integers(1, 3)),
+                        batch_norm=bool(rng.integers(0, 2)), threshold=2.0, **common)
+    geo = geometry([first], c * h * h, (c, h, h))[0]
+    k2 = int(min(rng.integers(1, 4), *geo.out_shape[1:]))
+    layers = (first, LayerConfig(int(rng.integers(1, 5)), kernel=k2, padding=k2 // 2,
+                                 batch_norm=bool(rng.integers(0, 2)), **common),
+              LayerConfig(4, threshold=float(rng.uniform(0.3, 1.5)), **common))
+    bits = int(rng.integers(1, 5))
+    cfg = TrainConfig(layers=layers, timesteps=7, beta_shift=int(rng.integers(2, 13)))
+    model = SNN(c * h * h, layers, SpikeFunction("atan"), beta_shift=cfg.beta_shift,
+                in_shape=(c, h, h))
+    model.init_params(rng, init_scale=3.0)
+    # excitatory first layer (inputs are >= 0), so that it spikes
+    model.params["layer0.weight"] = np.abs(model.params["layer0.weight"])
+    for i, lc in enumerate(layers):
+        if lc.batch_norm:
+            n = lc.size
+            model.params[f"layer{i}.bn_weight"] = rng.uniform(0.5, 2.0, n).astype(np.float32)
+            model.params[f"layer{i}.bn_bias"] = rng.uniform(-0.5, 0.5, n).astype(np.float32)
+            model.params[f"layer{i}.bn_mean"] = rng.uniform(-0.5, 0.5 * i, n).astype(np.float32)
+            model.params[f"layer{i}.bn_var"] = rng.uniform(0.2, 2.0, n).astype(np.float32)
+    scale = 1 / (2 ** bits - 1)
+    net, _ = deploy(model, cfg, scale, bits)
+    model.set_deployment(cfg, scale)
+    enc = encode(rng.random((6, c * h * h)), "rate" if bits == 1 else "direct", 7, bits, rng)
+    gold = simulate(net, enc.golden_input())
+    mine = run_deployed(net, enc)
+    outs, _ = model.forward(enc.float_input(model.dtype), 7, deployed=True)
+    for g, m, z in zip(gold.spikes, mine.spikes, outs, strict=True):
+        np.testing.assert_array_equal(g, m)
+        np.testing.assert_array_equal(g, z.transpose(1, 0, 2).astype(np.uint8))
+    assert gold.spikes[0].any()
+
+
 def test_conv_run_exports_schema_2_and_reports_full_agreement(digits, tmp_path):
     layers = tuple(LayerConfig(**d, weight_mode="qat", weight_bits=4, state_mode="squat",
                                state_bits=4) for d in parse_arch("4c3b-mp2-10"))
