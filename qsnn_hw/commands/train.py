@@ -37,6 +37,8 @@ from ._out import check_out
 
 _D = TrainConfig()
 _L = LayerConfig(1)
+# --hidden's default, told apart from a --hidden given with --arch by identity
+_HIDDEN = [lc.size for lc in _D.layers[:-1]]
 
 
 # The shared range types of every subcommand (messages name the allowed range).
@@ -116,10 +118,9 @@ def register(subparsers) -> None:
     g.add_argument("--input-bits", type=_int_in(1, 16), default=_D.input_bits,
                    help="input width for direct encoding, 1..16")
     g = p.add_argument_group("network (per-layer flags: one value or a comma list)")
-    g.add_argument("--hidden", type=_hidden, default=None,
-                   help="hidden dense layer sizes, comma list ('none' for no hidden layer; "
-                        f"default {','.join(str(lc.size) for lc in _D.layers[:-1])})")
-    g.add_argument("--arch", type=_arch, default=None, metavar="SPEC",
+    g.add_argument("--hidden", type=_hidden, default=_HIDDEN,
+                   help="hidden dense layer sizes, comma list ('none' for no hidden layer)")
+    g.add_argument("--arch", type=_arch, default=argparse.SUPPRESS, metavar="SPEC",
                    help="the whole network instead of --hidden, e.g. 8c3-mp2-16c3p1b-10: "
                         "<C>c<K>[p<P>][s<S>][b] convolution (padding, stride 1|2, batch "
                         "norm), mp<K> max pooling after a convolution, <N>[b] dense layer; "
@@ -194,10 +195,8 @@ def _shapes(args, n_classes: int) -> list[dict]:
     """The layers' shape fields from ``--arch`` or ``--hidden`` (+ the output layer)."""
     arch = getattr(args, "arch", None)
     if arch is None:
-        hidden = args.hidden if args.hidden is not None else [lc.size for lc in
-                                                              _D.layers[:-1]]
-        return [dict(size=s) for s in list(hidden) + [n_classes]]
-    if args.hidden is not None:
+        return [dict(size=s) for s in list(args.hidden) + [n_classes]]
+    if args.hidden is not _HIDDEN:
         raise UserError("give the network by --arch or by --hidden, not both")
     if arch[-1]["size"] != n_classes:
         raise UserError(f"--arch: the last layer is the output and must have one neuron per "
