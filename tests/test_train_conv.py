@@ -351,7 +351,8 @@ def test_random_conv_networks_deployed_forward_is_the_golden_model(seed):
     k2 = int(min(rng.integers(1, 4), *geo.out_shape[1:]))
     layers = (first, LayerConfig(int(rng.integers(1, 5)), kernel=k2, padding=k2 // 2,
                                  batch_norm=bool(rng.integers(0, 2)), **common),
-              LayerConfig(4, threshold=float(rng.uniform(0.3, 1.5)), **common))
+              LayerConfig(4, threshold=float(rng.uniform(0.3, 1.5)),
+                          batch_norm=bool(rng.integers(0, 2)), **common))
     bits = int(rng.integers(1, 5))
     cfg = TrainConfig(layers=layers, timesteps=7, beta_shift=int(rng.integers(2, 13)))
     model = SNN(c * h * h, layers, SpikeFunction("atan"), beta_shift=cfg.beta_shift,
