@@ -442,3 +442,27 @@ def test_squat_paper_fashion_mnist_arch_trains_from_idx_files(tmp_path):
     assert [la.weight.shape for la in net.layers] == [(16, 1, 5, 5), (64, 16, 5, 5),
                                                      (10, 1024)]
     assert net.layers[1].in_shape == (16, 12, 12) and net.layers[1].out_shape == (64, 4, 4)
+
+
+def test_conv_resume_after_ctrl_c_gives_the_same_artifact(digits, tmp_path):
+    # the running statistics of batch norm travel in the checkpoint with the parameters
+    from qsnn_hw.train import trainer
+
+    class Interrupt(trainer.Progress):
+        def batch(self, epoch, epochs, done, total, loss, acc):
+            if epoch == 3 and done == 2:
+                raise KeyboardInterrupt
+
+    layers = tuple(LayerConfig(**d, weight_mode="qat", weight_bits=4, state_mode="squat",
+                               state_bits=4) for d in parse_arch("4c3p1b-mp2-6c3s2b-10"))
+    cfg = TrainConfig(layers=layers, epochs=3, float_epochs=1, timesteps=4,
+                      max_train_samples=200, encoding="rate")
+    run_training(cfg, digits, tmp_path / "straight", plots=False)
+    with pytest.raises(KeyboardInterrupt):
+        run_training(cfg, digits, tmp_path / "cut", progress=Interrupt(None), plots=False)
+    with np.load(tmp_path / "cut" / "checkpoint.npz") as z:
+        assert json.loads(z["meta"].tobytes())["epoch"] == 2
+        assert "p.layer1.bn_var" in z.files
+    run_training(cfg, digits, tmp_path / "cut", resume=True, plots=False)
+    assert (tmp_path / "cut" / "model.qsnn").read_bytes() == \
+        (tmp_path / "straight" / "model.qsnn").read_bytes()
