@@ -9,7 +9,7 @@ Per layer, with per-tensor weight scale ``s_w`` and input scale ``s_in`` (1 for 
 * ``threshold = round_half_up(theta / unit)``, ``bias = round_half_up(b / unit)``
 * a batch-normalized layer exports its eval-mode form folded in:
   ``W * k`` and ``b = beta_bn - running_mean * k`` with ``k = gamma / sqrt(running_var +
-  eps)`` per output channel (:func:`~.model.folded_bn`), before the weight quantizer
+  eps)`` per output channel (:func:`~.batchnorm.folded_bn`), before the weight quantizer
 * a convolutional layer exports ``(C_out, C, K, K)`` weights, its input shape, stride,
   padding and pooling (the contract's convolutional layer)
 * ``beta_num = round_half_up(beta * 2**beta_shift)`` (clipped to [1, 2**beta_shift])
@@ -28,6 +28,7 @@ import numpy as np
 from ..contract import MAX_MEM_BITS, IntLayer, IntNetwork, signed_width
 from ..quant.levels import levels_to_fixed_point, round_half_up
 from ..quant.weights import WeightQuantizer
+from .batchnorm import folded_bn
 from .config import TrainConfig
 
 AUTO_THRESHOLD_STEPS = 256
@@ -57,7 +58,6 @@ def deploy_layer(model, index: int, cfg: TrainConfig, input_scale: float):
     """``(IntLayer, info dict)`` for layer ``index`` of ``model``, a
     :class:`~qsnn_hw.train.model.SNN` (not imported here: the model asks this function
     for its deployed grid at every quantization-aware forward pass)."""
-    from .model import folded_bn
     layer = model.layers[index]
     lc = layer.cfg
     p = model.params

@@ -20,9 +20,9 @@ next layer reads.
 
 **Batch normalization** (``batch_norm``): in training the float forward normalizes the
 current with the batch statistics of each output channel (over batch, timesteps and
-positions) and keeps running statistics (momentum ``BN_MOMENTUM``); everywhere else
+positions) and keeps running statistics (:mod:`.batchnorm`); everywhere else
 -- evaluation, the deployed grid, the export -- it is the affine map of the running
-statistics, folded into the weights and the bias (:func:`folded_bn`). A layer trained on
+statistics, folded into the weights and the bias (:func:`.batchnorm.folded_bn`). A layer trained on
 its deployed grid therefore always runs the folded form (so its training forward is
 still the deployed network); its running statistics keep following the data, estimated
 from the deployed currents.
@@ -52,12 +52,10 @@ from ..quant.levels import LEVEL_FAMILIES
 from ..quant.state import LevelQuantizer, decision_boundaries
 from ..quant.weights import WeightQuantizer
 from .arch import geometry
+from .batchnorm import BN_EPS, folded_bn, update_running_stats
 from .config import LayerConfig
 from .linear import Conv2d, Dense, MaxPool
 from .surrogate import SpikeFunction
-
-BN_EPS = 1e-5
-BN_MOMENTUM = 0.1
 
 
 def state_quantizer(lc: LayerConfig) -> LevelQuantizer:
@@ -95,27 +93,6 @@ class Grid:
     unit: float
     in_scale: float
     weight_scale: float
-
-
-def folded_bn(layer: LIFLayer, params: dict):
-    """Eval-mode batch normalization of ``layer`` folded into its linear operation:
-    ``(w_f, b_f, k, inv_sd)`` with ``inv_sd = 1 / sqrt(running_var + eps)``,
-    ``k = gamma * inv_sd`` per output channel, ``w_f = W * k`` and
-    ``b_f = beta_bn - running_mean * k`` -- then ``w_f x + b_f = BN(W x)``."""
-    w = params[layer.key("weight")]
-    inv_sd = 1.0 / np.sqrt(params[layer.key("bn_var")].astype(np.float64) + BN_EPS)
-    k = params[layer.key("bn_weight")] * inv_sd
-    w_f = w * layer.op.channel_view(k)
-    b_f = params[layer.key("bn_bias")] - params[layer.key("bn_mean")] * k
-    return w_f.astype(w.dtype), b_f.astype(w.dtype), k.astype(w.dtype), inv_sd.astype(w.dtype)
-
-
-def _update_running_stats(layer: LIFLayer, params: dict, mean, var, count: int) -> None:
-    """PyTorch's rule: exponential averages, the variance unbiased."""
-    m = BN_MOMENTUM
-    for name, value in (("bn_mean", mean), ("bn_var", var * count / max(count - 1, 1))):
-        key = layer.key(name)
-        params[key] = ((1 - m) * params[key] + m * value).astype(params[key].dtype)
 
 
 def _reset(il: IntLayer, v: np.ndarray, z: np.ndarray, i_t: np.ndarray) -> None:
@@ -241,7 +218,7 @@ class LIFLayer:
         xhat = cen * op.per_neuron(inv)
         cur = xhat * op.per_neuron(params[self.key("bn_weight")]) \
             + op.per_neuron(params[self.key("bn_bias")])
-        _update_running_stats(self, params, mean, var, count)
+        update_running_stats(self, params, mean, var, count)
         return cur, ("batch", xhat, inv, count)
 
     def _forward_grid(self, params: dict, x: np.ndarray, steps: int, spike: SpikeFunction,
@@ -268,7 +245,7 @@ class LIFLayer:
                 count = pre.shape[0] * self.op.positions
                 mean = self.op.channel_sum(pre) / count
                 var = self.op.channel_sum((pre - self.op.per_neuron(mean)) ** 2) / count
-                _update_running_stats(self, params, mean, var, count)
+                update_running_stats(self, params, mean, var, count)
         if not static:
             cur = cur.reshape(x.shape[0], x.shape[1], -1)
         cur <<= il.frac_bits
