@@ -6,6 +6,13 @@ that already holds a run (``model.qsnn`` or ``checkpoint.npz``) is refused befor
 training: ``--resume`` continues it, ``--force`` trains from scratch and replaces it.
 Per-layer options take one value (all layers) or a comma list with one value per layer
 (hidden layers first, then the output layer), e.g. ``--weight-bits 3,4``.
+
+The network is ``--hidden`` dense layers (then the output layer), or ``--arch``: layers
+separated by ``-``, input first, output last -- ``<C>c<K>`` a K x K convolution with C
+channels, optionally ``p<P>`` (padding), ``s<S>`` (stride 1 or 2), ``b`` (batch norm);
+``mp<K>`` max pooling of the preceding convolution's spikes; ``<N>`` a dense layer
+(``<N>b`` batch-normalized); e.g. ``--arch 8c3-mp2-16c3p1b-10``. Convolutions need an
+image dataset (digits 1x8x8, fashion_mnist 1x28x28).
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ from ._out import check_out
 
 _D = TrainConfig()
 _L = LayerConfig(1)
+# --hidden's default, told apart from a --hidden given with --arch by identity
+_HIDDEN = [lc.size for lc in _D.layers[:-1]]
 
 
 # The shared range types of every subcommand (messages name the allowed range).
@@ -109,8 +118,13 @@ def register(subparsers) -> None:
     g.add_argument("--input-bits", type=_int_in(1, 16), default=_D.input_bits,
                    help="input width for direct encoding, 1..16")
     g = p.add_argument_group("network (per-layer flags: one value or a comma list)")
-    g.add_argument("--hidden", type=_hidden, default=[lc.size for lc in _D.layers[:-1]],
-                   help="hidden layer sizes, comma list ('none' for no hidden layer)")
+    g.add_argument("--hidden", type=_hidden, default=_HIDDEN,
+                   help="hidden dense layer sizes, comma list ('none' for no hidden layer)")
+    g.add_argument("--arch", type=_arch, default=argparse.SUPPRESS, metavar="SPEC",
+                   help="the whole network instead of --hidden, e.g. 8c3-mp2-16c3p1b-10: "
+                        "<C>c<K>[p<P>][s<S>][b] convolution (padding, stride 1|2, batch "
+                        "norm), mp<K> max pooling after a convolution, <N>[b] dense layer; "
+                        "the last layer is the output (one neuron per class)")
     for flag, (name, item, text) in LAYER_FLAGS.items():
         g.add_argument(flag, type=_per_layer(item), default=[getattr(_L, name)], help=text)
     g.add_argument("--bias", action="store_true", help="learn a bias current per neuron")
@@ -170,8 +184,30 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def _arch(text):
+    from ..train.arch import ArchError, parse_arch
+    try:
+        return parse_arch(text)
+    except ArchError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--arch: ")) from None
+
+
+def _shapes(args, n_classes: int) -> list[dict]:
+    """The layers' shape fields from ``--arch`` or ``--hidden`` (+ the output layer)."""
+    arch = getattr(args, "arch", None)
+    if arch is None:
+        return [dict(size=s) for s in list(args.hidden) + [n_classes]]
+    if args.hidden is not _HIDDEN:
+        raise UserError("give the network by --arch or by --hidden, not both")
+    if arch[-1]["size"] != n_classes:
+        raise UserError(f"--arch: the last layer is the output and must have one neuron per "
+                        f"class of the dataset ({n_classes}), got {arch[-1]['size']}")
+    return [dict(d) for d in arch]
+
+
 def build_config(args, n_classes: int) -> TrainConfig:
-    sizes = list(args.hidden) + [n_classes]
+    shapes = _shapes(args, n_classes)
+    sizes = [d["size"] for d in shapes]
     n = len(sizes)
     per_layer = {}
     for flag, (name, _, _) in LAYER_FLAGS.items():
@@ -191,10 +227,13 @@ def build_config(args, n_classes: int) -> TrainConfig:
         raise ValueError(f"--lr-min ({args.lr_min}) must not exceed --lr ({args.lr})")
     biases = [args.bias] * n
     if args.init:
+        if getattr(args, "arch", None) is not None:
+            raise UserError("--init takes the network from the NIR graph; drop --arch")
         sizes, biases, per_layer = _from_graph(args, n_classes, per_layer)
-    layers = tuple(LayerConfig(size=s, bias=biases[i], learn_beta=args.learn_beta,
+        shapes = [dict(size=s) for s in sizes]
+    layers = tuple(LayerConfig(bias=biases[i], learn_beta=args.learn_beta, **shapes[i],
                                **{k: v[i] for k, v in per_layer.items()})
-                   for i, s in enumerate(sizes))
+                   for i in range(len(shapes)))
     return TrainConfig(
         layers=layers, dataset=args.dataset, data_dir=args.data_dir, data_seed=args.data_seed,
         timesteps=args.timesteps, encoding=args.encoding, input_bits=args.input_bits,

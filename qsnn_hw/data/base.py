@@ -19,6 +19,8 @@ class Dataset:
 
     ``x_*``: (N, M) float32 in [0, 1] (static data, encoded by the trainer) or
     (N, T, M) uint8 binary spikes (event data). ``y_*``: (N,) int64 class labels.
+    ``image_shape``: (C, H, W) when the M inputs are an image flattened channel-major
+    (what convolutions read), None otherwise.
     """
 
     name: str
@@ -29,6 +31,7 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     n_classes: int
+    image_shape: tuple | None = None
 
     @property
     def n_in(self) -> int:
@@ -41,7 +44,8 @@ class Dataset:
     def summary(self) -> dict:
         return {"name": self.name, "n_in": self.n_in, "n_classes": self.n_classes,
                 "events": self.events, "train": len(self.y_train), "val": len(self.y_val),
-                "test": len(self.y_test)}
+                "test": len(self.y_test),
+                "image_shape": None if self.image_shape is None else list(self.image_shape)}
 
 
 def stratified_split(x, y, size, seed: int):

@@ -52,4 +52,5 @@ def load_digits_dataset(seed: int = 0) -> Dataset:
         return Dataset("digits", x[tr], y[tr], x[va], y[va], x[te], y[te], 10)
     x_rest, x_test, y_rest, y_test = stratified_split(x, y, TEST_SIZE, seed)
     x_train, x_val, y_train, y_val = stratified_split(x_rest, y_rest, VAL_SIZE, seed)
-    return Dataset("digits", x_train, y_train, x_val, y_val, x_test, y_test, 10)
+    return Dataset("digits", x_train, y_train, x_val, y_val, x_test, y_test, 10,
+                   image_shape=(1, 8, 8))

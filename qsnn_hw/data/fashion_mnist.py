@@ -76,4 +76,5 @@ def load_fashion_mnist(data_dir, seed: int = 0, val_size: int | None = None) -> 
         val_size = min(VAL_SIZE, max(len(np.unique(y)), len(y) // 6))
     x_train, x_val, y_train, y_val = stratified_split(x.astype(np.float32), y, val_size, seed)
     return Dataset("fashion_mnist", x_train, y_train, x_val, y_val,
-                   x_test.astype(np.float32), y_test, 10)
+                   x_test.astype(np.float32), y_test, 10,
+                   image_shape=(1,) + arrays["train_images"].shape[1:])

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from ..quant.levels import level_family
-from ..train.config import LayerConfig, TrainConfig
+from ..train.config import ARCH_FIELDS, LayerConfig, TrainConfig
 
 PAPER_BITS = (8, 4, 2)
 # The state-level families the SQUAT paper compares (a choice of the paper), by their names
@@ -31,10 +31,10 @@ METHODS = ("ptq", "qat")
 TARGETS = ("weights", "states", "both")
 GRIDS = ("squat",)
 
-# Fields a cell may change: every LayerConfig field but ``size`` (applied to all layers),
-# every TrainConfig field but ``layers`` and ``seed`` (seeds come from --seeds), and
-# ``hidden`` (hidden layer sizes).
-LAYER_KEYS = tuple(f.name for f in fields(LayerConfig) if f.name != "size")
+# Fields a cell may change: every LayerConfig field but the shape ones (``size``, the
+# convolution's; applied to all layers), every TrainConfig field but ``layers`` and
+# ``seed`` (seeds come from --seeds), and ``hidden`` (hidden layer sizes).
+LAYER_KEYS = tuple(f.name for f in fields(LayerConfig) if f.name not in ARCH_FIELDS)
 TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name not in ("layers", "seed"))
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.+-]{1,64}$")
 

@@ -1,8 +1,9 @@
 """Training configuration: frozen dataclasses validated in ``__post_init__``.
 
 One :class:`TrainConfig` travels from the CLI through the trainer into the artifact
-(``TrainConfig.to_dict``). Each :class:`LayerConfig` says how one dense LIF layer is
-built and quantized, so mixed precision (e.g. 3-bit weights, 5-bit states) is per layer.
+(``TrainConfig.to_dict``). Each :class:`LayerConfig` says how one LIF layer (dense, or
+convolutional with ``kernel > 0``) is built and quantized, so mixed precision (e.g. 3-bit
+weights, 5-bit states) is per layer.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ STATE_FAMILIES = tuple(name for name, f in LEVEL_FAMILIES.items() if f.trainable
 SURROGATES = ("atan", "fast_sigmoid", "triangular")
 ENCODINGS = ("direct", "rate", "latency")
 LOSSES = ("ce", "mse")
+MAX_KERNEL = 15
+MAX_POOL = 16
+# LayerConfig fields that describe the network's shape (not how a layer is quantized)
+ARCH_FIELDS = ("size", "kernel", "stride", "padding", "pool", "batch_norm")
 # Default surrogate parameter: arctan alpha (snnTorch: 2), fast-sigmoid slope (snnTorch: 25),
 # triangular half-width in threshold units.
 SURROGATE_DEFAULT_PARAM = {"atan": 2.0, "fast_sigmoid": 25.0, "triangular": 1.0}
@@ -28,12 +33,19 @@ SURROGATE_DEFAULT_PARAM = {"atan": 2.0, "fast_sigmoid": 25.0, "triangular": 1.0}
 
 @dataclass(frozen=True)
 class LayerConfig:
-    """One dense layer of LIF neurons.
+    """One layer of LIF neurons, dense or convolutional.
 
-    size: number of neurons. bias: learn a bias current. beta: leak factor in (0, 1].
-    learn_beta: train beta (clamped to [2**-beta_shift, 1]). threshold: firing threshold
-    (float units of the trainer). reset: ``subtract``, ``zero`` (membrane and that step's
-    input dropped) or ``clear`` (membrane dropped, input kept: snnTorch's ``zero``).
+    size: number of neurons (dense) or output channels (convolutional). kernel: 0 for a
+    dense layer, else the side K of a K x K 2-D convolution over the previous layer's
+    (C, H, W) output; stride (1 or 2), padding (zero padding on each side, < kernel) and
+    pool (max pooling of the output spikes over pool x pool windows, 1 = none) apply to
+    convolutions only. batch_norm: batch normalization of the current per output channel
+    (per neuron for a dense layer), folded into weights and bias at export
+    (docs/training.md); such a layer has no separate bias. bias: learn a bias current.
+    beta: leak factor in (0, 1]. learn_beta: train beta (clamped to [2**-beta_shift, 1]).
+    threshold: firing threshold (float units of the trainer). reset: ``subtract``,
+    ``zero`` (membrane and that step's input dropped) or ``clear`` (membrane dropped,
+    input kept: snnTorch's ``zero``).
     rest: the membrane at a sample's start, ``auto`` (exactly 0 for the snnTorch level
     families, as snnTorch; else the level nearest 0), ``level`` or ``zero``.
     weight_mode: ``none`` (float; exported by PTQ at the network's ``float_weight_bits``),
@@ -65,9 +77,25 @@ class LayerConfig:
     lower_limit: float = 0.0
     upper_limit: float = 0.2
     rest: str = "auto"
+    kernel: int = 0
+    stride: int = 1
+    padding: int = 0
+    pool: int = 1
+    batch_norm: bool = False
 
     def __post_init__(self):
         check_int("size", self.size, 1, 1 << 20)
+        check_int("kernel", self.kernel, 0, MAX_KERNEL)
+        if self.kernel:
+            check_int("stride", self.stride, 1, 2)
+            check_int("padding", self.padding, 0, self.kernel - 1)
+            check_int("pool", self.pool, 1, MAX_POOL)
+        else:
+            for name in ("stride", "padding", "pool"):
+                if getattr(self, name) != (0 if name == "padding" else 1):
+                    raise ValueError(f"{name}={getattr(self, name)!r} applies to "
+                                     f"convolutional layers only (kernel > 0); this layer "
+                                     f"is dense (kernel 0)")
         check_float("beta", self.beta, 0.0, 1.0, lo_open=True)
         check_float("threshold", self.threshold, 0.0, 1e6, lo_open=True)
         check_choice("reset", self.reset, RESET_MODES)
@@ -82,9 +110,18 @@ class LayerConfig:
         check_float("lower_limit", self.lower_limit, 0.0, 100.0)
         check_float("upper_limit", self.upper_limit, 0.0, 100.0, lo_open=True)
         check_choice("rest", self.rest, ("auto",) + REST_MODES)
-        for name in ("bias", "learn_beta"):
+        for name in ("bias", "learn_beta", "batch_norm"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+
+    @property
+    def is_conv(self) -> bool:
+        return self.kernel > 0
+
+    @property
+    def has_bias(self) -> bool:
+        """A learned bias of its own (a batch-normalized layer's bias is BN's shift)."""
+        return self.bias and not self.batch_norm
 
     @property
     def rest_mode(self) -> str:
@@ -108,7 +145,7 @@ class TrainConfig:
     """Everything that determines a training run (same config + seed -> same artifact).
 
     dataset: ``digits`` | ``fashion_mnist`` | ``shd``; data_dir: where downloaded files are.
-    layers: the dense layers, last one = output (its size = number of classes).
+    layers: the layers, last one = output (its size = number of classes).
     timesteps: T. encoding: ``direct`` (multi-bit pixels every timestep, input_bits wide),
     ``rate`` (Bernoulli spikes with p = pixel, seeded) or ``latency`` (one spike, earlier
     for brighter pixels); event datasets (SHD) are spikes already.
@@ -235,5 +272,6 @@ def with_layers(cfg: TrainConfig, **changes) -> TrainConfig:
     return replace(cfg, layers=tuple(replace(lc, **changes) for lc in cfg.layers))
 
 
-__all__ = ["LayerConfig", "TrainConfig", "with_layers", "WEIGHT_MODES", "STATE_MODES",
+__all__ = ["LayerConfig", "TrainConfig", "with_layers", "ARCH_FIELDS", "WEIGHT_MODES",
+           "STATE_MODES",
            "STATE_FAMILIES", "SURROGATES", "ENCODINGS", "LOSSES"]

@@ -7,7 +7,10 @@ two implementations. Differences in approach (same results by construction):
 * a static (direct) input's current is computed once, not per timestep;
 * the matrix product runs in float64 when every partial sum stays below 2**52 (integers
   are then exact in float64), else in int64;
-* the spike test compares the membrane *value* with the threshold, not codes.
+* the spike test compares the membrane *value* with the threshold, not codes;
+* a convolution is a sum over its kernel taps of shifted input planes (one tensor
+  product per tap), not a product over receptive fields, and its max pooling an OR of
+  strided slices.
 """
 
 from __future__ import annotations
@@ -23,10 +26,52 @@ from .encoding import Encoded
 _EXACT_FLOAT = 1 << 52
 
 
+def _conv(layer: IntLayer, x: np.ndarray, exact_float: bool) -> np.ndarray:
+    """A convolution's ``W @ x`` on the last axis of ``x`` (flat (C, H, W) inputs ->
+    flat (C_out, H_out, W_out) neurons): for every tap (ky, kx), the input plane shifted
+    by it, strided, contracted with ``W[:, :, ky, kx]`` over the input channels."""
+    c, h, w = layer.in_shape
+    s, p = layer.stride, layer.padding
+    co, ho, wo = layer.conv_shape
+    dtype = np.float64 if exact_float else np.int64
+    img = x.reshape(x.shape[:-1] + (c, h, w)).astype(dtype)
+    pad = np.zeros(x.shape[:-1] + (c, h + 2 * p, w + 2 * p), dtype)
+    pad[..., p: p + h, p: p + w] = img
+    acc = np.zeros(x.shape[:-1] + (co, ho, wo), dtype)
+    kh, kw = layer.kernel
+    for ky in range(kh):
+        for kx in range(kw):
+            plane = pad[..., ky: ky + s * (ho - 1) + 1: s, kx: kx + s * (wo - 1) + 1: s]
+            acc += np.einsum("oc,...chw->...ohw", layer.weight[:, :, ky, kx].astype(dtype),
+                             plane)
+    if exact_float:
+        acc = np.rint(acc).astype(np.int64)
+    return acc.reshape(x.shape[:-1] + (co * ho * wo,))
+
+
+def _pool(layer: IntLayer, z: np.ndarray) -> np.ndarray:
+    """(B, N) spikes -> (B, n_out): the OR over each ``pool x pool`` window."""
+    k = layer.pool
+    c, h, w = layer.conv_shape
+    grid = z.reshape(z.shape[0], c, h, w)
+    ph, pw = h // k, w // k
+    out = np.zeros((z.shape[0], c, ph, pw), dtype=bool)
+    for dy in range(k):
+        for dx in range(k):
+            out |= grid[:, :, dy: dy + k * ph: k, dx: dx + k * pw: k]
+    return out.reshape(z.shape[0], -1)
+
+
 def _current(layer: IntLayer, x: np.ndarray, input_max: int) -> np.ndarray:
     """``(W @ x) * 2**frac_bits + bias`` on the last axis of ``x``."""
-    w = layer.weight
+    w = layer.matrix
     bound = int(np.abs(w).sum(axis=1).max()) * int(input_max)
+    if layer.is_conv:
+        cur = _conv(layer, x, bound < _EXACT_FLOAT)
+        cur *= 1 << layer.frac_bits
+        if layer.bias is not None:
+            cur += np.repeat(layer.bias, layer.n_neurons // layer.channels)
+        return cur
     if bound < _EXACT_FLOAT:
         cur = np.rint(x.astype(np.float64) @ w.T.astype(np.float64)).astype(np.int64)
     else:
@@ -54,7 +99,7 @@ def run_deployed(net: IntNetwork, enc: Encoded, trace: bool = False) -> Deployed
     for i, layer in enumerate(net.layers):
         static = h.ndim == 2
         cur = _current(layer, h, net.layer_input_max(i))  # (B, N) or (B, T, N)
-        batch, n = cur.shape[0], layer.n_out
+        batch, n = cur.shape[0], layer.n_neurons
         if layer.levels is not None:
             bounds = decision_boundaries(layer.levels)
             levels = layer.levels
@@ -65,7 +110,7 @@ def run_deployed(net: IntNetwork, enc: Encoded, trace: bool = False) -> Deployed
             u = np.zeros((batch, n), np.int64)
             lo, hi = -(1 << (layer.mem_bits - 1)), (1 << (layer.mem_bits - 1)) - 1
         z = np.zeros((batch, n), dtype=bool)
-        out = np.zeros((batch, steps, n), dtype=np.uint8)
+        out = np.zeros((batch, steps, layer.n_out), dtype=np.uint8)
         mem = np.zeros((batch, steps, n), dtype=np.int64) if trace else None
         half = (1 << (layer.beta_shift - 1)) if layer.beta_shift else 0
         for t in range(steps):
@@ -82,7 +127,7 @@ def run_deployed(net: IntNetwork, enc: Encoded, trace: bool = False) -> Deployed
             else:
                 u = np.clip(v, lo, hi)
             z = u > layer.threshold
-            out[:, t] = z
+            out[:, t] = _pool(layer, z) if layer.pool > 1 else z
             if trace:
                 mem[:, t] = u
         spikes.append(out)

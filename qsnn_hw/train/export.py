@@ -7,6 +7,11 @@ Per layer, with per-tensor weight scale ``s_w`` and input scale ``s_in`` (1 for 
 * ``weight = q`` (the quantizer's signed integers; layers with weight_mode ``none``
   are quantized here, symmetric per-tensor at ``float_weight_bits``, default 16)
 * ``threshold = round_half_up(theta / unit)``, ``bias = round_half_up(b / unit)``
+* a batch-normalized layer exports its eval-mode form folded in:
+  ``W * k`` and ``b = beta_bn - running_mean * k`` with ``k = gamma / sqrt(running_var +
+  eps)`` per output channel (:func:`~.batchnorm.folded_bn`), before the weight quantizer
+* a convolutional layer exports ``(C_out, C, K, K)`` weights, its input shape, stride,
+  padding and pooling (the contract's convolutional layer)
 * ``beta_num = round_half_up(beta * 2**beta_shift)`` (clipped to [1, 2**beta_shift])
 * ``levels = levels_to_fixed_point(float_levels, frac_bits, unit=s_w * s_in)``
 
@@ -23,6 +28,7 @@ import numpy as np
 from ..contract import MAX_MEM_BITS, IntLayer, IntNetwork, signed_width
 from ..quant.levels import levels_to_fixed_point, round_half_up
 from ..quant.weights import WeightQuantizer
+from .batchnorm import folded_bn
 from .config import TrainConfig
 
 AUTO_THRESHOLD_STEPS = 256
@@ -56,6 +62,9 @@ def deploy_layer(model, index: int, cfg: TrainConfig, input_scale: float):
     lc = layer.cfg
     p = model.params
     w = p[layer.key("weight")].astype(np.float64)
+    b = p[layer.key("bias")].astype(np.float64) if layer.key("bias") in p else None
+    if lc.batch_norm:   # eval-mode batch normalization is affine per channel: folded
+        w, b, _, _ = (np.asarray(a, np.float64) for a in folded_bn(layer, p))
     if lc.weight_mode == "none":
         wq = WeightQuantizer("symmetric", cfg.float_weight_bits)
     else:
@@ -75,8 +84,8 @@ def deploy_layer(model, index: int, cfg: TrainConfig, input_scale: float):
         raise ExportError(f"layer {index}: threshold {theta} is below one membrane unit "
                           f"({unit0 / 2 ** f:g}); raise --frac-bits")
     bias = None
-    if layer.key("bias") in p:
-        bias = round_half_up(p[layer.key("bias")].astype(np.float64) * scale).astype(np.int64)
+    if b is not None:
+        bias = round_half_up(b * scale).astype(np.int64)
     beta = float(p[layer.key("beta")])
     beta_num = int(np.clip(round_half_up(beta * 2.0 ** cfg.beta_shift), 1, 1 << cfg.beta_shift))
     levels = None
@@ -100,7 +109,9 @@ def deploy_layer(model, index: int, cfg: TrainConfig, input_scale: float):
         il = IntLayer(weight=qt.signed, threshold=threshold, beta_num=beta_num,
                       beta_shift=cfg.beta_shift, reset=lc.reset, bias=bias, frac_bits=f,
                       levels=levels, mem_bits=mem_bits,
-                      rest=lc.rest_mode if levels is not None else "level")
+                      rest=lc.rest_mode if levels is not None else "level",
+                      in_shape=layer.op.in_shape, stride=layer.op.stride,
+                      padding=layer.op.padding, pool=lc.pool)
     except ValueError as exc:
         raise ExportError(f"layer {index}: {exc}") from None
     info = {

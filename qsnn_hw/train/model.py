@@ -1,9 +1,12 @@
-"""The trainable network: dense layers of LIF neurons, float forward pass with optional
-fake quantization (QAT weights, SQUAT states) and backpropagation through time.
+"""The trainable network: layers of LIF neurons (dense or convolutional), float forward
+pass with optional fake quantization (QAT weights, SQUAT states) and backpropagation
+through time.
 
 Per layer and timestep (``x`` the input, ``theta`` the threshold):
 
-* ``I[t] = W x[t] + b`` -- for all timesteps in one matrix product (once if ``x`` is static)
+* ``I[t] = W x[t] + b`` -- for all timesteps in one matrix product (once if ``x`` is
+  static); ``W x`` is the layer's linear operation (:mod:`.linear`: a dense product or a
+  2-D convolution), optionally batch-normalized per output channel
 * ``v[t] = beta*u[t-1] + I[t] - theta*z[t-1]`` (subtract reset) or
   ``v[t] = (1 - z[t-1]) * (beta*u[t-1] + I[t])`` (zero reset)
 * ``u[t] = Q(v[t])`` under SQUAT (nearest level, straight-through backward), else ``v[t]``
@@ -11,7 +14,18 @@ Per layer and timestep (``x`` the input, ``theta`` the threshold):
 
 ``u[-1]`` is 0, or the level nearest 0 when states are quantized (the contract). As in
 snnTorch the reset term is detached from the graph by default (``detach_reset``).
-Arrays are time-major inside: ``(T, B, N)``.
+Arrays are time-major inside: ``(T, B, N)``. A convolution's neurons are channel-major
+``(C_out, H_out, W_out)`` and its output, max-pooled over spikes (``pool``), is what the
+next layer reads.
+
+**Batch normalization** (``batch_norm``): in training the float forward normalizes the
+current with the batch statistics of each output channel (over batch, timesteps and
+positions) and keeps running statistics (:mod:`.batchnorm`); everywhere else
+-- evaluation, the deployed grid, the export -- it is the affine map of the running
+statistics, folded into the weights and the bias (:func:`.batchnorm.folded_bn`). A layer trained on
+its deployed grid therefore always runs the folded form (so its training forward is
+still the deployed network); its running statistics keep following the data, estimated
+from the deployed currents.
 
 **Training on the deployed grid.** A layer trained quantization-aware (QAT weights or
 SQUAT states) computes its forward pass on the integers it will be deployed with, in
@@ -37,7 +51,10 @@ from ..contract import IntLayer
 from ..quant.levels import LEVEL_FAMILIES
 from ..quant.state import LevelQuantizer, decision_boundaries
 from ..quant.weights import WeightQuantizer
+from .arch import geometry
+from .batchnorm import BN_EPS, folded_bn, update_running_stats
 from .config import LayerConfig
+from .linear import Conv2d, Dense, MaxPool
 from .surrogate import SpikeFunction
 
 
@@ -62,6 +79,8 @@ class LayerCache:
     z: np.ndarray          # (T, B, N) spikes
     g: np.ndarray          # (T, B, N) dz/du
     beta: float
+    bn: tuple | None = None  # ("batch", xhat, inv_std, count) / ("fold", k, inv_sd, mean)
+    route: np.ndarray | None = None  # pooled: (T, B, n_out) neuron behind each output
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,20 +95,6 @@ class Grid:
     weight_scale: float
 
 
-# float32 holds every integer below 2**24 exactly: a product of integer-valued matrices
-# whose every partial sum stays below that is exact (else float64, exact below 2**53)
-_EXACT32, _EXACT64 = 1 << 24, 1 << 53
-
-
-def _int_matmul(x: np.ndarray, w: np.ndarray, input_max: int) -> np.ndarray:
-    """``x @ w.T`` of integer-valued arrays, exactly, as int64."""
-    bound = int(np.abs(w).sum(axis=1).max(initial=0)) * int(input_max)
-    if bound >= _EXACT64:
-        return x.astype(np.int64) @ w.T.astype(np.int64)
-    dtype = np.float32 if bound < _EXACT32 else np.float64
-    return np.rint(x.astype(dtype) @ w.T.astype(dtype)).astype(np.int64)
-
-
 def _reset(il: IntLayer, v: np.ndarray, z: np.ndarray, i_t: np.ndarray) -> None:
     """The contract's reset of ``v = leak + I`` in place where the previous step spiked
     (``z``): subtract the threshold, drop everything (zero) or keep only ``I`` (clear)."""
@@ -102,18 +107,28 @@ def _reset(il: IntLayer, v: np.ndarray, z: np.ndarray, i_t: np.ndarray) -> None:
 
 
 class LIFLayer:
-    """One dense LIF layer; parameters live in the owning :class:`SNN`'s dict."""
+    """One LIF layer whose current comes from ``op`` (:class:`~.linear.Dense` or
+    :class:`~.linear.Conv2d`), its spikes optionally max-pooled (``pool``, a
+    :class:`~.linear.MaxPool`); parameters live in the owning :class:`SNN`'s dict."""
 
-    def __init__(self, index: int, n_in: int, lc: LayerConfig):
+    def __init__(self, index: int, op, lc: LayerConfig, pool: MaxPool | None = None):
         self.index = index
-        self.n_in = n_in
+        self.op = op
+        self.pool = pool
+        self.n_in = op.n_in
         self.cfg = lc
         self.sq = state_quantizer(lc) if lc.state_mode != "none" else None
         self.wq = weight_quantizer(lc) if lc.weight_mode != "none" else None
 
     @property
+    def n_neurons(self) -> int:
+        """Neurons (membrane states) of the layer, before pooling."""
+        return self.op.n_neurons
+
+    @property
     def n_out(self) -> int:
-        return self.cfg.size
+        """Output spikes per timestep (after pooling)."""
+        return self.pool.n_out if self.pool is not None else self.op.n_neurons
 
     def key(self, name: str) -> str:
         return f"layer{self.index}.{name}"
@@ -124,9 +139,22 @@ class LIFLayer:
         return self.cfg.weight_mode == "qat" or self.cfg.state_mode == "squat"
 
     def forward(self, params: dict, x: np.ndarray, steps: int, spike: SpikeFunction,
-                quant: bool, detach_reset: bool, keep: bool, grid: Grid | None = None):
+                quant: bool, detach_reset: bool, keep: bool, grid: Grid | None = None,
+                train: bool = False):
+        """Output spikes (T, B, n_out) (pooled) and the cache (``keep``) of one layer.
+        ``train``: batch statistics for batch normalization (and running statistics
+        updated) instead of the running ones."""
         if grid is not None:
-            return self._forward_grid(x, steps, spike, keep, grid)
+            zs, cache = self._forward_grid(params, x, steps, spike, keep, grid, train)
+        else:
+            zs, cache = self._forward_float(params, x, steps, spike, quant, keep, train)
+        if self.pool is None:
+            return zs, cache
+        if keep:
+            cache.route = self.pool.route(cache.u[1:])
+        return self.pool.forward(zs), cache
+
+    def _forward_float(self, params, x, steps, spike, quant, keep, train):
         lc = self.cfg
         w = params[self.key("weight")]
         if quant and lc.weight_mode == "qat":
@@ -135,22 +163,29 @@ class LIFLayer:
         beta = float(params[self.key("beta")])
         theta = lc.threshold
         static = x.ndim == 2
-        if static:
-            cur = x @ w.T
+        rows = x if static else x.reshape(-1, x.shape[-1])
+        bn = None
+        if lc.batch_norm and train:
+            cur, bn = self._batch_norm(params, self.op.current(rows, w))
         else:
-            tt, bb, m = x.shape
-            cur = (x.reshape(tt * bb, m) @ w.T).reshape(tt, bb, -1)
-        if b is not None:
-            cur = cur + b
+            if lc.batch_norm:
+                w, b, k, inv_sd = folded_bn(self, params)
+                bn = ("fold", k, inv_sd, params[self.key("bn_mean")].copy())
+            cur = self.op.current(rows, w)
+            if b is not None:
+                cur = cur + self.op.per_neuron(b)
+        if not static:
+            cur = cur.reshape(x.shape[0], x.shape[1], -1)
         squat = quant and lc.state_mode == "squat"
         batch = x.shape[-2]
         dtype = w.dtype
+        n = self.n_neurons
         u0 = self.sq(np.zeros(1))[0] if squat and lc.rest_mode == "level" else 0.0
-        u = np.full((batch, self.n_out), u0, dtype=dtype)
-        z = np.zeros((batch, self.n_out), dtype=dtype)
-        us = np.empty((steps + 1, batch, self.n_out), dtype=dtype) if keep else None
-        zs = np.empty((steps, batch, self.n_out), dtype=dtype)
-        gs = np.empty((steps, batch, self.n_out), dtype=dtype) if keep else None
+        u = np.full((batch, n), u0, dtype=dtype)
+        z = np.zeros((batch, n), dtype=dtype)
+        us = np.empty((steps + 1, batch, n), dtype=dtype) if keep else None
+        zs = np.empty((steps, batch, n), dtype=dtype)
+        gs = np.empty((steps, batch, n), dtype=dtype) if keep else None
         if keep:
             us[0] = u
         for t in range(steps):
@@ -167,11 +202,27 @@ class LIFLayer:
             if keep:
                 us[t + 1] = u
                 gs[t] = g
-        cache = LayerCache(x, w, cur, us, zs, gs, beta) if keep else None
+        cache = LayerCache(x, w, cur, us, zs, gs, beta, bn) if keep else None
         return zs, cache
 
-    def _forward_grid(self, x: np.ndarray, steps: int, spike: SpikeFunction, keep: bool,
-                      grid: Grid):
+    def _batch_norm(self, params: dict, pre: np.ndarray):
+        """Training-mode batch normalization of the currents ``pre`` (R, N) with the
+        statistics of each output channel over rows and positions; updates the running
+        statistics. Returns ``(current, cache entry)``."""
+        op = self.op
+        count = pre.shape[0] * op.positions
+        mean = op.channel_sum(pre) / count
+        cen = pre - op.per_neuron(mean)
+        var = op.channel_sum(cen * cen) / count
+        inv = (1.0 / np.sqrt(var + BN_EPS)).astype(pre.dtype)
+        xhat = cen * op.per_neuron(inv)
+        cur = xhat * op.per_neuron(params[self.key("bn_weight")]) \
+            + op.per_neuron(params[self.key("bn_bias")])
+        update_running_stats(self, params, mean, var, count)
+        return cur, ("batch", xhat, inv, count)
+
+    def _forward_grid(self, params: dict, x: np.ndarray, steps: int, spike: SpikeFunction,
+                      keep: bool, grid: Grid, train: bool = False):
         """The forward pass on the layer's deployed integers (the contract, in int64);
         the cache holds their real values for the straight-through backward pass."""
         il, unit = grid.layer, grid.unit
@@ -183,13 +234,24 @@ class LIFLayer:
         xi = x if self.index else self._input_steps(x, grid.in_scale)
         flat = xi if static else xi.reshape(-1, x.shape[-1])
         input_max = int(flat.max(initial=0))
-        cur = _int_matmul(flat, il.weight, input_max)
+        cur = self.op.int_current(flat, il.weight, input_max)
+        bn = None
+        if self.cfg.batch_norm:
+            _, _, k, inv_sd = folded_bn(self, params)
+            bn = ("fold", k, inv_sd, params[self.key("bn_mean")].copy())
+            if train:   # running statistics of W x, estimated from the deployed current
+                pre = cur * (unit * 2.0 ** il.frac_bits) / self.op.per_neuron(
+                    np.where(np.abs(k) > 1e-12, k, 1.0))
+                count = pre.shape[0] * self.op.positions
+                mean = self.op.channel_sum(pre) / count
+                var = self.op.channel_sum((pre - self.op.per_neuron(mean)) ** 2) / count
+                update_running_stats(self, params, mean, var, count)
         if not static:
             cur = cur.reshape(x.shape[0], x.shape[1], -1)
         cur <<= il.frac_bits
         if il.bias is not None:
-            cur += il.bias
-        shape = (x.shape[-2], self.n_out)
+            cur += self.op.per_neuron(il.bias)
+        shape = (x.shape[-2], self.n_neurons)
         zs = np.empty((steps,) + shape, dtype=dtype)
         us = np.empty((steps + 1,) + shape, dtype=dtype) if keep else None
         gs = np.empty((steps,) + shape, dtype=dtype) if keep else None
@@ -204,7 +266,7 @@ class LIFLayer:
         if keep:
             w_used = (il.weight * grid.weight_scale).astype(dtype)
             cache = LayerCache(x, w_used, (cur * unit).astype(dtype), us, zs, gs,
-                               il.beta_num / 2.0 ** il.beta_shift)
+                               il.beta_num / 2.0 ** il.beta_shift, bn)
         return zs, cache
 
     def _input_steps(self, x: np.ndarray, in_scale: float) -> np.ndarray:
@@ -266,8 +328,10 @@ class LIFLayer:
 
     def backward(self, params: dict, cache: LayerCache, dz_ext: np.ndarray,
                  detach_reset: bool, need_dx: bool):
-        """Gradients of the loss given ``dL/dz`` (T, B, N) from above. Returns
-        ``(grads dict, dL/dx or None)``."""
+        """Gradients of the loss given ``dL/dz`` (T, B, n_out) from above (of the pooled
+        spikes). Returns ``(grads dict, dL/dx or None)``."""
+        if self.pool is not None:
+            dz_ext = self.pool.backward(dz_ext, cache.route)
         lc = self.cfg
         theta = lc.threshold
         beta = cache.beta
@@ -297,19 +361,38 @@ class LIFLayer:
                     i_t = cache.cur if static else cache.cur[t]
                     carry_z = -dv * (beta * u_prev + (i_t if lc.reset == "zero" else 0.0))
         grads = {}
+        op = self.op
         if static:
-            d_static = d_cur.sum(axis=0)  # the same current feeds every timestep
-            grads[self.key("weight")] = d_static.T @ cache.x
-            db = d_static.sum(axis=0)
-            dx = d_static @ cache.w_used if need_dx else None
+            d = d_cur.sum(axis=0)  # the same current feeds every timestep
+            rows = cache.x
         else:
-            tt, bb, n = d_cur.shape
-            flat = d_cur.reshape(tt * bb, n)
-            grads[self.key("weight")] = flat.T @ cache.x.reshape(tt * bb, -1)
-            db = flat.sum(axis=0)
-            dx = (flat @ cache.w_used).reshape(tt, bb, -1) if need_dx else None
+            d = d_cur.reshape(-1, d_cur.shape[-1])
+            rows = cache.x.reshape(-1, cache.x.shape[-1])
+        bn = cache.bn
+        if bn is not None and bn[0] == "batch":
+            _, xhat, inv, count = bn
+            grads[self.key("bn_weight")] = op.channel_sum(d * xhat)
+            grads[self.key("bn_bias")] = op.channel_sum(d)
+            dxh = d * op.per_neuron(params[self.key("bn_weight")])
+            d = op.per_neuron(inv) * (dxh - op.per_neuron(op.channel_sum(dxh) / count)
+                                      - xhat * op.per_neuron(op.channel_sum(dxh * xhat)
+                                                             / count))
+        dw, dx = op.backward(d, rows, cache.w_used, need_dx)
+        if dx is not None and not static:
+            dx = dx.reshape(cache.x.shape)
+        if bn is not None and bn[0] == "fold":
+            # w_f = W * k, b_f = beta_bn - mean * k, k = gamma * inv_sd (running stats fixed)
+            _, k, inv_sd, mean = bn
+            w = params[self.key("weight")]
+            db_f = op.channel_sum(d)
+            grads[self.key("weight")] = dw * op.channel_view(k)
+            grads[self.key("bn_weight")] = inv_sd * (
+                (dw * w).reshape(op.channels, -1).sum(axis=1) - db_f * mean)
+            grads[self.key("bn_bias")] = db_f
+        else:
+            grads[self.key("weight")] = dw
         if self.key("bias") in params:
-            grads[self.key("bias")] = db
+            grads[self.key("bias")] = op.channel_sum(d)
         if lc.learn_beta:
             grads[self.key("beta")] = np.asarray(dbeta, dtype=dz_ext.dtype)
         return grads, dx
@@ -318,18 +401,27 @@ class LIFLayer:
 class SNN:
     """A feed-forward chain of :class:`LIFLayer`.
 
-    ``params``: dict name -> array (``layer{i}.weight`` (N, M), ``layer{i}.bias`` (N,),
-    ``layer{i}.beta`` scalar). ``spike``: the spike function (surrogate).
+    ``params``: dict name -> array (``layer{i}.weight`` (N, M) or (C_out, C, K, K),
+    ``layer{i}.bias`` (C_out,), ``layer{i}.beta`` scalar; batch-normalized layers
+    ``layer{i}.bn_weight``, ``bn_bias`` (trained), ``bn_mean``, ``bn_var`` (running
+    statistics), each (C_out,)). ``spike``: the spike function (surrogate).
+    ``in_shape``: (C, H, W) of the input when it is an image (convolutions need it).
     """
 
     def __init__(self, n_in: int, layer_cfgs, spike: SpikeFunction, beta_shift: int = 12,
-                 detach_reset: bool = True, dtype=np.float32):
+                 detach_reset: bool = True, dtype=np.float32, in_shape=None):
         self.n_in = int(n_in)
+        self.in_shape = None if in_shape is None else tuple(in_shape)
         self.layers = []
-        m = self.n_in
-        for i, lc in enumerate(layer_cfgs):
-            self.layers.append(LIFLayer(i, m, lc))
-            m = lc.size
+        layer_cfgs = tuple(layer_cfgs)
+        for i, (lc, geo) in enumerate(zip(layer_cfgs, geometry(layer_cfgs, self.n_in,
+                                                               self.in_shape), strict=True)):
+            if lc.is_conv:
+                op = Conv2d(geo.in_shape, lc.size, lc.kernel, lc.stride, lc.padding)
+                pool = MaxPool(op.conv_shape, lc.pool) if lc.pool > 1 else None
+            else:
+                op, pool = Dense(geo.n_in, lc.size), None
+            self.layers.append(LIFLayer(i, op, lc, pool))
         self.spike = spike
         self.beta_shift = beta_shift
         self.detach_reset = detach_reset
@@ -356,15 +448,22 @@ class SNN:
         return Grid(il, info["membrane_unit"], info["input_scale"], info["weight_scale"])
 
     def init_params(self, rng: np.random.Generator, init_scale: float = 1.0) -> None:
-        """PyTorch ``nn.Linear`` default: U(-1/sqrt(M), 1/sqrt(M)) for weights and biases."""
+        """PyTorch's ``nn.Linear`` / ``nn.Conv2d`` default: U(-1/sqrt(fan_in),
+        1/sqrt(fan_in)) for weights and biases; batch normalization starts as the identity
+        (gamma 1, beta 0, running mean 0, running variance 1)."""
         self.params = {}
         for layer in self.layers:
-            bound = init_scale / np.sqrt(layer.n_in)
-            w = rng.uniform(-bound, bound, size=(layer.n_out, layer.n_in))
+            op = layer.op
+            bound = init_scale / np.sqrt(op.fan_in)
+            w = rng.uniform(-bound, bound, size=op.weight_shape)
             self.params[layer.key("weight")] = w.astype(self.dtype)
-            if layer.cfg.bias:
-                b = rng.uniform(-bound, bound, size=layer.n_out)
+            if layer.cfg.has_bias:
+                b = rng.uniform(-bound, bound, size=op.channels)
                 self.params[layer.key("bias")] = b.astype(self.dtype)
+            if layer.cfg.batch_norm:
+                for name, value in (("bn_weight", 1.0), ("bn_bias", 0.0), ("bn_mean", 0.0),
+                                    ("bn_var", 1.0)):
+                    self.params[layer.key(name)] = np.full(op.channels, value, self.dtype)
             self.params[layer.key("beta")] = np.asarray(layer.cfg.beta, dtype=self.dtype)
 
     def clamp(self) -> None:
@@ -379,19 +478,21 @@ class SNN:
         return self.layers[-1].n_out
 
     def forward(self, x: np.ndarray, steps: int, quant: bool = True, keep: bool = False,
-                deployed: bool = False):
+                deployed: bool = False, train: bool = False):
         """Run the network. ``x``: (B, M) static input (fed every timestep) or (T, B, M)
         spikes. ``quant``: training-time quantization -- layers trained with QAT weights
         or SQUAT states run on their deployed grid (module docstring), the others in
         float; False gives the plain float model. ``deployed``: every layer on its
         deployed grid (PTQ and float layers quantized as the export does): the deployed
-        network. Returns ``(spikes per layer (T, B, N), caches or None)``."""
+        network. ``train``: a training step (batch normalization on batch statistics in
+        float layers; running statistics updated). Returns ``(spikes per layer
+        (T, B, n_out), caches or None)``."""
         h = x.astype(self.dtype, copy=False)
         outs, caches = [], []
         for i, layer in enumerate(self.layers):
             grid = self.grid(i) if deployed or (quant and layer.aware) else None
             z, cache = layer.forward(self.params, h, steps, self.spike, quant,
-                                     self.detach_reset, keep, grid)
+                                     self.detach_reset, keep, grid, train)
             outs.append(z)
             caches.append(cache)
             h = z

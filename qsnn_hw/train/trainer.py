@@ -45,11 +45,13 @@ class TrainingDiverged(ValueError):
 
 
 def build_model(cfg: TrainConfig, n_in: int, dtype=np.float32,
-                input_scale: float = 1.0) -> SNN:
+                input_scale: float = 1.0, in_shape=None) -> SNN:
     """The network of ``cfg``, deployed (and trained quantization-aware) with
-    ``cfg``'s export settings and ``input_scale`` (:func:`input_format`)."""
+    ``cfg``'s export settings and ``input_scale`` (:func:`input_format`); ``in_shape``:
+    the input image's (C, H, W) (convolutions need it)."""
     spike = SpikeFunction(cfg.surrogate, cfg.surrogate_value)
-    model = SNN(n_in, cfg.layers, spike, beta_shift=cfg.beta_shift, dtype=dtype)
+    model = SNN(n_in, cfg.layers, spike, beta_shift=cfg.beta_shift, dtype=dtype,
+                in_shape=in_shape)
     model.set_deployment(cfg, input_scale)
     return model
 
@@ -58,6 +60,10 @@ def init_from_nir(model: SNN, cfg: TrainConfig) -> None:
     """Set ``model``'s parameters to the float network of the NIR graph ``cfg.init``
     (:func:`qsnn_hw.interop.float_layers`); its shape must be the config's."""
     from ..nirgraph import InteropError, float_layers
+    if any(lc.is_conv or lc.batch_norm for lc in cfg.layers):
+        raise ValueError(f"--init {cfg.init}: starting from a NIR graph needs a network of "
+                         f"dense layers without batch normalization (no --arch "
+                         f"convolutions or 'b')")
     try:
         n_in, layers = float_layers(cfg.init, cfg.init_dt)
     except InteropError as exc:
@@ -83,6 +89,14 @@ def init_from_nir(model: SNN, cfg: TrainConfig) -> None:
 
 
 def check_against_data(cfg: TrainConfig, data: Dataset) -> None:
+    from .arch import ArchError, geometry
+    if cfg.layers[-1].is_conv:
+        raise ValueError("the output layer must be dense (one neuron per class), "
+                         "not a convolution")
+    try:
+        geometry(cfg.layers, data.n_in, data.image_shape, f"dataset {data.name}")
+    except ArchError as exc:
+        raise ValueError(str(exc)) from None
     if cfg.layers[-1].size != data.n_classes:
         raise ValueError(f"the output layer has {cfg.layers[-1].size} neurons but dataset "
                          f"{data.name} has {data.n_classes} classes")
@@ -264,7 +278,8 @@ def _train_epoch(model, cfg, data, opt, rng, lr, epoch, progress):
         y = data.y_train[idx]
         try:
             outs, caches = model.forward(enc.float_input(model.dtype), cfg.timesteps,
-                                         quant=epoch >= cfg.float_epochs, keep=True)
+                                         quant=epoch >= cfg.float_epochs, keep=True,
+                                         train=True)
         except ValueError as exc:  # NaN membrane in the state quantizer
             raise TrainingDiverged(f"epoch {epoch + 1}, batch {bi + 1}: {exc}") from None
         counts = outs[-1].sum(axis=0)
@@ -318,7 +333,7 @@ def fit(cfg: TrainConfig, data: Dataset, checkpoint=None, resume: bool = False,
 
 def _fit(cfg, data, checkpoint, resume, progress, dtype) -> FitResult:
     scale, bits = input_format(cfg, data)
-    model = build_model(cfg, data.n_in, dtype, scale)
+    model = build_model(cfg, data.n_in, dtype, scale, data.image_shape)
     rng = np.random.default_rng(cfg.seed)
     model.init_params(rng, cfg.init_scale)
     if cfg.init:
