@@ -226,3 +226,9 @@ def test_cli_trains_on_fashion_mnist_files(tmp_path, capsys):
         x[i, t[i, j], j] = 1
     pred = simulate(art.network, x).predictions
     assert np.mean(pred == te_y) == m["golden_accuracy"]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_digits_is_an_image_of_one_channel(seed):
+    """Every split of digits knows its (channels, height, width): convolutions read it."""
+    assert load_dataset("digits", seed=seed).image_shape == (1, 8, 8)

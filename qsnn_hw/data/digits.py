@@ -25,6 +25,7 @@ from .base import Dataset, stratified_split
 
 TEST_SIZE = 360
 VAL_SIZE = 180
+IMAGE_SHAPE = (1, 8, 8)     # (channels, height, width) of the flat 64 features
 
 
 def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
@@ -49,8 +50,9 @@ def load_digits_dataset(seed: int = 0) -> Dataset:
     y = labels.astype(np.int64)
     if seed == 0:
         tr, va, te = recorded_split()
-        return Dataset("digits", x[tr], y[tr], x[va], y[va], x[te], y[te], 10)
+        return Dataset("digits", x[tr], y[tr], x[va], y[va], x[te], y[te], 10,
+                       image_shape=IMAGE_SHAPE)
     x_rest, x_test, y_rest, y_test = stratified_split(x, y, TEST_SIZE, seed)
     x_train, x_val, y_train, y_val = stratified_split(x_rest, y_rest, VAL_SIZE, seed)
     return Dataset("digits", x_train, y_train, x_val, y_val, x_test, y_test, 10,
-                   image_shape=(1, 8, 8))
+                   image_shape=IMAGE_SHAPE)
