@@ -25,11 +25,31 @@ COMMANDS = ("demo", "train", "import", "export", "generate", "verify", "prove", 
             "run", "flow", "sweep")
 # commands whose module is not named as the command (``import`` is a Python keyword)
 _MODULES = {"import": "nir_import", "export": "nir_export"}
+# one example per command, shown at the end of its --help
+EXAMPLES = {
+    "demo": "qsnn-hw demo --samples 8",
+    "train": "qsnn-hw train --out runs/w4s4 --epochs 30      "
+             "# 4-bit QAT weights, 4-bit exponential SQUAT states\n"
+             "  qsnn-hw train --out runs/conv --arch 16c3p1b-32c3p1s2b-10 --epochs 40",
+    "import": "qsnn-hw import net.nir --out net.qsnn --weight-bits 8 --state-bits 4",
+    "export": "qsnn-hw export runs/w4s4/model.qsnn --nir model.nir",
+    "generate": "qsnn-hw generate runs/w4s4/model.qsnn --out rtl_out --lanes 2",
+    "verify": "qsnn-hw verify runs/w4s4/model.qsnn --sim verilator --samples 100",
+    "prove": "qsnn-hw prove runs/w4s4/model.qsnn      "
+             "# or: qsnn-hw prove --protocol --depth 24",
+    "synth": "qsnn-hw synth runs/w4s4/model.qsnn --board icebreaker --lanes 2 "
+             "--out build/icebreaker",
+    "run": "qsnn-hw run runs/w4s4/model.qsnn --board icebreaker --port /dev/ttyUSB1 "
+           "--report build/icebreaker/report.json",
+    "flow": "qsnn-hw flow --board icebreaker --out runs/flow",
+    "sweep": "qsnn-hw sweep --grid squat --seeds 3 --out runs/squat",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .commands._args import HelpFormatter
     parser = argparse.ArgumentParser(
-        prog="qsnn-hw",
+        prog="qsnn-hw", allow_abbrev=False, formatter_class=HelpFormatter,
         description="Quantization-aware SNN training to a bit-exact FPGA core.",
         epilog="exit status: 0 ok, 1 check failed (mismatch, timing), 2 error, "
                "130 interrupted")
@@ -46,6 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # not built yet
             raise
         module.register(sub)
+    for name, p in sub.choices.items():
+        # the same help and parsing rules everywhere: no abbreviated flags (--epoch is
+        # not --epochs), defaults shown as typed, an example at the end
+        p.formatter_class = HelpFormatter
+        p.allow_abbrev = False
+        example = EXAMPLES.get(name)
+        if example:
+            p.epilog = (p.epilog + "\n\n" if p.epilog else "") + f"example:\n  {example}"
     return parser
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 
 def int_range(lo: int | None = None, hi: int | None = None):
@@ -68,3 +69,39 @@ def add_quiet(p) -> None:
     (:func:`qsnn_hw.progress.set_quiet`)."""
     p.add_argument("--quiet", action="store_true",
                    help="no progress output (errors and the final result still print)")
+
+
+def show_value(value) -> str:
+    """A default as a user types it: lists comma-joined, no Python quotes or brackets."""
+    if isinstance(value, list | tuple):
+        return ",".join(show_value(v) for v in value) if value else "none"
+    if value == "":
+        return "none"
+    return str(value)
+
+
+_ROLE = re.compile(r":(?:func|mod|class|meth|attr|data):`~?([^`]+)`")
+
+
+def plain(text: str) -> str:
+    """reST markup of the docstrings the help is made from, as plain terminal text:
+    ``literal`` -> literal, :func:`name` -> name."""
+    return _ROLE.sub(lambda m: m.group(1).rsplit(".", 1)[-1], text).replace("``", "")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every subcommand's help: the description keeps its paragraphs, reST markup shows as
+    plain text, and every option that has a default says it, as the user would type it
+    (``--hidden 256``, not ``[256]``)."""
+
+    def _get_help_string(self, action):
+        text = plain(action.help or "")
+        default = action.default
+        shown = ("default" in text or not action.option_strings or action.nargs == 0
+                 or default is None or default is False or default is argparse.SUPPRESS)
+        if not shown:   # argparse %-formats the help: the default's own % are escaped
+            text += f" (default: {show_value(default)})".replace("%", "%%")
+        return text
+
+    def _format_text(self, text):
+        return super()._format_text(plain(text))

@@ -257,17 +257,21 @@ def register(sub) -> None:
                        "summary table", description=__doc__)
     p.add_argument("--dataset", default="digits", choices=DATASETS,
                    help="dataset (digits needs no download; default)")
-    p.add_argument("--board", default="icebreaker",
+    p.add_argument("--board", default="icebreaker", choices=list(BOARDS), metavar="BOARD",
                    help=" | ".join(BOARDS))
     p.add_argument("--out", default="runs/flow", help="output directory (default runs/flow)")
     add_force(p, "an earlier flow's outputs")
     p.add_argument("--epochs", type=int_range(1, 100000), default=30,
                    help="training epochs (default 30; fewer = faster, less accurate)")
     p.add_argument("--hidden", default="64", help="hidden layer sizes, comma list (default 64)")
-    p.add_argument("--timesteps", type=int_range(1, 10000), default=16)
-    p.add_argument("--weight-bits", type=int_range(2, 16), default=4)
-    p.add_argument("--state-bits", type=int_range(1, 8), default=4)
-    p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0)
+    p.add_argument("--timesteps", type=int_range(1, 10000), default=16,
+                   help="timesteps T per sample, 1..10000")
+    p.add_argument("--weight-bits", type=int_range(2, 16), default=4,
+                   help="QAT weight bits, 2..16")
+    p.add_argument("--state-bits", type=int_range(1, 8), default=4,
+                   help="SQUAT state bits (exponential levels), 1..8")
+    p.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0,
+                   help="training seed (same seed, same artifact)")
     p.add_argument("--samples", type=int_range(1, 1_000_000), default=40,
                    help="test samples to verify in simulation (default 40)")
     p.add_argument("--sim", default="auto", choices=("auto", "verilator", "icarus", "amaranth"),
@@ -276,7 +280,8 @@ def register(sub) -> None:
                    metavar="auto|MHZ",
                    help="core clock: auto (default: the fastest the achieved Fmax allows, "
                         "qsnn-hw synth --help) or MHz")
-    p.add_argument("--toolchain", choices=("yowasp", "system"), default="yowasp")
+    p.add_argument("--toolchain", choices=("yowasp", "system"), default="yowasp",
+                   help="yowasp (Yosys/nextpnr from PyPI) or system (the tools on PATH)")
     p.add_argument("--no-synth", action="store_true", help="stop after verification")
     add_quiet(p)
     p.add_argument("--verbose", action="store_true",

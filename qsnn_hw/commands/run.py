@@ -226,10 +226,11 @@ def register(sub) -> None:
     p = sub.add_parser("run", help="run test samples on a board over its UART",
                        description=__doc__)
     p.add_argument("model", metavar="MODEL", help="artifact file (.qsnn) the board was built from")
-    p.add_argument("--board", required=True,
+    p.add_argument("--board", required=True, choices=list(BOARDS), metavar="BOARD",
                    help=" | ".join(BOARDS))
     p.add_argument("--port", required=True, help="serial device, e.g. /dev/ttyUSB1")
-    p.add_argument("--baud", type=int_range(1200, 3_000_000), default=115200)
+    p.add_argument("--baud", type=int_range(1200, 3_000_000), default=115200,
+                   help="UART baud rate the board was built with (synth --baud), 1200..3000000")
     p.add_argument("--samples", type=int_range(1, 1_000_000), default=100,
                    help="number of test samples (default 100)")
     p.add_argument("--report", default=None,

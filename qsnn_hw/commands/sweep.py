@@ -77,7 +77,8 @@ def register(subparsers) -> None:
                         f"{','.join(str(lc.size) for lc in d.layers[:-1])})")
     g.add_argument("--timesteps", type=int_range(1, 10000), default=None,
                    help=f"timesteps T (trainer default {d.timesteps})")
-    g.add_argument("--batch-size", type=int_range(1, 65536), default=None)
+    g.add_argument("--batch-size", type=int_range(1, 65536), default=None,
+                   help="samples per training batch for every cell (default: the trainer's, 64)")
     g.add_argument("--lr", type=auto_or(float_range(0, 10, lo_open=True)), default=None,
                    help="Adam learning rate for every cell, or auto (1e-3 for cells at 2 bits "
                         "or fewer, else 3e-3; the default)")

@@ -145,7 +145,8 @@ def register(sub) -> None:
     p = sub.add_parser("synth", help="build a bitstream for a board and report resources/Fmax",
                        description=__doc__)
     p.add_argument("model", metavar="MODEL", help="artifact file (.qsnn)")
-    p.add_argument("--board", required=True, help=" | ".join(board_choices()))
+    p.add_argument("--board", required=True, choices=board_choices(), metavar="BOARD",
+                   help=" | ".join(board_choices()))
     p.add_argument("--clock", type=auto_or(float_range(1, 500)), default="auto",
                    metavar="auto|MHZ",
                    help="core clock: auto (default: build at 24 MHz on iCEBreaker, 50 on "

@@ -71,6 +71,12 @@ def _hidden(text):
     return _per_layer(_int_in(1, 1 << 16))(text)
 
 
+# What `qsnn-hw train` trains when no flag says otherwise: the toolkit's purpose, 4-bit QAT
+# weights and 4-bit exponential SQUAT states (as `qsnn-hw flow` and the Python API);
+# `--weight-mode none --state-mode none` trains the float network.
+CLI_LAYER_DEFAULTS = {"weight_mode": "qat", "weight_bits": 4, "state_mode": "squat",
+                      "state_bits": 4, "state_family": "exponential"}
+
 # flag -> (LayerConfig field, element parser, help)
 LAYER_FLAGS = {
     "--beta": ("beta", _float_in(0, 1, lo_open=True), "leak factor in (0, 1]"),
@@ -126,7 +132,8 @@ def register(subparsers) -> None:
                         "norm), mp<K> max pooling after a convolution, <N>[b] dense layer; "
                         "the last layer is the output (one neuron per class)")
     for flag, (name, item, text) in LAYER_FLAGS.items():
-        g.add_argument(flag, type=_per_layer(item), default=[getattr(_L, name)], help=text)
+        default = CLI_LAYER_DEFAULTS.get(name, getattr(_L, name))
+        g.add_argument(flag, type=_per_layer(item), default=[default], help=text)
     g.add_argument("--bias", action="store_true", help="learn a bias current per neuron")
     g.add_argument("--learn-beta", action="store_true", help="learn beta per layer")
     g.add_argument("--surrogate", type=_choice(SURROGATES), default=_D.surrogate,
@@ -141,17 +148,22 @@ def register(subparsers) -> None:
                    help="mse target firing rate of the true class")
     g.add_argument("--incorrect-rate", type=_float_in(0, 1), default=_D.incorrect_rate,
                    help="mse target firing rate of the other classes")
-    g.add_argument("--epochs", type=_int_in(1, 100000), default=_D.epochs)
-    g.add_argument("--batch-size", type=_int_in(1, 65536), default=_D.batch_size)
+    g.add_argument("--epochs", type=_int_in(1, 100000), default=_D.epochs,
+                   help="training epochs at most, 1..100000 (early stopping may end sooner)")
+    g.add_argument("--batch-size", type=_int_in(1, 65536), default=_D.batch_size,
+                   help="samples per training batch, 1..65536")
     g.add_argument("--lr", type=auto_or(_float_in(0, 10, lo_open=True)), default=_D.lr,
                    help="Adam learning rate, cosine-annealed to --lr-min; auto: 1e-3 when a "
                         "layer trains at 2 bits or fewer (weights or states), else 3e-3")
-    g.add_argument("--lr-min", type=_float_in(0, 10), default=_D.lr_min)
+    g.add_argument("--lr-min", type=_float_in(0, 10), default=_D.lr_min,
+                   help="learning rate at the last epoch (cosine annealing ends here), <= --lr")
     g.add_argument("--grad-clip", type=_float_in(0, 1e6), default=_D.grad_clip,
                    help="global gradient-norm clip (0 = off)")
     g.add_argument("--patience", type=_int_in(1, 100000), default=_D.patience,
                    help="early stop after this many epochs without a better val accuracy")
-    g.add_argument("--seed", type=_int_in(0, 2**32 - 1), default=_D.seed)
+    g.add_argument("--seed", type=_int_in(0, 2**32 - 1), default=_D.seed,
+                   help="seed of initialisation, batch order and rate encoding: same seed, same "
+                        "artifact bytes")
     g.add_argument("--init-scale", type=_float_in(0, 100, lo_open=True),
                    default=_D.init_scale, help="weight init bound multiplier")
     g.add_argument("--init", default="", metavar="NIR",
