@@ -59,8 +59,10 @@ def _check_golden_equals_trainer(cfg, data, out):
 @pytest.mark.slow
 @pytest.mark.parametrize("kind,mode", MODES, ids=[f"{k}-{i}" for i, (k, _) in enumerate(MODES)])
 def test_golden_reproduces_trainer_on_digits_test_set(kind, mode, digits, tmp_path):
+    # lr 3e-3 for every mode: two epochs must train even the 2-bit modes (whose "auto"
+    # rate is the slower 1e-3) far above chance
     cfg = with_layers(TrainConfig(layers=(LayerConfig(48), LayerConfig(10)), epochs=2,
-                                  timesteps=10), **mode)
+                                  timesteps=10, lr=3e-3), **mode)
     metrics, art = _check_golden_equals_trainer(cfg, digits, tmp_path)
     for layer, info in zip(art.network.layers, art.layer_info, strict=True):
         if mode.get("state_mode"):
