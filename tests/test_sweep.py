@@ -335,3 +335,39 @@ def test_a_failed_run_is_reported_not_cached_and_retried(tmp_path, monkeypatch):
     count = _Count(monkeypatch)
     res = run_sweep(CELLS, BASE, [0], out, workers=1)
     assert count.seen == [("none", "squat", 0)] and not res.failed
+
+
+def test_grid_cells_may_be_convolutional(tmp_path):
+    """A cell's 'arch' (grid file or --arch) builds the whole network: convolutions take
+    the first layer's settings and the cell's layer fields, the output layer its own."""
+    grid = tmp_path / "conv.toml"
+    grid.write_text('[[cells]]\nname = "conv"\narch = "4c3p1-mp2-10"\nweight_mode = "qat"\n'
+                    'weight_bits = 3\n\n[[cells]]\nname = "dense"\nhidden = [12]\n')
+    cells = load_grid_file(grid)
+    base = TrainConfig(layers=(LayerConfig(32), LayerConfig(10)))
+    cfg = cells[0].config(base, 0)
+    assert [(lc.size, lc.kernel, lc.padding, lc.pool) for lc in cfg.layers] == \
+        [(4, 3, 1, 2), (10, 0, 0, 1)]
+    assert all(lc.weight_mode == "qat" and lc.weight_bits == 3 for lc in cfg.layers)
+    assert [lc.size for lc in cells[1].config(base, 0).layers] == [12, 10]
+    with pytest.raises(ValueError, match="one neuron per class \\(10\\), got 7"):
+        Cell("x", train={"arch": "4c3-7"}).config(base, 0)
+    with pytest.raises(ValueError, match="by 'arch' or by 'hidden', not both"):
+        Cell("x", train={"arch": "4c3-10", "hidden": (5,)}).config(base, 0)
+
+
+def test_cli_sweep_conv_cell_trains_and_checks_shapes_first(tmp_path, capsys):
+    grid = tmp_path / "g.toml"
+    grid.write_text('[[cells]]\nname = "c"\narch = "2c3p1s2-10"\n')
+    out = tmp_path / "sweep"
+    args = ["sweep", "--grid", str(grid), "--seeds", "1", "--epochs", "1", "--timesteps",
+            "3", "--max-train-samples", "100", "--out", str(out), "--no-plots", "--quiet",
+            "--workers", "1"]
+    assert main(args) == 0
+    run = json.loads((out / "results.json").read_text())["runs"][0]
+    assert run["cell"] == "c" and run["golden_accuracy"] > 0
+    # a kernel the 8x8 digits cannot hold is refused before anything trains
+    grid.write_text('[[cells]]\nname = "big"\narch = "2c9-10"\n')
+    assert main([*args[:-4], "--out", str(tmp_path / "s2"), "--no-plots", "--quiet"]) == 2
+    assert "cell 'big': layer 0: kernel 9x9 does not fit" in capsys.readouterr().err
+    assert not (tmp_path / "s2" / "cache").exists()

@@ -75,6 +75,9 @@ def register(subparsers) -> None:
     g.add_argument("--hidden", type=_hidden, default=None,
                    help="hidden layer sizes, comma list (trainer default "
                         f"{','.join(str(lc.size) for lc in d.layers[:-1])})")
+    g.add_argument("--arch", default=None, metavar="SPEC",
+                   help="the whole network of every cell as an --arch string, e.g. "
+                        "8c3p1-16c3p1s2-10 (qsnn-hw train --help); instead of --hidden")
     g.add_argument("--timesteps", type=int_range(1, 10000), default=None,
                    help=f"timesteps T (trainer default {d.timesteps})")
     g.add_argument("--batch-size", type=int_range(1, 65536), default=None,
@@ -110,6 +113,8 @@ def cli_overrides(args) -> dict:
             over[name] = value
     if args.hidden is not None:
         over["hidden"] = args.hidden
+    if args.arch is not None:
+        over["arch"] = args.arch
     return over
 
 
@@ -127,11 +132,13 @@ def run(args) -> int:
     data = load_dataset(args.dataset, args.data_dir, args.timesteps or 16, 0)
     base = build_base(args, data.n_classes)
     seeds = list(range(args.seed_offset, args.seed_offset + args.seeds))
-    for c in cells:  # validate every cell before any training starts
+    from ..train.arch import geometry
+    for c in cells:  # validate every cell, network shape included, before any training
         try:
-            c.config(base, seeds[0])
+            cfg = c.config(base, seeds[0])
+            geometry(cfg.layers, data.n_in, data.image_shape, f"dataset {args.dataset}")
         except ValueError as exc:
-            raise ValueError(f"--grid {args.grid}: {exc}") from None
+            raise ValueError(f"--grid {args.grid}: cell {c.name!r}: {exc}") from None
     from .._extras import need
     if not args.no_plots:
         need("matplotlib")         # before any training: the charts come last

@@ -33,9 +33,11 @@ GRIDS = ("squat",)
 
 # Fields a cell may change: every LayerConfig field but the shape ones (``size``, the
 # convolution's; applied to all layers), every TrainConfig field but ``layers`` and
-# ``seed`` (seeds come from --seeds), and ``hidden`` (hidden layer sizes).
+# ``seed`` (seeds come from --seeds), ``hidden`` (hidden layer sizes) and ``arch`` (the
+# whole network as an --arch string: convolutions, pooling, dense layers).
 LAYER_KEYS = tuple(f.name for f in fields(LayerConfig) if f.name not in ARCH_FIELDS)
 TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name not in ("layers", "seed"))
+NETWORK_KEYS = ("hidden", "arch")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.+-]{1,64}$")
 
 
@@ -62,7 +64,7 @@ class Cell:
             if key not in LAYER_KEYS:
                 raise ValueError(f"cell {self.name!r}: unknown layer field {key!r}")
         for key in self.train:
-            if key not in TRAIN_KEYS and key != "hidden":
+            if key not in TRAIN_KEYS and key not in NETWORK_KEYS:
                 raise ValueError(f"cell {self.name!r}: unknown training field {key!r}")
 
     def config(self, base: TrainConfig, seed: int) -> TrainConfig:
@@ -75,6 +77,10 @@ def cell_config(base: TrainConfig, layer: dict, train: dict, seed: int,
     train = dict(train)
     try:
         cfg = base
+        if "hidden" in train and "arch" in train:
+            raise ValueError("give the network by 'arch' or by 'hidden', not both")
+        if "arch" in train:
+            cfg = replace(cfg, layers=arch_layers(cfg, train.pop("arch")))
         if "hidden" in train:
             hidden = train.pop("hidden")
             if not isinstance(hidden, (list, tuple)):
@@ -85,6 +91,24 @@ def cell_config(base: TrainConfig, layer: dict, train: dict, seed: int,
         return replace(cfg, layers=tuple(replace(lc, **layer) for lc in cfg.layers))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"cell {what!r}: {exc}") from None
+
+
+def arch_layers(base: TrainConfig, spec) -> tuple:
+    """``base``'s layers rebuilt as the network of the --arch string ``spec``: the hidden
+    layers take ``base``'s first layer's settings, the output layer ``base``'s last one's
+    (its size must be the dataset's number of classes)."""
+    from ..train.arch import parse_arch
+    if not isinstance(spec, str):
+        raise TypeError(f"arch must be an --arch string like '8c3-mp2-16c3p1-10', got "
+                        f"{spec!r}")
+    shapes = parse_arch(spec)
+    out = base.layers[-1]
+    if shapes[-1]["size"] != out.size:
+        raise ValueError(f"arch {spec!r}: the last layer is the output and must have one "
+                         f"neuron per class ({out.size}), got {shapes[-1]['size']}")
+    hidden = base.layers[0]
+    return tuple(replace(hidden if i < len(shapes) - 1 else out, **shape)
+                 for i, shape in enumerate(shapes))
 
 
 def squat_grid(bits=PAPER_BITS) -> list[Cell]:
@@ -160,14 +184,14 @@ def _split(d: dict, where: str) -> tuple[dict, dict]:
     for key, value in d.items():
         if key in LAYER_KEYS:
             layer[key] = value
-        elif key in TRAIN_KEYS or key == "hidden":
+        elif key in TRAIN_KEYS or key in NETWORK_KEYS:
             train[key] = tuple(value) if key == "hidden" and isinstance(value, list) else value
         elif key == "seed":
             raise ValueError(f"{where}: 'seed' is not a cell field; seeds come from --seeds")
         else:
             raise ValueError(f"{where}: unknown key {key!r}; allowed: layer fields "
                              f"{', '.join(LAYER_KEYS)}; training fields "
-                             f"{', '.join(TRAIN_KEYS)}, hidden")
+                             f"{', '.join(TRAIN_KEYS)}, hidden, arch")
     return layer, train
 
 
