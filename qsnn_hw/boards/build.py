@@ -75,9 +75,9 @@ WEIGHT_MODES = ("auto", "bram", "spram", "config")
 
 def _weight_memories(net: IntNetwork, config: CoreConfig) -> list[dict]:
     """Per layer: depth, word width and bits of the weight memory (the core's geometry)."""
-    return [{"depth": g.n_in * g.groups, "width": g.lanes * g.weight_width,
+    return [{"depth": g.weight_depth, "width": g.lanes * g.weight_width,
              "weight_width": g.weight_width, "lanes": g.lanes,
-             "bits": g.n_in * g.groups * g.lanes * g.weight_width}
+             "bits": g.weight_depth * g.lanes * g.weight_width}
             for g in network_geometry(net, config)]
 
 

@@ -19,7 +19,6 @@ from ..hdl.config import CoreConfig
 from ..hdl.layouts import spike_word_layout
 from ..hdl.sim_util import run_simulation, wait_until
 from ..hdl.top import NetworkTop
-from ..hdl.weight_memory import pack_weight_words
 from .compare import Observed
 from .stimulus import batch_beats
 from .trace import RawTrace, rebuild
@@ -117,8 +116,8 @@ class _Driver:
         for li in top.loadable:
             e = top.engines[li]
             ctx.set(ld.layer, li)
-            for addr, word in enumerate(pack_weight_words(top.net.layers[li].weight,
-                                                           e.lanes, e.weights.width)):
+            # the engine's own matrix (after a convolution: its hardware column order)
+            for addr, word in enumerate(e.weights.words()):
                 ctx.set(ld.addr, addr)
                 ctx.set(ld.data, word)
                 ctx.set(ld.en, 1)
