@@ -89,7 +89,7 @@ class _Driver:
 
     async def monitor(self, ctx):
         top, n = self.top, len(self.top.engines)
-        eot_bits = [spike_word_layout(e.groups, e.lanes)["eot"].offset for e in top.engines]
+        eot_bits = [spike_word_layout(e.out_groups, e.lanes)["eot"].offset for e in top.engines]
         probes = []
         for i in range(n):
             t = getattr(top.trace, f"layer{i}")
