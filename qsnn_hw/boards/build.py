@@ -159,7 +159,8 @@ def _spram_message(net, board, mems, storage, spram, have) -> str:
         p = max(1, SPRAM_WIDTH // wb)
         if p != mems[i]["lanes"]:
             layer = net.layers[i]
-            depth = layer.n_in * groups_of(layer.n_out, p)
+            # weight rows (neurons, or a convolution's channels) in groups of p lanes
+            depth = layer.matrix.shape[1] * groups_of(layer.channels, p)
             best.append(f"layer {i}: --lanes {p} packs {p} x {wb}-bit weights into a "
                         f"16-bit word (~{spram_blocks(depth, p * wb)} SPRAMs)")
     return msg + (" " + "; ".join(best) + "." if best else
