@@ -183,16 +183,6 @@ def network_cycles(net, x: np.ndarray, spikes: list, geoms: list[LayerGeometry]
     return schedule(net, x, spikes, geoms)["sample_cycles"]
 
 
-def layer_events(x: np.ndarray, spikes: list, static: bool = False
-                 ) -> list[np.ndarray]:
-    """Input events per layer and timestep, (B, T) each: layer 0's spikes or non-zero
-    values (a static layer's only at t = 0), then every layer's golden spikes."""
-    first = np.count_nonzero(x, axis=2).astype(np.int64)
-    if static:
-        first[:, 1:] = 0
-    return [first] + [s.sum(axis=2, dtype=np.int64) for s in spikes[:-1]]
-
-
 def contract_issues(geom: LayerGeometry) -> np.ndarray:
     """(layer n_in,) the weight words an event of each contract input index issues."""
     order = geom.in_order()
