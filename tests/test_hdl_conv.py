@@ -232,6 +232,27 @@ def test_sweep_covers_the_space():
     assert all(seen.values()), seen
 
 
+@pytest.mark.sim
+@pytest.mark.parametrize("seed", range(3))
+def test_dense_then_conv_bit_exact(seed):
+    """A convolution fed by a dense layer reads the dense layer's outputs as (C, H, W)
+    in the contract's order (the dense spike words' order), with lanes on both sides
+    that do not divide the sizes."""
+    rng = np.random.default_rng(600 + seed)
+    shape = (2, 4, 5)
+    d = random_layer(rng, 12, int(np.prod(shape)), state_bits=[None, 3, 6][seed])
+    d = replace(d, weight=np.abs(d.weight))
+    c = random_conv_layer(rng, shape, channels=3, kernel=[2, 3, 1][seed], stride=seed % 2 + 1,
+                          pool=[2, 1, 1][seed], state_bits=[4, None, 2][seed])
+    c = replace(c, weight=np.where(rng.random(c.weight.shape) < 0.8, np.abs(c.weight),
+                                   -np.abs(c.weight)))
+    net = IntNetwork((d, c, random_layer(rng, c.n_out, 4)))
+    x = random_inputs(rng, net, 2, 4, 0.6)
+    cfg = CoreConfig(lanes=[3, 2, 3])
+    gold = assert_bit_exact(net, x, run_core(net, x, cfg, rng=rng), f"seed {600 + seed}")
+    assert gold.spikes[0].any()   # the convolution sees events
+
+
 def _extreme_conv_net(sign: int, state_bits, reset, input_bits):
     """Every weight at its largest magnitude: (2, 7, 7) -> 5 channels of 3x3, padding 1,
     pool 2 (a leftover row and column) -> 4 channels of 2x2, stride 2 -> dense 3."""
