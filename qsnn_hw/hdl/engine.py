@@ -28,6 +28,13 @@ The engine only wires its parts (docs/hardware.md, "Layer engine", has the table
 and accumulator groups), :mod:`.accumulate` (the accumulate pipeline and the
 accumulators), :mod:`.update` (sequencing, datapaths, states, output FIFO) and the weight
 memory (:mod:`.weight_memory`).
+
+A **convolutional** layer (:attr:`IntLayer.is_conv`) is the same engine with
+:class:`.conv.ConvAddressing` (an event adds the weight words of its valid kernel taps
+into the accumulator groups of the positions that see it), per-channel biases and a
+pooling stage before the output FIFO (:mod:`.update`); its P lanes run over output
+channels and its G = H_out * W_out * CG groups are the output positions
+(docs/hardware.md, "Convolution engine").
 """
 
 from __future__ import annotations
@@ -68,6 +75,9 @@ class LayerEngine(wiring.Component):
     trace : add the ``trace`` port (observation only; :func:`.layouts.trace_signature`).
     datapath : the LIF datapath class (default :class:`.lif.LIFDatapath`; the formal
         protocol proof builds the engine with a stand-in, :mod:`qsnn_hw.formal.protocol`).
+    upstream : for "words", the :class:`~.geometry.LayerGeometry` of the feeding engine:
+        after a convolution the input index is its hardware order (a dense layer's weight
+        columns are permuted to it, a convolution's decode ROM is indexed by it).
 
     Members
     -------

@@ -15,7 +15,12 @@ memory come after this update's writes of the same words as long as G >= L (the
 datapath latency); for G < L the start waits L + 1 cycles from the previous start.
 
 ``ready`` (an end of timestep may be taken) needs the FIFO to have room for one more
-update's G + 1 words on top of the words still in flight, so the pipeline never stalls.
+update's OG + 1 words on top of the words still in flight, so the pipeline never stalls
+(OG = G, or a pooled convolution's output groups).
+
+A convolution (``geom.conv``) reads bias word cg (its channel group) for group g, masks
+the lanes past the last channel in every group of the last channel group, and ends in
+the pooling stage (:func:`_conv_words`).
 ``start`` marks the next update *fresh*: the datapaths use the rest state instead of the
 stored one (the update after a sample's last timestep is fresh too).
 """
