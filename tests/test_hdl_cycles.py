@@ -5,11 +5,18 @@ cycle for cycle, for every layer's end-of-timestep words and every sample."""
 import numpy as np
 import pytest
 
+from qsnn_hw.contract import IntNetwork
 from qsnn_hw.golden import simulate
 from qsnn_hw.hdl.config import CoreConfig
 from qsnn_hw.hdl.cycles import bandwidth_bound, schedule
-from qsnn_hw.hdl.geometry import network_geometry
-from qsnn_hw.testing import input_schedule, random_inputs, random_network
+from qsnn_hw.hdl.geometry import layer_groups, network_geometry
+from qsnn_hw.testing import (
+    input_schedule,
+    random_conv_layer,
+    random_conv_network,
+    random_inputs,
+    random_network,
+)
 from qsnn_hw.verify.amaranth import run_core
 
 
@@ -38,6 +45,52 @@ def test_model_is_exact_on_random_networks(seed):
         np.testing.assert_array_equal(run.step_cycles[li], model["step_ends"][li],
                                       err_msg=f"layer {li} end-of-timestep cycles")
     np.testing.assert_array_equal(run.sample_cycles, model["sample_cycles"])
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("seed", range(8))
+def test_model_is_exact_on_random_conv_networks(seed):
+    """Convolutions (kernel, stride, padding, pooling, lanes not dividing the channels,
+    events that no output sees) before, between and after dense layers; spike and
+    direct input; FIFOs deep enough never to fill."""
+    rng = np.random.default_rng(700 + seed)
+    net = random_conv_network(rng, convs=1 + seed % 2, input_bits=[1, 4][seed % 4 == 3])
+    lanes = [int(rng.integers(1, 6)) for _ in net.layers]
+    depths = [8 * (layer_groups(la, p)[1] + 1) + 64 for la, p in
+              zip(net.layers, lanes, strict=True)]
+    config = CoreConfig(lanes=lanes, fifo_depth=depths, **input_schedule(seed))
+    x = random_inputs(rng, net, 2, int(rng.integers(1, 5)), float(rng.uniform(0.1, 0.7)),
+                      static=config.static_input(net))
+    run, model, gold = measure(net, x, config)
+    assert any(s.any() for s in gold.spikes[:-1]) or len(net.layers) == 1
+    for li in range(len(net.layers)):
+        np.testing.assert_array_equal(run.step_cycles[li], model["step_ends"][li],
+                                      err_msg=f"seed {700 + seed}: layer {li} "
+                                              f"end-of-timestep cycles")
+    np.testing.assert_array_equal(run.sample_cycles, model["sample_cycles"])
+    bound = bandwidth_bound(net, x, gold.spikes, network_geometry(net, config))
+    assert np.all(bound <= run.sample_cycles * len(net.layers))
+
+
+@pytest.mark.sim
+def test_conv_events_cost_their_valid_taps():
+    """A stride-2 convolution with padding: a timestep with E events costs the sum of
+    their valid kernel taps times CG (at least one cycle each), not E * K_h * K_w * CG."""
+    rng = np.random.default_rng(17)
+    layer = random_conv_layer(rng, (2, 7, 7), channels=5, kernel=3, stride=2, padding=1,
+                              pool=1, state_bits=4)
+    net = IntNetwork((layer,))
+    config = CoreConfig(lanes=2, accumulators="single")
+    geom = network_geometry(net, config)[0]
+    issues = geom.event_issues()
+    assert 0 < issues.min() < issues.max() < 3 * 3 * 3   # borders, stride-2 gaps
+    x = np.zeros((1, 4, net.n_in), np.int64)
+    idle = np.diff(run_core(net, x, config).step_cycles[0][0])[-1]
+    active = rng.permutation(net.n_in)[:20]
+    x[:, :, active] = 1
+    busy = np.diff(run_core(net, x, config).step_cycles[0][0])[-1]
+    cost = int(np.maximum(issues[active], 1).sum())
+    assert cost <= busy - idle <= cost + 3
 
 
 @pytest.mark.sim

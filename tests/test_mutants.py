@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 @dataclass(frozen=True)
 class Mutant:
     """``old`` -> ``new`` in ``qsnn_hw/hdl/<file>`` (``old`` must occur exactly once);
-    ``tests``: node ids in tests/test_hdl_top.py that must fail."""
+    ``tests``: node ids that must fail, in tests/test_hdl_top.py unless they name their
+    file (``test_hdl_conv.py::...``)."""
 
     name: str
     file: str
@@ -36,6 +37,7 @@ class Mutant:
 
 
 INVALID = "test_invalid_beat_is_dropped_and_flagged"
+CONV = "test_hdl_conv.py::"
 MUTANTS = [
     Mutant("address_ge_M_not_flagged", "frontend.py",
            "error_set.eq(cur_valid & bad),",
@@ -77,16 +79,34 @@ MUTANTS = [
            "(cmp_cnt > best_cnt)",
            "(cmp_cnt >= best_cnt)",
            ("test_count_ties_go_to_the_lowest_index",)),
+    # the convolution engine (tests/test_hdl_conv.py)
+    Mutant("conv_bias_read_by_group", "update.py",
+           "m.d.comb += self.biases.r_addr.eq(bcg)",
+           "m.d.comb += self.biases.r_addr.eq(ug)",
+           (f"{CONV}test_random_conv_networks_bit_exact[3]",)),
+    Mutant("conv_single_issue_not_free", "conv.py",
+           'free = ~busy | Mux(first, f["single"], last_r)',
+           'free = ~busy | Mux(first, f["none"], last_r)',
+           (f"{CONV}test_addressing_issues_every_valid_tap_once_back_to_back[0]",)),
+    Mutant("conv_kernel_column_step_wrong", "conv.py",
+           "a.eq(c_a - (2 * CG - 1))",
+           "a.eq(c_a - (2 * CG - 2))",
+           (f"{CONV}test_addressing_issues_every_valid_tap_once_back_to_back[3]",)),
+    Mutant("pool_emits_after_the_first_window_row", "update.py",
+           "last_pos = (dx == k - 1) & (dy == k - 1)",
+           "last_pos = (dx == k - 1) & (dy == 0)",
+           (f"{CONV}test_random_conv_networks_bit_exact[4]",)),
 ]
 
 
 def _copy(tmp: Path, mutant: Mutant | None = None) -> Path:
-    """The package, tests/test_hdl_top.py and the pytest configuration under ``tmp``,
-    with ``mutant`` applied."""
+    """The package, tests/test_hdl_top.py, tests/test_hdl_conv.py and the pytest
+    configuration under ``tmp``, with ``mutant`` applied."""
     shutil.copytree(ROOT / "qsnn_hw", tmp / "qsnn_hw",
                     ignore=shutil.ignore_patterns("__pycache__"))
     (tmp / "tests").mkdir()
-    for name in ("pyproject.toml", "tests/conftest.py", "tests/test_hdl_top.py"):
+    for name in ("pyproject.toml", "tests/conftest.py", "tests/test_hdl_top.py",
+                 "tests/test_hdl_conv.py"):
         shutil.copy(ROOT / name, tmp / name)
     if mutant is not None:
         path = tmp / "qsnn_hw" / "hdl" / mutant.file
@@ -97,10 +117,11 @@ def _copy(tmp: Path, mutant: Mutant | None = None) -> Path:
 
 
 def _pytest(tmp: Path, tests, *args) -> subprocess.CompletedProcess:
-    """``tests`` of the copy's tests/test_hdl_top.py in a subprocess that imports the
-    copy's package (PYTHONPATH and pytest's ``pythonpath = ["."]`` both point at it)."""
+    """``tests`` of the copy's tests/test_hdl_top.py (or the file a node id names) in a
+    subprocess that imports the copy's package (PYTHONPATH and pytest's ``pythonpath =
+    ["."]`` both point at it)."""
     env = {**os.environ, "PYTHONPATH": str(tmp)}
-    nodes = [f"tests/test_hdl_top.py::{t}" for t in tests]
+    nodes = [f"tests/{t}" if "::" in t else f"tests/test_hdl_top.py::{t}" for t in tests]
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
                            "-p", "no:xdist", *args, *nodes], cwd=tmp, env=env,
                           capture_output=True, text=True, timeout=600)

@@ -78,9 +78,9 @@ WEIGHT_MODES = ("auto", "bram", "spram", "config")
 
 def _weight_memories(net: IntNetwork, config: CoreConfig) -> list[dict]:
     """Per layer: depth, word width and bits of the weight memory (the core's geometry)."""
-    return [{"depth": g.n_in * g.groups, "width": g.lanes * g.weight_width,
+    return [{"depth": g.weight_depth, "width": g.lanes * g.weight_width,
              "weight_width": g.weight_width, "lanes": g.lanes,
-             "bits": g.n_in * g.groups * g.lanes * g.weight_width}
+             "bits": g.weight_depth * g.lanes * g.weight_width}
             for g in network_geometry(net, config)]
 
 
@@ -162,7 +162,8 @@ def _spram_message(net, board, mems, storage, spram, have) -> str:
         p = max(1, SPRAM_WIDTH // wb)
         if p != mems[i]["lanes"]:
             layer = net.layers[i]
-            depth = layer.n_in * groups_of(layer.n_out, p)
+            # weight rows (neurons, or a convolution's channels) in groups of p lanes
+            depth = layer.matrix.shape[1] * groups_of(layer.channels, p)
             best.append(f"layer {i}: --lanes {p} packs {p} x {wb}-bit weights into a "
                         f"16-bit word (~{spram_blocks(depth, p * wb)} SPRAMs)")
     return msg + (" " + "; ".join(best) + "." if best else

@@ -136,7 +136,7 @@ class CoreConfig:
 
     def layers(self, net) -> tuple[LayerOptions, ...]:
         """One :class:`LayerOptions` per layer of ``net`` (an IntNetwork)."""
-        from .geometry import default_fifo_depth, groups_of, min_fifo_depth
+        from .geometry import default_fifo_depth, layer_groups, min_fifo_depth
 
         n = len(net.layers)
         lanes = self.per_layer("lanes", n)
@@ -147,16 +147,14 @@ class CoreConfig:
         pipelined = {"auto": None, "comparators": False, "pipelined": True}[self.quantizer]
         out = []
         for i, layer in enumerate(net.layers):
-            if layer.is_conv:
-                raise ValueError(f"layer {i} is convolutional: this qsnn-hw's core builds "
-                                 f"dense layers only (the golden model runs convolutions)")
-            g = groups_of(layer.n_out, lanes[i])
+            # one timestep of output words: OG (G, or a pooled convolution's groups) + 1
+            g = layer_groups(layer, lanes[i])[1]
             lo = min_fifo_depth(g)
             d = depths[i]
             d = {"default": default_fifo_depth(g), "min": lo}.get(d, d)
             if d < lo:
                 raise ValueError(f"fifo_depth of layer {i} must be >= {lo} (one timestep of "
-                                 f"spike words, G + 1 with G = {g}), got {d}")
+                                 f"spike words, OG + 1 with OG = {g} output groups), got {d}")
             st = static and i == 0
             banks = {"single": 1, "double": 2, "auto": 1 if st else 2}[accs[i]]
             out.append(LayerOptions(lanes=lanes[i], fifo_depth=d, pipelined=pipelined,

@@ -37,6 +37,18 @@ def _layout_fields(layout) -> dict:
     return {name: {"offset": f.offset, "width": f.width} for name, f in layout}
 
 
+def _conv_entry(layer, g) -> dict:
+    """A convolutional layer's shape and hardware order (docs/hardware.md, "Convolution
+    engine"); ``neurons`` above counts its output spikes (after pooling)."""
+    return {"in_shape": list(layer.in_shape), "kernel": list(layer.kernel),
+            "stride": layer.stride, "padding": layer.padding, "pool": layer.pool,
+            "channels": layer.channels, "conv_shape": list(layer.conv_shape),
+            "out_shape": list(layer.out_shape), "states": layer.n_neurons,
+            "channel_groups": g.channel_groups, "out_groups": g.out_groups,
+            "weight_depth": g.weight_depth,
+            "order": "group (y*W + x)*CG + cg, lane p = channel cg*P + p"}
+
+
 def manifest(top: NetworkTop, name: str) -> dict:
     """The JSON-able description of a generated core (see docs/hardware.md)."""
     net = top.net
@@ -62,6 +74,7 @@ def manifest(top: NetworkTop, name: str) -> dict:
             "memory_bits": g.memory_bits(),
             "datapath_latency": g.latency,
             "accumulator_banks": g.banks, "static_input": g.static,
+            **({"conv": _conv_entry(layer, g)} if layer.is_conv else {}),
         })
     ports = []
     for path, member, _ in top.signature.flatten(top):

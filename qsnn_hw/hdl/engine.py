@@ -28,6 +28,13 @@ The engine only wires its parts (docs/hardware.md, "Layer engine", has the table
 and accumulator groups), :mod:`.accumulate` (the accumulate pipeline and the
 accumulators), :mod:`.update` (sequencing, datapaths, states, output FIFO) and the weight
 memory (:mod:`.weight_memory`).
+
+A **convolutional** layer (:attr:`IntLayer.is_conv`) is the same engine with
+:class:`.conv.ConvAddressing` (an event adds the weight words of its valid kernel taps
+into the accumulator groups of the positions that see it), per-channel biases and a
+pooling stage before the output FIFO (:mod:`.update`); its P lanes run over output
+channels and its G = H_out * W_out * CG groups are the output positions
+(docs/hardware.md, "Convolution engine").
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from ..contract import IntLayer
 from ._util import check_lanes
 from .accumulate import Accumulate
 from .addressing import DenseAddressing
+from .conv import ConvAddressing, weight_matrix
 from .frontend import INPUT_KINDS, make_frontend
 from .geometry import LayerGeometry
 from .layouts import trace_signature
@@ -67,6 +75,9 @@ class LayerEngine(wiring.Component):
     trace : add the ``trace`` port (observation only; :func:`.layouts.trace_signature`).
     datapath : the LIF datapath class (default :class:`.lif.LIFDatapath`; the formal
         protocol proof builds the engine with a stand-in, :mod:`qsnn_hw.formal.protocol`).
+    upstream : for "words", the :class:`~.geometry.LayerGeometry` of the feeding engine:
+        after a convolution the input index is its hardware order (a dense layer's weight
+        columns are permuted to it, a convolution's decode ROM is indexed by it).
 
     Members
     -------
@@ -89,16 +100,23 @@ class LayerEngine(wiring.Component):
                  upstream_lanes: int | None = None, fifo_depth: int | None = None,
                  pipelined: bool | None = None, weight_storage: str = "rom",
                  banks: int = 2, static: bool = False, trace: bool = False,
-                 datapath=None):
+                 datapath=None, upstream: LayerGeometry | None = None):
         if not isinstance(layer, IntLayer):
             raise TypeError(f"layer must be an IntLayer, got {type(layer).__name__}")
         self.layer = layer
         self.lanes = P = check_lanes(lanes)
         self.input_kind = check_choice("input_kind", input_kind, INPUT_KINDS)
-        self.n_out, self.n_in = layer.n_out, layer.n_in
         self.input_bits = check_int("input_bits", input_bits, 1, 16)
         if input_kind != "direct" and input_bits != 1:
             raise ValueError(f"input_bits must be 1 for input_kind={input_kind!r}")
+        if upstream is not None and input_kind != "words":
+            raise ValueError("upstream (the feeding engine's geometry) needs "
+                             "input_kind='words'")
+        self.geometry = g = LayerGeometry.of(layer, P, input_bits=self.input_bits,
+                                             fifo_depth=fifo_depth, pipelined=pipelined,
+                                             banks=banks, static=static, upstream=upstream)
+        # n_in: the hardware input indices (after a convolution its hardware order)
+        self.n_out, self.n_in = layer.n_out, g.n_in
         self.frontend = make_frontend(input_kind, self.n_in, input_bits=self.input_bits,
                                       upstream_groups=upstream_groups,
                                       upstream_lanes=upstream_lanes, static=static)
@@ -106,13 +124,11 @@ class LayerEngine(wiring.Component):
             self.upstream_groups = self.frontend.up_groups
             self.upstream_lanes = self.frontend.up_lanes
         self.in_layout = self.frontend.in_layout
-        self.geometry = g = LayerGeometry.of(layer, P, input_bits=self.input_bits,
-                                             fifo_depth=fifo_depth, pipelined=pipelined,
-                                             banks=banks, static=static)
         self.groups, self.fifo_depth, self.acc_width = g.groups, g.fifo_depth, g.acc_width
         self.input_max, self.latency = g.input_max, g.latency
-        self.weights = WeightMemory(layer.weight, P, storage=weight_storage)
-        self.addressing = DenseAddressing(g)
+        self.out_groups = g.out_groups
+        self.weights = WeightMemory(weight_matrix(layer, g), P, storage=weight_storage)
+        self.addressing = ConvAddressing(g) if layer.is_conv else DenseAddressing(g)
         self.accumulate = Accumulate(g, reuse_distance=self.addressing.reuse_distance,
                                      multiply=input_kind == "direct")
         self.update = Update(layer, g, pipelined=pipelined, datapath=datapath)

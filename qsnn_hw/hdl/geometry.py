@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .._check import check_int
 from ..contract import IntLayer, IntNetwork, signed_width
 from ._util import ceil_div, check_lanes
@@ -99,6 +101,81 @@ def leaked_levels(layer: IntLayer) -> list[int]:
     return [(b * int(v) + half) >> s for v in layer.levels]
 
 
+def conv_groups_of(channels: int, lanes: int) -> int:
+    """CG = ceil(C_out / P): the channel groups of a convolution (its lanes run over
+    output channels)."""
+    return groups_of(channels, lanes)
+
+
+def layer_groups(layer: IntLayer, lanes: int) -> tuple[int, int]:
+    """(G, OG) of ``layer`` on ``lanes`` lanes: G state words (the update's slots; a
+    convolution's ``H_out * W_out * CG``) and OG spike-word groups of its output (a
+    pooled convolution's ``(H_out // k) * (W_out // k) * CG``; G otherwise)."""
+    if not layer.is_conv:
+        g = groups_of(layer.n_out, lanes)
+        return g, g
+    c, h, w = layer.conv_shape
+    cg = conv_groups_of(c, lanes)
+    _, ph, pw = layer.out_shape
+    return h * w * cg, ph * pw * cg
+
+
+def hw_order(shape, lanes: int) -> np.ndarray:
+    """Where each hardware slot of a convolution's neurons or pooled outputs ``shape =
+    (C, H, W)`` sits in the contract's channel-major order: slot ``((y*W + x)*CG + cg)*P
+    + p`` holds ``(c*H + y)*W + x`` with ``c = cg*P + p``; -1 for padding lanes
+    (``c >= C``)."""
+    c, h, w = shape
+    cg = conv_groups_of(c, lanes)
+    y, x, g, p = np.meshgrid(np.arange(h), np.arange(w), np.arange(cg), np.arange(lanes),
+                             indexing="ij")
+    ch = g * lanes + p
+    out = (ch * h + y) * w + x
+    return np.where(ch < c, out, -1).reshape(-1).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class ConvShape:
+    """The convolution of a layer engine (all ints): input ``(c, h, w)``, kernel
+    ``(kh, kw)``, ``stride``, ``padding``, output neurons ``(c_out, h_out, w_out)`` and
+    ``pool``."""
+
+    c: int
+    h: int
+    w: int
+    kh: int
+    kw: int
+    stride: int
+    padding: int
+    c_out: int
+    h_out: int
+    w_out: int
+    pool: int
+
+    @classmethod
+    def of(cls, layer: IntLayer) -> ConvShape:
+        c, h, w = layer.in_shape
+        kh, kw = layer.kernel
+        co, ho, wo = layer.conv_shape
+        return cls(c, h, w, kh, kw, layer.stride, layer.padding, co, ho, wo, layer.pool)
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        return (self.c_out, self.h_out // self.pool, self.w_out // self.pool)
+
+    def taps_of(self, axis: int, pos: int) -> list[tuple[int, int]]:
+        """The (kernel index, output index) pairs of input row (axis 0) or column
+        (axis 1) ``pos``, kernel index ascending: ``o = (pos + padding - k) / stride``
+        an integer in [0, out)."""
+        k_n, out_n = (self.kh, self.h_out) if axis == 0 else (self.kw, self.w_out)
+        pairs = []
+        for k in range(k_n):
+            num = pos + self.padding - k
+            if num >= 0 and num % self.stride == 0 and num // self.stride < out_n:
+                pairs.append((k, num // self.stride))
+        return pairs
+
+
 def min_fifo_depth(groups: int) -> int:
     """The smallest output FIFO: one whole timestep of words (G masks + end of timestep).
 
@@ -136,24 +213,43 @@ class LayerGeometry:
     word_width: int
     banks: int = 1           # accumulator banks (2: the update overlaps accumulation)
     static: bool = False     # the input is sent once per sample, its current reused
+    # neurons (membrane states; a convolution's C_out*H_out*W_out, else n_out)
+    n_neurons: int = 0
+    out_groups: int = 0      # OG: spike-word groups of the output (pooled); G otherwise
+    channels: int = 0        # rows of the weight matrix (neurons, or output channels)
+    taps: int = 0            # columns of the weight matrix (n_in, or C*K_h*K_w)
+    conv: ConvShape | None = None
+    # the hardware order of the input when it comes from a convolution: its output shape
+    # (C, H, W) and lanes; None when the input index is the contract's
+    upstream: tuple | None = None
 
     @classmethod
     def of(cls, layer: IntLayer, lanes: int, *, input_bits: int = 1, fifo_depth=None,
-           pipelined: bool | None = None, banks: int = 1, static: bool = False
-           ) -> LayerGeometry:
+           pipelined: bool | None = None, banks: int = 1, static: bool = False,
+           upstream: LayerGeometry | None = None) -> LayerGeometry:
         """``fifo_depth``: None (:func:`default_fifo_depth`) or at least
-        :func:`min_fifo_depth`; ``banks``: 1 or 2 accumulator banks; ``static``: the
-        layer's input is sent once per sample."""
+        :func:`min_fifo_depth` (of the output's OG groups); ``banks``: 1 or 2
+        accumulator banks; ``static``: the layer's input is sent once per sample;
+        ``upstream``: the geometry of the engine feeding this one (its spike words), if
+        any: after a convolution the input arrives in that engine's hardware order."""
         lanes = check_lanes(lanes)
-        groups = groups_of(layer.n_out, lanes)
+        groups, out_groups = layer_groups(layer, lanes)
         input_max = input_max_of(input_bits)
-        fifo_depth = default_fifo_depth(groups) if fifo_depth is None else \
-            check_int("fifo_depth", fifo_depth, min_fifo_depth(groups))
+        fifo_depth = default_fifo_depth(out_groups) if fifo_depth is None else \
+            check_int("fifo_depth", fifo_depth, min_fifo_depth(out_groups))
+        up = None
+        n_in = layer.n_in
+        if upstream is not None and upstream.conv is not None:
+            up = (upstream.conv.out_shape, upstream.lanes)
+            n_in = upstream.out_groups * upstream.lanes
+            if upstream.n_out != layer.n_in:
+                raise ValueError(f"upstream geometry has {upstream.n_out} outputs, the layer "
+                                 f"{layer.n_in} inputs")
         qlat = quantizer_latency(layer.state_bits, pipelined) if layer.quantized else 0
         qkind = ("" if not layer.quantized else "pipelined-search"
                  if quantizer_pipelined(layer.state_bits, pipelined) else "comparators")
         return cls(
-            n_out=layer.n_out, n_in=layer.n_in, lanes=lanes, groups=groups,
+            n_out=layer.n_out, n_in=n_in, lanes=lanes, groups=groups,
             input_bits=input_bits,
             weight_width=weight_width(layer.weight),
             acc_width=layer.current_width(input_max),
@@ -163,8 +259,11 @@ class LayerGeometry:
             level_width=level_width(leaked_levels(layer)) if layer.quantized else 0,
             latency=datapath_latency(layer, pipelined), quantizer_latency=qlat,
             quantizer_kind=qkind, fifo_depth=fifo_depth,
-            word_width=spike_word_layout(groups, lanes).size,
+            word_width=spike_word_layout(out_groups, lanes).size,
             banks=check_int("banks", banks, 1, 2), static=bool(static),
+            n_neurons=layer.n_neurons, out_groups=out_groups, channels=layer.channels,
+            taps=layer.matrix.shape[1] if layer.is_conv else n_in,
+            conv=ConvShape.of(layer) if layer.is_conv else None, upstream=up,
         )
 
     @property
@@ -174,12 +273,68 @@ class LayerGeometry:
 
     @property
     def weight_depth(self) -> int:
-        return weight_depth(self.n_in, self.n_out, self.lanes)
+        """Words of the weight memory: ``taps * CG`` (dense: ``M * G``)."""
+        return weight_depth(self.taps, self.channels, self.lanes)
+
+    @property
+    def channel_groups(self) -> int:
+        """CG = ceil(channels / P): the groups of one input event's weight row (dense:
+        G)."""
+        return groups_of(self.channels, self.lanes)
 
     @property
     def last_group_lanes(self) -> int:
-        """Lanes of the last group that hold a neuron (1..P; the rest are masked)."""
-        return self.n_out - (self.groups - 1) * self.lanes
+        """Lanes of the last channel group that hold a neuron (1..P; the rest are
+        masked)."""
+        return self.channels - (self.channel_groups - 1) * self.lanes
+
+    # ---- hardware orders (docs/hardware.md, "Convolution engine") ----------------------
+    def in_order(self) -> np.ndarray:
+        """(n_in,) the contract input index of every hardware input index (-1: a padding
+        lane of an upstream convolution, which never spikes)."""
+        if self.upstream is None:
+            return np.arange(self.n_in, dtype=np.int64)
+        shape, lanes = self.upstream
+        return hw_order(shape, lanes)
+
+    def state_order(self) -> np.ndarray:
+        """(G*P,) the contract neuron of every state lane (-1: padding)."""
+        if self.conv is None:
+            idx = np.arange(self.groups * self.lanes, dtype=np.int64)
+            return np.where(idx < self.n_out, idx, -1)
+        cv = self.conv
+        return hw_order((cv.c_out, cv.h_out, cv.w_out), self.lanes)
+
+    def out_order(self) -> np.ndarray:
+        """(OG*P,) the contract output index of every lane of the output spike words."""
+        if self.conv is None:
+            return self.state_order()
+        return hw_order(self.conv.out_shape, self.lanes)
+
+    def emit_slots(self) -> np.ndarray:
+        """(OG,) the update slot (state group) whose datapath output writes each output
+        group's spike word: the group itself, or a pooled window's last position."""
+        if self.conv is None or self.conv.pool == 1:
+            return np.arange(self.out_groups, dtype=np.int64)
+        cv, cg = self.conv, self.channel_groups
+        _, ph, pw = cv.out_shape
+        k = cv.pool
+        py, px, g = np.meshgrid(np.arange(ph), np.arange(pw), np.arange(cg), indexing="ij")
+        return (((py * k + k - 1) * cv.w_out + px * k + k - 1) * cg + g).reshape(-1)
+
+    def event_issues(self) -> np.ndarray:
+        """(n_in,) weight words one input event issues: G (dense; 0 for a padding lane
+        of an upstream convolution is never an event), or for a convolution its valid
+        kernel taps times CG."""
+        if self.conv is None:
+            return np.full(self.n_in, self.groups, np.int64)
+        cv, cg = self.conv, self.channel_groups
+        out = np.zeros(self.n_in, np.int64)
+        for m, ci in enumerate(self.in_order()):
+            if ci >= 0:
+                _, y, x = np.unravel_index(ci, (cv.c, cv.h, cv.w))
+                out[m] = len(cv.taps_of(0, int(y))) * len(cv.taps_of(1, int(x))) * cg
+        return out
 
     def memory_bits(self) -> dict[str, int]:
         """Bits per memory (one level table per lane: the lookups run in parallel)."""
@@ -188,18 +343,30 @@ class LayerGeometry:
             "weights": self.weight_depth * P * self.weight_width,
             "accumulators": self.banks * G * P * self.acc_width,
             "states": G * P * self.state_width,
-            "biases": G * P * self.bias_width,
+            "biases": self.channel_groups * P * self.bias_width,
             "level_tables": P * (1 << self.state_width) * self.level_width
             if self.level_width else 0,
             "fifo": self.fifo_depth * self.word_width,
+            **(self.conv_memory_bits() if self.conv is not None else {}),
         }
+
+    def conv_memory_bits(self) -> dict[str, int]:
+        """A convolution's extra memories: the event decode ROM (one entry per hardware
+        input index, :mod:`.conv`) and the pooling line buffer (registers)."""
+        from .conv import decode_width
+        cv, P, cg = self.conv, self.lanes, self.channel_groups
+        line = (cv.w_out // cv.pool) * cg * P if cv.pool > 1 else 0
+        return {"decode": self.n_in * decode_width(self), "pool_line": line}
 
 
 def network_geometry(net: IntNetwork, config) -> list[LayerGeometry]:
     """The geometry of every layer of ``net`` built with ``config`` (a
     :class:`~.config.CoreConfig`)."""
     opts = config.layers(net)
-    return [LayerGeometry.of(layer, o.lanes, input_bits=net.input_bits if i == 0 else 1,
-                             fifo_depth=o.fifo_depth, pipelined=o.pipelined,
-                             banks=o.banks, static=o.static)
-            for i, (layer, o) in enumerate(zip(net.layers, opts, strict=True))]
+    out: list[LayerGeometry] = []
+    for i, (layer, o) in enumerate(zip(net.layers, opts, strict=True)):
+        out.append(LayerGeometry.of(layer, o.lanes, input_bits=net.input_bits if i == 0
+                                    else 1, fifo_depth=o.fifo_depth, pipelined=o.pipelined,
+                                    banks=o.banks, static=o.static,
+                                    upstream=out[-1] if out else None))
+    return out

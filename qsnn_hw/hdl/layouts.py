@@ -52,7 +52,7 @@ def trace_signature(geometry) -> wiring.Signature:
     g = geometry
     return wiring.Signature({
         "word_valid": Out(1),
-        "word": Out(spike_word_layout(g.groups, g.lanes)),
+        "word": Out(spike_word_layout(g.out_groups, g.lanes)),
         "state_en": Out(1),
         "state_addr": Out(index_width(g.groups)),
         "state_data": Out(data.ArrayLayout(shape_of(g.state_width, g.state_signed),

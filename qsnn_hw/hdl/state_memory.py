@@ -74,9 +74,10 @@ class StateMemory(LaneMemory):
     cleared."""
 
     def __init__(self, layer, geom):
-        if (geom.n_out, geom.n_in) != (layer.n_out, layer.n_in):
-            raise ValueError(f"geometry of a {geom.n_out} x {geom.n_in} layer given for a "
-                             f"{layer.n_out} x {layer.n_in} layer")
+        if (geom.n_neurons, geom.n_out) != (layer.n_neurons, layer.n_out):
+            raise ValueError(f"geometry of a layer of {geom.n_neurons} neurons and "
+                             f"{geom.n_out} outputs given for a layer of {layer.n_neurons} "
+                             f"neurons and {layer.n_out} outputs")
         rest = layer.rest_code if layer.quantized else 0
         super().__init__(width=geom.state_width, is_signed=geom.state_signed,
                          lanes=geom.lanes, depth=geom.groups,

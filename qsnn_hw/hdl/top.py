@@ -72,8 +72,8 @@ class NetworkTop(wiring.Component):
                 kw = dict(input_kind=kind, input_bits=net.input_bits)
             else:
                 up = self.engines[-1]
-                kw = dict(input_kind="words", upstream_groups=up.groups,
-                          upstream_lanes=up.lanes)
+                kw = dict(input_kind="words", upstream_groups=up.out_groups,
+                          upstream_lanes=up.lanes, upstream=up.geometry)
             o = opts[i]
             self.engines.append(LayerEngine(layer, lanes=o.lanes, fifo_depth=o.fifo_depth,
                                             pipelined=o.pipelined, weight_storage=o.storage,
@@ -142,9 +142,12 @@ class NetworkTop(wiring.Component):
         cmax = (1 << self.count_bits) - 1
         counts = [Signal(self.count_bits, name=f"count{n}") for n in range(self.n_out)]
         w = out.payload
+        # output n's lane in the last engine's spike words (a convolution's hardware order)
+        order = last.geometry.out_order()
+        lane_of = {int(ci): h for h, ci in enumerate(order) if ci >= 0}
         with m.If(out.valid & ~w.eot):
             for n, c in enumerate(counts):
-                g, p = divmod(n, last.lanes)
+                g, p = divmod(lane_of[n], last.lanes)
                 with m.If((w.group == g) & w.mask[p] & (c != cmax)):
                     m.d.sync += c.eq(c + 1)
 

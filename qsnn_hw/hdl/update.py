@@ -15,7 +15,12 @@ memory come after this update's writes of the same words as long as G >= L (the
 datapath latency); for G < L the start waits L + 1 cycles from the previous start.
 
 ``ready`` (an end of timestep may be taken) needs the FIFO to have room for one more
-update's G + 1 words on top of the words still in flight, so the pipeline never stalls.
+update's OG + 1 words on top of the words still in flight, so the pipeline never stalls
+(OG = G, or a pooled convolution's output groups).
+
+A convolution (``geom.conv``) reads bias word cg (its channel group) for group g, masks
+the lanes past the last channel in every group of the last channel group, and ends in
+the pooling stage (:func:`_conv_words`).
 ``start`` marks the next update *fresh*: the datapaths use the rest state instead of the
 stored one (the update after a sample's last timestep is fresh too).
 """
@@ -36,10 +41,11 @@ from .state_memory import LaneMemory, StateMemory
 
 
 def lane_words(values, geom: LayerGeometry, fill: int = 0) -> list[list[int]]:
-    """``values`` (one per neuron) as G words of P lanes, the last one padded."""
-    P = geom.lanes
-    padded = [int(v) for v in values] + [fill] * (geom.groups * P - len(values))
-    return [padded[g * P:(g + 1) * P] for g in range(geom.groups)]
+    """``values`` (one per weight row: neuron, or a convolution's output channel) as CG
+    words of P lanes (dense: G), the last one padded."""
+    P, CG = geom.lanes, geom.channel_groups
+    padded = [int(v) for v in values] + [fill] * (CG * P - len(values))
+    return [padded[g * P:(g + 1) * P] for g in range(CG)]
 
 
 class Update(wiring.Component):
@@ -67,19 +73,20 @@ class Update(wiring.Component):
     def __init__(self, layer: IntLayer, geom: LayerGeometry, *,
                  pipelined: bool | None = None, datapath=None):
         self.layer, self.geometry = layer, geom
-        G, P = geom.groups, geom.lanes
+        P = geom.lanes
         self.states = StateMemory(layer, geom)
         self.biases = None
         if layer.bias is not None:
-            self.biases = LaneMemory(width=geom.bias_width, is_signed=True, lanes=P, depth=G,
-                                     writable=False, init=lane_words(layer.bias, geom))
+            self.biases = LaneMemory(width=geom.bias_width, is_signed=True, lanes=P,
+                                     depth=geom.channel_groups, writable=False,
+                                     init=lane_words(layer.bias, geom))
         # ``datapath``: the LIF datapath class (the protocol proof passes a stand-in);
         # None: this module's LIFDatapath, looked up here (fault-injection tests patch it)
         datapath = LIFDatapath if datapath is None else datapath
         self.datapaths = [datapath(layer, input_max=geom.input_max,
                                    acc_width=geom.acc_width, pipelined=pipelined)
                           for _ in range(P)]
-        self.out_layout = spike_word_layout(G, P)
+        self.out_layout = spike_word_layout(geom.out_groups, P)
         self.fifo = fifo.SyncFIFOBuffered(width=self.out_layout.size, depth=geom.fifo_depth)
         # simulation probe (not a port): an end-of-timestep word is written
         self.step_done = Signal()
@@ -125,7 +132,7 @@ class Update(wiring.Component):
     def _issue(self, m, clearing):
         """Take updates and issue their slots. Returns the issue-stage slot signals."""
         geom, ua, ofifo = self.geometry, self.access, self.fifo
-        G, L = geom.groups, geom.latency
+        G, L, OG = geom.groups, geom.latency, geom.out_groups
         # ---- an update taken, waiting for its bank's last sums ----
         pend = Signal()
         p_bank, p_clear, p_last, p_fresh = Signal(), Signal(), Signal(), Signal()
@@ -135,7 +142,7 @@ class Update(wiring.Component):
         ug = Signal(index_width(G))
         i_bank, i_clear, i_last, i_fresh = Signal(), Signal(), Signal(), Signal()
         # slots taken but not yet written (their words may still enter the FIFO)
-        outstanding = Signal(range(2 * (G + 1) + 1))
+        outstanding = Signal(range(2 * (OG + 1) + 1))
         room = Signal()
         free = ~pend & (~issuing | is_end)
         m.d.comb += [self.ready.eq(free & room & ~clearing), self.idle.eq(free)]
@@ -167,13 +174,23 @@ class Update(wiring.Component):
         read = issuing & ~is_end
         m.d.comb += [ua.read_en.eq(read), ua.read_g.eq(ug), ua.read_bank.eq(i_bank),
                      self.states.r_addr.eq(ug)]
-        if self.biases is not None:
+        if self.biases is not None and geom.conv is not None:
+            # a convolution's bias is per channel: word cg of group (oy, ox, cg)
+            CG = geom.channel_groups
+            bcg = Signal(index_width(CG))
+            with m.If(issuing):
+                m.d.sync += bcg.eq(Mux(bcg == CG - 1, 0, bcg + 1))
+            with m.If(begin):
+                m.d.sync += bcg.eq(0)
+            m.d.comb += self.biases.r_addr.eq(bcg)
+        elif self.biases is not None:
             m.d.comb += self.biases.r_addr.eq(ug)
         slot = dict(valid=read, end=issuing & is_end, g=ug, bank=i_bank, clear=i_clear,
                     last=i_last, fresh=i_fresh)
-        # FIFO room for one more update on top of the level and the slots in flight (a
-        # register). level + outstanding bounds the words the FIFO will hold: a slot
-        # written this cycle is counted by ``outstanding`` until the next, by the level
+        # FIFO room for one more update's OG + 1 words on top of the level and the words
+        # still to come (a register). level + outstanding bounds the words the FIFO will
+        # hold: a word position (a group, a pooled window's last position, the end slot)
+        # reached this cycle is counted by ``outstanding`` until the next, by the level
         # from the next on, and reads only lower it. An update taken in cycle c counts
         # from c + 2 (``step`` is registered first: it ends a long decision path), early
         # enough: ``ready`` stays low until that update's end slot, G + 2 cycles later
@@ -181,8 +198,8 @@ class Update(wiring.Component):
         done_slot, step_r = Signal(), Signal()
         self._done_slot = done_slot
         m.d.sync += step_r.eq(self.step)
-        m.d.sync += outstanding.eq(outstanding + Mux(step_r, G + 1, 0) - done_slot)
-        m.d.sync += room.eq(ofifo.level + outstanding <= geom.fifo_depth - (G + 1))
+        m.d.sync += outstanding.eq(outstanding + Mux(step_r, OG + 1, 0) - done_slot)
+        m.d.sync += room.eq(ofifo.level + outstanding <= geom.fifo_depth - (OG + 1))
         return slot
 
     def _datapath_inputs(self, m, slot):
@@ -214,24 +231,112 @@ class Update(wiring.Component):
         G, P = geom.groups, geom.lanes
         spikes = Signal(P)
         m.d.comb += spikes.eq(Cat(dp.spike for dp in self.datapaths))
-        tail = geom.last_group_lanes
-        lane_mask = Mux(out["g"] == G - 1, (1 << tail) - 1, (1 << P) - 1) if tail < P \
-            else Const((1 << P) - 1, P)
-        out_mask = spikes & lane_mask
         m.d.comb += [
             sm.w_addr.eq(out["g"]), sm.w_en.eq(out["valid"]),
             sm.w_data.eq(Cat(dp.new_state for dp in self.datapaths)),
-            self._done_slot.eq(out["valid"] | out["end"]),
         ]
         word = Signal(self.out_layout)
-        with m.If(out["end"]):
-            m.d.comb += [word.eot.eq(1), word.last.eq(out["last"]), ofifo.w_en.eq(1),
-                         self.step_done.eq(1)]
-        with m.Elif(out["valid"]):
-            m.d.comb += [word.group.eq(out["g"]), word.mask.eq(out_mask),
-                         ofifo.w_en.eq(out_mask != 0)]
+        if geom.conv is None:
+            tail = geom.last_group_lanes
+            lane_mask = Mux(out["g"] == G - 1, (1 << tail) - 1, (1 << P) - 1) if tail < P \
+                else Const((1 << P) - 1, P)
+            out_mask = spikes & lane_mask
+            m.d.comb += self._done_slot.eq(out["valid"] | out["end"])
+            with m.If(out["end"]):
+                m.d.comb += [word.eot.eq(1), word.last.eq(out["last"]), ofifo.w_en.eq(1),
+                             self.step_done.eq(1)]
+            with m.Elif(out["valid"]):
+                m.d.comb += [word.group.eq(out["g"]), word.mask.eq(out_mask),
+                             ofifo.w_en.eq(out_mask != 0)]
+        else:
+            group, mask, emit = _conv_words(m, geom, out, spikes)
+            m.d.comb += self._done_slot.eq(emit | out["end"])
+            with m.If(out["end"]):
+                m.d.comb += [word.eot.eq(1), word.last.eq(out["last"]), ofifo.w_en.eq(1),
+                             self.step_done.eq(1)]
+            with m.Elif(emit):
+                m.d.comb += [word.group.eq(group), word.mask.eq(mask),
+                             ofifo.w_en.eq(mask != 0)]
         m.d.comb += ofifo.w_data.eq(word)
         tr = self.trace
         m.d.comb += [tr.word_valid.eq(ofifo.w_en), tr.word.eq(word),
                      tr.state_en.eq(sm.w_en), tr.state_addr.eq(sm.w_addr),
                      tr.state_data.eq(sm.w_data)]
+
+
+def _conv_words(m, geom: LayerGeometry, out, spikes):
+    """A convolution's spike words, from the datapath outputs visiting (oy, ox, cg) in
+    raster order (``out["valid"]``; ``out["end"]`` closes the timestep): the lanes past
+    the last channel masked, then, with pooling k > 1, the **pooling stage**: a line
+    buffer of (W_out // k) * CG words of P bits, word (px, cg) set on its window's first
+    position, ORed on the others, and the window's OR emitted on its last position (the
+    pooled group ``(py*PW + px)*CG + cg``); positions past the last whole window add
+    nothing. Returns ``(group, mask, emit)``: the word of this cycle and whether a word
+    position is reached (the word is written when its mask is non-zero)."""
+    cv, P, CG = geom.conv, geom.lanes, geom.channel_groups
+    k = cv.pool
+    PH, PW = cv.h_out // k, cv.w_out // k
+    tail = geom.last_group_lanes
+    # position of the datapath output: counters, cleared by the end slot
+    cg = Signal(index_width(CG))
+    cg_last = cg == CG - 1
+    lane_mask = Mux(cg_last, (1 << tail) - 1, (1 << P) - 1) if tail < P \
+        else Const((1 << P) - 1, P)
+    mask = Signal(P)
+    m.d.comb += mask.eq(spikes & lane_mask)
+    valid, end = out["valid"], out["end"]
+    if k == 1:
+        with m.If(end):
+            m.d.sync += cg.eq(0)
+        with m.Elif(valid):
+            m.d.sync += cg.eq(Mux(cg_last, 0, cg + 1))
+        return out["g"], mask, valid
+    ox, oy = Signal(index_width(cv.w_out)), Signal(index_width(cv.h_out))
+    dx, dy = Signal(index_width(k)), Signal(index_width(k))
+    bbase = Signal(index_width(PW * CG))          # px * CG
+    pbase = Signal(index_width(PH * PW * CG))     # py * PW * CG
+    col_in, row_in = Signal(init=1), Signal(init=1)
+    col_end, row_end = ox == cv.w_out - 1, oy == cv.h_out - 1
+    with m.If(end):
+        m.d.sync += [cg.eq(0), ox.eq(0), oy.eq(0), dx.eq(0), dy.eq(0), bbase.eq(0),
+                     pbase.eq(0), col_in.eq(1), row_in.eq(1)]
+    with m.Elif(valid):
+        with m.If(~cg_last):
+            m.d.sync += cg.eq(cg + 1)
+        with m.Else():
+            m.d.sync += cg.eq(0)
+            with m.If(col_end):          # next row
+                m.d.sync += [ox.eq(0), dx.eq(0), bbase.eq(0), col_in.eq(1)]
+                with m.If(~row_end):
+                    m.d.sync += [oy.eq(oy + 1), row_in.eq(oy + 1 < PH * k)]
+                    with m.If(dy == k - 1):
+                        m.d.sync += [dy.eq(0), pbase.eq(pbase + PW * CG)]
+                    with m.Else():
+                        m.d.sync += dy.eq(dy + 1)
+            with m.Else():               # next column
+                m.d.sync += [ox.eq(ox + 1), col_in.eq(ox + 1 < PW * k)]
+                with m.If(dx == k - 1):
+                    m.d.sync += [dx.eq(0), bbase.eq(bbase + CG)]
+                with m.Else():
+                    m.d.sync += dx.eq(dx + 1)
+    line = [Signal(P, name=f"pool_line{i}") for i in range(PW * CG)]
+    bidx = Signal(index_width(PW * CG))
+    m.d.comb += bidx.eq(bbase + cg)
+    held = Signal(P)
+    with m.Switch(bidx):
+        for i, reg in enumerate(line):
+            with m.Case(i):
+                m.d.comb += held.eq(reg)
+    first_pos = (dx == 0) & (dy == 0)
+    last_pos = (dx == k - 1) & (dy == k - 1)
+    merged = Signal(P)
+    m.d.comb += merged.eq(Mux(first_pos, mask, held | mask))
+    inside = valid & col_in & row_in
+    with m.If(inside & ~last_pos):
+        with m.Switch(bidx):
+            for i, reg in enumerate(line):
+                with m.Case(i):
+                    m.d.sync += reg.eq(merged)
+    group = Signal(index_width(geom.out_groups))
+    m.d.comb += group.eq(pbase + bidx)
+    return group, merged, inside & last_pos

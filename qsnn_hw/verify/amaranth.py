@@ -19,7 +19,6 @@ from ..hdl.config import CoreConfig
 from ..hdl.layouts import spike_word_layout
 from ..hdl.sim_util import run_simulation, wait_until
 from ..hdl.top import NetworkTop
-from ..hdl.weight_memory import pack_weight_words
 from .compare import Observed
 from .stimulus import batch_beats
 from .trace import RawTrace, rebuild
@@ -91,7 +90,7 @@ class _Driver:
 
     async def monitor(self, ctx):
         top, n = self.top, len(self.top.engines)
-        eot_bits = [spike_word_layout(e.groups, e.lanes)["eot"].offset for e in top.engines]
+        eot_bits = [spike_word_layout(e.out_groups, e.lanes)["eot"].offset for e in top.engines]
         probes = []
         for i in range(n):
             t = getattr(top.trace, f"layer{i}")
@@ -118,8 +117,8 @@ class _Driver:
         for li in top.loadable:
             e = top.engines[li]
             ctx.set(ld.layer, li)
-            for addr, word in enumerate(pack_weight_words(top.net.layers[li].weight,
-                                                           e.lanes, e.weights.width)):
+            # the engine's own matrix (after a convolution: its hardware column order)
+            for addr, word in enumerate(e.weights.words()):
                 ctx.set(ld.addr, addr)
                 ctx.set(ld.data, word)
                 ctx.set(ld.en, 1)

@@ -96,17 +96,21 @@ def _port_width(man: dict, name: str) -> int:
 
 def _load_words(case: CoreCase, man: dict) -> tuple[list[int], dict]:
     """The weight-load beats (layer, addr, data packed) of the RAM/SPRAM layers."""
+    from ..hdl.conv import weight_matrix
+    from ..hdl.geometry import network_geometry
     from ..hdl.weight_memory import pack_weight_words
     if not any(p["name"] == "weight_load__en" for p in man["ports"]):
         return [], {}
     w = {k: _port_width(man, f"weight_load__{k}") for k in ("layer", "addr", "data")}
     words = []
     storage = case.config.per_layer("weight_storage", len(case.net.layers))
+    geoms = network_geometry(case.net, case.config)
     for li, (layer, ml) in enumerate(zip(case.net.layers, man["layers"], strict=True)):
         if storage[li] == "rom":
             continue
-        for a, d in enumerate(pack_weight_words(layer.weight, ml["lanes"],
-                                                ml["widths"]["weight"])):
+        # the engine's matrix (after a convolution: its hardware column order)
+        for a, d in enumerate(pack_weight_words(weight_matrix(layer, geoms[li]),
+                                                ml["lanes"], ml["widths"]["weight"])):
             words.append(d | (a << w["data"]) | (li << (w["data"] + w["addr"])))
     return words, w
 

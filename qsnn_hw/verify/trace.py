@@ -60,8 +60,18 @@ def _field(values, f) -> np.ndarray:
     return (values >> f.offset) & ((1 << f.width) - 1)
 
 
+def _to_contract(hw: np.ndarray, order: np.ndarray, n: int) -> np.ndarray:
+    """Hardware lanes (R, slots) -> the contract's (R, n) order (``order``: the contract
+    index of every slot, -1 for padding lanes, :mod:`qsnn_hw.hdl.geometry`)."""
+    out = np.zeros((hw.shape[0], n), hw.dtype)
+    ok = order >= 0
+    out[:, order[ok]] = hw[:, ok]
+    return out
+
+
 def _rebuild_spikes(geom, words, B, T, li, problems) -> np.ndarray:
-    N, P, G = geom.n_out, geom.lanes, geom.groups
+    # spike words carry the output groups (OG: a pooled convolution's) in hardware order
+    N, P, G = geom.n_out, geom.lanes, geom.out_groups
     sp = np.zeros((B * T, G * P), np.uint8)
     if words:
         lay = spike_word_layout(G, P)
@@ -89,11 +99,12 @@ def _rebuild_spikes(geom, words, B, T, li, problems) -> np.ndarray:
     elif B * T:
         problems.append(f"layer {li}: no spike words at all (expected {B * T} "
                         f"end-of-timestep words)")
-    return np.minimum(sp[:, :N], 1).reshape(B, T, N)
+    return np.minimum(_to_contract(sp, geom.out_order(), N), 1).reshape(B, T, N)
 
 
 def _rebuild_states(geom, writes, unknown, B, T, li, problems) -> np.ndarray:
-    N, P, G = geom.n_out, geom.lanes, geom.groups
+    # one state per neuron (a convolution's C_out*H_out*W_out, before pooling)
+    N, P, G = geom.n_neurons, geom.lanes, geom.groups
     st = np.zeros((B * T, G * P), np.int64)
     if len(writes) != B * T * G:
         problems.append(f"layer {li}: {len(writes)} state writes, expected {B * T * G} "
@@ -114,7 +125,7 @@ def _rebuild_states(geom, writes, unknown, B, T, li, problems) -> np.ndarray:
         k = xw[0]
         problems.append(f"layer {li}: {len(xw)} state write(s) hold X/Z (unknown) bits; "
                         f"first: sample {k // G // T}, timestep {k // G % T}, group {k % G}")
-    return st[:, :N].reshape(B, T, N)
+    return _to_contract(st, geom.state_order(), N).reshape(B, T, N)
 
 
 def rebuild(geometry: list, count_bits: int, raw: RawTrace, samples: int, timesteps: int

@@ -1,0 +1,88 @@
+"""Seeded random convolutional core configurations for the RTL regression
+(``tests/test_sim_conv.py``), the counterpart of :mod:`sim.regression` for the
+convolution engine.
+
+Every case: 1-2 convolutions (kernel 1-5, stride 1-2, padding, 1-6 channels, pooling)
+then 0-1 dense layers; lanes 1-5 (often not a divisor of the channel count); spike or
+direct multi-bit input; the weights mostly excitatory on three seeds of four so the later
+layers see spikes too; several samples back to back; the core kinds synth builds
+(default, minimal FIFOs, RAM weights, SPRAM weights, pipelined quantizer) cycled with the
+seed, and the input modes and accumulator banks of :func:`qsnn_hw.testing.input_schedule`.
+
+Run it: ``python -m sim.conv_regression --sim icarus --configs 12 [--seed 0]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from qsnn_hw.contract import IntNetwork
+from qsnn_hw.hdl.config import CoreConfig
+from qsnn_hw.testing import input_schedule, random_conv_network, random_inputs, schedule
+from qsnn_hw.verify.bundle import CoreCase
+
+from .regression import CORE_KINDS
+
+
+def conv_regression_case(seed: int) -> CoreCase:
+    rng = np.random.default_rng([seed, 20261203])
+    convs = 1 + seed % 2
+    dense = [int(rng.integers(2, 11))] if seed % 3 else []
+    input_bits = [1, 1, 4, 1, 8, 2][seed % 6]
+    in_shape = (int(rng.integers(1, 4)), int(rng.integers(3, 9)), int(rng.integers(3, 9)))
+    cat = schedule(seed)
+    net = random_conv_network(rng, in_shape=in_shape, convs=convs, dense=dense,
+                              input_bits=input_bits, **cat)
+    if seed % 4 != 3:
+        net = IntNetwork(tuple(
+            replace(la, weight=np.where(rng.random(la.weight.shape) < 0.8,
+                                        np.abs(la.weight), -np.abs(la.weight)))
+            for la in net.layers), net.input_bits)
+    density = {0: 0.0, 1: 1.0}.get(seed % 6, float(rng.uniform(0.1, 0.8)))
+    modes = input_schedule(seed)
+    samples, steps = int(rng.integers(2, 4)), int(rng.integers(1, 7))
+    x = random_inputs(rng, net, samples, steps, density,
+                      static=CoreConfig(**modes).static_input(net))
+    lanes = [int(rng.integers(1, 6)) for _ in net.layers]
+    config = CoreConfig(lanes=lanes, **CORE_KINDS[seed % len(CORE_KINDS)], **modes)
+    shapes = " -> ".join(
+        f"{la.channels}c{la.kernel[0]}/s{la.stride}p{la.padding}pool{la.pool}"
+        if la.is_conv else f"dense {la.n_out}" for la in net.layers)
+    describe = (f"{net.layers[0].in_shape} -> {shapes}; input_bits={input_bits} "
+                f"state_bits={cat['state_bits']} reset={cat['reset']} "
+                f"density={density:.2f} samples={samples} T={steps}; {config.describe()}")
+    return CoreCase(f"c{seed}", net, x, config, seed=seed,
+                    valid_gap=float(rng.choice([0.0, 0.2, 0.6])),
+                    ready_prob=float(rng.choice([1.0, 0.5, 0.15])), describe=describe)
+
+
+def main(argv=None) -> int:
+    import argparse
+    import tempfile
+
+    from qsnn_hw.verify.bundle import write_bundle
+    from qsnn_hw.verify.compare import format_report
+    from qsnn_hw.verify.runner import SIMULATORS, run_bundle
+
+    ap = argparse.ArgumentParser(prog="python -m sim.conv_regression", description=__doc__)
+    ap.add_argument("--sim", choices=SIMULATORS, required=True)
+    ap.add_argument("--configs", type=int, default=12, help="random configurations")
+    ap.add_argument("--seed", type=int, default=0, help="first configuration seed")
+    ap.add_argument("--build-dir", default=None, help="default: a temporary directory")
+    args = ap.parse_args(argv)
+    out = args.build_dir or tempfile.mkdtemp(prefix="qsnn-conv-regression-")
+    cases = [conv_regression_case(args.seed + i) for i in range(args.configs)]
+    bundle = write_bundle(cases, f"{out}/bundle")
+    rep = run_bundle(args.sim, bundle, f"{out}/build_{args.sim}")
+    for core in rep["cores"]:
+        print(format_report(core, core["core"], core["describe"]))
+    print(f"{args.sim}: {sum(c['ok'] for c in rep['cores'])}/{len(rep['cores'])} "
+          f"configurations bit-exact, {rep['cycles']} cycles in {rep['total_s']:.1f} s; "
+          f"build in {out}")
+    return 0 if rep["ok"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
