@@ -39,20 +39,9 @@ from amaranth.lib.wiring import In, Out
 from ..contract import IntLayer
 from ._util import index_width
 from .addressing import issue_signature
-from .geometry import LayerGeometry
+from .geometry import DECODE_FIELDS, LayerGeometry, decode_field_widths, decode_width
 
-DECODE_FIELDS = ("w0", "a0", "ny", "nx", "none", "single")
-
-
-def _field_widths(geom: LayerGeometry) -> dict[str, int]:
-    cv = geom.conv
-    return {"w0": index_width(geom.weight_depth), "a0": index_width(geom.groups),
-            "ny": index_width(cv.kh), "nx": index_width(cv.kw), "none": 1, "single": 1}
-
-
-def decode_width(geom: LayerGeometry) -> int:
-    """Bits of one decode ROM entry."""
-    return sum(_field_widths(geom).values())
+__all__ = ["DECODE_FIELDS", "decode_width"]
 
 
 def decode_entries(geom: LayerGeometry) -> list[dict]:
@@ -79,7 +68,7 @@ def decode_entries(geom: LayerGeometry) -> list[dict]:
 def decode_table(geom: LayerGeometry) -> list[int]:
     """The decode ROM's packed words (fields in :data:`DECODE_FIELDS` order, first in the
     low bits)."""
-    widths = _field_widths(geom)
+    widths = decode_field_widths(geom)
     words = []
     for e in decode_entries(geom):
         word, shift = 0, 0
@@ -130,7 +119,7 @@ class ConvAddressing(wiring.Component):
         m = Module()
         geom, cv = self.geometry, self.geometry.conv
         CG, s = geom.channel_groups, cv.stride
-        widths = _field_widths(geom)
+        widths = decode_field_widths(geom)
         m.submodules.decode = rom = memory.Memory(
             shape=unsigned(decode_width(geom)), depth=max(2, len(self.table)),
             init=self.table)

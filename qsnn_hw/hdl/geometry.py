@@ -13,7 +13,7 @@ import numpy as np
 
 from .._check import check_int
 from ..contract import IntLayer, IntNetwork, signed_width
-from ._util import ceil_div, check_lanes
+from ._util import ceil_div, check_lanes, index_width
 from .layouts import spike_word_layout
 
 # Quantizers with codes wider than this use the pipelined binary search (latency n);
@@ -353,10 +353,25 @@ class LayerGeometry:
     def conv_memory_bits(self) -> dict[str, int]:
         """A convolution's extra memories: the event decode ROM (one entry per hardware
         input index, :mod:`.conv`) and the pooling line buffer (registers)."""
-        from .conv import decode_width
         cv, P, cg = self.conv, self.lanes, self.channel_groups
         line = (cv.w_out // cv.pool) * cg * P if cv.pool > 1 else 0
         return {"decode": self.n_in * decode_width(self), "pool_line": line}
+
+
+# The fields of a convolution's event decode ROM entry (:mod:`.conv` has their meaning).
+DECODE_FIELDS = ("w0", "a0", "ny", "nx", "none", "single")
+
+
+def decode_field_widths(geom: LayerGeometry) -> dict[str, int]:
+    """Bits of each field of a decode ROM entry of convolutional layer ``geom``."""
+    cv = geom.conv
+    return {"w0": index_width(geom.weight_depth), "a0": index_width(geom.groups),
+            "ny": index_width(cv.kh), "nx": index_width(cv.kw), "none": 1, "single": 1}
+
+
+def decode_width(geom: LayerGeometry) -> int:
+    """Bits of one decode ROM entry."""
+    return sum(decode_field_widths(geom).values())
 
 
 def network_geometry(net: IntNetwork, config) -> list[LayerGeometry]:
