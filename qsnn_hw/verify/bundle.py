@@ -39,7 +39,9 @@ from .stimulus import GAP_BITS, batch_beats, idle_gaps
 
 TOP = "qsnn_tb"
 RESET_CYCLES = 4
-WATCHDOG = 4000       # cycles without any activity of an unfinished core = a deadlock
+# cycles without any activity of an unfinished core = a deadlock, on top of the longest
+# quiet stretch a healthy core can have (:func:`quiet_cycles`)
+WATCHDOG = 4000
 SPRAM_DEVICE = "iCE40UP5K"
 SPRAM_MODEL = "sb_spram256ka.v"
 
@@ -146,6 +148,7 @@ def write_core(case: CoreCase, out: Path) -> dict:
             _hex_lines(load, sum(lw.values())))
     return {
         "name": case.name, "seed": int(case.seed), "describe": case.describe,
+        "watchdog": WATCHDOG + quiet_cycles(case.net, case.config),
         "config": case.config.to_dict(), "spram": spram,
         "samples": int(x.shape[0]), "timesteps": int(x.shape[1]), "beats": int(beats.size),
         "payload_width": pw, "gap_bits": GAP_BITS,
@@ -159,6 +162,26 @@ def write_core(case: CoreCase, out: Path) -> dict:
     }
 
 
+def quiet_cycles(net: IntNetwork, config: CoreConfig) -> int:
+    """The most cycles a working core can spend without anything the harness watches
+    (input beats, results, spike words, state writes): every layer accumulating a timestep
+    in which each of its inputs is an event costing its most weight words (a dense layer's
+    G; a convolution's valid taps times its channel groups), then updating. A
+    convolution's timestep can take tens of thousands of cycles."""
+    from ..hdl.geometry import network_geometry
+    total = 0
+    for layer, g in zip(net.layers, network_geometry(net, config), strict=True):
+        if g.conv is not None:
+            cv = g.conv
+            rows = max(len(cv.taps_of(0, y)) for y in range(cv.h))
+            cols = max(len(cv.taps_of(1, x)) for x in range(cv.w))
+            per_event = max(1, rows * cols * g.channel_groups)
+        else:
+            per_event = g.groups
+        total += layer.n_in * per_event + g.groups
+    return total
+
+
 def cycle_limit(entries: list[dict]) -> int:
     """A generous deadlock guard: far above the cycle model of the slowest core."""
     worst = 0
@@ -166,8 +189,9 @@ def cycle_limit(entries: list[dict]) -> int:
         steps = e["samples"] * e["timesteps"]
         per = sum(g["groups"] for g in e["layers"])
         work = e["beats"] * (1 + max(g["groups"] for g in e["layers"])) * 4
+        # a timestep costs at most the quiet stretch the watchdog allows (conv layers)
         worst = max(worst, work + steps * (per + 64) * 8 + e["samples"] * 4096
-                    + e["load_words"])
+                    + e["load_words"] + steps * e["watchdog"])
     return 10 * worst + 100_000
 
 
@@ -193,13 +217,14 @@ def write_bundle(cases: list[CoreCase], out_dir, jobs: int | None = None) -> Pat
     else:
         entries = [write_core(c, out) for c in cases]
     limit = cycle_limit(entries)
-    (out / f"{TOP}.v").write_text(harness(entries, out, limit, TOP, RESET_CYCLES, WATCHDOG))
+    watchdog = max(e["watchdog"] for e in entries)
+    (out / f"{TOP}.v").write_text(harness(entries, out, limit, TOP, RESET_CYCLES, watchdog))
     verilog = [f"{n}.v" for n in names] + [f"{TOP}.v"]
     if any(e["spram"] for e in entries):
         (out / SPRAM_MODEL).write_text(spram_model())
         verilog.append(SPRAM_MODEL)
     info = {"format": "qsnn-sim-bundle", "version": 2, "top": TOP, "cycle_limit": limit,
-            "watchdog": WATCHDOG, "verilog": verilog, "cores": entries}
+            "watchdog": watchdog, "verilog": verilog, "cores": entries}
     path = out / "bundle.json"
     path.write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
     return path
@@ -237,7 +262,7 @@ def subset_bundle(bundle_json, core: str, samples: int, out_dir) -> Path:
     (out / f"{core}.stim.hex").write_text("".join(k + "\n" for k in kept))
     e = dict(e, samples=samples, beats=len(kept))
     limit = cycle_limit([e])
-    (out / f"{TOP}.v").write_text(harness([e], out, limit, TOP, RESET_CYCLES, WATCHDOG))
+    (out / f"{TOP}.v").write_text(harness([e], out, limit, TOP, RESET_CYCLES, e["watchdog"]))
     verilog = [f"{core}.v", f"{TOP}.v"]
     if e["spram"]:
         (out / SPRAM_MODEL).write_text(spram_model())

