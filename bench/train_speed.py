@@ -58,7 +58,7 @@ def _median_ms(steps: list, batches: int, warmup: int) -> list:
     return [statistics.median(tt) for tt in times]
 
 
-def qsnn_step(state: dict, x: np.ndarray, y: np.ndarray):
+def qsnn_step(state: dict, x: np.ndarray, y: np.ndarray, with_model: bool = False):
     layers = [LayerConfig(N_HID, beta=BETA, **state), LayerConfig(N_OUT, beta=BETA, **state)]
     model = SNN(N_IN, layers, SpikeFunction("atan"), dtype=np.float32)
     model.set_deployment(TrainConfig(layers=tuple(layers), input_bits=8), 1 / 255)
@@ -71,7 +71,7 @@ def qsnn_step(state: dict, x: np.ndarray, y: np.ndarray):
         grads = model.backward(caches, np.broadcast_to(dc, (T,) + dc.shape))
         opt.step(model.params, grads, LR)
 
-    return step
+    return (step, model) if with_model else step
 
 
 def snntorch_step(sq_kwargs, x: np.ndarray, y: np.ndarray):
