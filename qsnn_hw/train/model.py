@@ -95,15 +95,56 @@ class Grid:
     weight_scale: float
 
 
-def _reset(il: IntLayer, v: np.ndarray, z: np.ndarray, i_t: np.ndarray) -> None:
-    """The contract's reset of ``v = leak + I`` in place where the previous step spiked
-    (``z``): subtract the threshold, drop everything (zero) or keep only ``I`` (clear)."""
-    if il.reset == "subtract":
-        np.subtract(v, il.threshold, out=v, where=z)
-    elif il.reset == "zero":
-        v[z] = 0
-    else:
-        np.copyto(v, i_t, where=z)
+# A level table's codes are looked up in a table indexed by the update itself when the
+# levels span at most this many membrane units (else a binary search per step)
+MAX_CODE_TABLE = 1 << 22
+
+
+def _apply_reset(reset: str, v: np.ndarray, fired: np.ndarray, amount, scratch: np.ndarray):
+    """A reset, in place, where the previous step spiked (``fired``, bool), without masked
+    ufuncs (slow in NumPy): ``subtract`` takes ``amount`` off ``v`` (``v - amount*z``),
+    ``zero`` multiplies ``v`` by ``1 - z``. (The ``clear`` reset multiplies the leak by
+    ``1 - z`` before the current is added: the callers do that.)"""
+    if reset == "subtract":
+        np.subtract(v, np.multiply(fired, amount, out=scratch), out=v)
+    elif reset == "zero":
+        np.multiply(v, np.logical_not(fired), out=v)
+
+
+class _CodeLookup:
+    """``code(v) = #{k : bounds[k] < v}`` of integer updates ``v`` (a level table's
+    decision boundaries, :func:`~qsnn_hw.quant.state.decision_boundaries`), and tables
+    indexed by the code, looked up straight from ``v``: through one table over the span
+    of the boundaries (a subtraction and a gather; below the span is code 0, above it
+    the last) when it has at most :data:`MAX_CODE_TABLE` entries, else by binary search."""
+
+    def __init__(self, bounds: np.ndarray):
+        self.bounds = bounds
+        self.lo = int(bounds[0]) if len(bounds) else 0
+        span = int(bounds[-1]) - self.lo + 2 if len(bounds) else 1
+        self._code = None
+        if span <= MAX_CODE_TABLE:
+            self._code = np.searchsorted(bounds, self.lo + np.arange(span))
+
+    def codes(self, v: np.ndarray) -> np.ndarray:
+        if self._code is None:
+            return np.searchsorted(self.bounds, v)
+        return np.take(self._code, v - self.lo, mode="clip")
+
+    def table(self, values: np.ndarray):
+        """``f(v, out)``: ``values[code(v)]`` written into ``out``."""
+        if self._code is None:
+            return lambda v, out: np.take(values, np.searchsorted(self.bounds, v), out=out)
+        by_v = values[self._code]
+        index = None
+
+        def lookup(v, out):
+            nonlocal index
+            if index is None or index.shape != v.shape or index.dtype != v.dtype:
+                index = np.empty_like(v)
+            return np.take(by_v, np.subtract(v, self.lo, out=index), mode="clip", out=out)
+
+        return lookup
 
 
 class LIFLayer:
@@ -161,7 +202,6 @@ class LIFLayer:
             w = self.wq(w).fake.astype(w.dtype)
         b = params.get(self.key("bias"))
         beta = float(params[self.key("beta")])
-        theta = lc.threshold
         static = x.ndim == 2
         rows = x if static else x.reshape(-1, x.shape[-1])
         bn = None
@@ -177,9 +217,48 @@ class LIFLayer:
         if not static:
             cur = cur.reshape(x.shape[0], x.shape[1], -1)
         squat = quant and lc.state_mode == "squat"
-        batch = x.shape[-2]
-        dtype = w.dtype
-        n = self.n_neurons
+        if squat or spike.smooth:
+            zs, us, gs = self._float_steps_general(cur, static, steps, beta, spike,
+                                                   squat, keep)
+        else:
+            zs, us, gs = self._float_steps(cur, static, steps, beta, spike, keep)
+        cache = LayerCache(x, w, cur, us, zs, gs, beta, bn) if keep else None
+        return zs, cache
+
+    def _float_steps(self, cur, static, steps, beta, spike, keep):
+        """The float recurrence with a Heaviside spike, in preallocated buffers: each
+        step is a few in-place operations on ``u[t]`` in the order of the equations
+        (module docstring), so every value is the one they give; spikes as floats and
+        the surrogate derivative are computed once over all timesteps afterwards
+        (elementwise, so the same values as step by step)."""
+        lc = self.cfg
+        theta = lc.threshold
+        shape = (cur.shape[-2], self.n_neurons)
+        # u[0] is the initial state 0; without ``keep`` two rows are reused in turn
+        us = np.zeros((steps + 1 if keep else 2,) + shape, dtype=cur.dtype)
+        fired = np.zeros((steps,) + shape, dtype=bool)
+        scratch = np.empty(shape, dtype=cur.dtype)
+        theta_z = cur.dtype.type(theta)    # theta * z in the layer's dtype
+        for t in range(steps):
+            u_prev, v = (us[t], us[t + 1]) if keep else (us[t % 2], us[(t + 1) % 2])
+            i_t = cur if static else cur[t]
+            np.multiply(u_prev, beta, out=v)
+            if t and lc.reset == "clear":      # (1 - z) * beta * u + I
+                np.multiply(v, np.logical_not(fired[t - 1]), out=v)
+            np.add(v, i_t, out=v)
+            if t:                              # beta*u + I - theta*z; (1 - z) * (beta*u + I)
+                _apply_reset(lc.reset, v, fired[t - 1], theta_z, scratch)
+            np.greater(v, theta, out=fired[t])
+        zs = fired.astype(cur.dtype)
+        gs = spike.derivative(np.subtract(us[1:], theta)) if keep else None
+        return zs, (us if keep else None), gs
+
+    def _float_steps_general(self, cur, static, steps, beta, spike, squat, keep):
+        """The float recurrence step by step, for SQUAT in float (the levels applied to
+        every ``v[t]``) and the smooth spike function (a real-valued ``z``)."""
+        lc = self.cfg
+        theta = lc.threshold
+        batch, n, dtype = cur.shape[-2], self.n_neurons, cur.dtype
         u0 = self.sq(np.zeros(1))[0] if squat and lc.rest_mode == "level" else 0.0
         u = np.full((batch, n), u0, dtype=dtype)
         z = np.zeros((batch, n), dtype=dtype)
@@ -202,8 +281,7 @@ class LIFLayer:
             if keep:
                 us[t + 1] = u
                 gs[t] = g
-        cache = LayerCache(x, w, cur, us, zs, gs, beta, bn) if keep else None
-        return zs, cache
+        return zs, us, gs
 
     def _batch_norm(self, params: dict, pre: np.ndarray):
         """Training-mode batch normalization of the currents ``pre`` (R, N) with the
@@ -251,17 +329,18 @@ class LIFLayer:
         cur <<= il.frac_bits
         if il.bias is not None:
             cur += self.op.per_neuron(il.bias)
-        shape = (x.shape[-2], self.n_neurons)
-        zs = np.empty((steps,) + shape, dtype=dtype)
-        us = np.empty((steps + 1,) + shape, dtype=dtype) if keep else None
-        gs = np.empty((steps,) + shape, dtype=dtype) if keep else None
         if il.levels is not None:
-            # every v[t] fits the contract's update width: int32 when that is <= 32 bits
-            narrow = il.update_width(max(input_max, 1)) <= 32
-            self._quantized_steps(il, unit, cur.astype(np.int32) if narrow else cur, static,
-                                  steps, spike, zs, us, gs)
+            # v[t] - (lowest level) fits int32 when the current, the largest level and the
+            # threshold do (int32 steps are faster; the values are the same)
+            reach = int(np.abs(cur).max(initial=0)) + 2 * max(abs(il.mem_lo), abs(il.mem_hi)) \
+                + abs(il.threshold)
+            narrow = cur.astype(np.int32) if reach < (1 << 31) else cur
+            fired, us, gs = self._quantized_steps(il, unit, narrow, static, steps, spike,
+                                                  keep, dtype)
         else:
-            self._membrane_steps(il, unit, cur, static, steps, spike, zs, us, gs)
+            fired, us, gs = self._membrane_steps(il, unit, cur, static, steps, spike, keep,
+                                                 dtype)
+        zs = fired.astype(dtype)
         cache = None
         if keep:
             w_used = (il.weight * grid.weight_scale).astype(dtype)
@@ -279,52 +358,132 @@ class LIFLayer:
         return xi
 
     @staticmethod
-    def _quantized_steps(il: IntLayer, unit, cur, static, steps, spike, zs, us, gs):
+    def _quantized_steps(il: IntLayer, unit, cur, static, steps, spike, keep, dtype):
         """Quantized states: the stored code indexes everything that depends on the state
         alone -- its leaked level (as the hardware's table), its real value and the
-        surrogate derivative there -- and ``z = code > threshold_code``."""
+        surrogate derivative there -- and ``z = code > threshold_code``, i.e. ``v`` above
+        the decision boundary under the threshold. Each step looks the next leak up
+        straight from ``v`` (a table over the span of the levels); the updates ``v[t]``
+        are kept, and the real values and derivatives looked up once for all of them.
+        Returns ``(spikes (T, B, N) bool, u (T+1, B, N) real or None, dz/du or None)``."""
         levels = il.levels.astype(np.int64)
         half = (1 << (il.beta_shift - 1)) if il.beta_shift else 0
-        leaked = ((il.beta_num * levels + half) >> il.beta_shift).astype(cur.dtype)
-        bounds = decision_boundaries(levels).astype(cur.dtype)
+        leaked = (il.beta_num * levels + half) >> il.beta_shift
+        lookup = _CodeLookup(decision_boundaries(levels))
         top = int(np.searchsorted(levels, il.threshold, side="right")) - 1
-        code = np.full(zs.shape[1:], np.searchsorted(bounds, 0))
-        z = np.zeros(zs.shape[1:], dtype=bool)
-        if us is not None:
-            real = (levels * unit).astype(us.dtype)
-            slope = spike(((levels - il.threshold) * unit).astype(us.dtype))[1]
-            us[0] = real[code] if il.rest == "level" else 0.0
+        code0 = lookup.codes(np.zeros(1, np.int64))[0]
+        shape = (cur.shape[-2], cur.shape[-1])
+        fired = np.zeros((steps,) + shape, dtype=bool)
+        vs = np.empty((steps if keep else 2,) + shape, dtype=cur.dtype)
+        leak = np.full(shape, leaked[code0] if il.rest == "level" else 0, dtype=cur.dtype)
+        leak_of = lookup.table(leaked.astype(cur.dtype))
+        scratch = np.empty(shape, dtype=cur.dtype)
+        # code > top  <=>  v > boundary[top] (codes count the boundaries below v)
+        fire_above = lookup.bounds[top] if 0 <= top < len(lookup.bounds) else None
         for t in range(steps):
+            v = vs[t if keep else t % 2]
             i_t = cur if static else cur[t]
+            if t:
+                leak_of(vs[t - 1 if keep else (t - 1) % 2], out=leak)
+                if il.reset == "clear":            # the update is the current alone
+                    np.multiply(leak, np.logical_not(fired[t - 1]), out=leak)
             # rest "zero": the first update starts from exactly 0, whose leak is 0
-            v = (leaked[code] + i_t) if t or il.rest == "level" else i_t.copy()
-            _reset(il, v, z, i_t)
-            code = np.searchsorted(bounds, v)
-            z = code > top
-            zs[t] = z
-            if us is not None:
-                us[t + 1] = real[code]
-                gs[t] = slope[code]
+            np.add(leak, i_t, out=v)
+            if t:
+                _apply_reset(il.reset, v, fired[t - 1], il.threshold, scratch)
+            if fire_above is None:
+                fired[t] = top < 0
+            else:
+                np.greater(v, fire_above, out=fired[t])
+        if not keep:
+            return fired, None, None
+        codes = lookup.codes(vs)
+        real = (levels * unit).astype(dtype)
+        slope = spike.derivative(((levels - il.threshold) * unit).astype(dtype))
+        us = np.empty((steps + 1,) + shape, dtype=dtype)
+        us[0] = real[code0] if il.rest == "level" else 0.0
+        np.take(real, codes, out=us[1:])
+        return fired, us, np.take(slope, codes)
 
     @staticmethod
-    def _membrane_steps(il: IntLayer, unit, cur, static, steps, spike, zs, us, gs):
-        """Unquantized states: the saturating ``mem_bits`` membrane."""
+    def _membrane_steps(il: IntLayer, unit, cur, static, steps, spike, keep, dtype):
+        """Unquantized states: the saturating ``mem_bits`` membrane, in int64, in place;
+        its real values and derivatives once for all steps afterwards."""
         lo, hi = -(1 << (il.mem_bits - 1)), (1 << (il.mem_bits - 1)) - 1
         half = (1 << (il.beta_shift - 1)) if il.beta_shift else 0
-        u = np.zeros(zs.shape[1:], np.int64)
-        z = np.zeros(zs.shape[1:], dtype=bool)
-        if us is not None:
-            us[0] = 0.0
+        shape = (cur.shape[-2], cur.shape[-1])
+        fired = np.zeros((steps,) + shape, dtype=bool)
+        us = np.zeros((steps + 1 if keep else 2,) + shape, np.int64)
+        scratch = np.empty(shape, np.int64)
         for t in range(steps):
+            u_prev, v = (us[t], us[t + 1]) if keep else (us[t % 2], us[(t + 1) % 2])
             i_t = cur if static else cur[t]
-            v = ((il.beta_num * u + half) >> il.beta_shift) + i_t
-            _reset(il, v, z, i_t)
-            u = np.clip(v, lo, hi, out=v)
-            z = u > il.threshold
-            zs[t] = z
-            if us is not None:
-                us[t + 1] = u * unit
-                gs[t] = spike(((u - il.threshold) * unit).astype(us.dtype))[1]
+            np.multiply(u_prev, il.beta_num, out=v)      # the leak, rounded half up
+            np.add(v, half, out=v)
+            np.right_shift(v, il.beta_shift, out=v)
+            if t and il.reset == "clear":
+                np.multiply(v, np.logical_not(fired[t - 1]), out=v)
+            np.add(v, i_t, out=v)
+            if t:
+                _apply_reset(il.reset, v, fired[t - 1], il.threshold, scratch)
+            np.clip(v, lo, hi, out=v)
+            np.greater(v, il.threshold, out=fired[t])
+        if not keep:
+            return fired, None, None
+        gs = spike.derivative(((us[1:] - il.threshold) * unit).astype(dtype))
+        return fired, (us * unit).astype(dtype), gs
+
+    def _bptt_detached(self, cache: LayerCache, dz_ext: np.ndarray):
+        """``(dL/dI (T, B, N), dL/dbeta)`` through the recurrence with the reset detached:
+        ``dL/dv[t] = dL/dz[t] * g[t] + beta * dL/dv[t+1]`` (times ``1 - z[t-1]`` for the
+        zero and clear resets) -- the only sequential part, two or three in-place
+        operations per step; the rest over all timesteps at once."""
+        lc, beta = self.cfg, cache.beta
+        steps = dz_ext.shape[0]
+        dv = np.multiply(dz_ext, cache.g)         # the spikes' part of dL/dv, every step
+        masked = lc.reset != "subtract"
+        # dL/dv[t] * (1 - z[t-1]): what flows to beta*u[t-1] (and the current, zero reset)
+        dvm = np.empty_like(dv) if masked else dv
+        for t in range(steps - 1, -1, -1):
+            if t < steps - 1:                      # + beta * dL/dv(masked)[t+1]
+                np.add(dv[t], np.multiply(dvm[t + 1], beta), out=dv[t])
+            if masked:
+                np.multiply(dv[t], 1.0 - cache.z[t - 1] if t else 1.0, out=dvm[t])
+        dbeta = 0.0
+        if lc.learn_beta:   # per step, last first, as float64 sums of each step's total
+            prod = dvm * cache.u[:-1]
+            for t in range(steps - 1, -1, -1):
+                dbeta += float(np.sum(prod[t]))
+        return (dvm if lc.reset == "zero" else dv), dbeta
+
+    def _bptt_through_reset(self, cache: LayerCache, dz_ext: np.ndarray):
+        """:meth:`_bptt_detached` with the gradient also flowing through the reset term
+        (``detach_reset=False``): step by step."""
+        lc, beta, theta = self.cfg, cache.beta, self.cfg.threshold
+        steps = dz_ext.shape[0]
+        static = cache.x.ndim == 2
+        d_cur = np.empty_like(dz_ext)
+        carry_u = np.zeros_like(dz_ext[0])
+        carry_z = np.zeros_like(dz_ext[0])
+        dbeta = 0.0
+        for t in range(steps - 1, -1, -1):
+            dv = (dz_ext[t] + carry_z) * cache.g[t] + carry_u  # Q: straight through
+            u_prev = cache.u[t]
+            if lc.reset == "subtract":
+                d_cur[t] = dv
+                carry_u = beta * dv
+                dbeta += float(np.sum(dv * u_prev))
+                carry_z = -theta * dv
+            else:
+                # zero: v = (1 - z) * (beta*u + I); clear: v = (1 - z) * beta*u + I
+                z_prev = cache.z[t - 1] if t > 0 else 0.0
+                dvm = dv * (1.0 - z_prev)
+                d_cur[t] = dvm if lc.reset == "zero" else dv
+                carry_u = beta * dvm
+                dbeta += float(np.sum(dvm * u_prev))
+                i_t = cache.cur if static else cache.cur[t]
+                carry_z = -dv * (beta * u_prev + (i_t if lc.reset == "zero" else 0.0))
+        return d_cur, dbeta
 
     def backward(self, params: dict, cache: LayerCache, dz_ext: np.ndarray,
                  detach_reset: bool, need_dx: bool):
@@ -333,33 +492,11 @@ class LIFLayer:
         if self.pool is not None:
             dz_ext = self.pool.backward(dz_ext, cache.route)
         lc = self.cfg
-        theta = lc.threshold
-        beta = cache.beta
-        steps = dz_ext.shape[0]
         static = cache.x.ndim == 2
-        d_cur = np.empty_like(dz_ext)
-        carry_u = np.zeros_like(dz_ext[0])
-        carry_z = np.zeros_like(dz_ext[0])
-        dbeta = 0.0
-        for t in range(steps - 1, -1, -1):
-            du = (dz_ext[t] + carry_z) * cache.g[t] + carry_u
-            dv = du  # straight-through estimator of Q under SQUAT
-            u_prev = cache.u[t]
-            if lc.reset == "subtract":
-                d_cur[t] = dv
-                carry_u = beta * dv
-                dbeta += float(np.sum(dv * u_prev))
-                carry_z = -theta * dv if not detach_reset else carry_z
-            else:
-                # zero: v = (1 - z) * (beta*u + I); clear: v = (1 - z) * beta*u + I
-                z_prev = cache.z[t - 1] if t > 0 else 0.0
-                dvm = dv * (1.0 - z_prev)
-                d_cur[t] = dvm if lc.reset == "zero" else dv
-                carry_u = beta * dvm
-                dbeta += float(np.sum(dvm * u_prev))
-                if not detach_reset:
-                    i_t = cache.cur if static else cache.cur[t]
-                    carry_z = -dv * (beta * u_prev + (i_t if lc.reset == "zero" else 0.0))
+        if detach_reset:
+            d_cur, dbeta = self._bptt_detached(cache, dz_ext)
+        else:
+            d_cur, dbeta = self._bptt_through_reset(cache, dz_ext)
         grads = {}
         op = self.op
         if static:
