@@ -16,8 +16,10 @@ snnTorch is timed written two ways:
   timestep, both layers stepped together, ``nn.Linear`` with bias.
 
 Both sides compute in float32 with the same number of threads (``OMP_NUM_THREADS``,
-default 1 -- NumPy's BLAS and ``torch.set_num_threads``) and the same optimizer (Adam,
-lr 5e-4, PyTorch's defaults). Prints the median ms/batch of each and the ratios
+default 1 -- NumPy's BLAS and ``torch.set_num_threads``), the same optimizer (Adam,
+lr 5e-4, PyTorch's defaults) and the same allocator settings: the trainer's
+(:func:`qsnn_hw.train.memory.keep_freed_memory`, process-wide, so torch's arrays are
+kept too; ``--system-malloc``: glibc's defaults). Prints the median ms/batch of each and the ratios
 snnTorch / qsnn-hw. Random inputs and labels (timing only); the inputs are 8-bit pixels
 (k/255), as MNIST's, so that a quantized qsnn-hw layer, which trains on its deployed
 integer grid, sees inputs on it. snnTorch and torch are optional (``pip install -e
@@ -25,7 +27,7 @@ integer grid, sees inputs on it. snnTorch and torch are optional (``pip install 
 wheel); without them only qsnn-hw is timed and the script says so.
 
     python bench/train_speed.py [--batches 10] [--warmup 2] [--modes unquantized 4-bit]
-                                [--no-snntorch]
+                                [--no-snntorch] [--system-malloc]
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import numpy as np  # noqa: E402
 
 from qsnn_hw.train.config import LayerConfig, TrainConfig  # noqa: E402
 from qsnn_hw.train.losses import ce_count_loss  # noqa: E402
+from qsnn_hw.train.memory import keep_freed_memory  # noqa: E402
 from qsnn_hw.train.model import SNN  # noqa: E402
 from qsnn_hw.train.optim import Adam  # noqa: E402
 from qsnn_hw.train.surrogate import SpikeFunction  # noqa: E402
@@ -164,7 +167,12 @@ def main(argv=None) -> int:
                     help=f"time only the modes starting with these ({', '.join(MODES)}); "
                          f"8-bit states take snnTorch seconds per batch")
     ap.add_argument("--no-snntorch", action="store_true", help="time qsnn-hw only")
+    ap.add_argument("--system-malloc", action="store_true",
+                    help="leave glibc's allocator as it is (the trainer raises its "
+                         "thresholds: qsnn_hw/train/memory.py)")
     args = ap.parse_args(argv)
+    # as qsnn-hw's trainer does; process-wide, so torch's arrays are kept alike
+    kept = False if args.system_malloc else keep_freed_memory()
     modes = [m for m in MODES if args.modes is None or any(m.startswith(p) for p in args.modes)]
     rng = np.random.default_rng(0)
     x = (rng.integers(0, 256, (BATCH, N_IN)) / 255).astype(np.float32)
@@ -183,7 +191,8 @@ def main(argv=None) -> int:
                   f"`pip install -e .[bench]` (torch: `pip install torch==2.13.0`).")
     print(f"NumPy {np.__version__} (OMP_NUM_THREADS={THREADS}); network "
           f"{N_IN}-{N_HID}-{N_OUT}, beta {BETA}, T={T}, batch {BATCH}, Adam, float32; "
-          f"median of {args.batches} batches after {args.warmup} warm-up")
+          f"median of {args.batches} batches after {args.warmup} warm-up; freed memory "
+          f"{'kept (both sides)' if kept else 'returned to the system (malloc default)'}")
     print(f"{'mode':<26} {'qsnn-hw':>8} {'hoisted':>9} {'tutorial':>9} "
           f"{'hoisted/qsnn':>13} {'tutorial/qsnn':>14}   (ms/batch)")
     for name in modes:

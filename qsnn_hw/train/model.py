@@ -95,9 +95,8 @@ class Grid:
     weight_scale: float
 
 
-# A level table's codes are looked up in a table indexed by the update itself when the
-# levels span at most this many membrane units (else a binary search per step)
-MAX_CODE_TABLE = 1 << 22
+# Largest bucket table of a :class:`_CodeLookup` (else a binary search)
+MAX_CODE_TABLE = 1 << 20
 
 
 def _apply_reset(reset: str, v: np.ndarray, fired: np.ndarray, amount, scratch: np.ndarray):
@@ -112,39 +111,51 @@ def _apply_reset(reset: str, v: np.ndarray, fired: np.ndarray, amount, scratch: 
 
 
 class _CodeLookup:
-    """``code(v) = #{k : bounds[k] < v}`` of integer updates ``v`` (a level table's
-    decision boundaries, :func:`~qsnn_hw.quant.state.decision_boundaries`), and tables
-    indexed by the code, looked up straight from ``v``: through one table over the span
-    of the boundaries (a subtraction and a gather; below the span is code 0, above it
-    the last) when it has at most :data:`MAX_CODE_TABLE` entries, else by binary search."""
+    """``code(v) = #{k : bounds[k] < v}`` of integer updates ``v``, for a level table's
+    (strictly increasing) decision boundaries
+    (:func:`~qsnn_hw.quant.state.decision_boundaries`), without a binary search per value:
+    ``v`` falls into a bucket of ``2**shift`` consecutive integers, ``2**shift`` at most
+    the smallest gap between boundaries, so a bucket holds one boundary at most and
+    ``code(v) = base[bucket] + (v > boundary in the bucket)``. Values below the first
+    boundary fall into the first bucket, those above the last into the last. Tables over
+    :data:`MAX_CODE_TABLE` buckets (boundaries very close together over a wide span) fall
+    back to ``numpy.searchsorted``."""
 
-    def __init__(self, bounds: np.ndarray):
-        self.bounds = bounds
-        self.lo = int(bounds[0]) if len(bounds) else 0
-        span = int(bounds[-1]) - self.lo + 2 if len(bounds) else 1
-        self._code = None
-        if span <= MAX_CODE_TABLE:
-            self._code = np.searchsorted(bounds, self.lo + np.arange(span))
+    def __init__(self, bounds: np.ndarray, dtype):
+        self.bounds = bounds = bounds.astype(np.int64)
+        self.dtype = np.dtype(dtype)
+        self.lo = int(bounds[0])
+        gap = int(np.diff(bounds).min()) if len(bounds) > 1 else 1
+        self.shift = gap.bit_length() - 1
+        buckets = ((int(bounds[-1]) - self.lo) >> self.shift) + 2   # the last: above all
+        self.base = None
+        if buckets > MAX_CODE_TABLE:
+            return
+        start = self.lo + (np.arange(buckets, dtype=np.int64) << self.shift)
+        self.base = np.searchsorted(bounds, start)      # the code of each bucket's start
+        first = bounds[np.minimum(self.base, len(bounds) - 1)]   # next boundary from there
+        inside = (self.base < len(bounds)) & (first < start + (1 << self.shift))
+        self.boundary = np.where(inside, first, np.iinfo(self.dtype).max).astype(self.dtype)
 
-    def codes(self, v: np.ndarray) -> np.ndarray:
-        if self._code is None:
-            return np.searchsorted(self.bounds, v)
-        return np.take(self._code, v - self.lo, mode="clip")
+    def codes(self, v: np.ndarray, out: np.ndarray, scratch=None) -> np.ndarray:
+        """The codes of ``v`` (of this lookup's dtype) into ``out`` (intp, ``v``'s shape);
+        ``scratch``: optional ``(index, boundary, above)`` buffers of that shape."""
+        if self.base is None:
+            out[...] = np.searchsorted(self.bounds, v)
+            return out
+        index, boundary, above = scratch or (np.empty(v.shape, np.intp),
+                                             np.empty(v.shape, self.dtype),
+                                             np.empty(v.shape, bool))
+        np.subtract(v, self.lo, out=index)
+        np.right_shift(index, self.shift, out=index)
+        np.take(self.base, index, mode="clip", out=out)
+        np.take(self.boundary, index, mode="clip", out=boundary)
+        np.add(out, np.greater(v, boundary, out=above), out=out)
+        return out
 
-    def table(self, values: np.ndarray):
-        """``f(v, out)``: ``values[code(v)]`` written into ``out``."""
-        if self._code is None:
-            return lambda v, out: np.take(values, np.searchsorted(self.bounds, v), out=out)
-        by_v = values[self._code]
-        index = None
-
-        def lookup(v, out):
-            nonlocal index
-            if index is None or index.shape != v.shape or index.dtype != v.dtype:
-                index = np.empty_like(v)
-            return np.take(by_v, np.subtract(v, self.lo, out=index), mode="clip", out=out)
-
-        return lookup
+    def scratch(self, shape) -> tuple:
+        """Buffers for :meth:`codes` of ``shape``, reused step after step."""
+        return (np.empty(shape, np.intp), np.empty(shape, self.dtype), np.empty(shape, bool))
 
 
 class LIFLayer:
@@ -361,43 +372,36 @@ class LIFLayer:
     def _quantized_steps(il: IntLayer, unit, cur, static, steps, spike, keep, dtype):
         """Quantized states: the stored code indexes everything that depends on the state
         alone -- its leaked level (as the hardware's table), its real value and the
-        surrogate derivative there -- and ``z = code > threshold_code``, i.e. ``v`` above
-        the decision boundary under the threshold. Each step looks the next leak up
-        straight from ``v`` (a table over the span of the levels); the updates ``v[t]``
-        are kept, and the real values and derivatives looked up once for all of them.
-        Returns ``(spikes (T, B, N) bool, u (T+1, B, N) real or None, dz/du or None)``."""
+        surrogate derivative there -- and ``z = code > threshold_code``. The codes of
+        all steps are kept, the real values and derivatives looked up once for all of
+        them. Returns ``(spikes (T, B, N) bool, u (T+1, B, N) real or None, dz/du or
+        None)``."""
         levels = il.levels.astype(np.int64)
         half = (1 << (il.beta_shift - 1)) if il.beta_shift else 0
-        leaked = (il.beta_num * levels + half) >> il.beta_shift
-        lookup = _CodeLookup(decision_boundaries(levels))
+        leaked = ((il.beta_num * levels + half) >> il.beta_shift).astype(cur.dtype)
+        lookup = _CodeLookup(decision_boundaries(levels), cur.dtype)
         top = int(np.searchsorted(levels, il.threshold, side="right")) - 1
-        code0 = lookup.codes(np.zeros(1, np.int64))[0]
+        code0 = int(np.searchsorted(lookup.bounds, 0))
         shape = (cur.shape[-2], cur.shape[-1])
         fired = np.zeros((steps,) + shape, dtype=bool)
-        vs = np.empty((steps if keep else 2,) + shape, dtype=cur.dtype)
+        codes = np.empty((steps if keep else 2,) + shape, dtype=np.intp)
         leak = np.full(shape, leaked[code0] if il.rest == "level" else 0, dtype=cur.dtype)
-        leak_of = lookup.table(leaked.astype(cur.dtype))
-        scratch = np.empty(shape, dtype=cur.dtype)
-        # code > top  <=>  v > boundary[top] (codes count the boundaries below v)
-        fire_above = lookup.bounds[top] if 0 <= top < len(lookup.bounds) else None
+        v = np.empty(shape, dtype=cur.dtype)
+        scratch = lookup.scratch(shape)
         for t in range(steps):
-            v = vs[t if keep else t % 2]
             i_t = cur if static else cur[t]
             if t:
-                leak_of(vs[t - 1 if keep else (t - 1) % 2], out=leak)
+                np.take(leaked, codes[t - 1 if keep else (t - 1) % 2], out=leak)
                 if il.reset == "clear":            # the update is the current alone
                     np.multiply(leak, np.logical_not(fired[t - 1]), out=leak)
             # rest "zero": the first update starts from exactly 0, whose leak is 0
             np.add(leak, i_t, out=v)
             if t:
-                _apply_reset(il.reset, v, fired[t - 1], il.threshold, scratch)
-            if fire_above is None:
-                fired[t] = top < 0
-            else:
-                np.greater(v, fire_above, out=fired[t])
+                _apply_reset(il.reset, v, fired[t - 1], il.threshold, scratch[1])
+            code = lookup.codes(v, codes[t if keep else t % 2], scratch)
+            np.greater(code, top, out=fired[t])
         if not keep:
             return fired, None, None
-        codes = lookup.codes(vs)
         real = (levels * unit).astype(dtype)
         slope = spike.derivative(((levels - il.threshold) * unit).astype(dtype))
         us = np.empty((steps + 1,) + shape, dtype=dtype)

@@ -31,6 +31,7 @@ from .deployed import run_deployed
 from .encoding import input_bits_for
 from .export import deploy
 from .losses import count_loss, predict
+from .memory import keep_freed_memory
 from .model import SNN
 from .optim import Adam, clip_grad_norm, cosine_lr
 from .surrogate import SpikeFunction
@@ -324,6 +325,7 @@ def fit(cfg: TrainConfig, data: Dataset, checkpoint=None, resume: bool = False,
     :func:`qsnn_hw.progress.set_quiet`), ``Progress(None)`` shows nothing.
     """
     check_against_data(cfg, data)
+    keep_freed_memory()  # every batch reuses the last one's freed arrays (train/memory.py)
     progress = Progress() if progress is None else progress
     try:
         return _fit(cfg, data, checkpoint, resume, progress, dtype)
