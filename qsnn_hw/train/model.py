@@ -75,12 +75,19 @@ class LayerCache:
     x: np.ndarray          # (B, M) static or (T, B, M) input
     w_used: np.ndarray     # weight used in the forward pass (fake-quantized under QAT)
     cur: np.ndarray        # (B, N) static or (T, B, N) input current
-    u: np.ndarray          # (T+1, B, N): u[-1] (initial state) then u[0..T-1]
+    states: object         # u, or a function computing it (the backward rarely needs it)
     z: np.ndarray          # (T, B, N) spikes
     g: np.ndarray          # (T, B, N) dz/du
     beta: float
     bn: tuple | None = None  # ("batch", xhat, inv_std, count) / ("fold", k, inv_sd, mean)
     route: np.ndarray | None = None  # pooled: (T, B, n_out) neuron behind each output
+
+    @property
+    def u(self) -> np.ndarray:
+        """(T+1, B, N): u[-1] (initial state) then u[0..T-1]."""
+        if callable(self.states):
+            self.states = self.states()
+        return self.states
 
 
 @dataclass(frozen=True, eq=False)
@@ -373,9 +380,9 @@ class LIFLayer:
         """Quantized states: the stored code indexes everything that depends on the state
         alone -- its leaked level (as the hardware's table), its real value and the
         surrogate derivative there -- and ``z = code > threshold_code``. The codes of
-        all steps are kept, the real values and derivatives looked up once for all of
-        them. Returns ``(spikes (T, B, N) bool, u (T+1, B, N) real or None, dz/du or
-        None)``."""
+        all steps are kept, the derivatives looked up once for all of them, the real
+        values when first asked for. Returns ``(spikes (T, B, N) bool, a function
+        returning u (T+1, B, N) real, dz/du)``, the last two None without ``keep``."""
         levels = il.levels.astype(np.int64)
         half = (1 << (il.beta_shift - 1)) if il.beta_shift else 0
         leaked = ((il.beta_num * levels + half) >> il.beta_shift).astype(cur.dtype)
@@ -404,10 +411,14 @@ class LIFLayer:
             return fired, None, None
         real = (levels * unit).astype(dtype)
         slope = spike.derivative(((levels - il.threshold) * unit).astype(dtype))
-        us = np.empty((steps + 1,) + shape, dtype=dtype)
-        us[0] = real[code0] if il.rest == "level" else 0.0
-        np.take(real, codes, out=us[1:])
-        return fired, us, np.take(slope, codes)
+
+        def states():
+            us = np.empty((steps + 1,) + shape, dtype=dtype)
+            us[0] = real[code0] if il.rest == "level" else 0.0
+            np.take(real, codes, out=us[1:])
+            return us
+
+        return fired, states, np.take(slope, codes)
 
     @staticmethod
     def _membrane_steps(il: IntLayer, unit, cur, static, steps, spike, keep, dtype):
