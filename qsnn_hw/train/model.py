@@ -385,28 +385,39 @@ class LIFLayer:
         returning u (T+1, B, N) real, dz/du)``, the last two None without ``keep``."""
         levels = il.levels.astype(np.int64)
         half = (1 << (il.beta_shift - 1)) if il.beta_shift else 0
-        leaked = ((il.beta_num * levels + half) >> il.beta_shift).astype(cur.dtype)
-        lookup = _CodeLookup(decision_boundaries(levels), cur.dtype)
+        leaked = (il.beta_num * levels + half) >> il.beta_shift
         top = int(np.searchsorted(levels, il.threshold, side="right")) - 1
+        # the next update's start from each code, the reset of a spike (code > top)
+        # included: leak - theta (subtract) or nothing (clear: the current alone)
+        start = leaked.copy()
+        if il.reset == "subtract":
+            start[top + 1:] -= il.threshold
+        elif il.reset == "clear":
+            start[top + 1:] = 0
+        start = start.astype(cur.dtype)
+        lookup = _CodeLookup(decision_boundaries(levels), cur.dtype)
         code0 = int(np.searchsorted(lookup.bounds, 0))
         shape = (cur.shape[-2], cur.shape[-1])
-        fired = np.zeros((steps,) + shape, dtype=bool)
         codes = np.empty((steps if keep else 2,) + shape, dtype=np.intp)
         leak = np.full(shape, leaked[code0] if il.rest == "level" else 0, dtype=cur.dtype)
         v = np.empty(shape, dtype=cur.dtype)
+        stay = np.empty(shape, dtype=bool)
         scratch = lookup.scratch(shape)
+        fired = np.empty((steps,) + shape, dtype=bool) if not keep else None
         for t in range(steps):
             i_t = cur if static else cur[t]
+            prev = codes[t - 1 if keep else (t - 1) % 2]
             if t:
-                np.take(leaked, codes[t - 1 if keep else (t - 1) % 2], out=leak)
-                if il.reset == "clear":            # the update is the current alone
-                    np.multiply(leak, np.logical_not(fired[t - 1]), out=leak)
+                np.take(start, prev, out=leak)
             # rest "zero": the first update starts from exactly 0, whose leak is 0
             np.add(leak, i_t, out=v)
-            if t:
-                _apply_reset(il.reset, v, fired[t - 1], il.threshold, scratch[1])
+            if t and il.reset == "zero":           # (1 - z) * (leak + I)
+                np.multiply(v, np.less_equal(prev, top, out=stay), out=v)
             code = lookup.codes(v, codes[t if keep else t % 2], scratch)
-            np.greater(code, top, out=fired[t])
+            if not keep:
+                np.greater(code, top, out=fired[t])
+        if keep:
+            fired = codes > top
         if not keep:
             return fired, None, None
         real = (levels * unit).astype(dtype)
