@@ -353,12 +353,10 @@ class LIFLayer:
             reach = int(np.abs(cur).max(initial=0)) + 2 * max(abs(il.mem_lo), abs(il.mem_hi)) \
                 + abs(il.threshold)
             narrow = cur.astype(np.int32) if reach < (1 << 31) else cur
-            fired, us, gs = self._quantized_steps(il, unit, narrow, static, steps, spike,
-                                                  keep, dtype)
+            zs, us, gs = self._quantized_steps(il, unit, narrow, static, steps, spike, keep,
+                                               dtype)
         else:
-            fired, us, gs = self._membrane_steps(il, unit, cur, static, steps, spike, keep,
-                                                 dtype)
-        zs = fired.astype(dtype)
+            zs, us, gs = self._membrane_steps(il, unit, cur, static, steps, spike, keep, dtype)
         cache = None
         if keep:
             w_used = (il.weight * grid.weight_scale).astype(dtype)
@@ -381,8 +379,9 @@ class LIFLayer:
         alone -- its leaked level (as the hardware's table), its real value and the
         surrogate derivative there -- and ``z = code > threshold_code``. The codes of
         all steps are kept, the derivatives looked up once for all of them, the real
-        values when first asked for. Returns ``(spikes (T, B, N) bool, a function
-        returning u (T+1, B, N) real, dz/du)``, the last two None without ``keep``."""
+        values when first asked for. Returns ``(spikes (T, B, N), a function
+        returning u (T+1, B, N) real, dz/du)`` in ``dtype``, the last two None without
+        ``keep``."""
         levels = il.levels.astype(np.int64)
         half = (1 << (il.beta_shift - 1)) if il.beta_shift else 0
         leaked = (il.beta_num * levels + half) >> il.beta_shift
@@ -403,7 +402,7 @@ class LIFLayer:
         v = np.empty(shape, dtype=cur.dtype)
         stay = np.empty(shape, dtype=bool)
         scratch = lookup.scratch(shape)
-        fired = np.empty((steps,) + shape, dtype=bool) if not keep else None
+        zs = np.empty((steps,) + shape, dtype=dtype)
         for t in range(steps):
             i_t = cur if static else cur[t]
             prev = codes[t - 1 if keep else (t - 1) % 2]
@@ -415,11 +414,10 @@ class LIFLayer:
                 np.multiply(v, np.less_equal(prev, top, out=stay), out=v)
             code = lookup.codes(v, codes[t if keep else t % 2], scratch)
             if not keep:
-                np.greater(code, top, out=fired[t])
-        if keep:
-            fired = codes > top
+                np.greater(code, top, out=zs[t])
         if not keep:
-            return fired, None, None
+            return zs, None, None
+        np.greater(codes, top, out=zs)
         real = (levels * unit).astype(dtype)
         slope = spike.derivative(((levels - il.threshold) * unit).astype(dtype))
 
@@ -429,7 +427,7 @@ class LIFLayer:
             np.take(real, codes, out=us[1:])
             return us
 
-        return fired, states, np.take(slope, codes)
+        return zs, states, np.take(slope, codes)
 
     @staticmethod
     def _membrane_steps(il: IntLayer, unit, cur, static, steps, spike, keep, dtype):
@@ -454,10 +452,11 @@ class LIFLayer:
                 _apply_reset(il.reset, v, fired[t - 1], il.threshold, scratch)
             np.clip(v, lo, hi, out=v)
             np.greater(v, il.threshold, out=fired[t])
+        zs = fired.astype(dtype)
         if not keep:
-            return fired, None, None
+            return zs, None, None
         gs = spike.derivative(((us[1:] - il.threshold) * unit).astype(dtype))
-        return fired, (us * unit).astype(dtype), gs
+        return zs, (us * unit).astype(dtype), gs
 
     def _bptt_detached(self, cache: LayerCache, dz_ext: np.ndarray):
         """``(dL/dI (T, B, N), dL/dbeta)`` through the recurrence with the reset detached:
