@@ -407,7 +407,7 @@ class LIFLayer:
             i_t = cur if static else cur[t]
             prev = codes[t - 1 if keep else (t - 1) % 2]
             if t:
-                np.take(start, prev, out=leak)
+                np.take(start, prev, out=leak, mode="clip")   # "clip": unbuffered
             # rest "zero": the first update starts from exactly 0, whose leak is 0
             np.add(leak, i_t, out=v)
             if t and il.reset == "zero":           # (1 - z) * (leak + I)
@@ -424,10 +424,10 @@ class LIFLayer:
         def states():
             us = np.empty((steps + 1,) + shape, dtype=dtype)
             us[0] = real[code0] if il.rest == "level" else 0.0
-            np.take(real, codes, out=us[1:])
+            np.take(real, codes, out=us[1:], mode="clip")
             return us
 
-        return zs, states, np.take(slope, codes)
+        return zs, states, np.take(slope, codes, mode="clip")
 
     @staticmethod
     def _membrane_steps(il: IntLayer, unit, cur, static, steps, spike, keep, dtype):
