@@ -396,28 +396,33 @@ class LIFLayer:
         start = start.astype(cur.dtype)
         lookup = _CodeLookup(decision_boundaries(levels), cur.dtype)
         code0 = int(np.searchsorted(lookup.bounds, 0))
+        # z = code > top: v above the boundary under the threshold (always / never when
+        # the threshold is below / above every level)
+        fire_above = int(lookup.bounds[top]) if 0 <= top < len(lookup.bounds) else None
         shape = (cur.shape[-2], cur.shape[-1])
         codes = np.empty((steps if keep else 2,) + shape, dtype=np.intp)
         leak = np.full(shape, leaked[code0] if il.rest == "level" else 0, dtype=cur.dtype)
         v = np.empty(shape, dtype=cur.dtype)
         stay = np.empty(shape, dtype=bool)
         scratch = lookup.scratch(shape)
-        zs = np.empty((steps,) + shape, dtype=dtype)
+        fired = np.empty((steps,) + shape, dtype=bool)
         for t in range(steps):
             i_t = cur if static else cur[t]
-            prev = codes[t - 1 if keep else (t - 1) % 2]
             if t:
+                prev = codes[t - 1 if keep else (t - 1) % 2]
                 np.take(start, prev, out=leak, mode="clip")   # "clip": unbuffered
             # rest "zero": the first update starts from exactly 0, whose leak is 0
             np.add(leak, i_t, out=v)
             if t and il.reset == "zero":           # (1 - z) * (leak + I)
-                np.multiply(v, np.less_equal(prev, top, out=stay), out=v)
-            code = lookup.codes(v, codes[t if keep else t % 2], scratch)
-            if not keep:
-                np.greater(code, top, out=zs[t])
+                np.multiply(v, np.logical_not(fired[t - 1], out=stay), out=v)
+            lookup.codes(v, codes[t if keep else t % 2], scratch)
+            if fire_above is None:
+                fired[t] = top < 0
+            else:
+                np.greater(v, fire_above, out=fired[t])
+        zs = fired.astype(dtype)
         if not keep:
             return zs, None, None
-        np.greater(codes, top, out=zs)
         real = (levels * unit).astype(dtype)
         slope = spike.derivative(((levels - il.threshold) * unit).astype(dtype))
 
