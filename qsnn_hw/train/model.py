@@ -329,7 +329,8 @@ class LIFLayer:
         static = x.ndim == 2
         xi = x if self.index else self._input_steps(x, grid.in_scale)
         flat = xi if static else xi.reshape(-1, x.shape[-1])
-        input_max = int(flat.max(initial=0))
+        # the largest input step (later layers read spikes: at most 1)
+        input_max = int(flat.max(initial=0)) if self.index == 0 else 1
         cur = self.op.int_current(flat, il.weight, input_max)
         bn = None
         if self.cfg.batch_norm:
