@@ -32,13 +32,13 @@ SQUAT states) computes its forward pass on the integers it will be deployed with
 training as in evaluation: the export's own function (:func:`.export.deploy_layer`)
 turns the current parameters into the layer's integer contract (weights, bias,
 threshold, ``beta_num/2**beta_shift``, level table or saturating membrane, fractional
-bits), and the recurrence runs in int64 exactly as docs/fixed-point.md defines it --
-including the leak's rounding and the ties of the state quantizer. Backward, every
-rounding is a straight-through estimator: the cached membranes are the integers times
-the real value of one membrane unit, and the gradients are those of the float equations
-above. So the trained network's evaluation forward *is* the deployed network (the
-golden model), spike for spike; ``SNN.forward(..., deployed=True)`` runs every layer,
-PTQ layers too, that way.
+bits), and the recurrence runs on integers (int32 when every update fits) exactly as
+docs/fixed-point.md defines it -- including the leak's rounding and the ties of the state
+quantizer. Backward, every rounding is a straight-through estimator: the cached
+membranes are the integers times the real value of one membrane unit, and the gradients
+are those of the float equations above. So the trained network's evaluation forward
+*is* the deployed network (the golden model), spike for spike;
+``SNN.forward(..., deployed=True)`` runs every layer, PTQ layers too, that way.
 """
 
 from __future__ import annotations
@@ -131,11 +131,13 @@ class _CodeLookup:
     def __init__(self, bounds: np.ndarray, dtype):
         self.bounds = bounds = bounds.astype(np.int64)
         self.dtype = np.dtype(dtype)
-        self.lo = int(bounds[0])
+        self.base = None
         gap = int(np.diff(bounds).min()) if len(bounds) > 1 else 1
+        if not len(bounds) or gap < 1:    # no boundary, or two equal: search
+            return
+        self.lo = int(bounds[0])
         self.shift = gap.bit_length() - 1
         buckets = ((int(bounds[-1]) - self.lo) >> self.shift) + 2   # the last: above all
-        self.base = None
         if buckets > MAX_CODE_TABLE:
             return
         start = self.lo + (np.arange(buckets, dtype=np.int64) << self.shift)
