@@ -255,8 +255,9 @@ class LIFLayer:
         theta = lc.threshold
         shape = (cur.shape[-2], self.n_neurons)
         # u[0] is the initial state 0; without ``keep`` two rows are reused in turn
-        us = np.zeros((steps + 1 if keep else 2,) + shape, dtype=cur.dtype)
-        fired = np.zeros((steps,) + shape, dtype=bool)
+        us = np.empty((steps + 1 if keep else 2,) + shape, dtype=cur.dtype)
+        us[0] = 0
+        fired = np.empty((steps,) + shape, dtype=bool)
         scratch = np.empty(shape, dtype=cur.dtype)
         theta_z = cur.dtype.type(theta)    # theta * z in the layer's dtype
         for t in range(steps):
@@ -444,8 +445,9 @@ class LIFLayer:
         lo, hi = -(1 << (il.mem_bits - 1)), (1 << (il.mem_bits - 1)) - 1
         half = (1 << (il.beta_shift - 1)) if il.beta_shift else 0
         shape = (cur.shape[-2], cur.shape[-1])
-        fired = np.zeros((steps,) + shape, dtype=bool)
-        us = np.zeros((steps + 1 if keep else 2,) + shape, np.int64)
+        fired = np.empty((steps,) + shape, dtype=bool)
+        us = np.empty((steps + 1 if keep else 2,) + shape, np.int64)
+        us[0] = 0
         scratch = np.empty(shape, np.int64)
         for t in range(steps):
             u_prev, v = (us[t], us[t + 1]) if keep else (us[t % 2], us[(t + 1) % 2])
