@@ -322,7 +322,8 @@ def fit(cfg: TrainConfig, data: Dataset, checkpoint=None, resume: bool = False,
     continues from it. On divergence training stops, the checkpoint keeps the last good
     epoch, and the result's ``diverged`` says why (the caller decides whether to export).
     ``progress``: None shows bars on stderr (:func:`default_progress`; silenced by
-    :func:`qsnn_hw.progress.set_quiet`), ``Progress(None)`` shows nothing.
+    :func:`qsnn_hw.progress.set_quiet`), ``Progress(None)`` shows nothing. Keeps the
+    process's freed memory for reuse from here on (:mod:`.memory`; glibc only).
     """
     check_against_data(cfg, data)
     keep_freed_memory()  # every batch reuses the last one's freed arrays (train/memory.py)
