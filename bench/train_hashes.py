@@ -2,8 +2,8 @@
 each printed as the sha256 of its ``model.qsnn`` and of its float parameters and loss
 history (the float path's results are not all visible in a quantized artifact).
 
-Run it on the commit before a change and after it; every line must be the same. Digits,
-2 epochs of 300 samples, T = 8, so the whole list takes a few minutes on one core.
+Run it on the commit before a change and after it (one thread: OMP_NUM_THREADS=1); every
+line must be the same. Digits, 2 epochs of 300 samples, T = 8: seconds in all.
 
     python bench/train_hashes.py [--only NAME ...] > hashes.txt
 """
