@@ -107,10 +107,10 @@ MAX_CODE_TABLE = 1 << 20
 
 
 def _apply_reset(reset: str, v: np.ndarray, fired: np.ndarray, amount, scratch: np.ndarray):
-    """A reset, in place, where the previous step spiked (``fired``, bool), without masked
-    ufuncs (slow in NumPy): ``subtract`` takes ``amount`` off ``v`` (``v - amount*z``),
-    ``zero`` multiplies ``v`` by ``1 - z``. (The ``clear`` reset multiplies the leak by
-    ``1 - z`` before the current is added: the callers do that.)"""
+    """A reset of an integer update, in place, where the previous step spiked (``fired``,
+    bool), without masked ufuncs (slow in NumPy): ``subtract`` takes ``amount`` off ``v``
+    (``v - amount*z``), ``zero`` multiplies ``v`` by ``1 - z``. (The ``clear`` reset
+    multiplies the leak by ``1 - z`` before the current is added: the callers do that.)"""
     if reset == "subtract":
         np.subtract(v, np.multiply(fired, amount, out=scratch), out=v)
     elif reset == "zero":
@@ -248,29 +248,30 @@ class LIFLayer:
     def _float_steps(self, cur, static, steps, beta, spike, keep):
         """The float recurrence with a Heaviside spike, in preallocated buffers: each
         step is a few in-place operations on ``u[t]`` in the order of the equations
-        (module docstring), so every value is the one they give; spikes as floats and
-        the surrogate derivative are computed once over all timesteps afterwards
-        (elementwise, so the same values as step by step)."""
+        (module docstring), so every value is the one they give; the surrogate
+        derivative is computed once over all timesteps afterwards (elementwise, so the
+        same values as step by step)."""
         lc = self.cfg
         theta = lc.threshold
         shape = (cur.shape[-2], self.n_neurons)
         # u[0] is the initial state 0; without ``keep`` two rows are reused in turn
         us = np.empty((steps + 1 if keep else 2,) + shape, dtype=cur.dtype)
         us[0] = 0
-        fired = np.empty((steps,) + shape, dtype=bool)
+        zs = np.empty((steps,) + shape, dtype=cur.dtype)
         scratch = np.empty(shape, dtype=cur.dtype)
-        theta_z = cur.dtype.type(theta)    # theta * z in the layer's dtype
         for t in range(steps):
             u_prev, v = (us[t], us[t + 1]) if keep else (us[t % 2], us[(t + 1) % 2])
             i_t = cur if static else cur[t]
+            z_prev = zs[t - 1] if t else None
             np.multiply(u_prev, beta, out=v)
             if t and lc.reset == "clear":      # (1 - z) * beta * u + I
-                np.multiply(v, np.logical_not(fired[t - 1]), out=v)
+                np.multiply(v, np.subtract(1, z_prev, out=scratch), out=v)
             np.add(v, i_t, out=v)
-            if t:                              # beta*u + I - theta*z; (1 - z) * (beta*u + I)
-                _apply_reset(lc.reset, v, fired[t - 1], theta_z, scratch)
-            np.greater(v, theta, out=fired[t])
-        zs = fired.astype(cur.dtype)
+            if t and lc.reset == "subtract":   # beta*u + I - theta*z
+                np.subtract(v, np.multiply(z_prev, theta, out=scratch), out=v)
+            elif t and lc.reset == "zero":     # (1 - z) * (beta*u + I)
+                np.multiply(v, np.subtract(1, z_prev, out=scratch), out=v)
+            np.greater(v, theta, out=zs[t])
         gs = spike.derivative(np.subtract(us[1:], theta)) if keep else None
         return zs, (us if keep else None), gs
 
