@@ -6,29 +6,49 @@ cross-entropy on output spike counts, BPTT, Adam step) for three state formats:
 unquantized, 4-bit exponential states, 8-bit (uniform) states on both layers; both sides
 use the same (snnTorch) level tables.
 
-Prints the median ms/batch of each and the ratio snnTorch / qsnn-hw. Random inputs and
-labels (timing only); the inputs are 8-bit pixels (k/255), as MNIST's, so that a
-quantized qsnn-hw layer, which trains on its deployed integer grid, sees inputs on it.
-snnTorch and torch are optional (``pip install -e .[bench]``; on the project machines
-``pip install torch==2.13.0`` uses a local CPU wheel); without them only qsnn-hw is timed
-and the script says so.
+snnTorch is timed written two ways:
 
-    python bench/train_speed.py [--batches 10] [--warmup 2] [--no-snntorch]
+* ``hoisted`` -- the best way to write the same computation in snnTorch: the static
+  input's current ``fc1(x)`` computed once, the second layer's currents one matrix
+  product over all T (layer by layer, as qsnn-hw does), no bias (qsnn-hw's layers here
+  have none);
+* ``tutorial`` -- snnTorch tutorial 5 as written: ``fc1(x)`` recomputed at every
+  timestep, both layers stepped together, ``nn.Linear`` with bias.
+
+Both sides compute in float32 with the same number of threads (``OMP_NUM_THREADS``,
+default 1 -- NumPy's BLAS and ``torch.set_num_threads``), the same optimizer (Adam,
+lr 5e-4, PyTorch's defaults) and the same allocator settings: the trainer's
+(:func:`qsnn_hw.train.memory.keep_freed_memory`, process-wide, so torch's arrays are
+kept too; ``--system-malloc``: glibc's defaults). Prints the median ms/batch of each and the ratios
+snnTorch / qsnn-hw. Random inputs and labels (timing only); the inputs are 8-bit pixels
+(k/255), as MNIST's, so that a quantized qsnn-hw layer, which trains on its deployed
+integer grid, sees inputs on it. snnTorch and torch are optional (``pip install -e
+.[bench]``; on the project machines ``pip install torch==2.13.0`` uses a local CPU
+wheel); without them only qsnn-hw is timed and the script says so.
+
+    python bench/train_speed.py [--batches 10] [--warmup 2] [--modes unquantized 4-bit]
+                                [--no-snntorch] [--system-malloc]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
-import numpy as np
+# one BLAS thread unless told otherwise; read by OpenBLAS when NumPy is first imported
+THREADS = int(os.environ.setdefault("OMP_NUM_THREADS", "1"))
+os.environ.setdefault("OPENBLAS_NUM_THREADS", str(THREADS))
 
-from qsnn_hw.train.config import LayerConfig, TrainConfig
-from qsnn_hw.train.losses import ce_count_loss
-from qsnn_hw.train.model import SNN
-from qsnn_hw.train.optim import Adam
-from qsnn_hw.train.surrogate import SpikeFunction
+import numpy as np  # noqa: E402
+
+from qsnn_hw.train.config import LayerConfig, TrainConfig  # noqa: E402
+from qsnn_hw.train.losses import ce_count_loss  # noqa: E402
+from qsnn_hw.train.memory import keep_freed_memory  # noqa: E402
+from qsnn_hw.train.model import SNN  # noqa: E402
+from qsnn_hw.train.optim import Adam  # noqa: E402
+from qsnn_hw.train.surrogate import SpikeFunction  # noqa: E402
 
 N_IN, N_HID, N_OUT, T, BATCH, BETA, LR = 784, 256, 10, 25, 128, 0.95, 5e-4
 
@@ -58,7 +78,7 @@ def _median_ms(steps: list, batches: int, warmup: int) -> list:
     return [statistics.median(tt) for tt in times]
 
 
-def qsnn_step(state: dict, x: np.ndarray, y: np.ndarray):
+def qsnn_step(state: dict, x: np.ndarray, y: np.ndarray, with_model: bool = False):
     layers = [LayerConfig(N_HID, beta=BETA, **state), LayerConfig(N_OUT, beta=BETA, **state)]
     model = SNN(N_IN, layers, SpikeFunction("atan"), dtype=np.float32)
     model.set_deployment(TrainConfig(layers=tuple(layers), input_bits=8), 1 / 255)
@@ -71,21 +91,22 @@ def qsnn_step(state: dict, x: np.ndarray, y: np.ndarray):
         grads = model.backward(caches, np.broadcast_to(dc, (T,) + dc.shape))
         opt.step(model.params, grads, LR)
 
-    return step
+    return (step, model) if with_model else step
 
 
-def snntorch_step(sq_kwargs, x: np.ndarray, y: np.ndarray):
+def snntorch_step(sq_kwargs, x: np.ndarray, y: np.ndarray, hoisted: bool):
+    """One snnTorch training step: ``hoisted`` (the input current once, layer by layer,
+    no bias) or the tutorial's code (module docstring)."""
     import snntorch as snn
     import snntorch.functional as SF
     import torch
+    from snntorch.functional.quant import state_quant
     from torch import nn
 
     torch.manual_seed(0)
-    from snntorch.functional.quant import state_quant
-
     sq = state_quant(**sq_kwargs) if sq_kwargs else False
 
-    class Net(nn.Module):  # snnTorch tutorial 5
+    class Tutorial(nn.Module):  # snnTorch tutorial 5
         def __init__(self):
             super().__init__()
             self.fc1 = nn.Linear(N_IN, N_HID)
@@ -103,7 +124,28 @@ def snntorch_step(sq_kwargs, x: np.ndarray, y: np.ndarray):
                 spk_rec.append(spk2)
             return torch.stack(spk_rec)
 
-    net = Net()
+    class Hoisted(nn.Module):  # the same network, each linear map once over all T
+        def __init__(self):
+            super().__init__()
+            self.fc1 = nn.Linear(N_IN, N_HID, bias=False)
+            self.lif1 = snn.Leaky(beta=BETA, state_quant=sq)
+            self.fc2 = nn.Linear(N_HID, N_OUT, bias=False)
+            self.lif2 = snn.Leaky(beta=BETA, state_quant=sq)
+
+        @staticmethod
+        def run(lif, currents):
+            mem = lif.init_leaky()
+            spikes = []
+            for cur in currents:
+                spk, mem = lif(cur, mem)
+                spikes.append(spk)
+            return torch.stack(spikes)
+
+        def forward(self, inp):
+            spk1 = self.run(self.lif1, [self.fc1(inp)] * T)   # static input: one product
+            return self.run(self.lif2, self.fc2(spk1))         # (T, B, N_OUT) in one product
+
+    net = Hoisted() if hoisted else Tutorial()
     opt = torch.optim.Adam(net.parameters(), lr=LR, betas=(0.9, 0.999))
     loss_fn = SF.ce_count_loss()
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
@@ -121,8 +163,17 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", type=int, default=10, help="timed batches per mode")
     ap.add_argument("--warmup", type=int, default=2, help="untimed batches first")
+    ap.add_argument("--modes", nargs="+", metavar="PREFIX", default=None,
+                    help=f"time only the modes starting with these ({', '.join(MODES)}); "
+                         f"8-bit states take snnTorch seconds per batch")
     ap.add_argument("--no-snntorch", action="store_true", help="time qsnn-hw only")
+    ap.add_argument("--system-malloc", action="store_true",
+                    help="leave glibc's allocator as it is (the trainer raises its "
+                         "thresholds: qsnn_hw/train/memory.py)")
     args = ap.parse_args(argv)
+    # as qsnn-hw's trainer does; process-wide, so torch's arrays are kept alike
+    kept = False if args.system_malloc else keep_freed_memory()
+    modes = [m for m in MODES if args.modes is None or any(m.startswith(p) for p in args.modes)]
     rng = np.random.default_rng(0)
     x = (rng.integers(0, 256, (BATCH, N_IN)) / 255).astype(np.float32)
     y = rng.integers(0, N_OUT, BATCH)
@@ -131,24 +182,31 @@ def main(argv=None) -> int:
         try:
             import snntorch  # noqa: F401
             import torch
+            torch.set_num_threads(THREADS)
             print(f"snnTorch {snntorch.__version__}, torch {torch.__version__} "
                   f"({torch.get_num_threads()} threads)")
         except ImportError as exc:
             have_snntorch = False
             print(f"snnTorch is not installed ({exc}); timing qsnn-hw only. Install it with "
                   f"`pip install -e .[bench]` (torch: `pip install torch==2.13.0`).")
-    print(f"network {N_IN}-{N_HID}-{N_OUT}, beta {BETA}, T={T}, batch {BATCH}, Adam; "
-          f"median of {args.batches} batches after {args.warmup} warm-up")
-    print(f"{'mode':<26} {'qsnn-hw ms':>11} {'snnTorch ms':>12} {'snnTorch/qsnn-hw':>17}")
-    for name, (state, sq) in MODES.items():
+    print(f"NumPy {np.__version__} (OMP_NUM_THREADS={THREADS}); network "
+          f"{N_IN}-{N_HID}-{N_OUT}, beta {BETA}, T={T}, batch {BATCH}, Adam, float32; "
+          f"median of {args.batches} batches after {args.warmup} warm-up; freed memory "
+          f"{'kept (both sides)' if kept else 'returned to the system (malloc default)'}")
+    print(f"{'mode':<26} {'qsnn-hw':>8} {'hoisted':>9} {'tutorial':>9} "
+          f"{'hoisted/qsnn':>13} {'tutorial/qsnn':>14}   (ms/batch)")
+    for name in modes:
+        state, sq = MODES[name]
         steps = [qsnn_step(state, x, y)]
         if have_snntorch:
-            steps.append(snntorch_step(sq, x, y))
+            steps += [snntorch_step(sq, x, y, hoisted=True),
+                      snntorch_step(sq, x, y, hoisted=False)]
         ms = _median_ms(steps, args.batches, args.warmup)
         if have_snntorch:
-            print(f"{name:<26} {ms[0]:11.1f} {ms[1]:12.1f} {ms[1] / ms[0]:16.2f}x", flush=True)
+            print(f"{name:<26} {ms[0]:8.1f} {ms[1]:9.1f} {ms[2]:9.1f} {ms[1] / ms[0]:12.2f}x "
+                  f"{ms[2] / ms[0]:13.2f}x", flush=True)
         else:
-            print(f"{name:<26} {ms[0]:11.1f} {'-':>12} {'-':>17}", flush=True)
+            print(f"{name:<26} {ms[0]:8.1f} {'-':>9} {'-':>9} {'-':>13} {'-':>14}", flush=True)
     return 0
 
 

@@ -2,13 +2,16 @@
 surrogates and losses against their closed forms, Adam and the LR schedule."""
 
 import math
+import platform
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from qsnn_hw.train import model as model_mod
 from qsnn_hw.train.config import LayerConfig, TrainConfig
 from qsnn_hw.train.losses import ce_count_loss, mse_count_loss
+from qsnn_hw.train.memory import keep_freed_memory
 from qsnn_hw.train.model import SNN
 from qsnn_hw.train.optim import Adam, clip_grad_norm, cosine_lr
 from qsnn_hw.train.surrogate import SpikeFunction
@@ -275,3 +278,47 @@ def test_bptt_with_detached_reset_matches_finite_differences(reset):
             p[idx] = orig
             num[idx] = (lp - lm) / (2 * h)
         np.testing.assert_allclose(grads[name], num, rtol=1e-5, atol=1e-8, err_msg=name)
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero", "clear"])
+@pytest.mark.parametrize("static", [True, False])
+@pytest.mark.parametrize("surrogate", ["atan", "fast_sigmoid", "triangular"])
+def test_in_place_float_steps_give_the_equations_values_bit_for_bit(reset, static, surrogate):
+    # The in-place recurrence (spikes and derivatives over all T afterwards) against the
+    # equations written out step by step (the path smooth spikes take), in float32.
+    rng = np.random.default_rng(5)
+    spike = SpikeFunction(surrogate)
+    layer = SNN(6, [LayerConfig(40, beta=0.9, reset=reset)], spike).layers[0]
+    cur = rng.normal(0.4, 1.0, (30, 40) if static else (9, 30, 40)).astype(np.float32)
+    fast = layer._float_steps(cur, static, 9, 0.9, spike, keep=True)
+    slow = layer._float_steps_general(cur, static, 9, 0.9, spike, squat=False, keep=True)
+    assert fast[0].sum() > 20          # spikes, and so resets, happen
+    for a, b in zip(fast, slow, strict=True):
+        assert a.dtype == b.dtype == np.float32
+        np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
+    no_cache = layer._float_steps(cur, static, 9, 0.9, spike, keep=False)
+    np.testing.assert_array_equal(no_cache[0], fast[0])
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_code_lookup_counts_the_boundaries_below_like_a_binary_search(dtype, monkeypatch):
+    rng = np.random.default_rng(6)
+    for trial in range(40):
+        n = int(rng.integers(1, 40))
+        gaps = rng.integers(1, 1 << int(rng.integers(1, 20)), n)
+        bounds = int(rng.integers(-1 << 20, 1 << 20)) + np.cumsum(gaps)
+        span = int(bounds[-1] - bounds[0])
+        v = rng.integers(bounds[0] - span - 5, bounds[-1] + span + 5, 3000)
+        v = np.concatenate([v, bounds - 1, bounds, bounds + 1]).astype(dtype)
+        if trial % 4 == 3:   # a table too big: the binary search itself
+            monkeypatch.setattr(model_mod, "MAX_CODE_TABLE", 1)
+        lookup = model_mod._CodeLookup(bounds, dtype)
+        monkeypatch.undo()
+        codes = lookup.codes(v, np.empty(v.shape, np.intp))
+        np.testing.assert_array_equal(codes, [np.sum(bounds < e) for e in v.tolist()])
+
+
+def test_keep_freed_memory_says_whether_it_applied():
+    assert keep_freed_memory() in (True, False)
+    if platform.libc_ver()[0] == "glibc":
+        assert keep_freed_memory()

@@ -5,7 +5,7 @@ integer contract (qsnn_hw/contract.py) with eval-mode equivalence to the golden 
 (dense and convolutional currents, max pooling), ``batchnorm``, ``model`` (forward + BPTT),
 ``surrogate``, ``losses``, ``optim``, ``encoding`` (inputs), ``export`` (to IntNetwork),
 ``deployed`` (the trainer's integer eval path), ``trainer`` (the loop, checkpoints,
-metrics), ``plots``.
+metrics), ``memory`` (freed arrays kept for the next batch), ``plots``.
 """
 
 from .config import LayerConfig, TrainConfig

@@ -28,7 +28,7 @@ def int_matmul(x: np.ndarray, w: np.ndarray, input_max: int) -> np.ndarray:
     if bound >= _EXACT64:
         return x.astype(np.int64) @ w.T.astype(np.int64)
     dtype = np.float32 if bound < _EXACT32 else np.float64
-    return np.rint(x.astype(dtype) @ w.T.astype(dtype)).astype(np.int64)
+    return np.rint(x.astype(dtype, copy=False) @ w.T.astype(dtype)).astype(np.int64)
 
 
 class Dense:

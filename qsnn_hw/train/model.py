@@ -32,13 +32,13 @@ SQUAT states) computes its forward pass on the integers it will be deployed with
 training as in evaluation: the export's own function (:func:`.export.deploy_layer`)
 turns the current parameters into the layer's integer contract (weights, bias,
 threshold, ``beta_num/2**beta_shift``, level table or saturating membrane, fractional
-bits), and the recurrence runs in int64 exactly as docs/fixed-point.md defines it --
-including the leak's rounding and the ties of the state quantizer. Backward, every
-rounding is a straight-through estimator: the cached membranes are the integers times
-the real value of one membrane unit, and the gradients are those of the float equations
-above. So the trained network's evaluation forward *is* the deployed network (the
-golden model), spike for spike; ``SNN.forward(..., deployed=True)`` runs every layer,
-PTQ layers too, that way.
+bits), and the recurrence runs on integers (int32 when every update fits) exactly as
+docs/fixed-point.md defines it -- including the leak's rounding and the ties of the state
+quantizer. Backward, every rounding is a straight-through estimator: the cached
+membranes are the integers times the real value of one membrane unit, and the gradients
+are those of the float equations above. So the trained network's evaluation forward
+*is* the deployed network (the golden model), spike for spike;
+``SNN.forward(..., deployed=True)`` runs every layer, PTQ layers too, that way.
 """
 
 from __future__ import annotations
@@ -75,12 +75,19 @@ class LayerCache:
     x: np.ndarray          # (B, M) static or (T, B, M) input
     w_used: np.ndarray     # weight used in the forward pass (fake-quantized under QAT)
     cur: np.ndarray        # (B, N) static or (T, B, N) input current
-    u: np.ndarray          # (T+1, B, N): u[-1] (initial state) then u[0..T-1]
+    states: object         # u, or a function computing it (the backward rarely needs it)
     z: np.ndarray          # (T, B, N) spikes
     g: np.ndarray          # (T, B, N) dz/du
     beta: float
     bn: tuple | None = None  # ("batch", xhat, inv_std, count) / ("fold", k, inv_sd, mean)
     route: np.ndarray | None = None  # pooled: (T, B, n_out) neuron behind each output
+
+    @property
+    def u(self) -> np.ndarray:
+        """(T+1, B, N): u[-1] (initial state) then u[0..T-1]."""
+        if callable(self.states):
+            self.states = self.states()
+        return self.states
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,15 +102,69 @@ class Grid:
     weight_scale: float
 
 
-def _reset(il: IntLayer, v: np.ndarray, z: np.ndarray, i_t: np.ndarray) -> None:
-    """The contract's reset of ``v = leak + I`` in place where the previous step spiked
-    (``z``): subtract the threshold, drop everything (zero) or keep only ``I`` (clear)."""
-    if il.reset == "subtract":
-        np.subtract(v, il.threshold, out=v, where=z)
-    elif il.reset == "zero":
-        v[z] = 0
-    else:
-        np.copyto(v, i_t, where=z)
+# Largest bucket table of a :class:`_CodeLookup` (else a binary search)
+MAX_CODE_TABLE = 1 << 20
+
+
+def _apply_reset(reset: str, v: np.ndarray, fired: np.ndarray, amount, scratch: np.ndarray):
+    """A reset of an integer update, in place, where the previous step spiked (``fired``,
+    bool), without masked ufuncs (slow in NumPy): ``subtract`` takes ``amount`` off ``v``
+    (``v - amount*z``), ``zero`` multiplies ``v`` by ``1 - z``. (The ``clear`` reset
+    multiplies the leak by ``1 - z`` before the current is added: the callers do that.)"""
+    if reset == "subtract":
+        np.subtract(v, np.multiply(fired, amount, out=scratch), out=v)
+    elif reset == "zero":
+        np.multiply(v, np.logical_not(fired), out=v)
+
+
+class _CodeLookup:
+    """``code(v) = #{k : bounds[k] < v}`` of integer updates ``v``, for a level table's
+    (strictly increasing) decision boundaries
+    (:func:`~qsnn_hw.quant.state.decision_boundaries`), without a binary search per value:
+    ``v`` falls into a bucket of ``2**shift`` consecutive integers, ``2**shift`` at most
+    the smallest gap between boundaries, so a bucket holds one boundary at most and
+    ``code(v) = base[bucket] + (v > boundary in the bucket)``. Values below the first
+    boundary fall into the first bucket, those above the last into the last. Tables over
+    :data:`MAX_CODE_TABLE` buckets (boundaries very close together over a wide span) fall
+    back to ``numpy.searchsorted``."""
+
+    def __init__(self, bounds: np.ndarray, dtype):
+        self.bounds = bounds = bounds.astype(np.int64)
+        self.dtype = np.dtype(dtype)
+        self.base = None
+        gap = int(np.diff(bounds).min()) if len(bounds) > 1 else 1
+        if not len(bounds) or gap < 1:    # no boundary, or two equal: search
+            return
+        self.lo = int(bounds[0])
+        self.shift = gap.bit_length() - 1
+        buckets = ((int(bounds[-1]) - self.lo) >> self.shift) + 2   # the last: above all
+        if buckets > MAX_CODE_TABLE:
+            return
+        start = self.lo + (np.arange(buckets, dtype=np.int64) << self.shift)
+        self.base = np.searchsorted(bounds, start)      # the code of each bucket's start
+        first = bounds[np.minimum(self.base, len(bounds) - 1)]   # next boundary from there
+        inside = (self.base < len(bounds)) & (first < start + (1 << self.shift))
+        self.boundary = np.where(inside, first, np.iinfo(self.dtype).max).astype(self.dtype)
+
+    def codes(self, v: np.ndarray, out: np.ndarray, scratch=None) -> np.ndarray:
+        """The codes of ``v`` (of this lookup's dtype) into ``out`` (intp, ``v``'s shape);
+        ``scratch``: optional ``(index, boundary, above)`` buffers of that shape."""
+        if self.base is None:
+            out[...] = np.searchsorted(self.bounds, v)
+            return out
+        index, boundary, above = scratch or (np.empty(v.shape, np.intp),
+                                             np.empty(v.shape, self.dtype),
+                                             np.empty(v.shape, bool))
+        np.subtract(v, self.lo, out=index)
+        np.right_shift(index, self.shift, out=index)
+        np.take(self.base, index, mode="clip", out=out)
+        np.take(self.boundary, index, mode="clip", out=boundary)
+        np.add(out, np.greater(v, boundary, out=above), out=out)
+        return out
+
+    def scratch(self, shape) -> tuple:
+        """Buffers for :meth:`codes` of ``shape``, reused step after step."""
+        return (np.empty(shape, np.intp), np.empty(shape, self.dtype), np.empty(shape, bool))
 
 
 class LIFLayer:
@@ -161,7 +222,6 @@ class LIFLayer:
             w = self.wq(w).fake.astype(w.dtype)
         b = params.get(self.key("bias"))
         beta = float(params[self.key("beta")])
-        theta = lc.threshold
         static = x.ndim == 2
         rows = x if static else x.reshape(-1, x.shape[-1])
         bn = None
@@ -177,9 +237,50 @@ class LIFLayer:
         if not static:
             cur = cur.reshape(x.shape[0], x.shape[1], -1)
         squat = quant and lc.state_mode == "squat"
-        batch = x.shape[-2]
-        dtype = w.dtype
-        n = self.n_neurons
+        if squat or spike.smooth:
+            zs, us, gs = self._float_steps_general(cur, static, steps, beta, spike,
+                                                   squat, keep)
+        else:
+            zs, us, gs = self._float_steps(cur, static, steps, beta, spike, keep)
+        cache = LayerCache(x, w, cur, us, zs, gs, beta, bn) if keep else None
+        return zs, cache
+
+    def _float_steps(self, cur, static, steps, beta, spike, keep):
+        """The float recurrence with a Heaviside spike, in preallocated buffers: each
+        step is a few in-place operations on ``u[t]`` in the order of the equations
+        (module docstring), so every value is the one they give; the surrogate
+        derivative is computed once over all timesteps afterwards (elementwise, so the
+        same values as step by step)."""
+        lc = self.cfg
+        theta = lc.threshold
+        shape = (cur.shape[-2], self.n_neurons)
+        # u[0] is the initial state 0; without ``keep`` two rows are reused in turn
+        us = np.empty((steps + 1 if keep else 2,) + shape, dtype=cur.dtype)
+        us[0] = 0
+        zs = np.empty((steps,) + shape, dtype=cur.dtype)
+        scratch = np.empty(shape, dtype=cur.dtype)
+        for t in range(steps):
+            u_prev, v = (us[t], us[t + 1]) if keep else (us[t % 2], us[(t + 1) % 2])
+            i_t = cur if static else cur[t]
+            z_prev = zs[t - 1] if t else None
+            np.multiply(u_prev, beta, out=v)
+            if t and lc.reset == "clear":      # (1 - z) * beta * u + I
+                np.multiply(v, np.subtract(1, z_prev, out=scratch), out=v)
+            np.add(v, i_t, out=v)
+            if t and lc.reset == "subtract":   # beta*u + I - theta*z
+                np.subtract(v, np.multiply(z_prev, theta, out=scratch), out=v)
+            elif t and lc.reset == "zero":     # (1 - z) * (beta*u + I)
+                np.multiply(v, np.subtract(1, z_prev, out=scratch), out=v)
+            np.greater(v, theta, out=zs[t])
+        gs = spike.derivative(np.subtract(us[1:], theta)) if keep else None
+        return zs, (us if keep else None), gs
+
+    def _float_steps_general(self, cur, static, steps, beta, spike, squat, keep):
+        """The float recurrence step by step, for SQUAT in float (the levels applied to
+        every ``v[t]``) and the smooth spike function (a real-valued ``z``)."""
+        lc = self.cfg
+        theta = lc.threshold
+        batch, n, dtype = cur.shape[-2], self.n_neurons, cur.dtype
         u0 = self.sq(np.zeros(1))[0] if squat and lc.rest_mode == "level" else 0.0
         u = np.full((batch, n), u0, dtype=dtype)
         z = np.zeros((batch, n), dtype=dtype)
@@ -202,8 +303,7 @@ class LIFLayer:
             if keep:
                 us[t + 1] = u
                 gs[t] = g
-        cache = LayerCache(x, w, cur, us, zs, gs, beta, bn) if keep else None
-        return zs, cache
+        return zs, us, gs
 
     def _batch_norm(self, params: dict, pre: np.ndarray):
         """Training-mode batch normalization of the currents ``pre`` (R, N) with the
@@ -233,7 +333,8 @@ class LIFLayer:
         static = x.ndim == 2
         xi = x if self.index else self._input_steps(x, grid.in_scale)
         flat = xi if static else xi.reshape(-1, x.shape[-1])
-        input_max = int(flat.max(initial=0))
+        # the largest input step (later layers read spikes: at most 1)
+        input_max = int(flat.max(initial=0)) if self.index == 0 else 1
         cur = self.op.int_current(flat, il.weight, input_max)
         bn = None
         if self.cfg.batch_norm:
@@ -251,17 +352,16 @@ class LIFLayer:
         cur <<= il.frac_bits
         if il.bias is not None:
             cur += self.op.per_neuron(il.bias)
-        shape = (x.shape[-2], self.n_neurons)
-        zs = np.empty((steps,) + shape, dtype=dtype)
-        us = np.empty((steps + 1,) + shape, dtype=dtype) if keep else None
-        gs = np.empty((steps,) + shape, dtype=dtype) if keep else None
         if il.levels is not None:
-            # every v[t] fits the contract's update width: int32 when that is <= 32 bits
-            narrow = il.update_width(max(input_max, 1)) <= 32
-            self._quantized_steps(il, unit, cur.astype(np.int32) if narrow else cur, static,
-                                  steps, spike, zs, us, gs)
+            # v[t] - (lowest level) fits int32 when the current, the largest level and the
+            # threshold do (int32 steps are faster; the values are the same)
+            reach = int(np.abs(cur).max(initial=0)) + 2 * max(abs(il.mem_lo), abs(il.mem_hi)) \
+                + abs(il.threshold)
+            narrow = cur.astype(np.int32) if reach < (1 << 31) else cur
+            zs, us, gs = self._quantized_steps(il, unit, narrow, static, steps, spike, keep,
+                                               dtype)
         else:
-            self._membrane_steps(il, unit, cur, static, steps, spike, zs, us, gs)
+            zs, us, gs = self._membrane_steps(il, unit, cur, static, steps, spike, keep, dtype)
         cache = None
         if keep:
             w_used = (il.weight * grid.weight_scale).astype(dtype)
@@ -279,52 +379,147 @@ class LIFLayer:
         return xi
 
     @staticmethod
-    def _quantized_steps(il: IntLayer, unit, cur, static, steps, spike, zs, us, gs):
+    def _quantized_steps(il: IntLayer, unit, cur, static, steps, spike, keep, dtype):
         """Quantized states: the stored code indexes everything that depends on the state
         alone -- its leaked level (as the hardware's table), its real value and the
-        surrogate derivative there -- and ``z = code > threshold_code``."""
+        surrogate derivative there -- and ``z = code > threshold_code``. The codes of
+        all steps are kept, the derivatives looked up once for all of them, the real
+        values when first asked for. Returns ``(spikes (T, B, N), a function
+        returning u (T+1, B, N) real, dz/du)`` in ``dtype``, the last two None without
+        ``keep``."""
         levels = il.levels.astype(np.int64)
         half = (1 << (il.beta_shift - 1)) if il.beta_shift else 0
-        leaked = ((il.beta_num * levels + half) >> il.beta_shift).astype(cur.dtype)
-        bounds = decision_boundaries(levels).astype(cur.dtype)
+        leaked = (il.beta_num * levels + half) >> il.beta_shift
         top = int(np.searchsorted(levels, il.threshold, side="right")) - 1
-        code = np.full(zs.shape[1:], np.searchsorted(bounds, 0))
-        z = np.zeros(zs.shape[1:], dtype=bool)
-        if us is not None:
-            real = (levels * unit).astype(us.dtype)
-            slope = spike(((levels - il.threshold) * unit).astype(us.dtype))[1]
-            us[0] = real[code] if il.rest == "level" else 0.0
+        # the next update's start from each code, the reset of a spike (code > top)
+        # included: leak - theta (subtract) or nothing (clear: the current alone)
+        start = leaked.copy()
+        if il.reset == "subtract":
+            start[top + 1:] -= il.threshold
+        elif il.reset == "clear":
+            start[top + 1:] = 0
+        start = start.astype(cur.dtype)
+        lookup = _CodeLookup(decision_boundaries(levels), cur.dtype)
+        code0 = int(np.searchsorted(lookup.bounds, 0))
+        # z = code > top: v above the boundary under the threshold (always / never when
+        # the threshold is below / above every level)
+        fire_above = int(lookup.bounds[top]) if 0 <= top < len(lookup.bounds) else None
+        shape = (cur.shape[-2], cur.shape[-1])
+        codes = np.empty((steps if keep else 2,) + shape, dtype=np.intp)
+        leak = np.full(shape, leaked[code0] if il.rest == "level" else 0, dtype=cur.dtype)
+        v = np.empty(shape, dtype=cur.dtype)
+        stay = np.empty(shape, dtype=bool)
+        scratch = lookup.scratch(shape)
+        fired = np.empty((steps,) + shape, dtype=bool)
         for t in range(steps):
             i_t = cur if static else cur[t]
+            if t:
+                prev = codes[t - 1 if keep else (t - 1) % 2]
+                np.take(start, prev, out=leak, mode="clip")   # "clip": unbuffered
             # rest "zero": the first update starts from exactly 0, whose leak is 0
-            v = (leaked[code] + i_t) if t or il.rest == "level" else i_t.copy()
-            _reset(il, v, z, i_t)
-            code = np.searchsorted(bounds, v)
-            z = code > top
-            zs[t] = z
-            if us is not None:
-                us[t + 1] = real[code]
-                gs[t] = slope[code]
+            np.add(leak, i_t, out=v)
+            if t and il.reset == "zero":           # (1 - z) * (leak + I)
+                np.multiply(v, np.logical_not(fired[t - 1], out=stay), out=v)
+            lookup.codes(v, codes[t if keep else t % 2], scratch)
+            if fire_above is None:
+                fired[t] = top < 0
+            else:
+                np.greater(v, fire_above, out=fired[t])
+        zs = fired.astype(dtype)
+        if not keep:
+            return zs, None, None
+        real = (levels * unit).astype(dtype)
+        slope = spike.derivative(((levels - il.threshold) * unit).astype(dtype))
+
+        def states():
+            us = np.empty((steps + 1,) + shape, dtype=dtype)
+            us[0] = real[code0] if il.rest == "level" else 0.0
+            np.take(real, codes, out=us[1:], mode="clip")
+            return us
+
+        return zs, states, np.take(slope, codes, mode="clip")
 
     @staticmethod
-    def _membrane_steps(il: IntLayer, unit, cur, static, steps, spike, zs, us, gs):
-        """Unquantized states: the saturating ``mem_bits`` membrane."""
+    def _membrane_steps(il: IntLayer, unit, cur, static, steps, spike, keep, dtype):
+        """Unquantized states: the saturating ``mem_bits`` membrane, in int64, in place;
+        its real values and derivatives once for all steps afterwards."""
         lo, hi = -(1 << (il.mem_bits - 1)), (1 << (il.mem_bits - 1)) - 1
         half = (1 << (il.beta_shift - 1)) if il.beta_shift else 0
-        u = np.zeros(zs.shape[1:], np.int64)
-        z = np.zeros(zs.shape[1:], dtype=bool)
-        if us is not None:
-            us[0] = 0.0
+        shape = (cur.shape[-2], cur.shape[-1])
+        fired = np.empty((steps,) + shape, dtype=bool)
+        us = np.empty((steps + 1 if keep else 2,) + shape, np.int64)
+        us[0] = 0
+        scratch = np.empty(shape, np.int64)
         for t in range(steps):
+            u_prev, v = (us[t], us[t + 1]) if keep else (us[t % 2], us[(t + 1) % 2])
             i_t = cur if static else cur[t]
-            v = ((il.beta_num * u + half) >> il.beta_shift) + i_t
-            _reset(il, v, z, i_t)
-            u = np.clip(v, lo, hi, out=v)
-            z = u > il.threshold
-            zs[t] = z
-            if us is not None:
-                us[t + 1] = u * unit
-                gs[t] = spike(((u - il.threshold) * unit).astype(us.dtype))[1]
+            np.multiply(u_prev, il.beta_num, out=v)      # the leak, rounded half up
+            np.add(v, half, out=v)
+            np.right_shift(v, il.beta_shift, out=v)
+            if t and il.reset == "clear":
+                np.multiply(v, np.logical_not(fired[t - 1]), out=v)
+            np.add(v, i_t, out=v)
+            if t:
+                _apply_reset(il.reset, v, fired[t - 1], il.threshold, scratch)
+            np.clip(v, lo, hi, out=v)
+            np.greater(v, il.threshold, out=fired[t])
+        zs = fired.astype(dtype)
+        if not keep:
+            return zs, None, None
+        gs = spike.derivative(((us[1:] - il.threshold) * unit).astype(dtype))
+        return zs, (us * unit).astype(dtype), gs
+
+    def _bptt_detached(self, cache: LayerCache, dz_ext: np.ndarray):
+        """``(dL/dI (T, B, N), dL/dbeta)`` through the recurrence with the reset detached:
+        ``dL/dv[t] = dL/dz[t] * g[t] + beta * dL/dv[t+1]`` (times ``1 - z[t-1]`` for the
+        zero and clear resets) -- the only sequential part, two or three in-place
+        operations per step; the rest over all timesteps at once."""
+        lc, beta = self.cfg, cache.beta
+        steps = dz_ext.shape[0]
+        dv = np.multiply(dz_ext, cache.g)         # the spikes' part of dL/dv, every step
+        masked = lc.reset != "subtract"
+        # dL/dv[t] * (1 - z[t-1]): what flows to beta*u[t-1] (and the current, zero reset)
+        dvm = np.empty_like(dv) if masked else dv
+        for t in range(steps - 1, -1, -1):
+            if t < steps - 1:                      # + beta * dL/dv(masked)[t+1]
+                np.add(dv[t], np.multiply(dvm[t + 1], beta), out=dv[t])
+            if masked:
+                np.multiply(dv[t], 1.0 - cache.z[t - 1] if t else 1.0, out=dvm[t])
+        dbeta = 0.0
+        if lc.learn_beta:   # per step, last first, as float64 sums of each step's total
+            prod = dvm * cache.u[:-1]
+            for t in range(steps - 1, -1, -1):
+                dbeta += float(np.sum(prod[t]))
+        return (dvm if lc.reset == "zero" else dv), dbeta
+
+    def _bptt_through_reset(self, cache: LayerCache, dz_ext: np.ndarray):
+        """:meth:`_bptt_detached` with the gradient also flowing through the reset term
+        (``detach_reset=False``): step by step."""
+        lc, beta, theta = self.cfg, cache.beta, self.cfg.threshold
+        steps = dz_ext.shape[0]
+        static = cache.x.ndim == 2
+        d_cur = np.empty_like(dz_ext)
+        carry_u = np.zeros_like(dz_ext[0])
+        carry_z = np.zeros_like(dz_ext[0])
+        dbeta = 0.0
+        for t in range(steps - 1, -1, -1):
+            dv = (dz_ext[t] + carry_z) * cache.g[t] + carry_u  # Q: straight through
+            u_prev = cache.u[t]
+            if lc.reset == "subtract":
+                d_cur[t] = dv
+                carry_u = beta * dv
+                dbeta += float(np.sum(dv * u_prev))
+                carry_z = -theta * dv
+            else:
+                # zero: v = (1 - z) * (beta*u + I); clear: v = (1 - z) * beta*u + I
+                z_prev = cache.z[t - 1] if t > 0 else 0.0
+                dvm = dv * (1.0 - z_prev)
+                d_cur[t] = dvm if lc.reset == "zero" else dv
+                carry_u = beta * dvm
+                dbeta += float(np.sum(dvm * u_prev))
+                i_t = cache.cur if static else cache.cur[t]
+                carry_z = -dv * (beta * u_prev + (i_t if lc.reset == "zero" else 0.0))
+        return d_cur, dbeta
 
     def backward(self, params: dict, cache: LayerCache, dz_ext: np.ndarray,
                  detach_reset: bool, need_dx: bool):
@@ -333,33 +528,11 @@ class LIFLayer:
         if self.pool is not None:
             dz_ext = self.pool.backward(dz_ext, cache.route)
         lc = self.cfg
-        theta = lc.threshold
-        beta = cache.beta
-        steps = dz_ext.shape[0]
         static = cache.x.ndim == 2
-        d_cur = np.empty_like(dz_ext)
-        carry_u = np.zeros_like(dz_ext[0])
-        carry_z = np.zeros_like(dz_ext[0])
-        dbeta = 0.0
-        for t in range(steps - 1, -1, -1):
-            du = (dz_ext[t] + carry_z) * cache.g[t] + carry_u
-            dv = du  # straight-through estimator of Q under SQUAT
-            u_prev = cache.u[t]
-            if lc.reset == "subtract":
-                d_cur[t] = dv
-                carry_u = beta * dv
-                dbeta += float(np.sum(dv * u_prev))
-                carry_z = -theta * dv if not detach_reset else carry_z
-            else:
-                # zero: v = (1 - z) * (beta*u + I); clear: v = (1 - z) * beta*u + I
-                z_prev = cache.z[t - 1] if t > 0 else 0.0
-                dvm = dv * (1.0 - z_prev)
-                d_cur[t] = dvm if lc.reset == "zero" else dv
-                carry_u = beta * dvm
-                dbeta += float(np.sum(dvm * u_prev))
-                if not detach_reset:
-                    i_t = cache.cur if static else cache.cur[t]
-                    carry_z = -dv * (beta * u_prev + (i_t if lc.reset == "zero" else 0.0))
+        if detach_reset:
+            d_cur, dbeta = self._bptt_detached(cache, dz_ext)
+        else:
+            d_cur, dbeta = self._bptt_through_reset(cache, dz_ext)
         grads = {}
         op = self.op
         if static:

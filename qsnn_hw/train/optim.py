@@ -48,7 +48,14 @@ class Adam:
             m += (1 - b1) * g
             v *= b2
             v += (1 - b2) * np.square(g)
-            params[k] = (p - lr * (m / c1) / (np.sqrt(v / c2) + self.eps)).astype(p.dtype)
+            # p - lr * (m / c1) / (sqrt(v / c2) + eps), in two buffers of m's dtype
+            step = np.divide(m, c1, out=np.empty_like(m))
+            step *= lr
+            den = np.divide(v, c2, out=np.empty_like(v))
+            np.sqrt(den, out=den)
+            den += self.eps
+            step /= den
+            params[k] = np.subtract(p, step, out=step).astype(p.dtype, copy=False)
 
     def state(self) -> dict:
         out = {"adam.step": np.asarray(self.step_count)}

@@ -39,15 +39,24 @@ class SpikeFunction:
         return self.name == "smooth_sigmoid"
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        p = self.param
         if self.name == "smooth_sigmoid":
-            z = 1.0 / (1.0 + np.exp(-p * x))
-            return z, p * z * (1.0 - z)
-        z = (x > 0).astype(x.dtype)
-        if self.name == "atan":
-            g = (p / 2) / (1 + (math.pi / 2 * p * x) ** 2)
-        elif self.name == "fast_sigmoid":
+            z = 1.0 / (1.0 + np.exp(-self.param * x))
+            return z, self.param * z * (1.0 - z)
+        return (x > 0).astype(x.dtype), self.derivative(x)
+
+    def derivative(self, x: np.ndarray) -> np.ndarray:
+        """``d spike / d x`` alone (a surrogate's: not for ``smooth_sigmoid``), in ``x``'s
+        dtype. Elementwise, so one call over all timesteps gives every step's values."""
+        p = self.param
+        if self.name == "atan":    # (p/2) / (1 + (pi/2 * p * x)**2), in one buffer
+            g = np.multiply(x, math.pi / 2 * p)
+            np.square(g, out=g)
+            np.add(g, 1, out=g)
+            return np.divide(p / 2, g, out=g)
+        if self.name == "fast_sigmoid":
             g = 1.0 / (1.0 + p * np.abs(x)) ** 2
-        else:
+        elif self.name == "triangular":
             g = np.maximum(0.0, 1.0 - np.abs(x) / p) / p
-        return z, g.astype(x.dtype, copy=False)
+        else:
+            raise ValueError("smooth_sigmoid has no separate derivative: call the function")
+        return g.astype(x.dtype, copy=False)

@@ -31,6 +31,7 @@ from .deployed import run_deployed
 from .encoding import input_bits_for
 from .export import deploy
 from .losses import count_loss, predict
+from .memory import keep_freed_memory
 from .model import SNN
 from .optim import Adam, clip_grad_norm, cosine_lr
 from .surrogate import SpikeFunction
@@ -321,9 +322,11 @@ def fit(cfg: TrainConfig, data: Dataset, checkpoint=None, resume: bool = False,
     continues from it. On divergence training stops, the checkpoint keeps the last good
     epoch, and the result's ``diverged`` says why (the caller decides whether to export).
     ``progress``: None shows bars on stderr (:func:`default_progress`; silenced by
-    :func:`qsnn_hw.progress.set_quiet`), ``Progress(None)`` shows nothing.
+    :func:`qsnn_hw.progress.set_quiet`), ``Progress(None)`` shows nothing. Keeps the
+    process's freed memory for reuse from here on (:mod:`.memory`; glibc only).
     """
     check_against_data(cfg, data)
+    keep_freed_memory()  # every batch reuses the last one's freed arrays (train/memory.py)
     progress = Progress() if progress is None else progress
     try:
         return _fit(cfg, data, checkpoint, resume, progress, dtype)
