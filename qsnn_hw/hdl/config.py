@@ -147,6 +147,10 @@ class CoreConfig:
         pipelined = {"auto": None, "comparators": False, "pipelined": True}[self.quantizer]
         out = []
         for i, layer in enumerate(net.layers):
+            if layer.is_tawq:
+                raise ValueError(f"layer {i} is a TaWQ layer (time-varying ternary "
+                                 f"weights): the core does not build TaWQ layers yet (the "
+                                 f"golden model runs them)")
             if layer.is_conv:
                 raise ValueError(f"layer {i} is convolutional: this qsnn-hw's core builds "
                                  f"dense layers only (the golden model runs convolutions)")
