@@ -237,7 +237,9 @@ class LIFLayer:
         flat = xi if static else xi.reshape(-1, x.shape[-1])
         input_max = int(flat.max(initial=0))
         if il.is_tawq:      # a ternary weight per timestep: train/tawq.py
-            return tawq.forward_grid(self, params, x, xi, steps, spike, keep, grid, input_max)
+            zs, fields = tawq.forward_grid(self, params, x, xi, steps, spike, keep, grid,
+                                           input_max)
+            return zs, (LayerCache(**fields) if keep else None)
         cur = self.op.int_current(flat, il.weight, input_max)
         bn = None
         if self.cfg.batch_norm:

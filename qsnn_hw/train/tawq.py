@@ -201,9 +201,9 @@ def int_currents(op, il, xi: np.ndarray, steps: int, input_max: int) -> np.ndarr
 def forward_grid(layer, params: dict, x: np.ndarray, xi: np.ndarray, steps: int, spike,
                  keep: bool, grid, input_max: int):
     """A TaWQ layer's forward pass on its deployed grid (the contract, in int64): the
-    model's integer LIF loops on the per-timestep currents; the cache (``keep``) carries
-    the real values and the :class:`TawqCache` for the backward pass."""
-    from .model import LayerCache, LIFLayer
+    layer's own integer LIF loops on the per-timestep currents. Returns the spikes and
+    (``keep``) the fields of the layer's cache: the real values and the
+    :class:`TawqCache` for the backward pass."""
     il, unit = grid.layer, grid.unit
     cur = int_currents(layer.op, il, xi, steps, input_max)
     shape = (x.shape[-2], layer.n_neurons)
@@ -212,18 +212,16 @@ def forward_grid(layer, params: dict, x: np.ndarray, xi: np.ndarray, steps: int,
     gs = np.empty((steps,) + shape, dtype=x.dtype) if keep else None
     if il.levels is not None:
         narrow = il.update_width(max(input_max, 1)) <= 32
-        LIFLayer._quantized_steps(il, unit, cur.astype(np.int32) if narrow else cur, False,
-                                  steps, spike, zs, us, gs)
+        layer._quantized_steps(il, unit, cur.astype(np.int32) if narrow else cur, False,
+                               steps, spike, zs, us, gs)
     else:
-        LIFLayer._membrane_steps(il, unit, cur, False, steps, spike, zs, us, gs)
-    cache = None
-    if keep:
-        tw = tawq_weights(params[layer.key("weight")], layer.cfg.weight_bits, steps,
-                          il.tawq_shift)
-        cache = LayerCache(x, None, (cur * unit).astype(x.dtype), us, zs, gs,
-                           il.beta_num / 2.0 ** il.beta_shift, None,
-                           tawq=tawq_cache(tw, steps))
-    return zs, cache
+        layer._membrane_steps(il, unit, cur, False, steps, spike, zs, us, gs)
+    if not keep:
+        return zs, None
+    tw = tawq_weights(params[layer.key("weight")], layer.cfg.weight_bits, steps,
+                      il.tawq_shift)
+    return zs, dict(x=x, w_used=None, cur=(cur * unit).astype(x.dtype), u=us, z=zs, g=gs,
+                    beta=il.beta_num / 2.0 ** il.beta_shift, tawq=tawq_cache(tw, steps))
 
 
 __all__ = ["TawqCache", "TawqWeights", "calcium_backward", "forward_grid", "int_currents",
