@@ -395,4 +395,4 @@ def test_the_documented_tawq_grid_parses():
     from qsnn_hw.sweep.grid import load_grid_file
     cells = load_grid_file(Path(__file__).parent.parent / "docs" / "tawq_grid.toml")
     modes = {c.name: c.layer["weight_mode"] for c in cells}
-    assert modes["tawq4-s4exp"] == "tawq" and len(cells) == 6
+    assert modes["tawq4-s4exp"] == "tawq" and len(cells) == 12
