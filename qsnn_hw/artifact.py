@@ -13,6 +13,11 @@ Schema 2 adds a convolutional layer's ``in_shape``, ``stride``, ``padding`` and
 ``pool`` to its scalars (its weight array is 4-D). A network of dense layers only is
 still written as schema 1, byte for byte as before, so every reader of schema 1 keeps
 reading it; a reader of schema 1 refuses a schema-2 file with "upgrade qsnn-hw".
+
+Schema 3 adds TaWQ layers (time-varying ternary weights): the scalar ``tawq_shift`` and
+the arrays ``layer{i}.tawq_table`` (n_codes, T) and ``layer{i}.tawq_mult`` (T, channels);
+the layer's ``weight`` array holds its codes. Only a network with a TaWQ layer is written
+as schema 3; readers of schema 1 and 2 refuse it with "upgrade qsnn-hw".
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from ._io import atomic_write_bytes
 from .contract import IntLayer, IntNetwork
 
 FORMAT = "qsnn-hw-artifact"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # the scalars of a convolutional layer (schema 2)
 _CONV_SCALARS = ("in_shape", "stride", "padding", "pool")
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -75,11 +80,15 @@ def _layer_header(layer: IntLayer) -> dict:
     if layer.is_conv:
         spec.update({k: getattr(layer, k) for k in _CONV_SCALARS})
         spec["in_shape"] = list(layer.in_shape)
+    if layer.is_tawq:
+        spec["tawq_shift"] = layer.tawq_shift
     return spec
 
 
 def schema_of(net: IntNetwork) -> int:
     """The schema a network is written with: the oldest that can express it."""
+    if any(layer.is_tawq for layer in net.layers):
+        return 3
     return 2 if any(layer.is_conv for layer in net.layers) else 1
 
 
@@ -91,6 +100,9 @@ def _arrays(net: IntNetwork) -> dict[str, np.ndarray]:
             out[f"layer{i}.bias"] = layer.bias
         if layer.levels is not None:
             out[f"layer{i}.levels"] = layer.levels
+        if layer.is_tawq:
+            out[f"layer{i}.tawq_table"] = layer.tawq_table
+            out[f"layer{i}.tawq_mult"] = layer.tawq_mult
     return {k: np.ascontiguousarray(v, dtype="<i8") for k, v in out.items()}
 
 
@@ -232,6 +244,13 @@ def load_artifact(path) -> Artifact:
                                      f"cannot hold")
                 conv = {k: spec[k] for k in _CONV_SCALARS}
                 conv["in_shape"] = tuple(conv["in_shape"])
+            if "tawq_shift" in spec or f"layer{i}.tawq_table" in arrays:
+                if version < 3:
+                    raise ValueError(f"layer {i} is a TaWQ layer, which schema {version} "
+                                     f"cannot hold")
+                conv.update(tawq_shift=spec["tawq_shift"],
+                            tawq_table=arrays[f"layer{i}.tawq_table"],
+                            tawq_mult=arrays[f"layer{i}.tawq_mult"])
             layers.append(IntLayer(weight=arrays[f"layer{i}.weight"],
                                    bias=arrays.get(f"layer{i}.bias"),
                                    levels=arrays.get(f"layer{i}.levels"),

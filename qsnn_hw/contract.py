@@ -19,6 +19,13 @@ with ``pool = k`` its output spikes are the logical OR of each k x k window (max
 pooling over spikes, stride k, windows past the edge dropped). Everything else is the
 dense layer's.
 
+A **TaWQ** layer (``tawq_table`` set: time-varying ternary weights) stores a small code
+per weight instead of a weight; at timestep t the weight is ``tawq_table[code, t]`` in
+{-1, 0, +1} and ``W @ x[t]`` becomes
+``round_half_up(acc * tawq_mult[t][c] * 2**frac_bits / 2**tawq_shift)`` with ``acc`` the
+ternary sum of the neuron and ``c`` its output channel. The layer runs exactly T =
+``tawq_table.shape[1]`` timesteps.
+
 All quantities are integers in *membrane units*; ``u[-1]`` is 0, or the code of the
 level nearest 0 when states are quantized.
 """
@@ -41,6 +48,9 @@ MAX_MEM_BITS = 32
 MAX_INPUT_BITS = 16
 # Every intermediate must fit int64 in the golden model (and a derived width in hardware).
 _INT64_LIMIT = 1 << 62
+# TaWQ layers: at most this many weight codes, multipliers below 2**MAX_TAWQ_MULT_BITS
+MAX_TAWQ_CODES = 256
+MAX_TAWQ_MULT_BITS = 32
 
 
 def beta_to_fixed(beta: float, beta_shift: int) -> int:
@@ -92,6 +102,14 @@ class IntLayer:
         < kernel size).
     pool : max pooling of the output spikes over ``pool x pool`` windows (1 = none;
         convolutional layers only).
+    tawq_table : optional ``(n_codes, T)`` table of {-1, 0, +1}: a **TaWQ** layer
+        (time-varying ternary weights, docs/fixed-point.md). ``weight`` then holds codes
+        in ``[0, n_codes)`` (same shape as a weight), and the weight of a synapse at
+        timestep ``t`` is ``tawq_table[code, t]``; the layer runs exactly ``T`` timesteps.
+    tawq_mult, tawq_shift : the TaWQ scale per (timestep, output channel), ``(T,
+        channels)`` unsigned integers ``< 2**MAX_TAWQ_MULT_BITS`` meaning
+        ``tawq_mult / 2**tawq_shift`` (``tawq_shift`` in [0, 24]); the current is
+        ``round_half_up(acc * tawq_mult[t][c] * 2**frac_bits / 2**tawq_shift) + bias``.
     """
 
     weight: np.ndarray
@@ -108,6 +126,9 @@ class IntLayer:
     stride: int = 1
     padding: int = 0
     pool: int = 1
+    tawq_table: np.ndarray | None = None
+    tawq_mult: np.ndarray | None = None
+    tawq_shift: int = 0
 
     def __post_init__(self):
         if self.in_shape is None:
@@ -151,6 +172,7 @@ class IntLayer:
             if self.threshold >= (1 << (self.mem_bits - 1)) - 1:
                 raise ValueError(f"threshold {self.threshold} does not fit below the largest "
                                  f"membrane value of mem_bits={self.mem_bits}; raise mem_bits")
+        self._check_tawq()
         m = max(abs(self.mem_lo), abs(self.mem_hi))
         if (1 << self.beta_shift) * m >= _INT64_LIMIT:
             raise ValueError("beta_num * membrane would overflow 64 bits; reduce beta_shift, "
@@ -178,6 +200,60 @@ class IntLayer:
         ho, wo = self.conv_shape[1:]
         check_int("pool", self.pool, 1, max(1, min(ho, wo)))
         return w
+
+    def _check_tawq(self) -> None:
+        if self.tawq_table is None:
+            if self.tawq_mult is not None or self.tawq_shift != 0:
+                raise ValueError("tawq_mult and tawq_shift belong to a TaWQ layer: give "
+                                 "tawq_table too (or neither)")
+            return
+        table = check_int_array("tawq_table", self.tawq_table, ndim=2)
+        n_codes, steps = table.shape
+        if not 1 <= n_codes <= MAX_TAWQ_CODES or steps < 1:
+            raise ValueError(f"tawq_table must have shape (n_codes, T) with n_codes in "
+                             f"[1, {MAX_TAWQ_CODES}] and T >= 1, got {table.shape}")
+        if table.size and (table.min() < -1 or table.max() > 1):
+            raise ValueError(f"tawq_table entries must be -1, 0 or 1, got values in "
+                             f"[{int(table.min())}, {int(table.max())}]")
+        w = self.weight
+        if w.min() < 0 or w.max() >= n_codes:
+            raise ValueError(f"a TaWQ layer's weight holds codes in [0, {n_codes - 1}] "
+                             f"(rows of tawq_table), got [{int(w.min())}, {int(w.max())}]")
+        if self.tawq_mult is None:
+            raise ValueError("a TaWQ layer (tawq_table given) needs tawq_mult")
+        mult = check_int_array("tawq_mult", self.tawq_mult, ndim=2)
+        if mult.shape != (steps, self.channels):
+            raise ValueError(f"tawq_mult must have shape (T, channels) = ({steps}, "
+                             f"{self.channels}), got {mult.shape}")
+        if mult.min() < 0 or mult.max() >= 1 << MAX_TAWQ_MULT_BITS:
+            raise ValueError(f"tawq_mult must be in [0, 2**{MAX_TAWQ_MULT_BITS} - 1], got "
+                             f"[{int(mult.min())}, {int(mult.max())}]")
+        check_int("tawq_shift", self.tawq_shift, 0, MAX_BETA_SHIFT)
+        object.__setattr__(self, "tawq_table", table)
+        object.__setattr__(self, "tawq_mult", mult)
+        object.__setattr__(self, "tawq_shift", int(self.tawq_shift))
+
+    # ---- TaWQ ----------------------------------------------------------------------------
+    @property
+    def is_tawq(self) -> bool:
+        """Time-varying ternary weights (``tawq_table`` given)."""
+        return self.tawq_table is not None
+
+    @property
+    def steps(self) -> int | None:
+        """The timesteps a TaWQ layer is built for (its table's columns); None otherwise
+        (a static-weight layer runs any T)."""
+        return self.tawq_table.shape[1] if self.is_tawq else None
+
+    def ternary(self, t: int) -> np.ndarray:
+        """A TaWQ layer's ternary weights at timestep ``t`` (the shape of ``weight``)."""
+        return self.tawq_table[self.weight, t]
+
+    def tawq_scale(self, acc: np.ndarray, t: int) -> np.ndarray:
+        """``round_half_up(acc * tawq_mult[t] * 2**frac_bits / 2**tawq_shift)`` for
+        accumulated ternary sums ``acc`` (..., channels) at timestep ``t``, int64."""
+        half = (1 << (self.tawq_shift - 1)) if self.tawq_shift else 0
+        return ((acc * self.tawq_mult[t] << self.frac_bits) + half) >> self.tawq_shift
 
     # ---- shape -------------------------------------------------------------------------
     @property
@@ -277,11 +353,38 @@ class IntLayer:
 
     @property
     def weight_bits(self) -> int:
-        """Signed width of the stored weights."""
+        """Signed width of the stored weights (a TaWQ layer: unsigned width of its
+        codes)."""
+        if self.is_tawq:
+            return unsigned_width(self.tawq_table.shape[0] - 1)
         return signed_width(int(self.weight.min()), int(self.weight.max()))
+
+    def tawq_acc_bounds(self, input_max: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(pos, neg)`` (T, channels): the largest positive and negative ternary sum
+        ``acc`` of each row at each timestep, for inputs in [0, input_max]."""
+        s = self.tawq_table[self.matrix]                        # (channels, fan-in, T)
+        pos = (s > 0).sum(axis=1).T.astype(object) * int(input_max)
+        neg = (s < 0).sum(axis=1).T.astype(object) * int(input_max)
+        return pos, neg
+
+    def tawq_product_bound(self, input_max: int) -> int:
+        """Largest ``|acc * tawq_mult * 2**frac_bits|`` (before the rounding shift)."""
+        pos, neg = self.tawq_acc_bounds(input_max)
+        reach = np.maximum(pos, neg) * self.tawq_mult.astype(object) << self.frac_bits
+        return int(reach.max(initial=0))
 
     def current_bound(self, input_max: int) -> int:
         """Largest |I[t]| for inputs in [0, input_max] (a worst case over all neurons)."""
+        if self.is_tawq:     # per (t, row), through the rounding of the scale
+            pos, neg = self.tawq_acc_bounds(input_max)
+            mult = self.tawq_mult.astype(object)
+            half = (1 << (self.tawq_shift - 1)) if self.tawq_shift else 0
+            hi = ((pos * mult << self.frac_bits) + half) >> self.tawq_shift
+            lo = ((-neg * mult << self.frac_bits) + half) >> self.tawq_shift
+            reach = np.maximum(hi, -lo).max(axis=0)                # (channels,)
+            if self.bias is not None:
+                reach = reach + np.abs(self.bias).astype(object)
+            return int(max(reach))
         w = self.matrix  # every kernel tap may see an input (padding only removes some)
         pos = np.where(w > 0, w, 0).sum(axis=1)
         neg = np.where(w < 0, -w, 0).sum(axis=1)
@@ -337,10 +440,23 @@ class IntNetwork:
         for i, layer in enumerate(layers):
             if layer.update_bound(self.layer_input_max(i)) >= _INT64_LIMIT:
                 raise ValueError(f"layers[{i}]: worst-case membrane update exceeds 2**62")
+            if layer.is_tawq and layer.tawq_product_bound(self.layer_input_max(i)) \
+                    >= _INT64_LIMIT:
+                raise ValueError(f"layers[{i}]: worst-case TaWQ product acc * tawq_mult "
+                                 f"exceeds 2**62")
+        steps = {layer.steps for layer in layers if layer.is_tawq}
+        if len(steps) > 1:
+            raise ValueError(f"the TaWQ layers are built for different timestep counts "
+                             f"{sorted(steps)}; a network runs one T")
 
     @property
     def input_max(self) -> int:
         return (1 << self.input_bits) - 1
+
+    @property
+    def steps(self) -> int | None:
+        """The timesteps every sample must have: a TaWQ layer's T, else None (any)."""
+        return next((layer.steps for layer in self.layers if layer.is_tawq), None)
 
     def layer_input_max(self, i: int) -> int:
         return self.input_max if i == 0 else 1

@@ -57,9 +57,32 @@ def conv_patches(layer: IntLayer, x: np.ndarray) -> np.ndarray:
     return win.reshape(win.shape[:-3] + (c * kh * kw,))
 
 
+def tawq_currents(layer: IntLayer, x: np.ndarray) -> np.ndarray:
+    """A TaWQ layer's currents (B, T, N): at each timestep the ternary sums of that
+    step's weights ``tawq_table[code, t]``, scaled by ``tawq_mult[t]`` with the contract's
+    rounding (:meth:`IntLayer.tawq_scale`), plus the bias."""
+    batch, steps, _ = x.shape
+    cur = np.empty((batch, steps, layer.n_neurons), dtype=np.int64)
+    for t in range(steps):
+        w_t = layer.ternary(t).reshape(layer.channels, -1)
+        if layer.is_conv:
+            acc = conv_patches(layer, x[:, t]) @ w_t.T         # (B, Ho, Wo, C_out)
+            i_t = layer.tawq_scale(acc, t)
+            if layer.bias is not None:
+                i_t += layer.bias
+            cur[:, t] = np.moveaxis(i_t, -1, 1).reshape(batch, -1)
+        else:
+            cur[:, t] = layer.tawq_scale(x[:, t] @ w_t.T, t)
+            if layer.bias is not None:
+                cur[:, t] += layer.bias
+    return cur
+
+
 def input_currents(layer: IntLayer, x: np.ndarray) -> np.ndarray:
     """``(W @ x[b, t]) * 2**frac_bits + bias`` for every sample and timestep: (B, T, N)
     (a convolution's neurons in (C_out, H_out, W_out) order)."""
+    if layer.is_tawq:
+        return tawq_currents(layer, x)
     if layer.is_conv:
         cur = (conv_patches(layer, x) @ layer.matrix.T) << layer.frac_bits
         if layer.bias is not None:
@@ -134,6 +157,11 @@ def check_inputs(net: IntNetwork, x) -> np.ndarray:
         raise ValueError(f"inputs must have shape (batch, timesteps, {net.n_in}), got {x.shape}")
     if x.shape[1] < 1:
         raise ValueError("inputs must have at least one timestep")
+    if net.steps is not None and x.shape[1] != net.steps:
+        raise ValueError(f"inputs have {x.shape[1]} timesteps but the network's TaWQ "
+                         f"layers are built for T = {net.steps} (their weight table has "
+                         f"{net.steps} columns): give inputs of shape (batch, {net.steps}, "
+                         f"{net.n_in})")
     if x.size and (x.min() < 0 or x.max() > net.input_max):
         raise ValueError(f"inputs must be in [0, {net.input_max}] for input_bits="
                          f"{net.input_bits}, got [{int(x.min())}, {int(x.max())}]")

@@ -62,6 +62,9 @@ def export_nir(art: Artifact):
 
     net = art.network
     for i, layer in enumerate(net.layers):
+        if layer.is_tawq:
+            raise InteropError(f"layer {i} is a TaWQ layer (time-varying ternary weights), "
+                               f"which NIR cannot express")
         if layer.is_conv:
             raise InteropError(f"layer {i} is convolutional: NIR export writes dense layers "
                                f"only so far")

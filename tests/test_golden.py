@@ -14,14 +14,26 @@ from qsnn_hw.testing import random_conv_network, random_inputs, random_network
 N_CONFIGS = int(os.environ.get("QSNN_REGRESSION_CONFIGS", "120"))
 
 
-def scalar_currents(layer: IntLayer, x_t: list) -> list:
+def scalar_weights(layer: IntLayer, t: int):
+    """The layer's weights at timestep ``t`` as nested Python lists: ``weight`` itself,
+    or for a TaWQ layer every code looked up in its table's column ``t``."""
+    if not layer.is_tawq:
+        return layer.weight.tolist()
+    table = layer.tawq_table.tolist()
+
+    def look(v):
+        return [look(e) for e in v] if isinstance(v, list) else table[v][t]
+    return look(layer.weight.tolist())
+
+
+def scalar_currents(layer: IntLayer, x_t: list, t: int = 0) -> list:
     """``W @ x`` of one timestep for every neuron, as Python ints: a dense layer's rows,
     or a convolution written out as its definition (zero outside the input)."""
     if not layer.is_conv:
         return [sum(wm * xm for wm, xm in zip(row, x_t, strict=True))
-                for row in layer.weight.tolist()]
+                for row in scalar_weights(layer, t)]
     c_in, h, w = layer.in_shape
-    kernel = layer.weight.tolist()
+    kernel = scalar_weights(layer, t)
     c_out, ho, wo = layer.conv_shape
     kh, kw = layer.kernel
     out = []
@@ -79,9 +91,15 @@ def scalar_reference(net: IntNetwork, x: np.ndarray):
             out = []
             for t in range(len(inp)):
                 spikes_t = []
-                currents = scalar_currents(layer, inp[t])
+                currents = scalar_currents(layer, inp[t], t)
                 for n in range(n_neurons):
-                    current = currents[n] * 2 ** layer.frac_bits + bias[n]
+                    if layer.is_tawq:     # scaled per (t, channel), rounded half up
+                        mult = int(layer.tawq_mult[t][n // per_channel])
+                        scaled = Fraction(currents[n] * mult * 2 ** layer.frac_bits,
+                                          2 ** layer.tawq_shift)
+                        current = floor(scaled + Fraction(1, 2)) + bias[n]
+                    else:
+                        current = currents[n] * 2 ** layer.frac_bits + bias[n]
                     beta = Fraction(layer.beta_num, 2 ** layer.beta_shift)
                     leak = floor(beta * u[n] + Fraction(1, 2))
                     if layer.reset == "subtract":
@@ -332,3 +350,113 @@ def test_golden_uses_no_floats():
     arrays = res.spikes + res.final_mem + res.final_codes + res.mem + res.codes
     arrays += [res.counts, res.predictions]
     assert all(a.dtype.kind in "iu" for a in arrays)
+
+
+# ---- TaWQ layers (time-varying ternary weights) --------------------------------------
+
+def _to_tawq(rng, layer: IntLayer, steps: int) -> IntLayer:
+    """``layer`` with random TaWQ weights: any table of {-1, 0, 1} (not only the
+    trainer's), random codes, multipliers and shift."""
+    from dataclasses import replace
+    n_codes = int(rng.integers(1, 17))
+    table = rng.integers(-1, 2, size=(n_codes, steps))
+    codes = rng.integers(0, n_codes, size=layer.weight.shape)
+    mult = rng.integers(0, 1 << int(rng.integers(1, 14)), size=(steps, layer.channels))
+    return replace(layer, weight=codes, tawq_table=table, tawq_mult=mult,
+                   tawq_shift=int(rng.integers(0, 11)))
+
+
+@pytest.mark.parametrize("seed", range(N_CONFIGS // 2))
+def test_random_tawq_networks_match_scalar_reference(seed):
+    """TaWQ layers (dense and convolutional, mixed with static-weight layers) against the
+    scalar reference: every code looked up per timestep, the scale as an exact Fraction
+    rounded half up."""
+    rng = np.random.default_rng(20_000 + seed)
+    steps = int(rng.integers(1, 9))
+    if seed % 2:
+        net = random_conv_network(rng, reset=["subtract", "zero"][seed % 4 // 2])
+    else:
+        net = random_network(rng)
+    layers = [_to_tawq(rng, la, steps) if rng.random() < 0.7 or i == 0 else la
+              for i, la in enumerate(net.layers)]
+    net = IntNetwork(tuple(layers), input_bits=net.input_bits)
+    x = random_inputs(rng, net, batch=int(rng.integers(1, 3)), steps=steps)
+    assert_matches_reference(net, x, where=f"tawq seed {seed}:")
+
+
+def test_hand_worked_tawq_example():
+    """docs/fixed-point.md, "TaWQ layers", worked example."""
+    table = np.array([[-1, -1, -1, -1], [0, -1, 0, -1], [0, 0, -1, 0], [0, 0, 0, 0],
+                      [0, 0, 1, 0], [0, 1, 0, 1], [1, 1, 1, 1]])
+    layer = IntLayer(np.array([[6, 5, 0], [4, 1, 6]]), threshold=1, beta_num=1,
+                     beta_shift=1, mem_bits=8, tawq_table=table,
+                     tawq_mult=np.array([[6, 12], [4, 6], [6, 6], [4, 6]]), tawq_shift=2)
+    net = IntNetwork((layer,))
+    x = np.array([[[1, 0, 0], [1, 1, 0], [0, 1, 1], [1, 1, 1]]])
+    res = simulate(net, x, trace=True)
+    assert layer.ternary(1).tolist() == [[1, 1, -1], [0, -1, 1]]
+    assert layer.current_bound(1) == 3 and layer.current_width(1) == 3
+    assert layer.weight_bits == 3 and net.steps == 4
+    assert res.mem[0][0].tolist() == [[2, 0], [2, -1], [-1, 2], [1, 0]]
+    assert res.spikes[0][0].tolist() == [[1, 0], [1, 0], [0, 1], [0, 0]]
+    assert res.counts.tolist() == [[2, 1]] and res.predictions.tolist() == [0]
+
+
+def test_tawq_current_bound_is_attained_and_never_exceeded():
+    """The worst case of a TaWQ layer's current is reached by the input that enables
+    exactly the synapses of one sign, and no input exceeds it."""
+    rng = np.random.default_rng(5)
+    table = rng.integers(-1, 2, size=(9, 6))
+    layer = IntLayer(rng.integers(0, 9, size=(5, 11)), threshold=3, beta_num=1, beta_shift=0,
+                     bias=rng.integers(-9, 10, size=5), frac_bits=2, tawq_table=table,
+                     tawq_mult=rng.integers(0, 1000, size=(6, 5)), tawq_shift=5)
+    from qsnn_hw.golden import input_currents
+    xs = rng.integers(0, 8, size=(200, 6, 11))
+    assert np.abs(input_currents(layer, xs)).max() <= layer.current_bound(7)
+    worst = 0
+    for t in range(6):
+        s = layer.ternary(t)
+        for n in range(5):
+            for sign in (1, -1):
+                x = np.zeros((1, 6, 11), np.int64)
+                x[0, t] = np.where(s[n] == sign, 7, 0)
+                worst = max(worst, int(np.abs(input_currents(layer, x)[0, t, n])))
+    assert worst == layer.current_bound(7)
+
+
+def test_tawq_timesteps_are_part_of_the_layer():
+    layer = IntLayer(np.array([[1, 0]]), 2, 1, 0, tawq_table=np.array([[0, 1, 0], [1, 1, -1]]),
+                     tawq_mult=np.array([[4], [4], [4]]), tawq_shift=2)
+    net = IntNetwork((layer,))
+    assert net.steps == 3
+    simulate(net, np.ones((1, 3, 2), np.int64))
+    with pytest.raises(ValueError, match=r"5 timesteps.*T = 3"):
+        simulate(net, np.ones((1, 5, 2), np.int64))
+
+
+@pytest.mark.parametrize("kw,msg", [
+    (dict(tawq_table=np.array([[0, 2]])), r"tawq_table entries must be -1, 0 or 1"),
+    (dict(weight=np.array([[0, 3]])), r"codes in \[0, 1\]"),
+    (dict(weight=np.array([[-1, 0]])), r"codes in \[0, 1\]"),
+    (dict(tawq_mult=np.array([[1, 1]])), r"tawq_mult must have shape \(T, channels\) = \(2, 1\)"),
+    (dict(tawq_mult=np.array([[-1], [1]])), r"tawq_mult must be in \[0, 2\*\*32 - 1\]"),
+    (dict(tawq_shift=25), r"tawq_shift must be in \[0, 24\]"),
+    (dict(tawq_mult=None), r"needs tawq_mult"),
+    (dict(tawq_table=None), r"give tawq_table too"),
+    (dict(tawq_table=np.zeros((300, 2), np.int64)), r"n_codes in \[1, 256\]"),
+])
+def test_tawq_layer_validation(kw, msg):
+    args = dict(weight=np.array([[0, 1]]), threshold=2, beta_num=1, beta_shift=0,
+                tawq_table=np.array([[0, 1], [1, -1]]), tawq_mult=np.array([[3], [4]]),
+                tawq_shift=1)
+    args.update(kw)
+    with pytest.raises(ValueError, match=msg):
+        IntLayer(**args)
+
+
+def test_tawq_network_refuses_mixed_timesteps():
+    def tl(steps):
+        return IntLayer(np.array([[0]]), 2, 1, 0, tawq_table=np.zeros((1, steps), np.int64),
+                        tawq_mult=np.ones((steps, 1), np.int64))
+    with pytest.raises(ValueError, match=r"different timestep counts \[3, 4\]"):
+        IntNetwork((tl(3), tl(4)))

@@ -50,7 +50,8 @@ def _check_golden_equals_trainer(cfg, data, out):
     assert metrics["golden_accuracy"] == metrics["quantized_accuracy"]
     # the trained network's own forward pass on its deployed grid is the golden model
     assert metrics["trained_layer_agreement"] == [1.0] * len(art.network.layers)
-    if all(lc.weight_mode == "qat" or lc.state_mode == "squat" for lc in cfg.layers):
+    if all(lc.weight_mode in ("qat", "tawq") or lc.state_mode == "squat"
+           for lc in cfg.layers):
         # trained quantization-aware throughout: its eval forward is the deployed network
         assert metrics["fake_quant_accuracy"] == metrics["golden_accuracy"]
     return metrics, art
@@ -104,6 +105,76 @@ def test_golden_reproduces_trainer_other_settings(variant, digits, tmp_path):
                 epochs=2, timesteps=8)
     base.update(variant)
     _check_golden_equals_trainer(TrainConfig(**base), digits, tmp_path)
+
+
+def _tawq(size, bits=4, **kw):
+    return LayerConfig(size, weight_mode="tawq", weight_bits=bits, **kw)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", [
+    dict(layers=(_tawq(32, state_mode="squat", state_bits=4),
+                 _tawq(10, state_mode="squat", state_bits=4))),
+    dict(layers=(_tawq(32, 3, bias=True), _tawq(10, 5))),
+    dict(layers=(_tawq(40, state_mode="squat", state_bits=4, reset="zero", learn_beta=True),
+                 LayerConfig(20, weight_mode="qat", weight_bits=3, state_mode="squat",
+                             state_bits=3),
+                 LayerConfig(10, weight_mode="ptq", weight_bits=5, state_mode="ptq",
+                             state_bits=4))),
+    dict(layers=(LayerConfig(32, weight_mode="qat", weight_bits=4, state_mode="squat"),
+                 _tawq(10, 2, state_mode="squat", state_family="snntorch"))),
+    dict(layers=(_tawq(32, state_mode="squat"), _tawq(10, state_mode="squat")),
+         encoding="rate", input_bits=1),
+    dict(layers=(_tawq(4, kernel=3, padding=1, pool=2, state_mode="squat"),
+                 _tawq(6, kernel=3, stride=2, state_mode="squat", bias=True),
+                 _tawq(10, state_mode="squat"))),
+], ids=["tawq-squat", "tawq-float-states", "tawq-then-qat-then-ptq", "qat-then-tawq2",
+        "tawq-rate", "tawq-conv"])
+def test_golden_reproduces_trained_tawq(variant, digits, tmp_path):
+    """TaWQ layers (docs/fixed-point.md, "TaWQ layers"), alone and mixed with the other
+    modes: the trained eval forward, the trainer's integer path and the golden model of
+    the artifact agree on every spike of every layer."""
+    cfg = TrainConfig(**{**dict(epochs=2, timesteps=8), **variant})
+    metrics, art = _check_golden_equals_trainer(cfg, digits, tmp_path)
+    for lc, layer in zip(cfg.layers, art.network.layers, strict=True):
+        assert layer.is_tawq == (lc.weight_mode == "tawq")
+        if layer.is_tawq:
+            assert layer.steps == 8 and layer.weight_bits <= lc.weight_bits
+    if not cfg.layers[0].is_conv:     # (the small conv net needs more than two epochs)
+        assert metrics["quantized_accuracy"] > 0.3
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), bits=st.integers(2, 6), steps=st.integers(1, 12),
+       states=st.sampled_from(["none", "squat"]), spikes=st.booleans(),
+       conv=st.booleans(), frac_bits=st.sampled_from([-1, 0, 5]))
+def test_tawq_deployed_path_matches_golden_property(seed, bits, steps, states, spikes, conv,
+                                                    frac_bits):
+    """Random (untrained) TaWQ parameters: the model's forward on its deployed grid, the
+    trainer's integer path and the golden model give the same spikes."""
+    rng = np.random.default_rng(seed)
+    first = (LayerConfig(3, kernel=3, padding=1, pool=2, weight_mode="tawq", weight_bits=bits,
+                         state_mode=states, bias=True) if conv
+             else _tawq(7, bits, state_mode=states, bias=True))
+    lcs = (first, _tawq(4, bits, state_mode=states,
+                        threshold=float(rng.uniform(0.2, 2.0))))
+    cfg = TrainConfig(layers=lcs, timesteps=steps, frac_bits=frac_bits)
+    model = SNN(16, lcs, SpikeFunction("atan"), in_shape=(1, 4, 4) if conv else None)
+    model.init_params(rng, init_scale=4.0)
+    in_bits = 1 if spikes else 4
+    try:
+        net, _ = deploy(model, cfg, 1 / (2 ** in_bits - 1), in_bits)
+    except ExportError as exc:
+        assert "fractional bit" in str(exc) or "threshold" in str(exc)
+        return
+    enc = encode(rng.random((5, 16)), "rate" if spikes else "direct", steps, in_bits, rng)
+    gold = simulate(net, enc.golden_input())
+    mine = run_deployed(net, enc)
+    model.set_deployment(cfg, 1 / (2 ** in_bits - 1))
+    outs, _ = model.forward(enc.float_input(model.dtype), steps, deployed=True)
+    for g, m, z in zip(gold.spikes, mine.spikes, outs, strict=True):
+        np.testing.assert_array_equal(g, m)
+        np.testing.assert_array_equal(g, z.transpose(1, 0, 2).astype(np.uint8))
 
 
 def _tiny_model(lc, w, beta=0.5, bias=None):

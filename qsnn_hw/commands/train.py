@@ -88,8 +88,10 @@ LAYER_FLAGS = {
                "membrane at a sample's start: auto (exactly 0 for the snnTorch level "
                "families, as snnTorch; else the level nearest 0) | level | zero"),
     "--weight-mode": ("weight_mode", _choice(WEIGHT_MODES),
-                      "weights: none (float, deployed at --float-weight-bits) | ptq | qat"),
-    "--weight-bits": ("weight_bits", _int_in(2, 16), "weight bits, 2..16"),
+                      "weights: none (float, deployed at --float-weight-bits) | ptq | qat | "
+                      "tawq (time-varying ternary weights, docs/training.md)"),
+    "--weight-bits": ("weight_bits", _int_in(2, 16),
+                      "weight bits, 2..16 (tawq: bits of the per-weight code, 2..8)"),
     "--weight-scheme": ("weight_scheme", _choice(("symmetric", "asymmetric", "ternary")),
                         "weight quantizer: symmetric | asymmetric | ternary"),
     "--state-mode": ("state_mode", _choice(STATE_MODES), "membrane: none | ptq | squat"),

@@ -147,6 +147,10 @@ class CoreConfig:
         pipelined = {"auto": None, "comparators": False, "pipelined": True}[self.quantizer]
         out = []
         for i, layer in enumerate(net.layers):
+            if layer.is_tawq:
+                raise ValueError(f"layer {i} is a TaWQ layer (time-varying ternary "
+                                 f"weights): the core does not build TaWQ layers yet (the "
+                                 f"golden model runs them)")
             # one timestep of output words: OG (G, or a pooled convolution's groups) + 1
             g = layer_groups(layer, lanes[i])[1]
             lo = min_fifo_depth(g)

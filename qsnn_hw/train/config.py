@@ -13,9 +13,10 @@ from dataclasses import asdict, dataclass, fields, replace
 from .._check import check_choice, check_float, check_int
 from ..contract import MAX_BETA_SHIFT, MAX_INPUT_BITS, MAX_MEM_BITS, RESET_MODES, REST_MODES
 from ..quant.levels import LEVEL_FAMILIES, MAX_STATE_BITS, MIN_STATE_BITS
+from ..quant.tawq import MAX_CODE_BITS, MIN_CODE_BITS
 from ..quant.weights import MAX_WEIGHT_BITS, MIN_WEIGHT_BITS, WEIGHT_SCHEMES
 
-WEIGHT_MODES = ("none", "ptq", "qat")
+WEIGHT_MODES = ("none", "ptq", "qat", "tawq")
 STATE_MODES = ("none", "ptq", "squat")
 # The level families a layer can name (those whose table follows from the config).
 STATE_FAMILIES = tuple(name for name, f in LEVEL_FAMILIES.items() if f.trainable)
@@ -49,7 +50,9 @@ class LayerConfig:
     rest: the membrane at a sample's start, ``auto`` (exactly 0 for the snnTorch level
     families, as snnTorch; else the level nearest 0), ``level`` or ``zero``.
     weight_mode: ``none`` (float; exported by PTQ at the network's ``float_weight_bits``),
-    ``ptq`` (trained float, quantized at export) or ``qat`` (fake-quantized in training).
+    ``ptq`` (trained float, quantized at export), ``qat`` (fake-quantized in training) or
+    ``tawq`` (time-varying ternary weights trained through their calcium dynamics,
+    :mod:`.tawq`; ``weight_bits`` is then the width of the per-weight code, 2..8).
     weight_bits / weight_scheme: the weight quantizer (per-tensor scale).
     state_mode: ``none`` (saturating membrane), ``ptq`` (levels applied only in the
     deployed model) or ``squat`` (membrane quantized in training, STE backward).
@@ -102,6 +105,13 @@ class LayerConfig:
         check_choice("weight_mode", self.weight_mode, WEIGHT_MODES)
         check_int("weight_bits", self.weight_bits, MIN_WEIGHT_BITS, MAX_WEIGHT_BITS)
         check_choice("weight_scheme", self.weight_scheme, WEIGHT_SCHEMES)
+        if self.weight_mode == "tawq":
+            check_int("weight_bits (the TaWQ code width)", self.weight_bits,
+                      MIN_CODE_BITS, MAX_CODE_BITS)
+            if self.batch_norm:
+                raise ValueError("weight_mode='tawq' cannot be combined with batch_norm "
+                                 "(folding batch norm would rescale the ternary rows); use "
+                                 "batch_norm=False for TaWQ layers")
         check_choice("state_mode", self.state_mode, STATE_MODES)
         check_int("state_bits", self.state_bits, MIN_STATE_BITS, MAX_STATE_BITS)
         check_choice("state_family", self.state_family, STATE_FAMILIES)
@@ -229,7 +239,8 @@ class TrainConfig:
     def narrowest_bits(self) -> int | None:
         """The fewest bits any layer quantizes its weights (QAT) or states (SQUAT) to
         during training; None when nothing is quantized in training."""
-        bits = [lc.weight_bits for lc in self.layers if lc.weight_mode == "qat"]
+        # a TaWQ layer counts its code width (as a ternary QAT layer counts weight_bits)
+        bits = [lc.weight_bits for lc in self.layers if lc.weight_mode in ("qat", "tawq")]
         bits += [lc.state_bits for lc in self.layers if lc.state_mode == "squat"]
         return min(bits, default=None)
 

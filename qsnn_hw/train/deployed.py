@@ -26,10 +26,12 @@ from .encoding import Encoded
 _EXACT_FLOAT = 1 << 52
 
 
-def _conv(layer: IntLayer, x: np.ndarray, exact_float: bool) -> np.ndarray:
+def _conv(layer: IntLayer, x: np.ndarray, exact_float: bool, weight=None) -> np.ndarray:
     """A convolution's ``W @ x`` on the last axis of ``x`` (flat (C, H, W) inputs ->
     flat (C_out, H_out, W_out) neurons): for every tap (ky, kx), the input plane shifted
-    by it, strided, contracted with ``W[:, :, ky, kx]`` over the input channels."""
+    by it, strided, contracted with ``W[:, :, ky, kx]`` over the input channels
+    (``weight``: another kernel than ``layer.weight``, e.g. a TaWQ layer's ternary one)."""
+    weight = layer.weight if weight is None else weight
     c, h, w = layer.in_shape
     s, p = layer.stride, layer.padding
     co, ho, wo = layer.conv_shape
@@ -42,7 +44,7 @@ def _conv(layer: IntLayer, x: np.ndarray, exact_float: bool) -> np.ndarray:
     for ky in range(kh):
         for kx in range(kw):
             plane = pad[..., ky: ky + s * (ho - 1) + 1: s, kx: kx + s * (wo - 1) + 1: s]
-            acc += np.einsum("oc,...chw->...ohw", layer.weight[:, :, ky, kx].astype(dtype),
+            acc += np.einsum("oc,...chw->...ohw", weight[:, :, ky, kx].astype(dtype),
                              plane)
     if exact_float:
         acc = np.rint(acc).astype(np.int64)
@@ -60,6 +62,29 @@ def _pool(layer: IntLayer, z: np.ndarray) -> np.ndarray:
         for dx in range(k):
             out |= grid[:, :, dy: dy + k * ph: k, dx: dx + k * pw: k]
     return out.reshape(z.shape[0], -1)
+
+
+def _tawq_current(layer: IntLayer, x: np.ndarray, steps: int) -> np.ndarray:
+    """A TaWQ layer's currents (B, T, N) for ``x`` (B, M) static or (B, T, M): the ternary
+    sums of every timestep at once (one tensor contraction with the (T, N, M) stack of
+    ternary weights), the scale's rounding as a floor division."""
+    if layer.steps != steps:
+        raise ValueError(f"this TaWQ layer is built for T = {layer.steps} timesteps, the "
+                         f"input has {steps}")
+    stack = np.moveaxis(layer.tawq_table[layer.weight], -1, 0)     # (T, *weight shape)
+    if layer.is_conv:
+        xs = x if x.ndim == 3 else np.broadcast_to(x[:, None], (x.shape[0], steps, x.shape[1]))
+        acc = np.stack([_conv(layer, xs[:, t], False, stack[t]) for t in range(steps)], 1)
+        per = layer.n_neurons // layer.channels
+        mult = np.repeat(layer.tawq_mult, per, axis=1)               # (T, N)
+        bias = None if layer.bias is None else np.repeat(layer.bias, per)
+    else:
+        spec = "bm,tnm->btn" if x.ndim == 2 else "btm,tnm->btn"
+        acc = np.einsum(spec, x.astype(np.int64), stack.astype(np.int64))
+        mult, bias = layer.tawq_mult, layer.bias
+    cur = np.floor_divide(acc * mult * (1 << layer.frac_bits)
+                          + ((1 << layer.tawq_shift) // 2), 1 << layer.tawq_shift)
+    return cur if bias is None else cur + bias
 
 
 def _current(layer: IntLayer, x: np.ndarray, input_max: int) -> np.ndarray:
@@ -97,8 +122,11 @@ def run_deployed(net: IntNetwork, enc: Encoded, trace: bool = False) -> Deployed
     h = enc.ints  # (B, M) static, or (B, T, M) spikes
     spikes, mems = [], []
     for i, layer in enumerate(net.layers):
-        static = h.ndim == 2
-        cur = _current(layer, h, net.layer_input_max(i))  # (B, N) or (B, T, N)
+        if layer.is_tawq:                   # weights change every step: (B, T, N)
+            cur = _tawq_current(layer, h, steps)
+        else:
+            cur = _current(layer, h, net.layer_input_max(i))  # (B, N) or (B, T, N)
+        static = cur.ndim == 2
         batch, n = cur.shape[0], layer.n_neurons
         if layer.levels is not None:
             bounds = decision_boundaries(layer.levels)

@@ -12,6 +12,9 @@ Per layer, with per-tensor weight scale ``s_w`` and input scale ``s_in`` (1 for 
   eps)`` per output channel (:func:`~.batchnorm.folded_bn`), before the weight quantizer
 * a convolutional layer exports ``(C_out, C, K, K)`` weights, its input shape, stride,
   padding and pooling (the contract's convolutional layer)
+* a TaWQ layer (weight_mode ``tawq``) exports its per-weight codes, the shared table of
+  ternary sequences, the multipliers of its per-(timestep, channel) scale and
+  ``s_w = std W`` (:func:`~.tawq.tawq_weights`; docs/fixed-point.md, "TaWQ layers")
 * ``beta_num = round_half_up(beta * 2**beta_shift)`` (clipped to [1, 2**beta_shift])
 * ``levels = levels_to_fixed_point(float_levels, frac_bits, unit=s_w * s_in)``
 
@@ -27,9 +30,11 @@ import numpy as np
 
 from ..contract import MAX_MEM_BITS, IntLayer, IntNetwork, signed_width
 from ..quant.levels import levels_to_fixed_point, round_half_up
+from ..quant.tawq import code_values
 from ..quant.weights import WeightQuantizer
 from .batchnorm import folded_bn
 from .config import TrainConfig
+from .tawq import tawq_weights
 
 AUTO_THRESHOLD_STEPS = 256
 AUTO_MEM_THRESHOLDS = 16
@@ -65,15 +70,20 @@ def deploy_layer(model, index: int, cfg: TrainConfig, input_scale: float):
     b = p[layer.key("bias")].astype(np.float64) if layer.key("bias") in p else None
     if lc.batch_norm:   # eval-mode batch normalization is affine per channel: folded
         w, b, _, _ = (np.asarray(a, np.float64) for a in folded_bn(layer, p))
-    if lc.weight_mode == "none":
-        wq = WeightQuantizer("symmetric", cfg.float_weight_bits)
+    tw = None
+    if lc.weight_mode == "tawq":   # codes + table + multipliers (train/tawq.py)
+        tw = tawq_weights(w, lc.weight_bits, cfg.timesteps)
+        s_w = tw.sigma
     else:
-        wq = WeightQuantizer(lc.weight_scheme, lc.weight_bits)
-    if wq.per_channel:
-        raise ExportError(f"layer {index}: per-channel weight scales cannot share one integer "
-                          f"threshold; use per-tensor scales")
-    qt = wq(w)
-    s_w = float(qt.scale)
+        if lc.weight_mode == "none":
+            wq = WeightQuantizer("symmetric", cfg.float_weight_bits)
+        else:
+            wq = WeightQuantizer(lc.weight_scheme, lc.weight_bits)
+        if wq.per_channel:
+            raise ExportError(f"layer {index}: per-channel weight scales cannot share one "
+                              f"integer threshold; use per-tensor scales")
+        qt = wq(w)
+        s_w = float(qt.scale)
     unit0 = s_w * input_scale
     theta = lc.threshold
     levels_f = layer.sq.levels if layer.sq is not None else None
@@ -105,20 +115,30 @@ def deploy_layer(model, index: int, cfg: TrainConfig, input_scale: float):
             raise ExportError(f"layer {index}: threshold {threshold} does not fit a "
                               f"{MAX_MEM_BITS}-bit membrane; lower --frac-bits or "
                               f"--float-weight-bits")
+    tawq = {}
+    if tw is not None:
+        tawq = dict(tawq_table=tw.table, tawq_mult=tw.mult, tawq_shift=tw.shift)
     try:
-        il = IntLayer(weight=qt.signed, threshold=threshold, beta_num=beta_num,
+        il = IntLayer(weight=qt.signed if tw is None else tw.codes, threshold=threshold,
+                      beta_num=beta_num,
                       beta_shift=cfg.beta_shift, reset=lc.reset, bias=bias, frac_bits=f,
                       levels=levels, mem_bits=mem_bits,
                       rest=lc.rest_mode if levels is not None else "level",
                       in_shape=layer.op.in_shape, stride=layer.op.stride,
-                      padding=layer.op.padding, pool=lc.pool)
+                      padding=layer.op.padding, pool=lc.pool, **tawq)
     except ValueError as exc:
         raise ExportError(f"layer {index}: {exc}") from None
+    if tw is None:
+        wquant = {"scheme": wq.scheme, "bits": wq.bits,
+                  "deployed_by": "ptq" if lc.weight_mode != "qat" else "qat"}
+    else:
+        wquant = {"scheme": "tawq", "bits": lc.weight_bits, "deployed_by": "tawq",
+                  "periods": tw.periods, "code_values": [float(v) for v in
+                                                         code_values(tw.periods)]}
     info = {
         "weight_scale": s_w,
-        "weight_zero_point": int(qt.zero_point),
-        "weight_quantizer": {"scheme": wq.scheme, "bits": wq.bits,
-                             "deployed_by": "ptq" if lc.weight_mode != "qat" else "qat"},
+        "weight_zero_point": int(qt.zero_point) if tw is None else 0,
+        "weight_quantizer": wquant,
         "input_scale": input_scale,
         "membrane_unit": unit0 / 2 ** f,
         "threshold_float": theta,

@@ -51,6 +51,7 @@ from ..contract import IntLayer
 from ..quant.levels import LEVEL_FAMILIES
 from ..quant.state import LevelQuantizer, decision_boundaries
 from ..quant.weights import WeightQuantizer
+from . import tawq
 from .arch import geometry
 from .batchnorm import BN_EPS, folded_bn, update_running_stats
 from .config import LayerConfig
@@ -81,6 +82,7 @@ class LayerCache:
     beta: float
     bn: tuple | None = None  # ("batch", xhat, inv_std, count) / ("fold", k, inv_sd, mean)
     route: np.ndarray | None = None  # pooled: (T, B, n_out) neuron behind each output
+    tawq: object = None    # a TaWQ layer's backward cache (:class:`.tawq.TawqCache`)
 
     @property
     def u(self) -> np.ndarray:
@@ -197,7 +199,7 @@ class LIFLayer:
     @property
     def aware(self) -> bool:
         """Trained quantization-aware (QAT weights or SQUAT states): on its deployed grid."""
-        return self.cfg.weight_mode == "qat" or self.cfg.state_mode == "squat"
+        return self.cfg.weight_mode in ("qat", "tawq") or self.cfg.state_mode == "squat"
 
     def forward(self, params: dict, x: np.ndarray, steps: int, spike: SpikeFunction,
                 quant: bool, detach_reset: bool, keep: bool, grid: Grid | None = None,
@@ -335,6 +337,10 @@ class LIFLayer:
         flat = xi if static else xi.reshape(-1, x.shape[-1])
         # the largest input step (later layers read spikes: at most 1)
         input_max = int(flat.max(initial=0)) if self.index == 0 else 1
+        if il.is_tawq:      # a ternary weight per timestep: train/tawq.py
+            zs, fields = tawq.forward_grid(self, params, x, xi, steps, spike, keep, grid,
+                                           input_max)
+            return zs, (LayerCache(**fields) if keep else None)
         cur = self.op.int_current(flat, il.weight, input_max)
         bn = None
         if self.cfg.batch_norm:
@@ -550,7 +556,10 @@ class LIFLayer:
             d = op.per_neuron(inv) * (dxh - op.per_neuron(op.channel_sum(dxh) / count)
                                       - xhat * op.per_neuron(op.channel_sum(dxh * xhat)
                                                              / count))
-        dw, dx = op.backward(d, rows, cache.w_used, need_dx)
+        if cache.tawq is not None:      # a weight per timestep: train/tawq.py
+            dw, dx = cache.tawq.backward(op, d_cur, cache.x, need_dx)
+        else:
+            dw, dx = op.backward(d, rows, cache.w_used, need_dx)
         if dx is not None and not static:
             dx = dx.reshape(cache.x.shape)
         if bn is not None and bn[0] == "fold":
