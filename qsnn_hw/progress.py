@@ -316,3 +316,33 @@ def stage(name: str, prefix: str = "", stream=None):
         line(f"{head}: stopped after {format_seconds(time.perf_counter() - t0)}", stream)
         raise
     line(f"{head}: done in {format_seconds(time.perf_counter() - t0)}", stream)
+
+
+class Watcher:
+    """Progress read from outside a tool while it runs: inside the ``with`` block a
+    daemon thread calls :meth:`poll` every :attr:`POLL` seconds (the subclass reads the
+    tool's files and moves ``bar``); entering shows ``first_stage`` on the bar."""
+
+    POLL = 0.5
+
+    def __init__(self, bar, first_stage: str, name: str):
+        self.bar = bar
+        self._first = first_stage
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def __enter__(self):
+        self.bar.stage(self._first)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self):
+        while not self._stop.wait(self.POLL):
+            self.poll()
+
+    def poll(self):
+        raise NotImplementedError

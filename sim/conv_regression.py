@@ -59,29 +59,9 @@ def conv_regression_case(seed: int) -> CoreCase:
 
 
 def main(argv=None) -> int:
-    import argparse
-    import tempfile
-
-    from qsnn_hw.verify.bundle import write_bundle
-    from qsnn_hw.verify.compare import format_report
-    from qsnn_hw.verify.runner import SIMULATORS, run_bundle
-
-    ap = argparse.ArgumentParser(prog="python -m sim.conv_regression", description=__doc__)
-    ap.add_argument("--sim", choices=SIMULATORS, required=True)
-    ap.add_argument("--configs", type=int, default=12, help="random configurations")
-    ap.add_argument("--seed", type=int, default=0, help="first configuration seed")
-    ap.add_argument("--build-dir", default=None, help="default: a temporary directory")
-    args = ap.parse_args(argv)
-    out = args.build_dir or tempfile.mkdtemp(prefix="qsnn-conv-regression-")
-    cases = [conv_regression_case(args.seed + i) for i in range(args.configs)]
-    bundle = write_bundle(cases, f"{out}/bundle")
-    rep = run_bundle(args.sim, bundle, f"{out}/build_{args.sim}")
-    for core in rep["cores"]:
-        print(format_report(core, core["core"], core["describe"]))
-    print(f"{args.sim}: {sum(c['ok'] for c in rep['cores'])}/{len(rep['cores'])} "
-          f"configurations bit-exact, {rep['cycles']} cycles in {rep['total_s']:.1f} s; "
-          f"build in {out}")
-    return 0 if rep["ok"] else 1
+    from sim.regression import run_main
+    return run_main(argv, conv_regression_case, "python -m sim.conv_regression", 12,
+                    "qsnn-conv-regression-", __doc__)
 
 
 if __name__ == "__main__":

@@ -69,7 +69,10 @@ def regression_case(seed: int) -> CoreCase:
                     ready_prob=float(rng.choice([1.0, 0.5, 0.15])), describe=describe)
 
 
-def main(argv=None) -> int:
+def run_main(argv, make_case, prog: str, default_configs: int, prefix: str,
+             doc: str | None = None) -> int:
+    """The command line of a regression script: ``--sim``, ``--configs``, ``--seed``,
+    ``--build-dir``; ``make_case(seed)`` gives one configuration."""
     import argparse
     import tempfile
 
@@ -77,14 +80,15 @@ def main(argv=None) -> int:
     from qsnn_hw.verify.compare import format_report
     from qsnn_hw.verify.runner import SIMULATORS, run_bundle
 
-    ap = argparse.ArgumentParser(prog="python -m sim.regression", description=__doc__)
+    ap = argparse.ArgumentParser(prog=prog, description=doc)
     ap.add_argument("--sim", choices=SIMULATORS, required=True)
-    ap.add_argument("--configs", type=int, default=50, help="random configurations")
+    ap.add_argument("--configs", type=int, default=default_configs,
+                    help="random configurations")
     ap.add_argument("--seed", type=int, default=0, help="first configuration seed")
     ap.add_argument("--build-dir", default=None, help="default: a temporary directory")
     args = ap.parse_args(argv)
-    out = args.build_dir or tempfile.mkdtemp(prefix="qsnn-regression-")
-    cases = [regression_case(args.seed + i) for i in range(args.configs)]
+    out = args.build_dir or tempfile.mkdtemp(prefix=prefix)
+    cases = [make_case(args.seed + i) for i in range(args.configs)]
     bundle = write_bundle(cases, f"{out}/bundle")
     rep = run_bundle(args.sim, bundle, f"{out}/build_{args.sim}")
     for core in rep["cores"]:
@@ -93,6 +97,11 @@ def main(argv=None) -> int:
           f"configurations bit-exact, {rep['cycles']} cycles in {rep['total_s']:.1f} s; "
           f"build in {out}")
     return 0 if rep["ok"] else 1
+
+
+def main(argv=None) -> int:
+    return run_main(argv, regression_case, "python -m sim.regression", 50,
+                    "qsnn-regression-", __doc__)
 
 
 if __name__ == "__main__":

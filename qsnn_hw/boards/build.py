@@ -18,7 +18,6 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -453,33 +452,15 @@ def tool_stage(line: str, tool: str) -> tuple[str, bool] | None:
     return None
 
 
-class _ToolWatch:
+class _ToolWatch(qprogress.Watcher):
     """The build's stages on a progress bar, read from the tools' logs while they run
     (Yosys writes ``top.rpt``, nextpnr ``top.tim``; the logs stay in the build
     directory)."""
 
-    POLL = 0.5
-
     def __init__(self, build_dir: Path, bar):
-        self.bar = bar
+        super().__init__(bar, "synthesis (yosys)", "qsnn-build-watch")
         self.tails = [("yosys", _LogTail(build_dir / "top.rpt")),
                       ("nextpnr", _LogTail(build_dir / "top.tim"))]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="qsnn-build-watch",
-                                        daemon=True)
-
-    def __enter__(self):
-        self.bar.stage("synthesis (yosys)")
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self):
-        while not self._stop.wait(self.POLL):
-            self.poll()
 
     def poll(self) -> None:
         for tool, tail in self.tails:

@@ -40,6 +40,17 @@ def issue_signature(geom: LayerGeometry) -> wiring.Signature:
     })
 
 
+def addressing_members(geom: LayerGeometry) -> dict:
+    """The members every addressing has (module docstring): ``load``, ``m``, ``x``,
+    ``bank`` in; ``free`` and ``issue`` out."""
+    return {
+        "load": In(1), "m": In(index_width(geom.n_in)), "x": In(unsigned(geom.input_bits)),
+        "bank": In(1),
+        "free": Out(1),
+        "issue": Out(issue_signature(geom)),
+    }
+
+
 class DenseAddressing(wiring.Component):
     """A dense layer: event ``m`` reads the G words ``m*G + g`` (g = 0..G-1, neurons
     ``g*P .. g*P + P - 1``) into accumulator group ``g``; events run back to back.
@@ -48,12 +59,7 @@ class DenseAddressing(wiring.Component):
     def __init__(self, geom: LayerGeometry):
         self.geometry = geom
         self.reuse_distance = geom.groups
-        super().__init__({
-            "load": In(1), "m": In(index_width(geom.n_in)), "x": In(unsigned(geom.input_bits)),
-            "bank": In(1),
-            "free": Out(1),
-            "issue": Out(issue_signature(geom)),
-        })
+        super().__init__(addressing_members(geom))
 
     def elaborate(self, platform):
         m = Module()

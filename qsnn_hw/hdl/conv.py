@@ -34,11 +34,10 @@ from __future__ import annotations
 import numpy as np
 from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import memory, wiring
-from amaranth.lib.wiring import In, Out
 
 from ..contract import IntLayer
 from ._util import index_width
-from .addressing import issue_signature
+from .addressing import addressing_members
 from .geometry import DECODE_FIELDS, LayerGeometry, decode_field_widths, decode_width
 
 __all__ = ["DECODE_FIELDS", "decode_width"]
@@ -108,12 +107,7 @@ class ConvAddressing(wiring.Component):
         self.geometry = geom
         self.reuse_distance = 1
         self.table = decode_table(geom)
-        super().__init__({
-            "load": In(1), "m": In(index_width(geom.n_in)), "x": In(unsigned(geom.input_bits)),
-            "bank": In(1),
-            "free": Out(1),
-            "issue": Out(issue_signature(geom)),
-        })
+        super().__init__(addressing_members(geom))
 
     def elaborate(self, platform):
         m = Module()

@@ -18,10 +18,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 import time
 from pathlib import Path
 
+from ..progress import Watcher
 from .tools import SIMULATORS, find_simulator, simulator_available  # noqa: F401 (re-exported)
 
 LOG = "sim.log"
@@ -200,25 +200,21 @@ def _child_main() -> None:
     sys.exit(0 if "results" in answer else 1)
 
 
-class _TraceWatch:
+class _TraceWatch(Watcher):
     """Progress of a bundle's simulation, read from outside the simulator: the harness
     opens each core's trace file when the simulation starts and flushes it after every
     result (an ``R`` line), so a thread of this process polls the files and counts
     the samples done (a file unchanged since before the run is an earlier run's)."""
 
-    POLL = 0.5
-
     def __init__(self, bundle_json: Path, info: dict, sim: str, bar):
-        self.sim, self.bar = sim, bar
+        super().__init__(bar, f"compiling for {sim}", "qsnn-trace-watch")
+        self.sim = sim
         self.files = []
         for core in info["cores"]:
             path = bundle_json.parent / f"{core['name']}.trace"
             self.files.append({"path": path, "before": self._stat(path), "offset": 0,
                                "partial": b"", "results": 0})
         self.total = sum(int(c["samples"]) for c in info["cores"])
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="qsnn-trace-watch",
-                                        daemon=True)
 
     @staticmethod
     def _stat(path: Path):
@@ -227,19 +223,6 @@ class _TraceWatch:
         except OSError:
             return None
         return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-    def __enter__(self):
-        self.bar.stage(f"compiling for {self.sim}")
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self):
-        while not self._stop.wait(self.POLL):
-            self.poll()
 
     def poll(self) -> int:
         """Read what the traces gained; returns the samples done so far."""
