@@ -22,6 +22,7 @@ with a start line and an end line with its elapsed time.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import re
 import sys
@@ -318,7 +319,7 @@ def stage(name: str, prefix: str = "", stream=None):
     line(f"{head}: done in {format_seconds(time.perf_counter() - t0)}", stream)
 
 
-class Watcher:
+class Watcher(abc.ABC):
     """Progress read from outside a tool while it runs: inside the ``with`` block a
     daemon thread calls :meth:`poll` every :attr:`POLL` seconds (the subclass reads the
     tool's files and moves ``bar``); entering shows ``first_stage`` on the bar."""
@@ -344,5 +345,6 @@ class Watcher:
         while not self._stop.wait(self.POLL):
             self.poll()
 
+    @abc.abstractmethod
     def poll(self):
-        raise NotImplementedError
+        """Read what the tool wrote since the last call and move the bar."""
