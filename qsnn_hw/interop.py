@@ -14,12 +14,16 @@ is an :class:`ImportOptions` field with snnTorch's defaults. docs/interop.md has
 mapping table.
 
 Import (:func:`import_nir`): a chain ``Input -> (Linear | Affine) -> (LIF | IF) -> ... ->
-Output`` becomes a float network, quantized post-training by the trainer's own export
-(:func:`qsnn_hw.train.export.deploy`) with the options' widths. A graph written by
-:func:`export_nir` carries the integer model in its metadata and is rebuilt exactly.
+Output``, with convolutions first (``Conv2d -> (LIF | IF)``, optionally max pooling written
+as ``SumPool2d -> Threshold``, then a ``Flatten`` before the dense layers;
+:data:`qsnn_hw.nirgraph.PATTERN`), becomes a float network, quantized post-training by
+the trainer's own export (:func:`qsnn_hw.train.export.deploy`) with the options' widths.
+A graph written by :func:`export_nir` carries the integer model in its metadata and is
+rebuilt exactly.
 
-Export (:func:`export_nir`): each layer as ``Affine`` (or ``Linear``) and ``LIF`` (``IF``
-for ``beta = 1``) in membrane units -- weights ``W * 2**frac_bits``, bias and threshold
+Export (:func:`export_nir`): each layer as ``Affine`` (or ``Linear``, or ``Conv2d``) and
+``LIF`` (``IF`` for ``beta = 1``; a pooled convolution's OR pooling as ``SumPool2d`` and a
+``Threshold`` of 0.5) in membrane units -- weights ``W * 2**frac_bits``, bias and threshold
 as the integers, input in whole input steps -- so a float NIR consumer runs the integer
 model up to the leak's rounding and the state quantizer, which, with every other integer
 of the contract, are in the node metadata (key ``qsnn_hw``, a JSON string).
@@ -40,10 +44,9 @@ from .nirgraph import (
     DT,
     InteropError,
     chain,
-    float_layer,
     float_layers,
-    input_size,
-    layer_pairs,
+    float_network,
+    layer_nodes,
     read_graph,
 )
 
@@ -65,44 +68,70 @@ def export_nir(art: Artifact):
         if layer.is_tawq:
             raise InteropError(f"layer {i} is a TaWQ layer (time-varying ternary weights), "
                                f"which NIR cannot express")
-        if layer.is_conv:
-            raise InteropError(f"layer {i} is convolutional: NIR export writes dense layers "
-                               f"only so far")
-    nodes = {"input": nir.Input({"input": np.array([net.n_in])})}
+    first = net.layers[0]
+    nodes = {"input": nir.Input({"input": np.array(first.in_shape if first.is_conv
+                                                   else [net.n_in])})}
     edges, prev = [], "input"
+
+    def link(name, node):
+        nonlocal prev
+        nodes[name] = node
+        edges.append((prev, name))
+        prev = name
+
     for i, layer in enumerate(net.layers):
         w = layer.weight.astype(np.float64) * float(1 << layer.frac_bits)
-        fc_meta = {META_KEY: json.dumps({"layer": i, "frac_bits": layer.frac_bits,
-                                         "unit": "membrane units per input step"})}
-        if layer.bias is None:
-            nodes[f"fc{i}"] = nir.Linear(w, metadata=fc_meta)
+        fc_meta = {"layer": i, "frac_bits": layer.frac_bits,
+                   "unit": "membrane units per input step"}
+        if layer.is_conv:
+            fc_meta.update(in_shape=list(layer.in_shape), bias=layer.bias is not None)
+            bias = (np.zeros(w.shape[0]) if layer.bias is None
+                    else layer.bias.astype(np.float64))
+            link(f"fc{i}", nir.Conv2d(layer.in_shape[1:], w, layer.stride, layer.padding, 1,
+                                      1, bias, metadata=_tag(fc_meta)))
         else:
-            nodes[f"fc{i}"] = nir.Affine(w, layer.bias.astype(np.float64), metadata=fc_meta)
-        n = layer.n_out
+            if i and net.layers[i - 1].is_conv:       # channel-major, as the contract reads
+                link(f"flatten{i}", nir.Flatten({"input": np.array(net.layers[i - 1]
+                                                                   .out_shape)}, 0, -1))
+            if layer.bias is None:
+                link(f"fc{i}", nir.Linear(w, metadata=_tag(fc_meta)))
+            else:
+                link(f"fc{i}", nir.Affine(w, layer.bias.astype(np.float64),
+                                          metadata=_tag(fc_meta)))
+        shape = layer.conv_shape if layer.is_conv else (layer.n_out,)
         beta = layer.beta_num / 2.0 ** layer.beta_shift
-        lif_meta = {META_KEY: json.dumps({
+        lif_meta = _tag({
             "layer": i, "threshold": layer.threshold, "beta_num": layer.beta_num,
             "beta_shift": layer.beta_shift, "reset": layer.reset, "rest": layer.rest,
             "mem_bits": layer.mem_bits,
             "levels": None if layer.levels is None else [int(v) for v in layer.levels],
             "leak": "round half up: (beta_num * u + 2**(beta_shift-1)) >> beta_shift",
             "initial_state": "0; with rest 'level' and quantized states the level "
-                             "nearest 0"})}
-        thr = np.full(n, float(layer.threshold))
+                             "nearest 0"})
+        thr = np.full(shape, float(layer.threshold))
+        zeros = np.zeros(shape)
         if beta == 1.0:
-            nodes[f"lif{i}"] = nir.IF(np.ones(n), thr, np.zeros(n), metadata=lif_meta)
+            link(f"lif{i}", nir.IF(np.ones(shape), thr, zeros, metadata=lif_meta))
         else:
-            tau = np.full(n, DT / (1.0 - beta))
-            nodes[f"lif{i}"] = nir.LIF(tau, tau / DT, np.zeros(n), thr, np.zeros(n),
-                                       metadata=lif_meta)
-        edges += [(prev, f"fc{i}"), (f"fc{i}", f"lif{i}")]
-        prev = f"lif{i}"
-    nodes["output"] = nir.Output({"output": np.array([net.n_out])})
-    edges.append((prev, "output"))
+            tau = np.full(shape, DT / (1.0 - beta))
+            link(f"lif{i}", nir.LIF(tau, tau / DT, zeros, thr, zeros, metadata=lif_meta))
+        if layer.is_conv and layer.pool > 1:
+            # max pooling of spikes = at least one spike in the window: a sum, then a
+            # threshold between 0 and 1
+            k = np.array([layer.pool, layer.pool])
+            link(f"pool{i}", nir.SumPool2d(k, k, np.zeros(2, dtype=np.int64)))
+            link(f"or{i}", nir.Threshold(np.full(layer.out_shape, 0.5)))
+    last = net.layers[-1]
+    link("output", nir.Output({"output": np.array(last.out_shape if last.is_conv
+                                                  else [net.n_out])}))
     meta = {META_KEY: json.dumps({
         "format": META_FORMAT, "input_bits": net.input_bits, "dt": DT,
         "config": art.config, "metadata": art.metadata, "layer_info": art.layer_info})}
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
+
+
+def _tag(meta: dict) -> dict:
+    return {META_KEY: json.dumps(meta)}
 
 
 def write_nir(art: Artifact, path) -> Path:
@@ -191,6 +220,14 @@ def _meta(node, name: str) -> dict:
                            f"{META_KEY!r} metadata") from None
 
 
+def _pair_value(values, name: str) -> int:
+    v = np.asarray(values).ravel()
+    if v.size == 0 or np.any(v != v[0]):
+        raise InteropError(f"node {name!r}: stride and padding must be the same on both "
+                           f"axes, got {v.tolist()}")
+    return int(v[0])
+
+
 def _rebuild(graph, meta) -> Artifact:
     """The exact artifact of a graph written by :func:`export_nir`."""
     try:
@@ -201,21 +238,26 @@ def _rebuild(graph, meta) -> Artifact:
         raise InteropError(f"the graph's {META_KEY!r} metadata has format "
                            f"{top.get('format')!r}; this qsnn-hw reads {META_FORMAT}")
     layers = []
-    for fc_name, fc, nr_name, nr in layer_pairs(chain(graph)):
-        fm, nm = _meta(fc, fc_name), _meta(nr, nr_name)
+    for ln in layer_nodes(chain(graph)):
+        fc_name, fc, nr_name = ln.fc_name, ln.fc, ln.nr_name
+        fm, nm = _meta(fc, fc_name), _meta(ln.nr, nr_name)
         w = np.asarray(fc.weight, dtype=np.float64) / float(1 << int(fm["frac_bits"]))
         wi = np.rint(w)
         if not np.array_equal(wi, w):
             raise InteropError(f"node {fc_name!r}: weights are not whole multiples of "
                                f"2**frac_bits: the graph was changed after export")
-        bias = None
-        if type(fc).__name__ == "Affine":
+        bias, conv = None, {}
+        if type(fc).__name__ == "Affine" or (ln.is_conv and fm.get("bias")):
             bias = np.rint(np.asarray(fc.bias, dtype=np.float64)).astype(np.int64)
+        if ln.is_conv:
+            conv = dict(in_shape=tuple(fm.get("in_shape") or ()), pool=ln.pool,
+                        stride=_pair_value(fc.stride, fc_name),
+                        padding=_pair_value(fc.padding, fc_name))
         levels = None if nm["levels"] is None else np.asarray(nm["levels"], np.int64)
         try:
             layers.append(IntLayer(wi.astype(np.int64), nm["threshold"], nm["beta_num"],
                                    nm["beta_shift"], nm["reset"], bias, fm["frac_bits"],
-                                   levels, nm["mem_bits"], nm.get("rest", "level")))
+                                   levels, nm["mem_bits"], nm.get("rest", "level"), **conv))
         except (KeyError, TypeError, ValueError) as exc:
             raise InteropError(f"node {nr_name!r}: {exc}") from None
     net = IntNetwork(tuple(layers), input_bits=int(top["input_bits"]))
@@ -230,21 +272,18 @@ def _quantize(graph, opts: ImportOptions, source: str, dataset: dict) -> Artifac
     from .train.model import SNN
     from .train.surrogate import SpikeFunction
 
-    order = chain(graph)
-    n_in = input_size(order)
-    floats, lcs = [], []
-    m = n_in
-    for fc_name, fc, nr_name, nr in layer_pairs(order):
-        w, b, beta, theta = float_layer(fc_name, fc, nr_name, nr, m, opts.dt)
-        floats.append((w, b, beta))
+    shape, floats = float_network(graph, opts.dt)
+    lcs = []
+    for w, b, beta, geo in floats:
+        conv = {} if geo is None else {k: geo[k] for k in ("kernel", "stride", "padding",
+                                                           "pool")}
         lcs.append(LayerConfig(
-            w.shape[0], bias=b is not None, beta=beta, threshold=theta, reset=opts.reset,
+            w.shape[0], bias=b is not None, beta=beta, threshold=1.0, reset=opts.reset,
             rest=opts.rest,
             weight_mode="ptq", weight_bits=opts.weight_bits,
             weight_scheme=opts.weight_scheme,
             state_mode="ptq" if opts.state_bits else "none",
-            state_bits=opts.state_bits or 4, state_family=opts.state_family))
-        m = w.shape[0]
+            state_bits=opts.state_bits or 4, state_family=opts.state_family, **conv))
     fields = dict(layers=tuple(lcs), input_bits=max(opts.input_bits, 1),
                   frac_bits=opts.frac_bits, mem_bits=opts.mem_bits,
                   beta_shift=opts.beta_shift, encoding="direct" if opts.input_bits > 1
@@ -254,9 +293,10 @@ def _quantize(graph, opts: ImportOptions, source: str, dataset: dict) -> Artifac
         cfg = TrainConfig(**fields)
     except (TypeError, ValueError) as exc:
         raise InteropError(str(exc)) from None
-    model = SNN(n_in, lcs, SpikeFunction("atan"), beta_shift=opts.beta_shift,
-                dtype=np.float64)
-    for i, (w, b, beta) in enumerate(floats):
+    model = SNN(int(np.prod(shape)), lcs, SpikeFunction("atan"),
+                beta_shift=opts.beta_shift, dtype=np.float64,
+                in_shape=shape if len(shape) == 3 else None)
+    for i, (w, b, beta, _) in enumerate(floats):
         model.params[f"layer{i}.weight"] = w
         model.params[f"layer{i}.beta"] = np.asarray(beta)
         if b is not None:

@@ -178,6 +178,85 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
         path.write_bytes(buf.getvalue())
 
 
+# --- a convolutional network ---------------------------------------------------------------
+
+CONV_SHAPE = (1, 8, 8)  # the conv fixture's input image (C, H, W)
+# (out channels, kernel, stride, padding, bias, beta, weight mean, weight gain) per conv
+CONVS = [(4, 3, 1, 1, False, 0.9, 0.15, 0.45), (6, 3, 2, 0, True, 0.8, 0.1, 0.35)]
+CONV_DENSE = (8, 0.85, 0.05, 0.3)  # the output layer: size, beta, weight mean, weight gain
+
+
+def conv_fixture(out: Path, versions: dict) -> bool:
+    """``conv_net.nir`` / ``.npz``: Conv2d(1->4, 3, padding 1) -> Leaky -> Conv2d(4->6, 3,
+    stride 2, bias) -> Leaky -> Flatten -> Linear(54->8) -> Leaky on 8 x 8 spike images
+    (x: B x T x 1 x 8 x 8). snnTorch's exporter needs per-neuron beta and threshold
+    tensors shaped like the layer's output (a scalar fails NIR's type inference after a
+    convolution). ``spikes{i}`` / ``mem{i}``: B x T x (neurons of layer i, flattened
+    channel-major as torch's Flatten)."""
+    import nir
+    import snntorch as snn
+    import torch
+    from snntorch.export_nir import export_to_nir
+
+    rng = np.random.default_rng(11)
+    modules, layers, shape = [], [], CONV_SHAPE
+    for c_out, k, s, p, bias, beta, mean, gain in CONVS:
+        conv = torch.nn.Conv2d(shape[0], c_out, k, stride=s, padding=p, bias=bias)
+        w = gain * (mean + rng.standard_normal(tuple(conv.weight.shape)))
+        with torch.no_grad():
+            conv.weight.copy_(torch.from_numpy(w.astype(np.float32)))
+            if bias:
+                conv.bias.copy_(torch.from_numpy((0.05 * rng.standard_normal(c_out))
+                                                 .astype(np.float32)))
+        shape = (c_out, (shape[1] + 2 * p - k) // s + 1, (shape[2] + 2 * p - k) // s + 1)
+        modules += [conv, snn.Leaky(beta=torch.full(shape, beta),
+                                    threshold=torch.full(shape, 1.0), init_hidden=True)]
+        layers.append({"kind": "conv", "channels": c_out, "kernel": k, "stride": s,
+                       "padding": p, "bias": bias, "beta": beta, "threshold": 1.0,
+                       "out_shape": list(shape)})
+    n_out, beta, mean, gain = CONV_DENSE
+    n_in = int(np.prod(shape))
+    lin = torch.nn.Linear(n_in, n_out, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.from_numpy(
+            (gain * (mean + rng.standard_normal((n_out, n_in)))).astype(np.float32)))
+    modules += [torch.nn.Flatten(), lin,
+                snn.Leaky(beta=torch.full((n_out,), beta), threshold=torch.full((n_out,), 1.0),
+                          init_hidden=True)]
+    layers.append({"kind": "dense", "size": n_out, "bias": False, "beta": beta,
+                   "threshold": 1.0})
+    seq = torch.nn.Sequential(*modules)
+    graph = export_to_nir(seq, torch.zeros(1, *CONV_SHAPE), ignore_dims=[0])
+    graph.edges = sorted(graph.edges)
+    nir.write(out / "conv_net.nir", graph, compression=None)
+
+    x = (rng.random((B, T, *CONV_SHAPE)) < SPIKE_P).astype(np.float32)
+    lifs = [m for m in seq if isinstance(m, snn.Leaky)]
+    for lif in lifs:
+        lif.reset_mem()
+    spikes = [np.zeros((B, T, lif.threshold.numel()), np.uint8) for lif in lifs]
+    with torch.no_grad():
+        for t in range(T):
+            h, i = torch.from_numpy(x[:, t]), 0
+            for m in seq:
+                h = m(h)
+                if isinstance(m, snn.Leaky):
+                    spikes[i][:, t] = h.reshape(B, -1).numpy().astype(np.uint8)
+                    i += 1
+    meta = {**versions, "dt": DT, "input": "spikes", "in_shape": list(CONV_SHAPE),
+            "reset_mechanism": "subtract", "layers": layers}
+    arrays = {"x": x} | {f"spikes{i}": v for i, v in enumerate(spikes)}
+    arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
+    write_npz(out / "conv_net.npz", arrays)
+    kinds = [type(n).__name__ for n in nir.read(out / "conv_net.nir").nodes.values()]
+    rates = [float(v.mean()) for v in spikes]
+    print(f"\nconv_net: nodes {sorted(kinds)}; spike rates {[round(r, 3) for r in rates]}")
+    ok = all(RATE_RANGE[0] <= r <= RATE_RANGE[1] for r in rates)
+    if not ok:
+        print(f"conv_net: a spike rate is outside {RATE_RANGE}")
+    return ok
+
+
 # --- NumPy re-computation (the semantics under test) -------------------------------------
 
 def quantize(m: np.ndarray, levels: np.ndarray) -> np.ndarray:
@@ -427,6 +506,7 @@ def main() -> int:
     for reset, (eq, cross) in probe_threshold_equality().items():
         print(f"  {reset:8s} input 0.5, 0.25, 0, 0: {eq}")
         print(f"  {reset:8s} input 0.75, 0, 0     : {cross}")
+    ok = conv_fixture(args.out, versions) and ok
     print("\nall checks passed" if ok else "\nSOME CHECKS FAILED")
     return 0 if ok else 1
 

@@ -37,8 +37,43 @@ def load(name):
 
 
 def test_every_fixture_is_listed():
-    assert sorted(p.stem for p in DIR.glob("*.npz")) == sorted(NAMES)
-    assert sorted(p.stem for p in DIR.glob("*.nir")) == sorted(NAMES)
+    assert sorted(p.stem for p in DIR.glob("*.npz")) == sorted(NAMES + ["conv_net"])
+    assert sorted(p.stem for p in DIR.glob("*.nir")) == sorted(NAMES + ["conv_net"])
+
+
+def test_conv_fixture():
+    """conv_net: Conv2d -> LIF -> Conv2d -> LIF -> Flatten -> Linear -> LIF as snnTorch's
+    exporter wrote it, spike images in, every layer's spikes (flattened channel-major)."""
+    arrays, meta = load("conv_net")
+    assert meta["snntorch"] == "1.0.0" and meta["nir"] == "1.0.8" and meta["dt"] == 1e-4
+    layers = meta["layers"]
+    assert [spec["kind"] for spec in layers] == ["conv", "conv", "dense"]
+    x = arrays["x"]
+    assert x.dtype == np.float32 and x.shape == (B, T, *meta["in_shape"])
+    assert set(np.unique(x)) <= {0.0, 1.0}
+    graph = nir.read(DIR / "conv_net.nir")
+    succ = dict(graph.edges)
+    chain, node = [], "input"
+    while node in succ:
+        chain.append(node)
+        node = succ[node]
+    chain.append(node)
+    assert [type(graph.nodes[n]).__name__ for n in chain] == [
+        "Input", "Conv2d", "LIF", "Conv2d", "LIF", "Flatten", "Linear", "LIF", "Output"]
+    convs = [graph.nodes[n] for n in chain if type(graph.nodes[n]).__name__ == "Conv2d"]
+    for conv, spec in zip(convs, layers, strict=False):
+        assert np.asarray(conv.weight).shape[:3] == (spec["channels"],
+                                                     np.asarray(conv.weight).shape[1],
+                                                     spec["kernel"])
+        assert tuple(np.ravel(conv.stride))[0] == spec["stride"]
+        assert tuple(np.ravel(conv.padding))[0] == spec["padding"]
+        assert bool(np.any(np.asarray(conv.bias))) == spec["bias"]
+    sizes = [int(np.prod(spec["out_shape"])) for spec in layers[:2]] + [layers[2]["size"]]
+    assert set(arrays) == {"x"} | {f"spikes{i}" for i in range(3)}
+    for i, n in enumerate(sizes):
+        s = arrays[f"spikes{i}"]
+        assert s.dtype == np.uint8 and s.shape == (B, T, n) and set(np.unique(s)) <= {0, 1}
+        assert 0.05 <= s.mean() <= 0.40, f"layer {i} spike rate {s.mean():.3f}"
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -1,7 +1,9 @@
 """``qsnn-hw export``: an artifact -> a NIR graph carrying its quantization.
 
 Every layer becomes ``Affine`` (``Linear`` without bias) and ``LIF`` (``IF`` when beta is
-1) in membrane units: weights ``W * 2**frac_bits``, bias and threshold as the integers,
+1) in membrane units -- a convolution ``Conv2d``, its max pooling ``SumPool2d`` +
+``Threshold`` 0.5 (at least one spike in the window), a ``Flatten`` before the first dense
+layer after it --: weights ``W * 2**frac_bits``, bias and threshold as the integers,
 input in whole input steps, ``tau = dt / (1 - beta)`` and ``r = tau / dt`` with snnTorch's
 dt = 1e-4. Each node's metadata (key ``qsnn_hw``, JSON) holds the integers a float reader
 cannot see -- ``beta_num / 2**beta_shift``, the leak's rounding, the level table, the
@@ -29,8 +31,10 @@ def run(args) -> int:
     out = check_out_file(args.nir, force=args.force, flag="--nir")
     art = load_artifact(model)
     write_nir(art, out)
-    print(f"{out}: {len(art.network.layers)} layers as NIR (Affine/Linear + LIF/IF), "
-          f"quantization in node metadata")
+    conv = any(layer.is_conv for layer in art.network.layers)
+    kinds = "Conv2d/Affine/Linear + LIF/IF" if conv else "Affine/Linear + LIF/IF"
+    print(f"{out}: {len(art.network.layers)} layers as NIR ({kinds}), quantization in "
+          f"node metadata")
     return 0
 
 

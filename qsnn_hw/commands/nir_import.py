@@ -2,8 +2,9 @@
 export``) -> a deployable artifact (.qsnn).
 
 A graph written by ``qsnn-hw export`` is rebuilt exactly (its integers are in the node
-metadata). Any other dense chain (Input -> Linear/Affine -> LIF/IF -> ... -> Output) is
-quantized post-training: ``--weight-bits`` per-tensor weights, a saturating membrane or
+metadata). Any other chain of dense and convolutional LIF layers (Input -> [Conv2d ->
+LIF/IF [-> SumPool2d -> Threshold] -> ... -> Flatten] -> Linear/Affine -> LIF/IF -> ... ->
+Output) is quantized post-training: ``--weight-bits`` per-tensor weights, a saturating membrane or
 ``--state-bits`` levels of ``--state-family``. NIR leaves the discrete-time semantics
 open; ``--dt`` and ``--reset`` set them (defaults: snnTorch's ``Leaky`` exported by
 ``snntorch.export_nir``: dt 1e-4 s, subtract reset decided by the previous step's spike).
@@ -45,9 +46,25 @@ def run(args) -> int:
     net = art.network
     how = "rebuilt exactly (qsnn-hw graph)" if "imported_from" not in art.metadata \
         else "quantized post-training"
-    print(f"{out}: {net.n_in}-" + "-".join(str(la.n_out) for la in net.layers)
-          + f", {how}")
+    print(f"{out}: {network_text(net)}, {how}")
     return 0
+
+
+def network_text(net) -> str:
+    """``64-128-10``, or with convolutions the input shape and the ``--arch`` notation:
+    ``1x8x8: 4c3p1-6c3s2-8``."""
+    from types import SimpleNamespace
+
+    from ..train.arch import describe_arch
+    first = net.layers[0]
+    if not any(layer.is_conv for layer in net.layers):
+        return f"{net.n_in}-" + "-".join(str(layer.n_out) for layer in net.layers)
+    shape = "x".join(map(str, first.in_shape)) if first.is_conv else str(net.n_in)
+    return f"{shape}: " + describe_arch(
+        SimpleNamespace(size=layer.weight.shape[0],
+                        kernel=layer.kernel[0] if layer.is_conv else 0,
+                        padding=layer.padding, stride=layer.stride, pool=layer.pool,
+                        batch_norm=False) for layer in net.layers)
 
 
 def register(sub) -> None:
