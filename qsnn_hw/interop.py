@@ -311,10 +311,12 @@ def _quantize(graph, opts: ImportOptions, source: str, dataset: dict) -> Artifac
     return Artifact(net, cfg.to_dict() if dataset else {}, metadata, infos)
 
 
-def from_snntorch(net, n_inputs: int, options: ImportOptions | None = None, *,
+def from_snntorch(net, n_inputs, options: ImportOptions | None = None, *,
                   dataset: dict | None = None) -> Artifact:
-    """An snnTorch ``nn.Sequential`` (``Linear`` and ``init_hidden=True`` ``Leaky``
-    modules with per-neuron ``beta`` / ``threshold`` tensors) as an artifact: exported
+    """An snnTorch ``nn.Sequential`` (``Linear`` / ``Conv2d`` / ``Flatten`` and
+    ``init_hidden=True`` ``Leaky`` modules with per-neuron ``beta`` / ``threshold``
+    tensors) as an artifact; ``n_inputs``: the input size, or its ``(C, H, W)`` shape for
+    a convolutional network. Exported
     with snnTorch's own ``export_to_nir`` (needs torch, snntorch and nirtorch), then
     :func:`import_nir`. ``options`` default to snnTorch's semantics; for a network using
     ``reset_mechanism="zero"`` give ``ImportOptions(reset="clear")`` (the graph does not
@@ -331,7 +333,8 @@ def from_snntorch(net, n_inputs: int, options: ImportOptions | None = None, *,
         raise InteropError(f"from_snntorch needs torch, snntorch and nirtorch installed "
                            f"({exc}); or export to NIR where they are and use import_nir") \
             from None
-    graph = export_to_nir(net, torch.zeros(1, int(n_inputs)), ignore_dims=[0])
+    shape = (int(n_inputs),) if np.ndim(n_inputs) == 0 else tuple(int(v) for v in n_inputs)
+    graph = export_to_nir(net, torch.zeros(1, *shape), ignore_dims=[0])
     for module in net.modules():          # the export ran a forward pass: reset states
         if hasattr(module, "reset_mem"):
             module.reset_mem()

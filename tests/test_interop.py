@@ -598,3 +598,36 @@ def test_from_snntorch_converts_a_sequential_directly():
             s, _ = net(torch.tensor(x[:, t], dtype=torch.float32))
             spikes.append(s.numpy())
     assert np.mean(simulate(art.network, x).spikes[-1] == np.stack(spikes, 1)) >= 0.995
+
+
+def test_from_snntorch_converts_a_conv_sequential_directly():
+    """Where torch and snnTorch are installed: a Conv2d -> Leaky -> Flatten -> Linear ->
+    Leaky network given with its (C, H, W) input shape."""
+    torch = pytest.importorskip("torch")
+    snn = pytest.importorskip("snntorch")
+    pytest.importorskip("nirtorch")
+    from qsnn_hw.interop import from_snntorch
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 3, 3, padding=1, bias=False),
+        snn.Leaky(beta=torch.full((3, 6, 6), 0.9), threshold=torch.full((3, 6, 6), 1.0),
+                  init_hidden=True),
+        torch.nn.Flatten(),
+        torch.nn.Linear(108, 4, bias=False),
+        snn.Leaky(beta=torch.full((4,), 0.8), threshold=torch.full((4,), 1.0),
+                  init_hidden=True, output=True))
+    with torch.no_grad():
+        net[0].weight.mul_(4)
+        net[3].weight.mul_(3)
+    art = from_snntorch(net, (1, 6, 6))
+    assert [layer.is_conv for layer in art.network.layers] == [True, False]
+    x = (np.random.default_rng(1).random((8, 15, 1, 6, 6)) < 0.4).astype(np.int64)
+    spikes = []
+    with torch.no_grad():
+        for t in range(15):
+            s, _ = net(torch.tensor(x[:, t], dtype=torch.float32))
+            spikes.append(s.numpy())
+    out = simulate(art.network, x.reshape(8, 15, -1)).spikes[-1]
+    ref = np.stack(spikes, 1)
+    assert 0.02 < ref.mean() < 0.9 and np.mean(out == ref) >= 0.995
+
