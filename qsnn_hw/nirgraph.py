@@ -342,11 +342,8 @@ def float_network(graph, dt: float = DT):
 
 
 def float_layers(path, dt: float = DT) -> tuple[int, list]:
-    """A foreign dense graph's float network: ``(n_in, [(W, b or None, beta), ...])``
-    with every threshold 1 (:func:`float_layer`). What ``qsnn-hw train --init`` starts
-    from (dense layers only)."""
+    """A foreign graph's float network: ``(n_in, [(W, b or None, beta, geometry), ...])``
+    with every threshold 1 (:func:`float_layer`; ``geometry`` None for a dense layer).
+    What ``qsnn-hw train --init`` starts from."""
     shape, layers = float_network(read_graph(path), dt)
-    if any(geo is not None for *_, geo in layers):
-        raise InteropError("the graph has convolutions; --init starts dense networks only "
-                           "(import it post-training with `qsnn-hw import`)")
-    return int(np.prod(shape)), [(w, b, beta) for w, b, beta, _ in layers]
+    return int(np.prod(shape)), layers

@@ -467,6 +467,72 @@ def test_fine_tuning_an_imported_network_beats_its_ptq(tmp_path):
     assert metrics["golden_accuracy"] > ptq_acc > 0.5, (metrics["golden_accuracy"], ptq_acc)
 
 
+def _digits_conv_graph(tmp_path) -> Path:
+    """A float conv graph on digits' 1x8x8 images: Conv2d 4x3x3 padding 1 (bias) -> LIF ->
+    max pooling 2 (SumPool2d + Threshold) -> Flatten -> Linear 64-10 -> LIF."""
+    rng = np.random.default_rng(5)
+    tau = DT / (1 - 0.9)
+    k = np.array([2, 2])
+    nodes = {
+        "input": nir.Input({"input": np.array([1, 8, 8])}),
+        "c": nir.Conv2d((8, 8), rng.normal(0.2, 0.4, (4, 1, 3, 3)), 1, 1, 1, 1,
+                        rng.normal(0, 0.1, 4)),
+        "n": nir.LIF(np.full((4, 8, 8), tau), np.full((4, 8, 8), tau / DT),
+                     np.zeros((4, 8, 8)), np.ones((4, 8, 8)), np.zeros((4, 8, 8))),
+        "p": nir.SumPool2d(k, k, np.zeros(2, dtype=np.int64)),
+        "t": nir.Threshold(np.full((4, 4, 4), 0.5)),
+        "f": nir.Flatten({"input": np.array([4, 4, 4])}, 0, -1),
+        "d": nir.Linear(rng.normal(0.05, 0.3, (10, 64))),
+        "o": nir.LIF(np.full(10, tau), np.full(10, tau / DT), np.zeros(10), np.ones(10),
+                     np.zeros(10)),
+        "output": nir.Output({"output": np.array([10])})}
+    names = list(nodes)
+    path = tmp_path / "conv.nir"
+    nir.write(path, nir.NIRGraph(nodes=nodes, edges=list(zip(names[:-1], names[1:],
+                                                                strict=True)),
+                                 type_check=False))
+    return path
+
+
+def test_train_init_from_a_conv_graph(tmp_path):
+    """``--init`` takes a convolutional graph's shape (kernel, padding, pooling) and float
+    weights; the run's epoch-0 network is the one ``qsnn-hw import`` deploys at the same
+    widths, integer for integer."""
+    from qsnn_hw.cli import build_parser
+    from qsnn_hw.commands.train import build_config
+    from qsnn_hw.data import load_dataset
+    from qsnn_hw.train.export import deploy
+    from qsnn_hw.train.trainer import build_model, init_from_nir, input_format
+    graph = _digits_conv_graph(tmp_path)
+    widths = ["--weight-bits", "4", "--state-bits", "4", "--state-family", "exponential"]
+    data = ["--timesteps", "8", "--input-bits", "4", "--encoding", "direct"]
+    ptq = tmp_path / "ptq.qsnn"
+    assert main(["import", str(graph), "--out", str(ptq), "--dataset", "digits", *widths,
+                 *data]) == 0
+    args = build_parser().parse_args(
+        ["train", "--init", str(graph), "--out", str(tmp_path / "x"), *widths, *data])
+    cfg = build_config(args, 10)
+    assert [(lc.kernel, lc.padding, lc.stride, lc.pool, lc.bias) for lc in cfg.layers] == \
+        [(3, 1, 1, 2, True), (0, 0, 1, 1, False)]
+    ds = load_dataset("digits")
+    scale, bits = input_format(cfg, ds)
+    model = build_model(cfg, ds.n_in, np.float64, scale, ds.image_shape)
+    model.init_params(np.random.default_rng(0))
+    init_from_nir(model, cfg)
+    net, _ = deploy(model, cfg, scale, bits)
+    for a, b in zip(net.layers, load_artifact(ptq).network.layers, strict=True):
+        np.testing.assert_array_equal(a.weight, b.weight)
+        assert (a.threshold, a.beta_num, a.frac_bits, a.pool, a.in_shape) == \
+            (b.threshold, b.beta_num, b.frac_bits, b.pool, b.in_shape)
+    out = tmp_path / "ft"
+    assert main(["train", "--init", str(graph), "--out", str(out), "--epochs", "1",
+                 "--weight-mode", "qat", "--state-mode", "squat", *widths, *data,
+                 "--no-plots", "--quiet"]) == 0
+    layers = load_artifact(out / "model.qsnn").network.layers
+    assert layers[0].is_conv and layers[0].pool == 2 and layers[0].kernel == (3, 3)
+    assert layers[1].n_in == 64 and layers[1].n_out == 10
+
+
 def test_train_init_refuses_a_graph_of_another_shape(tmp_path, capsys):
     rng = np.random.default_rng(0)
     graph, _ = _float_graph(rng, sizes=(64, 16, 8))          # 8 outputs, digits has 10

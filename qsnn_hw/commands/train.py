@@ -243,8 +243,7 @@ def build_config(args, n_classes: int) -> TrainConfig:
     if args.init:
         if getattr(args, "arch", None) is not None:
             raise UserError("--init takes the network from the NIR graph; drop --arch")
-        sizes, biases, per_layer = _from_graph(args, n_classes, per_layer)
-        shapes = [dict(size=s) for s in sizes]
+        shapes, biases, per_layer = _from_graph(args, n_classes, per_layer)
     layers = tuple(LayerConfig(bias=biases[i], learn_beta=args.learn_beta, **shapes[i],
                                **{k: v[i] for k, v in per_layer.items()})
                    for i in range(len(shapes)))
@@ -262,15 +261,18 @@ def build_config(args, n_classes: int) -> TrainConfig:
 
 
 def _from_graph(args, n_classes: int, per_layer: dict):
-    """``--init``: layer sizes, biases, beta and thresholds (1: folded into the weights)
-    from the NIR graph; the other per-layer flags must give one value or one per layer
-    of the graph."""
+    """``--init``: layer shapes (sizes; kernel, stride, padding and pooling of
+    convolutions), biases, beta and thresholds (1: folded into the weights) from the NIR
+    graph; the other per-layer flags must give one value or one per layer of the graph."""
     from ..nirgraph import InteropError, float_layers
     try:
         _, layers = float_layers(args.init, args.init_dt)
     except InteropError as exc:
         raise UserError(f"--init {args.init}: {exc}") from None
-    sizes = [w.shape[0] for w, _, _ in layers]
+    sizes = [w.shape[0] for w, *_ in layers]
+    if layers[-1][3] is not None:
+        raise UserError(f"--init {args.init}: the output layer is a convolution; it must be "
+                        f"dense (one neuron per class)")
     if sizes[-1] != n_classes:
         raise UserError(f"--init {args.init}: the output layer has {sizes[-1]} neurons, "
                         f"the dataset {n_classes} classes")
@@ -283,11 +285,15 @@ def _from_graph(args, n_classes: int, per_layer: dict):
             raise UserError(f"--init {args.init}: the graph has {n} layers; give per-layer "
                             f"flags one value or {n}")
         out[name] = values
-    out["beta"] = [beta for _, _, beta in layers]
+    out["beta"] = [beta for _, _, beta, _ in layers]
     out["threshold"] = [1.0] * n
     # a NIR network starts from v = 0 (as snnTorch, and as `qsnn-hw import` deploys it)
     out["rest"] = ["zero" if r == "auto" else r for r in out["rest"]]
-    return sizes, [b is not None for _, b, _ in layers], out
+    shapes = [dict(size=w.shape[0]) if geo is None else
+              dict(size=w.shape[0], kernel=geo["kernel"], stride=geo["stride"],
+                   padding=geo["padding"], pool=geo["pool"])
+              for w, _, _, geo in layers]
+    return shapes, [b is not None for _, b, _, _ in layers], out
 
 
 def check_out_dir(args) -> Path:

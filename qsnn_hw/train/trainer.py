@@ -61,20 +61,22 @@ def init_from_nir(model: SNN, cfg: TrainConfig) -> None:
     """Set ``model``'s parameters to the float network of the NIR graph ``cfg.init``
     (:func:`qsnn_hw.interop.float_layers`); its shape must be the config's."""
     from ..nirgraph import InteropError, float_layers
-    if any(lc.is_conv or lc.batch_norm for lc in cfg.layers):
-        raise ValueError(f"--init {cfg.init}: starting from a NIR graph needs a network of "
-                         f"dense layers without batch normalization (no --arch "
-                         f"convolutions or 'b')")
+    if any(lc.batch_norm for lc in cfg.layers):
+        raise ValueError(f"--init {cfg.init}: starting from a NIR graph needs a network "
+                         f"without batch normalization (no 'b' in --arch)")
     try:
         n_in, layers = float_layers(cfg.init, cfg.init_dt)
     except InteropError as exc:
         raise ValueError(f"--init {cfg.init}: {exc}") from None
-    sizes = [n_in] + [w.shape[0] for w, _, _ in layers]
+    sizes = [n_in] + [w.shape[0] if geo is None else int(np.prod(geo["out"]))
+                      for w, _, _, geo in layers]
     want = [model.n_in] + [layer.n_out for layer in model.layers]
-    if sizes != want:
+    shapes = [w.shape for w, *_ in layers]
+    if sizes != want or shapes != [model.params[layer.key("weight")].shape
+                                   for layer in model.layers]:
         raise ValueError(f"--init {cfg.init}: the graph is {'-'.join(map(str, sizes))}, "
                          f"the run {'-'.join(map(str, want))}; give --hidden to match it")
-    for layer, (w, b, beta) in zip(model.layers, layers, strict=True):
+    for layer, (w, b, beta, _) in zip(model.layers, layers, strict=True):
         lc = layer.cfg
         if (b is not None) != lc.bias:
             raise ValueError(f"--init {cfg.init}: layer {layer.index} "
