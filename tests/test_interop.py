@@ -642,58 +642,61 @@ def test_from_snntorch_converts_a_sequential_directly():
     """Where torch and snnTorch are installed (not in CI: the fixtures above stand in for
     them there). Measured with snnTorch 1.0.0 / torch 2.13.0: 100 % output agreement."""
     torch = pytest.importorskip("torch")
-    snn = pytest.importorskip("snntorch")
+    pytest.importorskip("snntorch")
     pytest.importorskip("nirtorch")
     from qsnn_hw.interop import from_snntorch
     torch.manual_seed(0)
     net = torch.nn.Sequential(
-        torch.nn.Linear(10, 6, bias=False),
-        snn.Leaky(beta=torch.full((6,), 0.9), threshold=torch.full((6,), 1.0),
-                  init_hidden=True),
-        torch.nn.Linear(6, 4, bias=False),
-        snn.Leaky(beta=torch.full((4,), 0.8), threshold=torch.full((4,), 1.0),
-                  init_hidden=True, output=True))
+        torch.nn.Linear(10, 6, bias=False), _leaky((6,), 0.9),
+        torch.nn.Linear(6, 4, bias=False), _leaky((4,), 0.8, output=True))
     with torch.no_grad():
         net[0].weight.mul_(3)
         net[2].weight.mul_(3)
     art = from_snntorch(net, 10)
     x = (np.random.default_rng(0).random((8, 15, 10)) < 0.4).astype(np.int64)
+    assert np.mean(simulate(art.network, x).spikes[-1] == _snntorch_run(net, x)) >= 0.995
+
+
+def _leaky(shape, beta: float, output: bool = False):
+    """An snnTorch ``Leaky`` with per-neuron beta and threshold 1 tensors of ``shape`` (what
+    snnTorch's exporter needs)."""
+    import snntorch as snn
+    import torch
+    return snn.Leaky(beta=torch.full(shape, beta), threshold=torch.full(shape, 1.0),
+                     init_hidden=True, output=output)
+
+
+def _snntorch_run(net, x: np.ndarray) -> np.ndarray:
+    """The output spikes of an snnTorch Sequential (``output=True`` last Leaky) stepped over
+    ``x``'s time axis 1: (B, T, N_out)."""
+    import torch
     spikes = []
     with torch.no_grad():
-        for t in range(15):
+        for t in range(x.shape[1]):
             s, _ = net(torch.tensor(x[:, t], dtype=torch.float32))
             spikes.append(s.numpy())
-    assert np.mean(simulate(art.network, x).spikes[-1] == np.stack(spikes, 1)) >= 0.995
+    return np.stack(spikes, 1)
 
 
 def test_from_snntorch_converts_a_conv_sequential_directly():
     """Where torch and snnTorch are installed: a Conv2d -> Leaky -> Flatten -> Linear ->
     Leaky network given with its (C, H, W) input shape."""
     torch = pytest.importorskip("torch")
-    snn = pytest.importorskip("snntorch")
+    pytest.importorskip("snntorch")
     pytest.importorskip("nirtorch")
     from qsnn_hw.interop import from_snntorch
     torch.manual_seed(1)
     net = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 3, 3, padding=1, bias=False),
-        snn.Leaky(beta=torch.full((3, 6, 6), 0.9), threshold=torch.full((3, 6, 6), 1.0),
-                  init_hidden=True),
+        torch.nn.Conv2d(1, 3, 3, padding=1, bias=False), _leaky((3, 6, 6), 0.9),
         torch.nn.Flatten(),
-        torch.nn.Linear(108, 4, bias=False),
-        snn.Leaky(beta=torch.full((4,), 0.8), threshold=torch.full((4,), 1.0),
-                  init_hidden=True, output=True))
+        torch.nn.Linear(108, 4, bias=False), _leaky((4,), 0.8, output=True))
     with torch.no_grad():
         net[0].weight.mul_(4)
         net[3].weight.mul_(3)
     art = from_snntorch(net, (1, 6, 6))
     assert [layer.is_conv for layer in art.network.layers] == [True, False]
     x = (np.random.default_rng(1).random((8, 15, 1, 6, 6)) < 0.4).astype(np.int64)
-    spikes = []
-    with torch.no_grad():
-        for t in range(15):
-            s, _ = net(torch.tensor(x[:, t], dtype=torch.float32))
-            spikes.append(s.numpy())
     out = simulate(art.network, x.reshape(8, 15, -1)).spikes[-1]
-    ref = np.stack(spikes, 1)
+    ref = _snntorch_run(net, x)
     assert 0.02 < ref.mean() < 0.9 and np.mean(out == ref) >= 0.995
 
