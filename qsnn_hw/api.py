@@ -34,27 +34,45 @@ from .errors import UserError
 __all__ = ["Build", "Core", "Model", "Network", "Trained"]
 
 
-def _layer_configs(sizes, n_classes: int, layer_options: dict):
+def _layer_configs(shapes, layer_options: dict):
     from .train.config import LayerConfig
-    return tuple(LayerConfig(size, **layer_options) for size in [*sizes, n_classes])
+    return tuple(LayerConfig(**{**layer_options, **shape}) for shape in shapes)
+
+
+def _shapes(hidden, arch, n_classes: int) -> list[dict]:
+    """The layers' shape fields from ``hidden`` sizes or an ``arch`` string."""
+    if arch is None:
+        hidden = [64] if hidden is None else [hidden] if isinstance(hidden, int) \
+            else list(hidden)
+        return [dict(size=size) for size in [*hidden, n_classes]]
+    from .train.arch import parse_arch
+    if hidden is not None:
+        raise TypeError("give the network by hidden= or by arch=, not both")
+    shapes = parse_arch(arch)
+    if shapes[-1]["size"] != n_classes:
+        raise ValueError(f"arch: the last layer is the output and must have one neuron per "
+                         f"class of the dataset ({n_classes}), got {shapes[-1]['size']}")
+    return shapes
 
 
 class Network:
     """A network to train: the dataset, the hidden layer sizes and the quantization.
 
     ``dataset``: ``"digits"`` (built in), ``"fashion_mnist"`` or ``"shd"`` (files in
-    ``data_dir``). ``hidden``: sizes of the hidden dense layers; the output layer has one
-    neuron per class. ``weight_bits`` / ``state_bits``: QAT weights and SQUAT states of
-    that width in every layer (0: float weights, deployed at 16 bits; 0 states: a
-    saturating membrane); ``state_family``: the level table (``"exponential"``,
-    ``"uniform"``, ...). Every other keyword is a field of
-    :class:`~qsnn_hw.train.config.TrainConfig` (``timesteps``, ``lr``, ``seed``, ...) or
-    of :class:`~qsnn_hw.train.config.LayerConfig` (``beta``, ``threshold``, ``reset``,
+    ``data_dir``). ``hidden``: sizes of the hidden dense layers (default ``[64]``); the
+    output layer has one neuron per class. ``arch``: instead of ``hidden``, the whole
+    network as ``qsnn-hw train --arch`` writes it, convolutions included (e.g.
+    ``"16c3p1b-32c3p1s2b-10"``; :mod:`qsnn_hw.train.arch`). ``weight_bits`` /
+    ``state_bits``: QAT weights and SQUAT states of that width in every layer (0: float
+    weights, deployed at 16 bits; 0 states: a saturating membrane); ``state_family``: the
+    level table (``"exponential"``, ``"uniform"``, ...). Every other keyword is a field of
+    :class:`~qsnn_hw.train.config.TrainConfig` (``timesteps``, ``lr``, ``seed``, ...) or of
+    :class:`~qsnn_hw.train.config.LayerConfig` (``beta``, ``threshold``, ``reset``,
     ``bias``, ...; the same for every layer), with the defaults of ``qsnn-hw train``."""
 
-    def __init__(self, dataset: str = "digits", hidden=(64,), *, weight_bits: int = 4,
-                 state_bits: int = 4, state_family: str = "exponential",
-                 data_dir: str = "", **options):
+    def __init__(self, dataset: str = "digits", hidden=None, *, arch: str | None = None,
+                 weight_bits: int = 4, state_bits: int = 4,
+                 state_family: str = "exponential", data_dir: str = "", **options):
         from .data import load_dataset
         from .train.config import LayerConfig, TrainConfig
         layer_fields = {f.name for f in dataclasses.fields(LayerConfig)} - {"size"}
@@ -71,12 +89,17 @@ class Network:
         run = {k: v for k, v in options.items() if k in train_fields}
         probe = TrainConfig(dataset=dataset, data_dir=data_dir, **run)
         self.data = load_dataset(dataset, data_dir, probe.timesteps, probe.data_seed)
-        hidden = [hidden] if isinstance(hidden, int) else list(hidden)
         self.config = dataclasses.replace(
-            probe, layers=_layer_configs(hidden, self.data.n_classes, layer))
+            probe, layers=_layer_configs(_shapes(hidden, arch, self.data.n_classes), layer))
+        from .train.trainer import check_against_data
+        check_against_data(self.config, self.data)
 
     def __repr__(self) -> str:
-        sizes = [self.data.n_in] + [lc.size for lc in self.config.layers]
+        layers = self.config.layers
+        if any(lc.is_conv for lc in layers):
+            from .train.arch import describe_arch
+            return f"Network({self.config.dataset!r}, arch {describe_arch(layers)!r})"
+        sizes = [self.data.n_in] + [lc.size for lc in layers]
         return f"Network({self.config.dataset!r}, sizes {sizes})"
 
     def train(self, epochs: int | None = None, *, out=None, quiet: bool = False,

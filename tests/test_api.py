@@ -34,6 +34,27 @@ def test_network_options_become_the_training_config():
         q.Network("digits", timesteps=0)
 
 
+def test_a_convolutional_network_by_its_arch():
+    net = q.Network("digits", arch="4c3p1-mp2-10", timesteps=4, max_train_samples=200,
+                    seed=1)
+    assert [(lc.size, lc.kernel, lc.padding, lc.pool) for lc in net.config.layers] == \
+        [(4, 3, 1, 2), (10, 0, 0, 1)]
+    assert "4c3p1-mp2-10" in repr(net)
+    with pytest.raises(TypeError, match="not both"):
+        q.Network("digits", hidden=[8], arch="4c3-10")
+    with pytest.raises(ValueError, match="one neuron per class"):
+        q.Network("digits", arch="4c3-8")
+    with pytest.raises(ValueError, match="kernel"):
+        q.Network("digits", arch="4c9-10")          # a 9x9 kernel on 8x8 digits
+    trained = net.train(epochs=1, quiet=True)
+    model = trained.deployed
+    layer = model.artifact.network.layers[0]
+    assert layer.is_conv and layer.pool == 2 and layer.in_shape == (1, 8, 8)
+    x, y = model.test_set()
+    # the API's encoding and golden run give the accuracy the trainer measured
+    assert np.mean(model.predict(x) == y) == pytest.approx(trained.accuracy["golden"])
+
+
 def test_trained_equals_the_train_command(trained, tmp_path):
     """Same config and seed: the API and `qsnn-hw train` export the same artifact bytes'
     network and the same test metrics."""
