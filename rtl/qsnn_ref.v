@@ -2404,59 +2404,62 @@ module \qsnn_ref.layer0.update (rst, start, step, access__data, accepting, ready
   wire \$23 ;
   wire \$24 ;
   wire [3:0] \$25 ;
-  wire [5:0] \$26 ;
-  wire [6:0] \$27 ;
-  wire [5:0] \$28 ;
-  wire \$29 ;
+  wire [6:0] \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire [7:0] \$29 ;
   wire \$3 ;
   wire \$30 ;
-  wire \$31 ;
+  wire [8:0] \$31 ;
   wire \$32 ;
-  reg [2:0] \$33 ;
-  reg \$34 ;
-  reg \$35 ;
-  reg \$36 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  reg [2:0] \$36 ;
   reg \$37 ;
   reg \$38 ;
   reg \$39 ;
   wire \$4 ;
   reg \$40 ;
-  reg [2:0] \$41 ;
+  reg \$41 ;
   reg \$42 ;
   reg \$43 ;
-  reg \$44 ;
+  reg [2:0] \$44 ;
   reg \$45 ;
   reg \$46 ;
   reg \$47 ;
   reg \$48 ;
-  reg [4:0] \$49 ;
+  reg \$49 ;
   wire \$5 ;
   reg \$50 ;
   reg \$51 ;
-  reg \$52 ;
-  reg [2:0] \$53 ;
+  reg [5:0] \$52 ;
+  reg \$53 ;
   reg \$54 ;
   reg \$55 ;
-  reg \$56 ;
+  reg [2:0] \$56 ;
   reg \$57 ;
   reg \$58 ;
   reg \$59 ;
   wire \$6 ;
-  reg [2:0] \$60 ;
+  reg \$60 ;
   reg \$61 ;
   reg \$62 ;
-  reg \$63 ;
-  reg [2:0] \$64 ;
+  reg [2:0] \$63 ;
+  reg \$64 ;
   reg \$65 ;
   reg \$66 ;
-  reg \$67 ;
-  reg [2:0] \$68 ;
+  reg [2:0] \$67 ;
+  reg \$68 ;
   reg \$69 ;
   wire \$7 ;
   reg \$70 ;
-  reg \$71 ;
-  reg [2:0] \$72 ;
+  reg [2:0] \$71 ;
+  reg \$72 ;
   reg \$73 ;
+  reg \$74 ;
+  reg [2:0] \$75 ;
+  reg \$76 ;
   wire \$8 ;
   wire \$9 ;
   (* init = 1'h1 *)
@@ -2538,8 +2541,8 @@ module \qsnn_ref.layer0.update (rst, start, step, access__data, accepting, ready
   wire \fresh$71 ;
   (* init = 1'h0 *)
   wire \fresh$74 ;
+  reg [5:0] held = 6'h00;
   reg is_end = 1'h0;
-  wire [4:0] level;
   wire [3:0] new_state;
   wire [3:0] \new_state$100 ;
   wire [3:0] \new_state$101 ;
@@ -2556,7 +2559,6 @@ module \qsnn_ref.layer0.update (rst, start, step, access__data, accepting, ready
   wire [3:0] \new_state$112 ;
   wire [3:0] \new_state$98 ;
   wire [3:0] \new_state$99 ;
-  reg [4:0] outstanding = 5'h00;
   reg pend = 1'h0;
   (* init = 3'h0 *)
   wire [2:0] r_addr;
@@ -2705,99 +2707,105 @@ module \qsnn_ref.layer0.update (rst, start, step, access__data, accepting, ready
   wire [2:0] \word.group ;
   wire \word.last ;
   wire [15:0] \word.mask ;
+  assign \$18  = \$signal$134  ? acc_pending[1] : acc_pending[0];
+  assign \$19  = ~ \$18 ;
+  assign \$20  = pend & \$19 ;
   assign \$21  = ~ \$signal$7 ;
   assign \$22  = \$21  | is_end;
   assign \$23  = \$20  & \$22 ;
   assign \$25  = step_r ? 4'h9 : 4'h0;
-  assign \$26  = outstanding + \$25 ;
-  assign \$27  = \$26  - \$signal$113 ;
-  assign \$28  = level + outstanding;
-  assign \$29  = \$28  <= 4'h9;
-  assign \$30  = ~ is_end;
-  assign \$31  = \$signal$7  & \$30 ;
-  assign \$32  = \$signal$7  & is_end;
+  assign \$26  = held + \$25 ;
+  assign \$27  = ~ \w_en$117 ;
+  assign \$28  = \$signal$113  & \$27 ;
+  assign \$29  = \$26  - \$28 ;
+  assign \$30  = spikes__valid & r_en;
+  assign \$31  = $signed(\$29 ) - $signed({ 1'h0, \$30  });
+  assign \$32  = held <= 4'h9;
+  assign \$33  = ~ is_end;
+  assign \$34  = \$signal$7  & \$33 ;
+  assign \$35  = \$signal$7  & is_end;
   always @(posedge clk)
-    access__init_g <= \$33 ;
+    access__init_g <= \$36 ;
   always @(posedge clk)
-    access__init_en <= \$34 ;
+    access__init_en <= \$37 ;
   always @(posedge clk)
-    pend <= \$35 ;
+    pend <= \$38 ;
   always @(posedge clk)
-    \$signal$134  <= \$36 ;
+    \$signal$134  <= \$39 ;
   always @(posedge clk)
-    \$signal$136  <= \$37 ;
+    \$signal$136  <= \$40 ;
   always @(posedge clk)
-    \$signal$138  <= \$38 ;
+    \$signal$138  <= \$41 ;
   always @(posedge clk)
-    \$signal$140  <= \$39 ;
+    \$signal$140  <= \$42 ;
   always @(posedge clk)
-    \fresh$141  <= \$40 ;
+    \fresh$141  <= \$43 ;
   always @(posedge clk)
-    access__read_g <= \$41 ;
+    access__read_g <= \$44 ;
   always @(posedge clk)
-    is_end <= \$42 ;
+    is_end <= \$45 ;
   always @(posedge clk)
-    \$signal$7  <= \$43 ;
+    \$signal$7  <= \$46 ;
   always @(posedge clk)
-    access__read_bank <= \$44 ;
+    access__read_bank <= \$47 ;
   always @(posedge clk)
-    \$signal$144  <= \$45 ;
+    \$signal$144  <= \$48 ;
   always @(posedge clk)
-    \$signal$145  <= \$46 ;
+    \$signal$145  <= \$49 ;
   always @(posedge clk)
-    \$signal$146  <= \$47 ;
+    \$signal$146  <= \$50 ;
   always @(posedge clk)
-    step_r <= \$48 ;
+    step_r <= \$51 ;
   always @(posedge clk)
-    outstanding <= \$49 ;
+    held <= \$52 ;
   always @(posedge clk)
-    room <= \$50 ;
+    room <= \$53 ;
   always @(posedge clk)
-    upd_u1_valid <= \$51 ;
+    upd_u1_valid <= \$54 ;
   always @(posedge clk)
-    upd_u1_end <= \$52 ;
+    upd_u1_end <= \$55 ;
   always @(posedge clk)
-    access__clear_g <= \$53 ;
+    access__clear_g <= \$56 ;
   always @(posedge clk)
-    access__clear_bank <= \$54 ;
+    access__clear_bank <= \$57 ;
   always @(posedge clk)
-    upd_u1_clear <= \$55 ;
+    upd_u1_clear <= \$58 ;
   always @(posedge clk)
-    upd_u1_last <= \$56 ;
+    upd_u1_last <= \$59 ;
   always @(posedge clk)
-    fresh <= \$57 ;
+    fresh <= \$60 ;
   always @(posedge clk)
-    upd_s2_valid <= \$58 ;
+    upd_s2_valid <= \$61 ;
   always @(posedge clk)
-    upd_s2_end <= \$59 ;
+    upd_s2_end <= \$62 ;
   always @(posedge clk)
-    upd_s2_g <= \$60 ;
+    upd_s2_g <= \$63 ;
   always @(posedge clk)
-    upd_s2_last <= \$61 ;
+    upd_s2_last <= \$64 ;
   always @(posedge clk)
-    upd_s3_valid <= \$62 ;
+    upd_s3_valid <= \$65 ;
   always @(posedge clk)
-    upd_s3_end <= \$63 ;
+    upd_s3_end <= \$66 ;
   always @(posedge clk)
-    upd_s3_g <= \$64 ;
+    upd_s3_g <= \$67 ;
   always @(posedge clk)
-    upd_s3_last <= \$65 ;
+    upd_s3_last <= \$68 ;
   always @(posedge clk)
-    upd_s4_valid <= \$66 ;
+    upd_s4_valid <= \$69 ;
   always @(posedge clk)
-    upd_s4_end <= \$67 ;
+    upd_s4_end <= \$70 ;
   always @(posedge clk)
-    upd_s4_g <= \$68 ;
+    upd_s4_g <= \$71 ;
   always @(posedge clk)
-    upd_s4_last <= \$69 ;
+    upd_s4_last <= \$72 ;
   always @(posedge clk)
-    w_en <= \$70 ;
+    w_en <= \$73 ;
   always @(posedge clk)
-    upd_s5_end <= \$71 ;
+    upd_s5_end <= \$74 ;
   always @(posedge clk)
-    w_addr <= \$72 ;
+    w_addr <= \$75 ;
   always @(posedge clk)
-    upd_s5_last <= \$73 ;
+    upd_s5_last <= \$76 ;
   assign accepting = ~ access__init_en;
   assign \$1  = ~ pend;
   assign \$2  = ~ \$signal$7 ;
@@ -2819,18 +2827,14 @@ module \qsnn_ref.layer0.update (rst, start, step, access__data, accepting, ready
   assign \$15  = access__init_g == 3'h7;
   assign \$16  = access__read_g + 1'h1;
   assign \$17  = access__read_g == 3'h7;
-  assign \$18  = \$signal$134  ? acc_pending[1] : acc_pending[0];
-  assign \$19  = ~ \$18 ;
-  assign \$20  = pend & \$19 ;
   \qsnn_ref.layer0.update.fifo  fifo (
     .clk(clk),
     .r_data(spikes__payload),
     .r_en(r_en),
     .r_rdy(spikes__valid),
     .rst(rst),
-    .w_en(\w_en$117 ),
-    .w_level(level),
-    .w_port__data(word)
+    .w_data(word),
+    .w_en(\w_en$117 )
   );
   \qsnn_ref.layer0.update.lif0  lif0 (
     .acc(access__data[12:0]),
@@ -2978,22 +2982,22 @@ module \qsnn_ref.layer0.update (rst, start, step, access__data, accepting, ready
   );
   \qsnn_ref.layer0.update.states  states (
     .clk(clk),
-    .\port$2067$0 (new_state),
-    .\port$2085$0 (\new_state$98 ),
-    .\port$2103$0 (\new_state$99 ),
-    .\port$2121$0 (\new_state$100 ),
-    .\port$2139$0 (\new_state$101 ),
-    .\port$2157$0 (\new_state$102 ),
-    .\port$2175$0 (\new_state$103 ),
-    .\port$2193$0 (\new_state$104 ),
-    .\port$2211$0 (\new_state$105 ),
-    .\port$2229$0 (\new_state$106 ),
-    .\port$2247$0 (\new_state$107 ),
-    .\port$2265$0 (\new_state$108 ),
-    .\port$2283$0 (\new_state$109 ),
-    .\port$2301$0 (\new_state$110 ),
-    .\port$2319$0 (\new_state$111 ),
-    .\port$2337$0 (\new_state$112 ),
+    .\port$2081$0 (new_state),
+    .\port$2099$0 (\new_state$98 ),
+    .\port$2117$0 (\new_state$99 ),
+    .\port$2135$0 (\new_state$100 ),
+    .\port$2153$0 (\new_state$101 ),
+    .\port$2171$0 (\new_state$102 ),
+    .\port$2189$0 (\new_state$103 ),
+    .\port$2207$0 (\new_state$104 ),
+    .\port$2225$0 (\new_state$105 ),
+    .\port$2243$0 (\new_state$106 ),
+    .\port$2261$0 (\new_state$107 ),
+    .\port$2279$0 (\new_state$108 ),
+    .\port$2297$0 (\new_state$109 ),
+    .\port$2315$0 (\new_state$110 ),
+    .\port$2333$0 (\new_state$111 ),
+    .\port$2351$0 (\new_state$112 ),
     .r_data(r_data),
     .rd__addr(access__read_g),
     .rst(rst),
@@ -3029,64 +3033,34 @@ module \qsnn_ref.layer0.update (rst, start, step, access__data, accepting, ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$33  = access__init_g;
+    \$36  = access__init_g;
     if (access__init_en) begin
-      \$33  = \$14 [2:0];
+      \$36  = \$14 [2:0];
     end
     if (rst) begin
-      \$33  = 3'h0;
+      \$36  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$34  = access__init_en;
+    \$37  = access__init_en;
     if (access__init_en) begin
       if (\$15 ) begin
-        \$34  = 1'h0;
+        \$37  = 1'h0;
       end
     end
     if (rst) begin
-      \$34  = 1'h1;
+      \$37  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$35  = pend;
+    \$38  = pend;
     if (step) begin
-      \$35  = 1'h1;
+      \$38  = 1'h1;
     end
     if (\$24 ) begin
-      \$35  = 1'h0;
-    end
-    if (rst) begin
-      \$35  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$36  = \$signal$134 ;
-    if (step) begin
-      \$36  = 1'h0;
-    end
-    if (rst) begin
-      \$36  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$37  = \$signal$136 ;
-    if (step) begin
-      \$37  = step_clear;
-    end
-    if (rst) begin
-      \$37  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$38  = \$signal$138 ;
-    if (step) begin
-      \$38  = step_clear;
+      \$38  = 1'h0;
     end
     if (rst) begin
       \$38  = 1'h0;
@@ -3094,9 +3068,9 @@ module \qsnn_ref.layer0.update (rst, start, step, access__data, accepting, ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$39  = \$signal$140 ;
+    \$39  = \$signal$134 ;
     if (step) begin
-      \$39  = \fresh$141 ;
+      \$39  = 1'h0;
     end
     if (rst) begin
       \$39  = 1'h0;
@@ -3104,79 +3078,74 @@ module \qsnn_ref.layer0.update (rst, start, step, access__data, accepting, ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$40  = \fresh$141 ;
+    \$40  = \$signal$136 ;
     if (step) begin
       \$40  = step_clear;
     end
+    if (rst) begin
+      \$40  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
+    \$41  = \$signal$138 ;
+    if (step) begin
+      \$41  = step_clear;
+    end
+    if (rst) begin
+      \$41  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
+    \$42  = \$signal$140 ;
+    if (step) begin
+      \$42  = \fresh$141 ;
+    end
+    if (rst) begin
+      \$42  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
+    \$43  = \fresh$141 ;
+    if (step) begin
+      \$43  = step_clear;
+    end
     if (start) begin
-      \$40  = 1'h1;
-    end
-    if (rst) begin
-      \$40  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$41  = access__read_g;
-    if (\$signal$7 ) begin
-      \$41  = \$16 [2:0];
-      if (is_end) begin
-        \$41  = 3'h0;
-      end
-    end
-    if (\$24 ) begin
-      \$41  = 3'h0;
-    end
-    if (rst) begin
-      \$41  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$42  = is_end;
-    if (\$signal$7 ) begin
-      \$42  = \$17 ;
-      if (is_end) begin
-        \$42  = 1'h0;
-      end
-    end
-    if (\$24 ) begin
-      \$42  = 1'h0;
-    end
-    if (rst) begin
-      \$42  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$43  = \$signal$7 ;
-    if (\$signal$7 ) begin
-      if (is_end) begin
-        \$43  = 1'h0;
-      end
-    end
-    if (\$24 ) begin
       \$43  = 1'h1;
     end
     if (rst) begin
-      \$43  = 1'h0;
+      \$43  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$44  = access__read_bank;
+    \$44  = access__read_g;
+    if (\$signal$7 ) begin
+      \$44  = \$16 [2:0];
+      if (is_end) begin
+        \$44  = 3'h0;
+      end
+    end
     if (\$24 ) begin
-      \$44  = \$signal$134 ;
+      \$44  = 3'h0;
     end
     if (rst) begin
-      \$44  = 1'h0;
+      \$44  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$45  = \$signal$144 ;
+    \$45  = is_end;
+    if (\$signal$7 ) begin
+      \$45  = \$17 ;
+      if (is_end) begin
+        \$45  = 1'h0;
+      end
+    end
     if (\$24 ) begin
-      \$45  = \$signal$136 ;
+      \$45  = 1'h0;
     end
     if (rst) begin
       \$45  = 1'h0;
@@ -3184,9 +3153,14 @@ module \qsnn_ref.layer0.update (rst, start, step, access__data, accepting, ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$46  = \$signal$145 ;
+    \$46  = \$signal$7 ;
+    if (\$signal$7 ) begin
+      if (is_end) begin
+        \$46  = 1'h0;
+      end
+    end
     if (\$24 ) begin
-      \$46  = \$signal$138 ;
+      \$46  = 1'h1;
     end
     if (rst) begin
       \$46  = 1'h0;
@@ -3194,9 +3168,9 @@ module \qsnn_ref.layer0.update (rst, start, step, access__data, accepting, ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$47  = \$signal$146 ;
+    \$47  = access__read_bank;
     if (\$24 ) begin
-      \$47  = \$signal$140 ;
+      \$47  = \$signal$134 ;
     end
     if (rst) begin
       \$47  = 1'h0;
@@ -3204,184 +3178,214 @@ module \qsnn_ref.layer0.update (rst, start, step, access__data, accepting, ready
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$48  = step;
+    \$48  = \$signal$144 ;
+    if (\$24 ) begin
+      \$48  = \$signal$136 ;
+    end
     if (rst) begin
       \$48  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$49  = \$27 [4:0];
+    \$49  = \$signal$145 ;
+    if (\$24 ) begin
+      \$49  = \$signal$138 ;
+    end
     if (rst) begin
-      \$49  = 5'h00;
+      \$49  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$50  = \$29 ;
+    \$50  = \$signal$146 ;
+    if (\$24 ) begin
+      \$50  = \$signal$140 ;
+    end
     if (rst) begin
       \$50  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$51  = \$31 ;
+    \$51  = step;
     if (rst) begin
       \$51  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$52  = \$32 ;
+    \$52  = \$31 [5:0];
     if (rst) begin
-      \$52  = 1'h0;
+      \$52  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$53  = access__read_g;
+    \$53  = \$32 ;
     if (rst) begin
-      \$53  = 3'h0;
+      \$53  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$54  = access__read_bank;
+    \$54  = \$34 ;
     if (rst) begin
       \$54  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$55  = \$signal$144 ;
+    \$55  = \$35 ;
     if (rst) begin
       \$55  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$56  = \$signal$145 ;
+    \$56  = access__read_g;
     if (rst) begin
-      \$56  = 1'h0;
+      \$56  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$57  = \$signal$146 ;
+    \$57  = access__read_bank;
     if (rst) begin
       \$57  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$58  = upd_u1_valid;
+    \$58  = \$signal$144 ;
     if (rst) begin
       \$58  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$59  = upd_u1_end;
+    \$59  = \$signal$145 ;
     if (rst) begin
       \$59  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$60  = access__clear_g;
+    \$60  = \$signal$146 ;
     if (rst) begin
-      \$60  = 3'h0;
+      \$60  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$61  = upd_u1_last;
+    \$61  = upd_u1_valid;
     if (rst) begin
       \$61  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$62  = upd_s2_valid;
+    \$62  = upd_u1_end;
     if (rst) begin
       \$62  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$63  = upd_s2_end;
+    \$63  = access__clear_g;
     if (rst) begin
-      \$63  = 1'h0;
+      \$63  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$64  = upd_s2_g;
+    \$64  = upd_u1_last;
     if (rst) begin
-      \$64  = 3'h0;
+      \$64  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$65  = upd_s2_last;
+    \$65  = upd_s2_valid;
     if (rst) begin
       \$65  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$66  = upd_s3_valid;
+    \$66  = upd_s2_end;
     if (rst) begin
       \$66  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$67  = upd_s3_end;
+    \$67  = upd_s2_g;
     if (rst) begin
-      \$67  = 1'h0;
+      \$67  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$68  = upd_s3_g;
+    \$68  = upd_s2_last;
     if (rst) begin
-      \$68  = 3'h0;
+      \$68  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$69  = upd_s3_last;
+    \$69  = upd_s3_valid;
     if (rst) begin
       \$69  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$70  = upd_s4_valid;
+    \$70  = upd_s3_end;
     if (rst) begin
       \$70  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$71  = upd_s4_end;
+    \$71  = upd_s3_g;
     if (rst) begin
-      \$71  = 1'h0;
+      \$71  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$72  = upd_s4_g;
+    \$72  = upd_s3_last;
     if (rst) begin
-      \$72  = 3'h0;
+      \$72  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
-    \$73  = upd_s4_last;
+    \$73  = upd_s4_valid;
     if (rst) begin
       \$73  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
+    \$74  = upd_s4_end;
+    if (rst) begin
+      \$74  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
+    \$75  = upd_s4_g;
+    if (rst) begin
+      \$75  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$5 ) begin end
+    \$76  = upd_s4_last;
+    if (rst) begin
+      \$76  = 1'h0;
     end
   end
   assign \$signal  = access__init_en;
@@ -3536,18 +3540,16 @@ module \qsnn_ref.layer0.update (rst, start, step, access__data, accepting, ready
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.update.fifo (rst, w_level, r_data, r_en, w_port__data, w_en, r_rdy, clk);
+module \qsnn_ref.layer0.update.fifo (rst, r_data, r_en, w_data, w_en, r_rdy, clk);
   reg \$auto$verilog_backend.cc:2505:dump_module$6  = 0;
   input rst;
   wire rst;
-  output [4:0] w_level;
-  wire [4:0] w_level;
   output [20:0] r_data;
   wire [20:0] r_data;
   input r_en;
   wire r_en;
-  input [20:0] w_port__data;
-  wire [20:0] w_port__data;
+  input [20:0] w_data;
+  wire [20:0] w_data;
   input w_en;
   wire w_en;
   output r_rdy;
@@ -3557,51 +3559,57 @@ module \qsnn_ref.layer0.update.fifo (rst, w_level, r_data, r_en, w_port__data, w
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
-  wire [5:0] \$12 ;
+  wire \$12 ;
   wire [5:0] \$13 ;
-  wire \$14 ;
+  wire [5:0] \$14 ;
   wire \$15 ;
   wire \$16 ;
   wire \$17 ;
   wire \$18 ;
   wire \$19 ;
   wire \$2 ;
-  wire [5:0] \$20 ;
+  wire \$20 ;
   wire \$21 ;
-  wire \$22 ;
+  wire [5:0] \$22 ;
   wire \$23 ;
   wire \$24 ;
   wire \$25 ;
   wire \$26 ;
-  wire [5:0] \$27 ;
+  wire \$27 ;
   wire \$28 ;
   wire \$29 ;
-  wire [5:0] \$3 ;
+  wire \$3 ;
   wire \$30 ;
-  reg [4:0] \$31 ;
-  reg [4:0] \$32 ;
-  reg [4:0] \$33 ;
-  reg \$34 ;
+  wire [5:0] \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  reg [4:0] \$36 ;
+  reg [4:0] \$37 ;
+  reg [4:0] \$38 ;
+  reg \$39 ;
   wire \$4 ;
+  reg \$40 ;
+  reg \$41 ;
   wire \$5 ;
-  wire [5:0] \$6 ;
+  wire \$6 ;
   wire [5:0] \$7 ;
-  wire \$8 ;
+  wire [5:0] \$8 ;
   wire \$9 ;
   (* init = 5'h00 *)
-  wire [4:0] consume;
-  reg [4:0] inner_level = 5'h00;
-  wire inner_r_rdy;
-  wire [4:0] level;
+  wire [4:0] \$signal ;
+  reg \$signal$11  = 1'h0;
+  reg [4:0] \$signature__addr  = 5'h00;
+  wire [20:0] \$signature__data ;
+  wire \$signature__en ;
   (* init = 5'h00 *)
-  wire [4:0] produce;
-  wire [4:0] r_level;
-  reg [4:0] r_port__addr = 5'h00;
-  wire [20:0] r_port__data;
-  wire r_port__en;
-  wire [20:0] w_data;
-  reg [4:0] w_port__addr = 5'h00;
-  wire w_port__en;
+  wire [4:0] consume;
+  reg [4:0] count = 5'h00;
+  reg full = 1'h0;
+  reg [4:0] rp__addr = 5'h00;
+  wire [20:0] rp__data;
+  wire rp__en;
   wire w_rdy;
   reg [20:0] storage [16:0];
   initial begin
@@ -3624,110 +3632,141 @@ module \qsnn_ref.layer0.update.fifo (rst, w_level, r_data, r_en, w_port__data, w
     storage[16] = 21'h000000;
   end
   always @(posedge clk) begin
-    if (w_port__en)
-      storage[w_port__addr] <= w_port__data;
+    if (\$signature__en )
+      storage[\$signature__addr ] <= w_data;
   end
   reg [20:0] _0_;
   always @(posedge clk) begin
-    if (r_port__en) begin
-      _0_ <= storage[r_port__addr];
+    if (rp__en) begin
+      _0_ <= storage[rp__addr];
     end
   end
   assign r_data = _0_;
-  assign w_rdy = inner_level != 5'h11;
-  assign inner_r_rdy = | inner_level;
-  assign w_port__en = w_rdy & w_en;
-  assign \$1  = ~ r_rdy;
-  assign \$2  = \$1  | r_en;
-  assign r_port__en = inner_r_rdy & \$2 ;
-  assign \$3  = inner_level + r_rdy;
-  assign \$4  = w_rdy & w_en;
-  assign \$5  = w_port__addr == 5'h10;
-  assign \$6  = w_port__addr + 1'h1;
-  assign \$7  = \$5  ? 6'h00 : \$6 ;
-  assign \$8  = ~ r_rdy;
-  assign \$9  = \$8  | r_en;
-  assign \$10  = inner_r_rdy & \$9 ;
-  assign \$11  = r_port__addr == 5'h10;
-  assign \$12  = r_port__addr + 1'h1;
-  assign \$13  = \$11  ? 6'h00 : \$12 ;
-  assign \$14  = w_rdy & w_en;
-  assign \$15  = ~ r_rdy;
-  assign \$16  = \$15  | r_en;
-  assign \$17  = inner_r_rdy & \$16 ;
-  assign \$18  = ~ \$17 ;
-  assign \$19  = \$14  & \$18 ;
-  assign \$20  = inner_level + 1'h1;
-  assign \$21  = ~ r_rdy;
-  assign \$22  = \$21  | r_en;
-  assign \$23  = inner_r_rdy & \$22 ;
-  assign \$24  = w_rdy & w_en;
-  assign \$25  = ~ \$24 ;
-  assign \$26  = \$23  & \$25 ;
-  assign \$27  = inner_level - 1'h1;
-  assign \$28  = ~ r_rdy;
-  assign \$29  = \$28  | r_en;
-  assign \$30  = inner_r_rdy & \$29 ;
+  assign w_rdy = ~ full;
+  assign \$1  = ~ full;
+  assign \$signature__en  = w_en & \$1 ;
+  assign \$2  = ~ r_rdy;
+  assign \$3  = \$2  | r_en;
+  assign rp__en = \$signal$11  & \$3 ;
+  assign \$4  = ~ full;
+  assign \$5  = w_en & \$4 ;
+  assign \$6  = \$signature__addr  == 5'h10;
+  assign \$7  = \$signature__addr  + 1'h1;
+  assign \$8  = \$6  ? 6'h00 : \$7 ;
+  assign \$9  = ~ r_rdy;
+  assign \$10  = \$9  | r_en;
+  assign \$11  = \$signal$11  & \$10 ;
+  assign \$12  = rp__addr == 5'h10;
+  assign \$13  = rp__addr + 1'h1;
+  assign \$14  = \$12  ? 6'h00 : \$13 ;
+  assign \$15  = ~ full;
+  assign \$16  = w_en & \$15 ;
+  assign \$17  = ~ r_rdy;
+  assign \$18  = \$17  | r_en;
+  assign \$19  = \$signal$11  & \$18 ;
+  assign \$20  = ~ \$19 ;
+  assign \$21  = \$16  & \$20 ;
+  assign \$22  = count + 1'h1;
+  assign \$23  = count == 5'h10;
+  assign \$24  = ~ r_rdy;
+  assign \$25  = \$24  | r_en;
+  assign \$26  = \$signal$11  & \$25 ;
+  assign \$27  = ~ full;
+  assign \$28  = w_en & \$27 ;
+  assign \$29  = ~ \$28 ;
+  assign \$30  = \$26  & \$29 ;
+  assign \$31  = count - 1'h1;
+  assign \$32  = count != 1'h1;
+  assign \$33  = ~ r_rdy;
+  assign \$34  = \$33  | r_en;
+  assign \$35  = \$signal$11  & \$34 ;
   always @(posedge clk)
-    w_port__addr <= \$31 ;
+    \$signature__addr  <= \$36 ;
   always @(posedge clk)
-    r_port__addr <= \$32 ;
+    rp__addr <= \$37 ;
   always @(posedge clk)
-    inner_level <= \$33 ;
+    count <= \$38 ;
   always @(posedge clk)
-    r_rdy <= \$34 ;
+    \$signal$11  <= \$39 ;
+  always @(posedge clk)
+    full <= \$40 ;
+  always @(posedge clk)
+    r_rdy <= \$41 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
-    \$31  = w_port__addr;
-    if (\$4 ) begin
-      \$31  = \$7 [4:0];
+    \$36  = \$signature__addr ;
+    if (\$5 ) begin
+      \$36  = \$8 [4:0];
     end
     if (rst) begin
-      \$31  = 5'h00;
+      \$36  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
-    \$32  = r_port__addr;
-    if (\$10 ) begin
-      \$32  = \$13 [4:0];
+    \$37  = rp__addr;
+    if (\$11 ) begin
+      \$37  = \$14 [4:0];
     end
     if (rst) begin
-      \$32  = 5'h00;
+      \$37  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
-    \$33  = inner_level;
-    if (\$19 ) begin
-      \$33  = \$20 [4:0];
+    \$38  = count;
+    if (\$21 ) begin
+      \$38  = \$22 [4:0];
     end
-    if (\$26 ) begin
-      \$33  = \$27 [4:0];
-    end
-    if (rst) begin
-      \$33  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
-    \$34  = r_rdy;
     if (\$30 ) begin
-      \$34  = 1'h1;
-    end else if (r_en) begin
-      \$34  = 1'h0;
+      \$38  = \$31 [4:0];
     end
     if (rst) begin
-      \$34  = 1'h0;
+      \$38  = 5'h00;
     end
   end
-  assign level = \$3 [4:0];
-  assign r_level = \$3 [4:0];
-  assign produce = w_port__addr;
-  assign w_data = w_port__data;
-  assign consume = r_port__addr;
-  assign r_port__data = r_data;
-  assign w_level = \$3 [4:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
+    \$39  = \$signal$11 ;
+    if (\$21 ) begin
+      \$39  = 1'h1;
+    end
+    if (\$30 ) begin
+      \$39  = \$32 ;
+    end
+    if (rst) begin
+      \$39  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
+    \$40  = full;
+    if (\$21 ) begin
+      \$40  = \$23 ;
+    end
+    if (\$30 ) begin
+      \$40  = 1'h0;
+    end
+    if (rst) begin
+      \$40  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$6 ) begin end
+    \$41  = r_rdy;
+    if (\$35 ) begin
+      \$41  = 1'h1;
+    end else if (r_en) begin
+      \$41  = 1'h0;
+    end
+    if (rst) begin
+      \$41  = 1'h0;
+    end
+  end
+  assign \$signal  = \$signature__addr ;
+  assign \$signature__data  = w_data;
+  assign consume = rp__addr;
+  assign rp__data = r_data;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -7635,7 +7674,7 @@ module \qsnn_ref.layer0.update.lif9.quantizer (rst, code, value, above, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer0.update.states (rst, r_data, rd__addr, wr__en, wr__addr, \port$2067$0 , \port$2085$0 , \port$2103$0 , \port$2121$0 , \port$2139$0 , \port$2157$0 , \port$2175$0 , \port$2193$0 , \port$2211$0 , \port$2229$0 , \port$2247$0 , \port$2265$0 , \port$2283$0 , \port$2301$0 , \port$2319$0 , \port$2337$0 
+module \qsnn_ref.layer0.update.states (rst, r_data, rd__addr, wr__en, wr__addr, \port$2081$0 , \port$2099$0 , \port$2117$0 , \port$2135$0 , \port$2153$0 , \port$2171$0 , \port$2189$0 , \port$2207$0 , \port$2225$0 , \port$2243$0 , \port$2261$0 , \port$2279$0 , \port$2297$0 , \port$2315$0 , \port$2333$0 , \port$2351$0 
 , clk);
   input rst;
   wire rst;
@@ -7647,38 +7686,38 @@ module \qsnn_ref.layer0.update.states (rst, r_data, rd__addr, wr__en, wr__addr, 
   wire wr__en;
   input [2:0] wr__addr;
   wire [2:0] wr__addr;
-  input [3:0] \port$2067$0 ;
-  wire [3:0] \port$2067$0 ;
-  input [3:0] \port$2085$0 ;
-  wire [3:0] \port$2085$0 ;
-  input [3:0] \port$2103$0 ;
-  wire [3:0] \port$2103$0 ;
-  input [3:0] \port$2121$0 ;
-  wire [3:0] \port$2121$0 ;
-  input [3:0] \port$2139$0 ;
-  wire [3:0] \port$2139$0 ;
-  input [3:0] \port$2157$0 ;
-  wire [3:0] \port$2157$0 ;
-  input [3:0] \port$2175$0 ;
-  wire [3:0] \port$2175$0 ;
-  input [3:0] \port$2193$0 ;
-  wire [3:0] \port$2193$0 ;
-  input [3:0] \port$2211$0 ;
-  wire [3:0] \port$2211$0 ;
-  input [3:0] \port$2229$0 ;
-  wire [3:0] \port$2229$0 ;
-  input [3:0] \port$2247$0 ;
-  wire [3:0] \port$2247$0 ;
-  input [3:0] \port$2265$0 ;
-  wire [3:0] \port$2265$0 ;
-  input [3:0] \port$2283$0 ;
-  wire [3:0] \port$2283$0 ;
-  input [3:0] \port$2301$0 ;
-  wire [3:0] \port$2301$0 ;
-  input [3:0] \port$2319$0 ;
-  wire [3:0] \port$2319$0 ;
-  input [3:0] \port$2337$0 ;
-  wire [3:0] \port$2337$0 ;
+  input [3:0] \port$2081$0 ;
+  wire [3:0] \port$2081$0 ;
+  input [3:0] \port$2099$0 ;
+  wire [3:0] \port$2099$0 ;
+  input [3:0] \port$2117$0 ;
+  wire [3:0] \port$2117$0 ;
+  input [3:0] \port$2135$0 ;
+  wire [3:0] \port$2135$0 ;
+  input [3:0] \port$2153$0 ;
+  wire [3:0] \port$2153$0 ;
+  input [3:0] \port$2171$0 ;
+  wire [3:0] \port$2171$0 ;
+  input [3:0] \port$2189$0 ;
+  wire [3:0] \port$2189$0 ;
+  input [3:0] \port$2207$0 ;
+  wire [3:0] \port$2207$0 ;
+  input [3:0] \port$2225$0 ;
+  wire [3:0] \port$2225$0 ;
+  input [3:0] \port$2243$0 ;
+  wire [3:0] \port$2243$0 ;
+  input [3:0] \port$2261$0 ;
+  wire [3:0] \port$2261$0 ;
+  input [3:0] \port$2279$0 ;
+  wire [3:0] \port$2279$0 ;
+  input [3:0] \port$2297$0 ;
+  wire [3:0] \port$2297$0 ;
+  input [3:0] \port$2315$0 ;
+  wire [3:0] \port$2315$0 ;
+  input [3:0] \port$2333$0 ;
+  wire [3:0] \port$2333$0 ;
+  input [3:0] \port$2351$0 ;
+  wire [3:0] \port$2351$0 ;
   input clk;
   wire clk;
   wire [2:0] r_addr;
@@ -7732,7 +7771,7 @@ module \qsnn_ref.layer0.update.states (rst, r_data, rd__addr, wr__en, wr__addr, 
   end
   always @(posedge clk) begin
     if (wr__en)
-      mem[wr__addr] <= { \port$2337$0 , \port$2319$0 , \port$2301$0 , \port$2283$0 , \port$2265$0 , \port$2247$0 , \port$2229$0 , \port$2211$0 , \port$2193$0 , \port$2175$0 , \port$2157$0 , \port$2139$0 , \port$2121$0 , \port$2103$0 , \port$2085$0 , \port$2067$0  };
+      mem[wr__addr] <= { \port$2351$0 , \port$2333$0 , \port$2315$0 , \port$2297$0 , \port$2279$0 , \port$2261$0 , \port$2243$0 , \port$2225$0 , \port$2207$0 , \port$2189$0 , \port$2171$0 , \port$2153$0 , \port$2135$0 , \port$2117$0 , \port$2099$0 , \port$2081$0  };
   end
   reg [63:0] _0_;
   reg [63:0] _1_;
@@ -7743,32 +7782,32 @@ module \qsnn_ref.layer0.update.states (rst, r_data, rd__addr, wr__en, wr__addr, 
     _2_ <= 64'hxxxxxxxxxxxxxxxx;
     if (wr__en && rd__addr == wr__addr) begin
       _1_ <= 64'hffffffffffffffff;
-      _2_ <= { \port$2337$0 , \port$2319$0 , \port$2301$0 , \port$2283$0 , \port$2265$0 , \port$2247$0 , \port$2229$0 , \port$2211$0 , \port$2193$0 , \port$2175$0 , \port$2157$0 , \port$2139$0 , \port$2121$0 , \port$2103$0 , \port$2085$0 , \port$2067$0  };
+      _2_ <= { \port$2351$0 , \port$2333$0 , \port$2315$0 , \port$2297$0 , \port$2279$0 , \port$2261$0 , \port$2243$0 , \port$2225$0 , \port$2207$0 , \port$2189$0 , \port$2171$0 , \port$2153$0 , \port$2135$0 , \port$2117$0 , \port$2099$0 , \port$2081$0  };
     end
   end
   assign r_data = (_1_ & _2_) | (~_1_ & _0_);
   assign w_addr = wr__addr;
-  assign wr__data = { \port$2337$0 , \port$2319$0 , \port$2301$0 , \port$2283$0 , \port$2265$0 , \port$2247$0 , \port$2229$0 , \port$2211$0 , \port$2193$0 , \port$2175$0 , \port$2157$0 , \port$2139$0 , \port$2121$0 , \port$2103$0 , \port$2085$0 , \port$2067$0  };
-  assign w_data = { \port$2337$0 , \port$2319$0 , \port$2301$0 , \port$2283$0 , \port$2265$0 , \port$2247$0 , \port$2229$0 , \port$2211$0 , \port$2193$0 , \port$2175$0 , \port$2157$0 , \port$2139$0 , \port$2121$0 , \port$2103$0 , \port$2085$0 , \port$2067$0  };
+  assign wr__data = { \port$2351$0 , \port$2333$0 , \port$2315$0 , \port$2297$0 , \port$2279$0 , \port$2261$0 , \port$2243$0 , \port$2225$0 , \port$2207$0 , \port$2189$0 , \port$2171$0 , \port$2153$0 , \port$2135$0 , \port$2117$0 , \port$2099$0 , \port$2081$0  };
+  assign w_data = { \port$2351$0 , \port$2333$0 , \port$2315$0 , \port$2297$0 , \port$2279$0 , \port$2261$0 , \port$2243$0 , \port$2225$0 , \port$2207$0 , \port$2189$0 , \port$2171$0 , \port$2153$0 , \port$2135$0 , \port$2117$0 , \port$2099$0 , \port$2081$0  };
   assign w_en = wr__en;
   assign r_addr = rd__addr;
   assign rd__data = r_data;
-  assign \w_data[0]  = \port$2067$0 ;
-  assign \w_data[1]  = \port$2085$0 ;
-  assign \w_data[2]  = \port$2103$0 ;
-  assign \w_data[3]  = \port$2121$0 ;
-  assign \w_data[4]  = \port$2139$0 ;
-  assign \w_data[5]  = \port$2157$0 ;
-  assign \w_data[6]  = \port$2175$0 ;
-  assign \w_data[7]  = \port$2193$0 ;
-  assign \w_data[8]  = \port$2211$0 ;
-  assign \w_data[9]  = \port$2229$0 ;
-  assign \w_data[10]  = \port$2247$0 ;
-  assign \w_data[11]  = \port$2265$0 ;
-  assign \w_data[12]  = \port$2283$0 ;
-  assign \w_data[13]  = \port$2301$0 ;
-  assign \w_data[14]  = \port$2319$0 ;
-  assign \w_data[15]  = \port$2337$0 ;
+  assign \w_data[0]  = \port$2081$0 ;
+  assign \w_data[1]  = \port$2099$0 ;
+  assign \w_data[2]  = \port$2117$0 ;
+  assign \w_data[3]  = \port$2135$0 ;
+  assign \w_data[4]  = \port$2153$0 ;
+  assign \w_data[5]  = \port$2171$0 ;
+  assign \w_data[6]  = \port$2189$0 ;
+  assign \w_data[7]  = \port$2207$0 ;
+  assign \w_data[8]  = \port$2225$0 ;
+  assign \w_data[9]  = \port$2243$0 ;
+  assign \w_data[10]  = \port$2261$0 ;
+  assign \w_data[11]  = \port$2279$0 ;
+  assign \w_data[12]  = \port$2297$0 ;
+  assign \w_data[13]  = \port$2315$0 ;
+  assign \w_data[14]  = \port$2333$0 ;
+  assign \w_data[15]  = \port$2351$0 ;
   assign \r_data[0]  = r_data[3:0];
   assign \r_data[1]  = r_data[7:4];
   assign \r_data[2]  = r_data[11:8];
@@ -8584,7 +8623,7 @@ module \qsnn_ref.layer1 (rst, start, events__payload, events__ready, spikes__pay
     .events__payload(events__payload),
     .events__ready(events__ready),
     .events__valid(events__valid),
-    .\port$2362$19 (\$23 ),
+    .\port$2380$19 (\$23 ),
     .rst(rst)
   );
   \qsnn_ref.layer1.update  update (
@@ -9880,7 +9919,7 @@ module \qsnn_ref.layer1.addressing (rst, load, m, free, bank, issue__group, issu
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.frontend (rst, events__payload, event__take, events__ready, event__valid, event__m, event__reuse, events__valid, \port$2362$19 , error, clk);
+module \qsnn_ref.layer1.frontend (rst, events__payload, event__take, events__ready, event__valid, event__m, event__reuse, events__valid, \port$2380$19 , error, clk);
   reg \$auto$verilog_backend.cc:2505:dump_module$42  = 0;
   input rst;
   wire rst;
@@ -9898,8 +9937,8 @@ module \qsnn_ref.layer1.frontend (rst, events__payload, event__take, events__rea
   wire event__reuse;
   input events__valid;
   wire events__valid;
-  output [1:0] \port$2362$19 ;
-  wire [1:0] \port$2362$19 ;
+  output [1:0] \port$2380$19 ;
+  wire [1:0] \port$2380$19 ;
   output error;
   reg error = 1'h0;
   input clk;
@@ -10145,7 +10184,7 @@ module \qsnn_ref.layer1.frontend (rst, events__payload, event__take, events__rea
   assign loaded = 1'h0;
   assign error_set = 1'h0;
   assign event__m = \$6 [6:0];
-  assign \port$2362$19  = cur[20:19];
+  assign \port$2380$19  = cur[20:19];
   assign \cur.group  = cur[2:0];
   assign \cur.mask  = cur[18:3];
   assign \cur.eot  = cur[19];
@@ -10225,37 +10264,37 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   wire \$26 ;
   wire \$27 ;
   wire [1:0] \$28 ;
-  wire [3:0] \$29 ;
+  wire [4:0] \$29 ;
   wire \$3 ;
-  wire [4:0] \$30 ;
-  wire [3:0] \$31 ;
-  wire \$32 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire [5:0] \$32 ;
   wire \$33 ;
-  wire \$34 ;
+  wire [6:0] \$34 ;
   wire \$35 ;
-  reg \$36 ;
-  reg \$37 ;
-  reg \$38 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire \$38 ;
   reg \$39 ;
   wire \$4 ;
   reg \$40 ;
   reg \$41 ;
   reg \$42 ;
   reg \$43 ;
-  reg [2:0] \$44 ;
+  reg \$44 ;
   reg \$45 ;
   reg \$46 ;
-  reg \$47 ;
+  reg [2:0] \$47 ;
   reg \$48 ;
   reg \$49 ;
   wire \$5 ;
   reg \$50 ;
   reg \$51 ;
   reg \$52 ;
-  reg [2:0] \$53 ;
+  reg \$53 ;
   reg \$54 ;
   reg \$55 ;
-  reg \$56 ;
+  reg [3:0] \$56 ;
   reg \$57 ;
   reg \$58 ;
   reg \$59 ;
@@ -10279,7 +10318,10 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   reg \$75 ;
   reg \$76 ;
   reg \$77 ;
+  reg \$78 ;
+  reg \$79 ;
   wire \$8 ;
+  reg \$80 ;
   wire \$9 ;
   (* init = 1'h1 *)
   wire \$signal ;
@@ -10337,9 +10379,9 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   wire \fresh$53 ;
   (* init = 1'h0 *)
   wire \fresh$56 ;
+  reg [3:0] held = 4'h0;
   wire idle;
   reg is_end = 1'h0;
-  wire [2:0] level;
   wire [3:0] new_state;
   wire [3:0] \new_state$74 ;
   wire [3:0] \new_state$75 ;
@@ -10350,7 +10392,6 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   wire [3:0] \new_state$80 ;
   wire [3:0] \new_state$81 ;
   wire [3:0] \new_state$82 ;
-  reg [2:0] outstanding = 3'h0;
   reg pend = 1'h0;
   (* init = 1'h0 *)
   wire r_addr;
@@ -10469,6 +10510,9 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   wire \word.group ;
   wire \word.last ;
   wire [9:0] \word.mask ;
+  assign \$14  = access__init_g + 1'h1;
+  assign \$15  = ! access__init_g;
+  assign \$16  = age != 3'h4;
   assign \$17  = age + 1'h1;
   assign \$18  = access__read_g + 1'h1;
   assign \$19  = ! access__read_g;
@@ -10481,97 +10525,99 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   assign \$26  = age == 3'h4;
   assign \$27  = \$25  & \$26 ;
   assign \$28  = step_r ? 2'h2 : 2'h0;
-  assign \$29  = outstanding + \$28 ;
-  assign \$30  = \$29  - \$signal$83 ;
-  assign \$31  = level + outstanding;
-  assign \$32  = \$31  <= 2'h2;
-  assign \$33  = ~ is_end;
-  assign \$34  = \$signal$7  & \$33 ;
-  assign \$35  = \$signal$7  & is_end;
+  assign \$29  = held + \$28 ;
+  assign \$30  = ~ \w_en$87 ;
+  assign \$31  = \$signal$83  & \$30 ;
+  assign \$32  = \$29  - \$31 ;
+  assign \$34  = $signed(\$32 ) - $signed({ 1'h0, \$33  });
+  assign \$35  = held <= 2'h2;
+  assign \$36  = ~ is_end;
+  assign \$37  = \$signal$7  & \$36 ;
+  assign \$38  = \$signal$7  & is_end;
   always @(posedge clk)
-    access__init_g <= \$36 ;
+    access__init_g <= \$39 ;
   always @(posedge clk)
-    access__init_en <= \$37 ;
+    access__init_en <= \$40 ;
   always @(posedge clk)
-    pend <= \$38 ;
+    pend <= \$41 ;
   always @(posedge clk)
-    \$signal$104  <= \$39 ;
+    \$signal$104  <= \$42 ;
   always @(posedge clk)
-    \$signal$106  <= \$40 ;
+    \$signal$106  <= \$43 ;
   always @(posedge clk)
-    \$signal$108  <= \$41 ;
+    \$signal$108  <= \$44 ;
   always @(posedge clk)
-    \$signal$110  <= \$42 ;
+    \$signal$110  <= \$45 ;
   always @(posedge clk)
-    \fresh$111  <= \$43 ;
+    \fresh$111  <= \$46 ;
   always @(posedge clk)
-    age <= \$44 ;
+    age <= \$47 ;
   always @(posedge clk)
-    access__read_g <= \$45 ;
+    access__read_g <= \$48 ;
   always @(posedge clk)
-    is_end <= \$46 ;
+    is_end <= \$49 ;
   always @(posedge clk)
-    \$signal$7  <= \$47 ;
+    \$signal$7  <= \$50 ;
   always @(posedge clk)
-    access__read_bank <= \$48 ;
+    access__read_bank <= \$51 ;
   always @(posedge clk)
-    \$signal$115  <= \$49 ;
+    \$signal$115  <= \$52 ;
   always @(posedge clk)
-    \$signal$116  <= \$50 ;
+    \$signal$116  <= \$53 ;
   always @(posedge clk)
-    \$signal$117  <= \$51 ;
+    \$signal$117  <= \$54 ;
   always @(posedge clk)
-    step_r <= \$52 ;
+    step_r <= \$55 ;
   always @(posedge clk)
-    outstanding <= \$53 ;
+    held <= \$56 ;
   always @(posedge clk)
-    room <= \$54 ;
+    room <= \$57 ;
   always @(posedge clk)
-    upd_u1_valid <= \$55 ;
+    upd_u1_valid <= \$58 ;
   always @(posedge clk)
-    upd_u1_end <= \$56 ;
+    upd_u1_end <= \$59 ;
   always @(posedge clk)
-    access__clear_g <= \$57 ;
+    access__clear_g <= \$60 ;
   always @(posedge clk)
-    access__clear_bank <= \$58 ;
+    access__clear_bank <= \$61 ;
   always @(posedge clk)
-    upd_u1_clear <= \$59 ;
+    upd_u1_clear <= \$62 ;
   always @(posedge clk)
-    upd_u1_last <= \$60 ;
+    upd_u1_last <= \$63 ;
   always @(posedge clk)
-    fresh <= \$61 ;
+    fresh <= \$64 ;
   always @(posedge clk)
-    upd_s2_valid <= \$62 ;
+    upd_s2_valid <= \$65 ;
   always @(posedge clk)
-    upd_s2_end <= \$63 ;
+    upd_s2_end <= \$66 ;
   always @(posedge clk)
-    upd_s2_g <= \$64 ;
+    upd_s2_g <= \$67 ;
   always @(posedge clk)
-    upd_s2_last <= \$65 ;
+    upd_s2_last <= \$68 ;
   always @(posedge clk)
-    upd_s3_valid <= \$66 ;
+    upd_s3_valid <= \$69 ;
   always @(posedge clk)
-    upd_s3_end <= \$67 ;
+    upd_s3_end <= \$70 ;
   always @(posedge clk)
-    upd_s3_g <= \$68 ;
+    upd_s3_g <= \$71 ;
   always @(posedge clk)
-    upd_s3_last <= \$69 ;
+    upd_s3_last <= \$72 ;
   always @(posedge clk)
-    upd_s4_valid <= \$70 ;
+    upd_s4_valid <= \$73 ;
   always @(posedge clk)
-    upd_s4_end <= \$71 ;
+    upd_s4_end <= \$74 ;
   always @(posedge clk)
-    upd_s4_g <= \$72 ;
+    upd_s4_g <= \$75 ;
   always @(posedge clk)
-    upd_s4_last <= \$73 ;
+    upd_s4_last <= \$76 ;
   always @(posedge clk)
-    w_en <= \$74 ;
+    w_en <= \$77 ;
   always @(posedge clk)
-    upd_s5_end <= \$75 ;
+    upd_s5_end <= \$78 ;
   always @(posedge clk)
-    w_addr <= \$76 ;
+    w_addr <= \$79 ;
   always @(posedge clk)
-    upd_s5_last <= \$77 ;
+    upd_s5_last <= \$80 ;
   assign accepting = ~ access__init_en;
   assign \$1  = ~ pend;
   assign \$2  = ~ \$signal$7 ;
@@ -10589,17 +10635,13 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   assign access__clear_en = upd_u1_valid & upd_u1_clear;
   assign \$signal$83  = w_en | upd_s5_end;
   assign \$13  = | \$12 ;
-  assign \$14  = access__init_g + 1'h1;
-  assign \$15  = ! access__init_g;
-  assign \$16  = age != 3'h4;
   \qsnn_ref.layer1.update.fifo  fifo (
     .clk(clk),
     .r_data(spikes__payload),
     .r_rdy(spikes__valid),
     .rst(rst),
-    .w_en(\w_en$87 ),
-    .w_level(level),
-    .w_port__data(word)
+    .w_data(word),
+    .w_en(\w_en$87 )
   );
   \qsnn_ref.layer1.update.lif0  lif0 (
     .acc(access__data[13:0]),
@@ -10693,16 +10735,16 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   );
   \qsnn_ref.layer1.update.states  states (
     .clk(clk),
-    .\port$2589$0 (new_state),
-    .\port$2607$0 (\new_state$74 ),
-    .\port$2625$0 (\new_state$75 ),
-    .\port$2643$0 (\new_state$76 ),
-    .\port$2661$0 (\new_state$77 ),
-    .\port$2679$0 (\new_state$78 ),
-    .\port$2697$0 (\new_state$79 ),
-    .\port$2715$0 (\new_state$80 ),
-    .\port$2733$0 (\new_state$81 ),
-    .\port$2751$0 (\new_state$82 ),
+    .\port$2607$0 (new_state),
+    .\port$2625$0 (\new_state$74 ),
+    .\port$2643$0 (\new_state$75 ),
+    .\port$2661$0 (\new_state$76 ),
+    .\port$2679$0 (\new_state$77 ),
+    .\port$2697$0 (\new_state$78 ),
+    .\port$2715$0 (\new_state$79 ),
+    .\port$2733$0 (\new_state$80 ),
+    .\port$2751$0 (\new_state$81 ),
+    .\port$2769$0 (\new_state$82 ),
     .r_data(r_data),
     .rd__addr(access__read_g),
     .rst(rst),
@@ -10738,44 +10780,9 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$36  = access__init_g;
+    \$39  = access__init_g;
     if (access__init_en) begin
-      \$36  = \$14 [0];
-    end
-    if (rst) begin
-      \$36  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$37  = access__init_en;
-    if (access__init_en) begin
-      if (\$15 ) begin
-        \$37  = 1'h0;
-      end
-    end
-    if (rst) begin
-      \$37  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$38  = pend;
-    if (step) begin
-      \$38  = 1'h1;
-    end
-    if (\$27 ) begin
-      \$38  = 1'h0;
-    end
-    if (rst) begin
-      \$38  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$39  = \$signal$104 ;
-    if (step) begin
-      \$39  = step_bank;
+      \$39  = \$14 [0];
     end
     if (rst) begin
       \$39  = 1'h0;
@@ -10783,19 +10790,24 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$40  = \$signal$106 ;
-    if (step) begin
-      \$40  = 1'h1;
+    \$40  = access__init_en;
+    if (access__init_en) begin
+      if (\$15 ) begin
+        \$40  = 1'h0;
+      end
     end
     if (rst) begin
-      \$40  = 1'h0;
+      \$40  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$41  = \$signal$108 ;
+    \$41  = pend;
     if (step) begin
-      \$41  = step_last;
+      \$41  = 1'h1;
+    end
+    if (\$27 ) begin
+      \$41  = 1'h0;
     end
     if (rst) begin
       \$41  = 1'h0;
@@ -10803,9 +10815,9 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$42  = \$signal$110 ;
+    \$42  = \$signal$104 ;
     if (step) begin
-      \$42  = \fresh$111 ;
+      \$42  = step_bank;
     end
     if (rst) begin
       \$42  = 1'h0;
@@ -10813,82 +10825,71 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$43  = \fresh$111 ;
+    \$43  = \$signal$106 ;
     if (step) begin
-      \$43  = step_last;
+      \$43  = 1'h1;
+    end
+    if (rst) begin
+      \$43  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
+    \$44  = \$signal$108 ;
+    if (step) begin
+      \$44  = step_last;
+    end
+    if (rst) begin
+      \$44  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
+    \$45  = \$signal$110 ;
+    if (step) begin
+      \$45  = \fresh$111 ;
+    end
+    if (rst) begin
+      \$45  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
+    \$46  = \fresh$111 ;
+    if (step) begin
+      \$46  = step_last;
     end
     if (start) begin
-      \$43  = 1'h1;
+      \$46  = 1'h1;
     end
     if (rst) begin
-      \$43  = 1'h1;
+      \$46  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$44  = age;
+    \$47  = age;
     if (\$16 ) begin
-      \$44  = \$17 [2:0];
+      \$47  = \$17 [2:0];
     end
     if (\$27 ) begin
-      \$44  = 3'h0;
+      \$47  = 3'h0;
     end
     if (rst) begin
-      \$44  = 3'h0;
+      \$47  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$45  = access__read_g;
+    \$48  = access__read_g;
     if (\$signal$7 ) begin
-      \$45  = \$18 [0];
+      \$48  = \$18 [0];
       if (is_end) begin
-        \$45  = 1'h0;
+        \$48  = 1'h0;
       end
     end
     if (\$27 ) begin
-      \$45  = 1'h0;
-    end
-    if (rst) begin
-      \$45  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$46  = is_end;
-    if (\$signal$7 ) begin
-      \$46  = \$19 ;
-      if (is_end) begin
-        \$46  = 1'h0;
-      end
-    end
-    if (\$27 ) begin
-      \$46  = 1'h0;
-    end
-    if (rst) begin
-      \$46  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$47  = \$signal$7 ;
-    if (\$signal$7 ) begin
-      if (is_end) begin
-        \$47  = 1'h0;
-      end
-    end
-    if (\$27 ) begin
-      \$47  = 1'h1;
-    end
-    if (rst) begin
-      \$47  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$48  = access__read_bank;
-    if (\$27 ) begin
-      \$48  = \$signal$104 ;
+      \$48  = 1'h0;
     end
     if (rst) begin
       \$48  = 1'h0;
@@ -10896,9 +10897,15 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$49  = \$signal$115 ;
+    \$49  = is_end;
+    if (\$signal$7 ) begin
+      \$49  = \$19 ;
+      if (is_end) begin
+        \$49  = 1'h0;
+      end
+    end
     if (\$27 ) begin
-      \$49  = \$signal$106 ;
+      \$49  = 1'h0;
     end
     if (rst) begin
       \$49  = 1'h0;
@@ -10906,9 +10913,14 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$50  = \$signal$116 ;
+    \$50  = \$signal$7 ;
+    if (\$signal$7 ) begin
+      if (is_end) begin
+        \$50  = 1'h0;
+      end
+    end
     if (\$27 ) begin
-      \$50  = \$signal$108 ;
+      \$50  = 1'h1;
     end
     if (rst) begin
       \$50  = 1'h0;
@@ -10916,9 +10928,9 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$51  = \$signal$117 ;
+    \$51  = access__read_bank;
     if (\$27 ) begin
-      \$51  = \$signal$110 ;
+      \$51  = \$signal$104 ;
     end
     if (rst) begin
       \$51  = 1'h0;
@@ -10926,184 +10938,214 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$52  = step;
+    \$52  = \$signal$115 ;
+    if (\$27 ) begin
+      \$52  = \$signal$106 ;
+    end
     if (rst) begin
       \$52  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$53  = \$30 [2:0];
+    \$53  = \$signal$116 ;
+    if (\$27 ) begin
+      \$53  = \$signal$108 ;
+    end
     if (rst) begin
-      \$53  = 3'h0;
+      \$53  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$54  = \$32 ;
+    \$54  = \$signal$117 ;
+    if (\$27 ) begin
+      \$54  = \$signal$110 ;
+    end
     if (rst) begin
       \$54  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$55  = \$34 ;
+    \$55  = step;
     if (rst) begin
       \$55  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$56  = \$35 ;
+    \$56  = \$34 [3:0];
     if (rst) begin
-      \$56  = 1'h0;
+      \$56  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$57  = access__read_g;
+    \$57  = \$35 ;
     if (rst) begin
       \$57  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$58  = access__read_bank;
+    \$58  = \$37 ;
     if (rst) begin
       \$58  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$59  = \$signal$115 ;
+    \$59  = \$38 ;
     if (rst) begin
       \$59  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$60  = \$signal$116 ;
+    \$60  = access__read_g;
     if (rst) begin
       \$60  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$61  = \$signal$117 ;
+    \$61  = access__read_bank;
     if (rst) begin
       \$61  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$62  = upd_u1_valid;
+    \$62  = \$signal$115 ;
     if (rst) begin
       \$62  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$63  = upd_u1_end;
+    \$63  = \$signal$116 ;
     if (rst) begin
       \$63  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$64  = access__clear_g;
+    \$64  = \$signal$117 ;
     if (rst) begin
       \$64  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$65  = upd_u1_last;
+    \$65  = upd_u1_valid;
     if (rst) begin
       \$65  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$66  = upd_s2_valid;
+    \$66  = upd_u1_end;
     if (rst) begin
       \$66  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$67  = upd_s2_end;
+    \$67  = access__clear_g;
     if (rst) begin
       \$67  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$68  = upd_s2_g;
+    \$68  = upd_u1_last;
     if (rst) begin
       \$68  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$69  = upd_s2_last;
+    \$69  = upd_s2_valid;
     if (rst) begin
       \$69  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$70  = upd_s3_valid;
+    \$70  = upd_s2_end;
     if (rst) begin
       \$70  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$71  = upd_s3_end;
+    \$71  = upd_s2_g;
     if (rst) begin
       \$71  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$72  = upd_s3_g;
+    \$72  = upd_s2_last;
     if (rst) begin
       \$72  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$73  = upd_s3_last;
+    \$73  = upd_s3_valid;
     if (rst) begin
       \$73  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$74  = upd_s4_valid;
+    \$74  = upd_s3_end;
     if (rst) begin
       \$74  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$75  = upd_s4_end;
+    \$75  = upd_s3_g;
     if (rst) begin
       \$75  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$76  = upd_s4_g;
+    \$76  = upd_s3_last;
     if (rst) begin
       \$76  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
-    \$77  = upd_s4_last;
+    \$77  = upd_s4_valid;
     if (rst) begin
       \$77  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
+    \$78  = upd_s4_end;
+    if (rst) begin
+      \$78  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
+    \$79  = upd_s4_g;
+    if (rst) begin
+      \$79  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$43 ) begin end
+    \$80  = upd_s4_last;
+    if (rst) begin
+      \$80  = 1'h0;
     end
   end
   assign \$signal  = access__init_en;
@@ -11212,19 +11254,18 @@ module \qsnn_ref.layer1.update (rst, start, step, step_bank, access__data, accep
   assign \spikes__payload.last  = spikes__payload[12];
   assign \$11  = { \spike$67 , \spike$66 , \spike$65 , \spike$64 , \spike$63 , \spike$62 , \spike$61 , \spike$60 , \spike$59 , spike };
   assign \$12  = { \spike$67 , \spike$66 , \spike$65 , \spike$64 , \spike$63 , \spike$62 , \spike$61 , \spike$60 , \spike$59 , spike };
+  assign \$33  = spikes__valid;
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.update.fifo (rst, w_level, r_data, w_port__data, w_en, r_rdy, clk);
+module \qsnn_ref.layer1.update.fifo (rst, r_data, w_data, w_en, r_rdy, clk);
   reg \$auto$verilog_backend.cc:2505:dump_module$44  = 0;
   input rst;
   wire rst;
-  output [2:0] w_level;
-  wire [2:0] w_level;
   output [12:0] r_data;
   wire [12:0] r_data;
-  input [12:0] w_port__data;
-  wire [12:0] w_port__data;
+  input [12:0] w_data;
+  wire [12:0] w_data;
   input w_en;
   wire w_en;
   output r_rdy;
@@ -11233,52 +11274,59 @@ module \qsnn_ref.layer1.update.fifo (rst, w_level, r_data, w_port__data, w_en, r
   wire clk;
   wire \$1 ;
   wire \$10 ;
-  wire [2:0] \$11 ;
-  wire [2:0] \$12 ;
-  wire \$13 ;
-  wire \$14 ;
+  wire \$11 ;
+  wire \$12 ;
+  wire [2:0] \$13 ;
+  wire [2:0] \$14 ;
   wire \$15 ;
   wire \$16 ;
   wire \$17 ;
   wire \$18 ;
-  wire [2:0] \$19 ;
+  wire \$19 ;
   wire \$2 ;
   wire \$20 ;
   wire \$21 ;
-  wire \$22 ;
+  wire [2:0] \$22 ;
   wire \$23 ;
   wire \$24 ;
   wire \$25 ;
-  wire [2:0] \$26 ;
+  wire \$26 ;
   wire \$27 ;
   wire \$28 ;
   wire \$29 ;
   wire \$3 ;
-  reg [1:0] \$30 ;
-  reg [1:0] \$31 ;
-  reg [1:0] \$32 ;
-  reg \$33 ;
+  wire \$30 ;
+  wire [2:0] \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  reg [1:0] \$36 ;
+  reg [1:0] \$37 ;
+  reg [1:0] \$38 ;
+  reg \$39 ;
   wire \$4 ;
-  wire [2:0] \$5 ;
-  wire [2:0] \$6 ;
-  wire \$7 ;
-  wire \$8 ;
+  reg \$40 ;
+  reg \$41 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire [2:0] \$7 ;
+  wire [2:0] \$8 ;
   wire \$9 ;
   (* init = 2'h0 *)
-  wire [1:0] consume;
-  reg [1:0] inner_level = 2'h0;
-  wire inner_r_rdy;
-  wire [2:0] level;
+  wire [1:0] \$signal ;
+  reg \$signal$11  = 1'h0;
+  reg [1:0] \$signature__addr  = 2'h0;
+  wire [12:0] \$signature__data ;
+  wire \$signature__en ;
   (* init = 2'h0 *)
-  wire [1:0] produce;
+  wire [1:0] consume;
+  reg [1:0] count = 2'h0;
+  reg full = 1'h0;
   wire r_en;
-  wire [2:0] r_level;
-  reg [1:0] r_port__addr = 2'h0;
-  wire [12:0] r_port__data;
-  wire r_port__en;
-  wire [12:0] w_data;
-  reg [1:0] w_port__addr = 2'h0;
-  wire w_port__en;
+  reg [1:0] rp__addr = 2'h0;
+  wire [12:0] rp__data;
+  wire rp__en;
   wire w_rdy;
   reg [12:0] storage [2:0];
   initial begin
@@ -11287,110 +11335,142 @@ module \qsnn_ref.layer1.update.fifo (rst, w_level, r_data, w_port__data, w_en, r
     storage[2] = 13'h0000;
   end
   always @(posedge clk) begin
-    if (w_port__en)
-      storage[w_port__addr] <= w_port__data;
+    if (\$signature__en )
+      storage[\$signature__addr ] <= w_data;
   end
   reg [12:0] _0_;
   always @(posedge clk) begin
-    if (r_port__en) begin
-      _0_ <= storage[r_port__addr];
+    if (rp__en) begin
+      _0_ <= storage[rp__addr];
     end
   end
   assign r_data = _0_;
-  assign w_rdy = inner_level != 2'h3;
-  assign inner_r_rdy = | inner_level;
-  assign w_port__en = w_rdy & w_en;
-  assign \$1  = ~ r_rdy;
-  assign w_level = inner_level + r_rdy;
-  assign \$3  = w_rdy & w_en;
-  assign \$4  = w_port__addr == 2'h2;
-  assign \$5  = w_port__addr + 1'h1;
-  assign \$6  = \$4  ? 3'h0 : \$5 ;
-  assign \$7  = ~ r_rdy;
-  assign \$10  = r_port__addr == 2'h2;
-  assign \$11  = r_port__addr + 1'h1;
-  assign \$12  = \$10  ? 3'h0 : \$11 ;
-  assign \$13  = w_rdy & w_en;
-  assign \$14  = ~ r_rdy;
-  assign \$17  = ~ \$16 ;
-  assign \$18  = \$13  & \$17 ;
-  assign \$19  = inner_level + 1'h1;
-  assign \$20  = ~ r_rdy;
-  assign \$23  = w_rdy & w_en;
-  assign \$24  = ~ \$23 ;
-  assign \$25  = \$22  & \$24 ;
-  assign \$26  = inner_level - 1'h1;
-  assign \$27  = ~ r_rdy;
+  assign w_rdy = ~ full;
+  assign \$1  = ~ full;
+  assign \$signature__en  = w_en & \$1 ;
+  assign \$2  = ~ r_rdy;
+  assign \$4  = ~ full;
+  assign \$5  = w_en & \$4 ;
+  assign \$6  = \$signature__addr  == 2'h2;
+  assign \$7  = \$signature__addr  + 1'h1;
+  assign \$8  = \$6  ? 3'h0 : \$7 ;
+  assign \$9  = ~ r_rdy;
+  assign \$12  = rp__addr == 2'h2;
+  assign \$13  = rp__addr + 1'h1;
+  assign \$14  = \$12  ? 3'h0 : \$13 ;
+  assign \$15  = ~ full;
+  assign \$16  = w_en & \$15 ;
+  assign \$17  = ~ r_rdy;
+  assign \$20  = ~ \$19 ;
+  assign \$21  = \$16  & \$20 ;
+  assign \$22  = count + 1'h1;
+  assign \$23  = count == 2'h2;
+  assign \$24  = ~ r_rdy;
+  assign \$27  = ~ full;
+  assign \$28  = w_en & \$27 ;
+  assign \$29  = ~ \$28 ;
+  assign \$30  = \$26  & \$29 ;
+  assign \$31  = count - 1'h1;
+  assign \$32  = count != 1'h1;
+  assign \$33  = ~ r_rdy;
   always @(posedge clk)
-    w_port__addr <= \$30 ;
+    \$signature__addr  <= \$36 ;
   always @(posedge clk)
-    r_port__addr <= \$31 ;
+    rp__addr <= \$37 ;
   always @(posedge clk)
-    inner_level <= \$32 ;
+    count <= \$38 ;
   always @(posedge clk)
-    r_rdy <= \$33 ;
+    \$signal$11  <= \$39 ;
+  always @(posedge clk)
+    full <= \$40 ;
+  always @(posedge clk)
+    r_rdy <= \$41 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$44 ) begin end
-    \$30  = w_port__addr;
-    if (\$3 ) begin
-      \$30  = \$6 [1:0];
+    \$36  = \$signature__addr ;
+    if (\$5 ) begin
+      \$36  = \$8 [1:0];
     end
     if (rst) begin
-      \$30  = 2'h0;
+      \$36  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$44 ) begin end
-    \$31  = r_port__addr;
-    if (\$9 ) begin
-      \$31  = \$12 [1:0];
+    \$37  = rp__addr;
+    if (\$11 ) begin
+      \$37  = \$14 [1:0];
     end
     if (rst) begin
-      \$31  = 2'h0;
+      \$37  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$44 ) begin end
-    \$32  = inner_level;
-    if (\$18 ) begin
-      \$32  = \$19 [1:0];
+    \$38  = count;
+    if (\$21 ) begin
+      \$38  = \$22 [1:0];
     end
-    if (\$25 ) begin
-      \$32  = \$26 [1:0];
+    if (\$30 ) begin
+      \$38  = \$31 [1:0];
     end
     if (rst) begin
-      \$32  = 2'h0;
+      \$38  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$44 ) begin end
+    \$39  = \$signal$11 ;
+    if (\$21 ) begin
+      \$39  = 1'h1;
+    end
+    if (\$30 ) begin
+      \$39  = \$32 ;
+    end
+    if (rst) begin
+      \$39  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2505:dump_module$44 ) begin end
+    \$40  = full;
+    if (\$21 ) begin
+      \$40  = \$23 ;
+    end
+    if (\$30 ) begin
+      \$40  = 1'h0;
+    end
+    if (rst) begin
+      \$40  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2505:dump_module$44 ) begin end
     (* full_case = 32'd1 *)
-    if (\$29 ) begin
-      \$33  = 1'h1;
+    if (\$35 ) begin
+      \$41  = 1'h1;
     end else if (1'h1) begin
-      \$33  = 1'h0;
+      \$41  = 1'h0;
     end
     if (rst) begin
-      \$33  = 1'h0;
+      \$41  = 1'h0;
     end
   end
-  assign level = w_level;
-  assign r_level = w_level;
-  assign produce = w_port__addr;
-  assign w_data = w_port__data;
-  assign consume = r_port__addr;
-  assign r_port__data = r_data;
+  assign \$signal  = \$signature__addr ;
+  assign \$signature__data  = w_data;
+  assign consume = rp__addr;
   assign r_en = 1'h1;
-  assign \$2  = 1'h1;
-  assign r_port__en = inner_r_rdy;
-  assign \$8  = 1'h1;
-  assign \$9  = inner_r_rdy;
-  assign \$15  = 1'h1;
-  assign \$16  = inner_r_rdy;
-  assign \$21  = 1'h1;
-  assign \$22  = inner_r_rdy;
-  assign \$28  = 1'h1;
-  assign \$29  = inner_r_rdy;
+  assign rp__data = r_data;
+  assign \$3  = 1'h1;
+  assign rp__en = \$signal$11 ;
+  assign \$10  = 1'h1;
+  assign \$11  = \$signal$11 ;
+  assign \$18  = 1'h1;
+  assign \$19  = \$signal$11 ;
+  assign \$25  = 1'h1;
+  assign \$26  = \$signal$11 ;
+  assign \$34  = 1'h1;
+  assign \$35  = \$signal$11 ;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -13834,7 +13914,7 @@ module \qsnn_ref.layer1.update.lif9.quantizer (rst, code, value, above, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \qsnn_ref.layer1.update.states (rst, r_data, rd__addr, wr__en, wr__addr, \port$2589$0 , \port$2607$0 , \port$2625$0 , \port$2643$0 , \port$2661$0 , \port$2679$0 , \port$2697$0 , \port$2715$0 , \port$2733$0 , \port$2751$0 , clk);
+module \qsnn_ref.layer1.update.states (rst, r_data, rd__addr, wr__en, wr__addr, \port$2607$0 , \port$2625$0 , \port$2643$0 , \port$2661$0 , \port$2679$0 , \port$2697$0 , \port$2715$0 , \port$2733$0 , \port$2751$0 , \port$2769$0 , clk);
   input rst;
   wire rst;
   output [39:0] r_data;
@@ -13845,8 +13925,6 @@ module \qsnn_ref.layer1.update.states (rst, r_data, rd__addr, wr__en, wr__addr, 
   wire wr__en;
   input wr__addr;
   wire wr__addr;
-  input [3:0] \port$2589$0 ;
-  wire [3:0] \port$2589$0 ;
   input [3:0] \port$2607$0 ;
   wire [3:0] \port$2607$0 ;
   input [3:0] \port$2625$0 ;
@@ -13865,6 +13943,8 @@ module \qsnn_ref.layer1.update.states (rst, r_data, rd__addr, wr__en, wr__addr, 
   wire [3:0] \port$2733$0 ;
   input [3:0] \port$2751$0 ;
   wire [3:0] \port$2751$0 ;
+  input [3:0] \port$2769$0 ;
+  wire [3:0] \port$2769$0 ;
   input clk;
   wire clk;
   wire r_addr;
@@ -13900,7 +13980,7 @@ module \qsnn_ref.layer1.update.states (rst, r_data, rd__addr, wr__en, wr__addr, 
   end
   always @(posedge clk) begin
     if (wr__en)
-      mem[wr__addr] <= { \port$2751$0 , \port$2733$0 , \port$2715$0 , \port$2697$0 , \port$2679$0 , \port$2661$0 , \port$2643$0 , \port$2625$0 , \port$2607$0 , \port$2589$0  };
+      mem[wr__addr] <= { \port$2769$0 , \port$2751$0 , \port$2733$0 , \port$2715$0 , \port$2697$0 , \port$2679$0 , \port$2661$0 , \port$2643$0 , \port$2625$0 , \port$2607$0  };
   end
   reg [39:0] _0_;
   reg [39:0] _1_;
@@ -13911,26 +13991,26 @@ module \qsnn_ref.layer1.update.states (rst, r_data, rd__addr, wr__en, wr__addr, 
     _2_ <= 40'hxxxxxxxxxx;
     if (wr__en && rd__addr == wr__addr) begin
       _1_ <= 40'hffffffffff;
-      _2_ <= { \port$2751$0 , \port$2733$0 , \port$2715$0 , \port$2697$0 , \port$2679$0 , \port$2661$0 , \port$2643$0 , \port$2625$0 , \port$2607$0 , \port$2589$0  };
+      _2_ <= { \port$2769$0 , \port$2751$0 , \port$2733$0 , \port$2715$0 , \port$2697$0 , \port$2679$0 , \port$2661$0 , \port$2643$0 , \port$2625$0 , \port$2607$0  };
     end
   end
   assign r_data = (_1_ & _2_) | (~_1_ & _0_);
   assign w_addr = wr__addr;
-  assign wr__data = { \port$2751$0 , \port$2733$0 , \port$2715$0 , \port$2697$0 , \port$2679$0 , \port$2661$0 , \port$2643$0 , \port$2625$0 , \port$2607$0 , \port$2589$0  };
-  assign w_data = { \port$2751$0 , \port$2733$0 , \port$2715$0 , \port$2697$0 , \port$2679$0 , \port$2661$0 , \port$2643$0 , \port$2625$0 , \port$2607$0 , \port$2589$0  };
+  assign wr__data = { \port$2769$0 , \port$2751$0 , \port$2733$0 , \port$2715$0 , \port$2697$0 , \port$2679$0 , \port$2661$0 , \port$2643$0 , \port$2625$0 , \port$2607$0  };
+  assign w_data = { \port$2769$0 , \port$2751$0 , \port$2733$0 , \port$2715$0 , \port$2697$0 , \port$2679$0 , \port$2661$0 , \port$2643$0 , \port$2625$0 , \port$2607$0  };
   assign w_en = wr__en;
   assign r_addr = rd__addr;
   assign rd__data = r_data;
-  assign \w_data[0]  = \port$2589$0 ;
-  assign \w_data[1]  = \port$2607$0 ;
-  assign \w_data[2]  = \port$2625$0 ;
-  assign \w_data[3]  = \port$2643$0 ;
-  assign \w_data[4]  = \port$2661$0 ;
-  assign \w_data[5]  = \port$2679$0 ;
-  assign \w_data[6]  = \port$2697$0 ;
-  assign \w_data[7]  = \port$2715$0 ;
-  assign \w_data[8]  = \port$2733$0 ;
-  assign \w_data[9]  = \port$2751$0 ;
+  assign \w_data[0]  = \port$2607$0 ;
+  assign \w_data[1]  = \port$2625$0 ;
+  assign \w_data[2]  = \port$2643$0 ;
+  assign \w_data[3]  = \port$2661$0 ;
+  assign \w_data[4]  = \port$2679$0 ;
+  assign \w_data[5]  = \port$2697$0 ;
+  assign \w_data[6]  = \port$2715$0 ;
+  assign \w_data[7]  = \port$2733$0 ;
+  assign \w_data[8]  = \port$2751$0 ;
+  assign \w_data[9]  = \port$2769$0 ;
   assign \r_data[0]  = r_data[3:0];
   assign \r_data[1]  = r_data[7:4];
   assign \r_data[2]  = r_data[11:8];

@@ -9,7 +9,7 @@ from qsnn_hw.contract import IntNetwork
 from qsnn_hw.golden import simulate
 from qsnn_hw.hdl.config import CoreConfig
 from qsnn_hw.hdl.cycles import bandwidth_bound, schedule
-from qsnn_hw.hdl.geometry import layer_groups, network_geometry
+from qsnn_hw.hdl.geometry import default_fifo_depth, layer_groups, network_geometry
 from qsnn_hw.testing import (
     input_schedule,
     random_conv_layer,
@@ -171,3 +171,24 @@ def test_measured_cycles_within_the_bandwidth_bound_ratio():
     run, _, gold = measure(net, x, config)
     bound = bandwidth_bound(net, x, gold.spikes, network_geometry(net, config))
     assert np.all(run.sample_cycles <= 1.25 * bound), (run.sample_cycles, bound)
+
+
+def test_default_fifo_depth_trims_one_word_for_power_of_two_groups():
+    """Two timesteps, 2 (G + 1); one word less (2 G + 1, a memory of 2 G words) only for
+    a power of two G >= 64."""
+    assert [default_fifo_depth(g) for g in (1, 32, 63, 64, 100, 128, 1024)] == \
+        [4, 66, 128, 129, 202, 257, 2049]
+
+
+@pytest.mark.sim
+def test_model_is_exact_with_the_trimmed_default_fifo():
+    """A 64-group layer with the default (trimmed, 129-word) FIFO: still exact."""
+    rng = np.random.default_rng(41)
+    net = random_network(rng, sizes=[24, 64, 6], input_bits=1)
+    config = CoreConfig(lanes=1)
+    assert [o.fifo_depth for o in config.layers(net)] == [129, 14]
+    x = random_inputs(rng, net, 2, 4, 0.5)
+    run, model, gold = measure(net, x, config)
+    assert gold.spikes[0].any()
+    np.testing.assert_array_equal(run.step_cycles[0], model["step_ends"][0])
+    np.testing.assert_array_equal(run.sample_cycles, model["sample_cycles"])

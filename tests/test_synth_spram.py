@@ -11,7 +11,7 @@ from qsnn_hw.boards import build as B
 from qsnn_hw.boards.boards import get_board
 from qsnn_hw.cli import main
 from qsnn_hw.hdl.config import CoreConfig
-from qsnn_hw.testing import random_network
+from qsnn_hw.testing import random_conv_network, random_network
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 UP5K = get_board("icebreaker")
@@ -104,3 +104,37 @@ def test_small_build_with_spram_weights(tmp_path):
     assert rep["timing_pass"], rep["fmax"]
     assert json.loads((out / "report.json").read_text())["weights"]["spram_layers"] == [0, 1]
     assert "in SPRAM (2 of 4 SB_SPRAM256KA" in (out / "report.md").read_text()
+
+
+def test_auto_counts_the_block_ram_of_the_rest_of_the_core():
+    """The weights alone fit the UP5K's 30 block RAMs, but not with the accumulators,
+    states and FIFOs of a 1024-neuron layer: auto moves the largest layer to SPRAM."""
+    net = _net([16, 1024, 10])
+    cfg = CoreConfig(lanes=1)
+    info = B.plan_weights(net, cfg, UP5K)
+    # 16 x 1024 4-bit words = 16 blocks of 1024 x 4, 1024 x 10 = 10 blocks: 26 <= 30
+    assert [la["depth"] for la in info["layers"]] == [16 * 1024, 1024 * 10]
+    assert sum(UP5K.fpga.bram_blocks(la["depth"], 4) for la in info["layers"]) == 26
+    # layer 0 alone: two banks of 1024 accumulators, 1024 4-bit states (1 block) and a
+    # FIFO memory of 2 * 1024 words (default depth 2049) of 13 bits (2048 x 2: 7 blocks)
+    mems = {m["name"]: (m["depth"], m["width"]) for m in B.core_memories(net, cfg)}
+    assert mems["layer 0 states"] == (1024, 4)
+    assert mems["layer 0 FIFO"] == (2048, 13)
+    assert info["core_bram_blocks"] >= 1 + 7 + 2 * 2
+    assert info["storage"] == ["spram", "rom"] and info["weight_bram_blocks"] == 10
+    assert info["core_bram_blocks"] + info["weight_bram_blocks"] <= 30
+    # bram mode still places every layer in block RAM (its check is the weights')
+    assert B.plan_weights(net, cfg, UP5K, "bram")["storage"] == ["rom", "rom"]
+
+
+def test_core_memories_of_a_convolution_include_its_decode_rom():
+    rng = np.random.default_rng(3)
+    net = random_conv_network(rng, in_shape=(2, 6, 6), convs=1, dense=[4], input_bits=1)
+    names = [m["name"] for m in B.core_memories(net, CoreConfig(lanes=2))]
+    # streamed spike input: two accumulator banks per layer
+    assert names == ["layer 0 accumulators", "layer 0 accumulators", "layer 0 states",
+                     "layer 0 FIFO", "layer 0 decode", "layer 1 accumulators",
+                     "layer 1 accumulators", "layer 1 states", "layer 1 FIFO",
+                     "UART receive FIFO"]
+    decode = B.core_memories(net, CoreConfig(lanes=2))[4]
+    assert decode["depth"] == 2 * 6 * 6    # one entry per input index

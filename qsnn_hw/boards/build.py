@@ -25,10 +25,11 @@ from .. import progress as qprogress
 from .._io import atomic_write_text, run_in_group
 from ..contract import IntNetwork
 from ..hdl.config import CoreConfig
-from ..hdl.geometry import groups_of, network_geometry
+from ..hdl.geometry import decode_width, groups_of, network_geometry
 from ..hdl.weight_memory import SPRAM_BITS, SPRAM_WIDTH, spram_blocks
 from . import pll as _pll
 from .boards import Board, get_board
+from .bridge import RX_FIFO_DEPTH
 from .families import Family, get_family
 from .top import DEFAULT_BAUD, BoardTop
 
@@ -83,14 +84,48 @@ def _weight_memories(net: IntNetwork, config: CoreConfig) -> list[dict]:
             for g in network_geometry(net, config)]
 
 
+# A memory of fewer bits stays in logic (Yosys maps it to flip-flops), not block RAM.
+LOGIC_MEMORY_BITS = 128
+
+
+def core_memories(net: IntNetwork, config: CoreConfig) -> list[dict]:
+    """The synchronous memories besides the weights that may take block RAM, as
+    ``{"name", "depth", "width"}``: per layer the accumulator banks, the state memory,
+    the output FIFO's memory (``fifo_depth - 1`` words: its output register holds one)
+    and a convolution's decode ROM; and the bridge's receive FIFO."""
+    mems = []
+    for i, g in enumerate(network_geometry(net, config)):
+        mems += [{"name": f"layer {i} accumulators", "depth": g.groups,
+                  "width": g.lanes * g.acc_width}] * g.banks
+        mems.append({"name": f"layer {i} states", "depth": g.groups,
+                     "width": g.lanes * g.state_width})
+        mems.append({"name": f"layer {i} FIFO", "depth": g.fifo_depth - 1,
+                     "width": g.word_width})
+        if g.conv is not None:
+            mems.append({"name": f"layer {i} decode", "depth": g.n_in,
+                         "width": decode_width(g)})
+    mems.append({"name": "UART receive FIFO", "depth": RX_FIFO_DEPTH - 1, "width": 8})
+    return mems
+
+
+def core_bram_blocks(net: IntNetwork, config: CoreConfig, family: str | Family) -> int:
+    """Block RAMs the core needs besides its weights (:func:`core_memories`; those of
+    fewer than :data:`LOGIC_MEMORY_BITS` bits stay in logic). An estimate made before
+    any tool runs: Yosys may keep a few more small memories in logic."""
+    fam = get_family(family)
+    return sum(fam.bram_blocks(m["depth"], m["width"]) for m in core_memories(net, config)
+               if m["depth"] * m["width"] >= LOGIC_MEMORY_BITS)
+
+
 def plan_weights(net: IntNetwork, config: CoreConfig, board: Board, mode: str = "auto"
                  ) -> dict:
     """Where each layer's weights go, checked against the device before any tool runs.
 
     ``mode``: ``"bram"`` every layer an initialized ROM in block RAM; ``"spram"`` every
     layer a RAM in SPRAM (iCE40 UltraPlus), loaded over the UART after configuration;
-    ``"auto"`` ROMs while they fit the block RAM, else the layers with the largest
-    block-RAM need go to SPRAM (largest first) until the rest fits; ``"config"`` the
+    ``"auto"`` ROMs while they fit the block RAM left by the rest of the core
+    (:func:`core_bram_blocks`), else the layers with the largest block-RAM need go to
+    SPRAM (largest first) until the rest fits; ``"config"`` the
     storage ``config`` names ("ram" takes block RAM like a ROM). Returns the report's
     ``weights`` entry (``storage`` per layer: "rom" or "spram"); raises
     :class:`DesignTooLarge` saying by how much when even that cannot fit."""
@@ -110,9 +145,13 @@ def plan_weights(net: IntNetwork, config: CoreConfig, board: Board, mode: str = 
         if "spram" in storage and not have_spram:
             raise DesignTooLarge(f"weight storage 'spram': {board.name} has no SPRAM (only "
                                  f"the iCE40 UltraPlus boards: icebreaker)")
-    if mode == "auto" and sum(ebr) > have_ebr and have_spram:
+    # the weights' share of the block RAM: what the rest of the core leaves
+    core_ebr = core_bram_blocks(net, config, board.fpga)
+    for_weights = have_ebr - core_ebr
+    if mode == "auto" and sum(ebr) > for_weights and have_spram:
         for i in sorted(range(len(mems)), key=lambda i: -ebr[i]):
-            if sum(e for e, s in zip(ebr, storage, strict=True) if s != "spram") <= have_ebr:
+            if sum(e for e, s in zip(ebr, storage, strict=True) if s != "spram") \
+                    <= for_weights:
                 break
             storage[i] = "spram"
     rom_ebr = sum(e for e, s in zip(ebr, storage, strict=True) if s != "spram")
@@ -120,6 +159,7 @@ def plan_weights(net: IntNetwork, config: CoreConfig, board: Board, mode: str = 
              for w, s in zip(mems, storage, strict=True)]
     info = {"mode": mode, "storage": storage, "weight_bits": bits,
             "weight_bram_blocks": rom_ebr, "bram_blocks": have_ebr,
+            "core_bram_blocks": core_ebr,
             "spram_layers": [i for i, s in enumerate(storage) if s == "spram"],
             "weight_spram_blocks": sum(spram), "spram_blocks": have_spram,
             "layers": [dict(w, storage=s, bram_blocks=e if s != "spram" else 0,

@@ -78,7 +78,8 @@ class CoreConfig:
         every layer, or a tuple with one per layer.
     count_bits : width of the saturating output spike counters (1..32).
     fifo_depth : each layer's output FIFO in spike words: ``"default"`` (two timesteps,
-        2 (G + 1), so a layer can run a timestep ahead), ``"min"`` (one timestep, the
+        2 (G + 1), so a layer can run a timestep ahead; 2 G + 1 for a power of two G >=
+        64, :func:`~.geometry.default_fifo_depth`), ``"min"`` (one timestep, the
         smallest legal depth), an int, or a tuple with one int or keyword per layer.
     quantizer : state quantizer: ``"auto"`` (parallel comparators up to 4 code bits, the
         pipelined binary search above), ``"comparators"`` or ``"pipelined"``.

@@ -67,7 +67,8 @@ class LayerEngine(wiring.Component):
         or "words" (spike words from an upstream engine).
     input_bits : value width for "direct".
     upstream_groups, upstream_lanes : geometry of the upstream engine for "words".
-    fifo_depth : output FIFO depth in words (>= max(G + 1, 3); default 2 * (G + 1)).
+    fifo_depth : output FIFO depth in words (>= max(G + 1, 3); default
+        :func:`~.geometry.default_fifo_depth`).
     pipelined : state quantizer implementation (None: automatic).
     weight_storage : "rom" (default), "ram" or "spram" (:class:`WeightMemory`).
     banks : accumulator banks, 1 or 2 (two overlap the update with accumulation).

@@ -179,15 +179,30 @@ class ConvShape:
 def min_fifo_depth(groups: int) -> int:
     """The smallest output FIFO: one whole timestep of words (G masks + end of timestep).
 
-    The FIFO is ``amaranth.lib.fifo.SyncFIFOBuffered`` (a block-RAM-friendly memory plus an
-    output register). A word written into an empty FIFO spends one cycle in the memory
-    before it moves to the output register, so with G = 1 a depth of 2 would refuse the
-    second of two back-to-back writes: the minimum is 3 there."""
+    The FIFO is :class:`~.spike_fifo.SpikeFIFO` (a block-RAM-friendly memory plus an
+    output register, timed as ``amaranth.lib.fifo.SyncFIFOBuffered``). A word written
+    into an empty FIFO spends one cycle in the memory before it moves to the output
+    register, so with G = 1 a depth of 2 would refuse the second of two back-to-back
+    writes: the minimum is 3 there."""
     return max(groups + 1, 3)
 
 
+# From this many groups up, a power of two of them gets a FIFO one word shorter
+# (default_fifo_depth): its memory is then block RAM, where a word past a power of two
+# costs whole blocks.
+FIFO_TRIM_GROUPS = 64
+
+
 def default_fifo_depth(groups: int) -> int:
-    """Two whole timesteps of spike words, so a layer can run one timestep ahead."""
+    """Two whole timesteps of spike words, ``2 * (groups + 1)``, so a layer can run one
+    timestep ahead; for a power of two of at least :data:`FIFO_TRIM_GROUPS` groups one
+    word less, ``2 * groups + 1``. The FIFO (:func:`min_fifo_depth`) keeps one word in
+    its output register and ``depth - 1`` in its memory, so the trimmed memory holds
+    ``2 * groups`` words, a whole number of block RAMs, instead of one word past it
+    (a block RAM more and wider address logic); the layer still runs a timestep ahead
+    unless its previous timestep's words (at most ``groups + 1``) are all waiting."""
+    if groups >= FIFO_TRIM_GROUPS and groups & (groups - 1) == 0:
+        return 2 * groups + 1
     return 2 * (groups + 1)
 
 

@@ -28,7 +28,7 @@ stored one (the update after a sample's last timestep is fresh too).
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import fifo, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..contract import IntLayer
@@ -37,6 +37,7 @@ from .accumulate import access_signature
 from .geometry import LayerGeometry
 from .layouts import spike_word_layout, trace_signature
 from .lif import LIFDatapath
+from .spike_fifo import SpikeFIFO
 from .state_memory import LaneMemory, StateMemory
 
 
@@ -87,7 +88,7 @@ class Update(wiring.Component):
                                    acc_width=geom.acc_width, pipelined=pipelined)
                           for _ in range(P)]
         self.out_layout = spike_word_layout(geom.out_groups, P)
-        self.fifo = fifo.SyncFIFOBuffered(width=self.out_layout.size, depth=geom.fifo_depth)
+        self.fifo = SpikeFIFO(width=self.out_layout.size, depth=geom.fifo_depth)
         # simulation probe (not a port): an end-of-timestep word is written
         self.step_done = Signal()
         super().__init__({
@@ -141,8 +142,9 @@ class Update(wiring.Component):
         issuing, is_end = Signal(), Signal()
         ug = Signal(index_width(G))
         i_bank, i_clear, i_last, i_fresh = Signal(), Signal(), Signal(), Signal()
-        # slots taken but not yet written (their words may still enter the FIFO)
-        outstanding = Signal(range(2 * (OG + 1) + 1))
+        # the FIFO's level plus the word positions taken but not yet reached (their
+        # words may still enter the FIFO), kept as one counter
+        held = Signal(range(geom.fifo_depth + 2 * (OG + 1) + 1))
         room = Signal()
         free = ~pend & (~issuing | is_end)
         m.d.comb += [self.ready.eq(free & room & ~clearing), self.idle.eq(free)]
@@ -188,18 +190,21 @@ class Update(wiring.Component):
         slot = dict(valid=read, end=issuing & is_end, g=ug, bank=i_bank, clear=i_clear,
                     last=i_last, fresh=i_fresh)
         # FIFO room for one more update's OG + 1 words on top of the level and the words
-        # still to come (a register). level + outstanding bounds the words the FIFO will
-        # hold: a word position (a group, a pooled window's last position, the end slot)
-        # reached this cycle is counted by ``outstanding`` until the next, by the level
-        # from the next on, and reads only lower it. An update taken in cycle c counts
+        # still to come (a register). ``held`` = level + the word positions still to come
+        # bounds the words the FIFO will hold: a word position (a group, a pooled
+        # window's last position, the end slot) reached this cycle stays counted when its
+        # word is written (it moves into the level), and leaves the count when it has no
+        # word; reads lower it. One counter, so ``room`` is a single compare of a register
+        # (the level's own adder is off this path). An update taken in cycle c counts
         # from c + 2 (``step`` is registered first: it ends a long decision path), early
         # enough: ``ready`` stays low until that update's end slot, G + 2 cycles later
         # or more.
         done_slot, step_r = Signal(), Signal()
         self._done_slot = done_slot
         m.d.sync += step_r.eq(self.step)
-        m.d.sync += outstanding.eq(outstanding + Mux(step_r, OG + 1, 0) - done_slot)
-        m.d.sync += room.eq(ofifo.level + outstanding <= geom.fifo_depth - (OG + 1))
+        m.d.sync += held.eq(held + Mux(step_r, OG + 1, 0) - (done_slot & ~ofifo.w_en)
+                            - (ofifo.r_rdy & ofifo.r_en))
+        m.d.sync += room.eq(held <= geom.fifo_depth - (OG + 1))
         return slot
 
     def _datapath_inputs(self, m, slot):

@@ -32,6 +32,10 @@ from .reply import ReplyEncoder
 __all__ = ["CommandDecoder", "ReplyEncoder", "UartBridge", "WeightLoader"]
 
 
+# the receive FIFO's default depth in bytes
+RX_FIFO_DEPTH = 64
+
+
 class UartBridge(wiring.Component):
     """Parameters
     ----------
@@ -52,7 +56,7 @@ class UartBridge(wiring.Component):
     """
 
     def __init__(self, net: IntNetwork, config: CoreConfig | None = None, *, divisor: int,
-                 rx_fifo_depth: int = 64):
+                 rx_fifo_depth: int = RX_FIFO_DEPTH):
         if not isinstance(net, IntNetwork):
             raise TypeError(f"net must be an IntNetwork, got {type(net).__name__}")
         self.net = net
