@@ -174,7 +174,10 @@ class LayerEngine(wiring.Component):
         m.submodules.update = upd = self.update
         wiring.connect(m, wiring.flipped(self.events), fe.events)
         wiring.connect(m, upd.spikes, wiring.flipped(self.spikes))
+        tawq = bool(self.geometry.tawq_steps)
         m.d.comb += [fe.start.eq(self.start), upd.start.eq(self.start)]
+        if not tawq:
+            m.d.comb += self.error.eq(fe.error)
         # take an input event when the accumulators are zeroed, the addressing is free
         # and (one bank) no update is using the bank; an end of timestep when the
         # addressing is free and the update can take it (FIFO room included)
@@ -194,10 +197,8 @@ class LayerEngine(wiring.Component):
         if self.geometry.banks == 2:
             with m.If(take_eot & ~ev.reuse):
                 m.d.sync += bank.eq(~bank)
-        if self.geometry.tawq_steps:
+        if tawq:
             self._timestep(m, take_eot, ev.last)
-        else:
-            m.d.comb += self.error.eq(fe.error)
         wiring.connect(m, ad.issue, acc.issue)
         m.d.comb += [wm.addr.eq(ad.issue.addr), acc.weight.eq(wm.data),
                      upd.acc_pending.eq(acc.pending)]

@@ -182,7 +182,8 @@ class NetworkTop(wiring.Component):
         with m.If(start_ok):
             m.d.sync += [busy.eq(1), closed.eq(0)] + [c.eq(0) for c in counts]
         # layer 0 checks the input beats; a TaWQ layer anywhere checks the timestep count
-        m.d.comb += self.error.eq(Cat(e.error for e in engines).any())
+        errors = [engines[0].error] + [e.error for e in engines[1:] if e.geometry.tawq_steps]
+        m.d.comb += self.error.eq(Cat(*errors).any() if len(errors) > 1 else errors[0])
 
         # ---- trace: every layer's spike words and state writes (observation only) ----
         if "trace" in self.signature.members:
