@@ -178,3 +178,24 @@ def test_wrong_timestep_count_sets_the_error_flag(steps):
     sim.add_testbench(bench)
     sim.run_until(1e-3)
     assert seen == {"error": int(steps != 4)}
+
+
+def test_generate_writes_a_tawq_core_and_its_manifest(tmp_path):
+    """``qsnn-hw generate`` on a TaWQ artifact: the Verilog, and the manifest's TaWQ
+    entry and memory bits (counted by hand for the hand network at P = 2)."""
+    import json
+
+    from qsnn_hw.artifact import Artifact, save_artifact
+    from qsnn_hw.cli import main
+    model = save_artifact(tmp_path / "t.qsnn", Artifact(_hand_net()))
+    assert main(["generate", str(model), "--out", str(tmp_path / "out"), "--lanes", "2",
+                 "--name", "tq"]) == 0
+    assert "module tq(" in (tmp_path / "out" / "tq.v").read_text()
+    info = json.loads((tmp_path / "out" / "tq.json").read_text())
+    la = info["layers"][0]
+    assert la["tawq"] == {"timesteps": 4, "codes": 7, "code_bits": 3, "mult_bits": 4,
+                          "mult_rows": 4, "shift": 2}
+    assert la["static_input"] is False and "tawq" not in info["layers"][1]
+    mb = la["memory_bits"]
+    assert (mb["weights"], mb["tawq_table"], mb["tawq_mult"]) == (3 * 2 * 3, 7 * 4 * 2,
+                                                                   4 * 2 * 4)
