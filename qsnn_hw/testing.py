@@ -153,6 +153,31 @@ def random_network(rng: np.random.Generator, *, sizes=None, input_bits=None, **l
     return IntNetwork(tuple(layers), input_bits)
 
 
+def random_tawq_layer(rng: np.random.Generator, layer: IntLayer, steps: int, *,
+                      n_codes=None, mult_bits=None, tawq_shift=None) -> IntLayer:
+    """``layer`` (dense or convolutional) made a TaWQ layer of ``steps`` timesteps: any
+    table of {-1, 0, +1} (not only the trainer's), random codes, multipliers below
+    ``2**mult_bits`` and ``tawq_shift``; each drawn when None (1-16 codes, 1-13 bits,
+    shift 0-10)."""
+    from dataclasses import replace
+    n_codes = int(rng.integers(1, 17)) if n_codes is None else int(n_codes)
+    table = rng.integers(-1, 2, size=(n_codes, steps))
+    codes = rng.integers(0, n_codes, size=layer.weight.shape)
+    bits = int(rng.integers(1, 14)) if mult_bits is None else int(mult_bits)
+    mult = rng.integers(0, 1 << bits, size=(steps, layer.channels))
+    shift = int(rng.integers(0, 11)) if tawq_shift is None else int(tawq_shift)
+    return replace(layer, weight=codes, tawq_table=table, tawq_mult=mult, tawq_shift=shift)
+
+
+def random_tawq_network(rng: np.random.Generator, net: IntNetwork, steps: int, *,
+                        share: float = 0.7, first: bool = True) -> IntNetwork:
+    """``net`` with each layer made a TaWQ layer (:func:`random_tawq_layer`) with
+    probability ``share``, the first always when ``first``."""
+    layers = [random_tawq_layer(rng, la, steps) if rng.random() < share or (first and not i)
+              else la for i, la in enumerate(net.layers)]
+    return IntNetwork(tuple(layers), input_bits=net.input_bits)
+
+
 SCHEDULE_STATE_BITS = (None, 2, 3, 4, 5, 6, 7, 8)
 RESETS = ("subtract", "zero", "clear")
 RESTS = ("level", "zero")

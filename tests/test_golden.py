@@ -9,7 +9,12 @@ import pytest
 
 from qsnn_hw.contract import IntLayer, IntNetwork, beta_to_fixed
 from qsnn_hw.golden import simulate
-from qsnn_hw.testing import random_conv_network, random_inputs, random_network
+from qsnn_hw.testing import (
+    random_conv_network,
+    random_inputs,
+    random_network,
+    random_tawq_network,
+)
 
 N_CONFIGS = int(os.environ.get("QSNN_REGRESSION_CONFIGS", "120"))
 
@@ -354,18 +359,6 @@ def test_golden_uses_no_floats():
 
 # ---- TaWQ layers (time-varying ternary weights) --------------------------------------
 
-def _to_tawq(rng, layer: IntLayer, steps: int) -> IntLayer:
-    """``layer`` with random TaWQ weights: any table of {-1, 0, 1} (not only the
-    trainer's), random codes, multipliers and shift."""
-    from dataclasses import replace
-    n_codes = int(rng.integers(1, 17))
-    table = rng.integers(-1, 2, size=(n_codes, steps))
-    codes = rng.integers(0, n_codes, size=layer.weight.shape)
-    mult = rng.integers(0, 1 << int(rng.integers(1, 14)), size=(steps, layer.channels))
-    return replace(layer, weight=codes, tawq_table=table, tawq_mult=mult,
-                   tawq_shift=int(rng.integers(0, 11)))
-
-
 @pytest.mark.parametrize("seed", range(N_CONFIGS // 2))
 def test_random_tawq_networks_match_scalar_reference(seed):
     """TaWQ layers (dense and convolutional, mixed with static-weight layers) against the
@@ -377,9 +370,7 @@ def test_random_tawq_networks_match_scalar_reference(seed):
         net = random_conv_network(rng, reset=["subtract", "zero"][seed % 4 // 2])
     else:
         net = random_network(rng)
-    layers = [_to_tawq(rng, la, steps) if rng.random() < 0.7 or i == 0 else la
-              for i, la in enumerate(net.layers)]
-    net = IntNetwork(tuple(layers), input_bits=net.input_bits)
+    net = random_tawq_network(rng, net, steps)
     x = random_inputs(rng, net, batch=int(rng.integers(1, 3)), steps=steps)
     assert_matches_reference(net, x, where=f"tawq seed {seed}:")
 

@@ -38,6 +38,7 @@ class Mutant:
 
 INVALID = "test_invalid_beat_is_dropped_and_flagged"
 CONV = "test_hdl_conv.py::"
+TAWQ = "test_hdl_tawq.py::"
 MUTANTS = [
     Mutant("address_ge_M_not_flagged", "frontend.py",
            "error_set.eq(cur_valid & bad),",
@@ -96,17 +97,35 @@ MUTANTS = [
            "last_pos = (dx == k - 1) & (dy == k - 1)",
            "last_pos = (dx == k - 1) & (dy == 0)",
            (f"{CONV}test_random_conv_networks_bit_exact[4]",)),
+    # TaWQ layers (tests/test_hdl_tawq.py)
+    Mutant("tawq_multipliers_of_step_0", "update.py",
+           "m.d.sync += base.eq(p_t * CG)",
+           "m.d.sync += base.eq(0)",
+           (f"{TAWQ}test_hand_network_bit_exact[varying]",)),
+    Mutant("tawq_scale_truncates", "lif.py",
+           "half = (1 << (L.tawq_shift - 1)) if L.tawq_shift else 0",
+           "half = 0",
+           (f"{TAWQ}test_random_tawq_cores_bit_exact[0]",)),
+    Mutant("tawq_table_column_one_step_late", "accumulate.py",
+           "m.d.sync += col_r.eq(Array(Const(v, 2 * n_codes) for v in cols)[self.step])",
+           "m.d.sync += col_r.eq(Array(Const(v, 2 * n_codes) for v in cols)[self.step - 1])",
+           (f"{TAWQ}test_hand_network_bit_exact[constant]",)),
+    Mutant("tawq_wrong_step_count_not_flagged", "engine.py",
+           "self.error.eq(self.frontend.error | bad)",
+           "self.error.eq(self.frontend.error)",
+           (f"{TAWQ}test_wrong_timestep_count_sets_the_error_flag[3]",)),
 ]
 
 
 def _copy(tmp: Path, mutant: Mutant | None = None) -> Path:
-    """The package, tests/test_hdl_top.py, tests/test_hdl_conv.py and the pytest
-    configuration under ``tmp``, with ``mutant`` applied."""
-    shutil.copytree(ROOT / "qsnn_hw", tmp / "qsnn_hw",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    """The package, sim/, tests/test_hdl_top.py, tests/test_hdl_conv.py,
+    tests/test_hdl_tawq.py and the pytest configuration under ``tmp``, with ``mutant``
+    applied."""
+    for pkg in ("qsnn_hw", "sim"):
+        shutil.copytree(ROOT / pkg, tmp / pkg, ignore=shutil.ignore_patterns("__pycache__"))
     (tmp / "tests").mkdir()
     for name in ("pyproject.toml", "tests/conftest.py", "tests/test_hdl_top.py",
-                 "tests/test_hdl_conv.py"):
+                 "tests/test_hdl_conv.py", "tests/test_hdl_tawq.py"):
         shutil.copy(ROOT / name, tmp / name)
     if mutant is not None:
         path = tmp / "qsnn_hw" / "hdl" / mutant.file

@@ -360,11 +360,16 @@ def test_golden_refuses_another_timestep_count():
         simulate(net, np.zeros((1, 8, 5), np.int64))
 
 
-def test_core_refuses_tawq_layers():
+def test_core_builds_a_trained_tawq_network_bit_exact():
+    """The trainer's TaWQ network (its tables and multipliers, not random ones) in the
+    core, against the golden model (tests/test_hdl_tawq.py has the random ones)."""
+    from qsnn_hw.verify.amaranth import run_core
+    from qsnn_hw.verify.compare import compare, format_report
     net, _ = _tawq_net()
-    with pytest.raises(ValueError, match="layer 0 is a TaWQ layer .*the core does not build "
-                                         "TaWQ layers yet"):
-        CoreConfig().check(net)
+    x = random_inputs(np.random.default_rng(4), net, 2, 6, density=0.6, static=False)
+    run = run_core(net, x, CoreConfig(lanes=[3, 2]))
+    rep = compare(net, simulate(net, x, trace=True), run.observed)
+    assert rep["ok"] and not run.error, format_report(rep)
 
 
 def test_nir_export_refuses_tawq_layers():

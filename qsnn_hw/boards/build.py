@@ -92,7 +92,8 @@ def core_memories(net: IntNetwork, config: CoreConfig) -> list[dict]:
     """The synchronous memories besides the weights that may take block RAM, as
     ``{"name", "depth", "width"}``: per layer the accumulator banks, the state memory,
     the output FIFO's memory (``fifo_depth - 1`` words: its output register holds one)
-    and a convolution's decode ROM; and the bridge's receive FIFO."""
+    a convolution's decode ROM and a TaWQ layer's multiplier ROM; and the bridge's receive
+    FIFO."""
     mems = []
     for i, g in enumerate(network_geometry(net, config)):
         mems += [{"name": f"layer {i} accumulators", "depth": g.groups,
@@ -104,6 +105,10 @@ def core_memories(net: IntNetwork, config: CoreConfig) -> list[dict]:
         if g.conv is not None:
             mems.append({"name": f"layer {i} decode", "depth": g.n_in,
                          "width": decode_width(g)})
+        if g.tawq_steps:
+            mems.append({"name": f"layer {i} TaWQ multipliers",
+                         "depth": g.mult_steps * g.channel_groups,
+                         "width": g.lanes * g.mult_width})
     mems.append({"name": "UART receive FIFO", "depth": RX_FIFO_DEPTH - 1, "width": 8})
     return mems
 

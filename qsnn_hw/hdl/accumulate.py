@@ -21,11 +21,17 @@ pipeline never use the same bank in the same cycle (the engine's take rules,
 
 The update reads and clears through ``access`` (:func:`access_signature`); each bank's
 write port's priority is: zeroing after reset, the sums, clearing after use.
+
+A **TaWQ** layer (``geom.tawq_steps``) reads codes, not weights: ``step`` (the timestep
+being accumulated, aligned with the issue) selects the code table's column into a
+register at s1 (``n_codes`` entries of 2 bits), and each lane's code picks its ternary
+weight out of it into the s2 weight register; the rest of the pipeline is the same
+(docs/hardware.md, "TaWQ layers").
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -58,22 +64,32 @@ class Accumulate(wiring.Component):
     ``reuse_distance`` (of the addressing), ``multiply`` (direct input: the weight times
     the event's value; else the weight itself).
 
+    ``table``: a TaWQ layer's ``tawq_table`` (``n_codes x T``), None otherwise.
+
     Members: ``issue`` In(:func:`.addressing.issue_signature`) (``addr`` is the weight
     memory's, unused here); ``weight`` In, the weight word read at ``issue.addr`` (one
-    cycle later); ``pending`` Out(2), bit b: a sum for bank b is still to be written (the
+    cycle later; TaWQ: a word of codes); ``step`` In, only for TaWQ: the timestep of the
+    issue; ``pending`` Out(2), bit b: a sum for bank b is still to be written (the
     update may read bank b once it falls); ``access`` In(:func:`access_signature`).
     """
 
-    def __init__(self, geom: LayerGeometry, *, reuse_distance: int, multiply: bool):
+    def __init__(self, geom: LayerGeometry, *, reuse_distance: int, multiply: bool,
+                 table=None):
         self.geometry = geom
         self.multiply = bool(multiply)
+        if (table is None) != (geom.tawq_steps == 0):
+            raise ValueError("table (the TaWQ code table) must be given exactly for a TaWQ "
+                             "layer's geometry")
+        self.table = table
         self.forward = [d for d in FORWARD_DISTANCES if d >= reuse_distance]
         self.banks = [LaneMemory(width=geom.acc_width, is_signed=True, lanes=geom.lanes,
                                  depth=geom.groups, transparent=False)
                       for _ in range(geom.banks)]
         super().__init__({
             "issue": In(issue_signature(geom)),
-            "weight": In(data.ArrayLayout(signed(geom.weight_width), geom.lanes)),
+            "weight": In(data.ArrayLayout((unsigned if table is not None else signed)(
+                geom.weight_width), geom.lanes)),
+            **({"step": In(index_width(geom.tawq_steps))} if table is not None else {}),
             "pending": Out(2),
             "access": In(access_signature(geom)),
         })
@@ -123,8 +139,11 @@ class Accumulate(wiring.Component):
         """s2 .. s4 of every lane, with forwarding; returns the sum registers."""
         P, width = self.geometry.lanes, self.geometry.acc_width
         # data registers need no reset (the valid bits say what they hold)
-        w_r = Signal.like(self.weight, name="weight_r", reset_less=True)
-        m.d.sync += w_r.eq(self.weight)
+        if self.table is None:
+            w_r = Signal.like(self.weight, name="weight_r", reset_less=True)
+            m.d.sync += w_r.eq(self.weight)
+        else:
+            w_r = self._ternary(m)
         # forwarding selects, decided at s2 for use at s3: distance d = 1, 2, 3 cycles
         sel = {d: Signal(name=f"acc_fwd{d}") for d in self.forward}
         for d in self.forward:
@@ -148,3 +167,21 @@ class Accumulate(wiring.Component):
                 old = Mux(sel[d], hist[d][p], old)
             m.d.sync += sum_r[p].eq((old + prod_r[p])[:width])
         return sum_r
+
+    def _ternary(self, m) -> list:
+        """TaWQ: the s2 registers of every lane's ternary weight (signed 2 bits),
+        ``table[code, t]`` of the code read at s1 and the timestep of its issue."""
+        table = self.table
+        n_codes, steps = table.shape
+        # column t of the table as one constant per timestep (2 bits per code, two's
+        # complement), selected at the issue stage into a register aligned with s1
+        cols = [sum((int(table[c, t]) & 3) << (2 * c) for c in range(n_codes))
+                for t in range(steps)]
+        col_r = Signal(2 * n_codes, name="tawq_column_r", reset_less=True)
+        m.d.sync += col_r.eq(Array(Const(v, 2 * n_codes) for v in cols)[self.step])
+        w_r = []
+        for p in range(self.geometry.lanes):
+            r = Signal(signed(2), name=f"ternary{p}_r", reset_less=True)
+            m.d.sync += r.eq(col_r.word_select(self.weight[p], 2).as_signed())
+            w_r.append(r)
+        return w_r

@@ -29,6 +29,7 @@ QUANTIZERS = ("auto", "comparators", "pipelined")
 #: FIFO depth keywords: two timesteps of words (``default``) or one (``min``)
 FIFO_KEYWORDS = ("default", "min")
 #: input modes: ``auto`` is static for multi-bit (direct) input, streamed for spikes
+#: (and for a TaWQ first layer)
 INPUTS = ("auto", "static", "streamed")
 #: accumulator banks: ``auto`` is one for a static-input layer, two elsewhere
 ACCUMULATORS = ("auto", "single", "double")
@@ -90,7 +91,8 @@ class CoreConfig:
         the core accumulates its current once and reuses it at every timestep; the
         sample must be the same at every timestep), ``"streamed"`` (every timestep's
         input is sent) or ``"auto"`` (static for multi-bit direct input, the trainer's
-        direct encoding; streamed for spike input).
+        direct encoding; streamed for spike input and for a TaWQ first layer, whose
+        current changes every timestep; ``"static"`` is refused there).
     accumulators : ``"double"`` (two banks: the next timestep accumulates while the
         update reads the last one), ``"single"`` (one bank, half the accumulator memory;
         accumulation waits for the update) or ``"auto"`` (single for a static-input
@@ -148,10 +150,6 @@ class CoreConfig:
         pipelined = {"auto": None, "comparators": False, "pipelined": True}[self.quantizer]
         out = []
         for i, layer in enumerate(net.layers):
-            if layer.is_tawq:
-                raise ValueError(f"layer {i} is a TaWQ layer (time-varying ternary "
-                                 f"weights): the core does not build TaWQ layers yet (the "
-                                 f"golden model runs them)")
             # one timestep of output words: OG (G, or a pooled convolution's groups) + 1
             g = layer_groups(layer, lanes[i])[1]
             lo = min_fifo_depth(g)
@@ -168,9 +166,15 @@ class CoreConfig:
 
     def static_input(self, net) -> bool:
         """Whether samples enter ``net``'s first layer once (static) rather than every
-        timestep (:attr:`input`)."""
+        timestep (:attr:`input`). A TaWQ first layer's current changes every timestep:
+        ``auto`` streams its input, ``static`` is refused."""
+        tawq = net.layers[0].is_tawq
+        if self.input == "static" and tawq:
+            raise ValueError("input='static' needs a first layer whose current is the same "
+                             "at every timestep, but layer 0 is a TaWQ layer (time-varying "
+                             "ternary weights); use input='streamed' or 'auto'")
         if self.input == "auto":
-            return net.input_bits > 1
+            return net.input_bits > 1 and not tawq
         return self.input == "static"
 
     def replace(self, **changes) -> CoreConfig:

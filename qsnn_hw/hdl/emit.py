@@ -49,6 +49,15 @@ def _conv_entry(layer, g) -> dict:
             "order": "group (y*W + x)*CG + cg, lane p = channel cg*P + p"}
 
 
+def _tawq_entry(layer, g) -> dict:
+    """A TaWQ layer's codes, table and multipliers (docs/hardware.md, "TaWQ layers");
+    ``widths.weight`` above is then the code width, ``widths.accumulator`` the ternary
+    sums'."""
+    return {"timesteps": g.tawq_steps, "codes": g.tawq_codes, "code_bits": g.weight_width,
+            "mult_bits": g.mult_width, "mult_rows": g.mult_steps,
+            "shift": layer.tawq_shift}
+
+
 def manifest(top: NetworkTop, name: str) -> dict:
     """The JSON-able description of a generated core (see docs/hardware.md)."""
     net = top.net
@@ -75,6 +84,7 @@ def manifest(top: NetworkTop, name: str) -> dict:
             "datapath_latency": g.latency,
             "accumulator_banks": g.banks, "static_input": g.static,
             **({"conv": _conv_entry(layer, g)} if layer.is_conv else {}),
+            **({"tawq": _tawq_entry(layer, g)} if layer.is_tawq else {}),
         })
     ports = []
     for path, member, _ in top.signature.flatten(top):

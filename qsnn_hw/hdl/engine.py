@@ -18,6 +18,13 @@ timestep, :class:`~.config.CoreConfig` ``input``) takes the sample once: its cur
 accumulated once and every timestep's update reads it again without clearing it (the
 last one clears it). The cycle model is :mod:`qsnn_hw.hdl.cycles`.
 
+A **TaWQ** layer (:attr:`IntLayer.is_tawq`) counts the ends of timestep of a sample:
+the count is the timestep ``t`` of the events being accumulated (the accumulate stage
+turns each weight code into ``tawq_table[code, t]``) and of the update (which reads the
+multipliers of ``t``). A sample must have exactly T timesteps: an end of timestep with
+``last`` before the T-th, or the T-th without it, sets ``error`` (sticky; the count then
+restarts at 0 after ``last``, or wraps after T). TaWQ layers take no static input.
+
 A new sample needs no memory clearing: ``start`` marks the next update *fresh*, and the
 datapaths then use the rest state instead of the stored one. After reset the engine
 spends G cycles zeroing its accumulators (they may hold a partial sum of an interrupted
@@ -45,7 +52,7 @@ from amaranth.lib.wiring import In, Out
 
 from .._check import check_choice, check_int
 from ..contract import IntLayer
-from ._util import check_lanes
+from ._util import check_lanes, index_width
 from .accumulate import Accumulate
 from .addressing import DenseAddressing
 from .conv import ConvAddressing, weight_matrix
@@ -85,7 +92,8 @@ class LayerEngine(wiring.Component):
     events : In(stream), input events/values/words (:mod:`.layouts`).
     spikes : Out(stream), spike words of this layer.
     start : In(1), pulse between samples: the next timestep starts from the rest state.
-    error : Out(1), sticky: an invalid input beat was dropped.
+    error : Out(1), sticky: an invalid input beat was dropped, or (TaWQ) a sample did
+        not have T timesteps.
     weight_write : In, only for RAM weights: the weight memory's write port (addr,
         data, en); write only while the engine is idle.
     trace : Out, only with ``trace=True``: the spike words written into the output FIFO
@@ -128,10 +136,12 @@ class LayerEngine(wiring.Component):
         self.groups, self.fifo_depth, self.acc_width = g.groups, g.fifo_depth, g.acc_width
         self.input_max, self.latency = g.input_max, g.latency
         self.out_groups = g.out_groups
-        self.weights = WeightMemory(weight_matrix(layer, g), P, storage=weight_storage)
+        self.weights = WeightMemory(weight_matrix(layer, g), P, storage=weight_storage,
+                                    code_bits=g.weight_width if layer.is_tawq else None)
         self.addressing = ConvAddressing(g) if layer.is_conv else DenseAddressing(g)
         self.accumulate = Accumulate(g, reuse_distance=self.addressing.reuse_distance,
-                                     multiply=input_kind == "direct")
+                                     multiply=input_kind == "direct",
+                                     table=layer.tawq_table)
         self.update = Update(layer, g, pipelined=pipelined, datapath=datapath)
         self.accumulators = self.accumulate.banks
         u = self.update
@@ -165,8 +175,10 @@ class LayerEngine(wiring.Component):
         m.submodules.update = upd = self.update
         wiring.connect(m, wiring.flipped(self.events), fe.events)
         wiring.connect(m, upd.spikes, wiring.flipped(self.spikes))
-        m.d.comb += [fe.start.eq(self.start), upd.start.eq(self.start),
-                     self.error.eq(fe.error)]
+        tawq = bool(self.geometry.tawq_steps)
+        m.d.comb += [fe.start.eq(self.start), upd.start.eq(self.start)]
+        if not tawq:
+            m.d.comb += self.error.eq(fe.error)
         # take an input event when the accumulators are zeroed, the addressing is free
         # and (one bank) no update is using the bank; an end of timestep when the
         # addressing is free and the update can take it (FIFO room included)
@@ -186,6 +198,8 @@ class LayerEngine(wiring.Component):
         if self.geometry.banks == 2:
             with m.If(take_eot & ~ev.reuse):
                 m.d.sync += bank.eq(~bank)
+        if tawq:
+            self._timestep(m, take_eot, ev.last)
         wiring.connect(m, ad.issue, acc.issue)
         m.d.comb += [wm.addr.eq(ad.issue.addr), acc.weight.eq(wm.data),
                      upd.acc_pending.eq(acc.pending)]
@@ -193,3 +207,19 @@ class LayerEngine(wiring.Component):
         if "trace" in self.signature.members:
             wiring.connect(m, upd.trace, wiring.flipped(self.trace))
         return m
+
+    def _timestep(self, m, take_eot, last):
+        """TaWQ: the timestep counter (module docstring), driving the accumulate stage's
+        code table and the update's multipliers, and the wrong-T error."""
+        T = self.geometry.tawq_steps
+        t = Signal(index_width(T), name="tawq_t")
+        bad = Signal(name="tawq_bad_steps")
+        final = t == T - 1
+        with m.If(take_eot):
+            m.d.sync += t.eq(Mux(last | final, 0, t + 1))
+            with m.If(last != final):
+                m.d.sync += bad.eq(1)
+        with m.If(self.start):
+            m.d.sync += t.eq(0)
+        m.d.comb += [self.accumulate.step.eq(t), self.update.step_t.eq(t),
+                     self.error.eq(self.frontend.error | bad)]

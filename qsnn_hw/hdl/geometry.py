@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._check import check_int
-from ..contract import IntLayer, IntNetwork, signed_width
+from ..contract import IntLayer, IntNetwork, signed_width, unsigned_width
 from ._util import ceil_div, check_lanes, index_width
 from .layouts import spike_word_layout
 
@@ -22,6 +22,9 @@ COMB_MAX_BITS = 4
 # Register stages of the LIF datapath besides the quantizer's (leak or beta product; v;
 # the output register).
 DATAPATH_STAGES = 3
+# A TaWQ layer's datapath has one more stage: the product acc * tawq_mult is registered
+# (an SB_MAC16 on the iCE40 UltraPlus) before the rounding shift and the bias.
+TAWQ_STAGES = 1
 # SB_SPRAM256KA (iCE40 UltraPlus): 16K words x 16 bits, 4 on the iCE40UP5K.
 SPRAM_DEPTH = 16384
 SPRAM_WIDTH = 16
@@ -51,9 +54,9 @@ def quantizer_latency(code_bits: int, pipelined: bool | None = None) -> int:
 
 def datapath_latency(layer: IntLayer, pipelined: bool | None = None) -> int:
     """L, the LIF datapath's latency: DATAPATH_STAGES plus the quantizer's (none for an
-    unquantized layer)."""
+    unquantized layer), plus TAWQ_STAGES for a TaWQ layer."""
     qlat = quantizer_latency(layer.state_bits, pipelined) if layer.quantized else 0
-    return DATAPATH_STAGES + qlat
+    return DATAPATH_STAGES + qlat + (TAWQ_STAGES if layer.is_tawq else 0)
 
 
 def weight_depth(n_in: int, n_out: int, lanes: int) -> int:
@@ -77,6 +80,26 @@ def spram_blocks(depth: int, word_width: int) -> int:
 def weight_width(weight) -> int:
     """Signed width of stored weights; 0 is always representable (padding lanes)."""
     return signed_width(min(0, int(weight.min())), max(0, int(weight.max())))
+
+
+def tawq_acc_width(layer: IntLayer, input_max: int) -> int:
+    """Signed width of a TaWQ layer's accumulated ternary sums (before the scale)."""
+    pos, neg = layer.tawq_acc_bounds(input_max)
+    return signed_width(-int(neg.max(initial=0)), int(pos.max(initial=0)))
+
+
+def tawq_product_width(layer: IntLayer, input_max: int) -> int:
+    """Signed width of a TaWQ layer's product ``acc * tawq_mult`` (before ``frac_bits``
+    and the rounding shift): :meth:`IntLayer.tawq_product_bound`."""
+    b = layer.tawq_product_bound(input_max) >> layer.frac_bits
+    return signed_width(-b, b)
+
+
+def tawq_mult_steps(layer: IntLayer) -> int:
+    """Rows of a TaWQ layer's multiplier ROM: 1 when ``tawq_mult`` is the same at every
+    timestep (one multiplier per channel is exact then), else T."""
+    mult = layer.tawq_mult
+    return 1 if bool(np.all(mult == mult[:1])) else mult.shape[0]
 
 
 def bias_width(layer: IntLayer) -> int:
@@ -237,6 +260,13 @@ class LayerGeometry:
     # the hardware order of the input when it comes from a convolution: its output shape
     # (C, H, W) and lanes; None when the input index is the contract's
     upstream: tuple | None = None
+    # TaWQ (docs/hardware.md, "TaWQ layers"): T (0: static weights), weight codes, the
+    # multiplier width and the multiplier ROM's rows (1: constant over t, else T); the
+    # weight memory then holds unsigned codes of ``weight_width`` bits
+    tawq_steps: int = 0
+    tawq_codes: int = 0
+    mult_width: int = 0
+    mult_steps: int = 0
 
     @classmethod
     def of(cls, layer: IntLayer, lanes: int, *, input_bits: int = 1, fifo_depth=None,
@@ -263,11 +293,20 @@ class LayerGeometry:
         qlat = quantizer_latency(layer.state_bits, pipelined) if layer.quantized else 0
         qkind = ("" if not layer.quantized else "pipelined-search"
                  if quantizer_pipelined(layer.state_bits, pipelined) else "comparators")
+        tawq = {}
+        if layer.is_tawq:
+            if static:
+                raise ValueError("a TaWQ layer cannot take static input: its current "
+                                 "changes every timestep (use input='streamed')")
+            tawq = dict(tawq_steps=layer.steps, tawq_codes=layer.tawq_table.shape[0],
+                        mult_width=unsigned_width(int(layer.tawq_mult.max())),
+                        mult_steps=tawq_mult_steps(layer))
         return cls(
             n_out=layer.n_out, n_in=n_in, lanes=lanes, groups=groups,
             input_bits=input_bits,
-            weight_width=weight_width(layer.weight),
-            acc_width=layer.current_width(input_max),
+            weight_width=layer.weight_bits if layer.is_tawq else weight_width(layer.weight),
+            acc_width=tawq_acc_width(layer, input_max) if layer.is_tawq
+            else layer.current_width(input_max),
             state_width=layer.state_bits if layer.quantized else layer.mem_bits,
             state_signed=not layer.quantized,
             bias_width=bias_width(layer),
@@ -278,7 +317,7 @@ class LayerGeometry:
             banks=check_int("banks", banks, 1, 2), static=bool(static),
             n_neurons=layer.n_neurons, out_groups=out_groups, channels=layer.channels,
             taps=layer.matrix.shape[1] if layer.is_conv else n_in,
-            conv=ConvShape.of(layer) if layer.is_conv else None, upstream=up,
+            conv=ConvShape.of(layer) if layer.is_conv else None, upstream=up, **tawq,
         )
 
     @property
@@ -363,7 +402,16 @@ class LayerGeometry:
             if self.level_width else 0,
             "fifo": self.fifo_depth * self.word_width,
             **(self.conv_memory_bits() if self.conv is not None else {}),
+            **(self.tawq_memory_bits() if self.tawq_steps else {}),
         }
+
+    def tawq_memory_bits(self) -> dict[str, int]:
+        """A TaWQ layer's extra memories: the code table (``n_codes x T`` entries of 2
+        bits, one copy: the accumulate stage selects its column of the timestep) and the
+        multiplier ROM (``mult_steps x CG`` words of P multipliers)."""
+        return {"tawq_table": self.tawq_codes * self.tawq_steps * 2,
+                "tawq_mult": self.mult_steps * self.channel_groups * self.lanes
+                * self.mult_width}
 
     def conv_memory_bits(self) -> dict[str, int]:
         """A convolution's extra memories: the event decode ROM (one entry per hardware

@@ -10,7 +10,11 @@ gateware (docs/fixed-point.md):
   the stored state, so it needs no storage; with codes: ``code > threshold_code``);
 * ``leak = (beta_num * u_prev + 2**(beta_shift-1)) >> beta_shift`` (round half up,
   arithmetic shift);
-* ``I = (acc << frac_bits) + bias``;
+* ``I = (acc << frac_bits) + bias``; a TaWQ layer (``acc`` its ternary sum):
+  ``I = ((acc * mult << frac_bits) + 2**(tawq_shift-1)) >> tawq_shift + bias`` (round half
+  up, arithmetic shift; no rounding term for ``tawq_shift = 0``), with the product
+  registered first (stage 0: one more cycle of latency, every other input delayed with
+  it);
 * ``v = leak + I - threshold * z_prev`` (subtract reset), ``0 if z_prev else leak + I``
   (zero reset) or ``(0 if z_prev else leak) + I`` (clear reset), in ``update_width`` bits
   (a worst-case bound, so nothing wraps);
@@ -27,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 from .._check import check_int
 from ..contract import IntLayer
 from ._util import shape_of
-from .geometry import bias_width, datapath_latency, leaked_levels
+from .geometry import bias_width, datapath_latency, leaked_levels, tawq_product_width
 from .level_table import LevelTable
 from .quantizer import CodeQuantizer
 
@@ -49,13 +53,15 @@ class LIFDatapath(wiring.Component):
     fresh : In(1), first timestep of a sample: use the rest state and no previous spike.
     acc : In(signed(acc_width)), ``W @ x`` of this timestep (before ``frac_bits``).
     bias : In(signed(bias_width)), the neuron's bias (membrane units).
+    mult : In(unsigned(mult_width)), only for a TaWQ layer: the neuron's ``tawq_mult`` of
+        this timestep.
     new_state : Out, the updated state, :attr:`latency` cycles later (3 register stages,
         plus the quantizer's).
     spike : Out(1), the new spike, aligned with ``new_state``.
     """
 
     def __init__(self, layer: IntLayer, *, input_max: int, acc_width: int,
-                 pipelined: bool | None = None):
+                 pipelined: bool | None = None, mult_width: int = 0):
         if not isinstance(layer, IntLayer):
             raise TypeError(f"layer must be an IntLayer, got {type(layer).__name__}")
         self.layer = layer
@@ -71,6 +77,8 @@ class LIFDatapath(wiring.Component):
         super().__init__({
             "state": In(sshape), "fresh": In(1), "acc": In(signed(self.acc_width)),
             "bias": In(signed(max(1, bias_width(layer)))),
+            **({"mult": In(check_int("mult_width", mult_width, 1, 32))}
+               if layer.is_tawq else {}),
             "new_state": Out(sshape), "spike": Out(1),
         })
 
@@ -78,22 +86,36 @@ class LIFDatapath(wiring.Component):
         m = Module()
         L = self.layer
         thr = Const(L.threshold)
+        state, fresh, acc, bias = self.state, self.fresh, self.acc, self.bias
+        if L.is_tawq:
+            # stage 0 (registered): the product acc * mult (an SB_MAC16 on the iCE40
+            # UltraPlus), every other input delayed alongside it
+            prod = Signal(signed(tawq_product_width(L, self.input_max)), name="tawq_product_r")
+            state, fresh, bias = (Signal.like(v, name=f"{n}_d") for v, n in
+                                  ((state, "state"), (fresh, "fresh"), (bias, "bias")))
+            m.d.sync += [prod.eq(self.acc * self.mult), state.eq(self.state),
+                         fresh.eq(self.fresh), bias.eq(self.bias)]
+            half = (1 << (L.tawq_shift - 1)) if L.tawq_shift else 0
+            acc = ((prod << L.frac_bits) + half) >> L.tawq_shift
         # stage 1 (registered): leak(u_prev) or the beta product, the current, the
         # previous spike
         if L.quantized:
             # The previous state is a level, so its leak is a table entry (no multiplier).
             m.submodules.levels = table = LevelTable(leaked_levels(L))
-            m.d.comb += table.code.eq(Mux(self.fresh, L.rest_code, self.state))
+            m.d.comb += table.code.eq(Mux(fresh, L.rest_code, state))
             # rest "zero" (snnTorch): a sample starts from exactly 0, whose leak is 0
-            pre = Mux(self.fresh, 0, table.level) if L.rest == "zero" else table.level
-            z_prev = ~self.fresh & (self.state > L.threshold_code)
+            pre = Mux(fresh, 0, table.level) if L.rest == "zero" else table.level
+            z_prev = ~fresh & (state > L.threshold_code)
         else:
-            u_prev = Mux(self.fresh, 0, self.state)
-            z_prev = ~self.fresh & (self.state > thr)
+            u_prev = Mux(fresh, 0, state)
+            z_prev = ~fresh & (state > thr)
             pre = Const(L.beta_num) * u_prev if L.beta_shift else u_prev
-        current = (self.acc << L.frac_bits) + (self.bias if L.bias is not None else 0)
+        scaled = acc if L.is_tawq else self.acc << L.frac_bits
+        current = scaled + (bias if L.bias is not None else 0)
         pre_r = Signal(signed(pre.shape().width), name="leak_r" if L.quantized else "product_r")
-        current_r = Signal(signed(current.shape().width), name="current_r")
+        # a TaWQ current in its contract width (the rounding shift's expression is wider)
+        cur_width = L.current_width(self.input_max) if L.is_tawq else current.shape().width
+        current_r = Signal(signed(cur_width), name="current_r")
         z_prev_r = Signal(name="z_prev_r")
         m.d.sync += [pre_r.eq(pre), current_r.eq(current), z_prev_r.eq(z_prev)]
         # stage 2 (registered): (round, shift,) add, reset -> v

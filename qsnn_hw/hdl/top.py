@@ -13,7 +13,8 @@ Protocol (docs/hardware.md):
 
 Invalid input beats (spike address >= M, ``last`` on a non-``eot`` beat, more or fewer
 than M values in a direct-input timestep, and with static input any input beat after a
-sample's first ``eot``) are dropped and set ``error``, which stays set until reset;
+sample's first ``eot``) are dropped and set ``error``, which stays set until reset (so
+does a sample whose number of timesteps is not the T of the network's TaWQ layers);
 missing direct values count as 0. A static-input core (:class:`~.config.CoreConfig`
 ``input``) takes a sample's input beats once, then T ``eot`` beats.
 """
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 from itertools import pairwise
 
-from amaranth.hdl import Array, Module, Signal
+from amaranth.hdl import Array, Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -180,7 +181,9 @@ class NetworkTop(wiring.Component):
 
         with m.If(start_ok):
             m.d.sync += [busy.eq(1), closed.eq(0)] + [c.eq(0) for c in counts]
-        m.d.comb += self.error.eq(engines[0].error)
+        # layer 0 checks the input beats; a TaWQ layer anywhere checks the timestep count
+        errors = [engines[0].error] + [e.error for e in engines[1:] if e.geometry.tawq_steps]
+        m.d.comb += self.error.eq(Cat(*errors).any() if len(errors) > 1 else errors[0])
 
         # ---- trace: every layer's spike words and state writes (observation only) ----
         if "trace" in self.signature.members:

@@ -21,6 +21,9 @@ update's OG + 1 words on top of the words still in flight, so the pipeline never
 A convolution (``geom.conv``) reads bias word cg (its channel group) for group g, masks
 the lanes past the last channel in every group of the last channel group, and ends in
 the pooling stage (:func:`_conv_words`).
+A TaWQ layer (``geom.tawq_steps``) also reads its multiplier ROM (``mult_steps x CG``
+words of P multipliers, word ``t * CG + cg``, t = 0 when the multipliers are the same at
+every timestep) beside the bias word; ``step_t`` gives the timestep of each update.
 ``start`` marks the next update *fresh*: the datapaths use the rest state instead of the
 stored one (the update after a sample's last timestep is fresh too).
 """
@@ -81,11 +84,19 @@ class Update(wiring.Component):
             self.biases = LaneMemory(width=geom.bias_width, is_signed=True, lanes=P,
                                      depth=geom.channel_groups, writable=False,
                                      init=lane_words(layer.bias, geom))
+        self.mults = None
+        if geom.tawq_steps:   # padding lanes get 0: their current is the (zero) bias
+            self.mults = LaneMemory(
+                width=geom.mult_width, is_signed=False, lanes=P,
+                depth=geom.mult_steps * geom.channel_groups, writable=False,
+                init=[w for t in range(geom.mult_steps)
+                      for w in lane_words(layer.tawq_mult[t], geom)])
         # ``datapath``: the LIF datapath class (the protocol proof passes a stand-in);
         # None: this module's LIFDatapath, looked up here (fault-injection tests patch it)
         datapath = LIFDatapath if datapath is None else datapath
+        kw = {"mult_width": geom.mult_width} if geom.tawq_steps else {}
         self.datapaths = [datapath(layer, input_max=geom.input_max,
-                                   acc_width=geom.acc_width, pipelined=pipelined)
+                                   acc_width=geom.acc_width, pipelined=pipelined, **kw)
                           for _ in range(P)]
         self.out_layout = spike_word_layout(geom.out_groups, P)
         self.fifo = SpikeFIFO(width=self.out_layout.size, depth=geom.fifo_depth)
@@ -94,6 +105,7 @@ class Update(wiring.Component):
         super().__init__({
             "start": In(1), "step": In(1), "step_last": In(1), "step_bank": In(1),
             "step_clear": In(1), "acc_pending": In(2),
+            **({"step_t": In(index_width(geom.tawq_steps))} if geom.tawq_steps else {}),
             "accepting": Out(1), "ready": Out(1), "idle": Out(1),
             "access": Out(access_signature(geom)),
             "spikes": Out(stream.Signature(self.out_layout)),
@@ -105,6 +117,8 @@ class Update(wiring.Component):
         m.submodules.states = self.states
         if self.biases is not None:
             m.submodules.biases = self.biases
+        if self.mults is not None:
+            m.submodules.mults = self.mults
         for p, dp in enumerate(self.datapaths):
             m.submodules[f"lif{p}"] = dp
         m.submodules.fifo = ofifo = self.fifo
@@ -176,7 +190,7 @@ class Update(wiring.Component):
         read = issuing & ~is_end
         m.d.comb += [ua.read_en.eq(read), ua.read_g.eq(ug), ua.read_bank.eq(i_bank),
                      self.states.r_addr.eq(ug)]
-        if self.biases is not None and geom.conv is not None:
+        if (self.biases is not None or self.mults is not None) and geom.conv is not None:
             # a convolution's bias is per channel: word cg of group (oy, ox, cg)
             CG = geom.channel_groups
             bcg = Signal(index_width(CG))
@@ -184,9 +198,12 @@ class Update(wiring.Component):
                 m.d.sync += bcg.eq(Mux(bcg == CG - 1, 0, bcg + 1))
             with m.If(begin):
                 m.d.sync += bcg.eq(0)
+        else:
+            bcg = ug
+        if self.biases is not None:
             m.d.comb += self.biases.r_addr.eq(bcg)
-        elif self.biases is not None:
-            m.d.comb += self.biases.r_addr.eq(ug)
+        if self.mults is not None:
+            self._mult_address(m, bcg, begin)
         slot = dict(valid=read, end=issuing & is_end, g=ug, bank=i_bank, clear=i_clear,
                     last=i_last, fresh=i_fresh)
         # FIFO room for one more update's OG + 1 words on top of the level and the words
@@ -207,6 +224,22 @@ class Update(wiring.Component):
         m.d.sync += room.eq(held <= geom.fifo_depth - (OG + 1))
         return slot
 
+    def _mult_address(self, m, cg, begin):
+        """TaWQ: the multiplier ROM's read address ``t * CG + cg`` of the issuing update
+        (``t`` latched with the step, ``t * CG`` when the update begins)."""
+        geom = self.geometry
+        if geom.mult_steps == 1:
+            m.d.comb += self.mults.r_addr.eq(cg)
+            return
+        CG = geom.channel_groups
+        p_t = Signal(index_width(geom.tawq_steps))
+        base = Signal(index_width(geom.mult_steps * CG))
+        with m.If(self.step):
+            m.d.sync += p_t.eq(self.step_t)
+        with m.If(begin):
+            m.d.sync += base.eq(p_t * CG)
+        m.d.comb += self.mults.r_addr.eq(base + cg)
+
     def _datapath_inputs(self, m, slot):
         """Stage u1: the memories' words into the datapaths, the clear of the read word.
         Returns the slot signals aligned with the datapath outputs."""
@@ -221,6 +254,8 @@ class Update(wiring.Component):
                          dp.fresh.eq(u1["fresh"])]
             if self.biases is not None:
                 m.d.comb += dp.bias.eq(self.biases.r_data[p])
+            if self.mults is not None:
+                m.d.comb += dp.mult.eq(self.mults.r_data[p])
         # align valid, end, group and last with the datapath outputs (latency L)
         cur = {k: u1[k] for k in ("valid", "end", "g", "last")}
         for k in range(self.geometry.latency):

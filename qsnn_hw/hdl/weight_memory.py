@@ -42,7 +42,7 @@ from amaranth.hdl import (
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .._check import check_choice, check_int_array
+from .._check import check_choice, check_int, check_int_array
 from ._util import check_lanes, index_width, pack_lanes
 from .config import STORAGES
 from .geometry import (
@@ -96,28 +96,41 @@ class WeightMemory(wiring.Component):
         width and are what a loader is expected to write).
     lanes : P, weights per word.
     storage : "rom" (default), "ram" or "spram" (module docstring).
+    code_bits : a TaWQ layer's weight memory: ``weight`` holds unsigned codes of this
+        many bits (docs/hardware.md, "TaWQ layers"); None: signed weights.
 
     Members
     -------
     addr : In, word address ``m * groups + g``.
-    data : Out, ``ArrayLayout(signed(width), P)``; valid one cycle after ``addr``.
+    data : Out, ``ArrayLayout(signed(width), P)`` (codes: unsigned); valid one cycle
+        after ``addr``.
     write : In(:func:`weight_write_signature`), only for "ram"/"spram": ``addr``,
         ``data`` (``P * width`` bits, :func:`pack_weight_words`), ``en``.
     """
 
-    def __init__(self, weight, lanes: int, *, storage: str = "rom"):
+    def __init__(self, weight, lanes: int, *, storage: str = "rom",
+                 code_bits: int | None = None):
         w = check_int_array("weight", weight, ndim=2)
         self.lanes = check_lanes(lanes)
         self.storage = check_choice("storage", storage, STORAGES)
         self.n_out, self.n_in = w.shape
         self.groups = groups_of(self.n_out, self.lanes)
         self.depth = weight_depth(self.n_in, self.n_out, self.lanes)
-        # Signed width of the stored values (0 always representable: padding lanes).
-        self.width = weight_width(w)
+        # Signed width of the stored values (0 always representable: padding lanes), or
+        # the unsigned width of TaWQ codes.
+        if code_bits is None:
+            self.width, shape = weight_width(w), signed
+        else:
+            self.width = check_int("code_bits", code_bits, 1, 8)
+            if w.min() < 0 or w.max() >= 1 << self.width:
+                raise ValueError(f"weight holds codes of {self.width} bits, in [0, "
+                                 f"{(1 << self.width) - 1}], got [{int(w.min())}, "
+                                 f"{int(w.max())}]")
+            shape = unsigned
         self._weight = w
         members = {
             "addr": In(index_width(self.depth)),
-            "data": Out(data.ArrayLayout(signed(self.width), self.lanes)),
+            "data": Out(data.ArrayLayout(shape(self.width), self.lanes)),
         }
         if self.writable:
             members["write"] = In(weight_write_signature(index_width(self.depth),
