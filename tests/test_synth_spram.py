@@ -10,8 +10,9 @@ from qsnn_hw.artifact import Artifact, save_artifact
 from qsnn_hw.boards import build as B
 from qsnn_hw.boards.boards import get_board
 from qsnn_hw.cli import main
+from qsnn_hw.contract import IntNetwork
 from qsnn_hw.hdl.config import CoreConfig
-from qsnn_hw.testing import random_conv_network, random_network
+from qsnn_hw.testing import random_conv_network, random_network, random_tawq_layer
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 UP5K = get_board("icebreaker")
@@ -138,3 +139,18 @@ def test_core_memories_of_a_convolution_include_its_decode_rom():
                      "UART receive FIFO"]
     decode = B.core_memories(net, CoreConfig(lanes=2))[4]
     assert decode["depth"] == 2 * 6 * 6    # one entry per input index
+
+
+def test_core_memories_of_a_tawq_layer_include_its_multipliers():
+    """A TaWQ layer's per-(timestep, channel) multiplier ROM takes block RAM beside the
+    codes: T x G words of P multipliers (the width of the largest)."""
+    rng = np.random.default_rng(4)
+    base = _net([16, 64, 10])
+    layer = random_tawq_layer(rng, base.layers[0], 8, mult_bits=10)
+    net = IntNetwork((layer, base.layers[1]), input_bits=1)
+    mems = {m["name"]: (m["depth"], m["width"]) for m in
+            B.core_memories(net, CoreConfig(lanes=2))}
+    mult_bits = int(layer.tawq_mult.max()).bit_length()
+    assert mems["layer 0 TaWQ multipliers"] == (8 * 32, 2 * mult_bits)
+    assert "layer 1 TaWQ multipliers" not in mems
+
