@@ -177,7 +177,7 @@ class _CodeLookup:
             out[...] = np.searchsorted(self.bounds - self.lo, r)
             return out
         np.right_shift(r, self.shift, out=out)
-        np.take(self.boundary, out, mode="clip", out=scratch)
+        self.boundary.take(out, mode="clip", out=scratch)
         # r > boundary as -(the sign of boundary - r), without a bool to integer cast
         # (slow); boundary - r cannot overflow: see the class docstring
         np.subtract(scratch, r, out=scratch)
@@ -461,7 +461,7 @@ class LIFLayer:
             i_t = cur if static else cur[t]
             if t:
                 prev = ks[t - 1 if keep else (t - 1) % 2]
-                np.take(start_k, prev, out=leak, mode="clip")   # "clip": unbuffered
+                start_k.take(prev, out=leak, mode="clip")   # "clip": unbuffered
             np.add(leak, i_t, out=r)
             if il.reset == "zero":
                 if t:                                 # (1 - z) * (leak + I)
