@@ -164,7 +164,10 @@ class _CodeLookup:
             return
         start = np.arange(buckets, dtype=np.int64) << self.shift      # relative to lo
         rel = bounds - self.lo
-        self.code_of = np.searchsorted(rel, start)      # the code of each bucket's start
+        # the code of each bucket's start, #{j : rel[j] < start}: rel[j] (>= 0) is below
+        # the starts of the buckets after its own (a count and a running sum, not a
+        # binary search per bucket)
+        self.code_of = np.cumsum(np.bincount((rel >> self.shift) + 1, minlength=buckets))
         first = rel[np.minimum(self.code_of, len(rel) - 1)]   # next boundary from there
         inside = (self.code_of < len(rel)) & (first < start + (1 << self.shift))
         self.boundary = np.where(inside, first, np.iinfo(self.dtype).max).astype(self.dtype)
