@@ -145,9 +145,10 @@ class _CodeLookup:
     very close together over a wide span) fall back to ``numpy.searchsorted``
     (``k`` = the code).
 
-    The dtype must hold ``r`` and ``boundary - r`` of every update: integers of the
-    dtype below ``2**(bits-1)`` in magnitude, once the largest update magnitude plus
-    ``|lo|`` is."""
+    The dtype must hold ``r`` of every update, i.e. ``max|v| + |lo|`` must be below
+    ``2**(bits-1)``; ``boundary - r`` then fits too (a bucket without a boundary, read
+    at the largest value, is never read for ``r < 0``: those clip to the first bucket,
+    which holds the first boundary, ``r = 0``)."""
 
     def __init__(self, bounds: np.ndarray, dtype):
         self.bounds = bounds = bounds.astype(np.int64)
