@@ -98,6 +98,25 @@ def test_ste_identity_and_masked():
     assert WeightQuantizer(bits=4, masked_ste=True).backward(g, qt).tolist() == [[0, 1, 1, 0]]
 
 
+def test_fake_and_mask_are_those_of_the_weights_quantized():
+    # fake and mask are computed when first read: the weights (and rows of zeros, -0.0
+    # included) as they were quantized, not as the caller changed them since
+    w = np.array([[-3.0, -0.5, 0.5, 3.0], [-0.0, 0.0, -0.0, -0.0]])
+    for qt, fake, mask in [
+            (quantize_symmetric(w, 4, scale=0.2), [[-1.4, -0.4, 0.4, 1.4], [0, 0, 0, 0]],
+             [[0, 1, 1, 0], [1, 1, 1, 1]]),
+            (quantize_symmetric(w, 4, per_channel=True), [[-3, -3 / 7, 3 / 7, 3], [0] * 4],
+             [[1] * 4, [1] * 4]),
+            # scale 6/3, zero point rint(1.5) = 2: w/2 + 2 = 0.5, 1.75, 2.25, 3.5 (over 3)
+            (quantize_asymmetric(w, 2), [[-4, 0, 0, 2], [0] * 4], [[1, 1, 1, 0], [1] * 4]),
+            (quantize_ternary(w), [[-3, 0, 0, 3], [0, 0, 0, 0]], [[1] * 4, [1] * 4])]:
+        w[:] = 7.0
+        np.testing.assert_allclose(qt.fake, fake)
+        assert qt.mask.tolist() == np.array(mask, bool).tolist()
+        w[:] = [[-3.0, -0.5, 0.5, 3.0], [-0.0, 0.0, -0.0, -0.0]]
+    assert quantize_symmetric(w[1:], 8).scale == 1.0      # an all-zero tensor: scale 1
+
+
 @pytest.mark.parametrize("bits", [1, 17, 0, -3])
 def test_bits_out_of_range(bits):
     with pytest.raises(ValueError, match=r"bits must be in \[2, 16\]"):
@@ -112,6 +131,8 @@ def test_non_finite_weights(bad):
     w[1, 2] = bad
     with pytest.raises(ValueError, match=r"weight contains NaN or inf \(first at index \(1, 2\)"):
         quantize_symmetric(w, 8)
+    with pytest.raises(ValueError, match=r"weight contains NaN or inf \(first at index \(1, 2\)"):
+        quantize_symmetric(w, 8, per_channel=True)
     with pytest.raises(ValueError, match="weight contains NaN or inf"):
         quantize_ternary(w)
 

@@ -332,3 +332,55 @@ def test_trained_forward_is_the_golden_model(mode, digits):
             for g, z in zip(gold.spikes, outs, strict=True):
                 np.testing.assert_array_equal(g, z.transpose(1, 0, 2).astype(np.uint8))
         assert gold.spikes[0].any() and gold.spikes[-1].any()
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), reset=st.sampled_from(["subtract", "zero", "clear"]),
+       family=st.sampled_from(["uniform", "exponential", "snntorch", "snntorch_exponential"]),
+       state_bits=st.integers(1, 6), beta_shift=st.integers(1, 16),
+       frac_bits=st.sampled_from([-1, 6, 12]), spikes=st.booleans(),
+       lookup=st.sampled_from(["buckets", "binary search", "int64 updates"]))
+def test_grid_forward_caches_the_golden_membranes_and_their_derivatives(
+        seed, reset, family, state_bits, beta_shift, frac_bits, spikes, lookup):
+    # What the backward pass reads of a quantized-state layer on its deployed grid -- the
+    # membranes' real values and the surrogate derivative at them, every step -- against
+    # the golden model's membrane trace; with the code lookup's bucket table, the binary
+    # search it falls back to, and updates in int64 instead of int32
+    from unittest import mock
+
+    from qsnn_hw.train import model as model_mod
+    rng = np.random.default_rng(seed)
+    lcs = (LayerConfig(9, reset=reset, state_mode="squat", state_bits=state_bits,
+                       weight_mode="qat", weight_bits=int(rng.integers(2, 9)),
+                       state_family=family),
+           LayerConfig(5, reset=reset, state_mode="squat", state_bits=state_bits,
+                       state_family=family, threshold=float(rng.uniform(0.2, 2.0))))
+    cfg = TrainConfig(layers=lcs, timesteps=8, beta_shift=beta_shift, frac_bits=frac_bits)
+    spike = SpikeFunction("atan")
+    model = SNN(6, lcs, spike, beta_shift=beta_shift)
+    model.init_params(rng, init_scale=4.0)
+    bits = 1 if spikes else 8
+    try:
+        net, infos = deploy(model, cfg, 1 / (2 ** bits - 1), bits)
+    except ExportError as exc:
+        assert "fractional bit" in str(exc) or "threshold" in str(exc)
+        return
+    enc = encode(rng.random((7, 6)), "rate" if spikes else "direct", 8, bits, rng)
+    gold = simulate(net, enc.golden_input(), trace=True)
+    model.set_deployment(cfg, 1 / (2 ** bits - 1))
+    steps = model_mod.LIFLayer._quantized_steps
+    patches = {
+        "buckets": mock.patch.object(model_mod, "MAX_CODE_TABLE", model_mod.MAX_CODE_TABLE),
+        "binary search": mock.patch.object(model_mod, "MAX_CODE_TABLE", 1),
+        "int64 updates": mock.patch.object(model_mod.LIFLayer, "_quantized_steps", staticmethod(
+            lambda il, unit, cur, *rest: steps(il, unit, cur.astype(np.int64), *rest)))}
+    with patches[lookup]:
+        outs, caches = model.forward(enc.float_input(model.dtype), 8, keep=True)
+    for z, cache, layer, info, spk, mem in zip(outs, caches, net.layers, infos, gold.spikes,
+                                              gold.mem, strict=True):
+        np.testing.assert_array_equal(z.transpose(1, 0, 2), spk)
+        mem = mem.transpose(1, 0, 2)                          # (T, B, N)
+        unit = info["membrane_unit"]
+        np.testing.assert_array_equal(cache.u[1:], (mem * unit).astype(np.float32))
+        np.testing.assert_array_equal(
+            cache.g, spike.derivative(((mem - layer.threshold) * unit).astype(np.float32)))

@@ -11,7 +11,9 @@ output neuron (row).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -29,16 +31,25 @@ class QuantizedTensor:
     ``q``: integer codes (int64); ``scale`` (float64) and ``zero_point`` (int64) broadcast
     against ``q`` (shape ``()`` per tensor, ``(rows, 1)`` per channel); real value =
     ``(q - zero_point) * scale`` = ``fake``. ``mask``: True where the input lay inside
-    the representable range (used by the masked straight-through estimator).
+    the representable range (used by the masked straight-through estimator). Both are
+    computed when first read (an export reads neither), ``mask`` by ``mask_of``.
     """
 
     q: np.ndarray
     scale: np.ndarray
     zero_point: np.ndarray
-    fake: np.ndarray
-    mask: np.ndarray
     scheme: str
     bits: int
+    mask_of: Callable[[], np.ndarray] = field(repr=False)
+
+    @cached_property
+    def fake(self) -> np.ndarray:
+        """The real values ``(q - zero_point) * scale`` (float64)."""
+        return self.signed * self.scale
+
+    @cached_property
+    def mask(self) -> np.ndarray:
+        return self.mask_of()
 
     @property
     def signed(self) -> np.ndarray:
@@ -51,8 +62,10 @@ class QuantizedTensor:
         return float(np.mean(self.signed == 0)) if self.q.size else 0.0
 
 
-def _prepare(w, per_channel: bool) -> tuple[np.ndarray, int | None, bool]:
-    w = check_finite_array("weight", w)
+def _prepare(w, per_channel: bool, check: bool = True) -> tuple[np.ndarray, int | None, bool]:
+    """``(w as float64, the reduction axes of a scale, per_channel)``; ``check``: reject
+    NaN and inf here (else the caller does)."""
+    w = check_finite_array("weight", w) if check else np.asarray(w, dtype=np.float64)
     if per_channel and w.ndim < 2:
         raise ValueError(f"per_channel needs a weight with >= 2 dimensions, got shape {w.shape}")
     axis = tuple(range(1, w.ndim)) if per_channel else None
@@ -90,17 +103,26 @@ def quantize_symmetric(w, bits: int, per_channel: bool = False,
     ~1e-308) gets scale 1, so its weights quantize to 0.
     """
     bits = check_int("bits", bits, MIN_WEIGHT_BITS, MAX_WEIGHT_BITS)
-    w, axis, _ = _prepare(w, per_channel)
+    w, axis, _ = _prepare(w, per_channel, check=scale is not None or not np.size(w))
     qmax = (1 << (bits - 1)) - 1
     if scale is None:
-        scale = _safe_scale(_reduce(np.abs(w), np.max, axis) / qmax)
+        if w.size:
+            # max |w| as the larger of max w and -min w (no |w| array); a NaN or inf in w
+            # shows in them, so they check that w is finite too (the training forward
+            # quantizes its weights at every batch: docs/training.md, "Speed")
+            hi, lo = _reduce(w, np.max, axis), _reduce(w, np.min, axis)
+            if not (np.isfinite(hi).all() and np.isfinite(lo).all()):
+                check_finite_array("weight", w)     # raises, naming the first bad entry
+            scale = _safe_scale(np.maximum(hi, -lo) / qmax)
+        else:
+            scale = _safe_scale(_reduce(w, np.max, axis) / qmax)
     else:
         scale = _check_scale(scale, w.shape)
     x = w / scale
-    q = np.clip(np.rint(x), -qmax, qmax).astype(np.int64)
+    q = np.rint(x)
+    q = np.clip(q, -qmax, qmax, out=q).astype(np.int64)
     zp = np.zeros_like(scale, dtype=np.int64)
-    mask = np.abs(x) <= qmax
-    return QuantizedTensor(q, scale, zp, q * scale, mask, "symmetric", bits)
+    return QuantizedTensor(q, scale, zp, "symmetric", bits, lambda: np.abs(x) <= qmax)
 
 
 def quantize_asymmetric(w, bits: int, per_channel: bool = False) -> QuantizedTensor:
@@ -116,8 +138,7 @@ def quantize_asymmetric(w, bits: int, per_channel: bool = False) -> QuantizedTen
     zp = np.clip(np.rint(-wmin / scale), 0, qmax).astype(np.int64)
     x = w / scale + zp
     q = np.clip(np.rint(x), 0, qmax).astype(np.int64)
-    mask = (x >= 0) & (x <= qmax)
-    return QuantizedTensor(q, scale, zp, (q - zp) * scale, mask, "asymmetric", bits)
+    return QuantizedTensor(q, scale, zp, "asymmetric", bits, lambda: (x >= 0) & (x <= qmax))
 
 
 def quantize_ternary(w, threshold_ratio: float = 0.7, per_channel: bool = False) -> QuantizedTensor:
@@ -133,7 +154,7 @@ def quantize_ternary(w, threshold_ratio: float = 0.7, per_channel: bool = False)
     total = _reduce(a * keep, np.sum, axis)
     scale = np.where(kept > 0, total / np.maximum(kept, 1), 1.0)
     zp = np.zeros_like(scale, dtype=np.int64)
-    return QuantizedTensor(q, scale, zp, q * scale, np.ones_like(keep), "ternary", 2)
+    return QuantizedTensor(q, scale, zp, "ternary", 2, lambda: np.ones_like(keep))
 
 
 def ste_backward(grad_output: np.ndarray, qt: QuantizedTensor | None = None,

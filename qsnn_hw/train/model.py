@@ -74,7 +74,8 @@ def weight_quantizer(lc: LayerConfig) -> WeightQuantizer:
 @dataclass
 class LayerCache:
     x: np.ndarray          # (B, M) static or (T, B, M) input
-    w_used: np.ndarray     # weight used in the forward pass (fake-quantized under QAT)
+    w_used: object         # weight used in the forward pass (fake-quantized under QAT),
+    #                        or a function computing it (only an input gradient reads it)
     cur: np.ndarray        # (B, N) static or (T, B, N) input current
     states: object         # u, or a function computing it (the backward rarely needs it)
     z: np.ndarray          # (T, B, N) spikes
@@ -83,6 +84,13 @@ class LayerCache:
     bn: tuple | None = None  # ("batch", xhat, inv_std, count) / ("fold", k, inv_sd, mean)
     route: np.ndarray | None = None  # pooled: (T, B, n_out) neuron behind each output
     tawq: object = None    # a TaWQ layer's backward cache (:class:`.tawq.TawqCache`)
+
+    @property
+    def w(self) -> np.ndarray:
+        """The weight used in the forward pass."""
+        if callable(self.w_used):
+            self.w_used = self.w_used()
+        return self.w_used
 
     @property
     def u(self) -> np.ndarray:
@@ -120,53 +128,79 @@ def _apply_reset(reset: str, v: np.ndarray, fired: np.ndarray, amount, scratch: 
 
 
 class _CodeLookup:
-    """``code(v) = #{k : bounds[k] < v}`` of integer updates ``v``, for a level table's
+    """The code ``#{k : bounds[k] < v}`` of integer updates ``v``, for a level table's
     (strictly increasing) decision boundaries
-    (:func:`~qsnn_hw.quant.state.decision_boundaries`), without a binary search per value:
-    ``v`` falls into a bucket of ``2**shift`` consecutive integers, ``2**shift`` at most
-    the smallest gap between boundaries, so a bucket holds one boundary at most and
-    ``code(v) = base[bucket] + (v > boundary in the bucket)``. Values below the first
-    boundary fall into the first bucket, those above the last into the last. Tables over
-    :data:`MAX_CODE_TABLE` buckets (boundaries very close together over a wide span) fall
-    back to ``numpy.searchsorted``."""
+    (:func:`~qsnn_hw.quant.state.decision_boundaries`), without a binary search per value.
+
+    Updates are held relative to the first boundary, ``r = v - lo``. ``r`` falls into a
+    bucket ``r >> shift`` of ``2**shift`` consecutive integers, ``2**shift`` at most the
+    smallest gap between boundaries, so a bucket holds one boundary at most; a bucket
+    that holds one is followed by a bucket whose first code is one more. So the index
+    ``k = bucket + (r > boundary in the bucket)`` (:meth:`index`: one table read, no
+    boundary is the largest value of the dtype) gives the code as ``code_of[k]`` -- and
+    every table of the code (the next start, the real value, the surrogate derivative)
+    is read at ``k`` directly, composed with ``code_of`` once. Values below the first
+    boundary fall into the first bucket, those above the last into the last: ``k`` is
+    read with ``mode="clip"``. Tables over :data:`MAX_CODE_TABLE` buckets (boundaries
+    very close together over a wide span) fall back to ``numpy.searchsorted``
+    (``k`` = the code).
+
+    The dtype must hold ``r`` of every update, i.e. ``max|v| + |lo|`` must be below
+    ``2**(bits-1)``; ``boundary - r`` then fits too (a bucket without a boundary, read
+    at the largest value, is never read for ``r < 0``: those clip to the first bucket,
+    which holds the first boundary, ``r = 0``)."""
 
     def __init__(self, bounds: np.ndarray, dtype):
         self.bounds = bounds = bounds.astype(np.int64)
         self.dtype = np.dtype(dtype)
-        self.base = None
+        self.lo = int(bounds[0]) if len(bounds) else 0
+        self.code_of = np.arange(len(bounds) + 1)     # the binary search's k is the code
+        self.boundary = None
         gap = int(np.diff(bounds).min()) if len(bounds) > 1 else 1
         if not len(bounds) or gap < 1:    # no boundary, or two equal: search
             return
-        self.lo = int(bounds[0])
         self.shift = gap.bit_length() - 1
         buckets = ((int(bounds[-1]) - self.lo) >> self.shift) + 2   # the last: above all
         if buckets > MAX_CODE_TABLE:
             return
-        start = self.lo + (np.arange(buckets, dtype=np.int64) << self.shift)
-        self.base = np.searchsorted(bounds, start)      # the code of each bucket's start
-        first = bounds[np.minimum(self.base, len(bounds) - 1)]   # next boundary from there
-        inside = (self.base < len(bounds)) & (first < start + (1 << self.shift))
+        start = np.arange(buckets, dtype=np.int64) << self.shift      # relative to lo
+        rel = bounds - self.lo
+        # the code of each bucket's start, #{j : rel[j] < start}: rel[j] (>= 0) is below
+        # the starts of the buckets after its own (a count and a running sum, not a
+        # binary search per bucket)
+        self.code_of = np.cumsum(np.bincount((rel >> self.shift) + 1, minlength=buckets))
+        first = rel[np.minimum(self.code_of, len(rel) - 1)]   # next boundary from there
+        inside = (self.code_of < len(rel)) & (first < start + (1 << self.shift))
         self.boundary = np.where(inside, first, np.iinfo(self.dtype).max).astype(self.dtype)
+        self._sign = self.dtype.itemsize * 8 - 1
 
-    def codes(self, v: np.ndarray, out: np.ndarray, scratch=None) -> np.ndarray:
-        """The codes of ``v`` (of this lookup's dtype) into ``out`` (intp, ``v``'s shape);
-        ``scratch``: optional ``(index, boundary, above)`` buffers of that shape."""
-        if self.base is None:
-            out[...] = np.searchsorted(self.bounds, v)
+    def index(self, r: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+        """The index ``k`` of updates ``r = v - lo`` (of this lookup's dtype) into ``out``
+        (intp, ``r``'s shape); ``scratch``: a buffer of ``r``'s shape and dtype."""
+        if self.boundary is None:
+            out[...] = np.searchsorted(self.bounds - self.lo, r)
             return out
-        index, boundary, above = scratch or (np.empty(v.shape, np.intp),
-                                             np.empty(v.shape, self.dtype),
-                                             np.empty(v.shape, bool))
-        np.subtract(v, self.lo, out=index)
-        np.right_shift(index, self.shift, out=index)
-        np.take(self.base, index, mode="clip", out=out)
-        np.take(self.boundary, index, mode="clip", out=boundary)
-        np.add(out, np.greater(v, boundary, out=above), out=out)
-        return out
+        np.right_shift(r, self.shift, out=out)
+        self.boundary.take(out, mode="clip", out=scratch)
+        # r > boundary as -(the sign of boundary - r), without a bool to integer cast
+        # (slow); boundary - r cannot overflow: see the class docstring
+        np.subtract(scratch, r, out=scratch)
+        np.right_shift(scratch, self._sign, out=scratch)
+        return np.subtract(out, scratch, out=out)
 
-    def scratch(self, shape) -> tuple:
-        """Buffers for :meth:`codes` of ``shape``, reused step after step."""
-        return (np.empty(shape, np.intp), np.empty(shape, self.dtype), np.empty(shape, bool))
+    def codes(self, v: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """The codes of updates ``v`` into ``out`` (intp, ``v``'s shape)."""
+        r = np.subtract(v, self.lo, dtype=self.dtype)
+        self.index(r, out, np.empty_like(r))
+        return np.take(self.code_of, out, mode="clip", out=out)
+
+    def table(self, by_code: np.ndarray) -> np.ndarray:
+        """A table of the codes (``by_code[code]``) as a table of ``k``."""
+        return by_code[self.code_of]
+
+    def first_index_above(self, code: int) -> int:
+        """The smallest ``k`` whose code is above ``code`` (``len(code_of)``: none)."""
+        return int(np.searchsorted(self.code_of, code, side="right"))
 
 
 class LIFLayer:
@@ -370,7 +404,9 @@ class LIFLayer:
             zs, us, gs = self._membrane_steps(il, unit, cur, static, steps, spike, keep, dtype)
         cache = None
         if keep:
-            w_used = (il.weight * grid.weight_scale).astype(dtype)
+            def w_used():
+                return (il.weight * grid.weight_scale).astype(dtype)
+
             cache = LayerCache(x, w_used, (cur * unit).astype(dtype), us, zs, gs,
                                il.beta_num / 2.0 ** il.beta_shift, bn)
         return zs, cache
@@ -388,11 +424,14 @@ class LIFLayer:
     def _quantized_steps(il: IntLayer, unit, cur, static, steps, spike, keep, dtype):
         """Quantized states: the stored code indexes everything that depends on the state
         alone -- its leaked level (as the hardware's table), its real value and the
-        surrogate derivative there -- and ``z = code > threshold_code``. The codes of
-        all steps are kept, the derivatives looked up once for all of them, the real
-        values when first asked for. Returns ``(spikes (T, B, N), a function
-        returning u (T+1, B, N) real, dz/du)`` in ``dtype``, the last two None without
-        ``keep``."""
+        surrogate derivative there -- and ``z = code > threshold_code``. Each step keeps
+        the lookup's index of the code (:class:`_CodeLookup`), from which every such
+        table is read directly: the next start, then once for all steps the derivatives
+        and, when first asked for, the real values. Updates are held relative to the
+        lookup's first boundary (the tables of starts shifted alike), so the integers of
+        ``cur``'s dtype must hold ``|cur| + 2 * max|level| + threshold``. Returns
+        ``(spikes (T, B, N), a function returning u (T+1, B, N) real, dz/du)`` in
+        ``dtype``, the last two None without ``keep``."""
         levels = il.levels.astype(np.int64)
         half = (1 << (il.beta_shift - 1)) if il.beta_shift else 0
         leaked = (il.beta_num * levels + half) >> il.beta_shift
@@ -404,33 +443,39 @@ class LIFLayer:
             start[top + 1:] -= il.threshold
         elif il.reset == "clear":
             start[top + 1:] = 0
-        start = start.astype(cur.dtype)
         lookup = _CodeLookup(decision_boundaries(levels), cur.dtype)
+        lo = lookup.lo
+        # r = v - lo; the zero reset's product needs v itself: it takes lo off after
+        off = 0 if il.reset == "zero" else lo
+        start_k = (lookup.table(start) - off).astype(cur.dtype)
         code0 = int(np.searchsorted(lookup.bounds, 0))
-        # z = code > top: v above the boundary under the threshold (always / never when
+        # z = code > top: r above the boundary under the threshold (always / never when
         # the threshold is below / above every level)
-        fire_above = int(lookup.bounds[top]) if 0 <= top < len(lookup.bounds) else None
+        fire_above = int(lookup.bounds[top]) - lo if 0 <= top < len(lookup.bounds) else None
         shape = (cur.shape[-2], cur.shape[-1])
-        codes = np.empty((steps if keep else 2,) + shape, dtype=np.intp)
-        leak = np.full(shape, leaked[code0] if il.rest == "level" else 0, dtype=cur.dtype)
-        v = np.empty(shape, dtype=cur.dtype)
+        ks = np.empty((steps if keep else 2,) + shape, dtype=np.intp)
+        # rest "zero": the first update starts from exactly 0, whose leak is 0
+        leak = np.full(shape, (leaked[code0] if il.rest == "level" else 0) - off,
+                       dtype=cur.dtype)
+        r = np.empty(shape, dtype=cur.dtype)
         stay = np.empty(shape, dtype=bool)
-        scratch = lookup.scratch(shape)
+        scratch = np.empty(shape, dtype=cur.dtype)
         fired = np.empty((steps,) + shape, dtype=bool)
         for t in range(steps):
             i_t = cur if static else cur[t]
             if t:
-                prev = codes[t - 1 if keep else (t - 1) % 2]
-                np.take(start, prev, out=leak, mode="clip")   # "clip": unbuffered
-            # rest "zero": the first update starts from exactly 0, whose leak is 0
-            np.add(leak, i_t, out=v)
-            if t and il.reset == "zero":           # (1 - z) * (leak + I)
-                np.multiply(v, np.logical_not(fired[t - 1], out=stay), out=v)
-            lookup.codes(v, codes[t if keep else t % 2], scratch)
+                prev = ks[t - 1 if keep else (t - 1) % 2]
+                start_k.take(prev, out=leak, mode="clip")   # "clip": unbuffered
+            np.add(leak, i_t, out=r)
+            if il.reset == "zero":
+                if t:                                 # (1 - z) * (leak + I)
+                    np.multiply(r, np.logical_not(fired[t - 1], out=stay), out=r)
+                np.subtract(r, lo, out=r)
+            lookup.index(r, ks[t if keep else t % 2], scratch)
             if fire_above is None:
                 fired[t] = top < 0
             else:
-                np.greater(v, fire_above, out=fired[t])
+                np.greater(r, fire_above, out=fired[t])
         zs = fired.astype(dtype)
         if not keep:
             return zs, None, None
@@ -440,10 +485,10 @@ class LIFLayer:
         def states():
             us = np.empty((steps + 1,) + shape, dtype=dtype)
             us[0] = real[code0] if il.rest == "level" else 0.0
-            np.take(real, codes, out=us[1:], mode="clip")
+            np.take(lookup.table(real), ks, out=us[1:], mode="clip")
             return us
 
-        return zs, states, np.take(slope, codes, mode="clip")
+        return zs, states, np.take(lookup.table(slope), ks, mode="clip")
 
     @staticmethod
     def _membrane_steps(il: IntLayer, unit, cur, static, steps, spike, keep, dtype):
@@ -559,7 +604,7 @@ class LIFLayer:
         if cache.tawq is not None:      # a weight per timestep: train/tawq.py
             dw, dx = cache.tawq.backward(op, d_cur, cache.x, need_dx)
         else:
-            dw, dx = op.backward(d, rows, cache.w_used, need_dx)
+            dw, dx = op.backward(d, rows, cache.w if need_dx else None, need_dx)
         if dx is not None and not static:
             dx = dx.reshape(cache.x.shape)
         if bn is not None and bn[0] == "fold":

@@ -207,7 +207,8 @@ def forward_grid(layer, params: dict, x: np.ndarray, xi: np.ndarray, steps: int,
     il, unit = grid.layer, grid.unit
     cur = int_currents(layer.op, il, xi, steps, input_max)
     if il.levels is not None:
-        narrow = il.update_width(max(input_max, 1)) <= 32
+        # int32 holds the update relative to the lowest boundary (_quantized_steps)
+        narrow = il.update_width(max(input_max, 1)) < 32
         zs, us, gs = layer._quantized_steps(il, unit, cur.astype(np.int32) if narrow else cur,
                                             False, steps, spike, keep, x.dtype)
     else:
