@@ -23,15 +23,19 @@ alike). It is timed written two ways:
 
 * ``hoisted`` -- as well as snnTorch allows: the static input's first convolution (and
   its batch norm) computed once and fed at every timestep, each later layer one
-  convolution / product over all T timesesteps at once (layer by layer, as qsnn-hw
+  convolution / product over all T timesteps at once (layer by layer, as qsnn-hw
   runs), no bias (qsnn-hw's layers have none: a batch-normalized layer's shift is BN's);
 * ``tutorial`` -- the way snnTorch's tutorials write a network: one loop over
   timesteps, every layer stepped in it (the first convolution recomputed at each step,
   batch norm on each step's current), PyTorch's default biases.
 
-In training mode both sides normalize a float layer's current with the batch's
-statistics; a qsnn-hw layer trained on its deployed grid (the 4- and 8-bit modes) uses
-the folded running statistics instead (docs/training.md), snnTorch still the batch's.
+With the same weights, unquantized, both sides give the same spikes, loss and weight
+gradients (tests/test_bench_train_speed.py), except through max pooling, whose backward
+differs by design: qsnn-hw routes a window's gradient to its highest membrane
+(docs/training.md), ``nn.MaxPool2d`` to its first spike -- the same amount of work. In
+training mode both sides normalize a float layer's current with the batch's statistics;
+a qsnn-hw layer trained on its deployed grid (the 4- and 8-bit modes) uses the folded
+running statistics instead (docs/training.md), snnTorch still the batch's.
 
     python bench/train_speed_conv.py [--net digits fmnist] [--arch SPEC --image C,H,W
         --timesteps T --input-bits B] [--batch 128] [--batches 10] [--warmup 2]
