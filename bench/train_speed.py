@@ -28,6 +28,8 @@ wheel); without them only qsnn-hw is timed and the script says so.
 
     python bench/train_speed.py [--batches 10] [--warmup 2] [--modes unquantized 4-bit]
                                 [--no-snntorch] [--system-malloc]
+
+Convolutional networks: bench/train_speed_conv.py, built on this script's functions.
 """
 
 from __future__ import annotations
