@@ -28,6 +28,8 @@ wheel); without them only qsnn-hw is timed and the script says so.
 
     python bench/train_speed.py [--batches 10] [--warmup 2] [--modes unquantized 4-bit]
                                 [--no-snntorch] [--system-malloc]
+
+Convolutional networks: bench/train_speed_conv.py, built on this script's functions.
 """
 
 from __future__ import annotations
@@ -78,27 +80,72 @@ def _median_ms(steps: list, batches: int, warmup: int) -> list:
     return [statistics.median(tt) for tt in times]
 
 
+def random_batch(batch: int, n_in: int, n_out: int, input_bits: int = 8):
+    """Random inputs of ``input_bits``-bit pixels (k / (2**bits - 1)) and labels (seed 0)."""
+    rng = np.random.default_rng(0)
+    top = (1 << input_bits) - 1
+    x = (rng.integers(0, top + 1, (batch, n_in)) / top).astype(np.float32)
+    return x, rng.integers(0, n_out, batch)
+
+
+def qsnn_training_step(model: SNN, x: np.ndarray, y: np.ndarray, steps: int):
+    """One qsnn-hw training step as the trainer takes it (forward over ``steps`` with
+    training-time quantization and batch statistics, cross-entropy on the output spike
+    counts, BPTT, Adam) -- without the trainer's gradient clipping and checks."""
+    opt = Adam()
+
+    def step():
+        outs, caches = model.forward(x, steps, quant=True, keep=True, train=True)
+        _, dc = ce_count_loss(outs[-1].sum(axis=0), y)
+        grads = model.backward(caches, np.broadcast_to(dc, (steps,) + dc.shape))
+        opt.step(model.params, grads, LR)
+
+    return step
+
+
 def qsnn_step(state: dict, x: np.ndarray, y: np.ndarray, with_model: bool = False):
     layers = [LayerConfig(N_HID, beta=BETA, **state), LayerConfig(N_OUT, beta=BETA, **state)]
     model = SNN(N_IN, layers, SpikeFunction("atan"), dtype=np.float32)
     model.set_deployment(TrainConfig(layers=tuple(layers), input_bits=8), 1 / 255)
     model.init_params(np.random.default_rng(0))
-    opt = Adam()
+    step = qsnn_training_step(model, x, y, T)
+    return (step, model) if with_model else step
+
+
+def leaky_over_time(lif, currents):
+    """An ``snn.Leaky`` run over the currents of every timestep (a sequence, or a tensor
+    whose first axis is time): its spikes stacked ``(T, ...)``."""
+    import torch
+    mem = lif.init_leaky()
+    spikes = []
+    for cur in currents:
+        spk, mem = lif(cur, mem)
+        spikes.append(spk)
+    return torch.stack(spikes)
+
+
+def torch_training_step(net, x: np.ndarray, y: np.ndarray):
+    """One snnTorch training step of ``net`` (returns output spikes ``(T, B, classes)``):
+    snnTorch's cross-entropy on spike counts, BPTT, Adam (same lr and betas)."""
+    import snntorch.functional as SF
+    import torch
+    opt = torch.optim.Adam(net.parameters(), lr=LR, betas=(0.9, 0.999))
+    loss_fn = SF.ce_count_loss()
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
 
     def step():
-        outs, caches = model.forward(x, T, quant=True, keep=True)
-        _, dc = ce_count_loss(outs[-1].sum(axis=0), y)
-        grads = model.backward(caches, np.broadcast_to(dc, (T,) + dc.shape))
-        opt.step(model.params, grads, LR)
+        loss = loss_fn(net(xt), yt)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
 
-    return (step, model) if with_model else step
+    return step
 
 
 def snntorch_step(sq_kwargs, x: np.ndarray, y: np.ndarray, hoisted: bool):
     """One snnTorch training step: ``hoisted`` (the input current once, layer by layer,
     no bias) or the tutorial's code (module docstring)."""
     import snntorch as snn
-    import snntorch.functional as SF
     import torch
     from snntorch.functional.quant import state_quant
     from torch import nn
@@ -132,35 +179,15 @@ def snntorch_step(sq_kwargs, x: np.ndarray, y: np.ndarray, hoisted: bool):
             self.fc2 = nn.Linear(N_HID, N_OUT, bias=False)
             self.lif2 = snn.Leaky(beta=BETA, state_quant=sq)
 
-        @staticmethod
-        def run(lif, currents):
-            mem = lif.init_leaky()
-            spikes = []
-            for cur in currents:
-                spk, mem = lif(cur, mem)
-                spikes.append(spk)
-            return torch.stack(spikes)
-
         def forward(self, inp):
-            spk1 = self.run(self.lif1, [self.fc1(inp)] * T)   # static input: one product
-            return self.run(self.lif2, self.fc2(spk1))         # (T, B, N_OUT) in one product
+            spk1 = leaky_over_time(self.lif1, [self.fc1(inp)] * T)   # static input: once
+            return leaky_over_time(self.lif2, self.fc2(spk1))   # (T, B, N_OUT) in one product
 
-    net = Hoisted() if hoisted else Tutorial()
-    opt = torch.optim.Adam(net.parameters(), lr=LR, betas=(0.9, 0.999))
-    loss_fn = SF.ce_count_loss()
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-
-    def step():
-        loss = loss_fn(net(xt), yt)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    return step
+    return torch_training_step(Hoisted() if hoisted else Tutorial(), x, y)
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def common_arguments(ap: argparse.ArgumentParser) -> None:
+    """The options every training-speed bench takes."""
     ap.add_argument("--batches", type=int, default=10, help="timed batches per mode")
     ap.add_argument("--warmup", type=int, default=2, help="untimed batches first")
     ap.add_argument("--modes", nargs="+", metavar="PREFIX", default=None,
@@ -170,13 +197,14 @@ def main(argv=None) -> int:
     ap.add_argument("--system-malloc", action="store_true",
                     help="leave glibc's allocator as it is (the trainer raises its "
                          "thresholds: qsnn_hw/train/memory.py)")
-    args = ap.parse_args(argv)
+
+
+def setup(args) -> tuple[bool, bool, list]:
+    """Allocator, threads and snnTorch as the options say: ``(freed memory kept, snnTorch
+    timed, the modes to time)``; prints the versions (or why snnTorch is not timed)."""
     # as qsnn-hw's trainer does; process-wide, so torch's arrays are kept alike
     kept = False if args.system_malloc else keep_freed_memory()
     modes = [m for m in MODES if args.modes is None or any(m.startswith(p) for p in args.modes)]
-    rng = np.random.default_rng(0)
-    x = (rng.integers(0, 256, (BATCH, N_IN)) / 255).astype(np.float32)
-    y = rng.integers(0, N_OUT, BATCH)
     have_snntorch = not args.no_snntorch
     if have_snntorch:
         try:
@@ -189,24 +217,47 @@ def main(argv=None) -> int:
             have_snntorch = False
             print(f"snnTorch is not installed ({exc}); timing qsnn-hw only. Install it with "
                   f"`pip install -e .[bench]` (torch: `pip install torch==2.13.0`).")
-    print(f"NumPy {np.__version__} (OMP_NUM_THREADS={THREADS}); network "
-          f"{N_IN}-{N_HID}-{N_OUT}, beta {BETA}, T={T}, batch {BATCH}, Adam, float32; "
-          f"median of {args.batches} batches after {args.warmup} warm-up; freed memory "
-          f"{'kept (both sides)' if kept else 'returned to the system (malloc default)'}")
-    print(f"{'mode':<26} {'qsnn-hw':>8} {'hoisted':>9} {'tutorial':>9} "
-          f"{'hoisted/qsnn':>13} {'tutorial/qsnn':>14}   (ms/batch)")
+    return kept, have_snntorch, modes
+
+
+def settings_line(network: str, steps: int, batch: int, args, kept: bool) -> str:
+    return (f"NumPy {np.__version__} (OMP_NUM_THREADS={THREADS}); network "
+            f"{network}, beta {BETA}, T={steps}, batch {batch}, Adam, float32; "
+            f"median of {args.batches} batches after {args.warmup} warm-up; freed memory "
+            f"{'kept (both sides)' if kept else 'returned to the system (malloc default)'}")
+
+
+TABLE_HEADER = (f"{'mode':<26} {'qsnn-hw':>8} {'hoisted':>9} {'tutorial':>9} "
+                f"{'hoisted/qsnn':>13} {'tutorial/qsnn':>14}   (ms/batch)")
+
+
+def time_mode(name: str, steps: list, args) -> list:
+    """Time ``steps`` (qsnn-hw, then snnTorch hoisted and tutorial if given) interleaved
+    and print the mode's row; returns the medians (ms/batch)."""
+    ms = _median_ms(steps, args.batches, args.warmup)
+    if len(ms) == 3:
+        print(f"{name:<26} {ms[0]:8.1f} {ms[1]:9.1f} {ms[2]:9.1f} {ms[1] / ms[0]:12.2f}x "
+              f"{ms[2] / ms[0]:13.2f}x", flush=True)
+    else:
+        print(f"{name:<26} {ms[0]:8.1f} {'-':>9} {'-':>9} {'-':>13} {'-':>14}", flush=True)
+    return ms
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    common_arguments(ap)
+    args = ap.parse_args(argv)
+    kept, have_snntorch, modes = setup(args)
+    x, y = random_batch(BATCH, N_IN, N_OUT)
+    print(settings_line(f"{N_IN}-{N_HID}-{N_OUT}", T, BATCH, args, kept))
+    print(TABLE_HEADER)
     for name in modes:
         state, sq = MODES[name]
         steps = [qsnn_step(state, x, y)]
         if have_snntorch:
             steps += [snntorch_step(sq, x, y, hoisted=True),
                       snntorch_step(sq, x, y, hoisted=False)]
-        ms = _median_ms(steps, args.batches, args.warmup)
-        if have_snntorch:
-            print(f"{name:<26} {ms[0]:8.1f} {ms[1]:9.1f} {ms[2]:9.1f} {ms[1] / ms[0]:12.2f}x "
-                  f"{ms[2] / ms[0]:13.2f}x", flush=True)
-        else:
-            print(f"{name:<26} {ms[0]:8.1f} {'-':>9} {'-':>9} {'-':>13} {'-':>14}", flush=True)
+        time_mode(name, steps, args)
     return 0
 
 
