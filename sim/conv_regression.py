@@ -23,7 +23,7 @@ from qsnn_hw.hdl.config import CoreConfig
 from qsnn_hw.testing import input_schedule, random_conv_network, random_inputs, schedule
 from qsnn_hw.verify.bundle import CoreCase
 
-from .regression import CORE_KINDS
+from .regression import CORE_KINDS, core_case, layer_kinds
 
 
 def conv_regression_case(seed: int) -> CoreCase:
@@ -47,15 +47,10 @@ def conv_regression_case(seed: int) -> CoreCase:
                       static=CoreConfig(**modes).static_input(net))
     lanes = [int(rng.integers(1, 6)) for _ in net.layers]
     config = CoreConfig(lanes=lanes, **CORE_KINDS[seed % len(CORE_KINDS)], **modes)
-    shapes = " -> ".join(
-        f"{la.channels}c{la.kernel[0]}/s{la.stride}p{la.padding}pool{la.pool}"
-        if la.is_conv else f"dense {la.n_out}" for la in net.layers)
-    describe = (f"{net.layers[0].in_shape} -> {shapes}; input_bits={input_bits} "
+    describe = (f"{net.layers[0].in_shape} -> {layer_kinds(net)}; input_bits={input_bits} "
                 f"state_bits={cat['state_bits']} reset={cat['reset']} "
                 f"density={density:.2f} samples={samples} T={steps}; {config.describe()}")
-    return CoreCase(f"c{seed}", net, x, config, seed=seed,
-                    valid_gap=float(rng.choice([0.0, 0.2, 0.6])),
-                    ready_prob=float(rng.choice([1.0, 0.5, 0.15])), describe=describe)
+    return core_case(f"c{seed}", net, x, config, seed, rng, describe)
 
 
 def main(argv=None) -> int:

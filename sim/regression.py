@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from qsnn_hw.golden import simulate
 from qsnn_hw.hdl.config import CoreConfig
 from qsnn_hw.testing import input_schedule, random_inputs, random_network, schedule
 from qsnn_hw.verify.bundle import CoreCase
+from qsnn_hw.verify.compare import compare, format_report
 
 INPUT_BITS = [1, 1, 2, 8, 1, 4]
 # core configurations by seed % 5 (5 is coprime with the 8/16-seed categories above)
@@ -64,9 +66,66 @@ def regression_case(seed: int) -> CoreCase:
                 f"input_bits={input_bits} state_bits={cat['state_bits']} "
                 f"family={cat['family']} reset={cat['reset']} "
                 f"density={density:.2f} samples={samples} T={steps}; {config.describe()}")
-    return CoreCase(f"r{seed}", net, x, config, seed=seed,
+    return core_case(f"r{seed}", net, x, config, seed, rng, describe)
+
+
+def core_case(name: str, net, x, config, seed: int, rng, describe: str) -> CoreCase:
+    """A regression case with the back-pressure drawn from ``rng`` (input gaps, output
+    ready probability), as every regression draws it."""
+    return CoreCase(name, net, x, config, seed=seed,
                     valid_gap=float(rng.choice([0.0, 0.2, 0.6])),
                     ready_prob=float(rng.choice([1.0, 0.5, 0.15])), describe=describe)
+
+
+def layer_kinds(net) -> str:
+    """``4c3/s1p1pool2 -> dense 10``: each layer's shape (a TaWQ layer's codes, multiplier
+    range and shift too), for a case's description."""
+    parts = []
+    for la in net.layers:
+        kind = (f"{la.channels}c{la.kernel[0]}/s{la.stride}p{la.padding}pool{la.pool}"
+                if la.is_conv else f"dense {la.n_out}")
+        if la.is_tawq:
+            kind += (f" tawq({la.tawq_table.shape[0]} codes, mult < "
+                     f"{int(la.tawq_mult.max()) + 1}, shift {la.tawq_shift})")
+        parts.append(kind)
+    return " -> ".join(parts)
+
+
+def assert_bit_exact(net, x, run, context: str, error: bool = False):
+    """A core run (``qsnn_hw.verify.amaranth.run_core``) against the golden model: every
+    layer's spikes and states at every timestep, counts, predictions (the package's one
+    comparison), the error flag (raised exactly when ``error``), plus the final states as
+    the golden model reports them. Returns the golden run."""
+    gold = simulate(net, x, trace=True)
+    rep = compare(net, gold, run.observed)
+    counts = dict(rep["mismatch_counts"])
+    assert (counts.pop("error_flag") > 0) == error, f"{context}: error flag"
+    assert not any(counts.values()), f"{context}\n{format_report(rep)}"
+    for li in range(len(net.layers)):
+        np.testing.assert_array_equal(run.spikes[li], gold.spikes[li],
+                                      err_msg=f"{context}: spikes of layer {li}")
+        np.testing.assert_array_equal(run.final_mem[li], gold.final_mem[li],
+                                      err_msg=f"{context}: final membranes of layer {li}")
+        if net.layers[li].quantized:
+            np.testing.assert_array_equal(run.final_codes[li], gold.final_codes[li],
+                                          err_msg=f"{context}: final codes of layer {li}")
+    np.testing.assert_array_equal(run.counts, gold.counts, err_msg=f"{context}: counts")
+    np.testing.assert_array_equal(run.predictions, gold.predictions,
+                                  err_msg=f"{context}: predictions")
+    return gold
+
+
+def assert_bundle_bit_exact(sim: str, bundle, cases, build_dir) -> None:
+    """A written bundle of ``cases`` (``qsnn_hw.verify.bundle.write_bundle``) run on the
+    HDL simulator ``sim``: every core bit-exact on every sample."""
+    from qsnn_hw.verify.runner import run_bundle
+    report = run_bundle(sim, bundle, build_dir, opt="-O0")
+    assert len(report["cores"]) == len(cases)
+    bad = [format_report(c, c["core"], f"seed {c['seed']}; {c['describe']}")
+           for c in report["cores"] if not c["ok"]]
+    assert report["ok"], "\n".join(bad)
+    for core, case in zip(report["cores"], cases, strict=True):
+        assert core["samples"] == case.x.shape[0] and core["mismatches"] == 0
 
 
 def run_main(argv, make_case, prog: str, default_configs: int, prefix: str,

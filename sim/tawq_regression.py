@@ -27,7 +27,7 @@ from qsnn_hw.testing import (
 )
 from qsnn_hw.verify.bundle import CoreCase
 
-from .regression import CORE_KINDS
+from .regression import CORE_KINDS, core_case, layer_kinds
 
 INPUT_BITS = (1, 4, 1, 2, 8, 1, 3)
 ACCUMULATORS = ("auto", "single", "double")
@@ -53,20 +53,10 @@ def tawq_regression_case(seed: int) -> CoreCase:
     lanes = [int(rng.integers(1, 6)) for _ in net.layers]
     config = CoreConfig(lanes=lanes, **CORE_KINDS[seed % len(CORE_KINDS)],
                         accumulators=ACCUMULATORS[seed % len(ACCUMULATORS)])
-    parts = []
-    for la in net.layers:
-        kind = (f"{la.channels}c{la.kernel[0]}/s{la.stride}p{la.padding}pool{la.pool}"
-                if la.is_conv else f"dense {la.n_out}")
-        if la.is_tawq:
-            kind += (f" tawq({la.tawq_table.shape[0]} codes, mult < "
-                     f"{int(la.tawq_mult.max()) + 1}, shift {la.tawq_shift})")
-        parts.append(kind)
-    describe = (f"{' -> '.join(parts)}; input_bits={input_bits} "
+    describe = (f"{layer_kinds(net)}; input_bits={input_bits} "
                 f"state_bits={cat['state_bits']} reset={cat['reset']} "
                 f"density={density:.2f} samples={samples} T={steps}; {config.describe()}")
-    return CoreCase(f"t{seed}", net, x, config, seed=seed,
-                    valid_gap=float(rng.choice([0.0, 0.2, 0.6])),
-                    ready_prob=float(rng.choice([1.0, 0.5, 0.15])), describe=describe)
+    return core_case(f"t{seed}", net, x, config, seed, rng, describe)
 
 
 def main(argv=None) -> int:

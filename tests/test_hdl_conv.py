@@ -21,7 +21,6 @@ import pytest
 from qsnn_hw.artifact import Artifact, save_artifact
 from qsnn_hw.cli import main
 from qsnn_hw.contract import IntLayer, IntNetwork
-from qsnn_hw.golden import simulate
 from qsnn_hw.hdl.config import CoreConfig
 from qsnn_hw.hdl.conv import ConvAddressing
 from qsnn_hw.hdl.engine import LayerEngine
@@ -36,7 +35,7 @@ from qsnn_hw.testing import (
     schedule,
 )
 from qsnn_hw.verify.amaranth import run_core
-from qsnn_hw.verify.compare import compare, format_report
+from sim.regression import assert_bit_exact
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
@@ -187,20 +186,6 @@ def describe(net, cfg) -> str:
         else:
             parts.append(f"dense {la.n_out}")
     return f"{' -> '.join(parts)}; input_bits {net.input_bits}; {cfg.describe()}"
-
-
-def assert_bit_exact(net, x, run, context):
-    gold = simulate(net, x, trace=True)
-    rep = compare(net, gold, run.observed)
-    assert rep["ok"], f"{context}\n{format_report(rep)}"
-    assert not run.error, context
-    for li in range(len(net.layers)):
-        np.testing.assert_array_equal(run.spikes[li], gold.spikes[li],
-                                      err_msg=f"{context}: spikes of layer {li}")
-        np.testing.assert_array_equal(run.final_mem[li], gold.final_mem[li],
-                                      err_msg=f"{context}: final membranes of layer {li}")
-    np.testing.assert_array_equal(run.predictions, gold.predictions, err_msg=context)
-    return gold
 
 
 @pytest.mark.sim

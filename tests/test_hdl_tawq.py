@@ -23,23 +23,11 @@ from qsnn_hw.hdl.geometry import network_geometry
 from qsnn_hw.hdl.top import NetworkTop
 from qsnn_hw.testing import random_inputs, random_layer, random_tawq_layer
 from qsnn_hw.verify.amaranth import run_core
-from qsnn_hw.verify.compare import compare, format_report
+from sim.regression import assert_bit_exact
 from sim.tawq_regression import tawq_regression_case
 
 CONFIGS = int(os.environ.get("QSNN_TAWQ_CONFIGS", "6"))
 SEED0 = int(os.environ.get("QSNN_TAWQ_SEED", "0"))
-
-
-def assert_bit_exact(net, x, run, context):
-    gold = simulate(net, x, trace=True)
-    rep = compare(net, gold, run.observed)
-    assert rep["ok"], f"{context}\n{format_report(rep)}"
-    assert not run.error, context
-    for li in range(len(net.layers)):
-        np.testing.assert_array_equal(run.spikes[li], gold.spikes[li],
-                                      err_msg=f"{context}: spikes of layer {li}")
-    np.testing.assert_array_equal(run.predictions, gold.predictions, err_msg=context)
-    return gold
 
 
 @pytest.mark.sim

@@ -18,8 +18,8 @@ from qsnn_hw.hdl.config import CoreConfig
 from qsnn_hw.hdl.top import NetworkTop
 from qsnn_hw.testing import input_schedule, random_inputs, random_network, schedule
 from qsnn_hw.verify.amaranth import run_core
-from qsnn_hw.verify.compare import compare, format_report
 from qsnn_hw.verify.stimulus import event_layout, sample_beats
+from sim.regression import assert_bit_exact
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
@@ -49,27 +49,6 @@ def sweep_config(seed: int):
     x = random_inputs(rng, net, 1 if big else 2, steps, density, static=static)
     lanes = [int(rng.integers(1, 17)) for _ in net.layers]
     return net, x, lanes, modes, rng
-
-
-def assert_bit_exact(net, x, run, context, error=False):
-    """Every layer's spikes and states at every timestep, counts, predictions (the
-    package's one comparison), plus the final states as the golden model reports them."""
-    gold = simulate(net, x, trace=True)
-    rep = compare(net, gold, run.observed)
-    counts = dict(rep["mismatch_counts"])
-    assert (counts.pop("error_flag") > 0) == error, f"{context}: error flag"
-    assert not any(counts.values()), f"{context}\n{format_report(rep)}"
-    for li in range(len(net.layers)):
-        np.testing.assert_array_equal(run.spikes[li], gold.spikes[li],
-                                      err_msg=f"{context}: spikes of layer {li}")
-        np.testing.assert_array_equal(run.final_mem[li], gold.final_mem[li],
-                                      err_msg=f"{context}: final membranes of layer {li}")
-        if net.layers[li].quantized:
-            np.testing.assert_array_equal(run.final_codes[li], gold.final_codes[li],
-                                          err_msg=f"{context}: final codes of layer {li}")
-    np.testing.assert_array_equal(run.counts, gold.counts, err_msg=f"{context}: counts")
-    np.testing.assert_array_equal(run.predictions, gold.predictions,
-                                  err_msg=f"{context}: predictions")
 
 
 @pytest.mark.sim

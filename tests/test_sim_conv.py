@@ -16,6 +16,7 @@ from qsnn_hw.verify.bundle import write_bundle
 from qsnn_hw.verify.compare import format_report
 from qsnn_hw.verify.runner import SIMULATORS, run_bundle, simulator_available
 from sim.conv_regression import conv_regression_case
+from sim.regression import assert_bundle_bit_exact
 
 pytestmark = [pytest.mark.sim,
               pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")]
@@ -35,13 +36,7 @@ def test_conv_configurations_bit_exact(sim, conv_bundle, tmp_path):
     if not simulator_available(sim):
         pytest.skip(f"{sim} is not installed")
     bundle, cases = conv_bundle
-    report = run_bundle(sim, bundle, tmp_path / f"build_{sim}", opt="-O0")
-    assert len(report["cores"]) == len(cases) == CONFIGS
-    bad = [format_report(c, c["core"], f"seed {c['seed']}; {c['describe']}")
-           for c in report["cores"] if not c["ok"]]
-    assert report["ok"], "\n".join(bad)
-    for core, case in zip(report["cores"], cases, strict=True):
-        assert core["samples"] == case.x.shape[0] and core["mismatches"] == 0
+    assert_bundle_bit_exact(sim, bundle, cases, tmp_path / f"build_{sim}")
 
 
 def test_conv_regression_covers_the_space():

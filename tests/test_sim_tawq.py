@@ -14,8 +14,8 @@ import os
 import pytest
 
 from qsnn_hw.verify.bundle import write_bundle
-from qsnn_hw.verify.compare import format_report
-from qsnn_hw.verify.runner import SIMULATORS, run_bundle, simulator_available
+from qsnn_hw.verify.runner import SIMULATORS, simulator_available
+from sim.regression import assert_bundle_bit_exact
 from sim.tawq_regression import tawq_regression_case
 
 # slow: Verilator builds each core (~1.5 min for 6 on the shared 2-core machine)
@@ -37,10 +37,4 @@ def test_tawq_configurations_bit_exact(sim, tawq_bundle, tmp_path):
     if not simulator_available(sim):
         pytest.skip(f"{sim} is not installed")
     bundle, cases = tawq_bundle
-    report = run_bundle(sim, bundle, tmp_path / f"build_{sim}", opt="-O0")
-    assert len(report["cores"]) == len(cases) == CONFIGS
-    bad = [format_report(c, c["core"], f"seed {c['seed']}; {c['describe']}")
-           for c in report["cores"] if not c["ok"]]
-    assert report["ok"], "\n".join(bad)
-    for core, case in zip(report["cores"], cases, strict=True):
-        assert core["samples"] == case.x.shape[0] and core["mismatches"] == 0
+    assert_bundle_bit_exact(sim, bundle, cases, tmp_path / f"build_{sim}")

@@ -18,6 +18,16 @@ from qsnn_hw.train.surrogate import SpikeFunction
 from qsnn_hw.train.trainer import eval_encodings, run_training
 
 
+def _deploy_drawn(model, cfg, bits: int):
+    """``deploy`` of a randomly drawn model with ``bits``-bit inputs, or None when the draw
+    cannot be exported (the error must then name the fractional bits or the threshold)."""
+    try:
+        return deploy(model, cfg, 1 / (2 ** bits - 1), bits)
+    except ExportError as exc:
+        assert "fractional bit" in str(exc) or "threshold" in str(exc)
+        return None
+
+
 @pytest.fixture(scope="module")
 def digits():
     return load_dataset("digits")
@@ -162,11 +172,9 @@ def test_tawq_deployed_path_matches_golden_property(seed, bits, steps, states, s
     model = SNN(16, lcs, SpikeFunction("atan"), in_shape=(1, 4, 4) if conv else None)
     model.init_params(rng, init_scale=4.0)
     in_bits = 1 if spikes else 4
-    try:
-        net, _ = deploy(model, cfg, 1 / (2 ** in_bits - 1), in_bits)
-    except ExportError as exc:
-        assert "fractional bit" in str(exc) or "threshold" in str(exc)
+    if (deployed := _deploy_drawn(model, cfg, in_bits)) is None:
         return
+    net, _ = deployed
     enc = encode(rng.random((5, 16)), "rate" if spikes else "direct", steps, in_bits, rng)
     gold = simulate(net, enc.golden_input())
     mine = run_deployed(net, enc)
@@ -252,11 +260,9 @@ def test_deployed_path_matches_golden_property(seed, reset, states, family, weig
     model.init_params(rng, init_scale=4.0)
     model.params["layer1.beta"] = np.asarray(rng.uniform(0.05, 1.0))
     bits = 1 if spikes else input_bits
-    try:
-        net, _ = deploy(model, cfg, 1 / (2 ** bits - 1), bits)
-    except ExportError as exc:
-        assert "fractional bit" in str(exc) or "threshold" in str(exc)
+    if (deployed := _deploy_drawn(model, cfg, bits)) is None:
         return
+    net, _ = deployed
     enc = encode(rng.random((5, 6)), "rate" if spikes else "direct", 9, bits, rng)
     gold = simulate(net, enc.golden_input())
     mine = run_deployed(net, enc)
@@ -360,11 +366,9 @@ def test_grid_forward_caches_the_golden_membranes_and_their_derivatives(
     model = SNN(6, lcs, spike, beta_shift=beta_shift)
     model.init_params(rng, init_scale=4.0)
     bits = 1 if spikes else 8
-    try:
-        net, infos = deploy(model, cfg, 1 / (2 ** bits - 1), bits)
-    except ExportError as exc:
-        assert "fractional bit" in str(exc) or "threshold" in str(exc)
+    if (deployed := _deploy_drawn(model, cfg, bits)) is None:
         return
+    net, infos = deployed
     enc = encode(rng.random((7, 6)), "rate" if spikes else "direct", 8, bits, rng)
     gold = simulate(net, enc.golden_input(), trace=True)
     model.set_deployment(cfg, 1 / (2 ** bits - 1))
