@@ -196,8 +196,8 @@ MUTANTS = {
         "lif.py", "m.d.sync += v.eq(leak + current_r - Mux(z_prev_r, thr, 0))",
         "m.d.sync += v.eq(leak + current_r)", "digits", True),
     "previous_spike_not_strict": (
-        "lif.py", "z_prev = ~self.fresh & (self.state > L.threshold_code)",
-        "z_prev = ~self.fresh & (self.state >= L.threshold_code)", "digits", False),
+        "lif.py", "z_prev = ~fresh & (state > L.threshold_code)",
+        "z_prev = ~fresh & (state >= L.threshold_code)", "digits", False),
     "zero_reset_keeps_the_current": (
         "lif.py", "m.d.sync += v.eq(Mux(z_prev_r, 0, leak + current_r))",
         "m.d.sync += v.eq(leak + current_r)", "zero", None),
@@ -205,7 +205,7 @@ MUTANTS = {
         "lif.py", "u = Mux(v < L.mem_lo, L.mem_lo, Mux(v > L.mem_hi, L.mem_hi, v))",
         "u = Mux(v < L.mem_lo, L.mem_lo, v)", "subtract", None),
     "fresh_ignored": (
-        "lif.py", "u_prev = Mux(self.fresh, 0, self.state)", "u_prev = self.state",
+        "lif.py", "u_prev = Mux(fresh, 0, state)", "u_prev = state",
         "zero", None),
 }
 

@@ -118,7 +118,10 @@ MUTANTS = {
     "keeps_bad_address": (KeepsBadAddress, "event_order"),
     "never_flags": (NeverFlags, "error_before_next_event"),
     "flags_the_last_eot": (FlagsTheLastEot, "error_only_after_invalid"),
-    "drops_eot": (DropsEot, "event_order"),
+    # a dropped end of timestep stays at the head of the shadow queue: the next event
+    # taken is out of order, or, if more beats arrive first, the queue passes the skid
+    # buffer's two beats (which comes first depends on when the update takes events)
+    "drops_eot": (DropsEot, ("event_order", "buffer_bound")),
     "loses_last": (LosesLast, "event_order"),
 }
 
@@ -126,12 +129,14 @@ MUTANTS = {
 @pytest.mark.parametrize("name", sorted(MUTANTS))
 def test_mutant_fails_the_proof(name):
     frontend, caught_by = MUTANTS[name]
+    caught_by = (caught_by,) if isinstance(caught_by, str) else caught_by
     res = prove_protocol(engine=engine_with(frontend))
     assert not res.proven
     f = res.failure
-    assert caught_by in f.properties, f.describe()
+    assert set(caught_by) & set(f.properties), f.describe()
     assert 0 <= f.cycle < DEFAULT_DEPTH and f.trace[-1]["cycle"] == f.cycle
-    assert f.describe().startswith(f"cycle {f.cycle}: ") and caught_by in f.describe()
+    assert f.describe().startswith(f"cycle {f.cycle}: ")
+    assert any(p in f.describe() for p in caught_by)
     accepted = [r for r in f.trace if r["in_valid"] and r["in_ready"]]
     if name == "keeps_bad_address":
         assert any(r["in_addr"] == 3 and not r["in_eot"] for r in accepted)
@@ -141,6 +146,8 @@ def test_mutant_fails_the_proof(name):
         assert any(r["in_eot"] and r["in_last"] for r in accepted)
     if name == "loses_last":
         assert any(r["in_eot"] and r["in_last"] for r in accepted)
+    if name == "drops_eot":        # an end of timestep without last was accepted
+        assert any(r["in_eot"] and not r["in_last"] for r in accepted)
 
 
 # ---- the command ------------------------------------------------------------------------
