@@ -533,6 +533,18 @@ def test_train_init_from_a_conv_graph(tmp_path):
     assert layers[1].n_in == 64 and layers[1].n_out == 10
 
 
+def test_verify_refuses_a_dataset_of_another_shape(tmp_path, capsys):
+    """snnTorch's conv fixture has 8 outputs: recorded as a digits network at import,
+    verify says the shapes differ instead of scoring 8 outputs against 10 classes."""
+    out = tmp_path / "c.qsnn"
+    assert main(["import", str(SNNTORCH_CONV.with_suffix(".nir")), "--out", str(out),
+                 "--dataset", "digits", "--weight-bits", "8"]) == 0
+    capsys.readouterr()
+    assert main(["verify", str(out), "--sim", "amaranth", "--samples", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "8 outputs" in err and "10 classes" in err and "Traceback" not in err
+
+
 def test_train_init_refuses_a_graph_of_another_shape(tmp_path, capsys):
     rng = np.random.default_rng(0)
     graph, _ = _float_graph(rng, sizes=(64, 16, 8))          # 8 outputs, digits has 10

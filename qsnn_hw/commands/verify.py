@@ -42,6 +42,13 @@ def dataset_inputs(art, samples: int | None):
                         "encoding are unknown")
     cfg = TrainConfig.from_dict(art.config)
     data = load_dataset(cfg.dataset, cfg.data_dir, cfg.timesteps, cfg.data_seed)
+    net = art.network
+    if net.n_in != data.n_in or net.n_out != data.n_classes:
+        raise UserError(f"the network takes {net.n_in} inputs and has {net.n_out} outputs; "
+                        f"dataset {cfg.dataset} has {data.n_in} inputs and "
+                        f"{data.n_classes} classes: give the dataset the network was "
+                        f"trained on (from Python, Core.verify(x) takes inputs of your "
+                        f"own)")
     x_test, y = data.x_test, data.y_test
     if samples is not None:
         x_test, y = x_test[:samples], y[:samples]
