@@ -170,8 +170,9 @@ def register(subparsers) -> None:
                    default=_D.init_scale, help="weight init bound multiplier")
     g.add_argument("--init", default="", metavar="NIR",
                    help="start from this NIR graph's float network (snnTorch & co., "
-                        "docs/interop.md): its layer sizes, biases, beta and thresholds "
-                        "replace --hidden, --bias, --beta and --threshold")
+                        "docs/interop.md): its layer sizes (and convolutions), biases, "
+                        "beta and thresholds replace --hidden/--arch, --bias, --beta and "
+                        "--threshold")
     g.add_argument("--init-dt", type=_float_in(0, 1e3, lo_open=True), default=_D.init_dt,
                    help="time step of the --init graph in seconds (default 1e-4, snnTorch's)")
     g.add_argument("--float-epochs", type=_int_in(0, 100000), default=_D.float_epochs,
