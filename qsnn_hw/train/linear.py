@@ -168,13 +168,31 @@ class MaxPool:
         idx = (ch * h + py * self.k + dy) * w + px * self.k + dx     # (C, PH, PW, k, k)
         self._index = idx.reshape(self.n_out, self.k * self.k)
 
+    def _windows(self, a: np.ndarray) -> np.ndarray:
+        """A view of (..., N) as (..., C, PH, k, PW, k): window (c, py, px) is
+        ``[..., c, py, :, px, :]`` (the rows and columns no window covers left out)."""
+        c, h, w = self.conv_shape
+        _, ph, pw = self.out_shape
+        k = self.k
+        img = a.reshape(a.shape[:-1] + (c, h, w))[..., : ph * k, : pw * k]
+        return img.reshape(a.shape[:-1] + (c, ph, k, pw, k))
+
     def forward(self, z: np.ndarray) -> np.ndarray:
-        """(..., N) -> (..., n_out): the maximum of each window."""
-        return z[..., self._index].max(axis=-1)
+        """(..., N) -> (..., n_out): the maximum of each window (k*k elementwise maxima of
+        strided views, much faster than gathering the windows)."""
+        win = self._windows(z)
+        out = win[..., 0, :, 0].copy()
+        for dy in range(self.k):
+            for dx in range(self.k):
+                if dy or dx:
+                    np.maximum(out, win[..., dy, :, dx], out=out)
+        return out.reshape(z.shape[:-1] + (self.n_out,))
 
     def route(self, u: np.ndarray) -> np.ndarray:
-        """(..., N) membranes -> (..., n_out) flat index of each window's highest one."""
-        pick = np.argmax(u[..., self._index], axis=-1)
+        """(..., N) membranes -> (..., n_out) flat index of each window's highest one (the
+        first in (dy, dx) order on ties)."""
+        win = np.moveaxis(self._windows(u), -3, -2)      # (..., C, PH, PW, k, k)
+        pick = np.argmax(win.reshape(u.shape[:-1] + (self.n_out, self.k * self.k)), axis=-1)
         return self._index[np.arange(self.n_out), pick]
 
     def backward(self, d_out: np.ndarray, route: np.ndarray) -> np.ndarray:
