@@ -10,6 +10,7 @@ from pathlib import Path
 import nir
 import numpy as np
 import pytest
+from test_train_conv import slow_conv
 
 from qsnn_hw.artifact import Artifact, load_artifact, save_artifact, to_bytes
 from qsnn_hw.cli import main
@@ -183,21 +184,6 @@ def _conv_float_graph(rng, pool=2, per_channel_thr=True, bias=True):
         (w2, nodes["d"].bias), shape, pool
 
 
-def _float_conv(x, w, b, stride, padding):
-    """A 2-D convolution written out tap by tap: x (R, C, H, W) -> (R, C_out, Ho, Wo)."""
-    r, c, h, wd = x.shape
-    co, _, k, _ = w.shape
-    xp = np.zeros((r, c, h + 2 * padding, wd + 2 * padding))
-    xp[:, :, padding: padding + h, padding: padding + wd] = x
-    ho, wo = (h + 2 * padding - k) // stride + 1, (wd + 2 * padding - k) // stride + 1
-    out = np.zeros((r, co, ho, wo))
-    for y in range(ho):
-        for z in range(wo):
-            win = xp[:, :, y * stride: y * stride + k, z * stride: z * stride + k]
-            out[:, :, y, z] = np.einsum("rcij,ocij->ro", win, w)
-    return out + (0 if b is None else b[None, :, None, None])
-
-
 def test_foreign_conv_graph_agrees_with_the_float_conv_lif(tmp_path):
     """Convolutions with per-channel thresholds (folded into the kernels), max pooling of
     spikes written as SumPool2d + Threshold, a Flatten and a dense layer: the imported
@@ -219,7 +205,7 @@ def test_foreign_conv_graph_agrees_with_the_float_conv_lif(tmp_path):
     for t in range(t_):
         h = x[:, t].astype(np.float64)
         for i, (w, b, beta, thr, s, p) in enumerate(specs):
-            cur = _float_conv(h, w, b, s, p)
+            cur = slow_conv(h, w, s, p) + (0 if b is None else b[None, :, None, None])
             thr4 = thr[None, :, None, None]
             v = cur if vs[i] is None else beta * vs[i] + cur - thr4 * zs[i]
             z = (v > thr4).astype(np.float64)
