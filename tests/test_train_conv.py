@@ -114,6 +114,32 @@ def test_max_pool_is_or_of_spikes_over_channels_and_batch():
     np.testing.assert_array_equal(pool.forward(z), expect.reshape(5, 7, 18))
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_max_pool_routes_to_the_first_highest_membrane(seed):
+    """Random shapes (partial windows dropped), integer membranes with many ties: each
+    window routes to its first highest neuron in (dy, dx) order, found here by a loop."""
+    rng = np.random.default_rng(seed)
+    c, h, w = (int(v) for v in rng.integers(1, 7, 3) + np.array([0, 2, 2]))
+    k = int(rng.integers(2, min(h, w) + 1))
+    pool = MaxPool((c, h, w), k)
+    u = rng.integers(-2, 3, size=(3, c * h * w)).astype(np.float32)
+    route = pool.route(u)
+    for r in range(3):
+        grid = u[r].reshape(c, h, w)
+        j = 0
+        for ch in range(c):
+            for py in range(h // k):
+                for px in range(w // k):
+                    best = None
+                    for dy in range(k):
+                        for dx in range(k):
+                            y, x = py * k + dy, px * k + dx
+                            if best is None or grid[ch, y, x] > grid[ch][best]:
+                                best = (y, x)
+                    assert route[r, j] == (ch * h + best[0]) * w + best[1]
+                    j += 1
+
+
 # ---- BPTT through convolution, pooling and batch norm ------------------------------
 
 def _conv_net(batch_norm, static, seed, stride=1, padding=1, pool=2):
